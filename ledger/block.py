@@ -1,0 +1,206 @@
+"""Blocks, receipts and commit certificates.
+
+A block header commits to everything: the previous block's hash, the Merkle
+root of its txs, the state commitment *after* its txs, and the Merkle root of
+their receipts. The block hash is the hash of the header alone. A committed
+block is stored with the certificate of 2f+1 validator signatures over
+`commit_sign_bytes`, so anyone holding only the genesis file can check it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.encoding import encode, hash_value, sha256
+from ledger.errors import InvalidBlock, InvalidCertificate
+from ledger.genesis import Genesis
+from ledger.keys import is_valid_signature
+from ledger.merkle import compute_root
+from ledger.tx import Tx, encode_tx, tx_from_wire
+
+@dataclass(frozen=True)
+class BlockHeader:
+    """What a block hash commits to."""
+
+    chain_id: str
+    height: int
+    """1 for the first block after genesis."""
+    prev_hash: bytes
+    timestamp_ms: int
+    """Set by the proposer; the only clock contracts ever see."""
+    view: int
+    """Consensus view in which the block was proposed."""
+    proposer: str
+    """Validator id of the proposer."""
+    tx_root: bytes
+    state_root: bytes
+    """State commitment after this block's txs."""
+    receipts_root: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "height": self.height,
+            "prev_hash": self.prev_hash,
+            "proposer": self.proposer,
+            "receipts_root": self.receipts_root,
+            "state_root": self.state_root,
+            "timestamp_ms": self.timestamp_ms,
+            "tx_root": self.tx_root,
+            "view": self.view,
+        }
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> BlockHeader:
+        try:
+            header = cls(**{name: wire[name] for name in _HEADER_FIELDS})
+        except (KeyError, TypeError) as exc:
+            raise InvalidBlock(f"malformed block header: {exc}") from exc
+        for name, kind in _HEADER_FIELDS.items():
+            if not isinstance(getattr(header, name), kind):
+                raise InvalidBlock(f"block header field {name!r} must be {kind.__name__}")
+        return header
+
+    def hash(self) -> bytes:
+        return hash_value(self.to_wire())
+
+
+_HEADER_FIELDS = {
+    "chain_id": str,
+    "height": int,
+    "prev_hash": bytes,
+    "timestamp_ms": int,
+    "view": int,
+    "proposer": str,
+    "tx_root": bytes,
+    "state_root": bytes,
+    "receipts_root": bytes,
+}
+
+
+@dataclass(frozen=True)
+class Block:
+    """A header and the txs it orders."""
+
+    header: BlockHeader
+    txs: tuple[Tx, ...]
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    def hash(self) -> bytes:
+        return self.header.hash()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"header": self.header.to_wire(), "txs": [tx.to_wire() for tx in self.txs]}
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> Block:
+        if not isinstance(wire, dict) or not isinstance(wire.get("txs"), list):
+            raise InvalidBlock("a block must be a map with a header and a list of txs")
+        return cls(BlockHeader.from_wire(wire.get("header")), tuple(tx_from_wire(t) for t in wire["txs"]))
+
+
+def compute_tx_root(txs: Sequence[Tx]) -> bytes:
+    return compute_root([tx.id for tx in txs])
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What executing one tx did: accepted, or rejected with a reason."""
+
+    tx_id: bytes
+    ok: bool
+    code: str
+    """`ok`, or a machine-readable reason such as `insufficient_stock`."""
+    message: str
+    """Human-readable explanation."""
+    result: dict[str, Any]
+    """Kind-specific output (e.g. the order number assigned)."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "ok": self.ok, "result": self.result, "tx_id": self.tx_id}
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> Receipt:
+        return cls(wire["tx_id"], wire["ok"], wire["code"], wire["message"], wire["result"])
+
+
+def compute_receipts_root(receipts: Sequence[Receipt]) -> bytes:
+    return compute_root([encode(r.to_wire()) for r in receipts])
+
+
+def commit_sign_bytes(chain_id: str, height: int, view: int, block_hash: bytes) -> bytes:
+    """The bytes a validator signs when it votes to commit a block."""
+    return encode({"block_hash": block_hash, "chain_id": chain_id, "height": height, "type": "commit", "view": view})
+
+
+@dataclass(frozen=True)
+class CommitCertificate:
+    """2f+1 validator signatures committing one block."""
+
+    height: int
+    view: int
+    block_hash: bytes
+    signatures: tuple[tuple[str, bytes], ...]
+    """(validator id, signature) pairs, sorted by validator id."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "block_hash": self.block_hash,
+            "height": self.height,
+            "signatures": [[v, s] for v, s in self.signatures],
+            "view": self.view,
+        }
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> CommitCertificate:
+        try:
+            sigs = tuple((str(v), bytes(s)) for v, s in wire["signatures"])
+            return cls(int(wire["height"]), int(wire["view"]), bytes(wire["block_hash"]), sigs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidCertificate(f"malformed certificate: {exc}") from exc
+
+
+def verify_certificate(cert: CommitCertificate, genesis: Genesis, block_hash: bytes, height: int) -> None:
+    """Raise `InvalidCertificate` unless `cert` holds a quorum of good signatures for this block."""
+    if cert.block_hash != block_hash or cert.height != height:
+        raise InvalidCertificate(f"certificate at height {height} is for another block")
+    message = commit_sign_bytes(genesis.chain_id, height, cert.view, block_hash)
+    keys = genesis.validator_keys()
+    signers: set[str] = set()
+    for validator, signature in cert.signatures:
+        key = keys.get(validator)
+        if key is None:
+            raise InvalidCertificate(f"certificate at height {height} signed by unknown validator {validator!r}")
+        if validator in signers:
+            raise InvalidCertificate(f"certificate at height {height} counts validator {validator!r} twice")
+        if not is_valid_signature(key, message, signature):
+            raise InvalidCertificate(f"certificate at height {height}: bad signature from {validator!r}")
+        signers.add(validator)
+    if len(signers) < genesis.quorum:
+        raise InvalidCertificate(
+            f"certificate at height {height} has {len(signers)} signatures, quorum is {genesis.quorum}"
+        )
+
+
+def genesis_hash(genesis: Genesis) -> bytes:
+    """The hash that block 1 links back to."""
+    return sha256(b"genesis:" + encode(genesis.to_wire()))
+
+
+__all__ = [
+    "Block",
+    "BlockHeader",
+    "CommitCertificate",
+    "Receipt",
+    "commit_sign_bytes",
+    "compute_receipts_root",
+    "compute_tx_root",
+    "encode_tx",
+    "genesis_hash",
+    "verify_certificate",
+]

@@ -1,0 +1,161 @@
+"""The genesis file: who is in the network, and the rules every node starts from.
+
+It names the chain, the organisations, the validators (id, organisation,
+public key, network address) and the client identities with their roles.
+Every node of a network holds the same file; its hash is what block 1 links
+to. Membership checks (is this signer known, may it send this kind of tx)
+start here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import InvalidGenesis
+
+ROLES = frozenset({"validator", "store", "channel", "operator", "auditor"})
+"""Every role an identity may hold."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A member key: a validator node or a client (store, channel, operator, auditor)."""
+
+    id: str
+    org: str
+    public_key: bytes
+    roles: frozenset[str]
+    address: str = ""
+    """Base URL of a validator's node server; empty for clients."""
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "id": self.id,
+            "org": self.org,
+            "public_key": self.public_key.hex(),
+            "roles": sorted(self.roles),
+        }
+        if self.address:
+            wire["address"] = self.address
+        return wire
+
+
+@dataclass(frozen=True)
+class ConsensusParams:
+    """Consensus settings that every validator must share."""
+
+    checkpoint_interval: int = 50
+    """A checkpoint every this many blocks."""
+    max_block_txs: int = 2000
+    """Most txs in one block."""
+    view_timeout_ms: int = 2000
+    """Base time a replica waits for progress before changing view."""
+    max_clock_skew_ms: int = 5000
+    """How far a block timestamp may run ahead of a replica's clock."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "checkpoint_interval": self.checkpoint_interval,
+            "max_block_txs": self.max_block_txs,
+            "max_clock_skew_ms": self.max_clock_skew_ms,
+            "view_timeout_ms": self.view_timeout_ms,
+        }
+
+
+@dataclass(frozen=True)
+class Genesis:
+    """The agreed starting point of one chain."""
+
+    chain_id: str
+    genesis_time_ms: int
+    organisations: tuple[dict[str, str], ...]
+    validators: tuple[Identity, ...]
+    """In their fixed order: index i is validator i (primary of view v is v mod n)."""
+    clients: tuple[Identity, ...]
+    consensus: ConsensusParams = field(default_factory=ConsensusParams)
+
+    def __post_init__(self) -> None:
+        ids = [i.id for i in self.validators + self.clients]
+        if len(set(ids)) != len(ids):
+            raise InvalidGenesis("identity ids must be unique")
+        if not self.validators:
+            raise InvalidGenesis("genesis needs at least one validator")
+        orgs = {o["id"] for o in self.organisations}
+        for ident in self.validators + self.clients:
+            if ident.org not in orgs:
+                raise InvalidGenesis(f"identity {ident.id!r} names unknown organisation {ident.org!r}")
+            if not ident.roles <= ROLES:
+                raise InvalidGenesis(f"identity {ident.id!r} has unknown roles {sorted(ident.roles - ROLES)}")
+        object.__setattr__(self, "_by_id", {i.id: i for i in self.validators + self.clients})
+
+    @property
+    def n(self) -> int:
+        return len(self.validators)
+
+    @property
+    def f(self) -> int:
+        """How many validators may fail: n = 3f + 1 (rounded down)."""
+        return (self.n - 1) // 3
+
+    @property
+    def quorum(self) -> int:
+        """Votes needed to commit: 2f + 1 when n = 3f + 1."""
+        return (self.n + self.f) // 2 + 1
+
+    def identity(self, ident: str) -> Identity | None:
+        by_id: dict[str, Identity] = object.__getattribute__(self, "_by_id")
+        return by_id.get(ident)
+
+    def validator_keys(self) -> dict[str, bytes]:
+        return {v.id: v.public_key for v in self.validators}
+
+    def validator_ids(self) -> list[str]:
+        return [v.id for v in self.validators]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "clients": [c.to_wire() for c in self.clients],
+            "consensus": self.consensus.to_wire(),
+            "genesis_time_ms": self.genesis_time_ms,
+            "organisations": [dict(o) for o in self.organisations],
+            "validators": [v.to_wire() for v in self.validators],
+        }
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_wire(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> Genesis:
+        try:
+            return cls(
+                chain_id=str(wire["chain_id"]),
+                genesis_time_ms=int(wire["genesis_time_ms"]),
+                organisations=tuple({"id": str(o["id"]), "name": str(o.get("name", o["id"]))} for o in wire["organisations"]),
+                validators=tuple(_identity(v, validator=True) for v in wire["validators"]),
+                clients=tuple(_identity(c, validator=False) for c in wire.get("clients", [])),
+                consensus=ConsensusParams(**wire.get("consensus", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidGenesis(f"malformed genesis: {exc!r}") from exc
+
+    @classmethod
+    def load(cls, path: Path) -> Genesis:
+        try:
+            wire = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise InvalidGenesis(f"{path} is not valid JSON: {exc}") from exc
+        return cls.from_wire(wire)
+
+
+def _identity(wire: dict[str, Any], validator: bool) -> Identity:
+    key = bytes.fromhex(wire["public_key"])
+    if len(key) != 32:
+        raise InvalidGenesis(f"identity {wire['id']!r}: public key must be 32 bytes")
+    roles = frozenset(wire.get("roles", ["validator"] if validator else []))
+    if validator and "validator" not in roles:
+        roles = roles | {"validator"}
+    return Identity(str(wire["id"]), str(wire["org"]), key, roles, str(wire.get("address", "")))

@@ -1,0 +1,96 @@
+"""World-state views: reads fall through to a base, writes stay in layers.
+
+A `StateView` is what contracts see. Keys are strings such as
+`order/A-0000001`; values are any canonical-encodable data. Writes go into
+the top layer; `begin` opens a savepoint for one tx, `commit` folds it into
+the layer below and `rollback` throws it away, so a rejected tx leaves no
+trace. Values are kept encoded, so a caller that mutates what it read never
+changes the state behind its back. The block's net writes (`writes`) are what
+the store commits and what the state commitment is updated with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from ledger.encoding import decode, encode
+
+
+class StateReader(Protocol):
+    """Raw read access to committed state (the store, or a snapshot of it)."""
+
+    def get_state(self, key: bytes) -> bytes | None: ...
+
+    def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+class MemoryState:
+    """A `StateReader` over a plain dict (genesis, tests, replay)."""
+
+    def __init__(self, entries: dict[bytes, bytes] | None = None) -> None:
+        self.entries = entries if entries is not None else {}
+
+    def get_state(self, key: bytes) -> bytes | None:
+        return self.entries.get(key)
+
+    def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(k for k in self.entries if k.startswith(prefix)):
+            yield key, self.entries[key]
+
+
+class StateView:
+    """Layered read/write view over a `StateReader`."""
+
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self._layers: list[dict[bytes, bytes | None]] = [{}]
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        for layer in reversed(self._layers):
+            if key in layer:
+                return layer[key]
+        return self._base.get_state(key)
+
+    def get(self, key: str) -> Any | None:
+        raw = self.get_raw(key.encode())
+        return None if raw is None else decode(raw)
+
+    def put(self, key: str, value: Any) -> None:
+        self._layers[-1][key.encode()] = encode(value)
+
+    def delete(self, key: str) -> None:
+        self._layers[-1][key.encode()] = None
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        """Entries whose key starts with `prefix`, in key order."""
+        raw_prefix = prefix.encode()
+        merged: dict[bytes, bytes | None] = dict(self._base.scan_state(raw_prefix))
+        for layer in self._layers:
+            for key, value in layer.items():
+                if key.startswith(raw_prefix):
+                    merged[key] = value
+        for key in sorted(merged):
+            value = merged[key]
+            if value is not None:
+                yield key.decode(), decode(value)
+
+    def begin(self) -> None:
+        self._layers.append({})
+
+    def commit(self) -> None:
+        if len(self._layers) < 2:
+            raise RuntimeError("commit without begin")
+        top = self._layers.pop()
+        self._layers[-1].update(top)
+
+    def rollback(self) -> None:
+        if len(self._layers) < 2:
+            raise RuntimeError("rollback without begin")
+        self._layers.pop()
+
+    def writes(self) -> dict[bytes, bytes | None]:
+        """The net writes of all committed layers (None means deleted)."""
+        if len(self._layers) != 1:
+            raise RuntimeError("writes() with an open savepoint")
+        return self._layers[0]

@@ -1,0 +1,221 @@
+"""The LevelDB store of one node.
+
+Layout (one LevelDB, key prefixes):
+
+    b/<height:8>        encoded block            h/<hash:32>   height
+    c/<height:8>        commit certificate       t/<tx id:32>  (height, index)
+    r/<height:8><i:4>   receipt                  s/<key>       world-state value
+    m/head              (height, hash, state root, StateAccumulator accumulator)
+
+`commit_block` writes a block, its certificate, receipts, state writes,
+indexes and the new head in one LevelDB write batch with sync, so a node
+killed at any instant finds either the whole block or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import plyvel
+
+from ledger.block import Block, CommitCertificate, Receipt
+from ledger.commitment import StateAccumulator
+from ledger.encoding import decode, encode
+
+STATE_PREFIX = b"s/"
+"""Prefix of world-state entries in LevelDB."""
+
+
+def _h(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last committed block."""
+
+    height: int
+    block_hash: bytes
+    state_root: bytes
+
+
+class Store:
+    """Blocks, txs, receipts, world state and indexes of one node, in LevelDB."""
+
+    def __init__(self, path: Path | str) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self._db = plyvel.DB(str(path), create_if_missing=True)
+        self._head, self._acc = self._load_head()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _load_head(self) -> tuple[Head | None, StateAccumulator]:
+        raw = self._db.get(b"m/head")
+        if raw is None:
+            return None, StateAccumulator()
+        wire = decode(raw)
+        head = Head(wire["height"], wire["block_hash"], wire["state_root"])
+        return head, StateAccumulator.from_bytes(wire["acc"])
+
+    def head(self) -> Head | None:
+        """The last committed block, or None before block 1."""
+        return self._head
+
+    @property
+    def height(self) -> int:
+        return self._head.height if self._head else 0
+
+    def state_root(self) -> bytes:
+        """Commitment of the current world state."""
+        return self._acc.copy().digest()
+
+    # -- state reader -----------------------------------------------------------
+
+    def get_state(self, key: bytes) -> bytes | None:
+        return self._db.get(STATE_PREFIX + key)
+
+    def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        cut = len(STATE_PREFIX)
+        for key, value in self._db.iterator(prefix=STATE_PREFIX + prefix):
+            yield key[cut:], value
+
+    def snapshot(self) -> StoreSnapshot:
+        """A frozen read view of the whole store as it is now."""
+        return StoreSnapshot(self._db.snapshot(), self._head)
+
+    # -- commitment --------------------------------------------------------------
+
+    def commitment_after(self, writes: dict[bytes, bytes | None]) -> StateAccumulator:
+        """The state accumulator after applying `writes` to the committed state."""
+        acc = self._acc.copy()
+        update_commitment(acc, self, writes)
+        return acc
+
+    # -- commit ------------------------------------------------------------------
+
+    def commit_block(
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        receipts: list[Receipt],
+        writes: dict[bytes, bytes | None],
+        acc: StateAccumulator | None = None,
+    ) -> None:
+        """Write one block and everything it changed in one atomic, synced batch."""
+        expected = self.height + 1
+        if block.height != expected:
+            raise ValueError(f"store is at height {self.height}; cannot commit block {block.height}")
+        if acc is None:
+            acc = self.commitment_after(writes)
+        block_hash = block.hash()
+        h = _h(block.height)
+        with self._db.write_batch(transaction=True, sync=True) as batch:
+            batch.put(b"b/" + h, encode(block.to_wire()))
+            batch.put(b"h/" + block_hash, h)
+            batch.put(b"c/" + h, encode(certificate.to_wire()))
+            for index, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
+                batch.put(b"t/" + tx.id, h + index.to_bytes(4, "big"))
+                batch.put(b"r/" + h + index.to_bytes(4, "big"), encode(receipt.to_wire()))
+            for key, value in writes.items():
+                if value is None:
+                    batch.delete(STATE_PREFIX + key)
+                else:
+                    batch.put(STATE_PREFIX + key, value)
+            acc_bytes = acc.to_bytes()
+            head = Head(block.height, block_hash, block.header.state_root)
+            batch.put(
+                b"m/head",
+                encode({"acc": acc_bytes, "block_hash": block_hash, "height": block.height, "state_root": head.state_root}),
+            )
+        self._head = head
+        self._acc = StateAccumulator.from_bytes(acc_bytes)
+
+    def load_state(self, entries: Iterator[tuple[bytes, bytes]], head: Head, block: Block, certificate: CommitCertificate) -> None:
+        """Replace the world state by a verified snapshot at `head` (state sync)."""
+        acc = StateAccumulator()
+        with self._db.write_batch(transaction=True, sync=True) as batch:
+            for key in self._db.iterator(prefix=STATE_PREFIX, include_value=False):
+                batch.delete(key)
+            for key, value in entries:
+                batch.put(STATE_PREFIX + key, value)
+                acc.add(key, value)
+            h = _h(head.height)
+            batch.put(b"b/" + h, encode(block.to_wire()))
+            batch.put(b"h/" + head.block_hash, h)
+            batch.put(b"c/" + h, encode(certificate.to_wire()))
+            acc_bytes = acc.to_bytes()
+            batch.put(
+                b"m/head",
+                encode({"acc": acc_bytes, "block_hash": head.block_hash, "height": head.height, "state_root": head.state_root}),
+            )
+        self._head = head
+        self._acc = StateAccumulator.from_bytes(acc_bytes)
+
+    # -- reads -------------------------------------------------------------------
+
+    def get_block_bytes(self, height: int) -> bytes | None:
+        return self._db.get(b"b/" + _h(height))
+
+    def get_block(self, height: int) -> Block | None:
+        raw = self.get_block_bytes(height)
+        return None if raw is None else Block.from_wire(decode(raw))
+
+    def get_height_by_hash(self, block_hash: bytes) -> int | None:
+        raw = self._db.get(b"h/" + block_hash)
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    def get_certificate(self, height: int) -> CommitCertificate | None:
+        raw = self._db.get(b"c/" + _h(height))
+        return None if raw is None else CommitCertificate.from_wire(decode(raw))
+
+    def get_tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        raw = self._db.get(b"t/" + tx_id)
+        if raw is None:
+            return None
+        return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+
+    def get_receipt(self, height: int, index: int) -> Receipt | None:
+        raw = self._db.get(b"r/" + _h(height) + index.to_bytes(4, "big"))
+        return None if raw is None else Receipt.from_wire(decode(raw))
+
+    def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every world-state entry, in key order."""
+        return self.scan_state(b"")
+
+    def raw_db(self) -> plyvel.DB:
+        """The LevelDB handle, for tools that inspect or repair the store."""
+        return self._db
+
+
+def update_commitment(acc: StateAccumulator, base: "StoreSnapshot | Store", writes: dict[bytes, bytes | None]) -> None:
+    """Apply `writes` to accumulator `acc`, reading old values from `base`."""
+    for key, value in writes.items():
+        old = base.get_state(key)
+        if old == value:
+            continue
+        if old is not None:
+            acc.remove(key, old)
+        if value is not None:
+            acc.add(key, value)
+
+
+class StoreSnapshot:
+    """A consistent read view of the store at one head (for sync and queries)."""
+
+    def __init__(self, snap: plyvel.Snapshot, head: Head | None) -> None:
+        self._snap = snap
+        self.head = head
+
+    def get_state(self, key: bytes) -> bytes | None:
+        return self._snap.get(STATE_PREFIX + key)
+
+    def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        cut = len(STATE_PREFIX)
+        for key, value in self._snap.iterator(prefix=STATE_PREFIX + prefix):
+            yield key[cut:], value
+
+    def close(self) -> None:
+        self._snap.close()

@@ -1,0 +1,112 @@
+"""Transactions: what a member of the network signs to change the ledger.
+
+A tx names its chain, its kind (`stock.receive`, `order.create`, ...), its
+signer (a client or validator id from genesis), a nonce that makes it unique,
+and a payload map. The signer signs the canonical encoding of those five
+fields; that same encoding, hashed, is the tx id, so a tx id never depends on
+the signature bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.encoding import decode, encode, sha256
+from ledger.errors import EncodingError, InvalidTransaction
+from ledger.keys import PrivateKey, verify
+
+MAX_TX_BYTES = 64 * 1024
+"""Largest encoded tx accepted anywhere."""
+
+
+@dataclass(frozen=True)
+class Tx:
+    """A signed transaction."""
+
+    chain_id: str
+    """The chain this tx is meant for; a tx for another chain is refused."""
+    kind: str
+    """Which contract rule processes it, e.g. `order.create`."""
+    signer: str
+    """Identity id from genesis that signed it."""
+    nonce: int
+    """Any integer chosen by the signer so that equal payloads differ."""
+    payload: dict[str, Any]
+    """Kind-specific fields."""
+    signature: bytes = b""
+    """Ed25519 signature over `signing_bytes`."""
+    id: bytes = field(default=b"", compare=False)
+    """sha256 of `signing_bytes`; filled in by construction helpers."""
+
+    def signing_bytes(self) -> bytes:
+        return encode(
+            {
+                "chain_id": self.chain_id,
+                "kind": self.kind,
+                "nonce": self.nonce,
+                "payload": self.payload,
+                "signer": self.signer,
+            }
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The tx as a plain map (what is encoded into blocks and sent over the network)."""
+        return {
+            "chain_id": self.chain_id,
+            "kind": self.kind,
+            "nonce": self.nonce,
+            "payload": self.payload,
+            "signature": self.signature,
+            "signer": self.signer,
+        }
+
+    def verify_signature(self, public_key: bytes) -> None:
+        verify(public_key, self.signing_bytes(), self.signature)
+
+
+def make_tx(
+    chain_id: str, kind: str, signer: str, nonce: int, payload: dict[str, Any], key: PrivateKey
+) -> Tx:
+    """Build and sign a tx."""
+    unsigned = Tx(chain_id, kind, signer, nonce, payload)
+    body = unsigned.signing_bytes()
+    return Tx(chain_id, kind, signer, nonce, payload, key.sign(body), sha256(body))
+
+
+_FIELDS = {"chain_id": str, "kind": str, "nonce": int, "payload": dict, "signature": bytes, "signer": str}
+
+
+def tx_from_wire(wire: Any) -> Tx:
+    """Check the shape of a decoded tx map and build the `Tx` (with its id)."""
+    if not isinstance(wire, dict):
+        raise InvalidTransaction("a tx must be a map")
+    missing = sorted(set(_FIELDS) - set(wire))
+    extra = sorted(set(wire) - set(_FIELDS))
+    if missing or extra:
+        raise InvalidTransaction(f"tx fields: missing {missing}, unexpected {extra}")
+    for name, kind in _FIELDS.items():
+        value = wire[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise InvalidTransaction(f"tx field {name!r} must be {kind.__name__}")
+    tx = Tx(
+        wire["chain_id"], wire["kind"], wire["signer"], wire["nonce"], wire["payload"], wire["signature"]
+    )
+    try:
+        body = tx.signing_bytes()
+    except EncodingError as exc:
+        raise InvalidTransaction(str(exc)) from exc
+    if len(body) + len(tx.signature) > MAX_TX_BYTES:
+        raise InvalidTransaction(f"tx is larger than {MAX_TX_BYTES} bytes")
+    object.__setattr__(tx, "id", sha256(body))
+    return tx
+
+
+def encode_tx(tx: Tx) -> bytes:
+    return encode(tx.to_wire())
+
+
+def decode_tx(data: bytes) -> Tx:
+    if len(data) > MAX_TX_BYTES + 128:
+        raise InvalidTransaction(f"tx is larger than {MAX_TX_BYTES} bytes")
+    return tx_from_wire(decode(data))
