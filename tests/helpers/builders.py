@@ -1,0 +1,52 @@
+"""Builders for keys, genesis files, txs and blocks used across the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.genesis import ConsensusParams, Genesis, Identity
+from ledger.keys import PrivateKey
+from ledger.tx import Tx, make_tx
+
+CHAIN_ID = "oms-test"
+
+
+@dataclass
+class Network:
+    """A genesis with deterministic keys for every validator and client."""
+
+    genesis: Genesis
+    keys: dict[str, PrivateKey] = field(default_factory=dict)
+    nonce: int = 0
+
+    def tx(self, signer: str, kind: str, payload: dict[str, Any]) -> Tx:
+        self.nonce += 1
+        return make_tx(self.genesis.chain_id, kind, signer, self.nonce, payload, self.keys[signer])
+
+
+def make_network(
+    validators: int = 1,
+    clients: dict[str, list[str]] | None = None,
+    chain_id: str = CHAIN_ID,
+    consensus: ConsensusParams | None = None,
+) -> Network:
+    """Genesis with `validators` validators (`node-0`..) and clients given as id -> roles.
+
+    By default there is one client of each role: `channel-1`, `store-1`, `operator-1`, `auditor-1`.
+    """
+    if clients is None:
+        clients = {"channel-1": ["channel"], "store-1": ["store"], "operator-1": ["operator"], "auditor-1": ["auditor"]}
+    keys: dict[str, PrivateKey] = {}
+    orgs = [{"id": f"org-{i}", "name": f"Organisation {i}"} for i in range(validators)]
+    vals = []
+    for i in range(validators):
+        vid = f"node-{i}"
+        keys[vid] = PrivateKey.from_seed_text(f"{chain_id}/{vid}")
+        vals.append(Identity(vid, f"org-{i}", keys[vid].public, frozenset({"validator"}), f"http://127.0.0.1:{27000 + i}"))
+    cls = []
+    for cid, roles in clients.items():
+        keys[cid] = PrivateKey.from_seed_text(f"{chain_id}/{cid}")
+        cls.append(Identity(cid, "org-0", keys[cid].public, frozenset(roles)))
+    genesis = Genesis(chain_id, 1_700_000_000_000, tuple(orgs), tuple(vals), tuple(cls), consensus or ConsensusParams())
+    return Network(genesis, keys)
