@@ -1,0 +1,38 @@
+"""What a contract rule may know besides the state and the tx: the block and the signer.
+
+Rules never read a clock; `time_ms` is the block timestamp set by the
+proposer and checked by every replica.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.genesis import Genesis, Identity
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """The block being executed."""
+
+    height: int
+    time_ms: int
+    """Block timestamp in milliseconds since the epoch."""
+    genesis: Genesis
+
+
+@dataclass(frozen=True)
+class TxContext:
+    """One tx's view of its block: `process_<kind>(state, tx, ctx)` receives this."""
+
+    height: int
+    time_ms: int
+    tx_index: int
+    """Position of the tx in its block (0-based)."""
+    tx_id: bytes
+    signer: Identity
+    """The genesis identity that signed the tx (roles already checked)."""
+    config: dict[str, Any]
+    """Ledger-wide configuration as set by governance/operator txs (read from state)."""
+    genesis: Genesis
