@@ -70,7 +70,7 @@ def decode(data: bytes) -> Any:
     """Decode canonical bytes; refuses floats, extension types and junk."""
     try:
         value = msgpack.unpackb(
-            data, raw=False, strict_map_key=True, ext_hook=_ext_hook, max_buffer_size=len(data)
+            data, raw=False, strict_map_key=True, ext_hook=_ext_hook
         )
     except EncodingError:
         raise
