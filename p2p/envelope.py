@@ -1,0 +1,207 @@
+"""Signed envelopes: the only unit that travels between nodes.
+
+Every message a node sends (a consensus vote, a batch of txs) is wrapped in an
+envelope naming the sending validator, the chain, a per-sender sequence
+number and the message kind, and signed with the sender's validator key over
+the canonical encoding of those fields and the body. The receiving side opens
+it through an `EnvelopeGate`, which refuses, and counts by reason, anything
+oversized, not msgpack, from a key outside genesis, for another chain, badly
+signed, or replayed. A refused envelope is never acted on.
+
+Replay protection is a sliding window per sender (as in IPsec): the gate keeps
+the highest sequence number seen and a bitmap of the `window` numbers below
+it, so envelopes may arrive reordered by up to `window` positions but never
+twice. Sequence numbers start at boot time in milliseconds times 1,000,000
+(`SeqCounter`), so a restarted node never reuses one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.encoding import decode, encode
+from ledger.errors import EncodingError
+from ledger.genesis import Genesis
+from ledger.keys import PrivateKey, is_valid_signature
+from p2p.errors import Dropped
+
+DEFAULT_MAX_ENVELOPE_BYTES = 8 * 1024 * 1024
+"""Largest encoded envelope a gate accepts by default (a full block proposal fits)."""
+
+DEFAULT_REPLAY_WINDOW = 4096
+"""How far below the highest sequence number seen an envelope may still arrive."""
+
+SIGNING_DOMAIN = "oms-ledger/p2p-envelope"
+"""Tag inside the signed bytes, so an envelope signature can never pass for a commit vote or a tx."""
+
+SEQ_PER_MS = 1_000_000
+"""Sequence numbers one node may use per millisecond of boot time before a restart could reuse one."""
+
+DROP_REASONS = (
+    "oversized",
+    "malformed",
+    "unknown_sender",
+    "wrong_chain",
+    "bad_signature",
+    "replay",
+    "unknown_kind",
+)
+"""Every reason an incoming envelope is dropped for; each is a key of `EnvelopeGate.dropped`."""
+
+_FIELDS = {"body": bytes, "chain_id": str, "kind": str, "sender": str, "seq": int, "signature": bytes}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One signed message from a validator."""
+
+    sender: str
+    """Validator id of the sender, from genesis."""
+    chain_id: str
+    """Chain the message belongs to."""
+    seq: int
+    """Per-sender, strictly increasing sequence number (replay protection)."""
+    kind: str
+    """What the body is: `consensus`, `txs`, ..."""
+    body: bytes
+    """Opaque payload, msgpack by convention."""
+    signature: bytes
+    """Ed25519 signature by the sender's validator key over `compute_signing_bytes`."""
+
+
+def compute_signing_bytes(sender: str, chain_id: str, seq: int, kind: str, body: bytes) -> bytes:
+    """The bytes an envelope's signature covers."""
+    return encode(
+        {"body": body, "chain_id": chain_id, "domain": SIGNING_DOMAIN, "kind": kind, "sender": sender, "seq": seq}
+    )
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    return encode(
+        {
+            "body": envelope.body,
+            "chain_id": envelope.chain_id,
+            "kind": envelope.kind,
+            "sender": envelope.sender,
+            "seq": envelope.seq,
+            "signature": envelope.signature,
+        }
+    )
+
+
+def seal(sender: str, chain_id: str, seq: int, kind: str, body: bytes, key: PrivateKey) -> bytes:
+    """Sign a message and return the encoded envelope, ready to send."""
+    signature = key.sign(compute_signing_bytes(sender, chain_id, seq, kind, body))
+    return encode_envelope(Envelope(sender, chain_id, seq, kind, body, signature))
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """Decode an envelope's shape without checking it; raises `Dropped("malformed")`."""
+    try:
+        wire: Any = decode(data)
+    except EncodingError as exc:
+        raise Dropped("malformed", str(exc)) from exc
+    if not isinstance(wire, dict) or set(wire) != set(_FIELDS):
+        raise Dropped("malformed", "an envelope is a map of exactly " + ", ".join(sorted(_FIELDS)))
+    for name, kind in _FIELDS.items():
+        if type(wire[name]) is not kind:
+            raise Dropped("malformed", f"envelope field {name!r} must be {kind.__name__}")
+    return Envelope(wire["sender"], wire["chain_id"], wire["seq"], wire["kind"], wire["body"], wire["signature"])
+
+
+class SeqCounter:
+    """Hands out a node's envelope sequence numbers: boot time in ms * 1,000,000, then +1 each."""
+
+    def __init__(self, clock_ms: Callable[[], int] | None = None) -> None:
+        now_ms = clock_ms() if clock_ms is not None else time.time_ns() // 1_000_000
+        self._next = now_ms * SEQ_PER_MS
+
+    def next(self) -> int:
+        value = self._next
+        self._next += 1
+        return value
+
+
+class ReplayWindow:
+    """Highest sequence number seen from one sender and a bitmap of the `size` numbers below it."""
+
+    __slots__ = ("highest", "seen", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.highest = -1
+        """Highest sequence number accepted so far (-1 before the first)."""
+        self.seen = 0
+        """Bit i set: `highest - i` was accepted."""
+
+    def is_fresh(self, seq: int) -> bool:
+        """Would `seq` be accepted (new, and not too old)?"""
+        if seq > self.highest:
+            return True
+        offset = self.highest - seq
+        return offset < self.size and not (self.seen >> offset) & 1
+
+    def accept(self, seq: int) -> None:
+        """Record `seq` as seen; call only after `is_fresh(seq)`."""
+        if seq > self.highest:
+            shift = seq - self.highest
+            self.seen = ((self.seen << shift) | 1) & ((1 << self.size) - 1) if shift < self.size else 1
+            self.highest = seq
+        else:
+            self.seen |= 1 << (self.highest - seq)
+
+
+class EnvelopeGate:
+    """The receiving side's checks; `open` returns a trusted envelope or raises `Dropped`."""
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+        replay_window: int = DEFAULT_REPLAY_WINDOW,
+    ) -> None:
+        self.chain_id = genesis.chain_id
+        self.max_bytes = max_bytes
+        self.replay_window = replay_window
+        self._keys = genesis.validator_keys()
+        self._windows: dict[str, ReplayWindow] = {}
+        self.accepted = 0
+        """Envelopes that passed every check."""
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        """Envelopes refused, by reason."""
+
+    def count_drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def open(self, data: bytes) -> Envelope:
+        """Check one encoded envelope; raise `Dropped(reason)` (and count it) unless every check passes."""
+        try:
+            envelope = self._check(data)
+        except Dropped as exc:
+            self.count_drop(exc.reason)
+            raise
+        self.accepted += 1
+        return envelope
+
+    def _check(self, data: bytes) -> Envelope:
+        if len(data) > self.max_bytes:
+            raise Dropped("oversized", f"{len(data)} bytes, limit {self.max_bytes}")
+        envelope = decode_envelope(data)
+        key = self._keys.get(envelope.sender)
+        if key is None:
+            raise Dropped("unknown_sender", f"{envelope.sender!r} is not a genesis validator")
+        if envelope.chain_id != self.chain_id:
+            raise Dropped("wrong_chain", f"chain {envelope.chain_id!r}, expected {self.chain_id!r}")
+        window = self._windows.get(envelope.sender)
+        if window is not None and not window.is_fresh(envelope.seq):
+            raise Dropped("replay", f"seq {envelope.seq} from {envelope.sender!r} already seen or too old")
+        signed = compute_signing_bytes(envelope.sender, envelope.chain_id, envelope.seq, envelope.kind, envelope.body)
+        if not is_valid_signature(key, signed, envelope.signature):
+            raise Dropped("bad_signature", f"envelope from {envelope.sender!r} does not verify")
+        if window is None:
+            window = self._windows[envelope.sender] = ReplayWindow(self.replay_window)
+        window.accept(envelope.seq)
+        return envelope

@@ -1,0 +1,131 @@
+"""The peer table: what this node knows about every other validator.
+
+Peers come from genesis (each validator's address) and may be overridden by
+the node's config. For each peer the table keeps reachability, the last chain
+height the peer reported, a smoothed round-trip time, messages and bytes in
+and out, errors with the last one, messages dropped from its send queue, and
+whether sync has marked it bad (with the reason: it served a forged block or a
+bad certificate). `snapshot()` is the JSON-ready view behind `GET /v1/peers`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+
+from ledger.genesis import Genesis
+
+RTT_SMOOTHING = 0.2
+"""Weight of a new round-trip sample in the smoothed `rtt_ms`."""
+
+
+@dataclass
+class PeerInfo:
+    """What this node knows about one peer."""
+
+    id: str
+    """Validator id."""
+    address: str
+    """Base URL of the peer's node server."""
+    reachable: bool | None = None
+    """True after a successful exchange, False after a failure, None before any."""
+    last_height_seen: int = 0
+    """Highest committed height the peer has reported."""
+    rtt_ms: float | None = None
+    """Smoothed round-trip time of requests to the peer."""
+    msgs_in: int = 0
+    """Envelopes received from the peer that passed the gate."""
+    bytes_in: int = 0
+    msgs_out: int = 0
+    """Envelopes delivered to the peer."""
+    bytes_out: int = 0
+    errors: int = 0
+    """Failed exchanges (timeouts, refused connections, error statuses)."""
+    last_error: str = ""
+    queue_dropped: int = 0
+    """Outgoing envelopes dropped because the peer's send queue was full or retries ran out."""
+    marked_bad: str = ""
+    """Why sync stopped trusting this peer; empty while it is trusted."""
+
+
+class PeerTable:
+    """Per-peer counters and state, keyed by validator id."""
+
+    def __init__(self, addresses: Mapping[str, str]) -> None:
+        self._peers = {peer_id: PeerInfo(peer_id, address) for peer_id, address in addresses.items()}
+
+    @classmethod
+    def from_genesis(cls, genesis: Genesis, self_id: str, overrides: Mapping[str, str] | None = None) -> PeerTable:
+        """Every genesis validator except `self_id`, at its genesis address unless `overrides` names another."""
+        overrides = overrides or {}
+        return cls({v.id: overrides.get(v.id, v.address) for v in genesis.validators if v.id != self_id})
+
+    def __contains__(self, peer_id: object) -> bool:
+        return peer_id in self._peers
+
+    def __iter__(self) -> Iterator[PeerInfo]:
+        return iter(self._peers.values())
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def get(self, peer_id: str) -> PeerInfo:
+        return self._peers[peer_id]
+
+    def ids(self) -> list[str]:
+        return list(self._peers)
+
+    def record_sent(self, peer_id: str, msgs: int, nbytes: int, rtt_ms: float) -> None:
+        """A batch of `msgs` envelopes reached the peer."""
+        peer = self._peers[peer_id]
+        peer.msgs_out += msgs
+        peer.bytes_out += nbytes
+        self.record_success(peer_id, rtt_ms)
+
+    def record_success(self, peer_id: str, rtt_ms: float) -> None:
+        """A request to the peer succeeded in `rtt_ms`."""
+        peer = self._peers[peer_id]
+        peer.reachable = True
+        peer.rtt_ms = rtt_ms if peer.rtt_ms is None else (1 - RTT_SMOOTHING) * peer.rtt_ms + RTT_SMOOTHING * rtt_ms
+
+    def record_received(self, peer_id: str, nbytes: int) -> None:
+        """One envelope from the peer passed the gate."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.msgs_in += 1
+            peer.bytes_in += nbytes
+
+    def record_error(self, peer_id: str, error: str) -> None:
+        peer = self._peers[peer_id]
+        peer.reachable = False
+        peer.errors += 1
+        peer.last_error = error
+
+    def record_queue_drop(self, peer_id: str, count: int = 1) -> None:
+        self._peers[peer_id].queue_dropped += count
+
+    def note_height(self, peer_id: str, height: int) -> None:
+        """The peer reported that it has committed up to `height`."""
+        peer = self._peers.get(peer_id)
+        if peer is not None and height > peer.last_height_seen:
+            peer.last_height_seen = height
+
+    def mark_bad(self, peer_id: str, reason: str) -> None:
+        """Stop trusting the peer for sync (it served something that failed verification)."""
+        self._peers[peer_id].marked_bad = reason
+
+    def clear_bad(self, peer_id: str) -> None:
+        self._peers[peer_id].marked_bad = ""
+
+    def is_trusted(self, peer_id: str) -> bool:
+        return not self._peers[peer_id].marked_bad
+
+    def snapshot(self) -> list[dict[str, object]]:
+        """JSON-ready list of every peer, sorted by id."""
+        rows = []
+        for peer_id in sorted(self._peers):
+            row = asdict(self._peers[peer_id])
+            if row["rtt_ms"] is not None:
+                row["rtt_ms"] = round(row["rtt_ms"], 2)
+            rows.append(row)
+        return rows

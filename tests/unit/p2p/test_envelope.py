@@ -1,0 +1,148 @@
+"""Envelopes: seal/open round trip, and every refusal reason dropped and counted."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.encoding import encode
+from p2p.envelope import EnvelopeGate, ReplayWindow, SeqCounter, decode_envelope, seal
+from p2p.errors import Dropped
+from tests.helpers.builders import make_network
+
+NET = make_network(4)
+KEYS = NET.keys
+GENESIS = NET.genesis
+CHAIN = GENESIS.chain_id
+
+
+def refused(gate: EnvelopeGate, data: bytes) -> str:
+    with pytest.raises(Dropped) as info:
+        gate.open(data)
+    return info.value.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sender=st.sampled_from(GENESIS.validator_ids()),
+    seq=st.integers(min_value=0, max_value=2**62),
+    kind=st.text(max_size=20),
+    body=st.binary(max_size=2000),
+)
+def test_seal_open_round_trip(sender: str, seq: int, kind: str, body: bytes) -> None:
+    gate = EnvelopeGate(GENESIS)
+    envelope = gate.open(seal(sender, CHAIN, seq, kind, body, KEYS[sender]))
+    assert (envelope.sender, envelope.chain_id, envelope.seq, envelope.kind, envelope.body) == (
+        sender,
+        CHAIN,
+        seq,
+        kind,
+        body,
+    )
+    assert gate.accepted == 1 and sum(gate.dropped.values()) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(body=st.binary(min_size=1, max_size=300), flip=st.integers(min_value=0))
+def test_any_flipped_byte_is_refused(body: bytes, flip: int) -> None:
+    data = bytearray(seal("node-1", CHAIN, 7, "txs", body, KEYS["node-1"]))
+    position = flip % len(data)
+    data[position] ^= 0x01
+    gate = EnvelopeGate(GENESIS)
+    with pytest.raises(Dropped):
+        gate.open(bytes(data))
+    assert gate.accepted == 0 and sum(gate.dropped.values()) == 1
+
+
+def test_oversized_is_counted() -> None:
+    gate = EnvelopeGate(GENESIS, max_bytes=1000)
+    assert refused(gate, seal("node-1", CHAIN, 1, "txs", b"x" * 2000, KEYS["node-1"])) == "oversized"
+    assert gate.dropped["oversized"] == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xc1", b"", encode([1, 2]), encode({"sender": "node-1"}), b"\x92\x01"],
+)
+def test_not_an_envelope_is_malformed(data: bytes) -> None:
+    gate = EnvelopeGate(GENESIS)
+    assert refused(gate, data) == "malformed"
+    assert gate.dropped["malformed"] == 1
+
+
+def test_field_of_wrong_type_is_malformed() -> None:
+    good = decode_envelope(seal("node-1", CHAIN, 1, "txs", b"b", KEYS["node-1"]))
+    wire = {"body": good.body, "chain_id": CHAIN, "kind": "txs", "sender": "node-1", "seq": "1", "signature": b""}
+    assert refused(EnvelopeGate(GENESIS), encode(wire)) == "malformed"
+
+
+def test_sender_outside_genesis_is_refused_even_when_self_signed() -> None:
+    gate = EnvelopeGate(GENESIS)
+    stranger = make_network(5).keys["node-4"]
+    assert refused(gate, seal("node-4", CHAIN, 1, "txs", b"b", stranger)) == "unknown_sender"
+    client = KEYS["channel-1"]
+    assert refused(gate, seal("channel-1", CHAIN, 1, "txs", b"b", client)) == "unknown_sender"
+    assert gate.dropped["unknown_sender"] == 2
+
+
+def test_other_chain_is_refused() -> None:
+    gate = EnvelopeGate(GENESIS)
+    assert refused(gate, seal("node-1", "other-chain", 1, "txs", b"b", KEYS["node-1"])) == "wrong_chain"
+
+
+def test_signature_by_another_validator_is_refused() -> None:
+    gate = EnvelopeGate(GENESIS)
+    assert refused(gate, seal("node-1", CHAIN, 1, "txs", b"b", KEYS["node-2"])) == "bad_signature"
+    assert gate.dropped["bad_signature"] == 1
+
+
+def test_replay_is_refused_and_a_bad_signature_does_not_burn_a_seq() -> None:
+    gate = EnvelopeGate(GENESIS)
+    data = seal("node-1", CHAIN, 100, "txs", b"b", KEYS["node-1"])
+    refused(gate, seal("node-1", CHAIN, 101, "txs", b"b", KEYS["node-2"]))
+    gate.open(data)
+    assert refused(gate, data) == "replay"
+    gate.open(seal("node-1", CHAIN, 101, "txs", b"b", KEYS["node-1"]))
+    assert gate.dropped["replay"] == 1 and gate.dropped["bad_signature"] == 1 and gate.accepted == 2
+
+
+def test_window_allows_reordering_but_not_too_old() -> None:
+    gate = EnvelopeGate(GENESIS, replay_window=8)
+    key = KEYS["node-2"]
+    gate.open(seal("node-2", CHAIN, 10, "k", b"", key))
+    gate.open(seal("node-2", CHAIN, 5, "k", b"", key))
+    assert refused(gate, seal("node-2", CHAIN, 5, "k", b"", key)) == "replay"
+    assert refused(gate, seal("node-2", CHAIN, 2, "k", b"", key)) == "replay"
+    gate.open(seal("node-2", CHAIN, 3, "k", b"", key))
+    gate.open(seal("node-2", CHAIN, 1000, "k", b"", key))
+    assert refused(gate, seal("node-2", CHAIN, 10, "k", b"", key)) == "replay"
+    assert refused(gate, seal("node-1", CHAIN, 1, "k", b"", key)) == "bad_signature"
+
+
+@settings(max_examples=100, deadline=None)
+@given(seqs=st.lists(st.integers(min_value=0, max_value=200), max_size=80), size=st.integers(min_value=1, max_value=64))
+def test_replay_window_accepts_each_seq_at_most_once(seqs: list[int], size: int) -> None:
+    window = ReplayWindow(size)
+    accepted: list[int] = []
+    for seq in seqs:
+        if window.is_fresh(seq):
+            window.accept(seq)
+            accepted.append(seq)
+        highest = max(accepted, default=-1)
+        assert window.highest == highest
+    assert len(accepted) == len(set(accepted))
+    for seq in set(seqs):
+        fresh_expected = seq not in accepted and seq > max(accepted) - size
+        if seq not in accepted:
+            assert window.is_fresh(seq) == fresh_expected
+        else:
+            assert not window.is_fresh(seq)
+
+
+def test_seq_counter_starts_at_boot_time_and_increases() -> None:
+    first = SeqCounter(clock_ms=lambda: 1_700_000_000_000)
+    values = [first.next() for _ in range(3)]
+    assert values == [1_700_000_000_000 * 1_000_000 + i for i in range(3)]
+    after_restart = SeqCounter(clock_ms=lambda: 1_700_000_000_001)
+    assert after_restart.next() > values[-1]
