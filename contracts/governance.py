@@ -1,0 +1,214 @@
+"""Governance: ledger-wide configuration and contract versions, changed only by txs.
+
+Configuration every node must agree on (tax rates, allocation weights,
+timeouts, interception limits, the runtime's step budget...) lives in the
+world state under `config` as the values explicitly set; rules see the
+effective configuration, the defaults merged with those values, as
+`ctx.config`. An operator sets an ordinary key with `config.set` (payload
+`{"key": str, "value": any}`; a `None` value restores the default). Keys
+listed in the `protected_config_keys` setting, and contract versions, change
+only by governance.
+
+A governance change is a proposal (`governance.propose`, payload
+`{"action": "config.set" | "contract.activate", "params": {...}}`) that
+validators approve (`governance.approve`, payload `{"proposal": id}`).
+Approvals are counted per organisation, since one organisation may run several
+validators; the proposal takes effect once 2f+1 of the n validator
+organisations approved it (the proposer's organisation counts). A
+`contract.activate` (params `module`, `sha256`, `from_height`) schedules the
+module version with that source hash from `from_height` on, under
+`contract/<module>`; the runtime switches the pin when that height is reached
+and a node running other source stops there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.context import TxContext
+from contracts.errors import Rejected
+from ledger.genesis import Genesis
+from ledger.state import StateView
+from ledger.tx import Tx
+
+ROLES: dict[str, frozenset[str]] = {
+    "config.set": frozenset({"operator"}),
+    "governance.propose": frozenset({"validator"}),
+    "governance.approve": frozenset({"validator"}),
+}
+
+CONFIG_KEY = "config"
+"""State key of the configuration values set on the ledger (defaults are not stored)."""
+
+PROTECTED_KEYS_SETTING = "protected_config_keys"
+"""Configuration key listing the keys that only governance may set."""
+
+CONTRACT_PREFIX = "contract/"
+"""State prefix of the contract version pins: `contract/<module>` -> {hash, since_height[, next]}."""
+
+PROPOSAL_PREFIX = "governance/proposal/"
+"""State prefix of governance proposals, by id (the proposing tx id in hex)."""
+
+ACTIONS = ("config.set", "contract.activate")
+"""What a governance proposal may do."""
+
+MAX_KEY_LENGTH = 100
+"""Longest configuration key or module name."""
+
+HEX_DIGITS = "0123456789abcdef"
+"""Lower-case hex digits, the form of a pinned source hash."""
+
+
+def get_config_values(state: StateView) -> dict[str, Any]:
+    """The configuration values set on the ledger (without defaults)."""
+    values = state.get(CONFIG_KEY)
+    return values if values is not None else {}
+
+
+def get_contract_key(module: str) -> str:
+    return CONTRACT_PREFIX + module
+
+
+def get_proposal_key(proposal_id: str) -> str:
+    return PROPOSAL_PREFIX + proposal_id
+
+
+def compute_quorum(n: int) -> int:
+    """Approvals needed among n organisations: 2f+1 when n = 3f+1."""
+    f = (n - 1) // 3
+    return (n + f) // 2 + 1
+
+
+def get_validator_orgs(genesis: Genesis) -> list[str]:
+    """The organisations that run validators, in sorted order."""
+    return sorted({validator.org for validator in genesis.validators})
+
+
+def _get_key(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_KEY_LENGTH:
+        raise Rejected("bad_payload", f"{what} must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
+    return value
+
+
+def _get_config_change(params: Any, ctx: TxContext) -> tuple[str, Any]:
+    """Check a `{key, value}` change: a value must keep the type of the key's current value."""
+    if not isinstance(params, dict):
+        raise Rejected("bad_payload", "a config change is a map with `key` and `value`")
+    key = _get_key(params.get("key"), "key")
+    value = params.get("value")
+    current = ctx.config.get(key)
+    if value is not None and current is not None and type(value) is not type(current):
+        raise Rejected(
+            "bad_config_value",
+            f"config {key!r} holds a {type(current).__name__}, not a {type(value).__name__}",
+        )
+    return key, value
+
+
+def _apply_config_change(state: StateView, key: str, value: Any) -> None:
+    values = get_config_values(state)
+    if value is None:
+        values.pop(key, None)
+    else:
+        values[key] = value
+    state.put(CONFIG_KEY, values)
+
+
+def _get_activation(params: Any, ctx: TxContext) -> tuple[str, str, int]:
+    """Check `{module, sha256, from_height}`: a lower-case sha256 hex and a height still to come."""
+    if not isinstance(params, dict):
+        raise Rejected("bad_payload", "a contract activation is a map with `module`, `sha256` and `from_height`")
+    module = _get_key(params.get("module"), "module")
+    digest = params.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or not all(c in HEX_DIGITS for c in digest):
+        raise Rejected("bad_payload", "sha256 must be 64 lower-case hex digits")
+    from_height = params.get("from_height")
+    if not isinstance(from_height, int) or isinstance(from_height, bool) or from_height <= ctx.height:
+        raise Rejected("bad_payload", f"from_height must be a height after the current one ({ctx.height})")
+    return module, digest, from_height
+
+
+def _schedule_activation(state: StateView, module: str, digest: str, from_height: int) -> None:
+    """Record that `module` runs the source with hash `digest` from `from_height` on."""
+    key = get_contract_key(module)
+    record = state.get(key)
+    if record is None:
+        record = {"hash": None, "since_height": 0}
+    record["next"] = {"hash": digest, "since_height": from_height}
+    state.put(key, record)
+
+
+def _check_action(action: Any, params: Any, ctx: TxContext) -> None:
+    if action == "config.set":
+        _get_config_change(params, ctx)
+    elif action == "contract.activate":
+        _get_activation(params, ctx)
+    else:
+        raise Rejected("bad_payload", f"action must be one of {', '.join(ACTIONS)}")
+
+
+def _apply_action(state: StateView, proposal: dict[str, Any], ctx: TxContext) -> None:
+    params = proposal["params"]
+    if proposal["action"] == "config.set":
+        key, value = _get_config_change(params, ctx)
+        _apply_config_change(state, key, value)
+    else:
+        module, digest, from_height = _get_activation(params, ctx)
+        _schedule_activation(state, module, digest, from_height)
+
+
+def _settle(state: StateView, proposal_id: str, proposal: dict[str, Any], ctx: TxContext) -> dict[str, Any]:
+    """Store the proposal, executing it first if its approvals reached the quorum of organisations."""
+    orgs = get_validator_orgs(ctx.genesis)
+    approvals = [org for org in proposal["approvals"] if org in orgs]
+    quorum = compute_quorum(len(orgs))
+    if len(approvals) >= quorum:
+        _apply_action(state, proposal, ctx)
+        proposal["status"] = "executed"
+        proposal["executed_height"] = ctx.height
+    state.put(get_proposal_key(proposal_id), proposal)
+    return {"proposal": proposal_id, "approvals": len(approvals), "quorum": quorum, "status": proposal["status"]}
+
+
+def process_config_set(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
+    """Set (or, with a `None` value, reset) one ordinary configuration key."""
+    key, value = _get_config_change(tx.payload, ctx)
+    if key in ctx.config.get(PROTECTED_KEYS_SETTING, []):
+        raise Rejected("protected_config", f"config {key!r} changes only through a governance proposal")
+    _apply_config_change(state, key, value)
+    return {"key": key}
+
+
+def process_governance_propose(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
+    """Open a proposal; the proposer's organisation is its first approval."""
+    action = tx.payload.get("action")
+    params = tx.payload.get("params")
+    _check_action(action, params, ctx)
+    proposal = {
+        "action": action,
+        "params": params,
+        "proposer": tx.signer,
+        "height": ctx.height,
+        "approvals": {ctx.signer.org: tx.signer},
+        "status": "open",
+    }
+    return _settle(state, tx.id.hex(), proposal, ctx)
+
+
+def process_governance_approve(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
+    """Add the signer's organisation to an open proposal, executing it at the quorum."""
+    proposal_id = tx.payload.get("proposal")
+    if not isinstance(proposal_id, str):
+        raise Rejected("bad_payload", "proposal must be a proposal id")
+    proposal = state.get(get_proposal_key(proposal_id))
+    if proposal is None:
+        raise Rejected("unknown_proposal", f"no proposal {proposal_id}")
+    if proposal["status"] != "open":
+        raise Rejected("proposal_closed", f"proposal {proposal_id} is {proposal['status']}")
+    if ctx.signer.org in proposal["approvals"]:
+        raise Rejected("already_approved", f"organisation {ctx.signer.org} already approved proposal {proposal_id}")
+    if proposal["action"] == "contract.activate" and proposal["params"]["from_height"] <= ctx.height:
+        raise Rejected("proposal_expired", f"proposal {proposal_id} would activate at a height already reached")
+    proposal["approvals"][ctx.signer.org] = tx.signer
+    _check_action(proposal["action"], proposal["params"], ctx)
+    return _settle(state, proposal_id, proposal, ctx)

@@ -1,0 +1,437 @@
+"""The contract runtime: loads the domain rules, checks them, and runs every block through them.
+
+`load_contracts()` reads each module named in `CONTRACT_MODULES` (and every
+contract module they import), refuses it unless it passes the determinism
+check (`contracts.determinism`), instruments it with step charges
+(`contracts.steps`), hashes its source, and executes it in a namespace of its
+own, with a reduced set of builtins and an import that only reaches the
+allow-list. The node calls `ContractSet.execute_block` for every block:
+
+1. the contract version pins are checked (`contract/<module>` in the world
+   state; the running sources are pinned at the first block): a node whose
+   source differs stops with `ContractVersionMismatch` rather than fork;
+2. each module's `begin_block(state, ctx)` hook runs, in registry order;
+3. each tx is checked (known signer, known kind, a role allowed to send it)
+   and dispatched to `process_<kind>` inside a savepoint, under the step
+   budget. On success the writes are kept; a `Rejected` rolls them back into
+   a receipt with its code and message.
+
+Any other exception from a rule is a bug in the rule. It is still
+deterministic, since every node runs the same pinned source on the same state
+and tx, so it rejects the tx with code `contract_error` and only the
+exception's type name as message (messages may hold reprs that differ between
+processes), and the chain goes on. The exceptions that depend on the machine
+rather than the ledger (`MemoryError`, `RecursionError`) are not turned into
+receipts: they propagate and stop the node. A failing `begin_block` hook is
+rolled back and the block goes on without its writes, for the same reason.
+
+Configuration defaults live in one place: `DEFAULT_CONFIG` here for the
+runtime's own settings, merged with the `DEFAULTS` dict that a contract module
+may export (a key defined twice is refused at load). Rules see the merged
+defaults overlaid with the values set on the ledger as `ctx.config`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import importlib
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+from contracts.context import BlockContext, TxContext
+from contracts.determinism import CONTRACT_PACKAGE, ContractRefused, check_module, is_allowed_import
+from contracts.errors import Rejected
+from contracts.governance import CONFIG_KEY, CONTRACT_PREFIX, PROTECTED_KEYS_SETTING, get_contract_key
+from contracts.steps import StepMeter, instrument
+from ledger.block import Receipt
+from ledger.encoding import decode, encode
+from ledger.errors import EncodingError, LedgerError
+from ledger.genesis import ROLES as KNOWN_ROLES
+from ledger.state import StateView
+from ledger.tx import Tx
+
+CONTRACTS_DIR = Path(__file__).resolve().parent
+"""Where the contract modules' sources are."""
+
+CONTRACT_MODULES: tuple[str, ...] = (
+    "governance",
+    "catalogue",
+)
+"""The contract modules whose rules the ledger runs, in the order their `begin_block` hooks run."""
+
+SHARED_MODULES = frozenset({"errors", "context"})
+"""Modules of the contract package shared by rules and runtime as they are (types, not rules)."""
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "step_budget": 200_000,
+    "block_step_budget": 2_000_000,
+    "max_call_depth": 100,
+    PROTECTED_KEYS_SETTING: ["block_step_budget", "max_call_depth", PROTECTED_KEYS_SETTING, "step_budget"],
+}
+"""Runtime configuration defaults: steps one tx may take, steps each `begin_block` hook may take, deepest call
+nesting, and the keys only governance may change. Contract modules add theirs through `DEFAULTS`."""
+
+SAFE_BUILTINS = [
+    "abs",
+    "all",
+    "any",
+    "ascii",
+    "bin",
+    "bool",
+    "bytes",
+    "callable",
+    "chr",
+    "classmethod",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "format",
+    "frozenset",
+    "getattr",
+    "hasattr",
+    "hex",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "next",
+    "object",
+    "oct",
+    "ord",
+    "pow",
+    "property",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "staticmethod",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "type",
+    "zip",
+    "__build_class__",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "Exception",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "NotImplementedError",
+    "OverflowError",
+    "RuntimeError",
+    "StopIteration",
+    "TypeError",
+    "ValueError",
+    "ZeroDivisionError",
+    "NotImplemented",
+    "Ellipsis",
+]
+"""The builtins a contract module can reach (the determinism check refuses the others by name too)."""
+
+OK = "ok"
+"""Receipt code of an accepted tx."""
+
+
+class ContractVersionMismatch(LedgerError):
+    """This node's contract source is not the version pinned on the ledger: it stops rather than fork."""
+
+    code = "contract_version_mismatch"
+
+    def __init__(self, module: str, expected: str | None, local: str | None, height: int) -> None:
+        super().__init__(
+            f"contract module {module!r} at height {height}: the ledger pins sha256 {expected or '(none)'}, "
+            f"this node runs {local or '(no such module)'}; install the pinned version to go on"
+        )
+        self.module = module
+        self.expected = expected
+        self.local = local
+        self.height = height
+
+
+@dataclass(frozen=True)
+class ContractModule:
+    """One loaded, checked and instrumented contract module."""
+
+    name: str
+    """Module name inside the contract package, e.g. `orders`."""
+    sha256: str
+    """Hex sha256 of the module's source bytes: what the ledger pins."""
+    module: ModuleType
+    roles: dict[str, frozenset[str]]
+    """Tx kind -> roles allowed to sign it (empty for helper modules)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one tx kind is processed."""
+
+    kind: str
+    module: str
+    roles: frozenset[str]
+    process: Callable[[StateView, Tx, TxContext], Any]
+
+
+def get_rule_name(kind: str) -> str:
+    """`order.create` -> `process_order_create`."""
+    return "process_" + kind.replace(".", "_")
+
+
+def _reject(tx: Tx, code: str, message: str) -> Receipt:
+    return Receipt(tx.id, False, code, message, {})
+
+
+class _Loader:
+    """Loads contract modules by name, each once, resolving their imports of one another."""
+
+    def __init__(self, search_path: Sequence[Path], meter: StepMeter) -> None:
+        self.search_path = tuple(search_path)
+        self.meter = meter
+        self.loaded: dict[str, ContractModule] = {}
+        self.loading: list[str] = []
+        self.builtins: dict[str, Any] = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
+        self.builtins["__import__"] = self.import_for_contract
+
+    def find_source(self, name: str) -> Path:
+        for directory in self.search_path:
+            path = directory / f"{name}.py"
+            if path.is_file():
+                return path
+        raise ContractRefused(name, 0, f"no source {name}.py in the contract search path")
+
+    def load(self, name: str) -> ContractModule:
+        if name in self.loaded:
+            return self.loaded[name]
+        if name in self.loading:
+            raise ContractRefused(name, 0, f"circular import: {' -> '.join([*self.loading, name])}")
+        self.loading.append(name)
+        path = self.find_source(name)
+        source = path.read_bytes()
+        tree = instrument(check_module(name, source.decode(), str(path)))
+        module = ModuleType(f"{CONTRACT_PACKAGE}.{name}")
+        module.__dict__.update(self.meter.get_globals())
+        module.__dict__.update({"__builtins__": self.builtins, "__package__": CONTRACT_PACKAGE, "__file__": str(path)})
+        try:
+            exec(compile(tree, str(path), "exec"), module.__dict__)
+        except ContractRefused:
+            raise
+        except Exception as exc:
+            raise ContractRefused(name, 0, f"failed to load: {type(exc).__name__}: {exc}") from exc
+        loaded = ContractModule(name, hashlib.sha256(source).hexdigest(), module, _get_roles(name, module))
+        self.loading.pop()
+        self.loaded[name] = loaded
+        return loaded
+
+    def import_for_contract(
+        self,
+        name: str,
+        globals: dict[str, Any] | None = None,
+        locals: dict[str, Any] | None = None,
+        fromlist: Sequence[str] | None = (),
+        level: int = 0,
+    ) -> Any:
+        """The `__import__` contract modules run with: contract modules come from this loader, the rest only
+        from the allow-list."""
+        if level:
+            name = importlib.util.resolve_name("." * level + name, CONTRACT_PACKAGE)
+        names = tuple(fromlist) if fromlist else None
+        if not is_allowed_import(name, names):
+            raise ImportError(f"contracts may not import {name}")
+        package, _, submodule = name.partition(".")
+        if package != CONTRACT_PACKAGE:
+            return importlib.__import__(name, globals, locals, fromlist or (), 0)
+        if not submodule:
+            return SimpleNamespace(**{n: self.get_contract_attribute(n) for n in names or ()})
+        target = self.get_contract_attribute(submodule)
+        return target if names else SimpleNamespace(**{submodule: target})
+
+    def get_contract_attribute(self, name: str) -> ModuleType:
+        """A module of the contract package as a contract sees it: shared as is, contracts through the loader."""
+        if name in SHARED_MODULES:
+            return importlib.import_module(f"{CONTRACT_PACKAGE}.{name}")
+        return self.load(name).module
+
+
+def _get_roles(name: str, module: ModuleType) -> dict[str, frozenset[str]]:
+    """A module's `ROLES` table, checked: known roles, and a `process_<kind>` function for each kind."""
+    roles = module.__dict__.get("ROLES", {})
+    if not isinstance(roles, dict):
+        raise ContractRefused(name, 0, "ROLES must be a dict of tx kind -> frozenset of roles")
+    for kind, allowed in roles.items():
+        if not isinstance(kind, str) or not isinstance(allowed, frozenset) or not allowed <= KNOWN_ROLES:
+            raise ContractRefused(name, 0, f"ROLES[{kind!r}] must be a frozenset of roles among {sorted(KNOWN_ROLES)}")
+        if not callable(module.__dict__.get(get_rule_name(kind))):
+            raise ContractRefused(name, 0, f"tx kind {kind!r} has no function {get_rule_name(kind)}")
+    return dict(roles)
+
+
+class ContractSet:
+    """The loaded contracts of one node: what the executor runs blocks through."""
+
+    def __init__(self, modules: Sequence[ContractModule], registry: Sequence[str], meter: StepMeter) -> None:
+        self.modules = {module.name: module for module in modules}
+        """Every loaded contract module (the registry and the helpers they import), by name."""
+        self.registry = tuple(registry)
+        self.meter = meter
+        self.rules: dict[str, Rule] = {}
+        self.defaults: dict[str, Any] = dict(DEFAULT_CONFIG)
+        """Effective configuration defaults: `DEFAULT_CONFIG` merged with each module's `DEFAULTS`."""
+        self.hooks: list[Callable[[StateView, BlockContext], None]] = []
+        for name in self.registry:
+            self._register(self.modules[name])
+        self._config_cache: tuple[bytes | None, bytes] = (None, encode(self.defaults))
+
+    def _register(self, module: ContractModule) -> None:
+        namespace = module.module.__dict__
+        for kind, roles in module.roles.items():
+            if kind in self.rules:
+                raise ContractRefused(
+                    module.name, 0, f"tx kind {kind!r} is already handled by {self.rules[kind].module}"
+                )
+            self.rules[kind] = Rule(kind, module.name, roles, namespace[get_rule_name(kind)])
+        defaults = namespace.get("DEFAULTS", {})
+        if not isinstance(defaults, dict):
+            raise ContractRefused(module.name, 0, "DEFAULTS must be a dict of config key -> default value")
+        for key, value in defaults.items():
+            if key in self.defaults:
+                raise ContractRefused(module.name, 0, f"config default {key!r} is already defined elsewhere")
+            self.defaults[key] = value
+        try:
+            encode(self.defaults)
+        except EncodingError as exc:
+            raise ContractRefused(module.name, 0, f"DEFAULTS must be ledger data: {exc}") from exc
+        hook = namespace.get("begin_block")
+        if callable(hook):
+            self.hooks.append(hook)
+
+    def required_roles(self, kind: str) -> frozenset[str] | None:
+        """Roles of which a signer needs one to send `kind`; None for a kind no contract handles."""
+        rule = self.rules.get(kind)
+        return None if rule is None else rule.roles
+
+    def versions(self) -> dict[str, str]:
+        """Module name -> hex sha256 of its source, for every loaded contract module."""
+        return {name: self.modules[name].sha256 for name in sorted(self.modules)}
+
+    def get_config(self, state: StateView) -> dict[str, Any]:
+        """The effective configuration: defaults overlaid with the values set on the ledger (a fresh copy)."""
+        raw = state.get_raw(CONFIG_KEY.encode())
+        cached_raw, merged = self._config_cache
+        if raw != cached_raw:
+            values = {} if raw is None else decode(raw)
+            merged = encode({**self.defaults, **values})
+            self._config_cache = (raw, merged)
+        config: dict[str, Any] = decode(merged)
+        return config
+
+    def check_versions(self, state: StateView, height: int) -> None:
+        """Switch the pins that take effect at `height`, pin every module on a ledger that has no pins yet,
+        and raise `ContractVersionMismatch` unless every pin matches the local source."""
+        pins = {key.removeprefix(CONTRACT_PREFIX): record for key, record in state.scan(CONTRACT_PREFIX)}
+        if not pins:
+            for name, module in self.modules.items():
+                state.put(get_contract_key(name), {"hash": module.sha256, "since_height": height})
+            return
+        for name, record in pins.items():
+            scheduled = record.get("next")
+            if scheduled is not None and scheduled["since_height"] <= height:
+                pins[name] = {"hash": scheduled["hash"], "since_height": scheduled["since_height"]}
+                state.put(get_contract_key(name), pins[name])
+        for name, module in self.modules.items():
+            expected = pins[name]["hash"] if name in pins else None
+            if expected != module.sha256:
+                raise ContractVersionMismatch(name, expected, module.sha256, height)
+        for name, record in pins.items():
+            if record["hash"] is not None and name not in self.modules:
+                raise ContractVersionMismatch(name, record["hash"], None, height)
+
+    def execute_block(self, state: StateView, txs: Sequence[Tx], ctx: BlockContext) -> list[Receipt]:
+        """Run the block's hooks and txs on `state`; one receipt per tx, in order."""
+        self.check_versions(state, ctx.height)
+        self._run_hooks(state, ctx)
+        receipts = []
+        for index, tx in enumerate(txs):
+            receipts.append(self.execute_tx(state, tx, ctx, index))
+        return receipts
+
+    def _run_hooks(self, state: StateView, ctx: BlockContext) -> None:
+        config = self.get_config(state)
+        for hook in self.hooks:
+            state.begin()
+            self.meter.reset(int(config["block_step_budget"]), int(config["max_call_depth"]))
+            try:
+                hook(state, ctx)
+            except (MemoryError, RecursionError):
+                state.rollback()
+                raise
+            except Exception:
+                state.rollback()
+                continue
+            if self.meter.failure is not None:
+                state.rollback()
+            else:
+                state.commit()
+
+    def execute_tx(self, state: StateView, tx: Tx, block: BlockContext, index: int) -> Receipt:
+        """Check one tx's signer and kind, run its rule in a savepoint, and say what happened."""
+        signer = block.genesis.identity(tx.signer)
+        if signer is None:
+            return _reject(tx, "unknown_signer", f"signer {tx.signer!r} is not a member of this network")
+        rule = self.rules.get(tx.kind)
+        if rule is None:
+            return _reject(tx, "unknown_kind", f"no contract handles tx kind {tx.kind!r}")
+        if not signer.roles & rule.roles:
+            return _reject(
+                tx,
+                "forbidden_role",
+                f"{tx.signer} may not send {tx.kind}: it needs one of {', '.join(sorted(rule.roles))}",
+            )
+        config = self.get_config(state)
+        ctx = TxContext(block.height, block.time_ms, index, tx.id, signer, config, block.genesis)
+        state.begin()
+        self.meter.reset(int(config["step_budget"]), int(config["max_call_depth"]))
+        try:
+            result = rule.process(state, tx, ctx)
+            if self.meter.failure is not None:
+                raise self.meter.failure
+            if not isinstance(result, dict):
+                raise TypeError(f"{rule.kind} returned {type(result).__name__}, not a dict")
+            encode(result)
+        except (MemoryError, RecursionError):
+            state.rollback()
+            raise
+        except Exception as exc:
+            state.rollback()
+            failure = self.meter.failure or exc
+            if isinstance(failure, Rejected):
+                return _reject(tx, failure.code, failure.message)
+            return _reject(tx, "contract_error", type(failure).__name__)
+        state.commit()
+        return Receipt(tx.id, True, OK, "", result)
+
+
+def load_contracts(
+    modules: Sequence[str] = CONTRACT_MODULES, search_path: Sequence[Path] = (CONTRACTS_DIR,)
+) -> ContractSet:
+    """Load, check and instrument the contract modules `modules` (found in `search_path`) and what they import."""
+    meter = StepMeter()
+    loader = _Loader(search_path, meter)
+    for name in modules:
+        loader.load(name)
+    return ContractSet(list(loader.loaded.values()), modules, meter)
