@@ -23,6 +23,7 @@ import plyvel
 from ledger.block import Block, CommitCertificate, Receipt
 from ledger.commitment import StateAccumulator
 from ledger.encoding import decode, encode
+from ledger.state import StateReader
 
 STATE_PREFIX = b"s/"
 """Prefix of world-state entries in LevelDB."""
@@ -39,6 +40,7 @@ class Head:
     height: int
     block_hash: bytes
     state_root: bytes
+    timestamp_ms: int
 
 
 class Store:
@@ -57,7 +59,7 @@ class Store:
         if raw is None:
             return None, StateAccumulator()
         wire = decode(raw)
-        head = Head(wire["height"], wire["block_hash"], wire["state_root"])
+        head = Head(wire["height"], wire["block_hash"], wire["state_root"], wire["timestamp_ms"])
         return head, StateAccumulator.from_bytes(wire["acc"])
 
     def head(self) -> Head | None:
@@ -87,6 +89,10 @@ class Store:
         return StoreSnapshot(self._db.snapshot(), self._head)
 
     # -- commitment --------------------------------------------------------------
+
+    def accumulator(self) -> StateAccumulator:
+        """A copy of the accumulator of the committed state."""
+        return self._acc.copy()
 
     def commitment_after(self, writes: dict[bytes, bytes | None]) -> StateAccumulator:
         """The state accumulator after applying `writes` to the committed state."""
@@ -125,11 +131,8 @@ class Store:
                 else:
                     batch.put(STATE_PREFIX + key, value)
             acc_bytes = acc.to_bytes()
-            head = Head(block.height, block_hash, block.header.state_root)
-            batch.put(
-                b"m/head",
-                encode({"acc": acc_bytes, "block_hash": block_hash, "height": block.height, "state_root": head.state_root}),
-            )
+            head = Head(block.height, block_hash, block.header.state_root, block.header.timestamp_ms)
+            batch.put(b"m/head", _encode_head(head, acc_bytes))
         self._head = head
         self._acc = StateAccumulator.from_bytes(acc_bytes)
 
@@ -147,10 +150,7 @@ class Store:
             batch.put(b"h/" + head.block_hash, h)
             batch.put(b"c/" + h, encode(certificate.to_wire()))
             acc_bytes = acc.to_bytes()
-            batch.put(
-                b"m/head",
-                encode({"acc": acc_bytes, "block_hash": head.block_hash, "height": head.height, "state_root": head.state_root}),
-            )
+            batch.put(b"m/head", _encode_head(head, acc_bytes))
         self._head = head
         self._acc = StateAccumulator.from_bytes(acc_bytes)
 
@@ -190,7 +190,19 @@ class Store:
         return self._db
 
 
-def update_commitment(acc: StateAccumulator, base: "StoreSnapshot | Store", writes: dict[bytes, bytes | None]) -> None:
+def _encode_head(head: Head, acc_bytes: bytes) -> bytes:
+    return encode(
+        {
+            "acc": acc_bytes,
+            "block_hash": head.block_hash,
+            "height": head.height,
+            "state_root": head.state_root,
+            "timestamp_ms": head.timestamp_ms,
+        }
+    )
+
+
+def update_commitment(acc: StateAccumulator, base: StateReader, writes: dict[bytes, bytes | None]) -> None:
     """Apply `writes` to accumulator `acc`, reading old values from `base`."""
     for key, value in writes.items():
         old = base.get_state(key)
