@@ -1,0 +1,112 @@
+"""A small HTTP client for a node: sign and submit txs, wait for commits, read the API.
+
+Used by the CLI (`omsnode tx`, `devnet load`, `devnet demo`) and by the
+end-to-end tests, so they all talk to nodes exactly as an integrator would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger.encoding import encode
+from ledger.keys import PrivateKey
+from ledger.tx import Tx, make_tx
+
+
+class NodeError(Exception):
+    """A node answered with an error body."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body
+        message = body.get("message") if isinstance(body, dict) else str(body)
+        super().__init__(f"HTTP {status}: {message}")
+
+
+class Signer:
+    """Signs txs for the client identities whose key files are in one folder (`<id>.key`)."""
+
+    def __init__(self, chain_id: str, keys_dir: Path) -> None:
+        self.chain_id = chain_id
+        self.keys_dir = keys_dir
+        self._keys: dict[str, PrivateKey] = {}
+        self._nonce = itertools.count(time.time_ns())
+
+    def key(self, signer: str) -> PrivateKey:
+        if signer not in self._keys:
+            path = self.keys_dir / f"{signer}.key"
+            if not path.exists():
+                raise FileNotFoundError(f"no key for {signer!r} ({path} does not exist)")
+            self._keys[signer] = PrivateKey.load(path)
+        return self._keys[signer]
+
+    def tx(self, signer: str, kind: str, payload: dict[str, Any]) -> Tx:
+        return make_tx(self.chain_id, kind, signer, next(self._nonce), payload, self.key(signer))
+
+
+class NodeClient:
+    """Talks to one node's HTTP API."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        response = self.http.get(path, params=params)
+        if response.status_code >= 400:
+            raise NodeError(response.status_code, _body(response))
+        return response.json()
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.get("/v1/status")
+        return result
+
+    def submit(self, tx: Tx) -> str:
+        """POST one tx; returns its id (hex)."""
+        wire = tx.to_wire()
+        wire["signature"] = tx.signature.hex()
+        response = self.http.post("/v1/tx", json=wire)
+        if response.status_code != 202:
+            raise NodeError(response.status_code, _body(response))
+        tx_id: str = response.json()["tx_id"]
+        return tx_id
+
+    def submit_many(self, txs: Iterable[Tx]) -> list[dict[str, Any]]:
+        """POST a batch as msgpack; one verdict per tx."""
+        body = encode([tx.to_wire() for tx in txs])
+        response = self.http.post("/v1/txs", content=body, headers={"content-type": "application/msgpack"})
+        if response.status_code != 202:
+            raise NodeError(response.status_code, _body(response))
+        result: list[dict[str, Any]] = response.json()
+        return result
+
+    def wait(self, tx_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Poll until the tx is committed or rejected; returns its status with the receipt."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.http.get(f"/v1/tx/{tx_id}")
+            if response.status_code == 200:
+                status: dict[str, Any] = response.json()
+                if status["status"] != "pending":
+                    return status
+            elif response.status_code != 404:
+                raise NodeError(response.status_code, _body(response))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"tx {tx_id} not committed within {timeout} s")
+            time.sleep(0.05)
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

@@ -1,0 +1,189 @@
+"""A devnet: N validator nodes as separate processes on this machine.
+
+`up` makes keys and a genesis for N validators (one distribution point
+each), gives each node its own home (LevelDB, config, key) and port under
+the devnet folder, starts `omsnode start` for each, and waits until they
+answer. The folder keeps `devnet.json` (ports and process ids), so later
+commands (`status`, `kill`, `restart`, `down`, `load`) find the nodes.
+Client keys are in `clients/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger.genesis import ConsensusParams, Genesis
+from node.config import GENESIS_FILE
+from node.home import create_network
+
+STATE_FILE = "devnet.json"
+CLIENTS = "clients"
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports that are free on localhost right now."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+    ports = [s.getsockname()[1] for s in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@dataclass
+class NodeInfo:
+    """One devnet node."""
+
+    index: int
+    home: Path
+    port: int
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Devnet:
+    """The nodes of one devnet folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        state_path = self.root / STATE_FILE
+        if not state_path.exists():
+            raise FileNotFoundError(f"{self.root} holds no devnet; run `omsnode devnet up --dir {root}` first")
+        state = json.loads(state_path.read_text())
+        self.nodes = [NodeInfo(n["index"], self.root / n["home"], n["port"], n.get("pid")) for n in state["nodes"]]
+        self.genesis = Genesis.load(self.nodes[0].home / GENESIS_FILE)
+
+    @classmethod
+    def create(cls, root: Path, count: int, consensus: ConsensusParams | None = None) -> Devnet:
+        root = root.resolve()
+        if (root / STATE_FILE).exists():
+            raise FileExistsError(f"{root} already holds a devnet; `omsnode devnet down --dir {root}` and remove it")
+        root.mkdir(parents=True, exist_ok=True)
+        ports = free_ports(count)
+        homes = [root / f"node-{i}" for i in range(count)]
+        create_network(homes, ports, root / CLIENTS, chain_id=f"oms-devnet-{os.urandom(2).hex()}", consensus=consensus)
+        nodes = [{"index": i, "home": f"node-{i}", "port": port} for i, port in enumerate(ports)]
+        (root / STATE_FILE).write_text(json.dumps({"nodes": nodes}, indent=2) + "\n")
+        return cls(root)
+
+    def _save(self) -> None:
+        nodes = [{"index": n.index, "home": n.home.name, "port": n.port, "pid": n.pid} for n in self.nodes]
+        (self.root / STATE_FILE).write_text(json.dumps({"nodes": nodes}, indent=2) + "\n")
+
+    @property
+    def clients_dir(self) -> Path:
+        return self.root / CLIENTS
+
+    def node(self, index: int) -> NodeInfo:
+        if not 0 <= index < len(self.nodes):
+            raise IndexError(f"node {index} does not exist; this devnet has nodes 0..{len(self.nodes) - 1}")
+        return self.nodes[index]
+
+    # -- processes --------------------------------------------------------------------
+
+    def is_running(self, node: NodeInfo) -> bool:
+        if node.pid is None:
+            return False
+        try:
+            os.kill(node.pid, 0)
+        except ProcessLookupError:
+            return False
+        try:
+            with open(f"/proc/{node.pid}/stat") as stat:
+                return stat.read().split()[2] != "Z"
+        except OSError:
+            return True
+
+    def start(self, index: int) -> None:
+        node = self.node(index)
+        if self.is_running(node):
+            return
+        log = open(node.home / "node.log", "ab")  # noqa: SIM115 - handed to the child process
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "start", "--home", str(node.home)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        node.pid = process.pid
+        self._save()
+
+    def start_all(self) -> None:
+        for node in self.nodes:
+            self.start(node.index)
+
+    def kill(self, index: int, sig: int = signal.SIGKILL) -> None:
+        node = self.node(index)
+        if node.pid is not None and self.is_running(node):
+            os.kill(node.pid, sig)
+            _reap(node.pid)
+        node.pid = None
+        self._save()
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        for node in self.nodes:
+            if node.pid is not None and self.is_running(node):
+                os.kill(node.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            while node.pid is not None and self.is_running(node) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.kill(node.index)
+
+    # -- observation --------------------------------------------------------------------
+
+    def status(self, index: int, timeout: float = 2.0) -> dict[str, Any]:
+        """The node's `/v1/status` plus `index`, `url`, `up` and `peers`."""
+        node = self.node(index)
+        out: dict[str, Any] = {"index": index, "url": node.url, "up": False, "height": None, "view": None,
+                               "head_hash": None, "peers": []}
+        try:
+            status = httpx.get(f"{node.url}/v1/status", timeout=timeout).json()
+            peers = httpx.get(f"{node.url}/v1/peers", timeout=timeout).json()
+        except (httpx.HTTPError, ValueError):
+            return out
+        out.update(up=True, height=status["height"], view=status["view"], head_hash=status["head_hash"],
+                   primary=status["primary"], node_id=status["node_id"], peers=peers)
+        return out
+
+    def wait_until_up(self, indexes: list[int] | None = None, timeout: float = 60.0) -> None:
+        """Wait until the given nodes (all by default) answer `/v1/status`."""
+        pending = set(range(len(self.nodes)) if indexes is None else indexes)
+        deadline = time.monotonic() + timeout
+        while pending:
+            pending = {i for i in pending if not self.status(i, timeout=1.0)["up"]}
+            if not pending:
+                return
+            for i in pending:
+                if not self.is_running(self.nodes[i]):
+                    tail = (self.nodes[i].home / "node.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"node {i} exited at start:\n{tail}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nodes {sorted(pending)} did not come up within {timeout} s")
+            time.sleep(0.2)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,71 @@
+"""Admission: the one place a tx is checked before it may enter a block.
+
+A tx is checked once per node, when it first arrives (from a client or by
+gossip): chain id, known kind, known signer holding a role allowed for the
+kind, a valid signature, and not already committed. Its id then goes into a
+bounded set of verified ids, so the same tx in a proposal is never verified
+again; execution never re-verifies.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from contracts import ContractSet
+from ledger.errors import InvalidTransaction, UnknownSigner
+from ledger.genesis import Genesis, Identity
+from ledger.store import Store
+from ledger.tx import Tx
+
+VERIFIED_CACHE = 200_000
+"""How many verified tx ids a node remembers."""
+
+
+class DuplicateTransaction(InvalidTransaction):
+    """A tx that is already committed."""
+
+    code = "duplicate_transaction"
+
+
+class Admission:
+    """Checks txs against genesis membership and the contracts' role table."""
+
+    def __init__(self, genesis: Genesis, contracts: ContractSet, store: Store) -> None:
+        self.genesis = genesis
+        self.contracts = contracts
+        self.store = store
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+
+    def is_verified(self, tx_id: bytes) -> bool:
+        return tx_id in self._verified
+
+    def check(self, tx: Tx) -> None:
+        """Raise a `LedgerError` saying what is wrong, or return if `tx` may enter a block."""
+        if tx.id not in self._verified:
+            identity = self.check_membership(tx)
+            tx.verify_signature(identity.public_key)
+            self._remember(tx.id)
+        if self.store.get_tx_location(tx.id) is not None:
+            raise DuplicateTransaction(f"tx {tx.id.hex()} is already committed")
+
+    def check_membership(self, tx: Tx) -> Identity:
+        """Chain, kind and role checks (no signature); returns the signer's identity."""
+        if tx.chain_id != self.genesis.chain_id:
+            raise InvalidTransaction(f"tx is for chain {tx.chain_id!r}, this is {self.genesis.chain_id!r}")
+        roles = self.contracts.required_roles(tx.kind)
+        if roles is None:
+            raise InvalidTransaction(f"unknown tx kind {tx.kind!r}")
+        identity = self.genesis.identity(tx.signer)
+        if identity is None:
+            raise UnknownSigner(f"signer {tx.signer!r} is not a member of this network")
+        if not identity.roles & roles:
+            raise InvalidTransaction(
+                f"signer {tx.signer!r} (roles {sorted(identity.roles)}) may not send {tx.kind!r};"
+                f" it needs one of {sorted(roles)}"
+            )
+        return identity
+
+    def _remember(self, tx_id: bytes) -> None:
+        self._verified[tx_id] = None
+        if len(self._verified) > VERIFIED_CACHE:
+            self._verified.popitem(last=False)

@@ -1,0 +1,41 @@
+"""The FastAPI application of a node: routers, error handlers, and the node's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from node.api import blocks, inventory, invoices, orders, p2p, status, txs
+from node.api.errors import install_error_handlers
+from node.node import Node
+
+DESCRIPTION = """
+The HTTP API of one oms-ledger node. Integrators (sales channels, WMS, ERP,
+finance) submit signed transactions and read orders, stock, the stock journal,
+invoices and blocks. Every write is a signed tx: `POST /v1/tx` answers 202 with
+the tx id, and `GET /v1/tx/{tx_id}` tells when it is committed and what its
+receipt says. Errors are JSON bodies with `error` (a code) and `message`.
+"""
+
+
+def create_app(home: Path) -> FastAPI:
+    """The app for the node whose home is `home`; the node starts and stops with the server."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        node = Node(home)
+        app.state.node = node
+        await node.start()
+        try:
+            yield
+        finally:
+            await node.close()
+
+    app = FastAPI(title="oms-ledger node", version="1", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    for module in (status, txs, blocks, orders, inventory, invoices, p2p):
+        app.include_router(module.router)
+    return app

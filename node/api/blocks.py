@@ -1,0 +1,26 @@
+"""Committed blocks with their commit certificates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from node.api.deps import get_node
+from node.api.errors import NotFound
+from node.api.models import ErrorBody
+from node.api.render import render_block
+from node.node import Node
+
+router = APIRouter(prefix="/v1", tags=["blocks"])
+
+NodeDep = Annotated[Node, Depends(get_node)]
+
+
+@router.get("/blocks/{height}", responses={404: {"model": ErrorBody}}, summary="One committed block")
+def get_block(height: int, node: NodeDep) -> dict[str, Any]:
+    """Header, txs (with ids) and the commit certificate of block `height`."""
+    block = node.store.get_block(height)
+    if block is None:
+        raise NotFound(f"no block at height {height}; this node is at {node.store.height}")
+    return render_block(block, node.store.get_certificate(height))

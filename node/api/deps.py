@@ -1,0 +1,19 @@
+"""Shared dependencies of the API routers: the running node and a read view of its state."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from ledger.state import StateView
+from node.node import Node
+
+
+def get_node(request: Request) -> Node:
+    """The node this server runs (set on the app at start-up)."""
+    node: Node = request.app.state.node
+    return node
+
+
+def get_state(request: Request) -> StateView:
+    """A read-only view of the committed world state."""
+    return StateView(get_node(request).store)

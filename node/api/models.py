@@ -1,0 +1,56 @@
+"""Pydantic models of the API boundary (the ledger has its own types; these only travel over HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class TxIn(BaseModel):
+    """A signed tx as JSON; `signature` is hex. Payload numbers must be integers."""
+
+    chain_id: str
+    kind: str = Field(examples=["stock.receive"])
+    signer: str = Field(examples=["store-1"])
+    nonce: int
+    payload: dict[str, Any]
+    signature: str = Field(description="Ed25519 signature, hex, over the canonical msgpack of the other fields")
+
+
+class TxAccepted(BaseModel):
+    tx_id: str
+    status: str = "pending"
+
+
+class TxBatchResult(BaseModel):
+    tx_id: str
+    accepted: bool
+    error: str | None = None
+    message: str | None = None
+
+
+class TxStatus(BaseModel):
+    tx_id: str
+    status: str = Field(description="pending, committed or rejected")
+    height: int | None = None
+    index: int | None = None
+    receipt: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+
+
+class Status(BaseModel):
+    node_id: str
+    chain_id: str
+    height: int
+    head_hash: str
+    state_root: str
+    view: int
+    primary: str
+    validators: list[str]
+    mempool: int

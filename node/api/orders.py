@@ -1,0 +1,26 @@
+"""Orders: status, history and fulfilments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from contracts import queries
+from ledger.state import StateView
+from node.api.deps import get_state
+from node.api.errors import NotFound
+from node.api.models import ErrorBody
+
+router = APIRouter(prefix="/v1", tags=["orders"])
+
+StateDep = Annotated[StateView, Depends(get_state)]
+
+
+@router.get("/orders/{order_id}", responses={404: {"model": ErrorBody}}, summary="One order")
+def get_order(order_id: str, state: StateDep) -> dict[str, Any]:
+    """The order with its `status`, `history` of transitions and `fulfilments`."""
+    order = queries.get_order(state, order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id!r}")
+    return order

@@ -1,0 +1,59 @@
+"""Per-node settings, read from `config.toml` in the node's home directory.
+
+Everything all nodes must agree on lives in genesis or on the ledger; this
+file holds only what is local to one node: its id, where it listens, where
+its data lives, its mempool limits and batching.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+CONFIG_FILE = "config.toml"
+GENESIS_FILE = "genesis.json"
+KEY_FILE = "node_key"
+DATA_DIR = "data"
+WAL_FILE = "consensus.wal"
+CLIENTS_DIR = "clients"
+"""Client key files (`<client id>.key`) made by `omsnode init` for a single-node network."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Settings of one node."""
+
+    node_id: str
+    """Validator id in genesis."""
+    host: str = "127.0.0.1"
+    """Address the HTTP server (API and /p2p) listens on."""
+    port: int = 26600
+    mempool_max_txs: int = 100_000
+    mempool_max_bytes: int = 128 * 1024 * 1024
+    batch_wait_ms: int = 5
+    """How long the primary lets a batch fill before it proposes."""
+    log_level: str = "warning"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def save(self, home: Path) -> None:
+        lines = ["# oms-ledger node settings (local to this node; shared rules live in genesis)"]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            lines.append(f"{f.name} = {value}" if isinstance(value, int) else f'{f.name} = "{value}"')
+        (home / CONFIG_FILE).write_text("\n".join(lines) + "\n")
+
+    @classmethod
+    def load(cls, home: Path) -> NodeConfig:
+        path = home / CONFIG_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run `omsnode init --home {home}` first")
+        wire = tomllib.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(wire) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}")
+        return cls(**wire)

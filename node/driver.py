@@ -1,0 +1,147 @@
+"""The consensus driver: the one ordered loop that feeds the replica and carries out its actions.
+
+Every input of the replica (a peer's message, a timer, a batch offered by the
+mempool, blocks applied by sync) is handled here, one at a time, on the
+node's event loop. The replica answers with actions, which are carried out
+in order: `Persist` is fsynced to the consensus log before any later action
+(so nothing signed is sent before it is remembered), `Send`/`Broadcast` are
+queued on the transport, `Decide` commits the block through the executor,
+timers become loop callbacks, and `RequestSync` starts block sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from consensus.actions import Action, Broadcast, CancelTimer, Decide, Persist, RequestSync, Send, SetTimer
+from consensus.messages import decode_message, encode_message
+from consensus.replica import Replica
+from ledger.block import Block, CommitCertificate, Receipt
+from ledger.errors import LedgerError
+from node.executor import Executor
+from node.mempool import Mempool
+from node.wal import ConsensusLog
+from p2p.transport import Transport
+
+log = logging.getLogger(__name__)
+
+CONSENSUS_KIND = "consensus"
+"""Envelope kind of consensus messages."""
+
+CommitListener = Callable[[Block, list[Receipt]], None]
+
+
+class ConsensusDriver:
+    """Feeds one replica and performs its actions."""
+
+    def __init__(
+        self,
+        replica: Replica,
+        wal: ConsensusLog,
+        executor: Executor,
+        mempool: Mempool,
+        transport: Transport,
+        max_block_txs: int,
+        batch_wait_ms: int,
+        request_sync: Callable[[int], None],
+    ) -> None:
+        self.replica = replica
+        self.wal = wal
+        self.executor = executor
+        self.mempool = mempool
+        self.transport = transport
+        self.max_block_txs = max_block_txs
+        self.batch_wait_s = batch_wait_ms / 1000
+        self.request_sync = request_sync
+        self.listeners: list[CommitListener] = []
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._batch_scheduled = False
+        self.dropped_messages = 0
+
+    # -- inputs -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._run(self.replica.start())
+        self.offer_batch_soon()
+
+    def on_message(self, sender: str, body: bytes) -> None:
+        try:
+            message = decode_message(body)
+        except LedgerError as exc:
+            self.dropped_messages += 1
+            log.info("dropped consensus message from %s: %s", sender, exc)
+            return
+        self._run(self.replica.on_message(sender, message))
+
+    def on_synced(self, height: int) -> None:
+        self._run(self.replica.on_synced(height))
+        self.offer_batch_soon()
+
+    def offer_batch_soon(self) -> None:
+        """Offer the mempool to the replica after a short wait that lets the batch fill."""
+        if self._batch_scheduled or not len(self.mempool):
+            return
+        self._batch_scheduled = True
+        asyncio.get_running_loop().call_later(self.batch_wait_s, self._offer_batch)
+
+    def _offer_batch(self) -> None:
+        self._batch_scheduled = False
+        if len(self.mempool):
+            self._run(self.replica.on_batch(self.mempool.batch(self.max_block_txs)))
+
+    def _on_timer(self, name: str) -> None:
+        self._timers.pop(name, None)
+        self._run(self.replica.on_timeout(name))
+
+    # -- actions ------------------------------------------------------------------
+
+    def _run(self, actions: Sequence[Action]) -> None:
+        pending_records: list[dict[str, Any]] = []
+        for action in actions:
+            if isinstance(action, Persist):
+                pending_records.append(action.record)
+                continue
+            if pending_records:
+                self.wal.append(pending_records)
+                pending_records = []
+            self._perform(action)
+        if pending_records:
+            self.wal.append(pending_records)
+
+    def _perform(self, action: Action) -> None:
+        if isinstance(action, Send):
+            self.transport.send(action.to, CONSENSUS_KIND, encode_message(action.message))
+        elif isinstance(action, Broadcast):
+            self.transport.broadcast(CONSENSUS_KIND, encode_message(action.message))
+        elif isinstance(action, Decide):
+            self._commit(action.block, action.certificate)
+        elif isinstance(action, SetTimer):
+            old = self._timers.pop(action.name, None)
+            if old is not None:
+                old.cancel()
+            loop = asyncio.get_running_loop()
+            self._timers[action.name] = loop.call_later(action.delay_ms / 1000, self._on_timer, action.name)
+        elif isinstance(action, CancelTimer):
+            handle = self._timers.pop(action.name, None)
+            if handle is not None:
+                handle.cancel()
+        elif isinstance(action, RequestSync):
+            self.request_sync(action.height)
+        else:
+            raise TypeError(f"unknown consensus action {action!r}")
+
+    def _commit(self, block: Block, certificate: CommitCertificate) -> None:
+        receipts = self.executor.commit(block, certificate)
+        self.mempool.remove([tx.id for tx in block.txs])
+        for listener in self.listeners:
+            listener(block, receipts)
+        self.offer_batch_soon()
+
+    def close(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self.wal.close()

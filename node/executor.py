@@ -1,0 +1,142 @@
+"""The executor: runs blocks through the contracts on scratch views and commits them.
+
+The primary builds a block by executing its batch on a scratch view over the
+committed state; every replica re-executes a proposal the same way before it
+votes and compares the roots with the header. The scratch result (state
+writes, receipts, accumulator) is kept by block hash, so the commit that
+follows a check writes it without executing the block a third time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from contracts import ContractSet
+from contracts.context import BlockContext
+from ledger.block import (
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    Receipt,
+    compute_receipts_root,
+    compute_tx_root,
+    genesis_hash,
+)
+from ledger.commitment import StateAccumulator
+from ledger.errors import InvalidBlock
+from ledger.genesis import Genesis
+from ledger.state import StateReader, StateView
+from ledger.store import Store, update_commitment
+from ledger.tx import Tx
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What executing one block on a scratch view produced."""
+
+    receipts: list[Receipt]
+    writes: dict[bytes, bytes | None]
+    accumulator: StateAccumulator
+
+    @property
+    def state_root(self) -> bytes:
+        return self.accumulator.digest()
+
+
+class Executor:
+    """Executes and commits blocks against one node's store."""
+
+    def __init__(self, store: Store, contracts: ContractSet, genesis: Genesis) -> None:
+        self.store = store
+        self.contracts = contracts
+        self.genesis = genesis
+        self._scratch: dict[bytes, Execution] = {}
+
+    def head(self) -> tuple[int, bytes]:
+        head = self.store.head()
+        if head is None:
+            return 0, genesis_hash(self.genesis)
+        return head.height, head.block_hash
+
+    def execute(self, height: int, time_ms: int, txs: Sequence[Tx]) -> Execution:
+        """Run `txs` as block `height` on a scratch view of the committed state."""
+        return execute_txs(self.contracts, self.genesis, self.store, self.store.accumulator(), height, time_ms, txs)
+
+    def build_block(self, height: int, view: int, proposer: str, time_ms: int, txs: Sequence[Tx]) -> Block:
+        """Execute `txs` and wrap them in a header carrying the results' roots."""
+        parent_height, parent_hash = self.head()
+        if height != parent_height + 1:
+            raise InvalidBlock(f"cannot build block {height} on top of height {parent_height}")
+        txs = tuple(txs)
+        execution = self.execute(height, time_ms, txs)
+        header = BlockHeader(
+            chain_id=self.genesis.chain_id,
+            height=height,
+            prev_hash=parent_hash,
+            timestamp_ms=time_ms,
+            view=view,
+            proposer=proposer,
+            tx_root=compute_tx_root(txs),
+            state_root=execution.state_root,
+            receipts_root=compute_receipts_root(execution.receipts),
+        )
+        block = Block(header, txs)
+        self._scratch[block.hash()] = execution
+        return block
+
+    def check_block(self, block: Block) -> None:
+        """Re-execute a proposal and raise `InvalidBlock` unless every root matches its header."""
+        header = block.header
+        parent_height, parent_hash = self.head()
+        if header.chain_id != self.genesis.chain_id:
+            raise InvalidBlock(f"block {header.height} is for chain {header.chain_id!r}")
+        if header.height != parent_height + 1:
+            raise InvalidBlock(f"block {header.height} does not follow height {parent_height}")
+        if header.prev_hash != parent_hash:
+            raise InvalidBlock(f"block {header.height} does not link to the previous block")
+        if header.tx_root != compute_tx_root(block.txs):
+            raise InvalidBlock(f"block {header.height}: tx root does not match its txs")
+        if len({tx.id for tx in block.txs}) != len(block.txs):
+            raise InvalidBlock(f"block {header.height} holds a tx twice")
+        for tx in block.txs:
+            if self.store.get_tx_location(tx.id) is not None:
+                raise InvalidBlock(f"block {header.height} repeats committed tx {tx.id.hex()}")
+        execution = self.execute(header.height, header.timestamp_ms, block.txs)
+        if execution.state_root != header.state_root:
+            raise InvalidBlock(f"block {header.height}: state root does not match re-execution")
+        if compute_receipts_root(execution.receipts) != header.receipts_root:
+            raise InvalidBlock(f"block {header.height}: receipts root does not match re-execution")
+        self._scratch[block.hash()] = execution
+
+    def commit(self, block: Block, certificate: CommitCertificate) -> list[Receipt]:
+        """Write a decided block with its certificate and results in one atomic batch."""
+        execution = self._scratch.pop(block.hash(), None)
+        if execution is None:
+            self.check_block(block)
+            execution = self._scratch.pop(block.hash())
+        self.store.commit_block(block, certificate, execution.receipts, execution.writes, execution.accumulator)
+        self._scratch.clear()
+        return execution.receipts
+
+
+def execute_txs(
+    contracts: ContractSet,
+    genesis: Genesis,
+    base: StateReader,
+    accumulator: StateAccumulator,
+    height: int,
+    time_ms: int,
+    txs: Sequence[Tx],
+) -> Execution:
+    """Run `txs` as block `height` over `base` (whose commitment is `accumulator`) without changing either."""
+    view = StateView(base)
+    receipts = contracts.execute_block(view, txs, BlockContext(height, time_ms, genesis))
+    writes = view.writes()
+    acc = accumulator.copy()
+    update_commitment(acc, base, writes)
+    return Execution(receipts, writes, acc)
+
+
+Clock = Callable[[], int]
+"""Milliseconds since the epoch (the node's wall clock, or a fake one in tests)."""

@@ -1,0 +1,89 @@
+"""The mempool: admitted txs waiting for a block, bounded in count and bytes.
+
+Txs leave in arrival order (FIFO), so a client's txs are proposed in the
+order it sent them. When the pool is full a new tx is refused with
+`MempoolFull` (the client retries later); nothing already admitted is
+evicted for it, except txs that waited longer than `ttl_ms`, which are
+dropped first (a tx that old is assumed stuck behind a failing rule or a
+partition; its sender can resend it). Committed txs are removed by id.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ledger.errors import LedgerError
+from ledger.tx import Tx
+
+
+class MempoolFull(LedgerError):
+    """The pool holds its maximum count or bytes."""
+
+    code = "mempool_full"
+
+
+@dataclass
+class _Entry:
+    tx: Tx
+    size: int
+    added_ms: int
+
+
+class Mempool:
+    """FIFO of admitted txs keyed by tx id."""
+
+    def __init__(self, max_txs: int = 50_000, max_bytes: int = 64 * 1024 * 1024, ttl_ms: int = 600_000) -> None:
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self.ttl_ms = ttl_ms
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self.bytes = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, tx_id: bytes) -> bool:
+        return tx_id in self._entries
+
+    def get(self, tx_id: bytes) -> Tx | None:
+        entry = self._entries.get(tx_id)
+        return None if entry is None else entry.tx
+
+    def add(self, tx: Tx, size: int, now_ms: int) -> bool:
+        """Add an admitted tx; False if it was already here. Raises `MempoolFull`."""
+        if tx.id in self._entries:
+            return False
+        if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
+            self._evict_expired(now_ms)
+            if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
+                raise MempoolFull(
+                    f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes); retry later"
+                )
+        self._entries[tx.id] = _Entry(tx, size, now_ms)
+        self.bytes += size
+        return True
+
+    def batch(self, max_txs: int) -> list[Tx]:
+        """The oldest `max_txs` txs, left in the pool until committed."""
+        out = []
+        for entry in self._entries.values():
+            if len(out) >= max_txs:
+                break
+            out.append(entry.tx)
+        return out
+
+    def remove(self, tx_ids: list[bytes]) -> None:
+        for tx_id in tx_ids:
+            entry = self._entries.pop(tx_id, None)
+            if entry is not None:
+                self.bytes -= entry.size
+
+    def _evict_expired(self, now_ms: int) -> None:
+        while self._entries:
+            tx_id, entry = next(iter(self._entries.items()))
+            if now_ms - entry.added_ms < self.ttl_ms:
+                return
+            self.remove([tx_id])
+            self.evicted += 1

@@ -1,0 +1,153 @@
+"""One node process: the store, contracts, mempool, consensus replica and transport, wired.
+
+`Node` owns every long-lived part and is what the HTTP API reads and
+submits to. Everything runs on one asyncio event loop: API handlers, the
+consensus driver, timers and the transport's sender tasks, so the replica
+sees its inputs one at a time without locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from consensus.replica import Replica
+from contracts import load_contracts
+from ledger.block import Receipt
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from ledger.keys import PrivateKey
+from ledger.store import Store
+from ledger.tx import Tx, encode_tx
+from node.admission import Admission
+from node.application import NodeApplication
+from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, NodeConfig
+from node.driver import CONSENSUS_KIND, ConsensusDriver
+from node.executor import Clock, Executor
+from node.mempool import Mempool
+from node.wal import ConsensusLog, load_records
+from p2p.envelope import Envelope
+from p2p.peers import PeerTable
+from p2p.transport import HttpTransport
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock() -> int:
+    """Milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What happened to one submitted tx."""
+
+    tx_id: bytes
+    error: LedgerError | None = None
+    """Why it was refused, or None if it is in the mempool (or already was)."""
+
+
+class Node:
+    """A validator node over its home directory."""
+
+    def __init__(self, home: Path, clock: Clock = wall_clock) -> None:
+        self.home = home
+        self.config = NodeConfig.load(home)
+        self.genesis = Genesis.load(home / GENESIS_FILE)
+        self.key = PrivateKey.load(home / KEY_FILE)
+        identity = self.genesis.identity(self.config.node_id)
+        if identity is None or "validator" not in identity.roles:
+            raise LedgerError(f"{self.config.node_id!r} is not a validator of {self.genesis.chain_id!r}")
+        if identity.public_key != self.key.public:
+            raise LedgerError(f"{home / KEY_FILE} is not the key genesis lists for {self.config.node_id!r}")
+        self.clock = clock
+        self.store = Store(home / DATA_DIR)
+        self.contracts = load_contracts()
+        self.executor = Executor(self.store, self.contracts, self.genesis)
+        self.admission = Admission(self.genesis, self.contracts, self.store)
+        self.mempool = Mempool(self.config.mempool_max_txs, self.config.mempool_max_bytes)
+        app = NodeApplication(self.executor, self.admission, self.config.node_id, clock)
+        records = load_records(home / WAL_FILE)
+        self.replica = Replica(self.genesis, self.config.node_id, self.key, app, records)
+        self.peers = PeerTable.from_genesis(self.genesis, self.config.node_id)
+        self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers)
+        self.driver = ConsensusDriver(
+            self.replica,
+            ConsensusLog(home / WAL_FILE),
+            self.executor,
+            self.mempool,
+            self.transport,
+            self.genesis.consensus.max_block_txs,
+            self.config.batch_wait_ms,
+            self.request_sync,
+        )
+        self.transport.register(CONSENSUS_KIND, self._on_consensus)
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def node_id(self) -> str:
+        return self.config.node_id
+
+    async def start(self) -> None:
+        await self.transport.start()
+        self.driver.start()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.transport.close()
+        self.driver.close()
+        self.store.close()
+
+    # -- txs ------------------------------------------------------------------------
+
+    def submit(self, txs: list[Tx]) -> list[Admitted]:
+        """Admit txs into the mempool and offer them to consensus."""
+        now = self.clock()
+        out = []
+        for tx in txs:
+            try:
+                self.admission.check(tx)
+                self.mempool.add(tx, len(encode_tx(tx)), now)
+            except LedgerError as exc:
+                out.append(Admitted(tx.id, exc))
+                continue
+            out.append(Admitted(tx.id))
+        self.driver.offer_batch_soon()
+        return out
+
+    def find_receipt(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
+        """(height, index, receipt) of a committed tx."""
+        where = self.store.get_tx_location(tx_id)
+        if where is None:
+            return None
+        receipt = self.store.get_receipt(*where)
+        if receipt is None:
+            raise LedgerError(f"store has tx {tx_id.hex()} at {where} but no receipt")
+        return where[0], where[1], receipt
+
+    # -- network ----------------------------------------------------------------------
+
+    async def _on_consensus(self, envelope: Envelope) -> None:
+        self.driver.on_message(envelope.sender, envelope.body)
+
+    def request_sync(self, height: int) -> None:
+        log.info("replica asks to sync up to height %d", height)
+
+    def status(self) -> dict[str, Any]:
+        head = self.store.head()
+        return {
+            "node_id": self.node_id,
+            "chain_id": self.genesis.chain_id,
+            "height": head.height if head else 0,
+            "head_hash": head.block_hash.hex() if head else "",
+            "state_root": head.state_root.hex() if head else "",
+            "view": self.replica.view,
+            "primary": self.replica.primary,
+            "validators": self.genesis.validator_ids(),
+            "mempool": len(self.mempool),
+        }
