@@ -1,0 +1,142 @@
+"""What a replica checks in every message before it lets it count.
+
+A message counts only if it names this chain, its sender is a validator of
+genesis, and the sender's signature verifies. VIEW-CHANGE and NEW-VIEW are
+checked all the way down: the commit certificate a view change claims, the
+PRE-PREPARE and 2f+1 PREPAREs of its prepared certificate, and the 2f+1 view
+changes a NEW-VIEW carries. `compute_new_view_plan` is the rule both the new
+primary and every replica apply to those view changes to know where the new
+view starts and which prepared block it must re-propose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from consensus.errors import InvalidMessage
+from consensus.messages import (
+    Message,
+    NewView,
+    PreparedCertificate,
+    PrePrepare,
+    ViewChange,
+    compute_signing_bytes,
+)
+from ledger.block import Block, CommitCertificate, verify_certificate
+from ledger.errors import InvalidCertificate
+from ledger.genesis import Genesis
+from ledger.keys import is_valid_signature
+
+
+@dataclass(frozen=True)
+class NewViewPlan:
+    """What a set of 2f+1 view changes obliges the new view to do."""
+
+    height: int
+    """Highest certified height among the view changes: the new view works from `height + 1`."""
+    certificate: CommitCertificate | None
+    """The certificate proving `height` (None for genesis)."""
+    block: Block | None
+    """The highest-view prepared block at `height + 1`, which must be re-proposed; None for a free proposal."""
+
+
+def compute_new_view_plan(view_changes: Sequence[ViewChange]) -> NewViewPlan:
+    """Where a new view starts and what it must re-propose, from already verified view changes."""
+    top = max(view_changes, key=lambda v: v.height)
+    prepared = [v.prepared for v in view_changes if v.prepared is not None and v.prepared.height == top.height + 1]
+    best = max(prepared, key=lambda p: (p.view, p.pre_prepare.block.hash()), default=None)
+    return NewViewPlan(top.height, top.certificate, None if best is None else best.pre_prepare.block)
+
+
+def compute_primary(genesis: Genesis, view: int) -> str:
+    """The primary of `view`: validators are taken in genesis order, round robin."""
+    return genesis.validators[view % genesis.n].id
+
+
+class MessageChecker:
+    """Checks messages against one genesis (its chain id, validator keys and quorum)."""
+
+    def __init__(self, genesis: Genesis) -> None:
+        self.genesis = genesis
+        self.keys = genesis.validator_keys()
+        self.quorum = genesis.quorum
+
+    def verify(self, message: Message) -> None:
+        """Raise `InvalidMessage` unless `message` and everything it carries is well signed and consistent."""
+        self.verify_signature(message)
+        if isinstance(message, PrePrepare):
+            self.verify_pre_prepare(message)
+        elif isinstance(message, ViewChange):
+            self.verify_view_change(message)
+        elif isinstance(message, NewView):
+            self.verify_new_view(message)
+
+    def verify_signature(self, message: Message) -> None:
+        if message.chain_id != self.genesis.chain_id:
+            raise InvalidMessage(f"message for chain {message.chain_id!r}")
+        key = self.keys.get(message.sender)
+        if key is None:
+            raise InvalidMessage(f"message from {message.sender!r}, who is not a validator")
+        if not is_valid_signature(key, compute_signing_bytes(message), message.signature):
+            raise InvalidMessage(f"bad signature on a {type(message).__name__} from {message.sender!r}")
+
+    def verify_pre_prepare(self, message: PrePrepare) -> None:
+        if message.sender != compute_primary(self.genesis, message.view):
+            raise InvalidMessage(f"pre-prepare for view {message.view} from {message.sender!r}, not its primary")
+        header = message.block.header
+        if header.height != message.height or header.chain_id != self.genesis.chain_id:
+            raise InvalidMessage(f"pre-prepare at height {message.height} carries a block for another slot")
+        if header.view > message.view:
+            raise InvalidMessage(f"pre-prepare in view {message.view} carries a block from view {header.view}")
+
+    def verify_prepared(self, prepared: PreparedCertificate) -> None:
+        pre_prepare = prepared.pre_prepare
+        self.verify_signature(pre_prepare)
+        self.verify_pre_prepare(pre_prepare)
+        block_hash = pre_prepare.block.hash()
+        senders = set()
+        for prepare in prepared.prepares:
+            self.verify_signature(prepare)
+            if (prepare.view, prepare.height, prepare.block_hash) != (pre_prepare.view, pre_prepare.height, block_hash):
+                raise InvalidMessage("prepared certificate mixes prepares for another slot or block")
+            senders.add(prepare.sender)
+        if len(senders) < self.quorum:
+            raise InvalidMessage(f"prepared certificate has {len(senders)} prepares, quorum is {self.quorum}")
+
+    def verify_view_change(self, message: ViewChange) -> None:
+        if message.view < 1:
+            raise InvalidMessage("a view change must be for view 1 or later")
+        if message.height == 0:
+            if message.certificate is not None:
+                raise InvalidMessage("a view change at genesis carries no certificate")
+        elif message.certificate is None:
+            raise InvalidMessage(f"view change claims height {message.height} without its certificate")
+        else:
+            try:
+                verify_certificate(message.certificate, self.genesis, message.certificate.block_hash, message.height)
+            except InvalidCertificate as exc:
+                raise InvalidMessage(f"view change from {message.sender!r}: {exc}") from exc
+        if message.prepared is not None:
+            if message.prepared.height != message.height + 1 or message.prepared.view >= message.view:
+                raise InvalidMessage("view change carries a prepared certificate for the wrong slot")
+            self.verify_prepared(message.prepared)
+
+    def verify_new_view(self, message: NewView) -> None:
+        if message.sender != compute_primary(self.genesis, message.view):
+            raise InvalidMessage(f"new view {message.view} from {message.sender!r}, not its primary")
+        senders = set()
+        for view_change in message.view_changes:
+            self.verify_signature(view_change)
+            self.verify_view_change(view_change)
+            if view_change.view != message.view:
+                raise InvalidMessage(f"new view {message.view} carries a view change for view {view_change.view}")
+            senders.add(view_change.sender)
+        if len(senders) < self.quorum or len(senders) != len(message.view_changes):
+            raise InvalidMessage(f"new view {message.view} needs {self.quorum} view changes from distinct validators")
+        pre_prepare = message.pre_prepare
+        if pre_prepare is not None:
+            self.verify_signature(pre_prepare)
+            self.verify_pre_prepare(pre_prepare)
+            if pre_prepare.view != message.view:
+                raise InvalidMessage(f"new view {message.view} carries a pre-prepare for view {pre_prepare.view}")

@@ -1,0 +1,154 @@
+"""An in-memory `Application` for consensus tests: blocks of `kv.set` txs over a dict.
+
+Deterministic by construction: the state is a dict of str -> int, its root is
+the hash of its sorted items, and a block's timestamp is its parent's plus one
+unless the caller's clock is later. It checks what a node checks (chain id,
+height, parent hash, timestamp, proposer, tx root, tx signatures, no tx twice
+on the chain, state and receipts roots after re-execution), and it keeps every
+committed block with its certificate so that a lagging replica can sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ledger.block import (
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    Receipt,
+    compute_receipts_root,
+    compute_tx_root,
+    genesis_hash,
+    verify_certificate,
+)
+from ledger.encoding import hash_value
+from ledger.genesis import Genesis
+from ledger.tx import Tx
+
+SET_KIND = "kv.set"
+"""The one tx kind: payload {"key": str, "value": int}."""
+
+
+@dataclass
+class Execution:
+    """The result of running txs on top of a state."""
+
+    state: dict[str, int]
+    receipts: list[Receipt]
+
+    @property
+    def state_root(self) -> bytes:
+        return hash_value(sorted(self.state.items()))
+
+
+def execute(state: dict[str, int], txs: Sequence[Tx]) -> Execution:
+    after = dict(state)
+    receipts = []
+    for tx in txs:
+        after[str(tx.payload["key"])] = int(tx.payload["value"])
+        receipts.append(Receipt(tx.id, True, "ok", "", {}))
+    return Execution(after, receipts)
+
+
+@dataclass
+class MemoryApp:
+    """A validator's chain and state, held in memory."""
+
+    genesis: Genesis
+    node_id: str
+    clock: Callable[[], int] = lambda: 0
+    """Milliseconds; block timestamps are at least this."""
+    verify_tx_signatures: bool = True
+    blocks: list[Block] = field(default_factory=list)
+    certificates: list[CommitCertificate] = field(default_factory=list)
+    state: dict[str, int] = field(default_factory=dict)
+    committed_ids: set[bytes] = field(default_factory=set)
+
+    def head(self) -> tuple[int, bytes]:
+        if not self.blocks:
+            return 0, genesis_hash(self.genesis)
+        return len(self.blocks), self.blocks[-1].hash()
+
+    def _parent_time(self) -> int:
+        return self.blocks[-1].header.timestamp_ms if self.blocks else self.genesis.genesis_time_ms
+
+    def is_admissible(self, tx: Tx) -> bool:
+        """Would this node accept `tx` into the next block?"""
+        signer = self.genesis.identity(tx.signer)
+        if tx.chain_id != self.genesis.chain_id or tx.kind != SET_KIND or signer is None:
+            return False
+        if tx.id in self.committed_ids:
+            return False
+        if not isinstance(tx.payload.get("key"), str) or not isinstance(tx.payload.get("value"), int):
+            return False
+        if self.verify_tx_signatures:
+            try:
+                tx.verify_signature(signer.public_key)
+            except Exception:
+                return False
+        return True
+
+    def build_block(self, height: int, view: int, txs: Sequence[Tx]) -> Block:
+        chosen: list[Tx] = []
+        seen: set[bytes] = set()
+        for tx in txs:
+            if tx.id not in seen and self.is_admissible(tx):
+                seen.add(tx.id)
+                chosen.append(tx)
+        return self.make_block(height, view, chosen)
+
+    def make_block(self, height: int, view: int, txs: Sequence[Tx], time_offset: int = 0) -> Block:
+        """The block these txs make on the head (no admission checks: tests use it to forge blocks)."""
+        execution = execute(self.state, txs)
+        header = BlockHeader(
+            chain_id=self.genesis.chain_id,
+            height=height,
+            prev_hash=self.head()[1],
+            timestamp_ms=max(self.clock(), self._parent_time() + 1) + time_offset,
+            view=view,
+            proposer=self.node_id,
+            tx_root=compute_tx_root(txs),
+            state_root=execution.state_root,
+            receipts_root=compute_receipts_root(execution.receipts),
+        )
+        return Block(header, tuple(txs))
+
+    def check_block(self, block: Block) -> str | None:
+        header = block.header
+        height, head_hash = self.head()
+        if header.chain_id != self.genesis.chain_id or header.height != height + 1 or header.prev_hash != head_hash:
+            return "block does not extend the head"
+        if header.timestamp_ms <= self._parent_time():
+            return "timestamp not after the parent's"
+        if self.genesis.identity(header.proposer) not in self.genesis.validators:
+            return "proposer is not a validator"
+        if header.tx_root != compute_tx_root(block.txs):
+            return "tx root mismatch"
+        if len({tx.id for tx in block.txs}) != len(block.txs) or not all(self.is_admissible(t) for t in block.txs):
+            return "inadmissible tx"
+        execution = execute(self.state, block.txs)
+        if header.state_root != execution.state_root:
+            return "state root mismatch"
+        if header.receipts_root != compute_receipts_root(execution.receipts):
+            return "receipts root mismatch"
+        return None
+
+    def apply(self, block: Block, certificate: CommitCertificate) -> None:
+        """Commit a decided or synced block; a block that does not extend the head is a broken invariant."""
+        height, head_hash = self.head()
+        if block.height != height + 1 or block.header.prev_hash != head_hash:
+            raise RuntimeError(f"{self.node_id}: block {block.height} does not extend head {height}")
+        verify_certificate(certificate, self.genesis, block.hash(), block.height)
+        self.state = execute(self.state, block.txs).state
+        self.committed_ids.update(tx.id for tx in block.txs)
+        self.blocks.append(block)
+        self.certificates.append(certificate)
+
+    def sync_from(self, other: MemoryApp) -> int:
+        """Copy the blocks `other` has beyond this head, checking each certificate; the new height."""
+        while len(self.blocks) < len(other.blocks):
+            index = len(self.blocks)
+            self.apply(other.blocks[index], other.certificates[index])
+        return len(self.blocks)
