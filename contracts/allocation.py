@@ -1,0 +1,324 @@
+"""Allocation and splitting (sourcing): which locations fulfil which order lines.
+
+For a click-and-collect order the pickup store serves first, as much as it has.
+What is left is sourced from the whole network's available stock at the
+locations that ship online orders: a location that can serve everything left
+wins (fewest shipments); otherwise the one that covers the most units, greedily,
+until everything is covered or the configured maximum of fulfilments is
+reached. Ties go to the better location priority (lower first), then the
+shorter distance to the delivery point, then the larger available stock, then
+the location id. Distance is an equirectangular approximation in integer
+micro-degrees with a cosine table, so every node gets the same number.
+Locations at their daily capacity, or that declined this order, are skipped.
+
+Each chosen location gets one fulfilment (sub-order, `<order>-<n>`) with its
+stock reserved. Lines nothing can serve are backordered, or the order is
+refused with `insufficient_stock`, per `allocation.unservable`. Virtual SKUs
+need no stock and form one fulfilment of their own. A location that cannot
+serve its fulfilment declines it and its lines are allocated again elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import keys
+from contracts.catalogue import (
+    MICRO_DEGREES,
+    VIRTUAL_LOCATION,
+    get_location,
+    iter_locations,
+    require_location_access,
+)
+from contracts.context import TxContext
+from contracts.errors import Rejected
+from contracts.fulfilment import release_order
+from contracts.inventory import compute_available, get_stock, release_stock, reserve_stock
+from contracts.lifecycle import (
+    ENDED_FULFILMENT,
+    OPEN_FULFILMENT,
+    is_paid,
+    put_fulfilment,
+    put_order,
+    require_fulfilment,
+    require_order,
+    require_order_access,
+    set_fulfilment_status,
+    sync_order_status,
+    transition_order,
+)
+from contracts.numbering import compute_fulfilment_id
+from contracts.payload import get_id, get_text
+from ledger.state import StateView
+
+ROLES: dict[str, frozenset[str]] = {
+    "fulfilment.decline": frozenset({"store", "operator"}),
+    "order.allocate": frozenset({"channel", "operator"}),
+}
+
+DEFAULTS: dict[str, Any] = {
+    "allocation.max_splits": 3,
+    "allocation.unservable": "refuse",
+}
+"""`max_splits`: most physical fulfilments per order; `unservable`: `refuse` or `backorder`."""
+
+DAY_MS = 86_400_000
+"""Length of a capacity day in block time."""
+
+COSINE_BY_DEGREE = (
+    10000, 9998, 9994, 9986, 9976, 9962, 9945, 9925, 9903, 9877, 9848, 9816, 9781, 9744, 9703, 9659,
+    9613, 9563, 9511, 9455, 9397, 9336, 9272, 9205, 9135, 9063, 8988, 8910, 8829, 8746, 8660, 8572,
+    8480, 8387, 8290, 8192, 8090, 7986, 7880, 7771, 7660, 7547, 7431, 7314, 7193, 7071, 6947, 6820,
+    6691, 6561, 6428, 6293, 6157, 6018, 5878, 5736, 5592, 5446, 5299, 5150, 5000, 4848, 4695, 4540,
+    4384, 4226, 4067, 3907, 3746, 3584, 3420, 3256, 3090, 2924, 2756, 2588, 2419, 2250, 2079, 1908,
+    1736, 1564, 1392, 1219, 1045, 872, 698, 523, 349, 175, 0,
+)  # fmt: skip
+"""cos(d degrees) * 10000 for d = 0..90, rounded."""
+
+Item = dict[str, Any]
+"""One piece of demand or supply: `line` (order line index), `sku`, `qty`."""
+
+
+def get_setting(ctx: TxContext, key: str) -> Any:
+    return ctx.config.get(key, DEFAULTS[key])
+
+
+def compute_distance_sq(lat1: int, lon1: int, lat2: int, lon2: int) -> int:
+    """Squared equirectangular distance in micro-degrees of latitude."""
+    mid_degree = min(abs(lat1 + lat2) // (2 * MICRO_DEGREES), 90)
+    dlon = abs(lon1 - lon2)
+    if dlon > 180 * MICRO_DEGREES:
+        dlon = 360 * MICRO_DEGREES - dlon
+    dx = dlon * COSINE_BY_DEGREE[mid_degree] // 10000
+    dy = lat1 - lat2
+    return dx * dx + dy * dy
+
+
+def get_destination(state: StateView, order: dict[str, Any]) -> tuple[int, int] | None:
+    """Coordinates goods travel to: the delivery point, or the pickup store."""
+    delivery = order["delivery"]
+    if delivery is not None and delivery.get("lat") is not None:
+        return int(delivery["lat"]), int(delivery["lon"])
+    if order["pickup"] is not None:
+        store = get_location(state, order["pickup"])
+        if store is not None:
+            return int(store["lat"]), int(store["lon"])
+    return None
+
+
+def is_at_capacity(state: StateView, ctx: TxContext, location: dict[str, Any]) -> bool:
+    limit = int(location["daily_capacity"])
+    used = int(state.get(keys.capacity_key(location["location"], ctx.time_ms // DAY_MS)) or 0)
+    return limit > 0 and used >= limit
+
+
+def compute_cover(state: StateView, location: str, needs: list[Item]) -> list[Item]:
+    """What `location` can serve of `needs` from its available stock."""
+    left: dict[str, int] = {}
+    cover = []
+    for need in needs:
+        sku = need["sku"]
+        if sku not in left:
+            left[sku] = compute_available(get_stock(state, location, sku))
+        qty = min(need["qty"], left[sku])
+        if qty > 0:
+            left[sku] -= qty
+            cover.append({"line": need["line"], "sku": sku, "qty": qty})
+    return cover
+
+
+def subtract_items(needs: list[Item], served: list[Item]) -> list[Item]:
+    """`needs` minus `served`, line by line, dropping what is fully served."""
+    out = []
+    for need in needs:
+        qty = need["qty"] - sum(s["qty"] for s in served if s["line"] == need["line"])
+        if qty > 0:
+            out.append({"line": need["line"], "sku": need["sku"], "qty": qty})
+    return out
+
+
+def plan_allocation(
+    state: StateView, ctx: TxContext, order: dict[str, Any], needs: list[Item], slots: int
+) -> tuple[list[tuple[dict[str, Any], list[Item]]], list[Item]]:
+    """Choose up to `slots` locations for `needs`; return the plan and what stays unserved."""
+    excluded = order["declined_at"]
+    plan: list[tuple[dict[str, Any], list[Item]]] = []
+    if order["pickup"] is not None and order["pickup"] not in excluded and slots > 0:
+        store = get_location(state, order["pickup"])
+        if store is not None and store["active"] and not is_at_capacity(state, ctx, store):
+            cover = compute_cover(state, store["location"], needs)
+            if cover:
+                plan.append((store, cover))
+                needs = subtract_items(needs, cover)
+    destination = get_destination(state, order)
+    candidates = [
+        loc
+        for loc in iter_locations(state)
+        if loc["ships_online"]
+        and loc["location"] not in excluded
+        and all(loc["location"] != chosen["location"] for chosen, _ in plan)
+        and not is_at_capacity(state, ctx, loc)
+    ]
+    while needs and len(plan) < slots:
+        wanted = sum(n["qty"] for n in needs)
+        best: tuple[Any, ...] | None = None
+        for loc in candidates:
+            cover = compute_cover(state, loc["location"], needs)
+            covered = sum(c["qty"] for c in cover)
+            if covered == 0:
+                continue
+            distance = 0 if destination is None else compute_distance_sq(*destination, loc["lat"], loc["lon"])
+            stock = sum(compute_available(get_stock(state, loc["location"], n["sku"])) for n in needs)
+            rank = (0 if covered == wanted else 1, -covered, loc["priority"], distance, -stock, loc["location"])
+            if best is None or rank < best[0]:
+                best = (rank, loc, cover)
+        if best is None:
+            break
+        _, loc, cover = best
+        plan.append((loc, cover))
+        candidates.remove(loc)
+        needs = subtract_items(needs, cover)
+    return plan, needs
+
+
+def create_fulfilment(
+    state: StateView, ctx: TxContext, order: dict[str, Any], location: str, org: str, items: list[Item]
+) -> dict[str, Any]:
+    """Open a fulfilment at `location`, reserving its stock (virtual goods reserve nothing)."""
+    order["fulfilment_count"] += 1
+    fulfilment_id = compute_fulfilment_id(order["order_id"], order["fulfilment_count"])
+    is_virtual = location == VIRTUAL_LOCATION
+    if not is_virtual:
+        for item in items:
+            reserve_stock(state, ctx, location, item["sku"], item["qty"], fulfilment_id)
+        day_key = keys.capacity_key(location, ctx.time_ms // DAY_MS)
+        state.put(day_key, int(state.get(day_key) or 0) + 1)
+    record = {
+        "fulfilment_id": fulfilment_id,
+        "order_id": order["order_id"],
+        "location": location,
+        "org": org,
+        "virtual": is_virtual,
+        "lines": items,
+        "status": "",
+        "events": [],
+        "carrier": "",
+        "tracking": "",
+        "invoice": None,
+        "returned": [],
+    }
+    set_fulfilment_status(record, "released" if order["released"] else "allocated", ctx)
+    put_fulfilment(state, record)
+    order["fulfilments"].append(fulfilment_id)
+    return record
+
+
+def count_physical_fulfilments(state: StateView, order: dict[str, Any]) -> int:
+    count = 0
+    for fid in order["fulfilments"]:
+        record = require_fulfilment(state, fid)
+        if not record["virtual"] and record["status"] not in ENDED_FULFILMENT:
+            count += 1
+    return count
+
+
+def allocate_items(state: StateView, ctx: TxContext, order: dict[str, Any], needs: list[Item]) -> list[Item]:
+    """Create fulfilments for `needs`; return the items nothing could serve."""
+    virtual = [n for n in needs if order["lines"][n["line"]]["virtual"]]
+    physical = [n for n in needs if not order["lines"][n["line"]]["virtual"]]
+    if virtual:
+        create_fulfilment(state, ctx, order, VIRTUAL_LOCATION, order["org"], virtual)
+    slots = int(get_setting(ctx, "allocation.max_splits")) - count_physical_fulfilments(state, order)
+    plan, unserved = plan_allocation(state, ctx, order, physical, slots)
+    for location, items in plan:
+        create_fulfilment(state, ctx, order, location["location"], location["org"], items)
+    return unserved
+
+
+def allocate_new_order(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
+    """Allocate a new or just approved order; refuse it or backorder what is left, per config."""
+    needs = [{"line": i, "sku": line["sku"], "qty": line["qty"]} for i, line in enumerate(order["lines"])]
+    unserved = allocate_items(state, ctx, order, needs)
+    if unserved and get_setting(ctx, "allocation.unservable") != "backorder":
+        missing = ", ".join(f"{u['qty']} x {u['sku']}" for u in unserved)
+        raise Rejected("insufficient_stock", f"not enough stock in the network for {missing}")
+    order["backorder"] = unserved
+    transition_order(order, "backordered" if unserved else "allocated", ctx)
+    if not unserved and order["payment_terms"] == "on_account":
+        release_order(state, ctx, order)
+
+
+def merge_backorder(backorder: list[Item], more: list[Item]) -> list[Item]:
+    merged = [dict(item) for item in backorder]
+    for item in more:
+        for existing in merged:
+            if existing["line"] == item["line"]:
+                existing["qty"] += item["qty"]
+                break
+        else:
+            merged.append(dict(item))
+    return sorted(merged, key=lambda i: i["line"])
+
+
+def settle_allocation(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
+    """After (re-)allocation: put the order in the status its backorder and payment call for."""
+    if order["released"]:
+        sync_order_status(state, ctx, order)
+    elif order["backorder"]:
+        if order["status"] != "backordered":
+            transition_order(order, "backordered", ctx)
+    elif order["status"] == "backordered":
+        if is_paid(order):
+            release_order(state, ctx, order)
+        else:
+            transition_order(order, "allocated", ctx)
+
+
+def process_order_allocate(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """Try again to source an order's backordered lines (e.g. after new stock arrived)."""
+    order = require_order(state, get_id(tx.payload, "order_id"))
+    require_order_access(ctx, order)
+    if order["status"] != "backordered" or not order["backorder"]:
+        raise Rejected("invalid_transition", f"order {order['order_id']} has nothing backordered")
+    before = len(order["fulfilments"])
+    order["backorder"] = allocate_items(state, ctx, order, order["backorder"])
+    settle_allocation(state, ctx, order)
+    put_order(state, order)
+    return {
+        "order_id": order["order_id"],
+        "status": order["status"],
+        "fulfilments": order["fulfilments"][before:],
+        "backorder": order["backorder"],
+    }
+
+
+def process_fulfilment_decline(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """A location cannot serve its fulfilment: release its stock and source the lines elsewhere."""
+    record = require_fulfilment(state, get_id(tx.payload, "fulfilment_id"))
+    location = get_location(state, record["location"])
+    if record["virtual"] or location is None:
+        raise Rejected("invalid_transition", "virtual fulfilments cannot be declined")
+    require_location_access(ctx, location)
+    if record["status"] not in OPEN_FULFILMENT:
+        raise Rejected("invalid_transition", f"fulfilment {record['fulfilment_id']} is {record['status']}")
+    reason = get_text(tx.payload, "reason", "")
+    for item in record["lines"]:
+        release_stock(state, ctx, record["location"], item["sku"], item["qty"], record["fulfilment_id"])
+    set_fulfilment_status(record, "declined", ctx)
+    record["decline_reason"] = reason
+    put_fulfilment(state, record)
+    order = require_order(state, record["order_id"])
+    if record["location"] not in order["declined_at"]:
+        order["declined_at"].append(record["location"])
+    before = len(order["fulfilments"])
+    unserved = allocate_items(state, ctx, order, record["lines"])
+    order["backorder"] = merge_backorder(order["backorder"], unserved)
+    settle_allocation(state, ctx, order)
+    put_order(state, order)
+    return {
+        "fulfilment_id": record["fulfilment_id"],
+        "order_id": order["order_id"],
+        "status": order["status"],
+        "reallocated_to": order["fulfilments"][before:],
+        "backorder": order["backorder"],
+    }

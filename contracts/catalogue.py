@@ -1,0 +1,122 @@
+"""The catalogue (SKUs) and the distribution points (locations).
+
+A SKU has a price in integer minor units, a currency, a tax class and is
+physical (needs stock) or virtual (ships at once, no stock). A location is a
+store or a warehouse with coordinates in micro-degrees, a region (for tax),
+the organisation that owns it (and issues its invoices), whether it ships
+online orders, whether customers may collect there, a daily capacity (most
+fulfilments allocated to it per block-time day, 0 for no limit) and a
+priority (lower is preferred by allocation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import keys
+from contracts.context import TxContext
+from contracts.errors import Rejected
+from contracts.payload import MAX_AMOUNT, bad, get_bool, get_choice, get_id, get_int, get_text
+from ledger.state import StateView
+
+ROLES: dict[str, frozenset[str]] = {
+    "sku.upsert": frozenset({"operator"}),
+    "location.upsert": frozenset({"operator", "store"}),
+}
+
+LOCATION_TYPES = ("store", "warehouse")
+"""Kinds of distribution point."""
+
+VIRTUAL_LOCATION = "virtual"
+"""Pseudo-location under which virtual goods are journalled (never stocked)."""
+
+MICRO_DEGREES = 1_000_000
+"""Coordinates are integer micro-degrees."""
+
+
+def get_sku(state: StateView, sku: str) -> dict[str, Any] | None:
+    return state.get(keys.sku_key(sku))
+
+
+def get_location(state: StateView, location: str) -> dict[str, Any] | None:
+    return state.get(keys.location_key(location))
+
+
+def require_sku(state: StateView, sku: str) -> dict[str, Any]:
+    record = get_sku(state, sku)
+    if record is None or not record["active"]:
+        raise Rejected("unknown_sku", f"SKU {sku} is not in the catalogue")
+    return record
+
+
+def require_location(state: StateView, location: str) -> dict[str, Any]:
+    record = get_location(state, location)
+    if record is None or not record["active"]:
+        raise Rejected("unknown_location", f"location {location} does not exist")
+    return record
+
+
+def require_location_access(ctx: TxContext, location: dict[str, Any]) -> None:
+    """Operators act anywhere; a store identity only at locations of its own organisation."""
+    if "operator" in ctx.signer.roles:
+        return
+    if ctx.signer.org != location["org"]:
+        raise Rejected("forbidden", f"{ctx.signer.id} does not act for location {location['location']}")
+
+
+def iter_locations(state: StateView) -> list[dict[str, Any]]:
+    """Active locations in id order."""
+    return [record for _, record in state.scan("location/") if record["active"]]
+
+
+def process_sku_upsert(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """Create or change a SKU."""
+    payload = tx.payload
+    sku = get_id(payload, "sku")
+    currency = get_text(payload, "currency")
+    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise bad("currency must be an ISO 4217 code such as EUR")
+    record = {
+        "sku": sku,
+        "name": get_text(payload, "name", ""),
+        "price": get_int(payload, "price", 0, MAX_AMOUNT),
+        "currency": currency,
+        "tax_class": get_id(payload, "tax_class"),
+        "virtual": get_bool(payload, "virtual", False),
+        "active": get_bool(payload, "active", True),
+    }
+    previous = get_sku(state, sku)
+    state.put(keys.sku_key(sku), record)
+    return {"sku": sku, "created": previous is None}
+
+
+def process_location_upsert(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """Create or change a location; a store identity may only register its own organisation's locations."""
+    payload = tx.payload
+    location = get_id(payload, "location")
+    if location == VIRTUAL_LOCATION:
+        raise bad(f"{VIRTUAL_LOCATION} is reserved for virtual goods")
+    org = get_id(payload, "org") if "org" in payload else ctx.signer.org
+    if "operator" not in ctx.signer.roles and org != ctx.signer.org:
+        raise Rejected("forbidden", "a store may only register locations of its own organisation")
+    if not any(o["id"] == org for o in ctx.genesis.organisations):
+        raise Rejected("unknown_org", f"organisation {org} is not in genesis")
+    previous = get_location(state, location)
+    if previous is not None:
+        require_location_access(ctx, previous)
+    record = {
+        "location": location,
+        "name": get_text(payload, "name", ""),
+        "type": get_choice(payload, "type", LOCATION_TYPES),
+        "org": org,
+        "region": get_id(payload, "region"),
+        "lat": get_int(payload, "lat", -90 * MICRO_DEGREES, 90 * MICRO_DEGREES),
+        "lon": get_int(payload, "lon", -180 * MICRO_DEGREES, 180 * MICRO_DEGREES),
+        "ships_online": get_bool(payload, "ships_online", True),
+        "pickup_allowed": get_bool(payload, "pickup_allowed", False),
+        "daily_capacity": get_int(payload, "daily_capacity", 0, 10**9, 0),
+        "priority": get_int(payload, "priority", 0, 10**6, 100),
+        "active": get_bool(payload, "active", True),
+    }
+    state.put(keys.location_key(location), record)
+    return {"location": location, "created": previous is None}

@@ -1,0 +1,391 @@
+"""Invoicing: invoices per shipment (or per order), credit notes, reversal and reissue.
+
+An invoice is issued by the organisation that owns the shipping location and
+numbered in that issuer's unbroken sequence (`numbering.take_invoice_number`);
+credit notes share the sequence. Each line carries unit price, quantity,
+discount, tax rate (basis points, from `tax.rates` by tax class and region),
+net, tax and gross; the totals are the sums of the lines. Prices are
+tax-inclusive or exclusive (`tax.prices_include_tax`).
+
+Rounding rule: amounts are integer minor units and tax is rounded half-up
+(`compute_half_up`). With `tax.rounding = line` each line's tax is rounded on
+its own; with `invoice` the tax of all lines sharing a rate is rounded once
+and spread over the lines by largest remainder, so lines still sum to the
+total. The order's shipping charge is a line (`sku = shipping`) on its first
+invoice.
+
+Documents are never edited. A return produces a credit note that refers to
+the invoice; its amounts are the difference of the invoice line's amounts
+prorated at the cumulative credited quantity, so credit notes never exceed what
+was invoiced and a full return credits exactly. A wrong invoice is reversed
+(`invoice.reverse`): a credit note for whatever is not yet credited, then a new
+invoice for the same goods computed from the current configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import keys
+from contracts.catalogue import get_location
+from contracts.context import BlockContext, TxContext
+from contracts.errors import Rejected
+from contracts.lifecycle import (
+    SENT_FULFILMENT,
+    compute_shipping_status,
+    get_order_fulfilments,
+    put_fulfilment,
+    require_order,
+)
+from contracts.numbering import take_invoice_number
+from contracts.payload import get_text
+from ledger.state import StateView
+
+ROLES: dict[str, frozenset[str]] = {
+    "invoice.reverse": frozenset({"operator", "store"}),
+}
+
+DEFAULTS: dict[str, Any] = {
+    "tax.rates": {"standard": {"*": 2100}, "reduced": {"*": 900}, "zero": {"*": 0}},
+    "tax.prices_include_tax": True,
+    "tax.rounding": "line",
+    "tax.shipping_class": "standard",
+    "invoicing.mode": "shipment",
+}
+"""Tax rates in basis points by tax class then region (`*` for any region); rounding `line` or `invoice`;
+invoicing `shipment` (one invoice per shipment) or `order` (one per issuer once the order has shipped)."""
+
+BASIS_POINTS = 10_000
+"""A tax rate of 10000 basis points is 100 %."""
+
+SHIPPING_SKU = "shipping"
+"""The `sku` of a shipping-charge line."""
+
+Context = TxContext | BlockContext
+
+
+def get_setting(config: dict[str, Any], key: str) -> Any:
+    return config.get(key, DEFAULTS[key])
+
+
+def compute_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half-up, for non-negative numbers."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def compute_distinct(values: list[Any]) -> list[Any]:
+    """The distinct values, sorted."""
+    out: list[Any] = []
+    for value in sorted(values):
+        if not out or out[-1] != value:
+            out.append(value)
+    return out
+
+
+def get_tax_rate(config: dict[str, Any], tax_class: str, region: str) -> int:
+    rates = get_setting(config, "tax.rates").get(tax_class)
+    if rates is None:
+        raise Rejected("unknown_tax_class", f"no tax rates for class {tax_class}")
+    rate = rates.get(region, rates.get("*"))
+    if type(rate) is not int or not 0 <= rate <= BASIS_POINTS:
+        raise Rejected("unknown_tax_class", f"no tax rate for class {tax_class} in region {region}")
+    return rate
+
+
+def compute_lines(items: list[dict[str, Any]], include_tax: bool, per_invoice: bool) -> list[dict[str, Any]]:
+    """Fill in net, tax and gross of each item (unit_price, qty, discount, tax_rate)."""
+    numerators = []
+    for item in items:
+        amount = item["unit_price"] * item["qty"] - item["discount"]
+        rate = item["tax_rate"]
+        numerators.append((amount, amount * rate, BASIS_POINTS + rate if include_tax else BASIS_POINTS))
+    taxes = [compute_half_up(num, den) for _, num, den in numerators]
+    if per_invoice:
+        for rate in compute_distinct([item["tax_rate"] for item in items]):
+            members = [i for i, item in enumerate(items) if item["tax_rate"] == rate]
+            den = numerators[members[0]][2]
+            total = compute_half_up(sum(numerators[i][1] for i in members), den)
+            for i in members:
+                taxes[i] = numerators[i][1] // den
+            extra = total - sum(taxes[i] for i in members)
+            by_remainder = sorted(members, key=lambda i: (-(numerators[i][1] % den), i))
+            for i in by_remainder[:extra]:
+                taxes[i] += 1
+    lines = []
+    for item, (amount, _, _), tax in zip(items, numerators, taxes, strict=True):
+        net, gross = (amount - tax, amount) if include_tax else (amount, amount + tax)
+        lines.append({**item, "net": net, "tax": tax, "gross": gross})
+    return lines
+
+
+def get_invoice(state: StateView, number: str) -> dict[str, Any] | None:
+    issuer, _, seq = number.rpartition("-")
+    if not issuer or not seq.isdigit():
+        return None
+    return state.get(keys.invoice_key(issuer, int(seq)))
+
+
+def require_invoice(state: StateView, number: str) -> dict[str, Any]:
+    invoice = get_invoice(state, number)
+    if invoice is None:
+        raise Rejected("unknown_invoice", f"invoice {number} does not exist")
+    return invoice
+
+
+def write_document(
+    state: StateView,
+    ctx: Context,
+    order: dict[str, Any],
+    issuer: str,
+    lines: list[dict[str, Any]],
+    **fields: Any,
+) -> dict[str, Any]:
+    """Number and store an invoice or credit note; its totals are the sums of its lines."""
+    number, seq = take_invoice_number(state, issuer)
+    document = {
+        "number": number,
+        "seq": seq,
+        "issuer": issuer,
+        "order_id": order["order_id"],
+        "currency": order["currency"],
+        "credit_note": False,
+        "refers_to": None,
+        "reissue_of": None,
+        "reason": "",
+        "fulfilments": [],
+        "prices_include_tax": fields.pop("prices_include_tax", True),
+        "rounding": fields.pop("rounding", "line"),
+        "lines": lines,
+        "net_total": sum(line["net"] for line in lines),
+        "tax_total": sum(line["tax"] for line in lines),
+        "total": sum(line["gross"] for line in lines),
+        "tx_id": ctx.tx_id if isinstance(ctx, TxContext) else None,
+        "height": ctx.height,
+        "time_ms": ctx.time_ms,
+    }
+    document.update(fields)
+    state.put(keys.invoice_key(issuer, seq), document)
+    state.put(keys.order_invoice_key(order["order_id"], number), number)
+    return document
+
+
+def get_order_region(state: StateView, order: dict[str, Any]) -> str:
+    if order["delivery"] is not None and order["delivery"].get("region"):
+        return str(order["delivery"]["region"])
+    store = get_location(state, order["pickup"]) if order["pickup"] else None
+    return str(store["region"]) if store is not None else "*"
+
+
+def build_items(
+    state: StateView, config: dict[str, Any], order: dict[str, Any], fulfilments: list[dict[str, Any]], shipping: bool
+) -> list[dict[str, Any]]:
+    """Invoice items for the goods of `fulfilments` (discounts prorated per line) and the shipping charge."""
+    region = get_order_region(state, order)
+    items = []
+    for record in fulfilments:
+        for part in record["lines"]:
+            line = order["lines"][part["line"]]
+            before = order["invoiced"][part["line"]]
+            after = before + part["qty"]
+            order["invoiced"][part["line"]] = after
+            discount = line["discount"] * after // line["qty"] - line["discount"] * before // line["qty"]
+            items.append(
+                {
+                    "sku": line["sku"],
+                    "line": part["line"],
+                    "fulfilment": record["fulfilment_id"],
+                    "qty": part["qty"],
+                    "unit_price": line["unit_price"],
+                    "discount": discount,
+                    "tax_rate": get_tax_rate(config, line["tax_class"], region),
+                }
+            )
+    if shipping and order["shipping_charge"] > 0:
+        shipping_class = get_setting(config, "tax.shipping_class")
+        items.append(
+            {
+                "sku": SHIPPING_SKU,
+                "line": -1,
+                "fulfilment": "",
+                "qty": 1,
+                "unit_price": order["shipping_charge"],
+                "discount": 0,
+                "tax_rate": get_tax_rate(config, shipping_class, region),
+            }
+        )
+    return items
+
+
+def issue_invoice(
+    state: StateView,
+    ctx: Context,
+    config: dict[str, Any],
+    order: dict[str, Any],
+    issuer: str,
+    items: list[dict[str, Any]],
+    fulfilment_ids: list[str],
+    **fields: Any,
+) -> dict[str, Any]:
+    include_tax = bool(get_setting(config, "tax.prices_include_tax"))
+    rounding = str(get_setting(config, "tax.rounding"))
+    lines = compute_lines(items, include_tax, rounding == "invoice")
+    return write_document(
+        state,
+        ctx,
+        order,
+        issuer,
+        lines,
+        prices_include_tax=include_tax,
+        rounding=rounding,
+        fulfilments=fulfilment_ids,
+        **fields,
+    )
+
+
+def invoice_shipped(state: StateView, ctx: Context, config: dict[str, Any], order: dict[str, Any]) -> list[str]:
+    """Invoice what has shipped and is not invoiced yet, per config; returns the new numbers.
+
+    The caller has put the fulfilments; this updates them with their invoice numbers and
+    updates `order` in memory (the caller puts it).
+    """
+    fulfilments = get_order_fulfilments(state, order)
+    pending = [f for f in fulfilments if f["status"] in SENT_FULFILMENT and f["invoice"] is None]
+    if not pending:
+        return []
+    if get_setting(config, "invoicing.mode") == "order":
+        if compute_shipping_status(order, fulfilments) not in ("shipped", "delivered"):
+            return []
+        groups = [[f for f in pending if f["org"] == org] for org in compute_distinct([f["org"] for f in pending])]
+    else:
+        groups = [[f] for f in pending]
+    numbers = []
+    for group in groups:
+        shipping = not order["shipping_invoiced"]
+        order["shipping_invoiced"] = True
+        items = build_items(state, config, order, group, shipping)
+        ids = [f["fulfilment_id"] for f in group]
+        invoice = issue_invoice(state, ctx, config, order, group[0]["org"], items, ids)
+        for record in group:
+            record["invoice"] = invoice["number"]
+            put_fulfilment(state, record)
+        numbers.append(invoice["number"])
+    return numbers
+
+
+def get_credited(state: StateView, invoice: dict[str, Any]) -> dict[str, Any]:
+    """How much of each invoice line has been credited so far (cumulative quantities) and the credited total."""
+    record = state.get(keys.credited_key(invoice["number"]))
+    return record if record is not None else {"qty": [0] * len(invoice["lines"]), "total": 0}
+
+
+def issue_credit_note(
+    state: StateView,
+    ctx: Context,
+    order: dict[str, Any],
+    invoice: dict[str, Any],
+    credits: list[tuple[int, int]],
+    reason: str,
+) -> dict[str, Any]:
+    """Credit `qty` of invoice line `index` for each (index, qty); refuse more than was invoiced."""
+    if invoice["credit_note"]:
+        raise Rejected("invalid_document", f"{invoice['number']} is a credit note")
+    credited = get_credited(state, invoice)
+    lines = []
+    for index, qty in credits:
+        line = invoice["lines"][index]
+        before = credited["qty"][index]
+        after = before + qty
+        if after > line["qty"]:
+            raise Rejected("over_credit", f"line {index} of {invoice['number']} has only {line['qty'] - before} left")
+        credited["qty"][index] = after
+        gross = line["gross"] * after // line["qty"] - line["gross"] * before // line["qty"]
+        tax = line["tax"] * after // line["qty"] - line["tax"] * before // line["qty"]
+        discount = line["discount"] * after // line["qty"] - line["discount"] * before // line["qty"]
+        lines.append({**line, "qty": qty, "discount": discount, "net": gross - tax, "tax": tax, "gross": gross})
+    note = write_document(
+        state,
+        ctx,
+        order,
+        invoice["issuer"],
+        lines,
+        credit_note=True,
+        refers_to=invoice["number"],
+        reason=reason,
+        prices_include_tax=invoice["prices_include_tax"],
+        rounding=invoice["rounding"],
+        fulfilments=invoice["fulfilments"],
+    )
+    credited["total"] += note["total"]
+    state.put(keys.credited_key(invoice["number"]), credited)
+    return note
+
+
+def credit_fulfilment_line(
+    state: StateView, ctx: Context, order: dict[str, Any], fulfilment: dict[str, Any], line: int, qty: int, reason: str
+) -> dict[str, Any] | None:
+    """Credit returned goods of one fulfilment line on the invoice that billed them (None if not invoiced)."""
+    if fulfilment["invoice"] is None:
+        return None
+    invoice = require_invoice(state, fulfilment["invoice"])
+    for index, invoice_line in enumerate(invoice["lines"]):
+        if invoice_line["line"] == line and invoice_line["fulfilment"] == fulfilment["fulfilment_id"]:
+            return issue_credit_note(state, ctx, order, invoice, [(index, qty)], reason)
+    return None
+
+
+def process_invoice_reverse(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """Reverse a wrong invoice with a credit note for what is left on it, and reissue it from current config."""
+    number = get_text(tx.payload, "number")
+    reason = get_text(tx.payload, "reason")
+    if not reason:
+        raise Rejected("bad_payload", "a reversal needs a reason")
+    invoice = require_invoice(state, number)
+    if "operator" not in ctx.signer.roles and ctx.signer.org != invoice["issuer"]:
+        raise Rejected("forbidden", f"{ctx.signer.id} does not act for issuer {invoice['issuer']}")
+    if invoice["credit_note"]:
+        raise Rejected("invalid_document", f"{number} is a credit note")
+    if state.get(keys.reversal_key(number)) is not None:
+        raise Rejected("already_reversed", f"invoice {number} is already reversed")
+    order = require_order(state, invoice["order_id"])
+    credited = get_credited(state, invoice)
+    remaining = [
+        (index, line["qty"] - credited["qty"][index])
+        for index, line in enumerate(invoice["lines"])
+        if line["qty"] > credited["qty"][index]
+    ]
+    if not remaining:
+        raise Rejected("over_credit", f"invoice {number} is fully credited already")
+    note = issue_credit_note(state, ctx, order, invoice, remaining, f"reversal: {reason}")
+    region = get_order_region(state, order)
+    items = [
+        {key: invoice["lines"][index][key] for key in ("sku", "line", "fulfilment", "unit_price")}
+        | {
+            "qty": qty,
+            "discount": note["lines"][position]["discount"],
+            "tax_rate": get_tax_rate(ctx.config, _tax_class_of(order, invoice["lines"][index]["line"], ctx), region),
+        }
+        for position, (index, qty) in enumerate(remaining)
+    ]
+    reissued = issue_invoice(
+        state,
+        ctx,
+        ctx.config,
+        order,
+        invoice["issuer"],
+        items,
+        invoice["fulfilments"],
+        reissue_of=number,
+        reason=reason,
+    )
+    state.put(keys.reversal_key(number), {"credit_note": note["number"], "reissued": reissued["number"]})
+    for record in get_order_fulfilments(state, order):
+        if record["invoice"] == number:
+            record["invoice"] = reissued["number"]
+            put_fulfilment(state, record)
+    return {"reversed": number, "credit_note": note["number"], "reissued": reissued["number"]}
+
+
+def _tax_class_of(order: dict[str, Any], line: int, ctx: TxContext) -> str:
+    if line < 0:
+        return str(get_setting(ctx.config, "tax.shipping_class"))
+    return str(order["lines"][line]["tax_class"])

@@ -1,0 +1,104 @@
+"""The state key layout of the OMS rules: one place says where every record lives.
+
+Keys are `/`-separated paths of ids; ids never contain `/` (see `payload.get_id`),
+so a prefix scan such as `journal/<location>/` returns exactly one location's entries.
+Sequence numbers are zero-padded so that key order is numeric order.
+"""
+
+from __future__ import annotations
+
+
+def sku_key(sku: str) -> str:
+    return f"sku/{sku}"
+
+
+def location_key(location: str) -> str:
+    return f"location/{location}"
+
+
+def stock_key(location: str, sku: str) -> str:
+    return f"stock/{location}/{sku}"
+
+
+def stock_prefix(location: str | None = None) -> str:
+    return "stock/" if location is None else f"stock/{location}/"
+
+
+def journal_key(location: str, sku: str, seq: int) -> str:
+    return f"journal/{location}/{sku}/{seq:010d}"
+
+
+def journal_prefix(location: str | None = None, sku: str | None = None) -> str:
+    if location is None:
+        return "journal/"
+    if sku is None:
+        return f"journal/{location}/"
+    return f"journal/{location}/{sku}/"
+
+
+def count_key(location: str, tx_hex: str) -> str:
+    return f"count/{location}/{tx_hex}"
+
+
+def count_prefix(location: str) -> str:
+    return f"count/{location}/"
+
+
+def order_key(order_id: str) -> str:
+    return f"order/{order_id}"
+
+
+def external_ref_key(channel: str, ref_hash: str) -> str:
+    return f"extref/{channel}/{ref_hash}"
+
+
+def customer_key(customer_hash: str) -> str:
+    return f"customer/{customer_hash}"
+
+
+def unpaid_key(deadline_ms: int, order_id: str) -> str:
+    return f"unpaid/{deadline_ms:016d}/{order_id}"
+
+
+UNPAID_PREFIX = "unpaid/"
+"""Prefix of the unpaid-order deadline index, in deadline order."""
+
+
+def fulfilment_key(fulfilment_id: str) -> str:
+    return f"fulfilment/{fulfilment_id}"
+
+
+def capacity_key(location: str, day: int) -> str:
+    return f"capacity/{location}/{day}"
+
+
+def return_key(return_id: str) -> str:
+    return f"return/{return_id}"
+
+
+def invoice_key(issuer: str, seq: int) -> str:
+    return f"invoice/{issuer}/{seq:08d}"
+
+
+def invoice_prefix(issuer: str | None = None) -> str:
+    return "invoice/" if issuer is None else f"invoice/{issuer}/"
+
+
+def invoice_seq_key(issuer: str) -> str:
+    return f"invoiceseq/{issuer}"
+
+
+def order_invoice_key(order_id: str, number: str) -> str:
+    return f"orderinvoice/{order_id}/{number}"
+
+
+def order_invoice_prefix(order_id: str) -> str:
+    return f"orderinvoice/{order_id}/"
+
+
+def credited_key(number: str) -> str:
+    return f"credited/{number}"
+
+
+def reversal_key(number: str) -> str:
+    return f"reversed/{number}"

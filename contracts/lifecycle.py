@@ -1,0 +1,184 @@
+"""The order lifecycle: named states, the one table of allowed transitions, history, sub-orders.
+
+Every status change goes through `transition_order`, which refuses a move the
+table does not allow and appends who made it, which tx and at which block
+time to the order's history. So an order's history is always a path through
+`TRANSITIONS` starting at `created`.
+
+An order is served by fulfilments (sub-orders), one per shipping location,
+numbered from the order. A fulfilment is `allocated` (stock reserved), then
+`released` to its location once the order is paid, `picked`, `shipped` and
+`delivered`; or `declined` by its location or `cancelled` with the order.
+Once an order is released its status follows its fulfilments
+(`sync_order_status`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import keys
+from contracts.context import BlockContext, TxContext
+from contracts.errors import Rejected
+from contracts.inventory import release_stock
+from ledger.state import StateView
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "created": ("on_hold", "allocated", "backordered", "cancelled"),
+    "on_hold": ("allocated", "backordered", "cancelled"),
+    "allocated": ("paid", "released", "backordered", "cancelled"),
+    "backordered": ("allocated", "released", "partially_shipped", "cancelled"),
+    "paid": ("released", "backordered", "cancelled"),
+    "released": ("partially_shipped", "shipped", "delivered", "backordered", "cancelled"),
+    "partially_shipped": ("shipped", "delivered", "backordered"),
+    "shipped": ("delivered",),
+    "delivered": ("completed", "return_requested"),
+    "completed": ("return_requested",),
+    "return_requested": ("returned",),
+    "returned": ("refunded", "return_requested", "completed"),
+    "refunded": ("return_requested", "completed"),
+    "cancelled": (),
+}
+"""Allowed next states of each state; `created` is where every order starts."""
+
+INITIAL_STATE = "created"
+"""The state of a new order."""
+
+AWAITING_PAYMENT = ("created", "on_hold", "allocated", "backordered")
+"""States in which a prepaid order may still be cancelled for non-payment."""
+
+SYSTEM_ACTOR = "ledger"
+"""The `by` of transitions the ledger makes by itself (timeouts)."""
+
+
+def is_allowed_transition(source: str, target: str) -> bool:
+    return target in TRANSITIONS.get(source, ())
+
+
+def get_order(state: StateView, order_id: str) -> dict[str, Any] | None:
+    return state.get(keys.order_key(order_id))
+
+
+def require_order(state: StateView, order_id: str) -> dict[str, Any]:
+    order = get_order(state, order_id)
+    if order is None:
+        raise Rejected("unknown_order", f"order {order_id} does not exist")
+    return order
+
+
+def put_order(state: StateView, order: dict[str, Any]) -> None:
+    state.put(keys.order_key(order["order_id"]), order)
+
+
+def require_order_access(ctx: TxContext, order: dict[str, Any]) -> None:
+    """A channel acts only on its own orders; operators on any."""
+    if "operator" in ctx.signer.roles:
+        return
+    if "channel" in ctx.signer.roles and ctx.signer.id != order["channel"]:
+        raise Rejected("forbidden", f"order {order['order_id']} belongs to channel {order['channel']}")
+
+
+def transition_order(order: dict[str, Any], target: str, ctx: TxContext | BlockContext, reason: str = "") -> None:
+    """Move `order` to `target` (in memory; the caller puts it) and record the step in its history."""
+    source = order["status"]
+    if not is_allowed_transition(source, target):
+        raise Rejected("invalid_transition", f"order {order['order_id']} cannot go from {source} to {target}")
+    order["status"] = target
+    order["history"].append(
+        {
+            "from": source,
+            "to": target,
+            "by": ctx.signer.id if isinstance(ctx, TxContext) else SYSTEM_ACTOR,
+            "tx_id": ctx.tx_id if isinstance(ctx, TxContext) else None,
+            "height": ctx.height,
+            "time_ms": ctx.time_ms,
+            "reason": reason,
+        }
+    )
+
+
+OPEN_FULFILMENT = ("allocated", "released", "picked")
+"""Fulfilment states that hold a stock reservation."""
+
+SENT_FULFILMENT = ("shipped", "delivered")
+"""Fulfilment states whose goods have left the location."""
+
+ENDED_FULFILMENT = ("declined", "cancelled")
+"""Fulfilment states that no longer serve the order."""
+
+
+def get_fulfilment(state: StateView, fulfilment_id: str) -> dict[str, Any] | None:
+    return state.get(keys.fulfilment_key(fulfilment_id))
+
+
+def require_fulfilment(state: StateView, fulfilment_id: str) -> dict[str, Any]:
+    record = get_fulfilment(state, fulfilment_id)
+    if record is None:
+        raise Rejected("unknown_fulfilment", f"fulfilment {fulfilment_id} does not exist")
+    return record
+
+
+def put_fulfilment(state: StateView, record: dict[str, Any]) -> None:
+    state.put(keys.fulfilment_key(record["fulfilment_id"]), record)
+
+
+def get_order_fulfilments(state: StateView, order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's fulfilments in creation order."""
+    return [require_fulfilment(state, fid) for fid in order["fulfilments"]]
+
+
+def set_fulfilment_status(record: dict[str, Any], target: str, ctx: TxContext | BlockContext) -> None:
+    record["status"] = target
+    record["events"].append(
+        {
+            "status": target,
+            "by": ctx.signer.id if isinstance(ctx, TxContext) else SYSTEM_ACTOR,
+            "tx_id": ctx.tx_id if isinstance(ctx, TxContext) else None,
+            "height": ctx.height,
+            "time_ms": ctx.time_ms,
+        }
+    )
+
+
+def is_paid(order: dict[str, Any]) -> bool:
+    """Whether the order may be released: paid in full, or sold on account."""
+    return order["payment_terms"] == "on_account" or order["payment"]["captured"] >= order["total"]
+
+
+def compute_shipping_status(order: dict[str, Any], fulfilments: list[dict[str, Any]]) -> str:
+    """The status a released order should have, given its fulfilments."""
+    if order["backorder"]:
+        return "backordered"
+    active = [f for f in fulfilments if f["status"] not in ENDED_FULFILMENT]
+    if active and all(f["status"] == "delivered" for f in active):
+        return "delivered"
+    if active and all(f["status"] in SENT_FULFILMENT for f in active):
+        return "shipped"
+    if any(f["status"] in SENT_FULFILMENT for f in active):
+        return "partially_shipped"
+    return "released"
+
+
+def sync_order_status(state: StateView, ctx: TxContext | BlockContext, order: dict[str, Any]) -> None:
+    """Make a released order's status follow its fulfilments."""
+    target = compute_shipping_status(order, get_order_fulfilments(state, order))
+    if target != order["status"]:
+        transition_order(order, target, ctx)
+
+
+def cancel_order(state: StateView, ctx: TxContext | BlockContext, order: dict[str, Any], reason: str) -> None:
+    """Cancel an order whose goods have not left: release every reservation, drop its payment deadline."""
+    fulfilments = get_order_fulfilments(state, order)
+    if any(f["status"] in SENT_FULFILMENT for f in fulfilments):
+        raise Rejected("already_shipped", f"order {order['order_id']} has shipped goods; request a return instead")
+    transition_order(order, "cancelled", ctx, reason)
+    for record in fulfilments:
+        if record["status"] in OPEN_FULFILMENT:
+            if not record["virtual"]:
+                for item in record["lines"]:
+                    release_stock(state, ctx, record["location"], item["sku"], item["qty"], record["fulfilment_id"])
+            set_fulfilment_status(record, "cancelled", ctx)
+            put_fulfilment(state, record)
+    order["backorder"] = []
+    if order["deadline_ms"] is not None:
+        state.delete(keys.unpaid_key(order["deadline_ms"], order["order_id"]))
