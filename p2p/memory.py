@@ -15,6 +15,9 @@ with the same seed sees the same drops, duplicates and reorderings:
 Each destination has its own delivery queue and task, so a handler that
 stalls one node never holds up another. `settle()` waits until no frame is in
 flight.
+
+`MemoryChain` and `MemorySyncSource` do the same for block and state sync:
+peers serve chains and snapshots from memory, through the real wire encodings.
 """
 
 from __future__ import annotations
@@ -23,13 +26,18 @@ import asyncio
 import contextlib
 import heapq
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
+from ledger.block import Block, CommitCertificate
+from ledger.encoding import encode
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from p2p.envelope import EnvelopeGate, SeqCounter, seal
+from p2p.errors import PeerUnavailable
 from p2p.inbox import Handler, Inbox, encode_frame
 from p2p.peers import PeerTable
+from p2p.sync import BlockReader, SyncedBlock, decode_blocks, decode_status, encode_status, read_blocks
 
 
 class MemoryNetwork:
@@ -193,3 +201,84 @@ class MemoryTransport:
                 await self.inbox.receive(frame)
             finally:
                 self.network.frame_done()
+
+
+class SnapshotServer(Protocol):
+    """What a node serves for state sync (`SnapshotOffer` fits)."""
+
+    def manifest_bytes(self) -> bytes: ...
+
+    def chunk_bytes(self, index: int) -> bytes: ...
+
+
+class MemoryChain:
+    """Certified blocks held in memory and served like a store (a `BlockReader`)."""
+
+    def __init__(self, blocks: Sequence[SyncedBlock] = ()) -> None:
+        self._blocks = [(encode(block.to_wire()), certificate) for block, certificate in blocks]
+
+    @property
+    def height(self) -> int:
+        return len(self._blocks)
+
+    def append(self, block: Block, certificate: CommitCertificate) -> None:
+        self._blocks.append((encode(block.to_wire()), certificate))
+
+    def get_block_bytes(self, height: int) -> bytes | None:
+        return self._blocks[height - 1][0] if 1 <= height <= len(self._blocks) else None
+
+    def get_certificate(self, height: int) -> CommitCertificate | None:
+        return self._blocks[height - 1][1] if 1 <= height <= len(self._blocks) else None
+
+
+class MemorySyncSource:
+    """Block sync and state sync requests from `node_id` to the chains and snapshots its peers serve.
+
+    Requests go through the same encoders and decoders as over HTTP; a peer
+    that serves nothing, or that the network has cut off or marked down,
+    raises `PeerUnavailable`.
+    """
+
+    def __init__(self, network: MemoryNetwork, node_id: str) -> None:
+        self.network = network
+        self.node_id = node_id
+        self.chains: dict[str, BlockReader] = {}
+        """What each peer serves for block sync."""
+        self.snapshots: dict[str, SnapshotServer] = {}
+        """What each peer serves for state sync (absent: no snapshot offered)."""
+        self.requests = 0
+        """Requests made, answered or not."""
+
+    def _reach(self, peer: str) -> None:
+        self.requests += 1
+        if not self.network.is_linked(self.node_id, peer):
+            raise PeerUnavailable(f"{peer} is not reachable from {self.node_id}")
+
+    def _chain(self, peer: str) -> BlockReader:
+        self._reach(peer)
+        chain = self.chains.get(peer)
+        if chain is None:
+            raise PeerUnavailable(f"{peer} serves no blocks")
+        return chain
+
+    async def fetch_status(self, peer: str) -> int:
+        chain = self._chain(peer)
+        return decode_status(encode_status(chain.height, b""))
+
+    async def fetch_blocks(self, peer: str, from_height: int, to_height: int) -> list[SyncedBlock]:
+        return decode_blocks(read_blocks(self._chain(peer), from_height, to_height))
+
+    async def fetch_manifest(self, peer: str) -> bytes | None:
+        self._reach(peer)
+        snapshot = self.snapshots.get(peer)
+        return None if snapshot is None else snapshot.manifest_bytes()
+
+    async def fetch_chunk(self, peer: str, index: int) -> bytes:
+        self._reach(peer)
+        snapshot = self.snapshots.get(peer)
+        if snapshot is None:
+            raise PeerUnavailable(f"{peer} offers no snapshot")
+        try:
+            return snapshot.chunk_bytes(index)
+        except IndexError as exc:
+            raise PeerUnavailable(f"{peer}: {exc}") from exc

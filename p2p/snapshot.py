@@ -1,0 +1,272 @@
+"""State sync: load a certified snapshot of the world state instead of replaying every block.
+
+A node serving state sync offers one frozen state (`SnapshotOffer`), at a
+block it has committed, cut into chunks of at most `chunk_entries` entries in
+key order:
+
+    GET <peer>/p2p/snapshot       -> manifest {height, block, certificate, chunks, entries, chunk_entries}
+    GET <peer>/p2p/snapshot/<i>   -> [[key, value], ...] (chunk i, 0-based)
+
+A 404 on `/p2p/snapshot` means the peer offers none. Both bodies are
+canonical msgpack.
+
+`StateSync.sync` asks every trusted peer for its manifest, keeps those whose
+block carries a good certificate, and tries the highest first: it fetches
+every chunk, checks that keys strictly increase across chunks (no entry twice)
+and that the entry count matches, and recomputes the state commitment
+(`ledger.commitment`) over all entries. Only if it equals the block's
+`state_root` does it call `load(block, certificate, entries)`; otherwise the
+peer is marked bad and the next one is tried. When no peer offers a usable
+snapshot it returns None, and the node falls back to block sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ledger.block import Block, CommitCertificate
+from ledger.commitment import StateAccumulator
+from ledger.encoding import decode, encode
+from ledger.errors import InvalidBlock, LedgerError
+from ledger.genesis import Genesis
+from ledger.state import StateReader
+from p2p.errors import InvalidSnapshot, PeerUnavailable
+from p2p.peers import PeerTable
+from p2p.verify import Progress, call_hook, verify_certified_block
+
+DEFAULT_CHUNK_ENTRIES = 20_000
+"""State entries per chunk served."""
+
+MAX_CHUNK_ENTRIES = 200_000
+"""Largest chunk size a syncing node accepts in a manifest."""
+
+LoadState = Callable[[Block, CommitCertificate, Iterator[tuple[bytes, bytes]]], Awaitable[None] | None]
+"""The node's hook that replaces its state by verified entries at `block` (e.g. `Store.load_state`)."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a snapshot holds: the certified block whose state it is, and how it is chunked."""
+
+    height: int
+    block: Block
+    """The block whose `state_root` the entries must match."""
+    certificate: CommitCertificate
+    chunks: int
+    entries: int
+    """Total number of state entries."""
+    chunk_entries: int
+    """Entries per chunk (the last may hold fewer)."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "block": self.block.to_wire(),
+            "certificate": self.certificate.to_wire(),
+            "chunk_entries": self.chunk_entries,
+            "chunks": self.chunks,
+            "entries": self.entries,
+            "height": self.height,
+        }
+
+
+def encode_manifest(manifest: Manifest) -> bytes:
+    return encode(manifest.to_wire())
+
+
+def decode_manifest(data: bytes) -> Manifest:
+    """Parse a manifest and check that its numbers agree; raises `InvalidSnapshot`."""
+    wire = _decode(data)
+    counts = ("chunk_entries", "chunks", "entries", "height")
+    if not isinstance(wire, dict) or any(type(wire.get(name)) is not int or wire[name] < 0 for name in counts):
+        raise InvalidSnapshot("a manifest is a map with block, certificate and non-negative counts")
+    try:
+        block, certificate = Block.from_wire(wire.get("block")), CommitCertificate.from_wire(wire.get("certificate"))
+    except InvalidBlock as exc:
+        raise InvalidSnapshot(f"manifest block: {exc}") from exc
+    manifest = Manifest(wire["height"], block, certificate, wire["chunks"], wire["entries"], wire["chunk_entries"])
+    if manifest.height != block.height:
+        raise InvalidSnapshot(f"manifest height {manifest.height} is not its block's {block.height}")
+    if not 1 <= manifest.chunk_entries <= MAX_CHUNK_ENTRIES:
+        raise InvalidSnapshot(f"chunk size {manifest.chunk_entries} outside 1..{MAX_CHUNK_ENTRIES}")
+    if manifest.chunks != compute_chunk_count(manifest.entries, manifest.chunk_entries):
+        raise InvalidSnapshot(f"{manifest.chunks} chunks cannot hold {manifest.entries} entries")
+    return manifest
+
+
+def compute_chunk_count(entries: int, chunk_entries: int) -> int:
+    return -(-entries // chunk_entries)
+
+
+def encode_chunk(entries: list[tuple[bytes, bytes]]) -> bytes:
+    return encode([[key, value] for key, value in entries])
+
+
+def decode_chunk(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Entries of a chunk body; raises `InvalidSnapshot` when it is not a list of [key, value] bins."""
+    wire = _decode(data)
+    if not isinstance(wire, list):
+        raise InvalidSnapshot("a chunk is a list of [key, value] pairs")
+    entries = []
+    for item in wire:
+        if not isinstance(item, list) or len(item) != 2 or type(item[0]) is not bytes or type(item[1]) is not bytes:
+            raise InvalidSnapshot("a chunk entry is a [key, value] pair of bytes")
+        entries.append((item[0], item[1]))
+    return entries
+
+
+def _decode(data: bytes) -> Any:
+    try:
+        return decode(data)
+    except LedgerError as exc:
+        raise InvalidSnapshot(f"not canonical msgpack: {exc}") from exc
+
+
+class SnapshotOffer:
+    """The serving side: one frozen state at a committed block, served in chunks.
+
+    Counting the entries takes one scan, so the node builds an offer when a
+    peer first asks and keeps it while its `reader` (a store snapshot) lives.
+    Chunks are read on demand; consecutive requests continue one scan.
+    """
+
+    def __init__(
+        self,
+        reader: StateReader,
+        block: Block,
+        certificate: CommitCertificate,
+        chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
+    ) -> None:
+        self._reader = reader
+        entries = sum(1 for _ in reader.scan_state(b""))
+        self.manifest = Manifest(
+            block.height, block, certificate, compute_chunk_count(entries, chunk_entries), entries, chunk_entries
+        )
+        self._cursor: Iterator[tuple[bytes, bytes]] = iter(())
+        self._next_index = -1
+
+    def manifest_bytes(self) -> bytes:
+        return encode_manifest(self.manifest)
+
+    def read_chunk(self, index: int) -> list[tuple[bytes, bytes]]:
+        """Entries of chunk `index`; raises `IndexError` outside 0..chunks-1."""
+        if not 0 <= index < self.manifest.chunks:
+            raise IndexError(f"snapshot has {self.manifest.chunks} chunks, no chunk {index}")
+        size = self.manifest.chunk_entries
+        if index < self._next_index or self._next_index < 0:
+            self._cursor, self._next_index = self._reader.scan_state(b""), 0
+        for _ in range((index - self._next_index) * size):
+            next(self._cursor)
+        self._next_index = index + 1
+        return [entry for entry, _ in zip(self._cursor, range(size), strict=False)]
+
+    def chunk_bytes(self, index: int) -> bytes:
+        """The `/p2p/snapshot/<index>` body; raises `IndexError` outside 0..chunks-1."""
+        return encode_chunk(self.read_chunk(index))
+
+
+class SnapshotSource(Protocol):
+    """Where state sync reads snapshots (`HttpSyncSource` fits)."""
+
+    async def fetch_manifest(self, peer: str) -> bytes | None:
+        """The peer's manifest body, None when it offers no snapshot; raises `PeerUnavailable`."""
+
+    async def fetch_chunk(self, peer: str, index: int) -> bytes:
+        """One chunk body; raises `PeerUnavailable`."""
+
+
+class StateSync:
+    """Fetches, verifies and loads the highest certified snapshot any peer offers."""
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        source: SnapshotSource,
+        peers: PeerTable,
+        load: LoadState,
+        *,
+        progress: Progress | None = None,
+    ) -> None:
+        self.genesis = genesis
+        self.source = source
+        self.peers = peers
+        self.load = load
+        self.progress = progress
+        self.refused: dict[str, str] = {}
+        """Peers marked bad by state sync, with the reason."""
+
+    async def sync(self, min_height: int = 0) -> Manifest | None:
+        """Load a verified snapshot above `min_height`; None when no peer offers one that checks out."""
+        for peer_id, manifest in await self.poll_manifests(min_height):
+            try:
+                chunks = await self._fetch_verified(peer_id, manifest)
+            except PeerUnavailable as exc:
+                self.peers.record_error(peer_id, str(exc))
+                continue
+            except InvalidBlock as exc:
+                self._refuse(peer_id, f"snapshot at {manifest.height}: {exc}")
+                continue
+            await call_hook(self.load(manifest.block, manifest.certificate, iter_chunk_entries(chunks)))
+            return manifest
+        return None
+
+    async def poll_manifests(self, min_height: int = 0) -> list[tuple[str, Manifest]]:
+        """Certified manifests above `min_height` from trusted peers, highest first."""
+        trusted = [peer.id for peer in self.peers if not peer.marked_bad]
+        results = await asyncio.gather(*(self.source.fetch_manifest(p) for p in trusted), return_exceptions=True)
+        offers = []
+        for peer_id, result in zip(trusted, results, strict=True):
+            if isinstance(result, PeerUnavailable):
+                self.peers.record_error(peer_id, str(result))
+            elif isinstance(result, BaseException):
+                raise result
+            elif result is not None:
+                try:
+                    manifest = decode_manifest(result)
+                    verify_certified_block(self.genesis, manifest.block, manifest.certificate)
+                except InvalidBlock as exc:
+                    self._refuse(peer_id, f"snapshot manifest: {exc}")
+                    continue
+                self.peers.note_height(peer_id, manifest.height)
+                if manifest.height > min_height:
+                    offers.append((peer_id, manifest))
+        return sorted(offers, key=lambda offer: (-offer[1].height, offer[0]))
+
+    async def _fetch_verified(self, peer_id: str, manifest: Manifest) -> list[bytes]:
+        """Every chunk of the peer's snapshot, checked against the manifest's certified state root."""
+        acc = StateAccumulator()
+        last_key: bytes | None = None
+        count = 0
+        chunks = []
+        for index in range(manifest.chunks):
+            data = await self.source.fetch_chunk(peer_id, index)
+            entries = decode_chunk(data)
+            if not entries or len(entries) > manifest.chunk_entries:
+                size = manifest.chunk_entries
+                raise InvalidSnapshot(f"chunk {index} holds {len(entries)} entries, chunk size {size}")
+            for key, value in entries:
+                if last_key is not None and key <= last_key:
+                    raise InvalidSnapshot(f"chunk {index}: keys out of order or repeated")
+                acc.add(key, value)
+                last_key = key
+            count += len(entries)
+            chunks.append(data)
+            if self.progress is not None:
+                self.progress(index + 1, manifest.chunks)
+        if count != manifest.entries:
+            raise InvalidSnapshot(f"{count} entries, manifest says {manifest.entries}")
+        if acc.digest() != manifest.block.header.state_root:
+            raise InvalidSnapshot("entries do not match the certified state root")
+        return chunks
+
+    def _refuse(self, peer_id: str, reason: str) -> None:
+        self.peers.mark_bad(peer_id, reason)
+        self.refused[peer_id] = reason
+
+
+def iter_chunk_entries(chunks: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """Every entry of already verified chunk bodies, in order."""
+    for data in chunks:
+        yield from decode_chunk(data)
