@@ -61,6 +61,14 @@ CONTRACTS_DIR = Path(__file__).resolve().parent
 CONTRACT_MODULES: tuple[str, ...] = (
     "governance",
     "catalogue",
+    "inventory",
+    "orders",
+    "review",
+    "allocation",
+    "payments",
+    "fulfilment",
+    "returns",
+    "invoicing",
 )
 """The contract modules whose rules the ledger runs, in the order their `begin_block` hooks run."""
 
