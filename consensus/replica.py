@@ -420,18 +420,19 @@ class Replica:
         return [*actions, Broadcast(view_change), *self._rearm_timer(), *self._process_view_changes()]
 
     def _on_view_change(self, message: ViewChange) -> list[Action]:
-        actions = self._note_peer_height(message.sender, message.height)
+        actions = self._note_peer_height(message.sender, message.height) + self._help_lagging_peer(message)
         if message.view < self._view or (message.view == self._view and not self._view_changing):
-            return actions + self._help_lagging_peer(message)
+            return actions
         known = self._view_changes.get(message.sender)
         if known is None or message.view > known.view:
             self._view_changes[message.sender] = message
         return actions + self._process_view_changes()
 
     def _help_lagging_peer(self, message: ViewChange) -> list[Action]:
-        """A peer asks for a view we are already past: show it the NEW-VIEW and our head."""
+        """Show a peer that asks for a view we are already in the NEW-VIEW, and one behind us our head."""
         actions: list[Action] = []
-        if self._new_view is not None and not self._view_changing:
+        is_stale = message.view <= self._view and not self._view_changing
+        if is_stale and self._new_view is not None:
             actions.append(Send(message.sender, self._new_view))
         if message.height < self._height and self._head_root is not None:
             actions.append(Send(message.sender, self._make_status()))
