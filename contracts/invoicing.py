@@ -260,8 +260,9 @@ def invoice_shipped(state: StateView, ctx: Context, config: dict[str, Any], orde
         groups = [[f] for f in pending]
     numbers = []
     for group in groups:
-        shipping = not order["shipping_invoiced"]
-        order["shipping_invoiced"] = True
+        carries_goods = any(not f["virtual"] for f in group) or all(line["virtual"] for line in order["lines"])
+        shipping = carries_goods and not order["shipping_invoiced"]
+        order["shipping_invoiced"] = order["shipping_invoiced"] or shipping
         items = build_items(state, config, order, group, shipping)
         ids = [f["fulfilment_id"] for f in group]
         invoice = issue_invoice(state, ctx, config, order, group[0]["org"], items, ids)

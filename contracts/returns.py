@@ -150,7 +150,7 @@ def process_return_receive(state: StateView, tx: Any, ctx: TxContext) -> dict[st
             record["credit_notes"].append(note["number"])
     record.update(status="received", location=location, condition=condition)
     state.put(keys.return_key(return_id), record)
-    awaited = [rid for rid in order["returns"] if state.get(keys.return_key(rid))["status"] == "requested"]
+    awaited = [rid for rid in order["returns"] if rid != return_id and _is_awaited(state, rid)]
     if order["status"] == "return_requested" and not awaited:
         transition_order(order, "returned", ctx)
     put_order(state, order)
@@ -160,3 +160,8 @@ def process_return_receive(state: StateView, tx: Any, ctx: TxContext) -> dict[st
         "order_status": order["status"],
         "credit_notes": record["credit_notes"],
     }
+
+
+def _is_awaited(state: StateView, return_id: str) -> bool:
+    record = state.get(keys.return_key(return_id))
+    return record is not None and record["status"] == "requested"

@@ -1,0 +1,308 @@
+"""The demo walk-through: a realistic day of an omnichannel retailer on the ledger.
+
+`run_demo` drives any ledger through the public tx kinds and queries only, so
+the same scenario runs against a live devnet (`omsnode devnet demo`) and
+in-process in the tests. Signers: `channel-1` (the web shop), `store-1` (the
+Amsterdam store) and `operator-1` (operations, who also acts for the
+warehouses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+Submit = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+"""Send a signed tx and return its receipt (`ok`, `code`, `message`, `result`) once committed."""
+
+Query = Callable[[str, "dict[str, Any] | None"], Any]
+"""GET a node API path (`/v1/orders/<id>`, `/v1/inventory`, `/v1/journal`, `/v1/invoices`)."""
+
+Say = Callable[[str], None]
+"""Print one step."""
+
+CHANNEL = "channel-1"
+STORE = "store-1"
+OPERATOR = "operator-1"
+STORE_LOCATION = "AMS-STORE"
+"""The store run by `store-1`; every other location is a warehouse run by operations."""
+
+SHORT_TIMEOUT_MS = 3_000
+"""Unpaid-order timeout used to show automatic cancellation."""
+
+MAX_WAIT_TXS = 60
+"""Most filler txs sent while waiting for block time to pass a deadline."""
+
+
+class DemoFailed(RuntimeError):
+    """A step of the demo did not have the expected outcome."""
+
+
+def customer(name: str) -> str:
+    """The channel hashes customer references before they reach the ledger."""
+    return hashlib.sha256(f"customer:{name}".encode()).hexdigest()
+
+
+def run_demo(submit: Submit, query: Query, say: Say) -> None:
+    """Walk the ledger through catalogue, stock, orders, allocation, payment, shipping, invoices and returns."""
+
+    def send(signer: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        receipt = submit(signer, kind, payload)
+        if not receipt["ok"]:
+            raise DemoFailed(f"{kind} by {signer} refused: {receipt['code']}: {receipt['message']}")
+        return dict(receipt["result"])
+
+    def actor(fulfilment: dict[str, Any]) -> str:
+        return STORE if fulfilment["location"] == STORE_LOCATION else OPERATOR
+
+    def order(order_id: str) -> dict[str, Any]:
+        return dict(query(f"/v1/orders/{order_id}", None))
+
+    def ship_and_deliver(order_id: str) -> None:
+        for f in order(order_id)["fulfilments"]:
+            if f["status"] == "released":
+                send(actor(f), "fulfilment.pick", {"fulfilment_id": f["fulfilment_id"]})
+            if f["status"] in ("released", "picked"):
+                tracking = f"3S{f['fulfilment_id']}"
+                payload = {"fulfilment_id": f["fulfilment_id"], "carrier": "PostNL", "tracking": tracking}
+                shipped = send(actor(f), "fulfilment.ship", payload)
+                say(f"  {f['fulfilment_id']} shipped from {f['location']}; invoices {shipped['invoices']}")
+        for f in order(order_id)["fulfilments"]:
+            if f["status"] == "shipped":
+                send(actor(f), "fulfilment.deliver", {"fulfilment_id": f["fulfilment_id"]})
+        say(f"  order {order_id} is {order(order_id)['status']}")
+
+    say("1. Catalogue and locations")
+    send(OPERATOR, "config.set", {"key": "review.max_order_amount", "value": 50_000})
+    for sku, price, tax_class, virtual in (
+        ("TEE-BLK-M", 1999, "standard", False),
+        ("MUG-WHT", 899, "reduced", False),
+        ("GIFT-25", 2500, "zero", True),
+    ):
+        send(
+            OPERATOR,
+            "sku.upsert",
+            {"sku": sku, "price": price, "currency": "EUR", "tax_class": tax_class, "virtual": virtual},
+        )
+    say("  SKUs TEE-BLK-M (19.99), MUG-WHT (8.99, reduced tax), GIFT-25 (virtual gift card)")
+    send(
+        STORE,
+        "location.upsert",
+        {
+            "location": STORE_LOCATION,
+            "type": "store",
+            "region": "NL",
+            "lat": 52_373_000,
+            "lon": 4_892_000,
+            "ships_online": True,
+            "pickup_allowed": True,
+            "priority": 50,
+        },
+    )
+    send(
+        OPERATOR,
+        "location.upsert",
+        {
+            "location": "UTR-DC",
+            "type": "warehouse",
+            "region": "NL",
+            "lat": 52_090_000,
+            "lon": 5_121_000,
+            "priority": 10,
+            "daily_capacity": 500,
+        },
+    )
+    send(
+        OPERATOR,
+        "location.upsert",
+        {
+            "location": "RTM-DC",
+            "type": "warehouse",
+            "region": "NL",
+            "lat": 51_924_000,
+            "lon": 4_478_000,
+            "priority": 10,
+        },
+    )
+    say(f"  locations {STORE_LOCATION} (store, pickup), UTR-DC and RTM-DC (warehouses)")
+
+    say("2. Stock receipts")
+    send(
+        OPERATOR,
+        "stock.receive",
+        {
+            "location": "UTR-DC",
+            "document": "PO-1001",
+            "lines": [{"sku": "TEE-BLK-M", "qty": 6, "lot": "LOT-2024-07"}, {"sku": "MUG-WHT", "qty": 2}],
+        },
+    )
+    send(
+        OPERATOR,
+        "stock.receive",
+        {"location": "RTM-DC", "document": "PO-1002", "lines": [{"sku": "MUG-WHT", "qty": 10}]},
+    )
+    send(
+        STORE,
+        "stock.receive",
+        {
+            "location": STORE_LOCATION,
+            "document": "DN-77",
+            "lines": [{"sku": "TEE-BLK-M", "qty": 4}, {"sku": "MUG-WHT", "qty": 3}],
+        },
+    )
+    for row in query("/v1/inventory", None):
+        say(f"  {row['location']:>10} {row['sku']:<10} on hand {row['on_hand']:>3} available {row['available']:>3}")
+
+    say("3. An order split across locations (with a virtual gift card)")
+    split = send(
+        CHANNEL,
+        "order.create",
+        {
+            "external_ref": "WEB-5001",
+            "customer_hash": customer("anna"),
+            "currency": "EUR",
+            "delivery": {"region": "NL", "lat": 51_922_000, "lon": 4_479_000},
+            "shipping_charge": 495,
+            "lines": [{"sku": "TEE-BLK-M", "qty": 5}, {"sku": "MUG-WHT", "qty": 5}, {"sku": "GIFT-25", "qty": 1}],
+        },
+    )
+    split_id = split["order_id"]
+    again = send(
+        CHANNEL,
+        "order.create",
+        {
+            "external_ref": "WEB-5001",
+            "customer_hash": customer("anna"),
+            "currency": "EUR",
+            "lines": [{"sku": "MUG-WHT", "qty": 1}],
+        },
+    )
+    if again["order_id"] != split_id or not again["duplicate"]:
+        raise DemoFailed("a re-sent external reference created a second order")
+    say(f"  order {split_id} total {split['total']} cents, re-sent WEB-5001 answered with the same order")
+    for f in order(split_id)["fulfilments"]:
+        say(
+            f"  fulfilment {f['fulfilment_id']} at {f['location']}: "
+            + ", ".join(f"{i['qty']} x {i['sku']}" for i in f["lines"])
+        )
+
+    say("4. Payment, shipping and invoices")
+    send(CHANNEL, "payment.authorize", {"order_id": split_id, "amount": split["total"], "reference": "PSP-AUTH-1"})
+    paid = send(CHANNEL, "payment.capture", {"order_id": split_id, "amount": split["total"], "reference": "PSP-CAP-1"})
+    say(f"  captured {paid['captured']}: order {paid['status']}, gift card delivered at once")
+    ship_and_deliver(split_id)
+    for invoice in query("/v1/invoices", {"order_id": split_id}):
+        say(
+            f"  invoice {invoice['number']} by {invoice['issuer']}: "
+            f"total {invoice['total']} (tax {invoice['tax_total']})"
+        )
+
+    say("5. Click-and-collect")
+    pickup = send(
+        CHANNEL,
+        "order.create",
+        {
+            "external_ref": "WEB-5002",
+            "customer_hash": customer("ben"),
+            "currency": "EUR",
+            "pickup": STORE_LOCATION,
+            "lines": [{"sku": "TEE-BLK-M", "qty": 2}],
+        },
+    )
+    send(
+        CHANNEL,
+        "payment.capture",
+        {"order_id": pickup["order_id"], "amount": pickup["total"], "reference": "PSP-CAP-2"},
+    )
+    say(f"  order {pickup['order_id']} served by {[f['location'] for f in order(pickup['order_id'])['fulfilments']]}")
+    ship_and_deliver(pickup["order_id"])
+
+    say("6. An order put on hold and approved")
+    held = send(
+        CHANNEL,
+        "order.create",
+        {
+            "external_ref": "WEB-5003",
+            "customer_hash": customer("carl"),
+            "currency": "EUR",
+            "delivery": {"region": "NL", "lat": 52_100_000, "lon": 5_100_000},
+            "lines": [{"sku": "MUG-WHT", "qty": 60, "unit_price": 899}],
+        },
+    )
+    say(f"  order {held['order_id']} is {held['status']} because {held['hold_reasons']}")
+    send(
+        OPERATOR,
+        "stock.receive",
+        {"location": "RTM-DC", "document": "PO-1003", "lines": [{"sku": "MUG-WHT", "qty": 60}]},
+    )
+    approved = send(OPERATOR, "order.approve", {"order_id": held["order_id"], "note": "B2B customer, checked"})
+    say(f"  approved by operations: {approved['status']}, fulfilments {approved['fulfilments']}")
+    send(CHANNEL, "payment.capture", {"order_id": held["order_id"], "amount": order(held["order_id"])["total"]})
+
+    say("7. A store declines its fulfilment and it is re-allocated")
+    collect = send(
+        CHANNEL,
+        "order.create",
+        {
+            "external_ref": "WEB-5004",
+            "customer_hash": customer("dana"),
+            "currency": "EUR",
+            "pickup": STORE_LOCATION,
+            "lines": [{"sku": "MUG-WHT", "qty": 1}],
+        },
+    )
+    first = collect["fulfilments"][0]
+    declined = send(STORE, "fulfilment.decline", {"fulfilment_id": first, "reason": "last mug broken on the shelf"})
+    new_location = order(collect["order_id"])["fulfilments"][-1]["location"]
+    say(f"  {first} declined by the store; re-allocated as {declined['reallocated_to']} at {new_location}")
+
+    say("8. A return with a credit note, and the refund")
+    returned = send(
+        CHANNEL,
+        "return.request",
+        {"order_id": split_id, "reason": "too small", "lines": [{"sku": "TEE-BLK-M", "qty": 1}]},
+    )
+    received = send(
+        OPERATOR, "return.receive", {"return_id": returned["return_id"], "location": "UTR-DC", "condition": "sellable"}
+    )
+    note = next(i for i in query("/v1/invoices", {"order_id": split_id}) if i["credit_note"])
+    send(CHANNEL, "payment.refund", {"order_id": split_id, "amount": note["total"], "reference": "PSP-REF-1"})
+    say(
+        f"  return {returned['return_id']} received; credit note {received['credit_notes']} "
+        f"for {note['total']} refers to {note['refers_to']}"
+    )
+    say(f"  order {split_id} is {order(split_id)['status']}")
+
+    say("9. An unpaid order is cancelled by timeout")
+    send(OPERATOR, "config.set", {"key": "orders.unpaid_timeout_ms", "value": SHORT_TIMEOUT_MS})
+    unpaid = send(
+        CHANNEL,
+        "order.create",
+        {
+            "external_ref": "WEB-5005",
+            "customer_hash": customer("eve"),
+            "currency": "EUR",
+            "delivery": {"region": "NL"},
+            "lines": [{"sku": "TEE-BLK-M", "qty": 1}],
+        },
+    )
+    say(f"  order {unpaid['order_id']} reserved stock and awaits payment for {SHORT_TIMEOUT_MS} ms of block time")
+    for _ in range(MAX_WAIT_TXS):
+        if order(unpaid["order_id"])["status"] == "cancelled":
+            break
+        send(
+            STORE,
+            "stock.count",
+            {"location": STORE_LOCATION, "reference": "cycle-count", "counts": [{"sku": "MUG-WHT", "qty": 3}]},
+        )
+    last = order(unpaid["order_id"])["history"][-1]
+    say(f"  order {unpaid['order_id']} is {order(unpaid['order_id'])['status']} ({last['reason']}, by {last['by']})")
+    send(OPERATOR, "config.set", {"key": "orders.unpaid_timeout_ms", "value": 1_800_000})
+
+    say("10. Stock journal of the traced lot")
+    for entry in query("/v1/journal", {"location": "UTR-DC", "sku": "TEE-BLK-M"}):
+        say(
+            f"  h{entry['height']:>4} {entry['kind']:<12} {entry['delta']:>+4} "
+            f"lot {entry['lot'] or '-':<12} {entry['document']}"
+        )
