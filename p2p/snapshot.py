@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Protocol
 
 from ledger.block import Block, CommitCertificate
@@ -157,10 +158,11 @@ class SnapshotOffer:
         size = self.manifest.chunk_entries
         if index < self._next_index or self._next_index < 0:
             self._cursor, self._next_index = self._reader.scan_state(b""), 0
-        for _ in range((index - self._next_index) * size):
-            next(self._cursor)
+        skip = (index - self._next_index) * size
+        if skip:
+            next(islice(self._cursor, skip, skip), None)
         self._next_index = index + 1
-        return [entry for entry, _ in zip(self._cursor, range(size), strict=False)]
+        return list(islice(self._cursor, size))
 
     def chunk_bytes(self, index: int) -> bytes:
         """The `/p2p/snapshot/<index>` body; raises `IndexError` outside 0..chunks-1."""

@@ -1,0 +1,211 @@
+"""State sync: a certified snapshot is fetched in chunks, verified against the state root, and loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from p2p_chains import certify, make_block
+
+from ledger.block import Block, CommitCertificate, genesis_hash
+from ledger.commitment import compute_commitment
+from ledger.encoding import encode
+from ledger.errors import InvalidBlock
+from ledger.state import MemoryState
+from p2p.errors import InvalidSnapshot
+from p2p.memory import MemoryNetwork, MemorySyncSource
+from p2p.peers import PeerTable
+from p2p.snapshot import (
+    Manifest,
+    SnapshotOffer,
+    StateSync,
+    decode_chunk,
+    decode_manifest,
+    encode_chunk,
+    encode_manifest,
+)
+from tests.helpers.builders import make_network
+
+NET = make_network(4)
+GENESIS = NET.genesis
+ENTRIES = {f"order/A-{i:06d}".encode(): encode({"qty": i, "sku": f"S-{i % 7}"}) for i in range(1000)}
+Entries = list[tuple[bytes, bytes]]
+
+
+def certified_state(entries: dict[bytes, bytes], height: int = 40) -> tuple[Block, CommitCertificate]:
+    block = make_block(NET, height, genesis_hash(GENESIS), [], state_root=compute_commitment(entries.items()))
+    return block, certify(NET, block)
+
+
+BLOCK, CERT = certified_state(ENTRIES)
+
+
+def offer(entries: dict[bytes, bytes] = ENTRIES, block: Block = BLOCK, cert: CommitCertificate = CERT) -> SnapshotOffer:
+    return SnapshotOffer(MemoryState(dict(entries)), block, cert, chunk_entries=64)
+
+
+class Tampered:
+    """A peer whose snapshot is an honest one with chunk bodies or the manifest rewritten."""
+
+    def __init__(
+        self,
+        honest: SnapshotOffer,
+        chunk: Callable[[int, Entries], Entries] | None = None,
+        manifest: Callable[[Manifest], Manifest] | None = None,
+    ) -> None:
+        self.honest, self.chunk, self.manifest = honest, chunk, manifest
+
+    def manifest_bytes(self) -> bytes:
+        if self.manifest is None:
+            return self.honest.manifest_bytes()
+        return encode_manifest(self.manifest(self.honest.manifest))
+
+    def chunk_bytes(self, index: int) -> bytes:
+        entries = self.honest.read_chunk(index)
+        return encode_chunk(self.chunk(index, entries) if self.chunk else entries)
+
+
+class Loader:
+    def __init__(self) -> None:
+        self.loaded: dict[bytes, bytes] | None = None
+        self.block: Block | None = None
+
+    def __call__(self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]) -> None:
+        self.block, self.loaded = block, dict(entries)
+
+
+def run_state_sync(servers: dict[str, object], min_height: int = 0) -> tuple[Manifest | None, StateSync, Loader]:
+    source = MemorySyncSource(MemoryNetwork(GENESIS), "node-3")
+    source.snapshots.update(servers)  # type: ignore[arg-type]
+    loader = Loader()
+    sync = StateSync(GENESIS, source, PeerTable.from_genesis(GENESIS, "node-3"), loader)
+    progress: list[tuple[int, int]] = []
+    sync.progress = lambda done, total: progress.append((done, total))
+    manifest = asyncio.run(sync.sync(min_height))
+    if manifest is not None:
+        assert progress[-1] == (manifest.chunks, manifest.chunks)
+    return manifest, sync, loader
+
+
+def test_loads_a_verified_snapshot() -> None:
+    manifest, sync, loader = run_state_sync({"node-1": offer()})
+    assert manifest is not None and manifest.height == 40 and manifest.chunks == 16 and manifest.entries == 1000
+    assert loader.loaded == ENTRIES and loader.block is not None and loader.block.hash() == BLOCK.hash()
+    assert not sync.refused
+
+
+def test_prefers_the_highest_certified_snapshot() -> None:
+    newer = dict(ENTRIES) | {b"order/B-1": b"\x01"}
+    block, cert = certified_state(newer, height=90)
+    manifest, _, loader = run_state_sync({"node-0": offer(), "node-2": offer(newer, block, cert)})
+    assert manifest is not None and manifest.height == 90 and loader.loaded == newer
+
+
+def test_no_offer_or_only_old_offers_fall_back_to_none() -> None:
+    assert run_state_sync({})[0] is None
+    manifest, _, loader = run_state_sync({"node-0": offer()}, min_height=40)
+    assert manifest is None and loader.loaded is None
+
+
+def drop_last(index: int, entries: Entries) -> Entries:
+    return entries[:-1] if index == 3 else entries
+
+
+def change_value(index: int, entries: Entries) -> Entries:
+    return [(k, b"\x00" + v) if index == 5 and n == 0 else (k, v) for n, (k, v) in enumerate(entries)]
+
+
+def add_entry(index: int, entries: Entries) -> Entries:
+    return [*entries, (entries[-1][0] + b"~", b"x")] if index == 0 else entries
+
+
+def repeat_entry(index: int, entries: Entries) -> Entries:
+    return [entries[0], *entries] if index == 2 else entries
+
+
+def swap_values(index: int, entries: Entries) -> Entries:
+    if index != 1:
+        return entries
+    (k0, v0), (k1, v1) = entries[0], entries[1]
+    return [(k0, v1), (k1, v0), *entries[2:]]
+
+
+TAMPERINGS: dict[str, Callable[[SnapshotOffer], Tampered]] = {
+    "an entry dropped": lambda o: Tampered(o, chunk=drop_last),
+    "a value changed": lambda o: Tampered(o, chunk=change_value),
+    "an entry added": lambda o: Tampered(o, chunk=add_entry),
+    "an entry repeated": lambda o: Tampered(o, chunk=repeat_entry),
+    "two values swapped": lambda o: Tampered(o, chunk=swap_values),
+    "a chunk out of order": lambda o: Tampered(o, chunk=lambda i, e: o.read_chunk(7) if i == 6 else e),
+    "a lying manifest block": lambda o: Tampered(
+        o, manifest=lambda m: Manifest(m.height, certified_state({}, 40)[0], m.certificate, m.chunks, m.entries, 64)
+    ),
+    "a certificate short of quorum": lambda o: Tampered(
+        o,
+        manifest=lambda m: Manifest(
+            m.height, m.block, certify(NET, m.block, ("node-0", "node-1")), m.chunks, m.entries, 64
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERINGS))
+def test_tampered_snapshot_is_refused_and_an_honest_peer_used(how: str) -> None:
+    manifest, sync, loader = run_state_sync({"node-0": TAMPERINGS[how](offer()), "node-1": offer()})
+    assert manifest is not None and loader.loaded == ENTRIES, how
+    assert list(sync.refused) == ["node-0"] and sync.peers.get("node-0").marked_bad, how
+
+
+def test_only_tampered_snapshots_load_nothing() -> None:
+    manifest, sync, loader = run_state_sync({"node-0": TAMPERINGS["a value changed"](offer())})
+    assert manifest is None and loader.loaded is None and "state root" in sync.refused["node-0"]
+
+
+def test_unreachable_peer_is_skipped() -> None:
+    source = MemorySyncSource(MemoryNetwork(GENESIS), "node-3")
+    source.snapshots["node-0"] = offer()
+    source.network.partition(["node-0"])
+    sync = StateSync(GENESIS, source, PeerTable.from_genesis(GENESIS, "node-3"), Loader())
+    assert asyncio.run(sync.sync()) is None and sync.peers.get("node-0").errors == 1 and not sync.refused
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(min_value=0, max_value=120),
+    chunk=st.integers(min_value=1, max_value=50),
+    order=st.randoms(use_true_random=False),
+)
+def test_chunks_in_any_order_cover_the_state_once(size: int, chunk: int, order: random.Random) -> None:
+    entries = {b"k%04d" % i: b"v%d" % i for i in range(size)}
+    snapshot = SnapshotOffer(MemoryState(entries), BLOCK, CERT, chunk_entries=chunk)
+    indexes = list(range(snapshot.manifest.chunks))
+    order.shuffle(indexes)
+    got = {index: decode_chunk(snapshot.chunk_bytes(index)) for index in indexes}
+    flat = [entry for index in sorted(got) for entry in got[index]]
+    assert flat == sorted(entries.items())
+    sizes = [len(got[index]) for index in sorted(got)]
+    assert sizes[:-1] == [chunk] * (len(sizes) - 1) and all(0 < n <= chunk for n in sizes)
+    with pytest.raises(IndexError):
+        snapshot.chunk_bytes(snapshot.manifest.chunks)
+
+
+def test_manifest_round_trip_and_inconsistent_manifests_refused() -> None:
+    honest = offer().manifest
+    assert decode_manifest(encode_manifest(honest)) == honest
+    bad = [
+        Manifest(honest.height, honest.block, honest.certificate, honest.chunks + 1, honest.entries, 64),
+        Manifest(honest.height + 1, honest.block, honest.certificate, honest.chunks, honest.entries, 64),
+        Manifest(honest.height, honest.block, honest.certificate, honest.chunks, honest.entries, 0),
+    ]
+    for manifest in bad:
+        with pytest.raises(InvalidSnapshot):
+            decode_manifest(encode_manifest(manifest))
+    for junk in (b"\xc1", encode([1]), encode({"height": 1})):
+        with pytest.raises(InvalidBlock):
+            decode_manifest(junk)
+    with pytest.raises(InvalidSnapshot):
+        decode_chunk(encode([[b"k", 1]]))
