@@ -175,12 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import httpx
+
     from devnet.client import NodeError
     from ledger.errors import LedgerError
 
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except httpx.TransportError as exc:
+        return fail(f"cannot reach the node at {exc.request.url.copy_with(path='/')}: {exc}")
     except (LedgerError, NodeError, FileNotFoundError, FileExistsError, IndexError, TimeoutError) as exc:
         return fail(str(exc))
     except KeyboardInterrupt:

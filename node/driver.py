@@ -135,7 +135,6 @@ class ConsensusDriver:
 
     def _commit(self, block: Block, certificate: CommitCertificate) -> None:
         receipts = self.executor.commit(block, certificate)
-        self.mempool.remove([tx.id for tx in block.txs])
         for listener in self.listeners:
             listener(block, receipts)
         self.offer_batch_soon()

@@ -17,7 +17,7 @@ from typing import Any
 
 from consensus.replica import Replica
 from contracts import load_contracts
-from ledger.block import Receipt
+from ledger.block import Block, Receipt
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
@@ -30,8 +30,11 @@ from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.mempool import Mempool
 from node.wal import ConsensusLog, load_records
+from node.catchup import CatchUp
 from p2p.envelope import Envelope
+from p2p.gossip import TXS_KIND, TxGossip
 from p2p.peers import PeerTable
+from p2p.sync import BlockSync, HttpSyncSource
 from p2p.transport import HttpTransport
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,17 @@ class Node:
             self.config.batch_wait_ms,
             self.request_sync,
         )
+        self.driver.listeners.append(self._on_commit)
+        self.gossip = TxGossip(self.transport)
+        self.sync_source = HttpSyncSource(self.peers)
+        self.catchup = CatchUp(
+            self.executor,
+            lambda apply: BlockSync(self.genesis, self.sync_source, self.peers, apply),
+            self._on_commit,
+            self.driver.on_synced,
+        )
         self.transport.register(CONSENSUS_KIND, self._on_consensus)
+        self.transport.register(TXS_KIND, self._on_gossip)
         self._tasks: list[asyncio.Task[Any]] = []
 
     @property
@@ -95,28 +108,34 @@ class Node:
     async def start(self) -> None:
         await self.transport.start()
         self.driver.start()
+        self._tasks = [asyncio.create_task(self.gossip.run()), asyncio.create_task(self.catchup.run())]
 
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.transport.close()
+        await self.sync_source.close()
         self.driver.close()
         self.store.close()
 
     # -- txs ------------------------------------------------------------------------
 
     def submit(self, txs: list[Tx]) -> list[Admitted]:
-        """Admit txs into the mempool and offer them to consensus."""
+        """Admit txs into the mempool, gossip them to the peers, and offer them to consensus."""
         now = self.clock()
         out = []
+        admitted = []
         for tx in txs:
             try:
                 self.admission.check(tx)
-                self.mempool.add(tx, len(encode_tx(tx)), now)
+                if self.mempool.add(tx, len(encode_tx(tx)), now):
+                    admitted.append(tx)
             except LedgerError as exc:
                 out.append(Admitted(tx.id, exc))
                 continue
             out.append(Admitted(tx.id))
+        self.gossip.on_admitted(admitted)
         self.driver.offer_batch_soon()
         return out
 
@@ -135,8 +154,15 @@ class Node:
     async def _on_consensus(self, envelope: Envelope) -> None:
         self.driver.on_message(envelope.sender, envelope.body)
 
+    async def _on_gossip(self, envelope: Envelope) -> None:
+        self.submit(self.gossip.decode_batch(envelope.body))
+
+    def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
+        self.mempool.remove([tx.id for tx in block.txs])
+
     def request_sync(self, height: int) -> None:
         log.info("replica asks to sync up to height %d", height)
+        self.catchup.request()
 
     def status(self) -> dict[str, Any]:
         head = self.store.head()

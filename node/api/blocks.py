@@ -18,7 +18,7 @@ NodeDep = Annotated[Node, Depends(get_node)]
 
 
 @router.get("/blocks/{height}", responses={404: {"model": ErrorBody}}, summary="One committed block")
-def get_block(height: int, node: NodeDep) -> dict[str, Any]:
+async def get_block(height: int, node: NodeDep) -> dict[str, Any]:
     """Header, txs (with ids) and the commit certificate of block `height`."""
     block = node.store.get_block(height)
     if block is None:

@@ -8,12 +8,13 @@ from ledger.state import StateView
 from node.node import Node
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     """The node this server runs (set on the app at start-up)."""
     node: Node = request.app.state.node
     return node
 
 
-def get_state(request: Request) -> StateView:
+async def get_state(request: Request) -> StateView:
     """A read-only view of the committed world state."""
-    return StateView(get_node(request).store)
+    node: Node = request.app.state.node
+    return StateView(node.store)

@@ -16,10 +16,10 @@ StateDep = Annotated[StateView, Depends(get_state)]
 
 
 @router.get("/inventory", summary="On hand, reserved and available per location and SKU")
-def list_inventory(state: StateDep, location: str | None = None, sku: str | None = None) -> list[dict[str, Any]]:
+async def list_inventory(state: StateDep, location: str | None = None, sku: str | None = None) -> list[dict[str, Any]]:
     return queries.list_inventory(state, location=location, sku=sku)
 
 
 @router.get("/journal", summary="Stock journal entries (every change of stock, with its tx and height)")
-def list_journal(state: StateDep, location: str | None = None, sku: str | None = None) -> list[dict[str, Any]]:
+async def list_journal(state: StateDep, location: str | None = None, sku: str | None = None) -> list[dict[str, Any]]:
     return queries.list_journal(state, location=location, sku=sku)

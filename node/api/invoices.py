@@ -16,5 +16,5 @@ StateDep = Annotated[StateView, Depends(get_state)]
 
 
 @router.get("/invoices", summary="Invoices and credit notes, optionally of one order")
-def list_invoices(state: StateDep, order_id: str | None = None) -> list[dict[str, Any]]:
+async def list_invoices(state: StateDep, order_id: str | None = None) -> list[dict[str, Any]]:
     return queries.list_invoices(state, order_id=order_id)

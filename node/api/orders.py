@@ -18,7 +18,7 @@ StateDep = Annotated[StateView, Depends(get_state)]
 
 
 @router.get("/orders/{order_id}", responses={404: {"model": ErrorBody}}, summary="One order")
-def get_order(order_id: str, state: StateDep) -> dict[str, Any]:
+async def get_order(order_id: str, state: StateDep) -> dict[str, Any]:
     """The order with its `status`, `history` of transitions and `fulfilments`."""
     order = queries.get_order(state, order_id)
     if order is None:

@@ -21,10 +21,10 @@ def health() -> dict[str, str]:
 
 
 @router.get("/v1/status", response_model=Status, summary="Height, head, view and primary of this node")
-def status(node: NodeDep) -> Any:
+async def status(node: NodeDep) -> Any:
     return node.status()
 
 
 @router.get("/v1/peers", summary="Every peer with reachability, height seen, round-trip time and traffic")
-def peers(node: NodeDep) -> list[dict[str, Any]]:
+async def peers(node: NodeDep) -> list[dict[str, Any]]:
     return node.peers.snapshot()

@@ -41,7 +41,7 @@ def tx_from_json(body: TxIn) -> Tx:
     responses={400: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     summary="Submit one signed tx",
 )
-def post_tx(body: TxIn, node: NodeDep) -> Any:
+async def post_tx(body: TxIn, node: NodeDep) -> Any:
     """Admit a signed tx into the mempool. Answers 202 with the tx id; follow it with `GET /v1/tx/{tx_id}`."""
     (result,) = node.submit([tx_from_json(body)])
     if result.error is not None:
@@ -97,7 +97,7 @@ async def post_txs(request: Request, node: NodeDep) -> Any:
 @router.get(
     "/tx/{tx_id}", response_model=TxStatus, responses={404: {"model": ErrorBody}}, summary="Where a tx stands"
 )
-def get_tx(tx_id: str, node: NodeDep) -> Any:
+async def get_tx(tx_id: str, node: NodeDep) -> Any:
     """`pending` (in the mempool), `committed` (with height, index and receipt), or `rejected` (committed
     but refused by a contract; `reason` says why)."""
     try:

@@ -1,0 +1,145 @@
+"""`omsnode devnet ...`: a local network of N node processes for trying, testing and benchmarking.
+
+    up --nodes N --dir DIR [--sample-data]     make keys/genesis, start N nodes, wait for consensus
+    status --dir DIR [--json]                  index, url, up, height, view, head hash, peers
+    down --dir DIR                             stop every node
+    kill --dir DIR --node I                    SIGKILL one node
+    restart --dir DIR --node I                 start it again
+    load --dir DIR --orders N [--json]         stock SKUs, send N signed orders, wait for commits
+    demo --dir DIR                             walk a full order-management scenario
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from cli.output import fail, print_json
+
+
+def _devnet(args: argparse.Namespace) -> Any:
+    from devnet.network import Devnet
+
+    return Devnet(Path(args.dir))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from devnet.network import Devnet
+
+    if args.nodes < 1:
+        return fail("--nodes must be at least 1")
+    root = Path(args.dir)
+    devnet = Devnet(root) if (root / "devnet.json").exists() else Devnet.create(root, args.nodes)
+    devnet.start_all()
+    devnet.wait_until_up(timeout=args.timeout)
+    if args.sample_data:
+        from devnet.sample import load_sample_data
+
+        summary = load_sample_data(devnet)
+        print(f"sample data: {summary}")
+    print(f"devnet {devnet.genesis.chain_id!r} is up with {len(devnet.nodes)} nodes in {devnet.root}:")
+    for node in devnet.nodes:
+        print(f"  node {node.index}: {node.url}   (API docs: {node.url}/docs)")
+    print(f"client keys: {devnet.clients_dir}")
+    print(f"try: curl {devnet.nodes[0].url}/v1/status")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    devnet = _devnet(args)
+    rows = [devnet.status(node.index) for node in devnet.nodes]
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'node':<5} {'url':<24} {'up':<4} {'height':>7} {'view':>5}  {'head hash':<18} peers reachable")
+    for row in rows:
+        if not row["up"]:
+            print(f"{row['index']:<5} {row['url']:<24} NO")
+            continue
+        reachable = sum(1 for p in row["peers"] if p.get("reachable"))
+        print(
+            f"{row['index']:<5} {row['url']:<24} {'yes':<4} {row['height']:>7} {row['view']:>5}  "
+            f"{row['head_hash'][:16]:<18} {reachable}/{len(row['peers'])}"
+        )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    devnet = _devnet(args)
+    devnet.stop_all()
+    print(f"stopped {len(devnet.nodes)} nodes")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    devnet = _devnet(args)
+    devnet.kill(args.node)
+    print(f"killed node {args.node} (SIGKILL)")
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    devnet = _devnet(args)
+    devnet.kill(args.node)
+    devnet.start(args.node)
+    devnet.wait_until_up([args.node], timeout=args.timeout)
+    print(f"restarted node {args.node}: {devnet.node(args.node).url}")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from devnet.load import run_load
+
+    devnet = _devnet(args)
+    started = time.monotonic()
+    result = run_load(devnet, args.orders, batch=args.batch, progress=not args.json)
+    result["wall_seconds"] = round(time.monotonic() - started, 3)
+    if args.json:
+        print_json(result)
+        return 0 if result["committed"] == args.orders else 1
+    print(
+        f"committed {result['committed']} of {result['sent']} orders in {result['seconds']} s "
+        f"({result['tx_per_s']} tx/s; commit latency p50 {result['latency_ms']['p50']} ms, "
+        f"p99 {result['latency_ms']['p99']} ms)"
+    )
+    for node in result["nodes"]:
+        print(f"  node {node['index']}: height {node['height']}, head {str(node['head_hash'])[:16]}")
+    return 0 if result["committed"] == args.orders else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from devnet.demo import run_devnet_demo
+
+    run_devnet_demo(_devnet(args))
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    devnet = sub.add_parser("devnet", help="run N local nodes: up, status, down, kill, restart, load, demo")
+    commands = devnet.add_subparsers(dest="devnet_command", required=True)
+
+    def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = commands.add_parser(name, help=text)
+        p.add_argument("--dir", required=True, help="devnet folder")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("up", cmd_up, "make keys and genesis for N validators and start them")
+    p.add_argument("--nodes", type=int, default=4)
+    p.add_argument("--sample-data", action="store_true", help="load a catalogue, locations and stock")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p = command("status", cmd_status, "show every node's height, view, head hash and peers")
+    p.add_argument("--json", action="store_true")
+    command("down", cmd_down, "stop every node")
+    p = command("kill", cmd_kill, "kill one node with SIGKILL")
+    p.add_argument("--node", type=int, required=True)
+    p = command("restart", cmd_restart, "start a node again")
+    p.add_argument("--node", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=60.0)
+    p = command("load", cmd_load, "stock some SKUs and send N client-signed orders over the nodes")
+    p.add_argument("--orders", type=int, required=True)
+    p.add_argument("--batch", type=int, default=200, help="orders per HTTP request")
+    p.add_argument("--json", action="store_true")
+    command("demo", cmd_demo, "walk the devnet through a full order-management scenario")

@@ -1,0 +1,88 @@
+"""Catching up: a node that is behind its peers fetches the blocks it missed.
+
+A background loop asks the peers for their heights every second. When some
+peer is ahead and this node made no progress through consensus since the
+last look (or the replica asked for it with `RequestSync`), it runs block
+sync: blocks arrive in batches with their commit certificates, are verified
+by `p2p.sync`, then re-executed here and committed like any decided block.
+When it is done the replica is told the new height, so it joins consensus
+at the head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ledger.block import Block, CommitCertificate
+from ledger.errors import InvalidBlock
+from node.executor import Executor
+from p2p.sync import BlockSync, SyncReport
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 1.0
+"""How often peers' heights are checked."""
+
+
+class CatchUp:
+    """Runs block sync when this node falls behind."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        make_sync: Callable[[Callable[[Block, CommitCertificate], None]], BlockSync],
+        on_applied: Callable[[Block, list], None],
+        on_synced: Callable[[int], None],
+    ) -> None:
+        self.executor = executor
+        self.sync = make_sync(self.apply)
+        self.on_applied = on_applied
+        self.on_synced = on_synced
+        self.last_report: SyncReport | None = None
+        self._wanted = asyncio.Event()
+        self._running = False
+
+    def request(self) -> None:
+        """Sync as soon as possible (the replica saw others ahead)."""
+        self._wanted.set()
+
+    def apply(self, block: Block, certificate: CommitCertificate) -> None:
+        """Re-execute a verified block and commit it (skipping one consensus committed meanwhile)."""
+        height, head_hash = self.executor.head()
+        if block.height <= height:
+            stored = self.executor.store.get_block(block.height)
+            if stored is None or stored.hash() != block.hash():
+                raise InvalidBlock(f"block {block.height} from sync conflicts with the committed block")
+            return
+        receipts = self.executor.commit(block, certificate)
+        self.on_applied(block, receipts)
+
+    async def run(self) -> None:
+        """Poll peers and sync when behind, until cancelled."""
+        last_height = -1
+        while True:
+            try:
+                await asyncio.wait_for(self._wanted.wait(), POLL_INTERVAL_S)
+            except TimeoutError:
+                pass
+            wanted = self._wanted.is_set()
+            self._wanted.clear()
+            height = self.executor.head()[0]
+            heights = await self.sync.poll_status()
+            behind = max(heights.values(), default=0) > height
+            if behind and (wanted or height == last_height):
+                await self._sync()
+            last_height = self.executor.head()[0]
+
+    async def _sync(self) -> None:
+        height, head_hash = self.executor.head()
+        report = await self.sync.sync(height, head_hash)
+        self.last_report = report
+        if report.blocks:
+            log.warning("block sync: %d blocks (%d txs) up to height %d in %.2f s",
+                        report.blocks, report.txs, report.height, report.seconds)
+        for peer, reason in report.refused.items():
+            log.warning("block sync refused peer %s: %s", peer, reason)
+        self.on_synced(self.executor.head()[0])
