@@ -5,18 +5,24 @@ the node's config. For each peer the table keeps reachability, the last chain
 height the peer reported, a smoothed round-trip time, messages and bytes in
 and out, errors with the last one, messages dropped from its send queue, and
 whether sync has marked it bad (with the reason: it served a forged block or a
-bad certificate). `snapshot()` is the JSON-ready view behind `GET /v1/peers`.
+bad certificate). A mark lasts a cooldown, after which the peer is tried
+again: whatever it serves is verified anyway, and a node whose own apply
+step refused a good block must not shun its peers forever. `snapshot()` is the JSON-ready view behind `GET /v1/peers`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ledger.genesis import Genesis
 
 RTT_SMOOTHING = 0.2
 """Weight of a new round-trip sample in the smoothed `rtt_ms`."""
+
+DEFAULT_BAD_PEER_COOLDOWN_S = 300.0
+"""How long sync ignores a peer after marking it bad; it is then tried (and verified) again."""
 
 
 @dataclass
@@ -46,13 +52,16 @@ class PeerInfo:
     """Outgoing envelopes dropped because the peer's send queue was full or retries ran out."""
     marked_bad: str = ""
     """Why sync stopped trusting this peer; empty while it is trusted."""
+    marked_at: float = field(default=0.0, repr=False)
+    """Monotonic time of the mark (not shown in snapshots)."""
 
 
 class PeerTable:
     """Per-peer counters and state, keyed by validator id."""
 
-    def __init__(self, addresses: Mapping[str, str]) -> None:
+    def __init__(self, addresses: Mapping[str, str], bad_peer_cooldown_s: float = DEFAULT_BAD_PEER_COOLDOWN_S) -> None:
         self._peers = {peer_id: PeerInfo(peer_id, address) for peer_id, address in addresses.items()}
+        self.bad_peer_cooldown_s = bad_peer_cooldown_s
 
     @classmethod
     def from_genesis(cls, genesis: Genesis, self_id: str, overrides: Mapping[str, str] | None = None) -> PeerTable:
@@ -112,19 +121,29 @@ class PeerTable:
 
     def mark_bad(self, peer_id: str, reason: str) -> None:
         """Stop trusting the peer for sync (it served something that failed verification)."""
-        self._peers[peer_id].marked_bad = reason
+        peer = self._peers[peer_id]
+        peer.marked_bad = reason
+        peer.marked_at = time.monotonic()
 
     def clear_bad(self, peer_id: str) -> None:
         self._peers[peer_id].marked_bad = ""
 
     def is_trusted(self, peer_id: str) -> bool:
-        return not self._peers[peer_id].marked_bad
+        """Not marked bad, or marked longer than the cooldown ago (then the mark is cleared)."""
+        peer = self._peers[peer_id]
+        if peer.marked_bad and time.monotonic() - peer.marked_at >= self.bad_peer_cooldown_s:
+            peer.marked_bad = ""
+        return not peer.marked_bad
+
+    def trusted_ids(self) -> list[str]:
+        return [peer_id for peer_id in self._peers if self.is_trusted(peer_id)]
 
     def snapshot(self) -> list[dict[str, object]]:
         """JSON-ready list of every peer, sorted by id."""
         rows = []
         for peer_id in sorted(self._peers):
             row = asdict(self._peers[peer_id])
+            del row["marked_at"]
             if row["rtt_ms"] is not None:
                 row["rtt_ms"] = round(row["rtt_ms"], 2)
             rows.append(row)

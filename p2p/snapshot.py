@@ -216,7 +216,7 @@ class StateSync:
 
     async def poll_manifests(self, min_height: int = 0) -> list[tuple[str, Manifest]]:
         """Certified manifests above `min_height` from trusted peers, highest first."""
-        trusted = [peer.id for peer in self.peers if not peer.marked_bad]
+        trusted = self.peers.trusted_ids()
         results = await asyncio.gather(*(self.source.fetch_manifest(p) for p in trusted), return_exceptions=True)
         offers = []
         for peer_id, result in zip(trusted, results, strict=True):

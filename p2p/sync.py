@@ -187,7 +187,7 @@ class BlockSync:
 
     async def poll_status(self) -> dict[str, int]:
         """Ask every trusted peer for its height (concurrently); unreachable peers are left out."""
-        trusted = [peer.id for peer in self.peers if not peer.marked_bad]
+        trusted = self.peers.trusted_ids()
         results = await asyncio.gather(*(self.source.fetch_status(p) for p in trusted), return_exceptions=True)
         heights = {}
         for peer_id, result in zip(trusted, results, strict=True):
