@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -230,7 +231,7 @@ def check_invariants(ledger: Ledger) -> None:
     for _, order in state.scan("order/"):
         history = order["history"]
         assert history[0]["from"] is None and history[0]["to"] == "created"
-        for previous, entry in zip(history, history[1:], strict=False):
+        for previous, entry in pairwise(history):
             assert entry["from"] == previous["to"]
             assert is_allowed_transition(entry["from"], entry["to"]), (entry["from"], entry["to"])
         assert history[-1]["to"] == order["status"]
