@@ -11,8 +11,10 @@ receives (`observe`):
   copies of its messages with broken signatures;
 - `replay`: also re-sends, as their original senders, messages it received
   earlier (older views and heights);
-- `fresh_new_view`: as a new primary, ignores the prepared certificates and
-  proposes a fresh block in its NEW-VIEW.
+- `fresh_new_view`: sends its view-0 commits to one replica only (so a block
+  may commit at some replicas and not others) and, as a new primary, ignores
+  the prepared certificates, proposes a fresh block in its NEW-VIEW and votes
+  for that block.
 """
 
 from __future__ import annotations
@@ -65,9 +67,11 @@ class Equivocate(Honest):
             twin = node.app.make_block(message.height, message.view, message.block.txs, time_offset=1)
             self.twins[message.block.hash()] = twin.hash()
             return [(to, sign_message(dataclasses.replace(message, block=twin), self.key))]
-        if isinstance(message, Prepare | Commit) and message.block_hash in self.twins:
-            lie = dataclasses.replace(message, block_hash=self.twins[message.block_hash])
-            return [(to, sign_message(lie, self.key))]
+        if isinstance(message, Prepare) and message.block_hash in self.twins:
+            twin = self.twins[message.block_hash]
+            prepare = sign_message(dataclasses.replace(message, block_hash=twin), self.key)
+            commit = Commit(message.chain_id, message.view, message.height, twin, self.id)
+            return [(to, prepare), (to, sign_message(commit, self.key))]
         return [(to, message)]
 
 
@@ -107,12 +111,25 @@ class Replay(Honest):
 
 
 class FreshNewView(Honest):
+    def __init__(self, sim: Simulator, vid: str) -> None:
+        super().__init__(sim, vid)
+        self.twins: dict[bytes, bytes] = {}
+        """Hash of each block it was obliged to re-propose -> hash of the fresh block it proposed instead."""
+
     def rewrite(self, node: SimNode, to: str, message: Message) -> list[Delivery]:
+        if isinstance(message, Commit) and message.view == 0 and to != self.others[0]:
+            return []
         if isinstance(message, NewView) and message.pre_prepare is not None:
             old = message.pre_prepare
             fresh_block = node.app.make_block(old.height, message.view, old.block.txs[:1], time_offset=7)
+            self.twins[old.block.hash()] = fresh_block.hash()
             fresh = sign_message(dataclasses.replace(old, block=fresh_block), self.key)
             return [(to, sign_message(dataclasses.replace(message, pre_prepare=fresh), self.key))]
+        if isinstance(message, Prepare) and message.block_hash in self.twins:
+            twin = self.twins[message.block_hash]
+            prepare = sign_message(dataclasses.replace(message, block_hash=twin), self.key)
+            commit = Commit(message.chain_id, message.view, message.height, twin, self.id)
+            return [(to, prepare), (to, sign_message(commit, self.key))]
         return [(to, message)]
 
 

@@ -28,7 +28,7 @@ from consensus.actions import Action, Broadcast, CancelTimer, Decide, Persist, R
 from consensus.messages import Message, decode_message, encode_message
 from consensus.replica import Replica
 from ledger.block import verify_certificate
-from ledger.errors import InvalidCertificate
+from ledger.errors import InvalidCertificate, LedgerError
 from ledger.genesis import ConsensusParams
 from ledger.keys import PrivateKey
 from ledger.tx import Tx
@@ -57,6 +57,8 @@ class Faults:
     """How many temporary partitions split the network before it turns fair."""
     byzantine: tuple[tuple[str, str], ...] = ()
     """(validator id, behaviour name) for each Byzantine validator (see `tests.sim.byzantine`)."""
+    cut: tuple[tuple[str, int, str], ...] = ()
+    """(message type, view, receiver): such messages are always lost (to stage a precise scenario)."""
     txs: int = 12
     """How many txs clients submit."""
     fair_after_ms: int = 4000
@@ -69,7 +71,7 @@ class Violation:
     """An invariant the run broke."""
 
     kind: str
-    """`safety` (two honest replicas decided different blocks) or `certificate`."""
+    """`safety` (two honest replicas decided different blocks), `certificate` or `sync` (an unverifiable chain)."""
     detail: str
 
 
@@ -259,7 +261,11 @@ class Simulator:
             return
         source = max(self.nodes.values(), key=lambda n: (n.app.head()[0], n.id in self.honest))
         before = node.app.head()[0]
-        height = node.app.sync_from(source.app)
+        try:
+            height = node.app.sync_from(source.app)
+        except (LedgerError, RuntimeError) as exc:
+            self.violations.append(Violation("sync", f"seed {self.seed}: {vid} cannot sync from {source.id}: {exc}"))
+            return
         if height == before:
             return
         for block in node.app.blocks[before:]:
@@ -336,6 +342,8 @@ class Simulator:
 
     def deliver(self, sender: str, to: str, message: Message, claimed_sender: str | None = None) -> None:
         """Put `message` on the wire from `sender` to `to`, subject to the network's faults."""
+        if (type(message).__name__, getattr(message, "view", -1), to) in self.faults.cut:
+            return
         if not self.is_fair():
             if self.rng.random() < self.faults.drop:
                 return
