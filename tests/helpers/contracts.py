@@ -82,6 +82,8 @@ class Ledger:
             return {"ok": True, "code": "", "message": "", "result": {}}
         tx = self.network.tx(signer, kind, payload)
         identity = self.network.genesis.identity(signer)
+        if identity is None:
+            raise KeyError(signer)
         roles, rule = find_rule(kind)
         if not roles & identity.roles:
             return {"ok": False, "code": "forbidden_role", "message": f"{signer} may not send {kind}", "result": {}}

@@ -63,7 +63,7 @@ def receive(ledger: Ledger, location: str, sku: str, qty: int, lot: str | None =
 
 
 def create(ledger: Ledger, ref: str, lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    payload = {"external_ref": ref, "customer_hash": CUSTOMER, "currency": "EUR", "lines": lines}
+    payload: dict[str, Any] = {"external_ref": ref, "customer_hash": CUSTOMER, "currency": "EUR", "lines": lines}
     payload.setdefault("delivery", {"region": "NL", "lat": 51_930_000, "lon": 4_900_000})
     return ledger.submit("channel-1", "order.create", payload | extra)
 
