@@ -4,7 +4,8 @@ A timeout would fire at different points on a fast and a slow node, so a
 runaway rule would be accepted on one and refused on another. Instead each
 contract module's syntax tree is instrumented when it is loaded: a step is
 charged at every function entry, every loop iteration and every item a
-comprehension draws, and the call depth is tracked. Every node counts the same
+comprehension draws (as a first, always true, condition of the
+comprehension), and the call depth is tracked. Every node counts the same
 steps for the same tx, so a tx that runs past `budget` steps (or nests calls
 deeper than `max_depth`) fails with `StepBudgetExceeded` (or
 `call_depth_exceeded`) identically everywhere.
@@ -16,7 +17,7 @@ large; the budget bounds control flow, the tx size bounds the data.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from contracts.errors import Rejected, StepBudgetExceeded
@@ -32,9 +33,6 @@ LEAVE = "__step_leave__"
 
 LEAVE_VALUE = "__step_leave_value__"
 """Name of the depth release that passes a lambda's value through."""
-
-ITERATE = "__step_iterate__"
-"""Name of the wrapper charging each item a comprehension draws."""
 
 T = TypeVar("T")
 
@@ -77,10 +75,12 @@ class StepMeter:
             self.failure = error
         raise self.failure
 
-    def step(self) -> None:
+    def step(self) -> bool:
+        """Charge one step; true, so that it can stand as a comprehension condition."""
         self.remaining -= 1
         if self.remaining < 0:
             self._fail(StepBudgetExceeded(self.budget))
+        return True
 
     def enter(self) -> None:
         self.remaining -= 1
@@ -97,11 +97,6 @@ class StepMeter:
         self.depth -= 1
         return value
 
-    def iterate(self, items: Iterable[T]) -> Iterator[T]:
-        for item in items:
-            self.step()
-            yield item
-
     def get_globals(self) -> dict[str, Callable[..., Any]]:
         """The charge functions an instrumented module calls, by the names the instrumentation uses."""
         return {
@@ -109,7 +104,6 @@ class StepMeter:
             ENTER: self.enter,
             LEAVE: self.leave,
             LEAVE_VALUE: self.leave_value,
-            ITERATE: self.iterate,
         }
 
 
@@ -166,7 +160,7 @@ class _Instrumenter(ast.NodeTransformer):
 
     def visit_comprehension(self, node: ast.comprehension) -> ast.comprehension:
         self.generic_visit(node)
-        node.iter = _charge(ITERATE, node.iter)
+        node.ifs.insert(0, _charge(STEP))
         return node
 
 
