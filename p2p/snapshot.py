@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
+import msgpack
+
 from ledger.block import Block, CommitCertificate
 from ledger.commitment import StateAccumulator
 from ledger.encoding import decode, encode
@@ -102,20 +104,22 @@ def compute_chunk_count(entries: int, chunk_entries: int) -> int:
 
 
 def encode_chunk(entries: list[tuple[bytes, bytes]]) -> bytes:
-    return encode([[key, value] for key, value in entries])
+    """A chunk body: a msgpack array of [key, value] bin pairs (canonical as it is, so packed directly)."""
+    return msgpack.packb([[key, value] for key, value in entries], use_bin_type=True)
 
 
 def decode_chunk(data: bytes) -> list[tuple[bytes, bytes]]:
     """Entries of a chunk body; raises `InvalidSnapshot` when it is not a list of [key, value] bins."""
-    wire = _decode(data)
-    if not isinstance(wire, list):
+    try:
+        wire = msgpack.unpackb(data, raw=False, use_list=False, max_array_len=MAX_CHUNK_ENTRIES)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise InvalidSnapshot(f"chunk is not msgpack: {exc}") from exc
+    if type(wire) is not tuple:
         raise InvalidSnapshot("a chunk is a list of [key, value] pairs")
-    entries = []
     for item in wire:
-        if not isinstance(item, list) or len(item) != 2 or type(item[0]) is not bytes or type(item[1]) is not bytes:
+        if type(item) is not tuple or len(item) != 2 or type(item[0]) is not bytes or type(item[1]) is not bytes:
             raise InvalidSnapshot("a chunk entry is a [key, value] pair of bytes")
-        entries.append((item[0], item[1]))
-    return entries
+    return list(wire)
 
 
 def _decode(data: bytes) -> Any:
