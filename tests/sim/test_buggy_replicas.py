@@ -1,0 +1,59 @@
+"""The simulator catches purpose-built bugs: the same schedules that pass break a buggy replica.
+
+If these tests ever pass with the bug in place, the simulator has lost its teeth.
+"""
+
+from __future__ import annotations
+
+from consensus.messages import NewView
+from consensus.replica import Replica
+from consensus.validation import NewViewPlan
+from tests.sim.simulator import Faults, Simulator
+
+SEEDS = range(20)
+
+
+class CommitsOnFPlusOne(Replica):
+    """Counts f+1 prepares and commits as a quorum."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.quorum = self.genesis.f + 1
+
+
+class SkipsNewViewCheck(Replica):
+    """Accepts whatever a NEW-VIEW proposes, without checking it against the prepared certificates."""
+
+    def is_valid_reproposal(self, message: NewView, plan: NewViewPlan) -> bool:
+        return True
+
+
+EQUIVOCATING_PRIMARY = Faults(byzantine=(("node-0", "equivocate"),), txs=6)
+
+STAGED_NEW_VIEW_ATTACK = Faults(
+    cut=tuple(("Commit", 0, v) for v in ("node-1", "node-2", "node-3")),
+    byzantine=(("node-1", "fresh_new_view"),),
+    txs=6,
+)
+"""View-0 commits reach only node-0, so only it decides; node-1 then leads view 1 and ignores the prepared block."""
+
+
+def _is_caught(factory: type[Replica], faults: Faults) -> bool:
+    """Does some seed make the simulator report a safety violation?"""
+    return any(not Simulator(4, seed, faults, replica_factory=factory).run().is_safe for seed in SEEDS)
+
+
+def _assert_correct_replica_passes(faults: Faults) -> None:
+    for seed in range(8):
+        outcome = Simulator(4, seed, faults).run()
+        assert outcome.violations == [] and outcome.is_live, f"seed {seed}: {outcome}"
+
+
+def test_committing_on_f_plus_one_votes_is_caught():
+    assert _is_caught(CommitsOnFPlusOne, EQUIVOCATING_PRIMARY)
+    _assert_correct_replica_passes(EQUIVOCATING_PRIMARY)
+
+
+def test_skipping_the_new_view_check_is_caught():
+    assert _is_caught(SkipsNewViewCheck, STAGED_NEW_VIEW_ATTACK)
+    _assert_correct_replica_passes(STAGED_NEW_VIEW_ATTACK)
