@@ -23,73 +23,90 @@ MIN_INT = -(2**63)
 """Smallest integer allowed in ledger data."""
 
 
-def _canonical(value: Any, path: str) -> Any:
-    """Return `value` with every map's keys sorted, refusing non-ledger types."""
-    if value is None or value is True or value is False:
-        return value
+def _canonical(value: Any) -> Any:
+    """Return `value` with every map's keys sorted; raise a bare `EncodingError` for non-ledger data.
+
+    The hot path builds no error paths; `_describe` finds where the problem is once one is known.
+    """
     kind = type(value)
+    if kind is str or kind is bytes or value is None or value is True or value is False:
+        return value
     if kind is int:
-        if not MIN_INT <= value <= MAX_INT:
-            raise EncodingError(f"integer out of int64 range at {path}")
-        return value
-    if kind is str or kind is bytes:
-        return value
+        if MIN_INT <= value <= MAX_INT:
+            return value
+        raise EncodingError
     if kind is dict:
-        out = {}
-        for key in sorted(value, key=_key_order(path)):
-            out[key] = _canonical(value[key], f"{path}.{key}")
-        return out
+        if not all(type(k) is str for k in value):
+            raise EncodingError
+        return {key: _canonical(value[key]) for key in sorted(value)}
     if kind is list or kind is tuple:
-        return [_canonical(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_canonical(item) for item in value]
+    raise EncodingError
+
+
+def _describe(value: Any, path: str) -> str | None:
+    """What is wrong with `value` and where (slow; only after `_canonical` refused it)."""
+    kind = type(value)
     if kind is float:
-        raise EncodingError(f"float at {path}: ledger data holds integers only")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return _canonical(int(value), path)
-    raise EncodingError(f"cannot encode {kind.__name__} at {path}")
-
-
-def _key_order(path: str) -> Any:
-    def key(k: Any) -> Any:
-        if type(k) is not str:
-            raise EncodingError(f"map key {k!r} at {path} is not a string")
-        return k
-
-    return key
+        return f"float at {path}: ledger data holds integers only"
+    if kind is int and not MIN_INT <= value <= MAX_INT:
+        return f"integer out of int64 range at {path}"
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return f"map key {key!r} at {path} is not a string"
+            found = _describe(item, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if kind is list or kind is tuple:
+        for i, item in enumerate(value):
+            found = _describe(item, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if kind in (str, bytes, int, bool) or value is None:
+        return None
+    return f"cannot encode {kind.__name__} at {path}"
 
 
 def encode(value: Any) -> bytes:
     """Encode `value` canonically (sorted keys, no floats)."""
-    return msgpack.packb(_canonical(value, "$"), use_bin_type=True)
+    try:
+        canonical = _canonical(value)
+    except EncodingError:
+        raise EncodingError(_describe(value, "$") or "value is not ledger data") from None
+    return msgpack.packb(canonical, use_bin_type=True)
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
     raise EncodingError(f"msgpack extension type {code} is not ledger data")
 
 
-def decode(data: bytes) -> Any:
-    """Decode canonical bytes; refuses floats, extension types and junk."""
+def decode(data: bytes, check: bool = True) -> Any:
+    """Decode canonical bytes; refuses floats, extension types and junk.
+
+    `check=False` skips the walk that refuses floats, for bytes this node wrote itself through `encode`
+    (its own world state), which cannot hold any.
+    """
     try:
-        value = msgpack.unpackb(
-            data, raw=False, strict_map_key=True, ext_hook=_ext_hook
-        )
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_ext_hook)
     except EncodingError:
         raise
     except Exception as exc:  # msgpack raises several unrelated types
         raise EncodingError(f"not valid msgpack: {exc}") from exc
-    _refuse_floats(value, "$")
+    if check and _has_float(value):
+        raise EncodingError(_describe(value, "$") or "float in data")
     return value
 
 
-def _refuse_floats(value: Any, path: str) -> None:
+def _has_float(value: Any) -> bool:
     kind = type(value)
-    if kind is float:
-        raise EncodingError(f"float at {path}: ledger data holds integers only")
     if kind is dict:
-        for key, item in value.items():
-            _refuse_floats(item, f"{path}.{key}")
-    elif kind is list:
-        for i, item in enumerate(value):
-            _refuse_floats(item, f"{path}[{i}]")
+        return any(_has_float(item) for item in value.values())
+    if kind is list:
+        return any(_has_float(item) for item in value)
+    return kind is float
 
 
 def sha256(data: bytes) -> bytes:

@@ -49,9 +49,9 @@ class ConsensusParams:
 
     checkpoint_interval: int = 50
     """A checkpoint every this many blocks."""
-    max_block_txs: int = 2000
+    max_block_txs: int = 400
     """Most txs in one block."""
-    view_timeout_ms: int = 2000
+    view_timeout_ms: int = 3000
     """Base time a replica waits for progress before changing view."""
     max_clock_skew_ms: int = 5000
     """How far a block timestamp may run ahead of a replica's clock."""

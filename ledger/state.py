@@ -11,6 +11,7 @@ the store commits and what the state commitment is updated with.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -40,11 +41,23 @@ class MemoryState:
 
 
 class StateView:
-    """Layered read/write view over a `StateReader`."""
+    """Layered read/write view over a `StateReader`.
+
+    The bottom layer (the block's writes so far) keeps its keys sorted as well, so a prefix scan
+    costs a binary search there rather than a pass over every key the block wrote.
+    """
 
     def __init__(self, base: StateReader) -> None:
         self._base = base
         self._layers: list[dict[bytes, bytes | None]] = [{}]
+        self._sorted: list[bytes] = []
+        """Keys of the bottom layer, in order."""
+
+    def _write(self, key: bytes, value: bytes | None) -> None:
+        layer = self._layers[-1]
+        if len(self._layers) == 1 and key not in layer:
+            insort(self._sorted, key)
+        layer[key] = value
 
     def get_raw(self, key: bytes) -> bytes | None:
         for layer in reversed(self._layers):
@@ -54,26 +67,31 @@ class StateView:
 
     def get(self, key: str) -> Any | None:
         raw = self.get_raw(key.encode())
-        return None if raw is None else decode(raw)
+        return None if raw is None else decode(raw, check=False)
 
     def put(self, key: str, value: Any) -> None:
-        self._layers[-1][key.encode()] = encode(value)
+        self._write(key.encode(), encode(value))
 
     def delete(self, key: str) -> None:
-        self._layers[-1][key.encode()] = None
+        self._write(key.encode(), None)
 
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         """Entries whose key starts with `prefix`, in key order."""
         raw_prefix = prefix.encode()
         merged: dict[bytes, bytes | None] = dict(self._base.scan_state(raw_prefix))
-        for layer in self._layers:
+        bottom = self._layers[0]
+        for key in self._sorted[bisect_left(self._sorted, raw_prefix) :]:
+            if not key.startswith(raw_prefix):
+                break
+            merged[key] = bottom[key]
+        for layer in self._layers[1:]:
             for key, value in layer.items():
                 if key.startswith(raw_prefix):
                     merged[key] = value
         for key in sorted(merged):
             value = merged[key]
             if value is not None:
-                yield key.decode(), decode(value)
+                yield key.decode(), decode(value, check=False)
 
     def begin(self) -> None:
         self._layers.append({})
@@ -82,7 +100,11 @@ class StateView:
         if len(self._layers) < 2:
             raise RuntimeError("commit without begin")
         top = self._layers.pop()
-        self._layers[-1].update(top)
+        if len(self._layers) == 1:
+            for key, value in top.items():
+                self._write(key, value)
+        else:
+            self._layers[-1].update(top)
 
     def rollback(self) -> None:
         if len(self._layers) < 2:
