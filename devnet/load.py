@@ -125,14 +125,24 @@ def run_load(
             "mean": round(statistics.fmean(ordered) * 1000, 1) if ordered else 0.0,
         },
         "blocks": seen_height - start_height,
-        "nodes": [
-            {k: devnet.status(n.index).get(k) for k in ("index", "url", "up", "height", "head_hash")}
-            for n in devnet.nodes
-        ],
+        "nodes": _settled_heads(devnet),
     }
     for client in clients:
         client.close()
     return result
+
+
+def _settled_heads(devnet: Devnet, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Every node's height and head hash, once the live ones agree (or the timeout passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [
+            {k: devnet.status(n.index).get(k) for k in ("index", "url", "up", "height", "head_hash")}
+            for n in devnet.nodes
+        ]
+        if len({r["head_hash"] for r in rows if r["up"]}) <= 1 or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
 
 
 def _collect(client: NodeClient, height: int, sent_at: dict[str, float], latencies: list[float]) -> tuple[int, int]:

@@ -1,0 +1,98 @@
+"""Fixtures that run real node processes: a single node, and a 4-node devnet, through `omsnode`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devnet.client import NodeClient, Signer
+from devnet.network import Devnet, free_ports
+from ledger.genesis import Genesis
+
+
+def omsnode(*args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=timeout, env=os.environ
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"omsnode {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def omsnode_json(*args: str) -> Any:
+    return json.loads(omsnode(*args, "--json").stdout)
+
+
+class SingleNode:
+    """One node started with `omsnode start` in its own process."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        (port,) = free_ports(1)
+        omsnode("init", "--home", str(home), "--port", str(port))
+        self.url = f"http://127.0.0.1:{port}"
+        self.genesis = Genesis.load(home / "genesis.json")
+        self.signer = Signer(self.genesis.chain_id, home / "clients")
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = NodeClient(self.url)
+
+    def start(self) -> None:
+        log = open(self.home / "node.log", "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "start", "--home", str(self.home)], stdout=log, stderr=log
+        )
+        log.close()
+        import time
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.client.status()
+                return
+            except Exception:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError((self.home / "node.log").read_text()[-3000:]) from None
+                time.sleep(0.1)
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is not None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+
+    def send(self, signer: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Sign, submit, wait; returns the tx status with its receipt."""
+        return self.client.wait(self.client.submit(self.signer.tx(signer, kind, payload)))
+
+
+@pytest.fixture
+def single_node(tmp_path: Path) -> Iterator[SingleNode]:
+    node = SingleNode(tmp_path / "home")
+    node.start()
+    yield node
+    node.stop()
+    node.client.close()
+
+
+@pytest.fixture(scope="module")
+def devnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("devnet") / "net"
+    omsnode("devnet", "up", "--nodes", "4", "--dir", str(root))
+    yield root
+    omsnode("devnet", "down", "--dir", str(root), check=False)
+
+
+@pytest.fixture(scope="module")
+def devnet(devnet_dir: Path) -> Devnet:
+    return Devnet(devnet_dir)

@@ -1,0 +1,110 @@
+"""A 4-node devnet of real processes, treated as a black box through `omsnode` and the HTTP API.
+
+Txs sent to any node commit everywhere; after the primary is killed the other
+three change view and keep committing; the restarted node catches up to the
+same head hash; a flood of junk on `/p2p` leaves the API serving.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from devnet.client import NodeClient, Signer
+from devnet.network import Devnet
+from tests.e2e.conftest import omsnode, omsnode_json
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def heads(devnet_dir: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = omsnode_json("devnet", "status", "--dir", devnet_dir)
+    return rows
+
+
+def sku_tx(signer: Signer, name: str) -> Any:
+    return signer.tx("operator-1", "sku.upsert", {"sku": name, "price": 100, "currency": "EUR", "tax_class": "standard"})
+
+
+def test_status_json_has_the_agreed_keys(devnet_dir: Any) -> None:
+    rows = heads(str(devnet_dir))
+    assert [r["index"] for r in rows] == [0, 1, 2, 3]
+    for row in rows:
+        assert set(row) >= {"index", "url", "up", "height", "view", "head_hash", "peers"}
+        assert row["up"] and len(row["peers"]) == 3
+
+
+def test_txs_sent_to_any_node_commit_on_all(devnet: Devnet) -> None:
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+    ids = []
+    for node in devnet.nodes:
+        client = NodeClient(node.url)
+        ids.append(client.submit(sku_tx(signer, f"ANY-{node.index}")))
+        client.close()
+    for node in devnet.nodes:
+        client = NodeClient(node.url)
+        for tx_id in ids:
+            assert client.wait(tx_id, timeout=60)["status"] == "committed"
+        client.close()
+    top = min(r["height"] for r in heads(str(devnet.root)))
+    blocks = [NodeClient(n.url).get(f"/v1/blocks/{top}")["hash"] for n in devnet.nodes]
+    assert len(set(blocks)) == 1
+
+
+def test_killed_primary_is_replaced_and_restarted_node_catches_up(devnet: Devnet) -> None:
+    root = str(devnet.root)
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+    primary = devnet.status(0)["primary"]
+    victim = int(primary.split("-")[1])
+    omsnode("devnet", "kill", "--dir", root, "--node", str(victim))
+    survivors = [n for n in devnet.nodes if n.index != victim]
+    client = NodeClient(survivors[0].url)
+    before = client.status()
+    committed = [client.submit(sku_tx(signer, f"AFTER-KILL-{i}")) for i in range(5)]
+    for tx_id in committed:
+        assert client.wait(tx_id, timeout=90)["status"] == "committed"
+    after = client.status()
+    assert after["view"] > before["view"] and after["primary"] != primary
+    assert after["height"] > before["height"]
+    omsnode("devnet", "restart", "--dir", root, "--node", str(victim))
+    more = client.submit(sku_tx(signer, "AFTER-RESTART"))
+    assert client.wait(more, timeout=60)["status"] == "committed"
+    client.close()
+
+    def all_same_head() -> bool:
+        rows = heads(root)
+        return all(r["up"] for r in rows) and len({r["head_hash"] for r in rows}) == 1
+
+    wait_for(all_same_head, timeout=60, what="all four nodes to report the same head hash")
+
+
+def test_junk_flood_on_p2p_leaves_the_api_serving(devnet: Devnet) -> None:
+    target = devnet.nodes[1].url
+    with httpx.Client(base_url=target, timeout=5) as http:
+        height = http.get("/v1/status").json()["height"]
+        for i in range(300):
+            body = bytes([i % 256]) * (i * 37 % 2000) if i % 3 else b"\x91\xc4\x03abc"
+            assert http.post("/p2p", content=body).status_code < 500
+        assert http.get("/v1/status").json()["height"] >= height
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+    client = NodeClient(target)
+    assert client.wait(client.submit(sku_tx(signer, "AFTER-JUNK")), timeout=60)["status"] == "committed"
+    client.close()
+
+
+def test_load_reports_commits_and_heads(devnet_dir: Any) -> None:
+    result = omsnode_json("devnet", "load", "--dir", str(devnet_dir), "--orders", "300")
+    assert result["committed"] == result["sent"] == 300
+    assert result["tx_per_s"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
+    assert len({n["head_hash"] for n in result["nodes"] if n["up"]}) == 1
