@@ -1,12 +1,12 @@
 """`omsnode devnet ...`: a local network of N node processes for trying, testing and benchmarking.
 
-    up --nodes N --dir DIR [--sample-data]     make keys/genesis, start N nodes, wait for consensus
-    status --dir DIR [--json]                  index, url, up, height, view, head hash, peers
-    down --dir DIR                             stop every node
-    kill --dir DIR --node I                    SIGKILL one node
-    restart --dir DIR --node I                 start it again
-    load --dir DIR --orders N [--json]         stock SKUs, send N signed orders, wait for commits
-    demo --dir DIR                             walk a full order-management scenario
+up --nodes N --dir DIR [--sample-data]     make keys/genesis, start N nodes, wait for consensus
+status --dir DIR [--json]                  index, url, up, height, view, head hash, peers
+down --dir DIR                             stop every node
+kill --dir DIR --node I                    SIGKILL one node
+restart --dir DIR --node I                 start it again
+load --dir DIR --orders N [--json]         stock SKUs, send N signed orders, wait for commits
+demo --dir DIR                             walk a full order-management scenario
 """
 
 from __future__ import annotations

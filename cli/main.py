@@ -119,8 +119,12 @@ def cmd_verify_chain(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         print_json(
-            {"ok": report.ok, "height": report.height, "txs": report.txs,
-             "failures": [{"height": f.height, "what": f.what} for f in report.failures]}
+            {
+                "ok": report.ok,
+                "height": report.height,
+                "txs": report.txs,
+                "failures": [{"height": f.height, "what": f.what} for f in report.failures],
+            }
         )
     elif report.ok:
         print(f"chain OK: {report.height} blocks, {report.txs} txs re-checked and re-executed from genesis")

@@ -48,5 +48,7 @@ def synthetic_baskets(count: int, skus: int = 50) -> Iterator[Basket]:
     """Deterministic baskets of one to three lines over `skus` SKUs."""
     for i in range(count):
         size = 1 + i % 3
-        yield tuple(Line(f"SKU-{(i * 7 + k * 13) % skus:04d}", 1 + (i + k) % 2, 1000 + 50 * ((i + k) % skus))
-                    for k in range(size))
+        yield tuple(
+            Line(f"SKU-{(i * 7 + k * 13) % skus:04d}", 1 + (i + k) % 2, 1000 + 50 * ((i + k) % skus))
+            for k in range(size)
+        )

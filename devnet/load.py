@@ -43,9 +43,21 @@ def prepare_stock(client: NodeClient, signer: Signer, devnet: Devnet, baskets: l
     ]
     locations = [f"LOAD-{tag}-{i}" for i in range(len(devnet.nodes))]
     for i, location in enumerate(locations):
-        setup.append(signer.tx(OPERATOR, "location.upsert", {
-            "location": location, "type": "warehouse", "org": f"org-{i}", "region": "BR",
-            "lat": -23_550_000 + i * 100_000, "lon": -46_633_000, "priority": 100}))
+        setup.append(
+            signer.tx(
+                OPERATOR,
+                "location.upsert",
+                {
+                    "location": location,
+                    "type": "warehouse",
+                    "org": f"org-{i}",
+                    "region": "BR",
+                    "lat": -23_550_000 + i * 100_000,
+                    "lon": -46_633_000,
+                    "priority": 100,
+                },
+            )
+        )
     need = len(baskets) * 4
     sku_list = sorted(prices)
     for location in locations:
@@ -59,18 +71,29 @@ def prepare_stock(client: NodeClient, signer: Signer, devnet: Devnet, baskets: l
 
 def make_orders(signer: Signer, baskets: list[Basket], tag: str) -> list[Tx]:
     return [
-        signer.tx(CHANNEL, "order.create", {
-            "external_ref": f"load-{tag}-{i}", "currency": "EUR", "customer_hash": f"{i:064x}",
-            "payment_terms": "on_account",
-            "lines": [{"sku": line.sku, "qty": line.qty} for line in basket],
-            "delivery": {"region": "BR", "lat": -23_500_000, "lon": -46_600_000}})
+        signer.tx(
+            CHANNEL,
+            "order.create",
+            {
+                "external_ref": f"load-{tag}-{i}",
+                "currency": "EUR",
+                "customer_hash": f"{i:064x}",
+                "payment_terms": "on_account",
+                "lines": [{"sku": line.sku, "qty": line.qty} for line in basket],
+                "delivery": {"region": "BR", "lat": -23_500_000, "lon": -46_600_000},
+            },
+        )
         for i, basket in enumerate(baskets)
     ]
 
 
 def run_load(
-    devnet: Devnet, orders: int, batch: int = 200, baskets: list[Basket] | None = None,
-    progress: bool = True, timeout: float = 300.0,
+    devnet: Devnet,
+    orders: int,
+    batch: int = 200,
+    baskets: list[Basket] | None = None,
+    progress: bool = True,
+    timeout: float = 300.0,
 ) -> dict[str, Any]:
     """Send `orders` orders over the live nodes and measure throughput and commit latency."""
     live = [n for n in devnet.nodes if devnet.status(n.index)["up"]]

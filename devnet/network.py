@@ -10,6 +10,7 @@ Client keys are in `clients/`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -154,15 +155,29 @@ class Devnet:
     def status(self, index: int, timeout: float = 2.0) -> dict[str, Any]:
         """The node's `/v1/status` plus `index`, `url`, `up` and `peers`."""
         node = self.node(index)
-        out: dict[str, Any] = {"index": index, "url": node.url, "up": False, "height": None, "view": None,
-                               "head_hash": None, "peers": []}
+        out: dict[str, Any] = {
+            "index": index,
+            "url": node.url,
+            "up": False,
+            "height": None,
+            "view": None,
+            "head_hash": None,
+            "peers": [],
+        }
         try:
             status = httpx.get(f"{node.url}/v1/status", timeout=timeout).json()
             peers = httpx.get(f"{node.url}/v1/peers", timeout=timeout).json()
         except (httpx.HTTPError, ValueError):
             return out
-        out.update(up=True, height=status["height"], view=status["view"], head_hash=status["head_hash"],
-                   primary=status["primary"], node_id=status["node_id"], peers=peers)
+        out.update(
+            up=True,
+            height=status["height"],
+            view=status["view"],
+            head_hash=status["head_hash"],
+            primary=status["primary"],
+            node_id=status["node_id"],
+            peers=peers,
+        )
         return out
 
     def wait_until_up(self, indexes: list[int] | None = None, timeout: float = 60.0) -> None:
@@ -183,7 +198,5 @@ class Devnet:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -32,17 +32,35 @@ SAMPLE_CITIES = (
 
 def sample_txs(signer: Signer, nodes: int) -> list[Tx]:
     txs = [
-        signer.tx(OPERATOR, "sku.upsert", {"sku": sku, "name": name, "price": price, "currency": "EUR", "tax_class": tax})
+        signer.tx(
+            OPERATOR, "sku.upsert", {"sku": sku, "name": name, "price": price, "currency": "EUR", "tax_class": tax}
+        )
         for sku, name, price, tax in SAMPLE_SKUS
     ]
     for i in range(nodes):
         code, city, lat, lon = SAMPLE_CITIES[i % len(SAMPLE_CITIES)]
         location = f"STORE-{code}-{i}"
-        txs.append(signer.tx(OPERATOR, "location.upsert", {
-            "location": location, "name": f"{city} store", "type": "store", "org": f"org-{i}",
-            "region": code, "lat": lat, "lon": lon, "pickup_allowed": True, "priority": 100}))
+        txs.append(
+            signer.tx(
+                OPERATOR,
+                "location.upsert",
+                {
+                    "location": location,
+                    "name": f"{city} store",
+                    "type": "store",
+                    "org": f"org-{i}",
+                    "region": code,
+                    "lat": lat,
+                    "lon": lon,
+                    "pickup_allowed": True,
+                    "priority": 100,
+                },
+            )
+        )
         lines = [{"sku": sku, "qty": 20 + 10 * i} for sku, *_ in SAMPLE_SKUS]
-        txs.append(signer.tx(OPERATOR, "stock.receive", {"location": location, "lines": lines, "document": "PO-SAMPLE"}))
+        txs.append(
+            signer.tx(OPERATOR, "stock.receive", {"location": location, "lines": lines, "document": "PO-SAMPLE"})
+        )
     return txs
 
 

@@ -20,6 +20,7 @@ from ledger.keys import is_valid_signature
 from ledger.merkle import compute_root
 from ledger.tx import Tx, encode_tx, tx_from_wire
 
+
 @dataclass(frozen=True)
 class BlockHeader:
     """What a block hash commits to."""

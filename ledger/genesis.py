@@ -134,7 +134,9 @@ class Genesis:
             return cls(
                 chain_id=str(wire["chain_id"]),
                 genesis_time_ms=int(wire["genesis_time_ms"]),
-                organisations=tuple({"id": str(o["id"]), "name": str(o.get("name", o["id"]))} for o in wire["organisations"]),
+                organisations=tuple(
+                    {"id": str(o["id"]), "name": str(o.get("name", o["id"]))} for o in wire["organisations"]
+                ),
                 validators=tuple(_identity(v, validator=True) for v in wire["validators"]),
                 clients=tuple(_identity(c, validator=False) for c in wire.get("clients", [])),
                 consensus=ConsensusParams(**wire.get("consensus", {})),

@@ -136,7 +136,9 @@ class Store:
         self._head = head
         self._acc = StateAccumulator.from_bytes(acc_bytes)
 
-    def load_state(self, entries: Iterator[tuple[bytes, bytes]], head: Head, block: Block, certificate: CommitCertificate) -> None:
+    def load_state(
+        self, entries: Iterator[tuple[bytes, bytes]], head: Head, block: Block, certificate: CommitCertificate
+    ) -> None:
         """Replace the world state by a verified snapshot at `head` (state sync)."""
         acc = StateAccumulator()
         with self._db.write_batch(transaction=True, sync=True) as batch:

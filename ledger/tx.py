@@ -65,9 +65,7 @@ class Tx:
         verify(public_key, self.signing_bytes(), self.signature)
 
 
-def make_tx(
-    chain_id: str, kind: str, signer: str, nonce: int, payload: dict[str, Any], key: PrivateKey
-) -> Tx:
+def make_tx(chain_id: str, kind: str, signer: str, nonce: int, payload: dict[str, Any], key: PrivateKey) -> Tx:
     """Build and sign a tx."""
     unsigned = Tx(chain_id, kind, signer, nonce, payload)
     body = unsigned.signing_bytes()
@@ -89,9 +87,7 @@ def tx_from_wire(wire: Any) -> Tx:
         value = wire[name]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise InvalidTransaction(f"tx field {name!r} must be {kind.__name__}")
-    tx = Tx(
-        wire["chain_id"], wire["kind"], wire["signer"], wire["nonce"], wire["payload"], wire["signature"]
-    )
+    tx = Tx(wire["chain_id"], wire["kind"], wire["signer"], wire["nonce"], wire["payload"], wire["signature"])
     try:
         body = tx.signing_bytes()
     except EncodingError as exc:

@@ -12,6 +12,7 @@ at the head.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -50,7 +51,7 @@ class CatchUp:
 
     def apply(self, block: Block, certificate: CommitCertificate) -> None:
         """Re-execute a verified block and commit it (skipping one consensus committed meanwhile)."""
-        height, head_hash = self.executor.head()
+        height, _head_hash = self.executor.head()
         if block.height <= height:
             stored = self.executor.store.get_block(block.height)
             if stored is None or stored.hash() != block.hash():
@@ -63,10 +64,8 @@ class CatchUp:
         """Poll peers and sync when behind, until cancelled."""
         last_height = -1
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), POLL_INTERVAL_S)
-            except TimeoutError:
-                pass
             wanted = self._wanted.is_set()
             self._wanted.clear()
             height = self.executor.head()[0]
@@ -81,8 +80,13 @@ class CatchUp:
         report = await self.sync.sync(height, head_hash)
         self.last_report = report
         if report.blocks:
-            log.warning("block sync: %d blocks (%d txs) up to height %d in %.2f s",
-                        report.blocks, report.txs, report.height, report.seconds)
+            log.warning(
+                "block sync: %d blocks (%d txs) up to height %d in %.2f s",
+                report.blocks,
+                report.txs,
+                report.height,
+                report.seconds,
+            )
         for peer, reason in report.refused.items():
             log.warning("block sync refused peer %s: %s", peer, reason)
         self.on_synced(self.executor.head()[0])

@@ -15,7 +15,7 @@ from pathlib import Path
 from ledger.errors import InvalidGenesis
 from ledger.genesis import ConsensusParams, Genesis, Identity
 from ledger.keys import PrivateKey
-from node.config import CLIENTS_DIR, GENESIS_FILE, KEY_FILE, NodeConfig
+from node.config import GENESIS_FILE, KEY_FILE, NodeConfig
 
 DEFAULT_CLIENTS = {
     "channel-1": ("channel",),

@@ -58,16 +58,14 @@ class Mempool:
         if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
             self._evict_expired(now_ms)
             if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
-                raise MempoolFull(
-                    f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes); retry later"
-                )
+                raise MempoolFull(f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes); retry later")
         self._entries[tx.id] = _Entry(tx, size, now_ms)
         self.bytes += size
         return True
 
     def batch(self, max_txs: int) -> list[Tx]:
         """The oldest `max_txs` txs, left in the pool until committed."""
-        out = []
+        out: list[Tx] = []
         for entry in self._entries.values():
             if len(out) >= max_txs:
                 break

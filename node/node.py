@@ -25,12 +25,12 @@ from ledger.store import Store
 from ledger.tx import Tx, encode_tx
 from node.admission import Admission
 from node.application import NodeApplication
+from node.catchup import CatchUp
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, NodeConfig
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.mempool import Mempool
 from node.wal import ConsensusLog, load_records
-from node.catchup import CatchUp
 from p2p.envelope import Envelope
 from p2p.gossip import TXS_KIND, TxGossip
 from p2p.peers import PeerTable

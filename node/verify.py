@@ -91,9 +91,7 @@ def verify_chain(
     for height in range(1, top + 1):
         try:
             block = _check_block(store, genesis, height, prev_hash)
-            execution = execute_txs(
-                contracts, genesis, state, acc, height, block.header.timestamp_ms, block.txs
-            )
+            execution = execute_txs(contracts, genesis, state, acc, height, block.header.timestamp_ms, block.txs)
             if execution.state_root != block.header.state_root:
                 raise LedgerError("state commitment does not match re-execution of the txs")
             if compute_receipts_root(execution.receipts) != block.header.receipts_root:

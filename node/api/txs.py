@@ -94,9 +94,7 @@ async def post_txs(request: Request, node: NodeDep) -> Any:
     ]
 
 
-@router.get(
-    "/tx/{tx_id}", response_model=TxStatus, responses={404: {"model": ErrorBody}}, summary="Where a tx stands"
-)
+@router.get("/tx/{tx_id}", response_model=TxStatus, responses={404: {"model": ErrorBody}}, summary="Where a tx stands")
 async def get_tx(tx_id: str, node: NodeDep) -> Any:
     """`pending` (in the mempool), `committed` (with height, index and receipt), or `rejected` (committed
     but refused by a contract; `reason` says why)."""

@@ -23,7 +23,9 @@ def omsnode(*args: str, check: bool = True, timeout: float = 180) -> subprocess.
         [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=timeout, env=os.environ
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"omsnode {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"omsnode {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

@@ -34,7 +34,9 @@ def heads(devnet_dir: str) -> list[dict[str, Any]]:
 
 
 def sku_tx(signer: Signer, name: str) -> Any:
-    return signer.tx("operator-1", "sku.upsert", {"sku": name, "price": 100, "currency": "EUR", "tax_class": "standard"})
+    return signer.tx(
+        "operator-1", "sku.upsert", {"sku": name, "price": 100, "currency": "EUR", "tax_class": "standard"}
+    )
 
 
 def test_status_json_has_the_agreed_keys(devnet_dir: Any) -> None:

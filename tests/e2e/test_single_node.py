@@ -15,19 +15,41 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 
 def setup_catalogue(node: SingleNode) -> None:
-    assert node.send("operator-1", "sku.upsert", {"sku": "TEE-M", "price": 1999, "currency": "EUR",
-                                                  "tax_class": "standard"})["status"] == "committed"
-    assert node.send("operator-1", "location.upsert", {"location": "LIS-1", "type": "store", "org": "org-0",
-                                                       "region": "PT", "lat": 38_722_000, "lon": -9_139_000})[
-        "status"] == "committed"
-    assert node.send("store-1", "stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 5}]})[
-        "status"] == "committed"
+    assert (
+        node.send(
+            "operator-1", "sku.upsert", {"sku": "TEE-M", "price": 1999, "currency": "EUR", "tax_class": "standard"}
+        )["status"]
+        == "committed"
+    )
+    assert (
+        node.send(
+            "operator-1",
+            "location.upsert",
+            {
+                "location": "LIS-1",
+                "type": "store",
+                "org": "org-0",
+                "region": "PT",
+                "lat": 38_722_000,
+                "lon": -9_139_000,
+            },
+        )["status"]
+        == "committed"
+    )
+    assert (
+        node.send("store-1", "stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 5}]})["status"]
+        == "committed"
+    )
 
 
 def order(ref: str, qty: int) -> dict[str, Any]:
-    return {"external_ref": ref, "currency": "EUR", "customer_hash": hashlib.sha256(ref.encode()).hexdigest(),
-            "lines": [{"sku": "TEE-M", "qty": qty}], "delivery": {"region": "PT", "lat": 38_700_000,
-                                                                "lon": -9_100_000}}
+    return {
+        "external_ref": ref,
+        "currency": "EUR",
+        "customer_hash": hashlib.sha256(ref.encode()).hexdigest(),
+        "lines": [{"sku": "TEE-M", "qty": qty}],
+        "delivery": {"region": "PT", "lat": 38_700_000, "lon": -9_100_000},
+    }
 
 
 def test_signed_tx_to_block_to_state_to_query(single_node: SingleNode) -> None:
@@ -61,8 +83,9 @@ def test_bad_input_gets_a_clear_4xx_and_loses_nothing(single_node: SingleNode) -
     assert with_float.status_code == 400 and "float" in with_float.json()["message"]
     stranger = http.post("/v1/tx", json={**wire, "signer": "mallory"})
     assert stranger.status_code == 400 and stranger.json()["error"] == "unknown_signer"
-    wrong_role = single_node.signer.tx("channel-1", "sku.upsert", {"sku": "X", "price": 1, "currency": "EUR",
-                                                                   "tax_class": "standard"})
+    wrong_role = single_node.signer.tx(
+        "channel-1", "sku.upsert", {"sku": "X", "price": 1, "currency": "EUR", "tax_class": "standard"}
+    )
     answer = http.post("/v1/tx", json={**wrong_role.to_wire(), "signature": wrong_role.signature.hex()})
     assert answer.status_code == 400 and "may not send" in answer.json()["message"]
     assert http.post("/v1/tx", json={"kind": "order.create"}).status_code == 422
@@ -99,10 +122,10 @@ def test_verify_chain_passes_then_reports_each_tampering(single_node: SingleNode
         db.close()
 
     for prefix, index, offset, expected_height in (
-        (b"b/", 2, -40, 3),    # a byte inside block 3 (in its last tx)
-        (b"b/", 1, 30, 2),     # a byte in block 2's header
-        (b"r/", 0, -3, 1),     # a stored receipt
-        (b"s/", 0, -1, 0),     # a world-state entry
+        (b"b/", 2, -40, 3),  # a byte inside block 3 (in its last tx)
+        (b"b/", 1, 30, 2),  # a byte in block 2's header
+        (b"r/", 0, -3, 1),  # a stored receipt
+        (b"s/", 0, -1, 0),  # a world-state entry
     ):
         key, value = tamper(prefix, index, offset)
         result = omsnode("verify-chain", "--home", home, "--json", check=False)
@@ -115,9 +138,10 @@ def test_verify_chain_passes_then_reports_each_tampering(single_node: SingleNode
 
 def test_sigkill_while_committing_restarts_consistent(single_node: SingleNode) -> None:
     setup_catalogue(single_node)
-    txs = [single_node.signer.tx("store-1", "stock.receive", {"location": "LIS-1",
-                                                                "lines": [{"sku": "TEE-M", "qty": 1}]})
-           for _ in range(300)]
+    txs = [
+        single_node.signer.tx("store-1", "stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 1}]})
+        for _ in range(300)
+    ]
     single_node.client.submit_many(txs)
     single_node.stop(kill=True)
     single_node.start()

@@ -43,7 +43,9 @@ def make_network(
     for i in range(validators):
         vid = f"node-{i}"
         keys[vid] = PrivateKey.from_seed_text(f"{chain_id}/{vid}")
-        vals.append(Identity(vid, f"org-{i}", keys[vid].public, frozenset({"validator"}), f"http://127.0.0.1:{27000 + i}"))
+        vals.append(
+            Identity(vid, f"org-{i}", keys[vid].public, frozenset({"validator"}), f"http://127.0.0.1:{27000 + i}")
+        )
     cls = []
     for cid, roles in clients.items():
         keys[cid] = PrivateKey.from_seed_text(f"{chain_id}/{cid}")

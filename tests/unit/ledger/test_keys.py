@@ -49,9 +49,7 @@ def test_non_ed25519_key_file_is_refused(tmp_path: Path) -> None:
 
     other = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "k").write_bytes(
-        other.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     with pytest.raises(ValueError, match="Ed25519"):
         PrivateKey.load(tmp_path / "k")

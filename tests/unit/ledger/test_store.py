@@ -55,11 +55,11 @@ def test_certificate_needs_a_quorum_of_good_signatures(tmp_path: Path) -> None:
     with pytest.raises(InvalidCertificate, match="quorum"):
         verify_certificate(certify(network, block, ["node-0", "node-1"]), genesis, block.hash(), 1)
     doubled = certify(network, block, ["node-0", "node-1"])
-    doubled = type(doubled)(1, 0, block.hash(), doubled.signatures + (doubled.signatures[0],))
+    doubled = type(doubled)(1, 0, block.hash(), (*doubled.signatures, doubled.signatures[0]))
     with pytest.raises(InvalidCertificate, match="twice"):
         verify_certificate(doubled, genesis, block.hash(), 1)
     good = certify(network, block)
-    forged = type(good)(1, 0, block.hash(), ((good.signatures[0][0], bytes(64)),) + good.signatures[1:])
+    forged = type(good)(1, 0, block.hash(), ((good.signatures[0][0], bytes(64)), *good.signatures[1:]))
     with pytest.raises(InvalidCertificate, match="bad signature"):
         verify_certificate(forged, genesis, block.hash(), 1)
     with pytest.raises(InvalidCertificate, match="another block"):

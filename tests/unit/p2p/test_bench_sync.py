@@ -48,7 +48,7 @@ def test_state_sync_of_a_million_orders() -> None:
     orders = 1_000_000
     entries = {
         f"order/A-{i:08d}".encode(): encode(
-            {"channel": "channel-1", "lines": [["SKU-%d" % (i % 500), 1 + i % 3]], "status": "placed"}
+            {"channel": "channel-1", "lines": [[f"SKU-{i % 500}", 1 + i % 3]], "status": "placed"}
         )
         for i in range(orders)
     }
