@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q -m bench -s tests/bench
+	$(BIN)/python -m pytest -q -m bench -s tests
 
 clean:
 	-$(BIN)/omsnode devnet down --dir devnet-data

@@ -93,8 +93,13 @@ def cmd_load(args: argparse.Namespace) -> int:
     from devnet.load import run_load
 
     devnet = _devnet(args)
+    baskets = None
+    if args.baskets:
+        from devnet.baskets import read_olist_baskets
+
+        baskets = read_olist_baskets(Path(args.baskets))
     started = time.monotonic()
-    result = run_load(devnet, args.orders, batch=args.batch, progress=not args.json)
+    result = run_load(devnet, args.orders, batch=args.batch, baskets=baskets, progress=not args.json)
     result["wall_seconds"] = round(time.monotonic() - started, 3)
     if args.json:
         print_json(result)
@@ -141,5 +146,6 @@ def add_parser(sub: Any) -> None:
     p = command("load", cmd_load, "stock some SKUs and send N client-signed orders over the nodes")
     p.add_argument("--orders", type=int, required=True)
     p.add_argument("--batch", type=int, default=200, help="orders per HTTP request")
+    p.add_argument("--baskets", help="replay the baskets of an Olist-style order_items.csv instead of synthetic ones")
     p.add_argument("--json", action="store_true")
     command("demo", cmd_demo, "walk the devnet through a full order-management scenario")
