@@ -1,21 +1,11 @@
-"""Turning ledger data into JSON: bytes become hex, blocks and receipts become maps."""
+"""Turning blocks and receipts into JSON maps (bytes as hex, via the same `to_json` as the queries)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from contracts.queries import to_json
 from ledger.block import Block, CommitCertificate, Receipt
-
-
-def to_json(value: Any) -> Any:
-    """Ledger data with every bytes value as hex."""
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {k: to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    return value
 
 
 def render_receipt(receipt: Receipt) -> dict[str, Any]:
