@@ -5,8 +5,9 @@ peer is ahead and this node made no progress through consensus since the
 last look (or the replica asked for it with `RequestSync`), it runs block
 sync: blocks arrive in batches with their commit certificates, are verified
 by `p2p.sync`, then re-executed here and committed like any decided block.
-When it is done the replica is told the new height, so it joins consensus
-at the head.
+When it is done the replica is told the new height and the certificate of
+the head block, so it joins consensus at the head and can prove that head in
+later view changes.
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ class CatchUp:
         executor: Executor,
         make_sync: Callable[[Callable[[Block, CommitCertificate], None]], BlockSync],
         on_applied: Callable[[Block, list], None],
-        on_synced: Callable[[int], None],
+        on_synced: Callable[[int, CommitCertificate | None], None],
     ) -> None:
         self.executor = executor
         self.sync = make_sync(self.apply)
         self.on_applied = on_applied
         self.on_synced = on_synced
         self.last_report: SyncReport | None = None
+        self.head_certificate: CommitCertificate | None = None
+        """Certificate of the last block applied by sync."""
         self._wanted = asyncio.Event()
         self._running = False
 
@@ -58,6 +61,7 @@ class CatchUp:
                 raise InvalidBlock(f"block {block.height} from sync conflicts with the committed block")
             return
         receipts = self.executor.commit(block, certificate)
+        self.head_certificate = certificate
         self.on_applied(block, receipts)
 
     async def run(self) -> None:
@@ -89,4 +93,6 @@ class CatchUp:
             )
         for peer, reason in report.refused.items():
             log.warning("block sync refused peer %s: %s", peer, reason)
-        self.on_synced(self.executor.head()[0])
+        height = self.executor.head()[0]
+        certificate = self.head_certificate
+        self.on_synced(height, certificate if certificate is not None and certificate.height == height else None)

@@ -76,8 +76,9 @@ class ConsensusDriver:
             return
         self._run(self.replica.on_message(sender, message))
 
-    def on_synced(self, height: int) -> None:
-        self._run(self.replica.on_synced(height))
+    def on_synced(self, height: int, certificate: CommitCertificate | None = None) -> None:
+        """Blocks up to `height` were applied by sync; `certificate` commits the head block."""
+        self._run(self.replica.on_synced(height, certificate))
         self.offer_batch_soon()
 
     def offer_batch_soon(self) -> None:
