@@ -6,7 +6,9 @@ node's event loop. The replica answers with actions, which are carried out
 in order: `Persist` is fsynced to the consensus log before any later action
 (so nothing signed is sent before it is remembered), `Send`/`Broadcast` are
 queued on the transport, `Decide` commits the block through the executor,
-timers become loop callbacks, and `RequestSync` starts block sync.
+timers become loop callbacks, and `RequestSync` starts block sync. Every
+`compact_every` committed blocks (and after each sync) the consensus log is
+compacted to what the replica still needs, so it stays bounded.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class ConsensusDriver:
         max_block_txs: int,
         batch_wait_ms: int,
         request_sync: Callable[[int], None],
+        compact_every: int = 100,
     ) -> None:
         self.replica = replica
         self.wal = wal
@@ -56,6 +59,8 @@ class ConsensusDriver:
         self.max_block_txs = max_block_txs
         self.batch_wait_s = batch_wait_ms / 1000
         self.request_sync = request_sync
+        self.compact_every = max(compact_every, 1)
+        self._commits_since_compaction = 0
         self.listeners: list[CommitListener] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._batch_scheduled = False
@@ -79,6 +84,8 @@ class ConsensusDriver:
     def on_synced(self, height: int, certificate: CommitCertificate | None = None) -> None:
         """Blocks up to `height` were applied by sync; `certificate` commits the head block."""
         self._run(self.replica.on_synced(height, certificate))
+        self.wal.compact(self.executor.head()[0])
+        self._commits_since_compaction = 0
         self.offer_batch_soon()
 
     def offer_batch_soon(self) -> None:
@@ -111,6 +118,9 @@ class ConsensusDriver:
             self._perform(action)
         if pending_records:
             self.wal.append(pending_records)
+        if self._commits_since_compaction >= self.compact_every:
+            self.wal.compact(self.executor.head()[0])
+            self._commits_since_compaction = 0
 
     def _perform(self, action: Action) -> None:
         if isinstance(action, Send):
@@ -136,6 +146,7 @@ class ConsensusDriver:
 
     def _commit(self, block: Block, certificate: CommitCertificate) -> None:
         receipts = self.executor.commit(block, certificate)
+        self._commits_since_compaction += 1
         for listener in self.listeners:
             listener(block, receipts)
         self.offer_batch_soon()

@@ -80,13 +80,14 @@ class Node:
         self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers)
         self.driver = ConsensusDriver(
             self.replica,
-            ConsensusLog(home / WAL_FILE),
+            ConsensusLog(home / WAL_FILE, records),
             self.executor,
             self.mempool,
             self.transport,
             self.genesis.consensus.max_block_txs,
             self.config.batch_wait_ms,
             self.request_sync,
+            self.genesis.consensus.checkpoint_interval,
         )
         self.driver.listeners.append(self._on_commit)
         self.gossip = TxGossip(self.transport)

@@ -1,20 +1,28 @@
 """The consensus log: what a replica signed, written before it is sent.
 
-An append-only file of records, each framed as length (4 bytes), CRC-32 (4
-bytes) and the canonical encoding. A record is flushed and fsynced before
-the driver sends any message that depends on it, so a restarted replica
-never signs two different things for the same view and height. On start the
-whole log is read back; a bad checksum, a short frame or undecodable bytes
-stop the node with `CorruptLog` naming the offset: it is never skipped.
+A file of records, each framed as length (4 bytes), CRC-32 (4 bytes) and the
+canonical encoding. A record is flushed and fsynced before the driver sends
+any message that depends on it, so a restarted replica never signs two
+different things for the same view and height. On start the whole log is
+read back; a bad checksum, a short frame or undecodable bytes stop the node
+with `CorruptLog` naming the offset: it is never skipped.
+
+Records pile up with every height, so the driver compacts the log from time
+to time (`ConsensusLog.compact`): the records a restarted replica still needs
+(`select_needed_records`) are written to a temporary file, fsynced, and
+renamed over the log, so a crash leaves either the old log or the new one.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from consensus.messages import Checkpoint, NewView, PrePrepare, ViewChange, decode_message
+from ledger.block import CommitCertificate
 from ledger.encoding import decode, encode
 from ledger.errors import LedgerError
 
@@ -60,17 +68,99 @@ def _frame(record: dict[str, Any]) -> bytes:
     return len(body).to_bytes(4, "big") + zlib.crc32(body).to_bytes(4, "big") + body
 
 
-class ConsensusLog:
-    """Appends records durably."""
+def select_needed_records(records: Sequence[dict[str, Any]], committed_height: int) -> list[dict[str, Any]]:
+    """The records a replica restarted at `committed_height` still reads, in their original order.
 
-    def __init__(self, path: Path) -> None:
+    Kept: everything signed for a height above the committed head (any view);
+    every view change and new view of the highest view signed in, plus the
+    last normal-case message of that view (together they tell the restarted
+    replica its view and whether it is changing view); prepared certificates
+    above the head; the last commit certificate at or below the head and any
+    above it. Everything else only concerned decided heights or past views,
+    which the replica never signs for again.
+    """
+    described = [_describe(record) for record in records]
+    top_view = max((view for kind, view, _ in described if kind == "signed"), default=0)
+    last_normal = -1
+    last_certificate = -1
+    for index, (kind, view, height) in enumerate(described):
+        if kind == "signed" and view == top_view and height > 0:
+            last_normal = index
+        if kind == "certificate" and height <= committed_height:
+            last_certificate = index
+    kept = []
+    for index, (record, (kind, view, height)) in enumerate(zip(records, described, strict=True)):
+        if kind == "signed":
+            keep = height > committed_height or (view == top_view and height == 0) or index == last_normal
+        elif kind == "prepared":
+            keep = height > committed_height
+        else:
+            keep = height > committed_height or index == last_certificate
+        if keep:
+            kept.append(record)
+    return kept
+
+
+def _describe(record: dict[str, Any]) -> tuple[str, int, int]:
+    """(type, view, height) of a record; height 0 for view changes and new views."""
+    kind = record.get("type")
+    try:
+        if kind == "signed":
+            message = decode_message(record["message"])
+            if isinstance(message, Checkpoint):
+                raise CorruptLog("the consensus log holds a checkpoint, which is never persisted")
+            if isinstance(message, ViewChange | NewView):
+                return kind, message.view, 0
+            return kind, message.view, message.height
+        if kind == "prepared":
+            pre_prepare = decode_message(record["pre_prepare"])
+            if not isinstance(pre_prepare, PrePrepare):
+                raise CorruptLog("a prepared record holds no pre-prepare")
+            return kind, pre_prepare.view, pre_prepare.height
+        if kind == "certificate":
+            certificate = CommitCertificate.from_wire(record["certificate"])
+            return kind, certificate.view, certificate.height
+    except (LedgerError, KeyError, TypeError) as exc:
+        raise CorruptLog(f"consensus record of type {kind!r} is unreadable: {exc}") from exc
+    raise CorruptLog(f"unknown consensus record type {kind!r}")
+
+
+class ConsensusLog:
+    """Appends records durably, and rewrites the file with only what is still needed."""
+
+    def __init__(self, path: Path, records: Sequence[dict[str, Any]] = ()) -> None:
         self.path = path
+        self.records: list[dict[str, Any]] = list(records)
+        """What the file holds (the records read at start, then every one appended)."""
+        self.compactions = 0
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Write and fsync records in one go."""
         os.write(self._fd, b"".join(_frame(record) for record in records))
         os.fsync(self._fd)
+        self.records.extend(records)
+
+    def compact(self, committed_height: int) -> None:
+        """Atomically replace the file by the records a replica at `committed_height` still needs."""
+        kept = select_needed_records(self.records, committed_height)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"".join(_frame(record) for record in kept))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self.records = kept
+        self.compactions += 1
 
     def close(self) -> None:
         os.close(self._fd)

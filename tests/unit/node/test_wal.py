@@ -1,0 +1,129 @@
+"""The consensus log: compaction keeps what a restarted replica needs, atomically, and the file stays bounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consensus.actions import Broadcast
+from consensus.messages import Prepare, PrePrepare, encode_message, sign_message
+from consensus.replica import VIEW_TIMER, Replica
+from ledger.encoding import encode
+from ledger.genesis import ConsensusParams
+from node.wal import ConsensusLog, CorruptLog, load_records, select_needed_records
+from tests.sim.app import MemoryApp
+from tests.sim.cluster import Cluster
+
+
+def restored(cluster: Cluster, vid: str, records: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """What a replica restarted from `records` knows that bears on what it may sign next."""
+    replica = Replica(cluster.network.genesis, vid, cluster.network.keys[vid], cluster.apps[vid], records)
+    signed = {key: encode_message(message) for key, message in replica._signed.items()}
+    prepared = None if replica._prepared is None else encode_message(replica._prepared.pre_prepare)
+    certificate = None if replica._certificate is None else replica._certificate.to_wire()
+    return replica.view, replica.is_view_changing, signed, prepared, certificate
+
+
+def test_log_stays_bounded_over_hundreds_of_heights_and_restarts_the_same(tmp_path: Path):
+    cluster = Cluster.make(1, ConsensusParams(checkpoint_interval=10, max_block_txs=1))
+    path = tmp_path / "consensus.log"
+    wal = ConsensusLog(path)
+    written = 0
+    sizes = []
+    for height in range(1, 301):
+        cluster.offer(cluster.txs(1))
+        records = cluster.records["node-0"]
+        wal.append(records[written:])
+        written = len(records)
+        if height % 10 == 0:
+            wal.compact(cluster.apps["node-0"].head()[0])
+        sizes.append(path.stat().st_size)
+    assert cluster.apps["node-0"].head()[0] == 300
+    assert wal.compactions == 30
+    full_size = sum(len(frame) for frame in map(encode, cluster.records["node-0"]))
+    assert max(sizes[200:]) < 1.2 * max(sizes[:20]) < full_size / 10
+    assert len(load_records(path)) < 40 < len(cluster.records["node-0"])
+    wal.close()
+    assert restored(cluster, "node-0", load_records(path)) == restored(cluster, "node-0", cluster.records["node-0"])
+
+    cluster.records["node-0"] = load_records(path)
+    cluster.boot("node-0")
+    cluster.offer(cluster.txs(1))
+    assert cluster.apps["node-0"].head()[0] == 301
+
+
+def test_compaction_mid_height_keeps_the_prepare_and_the_view():
+    cluster = Cluster.make(4, ConsensusParams(checkpoint_interval=3))
+    for _ in range(4):
+        cluster.offer(cluster.txs(1))
+    cluster.muted.add("node-0")
+    cluster.fire(VIEW_TIMER, ["node-1", "node-2", "node-3"])
+    cluster.muted.discard("node-0")
+    cluster.offer(cluster.txs(1))
+    cluster.offer(cluster.txs(1))
+    assert cluster.replicas["node-2"].view == 1
+    height = cluster.apps["node-2"].head()[0]
+
+    genesis, keys = cluster.network.genesis, cluster.network.keys
+    primary_app = MemoryApp(genesis, "node-1")
+    primary_app.sync_from(cluster.apps["node-1"])
+    txs = cluster.txs(2)
+    first = primary_app.make_block(height + 1, 1, txs[:1])
+    second = primary_app.make_block(height + 1, 1, txs[1:])
+    cluster.perform(
+        "node-2",
+        cluster.inject(
+            "node-1",
+            "node-2",
+            sign_message(PrePrepare(genesis.chain_id, 1, height + 1, first, "node-1"), keys["node-1"]),
+        ),
+    )
+    full = cluster.records["node-2"]
+    compacted = select_needed_records(full, height)
+    assert len(compacted) < len(full)
+    assert restored(cluster, "node-2", compacted) == restored(cluster, "node-2", full)
+
+    cluster.records["node-2"] = compacted
+    cluster.boot("node-2")
+    conflicting = sign_message(PrePrepare(genesis.chain_id, 1, height + 1, second, "node-1"), keys["node-1"])
+    after = cluster.inject("node-1", "node-2", conflicting)
+    assert [a for a in after if isinstance(a, Broadcast) and isinstance(a.message, Prepare)] == []
+    resent = cluster.replicas["node-2"].start()
+    assert [a.message.block_hash for a in resent if isinstance(a.message, Prepare)] == [first.hash()]
+
+
+def test_compaction_during_a_view_change_keeps_the_view_change(tmp_path: Path):
+    cluster = Cluster.make(4)
+    cluster.offer(cluster.txs(1))
+    cluster.muted.add("node-0")
+    cluster.fire(VIEW_TIMER, ["node-1"])
+    assert cluster.replicas["node-1"].is_view_changing
+    full = cluster.records["node-1"]
+    compacted = select_needed_records(full, 1)
+    state = restored(cluster, "node-1", compacted)
+    assert state == restored(cluster, "node-1", full)
+    assert state[:2] == (1, True)
+
+
+def test_a_crash_before_the_rename_leaves_the_old_log(tmp_path: Path):
+    cluster = Cluster.make(1)
+    for _ in range(5):
+        cluster.offer(cluster.txs(1))
+    path = tmp_path / "consensus.log"
+    wal = ConsensusLog(path)
+    wal.append(cluster.records["node-0"])
+    wal.close()
+    (tmp_path / "consensus.log.tmp").write_bytes(b"half a rewrite")
+    assert load_records(path) == cluster.records["node-0"]
+    reopened = ConsensusLog(path, load_records(path))
+    reopened.compact(5)
+    reopened.append([])
+    reopened.close()
+    assert load_records(path) == select_needed_records(cluster.records["node-0"], 5)
+
+
+def test_unknown_records_are_refused_by_compaction():
+    with pytest.raises(CorruptLog):
+        select_needed_records([{"type": "mystery"}], 0)
