@@ -101,6 +101,8 @@ class Node:
         self.transport.register(CONSENSUS_KIND, self._on_consensus)
         self.transport.register(TXS_KIND, self._on_gossip)
         self._tasks: list[asyncio.Task[Any]] = []
+        self.oversized_requests = 0
+        """`/p2p` requests refused because their body was too large."""
 
     @property
     def node_id(self) -> str:
@@ -177,4 +179,5 @@ class Node:
             "primary": self.replica.primary,
             "validators": self.genesis.validator_ids(),
             "mempool": len(self.mempool),
+            "p2p_oversized_requests": self.oversized_requests,
         }

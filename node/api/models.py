@@ -54,3 +54,5 @@ class Status(BaseModel):
     primary: str
     validators: list[str]
     mempool: int
+    p2p_oversized_requests: int = 0
+    """`/p2p` requests refused because their body was too large."""
