@@ -10,6 +10,8 @@ shorter distance to the delivery point, then the larger available stock, then
 the location id. Distance is an equirectangular approximation in integer
 micro-degrees with a cosine table, so every node gets the same number.
 Locations at their daily capacity, or that declined this order, are skipped.
+Candidates are looked at by priority, then distance: once one can serve
+everything left, the locations after it cannot rank better and are not read.
 
 Each chosen location gets one fulfilment (sub-order, `<order>-<n>`) with its
 stock reserved. Lines nothing can serve are backordered, or the order is
@@ -108,18 +110,27 @@ def get_destination(state: StateView, order: dict[str, Any]) -> tuple[int, int] 
 
 def is_at_capacity(state: StateView, ctx: TxContext, location: dict[str, Any]) -> bool:
     limit = int(location["daily_capacity"])
-    used = int(state.get(keys.capacity_key(location["location"], ctx.time_ms // DAY_MS)) or 0)
-    return limit > 0 and used >= limit
+    if limit <= 0:
+        return False
+    return int(state.get(keys.capacity_key(location["location"], ctx.time_ms // DAY_MS)) or 0) >= limit
 
 
-def compute_cover(state: StateView, location: str, needs: list[Item]) -> list[Item]:
-    """What `location` can serve of `needs` from its available stock."""
-    left: dict[str, int] = {}
+def get_available(state: StateView, known: dict[str, dict[str, int]], location: str, skus: list[str]) -> dict[str, int]:
+    """Available stock of each of `skus` at `location`, read once per plan: `known` keeps what was read, by
+    location (stock does not change while an allocation is planned, only once its fulfilments are created)."""
+    available = known.get(location)
+    if available is None:
+        available = {sku: compute_available(get_stock(state, location, sku)) for sku in skus}
+        known[location] = available
+    return available
+
+
+def compute_cover(available: dict[str, int], needs: list[Item]) -> list[Item]:
+    """What a location with `available` stock (by SKU) can serve of `needs`."""
+    left = dict(available)
     cover = []
     for need in needs:
         sku = need["sku"]
-        if sku not in left:
-            left[sku] = compute_available(get_stock(state, location, sku))
         qty = min(need["qty"], left[sku])
         if qty > 0:
             left[sku] -= qty
@@ -142,41 +153,56 @@ def plan_allocation(
 ) -> tuple[list[tuple[dict[str, Any], list[Item]]], list[Item]]:
     """Choose up to `slots` locations for `needs`; return the plan and what stays unserved."""
     excluded = order["declined_at"]
+    skus = [need["sku"] for need in needs]
+    known: dict[str, dict[str, int]] = {}
     plan: list[tuple[dict[str, Any], list[Item]]] = []
     if order["pickup"] is not None and order["pickup"] not in excluded and slots > 0:
         store = get_location(state, order["pickup"])
         if store is not None and store["active"] and not is_at_capacity(state, ctx, store):
-            cover = compute_cover(state, store["location"], needs)
+            cover = compute_cover(get_available(state, known, store["location"], skus), needs)
             if cover:
                 plan.append((store, cover))
                 needs = subtract_items(needs, cover)
     destination = get_destination(state, order)
-    candidates = [
-        loc
-        for loc in iter_locations(state)
-        if loc["ships_online"]
-        and loc["location"] not in excluded
-        and all(loc["location"] != chosen["location"] for chosen, _ in plan)
-        and not is_at_capacity(state, ctx, loc)
-    ]
+    chosen = [loc["location"] for loc, _ in plan]
+    distances: dict[str, int] = {}
+    candidates = []
+    for loc in iter_locations(state):
+        if loc["ships_online"] and loc["location"] not in excluded and loc["location"] not in chosen:
+            distance = 0 if destination is None else compute_distance_sq(*destination, loc["lat"], loc["lon"])
+            distances[loc["location"]] = distance
+            candidates.append((loc["priority"], distance, loc["location"], loc))
+    candidates.sort()
     while needs and len(plan) < slots:
         wanted = sum(n["qty"] for n in needs)
         best: tuple[Any, ...] | None = None
-        for loc in candidates:
-            cover = compute_cover(state, loc["location"], needs)
+        for candidate in candidates:
+            if best is not None and best[0][0] == 0 and candidate[:2] > best[0][2:4]:
+                break
+            loc = candidate[3]
+            if is_at_capacity(state, ctx, loc):
+                continue
+            available = get_available(state, known, loc["location"], skus)
+            cover = compute_cover(available, needs)
             covered = sum(c["qty"] for c in cover)
             if covered == 0:
                 continue
-            distance = 0 if destination is None else compute_distance_sq(*destination, loc["lat"], loc["lon"])
-            stock = sum(compute_available(get_stock(state, loc["location"], n["sku"])) for n in needs)
-            rank = (0 if covered == wanted else 1, -covered, loc["priority"], distance, -stock, loc["location"])
+            stock = sum(available[n["sku"]] for n in needs)
+            rank = (
+                0 if covered == wanted else 1,
+                -covered,
+                loc["priority"],
+                distances[loc["location"]],
+                -stock,
+                loc["location"],
+            )
             if best is None or rank < best[0]:
-                best = (rank, loc, cover)
+                best = (rank, candidate, cover)
         if best is None:
             break
-        _, loc, cover = best
-        plan.append((loc, cover))
-        candidates.remove(loc)
+        _, candidate, cover = best
+        plan.append((candidate[3], cover))
+        candidates.remove(candidate)
         needs = subtract_items(needs, cover)
     return plan, needs
 

@@ -7,6 +7,10 @@ the layer below and `rollback` throws it away, so a rejected tx leaves no
 trace. Values are kept encoded, so a caller that mutates what it read never
 changes the state behind its back. The block's net writes (`writes`) are what
 the store commits and what the state commitment is updated with.
+
+A view lives for one block (or one query) over a base that does not change
+meanwhile, so it keeps what it read from the base: a key read by every order
+of a block (a SKU, a location, a stock record) costs one base read per block.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class StateView:
         self._layers: list[dict[bytes, bytes | None]] = [{}]
         self._sorted: list[bytes] = []
         """Keys of the bottom layer, in order."""
+        self._read: dict[bytes, bytes | None] = {}
+        """What this view has read from the base, by key."""
+        self._scanned: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        """What this view has scanned from the base, by prefix."""
 
     def _write(self, key: bytes, value: bytes | None) -> None:
         layer = self._layers[-1]
@@ -63,7 +71,11 @@ class StateView:
         for layer in reversed(self._layers):
             if key in layer:
                 return layer[key]
-        return self._base.get_state(key)
+        read = self._read
+        if key in read:
+            return read[key]
+        value = read[key] = self._base.get_state(key)
+        return value
 
     def get(self, key: str) -> Any | None:
         raw = self.get_raw(key.encode())
@@ -78,7 +90,10 @@ class StateView:
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         """Entries whose key starts with `prefix`, in key order."""
         raw_prefix = prefix.encode()
-        merged: dict[bytes, bytes | None] = dict(self._base.scan_state(raw_prefix))
+        scanned = self._scanned.get(raw_prefix)
+        if scanned is None:
+            scanned = self._scanned[raw_prefix] = list(self._base.scan_state(raw_prefix))
+        merged: dict[bytes, bytes | None] = dict(scanned)
         bottom = self._layers[0]
         for key in self._sorted[bisect_left(self._sorted, raw_prefix) :]:
             if not key.startswith(raw_prefix):
