@@ -1,7 +1,7 @@
 """`omsnode`: the operator's command line.
 
     omsnode init --home DIR [--port P] [--genesis FILE --key FILE]
-    omsnode start --home DIR
+    omsnode start --home DIR [--state-sync | --no-state-sync]
     omsnode status (--home DIR | --url URL) [--json]
     omsnode tx KIND --home DIR --as SIGNER --payload JSON [--wait] [--json]
     omsnode verify-chain --home DIR [--json]
@@ -46,7 +46,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     from node.server import serve
 
-    serve(Path(args.home))
+    serve(Path(args.home), args.state_sync)
     return 0
 
 
@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("start", help="run the node of a home directory")
     p.add_argument("--home", required=True)
+    p.add_argument(
+        "--state-sync",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with an empty store, load a peer's certified snapshot before block sync "
+        "(default: only when one is at least a checkpoint interval ahead)",
+    )
     p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("status", help="show a node's height, head, view and primary")

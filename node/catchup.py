@@ -8,6 +8,14 @@ by `p2p.sync`, then re-executed here and committed like any decided block.
 When it is done the replica is told the new height and the certificate of
 the head block, so it joins consensus at the head and can prove that head in
 later view changes.
+
+A node with an empty store can skip the replay: before its first block sync
+it runs state sync (`p2p.snapshot.StateSync`), loads the verified state of
+the highest certified snapshot a peer offers, and block-syncs only what was
+committed after it. `state_sync` decides when: True tries any snapshot, None
+(automatic) only one at least `min_snapshot_distance` blocks ahead, False
+never. When no peer offers a snapshot that checks out, block sync replays
+from genesis as usual.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from collections.abc import Callable
 from ledger.block import Block, CommitCertificate
 from ledger.errors import InvalidBlock
 from node.executor import Executor
+from p2p.snapshot import StateSync
 from p2p.sync import BlockSync, SyncReport
 
 log = logging.getLogger(__name__)
@@ -37,11 +46,17 @@ class CatchUp:
         make_sync: Callable[[Callable[[Block, CommitCertificate], None]], BlockSync],
         on_applied: Callable[[Block, list], None],
         on_synced: Callable[[int, CommitCertificate | None], None],
+        state_sync: StateSync | None = None,
+        state_sync_mode: bool | None = None,
+        min_snapshot_distance: int = 1,
     ) -> None:
         self.executor = executor
         self.sync = make_sync(self.apply)
         self.on_applied = on_applied
         self.on_synced = on_synced
+        self.state_sync = state_sync
+        self.state_sync_mode = state_sync_mode
+        self.min_snapshot_distance = max(min_snapshot_distance, 1)
         self.last_report: SyncReport | None = None
         self.head_certificate: CommitCertificate | None = None
         """Certificate of the last block applied by sync."""
@@ -76,8 +91,28 @@ class CatchUp:
             heights = await self.sync.poll_status()
             behind = max(heights.values(), default=0) > height
             if behind and (wanted or height == last_height):
+                if height == 0:
+                    await self._state_sync()
                 await self._sync()
             last_height = self.executor.head()[0]
+
+    async def _state_sync(self) -> None:
+        """Load the state of a peer's snapshot into an empty store, when allowed and offered."""
+        if self.state_sync is None or self.state_sync_mode is False:
+            return
+        min_height = 0 if self.state_sync_mode else self.min_snapshot_distance - 1
+        manifest = await self.state_sync.sync(min_height)
+        for peer, reason in self.state_sync.refused.items():
+            log.warning("state sync refused peer %s: %s", peer, reason)
+        if manifest is None:
+            log.warning("state sync: no peer offers a snapshot above height %d; replaying blocks instead", min_height)
+            return
+        self.head_certificate = manifest.certificate
+        log.warning(
+            "state sync: loaded %d state entries at height %d; blocks below it are not held here",
+            manifest.entries,
+            manifest.height,
+        )
 
     async def _sync(self) -> None:
         height, head_hash = self.executor.head()

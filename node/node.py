@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from consensus.replica import Replica
 from contracts import load_contracts
-from ledger.block import Block, Receipt
+from ledger.block import Block, CommitCertificate, Receipt
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
-from ledger.store import Store
+from ledger.store import Head, Store
 from ledger.tx import Tx, encode_tx
 from node.admission import Admission
 from node.application import NodeApplication
@@ -30,10 +31,12 @@ from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, NodeConfig
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.mempool import Mempool
+from node.snapshots import SnapshotServer, find_base_height
 from node.wal import ConsensusLog, load_records
 from p2p.envelope import Envelope
 from p2p.gossip import TXS_KIND, TxGossip
 from p2p.peers import PeerTable
+from p2p.snapshot import StateSync
 from p2p.sync import BlockSync, HttpSyncSource
 from p2p.transport import HttpTransport
 
@@ -54,10 +57,17 @@ class Admitted:
     """Why it was refused, or None if it is in the mempool (or already was)."""
 
 
+def _log_chunks(done: int, total: int) -> None:
+    if done == total or done % max(total // 10, 1) == 0:
+        log.warning("state sync: %d of %d chunks fetched and checked", done, total)
+
+
 class Node:
     """A validator node over its home directory."""
 
-    def __init__(self, home: Path, clock: Clock = wall_clock) -> None:
+    def __init__(self, home: Path, clock: Clock = wall_clock, state_sync: bool | None = None) -> None:
+        """`state_sync`: True to load a peer's snapshot whenever the store is empty, False never,
+        None (automatic) when it is empty and a snapshot is at least a checkpoint interval ahead."""
         self.home = home
         self.config = NodeConfig.load(home)
         self.genesis = Genesis.load(home / GENESIS_FILE)
@@ -92,11 +102,18 @@ class Node:
         self.driver.listeners.append(self._on_commit)
         self.gossip = TxGossip(self.transport)
         self.sync_source = HttpSyncSource(self.peers)
+        interval = self.genesis.consensus.checkpoint_interval
+        self.snapshots = SnapshotServer(self.store, interval)
+        self.base_height = find_base_height(self.store)
+        """Lowest block this node holds: 1 normally, the snapshot height after state sync, 0 when empty."""
         self.catchup = CatchUp(
             self.executor,
             lambda apply: BlockSync(self.genesis, self.sync_source, self.peers, apply),
             self._on_commit,
             self.driver.on_synced,
+            StateSync(self.genesis, self.sync_source, self.peers, self._load_snapshot, progress=_log_chunks),
+            state_sync,
+            interval,
         )
         self.transport.register(CONSENSUS_KIND, self._on_consensus)
         self.transport.register(TXS_KIND, self._on_gossip)
@@ -109,6 +126,7 @@ class Node:
         return self.config.node_id
 
     async def start(self) -> None:
+        self.snapshots.capture()
         await self.transport.start()
         self.driver.start()
         self._tasks = [asyncio.create_task(self.gossip.run()), asyncio.create_task(self.catchup.run())]
@@ -120,6 +138,7 @@ class Node:
         await self.transport.close()
         await self.sync_source.close()
         self.driver.close()
+        self.snapshots.close()
         self.store.close()
 
     # -- txs ------------------------------------------------------------------------
@@ -162,6 +181,19 @@ class Node:
 
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])
+        if not self.base_height:
+            self.base_height = block.height
+        self.snapshots.on_commit(block.height)
+
+    def _load_snapshot(
+        self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]
+    ) -> None:
+        """Replace the (empty) state by a verified snapshot at `block` (state sync)."""
+        header = block.header
+        head = Head(header.height, block.hash(), header.state_root, header.timestamp_ms)
+        self.store.load_state(entries, head, block, certificate)
+        self.base_height = header.height
+        self.snapshots.capture()
 
     def request_sync(self, height: int) -> None:
         log.info("replica asks to sync up to height %d", height)
@@ -179,5 +211,6 @@ class Node:
             "primary": self.replica.primary,
             "validators": self.genesis.validator_ids(),
             "mempool": len(self.mempool),
+            "base_height": self.base_height,
             "p2p_oversized_requests": self.oversized_requests,
         }

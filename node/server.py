@@ -10,8 +10,8 @@ from node.api.app import create_app
 from node.config import NodeConfig
 
 
-def serve(home: Path) -> None:
-    """Run the node of `home` until interrupted."""
+def serve(home: Path, state_sync: bool | None = None) -> None:
+    """Run the node of `home` until interrupted (`state_sync` as in `Node`)."""
     config = NodeConfig.load(home)
-    app = create_app(home)
+    app = create_app(home, state_sync)
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, access_log=False)

@@ -21,12 +21,12 @@ receipt says. Errors are JSON bodies with `error` (a code) and `message`.
 """
 
 
-def create_app(home: Path) -> FastAPI:
+def create_app(home: Path, state_sync: bool | None = None) -> FastAPI:
     """The app for the node whose home is `home`; the node starts and stops with the server."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node = Node(home)
+        node = Node(home, state_sync=state_sync)
         app.state.node = node
         await node.start()
         try:

@@ -21,6 +21,11 @@ NodeDep = Annotated[Node, Depends(get_node)]
 async def get_block(height: int, node: NodeDep) -> dict[str, Any]:
     """Header, txs (with ids) and the commit certificate of block `height`."""
     block = node.store.get_block(height)
+    if block is None and 0 < height < node.base_height:
+        raise NotFound(
+            f"no block at height {height}: this node joined by state sync from a snapshot at height "
+            f"{node.base_height} and holds no earlier blocks; ask a node with the full history"
+        )
     if block is None:
         raise NotFound(f"no block at height {height}; this node is at {node.store.height}")
     return render_block(block, node.store.get_certificate(height))

@@ -54,5 +54,7 @@ class Status(BaseModel):
     primary: str
     validators: list[str]
     mempool: int
+    base_height: int = 0
+    """Lowest block this node holds: 1 normally, the snapshot height if it joined by state sync, 0 when empty."""
     p2p_oversized_requests: int = 0
     """`/p2p` requests refused because their body was too large."""

@@ -1,4 +1,4 @@
-"""Node-to-node routes: the envelope inbox, and what block sync fetches.
+"""Node-to-node routes: the envelope inbox, and what block sync and state sync fetch.
 
 The inbox refuses a body larger than `MAX_INBOX_BYTES` with 413 before it
 holds it in memory: a declared Content-Length above the limit is refused
@@ -55,6 +55,28 @@ async def sync_status(node: NodeDep) -> Response:
     """This node's height and head hash, for peers deciding whether to sync from it."""
     height, head_hash = node.executor.head()
     return Response(encode_status(height, head_hash), media_type="application/msgpack")
+
+
+@router.get("/snapshot")
+async def snapshot_manifest(node: NodeDep) -> Response:
+    """The manifest of the snapshot this node offers (404 when it offers none yet)."""
+    offer = node.snapshots.current_offer()
+    if offer is None:
+        return Response(status_code=404)
+    return Response(offer.manifest_bytes(), media_type="application/msgpack")
+
+
+@router.get("/snapshot/{index}")
+async def snapshot_chunk(node: NodeDep, index: int) -> Response:
+    """Chunk `index` of the offered snapshot (404 when there is no such chunk)."""
+    offer = node.snapshots.offer
+    if offer is None:
+        return Response(status_code=404)
+    try:
+        body = offer.chunk_bytes(index)
+    except IndexError:
+        return Response(status_code=404)
+    return Response(body, media_type="application/msgpack")
 
 
 @router.get("/blocks")
