@@ -22,6 +22,10 @@ MAX_INT = 2**63 - 1
 MIN_INT = -(2**63)
 """Smallest integer allowed in ledger data."""
 
+_FLOAT32 = b"\xca"
+_FLOAT64 = b"\xcb"
+"""The msgpack markers of floats: bytes with neither hold no float, and need no walk."""
+
 
 def _canonical(value: Any) -> Any:
     """Return `value` with every map's keys sorted; raise a bare `EncodingError` for non-ledger data.
@@ -29,19 +33,58 @@ def _canonical(value: Any) -> Any:
     The hot path builds no error paths; `_describe` finds where the problem is once one is known.
     """
     kind = type(value)
-    if kind is str or kind is bytes or value is None or value is True or value is False:
-        return value
-    if kind is int:
-        if MIN_INT <= value <= MAX_INT:
-            return value
-        raise EncodingError
     if kind is dict:
-        if not all(type(k) is str for k in value):
-            raise EncodingError
-        return {key: _canonical(value[key]) for key in sorted(value)}
+        return _canonical_map(value)
     if kind is list or kind is tuple:
-        return [_canonical(item) for item in value]
+        return _canonical_list(value)
+    if kind is str or kind is bytes or kind is bool or value is None:
+        return value
+    if kind is int and MIN_INT <= value <= MAX_INT:
+        return value
     raise EncodingError
+
+
+def _canonical_map(value: dict[Any, Any]) -> dict[str, Any]:
+    """`_canonical` of a map, with the leaves handled in line (most values are leaves)."""
+    out = {}
+    for key in sorted(value):
+        if type(key) is not str:
+            raise EncodingError
+        item = value[key]
+        kind = type(item)
+        if kind is str or kind is bytes or kind is bool or item is None:
+            out[key] = item
+        elif kind is int:
+            if not MIN_INT <= item <= MAX_INT:
+                raise EncodingError
+            out[key] = item
+        elif kind is dict:
+            out[key] = _canonical_map(item)
+        elif kind is list or kind is tuple:
+            out[key] = _canonical_list(item)
+        else:
+            raise EncodingError
+    return out
+
+
+def _canonical_list(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """`_canonical` of an array, with the leaves handled in line."""
+    out = []
+    for item in value:
+        kind = type(item)
+        if kind is str or kind is bytes or kind is bool or item is None:
+            out.append(item)
+        elif kind is int:
+            if not MIN_INT <= item <= MAX_INT:
+                raise EncodingError
+            out.append(item)
+        elif kind is dict:
+            out.append(_canonical_map(item))
+        elif kind is list or kind is tuple:
+            out.append(_canonical_list(item))
+        else:
+            raise EncodingError
+    return out
 
 
 def _describe(value: Any, path: str) -> str | None:
@@ -74,7 +117,7 @@ def encode(value: Any) -> bytes:
     """Encode `value` canonically (sorted keys, no floats)."""
     try:
         canonical = _canonical(value)
-    except EncodingError:
+    except (EncodingError, TypeError):  # TypeError: map keys of types that do not sort together
         raise EncodingError(_describe(value, "$") or "value is not ledger data") from None
     return msgpack.packb(canonical, use_bin_type=True)
 
@@ -95,7 +138,7 @@ def decode(data: bytes, check: bool = True) -> Any:
         raise
     except Exception as exc:  # msgpack raises several unrelated types
         raise EncodingError(f"not valid msgpack: {exc}") from exc
-    if check and _has_float(value):
+    if check and (_FLOAT32 in data or _FLOAT64 in data) and _has_float(value):
         raise EncodingError(_describe(value, "$") or "float in data")
     return value
 

@@ -11,6 +11,10 @@ the store commits and what the state commitment is updated with.
 A view lives for one block (or one query) over a base that does not change
 meanwhile, so it keeps what it read from the base: a key read by every order
 of a block (a SKU, a location, a stock record) costs one base read per block.
+It also keeps the decoded form of flat records (a map of strings, numbers,
+booleans and nulls, such as a SKU or a location) while their stored bytes stay
+the same, and hands out a copy of it: a shallow copy of a flat map is a new
+record, so callers may still mutate what they read.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ledger.encoding import decode, encode
+
+_LEAVES = frozenset({str, int, bool, bytes, type(None)})
+"""Types of the values a flat record holds."""
 
 
 class StateReader(Protocol):
@@ -60,6 +67,8 @@ class StateView:
         """What this view has read from the base, by key."""
         self._scanned: dict[bytes, list[tuple[bytes, bytes]]] = {}
         """What this view has scanned from the base, by prefix."""
+        self._decoded: dict[bytes, tuple[bytes, dict[str, Any] | None]] = {}
+        """Key -> (stored bytes, their decoded form if it is a flat map, else None), see `_decode`."""
 
     def _write(self, key: bytes, value: bytes | None) -> None:
         layer = self._layers[-1]
@@ -77,9 +86,23 @@ class StateView:
         value = read[key] = self._base.get_state(key)
         return value
 
+    def _decode(self, key: bytes, raw: bytes) -> Any:
+        """Decode the value `raw` stored under `key`; a flat map is decoded once while `raw` is stored."""
+        known = self._decoded.get(key)
+        if known is not None and known[0] is raw:
+            flat = known[1]
+            return decode(raw, check=False) if flat is None else flat.copy()
+        value = decode(raw, check=False)
+        if type(value) is dict and all(type(item) in _LEAVES for item in value.values()):
+            self._decoded[key] = (raw, value)
+            return value.copy()
+        self._decoded[key] = (raw, None)
+        return value
+
     def get(self, key: str) -> Any | None:
-        raw = self.get_raw(key.encode())
-        return None if raw is None else decode(raw, check=False)
+        raw_key = key.encode()
+        raw = self.get_raw(raw_key)
+        return None if raw is None else self._decode(raw_key, raw)
 
     def put(self, key: str, value: Any) -> None:
         self._write(key.encode(), encode(value))
@@ -95,7 +118,9 @@ class StateView:
             scanned = self._scanned[raw_prefix] = list(self._base.scan_state(raw_prefix))
         merged: dict[bytes, bytes | None] = dict(scanned)
         bottom = self._layers[0]
-        for key in self._sorted[bisect_left(self._sorted, raw_prefix) :]:
+        ordered = self._sorted
+        for index in range(bisect_left(ordered, raw_prefix), len(ordered)):
+            key = ordered[index]
             if not key.startswith(raw_prefix):
                 break
             merged[key] = bottom[key]
@@ -106,7 +131,7 @@ class StateView:
         for key in sorted(merged):
             value = merged[key]
             if value is not None:
-                yield key.decode(), decode(value, check=False)
+                yield key.decode(), self._decode(key, value)
 
     def begin(self) -> None:
         self._layers.append({})

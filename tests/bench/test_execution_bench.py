@@ -39,6 +39,9 @@ ORDERS = 1000
 START_MS = 1_700_000_000_000
 """Block time of the first block."""
 
+RUNS = 3
+"""The measured block runs this many times, each on a fresh view; the best run is reported."""
+
 
 def make_setup_txs(network: Network) -> list[Tx]:
     """The catalogue, the locations and their stock."""
@@ -130,10 +133,13 @@ def test_order_create_block(tmp_path: Path) -> None:
         txs = make_order_txs(network, ORDERS, ORDERS)
         height = store.height + 1
         ctx = BlockContext(height, START_MS + height * 1000, network.genesis)
-        state = StateView(store)
-        wall, cpu = time.perf_counter(), time.process_time()
-        receipts = contracts.execute_block(state, txs, ctx)
-        executed_wall, executed_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        executed_wall, executed_cpu = float("inf"), float("inf")
+        for _ in range(RUNS):
+            state = StateView(store)
+            wall, cpu = time.perf_counter(), time.process_time()
+            receipts = contracts.execute_block(state, txs, ctx)
+            executed_wall = min(executed_wall, time.perf_counter() - wall)
+            executed_cpu = min(executed_cpu, time.process_time() - cpu)
         writes = state.writes()
         started = time.perf_counter()
         acc = store.commitment_after(writes)
@@ -146,7 +152,7 @@ def test_order_create_block(tmp_path: Path) -> None:
     )
     print(
         f"\n{ORDERS} order.create in one block over {SKUS} SKUs at {LOCATIONS} locations: "
-        f"executed in {executed_wall * 1000:.0f} ms wall, {executed_cpu * 1000:.0f} ms CPU "
+        f"executed in {executed_wall * 1000:.0f} ms wall, {executed_cpu * 1000:.0f} ms CPU (best of {RUNS}) "
         f"= {ORDERS / executed_cpu:,.0f} orders/s per core ({executed_cpu / ORDERS * 1e6:.0f} us each); "
         f"{len(writes)} keys, {sum(len(v or b'') for v in writes.values()) / 1024:.0f} KiB written; "
         f"commitment {committed * 1000:.0f} ms; state root {acc.digest().hex()[:16]}, "
