@@ -197,6 +197,8 @@ class Simulator:
             if self.is_fair() and self._is_all_committed():
                 is_live = True
                 break
+        if not self._queue and self._is_all_committed():
+            is_live = True  # every tx committed before the network turned fair, and nothing is left to happen
         heights = {vid: node.app.head()[0] for vid, node in self.nodes.items()}
         return Outcome(self.seed, list(self.violations), is_live, self.now, heights, self.max_log_size)
 
