@@ -99,7 +99,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
         baskets = read_olist_baskets(Path(args.baskets))
     started = time.monotonic()
-    result = run_load(devnet, args.orders, batch=args.batch, baskets=baskets, progress=not args.json)
+    result = run_load(devnet, args.orders, batch=args.batch, baskets=baskets, progress=not args.json, rate=args.rate)
     result["wall_seconds"] = round(time.monotonic() - started, 3)
     if args.json:
         print_json(result)
@@ -146,6 +146,7 @@ def add_parser(sub: Any) -> None:
     p = command("load", cmd_load, "stock some SKUs and send N client-signed orders over the nodes")
     p.add_argument("--orders", type=int, required=True)
     p.add_argument("--batch", type=int, default=200, help="orders per HTTP request")
+    p.add_argument("--rate", type=float, help="pace the orders at this many per second (default: as fast as taken)")
     p.add_argument("--baskets", help="replay the baskets of an Olist-style order_items.csv instead of synthetic ones")
     p.add_argument("--json", action="store_true")
     command("demo", cmd_demo, "walk the devnet through a full order-management scenario")

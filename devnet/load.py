@@ -94,8 +94,13 @@ def run_load(
     baskets: list[Basket] | None = None,
     progress: bool = True,
     timeout: float = 300.0,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    """Send `orders` orders over the live nodes and measure throughput and commit latency."""
+    """Send `orders` orders over the live nodes and measure throughput and commit latency.
+
+    Without `rate` everything is sent as fast as the nodes take it (throughput at saturation, where
+    latency is mostly queueing); with `rate` (orders/s) batches are paced, for latency at that load.
+    """
     live = [n for n in devnet.nodes if devnet.status(n.index)["up"]]
     if not live:
         raise RuntimeError("no node of the devnet is up")
@@ -116,6 +121,8 @@ def run_load(
     started = time.perf_counter()
     targets = cycle(clients)
     for start in range(0, len(txs), batch):
+        if rate:
+            time.sleep(max(0.0, started + start / rate - time.perf_counter()))
         chunk = txs[start : start + batch]
         now = time.perf_counter()
         for tx in chunk:
