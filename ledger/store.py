@@ -23,10 +23,17 @@ import plyvel
 from ledger.block import Block, CommitCertificate, Receipt
 from ledger.commitment import StateAccumulator
 from ledger.encoding import decode, encode
+from ledger.errors import LedgerError
 from ledger.state import StateReader
 
 STATE_PREFIX = b"s/"
 """Prefix of world-state entries in LevelDB."""
+
+
+class StoreLocked(LedgerError):
+    """LevelDB allows one process per store; another one holds it."""
+
+    code = "store_locked"
 
 
 def _h(height: int) -> bytes:
@@ -48,7 +55,12 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
-        self._db = plyvel.DB(str(path), create_if_missing=True)
+        try:
+            self._db = plyvel.DB(str(path), create_if_missing=True)
+        except plyvel.IOError as exc:
+            if b"lock" in str(exc).encode().lower():
+                raise StoreLocked(f"the store at {path} is in use by another process (a running node?)") from exc
+            raise
         self._head, self._acc = self._load_head()
 
     def close(self) -> None:

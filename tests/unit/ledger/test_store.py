@@ -112,3 +112,14 @@ def test_sigkill_mid_commit_leaves_no_partial_block(tmp_path: Path) -> None:
             assert store.get_receipt(height, len(block.txs) - 1) is not None
         store.close()
     assert last_seen >= 3
+
+
+def test_second_opener_gets_a_clear_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    script = "import sys; from ledger.store import Store; Store(sys.argv[1])"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "db")], capture_output=True, text=True, env=env
+    )
+    assert result.returncode != 0 and "in use by another process" in result.stderr
+    store.close()
