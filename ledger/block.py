@@ -109,6 +109,20 @@ def compute_tx_root(txs: Sequence[Tx]) -> bytes:
     return compute_root([tx.id for tx in txs])
 
 
+def check_block_place(block: Block, chain_id: str, height: int, prev_hash: bytes) -> None:
+    """Raise `InvalidBlock` unless `block` is block `height` of `chain_id`, links to `prev_hash`, and its
+    tx root matches its txs: what every receiver checks before it executes or trusts a block."""
+    header = block.header
+    if header.chain_id != chain_id:
+        raise InvalidBlock(f"block {header.height} is for chain {header.chain_id!r}")
+    if header.height != height:
+        raise InvalidBlock(f"expected block {height}, got block {header.height}")
+    if header.prev_hash != prev_hash:
+        raise InvalidBlock(f"block {height} does not link to the block before it")
+    if header.tx_root != compute_tx_root(block.txs):
+        raise InvalidBlock(f"block {height}: tx root does not match its txs")
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What executing one tx did: accepted, or rejected with a reason."""
@@ -198,6 +212,7 @@ __all__ = [
     "BlockHeader",
     "CommitCertificate",
     "Receipt",
+    "check_block_place",
     "commit_sign_bytes",
     "compute_receipts_root",
     "compute_tx_root",

@@ -19,6 +19,7 @@ from ledger.block import (
     BlockHeader,
     CommitCertificate,
     Receipt,
+    check_block_place,
     compute_receipts_root,
     compute_tx_root,
     genesis_hash,
@@ -89,14 +90,7 @@ class Executor:
         """Re-execute a proposal and raise `InvalidBlock` unless every root matches its header."""
         header = block.header
         parent_height, parent_hash = self.head()
-        if header.chain_id != self.genesis.chain_id:
-            raise InvalidBlock(f"block {header.height} is for chain {header.chain_id!r}")
-        if header.height != parent_height + 1:
-            raise InvalidBlock(f"block {header.height} does not follow height {parent_height}")
-        if header.prev_hash != parent_hash:
-            raise InvalidBlock(f"block {header.height} does not link to the previous block")
-        if header.tx_root != compute_tx_root(block.txs):
-            raise InvalidBlock(f"block {header.height}: tx root does not match its txs")
+        check_block_place(block, self.genesis.chain_id, parent_height + 1, parent_hash)
         if len({tx.id for tx in block.txs}) != len(block.txs):
             raise InvalidBlock(f"block {header.height} holds a tx twice")
         for tx in block.txs:

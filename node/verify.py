@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from contracts import ContractSet
-from ledger.block import Block, compute_receipts_root, compute_tx_root, genesis_hash, verify_certificate
+from ledger.block import Block, compute_receipts_root, genesis_hash
 from ledger.commitment import StateAccumulator
 from ledger.encoding import decode
 from ledger.errors import LedgerError
@@ -23,6 +23,7 @@ from ledger.genesis import Genesis
 from ledger.state import MemoryState
 from ledger.store import Store
 from node.executor import execute_txs
+from p2p.verify import verify_block
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,10 @@ def _check_block(store: Store, genesis: Genesis, height: int, prev_hash: bytes) 
     if raw is None:
         raise LedgerError("block is missing")
     block = Block.from_wire(decode(raw))
-    header = block.header
-    if header.height != height:
-        raise LedgerError(f"block claims height {header.height}")
-    if header.chain_id != genesis.chain_id:
-        raise LedgerError(f"block is for chain {header.chain_id!r}")
-    if header.prev_hash != prev_hash:
-        raise LedgerError("previous-block hash does not match the block before it")
+    certificate = store.get_certificate(height)
+    if certificate is None:
+        raise LedgerError("commit certificate is missing")
+    verify_block(genesis, block, certificate, height, prev_hash)
     if store.get_height_by_hash(block.hash()) != height:
         raise LedgerError("block hash index does not point at this height")
     for tx in block.txs:
@@ -70,12 +68,6 @@ def _check_block(store: Store, genesis: Genesis, height: int, prev_hash: bytes) 
             tx.verify_signature(identity.public_key)
         except LedgerError as exc:
             raise LedgerError(f"tx {tx.id.hex()}: {exc}") from exc
-    if compute_tx_root(block.txs) != header.tx_root:
-        raise LedgerError("tx Merkle root does not match the txs")
-    certificate = store.get_certificate(height)
-    if certificate is None:
-        raise LedgerError("commit certificate is missing")
-    verify_certificate(certificate, genesis, block.hash(), height)
     return block
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
-from ledger.block import Block, CommitCertificate, compute_tx_root, verify_certificate
+from ledger.block import Block, CommitCertificate, check_block_place, compute_tx_root, verify_certificate
 from ledger.errors import InvalidBlock
 from ledger.genesis import Genesis
 
@@ -32,11 +32,8 @@ def verify_certified_block(genesis: Genesis, block: Block, certificate: CommitCe
 
 def verify_block(genesis: Genesis, block: Block, certificate: CommitCertificate, height: int, prev_hash: bytes) -> None:
     """Raise `InvalidBlock` / `InvalidCertificate` unless `block` is the certified block `height` after `prev_hash`."""
-    if block.header.height != height:
-        raise InvalidBlock(f"expected block {height}, got {block.header.height}")
-    if block.header.prev_hash != prev_hash:
-        raise InvalidBlock(f"block {height} does not link to our head")
-    verify_certified_block(genesis, block, certificate)
+    check_block_place(block, genesis.chain_id, height, prev_hash)
+    verify_certificate(certificate, genesis, block.hash(), height)
 
 
 async def call_hook(result: Awaitable[None] | None) -> None:
