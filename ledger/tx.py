@@ -38,8 +38,12 @@ class Tx:
     """Ed25519 signature over `signing_bytes`."""
     id: bytes = field(default=b"", compare=False)
     """sha256 of `signing_bytes`; filled in by construction helpers."""
+    body: bytes = field(default=b"", compare=False, repr=False)
+    """`signing_bytes`, kept by the construction helpers, which derive it, the id and the fields together."""
 
     def signing_bytes(self) -> bytes:
+        if self.body:
+            return self.body
         return encode(
             {
                 "chain_id": self.chain_id,
@@ -69,7 +73,7 @@ def make_tx(chain_id: str, kind: str, signer: str, nonce: int, payload: dict[str
     """Build and sign a tx."""
     unsigned = Tx(chain_id, kind, signer, nonce, payload)
     body = unsigned.signing_bytes()
-    return Tx(chain_id, kind, signer, nonce, payload, key.sign(body), sha256(body))
+    return Tx(chain_id, kind, signer, nonce, payload, key.sign(body), sha256(body), body)
 
 
 _FIELDS = {"chain_id": str, "kind": str, "nonce": int, "payload": dict, "signature": bytes, "signer": str}
@@ -95,6 +99,7 @@ def tx_from_wire(wire: Any) -> Tx:
     if len(body) + len(tx.signature) > MAX_TX_BYTES:
         raise InvalidTransaction(f"tx is larger than {MAX_TX_BYTES} bytes")
     object.__setattr__(tx, "id", sha256(body))
+    object.__setattr__(tx, "body", body)
     return tx
 
 

@@ -36,17 +36,18 @@ class Admission:
         self.store = store
         self._verified: OrderedDict[bytes, None] = OrderedDict()
 
-    def is_verified(self, tx_id: bytes) -> bool:
-        return tx_id in self._verified
-
     def check(self, tx: Tx) -> None:
         """Raise a `LedgerError` saying what is wrong, or return if `tx` may enter a block."""
+        self.verify(tx)
+        if self.store.get_tx_location(tx.id) is not None:
+            raise DuplicateTransaction(f"tx {tx.id.hex()} is already committed")
+
+    def verify(self, tx: Tx) -> None:
+        """Membership, role and signature, checked once per tx id (the committed-tx check is the caller's)."""
         if tx.id not in self._verified:
             identity = self.check_membership(tx)
             tx.verify_signature(identity.public_key)
             self._remember(tx.id)
-        if self.store.get_tx_location(tx.id) is not None:
-            raise DuplicateTransaction(f"tx {tx.id.hex()} is already committed")
 
     def check_membership(self, tx: Tx) -> Identity:
         """Chain, kind and role checks (no signature); returns the signer's identity."""

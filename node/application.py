@@ -4,7 +4,7 @@ It wraps the executor with what only a node has: a clock for block
 timestamps (monotonic over the parent, and bounded ahead of the local clock
 when checking), and admission, so that every tx in a proposal is a tx this
 node would have admitted itself (verified once; a tx already verified on
-arrival is not verified again).
+arrival is not verified again; the executor refuses already committed txs).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class NodeApplication:
             return f"block {header.height}: timestamp is more than {skew} ms ahead of this node's clock"
         try:
             for tx in block.txs:
-                self.admission.check(tx)
+                self.admission.verify(tx)
             self.executor.check_block(block)
         except LedgerError as exc:
             return str(exc)

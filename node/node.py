@@ -23,7 +23,7 @@ from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.store import Head, Store
-from ledger.tx import Tx, encode_tx
+from ledger.tx import Tx
 from node.admission import Admission
 from node.application import NodeApplication
 from node.catchup import CatchUp
@@ -151,7 +151,7 @@ class Node:
         for tx in txs:
             try:
                 self.admission.check(tx)
-                if self.mempool.add(tx, len(encode_tx(tx)), now):
+                if self.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), now):
                     admitted.append(tx)
             except LedgerError as exc:
                 out.append(Admitted(tx.id, exc))
