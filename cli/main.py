@@ -105,6 +105,7 @@ def cmd_verify_chain(args: argparse.Namespace) -> int:
     from ledger.genesis import Genesis
     from ledger.store import Store
     from node.config import DATA_DIR, GENESIS_FILE
+    from node.snapshots import find_base_height
     from node.verify import verify_chain
 
     home = Path(args.home)
@@ -113,7 +114,8 @@ def cmd_verify_chain(args: argparse.Namespace) -> int:
     try:
         from tqdm import tqdm
 
-        with tqdm(total=store.height, unit="block", disable=args.json or not sys.stderr.isatty()) as bar:
+        below = max(find_base_height(store) - 1, 0)
+        with tqdm(initial=below, total=store.height, unit="block", disable=args.json or not sys.stderr.isatty()) as bar:
             report = verify_chain(store, genesis, load_contracts(), progress=lambda h: bar.update(1))
     finally:
         store.close()
@@ -124,12 +126,25 @@ def cmd_verify_chain(args: argparse.Namespace) -> int:
                 "height": report.height,
                 "txs": report.txs,
                 "failures": [{"height": f.height, "what": f.what} for f in report.failures],
+                "base_height": report.base_height,
+                "re_executed": report.re_executed,
             }
         )
-    elif report.ok:
+    elif report.ok and report.re_executed:
         print(f"chain OK: {report.height} blocks, {report.txs} txs re-checked and re-executed from genesis")
+    elif report.ok:
+        base = report.base_height
+        print(
+            f"chain OK: state-synced at height {base}: blocks {base}..{report.height} checked "
+            "(links, certificates, signatures, receipts roots); state commitment recomputed; "
+            f"{report.txs} txs not re-executed (no blocks or state below height {base})"
+        )
     else:
-        print(f"chain BROKEN after {report.height} good blocks:")
+        if report.re_executed:
+            print(f"chain BROKEN after {report.height} good blocks:")
+        else:
+            good = f"blocks {report.base_height}..{report.height} good" if report.height else "no good blocks"
+            print(f"chain BROKEN: state-synced at height {report.base_height}, {good}:")
         for failure in report.failures:
             where = f"block {failure.height}" if failure.height else "world state"
             print(f"  {where}: {failure.what}")
@@ -176,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tx)
 
-    p = sub.add_parser("verify-chain", help="re-check every block from genesis and re-execute every tx")
+    p = sub.add_parser("verify-chain", help="re-check every block held; re-execute every tx unless state-synced")
     p.add_argument("--home", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify_chain)
