@@ -31,6 +31,7 @@ from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, NodeConfig
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.mempool import Mempool
+from node.metrics import NodeMetrics
 from node.snapshots import SnapshotServer, find_base_height
 from node.wal import ConsensusLog, load_records
 from p2p.envelope import Envelope
@@ -120,6 +121,7 @@ class Node:
         self._tasks: list[asyncio.Task[Any]] = []
         self.oversized_requests = 0
         """`/p2p` requests refused because their body was too large."""
+        self.metrics = NodeMetrics(self)
 
     @property
     def node_id(self) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from node.api import blocks, inventory, invoices, orders, p2p, status, txs
+from node.api import blocks, inventory, invoices, metrics, orders, p2p, status, txs
 from node.api.errors import install_error_handlers
 from node.node import Node
 
@@ -36,6 +36,6 @@ def create_app(home: Path, state_sync: bool | None = None) -> FastAPI:
 
     app = FastAPI(title="oms-ledger node", version="1", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    for module in (status, txs, blocks, orders, inventory, invoices, p2p):
+    for module in (status, txs, blocks, orders, inventory, invoices, p2p, metrics):
         app.include_router(module.router)
     return app

@@ -1,0 +1,189 @@
+"""Prometheus metrics of one node: what an operator scrapes from `GET /metrics`.
+
+Almost every figure worth scraping is already counted somewhere in the node:
+the store's height, the replica's view, the mempool's size, the peer table's
+per-peer traffic, errors, reachability and heights, the envelope gate's drops
+by reason, the `/p2p` route's oversized requests. `NodeCollector` reads them
+when Prometheus scrapes, so the consensus path pays nothing for being
+observed. What exists only as it happens (how many txs each committed block
+carried, how long it took from proposal to commit) is recorded by
+`NodeMetrics.on_commit`, a commit listener of the consensus driver, into
+counters and histograms. Blocks applied by block sync do not pass through
+consensus: they move `oms_chain_height` but not the commit counters.
+
+Each node has its own `CollectorRegistry`, not the library's global one, so
+several nodes in one process (as in tests) never mix their figures. Metric
+names follow Prometheus conventions: an `oms_` prefix, `_total` on counters,
+base units (seconds, bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from operator import attrgetter
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from ledger.block import Block, Receipt
+from p2p.peers import PeerInfo
+
+if TYPE_CHECKING:
+    from node.node import Node
+
+PEER_COUNTERS: tuple[tuple[str, str, Callable[[PeerInfo], int]], ...] = (
+    (
+        "oms_peer_messages_received_total",
+        "Envelopes received from the peer that passed the gate.",
+        attrgetter("msgs_in"),
+    ),
+    ("oms_peer_bytes_received_total", "Bytes of the envelopes received from the peer.", attrgetter("bytes_in")),
+    ("oms_peer_messages_sent_total", "Envelopes delivered to the peer.", attrgetter("msgs_out")),
+    ("oms_peer_bytes_sent_total", "Bytes of the envelopes delivered to the peer.", attrgetter("bytes_out")),
+    (
+        "oms_peer_errors_total",
+        "Failed exchanges with the peer (timeouts, refusals, error statuses).",
+        attrgetter("errors"),
+    ),
+    (
+        "oms_peer_send_queue_dropped_total",
+        "Envelopes for the peer dropped because its send queue was full or retries ran out.",
+        attrgetter("queue_dropped"),
+    ),
+)
+"""Per-peer counters of the peer table, as (metric name, help, reader)."""
+
+
+def compute_txs_buckets(max_block_txs: int) -> tuple[int, ...]:
+    """Upper bounds of the txs-per-block histogram: powers of two below `max_block_txs`, then a full block."""
+    bounds = []
+    bound = 1
+    while bound < max_block_txs:
+        bounds.append(bound)
+        bound *= 2
+    return (*bounds, max_block_txs)
+
+
+class NodeCollector(Collector):
+    """Reads the node's own counters and gauges at scrape time."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._collect_chain()
+        yield from self._collect_mempool()
+        yield from self._collect_peers()
+        yield from self._collect_p2p()
+
+    def _collect_chain(self) -> Iterator[Metric]:
+        node = self.node
+        info = InfoMetricFamily("oms_node", "The validator this node runs and its chain.")
+        info.add_metric([], {"node_id": node.node_id, "chain_id": node.genesis.chain_id})
+        yield info
+        yield GaugeMetricFamily("oms_chain_height", "Height of the last committed block.", node.store.height)
+        yield GaugeMetricFamily("oms_consensus_view", "Current consensus view of the replica.", node.replica.view)
+        yield GaugeMetricFamily(
+            "oms_consensus_is_primary", "1 while this node is the primary of the current view.", node.replica.is_primary
+        )
+        yield CounterMetricFamily(
+            "oms_consensus_dropped_messages_total",
+            "Consensus messages from peers that could not be decoded.",
+            node.driver.dropped_messages,
+        )
+
+    def _collect_mempool(self) -> Iterator[Metric]:
+        mempool = self.node.mempool
+        yield GaugeMetricFamily("oms_mempool_txs", "Admitted txs waiting for a block.", len(mempool))
+        yield GaugeMetricFamily("oms_mempool_bytes", "Encoded size of the txs in the mempool.", mempool.bytes)
+        yield CounterMetricFamily(
+            "oms_mempool_evicted_txs_total", "Txs dropped from a full mempool after waiting too long.", mempool.evicted
+        )
+
+    def _collect_peers(self) -> Iterator[Metric]:
+        peers = sorted(self.node.peers, key=attrgetter("id"))
+        for name, documentation, read in PEER_COUNTERS:
+            counter = CounterMetricFamily(name, documentation, labels=["peer"])
+            for peer in peers:
+                counter.add_metric([peer.id], read(peer))
+            yield counter
+        reachable = GaugeMetricFamily(
+            "oms_peer_reachable",
+            "1 if the last exchange with the peer succeeded, 0 after a failure or before any.",
+            labels=["peer"],
+        )
+        height = GaugeMetricFamily(
+            "oms_peer_last_height_seen", "Highest committed height the peer has reported.", labels=["peer"]
+        )
+        rtt = GaugeMetricFamily(
+            "oms_peer_rtt_seconds", "Smoothed round-trip time of requests to the peer (once measured).", labels=["peer"]
+        )
+        for peer in peers:
+            reachable.add_metric([peer.id], peer.reachable is True)
+            height.add_metric([peer.id], peer.last_height_seen)
+            if peer.rtt_ms is not None:
+                rtt.add_metric([peer.id], peer.rtt_ms / 1000)
+        yield from (reachable, height, rtt)
+
+    def _collect_p2p(self) -> Iterator[Metric]:
+        gate = self.node.transport.inbox.gate
+        yield CounterMetricFamily(
+            "oms_p2p_envelopes_accepted_total", "Incoming envelopes that passed every check.", gate.accepted
+        )
+        dropped = CounterMetricFamily(
+            "oms_p2p_envelopes_dropped_total", "Incoming envelopes or frames refused, by reason.", labels=["reason"]
+        )
+        for reason, count in sorted(gate.dropped.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+        yield CounterMetricFamily(
+            "oms_p2p_oversized_requests_total",
+            "`/p2p` requests refused with 413 because their body was too large.",
+            self.node.oversized_requests,
+        )
+
+
+class NodeMetrics:
+    """The registry `GET /metrics` exposes for one node, and the commit listener that feeds it."""
+
+    def __init__(self, node: Node) -> None:
+        self.clock = node.clock
+        self.registry = CollectorRegistry()
+        """This node's metrics only (never the library's global registry)."""
+        self.registry.register(NodeCollector(node))
+        ProcessCollector(registry=self.registry)
+        self.blocks_committed = Counter(
+            "oms_blocks_committed_total", "Blocks committed through consensus since start.", registry=self.registry
+        )
+        self.txs_committed = Counter(
+            "oms_txs_committed_total",
+            "Txs in blocks committed through consensus since start, by receipt (accepted or rejected by a contract).",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("accepted", "rejected"):
+            self.txs_committed.labels(result)
+        self.block_txs = Histogram(
+            "oms_block_txs",
+            "Txs per block committed through consensus.",
+            buckets=compute_txs_buckets(node.genesis.consensus.max_block_txs),
+            registry=self.registry,
+        )
+        self.commit_latency = Histogram(
+            "oms_block_proposal_to_commit_seconds",
+            "From a block's timestamp (set by the primary as it proposes) to its commit on this node"
+            " (0 when this node's clock is behind the primary's).",
+            registry=self.registry,
+        )
+        node.driver.listeners.append(self.on_commit)
+
+    def on_commit(self, block: Block, receipts: list[Receipt]) -> None:
+        """Count a block committed through consensus (a `ConsensusDriver` listener)."""
+        self.blocks_committed.inc()
+        accepted = sum(receipt.ok for receipt in receipts)
+        self.txs_committed.labels("accepted").inc(accepted)
+        self.txs_committed.labels("rejected").inc(len(receipts) - accepted)
+        self.block_txs.observe(len(block.txs))
+        self.commit_latency.observe(max(self.clock() - block.header.timestamp_ms, 0) / 1000)
