@@ -1,0 +1,265 @@
+"""Benchmark: how fast a node catches up, through real node processes over HTTP.
+
+Run with `make bench`. Two figures are printed; only correctness is asserted
+(the caught-up node reports the same head hash and state root as the others).
+
+1. Block sync with re-execution: a 4-node devnet commits about a thousand
+   blocks of a few order txs each while node 3 is down; node 3 is wiped and
+   started with `--no-state-sync`, so it fetches every block over HTTP,
+   verifies its certificate, re-executes it and commits it to LevelDB.
+2. State sync of a million orders: such a state would take too long to build
+   through consensus, so it is built offline with the real code. A world state
+   of 1,000,000 order entries, a block at a checkpoint height whose header
+   commits to it, and a certificate signed by a quorum of the devnet's own
+   validator keys are loaded into the stores of nodes 0..2, exactly as a node
+   loads a state it synced (`Store.load_state`). Those nodes start and offer
+   it as their snapshot; node 3 starts empty with `--state-sync`.
+
+Set `OMS_BASKETS` to an Olist-style `order_items.csv` to replay real baskets
+in the first part.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devnet.baskets import Basket, read_olist_baskets, synthetic_baskets
+from devnet.client import NodeClient, Signer
+from devnet.load import make_orders, prepare_stock
+from devnet.network import Devnet
+from ledger.block import genesis_hash
+from ledger.commitment import StateAccumulator
+from ledger.encoding import decode, encode
+from ledger.genesis import ConsensusParams
+from ledger.keys import PrivateKey
+from ledger.store import Head, Store
+from node.config import DATA_DIR, KEY_FILE, NodeConfig
+from tests.helpers.builders import Network
+from tests.helpers.chain import certify, make_block
+from tests.helpers.devnet import status, wait_converged, wait_for, wipe
+
+pytestmark = pytest.mark.bench
+
+CHECKPOINT_INTERVAL = 50
+BLOCK_TXS = 5
+"""Most txs per block in the block sync part: small, so that there are many blocks."""
+
+ORDERS = int(os.environ.get("OMS_BENCH_CATCHUP_ORDERS", "5000"))
+"""Orders committed while node 3 is down (about ORDERS / BLOCK_TXS blocks, plus the stocking ones)."""
+
+STATE_ORDERS = 1_000_000
+SNAPSHOT_HEIGHT = 100 * CHECKPOINT_INTERVAL
+"""Height of the certified block whose state the million-order snapshot is."""
+
+LAGGARD = 3
+
+
+@contextmanager
+def node_process(devnet: Devnet, index: int, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`omsnode start` for one node with extra flags, stopped (killed if need be) on the way out."""
+    home = devnet.nodes[index].home
+    with open(home / "catchup.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "start", "--home", str(home), *flags],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+
+def wait_for_head(url: str, process: subprocess.Popen[bytes], height: int, head_hash: str, timeout: float) -> float:
+    """Poll the node's status until it reports `head_hash` at `height`; returns when it first answered."""
+    deadline = time.monotonic() + timeout
+    answered = 0.0
+    while True:
+        row = status(url)
+        if row is not None:
+            answered = answered or time.perf_counter()
+            if row["height"] == height and row["head_hash"] == head_hash:
+                return answered
+        if process.poll() is not None:
+            raise AssertionError(f"node exited with {process.returncode} before reaching height {height}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"node did not reach height {height} with head {head_hash} in {timeout} s: {row}")
+        time.sleep(0.05)
+
+
+def bench_baskets(count: int) -> tuple[list[Basket], str]:
+    path = os.environ.get("OMS_BASKETS")
+    if path:
+        chosen = read_olist_baskets(Path(path))[:count]
+        return chosen, "olist baskets"
+    return list(synthetic_baskets(count)), "synthetic baskets"
+
+
+def commit_orders(devnet: Devnet, live: list[int], baskets: list[Basket]) -> tuple[int, str]:
+    """Stock the baskets' SKUs, send one order per basket over the live nodes, wait until they are idle;
+    returns their height and head hash."""
+    clients = [NodeClient(devnet.nodes[i].url, timeout=60) for i in live]
+    try:
+        signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+        tag = f"{time.time_ns() % 10**9:09d}"
+        prepare_stock(clients[0], signer, devnet, baskets, tag)
+        txs = make_orders(signer, baskets, tag)
+        chunks = [txs[start : start + 250] for start in range(0, len(txs), 250)]
+        for n, chunk in enumerate(chunks):
+            clients[n % len(clients)].submit_many(chunk)
+        for chunk in chunks:
+            clients[0].wait(chunk[-1].id.hex(), timeout=600)
+
+        def idle() -> bool:
+            rows = [client.status() for client in clients]
+            return all(r["mempool"] == 0 for r in rows) and len({r["head_hash"] for r in rows}) == 1
+
+        wait_for(idle, 600, "the live nodes to empty their mempools and agree on one head")
+        head = clients[0].status()
+        return head["height"], head["head_hash"]
+    finally:
+        for client in clients:
+            client.close()
+
+
+def count_txs(url: str, height: int) -> int:
+    client = NodeClient(url)
+    try:
+        return sum(len(client.get(f"/v1/blocks/{h}")["txs"]) for h in range(1, height + 1))
+    finally:
+        client.close()
+
+
+def node_sync_seconds(devnet: Devnet, index: int) -> float:
+    """Seconds the node's own block sync reported in its log (its runs summed)."""
+    text = (devnet.nodes[index].home / "catchup.log").read_text(errors="replace")
+    return sum(float(s) for s in re.findall(r"block sync: \d+ blocks \(\d+ txs\) up to height \d+ in ([\d.]+) s", text))
+
+
+def test_block_sync_catch_up_with_re_execution(tmp_path: Path) -> None:
+    params = ConsensusParams(checkpoint_interval=CHECKPOINT_INTERVAL, max_block_txs=BLOCK_TXS)
+    devnet = Devnet.create(tmp_path / "net", 4, params)
+    live = [i for i in range(4) if i != LAGGARD]
+    try:
+        devnet.start_all()
+        devnet.wait_until_up()
+        devnet.kill(LAGGARD)
+        baskets, source = bench_baskets(ORDERS)
+        loaded = time.perf_counter()
+        height, head_hash = commit_orders(devnet, live, baskets)
+        load_seconds = time.perf_counter() - loaded
+        wipe(devnet, LAGGARD)
+        url = devnet.nodes[LAGGARD].url
+        with node_process(devnet, LAGGARD, "--no-state-sync") as process:
+            started = time.perf_counter()
+            answered = wait_for_head(url, process, height, head_hash, timeout=600)
+            seconds = time.perf_counter() - started
+            wait_converged(devnet, height)
+            caught_up = status(url)
+            assert caught_up is not None and caught_up["base_height"] == 1
+            txs = count_txs(url, height)
+    finally:
+        devnet.stop_all()
+    own = node_sync_seconds(devnet, LAGGARD)
+    print(
+        f"\n{len(baskets)} orders ({source}) committed by 3 of 4 nodes in {height} blocks of at most {BLOCK_TXS} txs "
+        f"in {load_seconds:.1f} s"
+    )
+    print(
+        f"block sync catch-up through a node (fetch over HTTP, verify certificates, re-execute, commit to LevelDB): "
+        f"{height} blocks, {txs} txs in {seconds:.1f} s from process start = {height / seconds:,.0f} blocks/s, "
+        f"{txs / seconds:,.0f} txs/s (first answer after {answered - started:.1f} s; "
+        f"the node's own sync timer: {own:.1f} s = {height / own if own else 0:,.0f} blocks/s)"
+    )
+
+
+def order_state(count: int) -> tuple[list[tuple[bytes, bytes]], StateAccumulator]:
+    """`count` order-like state entries in key order, and their commitment accumulator."""
+    acc = StateAccumulator()
+    entries = []
+    for i in range(count):
+        key = f"order/A-{i:08d}".encode()
+        value = encode({"channel": "channel-1", "lines": [[f"SKU-{i % 500}", 1 + i % 3]], "status": "placed"})
+        acc.add(key, value)
+        entries.append((key, value))
+    return entries, acc
+
+
+def validators_of(devnet: Devnet) -> Network:
+    """The devnet's genesis with every validator's key, read from the node homes."""
+    keys = {NodeConfig.load(node.home).node_id: PrivateKey.load(node.home / KEY_FILE) for node in devnet.nodes}
+    return Network(devnet.genesis, keys)
+
+
+def test_state_sync_of_a_million_orders(tmp_path: Path) -> None:
+    devnet = Devnet.create(tmp_path / "net", 4, ConsensusParams(checkpoint_interval=CHECKPOINT_INTERVAL))
+    network = validators_of(devnet)
+    genesis = devnet.genesis
+    built = time.perf_counter()
+    entries, acc = order_state(STATE_ORDERS)
+    timestamp = genesis.genesis_time_ms + SNAPSHOT_HEIGHT
+    block = make_block(network, SNAPSHOT_HEIGHT, genesis_hash(genesis), [], [], acc, timestamp)
+    head = Head(SNAPSHOT_HEIGHT, block.hash(), block.header.state_root, timestamp)
+    certificate = certify(network, block)
+    build_seconds = time.perf_counter() - built
+    installed = time.perf_counter()
+    serving = [i for i in range(4) if i != LAGGARD]
+    for i in serving:
+        store = Store(devnet.nodes[i].home / DATA_DIR)
+        try:
+            store.load_state(iter(entries), head, block, certificate)
+        finally:
+            store.close()
+    install_seconds = time.perf_counter() - installed
+    del entries
+    state_root = block.header.state_root.hex()
+    url = devnet.nodes[LAGGARD].url
+    try:
+        for i in serving:
+            devnet.start(i)
+        devnet.wait_until_up(serving)
+        offered = time.perf_counter()
+        for i in serving:
+            response = httpx.get(f"{devnet.nodes[i].url}/p2p/snapshot", timeout=120)
+            assert response.status_code == 200, f"node {i} offers no snapshot: {response.status_code}"
+            manifest = decode(response.content)
+            assert (manifest["height"], manifest["entries"]) == (SNAPSHOT_HEIGHT, STATE_ORDERS)
+        offer_seconds = time.perf_counter() - offered
+        with node_process(devnet, LAGGARD, "--state-sync") as process:
+            started = time.perf_counter()
+            answered = wait_for_head(url, process, SNAPSHOT_HEIGHT, block.hash().hex(), timeout=600)
+            seconds = time.perf_counter() - started
+            synced = status(url)
+            assert synced is not None and synced["state_root"] == state_root
+            assert synced["base_height"] == SNAPSHOT_HEIGHT
+            wait_converged(devnet, SNAPSHOT_HEIGHT)
+    finally:
+        devnet.stop_all()
+    log = (devnet.nodes[LAGGARD].home / "catchup.log").read_text(errors="replace")
+    assert "state sync: loaded" in log, log[-2000:]
+    print(
+        f"\n{STATE_ORDERS:,} order entries and their certified block at height {SNAPSHOT_HEIGHT} built in "
+        f"{build_seconds:.1f} s, loaded into {len(serving)} stores in {install_seconds:.1f} s; "
+        f"the 3 nodes built their offers in {offer_seconds:.1f} s"
+    )
+    print(
+        f"state sync of {STATE_ORDERS:,} orders through a node (HTTP chunks, verified against the certified "
+        f"commitment, loaded into LevelDB): {seconds:.1f} s from process start = {STATE_ORDERS / seconds:,.0f} "
+        f"entries/s (first answer after {answered - started:.1f} s)"
+    )
