@@ -149,9 +149,7 @@ class Replica:
     def start(self) -> list[Action]:
         """Re-send what this replica signed for its current slot, and arm the view timer if a view change is on."""
         if self._view_changing:
-            own = self._signed.get(("view_change", self._view, 0))
-            resend: list[Action] = [Broadcast(own)] if own is not None else []
-            return resend + self._rearm_timer()
+            return self._resend_view_change() + self._rearm_timer()
         next_height = self._height + 1
         return [
             Broadcast(message)
@@ -184,7 +182,14 @@ class Replica:
             return []
         self._timer_armed = False
         self._sync_requested = self._height
-        return self._note_peer_height(None) + self._start_view_change(self._view + 1)
+        sync = self._note_peer_height(None)
+        if sync:
+            # f+1 peers committed past this replica: it is lagging, which is no fault of the primary's.
+            return sync + self._rearm_timer()
+        if self._view_changing and not self._has_view_change_quorum():
+            # Moving on alone would leave the others behind in ever later views: ask again for this one.
+            return self._resend_view_change() + self._rearm_timer()
+        return self._start_view_change(self._view + 1)
 
     def on_batch(self, txs: Sequence[Tx]) -> list[Action]:
         """The node has pending txs: arm the request timer, and propose them if this is an idle primary."""
@@ -418,6 +423,14 @@ class Replica:
         self._view_changes[self.id] = view_change
         self._signed = {key: m for key, m in self._signed.items() if key[1] >= view}
         return [*actions, Broadcast(view_change), *self._rearm_timer(), *self._process_view_changes()]
+
+    def _has_view_change_quorum(self) -> bool:
+        """Have q replicas (this one included) asked for the view this replica is changing to, or a later one?"""
+        return sum(vc.view >= self._view for vc in self._view_changes.values()) >= self.quorum
+
+    def _resend_view_change(self) -> list[Action]:
+        own = self._signed.get(("view_change", self._view, 0))
+        return [Broadcast(own)] if own is not None else []
 
     def _on_view_change(self, message: ViewChange) -> list[Action]:
         actions = self._note_peer_height(message.sender, message.height) + self._help_lagging_peer(message)

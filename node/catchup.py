@@ -2,8 +2,8 @@
 
 A background loop asks the peers for their heights every second. When some
 peer is ahead and this node made no progress through consensus since the
-last look (or the replica asked for it with `RequestSync`), it runs block
-sync: blocks arrive in batches with their commit certificates, are verified
+last look (or since it started, or the replica asked for it with
+`RequestSync`), it runs block sync: blocks arrive in batches with their commit certificates, are verified
 by `p2p.sync`, then re-executed here and committed like any decided block.
 When it is done the replica is told the new height and the certificate of
 the head block, so it joins consensus at the head and can prove that head in
@@ -60,8 +60,9 @@ class CatchUp:
         self.last_report: SyncReport | None = None
         self.head_certificate: CommitCertificate | None = None
         """Certificate of the last block applied by sync."""
+        self.syncing = False
+        """True while blocks or a snapshot are being fetched and applied."""
         self._wanted = asyncio.Event()
-        self._running = False
 
     def request(self) -> None:
         """Sync as soon as possible (the replica saw others ahead)."""
@@ -81,7 +82,7 @@ class CatchUp:
 
     async def run(self) -> None:
         """Poll peers and sync when behind, until cancelled."""
-        last_height = -1
+        last_height = self.executor.head()[0]
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), POLL_INTERVAL_S)
@@ -91,9 +92,13 @@ class CatchUp:
             heights = await self.sync.poll_status()
             behind = max(heights.values(), default=0) > height
             if behind and (wanted or height == last_height):
-                if height == 0:
-                    await self._state_sync()
-                await self._sync()
+                self.syncing = True
+                try:
+                    if height == 0:
+                        await self._state_sync()
+                    await self._sync()
+                finally:
+                    self.syncing = False
             last_height = self.executor.head()[0]
 
     async def _state_sync(self) -> None:

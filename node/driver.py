@@ -6,9 +6,11 @@ node's event loop. The replica answers with actions, which are carried out
 in order: `Persist` is fsynced to the consensus log before any later action
 (so nothing signed is sent before it is remembered), `Send`/`Broadcast` are
 queued on the transport, `Decide` commits the block through the executor,
-timers become loop callbacks, and `RequestSync` starts block sync. Every
-`compact_every` committed blocks (and after each sync) the consensus log is
-compacted to what the replica still needs, so it stays bounded.
+timers become loop callbacks (a view timeout that falls while the node is
+syncing waits until it is done: the lag is this node's, not the primary's),
+and `RequestSync` starts block sync. Every `compact_every` committed blocks
+(and after each sync) the consensus log is compacted to what the replica
+still needs, so it stays bounded.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from consensus.actions import Action, Broadcast, CancelTimer, Decide, Persist, RequestSync, Send, SetTimer
 from consensus.messages import decode_message, encode_message
-from consensus.replica import Replica
+from consensus.replica import VIEW_TIMER, Replica
 from ledger.block import Block, CommitCertificate, Receipt
 from ledger.errors import LedgerError
 from node.executor import Executor
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 CONSENSUS_KIND = "consensus"
 """Envelope kind of consensus messages."""
+
+SYNC_RECHECK_S = 1.0
+"""While the node syncs, how long a view timeout waits before it looks again."""
 
 CommitListener = Callable[[Block, list[Receipt]], None]
 
@@ -50,6 +55,7 @@ class ConsensusDriver:
         batch_wait_ms: int,
         request_sync: Callable[[int], None],
         compact_every: int = 100,
+        is_syncing: Callable[[], bool] = lambda: False,
     ) -> None:
         self.replica = replica
         self.wal = wal
@@ -59,6 +65,8 @@ class ConsensusDriver:
         self.max_block_txs = max_block_txs
         self.batch_wait_s = batch_wait_ms / 1000
         self.request_sync = request_sync
+        self.is_syncing = is_syncing
+        """True while the node applies blocks by sync: view timeouts wait until it is done."""
         self.compact_every = max(compact_every, 1)
         self._commits_since_compaction = 0
         self.listeners: list[CommitListener] = []
@@ -102,6 +110,10 @@ class ConsensusDriver:
 
     def _on_timer(self, name: str) -> None:
         self._timers.pop(name, None)
+        if name == VIEW_TIMER and self.is_syncing():
+            # Blocks are arriving by sync: no progress is this node's lag, not the primary's fault. Look again later.
+            self._timers[name] = asyncio.get_running_loop().call_later(SYNC_RECHECK_S, self._on_timer, name)
+            return
         self._run(self.replica.on_timeout(name))
 
     # -- actions ------------------------------------------------------------------

@@ -99,6 +99,7 @@ class Node:
             self.config.batch_wait_ms,
             self.request_sync,
             self.genesis.consensus.checkpoint_interval,
+            lambda: self.catchup.syncing,
         )
         self.driver.listeners.append(self._on_commit)
         self.gossip = TxGossip(self.transport)

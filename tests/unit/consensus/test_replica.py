@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.actions import Broadcast, Decide, Persist, SetTimer
+from consensus.actions import Broadcast, Decide, Persist, RequestSync, SetTimer
 from consensus.errors import ConsensusLogCorrupted
 from consensus.messages import Prepare, PrePrepare, sign_message
 from consensus.replica import VIEW_TIMER, Replica
@@ -69,15 +69,53 @@ def test_silent_primary_is_replaced_and_the_timeout_backs_off_then_resets():
 
 
 def test_timeouts_double_while_views_fail():
+    cluster = Cluster.make(7)
+    cluster.muted |= {"node-0", "node-1"}
+    alive = [f"node-{i}" for i in range(2, 7)]
+    cluster.offer(cluster.txs(1))
+    base = cluster.network.genesis.consensus.view_timeout_ms
+    cluster.fire(VIEW_TIMER, alive)
+    assert {cluster.replicas[v].view for v in alive} == {1}
+    assert {cluster.timers[v][VIEW_TIMER] for v in alive} == {base * 2}
+    cluster.fire(VIEW_TIMER, alive)
+    assert {cluster.replicas[v].view for v in alive} == {2}
+    assert {cluster.apps[v].head()[0] for v in alive} == {1}
+    assert cluster.apps["node-2"].blocks[0].header.proposer == "node-2"
+
+
+def test_a_replica_alone_in_a_view_change_asks_again_instead_of_moving_on():
     cluster = Cluster.make(4)
     replica = cluster.replicas["node-1"]
-    delays = []
+    views, delays = [], []
     for _ in range(4):
         actions = replica.on_timeout(VIEW_TIMER)
+        views.append(replica.view)
         delays += [a.delay_ms for a in actions if isinstance(a, SetTimer) and a.name == VIEW_TIMER]
+        resent = [a.message for a in actions if isinstance(a, Broadcast)]
+        assert [type(m).__name__ for m in resent] == ["ViewChange"] and resent[0].view == 1
     base = cluster.network.genesis.consensus.view_timeout_ms
-    assert delays == [base * 2, base * 4, base * 8, base * 16]
-    assert replica.view == 4 and replica.is_view_changing
+    assert views == [1, 1, 1, 1]
+    assert delays == [base * 2] * 4
+    cluster.settle()
+    cluster.fire(VIEW_TIMER, ["node-0", "node-2", "node-3"])
+    assert {r.view for r in cluster.replicas.values()} == {1}
+    assert not any(r.is_view_changing for r in cluster.replicas.values())
+
+
+def test_a_lagging_replica_syncs_instead_of_suspecting_the_primary():
+    cluster = Cluster.make(4)
+    txs = cluster.txs(3)
+    lagging = cluster.replicas.pop("node-3")
+    cluster.offer(txs[:1])
+    cluster.offer(txs[1:2])
+    cluster.replicas["node-3"] = lagging
+    cluster.offer(txs[2:])
+    assert lagging.height == 0 and cluster.apps["node-0"].head()[0] == 3
+    assert cluster.syncs == [("node-3", 2)]
+    actions = lagging.on_timeout(VIEW_TIMER)
+    assert lagging.view == 0 and not lagging.is_view_changing
+    assert [a for a in actions if isinstance(a, RequestSync)] == [RequestSync(2)]
+    assert [a.name for a in actions if isinstance(a, SetTimer)] == [VIEW_TIMER]
 
 
 def test_restart_never_signs_a_conflicting_prepare():
