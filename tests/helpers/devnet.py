@@ -1,0 +1,85 @@
+"""Driving a devnet of real node processes from tests: load, wait, compare heads, wipe a node.
+
+Everything goes through the nodes' HTTP API, as an operator or integrator
+would; nothing reaches into a running node.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from devnet.client import NodeClient, Signer
+from devnet.network import Devnet
+from node.config import DATA_DIR, WAL_FILE
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def status(url: str) -> dict[str, Any] | None:
+    """A node's `/v1/status`, or None while it does not answer."""
+    try:
+        result: dict[str, Any] = httpx.get(f"{url}/v1/status", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return result
+
+
+def load(devnet: Devnet, via: int, tag: str, *, seconds: float = 60.0, until_height: int = 0) -> int:
+    """Send batches of 20 one-tx-each catalogue updates to node `via`, each batch waited for,
+    for `seconds` or until the chain reaches `until_height`; returns the height reached."""
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+    client = NodeClient(devnet.nodes[via].url)
+    deadline = time.monotonic() + seconds
+    sent = 0
+    height: int = client.status()["height"]
+    while time.monotonic() < deadline and (not until_height or height < until_height):
+        txs = [
+            signer.tx(
+                "operator-1",
+                "sku.upsert",
+                {"sku": f"{tag}-{sent + i}", "price": 1, "currency": "EUR", "tax_class": "standard"},
+            )
+            for i in range(20)
+        ]
+        client.submit_many(txs)
+        sent += len(txs)
+        height = client.wait(txs[-1].id.hex(), timeout=60)["height"]
+    height = client.status()["height"]
+    client.close()
+    return height
+
+
+def converged(devnet: Devnet, height: int) -> bool:
+    """Every node is at `height` or beyond, and those at `height` agree on head hash and state root."""
+    rows = [status(node.url) for node in devnet.nodes]
+    if any(row is None or row["height"] < height for row in rows):
+        return False
+    return (
+        len({(row["head_hash"], row["state_root"]) for row in rows if row is not None and row["height"] == height}) == 1
+    )
+
+
+def wait_converged(devnet: Devnet, height: int, timeout: float = 90.0) -> list[dict[str, Any]]:
+    """Wait until every node is at `height` or beyond and those at `height` agree; returns the block there."""
+    wait_for(lambda: converged(devnet, height), timeout, f"all nodes to reach height {height} with one head")
+    blocks = [NodeClient(node.url).get(f"/v1/blocks/{height}") for node in devnet.nodes]
+    assert len({block["hash"] for block in blocks}) == 1
+    return blocks
+
+
+def wipe(devnet: Devnet, index: int) -> None:
+    """Remove a (stopped) node's LevelDB and consensus log, keeping its keys and config."""
+    home = devnet.nodes[index].home
+    shutil.rmtree(home / DATA_DIR)
+    (home / WAL_FILE).unlink(missing_ok=True)
