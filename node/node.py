@@ -188,13 +188,16 @@ class Node:
             self.base_height = block.height
         self.snapshots.on_commit(block.height)
 
-    def _load_snapshot(
+    async def _load_snapshot(
         self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]
     ) -> None:
-        """Replace the (empty) state by a verified snapshot at `block` (state sync)."""
+        """Replace the (empty) state by a verified snapshot at `block` (state sync).
+
+        Writing a large state takes seconds; it runs on a worker thread so the API keeps answering meanwhile.
+        """
         header = block.header
         head = Head(header.height, block.hash(), header.state_root, header.timestamp_ms)
-        self.store.load_state(entries, head, block, certificate)
+        await asyncio.to_thread(self.store.load_state, entries, head, block, certificate)
         self.base_height = header.height
         self.snapshots.capture()
 
