@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from node.api import blocks, inventory, invoices, metrics, orders, p2p, status, txs
 from node.api.errors import install_error_handlers
+from node.api.inbox import InboxMiddleware
 from node.node import Node
 
 DESCRIPTION = """
@@ -35,6 +36,7 @@ def create_app(home: Path, state_sync: bool | None = None) -> FastAPI:
             await node.close()
 
     app = FastAPI(title="oms-ledger node", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
     for module in (status, txs, blocks, orders, inventory, invoices, p2p, metrics):
         app.include_router(module.router)

@@ -1,54 +1,18 @@
-"""Node-to-node routes: the envelope inbox, and what block sync and state sync fetch.
-
-The inbox refuses a body larger than `MAX_INBOX_BYTES` with 413 before it
-holds it in memory: a declared Content-Length above the limit is refused
-without reading anything, and a body streamed without one (or longer than it
-declared) is cut off as soon as it passes the limit. Each refusal is counted
-in `Node.oversized_requests`.
-"""
+"""Node-to-node routes: what block sync and state sync fetch (the envelope inbox is `node.api.inbox`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from node.api.deps import get_node
 from node.node import Node
-from p2p.envelope import DEFAULT_MAX_ENVELOPE_BYTES
 from p2p.sync import encode_status, read_blocks
 
 router = APIRouter(prefix="/p2p", tags=["p2p"], include_in_schema=False)
 
 NodeDep = Annotated[Node, Depends(get_node)]
-
-MAX_INBOX_BYTES = 2 * DEFAULT_MAX_ENVELOPE_BYTES
-"""Largest `/p2p` POST body read: room for the largest envelope a peer accepts, and its framing."""
-
-
-@router.post("")
-async def inbox(request: Request, node: NodeDep) -> Response:
-    """A frame of signed envelopes from a peer; refused envelopes are counted and dropped."""
-    body = await read_capped_body(request, MAX_INBOX_BYTES)
-    if body is None:
-        node.oversized_requests += 1
-        return Response(status_code=413, headers={"connection": "close"})
-    accepted = await node.transport.receive(body)
-    return Response(status_code=202, headers={"x-accepted": str(accepted)})
-
-
-async def read_capped_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
 
 @router.get("/status")
 async def sync_status(node: NodeDep) -> Response:

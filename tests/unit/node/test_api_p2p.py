@@ -1,4 +1,4 @@
-"""The `/p2p` inbox refuses oversized bodies with 413, before reading them whole, and counts them."""
+"""The `/p2p` inbox delivers frames, refuses oversized bodies with 413 before reading them whole, and counts them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from node.api import p2p
-from node.api.deps import get_node
+from node.api import inbox
+from node.api.inbox import InboxMiddleware
 
 LIMIT = 1000
 
@@ -26,15 +26,20 @@ class FakeTransport:
 
 @pytest.fixture
 def node(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    monkeypatch.setattr(p2p, "MAX_INBOX_BYTES", LIMIT)
+    monkeypatch.setattr(inbox, "MAX_INBOX_BYTES", LIMIT)
     return SimpleNamespace(transport=FakeTransport(), oversized_requests=0)
 
 
 @pytest.fixture
 def client(node: SimpleNamespace) -> Iterator[TestClient]:
     app = FastAPI()
-    app.include_router(p2p.router)
-    app.dependency_overrides[get_node] = lambda: node
+    app.add_middleware(InboxMiddleware)
+    app.state.node = node
+
+    @app.get("/p2p")
+    async def other() -> dict[str, str]:
+        return {"passed": "through"}
+
     with TestClient(app) as test_client:
         yield test_client
 
@@ -42,6 +47,7 @@ def client(node: SimpleNamespace) -> Iterator[TestClient]:
 def test_a_body_within_the_limit_is_delivered(client: TestClient, node: SimpleNamespace):
     response = client.post("/p2p", content=b"x" * LIMIT)
     assert response.status_code == 202
+    assert response.headers["x-accepted"] == "1"
     assert node.transport.frames == [b"x" * LIMIT]
     assert node.oversized_requests == 0
 
@@ -62,3 +68,9 @@ def test_a_streamed_body_is_cut_off_at_the_limit(client: TestClient, node: Simpl
     assert response.status_code == 413
     assert node.transport.frames == []
     assert node.oversized_requests == 1
+
+
+def test_other_requests_pass_through_to_the_routes(client: TestClient, node: SimpleNamespace):
+    assert client.get("/p2p").json() == {"passed": "through"}
+    assert client.post("/p2p/elsewhere").status_code == 404
+    assert node.transport.frames == []

@@ -1,0 +1,66 @@
+"""The envelope inbox, `POST /p2p`: peers' frames straight to the node's transport.
+
+Every consensus message is one such request, so the inbox is an ASGI
+middleware in front of the routes rather than a FastAPI route: a frame skips
+routing, dependency injection and the exception layers, which cost about as
+much CPU as handling the frame itself. Every other request passes through.
+
+A body larger than `MAX_INBOX_BYTES` is refused with 413 before it is held in
+memory: a declared Content-Length above the limit is refused without reading
+anything, and a body streamed without one (or longer than it declared) is cut
+off as soon as it passes the limit. Each refusal is counted in
+`Node.oversized_requests`. A frame is answered 202 with `x-accepted`, the
+number of envelopes that reached a handler.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from p2p.envelope import DEFAULT_MAX_ENVELOPE_BYTES
+from p2p.transport import P2P_PATH
+
+MAX_INBOX_BYTES = 2 * DEFAULT_MAX_ENVELOPE_BYTES
+"""Largest `/p2p` POST body read: room for the largest envelope a peer accepts, and its framing."""
+
+
+class InboxMiddleware:
+    """Answers `POST /p2p` itself; hands every other request to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != P2P_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        node = scope["app"].state.node
+        body = await read_capped_body(scope, receive, MAX_INBOX_BYTES)
+        if body is None:
+            node.oversized_requests += 1
+            await _respond(send, 413, [(b"connection", b"close")])
+            return
+        accepted = await node.transport.receive(body)
+        await _respond(send, 202, [(b"x-accepted", str(accepted).encode())])
+
+
+async def read_capped_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed `limit` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+            return None
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0"), *headers]})
+    await send({"type": "http.response.body", "body": b""})
