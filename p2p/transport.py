@@ -4,8 +4,10 @@
 and `broadcast` are non-blocking (they seal the message and enqueue it), and
 incoming frames go through `receive` to the handlers registered per kind.
 
-`HttpTransport` is the real one. It keeps one `httpx.AsyncClient` (a
-persistent connection pool) and, per peer, a bounded queue drained by its own
+`HttpTransport` is the real one. It keeps one httpx connection pool
+(`httpx.AsyncHTTPTransport`: persistent connections; frames need none of a
+client's cookies, redirects or auth, which cost as much CPU as the rest of a
+request) and, per peer, a bounded queue drained by its own
 sender task, so a slow or dead peer only ever fills its own queue. When a
 queue is full the oldest envelope is dropped (and counted in the peer table):
 for consensus traffic the newest messages matter most, and the protocol
@@ -66,6 +68,8 @@ BACKOFF_MAX_S = 5.0
 
 P2P_PATH = "/p2p"
 """Route of a node's server that accepts frames."""
+
+FRAME_HEADERS = {"content-type": "application/octet-stream"}
 
 
 class Transport(Protocol):
@@ -145,7 +149,6 @@ class HttpTransport:
         peers: PeerTable,
         *,
         gate: EnvelopeGate | None = None,
-        client: httpx.AsyncClient | None = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
@@ -163,19 +166,17 @@ class HttpTransport:
         self.retries = retries
         self._key = key
         self._seq = seq or SeqCounter()
-        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
-        self._client = client
-        self._owns_client = client is None
+        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s).as_dict()
+        self._pool: httpx.AsyncHTTPTransport | None = None
         self._queues = {peer_id: SendQueue(queue_size) for peer_id in peers.ids()}
         self._tasks: list[asyncio.Task[None]] = []
         self._rng = random.Random()
 
     async def start(self) -> None:
-        if self._client is None:
-            limits = httpx.Limits(
-                max_connections=2 * len(self._queues) + 4, max_keepalive_connections=len(self._queues) + 2
-            )
-            self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits)
+        limits = httpx.Limits(
+            max_connections=2 * len(self._queues) + 4, max_keepalive_connections=len(self._queues) + 2
+        )
+        self._pool = httpx.AsyncHTTPTransport(limits=limits)
         self._tasks = [asyncio.create_task(self._run_sender(peer_id)) for peer_id in self._queues]
 
     async def close(self) -> None:
@@ -185,9 +186,9 @@ class HttpTransport:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._client is not None and self._owns_client:
-            await self._client.aclose()
-            self._client = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
     def register(self, kind: str, handler: Handler) -> None:
         self.inbox.register(kind, handler)
@@ -238,15 +239,18 @@ class HttpTransport:
 
     async def _post(self, peer_id: str, batch: list[bytes]) -> str:
         """POST one batch; return `sent`, `retry` (network error or 5xx) or `failed` (4xx)."""
-        if self._client is None:
+        if self._pool is None:
             raise RuntimeError("HttpTransport used before start()")
         frame = encode_frame(batch)
         url = self.peers.get(peer_id).address.rstrip("/") + P2P_PATH
+        request = httpx.Request(
+            "POST", url, content=frame, headers=FRAME_HEADERS, extensions={"timeout": self._timeout}
+        )
         started = time.perf_counter()
         try:
-            response = await self._client.post(
-                url, content=frame, headers={"content-type": "application/octet-stream"}, timeout=self._timeout
-            )
+            response = await self._pool.handle_async_request(request)
+            await response.aread()
+            await response.aclose()
         except httpx.HTTPError as exc:
             self.peers.record_error(peer_id, f"{type(exc).__name__}: {exc}")
             return "retry"
