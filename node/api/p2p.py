@@ -14,6 +14,7 @@ router = APIRouter(prefix="/p2p", tags=["p2p"], include_in_schema=False)
 
 NodeDep = Annotated[Node, Depends(get_node)]
 
+
 @router.get("/status")
 async def sync_status(node: NodeDep) -> Response:
     """This node's height and head hash, for peers deciding whether to sync from it."""
