@@ -3,8 +3,9 @@
 A background loop asks the peers for their heights every second. When some
 peer is ahead and this node made no progress through consensus since the
 last look (or since it started, or the replica asked for it with
-`RequestSync`), it runs block sync: blocks arrive in batches with their commit certificates, are verified
-by `p2p.sync`, then re-executed here and committed like any decided block.
+`RequestSync`), it runs block sync: blocks arrive in batches with their
+commit certificates, are verified by `p2p.sync`, then re-executed here and
+committed like any decided block.
 When it is done the replica is told the new height and the certificate of
 the head block, so it joins consensus at the head and can prove that head in
 later view changes.
