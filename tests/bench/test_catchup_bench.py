@@ -24,10 +24,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -46,7 +43,7 @@ from ledger.store import Head, Store
 from node.config import DATA_DIR, KEY_FILE, NodeConfig
 from tests.helpers.builders import Network
 from tests.helpers.chain import certify, make_block
-from tests.helpers.devnet import status, wait_converged, wait_for, wipe
+from tests.helpers.devnet import node_process, status, wait_converged, wait_for, wipe
 
 pytestmark = pytest.mark.bench
 
@@ -62,28 +59,8 @@ SNAPSHOT_HEIGHT = 100 * CHECKPOINT_INTERVAL
 """Height of the certified block whose state the million-order snapshot is."""
 
 LAGGARD = 3
-
-
-@contextmanager
-def node_process(devnet: Devnet, index: int, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`omsnode start` for one node with extra flags, stopped (killed if need be) on the way out."""
-    home = devnet.nodes[index].home
-    with open(home / "catchup.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "start", "--home", str(home), *flags],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
+LOG = "catchup.log"
+"""Where the catching-up node's output goes (in its home), read back for its own timings."""
 
 
 def wait_for_head(url: str, process: subprocess.Popen[bytes], height: int, head_hash: str, timeout: float) -> float:
@@ -148,7 +125,7 @@ def count_txs(url: str, height: int) -> int:
 
 def node_sync_seconds(devnet: Devnet, index: int) -> float:
     """Seconds the node's own block sync reported in its log (its runs summed)."""
-    text = (devnet.nodes[index].home / "catchup.log").read_text(errors="replace")
+    text = (devnet.nodes[index].home / LOG).read_text(errors="replace")
     return sum(float(s) for s in re.findall(r"block sync: \d+ blocks \(\d+ txs\) up to height \d+ in ([\d.]+) s", text))
 
 
@@ -166,7 +143,7 @@ def test_block_sync_catch_up_with_re_execution(tmp_path: Path) -> None:
         load_seconds = time.perf_counter() - loaded
         wipe(devnet, LAGGARD)
         url = devnet.nodes[LAGGARD].url
-        with node_process(devnet, LAGGARD, "--no-state-sync") as process:
+        with node_process(devnet, LAGGARD, "--no-state-sync", log=LOG) as process:
             started = time.perf_counter()
             answered = wait_for_head(url, process, height, head_hash, timeout=600)
             seconds = time.perf_counter() - started
@@ -241,7 +218,7 @@ def test_state_sync_of_a_million_orders(tmp_path: Path) -> None:
             manifest = decode(response.content)
             assert (manifest["height"], manifest["entries"]) == (SNAPSHOT_HEIGHT, STATE_ORDERS)
         offer_seconds = time.perf_counter() - offered
-        with node_process(devnet, LAGGARD, "--state-sync") as process:
+        with node_process(devnet, LAGGARD, "--state-sync", log=LOG) as process:
             started = time.perf_counter()
             answered = wait_for_head(url, process, SNAPSHOT_HEIGHT, block.hash().hex(), timeout=600)
             seconds = time.perf_counter() - started
@@ -251,7 +228,7 @@ def test_state_sync_of_a_million_orders(tmp_path: Path) -> None:
             wait_converged(devnet, SNAPSHOT_HEIGHT)
     finally:
         devnet.stop_all()
-    log = (devnet.nodes[LAGGARD].home / "catchup.log").read_text(errors="replace")
+    log = (devnet.nodes[LAGGARD].home / LOG).read_text(errors="replace")
     assert "state sync: loaded" in log, log[-2000:]
     print(
         f"\n{STATE_ORDERS:,} order entries and their certified block at height {SNAPSHOT_HEIGHT} built in "

@@ -8,8 +8,6 @@ The killed node misses 2,000 blocks.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -18,7 +16,7 @@ import pytest
 
 from devnet.network import Devnet
 from ledger.genesis import ConsensusParams
-from tests.helpers.devnet import load, status, wait_converged, wipe
+from tests.helpers.devnet import load, node_process, status, wait_converged, wipe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -73,19 +71,12 @@ def test_fresh_node_state_syncs_to_the_same_state_commitment(net: Devnet) -> Non
     net.kill(1)
     wipe(net, 1)
     height = load(net, 0, "SNAPSHOT", seconds=LOAD_SECONDS)
-    log_path = node.home / "state-sync.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "start", "--home", str(node.home), "--state-sync"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with node_process(net, 1, "--state-sync", log="state-sync.log"):
         wait_converged(net, height)
         synced = status(node.url)
         assert synced is not None
         base = synced["base_height"]
-        text = log_path.read_text()
+        text = (node.home / "state-sync.log").read_text()
         assert "state sync: loaded" in text, text[-2000:]
         assert base > 1 and base % CHECKPOINT_INTERVAL == 0
         response = httpx.get(f"{node.url}/v1/blocks/{base - 1}", timeout=5)
@@ -93,6 +84,3 @@ def test_fresh_node_state_syncs_to_the_same_state_commitment(net: Devnet) -> Non
         assert httpx.get(f"{node.url}/v1/blocks/{base}", timeout=5).status_code == 200
         after = load(net, 1, "AFTER-SNAPSHOT", seconds=2)
         wait_converged(net, after)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)

@@ -7,8 +7,11 @@ would; nothing reaches into a running node.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -83,3 +86,26 @@ def wipe(devnet: Devnet, index: int) -> None:
     home = devnet.nodes[index].home
     shutil.rmtree(home / DATA_DIR)
     (home / WAL_FILE).unlink(missing_ok=True)
+
+
+@contextmanager
+def node_process(devnet: Devnet, index: int, *flags: str, log: str = "node.log") -> Iterator[subprocess.Popen[bytes]]:
+    """`omsnode start` for one node with extra flags (output appended to `log` in its home),
+    stopped (killed if need be) on the way out."""
+    home = devnet.nodes[index].home
+    with open(home / log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "start", "--home", str(home), *flags],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
