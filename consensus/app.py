@@ -1,11 +1,17 @@
-"""What a replica needs from its node: the head, block building and block checking."""
+"""What a replica needs from its node: the head, block building and block checking.
+
+Checks come in two kinds, kept apart because only one may be remembered:
+`check_block` depends on the block and the chain alone, so its verdict holds
+for good; `check_time` depends on this node's clock, so a refusal may turn
+into an acceptance a moment later and is asked again rather than cached.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
 
-from ledger.block import Block
+from ledger.block import Block, CommitCertificate
 from ledger.tx import Tx
 
 
@@ -25,5 +31,16 @@ class Application(Protocol):
         ...
 
     def check_block(self, block: Block) -> str | None:
-        """Validate a proposal and re-execute it on a scratch view comparing roots; None if valid, else why not."""
+        """Validate a proposal and re-execute it on a scratch view comparing roots; None if valid, else why not.
+
+        The verdict must not depend on the local clock (that is `check_time`): the replica caches it.
+        """
+        ...
+
+    def check_time(self, block: Block) -> int:
+        """0 if this node's clock accepts the block's timestamp now, else how many ms to wait before asking again."""
+        ...
+
+    def head_certificate(self) -> CommitCertificate | None:
+        """The stored commit certificate of the head block (None at genesis)."""
         ...

@@ -1,4 +1,4 @@
-"""The six PBFT messages, their signing bytes and their canonical wire form.
+"""The PBFT messages (six of the protocol and a TIMEOUT), their signing bytes and their canonical wire form.
 
 Every message names its chain, its sender (a validator id from genesis) and
 carries the sender's Ed25519 signature over `compute_signing_bytes`. A COMMIT
@@ -6,7 +6,9 @@ is signed over `ledger.block.commit_sign_bytes`, so 2f+1 commits for a block
 are, as they stand, its `CommitCertificate`. A PRE-PREPARE is signed over the
 block hash, not the block, and the block hash commits to the txs and roots.
 VIEW-CHANGE and NEW-VIEW carry other signed messages and are signed over their
-whole encoded body.
+whole encoded body. A TIMEOUT is a replica's non-binding wish to leave a view
+at a height: a VIEW-CHANGE, which binds, follows only once f+1 replicas wish
+the same (see `consensus.replica`).
 
 `encode_message` and `decode_message` are the only way messages become bytes
 and back; anything malformed is an `InvalidMessage`.
@@ -77,6 +79,18 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class Timeout:
+    """The sender saw no progress in `view` at `height` and would leave the view if f others agree."""
+
+    chain_id: str
+    view: int
+    height: int
+    """The height the sender is working on (its committed height + 1)."""
+    sender: str
+    signature: bytes = b""
+
+
+@dataclass(frozen=True)
 class PreparedCertificate:
     """Proof that a block was prepared: its PRE-PREPARE and 2f+1 matching PREPAREs of the same view."""
 
@@ -122,7 +136,7 @@ class NewView:
     signature: bytes = b""
 
 
-Message = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
+Message = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Timeout
 """Any consensus message."""
 
 
@@ -146,7 +160,7 @@ def compute_signing_bytes(message: Message) -> bytes:
     return encode(wire)
 
 
-AnyMessage = TypeVar("AnyMessage", PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
+AnyMessage = TypeVar("AnyMessage", PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, Timeout)
 """One particular message type, kept through signing."""
 
 
@@ -185,6 +199,8 @@ def _to_wire(message: Message) -> dict[str, Any]:
             "block_hash": message.block_hash,
             "state_root": message.state_root,
         }
+    elif isinstance(message, Timeout):
+        body = {"type": "timeout", "view": message.view, "height": message.height}
     elif isinstance(message, ViewChange):
         prepared = message.prepared
         body = {
@@ -218,6 +234,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "checkpoint": ("height", "block_hash", "state_root"),
     "view_change": ("view", "height", "certificate", "prepared"),
     "new_view": ("view", "view_changes", "pre_prepare"),
+    "timeout": ("view", "height"),
 }
 """The fields of each message type besides type, chain_id, sender and signature."""
 
@@ -250,6 +267,8 @@ def _from_wire(wire: Any) -> Message:
             sender,
             signature,
         )
+    if kind == "timeout":
+        return Timeout(chain_id, _height(wire, "view"), _height(wire, "height"), sender, signature)
     if kind == "view_change":
         certificate = None if wire["certificate"] is None else CommitCertificate.from_wire(wire["certificate"])
         return ViewChange(

@@ -3,10 +3,12 @@
 Three kinds of record: every message the replica signs that could conflict
 with another (`signed`: pre-prepare, prepare, commit, view change, new view),
 each prepared certificate it forms before it votes to commit (`prepared`),
-and the commit certificate of each block it decides (`certificate`). From
-these a restarted replica knows its view, what it already signed for each
-(view, height), and what it must report in a view change. A record that
-cannot be read is a `ConsensusLogCorrupted`: the replica refuses to start.
+and each view it enters, with the height its NEW-VIEW showed certified and
+the block it obliged (`view`). From these a restarted replica knows its
+view and where it started, what it already signed for each (view, height),
+and what it must report in a view change; the commit certificate of its
+head it reads from the node's store. A record that cannot be read is a
+`ConsensusLogCorrupted`: the replica refuses to start.
 """
 
 from __future__ import annotations
@@ -24,8 +26,21 @@ from consensus.messages import (
     decode_message,
     encode_message,
 )
-from ledger.block import CommitCertificate
 from ledger.errors import LedgerError
+
+
+@dataclass(frozen=True)
+class ViewEntry:
+    """Where a view started: what its NEW-VIEW obliges every replica in it to respect."""
+
+    view: int
+    height: int
+    """The highest height the NEW-VIEW's view changes prove certified: nothing is proposed at or below it."""
+    block_hash: bytes | None
+    """The block the NEW-VIEW re-proposes at `height + 1`, if any: no other may be prepared there in this view."""
+    prepared_view: int | None = None
+    """The view in which that block was prepared: a replica locked on another block in an earlier view may
+    unlock for it."""
 
 
 def make_signed_record(message: Message) -> dict[str, Any]:
@@ -40,8 +55,14 @@ def make_prepared_record(prepared: PreparedCertificate) -> dict[str, Any]:
     }
 
 
-def make_certificate_record(certificate: CommitCertificate) -> dict[str, Any]:
-    return {"type": "certificate", "certificate": certificate.to_wire()}
+def make_view_record(entry: ViewEntry) -> dict[str, Any]:
+    return {
+        "type": "view",
+        "view": entry.view,
+        "height": entry.height,
+        "block_hash": entry.block_hash,
+        "prepared_view": entry.prepared_view,
+    }
 
 
 @dataclass
@@ -50,7 +71,7 @@ class Restored:
 
     signed: list[Message] = field(default_factory=list)
     prepared: list[PreparedCertificate] = field(default_factory=list)
-    certificates: list[CommitCertificate] = field(default_factory=list)
+    views: list[ViewEntry] = field(default_factory=list)
 
 
 def load_records(records: Sequence[dict[str, Any]]) -> Restored:
@@ -74,7 +95,20 @@ def _load_record(record: Any, restored: Restored) -> None:
         if not isinstance(pre_prepare, PrePrepare) or not all(isinstance(p, Prepare) for p in prepares):
             raise ConsensusLogCorrupted("a prepared record holds other messages")
         restored.prepared.append(PreparedCertificate(pre_prepare, prepares))  # type: ignore[arg-type]
-    elif kind == "certificate":
-        restored.certificates.append(CommitCertificate.from_wire(record["certificate"]))
+    elif kind == "view":
+        restored.views.append(read_view_record(record))
     else:
         raise ConsensusLogCorrupted(f"unknown record type {kind!r}")
+
+
+def read_view_record(record: dict[str, Any]) -> ViewEntry:
+    """The `ViewEntry` of a `view` record; `ConsensusLogCorrupted` if it is malformed."""
+    view, height, block_hash = record.get("view"), record.get("height"), record.get("block_hash")
+    prepared_view = record.get("prepared_view")
+    if type(view) is not int or type(height) is not int or view < 0 or height < 0:
+        raise ConsensusLogCorrupted("a view record needs a view and a height")
+    if block_hash is not None and type(block_hash) is not bytes:
+        raise ConsensusLogCorrupted("a view record's block hash must be bytes")
+    if prepared_view is not None and type(prepared_view) is not int:
+        raise ConsensusLogCorrupted("a view record's prepared view must be an int")
+    return ViewEntry(view, height, block_hash, prepared_view)

@@ -10,14 +10,21 @@ commits as its certificate. With one validator the quorum is 1 and the same
 path commits a block as soon as it is proposed.
 
 When no block commits in time, or the primary proposes a bad or conflicting
-block, replicas move to the next view with VIEW-CHANGE messages; the new
-primary gathers 2f+1 of them into a NEW-VIEW that re-proposes the
-highest-view prepared block, if any, so a block committed in an old view is
-never replaced. Timeouts double with each failed view and fall back to the
-base value once a block commits. Every `checkpoint_interval` blocks replicas
-exchange CHECKPOINTs; 2f+1 matching make it stable and the log below it is
-dropped. Signs of others being ahead (f+1 validators past our height, a
-stable checkpoint or a new view above it) make the replica ask for sync.
+block, a replica re-sends what it signed for the height and broadcasts a
+TIMEOUT: a wish to leave the view that binds it to nothing. Once f+1
+replicas wish to leave view v at the same height (so at least one honest
+one), each of them moves to v+1 with a VIEW-CHANGE; a replica alone in its
+suspicion stays in the view and keeps voting, so a slow node never strands
+itself in a view no one else is in. The new primary gathers 2f+1
+VIEW-CHANGEs into a NEW-VIEW that re-proposes the highest-view prepared
+block, if any, so a block committed in an old view is never replaced; no
+replica proposes or prepares in the new view at a height the NEW-VIEW shows
+certified, and no replica votes at all before it has synced to that height.
+Timeouts double with each failed view and fall back to the base value once a
+block commits. Every `checkpoint_interval` blocks replicas exchange
+CHECKPOINTs; 2f+1 matching make it stable and the log below it is dropped.
+Signs of others being ahead (f+1 validators past our height, a stable
+checkpoint or a new view above it) make the replica ask for sync.
 See docs/spec/consensus.md.
 """
 
@@ -38,13 +45,13 @@ from consensus.messages import (
     Prepare,
     PreparedCertificate,
     PrePrepare,
+    Timeout,
     ViewChange,
     sign_message,
 )
-from consensus.records import load_records, make_certificate_record, make_prepared_record, make_signed_record
+from consensus.records import ViewEntry, load_records, make_prepared_record, make_signed_record, make_view_record
 from consensus.validation import MessageChecker, NewViewPlan, compute_new_view_plan, compute_primary
-from ledger.block import Block, CommitCertificate, verify_certificate
-from ledger.errors import InvalidCertificate
+from ledger.block import Block, CommitCertificate
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.tx import Tx
@@ -54,6 +61,9 @@ VIEW_TIMER = "view"
 
 RESUME_TIMER = "resume"
 """Armed with no delay after a decision, to process messages already held for the next height."""
+
+RECHECK_TIMER = "recheck"
+"""Armed when this node's clock refuses a proposal's timestamp for now: the proposal is checked again."""
 
 MAX_BACKOFF_EXPONENT = 6
 """The view timeout doubles with each failed view, up to 2**6 times the base."""
@@ -77,6 +87,8 @@ class Replica:
         key: PrivateKey,
         app: Application,
         records: Sequence[dict] = (),
+        *,
+        mute_through: int = 0,
     ) -> None:
         if genesis.validator_keys().get(validator_id) != key.public:
             raise ValueError(f"{validator_id!r} is not a validator of this genesis with this key")
@@ -85,27 +97,37 @@ class Replica:
         self.checker = MessageChecker(genesis)
         self.quorum = genesis.quorum
         """Votes that make a certificate (2f+1)."""
+        self.mute_through = mute_through
+        """Signs nothing (no vote, no view change) at heights up to this one: set when the node lost its
+        consensus log, so it cannot contradict what it signed before it lost it."""
+        self.last_voted_height = 0
+        """Height of the last PREPARE or COMMIT this replica signed (0 if none since it started)."""
         self._key = key
         self._app = app
         self._params = genesis.consensus
         self._window = 2 * max(self._params.checkpoint_interval, 1)
         self._view = 0
         self._view_changing = False
+        self._view_entry = ViewEntry(0, 0, None)
         self._height, self._head_hash = app.head()
         self._head_root: bytes | None = None
-        self._certificate: CommitCertificate | None = None
+        self._certificate: CommitCertificate | None = app.head_certificate()
         self._log = MessageLog()
         self._checkpoints: dict[int, dict[str, Checkpoint]] = {}
         self._stable_height = 0
         self._status: Checkpoint | None = None
         self._view_changes: dict[str, ViewChange] = {}
+        self._timeouts: dict[str, Timeout] = {}
         self._new_view: NewView | None = None
+        self._new_view_sent: set[str] = set()
         self._prepared: PreparedCertificate | None = None
         self._signed: dict[SlotKey, Message] = {}
         self._checked: dict[bytes, str | None] = {}
         self._pending: tuple[Tx, ...] = ()
         self._failed_views = 0
         self._timer_armed = False
+        self._resent: tuple[int, int] | None = None
+        """(view, height) at which the view timer last re-sent this replica's part, before suspecting."""
         self._peer_heights: dict[str, int] = {}
         self._sync_requested = 0
         self._restore(records)
@@ -134,15 +156,26 @@ class Replica:
         return self._view_changing
 
     @property
+    def is_muted(self) -> bool:
+        """Is this replica abstaining because it lost its consensus log (see `mute_through`)?"""
+        return self._height < self.mute_through
+
+    @property
+    def view_base(self) -> int:
+        """The height the current view's NEW-VIEW showed certified: nothing is proposed at or below it."""
+        return self._view_entry.height
+
+    @property
     def stable_height(self) -> int:
         """Height of the last stable checkpoint."""
         return self._stable_height
 
     @property
     def log_size(self) -> int:
-        """Messages held in memory (log, checkpoints, view changes, own signatures)."""
+        """Messages held in memory (log, checkpoints, view changes, timeouts, own signatures)."""
         checkpoints = sum(len(votes) for votes in self._checkpoints.values())
-        return self._log.size() + checkpoints + len(self._view_changes) + len(self._signed)
+        held = len(self._view_changes) + len(self._timeouts) + len(self._signed)
+        return self._log.size() + checkpoints + held
 
     # -- events -------------------------------------------------------------------
 
@@ -150,12 +183,7 @@ class Replica:
         """Re-send what this replica signed for its current slot, and arm the view timer if a view change is on."""
         if self._view_changing:
             return self._resend_view_change() + self._rearm_timer()
-        next_height = self._height + 1
-        return [
-            Broadcast(message)
-            for (kind, view, height), message in sorted(self._signed.items(), key=lambda item: _KIND_ORDER[item[0][0]])
-            if view == self._view and height in (0, next_height) and kind != "view_change"
-        ]
+        return self._resend_slot()
 
     def on_message(self, sender: str, message: Message) -> list[Action]:
         """Handle a message from peer `sender`; anything unsigned, foreign or out of place is ignored."""
@@ -171,12 +199,14 @@ class Replica:
             return self._on_vote(message)
         if isinstance(message, Checkpoint):
             return self._on_checkpoint(message)
+        if isinstance(message, Timeout):
+            return self._on_timeout_message(message)
         if isinstance(message, ViewChange):
             return self._on_view_change(message)
         return self._on_new_view(message)
 
     def on_timeout(self, name: str) -> list[Action]:
-        if name == RESUME_TIMER:
+        if name in (RESUME_TIMER, RECHECK_TIMER):
             return self._process()
         if name != VIEW_TIMER:
             return []
@@ -186,24 +216,32 @@ class Replica:
         if sync:
             # f+1 peers committed past this replica: it is lagging, which is no fault of the primary's.
             return sync + self._rearm_timer()
-        if self._view_changing and not self._has_view_change_quorum():
-            # Moving on alone would leave the others behind in ever later views: ask again for this one.
-            return self._resend_view_change() + self._rearm_timer()
-        return self._start_view_change(self._view + 1)
+        if self._view_changing:
+            if not self._has_view_change_quorum():
+                # Moving on alone would leave the others behind in ever later views: ask again for this one.
+                return self._resend_view_change() + self._rearm_timer()
+            return self._start_view_change(self._view + 1)
+        slot = (self._view, self._height + 1)
+        if self._resent != slot:
+            # First expiry at this slot: a lost vote may be all that is wrong, so re-send before suspecting.
+            self._resent = slot
+            return self._resend_slot() + self._rearm_timer()
+        return self._suspect(again=True)
 
     def on_batch(self, txs: Sequence[Tx]) -> list[Action]:
         """The node has pending txs: arm the request timer, and propose them if this is an idle primary."""
         self._pending = tuple(txs)
         return self._arm_timer() + self._propose()
 
-    def on_synced(self, height: int, certificate: CommitCertificate | None = None) -> list[Action]:
-        """The node applied blocks up to `height` by sync; `certificate` (of that block) lets view changes prove it."""
+    def on_synced(self) -> list[Action]:
+        """The node applied blocks by sync up to its new head (whose stored certificate proves it in view changes)."""
         new_height, new_hash = self._app.head()
         if new_height <= self._height:
             return []
         self._height, self._head_hash, self._head_root = new_height, new_hash, None
-        if certificate is not None and self._is_certificate_for_head(certificate):
-            self._certificate = certificate
+        self._certificate = self._app.head_certificate()
+        if self._certificate is not None:
+            self._return_to_live_view(self._certificate.view, new_height)
         self._enter_height()
         actions = [] if self._view_changing else self._disarm_timer()
         return actions + self._process() + self._propose()
@@ -212,7 +250,9 @@ class Replica:
 
     def _on_pre_prepare(self, message: PrePrepare) -> list[Action]:
         actions = self._note_peer_height(message.sender, message.height - 1)
-        if not self._is_in_window(message.height, message.view):
+        # While changing view, the view just left may still commit (see `_return_to_live_view`): keep its blocks.
+        lowest = self._view - 1 if self._view_changing else self._view
+        if not self._is_in_window(message.height, message.view, lowest=lowest, highest=self._view):
             return actions
         header = message.block.header
         if header.view != message.view or header.proposer != message.sender:
@@ -221,7 +261,7 @@ class Replica:
         first = slot.pre_prepares.setdefault(message.view, message)
         if first.block.hash() != message.block.hash():
             if self._is_current(message.view, message.height):
-                return actions + self._start_view_change(self._view + 1)
+                return actions + self._suspect()
             return actions
         return actions + self._process()
 
@@ -239,23 +279,40 @@ class Replica:
         if slot is None:
             return []
         actions: list[Action] = []
-        if not self._view_changing:
+        if self._may_vote():
             pre_prepare = slot.pre_prepares.get(self._view)
             if pre_prepare is not None:
                 voted = self._process_pre_prepare(slot, pre_prepare)
                 if voted is None:
-                    return self._start_view_change(self._view + 1)
+                    return self._suspect()
                 actions += voted
         return actions + self._process_commits(slot)
+
+    def _may_vote(self) -> bool:
+        """May this replica prepare and commit at height+1 in its current view?
+
+        Not while changing view, not while muted, and not at a height the current view's NEW-VIEW
+        showed certified: that block was decided in an earlier view and comes by sync.
+        """
+        return not self._view_changing and not self.is_muted and self._height >= self._view_entry.height
 
     def _process_pre_prepare(self, slot: Slot, pre_prepare: PrePrepare) -> list[Action] | None:
         """Prepare the current view's proposal, then commit once prepared; None if the proposal is bad."""
         view, height = pre_prepare.view, pre_prepare.height
         block_hash = pre_prepare.block.hash()
+        entry = self._view_entry
+        if entry.view == view and height == entry.height + 1 and entry.block_hash not in (None, block_hash):
+            return None
+        if not self._respects_lock(pre_prepare):
+            return None
         actions: list[Action] = []
         if ("prepare", view, height) not in self._signed:
             if self._check_block(pre_prepare.block) is not None:
                 return None
+            wait_ms = self._app.check_time(pre_prepare.block)
+            if wait_ms > 0:
+                # This node's clock does not accept the timestamp yet; that may change, so ask again later.
+                return [SetTimer(RECHECK_TIMER, min(wait_ms, self._params.view_timeout_ms)), *self._arm_timer()]
             actions += self._arm_timer()
             actions += self._vote(Prepare(self.genesis.chain_id, view, height, block_hash, self.id))
         prepares = [p for p in slot.prepares.get(view, {}).values() if p.block_hash == block_hash]
@@ -266,8 +323,35 @@ class Replica:
         actions.append(Persist(make_prepared_record(prepared)))
         return actions + self._vote(Commit(self.genesis.chain_id, view, height, block_hash, self.id))
 
+    def _respects_lock(self, pre_prepare: PrePrepare) -> bool:
+        """May this replica prepare `pre_prepare`, given the block it prepared at that height in an earlier view?
+
+        A prepared certificate is a lock (as in CometBFT's proof-of-lock): the replica prepares another block at
+        that height only if its view's NEW-VIEW re-proposes that block on the strength of a certificate from a
+        later view than the lock's. So a block that 2f+1 committed can never be replaced, even by a NEW-VIEW
+        built from view changes that missed it (lost, or sent by a replica that then went back to vote).
+        """
+        lock = self._prepared
+        if lock is None or lock.height != pre_prepare.height or lock.view >= pre_prepare.view:
+            return True
+        block_hash = pre_prepare.block.hash()
+        if lock.pre_prepare.block.hash() == block_hash:
+            return True
+        entry = self._view_entry
+        return (
+            entry.view == pre_prepare.view
+            and entry.height + 1 == pre_prepare.height
+            and entry.block_hash == block_hash
+            and entry.prepared_view is not None
+            and entry.prepared_view > lock.view
+        )
+
     def _process_commits(self, slot: Slot) -> list[Action]:
-        """Decide the block if some view holds a quorum of matching commits for it."""
+        """Decide the block if some view holds a quorum of matching commits for it.
+
+        A certified block is final: it is checked for what this node must execute (links, txs,
+        re-executed roots), never against this node's clock.
+        """
         height = self._height + 1
         for view, by_sender in sorted(slot.commits.items()):
             by_hash: dict[bytes, list[Commit]] = {}
@@ -290,13 +374,15 @@ class Replica:
         if signed is None:
             return persist
         self._log.add_vote(signed)
+        self.last_voted_height = max(self.last_voted_height, signed.height)
         return [*persist, Broadcast(signed)]
 
     def _decide(self, block: Block, view: int, commits: list[Commit]) -> list[Action]:
         height, block_hash = block.height, block.hash()
         signatures = tuple(sorted((c.sender, c.signature) for c in commits))
         certificate = CommitCertificate(height, view, block_hash, signatures)
-        actions: list[Action] = [Persist(make_certificate_record(certificate)), Decide(block, certificate)]
+        actions: list[Action] = [Decide(block, certificate)]
+        self._return_to_live_view(view, height)
         self._height, self._head_hash, self._head_root = height, block_hash, block.header.state_root
         self._certificate = certificate
         self._enter_height()
@@ -307,6 +393,20 @@ class Replica:
             actions.append(SetTimer(RESUME_TIMER, 0))
         return actions
 
+    def _return_to_live_view(self, view: int, height: int) -> None:
+        """Changing view alone, seeing 2f+1 commit in an older view past what it reported: go back and vote.
+
+        A quorum that commits in `view` beyond the height this replica's VIEW-CHANGE was about is not
+        changing view; waiting for it would leave this replica out of every vote until the next real view
+        change. Its VIEW-CHANGE stays signed (a later one for that view re-sends it), and stays harmless: the
+        blocks it now prepares are locked (`_respects_lock`), whatever view changes a NEW-VIEW is built from.
+        """
+        own = self._view_changes.get(self.id)
+        if not self._view_changing or view >= self._view or own is None or height <= own.height + 1:
+            return
+        self._view, self._view_changing = view, False
+        self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > view}
+
     def _enter_height(self) -> None:
         """Forget what only mattered for heights now behind us."""
         self._failed_views = 0
@@ -314,18 +414,19 @@ class Replica:
         self._checked.clear()
         self._status = None
         self._signed = {key: m for key, m in self._signed.items() if key[2] == 0 or key[2] > self._height}
+        self._timeouts = {sender: t for sender, t in self._timeouts.items() if t.height > self._height}
 
     def _propose(self) -> list[Action]:
         """As an idle primary with pending txs, build and propose the next block."""
         height = self._height + 1
-        if not self.is_primary or self._view_changing or not self._pending:
+        if not self.is_primary or not self._may_vote() or not self._pending:
             return []
         if ("pre_prepare", self._view, height) in self._signed or self._app.head() != (self._height, self._head_hash):
             return []
         slot = self._log.get(height)
         if slot is not None and self._view in slot.pre_prepares:
             return []
-        block = self._app.build_block(height, self._view, self._pending[: self._params.max_block_txs])
+        block = self._app.build_block(height, self._view, self._take_batch())
         if not block.txs:
             return []
         pre_prepare, actions = self._sign_once(PrePrepare(self.genesis.chain_id, self._view, height, block, self.id))
@@ -335,8 +436,23 @@ class Replica:
         self._log.slot(height).pre_prepares[self._view] = pre_prepare
         return [*actions, Broadcast(pre_prepare), *self._process()]
 
+    def _take_batch(self) -> list[Tx]:
+        """The pending txs that fit in one block, by count and by bytes."""
+        batch: list[Tx] = []
+        size = 0
+        for tx in self._pending[: self._params.max_block_txs]:
+            size += len(tx.signing_bytes()) + len(tx.signature)
+            if size > self._params.max_block_bytes:
+                break
+            batch.append(tx)
+        return batch
+
     def _check_block(self, block: Block) -> str | None:
-        """Why `block` cannot be the next block, or None (the application's verdict is cached per block)."""
+        """Why `block` cannot be the next block, or None (the application's verdict is cached per block).
+
+        The cache is keyed by the block hash, which names the whole block: the checker refused any
+        message whose body does not match its header before it got here.
+        """
         header = block.header
         if header.height != self._height + 1 or header.prev_hash != self._head_hash:
             return f"block {header.height} does not extend head {self._height}"
@@ -354,6 +470,16 @@ class Replica:
         if prepared is not None and prepared.pre_prepare.block.hash() == block_hash:
             return prepared.pre_prepare.block
         return None
+
+    def _resend_slot(self) -> list[Action]:
+        """Re-send what this replica signed in its view for the height it works on (a lost message costs a
+        round trip, not a view change)."""
+        next_height = self._height + 1
+        return [
+            Broadcast(message)
+            for (kind, view, height), message in sorted(self._signed.items(), key=lambda item: _KIND_ORDER[item[0][0]])
+            if view == self._view and height in (0, next_height) and kind != "view_change"
+        ]
 
     # -- checkpoints and catching up ----------------------------------------------
 
@@ -407,10 +533,55 @@ class Replica:
         self._sync_requested = height
         return [RequestSync(height)]
 
-    # -- view change --------------------------------------------------------------
+    # -- suspicion and view change ------------------------------------------------
+
+    def _suspect(self, again: bool = False) -> list[Action]:
+        """No progress in this view at height+1: re-send our part, wish to leave, and leave once f+1 wish it.
+
+        The TIMEOUT binds this replica to nothing: it keeps voting in the view, so a replica whose clock,
+        network or CPU alone is slow never leaves the view the others commit in. A bad proposal makes the
+        replica suspect at once, and only once; the view timer (`again`) repeats it.
+        """
+        if self.is_muted:
+            return self._rearm_timer() if again else []
+        height = self._height + 1
+        own = self._timeouts.get(self.id)
+        if own is not None and (own.view, own.height) == (self._view, height):
+            if not again:
+                return []
+        else:
+            own = sign_message(Timeout(self.genesis.chain_id, self._view, height, self.id), self._key)
+            self._timeouts[self.id] = own
+        actions: list[Action] = [*self._resend_slot(), Broadcast(own), *self._rearm_timer()]
+        return actions + self._process_timeouts()
+
+    def _on_timeout_message(self, message: Timeout) -> list[Action]:
+        actions = self._note_peer_height(message.sender, message.height - 1)
+        if message.height <= self._height and self._head_root is not None:
+            # The peer waits for a height we have decided: show it our head, so it syncs instead.
+            actions.append(Send(message.sender, self._make_status()))
+        if message.view < self._view:
+            return actions + self._show_new_view(message.sender)
+        known = self._timeouts.get(message.sender)
+        is_newer = known is None or (message.view, message.height) > (known.view, known.height)
+        if message.height > self._height and is_newer:
+            self._timeouts[message.sender] = message
+        return actions + self._process_timeouts()
+
+    def _process_timeouts(self) -> list[Action]:
+        """Move to the next view once f+1 replicas (this one may be among them) wish to leave it at height+1."""
+        if self._view_changing or self.is_muted:
+            return []
+        height = self._height + 1
+        wishes = sum(1 for t in self._timeouts.values() if t.view == self._view and t.height == height)
+        if wishes <= self.genesis.f:
+            return []
+        return self._start_view_change(self._view + 1)
 
     def _start_view_change(self, view: int) -> list[Action]:
         """Give up on the current view and ask for `view`."""
+        if self.is_muted:
+            return []
         self._view, self._view_changing, self._new_view = view, True, None
         self._failed_views += 1
         certificate = self._certificate
@@ -421,7 +592,7 @@ class Replica:
         if view_change is None:
             raise RuntimeError(f"signed two different view changes for view {view}")
         self._view_changes[self.id] = view_change
-        self._signed = {key: m for key, m in self._signed.items() if key[1] >= view}
+        self._signed = {key: m for key, m in self._signed.items() if key[2] > 0 or key[1] >= view}
         return [*actions, Broadcast(view_change), *self._rearm_timer(), *self._process_view_changes()]
 
     def _has_view_change_quorum(self) -> bool:
@@ -444,12 +615,18 @@ class Replica:
     def _help_lagging_peer(self, message: ViewChange) -> list[Action]:
         """Show a peer that asks for a view we are already in the NEW-VIEW, and one behind us our head."""
         actions: list[Action] = []
-        is_stale = message.view <= self._view and not self._view_changing
-        if is_stale and self._new_view is not None:
-            actions.append(Send(message.sender, self._new_view))
+        if message.view <= self._view and not self._view_changing:
+            actions += self._show_new_view(message.sender)
         if message.height < self._height and self._head_root is not None:
             actions.append(Send(message.sender, self._make_status()))
         return actions
+
+    def _show_new_view(self, peer: str) -> list[Action]:
+        """Send `peer`, which is behind our view, the NEW-VIEW that started it: once per peer and view."""
+        if self._new_view is None or self._view_changing or peer in self._new_view_sent:
+            return []
+        self._new_view_sent.add(peer)
+        return [Send(peer, self._new_view)]
 
     def _process_view_changes(self) -> list[Action]:
         """Join a view f+1 others want; as the new primary, start the view on 2f+1 view changes."""
@@ -499,10 +676,14 @@ class Replica:
         )
 
     def _enter_view(self, new_view: NewView, plan: NewViewPlan) -> list[Action]:
+        """Start the view: remember (durably) where it starts and what it must re-propose, then go on."""
         self._view, self._view_changing, self._new_view = new_view.view, False, new_view
-        self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > new_view.view}
-        actions = self._request_sync(plan.height)
+        self._new_view_sent = set()
         pre_prepare = new_view.pre_prepare
+        reproposed = None if pre_prepare is None else pre_prepare.block.hash()
+        self._view_entry = ViewEntry(new_view.view, plan.height, reproposed, plan.prepared_view)
+        self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > new_view.view}
+        actions: list[Action] = [Persist(make_view_record(self._view_entry)), *self._request_sync(plan.height)]
         if pre_prepare is not None and self._is_in_window(pre_prepare.height, pre_prepare.view):
             self._log.slot(pre_prepare.height).pre_prepares[new_view.view] = pre_prepare
         if self._pending or pre_prepare is not None:
@@ -516,21 +697,22 @@ class Replica:
     def _is_current(self, view: int, height: int) -> bool:
         return view == self._view and not self._view_changing and height == self._height + 1
 
-    def _is_in_window(self, height: int, view: int, old_views: bool = False) -> bool:
-        """Is a message for (view, height) worth keeping: a height not yet decided, a view not long past?"""
+    def _is_in_window(
+        self, height: int, view: int, old_views: bool = False, *, lowest: int | None = None, highest: int | None = None
+    ) -> bool:
+        """Is a message for (view, height) worth keeping: a height not yet decided, a view not long past?
+
+        Votes are kept for views up to `VIEW_SPAN` ahead (commits also as far behind). Proposals carry
+        whole blocks, so their callers narrow the views to the one this replica is in (and the one it is
+        leaving): a validator that is primary of many views must not make it hold a block for each.
+        """
         if not self._height < height <= self._height + self._window:
             return False
-        lowest = self._view - VIEW_SPAN if old_views else self._view
-        return lowest <= view <= self._view + VIEW_SPAN
-
-    def _is_certificate_for_head(self, certificate: CommitCertificate) -> bool:
-        if certificate.height != self._height or certificate.block_hash != self._head_hash:
-            return False
-        try:
-            verify_certificate(certificate, self.genesis, self._head_hash, self._height)
-        except InvalidCertificate:
-            return False
-        return True
+        if lowest is None:
+            lowest = self._view - VIEW_SPAN if old_views else self._view
+        if highest is None:
+            highest = self._view + VIEW_SPAN
+        return lowest <= view <= highest
 
     def _sign_once(self, unsigned: AnyMessage) -> tuple[AnyMessage | None, list[Action]]:
         """Sign and persist `unsigned`, unless something was signed for its slot already.
@@ -564,26 +746,28 @@ class Replica:
         return [CancelTimer(VIEW_TIMER)]
 
     def _restore(self, records: Sequence[dict]) -> None:
-        """Resume from persisted records: the view, what was signed, the prepared and commit certificates."""
+        """Resume from persisted records: the view and where it started, what was signed, what was prepared."""
         restored = load_records(records)
         top_view, normal_views = 0, set()
         for message in restored.signed:
-            if message.sender != self.id or isinstance(message, Checkpoint):
+            if message.sender != self.id or isinstance(message, Checkpoint | Timeout):
                 raise ConsensusLogCorrupted(f"consensus log holds a {type(message).__name__} not signed by this node")
             self._signed[_compute_slot_key(message)] = message
             top_view = max(top_view, message.view)
             if not isinstance(message, ViewChange):
                 normal_views.add(message.view)
+        for entry in restored.views:
+            top_view = max(top_view, entry.view)
+            normal_views.add(entry.view)
+            if entry.view >= self._view_entry.view:
+                self._view_entry = entry
         self._view = top_view
         self._view_changing = top_view > 0 and top_view not in normal_views
-        for certificate in restored.certificates:
-            if certificate.height <= self._height:
-                self._certificate = certificate
-        for prepared in restored.prepared:
-            if prepared.height == self._height + 1:
-                self._prepared = prepared
         self._enter_height()
         self._failed_views = 0
+        for prepared in restored.prepared:
+            if prepared.height == self._height + 1 and (self._prepared is None or prepared.view >= self._prepared.view):
+                self._prepared = prepared
         for message in self._signed.values():
             if isinstance(message, Prepare | Commit):
                 self._log.add_vote(message)

@@ -23,8 +23,8 @@ from consensus.messages import (
     ViewChange,
     compute_signing_bytes,
 )
-from ledger.block import Block, CommitCertificate, verify_certificate
-from ledger.errors import InvalidCertificate
+from ledger.block import Block, CommitCertificate, compute_block_tx_bytes, verify_block_body, verify_certificate
+from ledger.errors import InvalidBlock, InvalidCertificate
 from ledger.genesis import Genesis
 from ledger.keys import is_valid_signature
 
@@ -39,6 +39,8 @@ class NewViewPlan:
     """The certificate proving `height` (None for genesis)."""
     block: Block | None
     """The highest-view prepared block at `height + 1`, which must be re-proposed; None for a free proposal."""
+    prepared_view: int | None
+    """The view in which `block` was prepared (what lets a replica locked in an earlier view unlock)."""
 
 
 def compute_new_view_plan(view_changes: Sequence[ViewChange]) -> NewViewPlan:
@@ -46,7 +48,9 @@ def compute_new_view_plan(view_changes: Sequence[ViewChange]) -> NewViewPlan:
     top = max(view_changes, key=lambda v: v.height)
     prepared = [v.prepared for v in view_changes if v.prepared is not None and v.prepared.height == top.height + 1]
     best = max(prepared, key=lambda p: (p.view, p.pre_prepare.block.hash()), default=None)
-    return NewViewPlan(top.height, top.certificate, None if best is None else best.pre_prepare.block)
+    if best is None:
+        return NewViewPlan(top.height, top.certificate, None, None)
+    return NewViewPlan(top.height, top.certificate, best.pre_prepare.block, best.view)
 
 
 def compute_primary(genesis: Genesis, view: int) -> str:
@@ -89,6 +93,20 @@ class MessageChecker:
             raise InvalidMessage(f"pre-prepare at height {message.height} carries a block for another slot")
         if header.view > message.view:
             raise InvalidMessage(f"pre-prepare in view {message.view} carries a block from view {header.view}")
+        self.verify_block_bounds(message.block)
+
+    def verify_block_bounds(self, block: Block) -> None:
+        """A proposed block's body is the one its header names, and within the genesis size limits."""
+        params = self.genesis.consensus
+        if len(block.txs) > params.max_block_txs:
+            raise InvalidMessage(f"block {block.height} holds {len(block.txs)} txs, limit {params.max_block_txs}")
+        size = compute_block_tx_bytes(block)
+        if size > params.max_block_bytes:
+            raise InvalidMessage(f"block {block.height} holds {size} bytes of txs, limit {params.max_block_bytes}")
+        try:
+            verify_block_body(block)
+        except InvalidBlock as exc:
+            raise InvalidMessage(str(exc)) from exc
 
     def verify_prepared(self, prepared: PreparedCertificate) -> None:
         pre_prepare = prepared.pre_prepare

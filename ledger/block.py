@@ -119,8 +119,22 @@ def check_block_place(block: Block, chain_id: str, height: int, prev_hash: bytes
         raise InvalidBlock(f"expected block {height}, got block {header.height}")
     if header.prev_hash != prev_hash:
         raise InvalidBlock(f"block {height} does not link to the block before it")
-    if header.tx_root != compute_tx_root(block.txs):
-        raise InvalidBlock(f"block {height}: tx root does not match its txs")
+    verify_block_body(block)
+
+
+def verify_block_body(block: Block) -> None:
+    """Raise `InvalidBlock` unless the block's txs are the ones its header's tx root commits to.
+
+    A header hash names a block only once this holds: a body swapped under a genuine header is
+    not that block, and must never be cached, voted on or stored as if it were.
+    """
+    if block.header.tx_root != compute_tx_root(block.txs):
+        raise InvalidBlock(f"block {block.header.height}: tx root does not match its txs")
+
+
+def compute_block_tx_bytes(block: Block) -> int:
+    """Bytes of the signed txs a block carries: what `ConsensusParams.max_block_bytes` bounds."""
+    return sum(len(tx.signing_bytes()) + len(tx.signature) for tx in block.txs)
 
 
 @dataclass(frozen=True)
@@ -214,9 +228,11 @@ __all__ = [
     "Receipt",
     "check_block_place",
     "commit_sign_bytes",
+    "compute_block_tx_bytes",
     "compute_receipts_root",
     "compute_tx_root",
     "encode_tx",
     "genesis_hash",
+    "verify_block_body",
     "verify_certificate",
 ]

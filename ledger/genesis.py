@@ -51,6 +51,8 @@ class ConsensusParams:
     """A checkpoint every this many blocks."""
     max_block_txs: int = 400
     """Most txs in one block."""
+    max_block_bytes: int = 1024 * 1024
+    """Most bytes of signed txs in one block, so that a NEW-VIEW carrying q+1 blocks fits in an envelope."""
     view_timeout_ms: int = 3000
     """Base time a replica waits for progress before changing view."""
     max_clock_skew_ms: int = 5000
@@ -59,6 +61,7 @@ class ConsensusParams:
     def to_wire(self) -> dict[str, Any]:
         return {
             "checkpoint_interval": self.checkpoint_interval,
+            "max_block_bytes": self.max_block_bytes,
             "max_block_txs": self.max_block_txs,
             "max_clock_skew_ms": self.max_clock_skew_ms,
             "view_timeout_ms": self.view_timeout_ms,

@@ -1,17 +1,24 @@
 """The node's side of the consensus interface: build, check and apply blocks.
 
 It wraps the executor with what only a node has: a clock for block
-timestamps (monotonic over the parent, and bounded ahead of the local clock
-when checking), and admission, so that every tx in a proposal is a tx this
+timestamps, and admission, so that every tx in a proposal is a tx this
 node would have admitted itself (verified once; a tx already verified on
 arrival is not verified again; the executor refuses already committed txs).
+
+Block time: a timestamp must be after its parent's (a fact of the chain,
+checked with the block), and within `max_clock_skew_ms` of this node's clock
+either way (a fact of this moment, checked by `check_time` and never
+cached). Ahead of the clock, the replica waits and asks again; behind it, a
+primary is freezing time, which the replica refuses until the view changes.
+So every honest replica's clock bounds the ledger's time from both sides and
+no primary can stop unpaid orders from timing out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledger.block import Block
+from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
 from ledger.tx import Tx
 from node.admission import Admission
@@ -45,13 +52,24 @@ class NodeApplication:
         time_ms = max(self.clock(), self._parent_time() + 1)
         return self.executor.build_block(height, view, self.node_id, time_ms, valid)
 
+    def head_certificate(self) -> CommitCertificate | None:
+        height = self.executor.head()[0]
+        return self.executor.store.get_certificate(height) if height else None
+
+    def check_time(self, block: Block) -> int:
+        skew = self.executor.genesis.consensus.max_clock_skew_ms
+        now = self.clock()
+        stamp = block.header.timestamp_ms
+        if stamp > now + skew:
+            return stamp - now - skew
+        if stamp < now - skew:
+            return skew
+        return 0
+
     def check_block(self, block: Block) -> str | None:
         header = block.header
         if header.timestamp_ms <= self._parent_time():
             return f"block {header.height}: timestamp is not after its parent's"
-        skew = self.executor.genesis.consensus.max_clock_skew_ms
-        if header.timestamp_ms > self.clock() + skew:
-            return f"block {header.height}: timestamp is more than {skew} ms ahead of this node's clock"
         try:
             for tx in block.txs:
                 self.admission.verify(tx)

@@ -6,9 +6,8 @@ last look (or since it started, or the replica asked for it with
 `RequestSync`), it runs block sync: blocks arrive in batches with their
 commit certificates, are verified by `p2p.sync`, then re-executed here and
 committed like any decided block.
-When it is done the replica is told the new height and the certificate of
-the head block, so it joins consensus at the head and can prove that head in
-later view changes.
+When it is done the replica is told, and joins consensus at the new head
+(whose stored certificate proves that head in later view changes).
 
 A node with an empty store can skip the replay: before its first block sync
 it runs state sync (`p2p.snapshot.StateSync`), loads the verified state of
@@ -46,7 +45,7 @@ class CatchUp:
         executor: Executor,
         make_sync: Callable[[Callable[[Block, CommitCertificate], None]], BlockSync],
         on_applied: Callable[[Block, list], None],
-        on_synced: Callable[[int, CommitCertificate | None], None],
+        on_synced: Callable[[], None],
         state_sync: StateSync | None = None,
         state_sync_mode: bool | None = None,
         min_snapshot_distance: int = 1,
@@ -59,8 +58,6 @@ class CatchUp:
         self.state_sync_mode = state_sync_mode
         self.min_snapshot_distance = max(min_snapshot_distance, 1)
         self.last_report: SyncReport | None = None
-        self.head_certificate: CommitCertificate | None = None
-        """Certificate of the last block applied by sync."""
         self.syncing = False
         """True while blocks or a snapshot are being fetched and applied."""
         self._wanted = asyncio.Event()
@@ -78,7 +75,6 @@ class CatchUp:
                 raise InvalidBlock(f"block {block.height} from sync conflicts with the committed block")
             return
         receipts = self.executor.commit(block, certificate)
-        self.head_certificate = certificate
         self.on_applied(block, receipts)
 
     async def run(self) -> None:
@@ -113,7 +109,6 @@ class CatchUp:
         if manifest is None:
             log.warning("state sync: no peer offers a snapshot above height %d; replaying blocks instead", min_height)
             return
-        self.head_certificate = manifest.certificate
         log.warning(
             "state sync: loaded %d state entries at height %d; blocks below it are not held here",
             manifest.entries,
@@ -134,6 +129,4 @@ class CatchUp:
             )
         for peer, reason in report.refused.items():
             log.warning("block sync refused peer %s: %s", peer, reason)
-        height = self.executor.head()[0]
-        certificate = self.head_certificate
-        self.on_synced(height, certificate if certificate is not None and certificate.height == height else None)
+        self.on_synced()

@@ -7,7 +7,9 @@ in order: `Persist` is fsynced to the consensus log before any later action
 (so nothing signed is sent before it is remembered), `Send`/`Broadcast` are
 queued on the transport, `Decide` commits the block through the executor,
 timers become loop callbacks (a view timeout that falls while the node is
-syncing waits until it is done: the lag is this node's, not the primary's),
+syncing and its head is still moving waits: the lag is this node's, not the
+primary's; a sync that moves nothing, such as one chasing a height that a
+lying peer claims, holds no timeout back),
 and `RequestSync` starts block sync. Every `compact_every` committed blocks
 (and after each sync) the consensus log is compacted to what the replica
 still needs, so it stays bounded.
@@ -71,6 +73,7 @@ class ConsensusDriver:
         self._commits_since_compaction = 0
         self.listeners: list[CommitListener] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._deferred_at_height = -1
         self._batch_scheduled = False
         self.dropped_messages = 0
 
@@ -89,9 +92,9 @@ class ConsensusDriver:
             return
         self._run(self.replica.on_message(sender, message))
 
-    def on_synced(self, height: int, certificate: CommitCertificate | None = None) -> None:
-        """Blocks up to `height` were applied by sync; `certificate` commits the head block."""
-        self._run(self.replica.on_synced(height, certificate))
+    def on_synced(self) -> None:
+        """Blocks were applied by sync up to the store's head."""
+        self._run(self.replica.on_synced())
         self.wal.compact(self.executor.head()[0])
         self._commits_since_compaction = 0
         self.offer_batch_soon()
@@ -110,10 +113,13 @@ class ConsensusDriver:
 
     def _on_timer(self, name: str) -> None:
         self._timers.pop(name, None)
-        if name == VIEW_TIMER and self.is_syncing():
+        height = self.executor.head()[0]
+        if name == VIEW_TIMER and self.is_syncing() and height > self._deferred_at_height:
             # Blocks are arriving by sync: no progress is this node's lag, not the primary's fault. Look again later.
+            self._deferred_at_height = height
             self._timers[name] = asyncio.get_running_loop().call_later(SYNC_RECHECK_S, self._on_timer, name)
             return
+        self._deferred_at_height = -1
         self._run(self.replica.on_timeout(name))
 
     # -- actions ------------------------------------------------------------------

@@ -33,7 +33,7 @@ from node.executor import Clock, Executor
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
 from node.snapshots import SnapshotServer, find_base_height
-from node.wal import ConsensusLog, load_records
+from node.wal import ConsensusLog, recover_records
 from p2p.envelope import Envelope
 from p2p.gossip import TXS_KIND, TxGossip
 from p2p.peers import PeerTable
@@ -85,8 +85,18 @@ class Node:
         self.admission = Admission(self.genesis, self.contracts, self.store)
         self.mempool = Mempool(self.config.mempool_max_txs, self.config.mempool_max_bytes)
         app = NodeApplication(self.executor, self.admission, self.config.node_id, clock)
-        records = load_records(home / WAL_FILE)
-        self.replica = Replica(self.genesis, self.config.node_id, self.key, app, records)
+        records = recover_records(home / WAL_FILE)
+        mute_through = 0
+        if not records and self.store.height > 0:
+            # A validator with blocks but no consensus log lost it: what it signed before is unknown, so it
+            # signs nothing at heights it may have signed at, and lets the network decide them without it.
+            mute_through = self.store.height + 1
+            log.warning(
+                "no consensus log beside %d blocks: abstaining from votes through height %d",
+                self.store.height,
+                mute_through,
+            )
+        self.replica = Replica(self.genesis, self.config.node_id, self.key, app, records, mute_through=mute_through)
         self.peers = PeerTable.from_genesis(self.genesis, self.config.node_id)
         self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers)
         self.driver = ConsensusDriver(

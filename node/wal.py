@@ -4,8 +4,12 @@ A file of records, each framed as length (4 bytes), CRC-32 (4 bytes) and the
 canonical encoding. A record is flushed and fsynced before the driver sends
 any message that depends on it, so a restarted replica never signs two
 different things for the same view and height. On start the whole log is
-read back; a bad checksum, a short frame or undecodable bytes stop the node
-with `CorruptLog` naming the offset: it is never skipped.
+read back. A damaged last frame (short, or failing its checksum, and ending
+at the end of the file) is a write that a crash tore: its fsync never
+returned, so nothing was sent on its strength, and it is cut off
+(`recover_records`). Damage anywhere else (a bad checksum or undecodable
+bytes followed by more records) stops the node with `CorruptLog` naming the
+offset: it is never skipped.
 
 Records pile up with every height, so the driver compacts the log from time
 to time (`ConsensusLog.compact`): the records a restarted replica still needs
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from consensus.messages import Checkpoint, NewView, PrePrepare, ViewChange, decode_message
-from ledger.block import CommitCertificate
+from consensus.records import read_view_record
 from ledger.encoding import decode, encode
 from ledger.errors import LedgerError
 
@@ -35,22 +39,33 @@ class CorruptLog(LedgerError):
     code = "corrupt_consensus_log"
 
 
-def load_records(path: Path) -> list[dict[str, Any]]:
-    """Every record in the log, in order; raises `CorruptLog` on any damage."""
+def recover_records(path: Path) -> list[dict[str, Any]]:
+    """Every record in the log, in order, after cutting off a torn last frame; `CorruptLog` on other damage."""
     if not path.exists():
         return []
+    records, valid = load_records(path)
+    if valid < path.stat().st_size:
+        os.truncate(path, valid)
+    return records
+
+
+def load_records(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The records of the log in order, and how many bytes they take (less than the file if its last frame
+    is torn); raises `CorruptLog` on damage that is not a torn last frame."""
     data = path.read_bytes()
-    records = []
+    records: list[dict[str, Any]] = []
     offset = 0
     while offset < len(data):
         if offset + _HEADER > len(data):
-            raise CorruptLog(f"{path}: truncated record header at byte {offset} of {len(data)}")
+            return records, offset
         size = int.from_bytes(data[offset : offset + 4], "big")
         crc = int.from_bytes(data[offset + 4 : offset + 8], "big")
         body = data[offset + _HEADER : offset + _HEADER + size]
         if len(body) != size:
-            raise CorruptLog(f"{path}: truncated record at byte {offset}: {len(body)} of {size} bytes")
+            return records, offset
         if zlib.crc32(body) != crc:
+            if offset + _HEADER + size == len(data):
+                return records, offset
             raise CorruptLog(f"{path}: checksum mismatch in record at byte {offset}")
         try:
             record = decode(body)
@@ -60,7 +75,7 @@ def load_records(path: Path) -> list[dict[str, Any]]:
             raise CorruptLog(f"{path}: record at byte {offset} is not a map")
         records.append(record)
         offset += _HEADER + size
-    return records
+    return records, offset
 
 
 def _frame(record: dict[str, Any]) -> bytes:
@@ -72,22 +87,19 @@ def select_needed_records(records: Sequence[dict[str, Any]], committed_height: i
     """The records a replica restarted at `committed_height` still reads, in their original order.
 
     Kept: everything signed for a height above the committed head (any view);
-    every view change and new view of the highest view signed in, plus the
-    last normal-case message of that view (together they tell the restarted
-    replica its view and whether it is changing view); prepared certificates
-    above the head; the last commit certificate at or below the head and any
-    above it. Everything else only concerned decided heights or past views,
-    which the replica never signs for again.
+    every view change and new view of the highest view signed in or entered,
+    plus the last normal-case message of that view and the record of entering
+    it (together they tell the restarted replica its view, where it started
+    and whether it is changing view); prepared certificates above the head.
+    Everything else only concerned decided heights or past views, which the
+    replica never signs for again.
     """
     described = [_describe(record) for record in records]
-    top_view = max((view for kind, view, _ in described if kind == "signed"), default=0)
+    top_view = max((view for kind, view, _ in described if kind in ("signed", "view")), default=0)
     last_normal = -1
-    last_certificate = -1
     for index, (kind, view, height) in enumerate(described):
         if kind == "signed" and view == top_view and height > 0:
             last_normal = index
-        if kind == "certificate" and height <= committed_height:
-            last_certificate = index
     kept = []
     for index, (record, (kind, view, height)) in enumerate(zip(records, described, strict=True)):
         if kind == "signed":
@@ -95,14 +107,14 @@ def select_needed_records(records: Sequence[dict[str, Any]], committed_height: i
         elif kind == "prepared":
             keep = height > committed_height
         else:
-            keep = height > committed_height or index == last_certificate
+            keep = view == top_view
         if keep:
             kept.append(record)
     return kept
 
 
 def _describe(record: dict[str, Any]) -> tuple[str, int, int]:
-    """(type, view, height) of a record; height 0 for view changes and new views."""
+    """(type, view, height) of a record; height 0 for view changes and new views, the start height for views."""
     kind = record.get("type")
     try:
         if kind == "signed":
@@ -117,9 +129,9 @@ def _describe(record: dict[str, Any]) -> tuple[str, int, int]:
             if not isinstance(pre_prepare, PrePrepare):
                 raise CorruptLog("a prepared record holds no pre-prepare")
             return kind, pre_prepare.view, pre_prepare.height
-        if kind == "certificate":
-            certificate = CommitCertificate.from_wire(record["certificate"])
-            return kind, certificate.view, certificate.height
+        if kind == "view":
+            entry = read_view_record(record)
+            return kind, entry.view, entry.height
     except (LedgerError, KeyError, TypeError) as exc:
         raise CorruptLog(f"consensus record of type {kind!r} is unreadable: {exc}") from exc
     raise CorruptLog(f"unknown consensus record type {kind!r}")

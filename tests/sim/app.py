@@ -58,8 +58,8 @@ class MemoryApp:
 
     genesis: Genesis
     node_id: str
-    clock: Callable[[], int] = lambda: 0
-    """Milliseconds; block timestamps are at least this."""
+    clock: Callable[[], int] | None = None
+    """Milliseconds; block timestamps are at least this. None: a clock that reads the head's timestamp."""
     verify_tx_signatures: bool = True
     blocks: list[Block] = field(default_factory=list)
     certificates: list[CommitCertificate] = field(default_factory=list)
@@ -70,6 +70,9 @@ class MemoryApp:
         if not self.blocks:
             return 0, genesis_hash(self.genesis)
         return len(self.blocks), self.blocks[-1].hash()
+
+    def now(self) -> int:
+        return self._parent_time() if self.clock is None else self.clock()
 
     def _parent_time(self) -> int:
         return self.blocks[-1].header.timestamp_ms if self.blocks else self.genesis.genesis_time_ms
@@ -106,7 +109,7 @@ class MemoryApp:
             chain_id=self.genesis.chain_id,
             height=height,
             prev_hash=self.head()[1],
-            timestamp_ms=max(self.clock(), self._parent_time() + 1) + time_offset,
+            timestamp_ms=max(self.now(), self._parent_time() + 1) + time_offset,
             view=view,
             proposer=self.node_id,
             tx_root=compute_tx_root(txs),
@@ -134,6 +137,17 @@ class MemoryApp:
         if header.receipts_root != compute_receipts_root(execution.receipts):
             return "receipts root mismatch"
         return None
+
+    def check_time(self, block: Block) -> int:
+        """As a node does: the timestamp within the genesis skew of this validator's clock, either way."""
+        skew = self.genesis.consensus.max_clock_skew_ms
+        now, stamp = self.now(), block.header.timestamp_ms
+        if stamp > now + skew:
+            return stamp - now - skew
+        return skew if stamp < now - skew else 0
+
+    def head_certificate(self) -> CommitCertificate | None:
+        return self.certificates[-1] if self.certificates else None
 
     def apply(self, block: Block, certificate: CommitCertificate, verify: bool = True) -> None:
         """Commit a decided or synced block; a block that does not extend the head is a broken invariant."""

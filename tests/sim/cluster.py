@@ -1,13 +1,18 @@
-"""A tiny synchronous driver for unit tests: n replicas, messages delivered in order, timers fired by hand."""
+"""A tiny synchronous driver for unit tests: n replicas, messages delivered in order, timers fired by hand.
+
+`muted` validators send nothing; `drop` (sender, receiver, message) -> bool loses chosen messages, to stage
+a precise schedule.
+"""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consensus.actions import Action, Broadcast, Decide, Persist, RequestSync, Send, SetTimer
 from consensus.messages import Message, decode_message, encode_message
-from consensus.replica import Replica
+from consensus.replica import VIEW_TIMER, Replica
 from ledger.genesis import ConsensusParams
 from ledger.tx import Tx
 from tests.helpers.builders import Network, make_network
@@ -26,6 +31,7 @@ class Cluster:
     muted: set[str] = field(default_factory=set)
     syncs: list[tuple[str, int]] = field(default_factory=list)
     queue: deque[tuple[str, str, bytes]] = field(default_factory=deque)
+    drop: Callable[[str, str, Message], bool] = lambda sender, to, message: False
 
     @classmethod
     def make(cls, validators: int, params: ConsensusParams | None = None) -> Cluster:
@@ -58,7 +64,8 @@ class Cluster:
             elif isinstance(action, Send | Broadcast) and vid not in self.muted:
                 targets = [action.to] if isinstance(action, Send) else [v for v in self.replicas if v != vid]
                 for target in targets:
-                    self.queue.append((vid, target, encode_message(action.message)))
+                    if not self.drop(vid, target, action.message):
+                        self.queue.append((vid, target, encode_message(action.message)))
 
     def inject(self, sender: str, to: str, message: Message) -> list[Action]:
         return self.replicas[to].on_message(sender, message)
@@ -73,6 +80,11 @@ class Cluster:
         for vid, replica in self.replicas.items():
             self.perform(vid, replica.on_batch(txs))
         self.settle()
+
+    def time_out(self, vids: list[str] | None = None) -> None:
+        """Let the view timer of `vids` expire twice: the first re-sends their part, the second suspects."""
+        self.fire(VIEW_TIMER, vids)
+        self.fire(VIEW_TIMER, vids)
 
     def fire(self, name: str, vids: list[str] | None = None) -> None:
         for vid in vids or list(self.replicas):

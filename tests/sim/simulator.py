@@ -273,7 +273,7 @@ class Simulator:
         for block in node.app.blocks[before:]:
             for tx in block.txs:
                 node.mempool.pop(tx.id, None)
-        self._perform(node, node.replica.on_synced(height, node.app.certificates[-1]))
+        self._perform(node, node.replica.on_synced())
         self._offer_batch_soon(node)
 
     def _on_crash(self, vid: str) -> None:

@@ -5,7 +5,7 @@ If these tests ever pass with the bug in place, the simulator has lost its teeth
 
 from __future__ import annotations
 
-from consensus.messages import NewView
+from consensus.messages import NewView, PrePrepare
 from consensus.replica import Replica
 from consensus.validation import NewViewPlan
 from tests.sim.simulator import Faults, Simulator
@@ -22,9 +22,20 @@ class CommitsOnFPlusOne(Replica):
 
 
 class SkipsNewViewCheck(Replica):
-    """Accepts whatever a NEW-VIEW proposes, without checking it against the prepared certificates."""
+    """Accepts whatever a NEW-VIEW proposes, without checking it against the prepared certificates, and
+    prepares it whatever it prepared before (the lock is the second line of defence against the same lie)."""
 
     def is_valid_reproposal(self, message: NewView, plan: NewViewPlan) -> bool:
+        return True
+
+    def _respects_lock(self, pre_prepare: PrePrepare) -> bool:
+        return True
+
+
+class IgnoresLocks(Replica):
+    """Prepares any block its view's primary proposes, whatever it prepared at that height before."""
+
+    def _respects_lock(self, pre_prepare: PrePrepare) -> bool:
         return True
 
 

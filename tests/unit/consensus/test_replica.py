@@ -6,7 +6,7 @@ import pytest
 
 from consensus.actions import Broadcast, Decide, Persist, RequestSync, SetTimer
 from consensus.errors import ConsensusLogCorrupted
-from consensus.messages import Prepare, PrePrepare, sign_message
+from consensus.messages import Prepare, PrePrepare, Timeout, sign_message
 from consensus.replica import VIEW_TIMER, Replica
 from ledger.block import verify_certificate
 from ledger.genesis import ConsensusParams
@@ -58,7 +58,7 @@ def test_silent_primary_is_replaced_and_the_timeout_backs_off_then_resets():
     assert all(app.head()[0] == 0 for app in cluster.apps.values())
     base = cluster.network.genesis.consensus.view_timeout_ms
     assert cluster.timers["node-1"][VIEW_TIMER] == base
-    cluster.fire(VIEW_TIMER, ["node-1", "node-2", "node-3"])
+    cluster.time_out(["node-1", "node-2", "node-3"])
     assert {cluster.replicas[v].view for v in ("node-1", "node-2", "node-3")} == {1}
     assert cluster.replicas["node-2"].primary == "node-1"
     cluster.offer(txs)
@@ -74,18 +74,39 @@ def test_timeouts_double_while_views_fail():
     alive = [f"node-{i}" for i in range(2, 7)]
     cluster.offer(cluster.txs(1))
     base = cluster.network.genesis.consensus.view_timeout_ms
-    cluster.fire(VIEW_TIMER, alive)
+    cluster.time_out(alive)
     assert {cluster.replicas[v].view for v in alive} == {1}
     assert {cluster.timers[v][VIEW_TIMER] for v in alive} == {base * 2}
-    cluster.fire(VIEW_TIMER, alive)
+    cluster.time_out(alive)
     assert {cluster.replicas[v].view for v in alive} == {2}
     assert {cluster.apps[v].head()[0] for v in alive} == {1}
     assert cluster.apps["node-2"].blocks[0].header.proposer == "node-2"
 
 
-def test_a_replica_alone_in_a_view_change_asks_again_instead_of_moving_on():
+def test_a_replica_alone_in_its_suspicion_keeps_voting_in_the_view():
     cluster = Cluster.make(4)
     replica = cluster.replicas["node-1"]
+    replica.on_timeout(VIEW_TIMER)
+    for _ in range(4):
+        actions = replica.on_timeout(VIEW_TIMER)
+        sent = [type(a.message).__name__ for a in actions if isinstance(a, Broadcast)]
+        assert sent == ["Timeout"]
+        assert replica.view == 0 and not replica.is_view_changing
+    cluster.settle()
+    cluster.offer(cluster.txs(1))
+    assert {app.head()[0] for app in cluster.apps.values()} == {1}
+    assert replica.last_voted_height == 1
+
+
+def test_a_replica_alone_in_a_view_change_asks_again_instead_of_moving_on():
+    cluster = Cluster.make(4)
+    genesis, keys = cluster.network.genesis, cluster.network.keys
+    replica = cluster.replicas["node-1"]
+    replica.on_timeout(VIEW_TIMER)
+    replica.on_timeout(VIEW_TIMER)
+    wish = sign_message(Timeout(genesis.chain_id, 0, 1, "node-2"), keys["node-2"])
+    replica.on_message("node-2", wish)
+    assert replica.view == 1 and replica.is_view_changing
     views, delays = [], []
     for _ in range(4):
         actions = replica.on_timeout(VIEW_TIMER)
@@ -96,8 +117,8 @@ def test_a_replica_alone_in_a_view_change_asks_again_instead_of_moving_on():
     base = cluster.network.genesis.consensus.view_timeout_ms
     assert views == [1, 1, 1, 1]
     assert delays == [base * 2] * 4
-    cluster.settle()
-    cluster.fire(VIEW_TIMER, ["node-0", "node-2", "node-3"])
+    cluster.queue.clear()
+    cluster.time_out(["node-0", "node-2", "node-3"])
     assert {r.view for r in cluster.replicas.values()} == {1}
     assert not any(r.is_view_changing for r in cluster.replicas.values())
 
@@ -180,5 +201,5 @@ def test_lagging_replica_asks_for_sync():
     assert ("node-3", 3) in cluster.syncs or ("node-3", 2) in cluster.syncs
     app = cluster.apps["node-3"]
     app.sync_from(cluster.apps["node-0"])
-    cluster.perform("node-3", isolated.on_synced(app.head()[0], app.certificates[-1]))
+    cluster.perform("node-3", isolated.on_synced())
     assert isolated.height == cluster.apps["node-0"].head()[0]

@@ -9,10 +9,10 @@ import pytest
 
 from consensus.actions import Broadcast
 from consensus.messages import Prepare, PrePrepare, encode_message, sign_message
-from consensus.replica import VIEW_TIMER, Replica
+from consensus.replica import Replica
 from ledger.encoding import encode
 from ledger.genesis import ConsensusParams
-from node.wal import ConsensusLog, CorruptLog, load_records, select_needed_records
+from node.wal import ConsensusLog, CorruptLog, recover_records, select_needed_records
 from tests.sim.app import MemoryApp
 from tests.sim.cluster import Cluster
 
@@ -44,11 +44,11 @@ def test_log_stays_bounded_over_hundreds_of_heights_and_restarts_the_same(tmp_pa
     assert wal.compactions == 30
     full_size = sum(len(frame) for frame in map(encode, cluster.records["node-0"]))
     assert max(sizes[200:]) < 1.2 * max(sizes[:20]) < full_size / 10
-    assert len(load_records(path)) < 40 < len(cluster.records["node-0"])
+    assert len(recover_records(path)) < 40 < len(cluster.records["node-0"])
     wal.close()
-    assert restored(cluster, "node-0", load_records(path)) == restored(cluster, "node-0", cluster.records["node-0"])
+    assert restored(cluster, "node-0", recover_records(path)) == restored(cluster, "node-0", cluster.records["node-0"])
 
-    cluster.records["node-0"] = load_records(path)
+    cluster.records["node-0"] = recover_records(path)
     cluster.boot("node-0")
     cluster.offer(cluster.txs(1))
     assert cluster.apps["node-0"].head()[0] == 301
@@ -59,7 +59,7 @@ def test_compaction_mid_height_keeps_the_prepare_and_the_view():
     for _ in range(4):
         cluster.offer(cluster.txs(1))
     cluster.muted.add("node-0")
-    cluster.fire(VIEW_TIMER, ["node-1", "node-2", "node-3"])
+    cluster.time_out(["node-1", "node-2", "node-3"])
     cluster.muted.discard("node-0")
     cluster.offer(cluster.txs(1))
     cluster.offer(cluster.txs(1))
@@ -97,8 +97,8 @@ def test_compaction_mid_height_keeps_the_prepare_and_the_view():
 def test_compaction_during_a_view_change_keeps_the_view_change(tmp_path: Path):
     cluster = Cluster.make(4)
     cluster.offer(cluster.txs(1))
-    cluster.muted.add("node-0")
-    cluster.fire(VIEW_TIMER, ["node-1"])
+    cluster.muted |= {"node-0", "node-3"}
+    cluster.time_out(["node-1", "node-2"])
     assert cluster.replicas["node-1"].is_view_changing
     full = cluster.records["node-1"]
     compacted = select_needed_records(full, 1)
@@ -116,12 +116,12 @@ def test_a_crash_before_the_rename_leaves_the_old_log(tmp_path: Path):
     wal.append(cluster.records["node-0"])
     wal.close()
     (tmp_path / "consensus.log.tmp").write_bytes(b"half a rewrite")
-    assert load_records(path) == cluster.records["node-0"]
-    reopened = ConsensusLog(path, load_records(path))
+    assert recover_records(path) == cluster.records["node-0"]
+    reopened = ConsensusLog(path, recover_records(path))
     reopened.compact(5)
     reopened.append([])
     reopened.close()
-    assert load_records(path) == select_needed_records(cluster.records["node-0"], 5)
+    assert recover_records(path) == select_needed_records(cluster.records["node-0"], 5)
 
 
 def test_unknown_records_are_refused_by_compaction():
