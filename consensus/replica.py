@@ -161,6 +161,11 @@ class Replica:
         return self._height < self.mute_through
 
     @property
+    def is_voting(self) -> bool:
+        """Would this replica vote on a proposal for its next height now (in a view, not muted, not behind)?"""
+        return self._may_vote()
+
+    @property
     def view_base(self) -> int:
         """The height the current view's NEW-VIEW showed certified: nothing is proposed at or below it."""
         return self._view_entry.height

@@ -6,6 +6,10 @@ order it sent them. When the pool is full a new tx is refused with
 evicted for it, except txs that waited longer than `ttl_ms`, which are
 dropped first (a tx that old is assumed stuck behind a failing rule or a
 partition; its sender can resend it). Committed txs are removed by id.
+
+A tx that waits is offered to the peers again (`take_unproposed`): gossip
+forwards a tx once, and a peer whose pool was full then never had it, so
+without this a tx admitted here would wait until this node is primary.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class _Entry:
     tx: Tx
     size: int
     added_ms: int
+    offered_ms: int
+    """When the tx was last gossiped (at admission, then by `take_unproposed`)."""
 
 
 class Mempool:
@@ -59,7 +65,7 @@ class Mempool:
             self._evict_expired(now_ms)
             if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
                 raise MempoolFull(f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes); retry later")
-        self._entries[tx.id] = _Entry(tx, size, now_ms)
+        self._entries[tx.id] = _Entry(tx, size, now_ms, now_ms)
         self.bytes += size
         return True
 
@@ -70,6 +76,17 @@ class Mempool:
             if len(out) >= max_txs:
                 break
             out.append(entry.tx)
+        return out
+
+    def take_unproposed(self, now_ms: int, age_ms: int, max_txs: int) -> list[Tx]:
+        """Up to `max_txs` of the oldest txs not gossiped for `age_ms`, marked as gossiped now."""
+        out: list[Tx] = []
+        for entry in self._entries.values():
+            if len(out) >= max_txs or now_ms - entry.added_ms < age_ms:
+                break
+            if now_ms - entry.offered_ms >= age_ms:
+                entry.offered_ms = now_ms
+                out.append(entry.tx)
         return out
 
     def remove(self, tx_ids: list[bytes]) -> None:

@@ -88,6 +88,21 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily(
             "oms_consensus_is_primary", "1 while this node is the primary of the current view.", node.replica.is_primary
         )
+        yield GaugeMetricFamily(
+            "oms_consensus_voting",
+            "1 while the replica would vote on its next height (0 while changing view, muted or behind).",
+            node.replica.is_voting,
+        )
+        yield GaugeMetricFamily(
+            "oms_consensus_last_voted_height",
+            "Height of the last PREPARE or COMMIT this replica signed since it started.",
+            node.replica.last_voted_height,
+        )
+        yield CounterMetricFamily(
+            "oms_gossip_resent_txs_total",
+            "Mempool txs gossiped again after waiting two view timeouts without a block.",
+            node.gossip.resent,
+        )
         yield CounterMetricFamily(
             "oms_consensus_dropped_messages_total",
             "Consensus messages from peers that could not be decoded.",

@@ -44,6 +44,13 @@ from p2p.transport import HttpTransport
 log = logging.getLogger(__name__)
 
 
+REOFFER_INTERVAL_S = 1.0
+"""How often waiting mempool txs are looked at for gossiping again."""
+
+REOFFER_MAX_TXS = 2000
+"""Most txs gossiped again per look, so a full mempool is re-offered gradually."""
+
+
 def wall_clock() -> int:
     """Milliseconds since the epoch."""
     return int(time.time() * 1000)
@@ -142,7 +149,11 @@ class Node:
         self.snapshots.capture()
         await self.transport.start()
         self.driver.start()
-        self._tasks = [asyncio.create_task(self.gossip.run()), asyncio.create_task(self.catchup.run())]
+        self._tasks = [
+            asyncio.create_task(self.gossip.run()),
+            asyncio.create_task(self.catchup.run()),
+            asyncio.create_task(self._reoffer_waiting_txs()),
+        ]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -173,6 +184,13 @@ class Node:
         self.gossip.on_admitted(admitted)
         self.driver.offer_batch_soon()
         return out
+
+    async def _reoffer_waiting_txs(self) -> None:
+        """Gossip again, every second, the txs that waited two view timeouts without a block."""
+        age_ms = 2 * self.genesis.consensus.view_timeout_ms
+        while True:
+            await asyncio.sleep(REOFFER_INTERVAL_S)
+            self.gossip.resend(self.mempool.take_unproposed(self.clock(), age_ms, REOFFER_MAX_TXS))
 
     def find_receipt(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
         """(height, index, receipt) of a committed tx."""
@@ -225,6 +243,9 @@ class Node:
             "state_root": head.state_root.hex() if head else "",
             "view": self.replica.view,
             "primary": self.replica.primary,
+            "view_changing": self.replica.is_view_changing,
+            "voting": self.replica.is_voting,
+            "last_voted_height": self.replica.last_voted_height,
             "validators": self.genesis.validator_ids(),
             "mempool": len(self.mempool),
             "base_height": self.base_height,

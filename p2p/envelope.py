@@ -154,17 +154,24 @@ class ReplayWindow:
             self.seen |= 1 << (self.highest - seq)
 
 
+def compute_max_envelope_bytes(genesis: Genesis) -> int:
+    """The envelope limit a chain needs: the default, or room for a NEW-VIEW that carries a full block in each
+    of its 2f+1 view changes and its re-proposal (plus 1 MiB of signatures and framing), if that is more."""
+    carried = (genesis.quorum + 1) * genesis.consensus.max_block_bytes + 1024 * 1024
+    return max(DEFAULT_MAX_ENVELOPE_BYTES, carried)
+
+
 class EnvelopeGate:
     """The receiving side's checks; `open` returns a trusted envelope or raises `Dropped`."""
 
     def __init__(
         self,
         genesis: Genesis,
-        max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+        max_bytes: int | None = None,
         replay_window: int = DEFAULT_REPLAY_WINDOW,
     ) -> None:
         self.chain_id = genesis.chain_id
-        self.max_bytes = max_bytes
+        self.max_bytes = compute_max_envelope_bytes(genesis) if max_bytes is None else max_bytes
         self.replay_window = replay_window
         self._keys = genesis.validator_keys()
         self._windows: dict[str, ReplayWindow] = {}

@@ -9,7 +9,10 @@ has not yet seen; the node admits those and calls `on_admitted` again, which
 forwards them once. With n nodes a tx therefore crosses at most n * (n - 1)
 links and then stops: no storms. Seen ids live in a bounded LRU, so an old tx
 that reappears after falling out of it is at worst forwarded once more (the
-mempool and the ledger still refuse it as a duplicate).
+mempool and the ledger still refuse it as a duplicate). A node re-offers
+txs that waited too long in its mempool with `resend`, which forwards them
+again whether seen or not: a peer that refused one (its pool was full) then
+takes it, and one that holds it already drops it as seen.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class TxGossip:
         self._pending: list[bytes] = []
         self.forwarded = 0
         """Txs queued for forwarding (each tx at most once)."""
+        self.resent = 0
+        """Txs queued again by `resend`."""
         self.messages_sent = 0
         """`txs` messages broadcast."""
         self.received = 0
@@ -102,6 +107,13 @@ class TxGossip:
                 queued += 1
         self.forwarded += queued
         return queued
+
+    def resend(self, txs: Iterable[Tx]) -> int:
+        """Queue `txs` for forwarding again (they waited too long); return how many were queued."""
+        queued = [encode_tx(tx) for tx in txs]
+        self._pending.extend(queued)
+        self.resent += len(queued)
+        return len(queued)
 
     def decode_batch(self, body: bytes) -> list[Tx]:
         """The txs of a received `txs` body that this node has not seen yet (malformed entries are skipped)."""

@@ -16,13 +16,16 @@ every chunk, checks that keys strictly increase across chunks (no entry twice)
 and that the entry count matches, and recomputes the state commitment
 (`ledger.commitment`) over all entries. Only if it equals the block's
 `state_root` does it call `load(block, certificate, entries)`; otherwise the
-peer is marked bad and the next one is tried. When no peer offers a usable
+peer is marked bad and the next one is tried. Chunks wait for that verdict in
+a spool file (`ChunkSpool`), not in memory: a peer's manifest decides how
+much it sends, never how much memory this node spends. When no peer offers a usable
 snapshot it returns None, and the node falls back to block sync.
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -206,15 +209,16 @@ class StateSync:
     async def sync(self, min_height: int = 0) -> Manifest | None:
         """Load a verified snapshot above `min_height`; None when no peer offers one that checks out."""
         for peer_id, manifest in await self.poll_manifests(min_height):
-            try:
-                chunks = await self._fetch_verified(peer_id, manifest)
-            except PeerUnavailable as exc:
-                self.peers.record_error(peer_id, str(exc))
-                continue
-            except InvalidBlock as exc:
-                self._refuse(peer_id, f"snapshot at {manifest.height}: {exc}")
-                continue
-            await call_hook(self.load(manifest.block, manifest.certificate, iter_chunk_entries(chunks)))
+            with ChunkSpool() as spool:
+                try:
+                    await self._fetch_verified(peer_id, manifest, spool)
+                except PeerUnavailable as exc:
+                    self.peers.record_error(peer_id, str(exc))
+                    continue
+                except InvalidBlock as exc:
+                    self._refuse(peer_id, f"snapshot at {manifest.height}: {exc}")
+                    continue
+                await call_hook(self.load(manifest.block, manifest.certificate, spool.iter_entries()))
             return manifest
         return None
 
@@ -240,12 +244,11 @@ class StateSync:
                     offers.append((peer_id, manifest))
         return sorted(offers, key=lambda offer: (-offer[1].height, offer[0]))
 
-    async def _fetch_verified(self, peer_id: str, manifest: Manifest) -> list[bytes]:
-        """Every chunk of the peer's snapshot, checked against the manifest's certified state root."""
+    async def _fetch_verified(self, peer_id: str, manifest: Manifest, spool: ChunkSpool) -> None:
+        """Spool every chunk of the peer's snapshot, checked against the manifest's certified state root."""
         acc = StateAccumulator()
         last_key: bytes | None = None
         count = 0
-        chunks = []
         for index in range(manifest.chunks):
             data = await self.source.fetch_chunk(peer_id, index)
             entries = decode_chunk(data)
@@ -258,21 +261,37 @@ class StateSync:
                 acc.add(key, value)
                 last_key = key
             count += len(entries)
-            chunks.append(data)
+            spool.write(data)
             if self.progress is not None:
                 self.progress(index + 1, manifest.chunks)
         if count != manifest.entries:
             raise InvalidSnapshot(f"{count} entries, manifest says {manifest.entries}")
         if acc.digest() != manifest.block.header.state_root:
             raise InvalidSnapshot("entries do not match the certified state root")
-        return chunks
 
     def _refuse(self, peer_id: str, reason: str) -> None:
         self.peers.mark_bad(peer_id, reason)
         self.refused[peer_id] = reason
 
 
-def iter_chunk_entries(chunks: list[bytes]) -> Iterator[tuple[bytes, bytes]]:
-    """Every entry of already verified chunk bodies, in order."""
-    for data in chunks:
-        yield from decode_chunk(data)
+class ChunkSpool:
+    """Chunk bodies kept in an anonymous temporary file (length-prefixed) until the snapshot is verified."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+
+    def __enter__(self) -> ChunkSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def write(self, data: bytes) -> None:
+        self._file.write(len(data).to_bytes(8, "big") + data)
+
+    def iter_entries(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every entry of the spooled (already verified) chunk bodies, in order."""
+        self._file.flush()
+        self._file.seek(0)
+        while header := self._file.read(8):
+            yield from decode_chunk(self._file.read(int.from_bytes(header, "big")))

@@ -7,7 +7,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.encoding import encode
-from p2p.envelope import EnvelopeGate, ReplayWindow, SeqCounter, decode_envelope, seal
+from ledger.genesis import ConsensusParams
+from p2p.envelope import (
+    DEFAULT_MAX_ENVELOPE_BYTES,
+    EnvelopeGate,
+    ReplayWindow,
+    SeqCounter,
+    compute_max_envelope_bytes,
+    decode_envelope,
+    seal,
+)
 from p2p.errors import Dropped
 from tests.helpers.builders import make_network
 
@@ -146,3 +155,11 @@ def test_seq_counter_starts_at_boot_time_and_increases() -> None:
     assert values == [1_700_000_000_000 * 1_000_000 + i for i in range(3)]
     after_restart = SeqCounter(clock_ms=lambda: 1_700_000_000_001)
     assert after_restart.next() > values[-1]
+
+
+def test_the_envelope_limit_holds_a_new_view_of_full_blocks():
+    small = make_network(4).genesis
+    assert compute_max_envelope_bytes(small) == DEFAULT_MAX_ENVELOPE_BYTES
+    large = make_network(13, consensus=ConsensusParams(max_block_bytes=2 * 1024 * 1024)).genesis
+    assert compute_max_envelope_bytes(large) >= (large.quorum + 1) * 2 * 1024 * 1024
+    assert EnvelopeGate(large).max_bytes == compute_max_envelope_bytes(large)

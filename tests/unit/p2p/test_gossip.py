@@ -104,3 +104,40 @@ def test_seen_ids_stays_bounded_and_remembers_recent(ids: list[int], capacity: i
         seen.add(bytes([i]))
         assert len(seen) <= capacity
         assert bytes([i]) in seen
+
+
+class FullNode(Node):
+    """A node whose mempool refuses everything while `full` is set (admission fails, nothing is marked seen)."""
+
+    full = True
+
+    def admit(self, txs: list[Tx]) -> None:
+        if not self.full:
+            super().admit(txs)
+
+
+async def offer_to_full_peer() -> tuple[Node, FullNode, Tx]:
+    network = MemoryNetwork(GENESIS, seed=1)
+    node, peer = Node(network, "node-0"), FullNode(network, "node-1")
+    for each in (node, peer):
+        await each.transport.start()
+    tx = NET.tx("channel-1", "order.create", {"ref": "waiting"})
+    node.admit([tx])
+    node.gossip.flush()
+    await network.settle()
+    assert tx.id not in peer.mempool
+    peer.full = False
+    assert node.gossip.on_admitted([tx]) == 0
+    assert node.gossip.resend([tx]) == 1
+    node.gossip.flush()
+    await network.settle()
+    for each in (node, peer):
+        await each.transport.close()
+    return node, peer, tx
+
+
+def test_a_tx_refused_by_a_full_peer_reaches_it_when_resent() -> None:
+    """A tx forwarded once while a peer's pool was full would otherwise never reach that peer."""
+    node, peer, tx = asyncio.run(offer_to_full_peer())
+    assert tx.id in peer.mempool
+    assert node.gossip.resent == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tracemalloc
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -209,3 +210,29 @@ def test_manifest_round_trip_and_inconsistent_manifests_refused() -> None:
             decode_manifest(junk)
     with pytest.raises(InvalidSnapshot):
         decode_chunk(encode([[b"k", 1]]))
+
+
+class CountingLoader(Loader):
+    """Counts the entries instead of keeping them, so that only state sync's own memory is measured."""
+
+    def __call__(self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]) -> None:
+        self.block, self.count = block, sum(1 for _ in entries)
+
+
+def test_chunks_wait_for_the_verdict_on_disk_not_in_memory() -> None:
+    big = {f"order/B-{i:07d}".encode(): bytes(200) + i.to_bytes(4, "big") for i in range(40_000)}
+    block, cert = certified_state(big)
+    source = MemorySyncSource(MemoryNetwork(GENESIS), "node-3")
+    source.snapshots["node-1"] = SnapshotOffer(MemoryState(big), block, cert, chunk_entries=1000)  # type: ignore[assignment]
+    loader = CountingLoader()
+    sync = StateSync(GENESIS, source, PeerTable.from_genesis(GENESIS, "node-3"), loader)
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        manifest = asyncio.run(sync.sync())
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    snapshot_bytes = sum(len(k) + len(v) for k, v in big.items())
+    assert manifest is not None and loader.count == len(big)
+    assert peak < snapshot_bytes / 4, f"state sync held {peak} bytes for a {snapshot_bytes}-byte snapshot"
