@@ -1,8 +1,10 @@
 """Blocks, receipts and commit certificates.
 
 A block header commits to everything: the previous block's hash, the Merkle
-root of its txs, the state commitment *after* its txs, and the Merkle root of
-their receipts. The block hash is the hash of the header alone. A committed
+root of its txs (each leaf is a tx's id and signature, so the root binds every
+signed field and every signature), the state commitment *after* its txs, and
+the Merkle root of their receipts. The block hash is the hash of the header
+alone, and through these roots it is the hash of all the block contains. A committed
 block is stored with the certificate of 2f+1 validator signatures over
 `commit_sign_bytes`, so anyone holding only the genesis file can check it.
 """
@@ -106,7 +108,9 @@ class Block:
 
 
 def compute_tx_root(txs: Sequence[Tx]) -> bytes:
-    return compute_root([tx.id for tx in txs])
+    """Merkle root over each tx's id followed by its signature: a block whose txs carry other signatures
+    than the ones certified has another root, and so another hash."""
+    return compute_root([tx.id + tx.signature for tx in txs])
 
 
 def check_block_place(block: Block, chain_id: str, height: int, prev_hash: bytes) -> None:
