@@ -18,11 +18,12 @@ nothing is stored or signed that a later stage could not decode again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import msgpack
 
-from ledger.errors import EncodingError
+from ledger.errors import EncodingError, LedgerError
 
 MAX_INT = 2**63 - 1
 """Largest integer allowed in ledger data (msgpack int64)."""
@@ -235,6 +236,20 @@ def verify_decoded(value: Any, scalars: bool = True) -> None:
                     raise EncodingError(f"integer {item} is out of int64 range")
         level = inner
         depth += 1
+
+
+def verify_shape(wire: Any, fields: Mapping[str, type], error: type[LedgerError], what: str) -> dict[str, Any]:
+    """Raise `error` unless the decoded `wire` is a map of exactly `fields`, each of exactly its type
+    (no coercion: a bool is not an int); return it as a map."""
+    if type(wire) is not dict:
+        raise error(f"{what} must be a map")
+    if wire.keys() != fields.keys():
+        missing, extra = sorted(fields.keys() - wire.keys()), sorted(wire.keys() - fields.keys())
+        raise error(f"{what} fields: missing {missing}, unexpected {extra}")
+    for name, kind in fields.items():
+        if type(wire[name]) is not kind:
+            raise error(f"{what} field {name!r} must be {kind.__name__}")
+    return wire
 
 
 def sha256(data: bytes) -> bytes:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.encoding import decode, encode, sha256
+from ledger.encoding import decode, encode, sha256, verify_shape
 from ledger.errors import EncodingError, InvalidTransaction
 from ledger.keys import PrivateKey, verify
 
@@ -98,16 +98,7 @@ _FIELDS = {"chain_id": str, "kind": str, "nonce": int, "payload": dict, "signatu
 
 def tx_from_wire(wire: Any) -> Tx:
     """Check the shape of a decoded tx map and build the `Tx` (with its id)."""
-    if not isinstance(wire, dict):
-        raise InvalidTransaction("a tx must be a map")
-    missing = sorted(set(_FIELDS) - set(wire))
-    extra = sorted(set(wire) - set(_FIELDS))
-    if missing or extra:
-        raise InvalidTransaction(f"tx fields: missing {missing}, unexpected {extra}")
-    for name, kind in _FIELDS.items():
-        value = wire[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise InvalidTransaction(f"tx field {name!r} must be {kind.__name__}")
+    verify_shape(wire, _FIELDS, InvalidTransaction, "tx")
     tx = Tx(wire["chain_id"], wire["kind"], wire["signer"], wire["nonce"], wire["payload"], wire["signature"])
     try:
         body = tx.signing_bytes()
