@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from node.api.limits import read_capped_body
 from p2p.envelope import DEFAULT_MAX_ENVELOPE_BYTES
 from p2p.transport import P2P_PATH
 
@@ -42,23 +43,6 @@ class InboxMiddleware:
             return
         accepted = await node.transport.receive(body)
         await _respond(send, 202, [(b"x-accepted", str(accepted).encode())])
-
-
-async def read_capped_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is known to exceed `limit` bytes."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-            return None
-    body = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        body += message.get("body", b"")
-        if len(body) > limit:
-            return None
-        if not message.get("more_body", False):
-            return bytes(body)
 
 
 async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]]) -> None:
