@@ -10,7 +10,8 @@ memory: a declared Content-Length above the limit is refused without reading
 anything, and a body streamed without one (or longer than it declared) is cut
 off as soon as it passes the limit. Each refusal is counted in
 `Node.oversized_requests`. A frame is answered 202 with `x-accepted`, the
-number of envelopes that reached a handler.
+number of envelopes that reached a handler. The frame's source, for the
+inbox's budget of refusals, is the client's address.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class InboxMiddleware:
             node.oversized_requests += 1
             await _respond(send, 413, [(b"connection", b"close")])
             return
-        accepted = await node.transport.receive(body)
+        client = scope.get("client")
+        accepted = await node.transport.receive(body, client[0] if client else None)
         await _respond(send, 202, [(b"x-accepted", str(accepted).encode())])
 
 
