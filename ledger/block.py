@@ -1,8 +1,10 @@
 """Blocks, receipts and commit certificates.
 
 A block header commits to everything: the previous block's hash, the Merkle
-root of its txs, the state commitment *after* its txs, and the Merkle root of
-their receipts. The block hash is the hash of the header alone. A committed
+root of its txs (each leaf is a tx's id and signature, so the root binds every
+signed field and every signature), the state commitment *after* its txs, and
+the Merkle root of their receipts. The block hash is the hash of the header
+alone, and through these roots it is the hash of all the block contains. A committed
 block is stored with the certificate of 2f+1 validator signatures over
 `commit_sign_bytes`, so anyone holding only the genesis file can check it.
 """
@@ -13,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.encoding import encode, hash_value, sha256
-from ledger.errors import InvalidBlock, InvalidCertificate
+from ledger.encoding import encode, hash_value, sha256, verify_shape
+from ledger.errors import InvalidBlock, InvalidCertificate, InvalidTransaction
 from ledger.genesis import Genesis
 from ledger.keys import is_valid_signature
 from ledger.merkle import compute_root
@@ -55,14 +57,7 @@ class BlockHeader:
 
     @classmethod
     def from_wire(cls, wire: Any) -> BlockHeader:
-        try:
-            header = cls(**{name: wire[name] for name in _HEADER_FIELDS})
-        except (KeyError, TypeError) as exc:
-            raise InvalidBlock(f"malformed block header: {exc}") from exc
-        for name, kind in _HEADER_FIELDS.items():
-            if not isinstance(getattr(header, name), kind):
-                raise InvalidBlock(f"block header field {name!r} must be {kind.__name__}")
-        return header
+        return cls(**verify_shape(wire, _HEADER_FIELDS, InvalidBlock, "block header"))
 
     def hash(self) -> bytes:
         return hash_value(self.to_wire())
@@ -100,13 +95,22 @@ class Block:
 
     @classmethod
     def from_wire(cls, wire: Any) -> Block:
-        if not isinstance(wire, dict) or not isinstance(wire.get("txs"), list):
-            raise InvalidBlock("a block must be a map with a header and a list of txs")
-        return cls(BlockHeader.from_wire(wire.get("header")), tuple(tx_from_wire(t) for t in wire["txs"]))
+        """The block of a decoded map; raises `InvalidBlock` for any malformed part, its txs included."""
+        verify_shape(wire, _BLOCK_FIELDS, InvalidBlock, "block")
+        try:
+            txs = tuple(tx_from_wire(t) for t in wire["txs"])
+        except InvalidTransaction as exc:
+            raise InvalidBlock(f"block holds a malformed tx: {exc}") from exc
+        return cls(BlockHeader.from_wire(wire["header"]), txs)
+
+
+_BLOCK_FIELDS = {"header": dict, "txs": list}
 
 
 def compute_tx_root(txs: Sequence[Tx]) -> bytes:
-    return compute_root([tx.id for tx in txs])
+    """Merkle root over each tx's id followed by its signature: a block whose txs carry other signatures
+    than the ones certified has another root, and so another hash."""
+    return compute_root([tx.id + tx.signature for tx in txs])
 
 
 def check_block_place(block: Block, chain_id: str, height: int, prev_hash: bytes) -> None:
@@ -154,8 +158,12 @@ class Receipt:
         return {"code": self.code, "message": self.message, "ok": self.ok, "result": self.result, "tx_id": self.tx_id}
 
     @classmethod
-    def from_wire(cls, wire: dict[str, Any]) -> Receipt:
+    def from_wire(cls, wire: Any) -> Receipt:
+        verify_shape(wire, _RECEIPT_FIELDS, InvalidBlock, "receipt")
         return cls(wire["tx_id"], wire["ok"], wire["code"], wire["message"], wire["result"])
+
+
+_RECEIPT_FIELDS = {"code": str, "message": str, "ok": bool, "result": dict, "tx_id": bytes}
 
 
 def compute_receipts_root(receipts: Sequence[Receipt]) -> bytes:
@@ -187,11 +195,17 @@ class CommitCertificate:
 
     @classmethod
     def from_wire(cls, wire: Any) -> CommitCertificate:
-        try:
-            sigs = tuple((str(v), bytes(s)) for v, s in wire["signatures"])
-            return cls(int(wire["height"]), int(wire["view"]), bytes(wire["block_hash"]), sigs)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidCertificate(f"malformed certificate: {exc}") from exc
+        """The certificate of a decoded map; raises `InvalidCertificate` for any malformed part."""
+        verify_shape(wire, _CERTIFICATE_FIELDS, InvalidCertificate, "certificate")
+        signatures = []
+        for pair in wire["signatures"]:
+            if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not bytes:
+                raise InvalidCertificate("a certificate signature is a [validator id, signature bytes] pair")
+            signatures.append((pair[0], pair[1]))
+        return cls(wire["height"], wire["view"], wire["block_hash"], tuple(signatures))
+
+
+_CERTIFICATE_FIELDS = {"block_hash": bytes, "height": int, "signatures": list, "view": int}
 
 
 def verify_certificate(cert: CommitCertificate, genesis: Genesis, block_hash: bytes, height: int) -> None:

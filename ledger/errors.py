@@ -2,7 +2,9 @@
 
 Every refusal the system can give for bad input is a `LedgerError`; callers
 catch the base class at the boundary (API, CLI, sync) and report `code` and
-the message. A broken internal invariant is not a `LedgerError`: it raises
+the message. Each class also says which HTTP status the API answers it with
+(`http_status`), so the boundary maps errors by class, never by a list of
+cases. A broken internal invariant is not a `LedgerError`: it raises
 something else and crashes loudly.
 """
 
@@ -13,6 +15,9 @@ class LedgerError(Exception):
     """Base class of every expected, reportable failure."""
 
     code = "ledger_error"
+    """Machine-readable reason, the `error` of an API error body."""
+    http_status = 400
+    """Status of the API answer: the request was at fault unless a subclass says otherwise."""
 
 
 class EncodingError(LedgerError):
@@ -61,3 +66,4 @@ class StoreCorrupted(LedgerError):
     """The store holds data that does not match what was written."""
 
     code = "store_corrupted"
+    http_status = 500

@@ -10,20 +10,25 @@ Layout (one LevelDB, key prefixes):
 `commit_block` writes a block, its certificate, receipts, state writes,
 indexes and the new head in one LevelDB write batch with sync, so a node
 killed at any instant finds either the whole block or none of it.
+
+Reads decode through the bounded decoder and the types' strict `from_wire`;
+bytes that do not read back as what was written raise `StoreCorrupted`, and a
+height outside what a key can hold reads as absent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import plyvel
 
 from ledger.block import Block, CommitCertificate, Receipt
 from ledger.commitment import StateAccumulator
-from ledger.encoding import decode, encode
-from ledger.errors import LedgerError
+from ledger.encoding import MAX_INT, decode, encode, verify_shape
+from ledger.errors import LedgerError, StoreCorrupted
 from ledger.state import StateReader
 
 STATE_PREFIX = b"s/"
@@ -38,6 +43,17 @@ class StoreLocked(LedgerError):
 
 def _h(height: int) -> bytes:
     return height.to_bytes(8, "big")
+
+
+Stored = TypeVar("Stored")
+
+
+def _parse(raw: bytes, parse: Callable[[Any], Stored], what: str) -> Stored:
+    """`parse` of the decoded `raw`; raises `StoreCorrupted` when the bytes do not read back."""
+    try:
+        return parse(decode(raw))
+    except LedgerError as exc:
+        raise StoreCorrupted(f"stored {what} is unreadable: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -70,7 +86,7 @@ class Store:
         raw = self._db.get(b"m/head")
         if raw is None:
             return None, StateAccumulator()
-        wire = decode(raw)
+        wire = _parse(raw, lambda wire: verify_shape(wire, _HEAD_FIELDS, StoreCorrupted, "head"), "head")
         head = Head(wire["height"], wire["block_hash"], wire["state_root"], wire["timestamp_ms"])
         return head, StateAccumulator.from_bytes(wire["acc"])
 
@@ -171,19 +187,19 @@ class Store:
     # -- reads -------------------------------------------------------------------
 
     def get_block_bytes(self, height: int) -> bytes | None:
-        return self._db.get(b"b/" + _h(height))
+        return self._db.get(b"b/" + _h(height)) if 0 <= height <= MAX_INT else None
 
     def get_block(self, height: int) -> Block | None:
         raw = self.get_block_bytes(height)
-        return None if raw is None else Block.from_wire(decode(raw))
+        return None if raw is None else _parse(raw, Block.from_wire, f"block {height}")
 
     def get_height_by_hash(self, block_hash: bytes) -> int | None:
         raw = self._db.get(b"h/" + block_hash)
         return None if raw is None else int.from_bytes(raw, "big")
 
     def get_certificate(self, height: int) -> CommitCertificate | None:
-        raw = self._db.get(b"c/" + _h(height))
-        return None if raw is None else CommitCertificate.from_wire(decode(raw))
+        raw = self._db.get(b"c/" + _h(height)) if 0 <= height <= MAX_INT else None
+        return None if raw is None else _parse(raw, CommitCertificate.from_wire, f"certificate {height}")
 
     def get_tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
         raw = self._db.get(b"t/" + tx_id)
@@ -192,8 +208,10 @@ class Store:
         return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
 
     def get_receipt(self, height: int, index: int) -> Receipt | None:
+        if not (0 <= height <= MAX_INT and 0 <= index < 2**32):
+            return None
         raw = self._db.get(b"r/" + _h(height) + index.to_bytes(4, "big"))
-        return None if raw is None else Receipt.from_wire(decode(raw))
+        return None if raw is None else _parse(raw, Receipt.from_wire, f"receipt {height}/{index}")
 
     def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
         """Every world-state entry, in key order."""
@@ -202,6 +220,9 @@ class Store:
     def raw_db(self) -> plyvel.DB:
         """The LevelDB handle, for tools that inspect or repair the store."""
         return self._db
+
+
+_HEAD_FIELDS = {"acc": bytes, "block_hash": bytes, "height": int, "state_root": bytes, "timestamp_ms": int}
 
 
 def _encode_head(head: Head, acc_bytes: bytes) -> bytes:

@@ -3,8 +3,16 @@
 A tx names its chain, its kind (`stock.receive`, `order.create`, ...), its
 signer (a client or validator id from genesis), a nonce that makes it unique,
 and a payload map. The signer signs the canonical encoding of those five
-fields; that same encoding, hashed, is the tx id, so a tx id never depends on
-the signature bytes.
+fields and the domain tag `TX_DOMAIN` (sorted first come the chain id and the
+tag), so a tx signature can never pass for an envelope, a vote or a tx of
+another chain. That same encoding, hashed, is the tx id, by which txs are
+deduplicated and replays refused; the id does not depend on the signature
+bytes, so a block's tx root covers each tx's id *and* signature
+(`ledger.block.compute_tx_root`).
+
+A tx's signed fields nest at most `MAX_TX_DEPTH` deep, well inside the
+encoding's `MAX_DEPTH`: a tx travels inside blocks, consensus messages and
+sync answers, and each of those must still decode as a whole.
 """
 
 from __future__ import annotations
@@ -12,12 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.encoding import decode, encode, sha256
+from ledger.encoding import decode, encode, sha256, verify_shape
 from ledger.errors import EncodingError, InvalidTransaction
 from ledger.keys import PrivateKey, verify
 
 MAX_TX_BYTES = 64 * 1024
 """Largest encoded tx accepted anywhere."""
+
+TX_DOMAIN = "oms-ledger/tx"
+"""Tag inside a tx's signed bytes, so a tx signature can never pass for an envelope or a vote."""
+
+MAX_TX_DEPTH = 16
+"""Deepest nesting of a tx's signed fields (the payload map is level 2); its deepest carrier, a NEW-VIEW
+holding a prepared PRE-PREPARE, puts the tx 8 levels down, and 8 + 16 stays within `MAX_DEPTH`."""
 
 
 @dataclass(frozen=True)
@@ -47,11 +62,13 @@ class Tx:
         return encode(
             {
                 "chain_id": self.chain_id,
+                "domain": TX_DOMAIN,
                 "kind": self.kind,
                 "nonce": self.nonce,
                 "payload": self.payload,
                 "signer": self.signer,
-            }
+            },
+            MAX_TX_DEPTH,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -81,16 +98,7 @@ _FIELDS = {"chain_id": str, "kind": str, "nonce": int, "payload": dict, "signatu
 
 def tx_from_wire(wire: Any) -> Tx:
     """Check the shape of a decoded tx map and build the `Tx` (with its id)."""
-    if not isinstance(wire, dict):
-        raise InvalidTransaction("a tx must be a map")
-    missing = sorted(set(_FIELDS) - set(wire))
-    extra = sorted(set(wire) - set(_FIELDS))
-    if missing or extra:
-        raise InvalidTransaction(f"tx fields: missing {missing}, unexpected {extra}")
-    for name, kind in _FIELDS.items():
-        value = wire[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise InvalidTransaction(f"tx field {name!r} must be {kind.__name__}")
+    verify_shape(wire, _FIELDS, InvalidTransaction, "tx")
     tx = Tx(wire["chain_id"], wire["kind"], wire["signer"], wire["nonce"], wire["payload"], wire["signature"])
     try:
         body = tx.signing_bytes()
@@ -108,6 +116,11 @@ def encode_tx(tx: Tx) -> bytes:
 
 
 def decode_tx(data: bytes) -> Tx:
+    """The tx encoded in `data`; raises `InvalidTransaction` for anything else."""
     if len(data) > MAX_TX_BYTES + 128:
         raise InvalidTransaction(f"tx is larger than {MAX_TX_BYTES} bytes")
-    return tx_from_wire(decode(data))
+    try:
+        wire = decode(data)
+    except EncodingError as exc:
+        raise InvalidTransaction(f"tx is not ledger data: {exc}") from exc
+    return tx_from_wire(wire)

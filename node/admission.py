@@ -2,9 +2,11 @@
 
 A tx is checked once per node, when it first arrives (from a client or by
 gossip): chain id, known kind, known signer holding a role allowed for the
-kind, a valid signature, and not already committed. Its id then goes into a
-bounded set of verified ids, so the same tx in a proposal is never verified
-again; execution never re-verifies.
+kind, a valid signature, and not already committed. Its id and signature then
+go into a bounded map of verified txs, so the same signed tx in a proposal is
+not verified again; a copy with the same id and any other signature bytes is
+verified like a new tx (and refused unless it verifies too). Execution never
+re-verifies: the tx root under the certified header covers every signature.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class Admission:
         self.genesis = genesis
         self.contracts = contracts
         self.store = store
-        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._verified: OrderedDict[bytes, bytes] = OrderedDict()
+        """Tx id -> the signature verified for it."""
 
     def check(self, tx: Tx) -> None:
         """Raise a `LedgerError` saying what is wrong, or return if `tx` may enter a block."""
@@ -43,11 +46,11 @@ class Admission:
             raise DuplicateTransaction(f"tx {tx.id.hex()} is already committed")
 
     def verify(self, tx: Tx) -> None:
-        """Membership, role and signature, checked once per tx id (the committed-tx check is the caller's)."""
-        if tx.id not in self._verified:
+        """Membership, role and signature, checked once per signed tx (the committed-tx check is the caller's)."""
+        if self._verified.get(tx.id) != tx.signature:
             identity = self.check_membership(tx)
             tx.verify_signature(identity.public_key)
-            self._remember(tx.id)
+            self._remember(tx)
 
     def check_membership(self, tx: Tx) -> Identity:
         """Chain, kind and role checks (no signature); returns the signer's identity."""
@@ -66,7 +69,7 @@ class Admission:
             )
         return identity
 
-    def _remember(self, tx_id: bytes) -> None:
-        self._verified[tx_id] = None
+    def _remember(self, tx: Tx) -> None:
+        self._verified[tx.id] = tx.signature
         if len(self._verified) > VERIFIED_CACHE:
             self._verified.popitem(last=False)

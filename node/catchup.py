@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 
 from ledger.block import Block, CommitCertificate
-from ledger.errors import InvalidBlock
+from ledger.errors import InvalidBlock, LedgerError
 from node.executor import Executor
 from p2p.snapshot import StateSync
 from p2p.sync import BlockSync, SyncReport
@@ -78,25 +78,32 @@ class CatchUp:
         self.on_applied(block, receipts)
 
     async def run(self) -> None:
-        """Poll peers and sync when behind, until cancelled."""
+        """Poll peers and sync when behind, until cancelled; a round that fails on what a peer sent is
+        logged and the next round runs as usual."""
         last_height = self.executor.head()[0]
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), POLL_INTERVAL_S)
             wanted = self._wanted.is_set()
             self._wanted.clear()
-            height = self.executor.head()[0]
-            heights = await self.sync.poll_status()
-            behind = max(heights.values(), default=0) > height
-            if behind and (wanted or height == last_height):
-                self.syncing = True
-                try:
-                    if height == 0:
-                        await self._state_sync()
-                    await self._sync()
-                finally:
-                    self.syncing = False
+            try:
+                await self._catch_up(wanted or self.executor.head()[0] == last_height)
+            except LedgerError as exc:
+                log.warning("catch-up round failed, retrying in the next one: %s: %s", exc.code, exc)
             last_height = self.executor.head()[0]
+
+    async def _catch_up(self, stalled: bool) -> None:
+        """One round: sync if some peer is ahead and this node is `stalled` (or was asked to)."""
+        height = self.executor.head()[0]
+        heights = await self.sync.poll_status()
+        if max(heights.values(), default=0) > height and stalled:
+            self.syncing = True
+            try:
+                if height == 0:
+                    await self._state_sync()
+                await self._sync()
+            finally:
+                self.syncing = False
 
     async def _state_sync(self) -> None:
         """Load the state of a peer's snapshot into an empty store, when allowed and offered."""

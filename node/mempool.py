@@ -25,6 +25,7 @@ class MempoolFull(LedgerError):
     """The pool holds its maximum count or bytes."""
 
     code = "mempool_full"
+    http_status = 503
 
 
 @dataclass

@@ -48,6 +48,7 @@ DROP_REASONS = (
     "bad_signature",
     "replay",
     "unknown_kind",
+    "rate_limited",
 )
 """Every reason an incoming envelope is dropped for; each is a key of `EnvelopeGate.dropped`."""
 

@@ -166,8 +166,8 @@ class MemoryTransport:
     def register(self, kind: str, handler: Handler) -> None:
         self.inbox.register(kind, handler)
 
-    async def receive(self, frame: bytes) -> int:
-        return await self.inbox.receive(frame)
+    async def receive(self, frame: bytes, source: str | None = None) -> int:
+        return await self.inbox.receive(frame, source)
 
     def send(self, peer_id: str, kind: str, body: bytes) -> None:
         if peer_id not in self.peers:

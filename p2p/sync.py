@@ -35,7 +35,7 @@ import httpx
 import msgpack
 
 from ledger.block import Block, CommitCertificate, genesis_hash
-from ledger.encoding import decode, encode
+from ledger.encoding import MAX_BYTES, decode, encode
 from ledger.errors import InvalidBlock, LedgerError
 from ledger.genesis import Genesis
 from p2p.errors import PeerUnavailable
@@ -51,6 +51,9 @@ MAX_BLOCKS_PER_RESPONSE = 500
 
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 """Most block bytes a node serves in one response (at least one block always goes)."""
+
+MAX_ANSWER_BYTES = MAX_BYTES
+"""Longest answer read from a peer: what the decoder would refuse is not even held in memory."""
 
 DEFAULT_FETCH_TIMEOUT_S = 30.0
 """Time limit of one sync request."""
@@ -227,7 +230,7 @@ class BlockSync:
                     self.peers.record_error(peer_id, str(exc))
                     skipped.add(peer_id)
                     continue
-                except InvalidBlock as exc:
+                except LedgerError as exc:
                     self._refuse(report, peer_id, f"malformed blocks response: {exc}")
                     continue
                 if not blocks:
@@ -301,19 +304,25 @@ class HttpSyncSource:
             await self._client.aclose()
 
     async def get(self, peer: str, path: str, params: dict[str, int] | None = None) -> bytes | None:
-        """GET a peer route; the body, None on 404, or `PeerUnavailable` on any other failure."""
+        """GET a peer route; the body, None on 404, or `PeerUnavailable` on any other failure, including
+        a body longer than `MAX_ANSWER_BYTES` (read no further than that)."""
         url = self.peers.get(peer).address.rstrip("/") + path
         started = time.perf_counter()
         try:
-            response = await self._client.get(url, params=params)
+            async with self._client.stream("GET", url, params=params) as response:
+                if response.status_code == 404:
+                    return None
+                if response.status_code >= 300:
+                    raise PeerUnavailable(f"{peer}: HTTP {response.status_code} from {path}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise PeerUnavailable(f"{peer}: answer from {path} is longer than {MAX_ANSWER_BYTES} bytes")
         except httpx.HTTPError as exc:
             raise PeerUnavailable(f"{peer}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 300:
-            raise PeerUnavailable(f"{peer}: HTTP {response.status_code} from {path}")
         self.peers.record_success(peer, (time.perf_counter() - started) * 1000)
-        return response.content
+        return bytes(body)
 
     async def fetch_status(self, peer: str) -> int:
         body = await self.get(peer, "/p2p/status")

@@ -93,8 +93,9 @@ class Transport(Protocol):
     def register(self, kind: str, handler: Handler) -> None:
         """Deliver checked envelopes of `kind` to `handler`."""
 
-    async def receive(self, frame: bytes) -> int:
-        """Process one incoming frame; returns how many envelopes reached a handler."""
+    async def receive(self, frame: bytes, source: str | None = None) -> int:
+        """Process one incoming frame from `source` (the sender's address, None in-process); returns how many
+        envelopes reached a handler."""
 
 
 def compute_backoff(
@@ -193,8 +194,8 @@ class HttpTransport:
     def register(self, kind: str, handler: Handler) -> None:
         self.inbox.register(kind, handler)
 
-    async def receive(self, frame: bytes) -> int:
-        return await self.inbox.receive(frame)
+    async def receive(self, frame: bytes, source: str | None = None) -> int:
+        return await self.inbox.receive(frame, source)
 
     def pending(self, peer_id: str) -> int:
         """Envelopes waiting in the peer's queue."""

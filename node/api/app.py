@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from node.api import blocks, inventory, invoices, metrics, orders, p2p, status, txs
 from node.api.errors import install_error_handlers
 from node.api.inbox import InboxMiddleware
+from node.api.limits import BodyLimitMiddleware
 from node.node import Node
 
 DESCRIPTION = """
@@ -18,7 +19,8 @@ The HTTP API of one oms-ledger node. Integrators (sales channels, WMS, ERP,
 finance) submit signed transactions and read orders, stock, the stock journal,
 invoices and blocks. Every write is a signed tx: `POST /v1/tx` answers 202 with
 the tx id, and `GET /v1/tx/{tx_id}` tells when it is committed and what its
-receipt says. Errors are JSON bodies with `error` (a code) and `message`.
+receipt says. Errors are JSON bodies with `error` (a code) and `message`; a
+request body over 16 MiB is refused with 413 before it is read.
 """
 
 
@@ -36,6 +38,7 @@ def create_app(home: Path, state_sync: bool | None = None) -> FastAPI:
             await node.close()
 
     app = FastAPI(title="oms-ledger node", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
     for module in (status, txs, blocks, orders, inventory, invoices, p2p, metrics):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
+from ledger.encoding import MAX_INT
 from node.api.deps import get_node
 from node.api.errors import NotFound
 from node.api.models import ErrorBody
@@ -16,9 +17,11 @@ router = APIRouter(prefix="/v1", tags=["blocks"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 
+Height = Annotated[int, Path(ge=1, le=MAX_INT, description="A block height, 1 for the first block")]
+
 
 @router.get("/blocks/{height}", responses={404: {"model": ErrorBody}}, summary="One committed block")
-async def get_block(height: int, node: NodeDep) -> dict[str, Any]:
+async def get_block(height: Height, node: NodeDep) -> dict[str, Any]:
     """Header, txs (with ids) and the commit certificate of block `height`."""
     block = node.store.get_block(height)
     if block is None and 0 < height < node.base_height:

@@ -1,34 +1,86 @@
-"""How expected failures become HTTP answers: a 4xx with a JSON body saying what is wrong.
+"""How failures become HTTP answers: a status from the error's class and a JSON body saying what is wrong.
 
-Every body has `error` (a machine-readable code) and `message` (for people).
+Every error answer, whichever layer refuses the request (a ledger check, a
+route's parameter validation, routing itself, the body limit), has the same
+body: `error` (a machine-readable code) and `message` (for people). The
+status comes from the class of the `LedgerError` (`http_status`); FastAPI's
+own validation errors are `invalid_request` (400). Anything else is a bug:
+it answers 500 `internal_error` and tells the client nothing more.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from ledger.errors import LedgerError
-from node.mempool import MempoolFull
 
 
 class NotFound(LedgerError):
     """A resource that does not exist."""
 
     code = "not_found"
+    http_status = 404
+
+
+class InvalidRequest(LedgerError):
+    """A request whose parameters or body do not have the declared shape and types."""
+
+    code = "invalid_request"
+
+
+class TooManyTxs(InvalidRequest):
+    """A batch of more txs than one request may carry."""
+
+    code = "too_many_txs"
+
+
+class BodyTooLarge(LedgerError):
+    """A request body over the route's limit (refused before it is read whole)."""
+
+    code = "body_too_large"
+    http_status = 413
 
 
 def error_body(code: str, message: str) -> dict[str, str]:
     return {"error": code, "message": message}
 
 
+def error_response(exc: LedgerError) -> JSONResponse:
+    """The answer to `exc`: its class's status and the error body."""
+    return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.http_status)
+
+
+def describe_validation(errors: Sequence[Any]) -> str:
+    """One line naming each field that failed pydantic's validation and why."""
+    parts = [f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in errors]
+    return "; ".join(parts) or "request does not match the route"
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+"""Codes of the statuses that routing itself answers."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, exc: LedgerError) -> JSONResponse:
-        if isinstance(exc, NotFound):
-            status = 404
-        elif isinstance(exc, MempoolFull):
-            status = 503
-        else:
-            status = 400
-        return JSONResponse(error_body(exc.code, str(exc)), status_code=status)
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(InvalidRequest(describe_validation(exc.errors())))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # the server still logs the traceback: Starlette re-raises after this answer
+        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

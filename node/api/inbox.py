@@ -10,13 +10,15 @@ memory: a declared Content-Length above the limit is refused without reading
 anything, and a body streamed without one (or longer than it declared) is cut
 off as soon as it passes the limit. Each refusal is counted in
 `Node.oversized_requests`. A frame is answered 202 with `x-accepted`, the
-number of envelopes that reached a handler.
+number of envelopes that reached a handler. The frame's source, for the
+inbox's budget of refusals, is the client's address.
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from node.api.limits import read_capped_body
 from p2p.envelope import DEFAULT_MAX_ENVELOPE_BYTES
 from p2p.transport import P2P_PATH
 
@@ -40,25 +42,9 @@ class InboxMiddleware:
             node.oversized_requests += 1
             await _respond(send, 413, [(b"connection", b"close")])
             return
-        accepted = await node.transport.receive(body)
+        client = scope.get("client")
+        accepted = await node.transport.receive(body, client[0] if client else None)
         await _respond(send, 202, [(b"x-accepted", str(accepted).encode())])
-
-
-async def read_capped_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is known to exceed `limit` bytes."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-            return None
-    body = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        body += message.get("body", b"")
-        if len(body) > limit:
-            return None
-        if not message.get("more_body", False):
-            return bytes(body)
 
 
 async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]]) -> None:

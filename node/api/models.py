@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class TxIn(BaseModel):
-    """A signed tx as JSON; `signature` is hex. Payload numbers must be integers."""
+    """A signed tx as JSON; `signature` is hex. Payload numbers must be integers.
+
+    Strict, as the msgpack form is: no field besides these, and no coercion (a `nonce` of `"5"`, `5.0` or
+    `true` is refused, not read as 5 or 1).
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     chain_id: str
     kind: str = Field(examples=["stock.receive"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
+from ledger.encoding import MAX_INT
 from node.api.deps import get_node
 from node.node import Node
 from p2p.sync import encode_status, read_blocks
@@ -32,7 +33,7 @@ async def snapshot_manifest(node: NodeDep) -> Response:
 
 
 @router.get("/snapshot/{index}")
-async def snapshot_chunk(node: NodeDep, index: int) -> Response:
+async def snapshot_chunk(node: NodeDep, index: Annotated[int, Path(ge=0, le=MAX_INT)]) -> Response:
     """Chunk `index` of the offered snapshot (404 when there is no such chunk)."""
     offer = node.snapshots.offer
     if offer is None:
@@ -45,6 +46,8 @@ async def snapshot_chunk(node: NodeDep, index: int) -> Response:
 
 
 @router.get("/blocks")
-async def sync_blocks(node: NodeDep, from_: int = Query(alias="from", ge=1), to: int = Query(ge=1)) -> Response:
+async def sync_blocks(
+    node: NodeDep, from_: int = Query(alias="from", ge=1, le=MAX_INT), to: int = Query(ge=1, le=MAX_INT)
+) -> Response:
     """Committed blocks `from`..`to` with their commit certificates (fewer if the limits are reached)."""
     return Response(read_blocks(node.store, from_, to), media_type="application/msgpack")

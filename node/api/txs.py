@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import msgpack
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from ledger.encoding import decode
-from ledger.errors import InvalidTransaction, LedgerError
+from ledger.errors import InvalidTransaction
 from ledger.tx import Tx, tx_from_wire
 from node.api.deps import get_node
-from node.api.errors import NotFound, error_body
+from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation
 from node.api.models import ErrorBody, TxAccepted, TxBatchResult, TxIn, TxStatus
 from node.api.render import render_receipt
 from node.node import Node
@@ -64,25 +65,13 @@ async def post_tx(body: TxIn, node: NodeDep) -> Any:
     },
 )
 async def post_txs(request: Request, node: NodeDep) -> Any:
-    """Admit a batch; each tx gets its own verdict, in order."""
+    """Admit a batch; each tx gets its own verdict, in order. More than `MAX_BATCH` txs are refused
+    before any of them is parsed."""
     raw = await request.body()
-    try:
-        if request.headers.get("content-type", "").startswith("application/msgpack"):
-            items = decode(raw)
-            if not isinstance(items, list):
-                raise InvalidTransaction("body must be a msgpack array of txs")
-            txs = [tx_from_wire(item) for item in items]
-        else:
-            items = json.loads(raw)
-            if not isinstance(items, list):
-                raise InvalidTransaction("body must be a JSON array of txs")
-            txs = [tx_from_json(TxIn.model_validate(item)) for item in items]
-    except LedgerError as exc:
-        return JSONResponse(error_body(exc.code, str(exc)), status_code=400)
-    except ValueError as exc:
-        return JSONResponse(error_body("invalid_transaction", str(exc)), status_code=400)
-    if len(txs) > MAX_BATCH:
-        return JSONResponse(error_body("too_many_txs", f"at most {MAX_BATCH} txs per batch"), status_code=400)
+    if request.headers.get("content-type", "").startswith("application/msgpack"):
+        txs = [tx_from_wire(item) for item in _decode_msgpack_batch(raw)]
+    else:
+        txs = [tx_from_json(_validate_json_tx(index, item)) for index, item in enumerate(_decode_json_batch(raw))]
     return [
         TxBatchResult(
             tx_id=r.tx_id.hex(),
@@ -92,6 +81,42 @@ async def post_txs(request: Request, node: NodeDep) -> Any:
         )
         for r in node.submit(txs)
     ]
+
+
+def _decode_msgpack_batch(raw: bytes) -> list[Any]:
+    """The entries of a msgpack array of txs, its length checked from the array header first."""
+    unpacker = msgpack.Unpacker()
+    unpacker.feed(raw[:5])
+    try:
+        count = unpacker.read_array_header()
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise InvalidRequest("body must be a msgpack array of txs") from exc
+    if count > MAX_BATCH:
+        raise TooManyTxs(f"{count} txs; at most {MAX_BATCH} per batch")
+    items = decode(raw)
+    if not isinstance(items, list):
+        raise InvalidRequest("body must be a msgpack array of txs")
+    return items
+
+
+def _decode_json_batch(raw: bytes) -> list[Any]:
+    """The entries of a JSON array of txs, counted before any of them is validated."""
+    try:
+        items = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
+        raise InvalidRequest(f"body is not JSON: {type(exc).__name__}") from exc
+    if not isinstance(items, list):
+        raise InvalidRequest("body must be a JSON array of txs")
+    if len(items) > MAX_BATCH:
+        raise TooManyTxs(f"{len(items)} txs; at most {MAX_BATCH} per batch")
+    return items
+
+
+def _validate_json_tx(index: int, item: Any) -> TxIn:
+    try:
+        return TxIn.model_validate(item)
+    except ValidationError as exc:
+        raise InvalidRequest(f"tx {index}: {describe_validation(exc.errors())}") from exc
 
 
 @router.get("/tx/{tx_id}", response_model=TxStatus, responses={404: {"model": ErrorBody}}, summary="Where a tx stands")

@@ -19,7 +19,7 @@ class FakeTransport:
     def __init__(self) -> None:
         self.frames: list[bytes] = []
 
-    async def receive(self, frame: bytes) -> int:
+    async def receive(self, frame: bytes, source: str | None = None) -> int:
         self.frames.append(frame)
         return 1
 

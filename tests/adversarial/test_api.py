@@ -1,0 +1,171 @@
+"""What one client can send to the HTTP API: every bad input gets a 4xx with the JSON error body, the same
+rules hold for JSON and msgpack, and no body is read past its limit.
+
+One real node (a single validator, so it commits on its own) runs inside the test client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+import pytest
+from fastapi.testclient import TestClient
+
+from ledger.keys import PrivateKey
+from ledger.tx import MAX_TX_DEPTH, Tx, make_tx
+from node.api.app import create_app
+from node.api.limits import MAX_BODY_BYTES
+from node.api.txs import MAX_BATCH
+from node.home import create_network
+from tests.adversarial.hostile import deep_array
+
+
+class Client:
+    """A test client of the node, with the channel's key to sign txs."""
+
+    def __init__(self, http: TestClient, chain_id: str, key: PrivateKey) -> None:
+        self.http = http
+        self.chain_id = chain_id
+        self.key = key
+        self.nonce = 0
+
+    def tx(self, payload: dict[str, Any] | None = None) -> Tx:
+        self.nonce += 1
+        return make_tx(self.chain_id, "order.create", "channel-1", self.nonce, payload or {"ref": "r"}, self.key)
+
+
+def as_json(tx: Tx) -> dict[str, Any]:
+    return {**tx.to_wire(), "signature": tx.signature.hex()}
+
+
+def as_msgpack(items: list[dict[str, Any]]) -> bytes:
+    return msgpack.packb(items, use_bin_type=True)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    root = Path(tmp_path_factory.mktemp("api"))
+    genesis = create_network([root / "node"], [27990], root / "clients")
+    key = PrivateKey.load(root / "clients" / "channel-1.key")
+    with TestClient(create_app(root / "node"), raise_server_exceptions=False) as http:
+        yield Client(http, genesis.chain_id, key)
+
+
+def assert_refused(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "message"}, body
+    if code is not None:
+        assert body["error"] == code, body
+    return body
+
+
+def post_json(client: Client, path: str, text: str) -> httpx.Response:
+    return client.http.post(path, content=text.encode(), headers={"content-type": "application/json"})
+
+
+MSGPACK = {"content-type": "application/msgpack"}
+
+
+@pytest.mark.parametrize("nonce", ["5", 5.0, True, None, [5]])
+def test_a_json_nonce_is_an_integer_never_coerced(client: Client, nonce: Any) -> None:
+    wire = {**as_json(client.tx()), "nonce": nonce}
+    assert_refused(client.http.post("/v1/tx", json=wire), 400, "invalid_request")
+    assert_refused(client.http.post("/v1/txs", json=[wire]), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("nonce", ["5", 5.0, True, None])
+def test_a_msgpack_nonce_is_an_integer_never_coerced(client: Client, nonce: Any) -> None:
+    wire = {**client.tx().to_wire(), "nonce": nonce}
+    assert_refused(client.http.post("/v1/txs", content=as_msgpack([wire]), headers=MSGPACK), 400)
+
+
+def test_extra_top_level_fields_are_refused_on_every_route_and_encoding(client: Client) -> None:
+    tx = client.tx()
+    assert_refused(client.http.post("/v1/tx", json={**as_json(tx), "extra": 1}), 400, "invalid_request")
+    assert_refused(client.http.post("/v1/txs", json=[{**as_json(tx), "extra": 1}]), 400, "invalid_request")
+    body = as_msgpack([{**tx.to_wire(), "extra": 1}])
+    assert_refused(client.http.post("/v1/txs", content=body, headers=MSGPACK), 400, "invalid_transaction")
+
+
+@pytest.mark.parametrize("field", ["kind", "signer", "chain_id", "payload"])
+def test_a_lone_surrogate_in_any_string_is_a_400(client: Client, field: str) -> None:
+    wire = as_json(client.tx())
+    wire[field] = {"note": "\ud800"} if field == "payload" else "\ud800"
+    text = json.dumps(wire)
+    assert_refused(post_json(client, "/v1/tx", text), 400)
+    assert_refused(post_json(client, "/v1/txs", f"[{text}]"), 400)
+
+
+@pytest.mark.parametrize("levels", [40, 900, 100_000])
+def test_json_nested_past_any_bound_is_a_400(client: Client, levels: int) -> None:
+    deep = "[" * levels + "]" * levels
+    wire = json.dumps({**as_json(client.tx()), "payload": {"deep": "X"}}).replace('"X"', deep)
+    assert_refused(post_json(client, "/v1/tx", wire), 400)
+    assert_refused(post_json(client, "/v1/txs", f"[{wire}]"), 400)
+    assert_refused(post_json(client, "/v1/txs", deep), 400)
+
+
+def test_msgpack_nested_past_any_bound_is_a_400(client: Client) -> None:
+    assert_refused(client.http.post("/v1/txs", content=deep_array(100_000), headers=MSGPACK), 400)
+    assert_refused(client.http.post("/v1/txs", content=b"\x91" + deep_array(600), headers=MSGPACK), 400)
+
+
+@pytest.mark.parametrize("path", ["/v1/blocks/0", "/v1/blocks/-1", f"/v1/blocks/{2**63}", f"/v1/blocks/{2**70}"])
+def test_a_height_out_of_range_is_a_400(client: Client, path: str) -> None:
+    assert_refused(client.http.get(path), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("query", [f"from={2**64}&to={2**64}", "from=-1&to=3", "from=1&to=x"])
+def test_a_sync_range_out_of_range_is_a_400(client: Client, query: str) -> None:
+    assert_refused(client.http.get(f"/p2p/blocks?{query}"), 400, "invalid_request")
+
+
+def test_unknown_routes_and_methods_answer_the_error_body(client: Client) -> None:
+    assert_refused(client.http.get("/v1/nothing"), 404, "not_found")
+    assert_refused(client.http.delete("/v1/tx"), 405, "method_not_allowed")
+
+
+def test_a_batch_over_the_limit_is_refused_from_its_array_header(client: Client) -> None:
+    header = msgpack.Packer().pack_array_header(MAX_BATCH + 1)
+    assert_refused(client.http.post("/v1/txs", content=header + b"\xc0", headers=MSGPACK), 400, "too_many_txs")
+    text = "[" + ",".join(["{}"] * (MAX_BATCH + 1)) + "]"
+    assert_refused(post_json(client, "/v1/txs", text), 400, "too_many_txs")
+
+
+def test_a_declared_body_over_the_limit_is_refused_unread(client: Client) -> None:
+    response = client.http.post("/v1/txs", content=b" " * (MAX_BODY_BYTES + 1), headers=MSGPACK)
+    assert_refused(response, 413, "body_too_large")
+
+
+def test_a_streamed_body_over_the_limit_is_cut_off(client: Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        chunk = b" " * (1024 * 1024)
+        for _ in range(MAX_BODY_BYTES // len(chunk) + 1):
+            yield chunk
+
+    assert_refused(client.http.post("/v1/tx", content=chunks(), headers=MSGPACK), 413, "body_too_large")
+
+
+def test_a_copy_of_an_admitted_tx_with_broken_signature_is_refused(client: Client) -> None:
+    tx = client.tx()
+    assert client.http.post("/v1/tx", json=as_json(tx)).status_code == 202
+    broken = {**as_json(tx), "signature": bytes(64).hex()}
+    assert_refused(client.http.post("/v1/tx", json=broken), 400, "invalid_signature")
+    body = as_msgpack([{**tx.to_wire(), "signature": tx.signature[::-1]}])
+    verdicts = client.http.post("/v1/txs", content=body, headers=MSGPACK).json()
+    assert verdicts[0]["error"] == "invalid_signature"
+
+
+def test_a_payload_at_the_tx_depth_bound_is_admitted_and_one_deeper_is_refused(client: Client) -> None:
+    value: Any = 0
+    for _ in range(MAX_TX_DEPTH - 2):
+        value = [value]
+    assert client.http.post("/v1/tx", json=as_json(client.tx({"deep": value}))).status_code == 202
+    deeper = {**as_json(client.tx()), "payload": {"deep": [value]}}
+    assert_refused(client.http.post("/v1/tx", json=deeper), 400, "invalid_transaction")
