@@ -53,14 +53,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'node':<5} {'url':<24} {'up':<4} {'height':>7} {'view':>5}  {'head hash':<18} peers reachable")
+    header = f"{'node':<5} {'url':<24} {'up':<4} {'height':>7} {'view':>5} {'voting':<7} {'mempool':>8}"
+    print(f"{header}  {'head hash':<18} peers reachable")
     for row in rows:
         if not row["up"]:
             print(f"{row['index']:<5} {row['url']:<24} NO")
             continue
         reachable = sum(1 for p in row["peers"] if p.get("reachable"))
         print(
-            f"{row['index']:<5} {row['url']:<24} {'yes':<4} {row['height']:>7} {row['view']:>5}  "
+            f"{row['index']:<5} {row['url']:<24} {'yes':<4} {row['height']:>7} {row['view']:>5} "
+            f"{'yes' if row['voting'] else 'NO':<7} {row['mempool']:>8}  "
             f"{row['head_hash'][:16]:<18} {reachable}/{len(row['peers'])}"
         )
     return 0
@@ -114,6 +116,20 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0 if result["committed"] == args.orders else 1
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from devnet.check import check_devnet
+
+    report = check_devnet(_devnet(args), blocks=args.blocks)
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(f"heights {report.heights}, views {report.views}, pending {report.pending}")
+        print("healthy: one chain, one view, every node voting, nothing pending" if report.is_healthy else "")
+        for problem in report.problems:
+            print(f"  problem: {problem}")
+    return 0 if report.is_healthy else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from devnet.demo import run_devnet_demo
 
@@ -122,7 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    devnet = sub.add_parser("devnet", help="run N local nodes: up, status, down, kill, restart, load, demo")
+    devnet = sub.add_parser("devnet", help="run N local nodes: up, status, check, down, kill, restart, load, demo")
     commands = devnet.add_subparsers(dest="devnet_command", required=True)
 
     def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
@@ -136,6 +152,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--sample-data", action="store_true", help="load a catalogue, locations and stock")
     p.add_argument("--timeout", type=float, default=60.0)
     p = command("status", cmd_status, "show every node's height, view, head hash and peers")
+    p.add_argument("--json", action="store_true")
+    p = command("check", cmd_check, "check one chain, one view, every node voting and nothing pending")
+    p.add_argument("--blocks", type=int, default=20, help="how many of the last blocks must carry each node's vote")
     p.add_argument("--json", action="store_true")
     command("down", cmd_down, "stop every node")
     p = command("kill", cmd_kill, "kill one node with SIGKILL")

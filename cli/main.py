@@ -65,7 +65,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(status)
         return 0
-    for key in ("node_id", "chain_id", "height", "head_hash", "view", "primary", "mempool"):
+    for key in ("node_id", "chain_id", "height", "head_hash", "view", "primary", "voting", "mempool"):
         print(f"{key:>10}: {status[key]}")
     print(f"{'validators':>10}: {', '.join(status['validators'])}")
     return 0

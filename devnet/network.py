@@ -161,6 +161,7 @@ class Devnet:
             "up": False,
             "height": None,
             "view": None,
+            "voting": None,
             "head_hash": None,
             "peers": [],
         }
@@ -173,6 +174,8 @@ class Devnet:
             up=True,
             height=status["height"],
             view=status["view"],
+            voting=status["voting"],
+            mempool=status["mempool"],
             head_hash=status["head_hash"],
             primary=status["primary"],
             node_id=status["node_id"],

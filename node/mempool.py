@@ -7,9 +7,15 @@ evicted for it, except txs that waited longer than `ttl_ms`, which are
 dropped first (a tx that old is assumed stuck behind a failing rule or a
 partition; its sender can resend it). Committed txs are removed by id.
 
-A tx that waits is offered to the peers again (`take_unproposed`): gossip
-forwards a tx once, and a peer whose pool was full then never had it, so
-without this a tx admitted here would wait until this node is primary.
+A tx that is stuck is offered to the peers again (`take_unproposed`):
+gossip forwards a tx once, and a peer whose pool was full then never had it,
+so without this a tx admitted here would wait until this node is primary.
+Stuck means: it waited `age_ms`, and either `min_blocks` blocks were
+committed since it arrived without it (primaries take their oldest txs
+first, so a tx that old is missing from theirs) or none was committed at
+all lately (the caller passes 0). A pool that is merely long, under
+overload, re-offers nothing: re-offering it would only add decoding work
+to nodes that are already behind.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class _Entry:
     tx: Tx
     size: int
     added_ms: int
+    added_height: int
+    """The committed height when the tx arrived."""
     offered_ms: int
     """When the tx was last gossiped (at admission, then by `take_unproposed`)."""
 
@@ -58,7 +66,7 @@ class Mempool:
         entry = self._entries.get(tx_id)
         return None if entry is None else entry.tx
 
-    def add(self, tx: Tx, size: int, now_ms: int) -> bool:
+    def add(self, tx: Tx, size: int, now_ms: int, height: int = 0) -> bool:
         """Add an admitted tx; False if it was already here. Raises `MempoolFull`."""
         if tx.id in self._entries:
             return False
@@ -66,7 +74,7 @@ class Mempool:
             self._evict_expired(now_ms)
             if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
                 raise MempoolFull(f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes); retry later")
-        self._entries[tx.id] = _Entry(tx, size, now_ms, now_ms)
+        self._entries[tx.id] = _Entry(tx, size, now_ms, height, now_ms)
         self.bytes += size
         return True
 
@@ -79,13 +87,13 @@ class Mempool:
             out.append(entry.tx)
         return out
 
-    def take_unproposed(self, now_ms: int, age_ms: int, max_txs: int) -> list[Tx]:
-        """Up to `max_txs` of the oldest txs not gossiped for `age_ms`, marked as gossiped now."""
+    def take_unproposed(self, now_ms: int, height: int, age_ms: int, min_blocks: int, max_txs: int) -> list[Tx]:
+        """Up to `max_txs` of the oldest stuck txs (see the module docstring), marked as offered now."""
         out: list[Tx] = []
         for entry in self._entries.values():
             if len(out) >= max_txs or now_ms - entry.added_ms < age_ms:
                 break
-            if now_ms - entry.offered_ms >= age_ms:
+            if height - entry.added_height >= min_blocks and now_ms - entry.offered_ms >= age_ms:
                 entry.offered_ms = now_ms
                 out.append(entry.tx)
         return out

@@ -47,8 +47,11 @@ log = logging.getLogger(__name__)
 REOFFER_INTERVAL_S = 1.0
 """How often waiting mempool txs are looked at for gossiping again."""
 
-REOFFER_MAX_TXS = 2000
-"""Most txs gossiped again per look, so a full mempool is re-offered gradually."""
+REOFFER_MAX_TXS = 400
+"""Most txs gossiped again per look, so a pool of stuck txs is re-offered gradually."""
+
+REOFFER_AFTER_BLOCKS = 8
+"""A tx still here after this many blocks is missing from the primaries' pools (they take the oldest first)."""
 
 
 def wall_clock() -> int:
@@ -137,6 +140,7 @@ class Node:
         self.transport.register(CONSENSUS_KIND, self._on_consensus)
         self.transport.register(TXS_KIND, self._on_gossip)
         self._tasks: list[asyncio.Task[Any]] = []
+        self._last_commit_ms = clock()
         self.oversized_requests = 0
         """`/p2p` requests refused because their body was too large."""
         self.metrics = NodeMetrics(self)
@@ -175,7 +179,7 @@ class Node:
         for tx in txs:
             try:
                 self.admission.check(tx)
-                if self.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), now):
+                if self.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), now, self.store.height):
                     admitted.append(tx)
             except LedgerError as exc:
                 out.append(Admitted(tx.id, exc))
@@ -186,11 +190,14 @@ class Node:
         return out
 
     async def _reoffer_waiting_txs(self) -> None:
-        """Gossip again, every second, the txs that waited two view timeouts without a block."""
+        """Gossip again, every second, the txs stuck in the mempool (see `Mempool.take_unproposed`)."""
         age_ms = 2 * self.genesis.consensus.view_timeout_ms
         while True:
             await asyncio.sleep(REOFFER_INTERVAL_S)
-            self.gossip.resend(self.mempool.take_unproposed(self.clock(), age_ms, REOFFER_MAX_TXS))
+            now = self.clock()
+            idle = now - self._last_commit_ms >= age_ms
+            blocks = 0 if idle else REOFFER_AFTER_BLOCKS
+            self.gossip.resend(self.mempool.take_unproposed(now, self.store.height, age_ms, blocks, REOFFER_MAX_TXS))
 
     def find_receipt(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
         """(height, index, receipt) of a committed tx."""
@@ -212,6 +219,7 @@ class Node:
 
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])
+        self._last_commit_ms = self.clock()
         if not self.base_height:
             self.base_height = block.height
         self.snapshots.on_commit(block.height)

@@ -58,6 +58,12 @@ class Status(BaseModel):
     state_root: str
     view: int
     primary: str
+    view_changing: bool = False
+    """True while the replica has left its view and waits for the next one to start."""
+    voting: bool = True
+    """True while the replica would vote on its next height (false while changing view, muted or behind)."""
+    last_voted_height: int = 0
+    """Height of the last PREPARE or COMMIT this replica signed since it started."""
     validators: list[str]
     mempool: int
     base_height: int = 0

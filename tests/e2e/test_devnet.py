@@ -110,3 +110,6 @@ def test_load_reports_commits_and_heads(devnet_dir: Any) -> None:
     assert result["committed"] == result["sent"] == 300
     assert result["tx_per_s"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
     assert len({n["head_hash"] for n in result["nodes"] if n["up"]}) == 1
+    check = omsnode_json("devnet", "check", "--dir", str(devnet_dir), "--blocks", "0")
+    assert check["healthy"], check["problems"]
+    assert len(set(check["views"])) == 1 and check["pending"] == [0, 0, 0, 0]
