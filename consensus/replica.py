@@ -314,7 +314,10 @@ class Replica:
         if ("prepare", view, height) not in self._signed:
             if self._check_block(pre_prepare.block) is not None:
                 return None
-            wait_ms = self._app.check_time(pre_prepare.block)
+            # A re-proposal (its header from an earlier view) had its time checked when 2f+1 first prepared it,
+            # and the NEW-VIEW obliges it however old it has grown: only a fresh block's time is asked about.
+            is_fresh = pre_prepare.block.header.view == view
+            wait_ms = self._app.check_time(pre_prepare.block) if is_fresh else 0
             if wait_ms > 0:
                 # This node's clock does not accept the timestamp yet; that may change, so ask again later.
                 return [SetTimer(RECHECK_TIMER, min(wait_ms, self._params.view_timeout_ms)), *self._arm_timer()]

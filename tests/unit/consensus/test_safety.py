@@ -307,3 +307,22 @@ def test_a_locked_replica_never_prepares_another_block_at_that_height():
     assert not [a for a in actions if isinstance(a, Broadcast) and isinstance(a.message, Prepare)]
     assert not any(isinstance(a, Decide) for a in actions)
     assert encode_message(pre_prepare)
+
+
+def test_a_re_proposed_block_is_prepared_however_old_its_timestamp_has_grown():
+    """A prepared block the NEW-VIEW obliges was time-checked when first prepared; refusing it as old stalls."""
+    params = ConsensusParams(max_clock_skew_ms=1000)
+    cluster = Cluster.make(4, params)
+    now = {"ms": cluster.network.genesis.genesis_time_ms + 10_000}
+    for app in cluster.apps.values():
+        app.clock = lambda: now["ms"]
+    cluster.drop = commits_only_to(set())
+    cluster.offer(cluster.txs(1))
+    prepared = cluster.replicas["node-2"]._prepared
+    assert prepared is not None
+    now["ms"] += 60_000
+    cluster.drop = lambda sender, to, message: isinstance(message, Commit) and message.view == 0
+    cluster.time_out(BACKUPS + ["node-0"])
+    assert {r.view for r in cluster.replicas.values()} == {1}
+    assert set(decided(cluster, 1).values()) == {prepared.pre_prepare.block.hash()}
+    assert decided(cluster, 1).keys() == set(cluster.apps)
