@@ -322,7 +322,7 @@ def test_a_re_proposed_block_is_prepared_however_old_its_timestamp_has_grown():
     assert prepared is not None
     now["ms"] += 60_000
     cluster.drop = lambda sender, to, message: isinstance(message, Commit) and message.view == 0
-    cluster.time_out(BACKUPS + ["node-0"])
+    cluster.time_out([*BACKUPS, "node-0"])
     assert {r.view for r in cluster.replicas.values()} == {1}
     assert set(decided(cluster, 1).values()) == {prepared.pre_prepare.block.hash()}
     assert decided(cluster, 1).keys() == set(cluster.apps)
