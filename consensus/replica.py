@@ -238,6 +238,17 @@ class Replica:
         self._pending = tuple(txs)
         return self._arm_timer() + self._propose()
 
+    def on_stuck_tx(self) -> list[Action]:
+        """The node holds a valid tx that many blocks have passed over: suspect a censoring primary.
+
+        The view timer restarts at every commit, so a primary that commits others' txs but never one
+        tx is never suspected by it. The suspicion is a TIMEOUT like any other: the view changes only
+        if f+1 replicas hold such a tx, so one node's view of its own pool changes nothing alone.
+        """
+        if self._view_changing:
+            return []
+        return self._suspect(again=True)
+
     def on_synced(self) -> list[Action]:
         """The node applied blocks by sync up to its new head (whose stored certificate proves it in view changes)."""
         new_height, new_hash = self._app.head()

@@ -10,7 +10,11 @@ timers become loop callbacks (a view timeout that falls while the node is
 syncing and its head is still moving waits: the lag is this node's, not the
 primary's; a sync that moves nothing, such as one chasing a height that a
 lying peer claims, holds no timeout back),
-and `RequestSync` starts block sync. Every `compact_every` committed blocks
+and `RequestSync` starts block sync. After each commit the driver looks at
+the oldest tx of the mempool: one that `STUCK_AFTER_BLOCKS` blocks in a row
+passed over is checked again (`recheck`; evicted if no longer admissible) and,
+if still good, reported to the replica as a sign of a censoring primary
+(`Replica.on_stuck_tx`). Every `compact_every` committed blocks
 (and after each sync) the consensus log is compacted to what the replica
 still needs, so it stays bounded.
 """
@@ -27,6 +31,7 @@ from consensus.messages import decode_message, encode_message
 from consensus.replica import VIEW_TIMER, Replica
 from ledger.block import Block, CommitCertificate, Receipt
 from ledger.errors import LedgerError
+from ledger.tx import Tx
 from node.executor import Executor
 from node.mempool import Mempool
 from node.wal import ConsensusLog
@@ -39,6 +44,10 @@ CONSENSUS_KIND = "consensus"
 
 SYNC_RECHECK_S = 1.0
 """While the node syncs, how long a view timeout waits before it looks again."""
+
+STUCK_AFTER_BLOCKS = 16
+"""Blocks that may pass over the mempool's oldest tx before the primary is suspected of censoring it (the node
+re-offers it to the peers after half as many)."""
 
 CommitListener = Callable[[Block, list[Receipt]], None]
 
@@ -58,6 +67,7 @@ class ConsensusDriver:
         request_sync: Callable[[int], None],
         compact_every: int = 100,
         is_syncing: Callable[[], bool] = lambda: False,
+        recheck: Callable[[Tx], bool] = lambda tx: True,
     ) -> None:
         self.replica = replica
         self.wal = wal
@@ -69,7 +79,11 @@ class ConsensusDriver:
         self.request_sync = request_sync
         self.is_syncing = is_syncing
         """True while the node applies blocks by sync: view timeouts wait until it is done."""
+        self.recheck = recheck
+        """Is a mempool tx still admissible? (Asked before a stuck tx is blamed on the primary.)"""
         self.compact_every = max(compact_every, 1)
+        self._oldest: bytes | None = None
+        self._passed_over = 0
         self._commits_since_compaction = 0
         self.listeners: list[CommitListener] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -167,7 +181,23 @@ class ConsensusDriver:
         self._commits_since_compaction += 1
         for listener in self.listeners:
             listener(block, receipts)
+        self._watch_oldest_tx()
         self.offer_batch_soon()
+
+    def _watch_oldest_tx(self) -> None:
+        """Count the blocks that pass over the mempool's oldest tx; past the bound, recheck it or suspect."""
+        oldest = self.mempool.oldest()
+        if oldest is None or oldest.id != self._oldest:
+            self._oldest, self._passed_over = (None if oldest is None else oldest.id), 0
+            return
+        self._passed_over += 1
+        if self._passed_over < STUCK_AFTER_BLOCKS:
+            return
+        self._passed_over = 0
+        if not self.recheck(oldest):
+            self.mempool.remove([oldest.id])
+            return
+        self._run(self.replica.on_stuck_tx())
 
     def close(self) -> None:
         for handle in self._timers.values():

@@ -87,6 +87,12 @@ class Mempool:
             out.append(entry.tx)
         return out
 
+    def oldest(self) -> Tx | None:
+        """The tx that has waited longest, if any."""
+        for entry in self._entries.values():
+            return entry.tx
+        return None
+
     def take_unproposed(self, now_ms: int, height: int, age_ms: int, min_blocks: int, max_txs: int) -> list[Tx]:
         """Up to `max_txs` of the oldest stuck txs (see the module docstring), marked as offered now."""
         out: list[Tx] = []

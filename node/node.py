@@ -120,6 +120,7 @@ class Node:
             self.request_sync,
             self.genesis.consensus.checkpoint_interval,
             lambda: self.catchup.syncing,
+            recheck=self._is_admissible,
         )
         self.driver.listeners.append(self._on_commit)
         self.gossip = TxGossip(self.transport)
@@ -198,6 +199,13 @@ class Node:
             idle = now - self._last_commit_ms >= age_ms
             blocks = 0 if idle else REOFFER_AFTER_BLOCKS
             self.gossip.resend(self.mempool.take_unproposed(now, self.store.height, age_ms, blocks, REOFFER_MAX_TXS))
+
+    def _is_admissible(self, tx: Tx) -> bool:
+        try:
+            self.admission.check(tx)
+        except LedgerError:
+            return False
+        return True
 
     def find_receipt(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
         """(height, index, receipt) of a committed tx."""

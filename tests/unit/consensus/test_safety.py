@@ -326,3 +326,23 @@ def test_a_re_proposed_block_is_prepared_however_old_its_timestamp_has_grown():
     assert {r.view for r in cluster.replicas.values()} == {1}
     assert set(decided(cluster, 1).values()) == {prepared.pre_prepare.block.hash()}
     assert decided(cluster, 1).keys() == set(cluster.apps)
+
+
+def test_a_primary_that_never_includes_a_tx_is_replaced_once_f_plus_one_hold_it():
+    """Finding 12: the view timer restarts at every commit, so censorship is suspected from the pool instead."""
+    cluster = Cluster.make(4)
+    censored, *others = cluster.txs(4)
+    for round_, tx in enumerate(others):
+        for vid, replica in cluster.replicas.items():
+            pending = [tx] if vid == "node-0" else [censored, tx]
+            cluster.perform(vid, replica.on_batch(pending))
+        cluster.settle()
+        assert cluster.replicas["node-1"].height == round_ + 1
+    cluster.perform("node-1", cluster.replicas["node-1"].on_stuck_tx())
+    cluster.settle()
+    assert {r.view for r in cluster.replicas.values()} == {0}, "one node's stuck tx changes nothing alone"
+    cluster.perform("node-2", cluster.replicas["node-2"].on_stuck_tx())
+    cluster.settle()
+    assert {r.view for r in cluster.replicas.values()} == {1}
+    cluster.offer([censored])
+    assert censored.id in {tx.id for tx in cluster.apps["node-3"].blocks[-1].txs}
