@@ -41,6 +41,11 @@ class StoreLocked(LedgerError):
     code = "store_locked"
 
 
+def _past(prefix: bytes) -> bytes:
+    """The least key greater than every key starting with `prefix` (prefixes here never end in 0xff)."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
 def _h(height: int) -> bytes:
     return height.to_bytes(8, "big")
 
@@ -110,6 +115,14 @@ class Store:
     def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         cut = len(STATE_PREFIX)
         for key, value in self._db.iterator(prefix=STATE_PREFIX + prefix):
+            yield key[cut:], value
+
+    def scan_state_after(self, prefix: bytes, after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Entries whose key starts with `prefix`, in key order, from the first key past `after` (a page's
+        cursor); the caller stops when it has enough."""
+        cut = len(STATE_PREFIX)
+        start = STATE_PREFIX + (max(prefix, after + b"\x00") if after is not None else prefix)
+        for key, value in self._db.iterator(start=start, stop=STATE_PREFIX + _past(prefix)):
             yield key[cut:], value
 
     def snapshot(self) -> StoreSnapshot:

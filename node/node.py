@@ -33,6 +33,7 @@ from node.executor import Clock, Executor
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
 from node.snapshots import SnapshotServer, find_base_height
+from node.tokens import TokenStore
 from node.wal import ConsensusLog, recover_records
 from p2p.envelope import Envelope
 from p2p.gossip import TXS_KIND, TxGossip
@@ -144,6 +145,8 @@ class Node:
         self.oversized_requests = 0
         """`/p2p` requests refused because their body was too large."""
         self.metrics = NodeMetrics(self)
+        self.tokens = TokenStore(home)
+        """The API tokens of this node's home, re-read when they change."""
 
     @property
     def node_id(self) -> str:
@@ -208,6 +211,13 @@ class Node:
         if receipt is None:
             raise LedgerError(f"store has tx {tx_id.hex()} at {where} but no receipt")
         return where[0], where[1], receipt
+
+    def get_committed_tx(self, height: int, index: int) -> Tx:
+        """The tx at `index` of committed block `height`."""
+        block = self.store.get_block(height)
+        if block is None:
+            raise LedgerError(f"store has a receipt at height {height} but no block")
+        return block.txs[index]
 
     # -- network ----------------------------------------------------------------------
 
