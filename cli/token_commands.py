@@ -1,6 +1,6 @@
 """`omsnode token ...`: API tokens of a node home (the node accepts a change at once, even while running).
 
-create --home DIR --identity ID --scopes S1,S2|all [--label L] [--key FILE]   prints the token, once
+create --home DIR --identity ID --scopes S1,S2|all [--label L] [--key FILE] [--rate N]   prints it once
 list --home DIR [--json]                                                     id, identity, scopes, label
 revoke --home DIR --id TOKEN_ID
 """
@@ -22,7 +22,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
     home = Path(args.home)
     genesis = Genesis.load(home / GENESIS_FILE)
-    token = TokenStore(home).create(genesis, args.identity, parse_scopes(args.scopes), args.label)
+    scopes = parse_scopes(args.scopes)
+    token = TokenStore(home).create(genesis, args.identity, scopes, args.label, rate_per_s=args.rate)
     if args.key:
         (home / CLIENTS_DIR).mkdir(exist_ok=True)
         shutil.copyfile(args.key, home / CLIENTS_DIR / f"{args.identity}.key")
@@ -61,6 +62,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--scopes", required=True, help="comma-separated, e.g. orders:read,orders:write; or all")
     p.add_argument("--label", default="", help="a note saying who holds the token")
     p.add_argument("--key", help="the identity's key file, for the node to sign writes made with the token")
+    p.add_argument("--rate", type=int, help="requests per second for this token (default: the node's api_rate_per_s)")
     p.set_defaults(func=cmd_create)
     p = commands.add_parser("list", help="the tokens of a node home (never the tokens themselves)")
     p.add_argument("--home", required=True)

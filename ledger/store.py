@@ -6,10 +6,13 @@ Layout (one LevelDB, key prefixes):
     c/<height:8>        commit certificate       t/<tx id:32>  (height, index)
     r/<height:8><i:4>   receipt                  s/<key>       world-state value
     m/head              (height, hash, state root, StateAccumulator accumulator)
+    x/<...>             what the node derives from each block for its readers (change feed, list indexes);
+                        not world state, not in the state commitment
 
 `commit_block` writes a block, its certificate, receipts, state writes,
-indexes and the new head in one LevelDB write batch with sync, so a node
-killed at any instant finds either the whole block or none of it.
+indexes, derived entries and the new head in one LevelDB write batch with
+sync, so a node killed at any instant finds either the whole block or none
+of it, and what readers see always matches the state.
 
 Reads decode through the bounded decoder and the types' strict `from_wire`;
 bytes that do not read back as what was written raise `StoreCorrupted`, and a
@@ -33,6 +36,9 @@ from ledger.state import StateReader
 
 STATE_PREFIX = b"s/"
 """Prefix of world-state entries in LevelDB."""
+
+DERIVED_PREFIX = b"x/"
+"""Prefix of the entries the node derives from blocks for its readers."""
 
 
 class StoreLocked(LedgerError):
@@ -125,6 +131,15 @@ class Store:
         for key, value in self._db.iterator(start=start, stop=STATE_PREFIX + _past(prefix)):
             yield key[cut:], value
 
+    def get_derived(self, key: bytes) -> bytes | None:
+        return self._db.get(DERIVED_PREFIX + key)
+
+    def scan_derived(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Derived entries with `start` <= key < `stop`, in key order (keys without `DERIVED_PREFIX`)."""
+        cut = len(DERIVED_PREFIX)
+        for key, value in self._db.iterator(start=DERIVED_PREFIX + start, stop=DERIVED_PREFIX + stop):
+            yield key[cut:], value
+
     def snapshot(self) -> StoreSnapshot:
         """A frozen read view of the whole store as it is now."""
         return StoreSnapshot(self._db.snapshot(), self._head)
@@ -150,8 +165,10 @@ class Store:
         receipts: list[Receipt],
         writes: dict[bytes, bytes | None],
         acc: StateAccumulator | None = None,
+        derived: dict[bytes, bytes | None] | None = None,
     ) -> None:
-        """Write one block and everything it changed in one atomic, synced batch."""
+        """Write one block and everything it changed in one atomic, synced batch; `derived` (keys under
+        `DERIVED_PREFIX`, None to delete) is what readers are served from, written in the same batch."""
         expected = self.height + 1
         if block.height != expected:
             raise ValueError(f"store is at height {self.height}; cannot commit block {block.height}")
@@ -171,6 +188,11 @@ class Store:
                     batch.delete(STATE_PREFIX + key)
                 else:
                     batch.put(STATE_PREFIX + key, value)
+            for key, value in (derived or {}).items():
+                if value is None:
+                    batch.delete(DERIVED_PREFIX + key)
+                else:
+                    batch.put(DERIVED_PREFIX + key, value)
             acc_bytes = acc.to_bytes()
             head = Head(block.height, block_hash, block.header.state_root, block.header.timestamp_ms)
             batch.put(b"m/head", _encode_head(head, acc_bytes))

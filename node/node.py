@@ -30,6 +30,7 @@ from node.catchup import CatchUp
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, NodeConfig
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
+from node.feed import CommitSignal
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
 from node.snapshots import SnapshotServer, find_base_height
@@ -145,6 +146,8 @@ class Node:
         self.oversized_requests = 0
         """`/p2p` requests refused because their body was too large."""
         self.metrics = NodeMetrics(self)
+        self.commits = CommitSignal()
+        """Wakes the API's long-polls when a block commits."""
         self.tokens = TokenStore(home)
         """The API tokens of this node's home, re-read when they change."""
 
@@ -230,6 +233,7 @@ class Node:
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])
         self._last_commit_ms = self.clock()
+        self.commits.notify()
         if not self.base_height:
             self.base_height = block.height
         self.snapshots.on_commit(block.height)

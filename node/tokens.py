@@ -71,6 +71,8 @@ class Token:
     """sha256 hex of the whole token string."""
     created_ms: int
     label: str = ""
+    rate_per_s: int | None = None
+    """Requests per second this token may send (bursts of twice that); None: the node's setting."""
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,7 @@ class Token:
             "hash": self.hash,
             "created_ms": self.created_ms,
             "label": self.label,
+            "rate_per_s": self.rate_per_s,
         }
 
     @classmethod
@@ -91,6 +94,7 @@ class Token:
             hash=str(wire["hash"]),
             created_ms=int(wire["created_ms"]),
             label=str(wire.get("label", "")),
+            rate_per_s=None if wire.get("rate_per_s") is None else int(wire["rate_per_s"]),
         )
 
 
@@ -175,7 +179,14 @@ class TokenStore:
         partial.replace(self.path)
 
     def create(
-        self, genesis: Genesis, identity: str, scopes: frozenset[str], label: str = "", token: str | None = None
+        self,
+        genesis: Genesis,
+        identity: str,
+        scopes: frozenset[str],
+        label: str = "",
+        *,
+        token: str | None = None,
+        rate_per_s: int | None = None,
     ) -> str:
         """Store a new token for client `identity` and return it (the only time it is seen).
 
@@ -188,7 +199,10 @@ class TokenStore:
             token = make_token()
         token_id = token.split("_")[1]
         tokens = dict(self.tokens())
-        tokens[token_id] = Token(token_id, identity, scopes, hash_token(token), int(time.time() * 1000), label)
+        if rate_per_s is not None and rate_per_s < 1:
+            raise TokenError("a token's rate is at least 1 request per second")
+        created_ms = int(time.time() * 1000)
+        tokens[token_id] = Token(token_id, identity, scopes, hash_token(token), created_ms, label, rate_per_s)
         self._save(tokens)
         return token
 

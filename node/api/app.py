@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from node.api import blocks, inventory, invoices, metrics, orders, p2p, status, txs
+from node.api import blocks, events, inventory, invoices, metrics, orders, p2p, status, txs
 from node.api.errors import install_error_handlers
 from node.api.inbox import InboxMiddleware
 from node.api.limits import BodyLimitMiddleware, RateLimiter
@@ -61,6 +61,6 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
-    for module in (status, txs, blocks, orders, inventory, invoices, p2p, metrics):
+    for module in (status, txs, blocks, orders, inventory, invoices, events, p2p, metrics):
         app.include_router(module.router)
     return app

@@ -49,7 +49,7 @@ def authorize(scope: str | None) -> Callable[[Request, HTTPAuthorizationCredenti
         identity = None if token is None else node.genesis.identity(token.identity)
         if token is None or identity is None:
             raise Unauthorized("unknown or revoked API token")
-        request.app.state.rate_limiter.take(token.id)
+        request.app.state.rate_limiter.take(token.id, token.rate_per_s)
         if scope is not None and scope not in token.scopes:
             raise Forbidden(f"this route needs scope {scope!r}; the token has {', '.join(sorted(token.scopes))}")
         return Principal(token.id, identity, token.scopes)

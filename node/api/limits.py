@@ -91,12 +91,15 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         """Token id -> (requests left, when that was counted)."""
 
-    def take(self, token_id: str) -> None:
-        """Count one request of `token_id`, or raise `RateLimited` saying when one will be allowed."""
+    def take(self, token_id: str, rate: float | None = None) -> None:
+        """Count one request of `token_id`, or raise `RateLimited` saying when one will be allowed. A token
+        with a `rate` of its own bursts to twice that."""
         now = self.clock()
-        left, since = self._buckets.get(token_id, (float(self.burst), now))
-        left = min(float(self.burst), left + (now - since) * self.rate)
+        burst = float(self.burst) if rate is None else 2.0 * rate
+        rate = self.rate if rate is None else rate
+        left, since = self._buckets.get(token_id, (burst, now))
+        left = min(burst, left + (now - since) * rate)
         if left < 1:
-            wait = math.ceil((1 - left) / self.rate)
-            raise RateLimited(f"more than {self.rate:g} requests per second with this token", wait)
+            wait = math.ceil((1 - left) / rate)
+            raise RateLimited(f"more than {rate:g} requests per second with this token", wait)
         self._buckets[token_id] = (left - 1, now)

@@ -140,3 +140,18 @@ class Order(Record):
     fulfilments: list[dict[str, Any]]
     invoices: list[str] = Field(description="numbers of the order's invoices and credit notes")
     created_ms: int
+
+
+class OrderSummary(BaseModel):
+    """An order as lists show it; `GET /v1/orders/{order_id}` has the rest."""
+
+    order_id: str
+    channel: str
+    org: str
+    external_ref: str
+    status: str
+    currency: str
+    total: int
+    created_ms: int
+    updated_ms: int | None = Field(description="block time of the last change to the order or its fulfilments")
+    locations: list[str] = Field(description="locations of its fulfilments")

@@ -48,9 +48,10 @@ class SingleNode:
         """An operator token with every scope."""
         self.client = NodeClient(self.url, token=self.token)
 
-    def make_token(self, identity: str, scopes: str) -> str:
+    def make_token(self, identity: str, scopes: str, *flags: str) -> str:
         """A new API token, made with `omsnode token create` as an operator would."""
-        made = omsnode("token", "create", "--home", str(self.home), "--identity", identity, "--scopes", scopes)
+        home = str(self.home)
+        made = omsnode("token", "create", "--home", home, "--identity", identity, "--scopes", scopes, *flags)
         return made.stdout.strip()
 
     def start(self) -> None:
