@@ -8,6 +8,7 @@ Layout (one LevelDB, key prefixes):
     m/head              (height, hash, state root, StateAccumulator accumulator)
     x/<...>             what the node derives from each block for its readers (change feed, list indexes);
                         not world state, not in the state commitment
+    l/<...>             this node's own records, written outside blocks (API idempotency keys)
 
 `commit_block` writes a block, its certificate, receipts, state writes,
 indexes, derived entries and the new head in one LevelDB write batch with
@@ -39,6 +40,9 @@ STATE_PREFIX = b"s/"
 
 DERIVED_PREFIX = b"x/"
 """Prefix of the entries the node derives from blocks for its readers."""
+
+LOCAL_PREFIX = b"l/"
+"""Prefix of the node's own records, which no block writes."""
 
 
 class StoreLocked(LedgerError):
@@ -139,6 +143,13 @@ class Store:
         cut = len(DERIVED_PREFIX)
         for key, value in self._db.iterator(start=DERIVED_PREFIX + start, stop=DERIVED_PREFIX + stop):
             yield key[cut:], value
+
+    def get_local(self, key: bytes) -> bytes | None:
+        return self._db.get(LOCAL_PREFIX + key)
+
+    def put_local(self, key: bytes, value: bytes) -> None:
+        """Keep one of this node's own records (synced: an answer given from it survives a crash)."""
+        self._db.put(LOCAL_PREFIX + key, value, sync=True)
 
     def snapshot(self) -> StoreSnapshot:
         """A frozen read view of the whole store as it is now."""

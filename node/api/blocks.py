@@ -24,8 +24,8 @@ Height = Annotated[int, Path(ge=1, le=MAX_INT, description="A block height, 1 fo
 
 @router.get("/blocks/{height}", responses={404: {"model": ErrorBody}}, summary="One committed block")
 async def get_block(height: Height, node: NodeDep, reader: Reader) -> dict[str, Any]:
-    """Header, txs (with ids) and the commit certificate of block `height`. A block holds every organisation's
-    txs, so only operators and auditors read blocks."""
+    """Header, txs (with ids), their receipts and the commit certificate of block `height`. A block holds
+    every organisation's txs, so only operators and auditors read blocks."""
     require_global_reader(reader, "blocks")
     block = node.store.get_block(height)
     if block is None and 0 < height < node.base_height:
@@ -35,7 +35,8 @@ async def get_block(height: Height, node: NodeDep, reader: Reader) -> dict[str, 
         )
     if block is None:
         raise NotFound(f"no block at height {height}; this node is at {node.store.height}")
-    return render_block(block, node.store.get_certificate(height))
+    receipts = [node.store.get_receipt(height, index) for index in range(len(block.txs))]
+    return render_block(block, node.store.get_certificate(height), receipts)
 
 
 def require_global_reader(reader: Principal, what: str) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import chain
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Response
 
 from contracts import keys, queries
 from contracts.inventory import compute_available
@@ -23,6 +23,7 @@ from node.api.errors import NotFound
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import ErrorBody, JournalEntry, StockAt, StockRow
 from node.api.pages import Cursor, Limit, Page, collect, decode_cursor
+from node.api.writes import IdempotencyKey, Wait, WriteResult, submit_as
 from node.node import Node
 from node.tokens import Principal
 from node.visibility import get_location_org
@@ -32,6 +33,17 @@ router = APIRouter(prefix="/v1", tags=["inventory"])
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
 Reader = Annotated[Principal, Depends(authorize("inventory:read"))]
+Writer = Annotated[Principal, Depends(authorize("inventory:write"))]
+
+STOCK_ACTIONS = {
+    "receipts": "stock.receive",
+    "adjustments": "stock.adjust",
+    "transfers": "stock.transfer",
+    "counts": "stock.count",
+}
+"""`POST /v1/inventory/{action}` -> the tx kind it sends (payload: the body)."""
+
+StockAction = Literal["receipts", "adjustments", "transfers", "counts"]
 
 
 def get_location_prefixes(
@@ -127,3 +139,21 @@ async def list_journal(
 
     items, next_cursor = collect(entries, limit, render)
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/inventory/{action}",
+    response_model=WriteResult,
+    responses={202: {"model": WriteResult}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    summary="Receive, adjust, transfer or count stock as the token's identity (signed by the node)",
+)
+async def move_stock(
+    node: NodeDep,
+    writer: Writer,
+    action: StockAction,
+    body: Annotated[dict[str, Any], Body()],
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    wait: Wait = None,
+) -> Any:
+    return await submit_as(node, writer, STOCK_ACTIONS[action], body, response, idempotency_key, wait)

@@ -1,19 +1,21 @@
-"""Orders: lists by status, channel, location or date from the node's indexes, and one order in full.
+"""Orders: lists by status, channel, location or date from the node's indexes, one order in full, and writes.
 
 `GET /v1/orders` walks one index range (`node.indexes`): by `status`, else
 `location`, else `channel`, else by creation time (or by last update when only
 an updated range is given); the other filters are checked on each order. A
 store's or channel's token lists its organisation's orders, operators and
-auditors every order.
+auditors every order. Writes (placing an order, acting on an order or a
+fulfilment) are txs the node signs for the token's identity (`node.api.writes`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Response
 
 from contracts import keys, queries
+from contracts.lifecycle import get_fulfilment
 from contracts.orders import get_order_by_external_ref
 from ledger.encoding import MAX_INT
 from ledger.state import StateView
@@ -22,6 +24,7 @@ from node.api.errors import InvalidRequest, NotFound
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import ErrorBody, Order, OrderSummary
 from node.api.pages import Cursor, Limit, Page, collect, decode_cursor
+from node.api.writes import IdempotencyKey, Wait, WriteResult, submit_as
 from node.indexes import ALL_SCOPE, OrderRange, get_order_meta, scan_orders
 from node.node import Node
 from node.tokens import Principal
@@ -31,6 +34,34 @@ router = APIRouter(prefix="/v1", tags=["orders"])
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
 Reader = Annotated[Principal, Depends(authorize("orders:read"))]
+Writer = Annotated[Principal, Depends(authorize("orders:write"))]
+Payload = Annotated[dict[str, Any], Body(description="the tx payload (see docs/spec/transactions.md)")]
+
+ORDER_ACTIONS = {
+    "cancel": "order.cancel",
+    "approve": "order.approve",
+    "reject": "order.reject",
+    "allocate": "order.allocate",
+    "complete": "order.complete",
+    "authorize-payment": "payment.authorize",
+    "pay": "payment.capture",
+    "refund": "payment.refund",
+    "request-return": "return.request",
+}
+"""`POST /v1/orders/{order_id}/{action}` -> the tx kind it sends (payload: the body and `order_id`)."""
+
+FULFILMENT_ACTIONS = {
+    "pick": "fulfilment.pick",
+    "ship": "fulfilment.ship",
+    "deliver": "fulfilment.deliver",
+    "decline": "fulfilment.decline",
+}
+"""`POST /v1/fulfilments/{fulfilment_id}/{action}` -> the tx kind it sends."""
+
+OrderAction = Literal[
+    "cancel", "approve", "reject", "allocate", "complete", "authorize-payment", "pay", "refund", "request-return"
+]
+FulfilmentAction = Literal["pick", "ship", "deliver", "decline"]
 TimeMs = Annotated[int | None, Query(ge=0, le=MAX_INT, description="milliseconds since the epoch (block time)")]
 
 
@@ -131,3 +162,92 @@ async def get_order(order_id: str, state: StateDep, reader: Reader) -> Any:
     if order is None or not reader.can_see({order["org"], *(f["org"] for f in order["fulfilments"] if f)}):
         raise NotFound(f"no order {order_id!r}")
     return order
+
+
+@router.post(
+    "/orders",
+    response_model=WriteResult,
+    responses={202: {"model": WriteResult}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    summary="Place an order as the token's channel (signed by the node); a re-sent external_ref is a duplicate",
+)
+async def create_order(
+    node: NodeDep,
+    writer: Writer,
+    body: Payload,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    wait: Wait = None,
+) -> Any:
+    return await submit_as(
+        node,
+        writer,
+        "order.create",
+        body,
+        response,
+        idempotency_key,
+        wait,
+        lambda result: queries.get_order(StateView(node.store), result["order_id"]),
+    )
+
+
+@router.post(
+    "/orders/{order_id}/{action}",
+    response_model=WriteResult,
+    responses={202: {"model": WriteResult}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    summary="Act on an order: cancel, approve or reject a held order, allocate, complete, pay, refund, return",
+)
+async def act_on_order(
+    node: NodeDep,
+    writer: Writer,
+    order_id: str,
+    action: OrderAction,
+    response: Response,
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
+    wait: Wait = None,
+) -> Any:
+    payload = {**(body or {}), "order_id": order_id}
+    return await submit_as(
+        node,
+        writer,
+        ORDER_ACTIONS[action],
+        payload,
+        response,
+        idempotency_key,
+        wait,
+        lambda result: queries.get_order(StateView(node.store), order_id),
+    )
+
+
+@router.post(
+    "/fulfilments/{fulfilment_id}/{action}",
+    response_model=WriteResult,
+    responses={202: {"model": WriteResult}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    summary="Act on a fulfilment: pick, ship (with carrier and tracking), deliver, decline",
+)
+async def act_on_fulfilment(
+    node: NodeDep,
+    writer: Writer,
+    fulfilment_id: str,
+    action: FulfilmentAction,
+    response: Response,
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
+    wait: Wait = None,
+) -> Any:
+    payload = {**(body or {}), "fulfilment_id": fulfilment_id}
+    return await submit_as(
+        node,
+        writer,
+        FULFILMENT_ACTIONS[action],
+        payload,
+        response,
+        idempotency_key,
+        wait,
+        lambda result: get_order_of_fulfilment(StateView(node.store), fulfilment_id),
+    )
+
+
+def get_order_of_fulfilment(state: StateView, fulfilment_id: str) -> dict[str, Any] | None:
+    record = get_fulfilment(state, fulfilment_id)
+    return None if record is None else queries.get_order(state, record["order_id"])

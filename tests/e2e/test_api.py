@@ -271,3 +271,58 @@ def test_the_feed_from_zero_across_a_restart_and_a_timeout_ends_with_the_node_st
     porto_orders = {row["order_id"] for row in collect_pages(api, api.porto, "/v1/orders", 50)}
     assert porto_orders and {e["data"]["order_id"] for e in porto_events if "order_id" in e["data"]} == porto_orders
     assert {e["data"]["location"] for e in porto_events if e["type"] == "stock.movement"} == {"OPO-1"}
+
+
+def post(api: Api, path: str, token: str, body: Any, key: str | None = None, **params: Any) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}", **({"idempotency-key": key} if key else {})}
+    return api.http.post(path, json=body, params=params, headers=headers)
+
+
+def test_writes_through_resource_routes_signed_by_the_node(api: Api) -> None:
+    placed = post(api, "/v1/orders", api.channel, order_payload("rest-1"), wait="commit")
+    assert placed.status_code == 200, placed.text
+    result = placed.json()
+    assert result["status"] == "committed" and result["resource"]["status"] == "released"
+    order_id = result["resource"]["order_id"]
+    assert api.ok(f"/v1/tx/{result['tx_id']}", api.channel)["status"] == "committed"
+    fulfilment = result["resource"]["fulfilments"][0]["fulfilment_id"]
+    for action, body in (("pick", {}), ("ship", {"carrier": "CTT", "tracking": "RR1PT"})):
+        done = post(api, f"/v1/fulfilments/{fulfilment}/{action}", api.operator, body, wait="commit").json()
+        assert done["status"] == "committed", done
+    assert done["resource"]["fulfilments"][0]["tracking"] == "RR1PT"
+    late = post(api, f"/v1/orders/{order_id}/cancel", api.channel, {"reason": "too late"}, wait="commit").json()
+    assert late["status"] == "rejected" and late["reason"].startswith("already_shipped")
+    queued = post(
+        api, "/v1/inventory/receipts", api.operator, {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 2}]}
+    )
+    assert queued.status_code == 202 and queued.headers["location"] == f"/v1/tx/{queued.json()['tx_id']}"
+    assert api.node.client.wait(queued.json()["tx_id"])["status"] == "committed"
+
+
+def test_an_idempotency_key_answers_the_first_result_and_refuses_another_body(api: Api) -> None:
+    first = post(api, "/v1/orders", api.channel, order_payload("idem-1"), key="k-1", wait="commit").json()
+    again = post(api, "/v1/orders", api.channel, order_payload("idem-1"), key="k-1")
+    assert again.status_code == 200 and again.json()["tx_id"] == first["tx_id"]
+    assert again.json()["receipt"] == first["receipt"]
+    other = post(api, "/v1/orders", api.channel, order_payload("idem-2"), key="k-1")
+    assert other.status_code == 409 and other.json()["error"] == "conflict"
+    assert api.ok("/v1/orders", api.channel, external_ref="idem-2")["items"] == []
+
+
+def test_writes_refuse_bad_bodies_missing_tokens_scopes_and_roles(api: Api) -> None:
+    bad_json = api.http.post(
+        "/v1/orders",
+        content=b"{not json",
+        headers={"authorization": f"Bearer {api.channel}", "content-type": "application/json"},
+    )
+    assert bad_json.status_code == 400 and bad_json.json()["error"] == "invalid_request"
+    assert post(api, "/v1/orders", api.channel, [1, 2]).status_code == 400
+    assert post(api, "/v1/orders", api.channel, order_payload("x"), wait="soon").status_code == 400
+    assert post(api, "/v1/orders/SO1/explode", api.channel, {}).status_code in (400, 404)
+    assert api.http.post("/v1/orders", json=order_payload("x")).status_code == 401
+    assert post(api, "/v1/orders", api.store, order_payload("x")).status_code == 403
+    store_writer = api.node.make_token("store-1", "orders:write")
+    refused = post(api, "/v1/orders", store_writer, order_payload("x"))
+    assert refused.status_code == 403 and "order.create" in refused.json()["message"]
+    unknown = post(api, "/v1/orders/SO-none/cancel", api.channel, {}, wait="commit").json()
+    assert unknown["status"] == "rejected" and unknown["reason"].startswith("unknown_order")

@@ -67,6 +67,7 @@ def test_signed_tx_to_block_to_state_to_query(single_node: SingleNode) -> None:
     assert row["available"] == 3
     block = single_node.client.get(f"/v1/blocks/{done['height']}")
     assert done["receipt"]["tx_id"] in [tx["id"] for tx in block["txs"]]
+    assert done["receipt"] in block["receipts"]
     assert len(block["certificate"]["signatures"]) == 1
     status = single_node.client.status()
     assert set(status) >= {"node_id", "height", "head_hash", "view", "primary", "validators"}
