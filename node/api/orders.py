@@ -19,6 +19,7 @@ from contracts.lifecycle import get_fulfilment
 from contracts.orders import get_order_by_external_ref
 from ledger.encoding import MAX_INT
 from ledger.state import StateView
+from ledger.store import Store
 from node.api.deps import authorize, get_node, get_state
 from node.api.errors import InvalidRequest, NotFound
 from node.api.limits import DEFAULT_PAGE
@@ -103,7 +104,7 @@ async def list_orders(
         query = OrderRange(scope, "created", "", *created)
 
     def render(order_id: str) -> dict[str, Any] | None:
-        summary = summarize(node, state, order_id)
+        summary = summarize(node.store, state, order_id)
         if summary is None:
             return None
         wanted = (
@@ -122,9 +123,10 @@ async def list_orders(
     return Page(items=items, next_cursor=next_cursor)
 
 
-def summarize(node: Node, state: StateView, order_id: str) -> dict[str, Any] | None:
+def summarize(store: Store, state: StateView, order_id: str) -> dict[str, Any] | None:
+    """An order as lists show it, from its record and what the indexes know of it."""
     order = state.get(keys.order_key(order_id))
-    meta = get_order_meta(node.store, order_id)
+    meta = get_order_meta(store, order_id)
     if order is None or meta is None:
         return None
     return {
@@ -151,7 +153,7 @@ def find_by_external_ref(
     meta = None if order_id is None else get_order_meta(node.store, order_id)
     if order_id is None or meta is None or not reader.can_see(meta.orgs):
         return []
-    summary = summarize(node, state, order_id)
+    summary = summarize(node.store, state, order_id)
     return [] if summary is None else [summary]
 
 
