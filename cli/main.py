@@ -5,6 +5,7 @@
     omsnode status (--home DIR | --url URL) [--json]
     omsnode tx KIND --home DIR --as SIGNER --payload JSON [--wait] [--json]
     omsnode verify-chain --home DIR [--json]
+    omsnode token create|list|revoke --home DIR ...
     omsnode devnet up|status|down|kill|restart|load|demo ...
 
 Every command prints readable text, or one JSON document with `--json`;
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from cli import devnet_commands
+from cli import devnet_commands, token_commands
 from cli.output import fail, print_json
 
 
@@ -83,7 +85,7 @@ def cmd_tx(args: argparse.Namespace) -> int:
         return fail(f"--payload is not valid JSON: {exc}")
     genesis = Genesis.load(home / GENESIS_FILE)
     signer = Signer(genesis.chain_id, Path(args.keys) if args.keys else home / CLIENTS_DIR)
-    client = NodeClient(_node_url(args))
+    client = NodeClient(_node_url(args), token=args.token)
     tx_id = client.submit(signer.tx(args.signer, args.kind, payload))
     result: dict[str, Any] = {"tx_id": tx_id, "status": "pending"}
     if args.wait:
@@ -188,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", help="folder of client key files (default: HOME/clients)")
     p.add_argument("--url", help="node URL (default: from HOME/config.toml)")
     p.add_argument("--wait", action="store_true", help="wait until committed and show the receipt")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("OMSNODE_TOKEN"),
+        help="API token to read the receipt with (--wait); default: $OMSNODE_TOKEN",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tx)
 
@@ -196,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify_chain)
 
+    token_commands.add_parser(sub)
     devnet_commands.add_parser(sub)
     return parser
 

@@ -52,7 +52,7 @@ class CheckReport:
 
 def check_devnet(devnet: Devnet, blocks: int = 20) -> CheckReport:
     """Check the devnet's invariants through every node's API (every node must be up)."""
-    clients = [NodeClient(node.url) for node in devnet.nodes]
+    clients = [devnet.client(node.index) for node in devnet.nodes]
     try:
         statuses = [client.status() for client in clients]
         report = CheckReport(

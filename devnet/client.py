@@ -53,9 +53,11 @@ class Signer:
 class NodeClient:
     """Talks to one node's HTTP API."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, token: str | None = None) -> None:
+        """`token`: an API token, sent as `Authorization: Bearer` on every request."""
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self.http.close()
@@ -65,6 +67,17 @@ class NodeClient:
         if response.status_code >= 400:
             raise NodeError(response.status_code, _body(response))
         return response.json()
+
+    def get_all(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """Every item of a list, page after page."""
+        items: list[Any] = []
+        cursor = None
+        while True:
+            page = self.get(path, {**(params or {}), **({"cursor": cursor} if cursor else {})})
+            items.extend(page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
 
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = self.get("/v1/status")

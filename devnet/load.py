@@ -104,7 +104,7 @@ def run_load(
     live = [n for n in devnet.nodes if devnet.status(n.index)["up"]]
     if not live:
         raise RuntimeError("no node of the devnet is up")
-    clients = [NodeClient(n.url, timeout=60) for n in live]
+    clients = [devnet.client(n.index, timeout=60) for n in live]
     signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
     tag = f"{time.time_ns() % 10**9:09d}"
     chosen = list(baskets[:orders]) if baskets else list(synthetic_baskets(orders))

@@ -5,7 +5,10 @@ each), gives each node its own home (LevelDB, config, key) and port under
 the devnet folder, starts `omsnode start` for each, and waits until they
 answer. The folder keeps `devnet.json` (ports and process ids), so later
 commands (`status`, `kill`, `restart`, `down`, `load`) find the nodes.
-Client keys are in `clients/`.
+Client keys are in `clients/` (and in every node's home, so that a node can
+sign for a token's identity). One API token, for the operator identity with
+every scope, is accepted by every node and kept in `api_token`: the devnet's
+own tools (`load`, `demo`, `bench`) read through it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,12 +28,17 @@ from typing import Any
 
 import httpx
 
+from devnet.client import NodeClient
 from ledger.genesis import ConsensusParams, Genesis
-from node.config import GENESIS_FILE
+from node.config import CLIENTS_DIR, GENESIS_FILE
 from node.home import create_network
+from node.tokens import SCOPES, TokenStore, make_token
 
 STATE_FILE = "devnet.json"
 CLIENTS = "clients"
+TOKEN_FILE = "api_token"
+TOOLS_IDENTITY = "operator-1"
+"""The identity the devnet's own token acts as."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -79,7 +88,16 @@ class Devnet:
         root.mkdir(parents=True, exist_ok=True)
         ports = free_ports(count)
         homes = [root / f"node-{i}" for i in range(count)]
-        create_network(homes, ports, root / CLIENTS, chain_id=f"oms-devnet-{os.urandom(2).hex()}", consensus=consensus)
+        genesis = create_network(
+            homes, ports, root / CLIENTS, chain_id=f"oms-devnet-{os.urandom(2).hex()}", consensus=consensus
+        )
+        token = make_token()
+        for home in homes:
+            shutil.copytree(root / CLIENTS, home / CLIENTS_DIR)
+            TokenStore(home).create(genesis, TOOLS_IDENTITY, SCOPES, "devnet tools", token=token)
+        fd = os.open(root / TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(token + "\n")
         nodes = [{"index": i, "home": f"node-{i}", "port": port} for i, port in enumerate(ports)]
         (root / STATE_FILE).write_text(json.dumps({"nodes": nodes}, indent=2) + "\n")
         return cls(root)
@@ -91,6 +109,15 @@ class Devnet:
     @property
     def clients_dir(self) -> Path:
         return self.root / CLIENTS
+
+    @property
+    def token(self) -> str:
+        """The API token every node of this devnet accepts (operator identity, every scope)."""
+        return (self.root / TOKEN_FILE).read_text().strip()
+
+    def client(self, index: int, timeout: float = 10.0) -> NodeClient:
+        """A client of node `index` that reads with the devnet's token."""
+        return NodeClient(self.node(index).url, timeout=timeout, token=self.token)
 
     def node(self, index: int) -> NodeInfo:
         if not 0 <= index < len(self.nodes):

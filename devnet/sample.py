@@ -6,7 +6,7 @@ order can be placed at once (see the README).
 
 from __future__ import annotations
 
-from devnet.client import NodeClient, Signer
+from devnet.client import Signer
 from devnet.network import Devnet
 from ledger.tx import Tx
 
@@ -66,7 +66,7 @@ def sample_txs(signer: Signer, nodes: int) -> list[Tx]:
 
 def load_sample_data(devnet: Devnet) -> str:
     """Send the sample txs to node 0 and wait until they are committed; returns a one-line summary."""
-    client = NodeClient(devnet.nodes[0].url)
+    client = devnet.client(0)
     signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
     txs = sample_txs(signer, len(devnet.nodes))
     client.submit_many(txs)

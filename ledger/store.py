@@ -6,10 +6,14 @@ Layout (one LevelDB, key prefixes):
     c/<height:8>        commit certificate       t/<tx id:32>  (height, index)
     r/<height:8><i:4>   receipt                  s/<key>       world-state value
     m/head              (height, hash, state root, StateAccumulator accumulator)
+    x/<...>             what the node derives from each block for its readers (change feed, list indexes);
+                        not world state, not in the state commitment
+    l/<...>             this node's own records, written outside blocks (API idempotency keys)
 
 `commit_block` writes a block, its certificate, receipts, state writes,
-indexes and the new head in one LevelDB write batch with sync, so a node
-killed at any instant finds either the whole block or none of it.
+indexes, derived entries and the new head in one LevelDB write batch with
+sync, so a node killed at any instant finds either the whole block or none
+of it, and what readers see always matches the state.
 
 Reads decode through the bounded decoder and the types' strict `from_wire`;
 bytes that do not read back as what was written raise `StoreCorrupted`, and a
@@ -34,11 +38,22 @@ from ledger.state import StateReader
 STATE_PREFIX = b"s/"
 """Prefix of world-state entries in LevelDB."""
 
+DERIVED_PREFIX = b"x/"
+"""Prefix of the entries the node derives from blocks for its readers."""
+
+LOCAL_PREFIX = b"l/"
+"""Prefix of the node's own records, which no block writes."""
+
 
 class StoreLocked(LedgerError):
     """LevelDB allows one process per store; another one holds it."""
 
     code = "store_locked"
+
+
+def _past(prefix: bytes) -> bytes:
+    """The least key greater than every key starting with `prefix` (prefixes here never end in 0xff)."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 def _h(height: int) -> bytes:
@@ -112,6 +127,30 @@ class Store:
         for key, value in self._db.iterator(prefix=STATE_PREFIX + prefix):
             yield key[cut:], value
 
+    def scan_state_after(self, prefix: bytes, after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Entries whose key starts with `prefix`, in key order, from the first key past `after` (a page's
+        cursor); the caller stops when it has enough."""
+        cut = len(STATE_PREFIX)
+        start = STATE_PREFIX + (max(prefix, after + b"\x00") if after is not None else prefix)
+        for key, value in self._db.iterator(start=start, stop=STATE_PREFIX + _past(prefix)):
+            yield key[cut:], value
+
+    def get_derived(self, key: bytes) -> bytes | None:
+        return self._db.get(DERIVED_PREFIX + key)
+
+    def scan_derived(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Derived entries with `start` <= key < `stop`, in key order (keys without `DERIVED_PREFIX`)."""
+        cut = len(DERIVED_PREFIX)
+        for key, value in self._db.iterator(start=DERIVED_PREFIX + start, stop=DERIVED_PREFIX + stop):
+            yield key[cut:], value
+
+    def get_local(self, key: bytes) -> bytes | None:
+        return self._db.get(LOCAL_PREFIX + key)
+
+    def put_local(self, key: bytes, value: bytes) -> None:
+        """Keep one of this node's own records (synced: an answer given from it survives a crash)."""
+        self._db.put(LOCAL_PREFIX + key, value, sync=True)
+
     def snapshot(self) -> StoreSnapshot:
         """A frozen read view of the whole store as it is now."""
         return StoreSnapshot(self._db.snapshot(), self._head)
@@ -137,8 +176,10 @@ class Store:
         receipts: list[Receipt],
         writes: dict[bytes, bytes | None],
         acc: StateAccumulator | None = None,
+        derived: dict[bytes, bytes | None] | None = None,
     ) -> None:
-        """Write one block and everything it changed in one atomic, synced batch."""
+        """Write one block and everything it changed in one atomic, synced batch; `derived` (keys under
+        `DERIVED_PREFIX`, None to delete) is what readers are served from, written in the same batch."""
         expected = self.height + 1
         if block.height != expected:
             raise ValueError(f"store is at height {self.height}; cannot commit block {block.height}")
@@ -158,6 +199,11 @@ class Store:
                     batch.delete(STATE_PREFIX + key)
                 else:
                     batch.put(STATE_PREFIX + key, value)
+            for key, value in (derived or {}).items():
+                if value is None:
+                    batch.delete(DERIVED_PREFIX + key)
+                else:
+                    batch.put(DERIVED_PREFIX + key, value)
             acc_bytes = acc.to_bytes()
             head = Head(block.height, block_hash, block.header.state_root, block.header.timestamp_ms)
             batch.put(b"m/head", _encode_head(head, acc_bytes))

@@ -2,7 +2,9 @@
 
 Everything all nodes must agree on lives in genesis or on the ledger; this
 file holds only what is local to one node: its id, where it listens, where
-its data lives, its mempool limits and batching.
+its data lives, its mempool limits and batching, and how its API treats
+clients (rate per token, who may scrape metrics, which web origins may call
+it). API tokens live beside it, in `api_tokens.json` (`node.tokens`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ class NodeConfig:
     batch_wait_ms: int = 5
     """How long the primary lets a batch fill before it proposes."""
     log_level: str = "warning"
+    api_rate_per_s: int = 200
+    """Requests per second each API token may send, on average."""
+    api_burst: int = 400
+    """Requests a token may send at once before its rate applies."""
+    metrics_loopback_only: bool = False
+    """Serve `/metrics` to clients on this machine only (others get 403)."""
+    cors_origins: str = ""
+    """Comma-separated origins whose web pages may call the API with a token (empty: none)."""
 
     @property
     def url(self) -> str:
@@ -43,7 +53,12 @@ class NodeConfig:
         lines = ["# oms-ledger node settings (local to this node; shared rules live in genesis)"]
         for f in fields(self):
             value = getattr(self, f.name)
-            lines.append(f"{f.name} = {value}" if isinstance(value, int) else f'{f.name} = "{value}"')
+            if isinstance(value, bool):
+                lines.append(f"{f.name} = {str(value).lower()}")
+            elif isinstance(value, int):
+                lines.append(f"{f.name} = {value}")
+            else:
+                lines.append(f'{f.name} = "{value}"')
         (home / CONFIG_FILE).write_text("\n".join(lines) + "\n")
 
     @classmethod

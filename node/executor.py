@@ -30,6 +30,9 @@ from ledger.genesis import Genesis
 from ledger.state import StateReader, StateView
 from ledger.store import Store, update_commitment
 from ledger.tx import Tx
+from node.changes import BlockChanges
+from node.feed import compute_feed_writes
+from node.indexes import compute_index_writes
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,17 @@ class Executor:
         self._scratch[block.hash()] = execution
 
     def commit(self, block: Block, certificate: CommitCertificate) -> list[Receipt]:
-        """Write a decided block with its certificate and results in one atomic batch."""
+        """Write a decided block with its certificate and results in one atomic batch, with the change feed's
+        events and the list indexes derived from what it changed."""
         execution = self._scratch.pop(block.hash(), None)
         if execution is None:
             self.check_block(block)
             execution = self._scratch.pop(block.hash())
-        self.store.commit_block(block, certificate, execution.receipts, execution.writes, execution.accumulator)
+        changes = BlockChanges(self.store, block, execution.writes)
+        derived = {**compute_feed_writes(changes), **compute_index_writes(changes)}
+        self.store.commit_block(
+            block, certificate, execution.receipts, execution.writes, execution.accumulator, derived
+        )
         self._scratch.clear()
         return execution.receipts
 

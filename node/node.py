@@ -30,9 +30,11 @@ from node.catchup import CatchUp
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, NodeConfig
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
+from node.feed import CommitSignal
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
 from node.snapshots import SnapshotServer, find_base_height
+from node.tokens import TokenStore
 from node.wal import ConsensusLog, recover_records
 from p2p.envelope import Envelope
 from p2p.gossip import TXS_KIND, TxGossip
@@ -145,6 +147,10 @@ class Node:
         self.oversized_requests = 0
         """`/p2p` requests refused because their body was too large."""
         self.metrics = NodeMetrics(self)
+        self.commits = CommitSignal()
+        """Wakes the API's long-polls when a block commits."""
+        self.tokens = TokenStore(home)
+        """The API tokens of this node's home, re-read when they change."""
 
     @property
     def node_id(self) -> str:
@@ -217,6 +223,13 @@ class Node:
             raise LedgerError(f"store has tx {tx_id.hex()} at {where} but no receipt")
         return where[0], where[1], receipt
 
+    def get_committed_tx(self, height: int, index: int) -> Tx:
+        """The tx at `index` of committed block `height`."""
+        block = self.store.get_block(height)
+        if block is None:
+            raise LedgerError(f"store has a receipt at height {height} but no block")
+        return block.txs[index]
+
     # -- network ----------------------------------------------------------------------
 
     async def _on_consensus(self, envelope: Envelope) -> None:
@@ -228,6 +241,7 @@ class Node:
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])
         self._last_commit_ms = self.clock()
+        self.commits.notify()
         if not self.base_height:
             self.base_height = block.height
         self.snapshots.on_commit(block.height)

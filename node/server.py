@@ -73,7 +73,8 @@ class DeadlineProtocol(HttpToolsProtocol):
 def serve(home: Path, state_sync: bool | None = None) -> None:
     """Run the node of `home` until interrupted (`state_sync` as in `Node`)."""
     config = NodeConfig.load(home)
-    app = create_app(home, state_sync)
+    origins = [origin.strip() for origin in config.cors_origins.split(",") if origin.strip()]
+    app = create_app(home, state_sync, origins)
     uvicorn.run(
         app,
         host=config.host,

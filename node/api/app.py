@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from node.api import blocks, inventory, invoices, metrics, orders, p2p, status, txs
+from node.api import blocks, events, inventory, invoices, metrics, orders, p2p, status, txs
 from node.api.errors import install_error_handlers
 from node.api.inbox import InboxMiddleware
-from node.api.limits import BodyLimitMiddleware
+from node.api.limits import BodyLimitMiddleware, RateLimiter
 from node.node import Node
 
 DESCRIPTION = """
@@ -21,16 +22,27 @@ invoices and blocks. Every write is a signed tx: `POST /v1/tx` answers 202 with
 the tx id, and `GET /v1/tx/{tx_id}` tells when it is committed and what its
 receipt says. Errors are JSON bodies with `error` (a code) and `message`; a
 request body over 16 MiB is refused with 413 before it is read.
+
+Every route that reads or writes business data needs an API token (made with
+`omsnode token create`), sent as `Authorization: Bearer <token>`: 401 without
+a known token, 403 when the token lacks the route's scope or its identity's
+role, 429 with `Retry-After` over the token's rate. A store's or a channel's
+token reads its organisation's data; operators and auditors read all.
+`/health`, `/v1/status`, `/v1/peers`, `/metrics` and these docs are public;
+a client-signed tx on `POST /v1/tx` or `/v1/txs` is authenticated by its
+signature.
 """
 
 
-def create_app(home: Path, state_sync: bool | None = None) -> FastAPI:
-    """The app for the node whose home is `home`; the node starts and stops with the server."""
+def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequence[str] = ()) -> FastAPI:
+    """The app for the node whose home is `home`; the node starts and stops with the server. Web pages of
+    `cors_origins` may call it (with a token)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         node = Node(home, state_sync=state_sync)
         app.state.node = node
+        app.state.rate_limiter = RateLimiter(node.config.api_rate_per_s, node.config.api_burst)
         await node.start()
         try:
             yield
@@ -38,9 +50,17 @@ def create_app(home: Path, state_sync: bool | None = None) -> FastAPI:
             await node.close()
 
     app = FastAPI(title="oms-ledger node", version="1", description=DESCRIPTION, lifespan=lifespan)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "idempotency-key"],
+            expose_headers=["location", "retry-after"],
+        )
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
-    for module in (status, txs, blocks, orders, inventory, invoices, p2p, metrics):
+    for module in (status, txs, blocks, orders, inventory, invoices, events, p2p, metrics):
         app.include_router(module.router)
     return app

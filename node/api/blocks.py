@@ -7,22 +7,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 
 from ledger.encoding import MAX_INT
-from node.api.deps import get_node
-from node.api.errors import NotFound
+from node.api.deps import authorize, get_node
+from node.api.errors import Forbidden, NotFound
 from node.api.models import ErrorBody
 from node.api.render import render_block
 from node.node import Node
+from node.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["blocks"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
+Reader = Annotated[Principal, Depends(authorize("chain:read"))]
 
 Height = Annotated[int, Path(ge=1, le=MAX_INT, description="A block height, 1 for the first block")]
 
 
 @router.get("/blocks/{height}", responses={404: {"model": ErrorBody}}, summary="One committed block")
-async def get_block(height: Height, node: NodeDep) -> dict[str, Any]:
-    """Header, txs (with ids) and the commit certificate of block `height`."""
+async def get_block(height: Height, node: NodeDep, reader: Reader) -> dict[str, Any]:
+    """Header, txs (with ids), their receipts and the commit certificate of block `height`. A block holds
+    every organisation's txs, so only operators and auditors read blocks."""
+    require_global_reader(reader, "blocks")
     block = node.store.get_block(height)
     if block is None and 0 < height < node.base_height:
         raise NotFound(
@@ -31,4 +35,11 @@ async def get_block(height: Height, node: NodeDep) -> dict[str, Any]:
         )
     if block is None:
         raise NotFound(f"no block at height {height}; this node is at {node.store.height}")
-    return render_block(block, node.store.get_certificate(height))
+    receipts = [node.store.get_receipt(height, index) for index in range(len(block.txs))]
+    return render_block(block, node.store.get_certificate(height), receipts)
+
+
+def require_global_reader(reader: Principal, what: str) -> None:
+    """Refuse a token whose identity reads only its own organisation's data."""
+    if not reader.sees_all:
+        raise Forbidden(f"{what} hold every organisation's data: only operator and auditor tokens read them")

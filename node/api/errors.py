@@ -11,7 +11,7 @@ it answers 500 `internal_error` and tells the client nothing more.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,6 +40,39 @@ class TooManyTxs(InvalidRequest):
     code = "too_many_txs"
 
 
+class Unauthorized(LedgerError):
+    """A request that needs a token and carries none, or one the node does not know."""
+
+    code = "unauthorized"
+    http_status = 401
+    headers: ClassVar[dict[str, str]] = {"www-authenticate": "Bearer"}
+
+
+class Forbidden(LedgerError):
+    """A token whose scopes or identity's roles do not allow the request."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class Conflict(LedgerError):
+    """A request that contradicts an earlier one (an idempotency key reused with another body)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class RateLimited(LedgerError):
+    """A token that sent more requests than its rate allows; `Retry-After` says when to try again."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"retry-after": str(retry_after_s)}
+
+
 class BodyTooLarge(LedgerError):
     """A request body over the route's limit (refused before it is read whole)."""
 
@@ -52,8 +85,9 @@ def error_body(code: str, message: str) -> dict[str, str]:
 
 
 def error_response(exc: LedgerError) -> JSONResponse:
-    """The answer to `exc`: its class's status and the error body."""
-    return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.http_status)
+    """The answer to `exc`: its class's status, the error body, and the headers its class adds."""
+    headers: dict[str, str] | None = getattr(exc, "headers", None)
+    return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.http_status, headers=headers)
 
 
 def describe_validation(errors: Sequence[Any]) -> str:

@@ -70,3 +70,88 @@ class Status(BaseModel):
     """Lowest block this node holds: 1 normally, the snapshot height if it joined by state sync, 0 when empty."""
     p2p_oversized_requests: int = 0
     """`/p2p` requests refused because their body was too large."""
+
+
+class Record(BaseModel):
+    """A ledger record as JSON: the fields below are always there; fields added by newer rules pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class StockRow(Record):
+    location: str
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int = Field(description="on hand minus reserved")
+    damaged: int
+    lots: list[dict[str, Any]] = Field(description="on hand per lot, in receipt order: `{lot, qty}`")
+
+
+class StockAt(Record):
+    location: str
+    sku: str
+    height: int
+    on_hand: int
+    reserved: int
+    available: int
+    damaged: int
+
+
+class JournalEntry(Record):
+    seq: int = Field(description="sequence of this entry among its location's and SKU's")
+    location: str
+    sku: str
+    kind: str = Field(examples=["receipt", "reservation", "shipment"])
+    delta: int
+    reserved_delta: int
+    bucket: str
+    lot: str
+    document: str
+    tx_id: str | None = Field(description="the tx that moved the stock; null when the ledger did it by itself")
+    height: int
+    time_ms: int
+
+
+class Invoice(Record):
+    number: str
+    issuer: str
+    order_id: str
+    currency: str
+    credit_note: bool
+    lines: list[dict[str, Any]]
+    net_total: int
+    tax_total: int
+    total: int
+    height: int
+    time_ms: int
+
+
+class Order(Record):
+    order_id: str
+    channel: str
+    org: str
+    external_ref: str
+    status: str
+    currency: str
+    total: int
+    lines: list[dict[str, Any]]
+    history: list[dict[str, Any]] = Field(description="every status change: from, to, by, tx_id, height, time_ms")
+    fulfilments: list[dict[str, Any]]
+    invoices: list[str] = Field(description="numbers of the order's invoices and credit notes")
+    created_ms: int
+
+
+class OrderSummary(BaseModel):
+    """An order as lists show it; `GET /v1/orders/{order_id}` has the rest."""
+
+    order_id: str
+    channel: str
+    org: str
+    external_ref: str
+    status: str
+    currency: str
+    total: int
+    created_ms: int
+    updated_ms: int | None = Field(description="block time of the last change to the order or its fulfilments")
+    locations: list[str] = Field(description="locations of its fulfilments")

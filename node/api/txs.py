@@ -12,11 +12,12 @@ from pydantic import ValidationError
 from ledger.encoding import decode
 from ledger.errors import InvalidTransaction
 from ledger.tx import Tx, tx_from_wire
-from node.api.deps import get_node
+from node.api.deps import authorize, get_node
 from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation
 from node.api.models import ErrorBody, TxAccepted, TxBatchResult, TxIn, TxStatus
 from node.api.render import render_receipt
 from node.node import Node
+from node.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["transactions"])
 
@@ -24,6 +25,7 @@ MAX_BATCH = 5000
 """Most txs in one `POST /v1/txs`."""
 
 NodeDep = Annotated[Node, Depends(get_node)]
+Caller = Annotated[Principal, Depends(authorize(None))]
 
 
 def tx_from_json(body: TxIn) -> Tx:
@@ -120,24 +122,27 @@ def _validate_json_tx(index: int, item: Any) -> TxIn:
 
 
 @router.get("/tx/{tx_id}", response_model=TxStatus, responses={404: {"model": ErrorBody}}, summary="Where a tx stands")
-async def get_tx(tx_id: str, node: NodeDep) -> Any:
+async def get_tx(tx_id: str, node: NodeDep, caller: Caller) -> Any:
     """`pending` (in the mempool), `committed` (with height, index and receipt), or `rejected` (committed
-    but refused by a contract; `reason` says why)."""
+    but refused by a contract; `reason` says why). A token sees the txs its identity signed; operator and
+    auditor tokens with `chain:read` see every tx."""
     try:
         raw_id = bytes.fromhex(tx_id)
     except ValueError as exc:
         raise InvalidTransaction("tx id must be hex") from exc
     found = node.find_receipt(raw_id)
-    if found is not None:
-        height, index, receipt = found
-        return TxStatus(
-            tx_id=tx_id,
-            status="committed" if receipt.ok else "rejected",
-            height=height,
-            index=index,
-            receipt=render_receipt(receipt),
-            reason=None if receipt.ok else f"{receipt.code}: {receipt.message}",
-        )
-    if raw_id in node.mempool:
+    pending = None if found is not None else node.mempool.get(raw_id)
+    signer = node.get_committed_tx(found[0], found[1]).signer if found else pending.signer if pending else None
+    if signer is None or not (signer == caller.identity.id or (caller.sees_all and "chain:read" in caller.scopes)):
+        raise NotFound(f"tx {tx_id} is neither pending nor committed on this node")
+    if found is None:
         return TxStatus(tx_id=tx_id, status="pending")
-    raise NotFound(f"tx {tx_id} is neither pending nor committed on this node")
+    height, index, receipt = found
+    return TxStatus(
+        tx_id=tx_id,
+        status="committed" if receipt.ok else "rejected",
+        height=height,
+        index=index,
+        receipt=render_receipt(receipt),
+        reason=None if receipt.ok else f"{receipt.code}: {receipt.message}",
+    )

@@ -23,6 +23,7 @@ from node.api.limits import MAX_BODY_BYTES
 from node.api.txs import MAX_BATCH
 from node.home import create_network
 from tests.adversarial.hostile import deep_array
+from tests.helpers.api import bearer, make_token
 
 
 class Client:
@@ -52,7 +53,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     root = Path(tmp_path_factory.mktemp("api"))
     genesis = create_network([root / "node"], [27990], root / "clients")
     key = PrivateKey.load(root / "clients" / "channel-1.key")
-    with TestClient(create_app(root / "node"), raise_server_exceptions=False) as http:
+    app = create_app(root / "node")
+    with TestClient(app, raise_server_exceptions=False, headers=bearer(make_token(root / "node"))) as http:
         yield Client(http, genesis.chain_id, key)
 
 

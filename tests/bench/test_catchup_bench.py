@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from devnet.baskets import Basket, read_olist_baskets, synthetic_baskets
-from devnet.client import NodeClient, Signer
+from devnet.client import Signer
 from devnet.load import make_orders, prepare_stock
 from devnet.network import Devnet
 from ledger.block import genesis_hash
@@ -91,7 +91,7 @@ def bench_baskets(count: int) -> tuple[list[Basket], str]:
 def commit_orders(devnet: Devnet, live: list[int], baskets: list[Basket]) -> tuple[int, str]:
     """Stock the baskets' SKUs, send one order per basket over the live nodes, wait until they are idle;
     returns their height and head hash."""
-    clients = [NodeClient(devnet.nodes[i].url, timeout=60) for i in live]
+    clients = [devnet.client(i, timeout=60) for i in live]
     try:
         signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
         tag = f"{time.time_ns() % 10**9:09d}"
@@ -115,8 +115,8 @@ def commit_orders(devnet: Devnet, live: list[int], baskets: list[Basket]) -> tup
             client.close()
 
 
-def count_txs(url: str, height: int) -> int:
-    client = NodeClient(url)
+def count_txs(devnet: Devnet, index: int, height: int) -> int:
+    client = devnet.client(index)
     try:
         return sum(len(client.get(f"/v1/blocks/{h}")["txs"]) for h in range(1, height + 1))
     finally:
@@ -150,7 +150,7 @@ def test_block_sync_catch_up_with_re_execution(tmp_path: Path) -> None:
             wait_converged(devnet, height)
             caught_up = status(url)
             assert caught_up is not None and caught_up["base_height"] == 1
-            txs = count_txs(url, height)
+            txs = count_txs(devnet, LAGGARD, height)
     finally:
         devnet.stop_all()
     own = node_sync_seconds(devnet, LAGGARD)

@@ -44,7 +44,15 @@ class SingleNode:
         self.genesis = Genesis.load(home / "genesis.json")
         self.signer = Signer(self.genesis.chain_id, home / "clients")
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = NodeClient(self.url)
+        self.token = self.make_token("operator-1", "all")
+        """An operator token with every scope."""
+        self.client = NodeClient(self.url, token=self.token)
+
+    def make_token(self, identity: str, scopes: str, *flags: str) -> str:
+        """A new API token, made with `omsnode token create` as an operator would."""
+        home = str(self.home)
+        made = omsnode("token", "create", "--home", home, "--identity", identity, "--scopes", scopes, *flags)
+        return made.stdout.strip()
 
     def start(self) -> None:
         log = open(self.home / "node.log", "ab")  # noqa: SIM115 - owned by the child

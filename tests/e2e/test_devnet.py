@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devnet.client import NodeClient, Signer
+from devnet.client import Signer
 from devnet.network import Devnet
 from tests.e2e.conftest import omsnode, omsnode_json
 
@@ -51,16 +51,16 @@ def test_txs_sent_to_any_node_commit_on_all(devnet: Devnet) -> None:
     signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
     ids = []
     for node in devnet.nodes:
-        client = NodeClient(node.url)
+        client = devnet.client(node.index)
         ids.append(client.submit(sku_tx(signer, f"ANY-{node.index}")))
         client.close()
     for node in devnet.nodes:
-        client = NodeClient(node.url)
+        client = devnet.client(node.index)
         for tx_id in ids:
             assert client.wait(tx_id, timeout=60)["status"] == "committed"
         client.close()
     top = min(r["height"] for r in heads(str(devnet.root)))
-    blocks = [NodeClient(n.url).get(f"/v1/blocks/{top}")["hash"] for n in devnet.nodes]
+    blocks = [devnet.client(n.index).get(f"/v1/blocks/{top}")["hash"] for n in devnet.nodes]
     assert len(set(blocks)) == 1
 
 
@@ -71,7 +71,7 @@ def test_killed_primary_is_replaced_and_restarted_node_catches_up(devnet: Devnet
     victim = int(primary.split("-")[1])
     omsnode("devnet", "kill", "--dir", root, "--node", str(victim))
     survivors = [n for n in devnet.nodes if n.index != victim]
-    client = NodeClient(survivors[0].url)
+    client = devnet.client(survivors[0].index)
     before = client.status()
     committed = [client.submit(sku_tx(signer, f"AFTER-KILL-{i}")) for i in range(5)]
     for tx_id in committed:
@@ -100,7 +100,7 @@ def test_junk_flood_on_p2p_leaves_the_api_serving(devnet: Devnet) -> None:
             assert http.post("/p2p", content=body).status_code < 500
         assert http.get("/v1/status").json()["height"] >= height
     signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
-    client = NodeClient(target)
+    client = devnet.client(1)
     assert client.wait(client.submit(sku_tx(signer, "AFTER-JUNK")), timeout=60)["status"] == "committed"
     client.close()
 

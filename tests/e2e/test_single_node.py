@@ -59,14 +59,15 @@ def test_signed_tx_to_block_to_state_to_query(single_node: SingleNode) -> None:
     order_id = done["receipt"]["result"]["order_id"]
     got = single_node.client.get(f"/v1/orders/{order_id}")
     assert got["order_id"] == order_id and got["history"]
-    (row,) = single_node.client.get("/v1/inventory", {"location": "LIS-1", "sku": "TEE-M"})
+    (row,) = single_node.client.get("/v1/inventory", {"location": "LIS-1", "sku": "TEE-M"})["items"]
     assert (row["on_hand"], row["reserved"], row["available"]) == (5, 2, 3)
     refused = single_node.send("channel-1", "order.create", order("web-2", 4))
     assert refused["status"] == "rejected" and refused["reason"].startswith("insufficient_stock")
-    (row,) = single_node.client.get("/v1/inventory", {"location": "LIS-1", "sku": "TEE-M"})
+    (row,) = single_node.client.get("/v1/inventory", {"location": "LIS-1", "sku": "TEE-M"})["items"]
     assert row["available"] == 3
     block = single_node.client.get(f"/v1/blocks/{done['height']}")
     assert done["receipt"]["tx_id"] in [tx["id"] for tx in block["txs"]]
+    assert done["receipt"] in block["receipts"]
     assert len(block["certificate"]["signatures"]) == 1
     status = single_node.client.status()
     assert set(status) >= {"node_id", "height", "head_hash", "view", "primary", "validators"}
@@ -76,7 +77,7 @@ def test_signed_tx_to_block_to_state_to_query(single_node: SingleNode) -> None:
 def test_bad_input_gets_a_clear_4xx_and_loses_nothing(single_node: SingleNode) -> None:
     tx = single_node.signer.tx("channel-1", "order.create", order("web-9", 1))
     wire = {**tx.to_wire(), "signature": tx.signature.hex()}
-    http = httpx.Client(base_url=single_node.url)
+    http = httpx.Client(base_url=single_node.url, headers={"authorization": f"Bearer {single_node.token}"})
     bad_sig = http.post("/v1/tx", json={**wire, "signature": "00" * 64})
     assert bad_sig.status_code == 400 and bad_sig.json()["error"] == "invalid_signature"
     with_float = http.post("/v1/tx", json={**wire, "payload": {**wire["payload"], "shipping_charge": 1.5}})

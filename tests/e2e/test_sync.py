@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from devnet.network import Devnet
@@ -79,8 +78,10 @@ def test_fresh_node_state_syncs_to_the_same_state_commitment(net: Devnet) -> Non
         text = (node.home / "state-sync.log").read_text()
         assert "state sync: loaded" in text, text[-2000:]
         assert base > 1 and base % CHECKPOINT_INTERVAL == 0
-        response = httpx.get(f"{node.url}/v1/blocks/{base - 1}", timeout=5)
+        reader = net.client(1)
+        response = reader.http.get(f"/v1/blocks/{base - 1}")
         assert response.status_code == 404 and "state sync" in response.json()["message"]
-        assert httpx.get(f"{node.url}/v1/blocks/{base}", timeout=5).status_code == 200
+        assert reader.http.get(f"/v1/blocks/{base}").status_code == 200
+        reader.close()
         after = load(net, 1, "AFTER-SNAPSHOT", seconds=2)
         wait_converged(net, after)

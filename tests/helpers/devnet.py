@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from devnet.client import NodeClient, Signer
+from devnet.client import Signer
 from devnet.network import Devnet
 from node.config import DATA_DIR, WAL_FILE
 
@@ -42,7 +42,7 @@ def load(devnet: Devnet, via: int, tag: str, *, seconds: float = 60.0, until_hei
     """Send batches of 20 one-tx-each catalogue updates to node `via`, each batch waited for,
     for `seconds` or until the chain reaches `until_height`; returns the height reached."""
     signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
-    client = NodeClient(devnet.nodes[via].url)
+    client = devnet.client(via)
     deadline = time.monotonic() + seconds
     sent = 0
     height: int = client.status()["height"]
@@ -76,7 +76,7 @@ def converged(devnet: Devnet, height: int) -> bool:
 def wait_converged(devnet: Devnet, height: int, timeout: float = 90.0) -> list[dict[str, Any]]:
     """Wait until every node is at `height` or beyond and those at `height` agree; returns the block there."""
     wait_for(lambda: converged(devnet, height), timeout, f"all nodes to reach height {height} with one head")
-    blocks = [NodeClient(node.url).get(f"/v1/blocks/{height}") for node in devnet.nodes]
+    blocks = [devnet.client(node.index).get(f"/v1/blocks/{height}") for node in devnet.nodes]
     assert len({block["hash"] for block in blocks}) == 1
     return blocks
 

@@ -22,6 +22,7 @@ from node.config import CLIENTS_DIR, GENESIS_FILE
 from node.home import create_network
 from node.metrics import compute_txs_buckets
 from node.node import Node
+from tests.helpers.api import bearer, make_token
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 """Every sample of a scrape, by (sample name, labels)."""
@@ -47,7 +48,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     """The HTTP API of a single-validator network's node, running in this process."""
     home = tmp_path / "node-0"
     create_network([home], [0], home / CLIENTS_DIR)
-    with TestClient(create_app(home)) as test_client:
+    with TestClient(create_app(home), headers=bearer(make_token(home))) as test_client:
         yield test_client
 
 

@@ -1,0 +1,81 @@
+"""The change feed, `GET /v1/events`: what changed since a cursor, in commit order, with long-poll.
+
+A client keeps the `next_cursor` of each answer and asks again with
+`after=<it>`; `after=0` starts from the first block. With `wait=N` an answer
+that would be empty waits up to N seconds for a block to commit. A store's or
+a channel's token follows its organisation's events; operators and auditors
+follow all. See `node.feed` for the events and their order.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from ledger.encoding import MAX_INT
+from node.api.deps import authorize, get_node
+from node.api.errors import InvalidRequest
+from node.api.limits import DEFAULT_PAGE
+from node.api.models import ErrorBody
+from node.api.pages import MAX_SCAN, Limit
+from node.feed import EVENT_TYPES, read_events
+from node.node import Node
+from node.tokens import Principal
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+NodeDep = Annotated[Node, Depends(get_node)]
+Reader = Annotated[Principal, Depends(authorize("events:read"))]
+
+MAX_WAIT_S = 60
+"""Longest a long-poll waits."""
+
+
+class Event(BaseModel):
+    """One change: what (`type`, `data`), where in the chain (`height`, `block`), by which tx (null: by the
+    ledger itself at the start of the block), and the `cursor` to resume after it."""
+
+    cursor: str
+    type: str = Field(examples=list(EVENT_TYPES))
+    height: int
+    block: str = Field(description="hash of the block, hex")
+    time_ms: int = Field(description="the block's timestamp")
+    tx_id: str | None
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+    next_cursor: str = Field(description="pass as `after` to read on; the same cursor when nothing was new")
+
+
+@router.get(
+    "/events",
+    response_model=EventPage,
+    responses={400: {"model": ErrorBody}},
+    summary="Every change the token may see since a cursor, in commit order (long-poll with `wait`)",
+)
+async def list_events(
+    node: NodeDep,
+    reader: Reader,
+    after: Annotated[str, Query(description="a cursor from an earlier answer; 0 for the beginning")] = "0",
+    types: Annotated[str | None, Query(description=f"comma-separated among {', '.join(EVENT_TYPES)}")] = None,
+    limit: Limit = DEFAULT_PAGE,
+    wait: Annotated[int, Query(ge=0, le=MAX_WAIT_S, description="seconds to wait for a change")] = 0,
+) -> Any:
+    if not after.isdigit() or int(after) > MAX_INT:
+        raise InvalidRequest("after must be a cursor from an earlier answer, or 0")
+    wanted = None if types is None else frozenset(t.strip() for t in types.split(",") if t.strip())
+    if wanted is not None and not wanted <= set(EVENT_TYPES):
+        raise InvalidRequest(f"unknown event types {sorted(wanted - set(EVENT_TYPES))}; known: {list(EVENT_TYPES)}")
+    org = None if reader.sees_all else reader.org
+    start = int(after)
+    deadline = node.clock() + wait * 1000
+    while True:
+        events, cursor = read_events(node.store, org, start, limit, wanted, MAX_SCAN)
+        remaining_s = (deadline - node.clock()) / 1000
+        if events or cursor != start or remaining_s <= 0:
+            return EventPage(items=[Event(**e) for e in events], next_cursor=str(cursor))
+        await node.commits.wait(remaining_s)
