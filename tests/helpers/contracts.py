@@ -1,101 +1,89 @@
-"""An in-process ledger for testing the OMS rules without the runtime: one tx per block.
+"""The OMS contracts on the real runtime, one tx per block, for rule tests and the property test.
 
-`Ledger.submit` checks the signer's role from the module's `ROLES`, runs the
-modules' `begin_block` housekeeping, then the rule inside a savepoint, and
-returns a receipt-like dict (`ok`, `code`, `message`, `result`); a rejected tx
-is rolled back.
+`Ledger.submit` signs a tx, runs it as the only tx of a new block through
+`load_contracts().execute_block` (version pins, `begin_block` hooks, role
+checks, savepoints, step metering: everything a node runs) and commits the
+block's writes; it returns the receipt as a dict (`ok`, `code`, `message`,
+`result`). `begin_block` runs an empty block, to let block time pass.
+Configuration changes go through `config.set` like any other tx.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
-from contracts import allocation, catalogue, fulfilment, inventory, invoicing, orders, payments, returns, review
-from contracts.context import BlockContext, TxContext
-from contracts.errors import Rejected
+from contracts import ContractSet, load_contracts
+from contracts.context import BlockContext
+from ledger.block import Receipt
 from ledger.commitment import compute_commitment
 from ledger.state import MemoryState, StateView
+from ledger.tx import Tx
 from tests.helpers.builders import Network, make_network
-
-DOMAIN_MODULES: tuple[ModuleType, ...] = (
-    catalogue,
-    inventory,
-    orders,
-    review,
-    allocation,
-    payments,
-    fulfilment,
-    returns,
-    invoicing,
-)
-"""Every module that handles tx kinds, in the order their `begin_block` runs."""
 
 BLOCK_MS = 1_000
 """Block time advances this much per block unless told otherwise."""
 
-
-def default_config() -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for module in DOMAIN_MODULES:
-        config.update(getattr(module, "DEFAULTS", {}))
-    return config
+_LOADED: list[ContractSet] = []
 
 
-def find_rule(kind: str) -> tuple[frozenset[str], Any]:
-    for module in DOMAIN_MODULES:
-        if kind in module.ROLES:
-            return module.ROLES[kind], getattr(module, "process_" + kind.replace(".", "_"))
-    raise KeyError(kind)
+def get_contracts() -> ContractSet:
+    """The contract set, loaded once per test process (loading checks and instruments every module)."""
+    if not _LOADED:
+        _LOADED.append(load_contracts())
+    return _LOADED[0]
 
 
 @dataclass
 class Ledger:
-    """A state view plus the block height and time, driven one tx per block."""
+    """Committed state plus the block height and time, driven one block at a time."""
 
     network: Network = field(default_factory=make_network)
-    state: StateView = field(default_factory=lambda: StateView(MemoryState()))
-    config: dict[str, Any] = field(default_factory=default_config)
+    contracts: ContractSet = field(default_factory=get_contracts)
+    base: MemoryState = field(default_factory=MemoryState)
     height: int = 0
     time_ms: int = 1_700_000_000_000
+    most_steps: int = 0
+    """Most steps any one tx took so far."""
 
-    def begin_block(self, advance_ms: int = BLOCK_MS) -> None:
+    @property
+    def state(self) -> StateView:
+        """A read view of the committed state."""
+        return StateView(self.base)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The effective configuration (defaults overlaid with what is set on the ledger)."""
+        return self.contracts.get_config(self.state)
+
+    def run_block(self, txs: list[Tx], advance_ms: int = BLOCK_MS) -> list[Receipt]:
+        """Execute and commit one block of `txs`."""
         self.height += 1
         self.time_ms += advance_ms
+        view = StateView(self.base)
         block = BlockContext(self.height, self.time_ms, self.network.genesis)
-        for module in DOMAIN_MODULES:
-            hook = getattr(module, "begin_block", None)
-            if hook is not None:
-                self.state.begin()
-                hook(self.state, block)
-                self.state.commit()
+        receipts = self.contracts.execute_block(view, txs, block)
+        if txs:
+            self.most_steps = max(self.most_steps, self.contracts.meter.used)
+        for key, value in view.writes().items():
+            if value is None:
+                self.base.entries.pop(key, None)
+            else:
+                self.base.entries[key] = value
+        return receipts
+
+    def begin_block(self, advance_ms: int = BLOCK_MS) -> None:
+        """An empty block: only the `begin_block` hooks run."""
+        self.run_block([], advance_ms)
 
     def submit(self, signer: str, kind: str, payload: dict[str, Any], advance_ms: int = BLOCK_MS) -> dict[str, Any]:
-        self.begin_block(advance_ms)
-        return self.apply(signer, kind, payload, tx_index=0)
+        [receipt] = self.run_block([self.network.tx(signer, kind, payload)], advance_ms)
+        return {"ok": receipt.ok, "code": receipt.code, "message": receipt.message, "result": receipt.result}
 
-    def apply(self, signer: str, kind: str, payload: dict[str, Any], tx_index: int = 0) -> dict[str, Any]:
-        """Run one tx in the current block."""
-        if kind == "config.set":
-            self.config[payload["key"]] = payload["value"]
-            return {"ok": True, "code": "", "message": "", "result": {}}
-        tx = self.network.tx(signer, kind, payload)
-        identity = self.network.genesis.identity(signer)
-        if identity is None:
-            raise KeyError(signer)
-        roles, rule = find_rule(kind)
-        if not roles & identity.roles:
-            return {"ok": False, "code": "forbidden_role", "message": f"{signer} may not send {kind}", "result": {}}
-        ctx = TxContext(self.height, self.time_ms, tx_index, tx.id, identity, dict(self.config), self.network.genesis)
-        self.state.begin()
-        try:
-            result = rule(self.state, tx, ctx)
-        except Rejected as refusal:
-            self.state.rollback()
-            return {"ok": False, "code": refusal.code, "message": refusal.message, "result": {}}
-        self.state.commit()
-        return {"ok": True, "code": "", "message": "", "result": result}
+    def set_config(self, key: str, value: Any) -> None:
+        receipt = self.submit("operator-1", "config.set", {"key": key, "value": value})
+        if not receipt["ok"]:
+            raise ValueError(f"config.set {key}: {receipt['code']}: {receipt['message']}")
 
     def commitment(self) -> bytes:
-        return compute_commitment((key, value) for key, value in self.state.writes().items() if value is not None)
+        return compute_commitment(sorted(self.base.entries.items()))

@@ -172,7 +172,7 @@ def test_split_across_locations_respects_max_splits(ledger: Ledger) -> None:
     receive(ledger, "WH2", "MUG", 2)
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}, {"sku": "MUG", "qty": 2}]))
     assert order["fulfilments"] == [order["order_id"] + "-1", order["order_id"] + "-2"]
-    ledger.config["allocation.max_splits"] = 1
+    ledger.set_config("allocation.max_splits", 1)
     refused(
         create(ledger, "B", [{"sku": "TEE", "qty": 0 + 1}, {"sku": "GIFT", "qty": 1}, {"sku": "MUG", "qty": 9}]),
         "insufficient_stock",
@@ -210,7 +210,7 @@ def test_interception_rules_hold_the_order(
     ledger: Ledger, setting: str, value: Any, extra: dict[str, Any], reason: str
 ) -> None:
     receive(ledger, "WH1", "TEE", 5)
-    ledger.config[setting] = value
+    ledger.set_config(setting, value)
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}], **extra))
     assert order["status"] == "on_hold" and order["hold_reasons"] == [reason]
     assert stock(ledger, "WH1", "TEE")["reserved"] == 0
@@ -218,7 +218,7 @@ def test_interception_rules_hold_the_order(
 
 def test_price_mismatch_and_repeat_order_hold_and_operator_decides(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 5)
-    ledger.config["review.repeat_window_ms"] = 60_000
+    ledger.set_config("review.repeat_window_ms", 60_000)
     held = ok(create(ledger, "A", [{"sku": "TEE", "qty": 1, "unit_price": 999}]))
     assert held["hold_reasons"] == ["price_mismatch"]
     again = ok(create(ledger, "B", [{"sku": "TEE", "qty": 1}]))
@@ -231,7 +231,7 @@ def test_price_mismatch_and_repeat_order_hold_and_operator_decides(ledger: Ledge
 
 def test_unpaid_order_is_cancelled_by_block_time_and_its_stock_released(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 2)
-    ledger.config["orders.unpaid_timeout_ms"] = 5_000
+    ledger.set_config("orders.unpaid_timeout_ms", 5_000)
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))
     ok(ledger.submit("store-1", "stock.count", {"location": "WH1", "counts": [{"sku": "TEE", "qty": 2}]}))
     assert queries.get_order(ledger.state, order["order_id"])["status"] == "allocated"  # type: ignore[index]
@@ -243,7 +243,7 @@ def test_unpaid_order_is_cancelled_by_block_time_and_its_stock_released(ledger: 
 
 def test_paid_order_does_not_time_out(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 2)
-    ledger.config["orders.unpaid_timeout_ms"] = 5_000
+    ledger.set_config("orders.unpaid_timeout_ms", 5_000)
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))
     assert pay(ledger, order["order_id"])["status"] == "released"
     ledger.begin_block(advance_ms=60_000)
@@ -262,7 +262,7 @@ def test_declined_fulfilment_is_reallocated_elsewhere(ledger: Ledger) -> None:
 
 
 def test_backorder_is_allocated_once_stock_arrives(ledger: Ledger) -> None:
-    ledger.config["allocation.unservable"] = "backorder"
+    ledger.set_config("allocation.unservable", "backorder")
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))
     assert order["status"] == "backordered" and order["backorder"] == [{"line": 0, "sku": "TEE", "qty": 2}]
     pay(ledger, order["order_id"])
@@ -372,7 +372,7 @@ def test_wrong_invoice_is_reversed_and_reissued_never_edited(ledger: Ledger) -> 
     pay(ledger, order["order_id"])
     ok(ledger.submit("operator-1", "fulfilment.ship", {"fulfilment_id": order["fulfilments"][0], "carrier": "DHL"}))
     original = queries.list_invoices(ledger.state, order["order_id"])[0]
-    ledger.config["tax.rates"] = {"standard": {"*": 1900}, "reduced": {"*": 900}, "zero": {"*": 0}}
+    ledger.set_config("tax.rates", {"standard": {"*": 1900}, "reduced": {"*": 900}, "zero": {"*": 0}})
     result = ok(ledger.submit("operator-1", "invoice.reverse", {"number": original["number"], "reason": "wrong rate"}))
     documents = {i["number"]: i for i in queries.list_invoices(ledger.state, order["order_id"])}
     assert documents[original["number"]] == original
