@@ -238,7 +238,11 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
     )
     approved = send(OPERATOR, "order.approve", {"order_id": held["order_id"], "note": "B2B customer, checked"})
     say(f"  approved by operations: {approved['status']}, fulfilments {approved['fulfilments']}")
-    send(CHANNEL, "payment.capture", {"order_id": held["order_id"], "amount": order(held["order_id"])["total"]})
+    send(
+        CHANNEL,
+        "payment.capture",
+        {"order_id": held["order_id"], "amount": order(held["order_id"])["total"], "reference": "PSP-CAP-3"},
+    )
 
     say("7. A store declines its fulfilment and it is re-allocated")
     collect = send(

@@ -59,7 +59,8 @@ def ledger() -> Ledger:
 
 def receive(ledger: Ledger, location: str, sku: str, qty: int, lot: str | None = None) -> None:
     line: dict[str, Any] = {"sku": sku, "qty": qty} | ({"lot": lot} if lot else {})
-    ok(ledger.submit("store-1", "stock.receive", {"location": location, "lines": [line], "document": "PO"}))
+    payload = {"location": location, "lines": [line], "document": f"PO-{ledger.height}"}
+    ok(ledger.submit("store-1", "stock.receive", payload))
 
 
 def create(ledger: Ledger, ref: str, lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -74,7 +75,8 @@ def stock(ledger: Ledger, location: str, sku: str) -> dict[str, Any]:
 
 def pay(ledger: Ledger, order_id: str) -> dict[str, Any]:
     total = queries.get_order(ledger.state, order_id)["total"]  # type: ignore[index]
-    return ok(ledger.submit("channel-1", "payment.capture", {"order_id": order_id, "amount": total}))
+    payload = {"order_id": order_id, "amount": total, "reference": f"PSP-{order_id}"}
+    return ok(ledger.submit("channel-1", "payment.capture", payload))
 
 
 def test_order_number_has_a_check_digit_that_catches_a_typo() -> None:
@@ -145,7 +147,8 @@ def test_stock_count_reports_differences_without_changing_stock(ledger: Ledger) 
 def test_a_lot_is_traced_from_receipt_through_transfer_to_shipment(ledger: Ledger) -> None:
     receive(ledger, "ST1", "TEE", 4, lot="LOT-9")
     transfer = {"from": "ST1", "to": "WH2", "lines": [{"sku": "TEE", "qty": 3}]}
-    ok(ledger.submit("store-1", "stock.transfer", transfer))
+    sent = ok(ledger.submit("store-1", "stock.transfer", transfer))
+    ok(ledger.submit("store-1", "stock.transfer.accept", {"transfer_id": sent["transfer_id"]}))
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 3}]))
     pay(ledger, order["order_id"])
     ok(ledger.submit("operator-1", "fulfilment.ship", {"fulfilment_id": order["fulfilments"][0], "carrier": "DHL"}))
@@ -261,14 +264,17 @@ def test_declined_fulfilment_is_reallocated_elsewhere(ledger: Ledger) -> None:
     assert stock(ledger, "ST1", "MUG")["reserved"] == 0 and stock(ledger, "WH2", "MUG")["reserved"] == 1
 
 
-def test_backorder_is_allocated_once_stock_arrives(ledger: Ledger) -> None:
+def test_backorder_is_allocated_by_the_ledger_once_stock_arrives(ledger: Ledger) -> None:
     ledger.set_config("allocation.unservable", "backorder")
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))
     assert order["status"] == "backordered" and order["backorder"] == [{"line": 0, "sku": "TEE", "qty": 2}]
     pay(ledger, order["order_id"])
     receive(ledger, "WH1", "TEE", 2)
-    result = ok(ledger.submit("operator-1", "order.allocate", {"order_id": order["order_id"]}))
-    assert result["status"] == "released" and result["backorder"] == []
+    ledger.begin_block()
+    view = queries.get_order(ledger.state, order["order_id"])
+    assert view is not None and view["status"] == "released" and view["backorder"] == []
+    assert view["fulfilments"][0]["location"] == "WH1" and view["fulfilments"][0]["status"] == "released"
+    refused(ledger.submit("operator-1", "order.allocate", {"order_id": order["order_id"]}), "invalid_transition")
 
 
 def test_virtual_goods_ship_at_once_on_payment_and_are_invoiced(ledger: Ledger) -> None:
@@ -354,15 +360,9 @@ def test_return_credits_the_invoice_and_never_more_than_invoiced(ledger: Ledger)
     )
     assert note["total"] == invoice["total"] == 3 * 1999 - 100
     assert stock(ledger, "WH1", "TEE")["damaged"] == 3 and stock(ledger, "WH1", "TEE")["on_hand"] == 0
-    refused(
-        ledger.submit("channel-1", "payment.refund", {"order_id": order["order_id"], "amount": 10**6}), "over_refund"
-    )
-    assert (
-        ok(ledger.submit("channel-1", "payment.refund", {"order_id": order["order_id"], "amount": note["total"]}))[
-            "status"
-        ]
-        == "refunded"
-    )
+    refund = {"order_id": order["order_id"], "reference": "REF-1"}
+    refused(ledger.submit("channel-1", "payment.refund", refund | {"amount": 10**6}), "over_refund")
+    assert ok(ledger.submit("channel-1", "payment.refund", refund | {"amount": note["total"]}))["status"] == "refunded"
     refused(ledger.submit("operator-1", "invoice.reverse", {"number": invoice["number"], "reason": "x"}), "over_credit")
 
 
