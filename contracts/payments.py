@@ -91,6 +91,12 @@ def compute_refund_due(order: dict[str, Any]) -> int:
     return min(payment["captured"] - payment["refunded"], sum(compute_refundable(order).values()))
 
 
+def mark_refunded(order: dict[str, Any], ctx: TxContext) -> None:
+    """A returned order whose captured money is all refunded becomes `refunded`."""
+    if order["status"] == "returned" and order["payment"]["refunded"] == order["payment"]["captured"]:
+        transition_order(order, "refunded", ctx)
+
+
 def _payment_result(order: dict[str, Any]) -> dict[str, Any]:
     payment = order["payment"]
     return {
@@ -198,8 +204,7 @@ def process_payment_refund(state: StateView, tx: Any, ctx: TxContext) -> dict[st
         )
     payment["refunded"] += amount
     payment["events"][-1]["covers"] = covers
-    if order["status"] == "returned" and payment["refunded"] == payment["captured"]:
-        transition_order(order, "refunded", ctx)
+    mark_refunded(order, ctx)
     return _remember(state, order, "refunded", amount)
 
 

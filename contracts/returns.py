@@ -52,7 +52,7 @@ from contracts.lifecycle import (
 )
 from contracts.orders import open_order
 from contracts.payload import bad, get_choice, get_id, get_list, get_optional_id, get_qty, get_text
-from contracts.payments import start_payment_clock
+from contracts.payments import mark_refunded, start_payment_clock
 from ledger.encoding import encode, sha256
 from ledger.state import StateView
 
@@ -274,10 +274,11 @@ def process_return_receive(state: StateView, tx: Any, ctx: TxContext) -> dict[st
     record["status"] = "received" if complete else "partially_received"
     if complete:
         state.delete(keys.return_due_key(record["deadline_ms"], return_id))
-    if record["exchange_order"] is not None:
-        pay_exchange(state, ctx, order, record, [note["number"] for note in notes])
     state.put(keys.return_key(return_id), record)
     settle_returns(state, ctx, order)
+    if record["exchange_order"] is not None:
+        pay_exchange(state, ctx, order, record, [note["number"] for note in notes])
+        mark_refunded(order, ctx)
     put_order(state, order)
     return {
         "return_id": return_id,

@@ -6,23 +6,34 @@ checks, savepoints, step metering: everything a node runs) and commits the
 block's writes; it returns the receipt as a dict (`ok`, `code`, `message`,
 `result`). `begin_block` runs an empty block, to let block time pass.
 Configuration changes go through `config.set` like any other tx.
+
+`make_shop` is a small retailer on it: SKUs `TEE`, `MUG` and the virtual
+`GIFT`, the pickup store `ST1` and the warehouses `WH1`, `WH2` of
+organisation `org-0` (run by `store-1`), and `FOREIGN`, a store of `org-1`
+(run by `store-2`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from contracts import ContractSet, load_contracts
+from contracts import ContractSet, load_contracts, queries
 from contracts.context import BlockContext
 from ledger.block import Receipt
 from ledger.commitment import compute_commitment
+from ledger.genesis import Identity
+from ledger.keys import PrivateKey
 from ledger.state import MemoryState, StateView
 from ledger.tx import Tx
-from tests.helpers.builders import Network, make_network
+from tests.helpers.builders import CHAIN_ID, Network, make_network
 
 BLOCK_MS = 1_000
 """Block time advances this much per block unless told otherwise."""
+
+CUSTOMER = hashlib.sha256(b"customer:1").hexdigest()
+"""The customer reference (as a channel hashes it) of the orders `create` places."""
 
 _LOADED: list[ContractSet] = []
 
@@ -34,11 +45,20 @@ def get_contracts() -> ContractSet:
     return _LOADED[0]
 
 
+def make_oms_network() -> Network:
+    """The default test identities (all of `org-0`) plus `store-2`, a store of another organisation, `org-1`."""
+    network = make_network(validators=2)
+    key = PrivateKey.from_seed_text(f"{CHAIN_ID}/store-2")
+    store = Identity("store-2", "org-1", key.public, frozenset({"store"}))
+    genesis = replace(network.genesis, clients=(*network.genesis.clients, store))
+    return Network(genesis, {**network.keys, "store-2": key})
+
+
 @dataclass
 class Ledger:
     """Committed state plus the block height and time, driven one block at a time."""
 
-    network: Network = field(default_factory=make_network)
+    network: Network = field(default_factory=make_oms_network)
     contracts: ContractSet = field(default_factory=get_contracts)
     base: MemoryState = field(default_factory=MemoryState)
     height: int = 0
@@ -87,3 +107,76 @@ class Ledger:
 
     def commitment(self) -> bytes:
         return compute_commitment(sorted(self.base.entries.items()))
+
+
+def ok(receipt: dict[str, Any]) -> dict[str, Any]:
+    assert receipt["ok"], receipt
+    result: dict[str, Any] = receipt["result"]
+    return result
+
+
+def refused(receipt: dict[str, Any], code: str) -> None:
+    assert not receipt["ok"] and receipt["code"] == code, receipt
+
+
+def make_shop() -> Ledger:
+    """A ledger with the catalogue and locations described above, and no stock."""
+    ledger = Ledger()
+    for sku, price, tax_class, virtual in (
+        ("TEE", 1999, "standard", False),
+        ("MUG", 899, "reduced", False),
+        ("GIFT", 2500, "zero", True),
+    ):
+        payload = {"sku": sku, "price": price, "currency": "EUR", "tax_class": tax_class, "virtual": virtual}
+        ok(ledger.submit("operator-1", "sku.upsert", payload))
+    for name, lat, priority, pickup, org in (
+        ("ST1", 52_370_000, 50, True, "org-0"),
+        ("WH1", 52_090_000, 10, False, "org-0"),
+        ("WH2", 51_920_000, 10, False, "org-0"),
+        ("FOREIGN", 50_850_000, 90, True, "org-1"),
+    ):
+        payload = {
+            "location": name,
+            "type": "store" if pickup else "warehouse",
+            "region": "NL",
+            "lat": lat,
+            "lon": 4_900_000,
+            "priority": priority,
+            "pickup_allowed": pickup,
+            "org": org,
+        }
+        ok(ledger.submit("operator-1", "location.upsert", payload))
+    return ledger
+
+
+def receive(ledger: Ledger, location: str, sku: str, qty: int, lot: str | None = None) -> dict[str, Any]:
+    """Receive goods at a location of `org-0` against a document of its own."""
+    line: dict[str, Any] = {"sku": sku, "qty": qty} | ({"lot": lot} if lot else {})
+    payload = {"location": location, "lines": [line], "document": f"PO-{ledger.height}"}
+    return ok(ledger.submit("store-1", "stock.receive", payload))
+
+
+def create(ledger: Ledger, ref: str, lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Place an order by `channel-1` (delivered in region NL unless told otherwise); the receipt."""
+    payload: dict[str, Any] = {"external_ref": ref, "customer_hash": CUSTOMER, "currency": "EUR", "lines": lines}
+    payload.setdefault("delivery", {"region": "NL", "lat": 51_930_000, "lon": 4_900_000})
+    return ledger.submit("channel-1", "order.create", payload | extra)
+
+
+def get_order(ledger: Ledger, order_id: str) -> dict[str, Any]:
+    """The order as the API shows it (fulfilments in full, invoice numbers)."""
+    order = queries.get_order(ledger.state, order_id)
+    assert order is not None, order_id
+    return order
+
+
+def pay(ledger: Ledger, order_id: str) -> dict[str, Any]:
+    """Capture what the order has due, with a reference of its own."""
+    order = get_order(ledger, order_id)
+    amount = order["total"] - order["payment"]["cancelled"] - order["payment"]["captured"]
+    payload = {"order_id": order_id, "amount": amount, "reference": f"PSP-{order_id}-{ledger.height}"}
+    return ok(ledger.submit("channel-1", "payment.capture", payload))
+
+
+def stock(ledger: Ledger, location: str, sku: str) -> dict[str, Any]:
+    return queries.list_inventory(ledger.state, location, sku)[0]

@@ -1,8 +1,7 @@
-"""Unit tests of the OMS rules, one behaviour each, through an in-process ledger."""
+"""Unit tests of the OMS rules, one behaviour each, through the contract runtime."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
@@ -12,71 +11,12 @@ from contracts.allocation import compute_distance_sq
 from contracts.invoicing import compute_half_up, compute_lines
 from contracts.lifecycle import is_allowed_transition
 from contracts.numbering import compute_order_number, is_valid_order_number
-from tests.helpers.contracts import Ledger
-
-CUSTOMER = hashlib.sha256(b"customer:1").hexdigest()
-
-
-def ok(receipt: dict[str, Any]) -> dict[str, Any]:
-    assert receipt["ok"], receipt
-    return receipt["result"]
-
-
-def refused(receipt: dict[str, Any], code: str) -> None:
-    assert not receipt["ok"] and receipt["code"] == code, receipt
+from tests.helpers.contracts import CUSTOMER, Ledger, create, make_shop, ok, pay, receive, refused, stock
 
 
 @pytest.fixture
 def ledger() -> Ledger:
-    ledger = Ledger()
-    ok(
-        ledger.submit(
-            "operator-1", "sku.upsert", {"sku": "TEE", "price": 1999, "currency": "EUR", "tax_class": "standard"}
-        )
-    )
-    ok(
-        ledger.submit(
-            "operator-1", "sku.upsert", {"sku": "MUG", "price": 899, "currency": "EUR", "tax_class": "reduced"}
-        )
-    )
-    sku = {"sku": "GIFT", "price": 2500, "currency": "EUR", "tax_class": "zero", "virtual": True}
-    ok(ledger.submit("operator-1", "sku.upsert", sku))
-    for name, lat, priority, pickup in (
-        ("ST1", 52_370_000, 50, True),
-        ("WH1", 52_090_000, 10, False),
-        ("WH2", 51_920_000, 10, False),
-    ):
-        payload = {
-            "location": name,
-            "type": "store" if pickup else "warehouse",
-            "region": "NL",
-            "lat": lat,
-            "lon": 4_900_000,
-        }
-        ok(ledger.submit("operator-1", "location.upsert", payload | {"priority": priority, "pickup_allowed": pickup}))
-    return ledger
-
-
-def receive(ledger: Ledger, location: str, sku: str, qty: int, lot: str | None = None) -> None:
-    line: dict[str, Any] = {"sku": sku, "qty": qty} | ({"lot": lot} if lot else {})
-    payload = {"location": location, "lines": [line], "document": f"PO-{ledger.height}"}
-    ok(ledger.submit("store-1", "stock.receive", payload))
-
-
-def create(ledger: Ledger, ref: str, lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {"external_ref": ref, "customer_hash": CUSTOMER, "currency": "EUR", "lines": lines}
-    payload.setdefault("delivery", {"region": "NL", "lat": 51_930_000, "lon": 4_900_000})
-    return ledger.submit("channel-1", "order.create", payload | extra)
-
-
-def stock(ledger: Ledger, location: str, sku: str) -> dict[str, Any]:
-    return queries.list_inventory(ledger.state, location, sku)[0]
-
-
-def pay(ledger: Ledger, order_id: str) -> dict[str, Any]:
-    total = queries.get_order(ledger.state, order_id)["total"]  # type: ignore[index]
-    payload = {"order_id": order_id, "amount": total, "reference": f"PSP-{order_id}"}
-    return ok(ledger.submit("channel-1", "payment.capture", payload))
+    return make_shop()
 
 
 def test_order_number_has_a_check_digit_that_catches_a_typo() -> None:
