@@ -8,7 +8,8 @@ anything else it is refused with `duplicate_reference`. Capturing what is due
 releases the order (`fulfilment.settle_order`).
 
 A refund pays back a cancellation or a credit note, never more than they
-amount to (and never more than was captured): a refund naming `credit_note`
+amount to, and never more than the customer paid beyond what they owe (the
+total less what is cancelled or credited): a refund naming `credit_note`
 pays back that note; one without is tied to the cancellations first, then to
 the credit notes in number order, and the event records what it covers. A
 returned order becomes `refunded` only once everything captured is refunded.
@@ -85,10 +86,17 @@ def compute_refundable(order: dict[str, Any]) -> dict[str, int]:
     return {source: amount - refunded.get(source, 0) for source, amount in sources.items()}
 
 
-def compute_refund_due(order: dict[str, Any]) -> int:
-    """What the customer is owed back now: refundable, within what was captured and not refunded."""
+def compute_overpaid(order: dict[str, Any]) -> int:
+    """What the customer has paid beyond what they owe: captured less refunded, less the order total that is
+    neither cancelled nor credited."""
     payment = order["payment"]
-    return min(payment["captured"] - payment["refunded"], sum(compute_refundable(order).values()))
+    owed = order["total"] - payment["cancelled"] - sum(payment["credits"].values())
+    return int(payment["captured"] - payment["refunded"] - owed)
+
+
+def compute_refund_due(order: dict[str, Any]) -> int:
+    """What the customer is owed back now: what they overpaid, as far as cancellations and credit notes cover it."""
+    return max(0, min(compute_overpaid(order), sum(compute_refundable(order).values())))
 
 
 def mark_refunded(order: dict[str, Any], ctx: TxContext) -> None:
@@ -182,8 +190,8 @@ def process_payment_refund(state: StateView, tx: Any, ctx: TxContext) -> dict[st
     if known is not None:
         return known
     payment = order["payment"]
-    if payment["refunded"] + amount > payment["captured"]:
-        raise Rejected("over_refund", f"only {payment['captured'] - payment['refunded']} is left to refund")
+    if amount > compute_overpaid(order):
+        raise Rejected("over_refund", f"the customer paid {max(compute_overpaid(order), 0)} beyond what they owe")
     refundable = compute_refundable(order)
     note = get_optional_id(tx.payload, "credit_note")
     if note is not None and note not in payment["credits"]:

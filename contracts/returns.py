@@ -52,7 +52,7 @@ from contracts.lifecycle import (
 )
 from contracts.orders import open_order
 from contracts.payload import bad, get_choice, get_id, get_list, get_optional_id, get_qty, get_text
-from contracts.payments import mark_refunded, start_payment_clock
+from contracts.payments import compute_overpaid, mark_refunded, start_payment_clock
 from ledger.encoding import encode, sha256
 from ledger.state import StateView
 
@@ -300,7 +300,7 @@ def pay_exchange(
     for number in notes:
         left = min(
             compute_amount_due(exchange) - exchange["payment"]["captured"],
-            payment["captured"] - payment["refunded"],
+            compute_overpaid(order),
             payment["credits"][number] - payment["refunded_by"].get(number, 0),
         )
         if left <= 0:

@@ -100,6 +100,19 @@ class Ledger:
         [receipt] = self.run_block([self.network.tx(signer, kind, payload)], advance_ms)
         return {"ok": receipt.ok, "code": receipt.code, "message": receipt.message, "result": receipt.result}
 
+    def try_tx(self, signer: str, kind: str, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[bytes, Any]]:
+        """Run one tx on top of the committed state as the next block would (without its hooks), commit nothing:
+        its receipt and the writes it would make. The signing nonce is left as it was, so what is submitted
+        afterwards does not depend on what was tried."""
+        nonce = self.network.nonce
+        tx = self.network.tx(signer, kind, payload)
+        self.network.nonce = nonce
+        view = StateView(self.base)
+        block = BlockContext(self.height + 1, self.time_ms + BLOCK_MS, self.network.genesis)
+        receipt = self.contracts.execute_tx(view, tx, block, 0)
+        result = {"ok": receipt.ok, "code": receipt.code, "message": receipt.message, "result": receipt.result}
+        return result, dict(view.writes())
+
     def set_config(self, key: str, value: Any) -> None:
         receipt = self.submit("operator-1", "config.set", {"key": key, "value": value})
         if not receipt["ok"]:

@@ -140,12 +140,15 @@ def test_safety_stock_is_never_allocated(ledger: Ledger) -> None:
 
 def test_a_paid_order_with_a_gift_card_cancels_what_has_not_shipped(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 1)
-    order = ok(create(ledger, "A", [{"sku": "GIFT", "qty": 1}, {"sku": "TEE", "qty": 1}]))
+    order = ok(create(ledger, "A", [{"sku": "GIFT", "qty": 1}, {"sku": "TEE", "qty": 1}], shipping_charge=495))
     pay(ledger, order["order_id"])
     cancelled = ok(ledger.submit("channel-1", "order.cancel", {"order_id": order["order_id"]}))
-    assert cancelled["status"] == "delivered" and cancelled["cancelled"] == 1999 == cancelled["refund_due"]
+    assert cancelled["status"] == "delivered", "the gift card was delivered"
+    assert cancelled["cancelled"] == 1999 + 495 == cancelled["refund_due"], "no goods shipped: no shipping charge"
     assert stock(ledger, "WH1", "TEE")["reserved"] == 0
     refused(ledger.submit("channel-1", "order.cancel", {"order_id": order["order_id"]}), "already_shipped")
+    ok(refund(ledger, order["order_id"], 1999 + 495))
+    assert ok(ledger.submit("channel-1", "order.complete", {"order_id": order["order_id"]}))["status"] == "completed"
 
 
 def test_a_virtual_line_is_never_returned_into_stock(ledger: Ledger) -> None:
