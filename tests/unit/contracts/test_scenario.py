@@ -46,3 +46,12 @@ def test_demo_runs_and_reaches_its_outcomes() -> None:
     assert len(notes) == 1 and notes[0]["refers_to"] in [i["number"] for i in invoices if not i["credit_note"]]
     assert all(row["available"] >= 0 for row in queries.list_inventory(ledger.state))
     assert any("cancelled" in line for line in lines)
+    partly = by_ref["WEB-5006"]
+    assert partly["cancellations"][0]["lines"] == [{"line": 0, "qty": 2}] and partly["status"] == "released"
+    intercepted = by_ref["WEB-5007"]
+    assert "intercepted" in [step["to"] for step in intercepted["history"]] and intercepted["status"] == "shipped"
+    backordered = by_ref["WEB-5008"]
+    assert [step["to"] for step in backordered["history"]][-2:] == ["backordered", "released"]
+    assert backordered["history"][-1]["by"] == "ledger" and backordered["backorder"] == []
+    [transfer] = [record for _, record in ledger.state.scan("transfer/")]
+    assert (transfer["to"], transfer["status"]) == ("HLM-STORE", "received")
