@@ -10,19 +10,45 @@ numbered from the order. A fulfilment is `allocated` (stock reserved), then
 `released` to its location once the order is paid, `picked`, `shipped` and
 `delivered`; or `declined` by its location or `cancelled` with the order.
 Once an order is released its status follows its fulfilments
-(`sync_order_status`).
+(`sync_order_status`), except that an intercepted one stays held until it is
+released again or has nothing left to ship. `completed` and `cancelled` are
+final; from every other state some role has a tx that moves the order on.
+`put_order` keeps the index of orders waiting for stock in step with the
+order's backorder.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from contracts import keys
 from contracts.context import BlockContext, TxContext
 from contracts.errors import Rejected
 from ledger.state import StateView
 
-TRANSITIONS: dict[str, tuple[str, ...]] = {
+OrderStatus = Literal[
+    "created",
+    "on_hold",
+    "allocated",
+    "backordered",
+    "paid",
+    "released",
+    "intercepted",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "completed",
+    "return_requested",
+    "returned",
+    "refunded",
+    "cancelled",
+]
+"""The states of an order."""
+
+FulfilmentStatus = Literal["allocated", "released", "picked", "shipped", "delivered", "declined", "cancelled"]
+"""The states of a fulfilment (sub-order)."""
+
+TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     "created": ("on_hold", "allocated", "backordered", "cancelled"),
     "on_hold": ("allocated", "backordered", "cancelled"),
     "allocated": ("on_hold", "paid", "released", "backordered", "cancelled"),
@@ -41,7 +67,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 """Allowed next states of each state; `created` is where every order starts."""
 
-FINAL_STATES = ("completed", "cancelled")
+FINAL_STATES: tuple[OrderStatus, ...] = ("completed", "cancelled")
 """States in which an order's goods and money are settled (a completed order may still see a return)."""
 
 INITIAL_STATE = "created"
@@ -55,7 +81,7 @@ SYSTEM_ACTOR = "ledger"
 """The `by` of transitions the ledger makes by itself (timeouts)."""
 
 
-def is_allowed_transition(source: str, target: str) -> bool:
+def is_allowed_transition(source: OrderStatus, target: OrderStatus) -> bool:
     return target in TRANSITIONS.get(source, ())
 
 
@@ -89,7 +115,9 @@ def require_order_access(ctx: TxContext, order: dict[str, Any]) -> None:
         raise Rejected("forbidden", f"order {order['order_id']} belongs to channel {order['channel']}")
 
 
-def transition_order(order: dict[str, Any], target: str, ctx: TxContext | BlockContext, reason: str = "") -> None:
+def transition_order(
+    order: dict[str, Any], target: OrderStatus, ctx: TxContext | BlockContext, reason: str = ""
+) -> None:
     """Move `order` to `target` (in memory; the caller puts it) and record the step in its history."""
     source = order["status"]
     if not is_allowed_transition(source, target):
@@ -138,7 +166,7 @@ def get_order_fulfilments(state: StateView, order: dict[str, Any]) -> list[dict[
     return [require_fulfilment(state, fid) for fid in order["fulfilments"]]
 
 
-def set_fulfilment_status(record: dict[str, Any], target: str, ctx: TxContext | BlockContext) -> None:
+def set_fulfilment_status(record: dict[str, Any], target: FulfilmentStatus, ctx: TxContext | BlockContext) -> None:
     record["status"] = target
     record["events"].append(
         {
@@ -162,7 +190,7 @@ def is_paid(order: dict[str, Any]) -> bool:
     return order["payment_terms"] == "on_account" or order["payment"]["captured"] >= compute_amount_due(order)
 
 
-def compute_shipping_status(order: dict[str, Any], fulfilments: list[dict[str, Any]]) -> str:
+def compute_shipping_status(order: dict[str, Any], fulfilments: list[dict[str, Any]]) -> OrderStatus:
     """The status a released order should have, given its fulfilments."""
     if order["backorder"]:
         return "backordered"
