@@ -9,7 +9,7 @@ cancelled.
 Cancelled units take their share of the line's amounts fixed at order time
 (`invoicing.take_line_share`), as invoiced units do, so what an order invoices
 plus what it cancels is exactly its total. The shipping charge is cancelled
-with the last goods when none that carry it have been sent (virtual goods
+with the last goods that carry it when none of them was sent (virtual goods
 carry it only in an order of nothing else). Each cancellation is recorded on
 the order with its lines and amount; the amount lowers what is due and is what
 a refund may pay back for it (`payments`).
@@ -112,8 +112,9 @@ def cancel_quantities(
     sent = [record for record in get_order_fulfilments(state, order) if record["status"] in SENT_FULFILMENT]
     nothing_sent = not sent
     all_virtual = all(line["virtual"] for line in order["lines"])
-    goods_sent = any(all_virtual or not record["virtual"] for record in sent)
-    if nothing_left and not goods_sent and order["shipping_state"] == "open" and order["shipping"] is not None:
+    carriers = [i for i, line in enumerate(order["lines"]) if all_virtual or not line["virtual"]]
+    carriers_left = any(open_qty[i] for i in carriers) or any(all_virtual or not r["virtual"] for r in sent)
+    if not carriers_left and order["shipping_state"] == "open" and order["shipping"] is not None:
         lines.append(order["shipping"])
         order["shipping_state"] = "cancelled"
     cancellation = {

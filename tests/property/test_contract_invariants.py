@@ -30,7 +30,7 @@ from collections import defaultdict
 from itertools import pairwise
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -438,6 +438,11 @@ class Shop(RuleBasedStateMachine):
 
 
 Shop.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=100,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
+"""About 10 s of runs; the explain phase is left out (tracing every line of the contracts takes minutes)."""
 test_random_runs_keep_the_ledger_invariants = Shop.TestCase

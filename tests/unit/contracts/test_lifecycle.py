@@ -151,6 +151,17 @@ def test_a_paid_order_with_a_gift_card_cancels_what_has_not_shipped(ledger: Ledg
     assert ok(ledger.submit("channel-1", "order.complete", {"order_id": order["order_id"]}))["status"] == "completed"
 
 
+def test_cancelling_the_goods_before_payment_cancels_the_shipping_charge_of_a_gift_card_order(ledger: Ledger) -> None:
+    receive(ledger, "WH1", "MUG", 1)
+    order = ok(create(ledger, "A", [{"sku": "GIFT", "qty": 2}, {"sku": "MUG", "qty": 1}], shipping_charge=395))
+    cancelled = ok(
+        ledger.submit("channel-1", "order.cancel", {"order_id": order["order_id"], "lines": [{"line": 1, "qty": 1}]})
+    )
+    assert cancelled["cancelled"] == 899 + 395
+    assert pay(ledger, order["order_id"])["status"] == "delivered"
+    assert ok(ledger.submit("channel-1", "order.complete", {"order_id": order["order_id"]}))["status"] == "completed"
+
+
 def test_a_virtual_line_is_never_returned_into_stock(ledger: Ledger) -> None:
     order = ok(create(ledger, "A", [{"sku": "GIFT", "qty": 1}]))
     pay(ledger, order["order_id"])
