@@ -18,6 +18,14 @@ stock reserved. Lines nothing can serve are backordered, or the order is
 refused with `insufficient_stock`, per `allocation.unservable`. Virtual SKUs
 need no stock and form one fulfilment of their own. A location that cannot
 serve its fulfilment declines it and its lines are allocated again elsewhere.
+Allocation never takes a location's safety stock of a SKU (`stock.safety`).
+
+Backorders are sourced again by the ledger when stock arrives: every movement
+that makes more of a SKU available marks it (`inventory.mark_restocked`), and
+`begin_block` runs a re-sourcing pass over the orders waiting for a marked
+SKU, oldest order first, at most `allocation.resource_batch` orders per block,
+each in a savepoint of its own; a pass that does not finish in one block goes
+on in the next, and SKUs marked meanwhile wait for the next pass.
 """
 
 from __future__ import annotations
@@ -32,21 +40,20 @@ from contracts.catalogue import (
     iter_locations,
     require_location_access,
 )
-from contracts.context import TxContext
+from contracts.context import BlockContext, Context, TxContext
 from contracts.errors import Rejected
-from contracts.fulfilment import release_order
-from contracts.inventory import compute_available, get_stock, release_stock, reserve_stock
+from contracts.fulfilment import settle_order
+from contracts.inventory import compute_allocatable, get_stock, release_stock, reserve_stock
 from contracts.lifecycle import (
     ENDED_FULFILMENT,
     OPEN_FULFILMENT,
-    is_paid,
+    get_order,
     put_fulfilment,
     put_order,
     require_fulfilment,
     require_order,
     require_order_access,
     set_fulfilment_status,
-    sync_order_status,
     transition_order,
 )
 from contracts.numbering import compute_fulfilment_id
@@ -61,8 +68,10 @@ ROLES: dict[str, frozenset[str]] = {
 DEFAULTS: dict[str, Any] = {
     "allocation.max_splits": 3,
     "allocation.unservable": "refuse",
+    "allocation.resource_batch": 20,
 }
-"""`max_splits`: most physical fulfilments per order; `unservable`: `refuse` or `backorder`."""
+"""`max_splits`: most physical fulfilments per order; `unservable`: `refuse` or `backorder`; `resource_batch`:
+most backordered orders sourced again per block."""
 
 DAY_MS = 86_400_000
 """Length of a capacity day in block time."""
@@ -81,7 +90,7 @@ Item = dict[str, Any]
 """One piece of demand or supply: `line` (order line index), `sku`, `qty`."""
 
 
-def get_setting(ctx: TxContext, key: str) -> Any:
+def get_setting(ctx: Context, key: str) -> Any:
     return ctx.config.get(key, DEFAULTS[key])
 
 
@@ -108,7 +117,7 @@ def get_destination(state: StateView, order: dict[str, Any]) -> tuple[int, int] 
     return None
 
 
-def is_at_capacity(state: StateView, ctx: TxContext, location: dict[str, Any]) -> bool:
+def is_at_capacity(state: StateView, ctx: Context, location: dict[str, Any]) -> bool:
     limit = int(location["daily_capacity"])
     if limit <= 0:
         return False
@@ -120,7 +129,7 @@ def get_available(state: StateView, known: dict[str, dict[str, int]], location: 
     location (stock does not change while an allocation is planned, only once its fulfilments are created)."""
     available = known.get(location)
     if available is None:
-        available = {sku: compute_available(get_stock(state, location, sku)) for sku in skus}
+        available = {sku: compute_allocatable(get_stock(state, location, sku)) for sku in skus}
         known[location] = available
     return available
 
@@ -149,7 +158,7 @@ def subtract_items(needs: list[Item], served: list[Item]) -> list[Item]:
 
 
 def plan_allocation(
-    state: StateView, ctx: TxContext, order: dict[str, Any], needs: list[Item], slots: int
+    state: StateView, ctx: Context, order: dict[str, Any], needs: list[Item], slots: int
 ) -> tuple[list[tuple[dict[str, Any], list[Item]]], list[Item]]:
     """Choose up to `slots` locations for `needs`; return the plan and what stays unserved."""
     excluded = order["declined_at"]
@@ -208,7 +217,7 @@ def plan_allocation(
 
 
 def create_fulfilment(
-    state: StateView, ctx: TxContext, order: dict[str, Any], location: str, org: str, items: list[Item]
+    state: StateView, ctx: Context, order: dict[str, Any], location: str, org: str, items: list[Item]
 ) -> dict[str, Any]:
     """Open a fulfilment at `location`, reserving its stock (virtual goods reserve nothing)."""
     order["fulfilment_count"] += 1
@@ -248,7 +257,7 @@ def count_physical_fulfilments(state: StateView, order: dict[str, Any]) -> int:
     return count
 
 
-def allocate_items(state: StateView, ctx: TxContext, order: dict[str, Any], needs: list[Item]) -> list[Item]:
+def allocate_items(state: StateView, ctx: Context, order: dict[str, Any], needs: list[Item]) -> list[Item]:
     """Create fulfilments for `needs`; return the items nothing could serve."""
     virtual = [n for n in needs if order["lines"][n["line"]]["virtual"]]
     physical = [n for n in needs if not order["lines"][n["line"]]["virtual"]]
@@ -262,16 +271,20 @@ def allocate_items(state: StateView, ctx: TxContext, order: dict[str, Any], need
 
 
 def allocate_new_order(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
-    """Allocate a new or just approved order; refuse it or backorder what is left, per config."""
-    needs = [{"line": i, "sku": line["sku"], "qty": line["qty"]} for i, line in enumerate(order["lines"])]
+    """Allocate a new or just approved order (what of it is not cancelled), then settle it: released at once if
+    paid; refuse it or backorder what is left, per config."""
+    needs = [
+        {"line": i, "sku": line["sku"], "qty": line["qty"] - line["cancelled"]}
+        for i, line in enumerate(order["lines"])
+        if line["qty"] > line["cancelled"]
+    ]
     unserved = allocate_items(state, ctx, order, needs)
     if unserved and get_setting(ctx, "allocation.unservable") != "backorder":
         missing = ", ".join(f"{u['qty']} x {u['sku']}" for u in unserved)
         raise Rejected("insufficient_stock", f"not enough stock in the network for {missing}")
     order["backorder"] = unserved
     transition_order(order, "backordered" if unserved else "allocated", ctx)
-    if not unserved and order["payment_terms"] == "on_account":
-        release_order(state, ctx, order)
+    settle_order(state, ctx, order)
 
 
 def merge_backorder(backorder: list[Item], more: list[Item]) -> list[Item]:
@@ -286,18 +299,43 @@ def merge_backorder(backorder: list[Item], more: list[Item]) -> list[Item]:
     return sorted(merged, key=lambda i: i["line"])
 
 
-def settle_allocation(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
-    """After (re-)allocation: put the order in the status its backorder and payment call for."""
-    if order["released"]:
-        sync_order_status(state, ctx, order)
-    elif order["backorder"]:
-        if order["status"] != "backordered":
-            transition_order(order, "backordered", ctx)
-    elif order["status"] == "backordered":
-        if is_paid(order):
-            release_order(state, ctx, order)
-        else:
-            transition_order(order, "allocated", ctx)
+def resource_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+    """Source an order's backordered lines again and settle it (the order is put)."""
+    order["backorder"] = allocate_items(state, ctx, order, order["backorder"])
+    settle_order(state, ctx, order)
+    put_order(state, order)
+
+
+def begin_block(state: StateView, ctx: BlockContext) -> None:
+    """Go on with the re-sourcing pass under way, or start one for the SKUs restocked since the last."""
+    current = state.get(keys.RESTOCK_PASS_KEY)
+    if current is None:
+        restocked = state.get(keys.RESTOCKED_KEY)
+        if restocked is None:
+            return
+        state.delete(keys.RESTOCKED_KEY)
+        current = {"skus": restocked, "after": ""}
+    batch = int(get_setting(ctx, "allocation.resource_batch"))
+    tried = 0
+    for _, order_id in state.scan(keys.BACKORDER_PREFIX):
+        if order_id <= current["after"]:
+            continue
+        if tried == batch:
+            state.put(keys.RESTOCK_PASS_KEY, current)
+            return
+        current["after"] = order_id
+        order = get_order(state, order_id)
+        if order is None or not any(item["sku"] in current["skus"] for item in order["backorder"]):
+            continue
+        tried += 1
+        state.begin()
+        try:
+            resource_order(state, ctx, order)
+        except Rejected:
+            state.rollback()
+            continue
+        state.commit()
+    state.delete(keys.RESTOCK_PASS_KEY)
 
 
 def process_order_allocate(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
@@ -307,9 +345,7 @@ def process_order_allocate(state: StateView, tx: Any, ctx: TxContext) -> dict[st
     if order["status"] != "backordered" or not order["backorder"]:
         raise Rejected("invalid_transition", f"order {order['order_id']} has nothing backordered")
     before = len(order["fulfilments"])
-    order["backorder"] = allocate_items(state, ctx, order, order["backorder"])
-    settle_allocation(state, ctx, order)
-    put_order(state, order)
+    resource_order(state, ctx, order)
     return {
         "order_id": order["order_id"],
         "status": order["status"],
@@ -339,7 +375,7 @@ def process_fulfilment_decline(state: StateView, tx: Any, ctx: TxContext) -> dic
     before = len(order["fulfilments"])
     unserved = allocate_items(state, ctx, order, record["lines"])
     order["backorder"] = merge_backorder(order["backorder"], unserved)
-    settle_allocation(state, ctx, order)
+    settle_order(state, ctx, order)
     put_order(state, order)
     return {
         "fulfilment_id": record["fulfilment_id"],

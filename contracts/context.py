@@ -6,7 +6,7 @@ proposer and checked by every replica.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.genesis import Genesis, Identity
@@ -20,6 +20,8 @@ class BlockContext:
     time_ms: int
     """Block timestamp in milliseconds since the epoch."""
     genesis: Genesis
+    config: dict[str, Any] = field(default_factory=dict)
+    """Ledger-wide configuration, filled in by the runtime before the `begin_block` hooks run."""
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,7 @@ class TxContext:
     config: dict[str, Any]
     """Ledger-wide configuration as set by governance/operator txs (read from state)."""
     genesis: Genesis
+
+
+Context = TxContext | BlockContext
+"""What a helper shared by tx rules and `begin_block` hooks receives."""

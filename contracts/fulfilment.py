@@ -1,8 +1,12 @@
 """Fulfilment: releasing a paid order to its locations, then picked, shipped and delivered.
 
-When an order is paid (or sold on account) and fully allocated it is released:
-its fulfilments go to their locations, and virtual goods are delivered at once
-(a `virtual_outbound` journal entry, no stock). The location marks its
+When an order is paid (or sold on account; an order whose amount due is zero
+is paid by definition) it is released: its allocated fulfilments go to their
+locations, and virtual goods are delivered at once (a `virtual_outbound`
+journal entry, no stock); lines still backordered follow when stock arrives.
+`settle_order` is the one place that decides this after anything that changes
+an order's allocation or payment. An intercepted order's fulfilments are
+neither picked nor shipped until it is released again. The location marks its
 fulfilment picked, shipped (with carrier and tracking; the reserved stock
 leaves through `shipment` journal entries, lot by lot) and delivered. Each
 shipment is invoiced as `invoicing` is configured, and the order's status
@@ -13,13 +17,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from contracts import keys
 from contracts.catalogue import require_location, require_location_access
-from contracts.context import TxContext
+from contracts.context import Context, TxContext
 from contracts.errors import Rejected
 from contracts.inventory import record_virtual_outbound, remove_stock
 from contracts.invoicing import invoice_shipped
 from contracts.lifecycle import (
     get_order_fulfilments,
+    is_paid,
     put_fulfilment,
     put_order,
     require_fulfilment,
@@ -38,8 +44,8 @@ ROLES: dict[str, frozenset[str]] = {
 }
 
 
-def release_order(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
-    """Hand a fully allocated, paid order to its locations; deliver its virtual goods at once."""
+def release_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+    """Hand a paid order's allocated fulfilments to their locations; deliver its virtual goods at once."""
     if order["status"] != "released":
         transition_order(order, "released", ctx)
     order["released"] = True
@@ -54,8 +60,30 @@ def release_order(state: StateView, ctx: TxContext, order: dict[str, Any]) -> No
         else:
             set_fulfilment_status(record, "released", ctx)
         put_fulfilment(state, record)
-    invoice_shipped(state, ctx, ctx.config, order)
+    invoice_shipped(state, ctx, order)
     sync_order_status(state, ctx, order)
+
+
+def settle_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+    """Put an allocated (or released) order in the status its fulfilments, backorder and payment call for:
+    once paid its payment deadline goes and it is released; a released order follows its fulfilments."""
+    if is_paid(order) and order["deadline_ms"] is not None:
+        state.delete(keys.unpaid_key(order["deadline_ms"], order["order_id"]))
+        order["deadline_ms"] = None
+    if order["status"] in ("created", "on_hold", "cancelled"):
+        return
+    if order["released"]:
+        invoice_shipped(state, ctx, order)
+        sync_order_status(state, ctx, order)
+    elif is_paid(order):
+        if order["status"] == "allocated":
+            transition_order(order, "paid", ctx)
+        release_order(state, ctx, order)
+    elif order["backorder"]:
+        if order["status"] != "backordered":
+            transition_order(order, "backordered", ctx)
+    elif order["status"] == "backordered":
+        transition_order(order, "allocated", ctx)
 
 
 def _open_step(state: StateView, tx: Any, ctx: TxContext, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -65,6 +93,8 @@ def _open_step(state: StateView, tx: Any, ctx: TxContext, allowed: tuple[str, ..
     require_location_access(ctx, require_location(state, record["location"]))
     if record["status"] not in allowed:
         raise Rejected("invalid_transition", f"fulfilment {record['fulfilment_id']} is {record['status']}")
+    if require_order(state, record["order_id"])["status"] == "intercepted":
+        raise Rejected("order_intercepted", f"order {record['order_id']} is held; it ships once released")
     return record
 
 
@@ -89,7 +119,7 @@ def process_fulfilment_ship(state: StateView, tx: Any, ctx: TxContext) -> dict[s
     set_fulfilment_status(record, "shipped", ctx)
     put_fulfilment(state, record)
     order = require_order(state, record["order_id"])
-    invoices = invoice_shipped(state, ctx, ctx.config, order)
+    invoices = invoice_shipped(state, ctx, order)
     sync_order_status(state, ctx, order)
     put_order(state, order)
     return {

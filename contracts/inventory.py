@@ -2,9 +2,19 @@
 
 Per location and SKU the ledger keeps on hand (sellable), reserved (promised to
 open fulfilments), damaged (a separate bucket for returned goods that cannot be
-sold) and the on-hand quantity per lot in receipt order. Available is on hand
-minus reserved and never goes below zero: a movement that would oversell is
-refused with `insufficient_stock`.
+sold), the on-hand quantity per lot in receipt order, and a safety stock that
+allocation never takes. Available is on hand minus reserved and never goes
+below zero: a movement that would oversell is refused with `insufficient_stock`.
+
+A receipt names its document (a delivery note, a purchase order): per
+receiving location a document is taken once; sent again with the same lines it
+answers the first result, with other lines it is refused with
+`duplicate_document`. A transfer takes the goods out of the source at once and
+holds them in transit until the receiving location accepts them (they come in
+there) or refuses them (they go back): stock never enters a location, let
+alone another organisation's, without its say. A count reports differences;
+once an operator approves it they are posted as adjustments with its reason
+code.
 
 Every change writes a journal entry (receipt, shipment, adjustment, transfer
 out/in, return in, reservation, release, virtual outbound) with the tx id,
@@ -21,9 +31,22 @@ from typing import Any
 
 from contracts import keys
 from contracts.catalogue import VIRTUAL_LOCATION, require_location, require_location_access, require_sku
-from contracts.context import BlockContext, TxContext
+from contracts.context import Context, TxContext
 from contracts.errors import Rejected
-from contracts.payload import MAX_QTY, bad, get_choice, get_id, get_int, get_list, get_optional_id, get_qty, get_text
+from contracts.numbering import compute_document_number
+from contracts.payload import (
+    MAX_QTY,
+    bad,
+    get_choice,
+    get_id,
+    get_int,
+    get_list,
+    get_optional_id,
+    get_qty,
+    get_text,
+    is_id,
+)
+from ledger.encoding import encode, sha256
 from ledger.state import StateView
 
 ROLES: dict[str, frozenset[str]] = {
@@ -31,6 +54,10 @@ ROLES: dict[str, frozenset[str]] = {
     "stock.adjust": frozenset({"store", "operator"}),
     "stock.transfer": frozenset({"store", "operator"}),
     "stock.count": frozenset({"store", "operator"}),
+    "stock.count.approve": frozenset({"operator"}),
+    "stock.transfer.accept": frozenset({"store", "operator"}),
+    "stock.transfer.refuse": frozenset({"store", "operator"}),
+    "stock.safety": frozenset({"store", "operator"}),
 }
 
 JOURNAL_KINDS = (
@@ -39,6 +66,7 @@ JOURNAL_KINDS = (
     "adjustment",
     "transfer_out",
     "transfer_in",
+    "transfer_back",
     "return_in",
     "reservation",
     "release",
@@ -49,19 +77,41 @@ JOURNAL_KINDS = (
 BUCKETS = ("sellable", "damaged")
 """Where goods are counted: sellable (on hand) or damaged."""
 
-Context = TxContext | BlockContext
+COUNT_REASONS = ("shrinkage", "damage", "found", "miscount", "theft")
+"""Reason codes an approved count posts its adjustments with."""
 
 
 def get_stock(state: StateView, location: str, sku: str) -> dict[str, Any]:
     """The stock record of one location and SKU (zeros if never touched)."""
     record = state.get(keys.stock_key(location, sku))
     if record is None:
-        return {"location": location, "sku": sku, "on_hand": 0, "reserved": 0, "damaged": 0, "seq": 0, "lots": []}
+        return {
+            "location": location,
+            "sku": sku,
+            "on_hand": 0,
+            "reserved": 0,
+            "damaged": 0,
+            "safety": 0,
+            "seq": 0,
+            "lots": [],
+        }
     return record
 
 
 def compute_available(record: dict[str, Any]) -> int:
     return int(record["on_hand"]) - int(record["reserved"])
+
+
+def compute_allocatable(record: dict[str, Any]) -> int:
+    """What allocation may reserve: available less the safety stock."""
+    return max(compute_available(record) - int(record["safety"]), 0)
+
+
+def mark_restocked(state: StateView, sku: str) -> None:
+    """Note that more of `sku` became available, for the next backorder re-sourcing pass (`allocation`)."""
+    restocked = state.get(keys.RESTOCKED_KEY) or []
+    if sku not in restocked:
+        state.put(keys.RESTOCKED_KEY, sorted([*restocked, sku]))
 
 
 def post_entry(
@@ -105,6 +155,8 @@ def post_entry(
     }
     state.put(keys.stock_key(location, sku), record)
     state.put(keys.journal_key(location, sku, record["seq"]), entry)
+    if (delta > 0 and bucket == "sellable") or reserved_delta < 0:
+        mark_restocked(state, sku)
     return entry
 
 
@@ -186,19 +238,33 @@ def _require_physical(state: StateView, sku: str) -> None:
 
 
 def process_stock_receive(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
-    """Goods arrive at a location (optionally by lot) against a document such as a purchase order."""
+    """Goods arrive at a location (optionally by lot) against a document such as a purchase order; a document
+    already taken at this location answers its first result."""
     location = get_id(tx.payload, "location")
     require_location_access(ctx, require_location(state, location))
     document = get_text(tx.payload, "document", "")
+    lines = get_list(tx.payload, "lines")
+    key = keys.document_key(location, sha256(document.encode()).hex()) if document else None
+    if key is not None:
+        known = state.get(key)
+        if known is not None:
+            if known["lines"] != sha256(encode(lines)).hex():
+                raise Rejected(
+                    "duplicate_document", f"document {document!r} was received at {location} with other lines"
+                )
+            return {**known["result"], "duplicate": True}
     received = []
-    for line in get_list(tx.payload, "lines"):
+    for line in lines:
         sku = get_id(line, "sku")
         _require_physical(state, sku)
         qty = get_qty(line)
         lot = get_optional_id(line, "lot") or ""
         add_stock(state, ctx, location, sku, qty, "receipt", document, lot=lot)
         received.append({"sku": sku, "qty": qty, "lot": lot, "on_hand": get_stock(state, location, sku)["on_hand"]})
-    return {"location": location, "received": received}
+    result = {"location": location, "received": received, "duplicate": False}
+    if key is not None:
+        state.put(key, {"lines": sha256(encode(lines)).hex(), "result": result})
+    return result
 
 
 def process_stock_adjust(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
@@ -228,7 +294,7 @@ def process_stock_adjust(state: StateView, tx: Any, ctx: TxContext) -> dict[str,
 
 
 def process_stock_transfer(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
-    """Move goods between two locations; lots travel with them."""
+    """Send goods to another location: out of the source now, in transit until the receiver accepts them."""
     payload = tx.payload
     source = get_id(payload, "from")
     target = get_id(payload, "to")
@@ -236,16 +302,68 @@ def process_stock_transfer(state: StateView, tx: Any, ctx: TxContext) -> dict[st
         raise bad("a transfer needs two different locations")
     require_location_access(ctx, require_location(state, source))
     require_location(state, target)
-    document = get_text(payload, "document", "")
+    transfer_id = compute_document_number("TR", ctx.height, ctx.tx_index)
+    document = get_text(payload, "document", "") or transfer_id
     moved = []
     for line in get_list(payload, "lines"):
         sku = get_id(line, "sku")
         _require_physical(state, sku)
         qty = get_qty(line)
         for entry in remove_stock(state, ctx, source, sku, qty, "transfer_out", document, get_optional_id(line, "lot")):
-            add_stock(state, ctx, target, sku, -entry["delta"], "transfer_in", document, lot=entry["lot"])
             moved.append({"sku": sku, "qty": -entry["delta"], "lot": entry["lot"]})
-    return {"from": source, "to": target, "moved": moved}
+    record = {
+        "transfer_id": transfer_id,
+        "from": source,
+        "to": target,
+        "document": document,
+        "lines": moved,
+        "status": "in_transit",
+        "events": [{"status": "in_transit", "by": ctx.signer.id, "tx_id": ctx.tx_id, "height": ctx.height}],
+    }
+    state.put(keys.transfer_key(transfer_id), record)
+    return {"transfer_id": transfer_id, "from": source, "to": target, "status": "in_transit", "moved": moved}
+
+
+def _settle_transfer(state: StateView, tx: Any, ctx: TxContext, accept: bool) -> dict[str, Any]:
+    transfer_id = get_id(tx.payload, "transfer_id")
+    record = state.get(keys.transfer_key(transfer_id))
+    if record is None:
+        raise Rejected("unknown_transfer", f"transfer {transfer_id} does not exist")
+    require_location_access(ctx, require_location(state, record["to"]))
+    if record["status"] != "in_transit":
+        raise Rejected("invalid_transition", f"transfer {transfer_id} is {record['status']}")
+    location, kind, status = (
+        (record["to"], "transfer_in", "received") if accept else (record["from"], "transfer_back", "refused")
+    )
+    for line in record["lines"]:
+        add_stock(state, ctx, location, line["sku"], line["qty"], kind, record["document"], lot=line["lot"])
+    record["status"] = status
+    record["events"].append({"status": status, "by": ctx.signer.id, "tx_id": ctx.tx_id, "height": ctx.height})
+    record["reason"] = get_text(tx.payload, "reason", "")
+    state.put(keys.transfer_key(transfer_id), record)
+    return {"transfer_id": transfer_id, "status": status, "location": location}
+
+
+def process_stock_transfer_accept(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """The receiving location takes the goods in."""
+    return _settle_transfer(state, tx, ctx, accept=True)
+
+
+def process_stock_transfer_refuse(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """The receiving location refuses the goods: they go back to the source."""
+    return _settle_transfer(state, tx, ctx, accept=False)
+
+
+def process_stock_safety(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """Set the safety stock of a SKU at a location: units allocation leaves for the shop floor."""
+    location = get_id(tx.payload, "location")
+    require_location_access(ctx, require_location(state, location))
+    sku = get_id(tx.payload, "sku")
+    _require_physical(state, sku)
+    record = get_stock(state, location, sku)
+    record["safety"] = get_int(tx.payload, "qty", 0, MAX_QTY)
+    state.put(keys.stock_key(location, sku), record)
+    return {"location": location, "sku": sku, "safety": record["safety"]}
 
 
 def process_stock_count(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
@@ -282,5 +400,28 @@ def process_stock_count(state: StateView, tx: Any, ctx: TxContext) -> dict[str, 
         "height": ctx.height,
         "time_ms": ctx.time_ms,
     }
+    report["status"] = "reported"
     state.put(keys.count_key(location, ctx.tx_id.hex()), report)
-    return {"location": location, "counted": len(counted), "differences": differences}
+    return {"location": location, "count": ctx.tx_id.hex(), "counted": len(counted), "differences": differences}
+
+
+def process_stock_count_approve(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """An operator approves a count: its differences are posted as adjustments with a reason code."""
+    location = get_id(tx.payload, "location")
+    count = get_text(tx.payload, "count")
+    report = state.get(keys.count_key(location, count)) if is_id(count) else None
+    if report is None:
+        raise Rejected("unknown_count", f"no count {count} at {location}")
+    if report["status"] != "reported":
+        raise Rejected("invalid_transition", f"count {count} is {report['status']}")
+    reason = get_choice(tx.payload, "reason", COUNT_REASONS)
+    for difference in report["differences"]:
+        sku, delta = difference["sku"], difference["difference"]
+        if delta > 0:
+            post_entry(state, ctx, location, sku, "adjustment", count, delta, reason=reason)
+        else:
+            remove_stock(state, ctx, location, sku, -delta, "adjustment", count, reason=reason)
+    report["status"] = "approved"
+    report["approved_by"] = ctx.signer.id
+    state.put(keys.count_key(location, count), report)
+    return {"location": location, "count": count, "adjusted": len(report["differences"])}

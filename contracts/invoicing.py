@@ -7,6 +7,15 @@ discount, tax rate (basis points, from `tax.rates` by tax class and region),
 net, tax and gross; the totals are the sums of the lines. Prices are
 tax-inclusive or exclusive (`tax.prices_include_tax`).
 
+Prices are fixed when the order is taken (`price_order`): each order line,
+and the shipping charge, gets its tax rate, net, tax and gross then, computed
+as one invoice of the whole order would be. An invoice is cut from that
+snapshot, never priced again: the units of a line it bills take their share of
+the line's amounts (`take_line_share`), and so do cancelled units; shares
+taken in turn add up to the line exactly. So the invoices of an order and its
+cancellations always sum to what the customer was charged, however the order
+is split, whatever the configuration says by the time it ships.
+
 Rounding rule: amounts are integer minor units and tax is rounded half-up
 (`compute_half_up`). With `tax.rounding = line` each line's tax is rounded on
 its own; with `invoice` the tax of all lines sharing a rate is rounded once
@@ -17,9 +26,12 @@ invoice.
 Documents are never edited. A return produces a credit note that refers to
 the invoice; its amounts are the difference of the invoice line's amounts
 prorated at the cumulative credited quantity, so credit notes never exceed what
-was invoiced and a full return credits exactly. A wrong invoice is reversed
+was invoiced and a full return credits exactly; once every unit an order
+invoiced is credited, its shipping charge is credited too. A wrong invoice is reversed
 (`invoice.reverse`): a credit note for whatever is not yet credited, then a new
-invoice for the same goods computed from the current configuration.
+invoice for the same goods and the same gross amounts, whose net and tax are
+split at the tax rates configured now (tax rounded per line): a correction of
+the document, never of what was charged.
 """
 
 from __future__ import annotations
@@ -28,13 +40,14 @@ from typing import Any
 
 from contracts import keys
 from contracts.catalogue import get_location
-from contracts.context import BlockContext, TxContext
+from contracts.context import Context, TxContext
 from contracts.errors import Rejected
 from contracts.lifecycle import (
     SENT_FULFILMENT,
     compute_shipping_status,
     get_order_fulfilments,
     put_fulfilment,
+    put_order,
     require_order,
 )
 from contracts.numbering import take_invoice_number
@@ -60,8 +73,6 @@ BASIS_POINTS = 10_000
 
 SHIPPING_SKU = "shipping"
 """The `sku` of a shipping-charge line."""
-
-Context = TxContext | BlockContext
 
 
 def get_setting(config: dict[str, Any], key: str) -> Any:
@@ -176,31 +187,29 @@ def get_order_region(state: StateView, order: dict[str, Any]) -> str:
     return str(store["region"]) if store is not None else "*"
 
 
-def build_items(
-    state: StateView, config: dict[str, Any], order: dict[str, Any], fulfilments: list[dict[str, Any]], shipping: bool
-) -> list[dict[str, Any]]:
-    """Invoice items for the goods of `fulfilments` (discounts prorated per line) and the shipping charge."""
+def compute_share(amount: int, qty: int, start: int, end: int) -> int:
+    """The part of `amount` (for `qty` units) that falls to units `start` up to `end`: shares of consecutive
+    ranges add up, so the ranges 0..qty in any pieces sum to `amount` exactly."""
+    return amount * end // qty - amount * start // qty
+
+
+def price_order(state: StateView, config: dict[str, Any], order: dict[str, Any]) -> int:
+    """Fix the amounts of every order line and of the shipping charge as one invoice of the whole order would
+    carry them under `config`; return the order total (what the customer is charged)."""
     region = get_order_region(state, order)
-    items = []
-    for record in fulfilments:
-        for part in record["lines"]:
-            line = order["lines"][part["line"]]
-            before = order["invoiced"][part["line"]]
-            after = before + part["qty"]
-            order["invoiced"][part["line"]] = after
-            discount = line["discount"] * after // line["qty"] - line["discount"] * before // line["qty"]
-            items.append(
-                {
-                    "sku": line["sku"],
-                    "line": part["line"],
-                    "fulfilment": record["fulfilment_id"],
-                    "qty": part["qty"],
-                    "unit_price": line["unit_price"],
-                    "discount": discount,
-                    "tax_rate": get_tax_rate(config, line["tax_class"], region),
-                }
-            )
-    if shipping and order["shipping_charge"] > 0:
+    items = [
+        {
+            "sku": line["sku"],
+            "line": index,
+            "fulfilment": "",
+            "qty": line["qty"],
+            "unit_price": line["unit_price"],
+            "discount": line["discount"],
+            "tax_rate": get_tax_rate(config, line["tax_class"], region),
+        }
+        for index, line in enumerate(order["lines"])
+    ]
+    if order["shipping_charge"] > 0:
         shipping_class = get_setting(config, "tax.shipping_class")
         items.append(
             {
@@ -213,36 +222,52 @@ def build_items(
                 "tax_rate": get_tax_rate(config, shipping_class, region),
             }
         )
-    return items
+    order["prices_include_tax"] = bool(get_setting(config, "tax.prices_include_tax"))
+    order["rounding"] = str(get_setting(config, "tax.rounding"))
+    priced = compute_lines(items, order["prices_include_tax"], order["rounding"] == "invoice")
+    for line, amounts in zip(order["lines"], priced, strict=False):
+        line.update({key: amounts[key] for key in ("tax_rate", "net", "tax", "gross")})
+    order["shipping"] = priced[-1] if order["shipping_charge"] > 0 else None
+    return sum(line["gross"] for line in priced)
 
 
-def issue_invoice(
-    state: StateView,
-    ctx: Context,
-    config: dict[str, Any],
-    order: dict[str, Any],
-    issuer: str,
-    items: list[dict[str, Any]],
-    fulfilment_ids: list[str],
-    **fields: Any,
-) -> dict[str, Any]:
-    include_tax = bool(get_setting(config, "tax.prices_include_tax"))
-    rounding = str(get_setting(config, "tax.rounding"))
-    lines = compute_lines(items, include_tax, rounding == "invoice")
-    return write_document(
-        state,
-        ctx,
-        order,
-        issuer,
-        lines,
-        prices_include_tax=include_tax,
-        rounding=rounding,
-        fulfilments=fulfilment_ids,
-        **fields,
-    )
+def take_line_share(order: dict[str, Any], index: int, qty: int, fulfilment: str) -> dict[str, Any]:
+    """An invoice (or cancellation) line for the next `qty` units of order line `index`, cut from the amounts
+    fixed at order time; the caller counts the units as invoiced or cancelled."""
+    line = order["lines"][index]
+    start = line["invoiced"] + line["cancelled"]
+    end = start + qty
+    gross = compute_share(line["gross"], line["qty"], start, end)
+    tax = compute_share(line["tax"], line["qty"], start, end)
+    return {
+        "sku": line["sku"],
+        "line": index,
+        "fulfilment": fulfilment,
+        "qty": qty,
+        "unit_price": line["unit_price"],
+        "discount": compute_share(line["discount"], line["qty"], start, end),
+        "tax_rate": line["tax_rate"],
+        "net": gross - tax,
+        "tax": tax,
+        "gross": gross,
+    }
 
 
-def invoice_shipped(state: StateView, ctx: Context, config: dict[str, Any], order: dict[str, Any]) -> list[str]:
+def take_invoice_lines(
+    order: dict[str, Any], fulfilments: list[dict[str, Any]], shipping: bool
+) -> list[dict[str, Any]]:
+    """Invoice lines for the goods of `fulfilments` (counted as invoiced in `order`) and the shipping charge."""
+    lines = []
+    for record in fulfilments:
+        for part in record["lines"]:
+            lines.append(take_line_share(order, part["line"], part["qty"], record["fulfilment_id"]))
+            order["lines"][part["line"]]["invoiced"] += part["qty"]
+    if shipping and order["shipping"] is not None:
+        lines.append(order["shipping"])
+    return lines
+
+
+def invoice_shipped(state: StateView, ctx: Context, order: dict[str, Any]) -> list[str]:
     """Invoice what has shipped and is not invoiced yet, per config; returns the new numbers.
 
     The caller has put the fulfilments; this updates them with their invoice numbers and
@@ -252,7 +277,7 @@ def invoice_shipped(state: StateView, ctx: Context, config: dict[str, Any], orde
     pending = [f for f in fulfilments if f["status"] in SENT_FULFILMENT and f["invoice"] is None]
     if not pending:
         return []
-    if get_setting(config, "invoicing.mode") == "order":
+    if get_setting(ctx.config, "invoicing.mode") == "order":
         if compute_shipping_status(order, fulfilments) not in ("shipped", "delivered"):
             return []
         groups = [[f for f in pending if f["org"] == org] for org in compute_distinct([f["org"] for f in pending])]
@@ -261,11 +286,20 @@ def invoice_shipped(state: StateView, ctx: Context, config: dict[str, Any], orde
     numbers = []
     for group in groups:
         carries_goods = any(not f["virtual"] for f in group) or all(line["virtual"] for line in order["lines"])
-        shipping = carries_goods and not order["shipping_invoiced"]
-        order["shipping_invoiced"] = order["shipping_invoiced"] or shipping
-        items = build_items(state, config, order, group, shipping)
-        ids = [f["fulfilment_id"] for f in group]
-        invoice = issue_invoice(state, ctx, config, order, group[0]["org"], items, ids)
+        shipping = carries_goods and order["shipping_state"] == "open"
+        invoice = write_document(
+            state,
+            ctx,
+            order,
+            group[0]["org"],
+            take_invoice_lines(order, group, shipping),
+            prices_include_tax=order["prices_include_tax"],
+            rounding=order["rounding"],
+            fulfilments=[f["fulfilment_id"] for f in group],
+        )
+        if shipping and order["shipping"] is not None:
+            order["shipping_state"] = "invoiced"
+            order["shipping_invoice"] = invoice["number"]
         for record in group:
             record["invoice"] = invoice["number"]
             put_fulfilment(state, record)
@@ -334,8 +368,31 @@ def credit_fulfilment_line(
     return None
 
 
+def is_fully_credited(state: StateView, order: dict[str, Any]) -> bool:
+    """Has every unit of goods the order invoiced been credited?"""
+    for _, number in state.scan(keys.order_invoice_prefix(order["order_id"])):
+        invoice = require_invoice(state, number)
+        if invoice["credit_note"]:
+            continue
+        credited = get_credited(state, invoice)["qty"]
+        if any(line["line"] >= 0 and credited[i] < line["qty"] for i, line in enumerate(invoice["lines"])):
+            return False
+    return True
+
+
+def credit_shipping(state: StateView, ctx: Context, order: dict[str, Any], reason: str) -> dict[str, Any] | None:
+    """Credit the invoiced shipping charge once every unit of goods is credited (a full return); None otherwise."""
+    if order["shipping_state"] != "invoiced" or not is_fully_credited(state, order):
+        return None
+    invoice = require_invoice(state, order["shipping_invoice"])
+    index = next(i for i, line in enumerate(invoice["lines"]) if line["line"] < 0)
+    order["shipping_state"] = "credited"
+    return issue_credit_note(state, ctx, order, invoice, [(index, 1)], reason)
+
+
 def process_invoice_reverse(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
-    """Reverse a wrong invoice with a credit note for what is left on it, and reissue it from current config."""
+    """Reverse a wrong invoice with a credit note for what is left on it, and reissue it: the same goods for the
+    same gross amounts (what the customer was charged), net and tax split at the rates configured now."""
     number = get_text(tx.payload, "number")
     reason = get_text(tx.payload, "reason")
     if not reason:
@@ -358,27 +415,27 @@ def process_invoice_reverse(state: StateView, tx: Any, ctx: TxContext) -> dict[s
         raise Rejected("over_credit", f"invoice {number} is fully credited already")
     note = issue_credit_note(state, ctx, order, invoice, remaining, f"reversal: {reason}")
     region = get_order_region(state, order)
-    items = [
-        {key: invoice["lines"][index][key] for key in ("sku", "line", "fulfilment", "unit_price")}
-        | {
-            "qty": qty,
-            "discount": note["lines"][position]["discount"],
-            "tax_rate": get_tax_rate(ctx.config, _tax_class_of(order, invoice["lines"][index]["line"], ctx), region),
-        }
-        for position, (index, qty) in enumerate(remaining)
-    ]
-    reissued = issue_invoice(
+    lines = []
+    for credited_line in note["lines"]:
+        rate = get_tax_rate(ctx.config, _tax_class_of(order, credited_line["line"], ctx), region)
+        tax = compute_half_up(credited_line["gross"] * rate, BASIS_POINTS + rate)
+        lines.append({**credited_line, "tax_rate": rate, "net": credited_line["gross"] - tax, "tax": tax})
+    reissued = write_document(
         state,
         ctx,
-        ctx.config,
         order,
         invoice["issuer"],
-        items,
-        invoice["fulfilments"],
+        lines,
+        prices_include_tax=invoice["prices_include_tax"],
+        rounding="line",
+        fulfilments=invoice["fulfilments"],
         reissue_of=number,
         reason=reason,
     )
     state.put(keys.reversal_key(number), {"credit_note": note["number"], "reissued": reissued["number"]})
+    if order["shipping_invoice"] == number:
+        order["shipping_invoice"] = reissued["number"]
+        put_order(state, order)
     for record in get_order_fulfilments(state, order):
         if record["invoice"] == number:
             record["invoice"] = reissued["number"]

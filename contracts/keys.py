@@ -102,3 +102,41 @@ def credited_key(number: str) -> str:
 
 def reversal_key(number: str) -> str:
     return f"reversed/{number}"
+
+
+def backorder_key(order_id: str) -> str:
+    return f"backorder/{order_id}"
+
+
+BACKORDER_PREFIX = "backorder/"
+"""Prefix of the index of orders waiting for stock, in order-number (so creation) order."""
+
+RESTOCKED_KEY = "restock/new"
+"""SKUs whose available stock grew since the last re-sourcing pass began (a sorted list)."""
+
+RESTOCK_PASS_KEY = "restock/pass"
+"""The re-sourcing pass under way: the SKUs it serves and the last order it tried."""
+
+
+def document_key(location: str, document_hash: str) -> str:
+    return f"document/{location}/{document_hash}"
+
+
+def payment_reference_key(order_id: str, reference_hash: str) -> str:
+    return f"payref/{order_id}/{reference_hash}"
+
+
+def return_reference_key(order_id: str, reference_hash: str) -> str:
+    return f"retref/{order_id}/{reference_hash}"
+
+
+def return_due_key(deadline_ms: int, return_id: str) -> str:
+    return f"returndue/{deadline_ms:016d}/{return_id}"
+
+
+RETURN_DUE_PREFIX = "returndue/"
+"""Prefix of the index of returns awaited, by the block time they expire."""
+
+
+def transfer_key(transfer_id: str) -> str:
+    return f"transfer/{transfer_id}"

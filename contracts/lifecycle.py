@@ -10,48 +10,78 @@ numbered from the order. A fulfilment is `allocated` (stock reserved), then
 `released` to its location once the order is paid, `picked`, `shipped` and
 `delivered`; or `declined` by its location or `cancelled` with the order.
 Once an order is released its status follows its fulfilments
-(`sync_order_status`).
+(`sync_order_status`), except that an intercepted one stays held until it is
+released again or has nothing left to ship. `completed` and `cancelled` are
+final; from every other state some role has a tx that moves the order on.
+`put_order` keeps the index of orders waiting for stock in step with the
+order's backorder.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from contracts import keys
 from contracts.context import BlockContext, TxContext
 from contracts.errors import Rejected
-from contracts.inventory import release_stock
 from ledger.state import StateView
 
-TRANSITIONS: dict[str, tuple[str, ...]] = {
+OrderStatus = Literal[
+    "created",
+    "on_hold",
+    "allocated",
+    "backordered",
+    "paid",
+    "released",
+    "intercepted",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "completed",
+    "return_requested",
+    "returned",
+    "refunded",
+    "cancelled",
+]
+"""The states of an order."""
+
+FulfilmentStatus = Literal["allocated", "released", "picked", "shipped", "delivered", "declined", "cancelled"]
+"""The states of a fulfilment (sub-order)."""
+
+TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     "created": ("on_hold", "allocated", "backordered", "cancelled"),
     "on_hold": ("allocated", "backordered", "cancelled"),
-    "allocated": ("paid", "released", "backordered", "cancelled"),
-    "backordered": ("allocated", "released", "partially_shipped", "cancelled"),
+    "allocated": ("on_hold", "paid", "released", "backordered", "cancelled"),
+    "backordered": ("allocated", "released", "partially_shipped", "shipped", "delivered", "intercepted", "cancelled"),
     "paid": ("released", "backordered", "cancelled"),
-    "released": ("partially_shipped", "shipped", "delivered", "backordered", "cancelled"),
-    "partially_shipped": ("shipped", "delivered", "backordered"),
+    "released": ("partially_shipped", "shipped", "delivered", "backordered", "intercepted", "cancelled"),
+    "intercepted": ("released", "backordered", "partially_shipped", "shipped", "delivered", "cancelled"),
+    "partially_shipped": ("shipped", "delivered", "backordered", "intercepted"),
     "shipped": ("delivered",),
     "delivered": ("completed", "return_requested"),
     "completed": ("return_requested",),
-    "return_requested": ("returned",),
+    "return_requested": ("returned", "refunded", "delivered"),
     "returned": ("refunded", "return_requested", "completed"),
     "refunded": ("return_requested", "completed"),
     "cancelled": (),
 }
 """Allowed next states of each state; `created` is where every order starts."""
 
+FINAL_STATES: tuple[OrderStatus, ...] = ("completed", "cancelled")
+"""States in which an order's goods and money are settled (a completed order may still see a return)."""
+
 INITIAL_STATE = "created"
 """The state of a new order."""
 
-AWAITING_PAYMENT = ("created", "on_hold", "allocated", "backordered")
-"""States in which a prepaid order may still be cancelled for non-payment."""
+AWAITING_PAYMENT = ("created", "allocated", "backordered")
+"""States in which a prepaid order may still be cancelled for non-payment (an order in review waits for its
+reviewer, and its payment deadline starts when it is approved)."""
 
 SYSTEM_ACTOR = "ledger"
 """The `by` of transitions the ledger makes by itself (timeouts)."""
 
 
-def is_allowed_transition(source: str, target: str) -> bool:
+def is_allowed_transition(source: OrderStatus, target: OrderStatus) -> bool:
     return target in TRANSITIONS.get(source, ())
 
 
@@ -67,7 +97,14 @@ def require_order(state: StateView, order_id: str) -> dict[str, Any]:
 
 
 def put_order(state: StateView, order: dict[str, Any]) -> None:
-    state.put(keys.order_key(order["order_id"]), order)
+    """Store the order, keeping the index of orders waiting for stock (`keys.backorder_key`) in step."""
+    order_id = order["order_id"]
+    state.put(keys.order_key(order_id), order)
+    index = keys.backorder_key(order_id)
+    if order["backorder"] and order["status"] not in FINAL_STATES:
+        state.put(index, order_id)
+    elif state.get(index) is not None:
+        state.delete(index)
 
 
 def require_order_access(ctx: TxContext, order: dict[str, Any]) -> None:
@@ -78,7 +115,9 @@ def require_order_access(ctx: TxContext, order: dict[str, Any]) -> None:
         raise Rejected("forbidden", f"order {order['order_id']} belongs to channel {order['channel']}")
 
 
-def transition_order(order: dict[str, Any], target: str, ctx: TxContext | BlockContext, reason: str = "") -> None:
+def transition_order(
+    order: dict[str, Any], target: OrderStatus, ctx: TxContext | BlockContext, reason: str = ""
+) -> None:
     """Move `order` to `target` (in memory; the caller puts it) and record the step in its history."""
     source = order["status"]
     if not is_allowed_transition(source, target):
@@ -127,7 +166,7 @@ def get_order_fulfilments(state: StateView, order: dict[str, Any]) -> list[dict[
     return [require_fulfilment(state, fid) for fid in order["fulfilments"]]
 
 
-def set_fulfilment_status(record: dict[str, Any], target: str, ctx: TxContext | BlockContext) -> None:
+def set_fulfilment_status(record: dict[str, Any], target: FulfilmentStatus, ctx: TxContext | BlockContext) -> None:
     record["status"] = target
     record["events"].append(
         {
@@ -140,12 +179,18 @@ def set_fulfilment_status(record: dict[str, Any], target: str, ctx: TxContext | 
     )
 
 
+def compute_amount_due(order: dict[str, Any]) -> int:
+    """What the customer owes for the order: its total less what was cancelled."""
+    return int(order["total"]) - int(order["payment"]["cancelled"])
+
+
 def is_paid(order: dict[str, Any]) -> bool:
-    """Whether the order may be released: paid in full, or sold on account."""
-    return order["payment_terms"] == "on_account" or order["payment"]["captured"] >= order["total"]
+    """Whether the order may be released: what is due is captured (a zero total is paid by definition), or it
+    is sold on account."""
+    return order["payment_terms"] == "on_account" or order["payment"]["captured"] >= compute_amount_due(order)
 
 
-def compute_shipping_status(order: dict[str, Any], fulfilments: list[dict[str, Any]]) -> str:
+def compute_shipping_status(order: dict[str, Any], fulfilments: list[dict[str, Any]]) -> OrderStatus:
     """The status a released order should have, given its fulfilments."""
     if order["backorder"]:
         return "backordered"
@@ -160,25 +205,9 @@ def compute_shipping_status(order: dict[str, Any], fulfilments: list[dict[str, A
 
 
 def sync_order_status(state: StateView, ctx: TxContext | BlockContext, order: dict[str, Any]) -> None:
-    """Make a released order's status follow its fulfilments."""
+    """Make a released order's status follow its fulfilments (an intercepted order stays held until released)."""
     target = compute_shipping_status(order, get_order_fulfilments(state, order))
+    if order["status"] == "intercepted" and target in ("released", "backordered", "partially_shipped"):
+        return
     if target != order["status"]:
         transition_order(order, target, ctx)
-
-
-def cancel_order(state: StateView, ctx: TxContext | BlockContext, order: dict[str, Any], reason: str) -> None:
-    """Cancel an order whose goods have not left: release every reservation, drop its payment deadline."""
-    fulfilments = get_order_fulfilments(state, order)
-    if any(f["status"] in SENT_FULFILMENT for f in fulfilments):
-        raise Rejected("already_shipped", f"order {order['order_id']} has shipped goods; request a return instead")
-    transition_order(order, "cancelled", ctx, reason)
-    for record in fulfilments:
-        if record["status"] in OPEN_FULFILMENT:
-            if not record["virtual"]:
-                for item in record["lines"]:
-                    release_stock(state, ctx, record["location"], item["sku"], item["qty"], record["fulfilment_id"])
-            set_fulfilment_status(record, "cancelled", ctx)
-            put_fulfilment(state, record)
-    order["backorder"] = []
-    if order["deadline_ms"] is not None:
-        state.delete(keys.unpaid_key(order["deadline_ms"], order["order_id"]))

@@ -3,7 +3,8 @@
 An order number is derived from the block height and the tx's position in the
 block, so every node computes the same one without coordination, and no two
 txs ever get the same: `SO` + height (10 digits) + tx index (5 digits) + a Luhn
-check digit that catches any single mistyped digit. Invoice numbers run in an
+check digit that catches any single mistyped digit; stock transfers are
+numbered the same way with `TR`. Invoice numbers run in an
 unbroken sequence per issuing organisation: `<issuer>-<8-digit sequence>`.
 """
 
@@ -29,9 +30,14 @@ def compute_check_digit(digits: str) -> int:
     return (10 - total % 10) % 10
 
 
-def compute_order_number(height: int, tx_index: int) -> str:
+def compute_document_number(prefix: str, height: int, tx_index: int) -> str:
+    """`prefix` + height (10 digits) + tx index (5 digits) + Luhn check digit: unique per tx, no coordination."""
     digits = f"{height:010d}{tx_index:05d}"
-    return f"{ORDER_PREFIX}{digits}{compute_check_digit(digits)}"
+    return f"{prefix}{digits}{compute_check_digit(digits)}"
+
+
+def compute_order_number(height: int, tx_index: int) -> str:
+    return compute_document_number(ORDER_PREFIX, height, tx_index)
 
 
 def is_valid_order_number(number: str) -> bool:

@@ -1,11 +1,26 @@
-"""Payment facts from the channel, and the cancellation of orders left unpaid.
+"""Payment facts from the channel, refunds tied to what they pay back, and the cancellation of unpaid orders.
 
-The ledger does not move money: the channel records that a payment was
-authorised, captured or refunded, with its amount and the payment provider's
-reference. Capturing the order total releases a fully allocated order to its
-locations. A prepaid order not paid within `orders.unpaid_timeout_ms` of its
-creation (block time) is cancelled in `begin_block`, identically on every node,
-and its reservations are released.
+The ledger does not move money: the channel (or an operator) records that a
+payment was authorised, captured or refunded, with its amount and the payment
+provider's reference. A reference is unique per order: sent again with the
+same kind and amount it answers the first result and changes nothing; with
+anything else it is refused with `duplicate_reference`. Capturing what is due
+releases the order (`fulfilment.settle_order`).
+
+A refund pays back a cancellation or a credit note, never more than they
+amount to, and never more than the customer paid beyond what they owe (the
+total less what is cancelled or credited): a refund naming `credit_note`
+pays back that note; one without is tied to the cancellations first, then to
+the credit notes in number order, and the event records what it covers. A
+returned order becomes `refunded` only once everything captured is refunded.
+
+A prepaid order's payment clock starts when it is allocated (an order in
+review waits for its reviewer): unpaid after `orders.unpaid_timeout_ms` of
+block time, what is left of it is cancelled in `begin_block`, identically on
+every node. At most `orders.timeout_batch` due orders are cancelled per
+block, oldest deadline first, each in a savepoint of its own; the rest wait
+for the next blocks. An order that cannot be cancelled leaves the index
+rather than block it.
 """
 
 from __future__ import annotations
@@ -13,12 +28,13 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import keys
+from contracts.cancellation import cancel_order
 from contracts.context import BlockContext, TxContext
 from contracts.errors import Rejected
-from contracts.fulfilment import release_order
+from contracts.fulfilment import settle_order
 from contracts.lifecycle import (
     AWAITING_PAYMENT,
-    cancel_order,
+    compute_amount_due,
     get_order,
     is_paid,
     put_order,
@@ -26,7 +42,8 @@ from contracts.lifecycle import (
     require_order_access,
     transition_order,
 )
-from contracts.payload import MAX_AMOUNT, get_id, get_int, get_text
+from contracts.payload import MAX_AMOUNT, bad, get_id, get_int, get_optional_id, get_text
+from ledger.encoding import sha256
 from ledger.state import StateView
 
 ROLES: dict[str, frozenset[str]] = {
@@ -35,22 +52,57 @@ ROLES: dict[str, frozenset[str]] = {
     "payment.refund": frozenset({"channel", "operator"}),
 }
 
+DEFAULTS: dict[str, Any] = {
+    "orders.unpaid_timeout_ms": 1_800_000,
+    "orders.timeout_batch": 50,
+}
+"""How long (block time) a prepaid order may stay unpaid; most unpaid orders cancelled per block."""
 
-def _record(state: StateView, tx: Any, ctx: TxContext, kind: str) -> tuple[dict[str, Any], int]:
-    order = require_order(state, get_id(tx.payload, "order_id"))
-    require_order_access(ctx, order)
-    amount = get_int(tx.payload, "amount", 1, MAX_AMOUNT)
-    order["payment"]["events"].append(
-        {
-            "kind": kind,
-            "amount": amount,
-            "reference": get_text(tx.payload, "reference", ""),
-            "tx_id": ctx.tx_id,
-            "height": ctx.height,
-            "time_ms": ctx.time_ms,
-        }
-    )
-    return order, amount
+CANCELLATION_SOURCE = "cancellation"
+"""What a refund of cancelled goods is tied to (credit notes are named by their number)."""
+
+
+def get_setting(config: dict[str, Any], key: str) -> Any:
+    return config.get(key, DEFAULTS[key])
+
+
+def start_payment_clock(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
+    """Give an unpaid prepaid order its payment deadline (the caller puts the order); an exchange waits for its
+    return instead."""
+    if order["payment_terms"] != "prepaid" or is_paid(order) or order["deadline_ms"] is not None:
+        return
+    if order["awaiting_return"]:
+        return
+    deadline = ctx.time_ms + int(get_setting(ctx.config, "orders.unpaid_timeout_ms"))
+    order["deadline_ms"] = deadline
+    state.put(keys.unpaid_key(deadline, order["order_id"]), order["order_id"])
+
+
+def compute_refundable(order: dict[str, Any]) -> dict[str, int]:
+    """What each source (the cancellations, each credit note) may still have refunded."""
+    payment = order["payment"]
+    refunded = payment["refunded_by"]
+    sources = {CANCELLATION_SOURCE: payment["cancelled"], **payment["credits"]}
+    return {source: amount - refunded.get(source, 0) for source, amount in sources.items()}
+
+
+def compute_overpaid(order: dict[str, Any]) -> int:
+    """What the customer has paid beyond what they owe: captured less refunded, less the order total that is
+    neither cancelled nor credited."""
+    payment = order["payment"]
+    owed = order["total"] - payment["cancelled"] - sum(payment["credits"].values())
+    return int(payment["captured"] - payment["refunded"] - owed)
+
+
+def compute_refund_due(order: dict[str, Any]) -> int:
+    """What the customer is owed back now: what they overpaid, as far as cancellations and credit notes cover it."""
+    return max(0, min(compute_overpaid(order), sum(compute_refundable(order).values())))
+
+
+def mark_refunded(order: dict[str, Any], ctx: TxContext) -> None:
+    """A returned order whose captured money is all refunded becomes `refunded`."""
+    if order["status"] == "returned" and order["payment"]["refunded"] == order["payment"]["captured"]:
+        transition_order(order, "refunded", ctx)
 
 
 def _payment_result(order: dict[str, Any]) -> dict[str, Any]:
@@ -61,56 +113,115 @@ def _payment_result(order: dict[str, Any]) -> dict[str, Any]:
         "authorized": payment["authorized"],
         "captured": payment["captured"],
         "refunded": payment["refunded"],
+        "refund_due": compute_refund_due(order),
     }
+
+
+def _record(state: StateView, tx: Any, ctx: TxContext, kind: str) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
+    """The order, the amount, and the first result if this reference was recorded already with the same content."""
+    order = require_order(state, get_id(tx.payload, "order_id"))
+    require_order_access(ctx, order)
+    amount = get_int(tx.payload, "amount", 1, MAX_AMOUNT)
+    reference = get_text(tx.payload, "reference")
+    if not reference:
+        raise bad("reference must name the payment provider's reference")
+    key = keys.payment_reference_key(order["order_id"], sha256(reference.encode()).hex())
+    known = state.get(key)
+    if known is not None:
+        if known["kind"] != kind or known["amount"] != amount:
+            raise Rejected(
+                "duplicate_reference",
+                f"reference {reference!r} was recorded for order {order['order_id']} as {known['kind']} "
+                f"of {known['amount']}",
+            )
+        return order, amount, {**known["result"], "duplicate": True}
+    order["payment"]["events"].append(
+        {
+            "kind": kind,
+            "amount": amount,
+            "reference": reference,
+            "tx_id": ctx.tx_id,
+            "height": ctx.height,
+            "time_ms": ctx.time_ms,
+        }
+    )
+    return order, amount, None
+
+
+def _remember(state: StateView, order: dict[str, Any], kind: str, amount: int) -> dict[str, Any]:
+    """Store the order and what its reference answered (the first result, for a re-sent reference)."""
+    put_order(state, order)
+    event = order["payment"]["events"][-1]
+    result = {**_payment_result(order), "duplicate": False}
+    key = keys.payment_reference_key(order["order_id"], sha256(event["reference"].encode()).hex())
+    state.put(key, {"kind": kind, "amount": amount, "result": result})
+    return result
 
 
 def process_payment_authorize(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
     """The payment provider authorised an amount for the order."""
-    order, amount = _record(state, tx, ctx, "authorized")
+    order, amount, known = _record(state, tx, ctx, "authorized")
+    if known is not None:
+        return known
     if order["status"] == "cancelled":
         raise Rejected("invalid_transition", f"order {order['order_id']} is cancelled")
     order["payment"]["authorized"] += amount
-    put_order(state, order)
-    return _payment_result(order)
+    return _remember(state, order, "authorized", amount)
 
 
 def process_payment_capture(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
-    """Money was captured; once the total is captured the order stops timing out and is released."""
-    order, amount = _record(state, tx, ctx, "captured")
+    """Money was captured; once what is due is captured the order stops timing out and is released."""
+    order, amount, known = _record(state, tx, ctx, "captured")
+    if known is not None:
+        return known
     if order["status"] == "cancelled":
         raise Rejected("invalid_transition", f"order {order['order_id']} is cancelled")
     payment = order["payment"]
-    if payment["captured"] + amount > order["total"]:
-        raise Rejected("over_payment", f"order {order['order_id']} totals {order['total']}")
+    if payment["captured"] + amount > compute_amount_due(order):
+        raise Rejected("over_payment", f"order {order['order_id']} has {compute_amount_due(order)} due")
     payment["captured"] += amount
-    if is_paid(order) and order["deadline_ms"] is not None:
-        state.delete(keys.unpaid_key(order["deadline_ms"], order["order_id"]))
-        order["deadline_ms"] = None
-    if is_paid(order) and order["status"] == "allocated":
-        transition_order(order, "paid", ctx)
-        release_order(state, ctx, order)
-    put_order(state, order)
-    return _payment_result(order)
+    settle_order(state, ctx, order)
+    return _remember(state, order, "captured", amount)
 
 
 def process_payment_refund(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
-    """Money was paid back (never more than was captured); a returned order becomes refunded."""
-    order, amount = _record(state, tx, ctx, "refunded")
+    """Money was paid back for a cancellation or a credit note (`credit_note`), never more than they amount to."""
+    order, amount, known = _record(state, tx, ctx, "refunded")
+    if known is not None:
+        return known
     payment = order["payment"]
-    if payment["refunded"] + amount > payment["captured"]:
-        raise Rejected("over_refund", f"only {payment['captured'] - payment['refunded']} is left to refund")
+    if amount > compute_overpaid(order):
+        raise Rejected("over_refund", f"the customer paid {max(compute_overpaid(order), 0)} beyond what they owe")
+    refundable = compute_refundable(order)
+    note = get_optional_id(tx.payload, "credit_note")
+    if note is not None and note not in payment["credits"]:
+        raise Rejected("unknown_credit_note", f"{note} is not a credit note of order {order['order_id']}")
+    sources = [note] if note is not None else list(refundable)
+    covers = []
+    left = amount
+    for source in sources:
+        take = min(left, refundable[source])
+        if take > 0:
+            covers.append([source, take])
+            payment["refunded_by"][source] = payment["refunded_by"].get(source, 0) + take
+            left -= take
+    if left:
+        raise Rejected(
+            "over_refund",
+            f"refunds pay back cancellations and credit notes: only {amount - left} of {amount} is refundable",
+        )
     payment["refunded"] += amount
-    if order["status"] == "returned":
-        transition_order(order, "refunded", ctx)
-    put_order(state, order)
-    return _payment_result(order)
+    payment["events"][-1]["covers"] = covers
+    mark_refunded(order, ctx)
+    return _remember(state, order, "refunded", amount)
 
 
 def begin_block(state: StateView, ctx: BlockContext) -> None:
-    """Cancel every prepaid order whose payment deadline has passed by this block's time."""
-    due = []
+    """Cancel the unpaid prepaid orders whose deadline passed by this block's time, oldest first, a bounded batch."""
+    batch = int(get_setting(ctx.config, "orders.timeout_batch"))
+    due: list[tuple[str, str]] = []
     for key, order_id in state.scan(keys.UNPAID_PREFIX):
-        if int(key.split("/")[1]) > ctx.time_ms:
+        if len(due) == batch or int(key.split("/")[1]) > ctx.time_ms:
             break
         due.append((key, order_id))
     for key, order_id in due:
@@ -119,5 +230,11 @@ def begin_block(state: StateView, ctx: BlockContext) -> None:
         if order is None or order["status"] not in AWAITING_PAYMENT or is_paid(order):
             continue
         order["deadline_ms"] = None
-        cancel_order(state, ctx, order, "payment timeout")
-        put_order(state, order)
+        state.begin()
+        try:
+            cancel_order(state, ctx, order, "payment timeout")
+            put_order(state, order)
+        except Rejected:
+            state.rollback()
+            continue
+        state.commit()

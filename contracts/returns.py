@@ -1,14 +1,32 @@
-"""Returns: requested by the channel, received at a location, credited; exchanges.
+"""Returns: requested by the channel, received at a location (in parts), credited, cancelled or expired; exchanges.
 
 A return names goods of a delivered order by SKU and quantity; the ledger
 assigns them to the fulfilments that delivered them (never more than was
-delivered and not yet returned) and moves the order to `return_requested`.
-When a location receives the goods they come back into stock through a
-`return_in` journal entry, either sellable (on hand) or into the damaged
-bucket, and each invoice that billed them gets a credit note referring to it.
-Once nothing is awaited the order is `returned`; the channel's refund
-(`payment.refund`) then makes it `refunded`. An exchange is a return plus a new
-order for the replacement lines (on account, linked by `exchange_of`).
+delivered and not yet returned, only within `returns.window_ms` of each
+delivery, never virtual goods, which hold no stock) and moves the order to
+`return_requested`. A return `reference` is unique per order: sent again with
+the same content it answers the first result, with other content it is
+refused with `duplicate_reference`.
+
+The goods are received at a location of the organisation that shipped them,
+all at once or in parts, each part with its condition: they come back into
+stock through `return_in` journal entries, sellable (on hand) or damaged, and
+the invoice that billed them gets a credit note referring to it; once every
+unit an order invoiced is credited, its shipping charge is credited too. A
+return not (fully) received can be cancelled, and expires by itself
+`returns.expiry_ms` of block time after it was requested (at most
+`returns.expiry_batch` per block, oldest first); what was not received is
+returnable again. Once no return of the order is awaited the order is
+`returned` if any goods came back, or `delivered` again if none did; refunds
+(`payment.refund`) pay back the credit notes.
+
+An exchange is a return plus a new order for the replacement lines, priced
+from the catalogue and reviewed like any order (linked by `exchange_of`). It
+is paid first from the credit notes of its return, as its goods come back (a
+refund of those notes on the original order and a capture on the exchange),
+then by the channel for any rest; it ships once paid. Its payment clock starts
+when its return is received; a return cancelled or expired cancels an exchange
+that has not been released.
 """
 
 from __future__ import annotations
@@ -16,12 +34,15 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import keys
+from contracts.cancellation import cancel_order
 from contracts.catalogue import require_location, require_location_access
-from contracts.context import TxContext
+from contracts.context import BlockContext, Context, TxContext
 from contracts.errors import Rejected
+from contracts.fulfilment import settle_order
 from contracts.inventory import BUCKETS, post_entry
-from contracts.invoicing import credit_fulfilment_line
+from contracts.invoicing import credit_fulfilment_line, credit_shipping
 from contracts.lifecycle import (
+    compute_amount_due,
     get_order_fulfilments,
     put_fulfilment,
     put_order,
@@ -31,26 +52,55 @@ from contracts.lifecycle import (
 )
 from contracts.orders import open_order
 from contracts.payload import bad, get_choice, get_id, get_list, get_optional_id, get_qty, get_text
+from contracts.payments import compute_overpaid, mark_refunded, start_payment_clock
+from ledger.encoding import encode, sha256
 from ledger.state import StateView
 
 ROLES: dict[str, frozenset[str]] = {
     "return.request": frozenset({"channel", "operator"}),
     "return.receive": frozenset({"store", "operator"}),
+    "return.cancel": frozenset({"channel", "operator"}),
 }
 
-RETURNABLE = ("delivered", "completed", "returned", "refunded")
+DEFAULTS: dict[str, Any] = {
+    "returns.window_ms": 30 * 86_400_000,
+    "returns.expiry_ms": 30 * 86_400_000,
+    "returns.expiry_batch": 50,
+}
+"""How long after delivery goods may be returned (0: no limit), how long a requested return is awaited, and how
+many returns expire per block at most."""
+
+RETURNABLE = ("delivered", "completed", "returned", "refunded", "return_requested")
 """Order states from which goods may be returned."""
+
+AWAITED = ("requested", "partially_received")
+"""Return states in which goods are still expected."""
+
+
+def get_setting(config: dict[str, Any], key: str) -> Any:
+    return config.get(key, DEFAULTS[key])
 
 
 def compute_returned(record: dict[str, Any], line: int) -> int:
     return sum(part["qty"] for part in record["returned"] if part["line"] == line)
 
 
+def get_delivered_ms(record: dict[str, Any]) -> int:
+    return int(next(event["time_ms"] for event in reversed(record["events"]) if event["status"] == "delivered"))
+
+
 def assign_return_lines(
-    state: StateView, order: dict[str, Any], requested: list[dict[str, Any]]
+    state: StateView, ctx: TxContext, order: dict[str, Any], return_id: str, requested: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Spread the requested SKU quantities over the delivered fulfilment lines, marking them returned."""
-    fulfilments = [f for f in get_order_fulfilments(state, order) if f["status"] == "delivered"]
+    window = int(get_setting(ctx.config, "returns.window_ms"))
+    fulfilments = [
+        f
+        for f in get_order_fulfilments(state, order)
+        if f["status"] == "delivered"
+        and not f["virtual"]
+        and (window == 0 or ctx.time_ms <= get_delivered_ms(f) + window)
+    ]
     assigned = []
     for want in requested:
         left = want["qty"]
@@ -60,108 +110,283 @@ def assign_return_lines(
                     continue
                 take = min(left, part["qty"] - compute_returned(record, part["line"]))
                 if take > 0:
-                    record["returned"].append({"line": part["line"], "qty": take})
+                    record["returned"].append({"line": part["line"], "qty": take, "return_id": return_id})
                     assigned.append(
-                        {"fulfilment": record["fulfilment_id"], "line": part["line"], "sku": want["sku"], "qty": take}
+                        {
+                            "fulfilment": record["fulfilment_id"],
+                            "line": part["line"],
+                            "sku": want["sku"],
+                            "qty": take,
+                            "received": 0,
+                        }
                     )
                     left -= take
         if left:
-            raise Rejected("not_returnable", f"{left} x {want['sku']} were not delivered or are already returned")
+            raise Rejected(
+                "not_returnable",
+                f"{left} x {want['sku']} were not delivered within the return window, are virtual, or are returned",
+            )
     for record in fulfilments:
         put_fulfilment(state, record)
     return assigned
+
+
+def require_return(state: StateView, return_id: str) -> dict[str, Any]:
+    record = state.get(keys.return_key(return_id))
+    if record is None:
+        raise Rejected("unknown_return", f"return {return_id} does not exist")
+    return record
+
+
+def _open_exchange(state: StateView, ctx: TxContext, order: dict[str, Any], return_id: str, exchange: Any) -> str:
+    """Open the replacement order of an exchange: catalogue prices, reviewed, paid by the return's credit."""
+    if type(exchange) is not list or any(type(item) is not dict for item in exchange):
+        raise bad("exchange must be a list of order lines")
+    lines = [{"sku": get_id(item, "sku"), "qty": get_qty(item)} for item in exchange]
+    replacement = open_order(
+        state,
+        ctx,
+        {
+            "external_ref": return_id,
+            "customer_hash": order["customer_hash"],
+            "currency": order["currency"],
+            "lines": lines,
+            "delivery": order["delivery"],
+            "pickup": order["pickup"],
+            "payment_terms": "prepaid",
+        },
+        review=True,
+        exchange_of=order["order_id"],
+    )
+    return str(replacement["order_id"])
 
 
 def process_return_request(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
     """The customer sends goods back (optionally in exchange for other lines)."""
     order = require_order(state, get_id(tx.payload, "order_id"))
     require_order_access(ctx, order)
+    reference = get_text(tx.payload, "reference", "")
+    reference_key = keys.return_reference_key(order["order_id"], sha256(reference.encode()).hex())
+    content = sha256(encode({k: v for k, v in tx.payload.items() if k != "reference"})).hex()
+    known = state.get(reference_key) if reference else None
+    if known is not None:
+        if known["content"] != content:
+            raise Rejected("duplicate_reference", f"return reference {reference!r} was sent with other content")
+        return {**known["result"], "duplicate": True}
     if order["status"] not in RETURNABLE:
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}")
     requested = [{"sku": get_id(item, "sku"), "qty": get_qty(item)} for item in get_list(tx.payload, "lines")]
     return_id = f"{order['order_id']}-R{len(order['returns']) + 1}"
+    deadline = ctx.time_ms + int(get_setting(ctx.config, "returns.expiry_ms"))
     record: dict[str, Any] = {
         "return_id": return_id,
         "order_id": order["order_id"],
         "status": "requested",
+        "reference": reference,
         "reason": get_text(tx.payload, "reason", ""),
-        "lines": assign_return_lines(state, order, requested),
+        "lines": assign_return_lines(state, ctx, order, return_id, requested),
         "exchange_order": None,
-        "location": None,
-        "condition": None,
+        "receipts": [],
         "credit_notes": [],
+        "deadline_ms": deadline,
         "tx_id": ctx.tx_id,
         "height": ctx.height,
         "time_ms": ctx.time_ms,
     }
     exchange = tx.payload.get("exchange")
     if exchange is not None:
-        if type(exchange) is not list:
-            raise bad("exchange must be a list of order lines")
-        replacement = open_order(
-            state,
-            ctx,
-            {
-                "external_ref": return_id,
-                "customer_hash": order["customer_hash"],
-                "currency": order["currency"],
-                "lines": exchange,
-                "delivery": order["delivery"],
-                "pickup": order["pickup"],
-                "payment_terms": "on_account",
-            },
-            review=False,
-            exchange_of=order["order_id"],
-        )
-        record["exchange_order"] = replacement["order_id"]
+        record["exchange_order"] = _open_exchange(state, ctx, order, return_id, exchange)
     if order["status"] != "return_requested":
         transition_order(order, "return_requested", ctx, record["reason"])
     order["returns"].append(return_id)
     put_order(state, order)
     state.put(keys.return_key(return_id), record)
-    return {
+    state.put(keys.return_due_key(deadline, return_id), return_id)
+    result = {
         "return_id": return_id,
         "order_id": order["order_id"],
         "lines": record["lines"],
         "exchange_order": record["exchange_order"],
+        "duplicate": False,
     }
+    if reference:
+        state.put(reference_key, {"content": content, "result": result})
+    return result
+
+
+def read_receipt(tx: Any, record: dict[str, Any]) -> list[tuple[dict[str, Any], int, str]]:
+    """(return line, units, condition) received: the payload's `lines` [{sku, qty, condition}], or everything
+    still awaited in the payload's `condition`."""
+    default = get_choice(tx.payload, "condition", BUCKETS, "sellable")
+    awaited = [line for line in record["lines"] if line["qty"] > line["received"]]
+    if tx.payload.get("lines") is None:
+        return [(line, line["qty"] - line["received"], default) for line in awaited]
+    received: list[tuple[dict[str, Any], int, str]] = []
+    for item in get_list(tx.payload, "lines"):
+        sku = get_id(item, "sku")
+        left = get_qty(item)
+        condition = get_choice(item, "condition", BUCKETS, default)
+        for line in awaited:
+            if line["sku"] == sku and left > 0:
+                open_qty = line["qty"] - line["received"] - sum(q for part, q, _ in received if part is line)
+                take = min(left, open_qty)
+                if take > 0:
+                    received.append((line, take, condition))
+                    left -= take
+        if left:
+            raise Rejected("not_returnable", f"{left} more x {sku} than return {record['return_id']} awaits")
+    return received
 
 
 def process_return_receive(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
-    """The returned goods arrived at a location: stock back in (or damaged), credit notes issued."""
-    return_id = get_id(tx.payload, "return_id")
-    record = state.get(keys.return_key(return_id))
-    if record is None:
-        raise Rejected("unknown_return", f"return {return_id} does not exist")
-    if record["status"] != "requested":
+    """Returned goods arrived at a location of the organisation that shipped them: stock back in (or damaged),
+    credit notes issued, an exchange paid from them."""
+    record = require_return(state, get_id(tx.payload, "return_id"))
+    return_id = record["return_id"]
+    if record["status"] not in AWAITED:
         raise Rejected("invalid_transition", f"return {return_id} is {record['status']}")
-    location = get_id(tx.payload, "location")
-    require_location_access(ctx, require_location(state, location))
-    condition = get_choice(tx.payload, "condition", BUCKETS, "sellable")
+    location = require_location(state, get_id(tx.payload, "location"))
+    require_location_access(ctx, location)
     lot = get_optional_id(tx.payload, "lot") or ""
     order = require_order(state, record["order_id"])
     by_id = {f["fulfilment_id"]: f for f in get_order_fulfilments(state, order)}
-    for line in record["lines"]:
-        post_entry(state, ctx, location, line["sku"], "return_in", return_id, line["qty"], bucket=condition, lot=lot)
+    notes = []
+    for line, qty, condition in read_receipt(tx, record):
+        shipped_by = by_id[line["fulfilment"]]["org"]
+        if shipped_by != location["org"]:
+            raise Rejected("forbidden", f"{line['sku']} was shipped by {shipped_by}: return it to one of its locations")
+        post_entry(
+            state, ctx, location["location"], line["sku"], "return_in", return_id, qty, bucket=condition, lot=lot
+        )
+        line["received"] += qty
         note = credit_fulfilment_line(
-            state, ctx, order, by_id[line["fulfilment"]], line["line"], line["qty"], f"return {return_id}"
+            state, ctx, order, by_id[line["fulfilment"]], line["line"], qty, f"return {return_id}"
         )
         if note is not None:
-            record["credit_notes"].append(note["number"])
-    record.update(status="received", location=location, condition=condition)
+            notes.append(note)
+        record["receipts"].append({"sku": line["sku"], "qty": qty, "condition": condition, "tx_id": ctx.tx_id})
+    shipping = credit_shipping(state, ctx, order, f"return {return_id}: shipping")
+    for note in [*notes, *([shipping] if shipping is not None else [])]:
+        order["payment"]["credits"][note["number"]] = note["total"]
+        record["credit_notes"].append(note["number"])
+    record["location"] = location["location"]
+    complete = all(line["received"] == line["qty"] for line in record["lines"])
+    record["status"] = "received" if complete else "partially_received"
+    if complete:
+        state.delete(keys.return_due_key(record["deadline_ms"], return_id))
     state.put(keys.return_key(return_id), record)
-    awaited = [rid for rid in order["returns"] if rid != return_id and _is_awaited(state, rid)]
-    if order["status"] == "return_requested" and not awaited:
-        transition_order(order, "returned", ctx)
+    settle_returns(state, ctx, order)
+    if record["exchange_order"] is not None:
+        pay_exchange(state, ctx, order, record, [note["number"] for note in notes])
+        mark_refunded(order, ctx)
     put_order(state, order)
     return {
         "return_id": return_id,
-        "status": "received",
+        "status": record["status"],
         "order_status": order["status"],
-        "credit_notes": record["credit_notes"],
+        "credit_notes": [note["number"] for note in notes],
     }
 
 
-def _is_awaited(state: StateView, return_id: str) -> bool:
-    record = state.get(keys.return_key(return_id))
-    return record is not None and record["status"] == "requested"
+def pay_exchange(
+    state: StateView, ctx: TxContext, order: dict[str, Any], record: dict[str, Any], notes: list[str]
+) -> None:
+    """Pay the exchange order from the return's new credit notes: refunded on the original, captured on the
+    exchange; once its return is received the exchange's payment clock starts for any rest."""
+    exchange = require_order(state, record["exchange_order"])
+    if exchange["status"] == "cancelled":
+        return
+    payment = order["payment"]
+    for number in notes:
+        left = min(
+            compute_amount_due(exchange) - exchange["payment"]["captured"],
+            compute_overpaid(order),
+            payment["credits"][number] - payment["refunded_by"].get(number, 0),
+        )
+        if left <= 0:
+            continue
+        event = {"amount": left, "tx_id": ctx.tx_id, "height": ctx.height, "time_ms": ctx.time_ms}
+        payment["refunded"] += left
+        payment["refunded_by"][number] = payment["refunded_by"].get(number, 0) + left
+        payment["events"].append(
+            {"kind": "refunded", "reference": f"exchange {exchange['order_id']}", "covers": [[number, left]], **event}
+        )
+        exchange["payment"]["captured"] += left
+        exchange["payment"]["events"].append(
+            {"kind": "captured", "reference": f"return {record['return_id']}", **event}
+        )
+    if record["status"] == "received":
+        exchange["awaiting_return"] = False
+        start_payment_clock(state, ctx, exchange)
+    settle_order(state, ctx, exchange)
+    put_order(state, exchange)
+
+
+def settle_returns(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+    """Once no return of the order is awaited: `returned` if goods came back, else `delivered` again."""
+    if order["status"] != "return_requested":
+        return
+    records = [require_return(state, return_id) for return_id in order["returns"]]
+    if any(r["status"] in AWAITED for r in records):
+        return
+    came_back = any(line["received"] for r in records for line in r["lines"])
+    transition_order(order, "returned" if came_back else "delivered", ctx)
+
+
+def close_return(state: StateView, ctx: Context, record: dict[str, Any], status: str) -> None:
+    """End an awaited return (cancelled or expired): what was not received is returnable again, an exchange not
+    released is cancelled."""
+    order = require_order(state, record["order_id"])
+    return_id = record["return_id"]
+    for fulfilment in get_order_fulfilments(state, order):
+        if not any(part["return_id"] == return_id for part in fulfilment["returned"]):
+            continue
+        for part in fulfilment["returned"]:
+            if part["return_id"] == return_id:
+                part["qty"] = sum(
+                    line["received"]
+                    for line in record["lines"]
+                    if line["fulfilment"] == fulfilment["fulfilment_id"] and line["line"] == part["line"]
+                )
+        fulfilment["returned"] = [part for part in fulfilment["returned"] if part["qty"] > 0]
+        put_fulfilment(state, fulfilment)
+    record["status"] = status
+    state.delete(keys.return_due_key(record["deadline_ms"], return_id))
+    state.put(keys.return_key(return_id), record)
+    if record["exchange_order"] is not None:
+        exchange = require_order(state, record["exchange_order"])
+        if not exchange["released"] and exchange["status"] != "cancelled":
+            cancel_order(state, ctx, exchange, f"return {return_id} {status}")
+            put_order(state, exchange)
+    settle_returns(state, ctx, order)
+    put_order(state, order)
+
+
+def process_return_cancel(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """The customer will not send (the rest of) the goods."""
+    record = require_return(state, get_id(tx.payload, "return_id"))
+    require_order_access(ctx, require_order(state, record["order_id"]))
+    if record["status"] not in AWAITED:
+        raise Rejected("invalid_transition", f"return {record['return_id']} is {record['status']}")
+    close_return(state, ctx, record, "cancelled")
+    order = require_order(state, record["order_id"])
+    return {"return_id": record["return_id"], "status": "cancelled", "order_status": order["status"]}
+
+
+def begin_block(state: StateView, ctx: BlockContext) -> None:
+    """Expire the awaited returns whose time is up, oldest first, a bounded batch, each in its own savepoint."""
+    batch = int(get_setting(ctx.config, "returns.expiry_batch"))
+    due: list[tuple[str, str]] = []
+    for key, return_id in state.scan(keys.RETURN_DUE_PREFIX):
+        if len(due) == batch or int(key.split("/")[1]) > ctx.time_ms:
+            break
+        due.append((key, return_id))
+    for key, return_id in due:
+        state.begin()
+        try:
+            close_return(state, ctx, require_return(state, return_id), "expired")
+        except Rejected:
+            state.rollback()
+            state.delete(key)
+            continue
+        state.commit()

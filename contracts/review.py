@@ -4,8 +4,16 @@ A new order is held, before any stock is reserved, when its amount or a line
 quantity is over the configured limit, its customer hash is blocked, the same
 customer ordered within the repeat window, a line price differs from the
 catalogue, or it has neither a delivery address nor a pickup store. An operator
-then approves it (`order.approve`: it is allocated as a new order would be) or
-rejects it (`order.reject`: it is cancelled). A limit of 0 switches its rule off.
+then approves it (`order.approve`: it is allocated as a new order would be, and
+a prepaid order's payment clock starts; one paid while held is released at
+once) or rejects it (`order.reject`: it is cancelled). A limit of 0 switches
+its rule off. A held order may be edited (`order.edit` in `orders`) and is
+reviewed again.
+
+A released order can be intercepted before it ships (`order.intercept`, for
+example on a fraud alert or a customer's call): its locations can neither pick
+nor ship it until an operator releases it again (`order.release`) or it is
+cancelled.
 """
 
 from __future__ import annotations
@@ -14,16 +22,31 @@ from typing import Any
 
 from contracts import keys
 from contracts.allocation import allocate_new_order
+from contracts.cancellation import cancel_order
 from contracts.context import TxContext
 from contracts.errors import Rejected
-from contracts.lifecycle import cancel_order, put_order, require_order
+from contracts.lifecycle import (
+    OPEN_FULFILMENT,
+    compute_shipping_status,
+    get_order_fulfilments,
+    put_order,
+    require_order,
+    require_order_access,
+    transition_order,
+)
 from contracts.payload import get_id, get_text
+from contracts.payments import start_payment_clock
 from ledger.state import StateView
 
 ROLES: dict[str, frozenset[str]] = {
     "order.approve": frozenset({"operator"}),
     "order.reject": frozenset({"operator"}),
+    "order.intercept": frozenset({"channel", "operator"}),
+    "order.release": frozenset({"operator"}),
 }
+
+INTERCEPTABLE = ("released", "backordered", "partially_shipped")
+"""Order states from which a released order may be held before (the rest of) it ships."""
 
 DEFAULTS: dict[str, Any] = {
     "review.max_order_amount": 1_000_000,
@@ -38,8 +61,11 @@ def get_setting(ctx: TxContext, key: str) -> Any:
     return ctx.config.get(key, DEFAULTS[key])
 
 
-def compute_hold_reasons(state: StateView, ctx: TxContext, order: dict[str, Any], price_mismatch: bool) -> list[str]:
-    """Why a new order must wait for review (empty: it may proceed); records the customer's order time."""
+def compute_hold_reasons(
+    state: StateView, ctx: TxContext, order: dict[str, Any], price_mismatch: bool, is_new: bool = True
+) -> list[str]:
+    """Why an order must wait for review (empty: it may proceed). A new order records the customer's order time
+    and is checked against the repeat window; an edited one keeps the repeat hold it had."""
     reasons = []
     max_amount = int(get_setting(ctx, "review.max_order_amount"))
     if max_amount and order["total"] > max_amount:
@@ -49,11 +75,14 @@ def compute_hold_reasons(state: StateView, ctx: TxContext, order: dict[str, Any]
         reasons.append("qty_over_limit")
     if order["customer_hash"] in get_setting(ctx, "review.blocked_customers"):
         reasons.append("blocked_customer")
-    window = int(get_setting(ctx, "review.repeat_window_ms"))
-    customer = state.get(keys.customer_key(order["customer_hash"]))
-    if window and customer is not None and ctx.time_ms - customer["last_ms"] < window:
+    if is_new:
+        window = int(get_setting(ctx, "review.repeat_window_ms"))
+        customer = state.get(keys.customer_key(order["customer_hash"]))
+        if window and customer is not None and ctx.time_ms - customer["last_ms"] < window:
+            reasons.append("repeat_order")
+        state.put(keys.customer_key(order["customer_hash"]), {"last_ms": ctx.time_ms})
+    elif "repeat_order" in order["hold_reasons"]:
         reasons.append("repeat_order")
-    state.put(keys.customer_key(order["customer_hash"]), {"last_ms": ctx.time_ms})
     if price_mismatch:
         reasons.append("price_mismatch")
     if order["pickup"] is None and (order["delivery"] is None or not order["delivery"].get("region")):
@@ -72,6 +101,7 @@ def process_order_approve(state: StateView, tx: Any, ctx: TxContext) -> dict[str
     """An operator lets a held order through: it is allocated now."""
     order = _held_order(state, tx, ctx)
     order["review"] = {"decision": "approved", "by": ctx.signer.id, "note": get_text(tx.payload, "note", "")}
+    start_payment_clock(state, ctx, order)
     allocate_new_order(state, ctx, order)
     put_order(state, order)
     return {"order_id": order["order_id"], "status": order["status"], "fulfilments": order["fulfilments"]}
@@ -83,5 +113,29 @@ def process_order_reject(state: StateView, tx: Any, ctx: TxContext) -> dict[str,
     reason = get_text(tx.payload, "reason", "rejected in review")
     order["review"] = {"decision": "rejected", "by": ctx.signer.id, "note": reason}
     cancel_order(state, ctx, order, reason)
+    put_order(state, order)
+    return {"order_id": order["order_id"], "status": order["status"]}
+
+
+def process_order_intercept(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """Hold a released order before (the rest of) it ships."""
+    order = require_order(state, get_id(tx.payload, "order_id"))
+    require_order_access(ctx, order)
+    if order["status"] not in INTERCEPTABLE:
+        raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}")
+    if not any(f["status"] in OPEN_FULFILMENT for f in get_order_fulfilments(state, order)) and not order["backorder"]:
+        raise Rejected("already_shipped", f"order {order['order_id']} has nothing left to ship")
+    transition_order(order, "intercepted", ctx, get_text(tx.payload, "reason", "intercepted"))
+    put_order(state, order)
+    return {"order_id": order["order_id"], "status": order["status"]}
+
+
+def process_order_release(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+    """Let an intercepted order ship again."""
+    order = require_order(state, get_id(tx.payload, "order_id"))
+    if order["status"] != "intercepted":
+        raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}, not intercepted")
+    target = compute_shipping_status(order, get_order_fulfilments(state, order))
+    transition_order(order, target, ctx, get_text(tx.payload, "note", ""))
     put_order(state, order)
     return {"order_id": order["order_id"], "status": order["status"]}

@@ -38,7 +38,7 @@ import hashlib
 import importlib
 import importlib.util
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -384,7 +384,7 @@ class ContractSet:
             state.begin()
             self.meter.reset(int(config["block_step_budget"]), int(config["max_call_depth"]))
             try:
-                hook(state, ctx)
+                hook(state, replace(ctx, config=self.get_config(state)))
             except (MemoryError, RecursionError):
                 state.rollback()
                 raise

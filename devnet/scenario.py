@@ -1,5 +1,9 @@
 """The demo walk-through: a realistic day of an omnichannel retailer on the ledger.
 
+Besides the usual path of an order it shows a partial cancellation, an order
+intercepted before it ships, a backorder the ledger fills when stock arrives
+and a transfer between stores that waits for the receiving store.
+
 `run_demo` drives any ledger through the public tx kinds and queries only, so
 the same scenario runs against a live devnet (`omsnode devnet demo`) and
 in-process in the tests. Signers: `channel-1` (the web shop), `store-1` (the
@@ -22,11 +26,20 @@ Query = Callable[[str, "dict[str, Any] | None"], Any]
 Say = Callable[[str], None]
 """Print one step."""
 
+Send = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+"""Send a tx that must be accepted; its result."""
+
+Read = Callable[[str], dict[str, Any]]
+"""An order as the API shows it."""
+
 CHANNEL = "channel-1"
 STORE = "store-1"
 OPERATOR = "operator-1"
 STORE_LOCATION = "AMS-STORE"
-"""The store run by `store-1`; every other location is a warehouse run by operations."""
+"""The store run by `store-1`; every other location but `SECOND_STORE` is a warehouse run by operations."""
+
+SECOND_STORE = "HLM-STORE"
+"""A second store of the same retailer (no online orders), which receives a transfer."""
 
 SHORT_TIMEOUT_MS = 3_000
 """Unpaid-order timeout used to show automatic cancellation."""
@@ -238,7 +251,11 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
     )
     approved = send(OPERATOR, "order.approve", {"order_id": held["order_id"], "note": "B2B customer, checked"})
     say(f"  approved by operations: {approved['status']}, fulfilments {approved['fulfilments']}")
-    send(CHANNEL, "payment.capture", {"order_id": held["order_id"], "amount": order(held["order_id"])["total"]})
+    send(
+        CHANNEL,
+        "payment.capture",
+        {"order_id": held["order_id"], "amount": order(held["order_id"])["total"], "reference": "PSP-CAP-3"},
+    )
 
     say("7. A store declines its fulfilment and it is re-allocated")
     collect = send(
@@ -300,9 +317,122 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
     say(f"  order {unpaid['order_id']} is {order(unpaid['order_id'])['status']} ({last['reason']}, by {last['by']})")
     send(OPERATOR, "config.set", {"key": "orders.unpaid_timeout_ms", "value": 1_800_000})
 
-    say("10. Stock journal of the traced lot")
+    cancel_part_of_an_order(send, order, say)
+    intercept_an_order(submit, send, order, say)
+    fill_a_backorder(send, order, say)
+    transfer_between_stores(send, query, say)
+
+    say("14. Stock journal of the traced lot")
     for entry in query("/v1/journal", {"location": "UTR-DC", "sku": "TEE-BLK-M"}):
         say(
             f"  h{entry['height']:>4} {entry['kind']:<12} {entry['delta']:>+4} "
             f"lot {entry['lot'] or '-':<12} {entry['document']}"
         )
+
+
+def cancel_part_of_an_order(send: Send, order: Read, say: Say) -> None:
+    say("10. Part of an order cancelled before it ships")
+    send(
+        OPERATOR,
+        "stock.receive",
+        {"location": "UTR-DC", "document": "PO-1004", "lines": [{"sku": "MUG-WHT", "qty": 5}]},
+    )
+    created = send(
+        CHANNEL,
+        "order.create",
+        {
+            "external_ref": "WEB-5006",
+            "customer_hash": customer("finn"),
+            "currency": "EUR",
+            "delivery": {"region": "NL", "lat": 52_090_000, "lon": 5_121_000},
+            "lines": [{"sku": "MUG-WHT", "qty": 3}],
+        },
+    )
+    cancel = {"order_id": created["order_id"], "lines": [{"line": 0, "qty": 2}], "reason": "customer changed mind"}
+    cancelled = send(CHANNEL, "order.cancel", cancel)
+    due = created["total"] - cancelled["cancelled"]
+    paid = send(CHANNEL, "payment.capture", {"order_id": created["order_id"], "amount": due, "reference": "PSP-CAP-6"})
+    say(f"  2 of 3 mugs cancelled ({cancelled['cancelled']} cents); {due} captured; order {paid['status']}")
+
+
+def intercept_an_order(submit: Submit, send: Send, order: Read, say: Say) -> None:
+    say("11. An order intercepted before it ships, then released")
+    created = send(
+        CHANNEL,
+        "order.create",
+        {
+            "external_ref": "WEB-5007",
+            "customer_hash": customer("gus"),
+            "currency": "EUR",
+            "delivery": {"region": "NL", "lat": 52_090_000, "lon": 5_121_000},
+            "lines": [{"sku": "MUG-WHT", "qty": 1}],
+        },
+    )
+    order_id = created["order_id"]
+    send(CHANNEL, "payment.capture", {"order_id": order_id, "amount": created["total"], "reference": "PSP-CAP-7"})
+    send(CHANNEL, "order.intercept", {"order_id": order_id, "reason": "customer asked to change the address"})
+    fulfilment_id = created["fulfilments"][0]
+    refused = submit(OPERATOR, "fulfilment.ship", {"fulfilment_id": fulfilment_id, "carrier": "PostNL"})
+    if refused["ok"]:
+        raise DemoFailed("an intercepted order shipped")
+    say(f"  order {order_id} intercepted; shipping it is refused: {refused['code']}")
+    send(OPERATOR, "order.release", {"order_id": order_id, "note": "address confirmed"})
+    send(OPERATOR, "fulfilment.ship", {"fulfilment_id": fulfilment_id, "carrier": "PostNL"})
+    say(f"  released by operations and shipped: order {order(order_id)['status']}")
+
+
+def fill_a_backorder(send: Send, order: Read, say: Say) -> None:
+    say("12. A backorder filled by the ledger when stock arrives")
+    send(OPERATOR, "config.set", {"key": "allocation.unservable", "value": "backorder"})
+    send(OPERATOR, "sku.upsert", {"sku": "CAP-RED", "price": 1499, "currency": "EUR", "tax_class": "standard"})
+    created = send(
+        CHANNEL,
+        "order.create",
+        {
+            "external_ref": "WEB-5008",
+            "customer_hash": customer("hana"),
+            "currency": "EUR",
+            "delivery": {"region": "NL", "lat": 51_924_000, "lon": 4_478_000},
+            "lines": [{"sku": "CAP-RED", "qty": 2}],
+        },
+    )
+    order_id = created["order_id"]
+    send(CHANNEL, "payment.capture", {"order_id": order_id, "amount": created["total"], "reference": "PSP-CAP-8"})
+    say(f"  order {order_id} is {order(order_id)['status']}: no CAP-RED anywhere")
+    send(
+        OPERATOR,
+        "stock.receive",
+        {"location": "RTM-DC", "document": "PO-1005", "lines": [{"sku": "CAP-RED", "qty": 10}]},
+    )
+    for _ in range(MAX_WAIT_TXS):
+        if not order(order_id)["backorder"]:
+            break
+        send(OPERATOR, "stock.count", {"location": "RTM-DC", "counts": [{"sku": "CAP-RED", "qty": 10}]})
+    placed = order(order_id)["fulfilments"]
+    say(f"  PO-1005 received at RTM-DC; the ledger allocated it: {[(f['location'], f['status']) for f in placed]}")
+    send(OPERATOR, "config.set", {"key": "allocation.unservable", "value": "refuse"})
+
+
+def transfer_between_stores(send: Send, query: Query, say: Say) -> None:
+    say("13. A transfer between stores, accepted by the receiving store")
+    send(
+        STORE,
+        "location.upsert",
+        {
+            "location": SECOND_STORE,
+            "type": "store",
+            "region": "NL",
+            "lat": 52_381_000,
+            "lon": 4_637_000,
+            "ships_online": False,
+        },
+    )
+    sent = send(
+        STORE,
+        "stock.transfer",
+        {"from": STORE_LOCATION, "to": SECOND_STORE, "lines": [{"sku": "MUG-WHT", "qty": 1}], "document": "TO-31"},
+    )
+    say(f"  transfer {sent['transfer_id']} from {STORE_LOCATION} is {sent['status']}")
+    accepted = send(STORE, "stock.transfer.accept", {"transfer_id": sent["transfer_id"]})
+    [row] = query("/v1/inventory", {"location": SECOND_STORE, "sku": "MUG-WHT"})
+    say(f"  {SECOND_STORE} accepted it ({accepted['status']}): on hand {row['on_hand']}")

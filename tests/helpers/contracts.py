@@ -1,101 +1,195 @@
-"""An in-process ledger for testing the OMS rules without the runtime: one tx per block.
+"""The OMS contracts on the real runtime, one tx per block, for rule tests and the property test.
 
-`Ledger.submit` checks the signer's role from the module's `ROLES`, runs the
-modules' `begin_block` housekeeping, then the rule inside a savepoint, and
-returns a receipt-like dict (`ok`, `code`, `message`, `result`); a rejected tx
-is rolled back.
+`Ledger.submit` signs a tx, runs it as the only tx of a new block through
+`load_contracts().execute_block` (version pins, `begin_block` hooks, role
+checks, savepoints, step metering: everything a node runs) and commits the
+block's writes; it returns the receipt as a dict (`ok`, `code`, `message`,
+`result`). `begin_block` runs an empty block, to let block time pass.
+Configuration changes go through `config.set` like any other tx.
+
+`make_shop` is a small retailer on it: SKUs `TEE`, `MUG` and the virtual
+`GIFT`, the pickup store `ST1` and the warehouses `WH1`, `WH2` of
+organisation `org-0` (run by `store-1`), and `FOREIGN`, a store of `org-1`
+(run by `store-2`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from types import ModuleType
+import hashlib
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from contracts import allocation, catalogue, fulfilment, inventory, invoicing, orders, payments, returns, review
-from contracts.context import BlockContext, TxContext
-from contracts.errors import Rejected
+from contracts import ContractSet, load_contracts, queries
+from contracts.context import BlockContext
+from ledger.block import Receipt
 from ledger.commitment import compute_commitment
+from ledger.genesis import Identity
+from ledger.keys import PrivateKey
 from ledger.state import MemoryState, StateView
-from tests.helpers.builders import Network, make_network
-
-DOMAIN_MODULES: tuple[ModuleType, ...] = (
-    catalogue,
-    inventory,
-    orders,
-    review,
-    allocation,
-    payments,
-    fulfilment,
-    returns,
-    invoicing,
-)
-"""Every module that handles tx kinds, in the order their `begin_block` runs."""
+from ledger.tx import Tx
+from tests.helpers.builders import CHAIN_ID, Network, make_network
 
 BLOCK_MS = 1_000
 """Block time advances this much per block unless told otherwise."""
 
+CUSTOMER = hashlib.sha256(b"customer:1").hexdigest()
+"""The customer reference (as a channel hashes it) of the orders `create` places."""
 
-def default_config() -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for module in DOMAIN_MODULES:
-        config.update(getattr(module, "DEFAULTS", {}))
-    return config
+_LOADED: list[ContractSet] = []
 
 
-def find_rule(kind: str) -> tuple[frozenset[str], Any]:
-    for module in DOMAIN_MODULES:
-        if kind in module.ROLES:
-            return module.ROLES[kind], getattr(module, "process_" + kind.replace(".", "_"))
-    raise KeyError(kind)
+def get_contracts() -> ContractSet:
+    """The contract set, loaded once per test process (loading checks and instruments every module)."""
+    if not _LOADED:
+        _LOADED.append(load_contracts())
+    return _LOADED[0]
+
+
+def make_oms_network() -> Network:
+    """The default test identities (all of `org-0`) plus `store-2`, a store of another organisation, `org-1`."""
+    network = make_network(validators=2)
+    key = PrivateKey.from_seed_text(f"{CHAIN_ID}/store-2")
+    store = Identity("store-2", "org-1", key.public, frozenset({"store"}))
+    genesis = replace(network.genesis, clients=(*network.genesis.clients, store))
+    return Network(genesis, {**network.keys, "store-2": key})
 
 
 @dataclass
 class Ledger:
-    """A state view plus the block height and time, driven one tx per block."""
+    """Committed state plus the block height and time, driven one block at a time."""
 
-    network: Network = field(default_factory=make_network)
-    state: StateView = field(default_factory=lambda: StateView(MemoryState()))
-    config: dict[str, Any] = field(default_factory=default_config)
+    network: Network = field(default_factory=make_oms_network)
+    contracts: ContractSet = field(default_factory=get_contracts)
+    base: MemoryState = field(default_factory=MemoryState)
     height: int = 0
     time_ms: int = 1_700_000_000_000
+    most_steps: int = 0
+    """Most steps any one tx took so far."""
 
-    def begin_block(self, advance_ms: int = BLOCK_MS) -> None:
+    @property
+    def state(self) -> StateView:
+        """A read view of the committed state."""
+        return StateView(self.base)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The effective configuration (defaults overlaid with what is set on the ledger)."""
+        return self.contracts.get_config(self.state)
+
+    def run_block(self, txs: list[Tx], advance_ms: int = BLOCK_MS) -> list[Receipt]:
+        """Execute and commit one block of `txs`."""
         self.height += 1
         self.time_ms += advance_ms
+        view = StateView(self.base)
         block = BlockContext(self.height, self.time_ms, self.network.genesis)
-        for module in DOMAIN_MODULES:
-            hook = getattr(module, "begin_block", None)
-            if hook is not None:
-                self.state.begin()
-                hook(self.state, block)
-                self.state.commit()
+        receipts = self.contracts.execute_block(view, txs, block)
+        if txs:
+            self.most_steps = max(self.most_steps, self.contracts.meter.used)
+        for key, value in view.writes().items():
+            if value is None:
+                self.base.entries.pop(key, None)
+            else:
+                self.base.entries[key] = value
+        return receipts
+
+    def begin_block(self, advance_ms: int = BLOCK_MS) -> None:
+        """An empty block: only the `begin_block` hooks run."""
+        self.run_block([], advance_ms)
 
     def submit(self, signer: str, kind: str, payload: dict[str, Any], advance_ms: int = BLOCK_MS) -> dict[str, Any]:
-        self.begin_block(advance_ms)
-        return self.apply(signer, kind, payload, tx_index=0)
+        [receipt] = self.run_block([self.network.tx(signer, kind, payload)], advance_ms)
+        return {"ok": receipt.ok, "code": receipt.code, "message": receipt.message, "result": receipt.result}
 
-    def apply(self, signer: str, kind: str, payload: dict[str, Any], tx_index: int = 0) -> dict[str, Any]:
-        """Run one tx in the current block."""
-        if kind == "config.set":
-            self.config[payload["key"]] = payload["value"]
-            return {"ok": True, "code": "", "message": "", "result": {}}
+    def try_tx(self, signer: str, kind: str, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[bytes, Any]]:
+        """Run one tx on top of the committed state as the next block would (without its hooks), commit nothing:
+        its receipt and the writes it would make. The signing nonce is left as it was, so what is submitted
+        afterwards does not depend on what was tried."""
+        nonce = self.network.nonce
         tx = self.network.tx(signer, kind, payload)
-        identity = self.network.genesis.identity(signer)
-        if identity is None:
-            raise KeyError(signer)
-        roles, rule = find_rule(kind)
-        if not roles & identity.roles:
-            return {"ok": False, "code": "forbidden_role", "message": f"{signer} may not send {kind}", "result": {}}
-        ctx = TxContext(self.height, self.time_ms, tx_index, tx.id, identity, dict(self.config), self.network.genesis)
-        self.state.begin()
-        try:
-            result = rule(self.state, tx, ctx)
-        except Rejected as refusal:
-            self.state.rollback()
-            return {"ok": False, "code": refusal.code, "message": refusal.message, "result": {}}
-        self.state.commit()
-        return {"ok": True, "code": "", "message": "", "result": result}
+        self.network.nonce = nonce
+        view = StateView(self.base)
+        block = BlockContext(self.height + 1, self.time_ms + BLOCK_MS, self.network.genesis)
+        receipt = self.contracts.execute_tx(view, tx, block, 0)
+        result = {"ok": receipt.ok, "code": receipt.code, "message": receipt.message, "result": receipt.result}
+        return result, dict(view.writes())
+
+    def set_config(self, key: str, value: Any) -> None:
+        receipt = self.submit("operator-1", "config.set", {"key": key, "value": value})
+        if not receipt["ok"]:
+            raise ValueError(f"config.set {key}: {receipt['code']}: {receipt['message']}")
 
     def commitment(self) -> bytes:
-        return compute_commitment((key, value) for key, value in self.state.writes().items() if value is not None)
+        return compute_commitment(sorted(self.base.entries.items()))
+
+
+def ok(receipt: dict[str, Any]) -> dict[str, Any]:
+    assert receipt["ok"], receipt
+    result: dict[str, Any] = receipt["result"]
+    return result
+
+
+def refused(receipt: dict[str, Any], code: str) -> None:
+    assert not receipt["ok"] and receipt["code"] == code, receipt
+
+
+def make_shop() -> Ledger:
+    """A ledger with the catalogue and locations described above, and no stock."""
+    ledger = Ledger()
+    for sku, price, tax_class, virtual in (
+        ("TEE", 1999, "standard", False),
+        ("MUG", 899, "reduced", False),
+        ("GIFT", 2500, "zero", True),
+    ):
+        payload = {"sku": sku, "price": price, "currency": "EUR", "tax_class": tax_class, "virtual": virtual}
+        ok(ledger.submit("operator-1", "sku.upsert", payload))
+    for name, lat, priority, pickup, org in (
+        ("ST1", 52_370_000, 50, True, "org-0"),
+        ("WH1", 52_090_000, 10, False, "org-0"),
+        ("WH2", 51_920_000, 10, False, "org-0"),
+        ("FOREIGN", 50_850_000, 90, True, "org-1"),
+    ):
+        payload = {
+            "location": name,
+            "type": "store" if pickup else "warehouse",
+            "region": "NL",
+            "lat": lat,
+            "lon": 4_900_000,
+            "priority": priority,
+            "pickup_allowed": pickup,
+            "org": org,
+        }
+        ok(ledger.submit("operator-1", "location.upsert", payload))
+    return ledger
+
+
+def receive(ledger: Ledger, location: str, sku: str, qty: int, lot: str | None = None) -> dict[str, Any]:
+    """Receive goods at a location of `org-0` against a document of its own."""
+    line: dict[str, Any] = {"sku": sku, "qty": qty} | ({"lot": lot} if lot else {})
+    payload = {"location": location, "lines": [line], "document": f"PO-{ledger.height}"}
+    return ok(ledger.submit("store-1", "stock.receive", payload))
+
+
+def create(ledger: Ledger, ref: str, lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Place an order by `channel-1` (delivered in region NL unless told otherwise); the receipt."""
+    payload: dict[str, Any] = {"external_ref": ref, "customer_hash": CUSTOMER, "currency": "EUR", "lines": lines}
+    payload.setdefault("delivery", {"region": "NL", "lat": 51_930_000, "lon": 4_900_000})
+    return ledger.submit("channel-1", "order.create", payload | extra)
+
+
+def get_order(ledger: Ledger, order_id: str) -> dict[str, Any]:
+    """The order as the API shows it (fulfilments in full, invoice numbers)."""
+    order = queries.get_order(ledger.state, order_id)
+    assert order is not None, order_id
+    return order
+
+
+def pay(ledger: Ledger, order_id: str) -> dict[str, Any]:
+    """Capture what the order has due, with a reference of its own."""
+    order = get_order(ledger, order_id)
+    amount = order["total"] - order["payment"]["cancelled"] - order["payment"]["captured"]
+    payload = {"order_id": order_id, "amount": amount, "reference": f"PSP-{order_id}-{ledger.height}"}
+    return ok(ledger.submit("channel-1", "payment.capture", payload))
+
+
+def stock(ledger: Ledger, location: str, sku: str) -> dict[str, Any]:
+    return queries.list_inventory(ledger.state, location, sku)[0]

@@ -1,8 +1,7 @@
-"""Unit tests of the OMS rules, one behaviour each, through an in-process ledger."""
+"""Unit tests of the OMS rules, one behaviour each, through the contract runtime."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
@@ -12,69 +11,12 @@ from contracts.allocation import compute_distance_sq
 from contracts.invoicing import compute_half_up, compute_lines
 from contracts.lifecycle import is_allowed_transition
 from contracts.numbering import compute_order_number, is_valid_order_number
-from tests.helpers.contracts import Ledger
-
-CUSTOMER = hashlib.sha256(b"customer:1").hexdigest()
-
-
-def ok(receipt: dict[str, Any]) -> dict[str, Any]:
-    assert receipt["ok"], receipt
-    return receipt["result"]
-
-
-def refused(receipt: dict[str, Any], code: str) -> None:
-    assert not receipt["ok"] and receipt["code"] == code, receipt
+from tests.helpers.contracts import CUSTOMER, Ledger, create, make_shop, ok, pay, receive, refused, stock
 
 
 @pytest.fixture
 def ledger() -> Ledger:
-    ledger = Ledger()
-    ok(
-        ledger.submit(
-            "operator-1", "sku.upsert", {"sku": "TEE", "price": 1999, "currency": "EUR", "tax_class": "standard"}
-        )
-    )
-    ok(
-        ledger.submit(
-            "operator-1", "sku.upsert", {"sku": "MUG", "price": 899, "currency": "EUR", "tax_class": "reduced"}
-        )
-    )
-    sku = {"sku": "GIFT", "price": 2500, "currency": "EUR", "tax_class": "zero", "virtual": True}
-    ok(ledger.submit("operator-1", "sku.upsert", sku))
-    for name, lat, priority, pickup in (
-        ("ST1", 52_370_000, 50, True),
-        ("WH1", 52_090_000, 10, False),
-        ("WH2", 51_920_000, 10, False),
-    ):
-        payload = {
-            "location": name,
-            "type": "store" if pickup else "warehouse",
-            "region": "NL",
-            "lat": lat,
-            "lon": 4_900_000,
-        }
-        ok(ledger.submit("operator-1", "location.upsert", payload | {"priority": priority, "pickup_allowed": pickup}))
-    return ledger
-
-
-def receive(ledger: Ledger, location: str, sku: str, qty: int, lot: str | None = None) -> None:
-    line: dict[str, Any] = {"sku": sku, "qty": qty} | ({"lot": lot} if lot else {})
-    ok(ledger.submit("store-1", "stock.receive", {"location": location, "lines": [line], "document": "PO"}))
-
-
-def create(ledger: Ledger, ref: str, lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {"external_ref": ref, "customer_hash": CUSTOMER, "currency": "EUR", "lines": lines}
-    payload.setdefault("delivery", {"region": "NL", "lat": 51_930_000, "lon": 4_900_000})
-    return ledger.submit("channel-1", "order.create", payload | extra)
-
-
-def stock(ledger: Ledger, location: str, sku: str) -> dict[str, Any]:
-    return queries.list_inventory(ledger.state, location, sku)[0]
-
-
-def pay(ledger: Ledger, order_id: str) -> dict[str, Any]:
-    total = queries.get_order(ledger.state, order_id)["total"]  # type: ignore[index]
-    return ok(ledger.submit("channel-1", "payment.capture", {"order_id": order_id, "amount": total}))
+    return make_shop()
 
 
 def test_order_number_has_a_check_digit_that_catches_a_typo() -> None:
@@ -145,7 +87,8 @@ def test_stock_count_reports_differences_without_changing_stock(ledger: Ledger) 
 def test_a_lot_is_traced_from_receipt_through_transfer_to_shipment(ledger: Ledger) -> None:
     receive(ledger, "ST1", "TEE", 4, lot="LOT-9")
     transfer = {"from": "ST1", "to": "WH2", "lines": [{"sku": "TEE", "qty": 3}]}
-    ok(ledger.submit("store-1", "stock.transfer", transfer))
+    sent = ok(ledger.submit("store-1", "stock.transfer", transfer))
+    ok(ledger.submit("store-1", "stock.transfer.accept", {"transfer_id": sent["transfer_id"]}))
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 3}]))
     pay(ledger, order["order_id"])
     ok(ledger.submit("operator-1", "fulfilment.ship", {"fulfilment_id": order["fulfilments"][0], "carrier": "DHL"}))
@@ -172,7 +115,7 @@ def test_split_across_locations_respects_max_splits(ledger: Ledger) -> None:
     receive(ledger, "WH2", "MUG", 2)
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}, {"sku": "MUG", "qty": 2}]))
     assert order["fulfilments"] == [order["order_id"] + "-1", order["order_id"] + "-2"]
-    ledger.config["allocation.max_splits"] = 1
+    ledger.set_config("allocation.max_splits", 1)
     refused(
         create(ledger, "B", [{"sku": "TEE", "qty": 0 + 1}, {"sku": "GIFT", "qty": 1}, {"sku": "MUG", "qty": 9}]),
         "insufficient_stock",
@@ -210,7 +153,7 @@ def test_interception_rules_hold_the_order(
     ledger: Ledger, setting: str, value: Any, extra: dict[str, Any], reason: str
 ) -> None:
     receive(ledger, "WH1", "TEE", 5)
-    ledger.config[setting] = value
+    ledger.set_config(setting, value)
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}], **extra))
     assert order["status"] == "on_hold" and order["hold_reasons"] == [reason]
     assert stock(ledger, "WH1", "TEE")["reserved"] == 0
@@ -218,7 +161,7 @@ def test_interception_rules_hold_the_order(
 
 def test_price_mismatch_and_repeat_order_hold_and_operator_decides(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 5)
-    ledger.config["review.repeat_window_ms"] = 60_000
+    ledger.set_config("review.repeat_window_ms", 60_000)
     held = ok(create(ledger, "A", [{"sku": "TEE", "qty": 1, "unit_price": 999}]))
     assert held["hold_reasons"] == ["price_mismatch"]
     again = ok(create(ledger, "B", [{"sku": "TEE", "qty": 1}]))
@@ -231,7 +174,7 @@ def test_price_mismatch_and_repeat_order_hold_and_operator_decides(ledger: Ledge
 
 def test_unpaid_order_is_cancelled_by_block_time_and_its_stock_released(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 2)
-    ledger.config["orders.unpaid_timeout_ms"] = 5_000
+    ledger.set_config("orders.unpaid_timeout_ms", 5_000)
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))
     ok(ledger.submit("store-1", "stock.count", {"location": "WH1", "counts": [{"sku": "TEE", "qty": 2}]}))
     assert queries.get_order(ledger.state, order["order_id"])["status"] == "allocated"  # type: ignore[index]
@@ -243,7 +186,7 @@ def test_unpaid_order_is_cancelled_by_block_time_and_its_stock_released(ledger: 
 
 def test_paid_order_does_not_time_out(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 2)
-    ledger.config["orders.unpaid_timeout_ms"] = 5_000
+    ledger.set_config("orders.unpaid_timeout_ms", 5_000)
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))
     assert pay(ledger, order["order_id"])["status"] == "released"
     ledger.begin_block(advance_ms=60_000)
@@ -261,14 +204,17 @@ def test_declined_fulfilment_is_reallocated_elsewhere(ledger: Ledger) -> None:
     assert stock(ledger, "ST1", "MUG")["reserved"] == 0 and stock(ledger, "WH2", "MUG")["reserved"] == 1
 
 
-def test_backorder_is_allocated_once_stock_arrives(ledger: Ledger) -> None:
-    ledger.config["allocation.unservable"] = "backorder"
+def test_backorder_is_allocated_by_the_ledger_once_stock_arrives(ledger: Ledger) -> None:
+    ledger.set_config("allocation.unservable", "backorder")
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))
     assert order["status"] == "backordered" and order["backorder"] == [{"line": 0, "sku": "TEE", "qty": 2}]
     pay(ledger, order["order_id"])
     receive(ledger, "WH1", "TEE", 2)
-    result = ok(ledger.submit("operator-1", "order.allocate", {"order_id": order["order_id"]}))
-    assert result["status"] == "released" and result["backorder"] == []
+    ledger.begin_block()
+    view = queries.get_order(ledger.state, order["order_id"])
+    assert view is not None and view["status"] == "released" and view["backorder"] == []
+    assert view["fulfilments"][0]["location"] == "WH1" and view["fulfilments"][0]["status"] == "released"
+    refused(ledger.submit("operator-1", "order.allocate", {"order_id": order["order_id"]}), "invalid_transition")
 
 
 def test_virtual_goods_ship_at_once_on_payment_and_are_invoiced(ledger: Ledger) -> None:
@@ -354,15 +300,9 @@ def test_return_credits_the_invoice_and_never_more_than_invoiced(ledger: Ledger)
     )
     assert note["total"] == invoice["total"] == 3 * 1999 - 100
     assert stock(ledger, "WH1", "TEE")["damaged"] == 3 and stock(ledger, "WH1", "TEE")["on_hand"] == 0
-    refused(
-        ledger.submit("channel-1", "payment.refund", {"order_id": order["order_id"], "amount": 10**6}), "over_refund"
-    )
-    assert (
-        ok(ledger.submit("channel-1", "payment.refund", {"order_id": order["order_id"], "amount": note["total"]}))[
-            "status"
-        ]
-        == "refunded"
-    )
+    refund = {"order_id": order["order_id"], "reference": "REF-1"}
+    refused(ledger.submit("channel-1", "payment.refund", refund | {"amount": 10**6}), "over_refund")
+    assert ok(ledger.submit("channel-1", "payment.refund", refund | {"amount": note["total"]}))["status"] == "refunded"
     refused(ledger.submit("operator-1", "invoice.reverse", {"number": invoice["number"], "reason": "x"}), "over_credit")
 
 
@@ -372,7 +312,7 @@ def test_wrong_invoice_is_reversed_and_reissued_never_edited(ledger: Ledger) -> 
     pay(ledger, order["order_id"])
     ok(ledger.submit("operator-1", "fulfilment.ship", {"fulfilment_id": order["fulfilments"][0], "carrier": "DHL"}))
     original = queries.list_invoices(ledger.state, order["order_id"])[0]
-    ledger.config["tax.rates"] = {"standard": {"*": 1900}, "reduced": {"*": 900}, "zero": {"*": 0}}
+    ledger.set_config("tax.rates", {"standard": {"*": 1900}, "reduced": {"*": 900}, "zero": {"*": 0}})
     result = ok(ledger.submit("operator-1", "invoice.reverse", {"number": original["number"], "reason": "wrong rate"}))
     documents = {i["number"]: i for i in queries.list_invoices(ledger.state, order["order_id"])}
     assert documents[original["number"]] == original
