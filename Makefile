@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/omsnode devnet up --nodes 4 --dir devnet-data --sample-data
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -21,7 +21,7 @@ import pytest
 from ledger.keys import PrivateKey
 from tests.e2e.conftest import SingleNode, omsnode
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e]
 
 
 def add_organisation(home: Path) -> None:
@@ -234,6 +234,7 @@ def test_the_feed_long_polls_until_a_block_commits(api: Api) -> None:
 
 
 def test_the_feed_from_zero_across_a_restart_and_a_timeout_ends_with_the_node_state(api: Api) -> None:
+    api.send("channel-1", "order.create", order_payload("feed-porto", region="PO"))
     events, cursor = follow(api, api.operator, "0")
     api.send("operator-1", "config.set", {"key": "orders.unpaid_timeout_ms", "value": 500})
     unpaid = api.send("channel-1", "order.create", order_payload("feed-unpaid", terms="prepaid"))["order_id"]

@@ -17,7 +17,7 @@ from devnet.client import Signer
 from devnet.network import Devnet
 from tests.e2e.conftest import omsnode, omsnode_json
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e]
 
 
 def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import SingleNode, omsnode, omsnode_json
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e]
 
 
 def setup_catalogue(node: SingleNode) -> None:

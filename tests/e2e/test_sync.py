@@ -17,7 +17,7 @@ from devnet.network import Devnet
 from ledger.genesis import ConsensusParams
 from tests.helpers.devnet import load, node_process, status, wait_converged, wipe
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e]
 
 CHECKPOINT_INTERVAL = 20
 LOAD_SECONDS = 20.0
