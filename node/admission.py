@@ -2,7 +2,9 @@
 
 A tx is checked once per node, when it first arrives (from a client or by
 gossip): chain id, known kind, known signer holding a role allowed for the
-kind, a valid signature, and not already committed. Its id and signature then
+kind, a valid signature, within its validity window for the next block, and
+not already committed (by the replay records of the world state, which every
+node holds alike, including one that joined by state sync). Its id and signature then
 go into a bounded map of verified txs, so the same signed tx in a proposal is
 not verified again; a copy with the same id and any other signature bytes is
 verified like a new tx (and refused unless it verifies too). Execution never
@@ -16,17 +18,12 @@ from collections import OrderedDict
 from contracts import ContractSet
 from ledger.errors import InvalidTransaction, UnknownSigner
 from ledger.genesis import Genesis, Identity
+from ledger.replay import verify_fresh
 from ledger.store import Store
 from ledger.tx import Tx
 
 VERIFIED_CACHE = 200_000
 """How many verified tx ids a node remembers."""
-
-
-class DuplicateTransaction(InvalidTransaction):
-    """A tx that is already committed."""
-
-    code = "duplicate_transaction"
 
 
 class Admission:
@@ -42,11 +39,10 @@ class Admission:
     def check(self, tx: Tx) -> None:
         """Raise a `LedgerError` saying what is wrong, or return if `tx` may enter a block."""
         self.verify(tx)
-        if self.store.get_tx_location(tx.id) is not None:
-            raise DuplicateTransaction(f"tx {tx.id.hex()} is already committed")
+        verify_fresh(self.store.get_state, tx, self.store.height + 1)
 
     def verify(self, tx: Tx) -> None:
-        """Membership, role and signature, checked once per signed tx (the committed-tx check is the caller's)."""
+        """Membership, role and signature, checked once per signed tx (window and replay are the caller's)."""
         if self._verified.get(tx.id) != tx.signature:
             identity = self.check_membership(tx)
             tx.verify_signature(identity.public_key)

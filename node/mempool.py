@@ -5,7 +5,9 @@ order it sent them. When the pool is full a new tx is refused with
 `MempoolFull` (the client retries later); nothing already admitted is
 evicted for it, except txs that waited longer than `ttl_ms`, which are
 dropped first (a tx that old is assumed stuck behind a failing rule or a
-partition; its sender can resend it). Committed txs are removed by id.
+partition; its sender can resend it). Committed txs are removed by id, and
+after each block the txs whose validity window has closed (no block may take
+them any more) are dropped.
 
 A tx that is stuck is offered to the peers again (`take_unproposed`):
 gossip forwards a tx once, and a peer whose pool was full then never had it,
@@ -20,6 +22,7 @@ to nodes that are already behind.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -53,6 +56,8 @@ class Mempool:
         self.max_bytes = max_bytes
         self.ttl_ms = ttl_ms
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._expiries: list[tuple[int, bytes]] = []
+        """Heap of (valid_until, tx id) of the txs added; ids already removed are skipped when popped."""
         self.bytes = 0
         self.evicted = 0
 
@@ -75,6 +80,7 @@ class Mempool:
             if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
                 raise MempoolFull(f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes); retry later")
         self._entries[tx.id] = _Entry(tx, size, now_ms, height, now_ms)
+        heapq.heappush(self._expiries, (tx.valid_until, tx.id))
         self.bytes += size
         return True
 
@@ -109,6 +115,16 @@ class Mempool:
             entry = self._entries.pop(tx_id, None)
             if entry is not None:
                 self.bytes -= entry.size
+
+    def drop_expired(self, height: int) -> None:
+        """Drop the txs that a block at `height` (or later) may no longer take."""
+        if len(self._expiries) > 2 * len(self._entries) + 1024:
+            self._expiries = [(entry.tx.valid_until, tx_id) for tx_id, entry in self._entries.items()]
+            heapq.heapify(self._expiries)
+        expiries = self._expiries
+        while expiries and expiries[0][0] < height:
+            _, tx_id = heapq.heappop(expiries)
+            self.remove([tx_id])
 
     def _evict_expired(self, now_ms: int) -> None:
         while self._entries:

@@ -23,7 +23,7 @@ from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.store import Head, Store
-from ledger.tx import Tx
+from ledger.tx import DEFAULT_TX_WINDOW, Tx
 from node.admission import Admission
 from node.application import NodeApplication
 from node.catchup import CatchUp
@@ -213,6 +213,10 @@ class Node:
             return False
         return True
 
+    def suggest_valid_until(self) -> int:
+        """A `valid_until` for a tx signed now: the head height plus `DEFAULT_TX_WINDOW`."""
+        return self.store.height + DEFAULT_TX_WINDOW
+
     def find_receipt(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
         """(height, index, receipt) of a committed tx."""
         where = self.store.get_tx_location(tx_id)
@@ -240,6 +244,7 @@ class Node:
 
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])
+        self.mempool.drop_expired(block.height + 1)
         self._last_commit_ms = self.clock()
         self.commits.notify()
         if not self.base_height:
@@ -278,6 +283,7 @@ class Node:
             "last_voted_height": self.replica.last_voted_height,
             "validators": self.genesis.validator_ids(),
             "mempool": len(self.mempool),
+            "tx_valid_until": self.suggest_valid_until(),
             "base_height": self.base_height,
             "p2p_oversized_requests": self.oversized_requests,
         }

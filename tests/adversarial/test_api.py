@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger.keys import PrivateKey
-from ledger.tx import MAX_TX_DEPTH, Tx, make_tx
+from ledger.tx import MAX_TX_DEPTH, MAX_TX_WINDOW, Tx, make_tx
 from node.api.app import create_app
 from node.api.limits import MAX_BODY_BYTES
 from node.api.txs import MAX_BATCH
@@ -37,7 +37,15 @@ class Client:
 
     def tx(self, payload: dict[str, Any] | None = None) -> Tx:
         self.nonce += 1
-        return make_tx(self.chain_id, "order.create", "channel-1", self.nonce, payload or {"ref": "r"}, self.key)
+        return make_tx(
+            self.chain_id,
+            "order.create",
+            "channel-1",
+            self.nonce,
+            payload or {"ref": "r"},
+            self.key,
+            valid_until=MAX_TX_WINDOW,
+        )
 
 
 def as_json(tx: Tx) -> dict[str, Any]:
