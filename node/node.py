@@ -95,7 +95,12 @@ class Node:
         self.contracts = load_contracts()
         self.executor = Executor(self.store, self.contracts, self.genesis)
         self.admission = Admission(self.genesis, self.contracts, self.store)
-        self.mempool = Mempool(self.config.mempool_max_txs, self.config.mempool_max_bytes)
+        self.mempool = Mempool(
+            self.config.mempool_max_txs,
+            self.config.mempool_max_bytes,
+            signer_max_txs=self.config.mempool_signer_max_txs,
+            signer_max_bytes=self.config.mempool_signer_max_bytes,
+        )
         app = NodeApplication(self.executor, self.admission, self.config.node_id, clock)
         records = recover_records(home / WAL_FILE)
         mute_through = 0
@@ -197,11 +202,13 @@ class Node:
         return out
 
     async def _reoffer_waiting_txs(self) -> None:
-        """Gossip again, every second, the txs stuck in the mempool (see `Mempool.take_unproposed`)."""
+        """Every second, drop the txs that waited too long and gossip again the txs stuck in the mempool
+        (see `Mempool.take_unproposed`)."""
         age_ms = 2 * self.genesis.consensus.view_timeout_ms
         while True:
             await asyncio.sleep(REOFFER_INTERVAL_S)
             now = self.clock()
+            self.mempool.evict_stale(now)
             idle = now - self._last_commit_ms >= age_ms
             blocks = 0 if idle else REOFFER_AFTER_BLOCKS
             self.gossip.resend(self.mempool.take_unproposed(now, self.store.height, age_ms, blocks, REOFFER_MAX_TXS))

@@ -1,5 +1,6 @@
 """What one client can send to the HTTP API: every bad input gets a 4xx with the JSON error body, the same
-rules hold for JSON and msgpack, and no body is read past its limit.
+rules hold for JSON and msgpack, no body is read past its limit, and a signer over its mempool quota is told
+when to retry.
 
 One real node (a single validator, so it commits on its own) runs inside the test client.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,12 @@ from fastapi.testclient import TestClient
 from ledger.keys import PrivateKey
 from ledger.tx import MAX_TX_DEPTH, MAX_TX_WINDOW, Tx, make_tx
 from node.api.app import create_app
+from node.api.errors import error_response
 from node.api.limits import MAX_BODY_BYTES
 from node.api.txs import MAX_BATCH
+from node.config import NodeConfig
 from node.home import create_network
+from node.mempool import RETRY_AFTER_S, MempoolFull, SignerOverQuota
 from tests.adversarial.hostile import deep_array
 from tests.helpers.api import bearer, make_token
 
@@ -179,3 +184,27 @@ def test_a_payload_at_the_tx_depth_bound_is_admitted_and_one_deeper_is_refused(c
     assert client.http.post("/v1/tx", json=as_json(client.tx({"deep": value}))).status_code == 202
     deeper = {**as_json(client.tx()), "payload": {"deep": [value]}}
     assert_refused(client.http.post("/v1/tx", json=deeper), 400, "invalid_transaction")
+
+
+@pytest.fixture(scope="module")
+def quota_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """A node whose mempool takes at most 2 txs of one signer at once."""
+    root = Path(tmp_path_factory.mktemp("quota"))
+    genesis = create_network([root / "node"], [27991], root / "clients")
+    replace(NodeConfig.load(root / "node"), mempool_signer_max_txs=2).save(root / "node")
+    key = PrivateKey.load(root / "clients" / "channel-1.key")
+    with TestClient(create_app(root / "node"), raise_server_exceptions=False) as http:
+        yield Client(http, genesis.chain_id, key)
+
+
+def test_a_signer_over_its_mempool_quota_is_told_to_retry_later(quota_client: Client) -> None:
+    batch = [quota_client.tx() for _ in range(3)]
+    response = quota_client.http.post("/v1/txs", content=as_msgpack([tx.to_wire() for tx in batch]), headers=MSGPACK)
+    assert response.status_code == 202 and response.headers["retry-after"] == str(RETRY_AFTER_S)
+    assert [verdict["error"] for verdict in response.json()] == [None, None, "signer_over_quota"]
+
+
+def test_a_refusal_for_room_answers_its_status_with_retry_after() -> None:
+    for refusal, status in ((SignerOverQuota("at quota"), 429), (MempoolFull("full"), 503)):
+        response = error_response(refusal)
+        assert (response.status_code, response.headers["retry-after"]) == (status, str(RETRY_AFTER_S))
