@@ -82,6 +82,14 @@ class BodyTooLarge(LedgerError):
     http_status = 413
 
 
+class ServerBusy(LedgerError):
+    """The node holds as many request bodies as it may at once; the request may succeed shortly."""
+
+    code = "server_busy"
+    http_status = 503
+    retry_after_s = 1
+
+
 def error_body(code: str, message: str) -> dict[str, str]:
     return {"error": code, "message": message}
 
