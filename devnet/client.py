@@ -102,11 +102,18 @@ class NodeClient:
             self._window = (now, self.status()["tx_valid_until"])
         return self._window[1]
 
-    def submit(self, tx: Tx) -> str:
-        """POST one tx; returns its id (hex)."""
+    def submit(self, tx: Tx, attempts: int = 5) -> str:
+        """POST one tx; returns its id (hex). A refusal with `Retry-After` (a full mempool, a quota) is
+        retried after that wait, `attempts` times in all."""
         wire = tx.to_wire()
         wire["signature"] = tx.signature.hex()
-        response = self.http.post("/v1/tx", json=wire)
+        for _ in range(attempts - 1):
+            response = self.http.post("/v1/tx", json=wire)
+            if "retry-after" not in response.headers:
+                break
+            time.sleep(float(response.headers["retry-after"]))
+        else:
+            response = self.http.post("/v1/tx", json=wire)
         if response.status_code != 202:
             raise NodeError(response.status_code, _body(response))
         tx_id: str = response.json()["tx_id"]

@@ -183,14 +183,15 @@ class Node:
 
     # -- txs ------------------------------------------------------------------------
 
-    def submit(self, txs: list[Tx]) -> list[Admitted]:
-        """Admit txs into the mempool, gossip them to the peers, and offer them to consensus."""
+    def submit(self, txs: list[Tx], source: str | None = None) -> list[Admitted]:
+        """Admit txs (from the client address `source`; None for a peer's gossip) into the mempool, gossip
+        them to the peers, and offer them to consensus."""
         now = self.clock()
         out = []
         admitted = []
         for tx in txs:
             try:
-                self.admission.check(tx)
+                self.admission.check(tx, source)
                 if self.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), now, self.store.height):
                     admitted.append(tx)
             except LedgerError as exc:

@@ -28,6 +28,11 @@ NodeDep = Annotated[Node, Depends(get_node)]
 Caller = Annotated[Principal, Depends(authorize(None))]
 
 
+def get_source(request: Request) -> str:
+    """The client's address, to which failed signature checks are charged."""
+    return request.client.host if request.client else "unknown"
+
+
 def tx_from_json(body: TxIn) -> Tx:
     wire = body.model_dump()
     try:
@@ -44,11 +49,12 @@ def tx_from_json(body: TxIn) -> Tx:
     responses={400: {"model": ErrorBody}, 429: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     summary="Submit one signed tx",
 )
-async def post_tx(body: TxIn, node: NodeDep) -> Any:
+async def post_tx(body: TxIn, request: Request, node: NodeDep) -> Any:
     """Admit a signed tx into the mempool. Answers 202 with the tx id; follow it with `GET /v1/tx/{tx_id}`.
-    A signer with its quota of txs waiting gets 429 `signer_over_quota`, a full mempool 503 `mempool_full`;
-    both carry `Retry-After` (seconds)."""
-    (result,) = node.submit([tx_from_json(body)])
+    A signer with its quota of txs waiting gets 429 `signer_over_quota`, a full mempool 503 `mempool_full`,
+    an address that sent too many txs with failing signatures 429 `signature_checks_exhausted`; all carry
+    `Retry-After` (seconds)."""
+    (result,) = node.submit([tx_from_json(body)], get_source(request))
     if result.error is not None:
         raise result.error
     return TxAccepted(tx_id=result.tx_id.hex())
@@ -77,7 +83,7 @@ async def post_txs(request: Request, response: Response, node: NodeDep) -> Any:
         txs = [tx_from_wire(item) for item in _decode_msgpack_batch(raw)]
     else:
         txs = [tx_from_json(_validate_json_tx(index, item)) for index, item in enumerate(_decode_json_batch(raw))]
-    results = node.submit(txs)
+    results = node.submit(txs, get_source(request))
     waits = [r.error.retry_after_s for r in results if r.error is not None and r.error.retry_after_s is not None]
     if waits:
         response.headers["Retry-After"] = str(max(waits))
