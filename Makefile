@@ -1,10 +1,10 @@
-# The ways in: `make run`, `make test`, `make lint`, `make bench`.
+# The ways in: `make run`, `make test`, `make lint`, `make bench`, `make fuzz`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -m bench -s tests
+
+# the OpenAPI fuzz of `make test` (a few requests per route) at 1,000 requests per route and mode
+fuzz: $(STAMP)
+	OMS_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -q --timeout 7200 tests/adversarial/test_openapi.py
 
 clean:
 	-$(BIN)/omsnode devnet down --dir devnet-data

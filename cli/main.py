@@ -84,8 +84,8 @@ def cmd_tx(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         return fail(f"--payload is not valid JSON: {exc}")
     genesis = Genesis.load(home / GENESIS_FILE)
-    signer = Signer(genesis.chain_id, Path(args.keys) if args.keys else home / CLIENTS_DIR)
     client = NodeClient(_node_url(args), token=args.token)
+    signer = Signer(genesis.chain_id, Path(args.keys) if args.keys else home / CLIENTS_DIR, client.tx_valid_until)
     tx_id = client.submit(signer.tx(args.signer, args.kind, payload))
     result: dict[str, Any] = {"tx_id": tx_id, "status": "pending"}
     if args.wait:

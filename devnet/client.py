@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,20 @@ class NodeError(Exception):
         super().__init__(f"HTTP {status}: {message}")
 
 
-class Signer:
-    """Signs txs for the client identities whose key files are in one folder (`<id>.key`)."""
+WINDOW_REFRESH_S = 5.0
+"""How long a client reuses the `valid_until` a node suggested before it asks again."""
 
-    def __init__(self, chain_id: str, keys_dir: Path) -> None:
+
+class Signer:
+    """Signs txs for the client identities whose key files are in one folder (`<id>.key`).
+
+    Each tx gets the `valid_until` that `valid_until()` answers, typically `NodeClient.tx_valid_until`:
+    the node's head height plus its default window."""
+
+    def __init__(self, chain_id: str, keys_dir: Path, valid_until: Callable[[], int]) -> None:
         self.chain_id = chain_id
         self.keys_dir = keys_dir
+        self.valid_until = valid_until
         self._keys: dict[str, PrivateKey] = {}
         self._nonce = itertools.count(time.time_ns())
 
@@ -47,7 +55,9 @@ class Signer:
         return self._keys[signer]
 
     def tx(self, signer: str, kind: str, payload: dict[str, Any]) -> Tx:
-        return make_tx(self.chain_id, kind, signer, next(self._nonce), payload, self.key(signer))
+        return make_tx(
+            self.chain_id, kind, signer, next(self._nonce), payload, self.key(signer), valid_until=self.valid_until()
+        )
 
 
 class NodeClient:
@@ -58,6 +68,8 @@ class NodeClient:
         self.url = url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+        self._window: tuple[float, int] | None = None
+        """(when it was asked, the node's suggested `valid_until`)."""
 
     def close(self) -> None:
         self.http.close()
@@ -83,11 +95,25 @@ class NodeClient:
         result: dict[str, Any] = self.get("/v1/status")
         return result
 
-    def submit(self, tx: Tx) -> str:
-        """POST one tx; returns its id (hex)."""
+    def tx_valid_until(self) -> int:
+        """The node's suggested `valid_until` for a tx signed now, asked again every `WINDOW_REFRESH_S`."""
+        now = time.monotonic()
+        if self._window is None or now - self._window[0] > WINDOW_REFRESH_S:
+            self._window = (now, self.status()["tx_valid_until"])
+        return self._window[1]
+
+    def submit(self, tx: Tx, attempts: int = 5) -> str:
+        """POST one tx; returns its id (hex). A refusal with `Retry-After` (a full mempool, a quota) is
+        retried after that wait, `attempts` times in all."""
         wire = tx.to_wire()
         wire["signature"] = tx.signature.hex()
-        response = self.http.post("/v1/tx", json=wire)
+        for _ in range(attempts - 1):
+            response = self.http.post("/v1/tx", json=wire)
+            if "retry-after" not in response.headers:
+                break
+            time.sleep(float(response.headers["retry-after"]))
+        else:
+            response = self.http.post("/v1/tx", json=wire)
         if response.status_code != 202:
             raise NodeError(response.status_code, _body(response))
         tx_id: str = response.json()["tx_id"]

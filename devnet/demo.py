@@ -23,7 +23,7 @@ def run_devnet_demo(devnet: Devnet, say: Any = print) -> None:
         raise RuntimeError("no node of the devnet is up")
     clients = [devnet.client(n.index) for n in live]
     rotation = cycle(clients)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, clients[0].tx_valid_until)
 
     def submit(signer_id: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         client = next(rotation)

@@ -105,7 +105,7 @@ def run_load(
     if not live:
         raise RuntimeError("no node of the devnet is up")
     clients = [devnet.client(n.index, timeout=60) for n in live]
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, clients[0].tx_valid_until)
     tag = f"{time.time_ns() % 10**9:09d}"
     chosen = list(baskets[:orders]) if baskets else list(synthetic_baskets(orders))
     while len(chosen) < orders:

@@ -67,7 +67,7 @@ def sample_txs(signer: Signer, nodes: int) -> list[Tx]:
 def load_sample_data(devnet: Devnet) -> str:
     """Send the sample txs to node 0 and wait until they are committed; returns a one-line summary."""
     client = devnet.client(0)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
     txs = sample_txs(signer, len(devnet.nodes))
     client.submit_many(txs)
     for tx in txs:

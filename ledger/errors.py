@@ -18,6 +18,8 @@ class LedgerError(Exception):
     """Machine-readable reason, the `error` of an API error body."""
     http_status = 400
     """Status of the API answer: the request was at fault unless a subclass says otherwise."""
+    retry_after_s: int | None = None
+    """For a refusal that passes with time (no room yet), the seconds to wait: the API's `Retry-After`."""
 
 
 class EncodingError(LedgerError):

@@ -2,13 +2,19 @@
 
 A tx names its chain, its kind (`stock.receive`, `order.create`, ...), its
 signer (a client or validator id from genesis), a nonce that makes it unique,
-and a payload map. The signer signs the canonical encoding of those five
-fields and the domain tag `TX_DOMAIN` (sorted first come the chain id and the
-tag), so a tx signature can never pass for an envelope, a vote or a tx of
-another chain. That same encoding, hashed, is the tx id, by which txs are
+a payload map, and the last height at which it may be committed
+(`valid_until`). The signer signs the canonical encoding of those six fields
+and the domain tag `TX_DOMAIN` (sorted first come the chain id and the tag),
+so a tx signature can never pass for an envelope, a vote or a tx of another
+chain. That same encoding, hashed, is the tx id, by which txs are
 deduplicated and replays refused; the id does not depend on the signature
 bytes, so a block's tx root covers each tx's id *and* signature
 (`ledger.block.compute_tx_root`).
+
+The validity window is what makes replay protection finite: a block at
+height h takes a tx only if `h <= valid_until <= h + MAX_TX_WINDOW`, so the
+ledger needs to remember a committed tx's id only until its `valid_until`
+has passed (`ledger.replay`); after that the tx is refused as expired.
 
 A tx's signed fields nest at most `MAX_TX_DEPTH` deep, well inside the
 encoding's `MAX_DEPTH`: a tx travels inside blocks, consensus messages and
@@ -34,6 +40,13 @@ MAX_TX_DEPTH = 16
 """Deepest nesting of a tx's signed fields (the payload map is level 2); its deepest carrier, a NEW-VIEW
 holding a prepared PRE-PREPARE, puts the tx 8 levels down, and 8 + 16 stays within `MAX_DEPTH`."""
 
+MAX_TX_WINDOW = 10_000
+"""Most blocks by which a tx's `valid_until` may lie beyond the height of the block that takes it: it bounds
+how long the world state keeps each committed tx's id."""
+
+DEFAULT_TX_WINDOW = 1_000
+"""The window a node suggests to clients (`tx_valid_until` in its status is its head height plus this)."""
+
 
 @dataclass(frozen=True)
 class Tx:
@@ -49,6 +62,8 @@ class Tx:
     """Any integer chosen by the signer so that equal payloads differ."""
     payload: dict[str, Any]
     """Kind-specific fields."""
+    valid_until: int
+    """Last height of a block that may take this tx; after it the tx is expired."""
     signature: bytes = b""
     """Ed25519 signature over `signing_bytes`."""
     id: bytes = field(default=b"", compare=False)
@@ -67,6 +82,7 @@ class Tx:
                 "nonce": self.nonce,
                 "payload": self.payload,
                 "signer": self.signer,
+                "valid_until": self.valid_until,
             },
             MAX_TX_DEPTH,
         )
@@ -80,26 +96,45 @@ class Tx:
             "payload": self.payload,
             "signature": self.signature,
             "signer": self.signer,
+            "valid_until": self.valid_until,
         }
 
     def verify_signature(self, public_key: bytes) -> None:
         verify(public_key, self.signing_bytes(), self.signature)
 
 
-def make_tx(chain_id: str, kind: str, signer: str, nonce: int, payload: dict[str, Any], key: PrivateKey) -> Tx:
+def make_tx(
+    chain_id: str, kind: str, signer: str, nonce: int, payload: dict[str, Any], key: PrivateKey, *, valid_until: int
+) -> Tx:
     """Build and sign a tx."""
-    unsigned = Tx(chain_id, kind, signer, nonce, payload)
+    unsigned = Tx(chain_id, kind, signer, nonce, payload, valid_until)
     body = unsigned.signing_bytes()
-    return Tx(chain_id, kind, signer, nonce, payload, key.sign(body), sha256(body), body)
+    return Tx(chain_id, kind, signer, nonce, payload, valid_until, key.sign(body), sha256(body), body)
 
 
-_FIELDS = {"chain_id": str, "kind": str, "nonce": int, "payload": dict, "signature": bytes, "signer": str}
+_FIELDS = {
+    "chain_id": str,
+    "kind": str,
+    "nonce": int,
+    "payload": dict,
+    "signature": bytes,
+    "signer": str,
+    "valid_until": int,
+}
 
 
 def tx_from_wire(wire: Any) -> Tx:
     """Check the shape of a decoded tx map and build the `Tx` (with its id)."""
     verify_shape(wire, _FIELDS, InvalidTransaction, "tx")
-    tx = Tx(wire["chain_id"], wire["kind"], wire["signer"], wire["nonce"], wire["payload"], wire["signature"])
+    tx = Tx(
+        wire["chain_id"],
+        wire["kind"],
+        wire["signer"],
+        wire["nonce"],
+        wire["payload"],
+        wire["valid_until"],
+        wire["signature"],
+    )
     try:
         body = tx.signing_bytes()
     except EncodingError as exc:

@@ -1,12 +1,24 @@
 """Admission: the one place a tx is checked before it may enter a block.
 
 A tx is checked once per node, when it first arrives (from a client or by
-gossip): chain id, known kind, known signer holding a role allowed for the
-kind, a valid signature, and not already committed. Its id and signature then
+gossip): within its validity window for the next block, not already
+committed (these two first, as they cost no signature check), chain id,
+known kind, known signer holding a role allowed for the kind, and a valid
+signature (by the replay records of the world state, which every
+node holds alike, including one that joined by state sync). Its id and signature then
 go into a bounded map of verified txs, so the same signed tx in a proposal is
 not verified again; a copy with the same id and any other signature bytes is
 verified like a new tx (and refused unless it verifies too). Execution never
 re-verifies: the tx root under the certified header covers every signature.
+
+Anyone can post well-formed txs that name a real signer with junk signature
+bytes, and each costs a signature check. So a tx from a client address is
+checked only while that address has failed checks left to spend
+(`SourceBudget`, the same token bucket as the `/p2p` inbox's): each failed
+check spends one, and a spent address is refused with
+`SignatureChecksExhausted` (429, `Retry-After`) before any check, until its
+budget refills. Txs from peers and proposals carry no address and are not
+budgeted here (the inbox budgets their frames).
 """
 
 from __future__ import annotations
@@ -14,42 +26,58 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from contracts import ContractSet
-from ledger.errors import InvalidTransaction, UnknownSigner
+from ledger.errors import InvalidSignature, InvalidTransaction, LedgerError, UnknownSigner
 from ledger.genesis import Genesis, Identity
+from ledger.replay import verify_fresh
 from ledger.store import Store
 from ledger.tx import Tx
+from p2p.inbox import SourceBudget
 
 VERIFIED_CACHE = 200_000
 """How many verified tx ids a node remembers."""
 
 
-class DuplicateTransaction(InvalidTransaction):
-    """A tx that is already committed."""
+class SignatureChecksExhausted(LedgerError):
+    """The client's address has spent its budget of failed signature checks; it may send again shortly."""
 
-    code = "duplicate_transaction"
+    code = "signature_checks_exhausted"
+    http_status = 429
+    retry_after_s = 1
 
 
 class Admission:
     """Checks txs against genesis membership and the contracts' role table."""
 
-    def __init__(self, genesis: Genesis, contracts: ContractSet, store: Store) -> None:
+    def __init__(
+        self, genesis: Genesis, contracts: ContractSet, store: Store, budget: SourceBudget | None = None
+    ) -> None:
         self.genesis = genesis
         self.contracts = contracts
         self.store = store
+        self.budget = budget if budget is not None else SourceBudget()
+        """Failed signature checks each client address may still cost."""
         self._verified: OrderedDict[bytes, bytes] = OrderedDict()
         """Tx id -> the signature verified for it."""
 
-    def check(self, tx: Tx) -> None:
-        """Raise a `LedgerError` saying what is wrong, or return if `tx` may enter a block."""
-        self.verify(tx)
-        if self.store.get_tx_location(tx.id) is not None:
-            raise DuplicateTransaction(f"tx {tx.id.hex()} is already committed")
+    def check(self, tx: Tx, source: str | None = None) -> None:
+        """Raise a `LedgerError` saying what is wrong, or return if `tx` (from the client address `source`,
+        None for a peer's) may enter a block."""
+        verify_fresh(self.store.get_state, tx, self.store.height + 1)
+        self.verify(tx, source)
 
-    def verify(self, tx: Tx) -> None:
-        """Membership, role and signature, checked once per signed tx (the committed-tx check is the caller's)."""
+    def verify(self, tx: Tx, source: str | None = None) -> None:
+        """Membership, role and signature, checked once per signed tx (window and replay are the caller's);
+        a failed check is charged to `source`."""
         if self._verified.get(tx.id) != tx.signature:
             identity = self.check_membership(tx)
-            tx.verify_signature(identity.public_key)
+            if source is not None and not self.budget.allows(source):
+                raise SignatureChecksExhausted(f"{source} sent too many txs whose signature failed; retry shortly")
+            try:
+                tx.verify_signature(identity.public_key)
+            except InvalidSignature:
+                if source is not None:
+                    self.budget.charge(source)
+                raise
             self._remember(tx)
 
     def check_membership(self, tx: Tx) -> Identity:

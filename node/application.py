@@ -3,7 +3,8 @@
 It wraps the executor with what only a node has: a clock for block
 timestamps, and admission, so that every tx in a proposal is a tx this
 node would have admitted itself (verified once; a tx already verified on
-arrival is not verified again; the executor refuses already committed txs).
+arrival is not verified again; the executor refuses expired and already
+committed txs).
 
 Block time: a timestamp must be after its parent's (a fact of the chain,
 checked with the block), and within `max_clock_skew_ms` of this node's clock

@@ -33,6 +33,10 @@ class NodeConfig:
     port: int = 26600
     mempool_max_txs: int = 100_000
     mempool_max_bytes: int = 128 * 1024 * 1024
+    mempool_signer_max_txs: int = 25_000
+    """Most txs of one signer waiting in the mempool at once."""
+    mempool_signer_max_bytes: int = 32 * 1024 * 1024
+    """Most bytes of one signer's txs waiting in the mempool at once."""
     batch_wait_ms: int = 5
     """How long the primary lets a batch fill before it proposes."""
     log_level: str = "warning"

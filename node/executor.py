@@ -2,7 +2,9 @@
 
 The primary builds a block by executing its batch on a scratch view over the
 committed state; every replica re-executes a proposal the same way before it
-votes and compares the roots with the header. The scratch result (state
+votes and compares the roots with the header. Before the contracts, the
+validity window and replay record of every tx are checked and written
+(`ledger.replay`), so a replayed or expired tx makes its block invalid. The scratch result (state
 writes, receipts, accumulator) is kept by block hash, so the commit that
 follows a check writes it without executing the block a third time.
 """
@@ -27,6 +29,7 @@ from ledger.block import (
 from ledger.commitment import StateAccumulator
 from ledger.errors import InvalidBlock
 from ledger.genesis import Genesis
+from ledger.replay import process_tx_windows
 from ledger.state import StateReader, StateView
 from ledger.store import Store, update_commitment
 from ledger.tx import Tx
@@ -94,11 +97,6 @@ class Executor:
         header = block.header
         parent_height, parent_hash = self.head()
         check_block_place(block, self.genesis.chain_id, parent_height + 1, parent_hash)
-        if len({tx.id for tx in block.txs}) != len(block.txs):
-            raise InvalidBlock(f"block {header.height} holds a tx twice")
-        for tx in block.txs:
-            if self.store.get_tx_location(tx.id) is not None:
-                raise InvalidBlock(f"block {header.height} repeats committed tx {tx.id.hex()}")
         execution = self.execute(header.height, header.timestamp_ms, block.txs)
         if execution.state_root != header.state_root:
             raise InvalidBlock(f"block {header.height}: state root does not match re-execution")
@@ -131,8 +129,11 @@ def execute_txs(
     time_ms: int,
     txs: Sequence[Tx],
 ) -> Execution:
-    """Run `txs` as block `height` over `base` (whose commitment is `accumulator`) without changing either."""
+    """Run `txs` as block `height` over `base` (whose commitment is `accumulator`) without changing either.
+
+    Raises `InvalidBlock` if a tx is outside its validity window or already committed (`ledger.replay`)."""
     view = StateView(base)
+    process_tx_windows(view, height, txs)
     receipts = contracts.execute_block(view, txs, BlockContext(height, time_ms, genesis))
     writes = view.writes()
     acc = accumulator.copy()

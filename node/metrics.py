@@ -114,7 +114,12 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily("oms_mempool_txs", "Admitted txs waiting for a block.", len(mempool))
         yield GaugeMetricFamily("oms_mempool_bytes", "Encoded size of the txs in the mempool.", mempool.bytes)
         yield CounterMetricFamily(
-            "oms_mempool_evicted_txs_total", "Txs dropped from a full mempool after waiting too long.", mempool.evicted
+            "oms_mempool_evicted_txs_total", "Txs dropped from the mempool after waiting too long.", mempool.evicted
+        )
+        yield CounterMetricFamily(
+            "oms_mempool_refused_over_quota_total",
+            "Txs refused because their signer had its quota waiting in the mempool.",
+            mempool.refused_over_quota,
         )
 
     def _collect_peers(self) -> Iterator[Metric]:

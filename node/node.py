@@ -23,7 +23,7 @@ from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.store import Head, Store
-from ledger.tx import Tx
+from ledger.tx import DEFAULT_TX_WINDOW, Tx
 from node.admission import Admission
 from node.application import NodeApplication
 from node.catchup import CatchUp
@@ -95,7 +95,12 @@ class Node:
         self.contracts = load_contracts()
         self.executor = Executor(self.store, self.contracts, self.genesis)
         self.admission = Admission(self.genesis, self.contracts, self.store)
-        self.mempool = Mempool(self.config.mempool_max_txs, self.config.mempool_max_bytes)
+        self.mempool = Mempool(
+            self.config.mempool_max_txs,
+            self.config.mempool_max_bytes,
+            signer_max_txs=self.config.mempool_signer_max_txs,
+            signer_max_bytes=self.config.mempool_signer_max_bytes,
+        )
         app = NodeApplication(self.executor, self.admission, self.config.node_id, clock)
         records = recover_records(home / WAL_FILE)
         mute_through = 0
@@ -178,14 +183,15 @@ class Node:
 
     # -- txs ------------------------------------------------------------------------
 
-    def submit(self, txs: list[Tx]) -> list[Admitted]:
-        """Admit txs into the mempool, gossip them to the peers, and offer them to consensus."""
+    def submit(self, txs: list[Tx], source: str | None = None) -> list[Admitted]:
+        """Admit txs (from the client address `source`; None for a peer's gossip) into the mempool, gossip
+        them to the peers, and offer them to consensus."""
         now = self.clock()
         out = []
         admitted = []
         for tx in txs:
             try:
-                self.admission.check(tx)
+                self.admission.check(tx, source)
                 if self.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), now, self.store.height):
                     admitted.append(tx)
             except LedgerError as exc:
@@ -197,11 +203,13 @@ class Node:
         return out
 
     async def _reoffer_waiting_txs(self) -> None:
-        """Gossip again, every second, the txs stuck in the mempool (see `Mempool.take_unproposed`)."""
+        """Every second, drop the txs that waited too long and gossip again the txs stuck in the mempool
+        (see `Mempool.take_unproposed`)."""
         age_ms = 2 * self.genesis.consensus.view_timeout_ms
         while True:
             await asyncio.sleep(REOFFER_INTERVAL_S)
             now = self.clock()
+            self.mempool.evict_stale(now)
             idle = now - self._last_commit_ms >= age_ms
             blocks = 0 if idle else REOFFER_AFTER_BLOCKS
             self.gossip.resend(self.mempool.take_unproposed(now, self.store.height, age_ms, blocks, REOFFER_MAX_TXS))
@@ -212,6 +220,10 @@ class Node:
         except LedgerError:
             return False
         return True
+
+    def suggest_valid_until(self) -> int:
+        """A `valid_until` for a tx signed now: the head height plus `DEFAULT_TX_WINDOW`."""
+        return self.store.height + DEFAULT_TX_WINDOW
 
     def find_receipt(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
         """(height, index, receipt) of a committed tx."""
@@ -240,6 +252,7 @@ class Node:
 
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])
+        self.mempool.drop_expired(block.height + 1)
         self._last_commit_ms = self.clock()
         self.commits.notify()
         if not self.base_height:
@@ -278,6 +291,7 @@ class Node:
             "last_voted_height": self.replica.last_voted_height,
             "validators": self.genesis.validator_ids(),
             "mempool": len(self.mempool),
+            "tx_valid_until": self.suggest_valid_until(),
             "base_height": self.base_height,
             "p2p_oversized_requests": self.oversized_requests,
         }

@@ -20,8 +20,11 @@ The HTTP API of one oms-ledger node. Integrators (sales channels, WMS, ERP,
 finance) submit signed transactions and read orders, stock, the stock journal,
 invoices and blocks. Every write is a signed tx: `POST /v1/tx` answers 202 with
 the tx id, and `GET /v1/tx/{tx_id}` tells when it is committed and what its
-receipt says. Errors are JSON bodies with `error` (a code) and `message`; a
-request body over 16 MiB is refused with 413 before it is read.
+receipt says. A tx signs `valid_until`, the last height that may take it
+(`tx_valid_until` of `GET /v1/status` is a good value). Errors are JSON
+bodies with `error` (a code) and `message`; a request body over 16 MiB is
+refused with 413 before it is read. A signer with its quota of txs waiting in
+the mempool gets 429, a full mempool 503; both carry `Retry-After`.
 
 Every route that reads or writes business data needs an API token (made with
 `omsnode token create`), sent as `Authorization: Bearer <token>`: 401 without

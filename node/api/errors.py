@@ -4,7 +4,9 @@ Every error answer, whichever layer refuses the request (a ledger check, a
 route's parameter validation, routing itself, the body limit), has the same
 body: `error` (a machine-readable code) and `message` (for people). The
 status comes from the class of the `LedgerError` (`http_status`); FastAPI's
-own validation errors are `invalid_request` (400). Anything else is a bug:
+own validation errors are `invalid_request` (400). A refusal that time may
+cure (a full mempool, a signer at its quota) also says how long to wait, in
+the `Retry-After` header. Anything else is a bug:
 it answers 500 `internal_error` and tells the client nothing more.
 """
 
@@ -70,7 +72,7 @@ class RateLimited(LedgerError):
 
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
-        self.headers = {"retry-after": str(retry_after_s)}
+        self.retry_after_s = retry_after_s
 
 
 class BodyTooLarge(LedgerError):
@@ -80,14 +82,25 @@ class BodyTooLarge(LedgerError):
     http_status = 413
 
 
+class ServerBusy(LedgerError):
+    """The node holds as many request bodies as it may at once; the request may succeed shortly."""
+
+    code = "server_busy"
+    http_status = 503
+    retry_after_s = 1
+
+
 def error_body(code: str, message: str) -> dict[str, str]:
     return {"error": code, "message": message}
 
 
 def error_response(exc: LedgerError) -> JSONResponse:
-    """The answer to `exc`: its class's status, the error body, and the headers its class adds."""
-    headers: dict[str, str] | None = getattr(exc, "headers", None)
-    return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.http_status, headers=headers)
+    """The answer to `exc`: its class's status, the error body, the headers its class adds, and `Retry-After`
+    if time may cure it."""
+    headers: dict[str, str] = dict(getattr(exc, "headers", {}))
+    if exc.retry_after_s is not None:
+        headers["retry-after"] = str(exc.retry_after_s)
+    return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.http_status, headers=headers or None)
 
 
 def describe_validation(errors: Sequence[Any]) -> str:

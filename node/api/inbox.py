@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from node.api.errors import BodyTooLarge, InvalidRequest
 from node.api.limits import read_capped_body
 from p2p.envelope import DEFAULT_MAX_ENVELOPE_BYTES
 from p2p.transport import P2P_PATH
@@ -37,11 +38,14 @@ class InboxMiddleware:
             await self.app(scope, receive, send)
             return
         node = scope["app"].state.node
-        body = await read_capped_body(scope, receive, MAX_INBOX_BYTES)
-        if body is None:
+        try:
+            body = await read_capped_body(scope, receive, MAX_INBOX_BYTES)
+        except BodyTooLarge:
             node.oversized_requests += 1
             await _respond(send, 413, [(b"connection", b"close")])
             return
+        except InvalidRequest:
+            return  # the peer left before its frame was complete: nobody to answer
         client = scope.get("client")
         accepted = await node.transport.receive(body, client[0] if client else None)
         await _respond(send, 202, [(b"x-accepted", str(accepted).encode())])

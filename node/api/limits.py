@@ -1,4 +1,5 @@
-"""Request limits: body size, enforced before a body is held whole, and a rate per API token.
+"""Request limits: body size, enforced before a body is held whole, per request and over all requests at
+once, and a rate per API token.
 
 `BodyLimitMiddleware` sits in front of every route but the envelope inbox
 (which applies its own, larger limit the same way). A declared
@@ -6,6 +7,13 @@ Content-Length over the limit is refused with 413 without reading anything;
 a body streamed without one, or longer than it declared, is cut off as soon
 as it passes the limit. Only then does the route see the body, so no route
 parses more than `MAX_BODY_BYTES`, whatever it does with it.
+
+A limit per request does not bound memory by itself: many connections, each
+under the limit, together hold as much as they send. So the bytes of bodies
+held at once, by all requests together, come from one `BodyBudget`
+(`MAX_BODIES_IN_FLIGHT`): a body is charged as its bytes arrive and given
+back when its request has been answered, and a request whose next bytes do
+not fit is refused with 503 `server_busy` and `Retry-After`.
 
 `RateLimiter` keeps a token bucket per API token; a request over the rate is
 answered 429 with `Retry-After`. Page sizes and batch sizes are bounded where
@@ -21,10 +29,14 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from node.api.errors import BodyTooLarge, RateLimited, error_body
+from ledger.errors import LedgerError
+from node.api.errors import BodyTooLarge, InvalidRequest, RateLimited, ServerBusy, error_body
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """Largest body of an API request: a full batch of ordinary txs as JSON fits several times over."""
+
+MAX_BODIES_IN_FLIGHT = 64 * 1024 * 1024
+"""Most bytes of API request bodies held at once by all requests together (four bodies at the limit)."""
 
 MAX_PAGE = 500
 """Most items one page of a list answers."""
@@ -33,52 +45,102 @@ DEFAULT_PAGE = 100
 """Items of a page when the client does not say."""
 
 
-async def read_capped_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is known to exceed `limit` bytes."""
+def _no_charge(size: int) -> None:
+    return None
+
+
+async def read_capped_body(
+    scope: Scope, receive: Receive, limit: int, charge: Callable[[int], None] = _no_charge
+) -> bytes:
+    """The request body; raises `BodyTooLarge` as soon as it is known to exceed `limit` bytes, and
+    `InvalidRequest` if the client leaves before it is complete. Each part is passed to `charge` (which may
+    refuse it by raising) before it is kept."""
     for name, value in scope["headers"]:
         if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-            return None
-    body = bytearray()
+            raise BodyTooLarge(f"request body is larger than {limit} bytes")
+    parts: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return None
-        body += message.get("body", b"")
-        if len(body) > limit:
-            return None
+            raise InvalidRequest("the client went away before its body was complete")
+        part = message.get("body", b"")
+        size += len(part)
+        if size > limit:
+            raise BodyTooLarge(f"request body is larger than {limit} bytes")
+        charge(len(part))
+        parts.append(part)
         if not message.get("more_body", False):
-            return bytes(body)
+            return b"".join(parts)
+
+
+class BodyBudget:
+    """The bytes of request bodies that all requests together may hold at once."""
+
+    def __init__(self, limit: int = MAX_BODIES_IN_FLIGHT) -> None:
+        self.limit = limit
+        self.held = 0
+        """Bytes charged and not yet given back."""
+        self.refused = 0
+        """Requests refused because their body did not fit."""
+
+    def charge(self, size: int) -> None:
+        if self.held + size > self.limit:
+            self.refused += 1
+            raise ServerBusy(f"the node holds {self.held} bytes of request bodies, its bound; retry shortly")
+        self.held += size
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
 
 
 class BodyLimitMiddleware:
-    """Reads each request's body up to `limit` bytes, answers 413 past it, and replays it to the app."""
+    """Reads each request's body up to `limit` bytes, charged to `budget`, answers 413 or 503 when it does not
+    fit, and replays it to the app."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, budget: BodyBudget | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.budget = budget if budget is not None else BodyBudget()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = await read_capped_body(scope, receive, self.limit)
-        if body is None:
-            refusal = BodyTooLarge(f"request body is larger than {self.limit} bytes")
-            content = json.dumps(error_body(refusal.code, str(refusal))).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
-            await send({"type": "http.response.start", "status": refusal.http_status, "headers": headers})
-            await send({"type": "http.response.body", "body": content})
-            return
-        replayed = False
+        charged = 0
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        def charge(size: int) -> None:
+            nonlocal charged
+            self.budget.charge(size)
+            charged += size
 
-        await self.app(scope, replay, send)
+        try:
+            try:
+                body = await read_capped_body(scope, receive, self.limit, charge)
+            except LedgerError as refusal:
+                await _refuse(send, refusal)
+                return
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await self.app(scope, replay, send)
+        finally:
+            self.budget.give_back(charged)
+
+
+async def _refuse(send: Send, refusal: LedgerError) -> None:
+    content = json.dumps(error_body(refusal.code, str(refusal))).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    if refusal.retry_after_s is not None:
+        headers.append((b"retry-after", str(refusal.retry_after_s).encode()))
+    await send({"type": "http.response.start", "status": refusal.http_status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
 
 
 class RateLimiter:

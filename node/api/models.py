@@ -21,6 +21,10 @@ class TxIn(BaseModel):
     signer: str = Field(examples=["store-1"])
     nonce: int
     payload: dict[str, Any]
+    valid_until: int = Field(
+        description="Last height of a block that may take this tx (at most 10,000 beyond the next block);"
+        " `tx_valid_until` of `GET /v1/status` is a sensible value"
+    )
     signature: str = Field(description="Ed25519 signature, hex, over the canonical msgpack of the other fields")
 
 
@@ -66,6 +70,8 @@ class Status(BaseModel):
     """Height of the last PREPARE or COMMIT this replica signed since it started."""
     validators: list[str]
     mempool: int
+    tx_valid_until: int
+    """A `valid_until` for a tx signed now: the head height plus the default window of 1,000 blocks."""
     base_height: int = 0
     """Lowest block this node holds: 1 normally, the snapshot height if it joined by state sync, 0 when empty."""
     p2p_oversized_requests: int = 0

@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 import msgpack
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
 from ledger.encoding import decode
@@ -28,6 +28,11 @@ NodeDep = Annotated[Node, Depends(get_node)]
 Caller = Annotated[Principal, Depends(authorize(None))]
 
 
+def get_source(request: Request) -> str:
+    """The client's address, to which failed signature checks are charged."""
+    return request.client.host if request.client else "unknown"
+
+
 def tx_from_json(body: TxIn) -> Tx:
     wire = body.model_dump()
     try:
@@ -41,12 +46,15 @@ def tx_from_json(body: TxIn) -> Tx:
     "/tx",
     status_code=202,
     response_model=TxAccepted,
-    responses={400: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    responses={400: {"model": ErrorBody}, 429: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     summary="Submit one signed tx",
 )
-async def post_tx(body: TxIn, node: NodeDep) -> Any:
-    """Admit a signed tx into the mempool. Answers 202 with the tx id; follow it with `GET /v1/tx/{tx_id}`."""
-    (result,) = node.submit([tx_from_json(body)])
+async def post_tx(body: TxIn, request: Request, node: NodeDep) -> Any:
+    """Admit a signed tx into the mempool. Answers 202 with the tx id; follow it with `GET /v1/tx/{tx_id}`.
+    A signer with its quota of txs waiting gets 429 `signer_over_quota`, a full mempool 503 `mempool_full`,
+    an address that sent too many txs with failing signatures 429 `signature_checks_exhausted`; all carry
+    `Retry-After` (seconds)."""
+    (result,) = node.submit([tx_from_json(body)], get_source(request))
     if result.error is not None:
         raise result.error
     return TxAccepted(tx_id=result.tx_id.hex())
@@ -66,14 +74,19 @@ async def post_tx(body: TxIn, node: NodeDep) -> Any:
         }
     },
 )
-async def post_txs(request: Request, node: NodeDep) -> Any:
+async def post_txs(request: Request, response: Response, node: NodeDep) -> Any:
     """Admit a batch; each tx gets its own verdict, in order. More than `MAX_BATCH` txs are refused
-    before any of them is parsed."""
+    before any of them is parsed. If a tx was refused for want of room (`mempool_full`,
+    `signer_over_quota`), the answer carries `Retry-After`: send those txs again after that many seconds."""
     raw = await request.body()
     if request.headers.get("content-type", "").startswith("application/msgpack"):
         txs = [tx_from_wire(item) for item in _decode_msgpack_batch(raw)]
     else:
         txs = [tx_from_json(_validate_json_tx(index, item)) for index, item in enumerate(_decode_json_batch(raw))]
+    results = node.submit(txs, get_source(request))
+    waits = [r.error.retry_after_s for r in results if r.error is not None and r.error.retry_after_s is not None]
+    if waits:
+        response.headers["Retry-After"] = str(max(waits))
     return [
         TxBatchResult(
             tx_id=r.tx_id.hex(),
@@ -81,7 +94,7 @@ async def post_txs(request: Request, node: NodeDep) -> Any:
             error=None if r.error is None else r.error.code,
             message=None if r.error is None else str(r.error),
         )
-        for r in node.submit(txs)
+        for r in results
     ]
 
 

@@ -6,8 +6,11 @@ node holds for it (`clients/<identity>.key` in the home), and admits the tx.
 
 - `Idempotency-Key`: the tx's nonce is derived from the identity and the key,
   so the same key and body make the very same tx (the same id, committed at
-  most once); the node remembers the key with a hash of the request, and the
-  same key with another body is 409.
+  most once); the node remembers the key with a hash of the request and the
+  tx's `valid_until`, and the same key with another body is 409. The tx is
+  signed with the node's suggested window (`Node.suggest_valid_until`); a
+  retry after that window answers the first result if the tx was committed,
+  and `expired_transaction` if it never was.
 - `?wait=commit`: the answer waits (up to `COMMIT_WAIT_S`) until the tx is
   committed and is 200 with its receipt and the resource as it now is;
   otherwise, or if it is not committed in time, 202 with the tx id and a
@@ -87,6 +90,15 @@ async def submit_as(
     key_file = node.home / CLIENTS_DIR / f"{identity.id}.key"
     if not key_file.exists():
         raise Forbidden(f"this node holds no key for {identity.id}: make the token with `--key`")
+    valid_until = node.suggest_valid_until()
+    remember = f"idem/{identity.id}/{idempotency_key}".encode()
+    request_hash = hashlib.sha256(encode({"kind": kind, "payload": payload})).digest()
+    known = None if idempotency_key is None else node.store.get_local(remember)
+    if known is not None:
+        record = decode(known)
+        if record["request"] != request_hash:
+            raise Conflict(f"Idempotency-Key {idempotency_key!r} was used with another request")
+        valid_until = record["valid_until"]
     tx = make_tx(
         node.genesis.chain_id,
         kind,
@@ -94,15 +106,10 @@ async def submit_as(
         _nonce(identity.id, idempotency_key),
         payload,
         PrivateKey.load(key_file),
+        valid_until=valid_until,
     )
-    if idempotency_key is not None:
-        remember = f"idem/{identity.id}/{idempotency_key}".encode()
-        request_hash = hashlib.sha256(encode({"kind": kind, "payload": payload})).digest()
-        known = node.store.get_local(remember)
-        if known is not None and decode(known)["request"] != request_hash:
-            raise Conflict(f"Idempotency-Key {idempotency_key!r} was used with another request")
-        if known is None:
-            node.store.put_local(remember, encode({"request": request_hash, "tx_id": tx.id}))
+    if idempotency_key is not None and known is None:
+        node.store.put_local(remember, encode({"request": request_hash, "tx_id": tx.id, "valid_until": valid_until}))
     if node.store.get_tx_location(tx.id) is None:
         (admitted,) = node.submit([tx])
         if admitted.error is not None:

@@ -1,5 +1,6 @@
 """What one client can send to the HTTP API: every bad input gets a 4xx with the JSON error body, the same
-rules hold for JSON and msgpack, and no body is read past its limit.
+rules hold for JSON and msgpack, no body is read past its limit, a signer over its mempool quota is told when
+to retry, and an address pays for at most a budget of failed signature checks.
 
 One real node (a single validator, so it commits on its own) runs inside the test client.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +19,17 @@ import msgpack
 import pytest
 from fastapi.testclient import TestClient
 
+from ledger import tx as tx_module
 from ledger.keys import PrivateKey
-from ledger.tx import MAX_TX_DEPTH, Tx, make_tx
+from ledger.tx import MAX_TX_DEPTH, MAX_TX_WINDOW, Tx, make_tx
 from node.api.app import create_app
+from node.api.errors import error_response
 from node.api.limits import MAX_BODY_BYTES
 from node.api.txs import MAX_BATCH
+from node.config import NodeConfig
 from node.home import create_network
+from node.mempool import RETRY_AFTER_S, MempoolFull, SignerOverQuota
+from p2p.inbox import SourceBudget
 from tests.adversarial.hostile import deep_array
 from tests.helpers.api import bearer, make_token
 
@@ -37,7 +45,15 @@ class Client:
 
     def tx(self, payload: dict[str, Any] | None = None) -> Tx:
         self.nonce += 1
-        return make_tx(self.chain_id, "order.create", "channel-1", self.nonce, payload or {"ref": "r"}, self.key)
+        return make_tx(
+            self.chain_id,
+            "order.create",
+            "channel-1",
+            self.nonce,
+            payload or {"ref": "r"},
+            self.key,
+            valid_until=MAX_TX_WINDOW,
+        )
 
 
 def as_json(tx: Tx) -> dict[str, Any]:
@@ -48,14 +64,21 @@ def as_msgpack(items: list[dict[str, Any]]) -> bytes:
     return msgpack.packb(items, use_bin_type=True)
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    root = Path(tmp_path_factory.mktemp("api"))
+@contextmanager
+def node_client(root: Path, **settings: Any) -> Iterator[Client]:
+    """A single-validator node in `root` (with `settings` in its config.toml) and a client of it."""
     genesis = create_network([root / "node"], [27990], root / "clients")
+    replace(NodeConfig.load(root / "node"), **settings).save(root / "node")
     key = PrivateKey.load(root / "clients" / "channel-1.key")
     app = create_app(root / "node")
     with TestClient(app, raise_server_exceptions=False, headers=bearer(make_token(root / "node"))) as http:
         yield Client(http, genesis.chain_id, key)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    with node_client(Path(tmp_path_factory.mktemp("api"))) as one:
+        yield one
 
 
 def assert_refused(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
@@ -171,3 +194,54 @@ def test_a_payload_at_the_tx_depth_bound_is_admitted_and_one_deeper_is_refused(c
     assert client.http.post("/v1/tx", json=as_json(client.tx({"deep": value}))).status_code == 202
     deeper = {**as_json(client.tx()), "payload": {"deep": [value]}}
     assert_refused(client.http.post("/v1/tx", json=deeper), 400, "invalid_transaction")
+
+
+@pytest.fixture
+def fresh_client(tmp_path: Path) -> Iterator[Client]:
+    """A node of its own whose mempool takes at most 2 txs of one signer at once."""
+    with node_client(tmp_path, mempool_signer_max_txs=2) as one:
+        yield one
+
+
+def test_a_signer_over_its_mempool_quota_is_told_to_retry_later(fresh_client: Client) -> None:
+    batch = [fresh_client.tx() for _ in range(3)]
+    response = fresh_client.http.post("/v1/txs", content=as_msgpack([tx.to_wire() for tx in batch]), headers=MSGPACK)
+    assert response.status_code == 202 and response.headers["retry-after"] == str(RETRY_AFTER_S)
+    assert [verdict["error"] for verdict in response.json()] == [None, None, "signer_over_quota"]
+
+
+def test_a_refusal_for_room_answers_its_status_with_retry_after() -> None:
+    for refusal, status in ((SignerOverQuota("at quota"), 429), (MempoolFull("full"), 503)):
+        response = error_response(refusal)
+        assert (response.status_code, response.headers["retry-after"]) == (status, str(RETRY_AFTER_S))
+
+
+@pytest.fixture
+def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts tx signature checks."""
+    calls: list[int] = []
+    real = tx_module.verify
+
+    def counting(public_key: bytes, message: bytes, signature: bytes) -> None:
+        calls.append(1)
+        real(public_key, message, signature)
+
+    monkeypatch.setattr(tx_module, "verify", counting)
+    return calls
+
+
+def test_an_address_spends_its_failed_signature_checks_then_is_refused_unchecked(
+    fresh_client: Client, signature_checks: list[int]
+) -> None:
+    frozen = SourceBudget(clock=lambda: 0.0)
+    fresh_client.http.app.state.node.admission.budget = frozen  # type: ignore[attr-defined]
+    forged = [{**fresh_client.tx().to_wire(), "signature": bytes(64)} for _ in range(200)]
+    response = fresh_client.http.post("/v1/txs", content=as_msgpack(forged), headers=MSGPACK)
+    errors = [verdict["error"] for verdict in response.json()]
+    budget = int(frozen.capacity)
+    assert errors == ["invalid_signature"] * budget + ["signature_checks_exhausted"] * (200 - budget)
+    assert len(signature_checks) == budget, "a spent address costs no signature check"
+    assert response.headers["retry-after"] == "1"
+    refused = fresh_client.http.post("/v1/tx", json=as_json(fresh_client.tx()))
+    assert_refused(refused, 429, "signature_checks_exhausted")
+    assert refused.headers["retry-after"] == "1"

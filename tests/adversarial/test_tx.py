@@ -86,7 +86,7 @@ def test_signed_bytes_start_with_the_chain_and_the_domain_tag() -> None:
 
 def test_the_same_fields_on_another_chain_have_another_id() -> None:
     key = NETWORK.keys["channel-1"]
-    other = make_tx("other-chain", TX.kind, TX.signer, TX.nonce, TX.payload, key)
+    other = make_tx("other-chain", TX.kind, TX.signer, TX.nonce, TX.payload, key, valid_until=TX.valid_until)
     assert other.id != TX.id
     with pytest.raises(InvalidSignature):
         dataclasses.replace(other, signature=TX.signature, body=b"").verify_signature(key.public)

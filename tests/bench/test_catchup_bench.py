@@ -93,7 +93,7 @@ def commit_orders(devnet: Devnet, live: list[int], baskets: list[Basket]) -> tup
     returns their height and head hash."""
     clients = [devnet.client(i, timeout=60) for i in live]
     try:
-        signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+        signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, clients[0].tx_valid_until)
         tag = f"{time.time_ns() % 10**9:09d}"
         prepare_stock(clients[0], signer, devnet, baskets, tag)
         txs = make_orders(signer, baskets, tag)

@@ -42,11 +42,11 @@ class SingleNode:
         omsnode("init", "--home", str(home), "--port", str(port))
         self.url = f"http://127.0.0.1:{port}"
         self.genesis = Genesis.load(home / "genesis.json")
-        self.signer = Signer(self.genesis.chain_id, home / "clients")
         self.process: subprocess.Popen[bytes] | None = None
         self.token = self.make_token("operator-1", "all")
         """An operator token with every scope."""
         self.client = NodeClient(self.url, token=self.token)
+        self.signer = Signer(self.genesis.chain_id, home / "clients", self.client.tx_valid_until)
 
     def make_token(self, identity: str, scopes: str, *flags: str) -> str:
         """A new API token, made with `omsnode token create` as an operator would."""

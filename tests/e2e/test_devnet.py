@@ -48,7 +48,7 @@ def test_status_json_has_the_agreed_keys(devnet_dir: Any) -> None:
 
 
 def test_txs_sent_to_any_node_commit_on_all(devnet: Devnet) -> None:
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, devnet.client(0).tx_valid_until)
     ids = []
     for node in devnet.nodes:
         client = devnet.client(node.index)
@@ -66,12 +66,12 @@ def test_txs_sent_to_any_node_commit_on_all(devnet: Devnet) -> None:
 
 def test_killed_primary_is_replaced_and_restarted_node_catches_up(devnet: Devnet) -> None:
     root = str(devnet.root)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
     primary = devnet.status(0)["primary"]
     victim = int(primary.split("-")[1])
     omsnode("devnet", "kill", "--dir", root, "--node", str(victim))
     survivors = [n for n in devnet.nodes if n.index != victim]
     client = devnet.client(survivors[0].index)
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
     before = client.status()
     committed = [client.submit(sku_tx(signer, f"AFTER-KILL-{i}")) for i in range(5)]
     for tx_id in committed:
@@ -99,8 +99,8 @@ def test_junk_flood_on_p2p_leaves_the_api_serving(devnet: Devnet) -> None:
             body = bytes([i % 256]) * (i * 37 % 2000) if i % 3 else b"\x91\xc4\x03abc"
             assert http.post("/p2p", content=body).status_code < 500
         assert http.get("/v1/status").json()["height"] >= height
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
     client = devnet.client(1)
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
     assert client.wait(client.submit(sku_tx(signer, "AFTER-JUNK")), timeout=60)["status"] == "committed"
     client.close()
 

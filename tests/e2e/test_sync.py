@@ -3,7 +3,8 @@
 A 4-node devnet with one tx per block and a short checkpoint interval keeps
 committing while one node is down; the node must come back to the same head
 hash and the same state commitment as the others, through the HTTP API only.
-The killed node misses 2,000 blocks.
+The killed node misses 2,000 blocks. A node that joined by state sync refuses
+a tx committed before its snapshot, which it never saw, as a replay.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from devnet.client import NodeError, Signer
 from devnet.network import Devnet
 from ledger.genesis import ConsensusParams
+from ledger.tx import Tx
 from tests.helpers.devnet import load, node_process, status, wait_converged, wipe
 
 pytestmark = [pytest.mark.e2e]
@@ -65,8 +68,19 @@ def test_wiped_node_rejoins_by_itself(net: Devnet) -> None:
     wait_converged(net, after)
 
 
-def test_fresh_node_state_syncs_to_the_same_state_commitment(net: Devnet) -> None:
+def commit_one(net: Devnet) -> Tx:
+    """A catalogue tx committed through node 0."""
+    client = net.client(0)
+    signer = Signer(net.genesis.chain_id, net.clients_dir, client.tx_valid_until)
+    tx = signer.tx("operator-1", "sku.upsert", {"sku": "OLD", "price": 1, "currency": "EUR", "tax_class": "standard"})
+    assert client.wait(client.submit(tx), timeout=60)["status"] == "committed"
+    client.close()
+    return tx
+
+
+def test_fresh_node_state_syncs_to_the_same_state_commitment_and_refuses_old_txs(net: Devnet) -> None:
     node = net.nodes[1]
+    old = commit_one(net)
     net.kill(1)
     wipe(net, 1)
     height = load(net, 0, "SNAPSHOT", seconds=LOAD_SECONDS)
@@ -75,6 +89,13 @@ def test_fresh_node_state_syncs_to_the_same_state_commitment(net: Devnet) -> Non
         synced = status(node.url)
         assert synced is not None
         base = synced["base_height"]
+        replay = net.client(1)
+        with pytest.raises(NodeError) as refused:
+            replay.submit(old)
+        assert (refused.value.status, refused.value.body["error"]) == (400, "duplicate_transaction")
+        below = replay.http.get(f"/v1/tx/{old.id.hex()}")
+        assert below.status_code == 404, "the tx is below the snapshot: this node holds no block of it"
+        replay.close()
         text = (node.home / "state-sync.log").read_text()
         assert "state sync: loaded" in text, text[-2000:]
         assert base > 1 and base % CHECKPOINT_INTERVAL == 0

@@ -7,7 +7,7 @@ from typing import Any
 
 from ledger.genesis import ConsensusParams, Genesis, Identity
 from ledger.keys import PrivateKey
-from ledger.tx import Tx, make_tx
+from ledger.tx import MAX_TX_WINDOW, Tx, make_tx
 
 CHAIN_ID = "oms-test"
 
@@ -19,10 +19,14 @@ class Network:
     genesis: Genesis
     keys: dict[str, PrivateKey] = field(default_factory=dict)
     nonce: int = 0
+    valid_until: int = MAX_TX_WINDOW
+    """The `valid_until` of the txs `tx` signs: by default, any block from 1 to `MAX_TX_WINDOW` may take them."""
 
     def tx(self, signer: str, kind: str, payload: dict[str, Any]) -> Tx:
         self.nonce += 1
-        return make_tx(self.genesis.chain_id, kind, signer, self.nonce, payload, self.keys[signer])
+        return make_tx(
+            self.genesis.chain_id, kind, signer, self.nonce, payload, self.keys[signer], valid_until=self.valid_until
+        )
 
 
 def make_network(

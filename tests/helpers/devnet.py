@@ -41,8 +41,8 @@ def status(url: str) -> dict[str, Any] | None:
 def load(devnet: Devnet, via: int, tag: str, *, seconds: float = 60.0, until_height: int = 0) -> int:
     """Send batches of 20 one-tx-each catalogue updates to node `via`, each batch waited for,
     for `seconds` or until the chain reaches `until_height`; returns the height reached."""
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir)
     client = devnet.client(via)
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
     deadline = time.monotonic() + seconds
     sent = 0
     height: int = client.status()["height"]

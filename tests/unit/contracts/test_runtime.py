@@ -89,7 +89,7 @@ def test_a_rejected_tx_changes_nothing(contracts: ContractSet, net: Network) -> 
 def test_signer_kind_and_role_are_checked_before_the_rule(
     contracts: ContractSet, net: Network, signer: str, kind: str, code: str
 ) -> None:
-    tx = Tx(net.genesis.chain_id, kind, signer, 1, {"name": "a", "amount": 1}, b"", b"x" * 32)
+    tx = Tx(net.genesis.chain_id, kind, signer, 1, {"name": "a", "amount": 1}, net.valid_until, b"", b"x" * 32)
     receipts, writes = execute(contracts, net, [tx])
     assert (receipts[0].ok, receipts[0].code) == (False, code)
     assert "counter/a" not in writes

@@ -1,9 +1,12 @@
-"""The mempool: stuck txs (and only those) are offered to the peers again."""
+"""The mempool: bounds overall and per signer, eviction by age and by window, and stuck txs (and only those)
+offered to the peers again."""
 
 from __future__ import annotations
 
-from ledger.tx import Tx
-from node.mempool import Mempool
+import pytest
+
+from ledger.tx import MAX_TX_WINDOW, Tx
+from node.mempool import RETRY_AFTER_S, Mempool, MempoolFull, SignerOverQuota
 from tests.helpers.builders import make_network
 
 NET = make_network(4)
@@ -35,3 +38,57 @@ def test_a_long_pool_on_a_busy_chain_is_not_offered_again_until_blocks_pass_it_b
     pool.remove([backlog[0].id])
     assert pool.take_unproposed(now_ms=60_000, height=18, age_ms=AGE, min_blocks=8, max_txs=3) == backlog[1:4]
     assert pool.take_unproposed(now_ms=60_000, height=18, age_ms=AGE, min_blocks=8, max_txs=3) == backlog[4:]
+
+
+def test_one_signer_cannot_fill_the_pool():
+    pool = Mempool(max_txs=8, signer_max_txs=3)
+    flood = txs(4)
+    for tx in flood[:3]:
+        assert pool.add(tx, 100, now_ms=0)
+    with pytest.raises(SignerOverQuota) as refused:
+        pool.add(flood[3], 100, now_ms=0)
+    assert (refused.value.http_status, refused.value.retry_after_s) == (429, RETRY_AFTER_S)
+    other = NET.tx("operator-1", "sku.upsert", {"sku": "S"})
+    assert pool.add(other, 100, now_ms=0), "another signer still finds room"
+    pool.remove([flood[0].id])
+    assert pool.add(flood[3], 100, now_ms=0), "a committed tx frees its signer's quota"
+    assert pool.get_share("channel-1") == (3, 300) and pool.refused_over_quota == 1
+
+
+def test_the_byte_quota_counts_too():
+    pool = Mempool(max_bytes=10_000, signer_max_bytes=250)
+    first, second = txs(2)
+    pool.add(first, 200, now_ms=0)
+    with pytest.raises(SignerOverQuota):
+        pool.add(second, 100, now_ms=0)
+
+
+def test_a_full_pool_refuses_with_retry_after_and_evicts_only_by_age():
+    pool = Mempool(max_txs=2, signer_max_txs=3, ttl_ms=1000)
+    old, young, late = txs(3)
+    pool.add(old, 100, now_ms=0)
+    pool.add(young, 100, now_ms=600)
+    with pytest.raises(MempoolFull) as refused:
+        pool.add(late, 100, now_ms=900)
+    assert (refused.value.http_status, refused.value.retry_after_s) == (503, RETRY_AFTER_S)
+    assert pool.add(late, 100, now_ms=1000), "the tx that waited ttl_ms made room"
+    assert old.id not in pool and pool.evicted == 1
+    pool.evict_stale(now_ms=1600)
+    assert young.id not in pool and late.id in pool and pool.get_share("channel-1") == (1, 100)
+
+
+def test_txs_whose_window_closed_are_dropped_after_a_block():
+    pool = Mempool()
+    NET.valid_until = 5
+    short = txs(2)
+    NET.valid_until = 9
+    longer = txs(1)
+    NET.valid_until = MAX_TX_WINDOW
+    for tx in short + longer:
+        pool.add(tx, 100, now_ms=0)
+    pool.remove([short[0].id])
+    pool.drop_expired(5)
+    assert len(pool) == 2, "the committed tx is gone; the others may still be taken at height 5"
+    pool.drop_expired(6)
+    assert [tx.id in pool for tx in short + longer] == [False, False, True]
+    assert pool.get_share("channel-1") == (1, 100) and pool.bytes == 100

@@ -67,7 +67,11 @@ def commit(client: TestClient, tx: Tx) -> dict[str, Any]:
 
 def test_metrics_follow_commits(client: TestClient, tmp_path: Path) -> None:
     home = tmp_path / "node-0"
-    signer = Signer(Genesis.load(home / GENESIS_FILE).chain_id, home / CLIENTS_DIR)
+    signer = Signer(
+        Genesis.load(home / GENESIS_FILE).chain_id,
+        home / CLIENTS_DIR,
+        lambda: int(client.get("/v1/status").json()["tx_valid_until"]),
+    )
     before = parse(client.get("/metrics").text)
     assert value(before, "oms_blocks_committed_total") == 0
     assert value(before, "oms_txs_committed_total", result="accepted") == 0
