@@ -28,7 +28,7 @@ from p2p.inbox import encode_frame
 from tests.adversarial.hostile import deep_array, deep_map
 from tests.helpers.devnet import wait_converged
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e]
 
 MSGPACK = {"content-type": "application/msgpack"}
 JSON = {"content-type": "application/json"}

@@ -18,7 +18,7 @@ from schemathesis.checks import not_a_server_error
 
 from devnet.network import Devnet
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("openapi")]
+pytestmark = [pytest.mark.e2e]
 
 EXAMPLES = int(os.environ.get("OMS_FUZZ_EXAMPLES", "8"))
 """Requests generated per route."""
