@@ -184,7 +184,9 @@ def test_a_copy_of_an_admitted_tx_with_broken_signature_is_refused(client: Clien
     assert_refused(client.http.post("/v1/tx", json=broken), 400, "invalid_signature")
     body = as_msgpack([{**tx.to_wire(), "signature": tx.signature[::-1]}])
     verdicts = client.http.post("/v1/txs", content=body, headers=MSGPACK).json()
-    assert verdicts[0]["error"] == "invalid_signature"
+    # By now the genuine tx may have committed: a copy of a committed tx is refused as a duplicate before any
+    # signature check (replays cost no verification); while it waits in the mempool the copy's signature is checked.
+    assert verdicts[0]["error"] in ("invalid_signature", "duplicate_transaction")
 
 
 def test_a_payload_at_the_tx_depth_bound_is_admitted_and_one_deeper_is_refused(client: Client) -> None:
