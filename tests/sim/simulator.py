@@ -50,7 +50,7 @@ from consensus.messages import Message, NewView, PreparedCertificate, decode_mes
 from consensus.records import load_records as load_replica_records
 from consensus.replica import VIEW_TIMER, Replica
 from ledger.block import Block, CommitCertificate, verify_certificate
-from ledger.encoding import encode
+from ledger.encoding import encode, hash_value
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.genesis import ConsensusParams
 from ledger.keys import PrivateKey
@@ -114,8 +114,8 @@ class CrashPoint:
 class Lose:
     """A rule of a staged schedule: messages that match are always lost."""
 
-    kind: str
-    """Message class name (`Commit`, `ViewChange`, ...)."""
+    kind: str | None
+    """Message class name (`Commit`, `ViewChange`, ...); None for every kind."""
     view: int | None = None
     height: int | None = None
     sender: str | None = None
@@ -124,7 +124,7 @@ class Lose:
 
     def matches(self, message: Message, sender: str, receiver: str) -> bool:
         return (
-            type(message).__name__ == self.kind
+            self.kind in (None, type(message).__name__)
             and self.view in (None, getattr(message, "view", None))
             and self.height in (None, getattr(message, "height", None))
             and self.sender in (None, sender)
@@ -282,6 +282,7 @@ class Simulator:
         self.acknowledged: set[bytes] = set()
         self.lost: set[bytes] = set()
         self.decided: dict[int, tuple[str, bytes]] = {}
+        """Height -> the first honest endpoint to commit it and the hash of the whole block it committed."""
         self.violations: list[Violation] = []
         self.partition: Partition | None = None
         self.fair_at = faults.fair_after_ms
@@ -303,7 +304,7 @@ class Simulator:
     def _plan_faults(self) -> None:
         fair = self.faults.fair_after_ms
         for _ in range(self.faults.txs):
-            self.schedule(self.rng.randrange(0, fair + 1000), "submit", None)
+            self.schedule(self.rng.randrange(0, fair + 1000), "submit")
         for _ in range(self.faults.crashes):
             victim = self.rng.choice(self.honest)
             down_at = self.rng.randrange(0, max(fair - 200, 1))
@@ -328,7 +329,7 @@ class Simulator:
     def run(self) -> Outcome:
         """Run until every acknowledged tx is committed by every honest endpoint, the bound passes, or safety breaks."""
         self.boot()
-        deadline = self.fair_at + self.faults.liveness_bound_ms
+        deadline = max(self.fair_at, self.now) + self.faults.liveness_bound_ms
         is_live = self.advance(lambda: self.is_fair() and self.is_all_committed(), deadline)
         if not self._queue and self.is_all_committed():
             is_live = True  # every tx committed before the network turned fair, and nothing is left to happen
@@ -343,6 +344,7 @@ class Simulator:
                 return True
             time, _, kind, payload = self._queue[0]
             if time > until_ms:
+                self.now = until_ms
                 break
             heapq.heappop(self._queue)
             self.now = time
@@ -406,15 +408,21 @@ class Simulator:
 
     # -- clients and gossip -------------------------------------------------------
 
-    def _on_submit(self, tx: Tx | None) -> None:
-        """A client sends a tx to a node it picks; if that node is down it retries with another later."""
-        if tx is None:
-            key = f"k{self.rng.randrange(8)}"
-            tx = self.network.tx("channel-1", SET_KIND, {"key": key, "value": self.rng.randrange(1000)})
-            self.submitted[tx.id] = tx
-        node = self.nodes[self.rng.choice(list(self.nodes))]
+    def submit(self, to: str | None = None) -> None:
+        """A client makes a new tx and sends it to endpoint `to` (or to one it picks)."""
+        key = f"k{self.rng.randrange(8)}"
+        tx = self.network.tx("channel-1", SET_KIND, {"key": key, "value": self.rng.randrange(1000)})
+        self.submitted[tx.id] = tx
+        self._on_send_tx(tx, to)
+
+    def _on_submit(self) -> None:
+        self.submit()
+
+    def _on_send_tx(self, tx: Tx, to: str | None) -> None:
+        """The client's attempt: if the node is down, it tries another one later."""
+        node = self.nodes[to or self.rng.choice(list(self.nodes))]
         if not node.is_up:
-            self.schedule(CLIENT_RETRY_MS, "submit", tx)
+            self.schedule(CLIENT_RETRY_MS, "send_tx", tx, None)
             return
         if node.name in self.honest:
             self.acknowledged.add(tx.id)
@@ -674,9 +682,9 @@ class Simulator:
     def _record_commit(self, node: SimNode, block: Block) -> None:
         """Check a newly committed block against the other honest endpoints, and clear its txs from the mempool."""
         if node.name in self.honest:
-            block_hash = block.hash()
-            first = self.decided.setdefault(block.height, (node.name, block_hash))
-            if first[1] != block_hash:
+            content = hash_value(block.to_wire())  # a block is all it contains: the same header over another body forks
+            first = self.decided.setdefault(block.height, (node.name, content))
+            if first[1] != content:
                 detail = f"seed {self.seed}: {first[0]} and {node.name} committed different blocks at {block.height}"
                 self._note(Violation("safety", detail))
             if len(node.app.committed_ids) != sum(len(b.txs) for b in node.app.blocks):

@@ -1,0 +1,124 @@
+"""Staged schedules that reproduce the forks and stalls of "No fork, ever", one test per finding.
+
+Each scenario stages the precise losses, crashes and lies of a finding and
+runs over a few seeds (which only choose message delays). A test asserts
+what must hold whatever the replica does: no fork, every tx committed
+everywhere, every replica able to restart. A finding the replica does not
+fix yet is marked as an expected failure, strictly, so the fix flips it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sim.network import isolate
+from tests.sim.scenario import (
+    STAGED,
+    Step,
+    crash_at,
+    heal,
+    lose,
+    partition,
+    run_staged,
+    submit,
+    until_asked_for_view,
+    until_decided,
+    until_view,
+)
+from tests.sim.simulator import Faults
+
+SEEDS = range(5)
+
+OTHERS = ("node-1", "node-2", "node-3")
+
+
+def byzantine(behaviour: str) -> Faults:
+    """A staged network where node 0 lies as `behaviour`."""
+    return Faults(txs=0, fair_after_ms=0, byzantine=(("node-0", behaviour),))
+
+
+def assert_safe_and_live(*steps: Step, faults: Faults = STAGED) -> None:
+    """Four validators take `steps` under every seed: no violation, every tx committed everywhere."""
+    for seed in SEEDS:
+        outcome = run_staged(4, *steps, seed=seed, faults=faults)
+        assert outcome.violations == [], f"seed {seed}: {outcome.violations}"
+        assert outcome.is_live, f"seed {seed}: stalled at heights {outcome.heights}"
+
+
+@pytest.mark.xfail(strict=True, reason="finding 1: a new primary behind the certified height proposes there")
+def test_finding_1_a_new_primary_behind_a_certified_height_proposes_nothing_there():
+    """Node 0 alone decides X at height 1; the new primary, still at height 0 and syncing, must not propose there."""
+    assert_safe_and_live(
+        lose("Commit", view=0, receivers=OTHERS),
+        lose("ViewChange", view=1, sender="node-3", receivers=("node-1",)),
+        submit(1),
+        until_decided("node-0", 1),
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="finding 2: a restarted replica forgets its prepared certificate")
+def test_finding_2_a_restarted_replica_remembers_what_it_prepared():
+    """Nodes 0-2 prepare X, only node 0 decides it; nodes 1 and 2 restart; the next view must re-propose X."""
+    assert_safe_and_live(
+        lose("Prepare", view=0, receivers=("node-3",)),
+        lose("Commit", view=0, receivers=OTHERS),
+        crash_at("node-1", "send commit", height=1),
+        crash_at("node-2", "send commit", height=1),
+        submit(1, to="node-3"),
+        until_decided("node-0", 1),
+        partition(lambda endpoints: isolate("node-0", endpoints)),
+        until_view("node-3", 1),
+        heal(),
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="finding 3: a verdict on a swapped body is cached under the genuine header")
+def test_finding_3_a_body_swapped_under_the_genuine_header_does_not_spoil_the_genuine_block():
+    """The Byzantine primary shows node 3 the right header over another body, then falls silent."""
+    assert_safe_and_live(
+        lose("Commit", view=0),
+        submit(1, to="node-1"),
+        until_asked_for_view("node-0", 1),
+        lose(None, sender="node-0"),
+        faults=byzantine("swap_body"),
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="finding 3: a view change with a swapped body wins the plan's tie-break")
+def test_finding_3_a_view_change_with_a_swapped_body_does_not_win_the_plan():
+    """Node 0's view change carries its prepared block's header over another body, and the new primary must take
+    it (node 3's is lost); node 3 never saw the genuine block; node 0 then falls silent."""
+    assert_safe_and_live(
+        lose("PrePrepare", view=0, receivers=("node-3",)),
+        lose("Commit", view=0),
+        lose("ViewChange", view=1, sender="node-3", receivers=("node-1",)),
+        submit(1, to="node-1"),
+        until_asked_for_view("node-0", 1),
+        lose(None, sender="node-0"),
+        faults=byzantine("swap_body_view_change"),
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="finding 9: a torn last record of the consensus log stops the node")
+def test_finding_9_a_replica_restarts_from_its_log_when_the_last_record_was_torn():
+    """Node 2 crashes while it writes its PREPARE: the record is cut short, and it must restart from the rest."""
+    assert_safe_and_live(crash_at("node-2", "persist prepare", height=1, torn="cut"), submit(3))
+
+
+@pytest.mark.parametrize("step", ["persist prepare", "persist prepared", "persist commit", "persist view_change"])
+def test_a_replica_restarts_when_the_record_it_was_writing_was_lost(step):
+    assert_safe_and_live(
+        lose("Commit", view=0, receivers=("node-2",)),
+        crash_at("node-2", step, torn="lost"),
+        submit(3),
+    )
+
+
+@pytest.mark.parametrize("step", ["send view_change", "persist new_view", "send commit", "decide"])
+def test_crashes_during_a_view_change_keep_the_chain_whole(step):
+    assert_safe_and_live(
+        lose("Commit", view=0, receivers=("node-2", "node-3")),
+        crash_at("node-1", step),
+        crash_at("node-2", step, down_ms=600),
+        submit(4),
+    )
