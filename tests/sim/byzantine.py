@@ -1,7 +1,8 @@
 """Byzantine validators for the simulator: an honest replica underneath, lies on the wire.
 
 Each behaviour rewrites what its node sends (`rewrite`) and may watch what it
-receives (`observe`):
+receives (`observe`). `honest` lies in nothing: a faulty validator whose
+faults a staged schedule adds step by step. The others:
 
 - `silent`: sends nothing (as primary, a silent primary);
 - `equivocate`: as primary, proposes one block to some replicas and another
@@ -394,6 +395,7 @@ class Fuzz(Honest):
 
 
 BEHAVIOURS: dict[str, type[Honest]] = {
+    "honest": Honest,
     "silent": Silent,
     "equivocate": Equivocate,
     "wrong_digest": WrongDigest,

@@ -5,7 +5,7 @@ validators; up to f faulty validators, each Byzantine (any behaviour of
 `tests.sim.byzantine`, the fuzzer included) or run as Twins; message drops,
 duplicates and delays; partitions of every shape; crashes at random instants
 and at chosen protocol steps, some tearing the record being written; skewed
-and drifting clocks; slow sync. `find_failure(seed)` runs it and checks that
+and drifting clocks, some far behind until stepped; slow sync. `find_failure(seed)` runs it and checks that
 no honest endpoints ever fork, no tx is committed twice, every restarted
 replica can read its log, and every acknowledged tx is committed everywhere
 once the network is fair.
@@ -47,7 +47,7 @@ CRASH_STEPS = (
 )
 """Protocol steps a schedule may crash a replica at."""
 
-BEHAVIOUR_NAMES = tuple(sorted(BEHAVIOURS))
+BEHAVIOUR_NAMES = tuple(sorted(set(BEHAVIOURS) - {"honest"}))
 """Byzantine behaviours a schedule may give a faulty validator that is not a twin."""
 
 TORN: tuple[Torn, ...] = ("none", "none", "lost", "cut")
@@ -98,6 +98,7 @@ def draw_schedule(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Schedule
     byzantine = tuple((vid, rng.choice(BEHAVIOUR_NAMES)) for vid in faulty if vid not in twins)
     honest = [vid for vid in ids if vid not in faulty]
     crash_points = tuple(_draw_crash_point(rng, honest, families) for _ in range(rng.randrange(3) if honest else 0))
+    fair_after = rng.randrange(500, 3000)
     return Schedule(
         seed,
         validators,
@@ -110,11 +111,11 @@ def draw_schedule(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Schedule
             partitions=rng.randrange(3),
             byzantine=byzantine,
             twins=twins,
-            clocks=tuple(_draw_clock(rng) for _ in ids),
+            clocks=tuple(_draw_clock(rng, fair_after) for _ in ids),
             sync_delays=rng.randrange(1, 6),
             gossip_loss=rng.random() < 0.8 and families.gossip_loss,
             txs=rng.randrange(1, 11),
-            fair_after_ms=rng.randrange(500, 3000),
+            fair_after_ms=fair_after,
         ),
     )
 
@@ -132,10 +133,15 @@ def _draw_crash_point(rng: random.Random, honest: list[str], families: FaultFami
     )
 
 
-def _draw_clock(rng: random.Random) -> ClockFault:
-    """A clock within half the skew bound of true time, so any two honest clocks stay within the bound."""
+def _draw_clock(rng: random.Random, fair_after_ms: int) -> ClockFault:
+    """A clock within half the skew bound of true time, so any two honest clocks stay within the bound; now and
+    then one that starts beyond the bound, behind, and is stepped back within it before the network turns fair."""
     half = SIM_PARAMS.max_clock_skew_ms * 9 // 20
-    return ClockFault(offset_ms=rng.randrange(-half, half + 1), drift_ppm=rng.randrange(-2000, 2001))
+    offset, drift = rng.randrange(-half, half + 1), rng.randrange(-2000, 2001)
+    if rng.random() < 0.9:
+        return ClockFault(offset_ms=offset, drift_ppm=drift)
+    behind = SIM_PARAMS.max_clock_skew_ms + rng.randrange(SIM_PARAMS.max_clock_skew_ms)
+    return ClockFault(-behind, drift, jump_at_ms=rng.randrange(fair_after_ms), jump_ms=behind + offset)
 
 
 def run_schedule(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Outcome:

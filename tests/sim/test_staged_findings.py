@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.sim.clock import ClockFault
 from tests.sim.network import isolate
 from tests.sim.scenario import (
     STAGED,
@@ -96,6 +97,20 @@ def test_finding_3_a_view_change_with_a_swapped_body_does_not_win_the_plan():
         until_asked_for_view("node-0", 1),
         lose(None, sender="node-0"),
         faults=byzantine("swap_body_view_change"),
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="finding 4: a refusal that depends on the clock is cached for the height")
+def test_finding_4_a_refusal_that_depends_on_the_clock_is_not_kept_once_the_clock_is_right():
+    """Node 3's clock is 8 s behind until it is stepped right at 600 ms, so it refuses block X as too far ahead;
+    nodes 0-2 prepare X, nothing commits, and node 1 (Byzantine) falls silent: X can only commit with node 3."""
+    clocks = (ClockFault(), ClockFault(), ClockFault(), ClockFault(-8000, jump_at_ms=600, jump_ms=8000))
+    assert_safe_and_live(
+        lose("Commit", view=0),
+        submit(1, to="node-0"),
+        until_asked_for_view("node-1", 1),
+        lose(None, sender="node-1"),
+        faults=Faults(txs=0, fair_after_ms=0, byzantine=(("node-1", "honest"),), clocks=clocks),
     )
 
 
