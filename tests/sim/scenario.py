@@ -119,6 +119,18 @@ def crash_at(
     return step
 
 
+def crash_sync_source(endpoint: str, down_ms: int = 200) -> Step:
+    """Crash the peer `endpoint` is syncing from, now, and restart it `down_ms` later."""
+
+    def step(sim: Simulator) -> None:
+        source = sim.nodes[endpoint].sync_source
+        if not sim.nodes[endpoint].syncing or source is None:
+            raise AssertionError(f"seed {sim.seed}: {endpoint} is not syncing")
+        sim.crash(source, down_ms)
+
+    return step
+
+
 def until(description: str, condition: Callable[[Simulator], bool], within_ms: int = STEP_LIMIT_MS) -> Step:
     """Let the run go on until `condition` holds; a scenario whose condition never comes is mis-staged."""
 
@@ -131,6 +143,10 @@ def until(description: str, condition: Callable[[Simulator], bool], within_ms: i
 
 def until_decided(endpoint: str, height: int) -> Step:
     return until(f"{endpoint} decided height {height}", lambda sim: sim.nodes[endpoint].app.head()[0] >= height)
+
+
+def until_syncing(endpoint: str) -> Step:
+    return until(f"{endpoint} syncs", lambda sim: sim.nodes[endpoint].syncing)
 
 
 def until_view(endpoint: str, view: int) -> Step:

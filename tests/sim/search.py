@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from tests.sim.byzantine import BEHAVIOURS
 from tests.sim.clock import ClockFault
@@ -77,14 +77,19 @@ class FaultFamilies:
 ALL_FAMILIES = FaultFamilies()
 
 
+FailureKind = Literal["safety", "restart", "stall", "error"]
+"""A fork or unverifiable chain; a replica that cannot restart; a stall once fair; an exception."""
+
+
 class Failure(NamedTuple):
     """A schedule that broke an invariant, stalled or raised."""
 
     seed: int
+    kind: FailureKind
     reason: str
 
     def __str__(self) -> str:
-        return f"seed {self.seed}: {self.reason}"
+        return f"seed {self.seed}: {self.kind}: {self.reason}"
 
 
 def draw_schedule(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Schedule:
@@ -154,11 +159,14 @@ def find_failure(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Failure |
     try:
         outcome = run_schedule(seed, families)
     except Exception as exc:  # a replica or the simulator raised: report it with the seed
-        return Failure(seed, f"raised {type(exc).__name__}: {exc}")
+        return Failure(seed, "error", f"{type(exc).__name__}: {exc}")
+    details = "; ".join(f"{v.kind}: {v.detail}" for v in outcome.violations)
+    if not outcome.is_safe:
+        return Failure(seed, "safety", details)
     if outcome.violations:
-        return Failure(seed, "; ".join(f"{v.kind}: {v.detail}" for v in outcome.violations))
+        return Failure(seed, "restart", details)
     if not outcome.is_live:
-        return Failure(seed, f"stalled: heights {outcome.heights} at t={outcome.end_ms} ms")
+        return Failure(seed, "stall", f"heights {outcome.heights} at t={outcome.end_ms} ms")
     return None
 
 
@@ -181,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             print(failure, flush=True)
     elapsed = time.monotonic() - started
     print(f"ran {args.count} schedules (seeds {args.first} to {args.first + args.count - 1}) in {elapsed:.0f} s")
-    print(f"{len(failures)} failed" + "".join(f"\n  seed {f.seed}" for f in failures))
+    print(f"{len(failures)} failed" + "".join(f"\n  seed {f.seed}: {f.kind}" for f in failures))
     return 1 if failures else 0
 
 

@@ -203,6 +203,8 @@ class SimNode:
     batch_scheduled: bool = False
     decisions_since_compaction: int = 0
     syncing: bool = False
+    sync_source: str | None = None
+    """The peer it syncs from (or last synced from)."""
     sync_wanted: bool = False
     polled_height: int = 0
     """Head at the last catch-up poll: a node that made no progress since syncs from any peer ahead."""
@@ -267,7 +269,7 @@ class Simulator:
             clock = faults.clocks[index] if index < len(faults.clocks) else ClockFault()
             names = [vid, vid + TWIN_SUFFIX] if vid in faults.twins else [vid]
             for name in names:
-                app = MemoryApp(self.genesis, vid, self._make_clock(clock), verify_tx_signatures=False)
+                app = MemoryApp(self.genesis, vid, self._make_clock(clock))
                 self.nodes[name] = SimNode(name, vid, self.network.keys[vid], app)
             if vid in byzantine:
                 self.nodes[vid].behaviour = make_behaviour(byzantine[vid], self, vid)
@@ -518,7 +520,7 @@ class Simulator:
         if not ahead:
             return
         source = max(ahead, key=lambda peer: (peer.app.head()[0], peer.name))
-        node.syncing = True
+        node.syncing, node.sync_source = True, source.name
         self.schedule(self._delay() * self.faults.sync_delays, "sync_batch", node.name, source.name)
 
     def _on_sync_batch(self, name: str, source_name: str) -> None:
@@ -611,11 +613,11 @@ class Simulator:
             point = None if not points else self._reached(node, points, action)
             if point is not None and isinstance(action, Persist) and point.torn != "none":
                 self._tear(node, action.record, point.torn)
-                self._crash_at(node, point)
+                self.crash(node.name, point.down_ms)
                 return
             self._carry_out(node, action)
             if point is not None:
-                self._crash_at(node, point)
+                self.crash(node.name, point.down_ms)
                 return
 
     def _carry_out(self, node: SimNode, action: Action) -> None:
@@ -662,9 +664,10 @@ class Simulator:
             frame = len(encode(record)) + FRAME_HEADER
             node.torn_bytes = 1 + self.rng.randrange(frame - 1)
 
-    def _crash_at(self, node: SimNode, point: CrashPoint) -> None:
-        self._on_crash(node.name)
-        self.schedule(point.down_ms, "restart", node.name)
+    def crash(self, name: str, down_ms: int) -> None:
+        """Crash endpoint `name` now and restart it `down_ms` later."""
+        self._on_crash(name)
+        self.schedule(down_ms, "restart", name)
 
     def _decide(self, node: SimNode, action: Decide) -> None:
         block, certificate = action.block, action.certificate

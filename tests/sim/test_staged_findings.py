@@ -25,6 +25,7 @@ from tests.sim.scenario import (
     until_asked_for_view,
     until_decided,
     until_view,
+    wait,
 )
 from tests.sim.simulator import Faults
 
@@ -136,4 +137,16 @@ def test_crashes_during_a_view_change_keep_the_chain_whole(step):
         crash_at("node-1", step),
         crash_at("node-2", step, down_ms=600),
         submit(4),
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="finding 11: txs only a non-primary node holds are never proposed")
+def test_finding_11_txs_admitted_by_a_node_cut_off_from_the_others_are_committed():
+    """Node 3 admits three txs while it is cut off, so its gossip is lost; after the partition heals they must
+    still be committed, although node 3 is not the primary."""
+    assert_safe_and_live(
+        partition(lambda endpoints: isolate("node-3", endpoints)),
+        submit(3, to="node-3"),
+        wait(500),
+        heal(),
     )
