@@ -1,10 +1,10 @@
-# The ways in: `make run`, `make test`, `make lint`, `make bench`.
+# The ways in: `make run`, `make test`, `make lint`, `make bench`, `make sim`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench sim clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -m bench -s tests
+
+sim: $(STAMP)
+	$(BIN)/python -m tests.sim.search --count 10000
 
 clean:
 	-$(BIN)/omsnode devnet down --dir devnet-data

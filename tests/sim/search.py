@@ -160,7 +160,7 @@ def find_failure(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Failure |
         outcome = run_schedule(seed, families)
     except Exception as exc:  # a replica or the simulator raised: report it with the seed
         return Failure(seed, "error", f"{type(exc).__name__}: {exc}")
-    details = "; ".join(f"{v.kind}: {v.detail}" for v in outcome.violations)
+    details = "; ".join(v.detail for v in outcome.violations)
     if not outcome.is_safe:
         return Failure(seed, "safety", details)
     if outcome.violations:

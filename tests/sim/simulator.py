@@ -181,6 +181,10 @@ class Violation:
     detail: str
 
 
+def is_safe(violations: list[Violation]) -> bool:
+    return not any(v.kind in SAFETY_KINDS for v in violations)
+
+
 @dataclass
 class SimNode:
     """One endpoint: its durable parts (chain, records, clock) and its volatile ones (replica, mempool, timers)."""
@@ -233,11 +237,7 @@ class Outcome:
 
     @property
     def is_safe(self) -> bool:
-        return not any(v.kind in SAFETY_KINDS for v in self.violations)
-
-    @property
-    def is_ok(self) -> bool:
-        return not self.violations and self.is_live
+        return is_safe(self.violations)
 
 
 class Simulator:
@@ -356,7 +356,7 @@ class Simulator:
         return done()
 
     def is_safe(self) -> bool:
-        return not any(v.kind in SAFETY_KINDS for v in self.violations)
+        return is_safe(self.violations)
 
     def required_txs(self) -> set[bytes]:
         """Acknowledged txs that were not lost with their holders."""
@@ -375,7 +375,7 @@ class Simulator:
         try:
             node.replica = self.replica_factory(self.genesis, node.id, node.key, node.app, list(records))
         except ConsensusLogCorrupted as exc:
-            self._note(Violation("restart", f"seed {self.seed}: {node.name} cannot restart: {exc}"))
+            self.violations.append(Violation("restart", f"{node.name} cannot restart: {exc}"))
             node.is_broken = True
             return
         node.records, node.torn_bytes = list(records), 0
@@ -401,12 +401,9 @@ class Simulator:
                 return load_records(path)
             except LedgerError as exc:
                 reason = str(exc).replace(str(path), path.name)
-                self._note(Violation("restart", f"seed {self.seed}: {node.name} cannot read its torn log: {reason}"))
+                self.violations.append(Violation("restart", f"{node.name} cannot read its torn log: {reason}"))
                 node.is_broken = True
                 return None
-
-    def _note(self, violation: Violation) -> None:
-        self.violations.append(violation)
 
     # -- clients and gossip -------------------------------------------------------
 
@@ -546,13 +543,13 @@ class Simulator:
     def _apply_synced(self, node: SimNode, block: Block, certificate: CommitCertificate) -> bool:
         height, head_hash = node.app.head()
         if block.height != height + 1 or block.header.prev_hash != head_hash:
-            detail = f"seed {self.seed}: {node.name} synced block {block.height} that does not extend its head {height}"
-            self._note(Violation("sync", detail))
+            detail = f"{node.name} synced block {block.height} that does not extend its head {height}"
+            self.violations.append(Violation("sync", detail))
             return False
         try:
             node.app.apply(block, certificate)
         except InvalidCertificate as exc:
-            self._note(Violation("certificate", f"seed {self.seed}: {node.name} synced a bad certificate: {exc}"))
+            self.violations.append(Violation("certificate", f"{node.name} synced a bad certificate: {exc}"))
             return False
         self._record_commit(node, block)
         return True
@@ -675,7 +672,7 @@ class Simulator:
             try:
                 verify_certificate(certificate, self.genesis, block.hash(), block.height)
             except InvalidCertificate as exc:
-                self._note(Violation("certificate", f"seed {self.seed}: {node.name}: {exc}"))
+                self.violations.append(Violation("certificate", f"{node.name}: {exc}"))
         node.app.apply(block, certificate, verify=False)
         self._record_commit(node, block)
         node.decisions_since_compaction += 1
@@ -688,10 +685,10 @@ class Simulator:
             content = hash_value(block.to_wire())  # a block is all it contains: the same header over another body forks
             first = self.decided.setdefault(block.height, (node.name, content))
             if first[1] != content:
-                detail = f"seed {self.seed}: {first[0]} and {node.name} committed different blocks at {block.height}"
-                self._note(Violation("safety", detail))
+                detail = f"{first[0]} and {node.name} committed different blocks at {block.height}"
+                self.violations.append(Violation("safety", detail))
             if len(node.app.committed_ids) != sum(len(b.txs) for b in node.app.blocks):
-                self._note(Violation("duplicate", f"seed {self.seed}: {node.name} committed a tx twice"))
+                self.violations.append(Violation("duplicate", f"{node.name} committed a tx twice"))
         for tx in block.txs:
             node.mempool.pop(tx.id, None)
         self._offer_batch_soon(node)
