@@ -264,7 +264,7 @@ class WrongReproposal(Honest):
         plan = compute_new_view_plan(view_changes)
         block = plan.block
         if lie == 1 or (lie == 2 and block is None):
-            txs = block.txs if block is not None else tuple(node.mempool.values())[:1]
+            txs = block.txs if block is not None else tuple(node.mempool.batch(1))
             block = node.app.make_block(plan.height + 1, message.view, txs, time_offset=3)
         elif lie == 2 and block is not None:
             block = swap_body(block)

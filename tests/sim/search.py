@@ -36,13 +36,14 @@ CRASH_STEPS = (
     "persist prepared",
     "persist prepare",
     "persist commit",
-    "persist certificate",
+    "persist view",
     "persist view_change",
     "persist new_view",
     "persist pre_prepare",
     "send commit",
     "send prepare",
     "send view_change",
+    "send timeout",
     "decide",
 )
 """Protocol steps a schedule may crash a replica at."""
@@ -63,20 +64,6 @@ class Schedule:
     faults: Faults
 
 
-@dataclass(frozen=True)
-class FaultFamilies:
-    """Which families of faults a search draws; one that is off is drawn all the same, then replaced by its
-    harmless counterpart, so every other choice of a seed stays what it was."""
-
-    torn_cuts: bool = True
-    """A crash while persisting may cut the record short (else it is lost whole)."""
-    gossip_loss: bool = True
-    """Tx gossip may be lost before the network turns fair (else it reaches every live node)."""
-
-
-ALL_FAMILIES = FaultFamilies()
-
-
 FailureKind = Literal["safety", "restart", "stall", "error"]
 """A fork or unverifiable chain; a replica that cannot restart; a stall once fair; an exception."""
 
@@ -92,7 +79,7 @@ class Failure(NamedTuple):
         return f"seed {self.seed}: {self.kind}: {self.reason}"
 
 
-def draw_schedule(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Schedule:
+def draw_schedule(seed: int) -> Schedule:
     """The schedule of `seed`: every choice comes from one generator seeded with it."""
     rng = random.Random(seed)
     validators = rng.choice((1, 4, 4, 4, 4, 5, 7))
@@ -102,7 +89,7 @@ def draw_schedule(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Schedule
     twins = tuple(vid for vid in faulty if rng.random() < 0.3)
     byzantine = tuple((vid, rng.choice(BEHAVIOUR_NAMES)) for vid in faulty if vid not in twins)
     honest = [vid for vid in ids if vid not in faulty]
-    crash_points = tuple(_draw_crash_point(rng, honest, families) for _ in range(rng.randrange(3) if honest else 0))
+    crash_points = tuple(_draw_crash_point(rng, honest) for _ in range(rng.randrange(3) if honest else 0))
     fair_after = rng.randrange(500, 3000)
     return Schedule(
         seed,
@@ -118,22 +105,21 @@ def draw_schedule(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Schedule
             twins=twins,
             clocks=tuple(_draw_clock(rng, fair_after) for _ in ids),
             sync_delays=rng.randrange(1, 6),
-            gossip_loss=rng.random() < 0.8 and families.gossip_loss,
+            gossip_loss=rng.random() < 0.8,
             txs=rng.randrange(1, 11),
             fair_after_ms=fair_after,
         ),
     )
 
 
-def _draw_crash_point(rng: random.Random, honest: list[str], families: FaultFamilies) -> CrashPoint:
+def _draw_crash_point(rng: random.Random, honest: list[str]) -> CrashPoint:
     step = rng.choice(CRASH_STEPS)
-    torn = rng.choice(TORN) if step.startswith("persist") else "none"
     return CrashPoint(
         endpoint=rng.choice(honest),
         step=step,
         height=rng.choice((None, 1, 1, 2, 3)),
         view=rng.choice((None, None, 0, 1)),
-        torn="lost" if torn == "cut" and not families.torn_cuts else torn,
+        torn=rng.choice(TORN) if step.startswith("persist") else "none",
         down_ms=rng.randrange(1, 1500),
     )
 
@@ -149,15 +135,15 @@ def _draw_clock(rng: random.Random, fair_after_ms: int) -> ClockFault:
     return ClockFault(-behind, drift, jump_at_ms=rng.randrange(fair_after_ms), jump_ms=behind + offset)
 
 
-def run_schedule(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Outcome:
-    schedule = draw_schedule(seed, families)
+def run_schedule(seed: int) -> Outcome:
+    schedule = draw_schedule(seed)
     return Simulator(schedule.validators, seed, schedule.faults).run()
 
 
-def find_failure(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Failure | None:
+def find_failure(seed: int) -> Failure | None:
     """Why the schedule of `seed` fails (a broken invariant, a stall or an exception), or None if it passes."""
     try:
-        outcome = run_schedule(seed, families)
+        outcome = run_schedule(seed)
     except Exception as exc:  # a replica or the simulator raised: report it with the seed
         return Failure(seed, "error", f"{type(exc).__name__}: {exc}")
     details = "; ".join(v.detail for v in outcome.violations)
@@ -170,9 +156,9 @@ def find_failure(seed: int, families: FaultFamilies = ALL_FAMILIES) -> Failure |
     return None
 
 
-def search(seeds: Iterable[int], families: FaultFamilies = ALL_FAMILIES) -> list[Failure]:
+def search(seeds: Iterable[int]) -> list[Failure]:
     """Run every seed; the failures."""
-    return [failure for seed in seeds if (failure := find_failure(seed, families)) is not None]
+    return [failure for seed in seeds if (failure := find_failure(seed)) is not None]
 
 
 def main(argv: list[str] | None = None) -> int:

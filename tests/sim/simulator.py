@@ -10,15 +10,17 @@ partitions, crashes); after it every message between live endpoints arrives
 within `Faults.max_delay_ms`.
 
 Each endpoint is driven as a node drives its replica (`node.driver`,
-`node.catchup`): records are persisted before later actions and compacted
-with `node.wal.select_needed_records`; a view timeout that falls while the
-node syncs waits; sync fetches blocks from one peer over several message
-delays in batches, and fails (to be retried at the next poll) when that peer
-is down or cut off; txs are admitted by one node and gossiped once by every
-node that admits them. Crashes come at random instants or at chosen protocol
-steps (`CrashPoint`): right after a record is persisted, a message sent or a
-block decided, or while a record is being written, which then may be lost or
-torn. A restarted replica reads its log back as a node does (`node.wal`).
+`node.catchup`, `node.node`): records are persisted before later actions and
+compacted with `node.wal.select_needed_records`; a view timeout that falls
+while sync moves the head waits; sync fetches blocks from one peer over
+several message delays in batches, and fails (to be retried at the next poll)
+when that peer is down or cut off; txs are admitted into a `node.mempool`
+by one node, gossiped once by every node that admits them, and offered again
+while they wait. Crashes come at random instants or at chosen protocol steps
+(`CrashPoint`): right after a record is persisted, a message sent or a block
+decided, or while a record is being written, which then may be lost or torn.
+A restarted replica reads its log back as a node does
+(`node.wal.recover_records`).
 
 A validator may run twice under one key (`Faults.twins`, as in the Twins
 method): both endpoints are one faulty validator. Byzantine validators (see
@@ -57,7 +59,9 @@ from ledger.keys import PrivateKey
 from ledger.tx import Tx
 from node.catchup import POLL_INTERVAL_S
 from node.driver import SYNC_RECHECK_S
-from node.wal import ConsensusLog, load_records, select_needed_records
+from node.mempool import Mempool
+from node.node import REOFFER_INTERVAL_S, REOFFER_MAX_TXS
+from node.wal import ConsensusLog, recover_records, select_needed_records
 from tests.helpers.builders import Network, make_network
 from tests.sim.app import SET_KIND, MemoryApp
 from tests.sim.clock import ClockFault, make_clock
@@ -95,7 +99,7 @@ class CrashPoint:
     """Crash an endpoint the first time it reaches a protocol step, and restart it `down_ms` later.
 
     A step is a phase and a kind: `persist <record>` (a record about to be made durable: `prepared`,
-    `certificate`, or a signed `pre_prepare`, `prepare`, `commit`, `view_change`, `new_view`),
+    `view` (a view entered), or a signed `pre_prepare`, `prepare`, `commit`, `view_change`, `new_view`),
     `send <message>` (just sent), or `decide` (a block just committed).
     """
 
@@ -199,7 +203,7 @@ class SimNode:
     records: list[dict[str, Any]] = field(default_factory=list)
     torn_bytes: int = 0
     """Bytes at the end of the last record's frame that never reached the disk (a crash cut its write short)."""
-    mempool: dict[bytes, Tx] = field(default_factory=dict)
+    mempool: Mempool = field(default_factory=Mempool)
     seen: set[bytes] = field(default_factory=set)
     """Tx ids already admitted and forwarded (in memory, as the node's gossip keeps them)."""
     timers: dict[str, int] = field(default_factory=dict)
@@ -207,6 +211,8 @@ class SimNode:
     batch_scheduled: bool = False
     decisions_since_compaction: int = 0
     syncing: bool = False
+    deferred_at_height: int = -1
+    """Head when a view timeout last waited for sync: it waits again only if sync moved the head since."""
     sync_source: str | None = None
     """The peer it syncs from (or last synced from)."""
     sync_wanted: bool = False
@@ -380,9 +386,8 @@ class Simulator:
             return
         node.records, node.torn_bytes = list(records), 0
         node.polled_height = node.app.head()[0]
-        self._token += 1
-        self.schedule(int(POLL_INTERVAL_S * 1000), "poll", node.name, self._token)
-        node.timers["poll"] = self._token
+        self._set_timer(node, "poll", int(POLL_INTERVAL_S * 1000), "poll")
+        self._set_timer(node, "reoffer", int(REOFFER_INTERVAL_S * 1000), "reoffer")
         self._perform(node, node.replica.start())
 
     def _read_log(self, node: SimNode) -> list[dict[str, Any]] | None:
@@ -398,7 +403,7 @@ class Simulator:
             with path.open("r+b") as file:
                 file.truncate(size - node.torn_bytes)
             try:
-                return load_records(path)
+                return recover_records(path)
             except LedgerError as exc:
                 reason = str(exc).replace(str(path), path.name)
                 self.violations.append(Violation("restart", f"{node.name} cannot read its torn log: {reason}"))
@@ -432,13 +437,24 @@ class Simulator:
         if tx.id in node.seen or tx.id in node.app.committed_ids:
             return
         node.seen.add(tx.id)
-        node.mempool[tx.id] = tx
+        node.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), node.app.now())
         self._offer_batch_soon(node)
+        self._gossip(node, tx)
+
+    def _gossip(self, node: SimNode, tx: Tx) -> None:
         for peer in self.nodes.values():
-            if peer.id == node.id:
-                continue
-            if not self.faults.gossip_loss or self._is_carried(node.name, peer.name):
+            if peer.id != node.id and (not self.faults.gossip_loss or self._is_carried(node.name, peer.name)):
                 self.schedule(self._delay(), "gossip", peer.name, tx.id)
+
+    def _on_reoffer(self, name: str, token: int) -> None:
+        """As a node does every second: gossip again the txs that waited two view timeouts without a block."""
+        node = self.nodes[name]
+        if node.replica is None or node.timers.get("reoffer") != token:
+            return
+        self._set_timer(node, "reoffer", int(REOFFER_INTERVAL_S * 1000), "reoffer")
+        age_ms = 2 * self.genesis.consensus.view_timeout_ms
+        for tx in node.mempool.take_unproposed(node.app.now(), age_ms, REOFFER_MAX_TXS):
+            self._gossip(node, tx)
 
     def _on_gossip(self, name: str, tx_id: bytes) -> None:
         node = self.nodes[name]
@@ -446,15 +462,15 @@ class Simulator:
             self._admit(node, self.submitted[tx_id])
 
     def _offer_batch_soon(self, node: SimNode) -> None:
-        if node.mempool and not node.batch_scheduled:
+        if len(node.mempool) and not node.batch_scheduled:
             node.batch_scheduled = True
             self.schedule(BATCH_WAIT_MS, "batch", node.name)
 
     def _on_batch(self, name: str) -> None:
         node = self.nodes[name]
         node.batch_scheduled = False
-        if node.replica is not None and node.mempool:
-            txs = list(node.mempool.values())[: self.genesis.consensus.max_block_txs]
+        if node.replica is not None and len(node.mempool):
+            txs = node.mempool.batch(self.genesis.consensus.max_block_txs)
             self._perform(node, node.replica.on_batch(txs))
 
     # -- messages and timers ------------------------------------------------------
@@ -478,16 +494,23 @@ class Simulator:
         if node.replica is None or node.timers.get(timer) != token:
             return
         del node.timers[timer]
-        if timer == VIEW_TIMER and node.syncing:
-            # As the driver does: a view timeout that falls while blocks arrive by sync waits.
+        height = node.app.head()[0]
+        if timer == VIEW_TIMER and node.syncing and height > node.deferred_at_height:
+            # As the driver does: a view timeout waits while sync moves the head, not while it moves nothing.
+            node.deferred_at_height = height
             self._set_timer(node, timer, int(SYNC_RECHECK_S * 1000))
             return
+        node.deferred_at_height = -1
         self._perform(node, node.replica.on_timeout(timer))
 
-    def _set_timer(self, node: SimNode, timer: str, delay_ms: int) -> None:
+    def _set_timer(self, node: SimNode, timer: str, delay_ms: int, event: str = "timer") -> None:
+        """Arm `timer` of `node` (a replica's timer, or the node's own `poll` and `reoffer` loops)."""
         self._token += 1
         node.timers[timer] = self._token
-        self.schedule(delay_ms, "timer", node.name, timer, self._token)
+        if event == "timer":
+            self.schedule(delay_ms, event, node.name, timer, self._token)
+        else:
+            self.schedule(delay_ms, event, node.name, self._token)
 
     # -- catching up --------------------------------------------------------------
 
@@ -496,9 +519,7 @@ class Simulator:
         node = self.nodes[name]
         if node.replica is None or node.timers.get("poll") != token:
             return
-        self._token += 1
-        node.timers["poll"] = self._token
-        self.schedule(int(POLL_INTERVAL_S * 1000), "poll", name, self._token)
+        self._set_timer(node, "poll", int(POLL_INTERVAL_S * 1000), "poll")
         height = node.app.head()[0]
         if not node.syncing and (node.sync_wanted or height == node.polled_height):
             self._start_sync(node)
@@ -564,7 +585,7 @@ class Simulator:
         node.timers.clear()
         node.batch_scheduled = node.syncing = node.sync_wanted = False
         node.seen.clear()
-        held, node.mempool = set(node.mempool), {}
+        held, node.mempool = {tx.id for tx in node.mempool.batch(len(node.mempool))}, Mempool()
         if name in self.honest:
             for tx_id in held & self.acknowledged:
                 if not self._is_held_elsewhere(tx_id):
@@ -689,8 +710,7 @@ class Simulator:
                 self.violations.append(Violation("safety", detail))
             if len(node.app.committed_ids) != sum(len(b.txs) for b in node.app.blocks):
                 self.violations.append(Violation("duplicate", f"{node.name} committed a tx twice"))
-        for tx in block.txs:
-            node.mempool.pop(tx.id, None)
+        node.mempool.remove([tx.id for tx in block.txs])
         self._offer_batch_soon(node)
 
     def _compact(self, node: SimNode) -> None:
@@ -733,6 +753,7 @@ _KINDS = {
     "Checkpoint": "checkpoint",
     "ViewChange": "view_change",
     "NewView": "new_view",
+    "Timeout": "timeout",
 }
 
 
@@ -749,8 +770,8 @@ def describe_step(action: Action) -> tuple[str, int, int] | None:
         if restored.prepared:
             prepared: PreparedCertificate = restored.prepared[0]
             return "persist prepared", prepared.view, prepared.height
-        certificate = restored.certificates[0]
-        return "persist certificate", certificate.view, certificate.height
+        entry = restored.views[0]
+        return "persist view", entry.view, entry.height
     return None
 
 
