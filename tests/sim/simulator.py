@@ -60,7 +60,7 @@ from ledger.tx import Tx
 from node.catchup import POLL_INTERVAL_S
 from node.driver import SYNC_RECHECK_S
 from node.mempool import Mempool
-from node.node import REOFFER_INTERVAL_S, REOFFER_MAX_TXS
+from node.node import REOFFER_AFTER_BLOCKS, REOFFER_INTERVAL_S, REOFFER_MAX_TXS
 from node.wal import ConsensusLog, recover_records, select_needed_records
 from tests.helpers.builders import Network, make_network
 from tests.sim.app import SET_KIND, MemoryApp
@@ -216,6 +216,8 @@ class SimNode:
     sync_source: str | None = None
     """The peer it syncs from (or last synced from)."""
     sync_wanted: bool = False
+    last_commit_ms: int = 0
+    """Its clock when it last committed a block (or started): a node idle for long re-offers every stuck tx."""
     polled_height: int = 0
     """Head at the last catch-up poll: a node that made no progress since syncs from any peer ahead."""
     behaviour: Any = None
@@ -385,7 +387,7 @@ class Simulator:
             node.is_broken = True
             return
         node.records, node.torn_bytes = list(records), 0
-        node.polled_height = node.app.head()[0]
+        node.polled_height, node.last_commit_ms = node.app.head()[0], node.app.now()
         self._set_timer(node, "poll", int(POLL_INTERVAL_S * 1000), "poll")
         self._set_timer(node, "reoffer", int(REOFFER_INTERVAL_S * 1000), "reoffer")
         self._perform(node, node.replica.start())
@@ -437,7 +439,7 @@ class Simulator:
         if tx.id in node.seen or tx.id in node.app.committed_ids:
             return
         node.seen.add(tx.id)
-        node.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), node.app.now())
+        node.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), node.app.now(), node.app.head()[0])
         self._offer_batch_soon(node)
         self._gossip(node, tx)
 
@@ -447,13 +449,14 @@ class Simulator:
                 self.schedule(self._delay(), "gossip", peer.name, tx.id)
 
     def _on_reoffer(self, name: str, token: int) -> None:
-        """As a node does every second: gossip again the txs that waited two view timeouts without a block."""
+        """As a node does every second: gossip again the txs stuck in the mempool (`Mempool.take_unproposed`)."""
         node = self.nodes[name]
         if node.replica is None or node.timers.get("reoffer") != token:
             return
         self._set_timer(node, "reoffer", int(REOFFER_INTERVAL_S * 1000), "reoffer")
-        age_ms = 2 * self.genesis.consensus.view_timeout_ms
-        for tx in node.mempool.take_unproposed(node.app.now(), age_ms, REOFFER_MAX_TXS):
+        age_ms, now = 2 * self.genesis.consensus.view_timeout_ms, node.app.now()
+        blocks = 0 if now - node.last_commit_ms >= age_ms else REOFFER_AFTER_BLOCKS
+        for tx in node.mempool.take_unproposed(now, node.app.head()[0], age_ms, blocks, REOFFER_MAX_TXS):
             self._gossip(node, tx)
 
     def _on_gossip(self, name: str, tx_id: bytes) -> None:
@@ -711,6 +714,7 @@ class Simulator:
             if len(node.app.committed_ids) != sum(len(b.txs) for b in node.app.blocks):
                 self.violations.append(Violation("duplicate", f"{node.name} committed a tx twice"))
         node.mempool.remove([tx.id for tx in block.txs])
+        node.last_commit_ms = node.app.now()
         self._offer_batch_soon(node)
 
     def _compact(self, node: SimNode) -> None:
