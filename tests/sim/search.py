@@ -5,10 +5,10 @@ validators; up to f faulty validators, each Byzantine (any behaviour of
 `tests.sim.byzantine`, the fuzzer included) or run as Twins; message drops,
 duplicates and delays; partitions of every shape; crashes at random instants
 and at chosen protocol steps, some tearing the record being written; skewed
-and drifting clocks, some far behind until stepped; slow sync. `find_failure(seed)` runs it and checks that
-no honest endpoints ever fork, no tx is committed twice, every restarted
-replica can read its log, and every acknowledged tx is committed everywhere
-once the network is fair.
+and drifting clocks, some far behind until stepped; slow sync.
+`find_failure(seed)` runs it and checks that no honest endpoints ever fork,
+no tx is committed twice, every restarted replica can read its log, and every
+acknowledged tx is committed everywhere once the network is fair.
 
 A failing seed replays exactly: `find_failure(seed)`, or from the shell
 
