@@ -1,10 +1,10 @@
-# The ways in: `make run`, `make test`, `make lint`, `make bench`, `make fuzz`.
+# The ways in: `make run`, `make test`, `make lint`, `make bench`, `make sim`, `make fuzz`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench fuzz clean
+.PHONY: run test lint bench sim fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -m bench -s tests
+
+# the consensus schedule search of `make test` (1,500 seeds) over 10,000 seeds
+sim: $(STAMP)
+	$(BIN)/python -m tests.sim.search --count 10000
 
 # the OpenAPI fuzz of `make test` (a few requests per route) at 1,000 requests per route and mode
 fuzz: $(STAMP)

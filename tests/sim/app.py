@@ -1,11 +1,14 @@
 """An in-memory `Application` for consensus tests: blocks of `kv.set` txs over a dict.
 
 Deterministic by construction: the state is a dict of str -> int, its root is
-the hash of its sorted items, and a block's timestamp is its parent's plus one
-unless the caller's clock is later. It checks what a node checks (chain id,
-height, parent hash, timestamp, proposer, tx root, tx signatures, no tx twice
-on the chain, state and receipts roots after re-execution), and it keeps every
-committed block with its certificate so that a lagging replica can sync.
+the hash of its sorted items. Each app reads its own node's clock, as a node
+does (`node.application`): the proposer stamps a block with its clock (at
+least its parent's time plus one), and `check_time` accepts a timestamp only
+within `max_clock_skew_ms` of this node's clock either way. It checks what a
+node checks (chain id, height, parent hash, timestamp after the parent's,
+proposer, tx root, tx signatures, no tx twice on the chain, state and
+receipts roots after re-execution), and it keeps every committed block with
+its certificate so that a lagging replica can sync.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Byzantine validators for the simulator: an honest replica underneath, lies on the wire.
 
 Each behaviour rewrites what its node sends (`rewrite`) and may watch what it
-receives (`observe`):
+receives (`observe`). `honest` lies in nothing: a faulty validator whose
+faults a staged schedule adds step by step. The others:
 
 - `silent`: sends nothing (as primary, a silent primary);
 - `equivocate`: as primary, proposes one block to some replicas and another
@@ -15,14 +16,54 @@ receives (`observe`):
   may commit at some replicas and not others) and, as a new primary, ignores
   the prepared certificates, proposes a fresh block in its NEW-VIEW and votes
   for that block.
+
+Lies in the view change, each in a VIEW-CHANGE or NEW-VIEW it signs itself
+(so its signature verifies):
+
+- `hide_prepared`: its view changes claim less: no prepared certificate, and
+  an older certified height when it has one;
+- `stale_prepared`: its view changes carry the oldest prepared certificate it
+  has seen (from an earlier view or height) with the certificate that goes
+  with it;
+- `swap_body_view_change`: its prepared certificate keeps the genuine header
+  (and so the genuine signatures) but carries a different body;
+- `equivocate_view_change`: sends half the replicas its honest view change
+  and the other half one that hides what it prepared;
+- `wrong_reproposal`: as a new primary, its NEW-VIEW re-proposes something
+  else than the view changes oblige (a fresh block, the right header with
+  another body, or nothing), or picks the view changes that hide a prepared
+  block;
+- `swap_body`: as primary, shows one replica the right header with a
+  different body.
+
+And `fuzz`: sends, besides each honest message, mutants of it: views and
+heights shifted (by one, by the window, far), digests and roots replaced,
+signatures broken, senders and chains changed, headers altered, bodies
+swapped, certificates and their votes stripped or repeated, and raw bytes
+flipped; a mutant of its own message is re-signed more often than not, so its
+signature verifies over the lie.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from consensus.messages import Commit, Message, NewView, Prepare, PrePrepare, sign_message
+from consensus.messages import (
+    Checkpoint,
+    Commit,
+    Message,
+    NewView,
+    Prepare,
+    PreparedCertificate,
+    PrePrepare,
+    ViewChange,
+    encode_message,
+    sign_message,
+)
+from consensus.validation import compute_new_view_plan
+from ledger.block import Block
 from ledger.encoding import sha256
 
 if TYPE_CHECKING:
@@ -133,13 +174,241 @@ class FreshNewView(Honest):
         return [(to, message)]
 
 
+def swap_body(block: Block) -> Block:
+    """The same header (so the same hash and signatures) over a different body."""
+    return dataclasses.replace(block, txs=block.txs[:-1] if block.txs else block.txs)
+
+
+class PreparedMemory(Honest):
+    """Remembers every prepared certificate it can assemble from the proposals and prepares it sees."""
+
+    def __init__(self, sim: Simulator, vid: str) -> None:
+        super().__init__(sim, vid)
+        self.proposals: dict[tuple[int, int], PrePrepare] = {}
+        self.prepares: dict[tuple[int, int, bytes], dict[str, Prepare]] = {}
+
+    def observe(self, message: Message) -> None:
+        if isinstance(message, PrePrepare) and len(self.proposals) < 200:
+            self.proposals.setdefault((message.view, message.height), message)
+        elif isinstance(message, Prepare) and len(self.prepares) < 400:
+            self.prepares.setdefault((message.view, message.height, message.block_hash), {})[message.sender] = message
+
+    def rewrite(self, node: SimNode, to: str, message: Message) -> list[Delivery]:
+        if isinstance(message, PrePrepare | Prepare):
+            self.observe(message)
+        if isinstance(message, ViewChange) and message.sender == self.id:
+            return [(to, sign_message(self.lie(node, to, message), self.key))]
+        return [(to, message)]
+
+    def prepared_certificates(self) -> list[PreparedCertificate]:
+        """Every prepared certificate it could assemble, oldest (height, view) first."""
+        found = []
+        for (view, height), proposal in sorted(self.proposals.items(), key=lambda item: (item[0][1], item[0][0])):
+            votes = self.prepares.get((view, height, proposal.block.hash()), {})
+            if len(votes) >= self.sim.genesis.quorum:
+                found.append(PreparedCertificate(proposal, tuple(sorted(votes.values(), key=lambda p: p.sender))))
+        return found
+
+    def claim(self, node: SimNode, message: ViewChange, height: int) -> ViewChange:
+        """`message` claiming `height` as its certified height, with the certificate its node holds for it."""
+        certificate = node.app.certificates[height - 1] if height else None
+        return dataclasses.replace(message, height=height, certificate=certificate, prepared=None)
+
+    def lie(self, node: SimNode, to: str, message: ViewChange) -> ViewChange:
+        return message
+
+
+class HidePrepared(PreparedMemory):
+    def lie(self, node: SimNode, to: str, message: ViewChange) -> ViewChange:
+        return self.claim(node, message, max(message.height - 1, 0))
+
+
+class StalePrepared(PreparedMemory):
+    def lie(self, node: SimNode, to: str, message: ViewChange) -> ViewChange:
+        for prepared in self.prepared_certificates():
+            height = prepared.height - 1
+            if prepared.view < message.view and height <= message.height and height <= len(node.app.certificates):
+                return dataclasses.replace(self.claim(node, message, height), prepared=prepared)
+        return message
+
+
+class SwapBodyViewChange(PreparedMemory):
+    def lie(self, node: SimNode, to: str, message: ViewChange) -> ViewChange:
+        prepared = message.prepared
+        if prepared is None:
+            return message
+        forged = dataclasses.replace(prepared.pre_prepare, block=swap_body(prepared.pre_prepare.block))
+        return dataclasses.replace(message, prepared=dataclasses.replace(prepared, pre_prepare=forged))
+
+
+class EquivocateViewChange(PreparedMemory):
+    def lie(self, node: SimNode, to: str, message: ViewChange) -> ViewChange:
+        if self.others.index(to) % 2:
+            return self.claim(node, message, message.height)
+        return message
+
+
+class WrongReproposal(Honest):
+    def rewrite(self, node: SimNode, to: str, message: Message) -> list[Delivery]:
+        if not isinstance(message, NewView) or message.sender != self.id:
+            return [(to, message)]
+        return [(to, sign_message(self.lie(node, message), self.key))]
+
+    def lie(self, node: SimNode, message: NewView) -> NewView:
+        view_changes = message.view_changes
+        lie = self.sim.rng.randrange(4)
+        if lie == 0:
+            # Legal, and the worst a primary may do: the quorum of view changes that reports the least.
+            least = sorted(view_changes, key=lambda v: (v.prepared is not None, v.height))[: self.sim.genesis.quorum]
+            view_changes = tuple(sorted(least, key=lambda v: v.sender))
+        plan = compute_new_view_plan(view_changes)
+        block = plan.block
+        if lie == 1 or (lie == 2 and block is None):
+            txs = block.txs if block is not None else tuple(node.mempool.batch(1))
+            block = node.app.make_block(plan.height + 1, message.view, txs, time_offset=3)
+        elif lie == 2 and block is not None:
+            block = swap_body(block)
+        elif lie == 3:
+            block = None
+        if block is None:
+            return dataclasses.replace(message, view_changes=view_changes, pre_prepare=None)
+        pre_prepare = PrePrepare(message.chain_id, message.view, plan.height + 1, block, self.id)
+        return dataclasses.replace(message, view_changes=view_changes, pre_prepare=sign_message(pre_prepare, self.key))
+
+
+class SwapBody(Honest):
+    def rewrite(self, node: SimNode, to: str, message: Message) -> list[Delivery]:
+        if isinstance(message, PrePrepare) and message.sender == self.id and to == self.others[-1]:
+            return [(to, dataclasses.replace(message, block=swap_body(message.block)))]
+        return [(to, message)]
+
+
+Mutation = Callable[[Any, Message], Message]
+"""Takes the fuzzer (for its random generator and key) and a message; returns a mutant."""
+
+FAR = (1, 2, 8, 63, 64, 65, 2**31)
+"""Distances a fuzzed view or height is moved by."""
+
+
+def _shift_view(fuzz: Fuzz, message: Message) -> Message:
+    if isinstance(message, Checkpoint):
+        return message
+    return dataclasses.replace(message, view=max(0, message.view + fuzz.rng.choice(FAR) * fuzz.rng.choice((-1, 1))))
+
+
+def _shift_height(fuzz: Fuzz, message: Message) -> Message:
+    if isinstance(message, NewView):
+        return message
+    return dataclasses.replace(message, height=max(0, message.height + fuzz.rng.choice(FAR) * fuzz.rng.choice((-1, 1))))
+
+
+def _replace_digest(fuzz: Fuzz, message: Message) -> Message:
+    digest = fuzz.rng.randbytes(fuzz.rng.choice((0, 31, 32, 32, 33)))
+    if isinstance(message, Prepare | Commit):
+        return dataclasses.replace(message, block_hash=digest)
+    if isinstance(message, Checkpoint):
+        return dataclasses.replace(message, state_root=digest)
+    return message
+
+
+def _break_signature(fuzz: Fuzz, message: Message) -> Message:
+    signature = bytearray(message.signature or bytes(64))
+    signature[fuzz.rng.randrange(len(signature))] ^= 1 << fuzz.rng.randrange(8)
+    return dataclasses.replace(message, signature=bytes(signature))
+
+
+def _change_sender(fuzz: Fuzz, message: Message) -> Message:
+    return dataclasses.replace(message, sender=fuzz.rng.choice([*fuzz.others, "nobody", ""]))
+
+
+def _change_chain(fuzz: Fuzz, message: Message) -> Message:
+    return dataclasses.replace(message, chain_id=message.chain_id + "-fork")
+
+
+def _alter_block(fuzz: Fuzz, message: Message) -> Message:
+    if not isinstance(message, PrePrepare):
+        return message
+    header = message.block.header
+    field = fuzz.rng.choice(("timestamp_ms", "prev_hash", "proposer", "view", "height", "body"))
+    if field == "body":
+        return dataclasses.replace(message, block=swap_body(message.block))
+    altered: Any = {
+        "timestamp_ms": header.timestamp_ms + fuzz.rng.choice((-(10**6), -1, 1, 10**6)),
+        "prev_hash": fuzz.rng.randbytes(32),
+        "proposer": fuzz.rng.choice(fuzz.others),
+        "view": header.view + 1,
+        "height": header.height + 1,
+    }[field]
+    block = dataclasses.replace(message.block, header=dataclasses.replace(header, **{field: altered}))
+    return dataclasses.replace(message, block=block)
+
+
+def _strip_evidence(fuzz: Fuzz, message: Message) -> Message:
+    if isinstance(message, ViewChange):
+        prepared = message.prepared
+        if prepared is not None and fuzz.rng.random() < 0.5:
+            prepares = prepared.prepares[: fuzz.rng.randrange(len(prepared.prepares) + 1)]
+            repeated = prepares + prepares[:1]
+            return dataclasses.replace(message, prepared=dataclasses.replace(prepared, prepares=repeated))
+        return dataclasses.replace(message, certificate=None, height=message.height + fuzz.rng.choice((0, 1)))
+    if isinstance(message, NewView):
+        kept = message.view_changes[: fuzz.rng.randrange(len(message.view_changes) + 1)]
+        return dataclasses.replace(message, view_changes=kept + kept[:1])
+    return message
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    _shift_view,
+    _shift_height,
+    _replace_digest,
+    _break_signature,
+    _change_sender,
+    _change_chain,
+    _alter_block,
+    _strip_evidence,
+)
+"""Every way the fuzzer changes a message's fields."""
+
+
+class Fuzz(Honest):
+    def __init__(self, sim: Simulator, vid: str) -> None:
+        super().__init__(sim, vid)
+        self.rng = sim.rng
+
+    def rewrite(self, node: SimNode, to: str, message: Message) -> list[Delivery]:
+        deliveries: list[Delivery] = [(to, message)]
+        for _ in range(self.rng.randrange(3)):
+            if self.rng.random() < 0.15:
+                self.sim.deliver_bytes(self.id, to, self.flip_bytes(encode_message(message)))
+                continue
+            mutant = self.rng.choice(MUTATIONS)(self, message)
+            if mutant.sender == self.id and self.rng.random() < 0.7:
+                mutant = sign_message(mutant, self.key)
+            deliveries.append((to, mutant))
+        return deliveries
+
+    def flip_bytes(self, data: bytes) -> bytes:
+        mutated = bytearray(data)
+        for _ in range(self.rng.randrange(1, 4)):
+            mutated[self.rng.randrange(len(mutated))] = self.rng.randrange(256)
+        return bytes(mutated)
+
+
 BEHAVIOURS: dict[str, type[Honest]] = {
+    "honest": Honest,
     "silent": Silent,
     "equivocate": Equivocate,
     "wrong_digest": WrongDigest,
     "forge": Forge,
     "replay": Replay,
     "fresh_new_view": FreshNewView,
+    "hide_prepared": HidePrepared,
+    "stale_prepared": StalePrepared,
+    "swap_body_view_change": SwapBodyViewChange,
+    "equivocate_view_change": EquivocateViewChange,
+    "wrong_reproposal": WrongReproposal,
+    "swap_body": SwapBody,
+    "fuzz": Fuzz,
 }
 """Every Byzantine behaviour by name."""
 

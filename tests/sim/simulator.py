@@ -1,44 +1,139 @@
 """A deterministic simulated network of PBFT replicas in one process.
 
 One seeded random generator decides everything: message delays (so
-reordering), drops, duplicates, partitions, crashes and restarts of replicas
-(which come back from their persisted records and their committed chain),
-and when txs are submitted. Time is simulated: timers and deliveries are
-events on one queue. Until `Faults.fair_after_ms` the network is unfair
-(drops, duplicates, long delays, partitions, crashes); after it every message
-arrives within `Faults.max_delay_ms` and every crashed replica is back.
-Byzantine validators (see `tests.sim.byzantine`) run an honest replica
-underneath but rewrite what they send.
+reordering), drops, duplicates, partitions of any shape, crashes and
+restarts, clock skew and drift, and when clients submit txs. Time is
+simulated: timers, deliveries and sync transfers are events on one queue, and
+each node reads its own clock (`tests.sim.clock`). Until `Faults.fair_after_ms`
+the network is unfair (drops, duplicates, delays up to ten times the usual,
+partitions, crashes); after it every message between live endpoints arrives
+within `Faults.max_delay_ms`.
 
-Checked as it runs: safety (no two honest replicas decide different blocks at
-one height) and that every decided block carries a valid certificate. `run`
-then reports liveness: whether every submitted tx was committed by every
-honest replica within `Faults.liveness_bound_ms` of the network turning fair.
+Each endpoint is driven as a node drives its replica (`node.driver`,
+`node.catchup`, `node.node`): records are persisted before later actions and
+compacted with `node.wal.select_needed_records`; a view timeout that falls
+while sync moves the head waits; sync fetches blocks from one peer over
+several message delays in batches, and fails (to be retried at the next poll)
+when that peer is down or cut off; txs are admitted into a `node.mempool`
+by one node, gossiped once by every node that admits them, and offered again
+while they wait. Crashes come at random instants or at chosen protocol steps
+(`CrashPoint`): right after a record is persisted, a message sent or a block
+decided, or while a record is being written, which then may be lost or torn.
+A restarted replica reads its log back as a node does
+(`node.wal.recover_records`).
+
+A validator may run twice under one key (`Faults.twins`, as in the Twins
+method): both endpoints are one faulty validator. Byzantine validators (see
+`tests.sim.byzantine`) run an honest replica underneath and rewrite what they
+send.
+
+Checked as it runs: safety (no two honest endpoints decide different blocks
+at one height, every decided or synced block carries a valid certificate, no
+tx is committed twice, a restarted replica can read its log). `run` then
+reports liveness: whether every acknowledged tx (one an honest node admitted
+and did not lose with its own crash before any other honest node got it) was
+committed by every honest endpoint within `Faults.liveness_bound_ms` of the
+network turning fair.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from consensus.actions import Action, Broadcast, CancelTimer, Decide, Persist, RequestSync, Send, SetTimer
-from consensus.messages import Message, decode_message, encode_message
-from consensus.replica import Replica
-from ledger.block import verify_certificate
+from consensus.errors import ConsensusLogCorrupted
+from consensus.messages import Message, NewView, PreparedCertificate, decode_message, encode_message
+from consensus.records import load_records as load_replica_records
+from consensus.replica import VIEW_TIMER, Replica
+from ledger.block import Block, CommitCertificate, verify_certificate
+from ledger.encoding import encode, hash_value
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.genesis import ConsensusParams
 from ledger.keys import PrivateKey
 from ledger.tx import Tx
+from node.catchup import POLL_INTERVAL_S
+from node.driver import SYNC_RECHECK_S
+from node.mempool import Mempool
+from node.node import REOFFER_AFTER_BLOCKS, REOFFER_INTERVAL_S, REOFFER_MAX_TXS
+from node.wal import ConsensusLog, recover_records, select_needed_records
 from tests.helpers.builders import Network, make_network
 from tests.sim.app import SET_KIND, MemoryApp
+from tests.sim.clock import ClockFault, make_clock
+from tests.sim.network import Partition, draw_partition
 
 SIM_PARAMS = ConsensusParams(checkpoint_interval=4, max_block_txs=6, view_timeout_ms=400, max_clock_skew_ms=5000)
 """Small blocks and frequent checkpoints, so a short run crosses many heights and checkpoints."""
 
+COMPACT_EVERY = 3
+"""Decisions between two compactions of a node's consensus log (small, so runs exercise compaction)."""
+
+SYNC_BATCH = 3
+"""Blocks one sync transfer carries; a longer catch-up takes several."""
+
+BATCH_WAIT_MS = 5
+"""How long a node lets its mempool fill before it offers a batch to its replica."""
+
+CLIENT_RETRY_MS = 100
+"""How long a client waits before it retries a tx with another node, when the node it chose is down."""
+
+FRAME_HEADER = 8
+"""Bytes of length and checksum before each record in the consensus log (`node.wal`)."""
+
+TWIN_SUFFIX = "~twin"
+"""Endpoint name of a validator's twin: its id plus this."""
+
 ReplicaFactory = Callable[..., Replica]
+
+Torn = Literal["none", "lost", "cut"]
+"""What becomes of the record being written at a crash: fully written, lost, or cut short."""
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    """Crash an endpoint the first time it reaches a protocol step, and restart it `down_ms` later.
+
+    A step is a phase and a kind: `persist <record>` (a record about to be made durable: `prepared`,
+    `view` (a view entered), or a signed `pre_prepare`, `prepare`, `commit`, `view_change`, `new_view`),
+    `send <message>` (just sent), or `decide` (a block just committed).
+    """
+
+    endpoint: str
+    step: str
+    height: int | None = None
+    """Only at this height (a view change's certified height); any height if None."""
+    view: int | None = None
+    """Only in this view; any view if None."""
+    torn: Torn = "none"
+    """For a `persist` step: the record is fully written (then the crash), lost, or cut short."""
+    down_ms: int = 200
+
+
+@dataclass(frozen=True)
+class Lose:
+    """A rule of a staged schedule: messages that match are always lost."""
+
+    kind: str | None
+    """Message class name (`Commit`, `ViewChange`, ...); None for every kind."""
+    view: int | None = None
+    height: int | None = None
+    sender: str | None = None
+    receiver: str | None = None
+    """Validator id the message is addressed to."""
+
+    def matches(self, message: Message, sender: str, receiver: str) -> bool:
+        return (
+            self.kind in (None, type(message).__name__)
+            and self.view in (None, getattr(message, "view", None))
+            and self.height in (None, getattr(message, "height", None))
+            and self.sender in (None, sender)
+            and self.receiver in (None, receiver)
+        )
 
 
 @dataclass(frozen=True)
@@ -52,18 +147,32 @@ class Faults:
     max_delay_ms: int = 40
     """Longest delivery delay once the network is fair (up to 10x that before)."""
     crashes: int = 0
-    """How many crash-and-restart events hit honest replicas before the network turns fair."""
+    """How many crash-and-restart events hit honest endpoints at random instants before the network turns fair."""
+    crash_points: tuple[CrashPoint, ...] = ()
+    """Crashes at chosen protocol steps."""
     partitions: int = 0
-    """How many temporary partitions split the network before it turns fair."""
+    """How many temporary partitions, each of a random shape, cut the network before it turns fair."""
     byzantine: tuple[tuple[str, str], ...] = ()
     """(validator id, behaviour name) for each Byzantine validator (see `tests.sim.byzantine`)."""
-    cut: tuple[tuple[str, int, str], ...] = ()
-    """(message type, view, receiver): such messages are always lost (to stage a precise scenario)."""
+    twins: tuple[str, ...] = ()
+    """Validators that run as two endpoints with one key."""
+    clocks: tuple[ClockFault, ...] = ()
+    """Clock of validator i (and of its twin); a perfect clock for those not listed."""
+    lose: tuple[Lose, ...] = ()
+    """Messages that are always lost (to stage a precise scenario)."""
+    sync_delays: int = 3
+    """Message delays one sync transfer takes (request, then blocks)."""
+    gossip_loss: bool = True
+    """Tx gossip crosses the same unfair network as consensus messages; False delivers it to every live node."""
     txs: int = 12
     """How many txs clients submit."""
     fair_after_ms: int = 4000
     liveness_bound_ms: int = 90_000
-    """Every tx must be committed everywhere this long after the network turns fair."""
+    """Every acknowledged tx must be committed everywhere this long after the network turns fair."""
+
+
+SAFETY_KINDS = frozenset({"safety", "certificate", "sync", "duplicate"})
+"""Violations that break safety; `restart` (a replica that cannot read its log back) is one of liveness."""
 
 
 @dataclass(frozen=True)
@@ -71,25 +180,50 @@ class Violation:
     """An invariant the run broke."""
 
     kind: str
-    """`safety` (two honest replicas decided different blocks), `certificate` or `sync` (an unverifiable chain)."""
+    """`safety` (two honest endpoints decided different blocks), `certificate`, `sync` (a synced block conflicts
+    with a committed one), `duplicate` (a tx committed twice) or `restart` (a log the replica cannot read)."""
     detail: str
+
+
+def is_safe(violations: list[Violation]) -> bool:
+    return not any(v.kind in SAFETY_KINDS for v in violations)
 
 
 @dataclass
 class SimNode:
-    """One validator: its durable parts (chain, records) and its volatile ones (replica, mempool, timers)."""
+    """One endpoint: its durable parts (chain, records, clock) and its volatile ones (replica, mempool, timers)."""
 
+    name: str
+    """Endpoint name: the validator id, or the id plus `TWIN_SUFFIX` for a twin."""
     id: str
+    """Validator id (shared by twins)."""
     key: PrivateKey
     app: MemoryApp
     replica: Replica | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
-    mempool: dict[bytes, Tx] = field(default_factory=dict)
+    torn_bytes: int = 0
+    """Bytes at the end of the last record's frame that never reached the disk (a crash cut its write short)."""
+    mempool: Mempool = field(default_factory=Mempool)
+    seen: set[bytes] = field(default_factory=set)
+    """Tx ids already admitted and forwarded (in memory, as the node's gossip keeps them)."""
     timers: dict[str, int] = field(default_factory=dict)
     """Timer name -> token of the armed instance (older tokens are stale)."""
     batch_scheduled: bool = False
+    decisions_since_compaction: int = 0
+    syncing: bool = False
+    deferred_at_height: int = -1
+    """Head when a view timeout last waited for sync: it waits again only if sync moved the head since."""
+    sync_source: str | None = None
+    """The peer it syncs from (or last synced from)."""
+    sync_wanted: bool = False
+    last_commit_ms: int = 0
+    """Its clock when it last committed a block (or started): a node idle for long re-offers every stuck tx."""
+    polled_height: int = 0
+    """Head at the last catch-up poll: a node that made no progress since syncs from any peer ahead."""
     behaviour: Any = None
     """None for an honest node, else a Byzantine behaviour."""
+    is_broken: bool = False
+    """It could not restart from its log, and stays down."""
 
     @property
     def is_up(self) -> bool:
@@ -106,14 +240,16 @@ class Outcome:
     end_ms: int
     heights: dict[str, int]
     max_log_size: int
+    lost_txs: int = 0
+    """Acknowledged txs lost with the crash of every honest node that held them (not required to commit)."""
 
     @property
     def is_safe(self) -> bool:
-        return not any(v.kind == "safety" for v in self.violations)
+        return is_safe(self.violations)
 
 
 class Simulator:
-    """Runs n replicas over a seeded, simulated network."""
+    """Runs n validators (n plus twins endpoints) over a seeded, simulated network."""
 
     def __init__(
         self,
@@ -123,6 +259,8 @@ class Simulator:
         replica_factory: ReplicaFactory = Replica,
         params: ConsensusParams = SIM_PARAMS,
     ) -> None:
+        from tests.sim.byzantine import make_behaviour
+
         self.seed = seed
         self.rng = random.Random(seed)
         self.faults = faults
@@ -135,30 +273,43 @@ class Simulator:
         self._token = 0
         self.nodes: dict[str, SimNode] = {}
         byzantine = dict(faults.byzantine)
-        from tests.sim.byzantine import make_behaviour
-
-        for vid in self.genesis.validator_ids():
-            app = MemoryApp(self.genesis, vid, clock=self._clock, verify_tx_signatures=False)
-            behaviour = make_behaviour(byzantine[vid], self, vid) if vid in byzantine else None
-            self.nodes[vid] = SimNode(vid, self.network.keys[vid], app, behaviour=behaviour)
-        self.honest = [vid for vid in self.nodes if vid not in byzantine]
+        for index, vid in enumerate(self.genesis.validator_ids()):
+            clock = faults.clocks[index] if index < len(faults.clocks) else ClockFault()
+            names = [vid, vid + TWIN_SUFFIX] if vid in faults.twins else [vid]
+            for name in names:
+                app = MemoryApp(self.genesis, vid, self._make_clock(clock))
+                self.nodes[name] = SimNode(name, vid, self.network.keys[vid], app)
+            if vid in byzantine:
+                self.nodes[vid].behaviour = make_behaviour(byzantine[vid], self, vid)
+        faulty = set(byzantine) | set(faults.twins)
+        self.honest = [name for name, node in self.nodes.items() if node.id not in faulty]
+        self.lose = list(faults.lose)
+        """Loss rules in force (a staged schedule adds and removes them as it goes)."""
+        self.crash_points: dict[str, list[CrashPoint]] = {}
+        for point in faults.crash_points:
+            self.crash_points.setdefault(point.endpoint, []).append(point)
         self.submitted: dict[bytes, Tx] = {}
+        self.acknowledged: set[bytes] = set()
+        self.lost: set[bytes] = set()
         self.decided: dict[int, tuple[str, bytes]] = {}
+        """Height -> the first honest endpoint to commit it and the hash of the whole block it committed."""
         self.violations: list[Violation] = []
-        self.partition: list[set[str]] | None = None
+        self.partition: Partition | None = None
+        self.fair_at = faults.fair_after_ms
         self.max_log_size = 0
+        self.booted = False
+
+    def _make_clock(self, fault: ClockFault) -> Callable[[], int]:
+        return make_clock(fault, self.genesis.genesis_time_ms, lambda: self.now)
 
     # -- scheduling ---------------------------------------------------------------
-
-    def _clock(self) -> int:
-        return self.genesis.genesis_time_ms + self.now
 
     def schedule(self, delay_ms: int, kind: str, *payload: Any) -> None:
         self._seq += 1
         heapq.heappush(self._queue, (self.now + max(delay_ms, 0), self._seq, kind, payload))
 
     def is_fair(self) -> bool:
-        return self.now >= self.faults.fair_after_ms
+        return self.now >= self.fair_at
 
     def _plan_faults(self) -> None:
         fair = self.faults.fair_after_ms
@@ -168,194 +319,469 @@ class Simulator:
             victim = self.rng.choice(self.honest)
             down_at = self.rng.randrange(0, max(fair - 200, 1))
             self.schedule(down_at, "crash", victim)
-            self.schedule(self.rng.randrange(down_at + 1, fair), "restart", victim)
+            self.schedule(self.rng.randrange(down_at + 1, max(fair, down_at + 2)), "restart", victim)
         for _ in range(self.faults.partitions):
             start = self.rng.randrange(0, max(fair - 200, 1))
-            ids = list(self.nodes)
-            self.rng.shuffle(ids)
-            cut = self.rng.randrange(1, len(ids)) if len(ids) > 1 else 1
-            self.schedule(start, "partition", (set(ids[:cut]), set(ids[cut:])))
-            self.schedule(self.rng.randrange(start + 1, fair), "heal")
+            self.schedule(start, "partition", draw_partition(self.rng, list(self.nodes)))
+            self.schedule(self.rng.randrange(start + 1, max(fair, start + 2)), "heal")
 
     # -- running ------------------------------------------------------------------
 
-    def run(self) -> Outcome:
-        """Run until every tx is committed by every honest replica, the bound passes, or safety breaks."""
+    def boot(self) -> None:
+        """Start every endpoint and plan the schedule's random faults (once)."""
+        if self.booted:
+            return
+        self.booted = True
         for node in self.nodes.values():
             self._boot(node)
         self._plan_faults()
-        deadline = self.faults.fair_after_ms + self.faults.liveness_bound_ms
-        is_live = False
+
+    def run(self) -> Outcome:
+        """Run until every acknowledged tx is committed by every honest endpoint, the bound passes, or safety breaks."""
+        self.boot()
+        deadline = max(self.fair_at, self.now) + self.faults.liveness_bound_ms
+        is_live = self.advance(lambda: self.is_fair() and self.is_all_committed(), deadline)
+        if not self._queue and self.is_all_committed():
+            is_live = True  # every tx committed before the network turned fair, and nothing is left to happen
+        heights = {name: node.app.head()[0] for name, node in self.nodes.items()}
+        return Outcome(self.seed, list(self.violations), is_live, self.now, heights, self.max_log_size, len(self.lost))
+
+    def advance(self, done: Callable[[], bool], until_ms: int) -> bool:
+        """Handle events in time order until `done()` holds (True), time passes `until_ms` or safety breaks."""
+        self.boot()
         while self._queue:
-            time, _, kind, payload = heapq.heappop(self._queue)
-            if time > deadline:
+            if done():
+                return True
+            time, _, kind, payload = self._queue[0]
+            if time > until_ms:
+                self.now = until_ms
                 break
+            heapq.heappop(self._queue)
             self.now = time
             getattr(self, f"_on_{kind}")(*payload)
-            if any(v.kind == "safety" for v in self.violations):
-                break
-            if self.is_fair() and self._is_all_committed():
-                is_live = True
-                break
-        if not self._queue and self._is_all_committed():
-            is_live = True  # every tx committed before the network turned fair, and nothing is left to happen
-        heights = {vid: node.app.head()[0] for vid, node in self.nodes.items()}
-        return Outcome(self.seed, list(self.violations), is_live, self.now, heights, self.max_log_size)
+            if not self.is_safe():
+                return False
+        return done()
 
-    def _is_all_committed(self) -> bool:
+    def is_safe(self) -> bool:
+        return is_safe(self.violations)
+
+    def required_txs(self) -> set[bytes]:
+        """Acknowledged txs that were not lost with their holders."""
+        return self.acknowledged - self.lost
+
+    def is_all_committed(self) -> bool:
         if len(self.submitted) < self.faults.txs:
             return False
-        return all(self.submitted.keys() <= self.nodes[vid].app.committed_ids for vid in self.honest)
+        required = self.required_txs()
+        return all(required <= self.nodes[name].app.committed_ids for name in self.honest)
 
     def _boot(self, node: SimNode) -> None:
-        node.replica = self.replica_factory(self.genesis, node.id, node.key, node.app, list(node.records))
+        records = self._read_log(node)
+        if records is None:
+            return
+        try:
+            node.replica = self.replica_factory(self.genesis, node.id, node.key, node.app, list(records))
+        except ConsensusLogCorrupted as exc:
+            self.violations.append(Violation("restart", f"{node.name} cannot restart: {exc}"))
+            node.is_broken = True
+            return
+        node.records, node.torn_bytes = list(records), 0
+        node.polled_height, node.last_commit_ms = node.app.head()[0], node.app.now()
+        self._set_timer(node, "poll", int(POLL_INTERVAL_S * 1000), "poll")
+        self._set_timer(node, "reoffer", int(REOFFER_INTERVAL_S * 1000), "reoffer")
         self._perform(node, node.replica.start())
 
-    # -- events -------------------------------------------------------------------
+    def _read_log(self, node: SimNode) -> list[dict[str, Any]] | None:
+        """What the restarting node reads back from its log, through `node.wal` when the last write was torn."""
+        if not node.torn_bytes:
+            return node.records
+        with tempfile.TemporaryDirectory() as home:
+            path = Path(home) / "consensus.log"
+            log = ConsensusLog(path)
+            log.append(node.records)
+            size = path.stat().st_size
+            log.close()
+            with path.open("r+b") as file:
+                file.truncate(size - node.torn_bytes)
+            try:
+                return recover_records(path)
+            except LedgerError as exc:
+                reason = str(exc).replace(str(path), path.name)
+                self.violations.append(Violation("restart", f"{node.name} cannot read its torn log: {reason}"))
+                node.is_broken = True
+                return None
 
-    def _on_submit(self) -> None:
+    # -- clients and gossip -------------------------------------------------------
+
+    def submit(self, to: str | None = None) -> None:
+        """A client makes a new tx and sends it to endpoint `to` (or to one it picks)."""
         key = f"k{self.rng.randrange(8)}"
         tx = self.network.tx("channel-1", SET_KIND, {"key": key, "value": self.rng.randrange(1000)})
         self.submitted[tx.id] = tx
-        for vid in self.nodes:
-            self.schedule(self._delay(), "gossip", vid, tx.id)
+        self._on_send_tx(tx, to)
 
-    def _on_gossip(self, vid: str, tx_id: bytes) -> None:
-        node = self.nodes[vid]
-        if node.is_up and tx_id not in node.app.committed_ids:
-            node.mempool[tx_id] = self.submitted[tx_id]
-            self._offer_batch_soon(node)
+    def _on_submit(self) -> None:
+        self.submit()
+
+    def _on_send_tx(self, tx: Tx, to: str | None) -> None:
+        """The client's attempt: if the node is down, it tries another one later."""
+        node = self.nodes[to or self.rng.choice(list(self.nodes))]
+        if not node.is_up:
+            self.schedule(CLIENT_RETRY_MS, "send_tx", tx, None)
+            return
+        if node.name in self.honest:
+            self.acknowledged.add(tx.id)
+        self._admit(node, tx)
+
+    def _admit(self, node: SimNode, tx: Tx) -> None:
+        """Admit `tx` into the mempool and forward it once to every other endpoint."""
+        if tx.id in node.seen or tx.id in node.app.committed_ids:
+            return
+        node.seen.add(tx.id)
+        node.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), node.app.now(), node.app.head()[0])
+        self._offer_batch_soon(node)
+        self._gossip(node, tx)
+
+    def _gossip(self, node: SimNode, tx: Tx) -> None:
+        for peer in self.nodes.values():
+            if peer.id != node.id and (not self.faults.gossip_loss or self._is_carried(node.name, peer.name)):
+                self.schedule(self._delay(), "gossip", peer.name, tx.id)
+
+    def _on_reoffer(self, name: str, token: int) -> None:
+        """As a node does every second: gossip again the txs stuck in the mempool (`Mempool.take_unproposed`)."""
+        node = self.nodes[name]
+        if node.replica is None or node.timers.get("reoffer") != token:
+            return
+        self._set_timer(node, "reoffer", int(REOFFER_INTERVAL_S * 1000), "reoffer")
+        age_ms, now = 2 * self.genesis.consensus.view_timeout_ms, node.app.now()
+        blocks = 0 if now - node.last_commit_ms >= age_ms else REOFFER_AFTER_BLOCKS
+        for tx in node.mempool.take_unproposed(now, node.app.head()[0], age_ms, blocks, REOFFER_MAX_TXS):
+            self._gossip(node, tx)
+
+    def _on_gossip(self, name: str, tx_id: bytes) -> None:
+        node = self.nodes[name]
+        if node.is_up:
+            self._admit(node, self.submitted[tx_id])
 
     def _offer_batch_soon(self, node: SimNode) -> None:
-        if node.mempool and not node.batch_scheduled:
+        if len(node.mempool) and not node.batch_scheduled:
             node.batch_scheduled = True
-            self.schedule(5, "batch", node.id)
+            self.schedule(BATCH_WAIT_MS, "batch", node.name)
 
-    def _on_batch(self, vid: str) -> None:
-        node = self.nodes[vid]
+    def _on_batch(self, name: str) -> None:
+        node = self.nodes[name]
         node.batch_scheduled = False
-        if node.replica is not None and node.mempool:
-            txs = list(node.mempool.values())[: self.genesis.consensus.max_block_txs]
+        if node.replica is not None and len(node.mempool):
+            txs = node.mempool.batch(self.genesis.consensus.max_block_txs)
             self._perform(node, node.replica.on_batch(txs))
 
-    def _on_deliver(self, to: str, sender: str, data: bytes) -> None:
-        node = self.nodes[to]
+    # -- messages and timers ------------------------------------------------------
+
+    def _on_deliver(self, name: str, sender: str, data: bytes) -> None:
+        node = self.nodes[name]
         if node.replica is None:
             return
-        message = decode_message(data)
+        try:
+            message = decode_message(data)
+        except LedgerError:
+            return  # the driver drops what does not decode
         if node.behaviour is not None:
             node.behaviour.observe(message)
-        self._perform(node, node.replica.on_message(sender, message))
+        actions = node.replica.on_message(sender, message)
         self.max_log_size = max(self.max_log_size, node.replica.log_size)
+        self._perform(node, actions)
 
-    def _on_timer(self, vid: str, name: str, token: int) -> None:
-        node = self.nodes[vid]
-        if node.replica is None or node.timers.get(name) != token:
+    def _on_timer(self, name: str, timer: str, token: int) -> None:
+        node = self.nodes[name]
+        if node.replica is None or node.timers.get(timer) != token:
             return
-        del node.timers[name]
-        self._perform(node, node.replica.on_timeout(name))
+        del node.timers[timer]
+        height = node.app.head()[0]
+        if timer == VIEW_TIMER and node.syncing and height > node.deferred_at_height:
+            # As the driver does: a view timeout waits while sync moves the head, not while it moves nothing.
+            node.deferred_at_height = height
+            self._set_timer(node, timer, int(SYNC_RECHECK_S * 1000))
+            return
+        node.deferred_at_height = -1
+        self._perform(node, node.replica.on_timeout(timer))
 
-    def _on_sync(self, vid: str) -> None:
-        node = self.nodes[vid]
-        if node.replica is None:
+    def _set_timer(self, node: SimNode, timer: str, delay_ms: int, event: str = "timer") -> None:
+        """Arm `timer` of `node` (a replica's timer, or the node's own `poll` and `reoffer` loops)."""
+        self._token += 1
+        node.timers[timer] = self._token
+        if event == "timer":
+            self.schedule(delay_ms, event, node.name, timer, self._token)
+        else:
+            self.schedule(delay_ms, event, node.name, self._token)
+
+    # -- catching up --------------------------------------------------------------
+
+    def _on_poll(self, name: str, token: int) -> None:
+        """The catch-up loop's look at the peers: sync when asked to, or when stuck behind a peer."""
+        node = self.nodes[name]
+        if node.replica is None or node.timers.get("poll") != token:
             return
-        if not self.is_fair() and self.rng.random() < self.faults.drop:
+        self._set_timer(node, "poll", int(POLL_INTERVAL_S * 1000), "poll")
+        height = node.app.head()[0]
+        if not node.syncing and (node.sync_wanted or height == node.polled_height):
+            self._start_sync(node)
+        node.polled_height = node.app.head()[0]
+
+    def _start_sync(self, node: SimNode) -> None:
+        """Ask the reachable peer with the highest chain for the blocks this node lacks."""
+        node.sync_wanted = False
+        height = node.app.head()[0]
+        peers = [
+            peer
+            for peer in self.nodes.values()
+            if peer.id != node.id and peer.is_up and self._is_link_up(node.name, peer.name)
+        ]
+        ahead = [peer for peer in peers if peer.app.head()[0] > height]
+        if not ahead:
             return
-        source = max(self.nodes.values(), key=lambda n: (n.app.head()[0], n.id in self.honest))
-        before = node.app.head()[0]
-        try:
-            height = node.app.sync_from(source.app)
-        except (LedgerError, RuntimeError) as exc:
-            self.violations.append(Violation("sync", f"seed {self.seed}: {vid} cannot sync from {source.id}: {exc}"))
+        source = max(ahead, key=lambda peer: (peer.app.head()[0], peer.name))
+        node.syncing, node.sync_source = True, source.name
+        self.schedule(self._delay() * self.faults.sync_delays, "sync_batch", node.name, source.name)
+
+    def _on_sync_batch(self, name: str, source_name: str) -> None:
+        node, source = self.nodes[name], self.nodes[source_name]
+        if node.replica is None or not node.syncing:
             return
-        if height == before:
+        if not source.is_up or not self._is_carried(source.name, node.name):
+            node.syncing, node.sync_wanted = False, True  # the transfer failed: retry at the next poll
             return
-        for block in node.app.blocks[before:]:
-            for tx in block.txs:
-                node.mempool.pop(tx.id, None)
+        height = node.app.head()[0]
+        for index in range(height, min(len(source.app.blocks), height + SYNC_BATCH)):
+            if not self._apply_synced(node, source.app.blocks[index], source.app.certificates[index]):
+                node.syncing = False
+                return
+        if len(source.app.blocks) > node.app.head()[0]:
+            self.schedule(self._delay() * self.faults.sync_delays, "sync_batch", node.name, source.name)
+            return
+        node.syncing = False
+        self._compact(node)
         self._perform(node, node.replica.on_synced())
         self._offer_batch_soon(node)
 
-    def _on_crash(self, vid: str) -> None:
-        node = self.nodes[vid]
-        node.replica = None
-        node.mempool.clear()
-        node.timers.clear()
-        node.batch_scheduled = False
+    def _apply_synced(self, node: SimNode, block: Block, certificate: CommitCertificate) -> bool:
+        height, head_hash = node.app.head()
+        if block.height != height + 1 or block.header.prev_hash != head_hash:
+            detail = f"{node.name} synced block {block.height} that does not extend its head {height}"
+            self.violations.append(Violation("sync", detail))
+            return False
+        try:
+            node.app.apply(block, certificate)
+        except InvalidCertificate as exc:
+            self.violations.append(Violation("certificate", f"{node.name} synced a bad certificate: {exc}"))
+            return False
+        self._record_commit(node, block)
+        return True
 
-    def _on_restart(self, vid: str) -> None:
-        node = self.nodes[vid]
-        if node.replica is not None:
+    # -- crashes and the network --------------------------------------------------
+
+    def _on_crash(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.replica is None:
+            return
+        node.replica = None
+        node.timers.clear()
+        node.batch_scheduled = node.syncing = node.sync_wanted = False
+        node.seen.clear()
+        held, node.mempool = {tx.id for tx in node.mempool.batch(len(node.mempool))}, Mempool()
+        if name in self.honest:
+            for tx_id in held & self.acknowledged:
+                if not self._is_held_elsewhere(tx_id):
+                    self.lost.add(tx_id)
+
+    def _is_held_elsewhere(self, tx_id: bytes) -> bool:
+        return any(
+            tx_id in self.nodes[name].mempool or tx_id in self.nodes[name].app.committed_ids for name in self.honest
+        )
+
+    def _on_restart(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.replica is not None or node.is_broken:
             return
         self._boot(node)
-        for tx_id in self.submitted:
-            self.schedule(self._delay(), "gossip", vid, tx_id)
+        if node.replica is None:
+            return
+        for tx_id in self.submitted:  # peers' gossip queued for it while it was down
+            if any(tx_id in peer.mempool for peer in self.nodes.values() if peer.id != node.id):
+                self.schedule(self._delay(), "gossip", name, tx_id)
 
-    def _on_partition(self, sides: tuple[set[str], set[str]]) -> None:
-        self.partition = list(sides)
+    def _on_partition(self, partition: Partition) -> None:
+        self.partition = partition
 
     def _on_heal(self) -> None:
         self.partition = None
 
+    def _is_link_up(self, sender: str, receiver: str) -> bool:
+        """Does the current partition let `sender` reach `receiver` (ignoring random loss)?"""
+        return self.partition is None or not self.partition.is_cut(sender, receiver)
+
+    def _is_carried(self, sender: str, receiver: str) -> bool:
+        """Does one message from `sender` reach `receiver`: the link is up and, before fair, it was not dropped."""
+        if not self._is_link_up(sender, receiver):
+            return False
+        return self.is_fair() or self.rng.random() >= self.faults.drop
+
     # -- actions ------------------------------------------------------------------
 
     def _perform(self, node: SimNode, actions: list[Action]) -> None:
+        points = self.crash_points.get(node.name)
         for action in actions:
-            if isinstance(action, Persist):
-                node.records.append(action.record)
-            elif isinstance(action, Send):
-                self._send(node, action.to, action.message)
-            elif isinstance(action, Broadcast):
-                for vid in self.nodes:
-                    if vid != node.id:
-                        self._send(node, vid, action.message)
-            elif isinstance(action, Decide):
-                self._decide(node, action)
-            elif isinstance(action, SetTimer):
-                self._token += 1
-                node.timers[action.name] = self._token
-                self.schedule(action.delay_ms, "timer", node.id, action.name, self._token)
-            elif isinstance(action, CancelTimer):
-                node.timers.pop(action.name, None)
-            elif isinstance(action, RequestSync):
-                self.schedule(self._delay(), "sync", node.id)
+            point = None if not points else self._reached(node, points, action)
+            if point is not None and isinstance(action, Persist) and point.torn != "none":
+                self._tear(node, action.record, point.torn)
+                self.crash(node.name, point.down_ms)
+                return
+            self._carry_out(node, action)
+            if point is not None:
+                self.crash(node.name, point.down_ms)
+                return
+
+    def _carry_out(self, node: SimNode, action: Action) -> None:
+        if isinstance(action, Persist):
+            node.records.append(action.record)
+        elif isinstance(action, Send):
+            self._send(node, action.to, action.message)
+        elif isinstance(action, Broadcast):
+            for vid in self.genesis.validator_ids():
+                if vid != node.id:
+                    self._send(node, vid, action.message)
+        elif isinstance(action, Decide):
+            self._decide(node, action)
+        elif isinstance(action, SetTimer):
+            self._set_timer(node, action.name, action.delay_ms)
+        elif isinstance(action, CancelTimer):
+            node.timers.pop(action.name, None)
+        elif isinstance(action, RequestSync):
+            node.sync_wanted = True
+            if not node.syncing:
+                self.schedule(self._delay(), "sync_start", node.name)
+
+    def _on_sync_start(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.replica is not None and not node.syncing and node.sync_wanted:
+            self._start_sync(node)
+
+    def _reached(self, node: SimNode, points: list[CrashPoint], action: Action) -> CrashPoint | None:
+        """The first crash point of `node` that `action` reaches, removed from the plan."""
+        step = describe_step(action)
+        if step is None:
+            return None
+        name, view, height = step
+        for point in points:
+            if point.step == name and point.view in (None, view) and point.height in (None, height):
+                points.remove(point)
+                return point
+        return None
+
+    def _tear(self, node: SimNode, record: dict[str, Any], torn: Torn) -> None:
+        """The crash hits while `record` is written: it is lost, or only a part of it reaches the disk."""
+        if torn == "cut":
+            node.records.append(record)
+            frame = len(encode(record)) + FRAME_HEADER
+            node.torn_bytes = 1 + self.rng.randrange(frame - 1)
+
+    def crash(self, name: str, down_ms: int) -> None:
+        """Crash endpoint `name` now and restart it `down_ms` later."""
+        self._on_crash(name)
+        self.schedule(down_ms, "restart", name)
 
     def _decide(self, node: SimNode, action: Decide) -> None:
         block, certificate = action.block, action.certificate
-        if node.behaviour is None:
-            block_hash = block.hash()
-            first = self.decided.setdefault(block.height, (node.id, block_hash))
-            if first[1] != block_hash:
-                detail = f"seed {self.seed}: {first[0]} and {node.id} decided different blocks at height {block.height}"
-                self.violations.append(Violation("safety", detail))
+        if node.name in self.honest:
             try:
-                verify_certificate(certificate, self.genesis, block_hash, block.height)
+                verify_certificate(certificate, self.genesis, block.hash(), block.height)
             except InvalidCertificate as exc:
-                self.violations.append(Violation("certificate", f"seed {self.seed}: {node.id}: {exc}"))
+                self.violations.append(Violation("certificate", f"{node.name}: {exc}"))
         node.app.apply(block, certificate, verify=False)
-        for tx in block.txs:
-            node.mempool.pop(tx.id, None)
+        self._record_commit(node, block)
+        node.decisions_since_compaction += 1
+        if node.decisions_since_compaction >= COMPACT_EVERY:
+            self._compact(node)
+
+    def _record_commit(self, node: SimNode, block: Block) -> None:
+        """Check a newly committed block against the other honest endpoints, and clear its txs from the mempool."""
+        if node.name in self.honest:
+            content = hash_value(block.to_wire())  # a block is all it contains: the same header over another body forks
+            first = self.decided.setdefault(block.height, (node.name, content))
+            if first[1] != content:
+                detail = f"{first[0]} and {node.name} committed different blocks at {block.height}"
+                self.violations.append(Violation("safety", detail))
+            if len(node.app.committed_ids) != sum(len(b.txs) for b in node.app.blocks):
+                self.violations.append(Violation("duplicate", f"{node.name} committed a tx twice"))
+        node.mempool.remove([tx.id for tx in block.txs])
+        node.last_commit_ms = node.app.now()
         self._offer_batch_soon(node)
+
+    def _compact(self, node: SimNode) -> None:
+        node.records = select_needed_records(node.records, node.app.head()[0])
+        node.decisions_since_compaction = 0
 
     def _send(self, node: SimNode, to: str, message: Message) -> None:
         deliveries = [(to, message)] if node.behaviour is None else node.behaviour.rewrite(node, to, message)
         for target, outgoing in deliveries:
-            self.deliver(node.id, target, outgoing)
+            self.deliver(node.name, target, outgoing)
 
     def deliver(self, sender: str, to: str, message: Message, claimed_sender: str | None = None) -> None:
-        """Put `message` on the wire from `sender` to `to`, subject to the network's faults."""
-        if (type(message).__name__, getattr(message, "view", -1), to) in self.faults.cut:
-            return
-        if not self.is_fair():
-            if self.rng.random() < self.faults.drop:
-                return
-            if self.partition is not None and not any(sender in side and to in side for side in self.partition):
-                return
-        data = encode_message(message)
-        copies = 2 if not self.is_fair() and self.rng.random() < self.faults.duplicate else 1
-        for _ in range(copies):
-            self.schedule(self._delay(), "deliver", to, claimed_sender or sender, data)
+        """Put `message` on the wire from endpoint `sender` to every endpoint of validator `to`, subject to faults."""
+        claimed = claimed_sender or self.nodes[sender].id
+        if not any(rule.matches(message, claimed, to) for rule in self.lose):
+            self.deliver_bytes(sender, to, encode_message(message), claimed)
+
+    def deliver_bytes(self, sender: str, to: str, data: bytes, claimed_sender: str | None = None) -> None:
+        """Put encoded bytes on the wire (they may not decode: the receiver drops what does not)."""
+        claimed = claimed_sender or self.nodes[sender].id
+        for endpoint in self._endpoints(to):
+            if not self._is_carried(sender, endpoint):
+                continue
+            copies = 2 if not self.is_fair() and self.rng.random() < self.faults.duplicate else 1
+            for _ in range(copies):
+                self.schedule(self._delay(), "deliver", endpoint, claimed, data)
+
+    def _endpoints(self, vid: str) -> list[str]:
+        return [vid, vid + TWIN_SUFFIX] if vid in self.faults.twins else [vid]
 
     def _delay(self) -> int:
         top = self.faults.max_delay_ms if self.is_fair() else self.faults.max_delay_ms * 10
         return self.rng.randrange(1, top + 1)
+
+
+_KINDS = {
+    "PrePrepare": "pre_prepare",
+    "Prepare": "prepare",
+    "Commit": "commit",
+    "Checkpoint": "checkpoint",
+    "ViewChange": "view_change",
+    "NewView": "new_view",
+    "Timeout": "timeout",
+}
+
+
+def describe_step(action: Action) -> tuple[str, int, int] | None:
+    """(step name, view, height) of an action, in the terms of `CrashPoint.step`; None for timers and sync."""
+    if isinstance(action, Send | Broadcast):
+        return _describe_message("send", action.message)
+    if isinstance(action, Decide):
+        return "decide", action.certificate.view, action.block.height
+    if isinstance(action, Persist):
+        restored = load_replica_records([action.record])
+        if restored.signed:
+            return _describe_message("persist", restored.signed[0])
+        if restored.prepared:
+            prepared: PreparedCertificate = restored.prepared[0]
+            return "persist prepared", prepared.view, prepared.height
+        entry = restored.views[0]
+        return "persist view", entry.view, entry.height
+    return None
+
+
+def _describe_message(phase: str, message: Message) -> tuple[str, int, int]:
+    kind = _KINDS[type(message).__name__]
+    view = getattr(message, "view", 0)
+    if isinstance(message, NewView):
+        return f"{phase} {kind}", view, 0 if message.pre_prepare is None else message.pre_prepare.height
+    return f"{phase} {kind}", view, message.height

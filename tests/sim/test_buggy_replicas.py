@@ -8,7 +8,7 @@ from __future__ import annotations
 from consensus.messages import NewView, PrePrepare
 from consensus.replica import Replica
 from consensus.validation import NewViewPlan
-from tests.sim.simulator import Faults, Simulator
+from tests.sim.simulator import Faults, Lose, Simulator
 
 SEEDS = range(20)
 
@@ -42,7 +42,7 @@ class IgnoresLocks(Replica):
 EQUIVOCATING_PRIMARY = Faults(byzantine=(("node-0", "equivocate"),), txs=6)
 
 STAGED_NEW_VIEW_ATTACK = Faults(
-    cut=tuple(("Commit", 0, v) for v in ("node-1", "node-2", "node-3")),
+    lose=tuple(Lose("Commit", view=0, receiver=v) for v in ("node-1", "node-2", "node-3")),
     byzantine=(("node-1", "fresh_new_view"),),
     txs=6,
 )
