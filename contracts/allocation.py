@@ -57,8 +57,9 @@ from contracts.lifecycle import (
     transition_order,
 )
 from contracts.numbering import compute_fulfilment_id
-from contracts.payload import get_id, get_text
+from contracts.payload import ident, payload, read_payload, text
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "fulfilment.decline": frozenset({"store", "operator"}),
@@ -72,6 +73,12 @@ DEFAULTS: dict[str, Any] = {
 }
 """`max_splits`: most physical fulfilments per order; `unservable`: `refuse` or `backorder`; `resource_batch`:
 most backordered orders sourced again per block."""
+
+PAYLOADS = {
+    "fulfilment.decline": payload(ident("fulfilment_id"), text("reason", default="")),
+    "order.allocate": payload(ident("order_id")),
+}
+"""The payload of each tx kind of this module."""
 
 DAY_MS = 86_400_000
 """Length of a capacity day in block time."""
@@ -338,9 +345,10 @@ def begin_block(state: StateView, ctx: BlockContext) -> None:
     state.delete(keys.RESTOCK_PASS_KEY)
 
 
-def process_order_allocate(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_allocate(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Try again to source an order's backordered lines (e.g. after new stock arrived)."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    fields = read_payload(PAYLOADS["order.allocate"], tx.payload)
+    order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
     if order["status"] != "backordered" or not order["backorder"]:
         raise Rejected("invalid_transition", f"order {order['order_id']} has nothing backordered")
@@ -354,16 +362,17 @@ def process_order_allocate(state: StateView, tx: Any, ctx: TxContext) -> dict[st
     }
 
 
-def process_fulfilment_decline(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_fulfilment_decline(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """A location cannot serve its fulfilment: release its stock and source the lines elsewhere."""
-    record = require_fulfilment(state, get_id(tx.payload, "fulfilment_id"))
+    fields = read_payload(PAYLOADS["fulfilment.decline"], tx.payload)
+    record = require_fulfilment(state, fields["fulfilment_id"])
     location = get_location(state, record["location"])
     if record["virtual"] or location is None:
         raise Rejected("invalid_transition", "virtual fulfilments cannot be declined")
     require_location_access(ctx, location)
     if record["status"] not in OPEN_FULFILMENT:
         raise Rejected("invalid_transition", f"fulfilment {record['fulfilment_id']} is {record['status']}")
-    reason = get_text(tx.payload, "reason", "")
+    reason = fields["reason"]
     for item in record["lines"]:
         release_stock(state, ctx, record["location"], item["sku"], item["qty"], record["fulfilment_id"])
     set_fulfilment_status(record, "declined", ctx)

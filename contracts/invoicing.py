@@ -51,8 +51,9 @@ from contracts.lifecycle import (
     require_order,
 )
 from contracts.numbering import take_invoice_number
-from contracts.payload import get_text
+from contracts.payload import payload, read_payload, text
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "invoice.reverse": frozenset({"operator", "store"}),
@@ -73,6 +74,11 @@ BASIS_POINTS = 10_000
 
 SHIPPING_SKU = "shipping"
 """The `sku` of a shipping-charge line."""
+
+PAYLOADS = {
+    "invoice.reverse": payload(text("number", doc="the invoice's number"), text("reason", min_length=1)),
+}
+"""The payload of each tx kind of this module."""
 
 
 def get_setting(config: dict[str, Any], key: str) -> Any:
@@ -390,13 +396,12 @@ def credit_shipping(state: StateView, ctx: Context, order: dict[str, Any], reaso
     return issue_credit_note(state, ctx, order, invoice, [(index, 1)], reason)
 
 
-def process_invoice_reverse(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_invoice_reverse(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Reverse a wrong invoice with a credit note for what is left on it, and reissue it: the same goods for the
     same gross amounts (what the customer was charged), net and tax split at the rates configured now."""
-    number = get_text(tx.payload, "number")
-    reason = get_text(tx.payload, "reason")
-    if not reason:
-        raise Rejected("bad_payload", "a reversal needs a reason")
+    fields = read_payload(PAYLOADS["invoice.reverse"], tx.payload)
+    number = fields["number"]
+    reason = fields["reason"]
     invoice = require_invoice(state, number)
     if "operator" not in ctx.signer.roles and ctx.signer.org != invoice["issuer"]:
         raise Rejected("forbidden", f"{ctx.signer.id} does not act for issuer {invoice['issuer']}")

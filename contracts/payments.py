@@ -42,9 +42,10 @@ from contracts.lifecycle import (
     require_order_access,
     transition_order,
 )
-from contracts.payload import MAX_AMOUNT, bad, get_id, get_int, get_optional_id, get_text
+from contracts.payload import MAX_AMOUNT, ident, integer, payload, read_payload, text
 from ledger.encoding import sha256
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "payment.authorize": frozenset({"channel", "operator"}),
@@ -57,6 +58,20 @@ DEFAULTS: dict[str, Any] = {
     "orders.timeout_batch": 50,
 }
 """How long (block time) a prepaid order may stay unpaid; most unpaid orders cancelled per block."""
+
+PAYMENT_FIELDS = (
+    ident("order_id"),
+    integer("amount", 1, MAX_AMOUNT, doc="minor units"),
+    text("reference", min_length=1, doc="the payment provider's reference, taken once per order"),
+)
+"""What every payment tx names."""
+
+PAYLOADS = {
+    "payment.authorize": payload(*PAYMENT_FIELDS),
+    "payment.capture": payload(*PAYMENT_FIELDS),
+    "payment.refund": payload(*PAYMENT_FIELDS, ident("credit_note", required=False, doc="the note it pays back")),
+}
+"""The payload of each tx kind of this module."""
 
 CANCELLATION_SOURCE = "cancellation"
 """What a refund of cancelled goods is tied to (credit notes are named by their number)."""
@@ -117,14 +132,14 @@ def _payment_result(order: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _record(state: StateView, tx: Any, ctx: TxContext, kind: str) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
+def _record(
+    state: StateView, fields: dict[str, Any], ctx: TxContext, kind: str
+) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
     """The order, the amount, and the first result if this reference was recorded already with the same content."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
-    amount = get_int(tx.payload, "amount", 1, MAX_AMOUNT)
-    reference = get_text(tx.payload, "reference")
-    if not reference:
-        raise bad("reference must name the payment provider's reference")
+    amount: int = fields["amount"]
+    reference = fields["reference"]
     key = keys.payment_reference_key(order["order_id"], sha256(reference.encode()).hex())
     known = state.get(key)
     if known is not None:
@@ -158,9 +173,9 @@ def _remember(state: StateView, order: dict[str, Any], kind: str, amount: int) -
     return result
 
 
-def process_payment_authorize(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_payment_authorize(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The payment provider authorised an amount for the order."""
-    order, amount, known = _record(state, tx, ctx, "authorized")
+    order, amount, known = _record(state, read_payload(PAYLOADS["payment.authorize"], tx.payload), ctx, "authorized")
     if known is not None:
         return known
     if order["status"] == "cancelled":
@@ -169,9 +184,9 @@ def process_payment_authorize(state: StateView, tx: Any, ctx: TxContext) -> dict
     return _remember(state, order, "authorized", amount)
 
 
-def process_payment_capture(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_payment_capture(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Money was captured; once what is due is captured the order stops timing out and is released."""
-    order, amount, known = _record(state, tx, ctx, "captured")
+    order, amount, known = _record(state, read_payload(PAYLOADS["payment.capture"], tx.payload), ctx, "captured")
     if known is not None:
         return known
     if order["status"] == "cancelled":
@@ -184,16 +199,17 @@ def process_payment_capture(state: StateView, tx: Any, ctx: TxContext) -> dict[s
     return _remember(state, order, "captured", amount)
 
 
-def process_payment_refund(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_payment_refund(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Money was paid back for a cancellation or a credit note (`credit_note`), never more than they amount to."""
-    order, amount, known = _record(state, tx, ctx, "refunded")
+    fields = read_payload(PAYLOADS["payment.refund"], tx.payload)
+    order, amount, known = _record(state, fields, ctx, "refunded")
     if known is not None:
         return known
     payment = order["payment"]
     if amount > compute_overpaid(order):
         raise Rejected("over_refund", f"the customer paid {max(compute_overpaid(order), 0)} beyond what they owe")
     refundable = compute_refundable(order)
-    note = get_optional_id(tx.payload, "credit_note")
+    note = fields["credit_note"]
     if note is not None and note not in payment["credits"]:
         raise Rejected("unknown_credit_note", f"{note} is not a credit note of order {order['order_id']}")
     sources = [note] if note is not None else list(refundable)
