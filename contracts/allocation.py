@@ -30,6 +30,7 @@ on in the next, and SKUs marked meanwhile wait for the next pass.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from contracts import keys
@@ -58,6 +59,7 @@ from contracts.lifecycle import (
 )
 from contracts.numbering import compute_fulfilment_id
 from contracts.payload import ident, payload, read_payload, text
+from contracts.records import Fulfilment, FulfilmentStatus, Item, Location, Order
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -93,9 +95,6 @@ COSINE_BY_DEGREE = (
 )  # fmt: skip
 """cos(d degrees) * 10000 for d = 0..90, rounded."""
 
-Item = dict[str, Any]
-"""One piece of demand or supply: `line` (order line index), `sku`, `qty`."""
-
 
 def get_setting(ctx: Context, key: str) -> Any:
     return ctx.config.get(key, DEFAULTS[key])
@@ -112,11 +111,11 @@ def compute_distance_sq(lat1: int, lon1: int, lat2: int, lon2: int) -> int:
     return dx * dx + dy * dy
 
 
-def get_destination(state: StateView, order: dict[str, Any]) -> tuple[int, int] | None:
+def get_destination(state: StateView, order: Order) -> tuple[int, int] | None:
     """Coordinates goods travel to: the delivery point, or the pickup store."""
     delivery = order["delivery"]
-    if delivery is not None and delivery.get("lat") is not None:
-        return int(delivery["lat"]), int(delivery["lon"])
+    if delivery is not None and delivery["lat"] is not None and delivery["lon"] is not None:
+        return delivery["lat"], delivery["lon"]
     if order["pickup"] is not None:
         store = get_location(state, order["pickup"])
         if store is not None:
@@ -124,7 +123,7 @@ def get_destination(state: StateView, order: dict[str, Any]) -> tuple[int, int] 
     return None
 
 
-def is_at_capacity(state: StateView, ctx: Context, location: dict[str, Any]) -> bool:
+def is_at_capacity(state: StateView, ctx: Context, location: Location) -> bool:
     limit = int(location["daily_capacity"])
     if limit <= 0:
         return False
@@ -144,7 +143,7 @@ def get_available(state: StateView, known: dict[str, dict[str, int]], location: 
 def compute_cover(available: dict[str, int], needs: list[Item]) -> list[Item]:
     """What a location with `available` stock (by SKU) can serve of `needs`."""
     left = dict(available)
-    cover = []
+    cover: list[Item] = []
     for need in needs:
         sku = need["sku"]
         qty = min(need["qty"], left[sku])
@@ -156,7 +155,7 @@ def compute_cover(available: dict[str, int], needs: list[Item]) -> list[Item]:
 
 def subtract_items(needs: list[Item], served: list[Item]) -> list[Item]:
     """`needs` minus `served`, line by line, dropping what is fully served."""
-    out = []
+    out: list[Item] = []
     for need in needs:
         qty = need["qty"] - sum(s["qty"] for s in served if s["line"] == need["line"])
         if qty > 0:
@@ -165,13 +164,13 @@ def subtract_items(needs: list[Item], served: list[Item]) -> list[Item]:
 
 
 def plan_allocation(
-    state: StateView, ctx: Context, order: dict[str, Any], needs: list[Item], slots: int
-) -> tuple[list[tuple[dict[str, Any], list[Item]]], list[Item]]:
+    state: StateView, ctx: Context, order: Order, needs: list[Item], slots: int
+) -> tuple[list[tuple[Location, list[Item]]], list[Item]]:
     """Choose up to `slots` locations for `needs`; return the plan and what stays unserved."""
     excluded = order["declined_at"]
     skus = [need["sku"] for need in needs]
     known: dict[str, dict[str, int]] = {}
-    plan: list[tuple[dict[str, Any], list[Item]]] = []
+    plan: list[tuple[Location, list[Item]]] = []
     if order["pickup"] is not None and order["pickup"] not in excluded and slots > 0:
         store = get_location(state, order["pickup"])
         if store is not None and store["active"] and not is_at_capacity(state, ctx, store):
@@ -224,8 +223,8 @@ def plan_allocation(
 
 
 def create_fulfilment(
-    state: StateView, ctx: Context, order: dict[str, Any], location: str, org: str, items: list[Item]
-) -> dict[str, Any]:
+    state: StateView, ctx: Context, order: Order, location: str, org: str, items: list[Item]
+) -> Fulfilment:
     """Open a fulfilment at `location`, reserving its stock (virtual goods reserve nothing)."""
     order["fulfilment_count"] += 1
     fulfilment_id = compute_fulfilment_id(order["order_id"], order["fulfilment_count"])
@@ -235,27 +234,28 @@ def create_fulfilment(
             reserve_stock(state, ctx, location, item["sku"], item["qty"], fulfilment_id)
         day_key = keys.capacity_key(location, ctx.time_ms // DAY_MS)
         state.put(day_key, int(state.get(day_key) or 0) + 1)
-    record = {
+    status: FulfilmentStatus = "released" if order["released"] else "allocated"
+    record: Fulfilment = {
         "fulfilment_id": fulfilment_id,
         "order_id": order["order_id"],
         "location": location,
         "org": org,
         "virtual": is_virtual,
-        "lines": items,
-        "status": "",
+        "lines": [{"line": item["line"], "sku": item["sku"], "qty": item["qty"]} for item in items],
+        "status": status,
         "events": [],
         "carrier": "",
         "tracking": "",
         "invoice": None,
         "returned": [],
     }
-    set_fulfilment_status(record, "released" if order["released"] else "allocated", ctx)
+    set_fulfilment_status(record, status, ctx)
     put_fulfilment(state, record)
     order["fulfilments"].append(fulfilment_id)
     return record
 
 
-def count_physical_fulfilments(state: StateView, order: dict[str, Any]) -> int:
+def count_physical_fulfilments(state: StateView, order: Order) -> int:
     count = 0
     for fid in order["fulfilments"]:
         record = require_fulfilment(state, fid)
@@ -264,7 +264,7 @@ def count_physical_fulfilments(state: StateView, order: dict[str, Any]) -> int:
     return count
 
 
-def allocate_items(state: StateView, ctx: Context, order: dict[str, Any], needs: list[Item]) -> list[Item]:
+def allocate_items(state: StateView, ctx: Context, order: Order, needs: Sequence[Item]) -> list[Item]:
     """Create fulfilments for `needs`; return the items nothing could serve."""
     virtual = [n for n in needs if order["lines"][n["line"]]["virtual"]]
     physical = [n for n in needs if not order["lines"][n["line"]]["virtual"]]
@@ -277,10 +277,10 @@ def allocate_items(state: StateView, ctx: Context, order: dict[str, Any], needs:
     return unserved
 
 
-def allocate_new_order(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
+def allocate_new_order(state: StateView, ctx: TxContext, order: Order) -> None:
     """Allocate a new or just approved order (what of it is not cancelled), then settle it: released at once if
     paid; refuse it or backorder what is left, per config."""
-    needs = [
+    needs: list[Item] = [
         {"line": i, "sku": line["sku"], "qty": line["qty"] - line["cancelled"]}
         for i, line in enumerate(order["lines"])
         if line["qty"] > line["cancelled"]
@@ -295,18 +295,18 @@ def allocate_new_order(state: StateView, ctx: TxContext, order: dict[str, Any]) 
 
 
 def merge_backorder(backorder: list[Item], more: list[Item]) -> list[Item]:
-    merged = [dict(item) for item in backorder]
+    merged: list[Item] = [{"line": item["line"], "sku": item["sku"], "qty": item["qty"]} for item in backorder]
     for item in more:
         for existing in merged:
             if existing["line"] == item["line"]:
                 existing["qty"] += item["qty"]
                 break
         else:
-            merged.append(dict(item))
+            merged.append({"line": item["line"], "sku": item["sku"], "qty": item["qty"]})
     return sorted(merged, key=lambda i: i["line"])
 
 
-def resource_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+def resource_order(state: StateView, ctx: Context, order: Order) -> None:
     """Source an order's backordered lines again and settle it (the order is put)."""
     order["backorder"] = allocate_items(state, ctx, order, order["backorder"])
     settle_order(state, ctx, order)

@@ -27,6 +27,7 @@ from contracts.payload import (
     read_payload,
     text,
 )
+from contracts.records import Location, Sku
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -72,29 +73,29 @@ PAYLOADS = {
 """The payload of each tx kind of this module."""
 
 
-def get_sku(state: StateView, sku: str) -> dict[str, Any] | None:
+def get_sku(state: StateView, sku: str) -> Sku | None:
     return state.get(keys.sku_key(sku))
 
 
-def get_location(state: StateView, location: str) -> dict[str, Any] | None:
+def get_location(state: StateView, location: str) -> Location | None:
     return state.get(keys.location_key(location))
 
 
-def require_sku(state: StateView, sku: str) -> dict[str, Any]:
+def require_sku(state: StateView, sku: str) -> Sku:
     record = get_sku(state, sku)
     if record is None or not record["active"]:
         raise Rejected("unknown_sku", f"SKU {sku} is not in the catalogue")
     return record
 
 
-def require_location(state: StateView, location: str) -> dict[str, Any]:
+def require_location(state: StateView, location: str) -> Location:
     record = get_location(state, location)
     if record is None or not record["active"]:
         raise Rejected("unknown_location", f"location {location} does not exist")
     return record
 
 
-def require_location_access(ctx: TxContext, location: dict[str, Any]) -> None:
+def require_location_access(ctx: TxContext, location: Location) -> None:
     """Operators act anywhere; a store identity only at locations of its own organisation."""
     if "operator" in ctx.signer.roles:
         return
@@ -102,7 +103,7 @@ def require_location_access(ctx: TxContext, location: dict[str, Any]) -> None:
         raise Rejected("forbidden", f"{ctx.signer.id} does not act for location {location['location']}")
 
 
-def iter_locations(state: StateView) -> list[dict[str, Any]]:
+def iter_locations(state: StateView) -> list[Location]:
     """Active locations in id order."""
     return [record for _, record in state.scan("location/") if record["active"]]
 
@@ -114,7 +115,7 @@ def process_sku_upsert(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, An
     currency = fields["currency"]
     if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
         raise bad("currency must be an ISO 4217 code such as EUR")
-    record = {
+    record: Sku = {
         "sku": sku,
         "name": fields["name"],
         "price": fields["price"],
@@ -142,7 +143,7 @@ def process_location_upsert(state: StateView, tx: Tx, ctx: TxContext) -> dict[st
     previous = get_location(state, location)
     if previous is not None:
         require_location_access(ctx, previous)
-    record = {
+    record: Location = {
         "location": location,
         "name": fields["name"],
         "type": fields["type"],

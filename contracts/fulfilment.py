@@ -35,6 +35,7 @@ from contracts.lifecycle import (
     transition_order,
 )
 from contracts.payload import ident, payload, read_payload, text
+from contracts.records import Fulfilment, Order
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -54,7 +55,7 @@ PAYLOADS = {
 """The payload of each tx kind of this module."""
 
 
-def release_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+def release_order(state: StateView, ctx: Context, order: Order) -> None:
     """Hand a paid order's allocated fulfilments to their locations; deliver its virtual goods at once."""
     if order["status"] != "released":
         transition_order(order, "released", ctx)
@@ -74,7 +75,7 @@ def release_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None
     sync_order_status(state, ctx, order)
 
 
-def settle_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+def settle_order(state: StateView, ctx: Context, order: Order) -> None:
     """Put an allocated (or released) order in the status its fulfilments, backorder and payment call for:
     once paid its payment deadline goes and it is released; a released order follows its fulfilments."""
     if is_paid(order) and order["deadline_ms"] is not None:
@@ -96,7 +97,7 @@ def settle_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
         transition_order(order, "allocated", ctx)
 
 
-def _open_step(state: StateView, fields: dict[str, Any], ctx: TxContext, allowed: tuple[str, ...]) -> dict[str, Any]:
+def _open_step(state: StateView, fields: dict[str, Any], ctx: TxContext, allowed: tuple[str, ...]) -> Fulfilment:
     record = require_fulfilment(state, fields["fulfilment_id"])
     if record["virtual"]:
         raise Rejected("invalid_transition", "virtual fulfilments are delivered on release")

@@ -27,6 +27,7 @@ the lot, so one lot can be traced from receipt through transfers to shipments.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from contracts import keys
@@ -47,6 +48,17 @@ from contracts.payload import (
     quantity,
     read_payload,
     text,
+)
+from contracts.records import (
+    Bucket,
+    CountReport,
+    Difference,
+    JournalEntry,
+    JournalKind,
+    Stock,
+    Transfer,
+    TransferLine,
+    TransferStatus,
 )
 from ledger.encoding import encode, sha256
 from ledger.state import StateView
@@ -132,9 +144,9 @@ PAYLOADS = {
 """The payload of each tx kind of this module."""
 
 
-def get_stock(state: StateView, location: str, sku: str) -> dict[str, Any]:
+def get_stock(state: StateView, location: str, sku: str) -> Stock:
     """The stock record of one location and SKU (zeros if never touched)."""
-    record = state.get(keys.stock_key(location, sku))
+    record: Stock | None = state.get(keys.stock_key(location, sku))
     if record is None:
         return {
             "location": location,
@@ -149,11 +161,12 @@ def get_stock(state: StateView, location: str, sku: str) -> dict[str, Any]:
     return record
 
 
-def compute_available(record: dict[str, Any]) -> int:
+def compute_available(record: Mapping[str, Any]) -> int:
+    """On hand less reserved of a `Stock` record."""
     return int(record["on_hand"]) - int(record["reserved"])
 
 
-def compute_allocatable(record: dict[str, Any]) -> int:
+def compute_allocatable(record: Stock) -> int:
     """What allocation may reserve: available less the safety stock."""
     return max(compute_available(record) - int(record["safety"]), 0)
 
@@ -170,14 +183,14 @@ def post_entry(
     ctx: Context,
     location: str,
     sku: str,
-    kind: str,
+    kind: JournalKind,
     document: str,
     delta: int = 0,
     reserved_delta: int = 0,
-    bucket: str = "sellable",
+    bucket: Bucket = "sellable",
     lot: str = "",
     reason: str = "",
-) -> dict[str, Any]:
+) -> JournalEntry:
     """Apply one movement to the stock record and write its journal entry."""
     record = get_stock(state, location, sku)
     if bucket == "damaged":
@@ -189,7 +202,7 @@ def post_entry(
     if record["damaged"] < 0 or record["reserved"] < 0 or compute_available(record) < 0:
         raise Rejected("insufficient_stock", f"not enough {sku} available at {location}")
     record["seq"] += 1
-    entry = {
+    entry: JournalEntry = {
         "seq": record["seq"],
         "location": location,
         "sku": sku,
@@ -211,7 +224,7 @@ def post_entry(
     return entry
 
 
-def _move_lot(record: dict[str, Any], lot: str, delta: int) -> None:
+def _move_lot(record: Stock, lot: str, delta: int) -> None:
     lots: list[list[Any]] = record["lots"]
     for pair in lots:
         if pair[0] == lot:
@@ -227,7 +240,7 @@ def _move_lot(record: dict[str, Any], lot: str, delta: int) -> None:
         lots.append([lot, delta])
 
 
-def compute_lot_split(record: dict[str, Any], qty: int, lot: str | None) -> list[tuple[str, int]]:
+def compute_lot_split(record: Stock, qty: int, lot: str | None) -> list[tuple[str, int]]:
     """Which lots `qty` units leave from: the named lot, or first received first out."""
     if lot is not None:
         return [(lot, qty)]
@@ -245,8 +258,8 @@ def compute_lot_split(record: dict[str, Any], qty: int, lot: str | None) -> list
 
 
 def add_stock(
-    state: StateView, ctx: Context, location: str, sku: str, qty: int, kind: str, document: str, **extra: Any
-) -> list[dict[str, Any]]:
+    state: StateView, ctx: Context, location: str, sku: str, qty: int, kind: JournalKind, document: str, **extra: Any
+) -> list[JournalEntry]:
     return [post_entry(state, ctx, location, sku, kind, document, delta=qty, **extra)]
 
 
@@ -256,12 +269,12 @@ def remove_stock(
     location: str,
     sku: str,
     qty: int,
-    kind: str,
+    kind: JournalKind,
     document: str,
     lot: str | None = None,
     reserved: bool = False,
     reason: str = "",
-) -> list[dict[str, Any]]:
+) -> list[JournalEntry]:
     """Take `qty` out of on hand, lot by lot; `reserved` consumes a reservation as it goes."""
     split = compute_lot_split(get_stock(state, location, sku), qty, lot)
     return [
@@ -354,13 +367,13 @@ def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     require_location(state, target)
     transfer_id = compute_document_number("TR", ctx.height, ctx.tx_index)
     document = fields["document"] or transfer_id
-    moved = []
+    moved: list[TransferLine] = []
     for line in fields["lines"]:
         sku = line["sku"]
         _require_physical(state, sku)
         for entry in remove_stock(state, ctx, source, sku, line["qty"], "transfer_out", document, line["lot"]):
             moved.append({"sku": sku, "qty": -entry["delta"], "lot": entry["lot"]})
-    record = {
+    record: Transfer = {
         "transfer_id": transfer_id,
         "from": source,
         "to": target,
@@ -375,12 +388,14 @@ def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
 
 def _settle_transfer(state: StateView, fields: dict[str, Any], ctx: TxContext, accept: bool) -> dict[str, Any]:
     transfer_id = fields["transfer_id"]
-    record = state.get(keys.transfer_key(transfer_id))
+    record: Transfer | None = state.get(keys.transfer_key(transfer_id))
     if record is None:
         raise Rejected("unknown_transfer", f"transfer {transfer_id} does not exist")
     require_location_access(ctx, require_location(state, record["to"]))
     if record["status"] != "in_transit":
         raise Rejected("invalid_transition", f"transfer {transfer_id} is {record['status']}")
+    kind: JournalKind
+    status: TransferStatus
     location, kind, status = (
         (record["to"], "transfer_in", "received") if accept else (record["from"], "transfer_back", "refused")
     )
@@ -434,14 +449,14 @@ def process_stock_count(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, A
         for _, record in state.scan(keys.stock_prefix(location)):
             if record["on_hand"] and record["sku"] not in counted:
                 counted[record["sku"]] = 0
-    differences = []
+    differences: list[Difference] = []
     for sku in sorted(counted):
         on_hand = get_stock(state, location, sku)["on_hand"]
         if counted[sku] != on_hand:
             differences.append(
                 {"sku": sku, "ledger": on_hand, "counted": counted[sku], "difference": counted[sku] - on_hand}
             )
-    report = {
+    report: CountReport = {
         "location": location,
         "reference": fields["reference"],
         "counted": len(counted),
@@ -449,8 +464,8 @@ def process_stock_count(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, A
         "tx_id": ctx.tx_id,
         "height": ctx.height,
         "time_ms": ctx.time_ms,
+        "status": "reported",
     }
-    report["status"] = "reported"
     state.put(keys.count_key(location, ctx.tx_id.hex()), report)
     return {"location": location, "count": ctx.tx_id.hex(), "counted": len(counted), "differences": differences}
 
@@ -460,7 +475,7 @@ def process_stock_count_approve(state: StateView, tx: Tx, ctx: TxContext) -> dic
     fields = read_payload(PAYLOADS["stock.count.approve"], tx.payload)
     location = fields["location"]
     count = fields["count"]
-    report = state.get(keys.count_key(location, count)) if is_id(count) else None
+    report: CountReport | None = state.get(keys.count_key(location, count)) if is_id(count) else None
     if report is None:
         raise Rejected("unknown_count", f"no count {count} at {location}")
     if report["status"] != "reported":

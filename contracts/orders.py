@@ -59,6 +59,7 @@ from contracts.payload import (
     text,
 )
 from contracts.payments import compute_refund_due, start_payment_clock
+from contracts.records import Delivery, Order, OrderLine
 from contracts.review import compute_hold_reasons
 from ledger.encoding import sha256
 from ledger.state import StateView
@@ -141,10 +142,10 @@ def get_order_by_external_ref(state: StateView, channel: str, external_ref: str)
     return state.get(keys.external_ref_key(channel, sha256(external_ref.encode()).hex()))
 
 
-def read_lines(state: StateView, sent: list[dict[str, Any]], currency: str) -> tuple[list[dict[str, Any]], bool]:
+def read_lines(state: StateView, sent: list[dict[str, Any]], currency: str) -> tuple[list[OrderLine], bool]:
     """Order lines (as `ORDER_LINES` reads them) priced from the catalogue, and whether any given price differed
     from it."""
-    lines = []
+    lines: list[OrderLine] = []
     price_mismatch = False
     for index, item in enumerate(sent):
         sku = require_sku(state, item["sku"])
@@ -165,19 +166,23 @@ def read_lines(state: StateView, sent: list[dict[str, Any]], currency: str) -> t
                 "virtual": sku["virtual"],
                 "invoiced": 0,
                 "cancelled": 0,
+                "tax_rate": 0,
+                "net": 0,
+                "tax": 0,
+                "gross": 0,
             }
         )
     return lines, price_mismatch
 
 
-def read_delivery(delivery: dict[str, Any] | None) -> dict[str, Any] | None:
+def read_delivery(delivery: Delivery | None) -> Delivery | None:
     """The delivery address (as `DELIVERY` reads it): coordinates both or neither."""
     if delivery is not None and (delivery["lat"] is None) != (delivery["lon"] is None):
         raise bad("delivery needs both lat and lon, or neither")
     return delivery
 
 
-def read_destination(state: StateView, fields: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def read_destination(state: StateView, fields: dict[str, Any]) -> tuple[Delivery | None, str | None]:
     """The delivery address and the pickup store (which must offer pickup) of an order."""
     pickup = fields["pickup"]
     if pickup is not None and not require_location(state, pickup)["pickup_allowed"]:
@@ -187,7 +192,7 @@ def read_destination(state: StateView, fields: dict[str, Any]) -> tuple[dict[str
 
 def open_order(
     state: StateView, ctx: TxContext, fields: dict[str, Any], review: bool, exchange_of: str | None = None
-) -> dict[str, Any]:
+) -> Order:
     """Number and store a new order (an `order.create` payload as `read_payload` returns it), then review and
     allocate it (or hold it)."""
     external_ref = fields["external_ref"]
@@ -195,7 +200,7 @@ def open_order(
     lines, price_mismatch = read_lines(state, fields["lines"], currency)
     delivery, pickup = read_destination(state, fields)
     terms = fields["payment_terms"]
-    order: dict[str, Any] = {
+    order: Order = {
         "order_id": compute_order_number(ctx.height, ctx.tx_index),
         "channel": ctx.signer.id,
         "org": ctx.signer.org,
@@ -260,7 +265,7 @@ def open_order(
     return order
 
 
-def compute_settlement(state: StateView, order: dict[str, Any]) -> tuple[int, int]:
+def compute_settlement(state: StateView, order: Order) -> tuple[int, int]:
     """(captured less refunded, invoiced less credited): equal once the order's money is settled."""
     documents = 0
     for _, number in state.scan(keys.order_invoice_prefix(order["order_id"])):
@@ -290,7 +295,7 @@ def process_order_create(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
     }
 
 
-def read_cancel_lines(sent: list[dict[str, Any]], order: dict[str, Any]) -> list[tuple[int, int]]:
+def read_cancel_lines(sent: list[dict[str, Any]], order: Order) -> list[tuple[int, int]]:
     """The `lines` of a partial cancellation: [{line, qty}], each line of the order, once."""
     wanted: list[tuple[int, int]] = []
     for item in sent:

@@ -43,6 +43,7 @@ from contracts.lifecycle import (
     transition_order,
 )
 from contracts.payload import MAX_AMOUNT, ident, integer, payload, read_payload, text
+from contracts.records import Order, PaymentKind
 from ledger.encoding import sha256
 from ledger.state import StateView
 from ledger.tx import Tx
@@ -81,7 +82,7 @@ def get_setting(config: dict[str, Any], key: str) -> Any:
     return config.get(key, DEFAULTS[key])
 
 
-def start_payment_clock(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
+def start_payment_clock(state: StateView, ctx: TxContext, order: Order) -> None:
     """Give an unpaid prepaid order its payment deadline (the caller puts the order); an exchange waits for its
     return instead."""
     if order["payment_terms"] != "prepaid" or is_paid(order) or order["deadline_ms"] is not None:
@@ -93,7 +94,7 @@ def start_payment_clock(state: StateView, ctx: TxContext, order: dict[str, Any])
     state.put(keys.unpaid_key(deadline, order["order_id"]), order["order_id"])
 
 
-def compute_refundable(order: dict[str, Any]) -> dict[str, int]:
+def compute_refundable(order: Order) -> dict[str, int]:
     """What each source (the cancellations, each credit note) may still have refunded."""
     payment = order["payment"]
     refunded = payment["refunded_by"]
@@ -101,7 +102,7 @@ def compute_refundable(order: dict[str, Any]) -> dict[str, int]:
     return {source: amount - refunded.get(source, 0) for source, amount in sources.items()}
 
 
-def compute_overpaid(order: dict[str, Any]) -> int:
+def compute_overpaid(order: Order) -> int:
     """What the customer has paid beyond what they owe: captured less refunded, less the order total that is
     neither cancelled nor credited."""
     payment = order["payment"]
@@ -109,18 +110,18 @@ def compute_overpaid(order: dict[str, Any]) -> int:
     return int(payment["captured"] - payment["refunded"] - owed)
 
 
-def compute_refund_due(order: dict[str, Any]) -> int:
+def compute_refund_due(order: Order) -> int:
     """What the customer is owed back now: what they overpaid, as far as cancellations and credit notes cover it."""
     return max(0, min(compute_overpaid(order), sum(compute_refundable(order).values())))
 
 
-def mark_refunded(order: dict[str, Any], ctx: TxContext) -> None:
+def mark_refunded(order: Order, ctx: TxContext) -> None:
     """A returned order whose captured money is all refunded becomes `refunded`."""
     if order["status"] == "returned" and order["payment"]["refunded"] == order["payment"]["captured"]:
         transition_order(order, "refunded", ctx)
 
 
-def _payment_result(order: dict[str, Any]) -> dict[str, Any]:
+def _payment_result(order: Order) -> dict[str, Any]:
     payment = order["payment"]
     return {
         "order_id": order["order_id"],
@@ -133,8 +134,8 @@ def _payment_result(order: dict[str, Any]) -> dict[str, Any]:
 
 
 def _record(
-    state: StateView, fields: dict[str, Any], ctx: TxContext, kind: str
-) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
+    state: StateView, fields: dict[str, Any], ctx: TxContext, kind: PaymentKind
+) -> tuple[Order, int, dict[str, Any] | None]:
     """The order, the amount, and the first result if this reference was recorded already with the same content."""
     order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
@@ -163,7 +164,7 @@ def _record(
     return order, amount, None
 
 
-def _remember(state: StateView, order: dict[str, Any], kind: str, amount: int) -> dict[str, Any]:
+def _remember(state: StateView, order: Order, kind: PaymentKind, amount: int) -> dict[str, Any]:
     """Store the order and what its reference answered (the first result, for a re-sent reference)."""
     put_order(state, order)
     event = order["payment"]["events"][-1]

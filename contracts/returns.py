@@ -55,6 +55,7 @@ from contracts.orders import ORDER_LINES, open_order
 from contracts.orders import PAYLOADS as ORDER_PAYLOADS
 from contracts.payload import choice, ident, items, payload, quantity, read_payload, text
 from contracts.payments import compute_overpaid, mark_refunded, start_payment_clock
+from contracts.records import Bucket, Fulfilment, Order, Return, ReturnLine, ReturnStatus
 from ledger.encoding import encode, sha256
 from ledger.state import StateView
 from ledger.tx import Tx
@@ -115,17 +116,17 @@ def get_setting(config: dict[str, Any], key: str) -> Any:
     return config.get(key, DEFAULTS[key])
 
 
-def compute_returned(record: dict[str, Any], line: int) -> int:
+def compute_returned(record: Fulfilment, line: int) -> int:
     return sum(part["qty"] for part in record["returned"] if part["line"] == line)
 
 
-def get_delivered_ms(record: dict[str, Any]) -> int:
+def get_delivered_ms(record: Fulfilment) -> int:
     return int(next(event["time_ms"] for event in reversed(record["events"]) if event["status"] == "delivered"))
 
 
 def assign_return_lines(
-    state: StateView, ctx: TxContext, order: dict[str, Any], return_id: str, requested: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    state: StateView, ctx: TxContext, order: Order, return_id: str, requested: list[dict[str, Any]]
+) -> list[ReturnLine]:
     """Spread the requested SKU quantities over the delivered fulfilment lines, marking them returned."""
     window = int(get_setting(ctx.config, "returns.window_ms"))
     fulfilments = [
@@ -135,7 +136,7 @@ def assign_return_lines(
         and not f["virtual"]
         and (window == 0 or ctx.time_ms <= get_delivered_ms(f) + window)
     ]
-    assigned = []
+    assigned: list[ReturnLine] = []
     for want in requested:
         left = want["qty"]
         for record in fulfilments:
@@ -165,7 +166,7 @@ def assign_return_lines(
     return assigned
 
 
-def require_return(state: StateView, return_id: str) -> dict[str, Any]:
+def require_return(state: StateView, return_id: str) -> Return:
     record = state.get(keys.return_key(return_id))
     if record is None:
         raise Rejected("unknown_return", f"return {return_id} does not exist")
@@ -173,7 +174,7 @@ def require_return(state: StateView, return_id: str) -> dict[str, Any]:
 
 
 def _open_exchange(
-    state: StateView, ctx: TxContext, order: dict[str, Any], return_id: str, exchange: list[dict[str, Any]]
+    state: StateView, ctx: TxContext, order: Order, return_id: str, exchange: list[dict[str, Any]]
 ) -> str:
     """Open the replacement order of an exchange: catalogue prices, reviewed, paid by the return's credit."""
     fields = {
@@ -213,7 +214,7 @@ def process_return_request(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     requested = fields["lines"]
     return_id = f"{order['order_id']}-R{len(order['returns']) + 1}"
     deadline = ctx.time_ms + int(get_setting(ctx.config, "returns.expiry_ms"))
-    record: dict[str, Any] = {
+    record: Return = {
         "return_id": return_id,
         "order_id": order["order_id"],
         "status": "requested",
@@ -249,14 +250,14 @@ def process_return_request(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     return result
 
 
-def read_receipt(fields: dict[str, Any], record: dict[str, Any]) -> list[tuple[dict[str, Any], int, str]]:
+def read_receipt(fields: dict[str, Any], record: Return) -> list[tuple[ReturnLine, int, Bucket]]:
     """(return line, units, condition) received: the payload's `lines` [{sku, qty, condition}], or everything
     still awaited in the payload's `condition`."""
     default = fields["condition"]
     awaited = [line for line in record["lines"] if line["qty"] > line["received"]]
     if fields["lines"] is None:
         return [(line, line["qty"] - line["received"], default) for line in awaited]
-    received: list[tuple[dict[str, Any], int, str]] = []
+    received: list[tuple[ReturnLine, int, Bucket]] = []
     for item in fields["lines"]:
         sku = item["sku"]
         left = item["qty"]
@@ -324,11 +325,11 @@ def process_return_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     }
 
 
-def pay_exchange(
-    state: StateView, ctx: TxContext, order: dict[str, Any], record: dict[str, Any], notes: list[str]
-) -> None:
+def pay_exchange(state: StateView, ctx: TxContext, order: Order, record: Return, notes: list[str]) -> None:
     """Pay the exchange order from the return's new credit notes: refunded on the original, captured on the
     exchange; once its return is received the exchange's payment clock starts for any rest."""
+    if record["exchange_order"] is None:
+        return
     exchange = require_order(state, record["exchange_order"])
     if exchange["status"] == "cancelled":
         return
@@ -341,15 +342,29 @@ def pay_exchange(
         )
         if left <= 0:
             continue
-        event = {"amount": left, "tx_id": ctx.tx_id, "height": ctx.height, "time_ms": ctx.time_ms}
         payment["refunded"] += left
         payment["refunded_by"][number] = payment["refunded_by"].get(number, 0) + left
         payment["events"].append(
-            {"kind": "refunded", "reference": f"exchange {exchange['order_id']}", "covers": [[number, left]], **event}
+            {
+                "kind": "refunded",
+                "reference": f"exchange {exchange['order_id']}",
+                "covers": [[number, left]],
+                "amount": left,
+                "tx_id": ctx.tx_id,
+                "height": ctx.height,
+                "time_ms": ctx.time_ms,
+            }
         )
         exchange["payment"]["captured"] += left
         exchange["payment"]["events"].append(
-            {"kind": "captured", "reference": f"return {record['return_id']}", **event}
+            {
+                "kind": "captured",
+                "reference": f"return {record['return_id']}",
+                "amount": left,
+                "tx_id": ctx.tx_id,
+                "height": ctx.height,
+                "time_ms": ctx.time_ms,
+            }
         )
     if record["status"] == "received":
         exchange["awaiting_return"] = False
@@ -358,7 +373,7 @@ def pay_exchange(
     put_order(state, exchange)
 
 
-def settle_returns(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+def settle_returns(state: StateView, ctx: Context, order: Order) -> None:
     """Once no return of the order is awaited: `returned` if goods came back, else `delivered` again."""
     if order["status"] != "return_requested":
         return
@@ -369,7 +384,7 @@ def settle_returns(state: StateView, ctx: Context, order: dict[str, Any]) -> Non
     transition_order(order, "returned" if came_back else "delivered", ctx)
 
 
-def close_return(state: StateView, ctx: Context, record: dict[str, Any], status: str) -> None:
+def close_return(state: StateView, ctx: Context, record: Return, status: ReturnStatus) -> None:
     """End an awaited return (cancelled or expired): what was not received is returnable again, an exchange not
     released is cancelled."""
     order = require_order(state, record["order_id"])

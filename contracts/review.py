@@ -36,6 +36,7 @@ from contracts.lifecycle import (
 )
 from contracts.payload import ident, payload, read_payload, text
 from contracts.payments import start_payment_clock
+from contracts.records import Order
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -71,7 +72,7 @@ def get_setting(ctx: TxContext, key: str) -> Any:
 
 
 def compute_hold_reasons(
-    state: StateView, ctx: TxContext, order: dict[str, Any], price_mismatch: bool, is_new: bool = True
+    state: StateView, ctx: TxContext, order: Order, price_mismatch: bool, is_new: bool = True
 ) -> list[str]:
     """Why an order must wait for review (empty: it may proceed). A new order records the customer's order time
     and is checked against the repeat window; an edited one keeps the repeat hold it had."""
@@ -99,7 +100,7 @@ def compute_hold_reasons(
     return reasons
 
 
-def _held_order(state: StateView, fields: dict[str, Any]) -> dict[str, Any]:
+def _held_order(state: StateView, fields: dict[str, Any]) -> Order:
     order = require_order(state, fields["order_id"])
     if order["status"] != "on_hold":
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}, not on hold")

@@ -73,7 +73,7 @@ CONTRACT_MODULES: tuple[str, ...] = (
 )
 """The contract modules whose rules the ledger runs, in the order their `begin_block` hooks run."""
 
-SHARED_MODULES = frozenset({"errors", "context"})
+SHARED_MODULES = frozenset({"errors", "context", "records"})
 """Modules of the contract package shared by rules and runtime as they are (types, not rules)."""
 
 DEFAULT_CONFIG: dict[str, Any] = {
