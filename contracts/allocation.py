@@ -30,6 +30,7 @@ on in the next, and SKUs marked meanwhile wait for the next pass.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from contracts import keys
@@ -57,8 +58,10 @@ from contracts.lifecycle import (
     transition_order,
 )
 from contracts.numbering import compute_fulfilment_id
-from contracts.payload import get_id, get_text
+from contracts.payload import ident, payload, read_payload, text
+from contracts.records import Fulfilment, FulfilmentStatus, Item, Location, Order
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "fulfilment.decline": frozenset({"store", "operator"}),
@@ -73,6 +76,12 @@ DEFAULTS: dict[str, Any] = {
 """`max_splits`: most physical fulfilments per order; `unservable`: `refuse` or `backorder`; `resource_batch`:
 most backordered orders sourced again per block."""
 
+PAYLOADS = {
+    "fulfilment.decline": payload(ident("fulfilment_id"), text("reason", default="")),
+    "order.allocate": payload(ident("order_id")),
+}
+"""The payload of each tx kind of this module."""
+
 DAY_MS = 86_400_000
 """Length of a capacity day in block time."""
 
@@ -85,9 +94,6 @@ COSINE_BY_DEGREE = (
     1736, 1564, 1392, 1219, 1045, 872, 698, 523, 349, 175, 0,
 )  # fmt: skip
 """cos(d degrees) * 10000 for d = 0..90, rounded."""
-
-Item = dict[str, Any]
-"""One piece of demand or supply: `line` (order line index), `sku`, `qty`."""
 
 
 def get_setting(ctx: Context, key: str) -> Any:
@@ -105,11 +111,11 @@ def compute_distance_sq(lat1: int, lon1: int, lat2: int, lon2: int) -> int:
     return dx * dx + dy * dy
 
 
-def get_destination(state: StateView, order: dict[str, Any]) -> tuple[int, int] | None:
+def get_destination(state: StateView, order: Order) -> tuple[int, int] | None:
     """Coordinates goods travel to: the delivery point, or the pickup store."""
     delivery = order["delivery"]
-    if delivery is not None and delivery.get("lat") is not None:
-        return int(delivery["lat"]), int(delivery["lon"])
+    if delivery is not None and delivery["lat"] is not None and delivery["lon"] is not None:
+        return delivery["lat"], delivery["lon"]
     if order["pickup"] is not None:
         store = get_location(state, order["pickup"])
         if store is not None:
@@ -117,7 +123,7 @@ def get_destination(state: StateView, order: dict[str, Any]) -> tuple[int, int] 
     return None
 
 
-def is_at_capacity(state: StateView, ctx: Context, location: dict[str, Any]) -> bool:
+def is_at_capacity(state: StateView, ctx: Context, location: Location) -> bool:
     limit = int(location["daily_capacity"])
     if limit <= 0:
         return False
@@ -137,7 +143,7 @@ def get_available(state: StateView, known: dict[str, dict[str, int]], location: 
 def compute_cover(available: dict[str, int], needs: list[Item]) -> list[Item]:
     """What a location with `available` stock (by SKU) can serve of `needs`."""
     left = dict(available)
-    cover = []
+    cover: list[Item] = []
     for need in needs:
         sku = need["sku"]
         qty = min(need["qty"], left[sku])
@@ -149,7 +155,7 @@ def compute_cover(available: dict[str, int], needs: list[Item]) -> list[Item]:
 
 def subtract_items(needs: list[Item], served: list[Item]) -> list[Item]:
     """`needs` minus `served`, line by line, dropping what is fully served."""
-    out = []
+    out: list[Item] = []
     for need in needs:
         qty = need["qty"] - sum(s["qty"] for s in served if s["line"] == need["line"])
         if qty > 0:
@@ -158,13 +164,13 @@ def subtract_items(needs: list[Item], served: list[Item]) -> list[Item]:
 
 
 def plan_allocation(
-    state: StateView, ctx: Context, order: dict[str, Any], needs: list[Item], slots: int
-) -> tuple[list[tuple[dict[str, Any], list[Item]]], list[Item]]:
+    state: StateView, ctx: Context, order: Order, needs: list[Item], slots: int
+) -> tuple[list[tuple[Location, list[Item]]], list[Item]]:
     """Choose up to `slots` locations for `needs`; return the plan and what stays unserved."""
     excluded = order["declined_at"]
     skus = [need["sku"] for need in needs]
     known: dict[str, dict[str, int]] = {}
-    plan: list[tuple[dict[str, Any], list[Item]]] = []
+    plan: list[tuple[Location, list[Item]]] = []
     if order["pickup"] is not None and order["pickup"] not in excluded and slots > 0:
         store = get_location(state, order["pickup"])
         if store is not None and store["active"] and not is_at_capacity(state, ctx, store):
@@ -217,8 +223,8 @@ def plan_allocation(
 
 
 def create_fulfilment(
-    state: StateView, ctx: Context, order: dict[str, Any], location: str, org: str, items: list[Item]
-) -> dict[str, Any]:
+    state: StateView, ctx: Context, order: Order, location: str, org: str, items: list[Item]
+) -> Fulfilment:
     """Open a fulfilment at `location`, reserving its stock (virtual goods reserve nothing)."""
     order["fulfilment_count"] += 1
     fulfilment_id = compute_fulfilment_id(order["order_id"], order["fulfilment_count"])
@@ -228,27 +234,28 @@ def create_fulfilment(
             reserve_stock(state, ctx, location, item["sku"], item["qty"], fulfilment_id)
         day_key = keys.capacity_key(location, ctx.time_ms // DAY_MS)
         state.put(day_key, int(state.get(day_key) or 0) + 1)
-    record = {
+    status: FulfilmentStatus = "released" if order["released"] else "allocated"
+    record: Fulfilment = {
         "fulfilment_id": fulfilment_id,
         "order_id": order["order_id"],
         "location": location,
         "org": org,
         "virtual": is_virtual,
-        "lines": items,
-        "status": "",
+        "lines": [{"line": item["line"], "sku": item["sku"], "qty": item["qty"]} for item in items],
+        "status": status,
         "events": [],
         "carrier": "",
         "tracking": "",
         "invoice": None,
         "returned": [],
     }
-    set_fulfilment_status(record, "released" if order["released"] else "allocated", ctx)
+    set_fulfilment_status(record, status, ctx)
     put_fulfilment(state, record)
     order["fulfilments"].append(fulfilment_id)
     return record
 
 
-def count_physical_fulfilments(state: StateView, order: dict[str, Any]) -> int:
+def count_physical_fulfilments(state: StateView, order: Order) -> int:
     count = 0
     for fid in order["fulfilments"]:
         record = require_fulfilment(state, fid)
@@ -257,7 +264,7 @@ def count_physical_fulfilments(state: StateView, order: dict[str, Any]) -> int:
     return count
 
 
-def allocate_items(state: StateView, ctx: Context, order: dict[str, Any], needs: list[Item]) -> list[Item]:
+def allocate_items(state: StateView, ctx: Context, order: Order, needs: Sequence[Item]) -> list[Item]:
     """Create fulfilments for `needs`; return the items nothing could serve."""
     virtual = [n for n in needs if order["lines"][n["line"]]["virtual"]]
     physical = [n for n in needs if not order["lines"][n["line"]]["virtual"]]
@@ -270,10 +277,10 @@ def allocate_items(state: StateView, ctx: Context, order: dict[str, Any], needs:
     return unserved
 
 
-def allocate_new_order(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
+def allocate_new_order(state: StateView, ctx: TxContext, order: Order) -> None:
     """Allocate a new or just approved order (what of it is not cancelled), then settle it: released at once if
     paid; refuse it or backorder what is left, per config."""
-    needs = [
+    needs: list[Item] = [
         {"line": i, "sku": line["sku"], "qty": line["qty"] - line["cancelled"]}
         for i, line in enumerate(order["lines"])
         if line["qty"] > line["cancelled"]
@@ -288,18 +295,18 @@ def allocate_new_order(state: StateView, ctx: TxContext, order: dict[str, Any]) 
 
 
 def merge_backorder(backorder: list[Item], more: list[Item]) -> list[Item]:
-    merged = [dict(item) for item in backorder]
+    merged: list[Item] = [{"line": item["line"], "sku": item["sku"], "qty": item["qty"]} for item in backorder]
     for item in more:
         for existing in merged:
             if existing["line"] == item["line"]:
                 existing["qty"] += item["qty"]
                 break
         else:
-            merged.append(dict(item))
+            merged.append({"line": item["line"], "sku": item["sku"], "qty": item["qty"]})
     return sorted(merged, key=lambda i: i["line"])
 
 
-def resource_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+def resource_order(state: StateView, ctx: Context, order: Order) -> None:
     """Source an order's backordered lines again and settle it (the order is put)."""
     order["backorder"] = allocate_items(state, ctx, order, order["backorder"])
     settle_order(state, ctx, order)
@@ -338,9 +345,10 @@ def begin_block(state: StateView, ctx: BlockContext) -> None:
     state.delete(keys.RESTOCK_PASS_KEY)
 
 
-def process_order_allocate(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_allocate(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Try again to source an order's backordered lines (e.g. after new stock arrived)."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    fields = read_payload(PAYLOADS["order.allocate"], tx.payload)
+    order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
     if order["status"] != "backordered" or not order["backorder"]:
         raise Rejected("invalid_transition", f"order {order['order_id']} has nothing backordered")
@@ -354,16 +362,17 @@ def process_order_allocate(state: StateView, tx: Any, ctx: TxContext) -> dict[st
     }
 
 
-def process_fulfilment_decline(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_fulfilment_decline(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """A location cannot serve its fulfilment: release its stock and source the lines elsewhere."""
-    record = require_fulfilment(state, get_id(tx.payload, "fulfilment_id"))
+    fields = read_payload(PAYLOADS["fulfilment.decline"], tx.payload)
+    record = require_fulfilment(state, fields["fulfilment_id"])
     location = get_location(state, record["location"])
     if record["virtual"] or location is None:
         raise Rejected("invalid_transition", "virtual fulfilments cannot be declined")
     require_location_access(ctx, location)
     if record["status"] not in OPEN_FULFILMENT:
         raise Rejected("invalid_transition", f"fulfilment {record['fulfilment_id']} is {record['status']}")
-    reason = get_text(tx.payload, "reason", "")
+    reason = fields["reason"]
     for item in record["lines"]:
         release_stock(state, ctx, record["location"], item["sku"], item["qty"], record["fulfilment_id"])
     set_fulfilment_status(record, "declined", ctx)

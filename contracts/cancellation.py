@@ -20,8 +20,6 @@ sent, and otherwise follows the goods that were (`shipped`, `delivered`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from contracts import keys
 from contracts.context import Context, TxContext
 from contracts.errors import Rejected
@@ -37,13 +35,14 @@ from contracts.lifecycle import (
     set_fulfilment_status,
     transition_order,
 )
+from contracts.records import Cancellation, Item, Order
 from ledger.state import StateView
 
 Quantities = list[tuple[int, int]]
 """(order line index, units) pairs."""
 
 
-def compute_open_quantities(state: StateView, order: dict[str, Any]) -> list[int]:
+def compute_open_quantities(state: StateView, order: Order) -> list[int]:
     """Units of each line that are neither sent nor cancelled yet."""
     sent = [0] * len(order["lines"])
     for record in get_order_fulfilments(state, order):
@@ -53,7 +52,7 @@ def compute_open_quantities(state: StateView, order: dict[str, Any]) -> list[int
     return [line["qty"] - line["cancelled"] - sent[i] for i, line in enumerate(order["lines"])]
 
 
-def _take(parts: list[dict[str, Any]], index: int, wanted: int) -> list[tuple[dict[str, Any], int]]:
+def _take(parts: list[Item], index: int, wanted: int) -> list[tuple[Item, int]]:
     """Take up to `wanted` units of line `index` out of `parts` (dropping emptied parts); what was taken."""
     taken = []
     for part in list(parts):
@@ -70,7 +69,7 @@ def _take(parts: list[dict[str, Any]], index: int, wanted: int) -> list[tuple[di
     return taken
 
 
-def withdraw_units(state: StateView, ctx: Context, order: dict[str, Any], index: int, qty: int) -> None:
+def withdraw_units(state: StateView, ctx: Context, order: Order, index: int, qty: int) -> None:
     """Take `qty` unsent units of line `index` out of the backorder, then out of open fulfilments (an order not
     allocated yet has them in neither)."""
     left = qty - sum(taken for _, taken in _take(order["backorder"], index, qty))
@@ -92,9 +91,7 @@ def withdraw_units(state: StateView, ctx: Context, order: dict[str, Any], index:
         )
 
 
-def cancel_quantities(
-    state: StateView, ctx: Context, order: dict[str, Any], wanted: Quantities, reason: str
-) -> dict[str, Any]:
+def cancel_quantities(state: StateView, ctx: Context, order: Order, wanted: Quantities, reason: str) -> Cancellation:
     """Cancel `qty` unsent units of line `index` for each (index, qty), or refuse; record and return the
     cancellation. The caller puts the order."""
     open_qty = compute_open_quantities(state, order)
@@ -117,7 +114,7 @@ def cancel_quantities(
     if not carriers_left and order["shipping_state"] == "open" and order["shipping"] is not None:
         lines.append(order["shipping"])
         order["shipping_state"] = "cancelled"
-    cancellation = {
+    cancellation: Cancellation = {
         "lines": [{"line": line["line"], "qty": line["qty"]} for line in lines if line["line"] >= 0],
         "shipping": any(line["line"] < 0 for line in lines),
         "amount": sum(line["gross"] for line in lines),
@@ -140,7 +137,7 @@ def cancel_quantities(
     return cancellation
 
 
-def cancel_order(state: StateView, ctx: Context, order: dict[str, Any], reason: str) -> dict[str, Any]:
+def cancel_order(state: StateView, ctx: Context, order: Order, reason: str) -> Cancellation:
     """Cancel everything of the order that has not left (the whole order if nothing has), or refuse."""
     wanted = [(index, qty) for index, qty in enumerate(compute_open_quantities(state, order)) if qty > 0]
     if not wanted or order["status"] == "cancelled":

@@ -16,8 +16,20 @@ from typing import Any
 from contracts import keys
 from contracts.context import TxContext
 from contracts.errors import Rejected
-from contracts.payload import MAX_AMOUNT, bad, get_bool, get_choice, get_id, get_int, get_text
+from contracts.payload import (
+    MAX_AMOUNT,
+    bad,
+    boolean,
+    choice,
+    ident,
+    integer,
+    payload,
+    read_payload,
+    text,
+)
+from contracts.records import Location, Sku
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "sku.upsert": frozenset({"operator"}),
@@ -33,30 +45,57 @@ VIRTUAL_LOCATION = "virtual"
 MICRO_DEGREES = 1_000_000
 """Coordinates are integer micro-degrees."""
 
+PAYLOADS = {
+    "sku.upsert": payload(
+        ident("sku"),
+        integer("price", 0, MAX_AMOUNT, doc="unit price in minor units"),
+        text("currency", doc="ISO 4217 code such as EUR"),
+        ident("tax_class", doc="a class of `tax.rates`"),
+        text("name", default=""),
+        boolean("virtual", default=False, doc="ships at once, holds no stock"),
+        boolean("active", default=True),
+    ),
+    "location.upsert": payload(
+        ident("location"),
+        choice("type", LOCATION_TYPES),
+        ident("region", doc="for tax rates"),
+        integer("lat", -90 * MICRO_DEGREES, 90 * MICRO_DEGREES, doc="micro-degrees"),
+        integer("lon", -180 * MICRO_DEGREES, 180 * MICRO_DEGREES, doc="micro-degrees"),
+        ident("org", required=False, doc="owning organisation (the signer's if absent)"),
+        boolean("ships_online", default=True),
+        boolean("pickup_allowed", default=False),
+        integer("daily_capacity", 0, 10**9, default=0, doc="fulfilments per day, 0 = unlimited"),
+        integer("priority", 0, 10**6, default=100, doc="lower is preferred by allocation"),
+        text("name", default=""),
+        boolean("active", default=True),
+    ),
+}
+"""The payload of each tx kind of this module."""
 
-def get_sku(state: StateView, sku: str) -> dict[str, Any] | None:
+
+def get_sku(state: StateView, sku: str) -> Sku | None:
     return state.get(keys.sku_key(sku))
 
 
-def get_location(state: StateView, location: str) -> dict[str, Any] | None:
+def get_location(state: StateView, location: str) -> Location | None:
     return state.get(keys.location_key(location))
 
 
-def require_sku(state: StateView, sku: str) -> dict[str, Any]:
+def require_sku(state: StateView, sku: str) -> Sku:
     record = get_sku(state, sku)
     if record is None or not record["active"]:
         raise Rejected("unknown_sku", f"SKU {sku} is not in the catalogue")
     return record
 
 
-def require_location(state: StateView, location: str) -> dict[str, Any]:
+def require_location(state: StateView, location: str) -> Location:
     record = get_location(state, location)
     if record is None or not record["active"]:
         raise Rejected("unknown_location", f"location {location} does not exist")
     return record
 
 
-def require_location_access(ctx: TxContext, location: dict[str, Any]) -> None:
+def require_location_access(ctx: TxContext, location: Location) -> None:
     """Operators act anywhere; a store identity only at locations of its own organisation."""
     if "operator" in ctx.signer.roles:
         return
@@ -64,39 +103,39 @@ def require_location_access(ctx: TxContext, location: dict[str, Any]) -> None:
         raise Rejected("forbidden", f"{ctx.signer.id} does not act for location {location['location']}")
 
 
-def iter_locations(state: StateView) -> list[dict[str, Any]]:
+def iter_locations(state: StateView) -> list[Location]:
     """Active locations in id order."""
     return [record for _, record in state.scan("location/") if record["active"]]
 
 
-def process_sku_upsert(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_sku_upsert(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Create or change a SKU."""
-    payload = tx.payload
-    sku = get_id(payload, "sku")
-    currency = get_text(payload, "currency")
+    fields = read_payload(PAYLOADS["sku.upsert"], tx.payload)
+    sku = fields["sku"]
+    currency = fields["currency"]
     if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
         raise bad("currency must be an ISO 4217 code such as EUR")
-    record = {
+    record: Sku = {
         "sku": sku,
-        "name": get_text(payload, "name", ""),
-        "price": get_int(payload, "price", 0, MAX_AMOUNT),
+        "name": fields["name"],
+        "price": fields["price"],
         "currency": currency,
-        "tax_class": get_id(payload, "tax_class"),
-        "virtual": get_bool(payload, "virtual", False),
-        "active": get_bool(payload, "active", True),
+        "tax_class": fields["tax_class"],
+        "virtual": fields["virtual"],
+        "active": fields["active"],
     }
     previous = get_sku(state, sku)
     state.put(keys.sku_key(sku), record)
     return {"sku": sku, "created": previous is None}
 
 
-def process_location_upsert(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_location_upsert(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Create or change a location; a store identity may only register its own organisation's locations."""
-    payload = tx.payload
-    location = get_id(payload, "location")
+    fields = read_payload(PAYLOADS["location.upsert"], tx.payload)
+    location = fields["location"]
     if location == VIRTUAL_LOCATION:
         raise bad(f"{VIRTUAL_LOCATION} is reserved for virtual goods")
-    org = get_id(payload, "org") if "org" in payload else ctx.signer.org
+    org = fields["org"] or ctx.signer.org
     if "operator" not in ctx.signer.roles and org != ctx.signer.org:
         raise Rejected("forbidden", "a store may only register locations of its own organisation")
     if not any(o["id"] == org for o in ctx.genesis.organisations):
@@ -104,19 +143,19 @@ def process_location_upsert(state: StateView, tx: Any, ctx: TxContext) -> dict[s
     previous = get_location(state, location)
     if previous is not None:
         require_location_access(ctx, previous)
-    record = {
+    record: Location = {
         "location": location,
-        "name": get_text(payload, "name", ""),
-        "type": get_choice(payload, "type", LOCATION_TYPES),
+        "name": fields["name"],
+        "type": fields["type"],
         "org": org,
-        "region": get_id(payload, "region"),
-        "lat": get_int(payload, "lat", -90 * MICRO_DEGREES, 90 * MICRO_DEGREES),
-        "lon": get_int(payload, "lon", -180 * MICRO_DEGREES, 180 * MICRO_DEGREES),
-        "ships_online": get_bool(payload, "ships_online", True),
-        "pickup_allowed": get_bool(payload, "pickup_allowed", False),
-        "daily_capacity": get_int(payload, "daily_capacity", 0, 10**9, 0),
-        "priority": get_int(payload, "priority", 0, 10**6, 100),
-        "active": get_bool(payload, "active", True),
+        "region": fields["region"],
+        "lat": fields["lat"],
+        "lon": fields["lon"],
+        "ships_online": fields["ships_online"],
+        "pickup_allowed": fields["pickup_allowed"],
+        "daily_capacity": fields["daily_capacity"],
+        "priority": fields["priority"],
+        "active": fields["active"],
     }
     state.put(keys.location_key(location), record)
     return {"location": location, "created": previous is None}

@@ -34,8 +34,10 @@ from contracts.lifecycle import (
     sync_order_status,
     transition_order,
 )
-from contracts.payload import get_id, get_text
+from contracts.payload import ident, payload, read_payload, text
+from contracts.records import Fulfilment, Order
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "fulfilment.pick": frozenset({"store", "operator"}),
@@ -43,8 +45,17 @@ ROLES: dict[str, frozenset[str]] = {
     "fulfilment.deliver": frozenset({"store", "operator", "channel"}),
 }
 
+PAYLOADS = {
+    "fulfilment.pick": payload(ident("fulfilment_id")),
+    "fulfilment.ship": payload(
+        ident("fulfilment_id"), text("carrier"), text("tracking", default="", doc="the carrier's tracking code")
+    ),
+    "fulfilment.deliver": payload(ident("fulfilment_id")),
+}
+"""The payload of each tx kind of this module."""
 
-def release_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+
+def release_order(state: StateView, ctx: Context, order: Order) -> None:
     """Hand a paid order's allocated fulfilments to their locations; deliver its virtual goods at once."""
     if order["status"] != "released":
         transition_order(order, "released", ctx)
@@ -64,7 +75,7 @@ def release_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None
     sync_order_status(state, ctx, order)
 
 
-def settle_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+def settle_order(state: StateView, ctx: Context, order: Order) -> None:
     """Put an allocated (or released) order in the status its fulfilments, backorder and payment call for:
     once paid its payment deadline goes and it is released; a released order follows its fulfilments."""
     if is_paid(order) and order["deadline_ms"] is not None:
@@ -86,8 +97,8 @@ def settle_order(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
         transition_order(order, "allocated", ctx)
 
 
-def _open_step(state: StateView, tx: Any, ctx: TxContext, allowed: tuple[str, ...]) -> dict[str, Any]:
-    record = require_fulfilment(state, get_id(tx.payload, "fulfilment_id"))
+def _open_step(state: StateView, fields: dict[str, Any], ctx: TxContext, allowed: tuple[str, ...]) -> Fulfilment:
+    record = require_fulfilment(state, fields["fulfilment_id"])
     if record["virtual"]:
         raise Rejected("invalid_transition", "virtual fulfilments are delivered on release")
     require_location_access(ctx, require_location(state, record["location"]))
@@ -98,19 +109,20 @@ def _open_step(state: StateView, tx: Any, ctx: TxContext, allowed: tuple[str, ..
     return record
 
 
-def process_fulfilment_pick(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_fulfilment_pick(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The location has picked the goods."""
-    record = _open_step(state, tx, ctx, ("released",))
+    record = _open_step(state, read_payload(PAYLOADS["fulfilment.pick"], tx.payload), ctx, ("released",))
     set_fulfilment_status(record, "picked", ctx)
     put_fulfilment(state, record)
     return {"fulfilment_id": record["fulfilment_id"], "status": "picked"}
 
 
-def process_fulfilment_ship(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_fulfilment_ship(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The goods left with a carrier: stock out through the journal, invoice, order status follows."""
-    record = _open_step(state, tx, ctx, ("released", "picked"))
-    record["carrier"] = get_text(tx.payload, "carrier")
-    record["tracking"] = get_text(tx.payload, "tracking", "")
+    fields = read_payload(PAYLOADS["fulfilment.ship"], tx.payload)
+    record = _open_step(state, fields, ctx, ("released", "picked"))
+    record["carrier"] = fields["carrier"]
+    record["tracking"] = fields["tracking"]
     for item in record["lines"]:
         entries = remove_stock(
             state, ctx, record["location"], item["sku"], item["qty"], "shipment", record["fulfilment_id"], reserved=True
@@ -130,9 +142,10 @@ def process_fulfilment_ship(state: StateView, tx: Any, ctx: TxContext) -> dict[s
     }
 
 
-def process_fulfilment_deliver(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_fulfilment_deliver(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The carrier delivered (or the customer collected) the goods."""
-    record = require_fulfilment(state, get_id(tx.payload, "fulfilment_id"))
+    fields = read_payload(PAYLOADS["fulfilment.deliver"], tx.payload)
+    record = require_fulfilment(state, fields["fulfilment_id"])
     if "store" in ctx.signer.roles and "operator" not in ctx.signer.roles:
         require_location_access(ctx, require_location(state, record["location"]))
     order = require_order(state, record["order_id"])

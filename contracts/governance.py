@@ -27,6 +27,7 @@ from typing import Any
 
 from contracts.context import TxContext
 from contracts.errors import Rejected
+from contracts.payload import anything, choice, payload, read_payload, text
 from ledger.genesis import Genesis
 from ledger.state import StateView
 from ledger.tx import Tx
@@ -57,6 +58,22 @@ MAX_KEY_LENGTH = 100
 
 HEX_DIGITS = "0123456789abcdef"
 """Lower-case hex digits, the form of a pinned source hash."""
+
+PAYLOADS = {
+    "config.set": payload(
+        text("key", min_length=1, max_length=MAX_KEY_LENGTH),
+        anything("value", required=False, doc="of the type the key holds; null restores the default"),
+    ),
+    "governance.propose": payload(
+        choice("action", ACTIONS),
+        anything(
+            "params",
+            doc="`config.set`: {`key`, `value`}; `contract.activate`: {`module`, `sha256`, `from_height`}",
+        ),
+    ),
+    "governance.approve": payload(text("proposal", doc="the proposal id: the proposing tx id in hex")),
+}
+"""The payload of each tx kind of this module."""
 
 
 def get_config_values(state: StateView) -> dict[str, Any]:
@@ -172,7 +189,7 @@ def _settle(state: StateView, proposal_id: str, proposal: dict[str, Any], ctx: T
 
 def process_config_set(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Set (or, with a `None` value, reset) one ordinary configuration key."""
-    key, value = _get_config_change(tx.payload, ctx)
+    key, value = _get_config_change(read_payload(PAYLOADS["config.set"], tx.payload), ctx)
     if key in ctx.config.get(PROTECTED_KEYS_SETTING, []):
         raise Rejected("protected_config", f"config {key!r} changes only through a governance proposal")
     _apply_config_change(state, key, value)
@@ -181,8 +198,9 @@ def process_config_set(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, An
 
 def process_governance_propose(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Open a proposal; the proposer's organisation is its first approval."""
-    action = tx.payload.get("action")
-    params = tx.payload.get("params")
+    fields = read_payload(PAYLOADS["governance.propose"], tx.payload)
+    action = fields["action"]
+    params = fields["params"]
     _check_action(action, params, ctx)
     proposal = {
         "action": action,
@@ -197,9 +215,7 @@ def process_governance_propose(state: StateView, tx: Tx, ctx: TxContext) -> dict
 
 def process_governance_approve(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Add the signer's organisation to an open proposal, executing it at the quorum."""
-    proposal_id = tx.payload.get("proposal")
-    if not isinstance(proposal_id, str):
-        raise Rejected("bad_payload", "proposal must be a proposal id")
+    proposal_id = read_payload(PAYLOADS["governance.approve"], tx.payload)["proposal"]
     proposal = state.get(get_proposal_key(proposal_id))
     if proposal is None:
         raise Rejected("unknown_proposal", f"no proposal {proposal_id}")

@@ -27,6 +27,7 @@ the lot, so one lot can be traced from receipt through transfers to shipments.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from contracts import keys
@@ -37,17 +38,31 @@ from contracts.numbering import compute_document_number
 from contracts.payload import (
     MAX_QTY,
     bad,
-    get_choice,
-    get_id,
-    get_int,
-    get_list,
-    get_optional_id,
-    get_qty,
-    get_text,
+    boolean,
+    choice,
+    ident,
+    integer,
     is_id,
+    items,
+    payload,
+    quantity,
+    read_payload,
+    text,
+)
+from contracts.records import (
+    Bucket,
+    CountReport,
+    Difference,
+    JournalEntry,
+    JournalKind,
+    Stock,
+    Transfer,
+    TransferLine,
+    TransferStatus,
 )
 from ledger.encoding import encode, sha256
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "stock.receive": frozenset({"store", "operator"}),
@@ -80,10 +95,58 @@ BUCKETS = ("sellable", "damaged")
 COUNT_REASONS = ("shrinkage", "damage", "found", "miscount", "theft")
 """Reason codes an approved count posts its adjustments with."""
 
+MOVED_LINES = items(
+    "lines",
+    ident("sku"),
+    quantity(),
+    ident("lot", required=False, doc="the lot received, or sent (first in, first out if absent)"),
+)
+"""The goods a receipt or transfer moves."""
 
-def get_stock(state: StateView, location: str, sku: str) -> dict[str, Any]:
+PAYLOADS = {
+    "stock.receive": payload(
+        ident("location"),
+        MOVED_LINES,
+        text("document", default="", doc="delivery note or purchase order: taken once per location"),
+    ),
+    "stock.adjust": payload(
+        ident("location"),
+        ident("sku"),
+        integer("delta", -MAX_QTY, MAX_QTY, doc="not 0"),
+        text("reason", min_length=1),
+        choice("bucket", BUCKETS, default="sellable"),
+        ident("lot", required=False),
+        text("document", default=""),
+    ),
+    "stock.transfer": payload(
+        ident("from"),
+        ident("to"),
+        MOVED_LINES,
+        text("document", default="", doc="the transfer number if empty"),
+    ),
+    "stock.transfer.accept": payload(ident("transfer_id"), text("reason", default="")),
+    "stock.transfer.refuse": payload(ident("transfer_id"), text("reason", default="")),
+    "stock.count": payload(
+        ident("location"),
+        items("counts", ident("sku"), integer("qty", 0, MAX_QTY, doc="units counted"), max_items=1000),
+        boolean("full", default=False, doc="SKUs stocked but not counted count as 0"),
+        text("reference", default=""),
+    ),
+    "stock.count.approve": payload(
+        ident("location"),
+        text("count", doc="the count's tx id in hex"),
+        choice("reason", COUNT_REASONS),
+    ),
+    "stock.safety": payload(
+        ident("location"), ident("sku"), integer("qty", 0, MAX_QTY, doc="units allocation leaves, 0 = none")
+    ),
+}
+"""The payload of each tx kind of this module."""
+
+
+def get_stock(state: StateView, location: str, sku: str) -> Stock:
     """The stock record of one location and SKU (zeros if never touched)."""
-    record = state.get(keys.stock_key(location, sku))
+    record: Stock | None = state.get(keys.stock_key(location, sku))
     if record is None:
         return {
             "location": location,
@@ -98,11 +161,12 @@ def get_stock(state: StateView, location: str, sku: str) -> dict[str, Any]:
     return record
 
 
-def compute_available(record: dict[str, Any]) -> int:
+def compute_available(record: Mapping[str, Any]) -> int:
+    """On hand less reserved of a `Stock` record."""
     return int(record["on_hand"]) - int(record["reserved"])
 
 
-def compute_allocatable(record: dict[str, Any]) -> int:
+def compute_allocatable(record: Stock) -> int:
     """What allocation may reserve: available less the safety stock."""
     return max(compute_available(record) - int(record["safety"]), 0)
 
@@ -119,14 +183,14 @@ def post_entry(
     ctx: Context,
     location: str,
     sku: str,
-    kind: str,
+    kind: JournalKind,
     document: str,
     delta: int = 0,
     reserved_delta: int = 0,
-    bucket: str = "sellable",
+    bucket: Bucket = "sellable",
     lot: str = "",
     reason: str = "",
-) -> dict[str, Any]:
+) -> JournalEntry:
     """Apply one movement to the stock record and write its journal entry."""
     record = get_stock(state, location, sku)
     if bucket == "damaged":
@@ -138,7 +202,7 @@ def post_entry(
     if record["damaged"] < 0 or record["reserved"] < 0 or compute_available(record) < 0:
         raise Rejected("insufficient_stock", f"not enough {sku} available at {location}")
     record["seq"] += 1
-    entry = {
+    entry: JournalEntry = {
         "seq": record["seq"],
         "location": location,
         "sku": sku,
@@ -160,7 +224,7 @@ def post_entry(
     return entry
 
 
-def _move_lot(record: dict[str, Any], lot: str, delta: int) -> None:
+def _move_lot(record: Stock, lot: str, delta: int) -> None:
     lots: list[list[Any]] = record["lots"]
     for pair in lots:
         if pair[0] == lot:
@@ -176,7 +240,7 @@ def _move_lot(record: dict[str, Any], lot: str, delta: int) -> None:
         lots.append([lot, delta])
 
 
-def compute_lot_split(record: dict[str, Any], qty: int, lot: str | None) -> list[tuple[str, int]]:
+def compute_lot_split(record: Stock, qty: int, lot: str | None) -> list[tuple[str, int]]:
     """Which lots `qty` units leave from: the named lot, or first received first out."""
     if lot is not None:
         return [(lot, qty)]
@@ -194,8 +258,8 @@ def compute_lot_split(record: dict[str, Any], qty: int, lot: str | None) -> list
 
 
 def add_stock(
-    state: StateView, ctx: Context, location: str, sku: str, qty: int, kind: str, document: str, **extra: Any
-) -> list[dict[str, Any]]:
+    state: StateView, ctx: Context, location: str, sku: str, qty: int, kind: JournalKind, document: str, **extra: Any
+) -> list[JournalEntry]:
     return [post_entry(state, ctx, location, sku, kind, document, delta=qty, **extra)]
 
 
@@ -205,12 +269,12 @@ def remove_stock(
     location: str,
     sku: str,
     qty: int,
-    kind: str,
+    kind: JournalKind,
     document: str,
     lot: str | None = None,
     reserved: bool = False,
     reason: str = "",
-) -> list[dict[str, Any]]:
+) -> list[JournalEntry]:
     """Take `qty` out of on hand, lot by lot; `reserved` consumes a reservation as it goes."""
     split = compute_lot_split(get_stock(state, location, sku), qty, lot)
     return [
@@ -237,52 +301,51 @@ def _require_physical(state: StateView, sku: str) -> None:
         raise Rejected("virtual_sku", f"SKU {sku} is virtual and holds no stock")
 
 
-def process_stock_receive(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_stock_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Goods arrive at a location (optionally by lot) against a document such as a purchase order; a document
     already taken at this location answers its first result."""
-    location = get_id(tx.payload, "location")
+    fields = read_payload(PAYLOADS["stock.receive"], tx.payload)
+    location = fields["location"]
     require_location_access(ctx, require_location(state, location))
-    document = get_text(tx.payload, "document", "")
-    lines = get_list(tx.payload, "lines")
+    document = fields["document"]
+    sent_lines = tx.payload["lines"]
     key = keys.document_key(location, sha256(document.encode()).hex()) if document else None
     if key is not None:
         known = state.get(key)
         if known is not None:
-            if known["lines"] != sha256(encode(lines)).hex():
+            if known["lines"] != sha256(encode(sent_lines)).hex():
                 raise Rejected(
                     "duplicate_document", f"document {document!r} was received at {location} with other lines"
                 )
             return {**known["result"], "duplicate": True}
     received = []
-    for line in lines:
-        sku = get_id(line, "sku")
+    for line in fields["lines"]:
+        sku = line["sku"]
         _require_physical(state, sku)
-        qty = get_qty(line)
-        lot = get_optional_id(line, "lot") or ""
+        qty = line["qty"]
+        lot = line["lot"] or ""
         add_stock(state, ctx, location, sku, qty, "receipt", document, lot=lot)
         received.append({"sku": sku, "qty": qty, "lot": lot, "on_hand": get_stock(state, location, sku)["on_hand"]})
     result = {"location": location, "received": received, "duplicate": False}
     if key is not None:
-        state.put(key, {"lines": sha256(encode(lines)).hex(), "result": result})
+        state.put(key, {"lines": sha256(encode(sent_lines)).hex(), "result": result})
     return result
 
 
-def process_stock_adjust(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_stock_adjust(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """An explicit correction of on hand (or of the damaged bucket), with a reason."""
-    payload = tx.payload
-    location = get_id(payload, "location")
-    require_location_access(ctx, require_location(state, location))
-    sku = get_id(payload, "sku")
-    _require_physical(state, sku)
-    delta = get_int(payload, "delta", -MAX_QTY, MAX_QTY)
+    fields = read_payload(PAYLOADS["stock.adjust"], tx.payload)
+    delta = fields["delta"]
     if delta == 0:
         raise bad("delta must not be zero")
-    reason = get_text(payload, "reason")
-    if not reason:
-        raise bad("an adjustment needs a reason")
-    bucket = get_choice(payload, "bucket", BUCKETS, "sellable")
-    lot = get_optional_id(payload, "lot")
-    document = get_text(payload, "document", "")
+    location = fields["location"]
+    require_location_access(ctx, require_location(state, location))
+    sku = fields["sku"]
+    _require_physical(state, sku)
+    reason = fields["reason"]
+    bucket = fields["bucket"]
+    lot = fields["lot"]
+    document = fields["document"]
     if delta > 0 or bucket == "damaged":
         post_entry(
             state, ctx, location, sku, "adjustment", document, delta, bucket=bucket, lot=lot or "", reason=reason
@@ -293,25 +356,24 @@ def process_stock_adjust(state: StateView, tx: Any, ctx: TxContext) -> dict[str,
     return {"location": location, "sku": sku, "on_hand": record["on_hand"], "damaged": record["damaged"]}
 
 
-def process_stock_transfer(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Send goods to another location: out of the source now, in transit until the receiver accepts them."""
-    payload = tx.payload
-    source = get_id(payload, "from")
-    target = get_id(payload, "to")
+    fields = read_payload(PAYLOADS["stock.transfer"], tx.payload)
+    source = fields["from"]
+    target = fields["to"]
     if source == target:
         raise bad("a transfer needs two different locations")
     require_location_access(ctx, require_location(state, source))
     require_location(state, target)
     transfer_id = compute_document_number("TR", ctx.height, ctx.tx_index)
-    document = get_text(payload, "document", "") or transfer_id
-    moved = []
-    for line in get_list(payload, "lines"):
-        sku = get_id(line, "sku")
+    document = fields["document"] or transfer_id
+    moved: list[TransferLine] = []
+    for line in fields["lines"]:
+        sku = line["sku"]
         _require_physical(state, sku)
-        qty = get_qty(line)
-        for entry in remove_stock(state, ctx, source, sku, qty, "transfer_out", document, get_optional_id(line, "lot")):
+        for entry in remove_stock(state, ctx, source, sku, line["qty"], "transfer_out", document, line["lot"]):
             moved.append({"sku": sku, "qty": -entry["delta"], "lot": entry["lot"]})
-    record = {
+    record: Transfer = {
         "transfer_id": transfer_id,
         "from": source,
         "to": target,
@@ -324,14 +386,16 @@ def process_stock_transfer(state: StateView, tx: Any, ctx: TxContext) -> dict[st
     return {"transfer_id": transfer_id, "from": source, "to": target, "status": "in_transit", "moved": moved}
 
 
-def _settle_transfer(state: StateView, tx: Any, ctx: TxContext, accept: bool) -> dict[str, Any]:
-    transfer_id = get_id(tx.payload, "transfer_id")
-    record = state.get(keys.transfer_key(transfer_id))
+def _settle_transfer(state: StateView, fields: dict[str, Any], ctx: TxContext, accept: bool) -> dict[str, Any]:
+    transfer_id = fields["transfer_id"]
+    record: Transfer | None = state.get(keys.transfer_key(transfer_id))
     if record is None:
         raise Rejected("unknown_transfer", f"transfer {transfer_id} does not exist")
     require_location_access(ctx, require_location(state, record["to"]))
     if record["status"] != "in_transit":
         raise Rejected("invalid_transition", f"transfer {transfer_id} is {record['status']}")
+    kind: JournalKind
+    status: TransferStatus
     location, kind, status = (
         (record["to"], "transfer_in", "received") if accept else (record["from"], "transfer_back", "refused")
     )
@@ -339,82 +403,84 @@ def _settle_transfer(state: StateView, tx: Any, ctx: TxContext, accept: bool) ->
         add_stock(state, ctx, location, line["sku"], line["qty"], kind, record["document"], lot=line["lot"])
     record["status"] = status
     record["events"].append({"status": status, "by": ctx.signer.id, "tx_id": ctx.tx_id, "height": ctx.height})
-    record["reason"] = get_text(tx.payload, "reason", "")
+    record["reason"] = fields["reason"]
     state.put(keys.transfer_key(transfer_id), record)
     return {"transfer_id": transfer_id, "status": status, "location": location}
 
 
-def process_stock_transfer_accept(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_stock_transfer_accept(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The receiving location takes the goods in."""
-    return _settle_transfer(state, tx, ctx, accept=True)
+    return _settle_transfer(state, read_payload(PAYLOADS["stock.transfer.accept"], tx.payload), ctx, accept=True)
 
 
-def process_stock_transfer_refuse(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_stock_transfer_refuse(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The receiving location refuses the goods: they go back to the source."""
-    return _settle_transfer(state, tx, ctx, accept=False)
+    return _settle_transfer(state, read_payload(PAYLOADS["stock.transfer.refuse"], tx.payload), ctx, accept=False)
 
 
-def process_stock_safety(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_stock_safety(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Set the safety stock of a SKU at a location: units allocation leaves for the shop floor."""
-    location = get_id(tx.payload, "location")
+    fields = read_payload(PAYLOADS["stock.safety"], tx.payload)
+    location = fields["location"]
     require_location_access(ctx, require_location(state, location))
-    sku = get_id(tx.payload, "sku")
+    sku = fields["sku"]
     _require_physical(state, sku)
     record = get_stock(state, location, sku)
-    record["safety"] = get_int(tx.payload, "qty", 0, MAX_QTY)
+    record["safety"] = fields["qty"]
     state.put(keys.stock_key(location, sku), record)
     return {"location": location, "sku": sku, "safety": record["safety"]}
 
 
-def process_stock_count(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_stock_count(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """A physical count (e.g. from a WMS): report the differences against the ledger, change nothing.
 
     With `full` set, SKUs stocked at the location but absent from the count are counted as zero.
     """
-    payload = tx.payload
-    location = get_id(payload, "location")
+    fields = read_payload(PAYLOADS["stock.count"], tx.payload)
+    location = fields["location"]
     require_location_access(ctx, require_location(state, location))
     counted: dict[str, int] = {}
-    for line in get_list(payload, "counts", 1000):
-        sku = get_id(line, "sku")
+    for line in fields["counts"]:
+        sku = line["sku"]
         if sku in counted:
             raise bad(f"SKU {sku} counted twice")
-        counted[sku] = get_int(line, "qty", 0, MAX_QTY)
-    if payload.get("full", False) is True:
+        counted[sku] = line["qty"]
+    if fields["full"]:
         for _, record in state.scan(keys.stock_prefix(location)):
             if record["on_hand"] and record["sku"] not in counted:
                 counted[record["sku"]] = 0
-    differences = []
+    differences: list[Difference] = []
     for sku in sorted(counted):
         on_hand = get_stock(state, location, sku)["on_hand"]
         if counted[sku] != on_hand:
             differences.append(
                 {"sku": sku, "ledger": on_hand, "counted": counted[sku], "difference": counted[sku] - on_hand}
             )
-    report = {
+    report: CountReport = {
         "location": location,
-        "reference": get_text(payload, "reference", ""),
+        "reference": fields["reference"],
         "counted": len(counted),
         "differences": differences,
         "tx_id": ctx.tx_id,
         "height": ctx.height,
         "time_ms": ctx.time_ms,
+        "status": "reported",
     }
-    report["status"] = "reported"
     state.put(keys.count_key(location, ctx.tx_id.hex()), report)
     return {"location": location, "count": ctx.tx_id.hex(), "counted": len(counted), "differences": differences}
 
 
-def process_stock_count_approve(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_stock_count_approve(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """An operator approves a count: its differences are posted as adjustments with a reason code."""
-    location = get_id(tx.payload, "location")
-    count = get_text(tx.payload, "count")
-    report = state.get(keys.count_key(location, count)) if is_id(count) else None
+    fields = read_payload(PAYLOADS["stock.count.approve"], tx.payload)
+    location = fields["location"]
+    count = fields["count"]
+    report: CountReport | None = state.get(keys.count_key(location, count)) if is_id(count) else None
     if report is None:
         raise Rejected("unknown_count", f"no count {count} at {location}")
     if report["status"] != "reported":
         raise Rejected("invalid_transition", f"count {count} is {report['status']}")
-    reason = get_choice(tx.payload, "reason", COUNT_REASONS)
+    reason = fields["reason"]
     for difference in report["differences"]:
         sku, delta = difference["sku"], difference["difference"]
         if delta > 0:

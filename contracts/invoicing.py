@@ -51,8 +51,10 @@ from contracts.lifecycle import (
     require_order,
 )
 from contracts.numbering import take_invoice_number
-from contracts.payload import get_text
+from contracts.payload import payload, read_payload, text
+from contracts.records import Credited, Document, Fulfilment, Order, PricedLine, Rounding
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "invoice.reverse": frozenset({"operator", "store"}),
@@ -73,6 +75,11 @@ BASIS_POINTS = 10_000
 
 SHIPPING_SKU = "shipping"
 """The `sku` of a shipping-charge line."""
+
+PAYLOADS = {
+    "invoice.reverse": payload(text("number", doc="the invoice's number"), text("reason", min_length=1)),
+}
+"""The payload of each tx kind of this module."""
 
 
 def get_setting(config: dict[str, Any], key: str) -> Any:
@@ -103,8 +110,8 @@ def get_tax_rate(config: dict[str, Any], tax_class: str, region: str) -> int:
     return rate
 
 
-def compute_lines(items: list[dict[str, Any]], include_tax: bool, per_invoice: bool) -> list[dict[str, Any]]:
-    """Fill in net, tax and gross of each item (unit_price, qty, discount, tax_rate)."""
+def compute_lines(items: list[PricedLine], include_tax: bool, per_invoice: bool) -> list[PricedLine]:
+    """Fill in net, tax and gross of each item from its unit_price, qty, discount and tax_rate."""
     numerators = []
     for item in items:
         amount = item["unit_price"] * item["qty"] - item["discount"]
@@ -122,22 +129,30 @@ def compute_lines(items: list[dict[str, Any]], include_tax: bool, per_invoice: b
             by_remainder = sorted(members, key=lambda i: (-(numerators[i][1] % den), i))
             for i in by_remainder[:extra]:
                 taxes[i] += 1
-    lines = []
+    lines: list[PricedLine] = []
     for item, (amount, _, _), tax in zip(items, numerators, taxes, strict=True):
         net, gross = (amount - tax, amount) if include_tax else (amount, amount + tax)
         lines.append({**item, "net": net, "tax": tax, "gross": gross})
     return lines
 
 
-def get_invoice(state: StateView, number: str) -> dict[str, Any] | None:
+def get_document_key(number: str) -> str | None:
+    """Where the document numbered `number` is kept (None for what is no document number)."""
     issuer, _, seq = number.rpartition("-")
     if not issuer or not seq.isdigit():
         return None
-    return state.get(keys.invoice_key(issuer, int(seq)))
+    return keys.invoice_key(issuer, int(seq))
 
 
-def require_invoice(state: StateView, number: str) -> dict[str, Any]:
-    invoice = get_invoice(state, number)
+def get_invoice(state: StateView, number: str) -> dict[str, Any] | None:
+    """The invoice or credit note numbered `number` as stored (a `Document`), for readers outside the rules."""
+    key = get_document_key(number)
+    return None if key is None else state.get(key)
+
+
+def require_invoice(state: StateView, number: str) -> Document:
+    key = get_document_key(number)
+    invoice: Document | None = None if key is None else state.get(key)
     if invoice is None:
         raise Rejected("unknown_invoice", f"invoice {number} does not exist")
     return invoice
@@ -146,26 +161,33 @@ def require_invoice(state: StateView, number: str) -> dict[str, Any]:
 def write_document(
     state: StateView,
     ctx: Context,
-    order: dict[str, Any],
+    order: Order,
     issuer: str,
-    lines: list[dict[str, Any]],
-    **fields: Any,
-) -> dict[str, Any]:
+    lines: list[PricedLine],
+    *,
+    prices_include_tax: bool,
+    rounding: Rounding,
+    fulfilments: list[str],
+    credit_note: bool = False,
+    refers_to: str | None = None,
+    reissue_of: str | None = None,
+    reason: str = "",
+) -> Document:
     """Number and store an invoice or credit note; its totals are the sums of its lines."""
     number, seq = take_invoice_number(state, issuer)
-    document = {
+    document: Document = {
         "number": number,
         "seq": seq,
         "issuer": issuer,
         "order_id": order["order_id"],
         "currency": order["currency"],
-        "credit_note": False,
-        "refers_to": None,
-        "reissue_of": None,
-        "reason": "",
-        "fulfilments": [],
-        "prices_include_tax": fields.pop("prices_include_tax", True),
-        "rounding": fields.pop("rounding", "line"),
+        "credit_note": credit_note,
+        "refers_to": refers_to,
+        "reissue_of": reissue_of,
+        "reason": reason,
+        "fulfilments": fulfilments,
+        "prices_include_tax": prices_include_tax,
+        "rounding": rounding,
         "lines": lines,
         "net_total": sum(line["net"] for line in lines),
         "tax_total": sum(line["tax"] for line in lines),
@@ -174,13 +196,12 @@ def write_document(
         "height": ctx.height,
         "time_ms": ctx.time_ms,
     }
-    document.update(fields)
     state.put(keys.invoice_key(issuer, seq), document)
     state.put(keys.order_invoice_key(order["order_id"], number), number)
     return document
 
 
-def get_order_region(state: StateView, order: dict[str, Any]) -> str:
+def get_order_region(state: StateView, order: Order) -> str:
     if order["delivery"] is not None and order["delivery"].get("region"):
         return str(order["delivery"]["region"])
     store = get_location(state, order["pickup"]) if order["pickup"] else None
@@ -193,11 +214,11 @@ def compute_share(amount: int, qty: int, start: int, end: int) -> int:
     return amount * end // qty - amount * start // qty
 
 
-def price_order(state: StateView, config: dict[str, Any], order: dict[str, Any]) -> int:
+def price_order(state: StateView, config: dict[str, Any], order: Order) -> int:
     """Fix the amounts of every order line and of the shipping charge as one invoice of the whole order would
     carry them under `config`; return the order total (what the customer is charged)."""
     region = get_order_region(state, order)
-    items = [
+    items: list[PricedLine] = [
         {
             "sku": line["sku"],
             "line": index,
@@ -206,6 +227,9 @@ def price_order(state: StateView, config: dict[str, Any], order: dict[str, Any])
             "unit_price": line["unit_price"],
             "discount": line["discount"],
             "tax_rate": get_tax_rate(config, line["tax_class"], region),
+            "net": 0,
+            "tax": 0,
+            "gross": 0,
         }
         for index, line in enumerate(order["lines"])
     ]
@@ -220,18 +244,24 @@ def price_order(state: StateView, config: dict[str, Any], order: dict[str, Any])
                 "unit_price": order["shipping_charge"],
                 "discount": 0,
                 "tax_rate": get_tax_rate(config, shipping_class, region),
+                "net": 0,
+                "tax": 0,
+                "gross": 0,
             }
         )
     order["prices_include_tax"] = bool(get_setting(config, "tax.prices_include_tax"))
-    order["rounding"] = str(get_setting(config, "tax.rounding"))
+    order["rounding"] = get_setting(config, "tax.rounding")
     priced = compute_lines(items, order["prices_include_tax"], order["rounding"] == "invoice")
     for line, amounts in zip(order["lines"], priced, strict=False):
-        line.update({key: amounts[key] for key in ("tax_rate", "net", "tax", "gross")})
+        line["tax_rate"] = amounts["tax_rate"]
+        line["net"] = amounts["net"]
+        line["tax"] = amounts["tax"]
+        line["gross"] = amounts["gross"]
     order["shipping"] = priced[-1] if order["shipping_charge"] > 0 else None
     return sum(line["gross"] for line in priced)
 
 
-def take_line_share(order: dict[str, Any], index: int, qty: int, fulfilment: str) -> dict[str, Any]:
+def take_line_share(order: Order, index: int, qty: int, fulfilment: str) -> PricedLine:
     """An invoice (or cancellation) line for the next `qty` units of order line `index`, cut from the amounts
     fixed at order time; the caller counts the units as invoiced or cancelled."""
     line = order["lines"][index]
@@ -253,11 +283,9 @@ def take_line_share(order: dict[str, Any], index: int, qty: int, fulfilment: str
     }
 
 
-def take_invoice_lines(
-    order: dict[str, Any], fulfilments: list[dict[str, Any]], shipping: bool
-) -> list[dict[str, Any]]:
+def take_invoice_lines(order: Order, fulfilments: list[Fulfilment], shipping: bool) -> list[PricedLine]:
     """Invoice lines for the goods of `fulfilments` (counted as invoiced in `order`) and the shipping charge."""
-    lines = []
+    lines: list[PricedLine] = []
     for record in fulfilments:
         for part in record["lines"]:
             lines.append(take_line_share(order, part["line"], part["qty"], record["fulfilment_id"]))
@@ -267,7 +295,7 @@ def take_invoice_lines(
     return lines
 
 
-def invoice_shipped(state: StateView, ctx: Context, order: dict[str, Any]) -> list[str]:
+def invoice_shipped(state: StateView, ctx: Context, order: Order) -> list[str]:
     """Invoice what has shipped and is not invoiced yet, per config; returns the new numbers.
 
     The caller has put the fulfilments; this updates them with their invoice numbers and
@@ -307,7 +335,7 @@ def invoice_shipped(state: StateView, ctx: Context, order: dict[str, Any]) -> li
     return numbers
 
 
-def get_credited(state: StateView, invoice: dict[str, Any]) -> dict[str, Any]:
+def get_credited(state: StateView, invoice: Document) -> Credited:
     """How much of each invoice line has been credited so far (cumulative quantities) and the credited total."""
     record = state.get(keys.credited_key(invoice["number"]))
     return record if record is not None else {"qty": [0] * len(invoice["lines"]), "total": 0}
@@ -316,16 +344,16 @@ def get_credited(state: StateView, invoice: dict[str, Any]) -> dict[str, Any]:
 def issue_credit_note(
     state: StateView,
     ctx: Context,
-    order: dict[str, Any],
-    invoice: dict[str, Any],
+    order: Order,
+    invoice: Document,
     credits: list[tuple[int, int]],
     reason: str,
-) -> dict[str, Any]:
+) -> Document:
     """Credit `qty` of invoice line `index` for each (index, qty); refuse more than was invoiced."""
     if invoice["credit_note"]:
         raise Rejected("invalid_document", f"{invoice['number']} is a credit note")
     credited = get_credited(state, invoice)
-    lines = []
+    lines: list[PricedLine] = []
     for index, qty in credits:
         line = invoice["lines"][index]
         before = credited["qty"][index]
@@ -356,8 +384,8 @@ def issue_credit_note(
 
 
 def credit_fulfilment_line(
-    state: StateView, ctx: Context, order: dict[str, Any], fulfilment: dict[str, Any], line: int, qty: int, reason: str
-) -> dict[str, Any] | None:
+    state: StateView, ctx: Context, order: Order, fulfilment: Fulfilment, line: int, qty: int, reason: str
+) -> Document | None:
     """Credit returned goods of one fulfilment line on the invoice that billed them (None if not invoiced)."""
     if fulfilment["invoice"] is None:
         return None
@@ -368,7 +396,7 @@ def credit_fulfilment_line(
     return None
 
 
-def is_fully_credited(state: StateView, order: dict[str, Any]) -> bool:
+def is_fully_credited(state: StateView, order: Order) -> bool:
     """Has every unit of goods the order invoiced been credited?"""
     for _, number in state.scan(keys.order_invoice_prefix(order["order_id"])):
         invoice = require_invoice(state, number)
@@ -380,9 +408,11 @@ def is_fully_credited(state: StateView, order: dict[str, Any]) -> bool:
     return True
 
 
-def credit_shipping(state: StateView, ctx: Context, order: dict[str, Any], reason: str) -> dict[str, Any] | None:
+def credit_shipping(state: StateView, ctx: Context, order: Order, reason: str) -> Document | None:
     """Credit the invoiced shipping charge once every unit of goods is credited (a full return); None otherwise."""
-    if order["shipping_state"] != "invoiced" or not is_fully_credited(state, order):
+    if order["shipping_state"] != "invoiced" or order["shipping_invoice"] is None:
+        return None
+    if not is_fully_credited(state, order):
         return None
     invoice = require_invoice(state, order["shipping_invoice"])
     index = next(i for i, line in enumerate(invoice["lines"]) if line["line"] < 0)
@@ -390,13 +420,12 @@ def credit_shipping(state: StateView, ctx: Context, order: dict[str, Any], reaso
     return issue_credit_note(state, ctx, order, invoice, [(index, 1)], reason)
 
 
-def process_invoice_reverse(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_invoice_reverse(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Reverse a wrong invoice with a credit note for what is left on it, and reissue it: the same goods for the
     same gross amounts (what the customer was charged), net and tax split at the rates configured now."""
-    number = get_text(tx.payload, "number")
-    reason = get_text(tx.payload, "reason")
-    if not reason:
-        raise Rejected("bad_payload", "a reversal needs a reason")
+    fields = read_payload(PAYLOADS["invoice.reverse"], tx.payload)
+    number = fields["number"]
+    reason = fields["reason"]
     invoice = require_invoice(state, number)
     if "operator" not in ctx.signer.roles and ctx.signer.org != invoice["issuer"]:
         raise Rejected("forbidden", f"{ctx.signer.id} does not act for issuer {invoice['issuer']}")
@@ -415,7 +444,7 @@ def process_invoice_reverse(state: StateView, tx: Any, ctx: TxContext) -> dict[s
         raise Rejected("over_credit", f"invoice {number} is fully credited already")
     note = issue_credit_note(state, ctx, order, invoice, remaining, f"reversal: {reason}")
     region = get_order_region(state, order)
-    lines = []
+    lines: list[PricedLine] = []
     for credited_line in note["lines"]:
         rate = get_tax_rate(ctx.config, _tax_class_of(order, credited_line["line"], ctx), region)
         tax = compute_half_up(credited_line["gross"] * rate, BASIS_POINTS + rate)
@@ -443,7 +472,7 @@ def process_invoice_reverse(state: StateView, tx: Any, ctx: TxContext) -> dict[s
     return {"reversed": number, "credit_note": note["number"], "reissued": reissued["number"]}
 
 
-def _tax_class_of(order: dict[str, Any], line: int, ctx: TxContext) -> str:
+def _tax_class_of(order: Order, line: int, ctx: TxContext) -> str:
     if line < 0:
         return str(get_setting(ctx.config, "tax.shipping_class"))
     return str(order["lines"][line]["tax_class"])

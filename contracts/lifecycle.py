@@ -19,34 +19,11 @@ order's backorder.
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from contracts import keys
 from contracts.context import BlockContext, TxContext
 from contracts.errors import Rejected
+from contracts.records import Fulfilment, FulfilmentStatus, Order, OrderStatus
 from ledger.state import StateView
-
-OrderStatus = Literal[
-    "created",
-    "on_hold",
-    "allocated",
-    "backordered",
-    "paid",
-    "released",
-    "intercepted",
-    "partially_shipped",
-    "shipped",
-    "delivered",
-    "completed",
-    "return_requested",
-    "returned",
-    "refunded",
-    "cancelled",
-]
-"""The states of an order."""
-
-FulfilmentStatus = Literal["allocated", "released", "picked", "shipped", "delivered", "declined", "cancelled"]
-"""The states of a fulfilment (sub-order)."""
 
 TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     "created": ("on_hold", "allocated", "backordered", "cancelled"),
@@ -70,10 +47,10 @@ TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
 FINAL_STATES: tuple[OrderStatus, ...] = ("completed", "cancelled")
 """States in which an order's goods and money are settled (a completed order may still see a return)."""
 
-INITIAL_STATE = "created"
+INITIAL_STATE: OrderStatus = "created"
 """The state of a new order."""
 
-AWAITING_PAYMENT = ("created", "allocated", "backordered")
+AWAITING_PAYMENT: tuple[OrderStatus, ...] = ("created", "allocated", "backordered")
 """States in which a prepaid order may still be cancelled for non-payment (an order in review waits for its
 reviewer, and its payment deadline starts when it is approved)."""
 
@@ -85,18 +62,18 @@ def is_allowed_transition(source: OrderStatus, target: OrderStatus) -> bool:
     return target in TRANSITIONS.get(source, ())
 
 
-def get_order(state: StateView, order_id: str) -> dict[str, Any] | None:
+def get_order(state: StateView, order_id: str) -> Order | None:
     return state.get(keys.order_key(order_id))
 
 
-def require_order(state: StateView, order_id: str) -> dict[str, Any]:
+def require_order(state: StateView, order_id: str) -> Order:
     order = get_order(state, order_id)
     if order is None:
         raise Rejected("unknown_order", f"order {order_id} does not exist")
     return order
 
 
-def put_order(state: StateView, order: dict[str, Any]) -> None:
+def put_order(state: StateView, order: Order) -> None:
     """Store the order, keeping the index of orders waiting for stock (`keys.backorder_key`) in step."""
     order_id = order["order_id"]
     state.put(keys.order_key(order_id), order)
@@ -107,7 +84,7 @@ def put_order(state: StateView, order: dict[str, Any]) -> None:
         state.delete(index)
 
 
-def require_order_access(ctx: TxContext, order: dict[str, Any]) -> None:
+def require_order_access(ctx: TxContext, order: Order) -> None:
     """A channel acts only on its own orders; operators on any."""
     if "operator" in ctx.signer.roles:
         return
@@ -115,9 +92,7 @@ def require_order_access(ctx: TxContext, order: dict[str, Any]) -> None:
         raise Rejected("forbidden", f"order {order['order_id']} belongs to channel {order['channel']}")
 
 
-def transition_order(
-    order: dict[str, Any], target: OrderStatus, ctx: TxContext | BlockContext, reason: str = ""
-) -> None:
+def transition_order(order: Order, target: OrderStatus, ctx: TxContext | BlockContext, reason: str = "") -> None:
     """Move `order` to `target` (in memory; the caller puts it) and record the step in its history."""
     source = order["status"]
     if not is_allowed_transition(source, target):
@@ -136,37 +111,37 @@ def transition_order(
     )
 
 
-OPEN_FULFILMENT = ("allocated", "released", "picked")
+OPEN_FULFILMENT: tuple[FulfilmentStatus, ...] = ("allocated", "released", "picked")
 """Fulfilment states that hold a stock reservation."""
 
-SENT_FULFILMENT = ("shipped", "delivered")
+SENT_FULFILMENT: tuple[FulfilmentStatus, ...] = ("shipped", "delivered")
 """Fulfilment states whose goods have left the location."""
 
-ENDED_FULFILMENT = ("declined", "cancelled")
+ENDED_FULFILMENT: tuple[FulfilmentStatus, ...] = ("declined", "cancelled")
 """Fulfilment states that no longer serve the order."""
 
 
-def get_fulfilment(state: StateView, fulfilment_id: str) -> dict[str, Any] | None:
+def get_fulfilment(state: StateView, fulfilment_id: str) -> Fulfilment | None:
     return state.get(keys.fulfilment_key(fulfilment_id))
 
 
-def require_fulfilment(state: StateView, fulfilment_id: str) -> dict[str, Any]:
+def require_fulfilment(state: StateView, fulfilment_id: str) -> Fulfilment:
     record = get_fulfilment(state, fulfilment_id)
     if record is None:
         raise Rejected("unknown_fulfilment", f"fulfilment {fulfilment_id} does not exist")
     return record
 
 
-def put_fulfilment(state: StateView, record: dict[str, Any]) -> None:
+def put_fulfilment(state: StateView, record: Fulfilment) -> None:
     state.put(keys.fulfilment_key(record["fulfilment_id"]), record)
 
 
-def get_order_fulfilments(state: StateView, order: dict[str, Any]) -> list[dict[str, Any]]:
+def get_order_fulfilments(state: StateView, order: Order) -> list[Fulfilment]:
     """The order's fulfilments in creation order."""
     return [require_fulfilment(state, fid) for fid in order["fulfilments"]]
 
 
-def set_fulfilment_status(record: dict[str, Any], target: FulfilmentStatus, ctx: TxContext | BlockContext) -> None:
+def set_fulfilment_status(record: Fulfilment, target: FulfilmentStatus, ctx: TxContext | BlockContext) -> None:
     record["status"] = target
     record["events"].append(
         {
@@ -179,18 +154,18 @@ def set_fulfilment_status(record: dict[str, Any], target: FulfilmentStatus, ctx:
     )
 
 
-def compute_amount_due(order: dict[str, Any]) -> int:
+def compute_amount_due(order: Order) -> int:
     """What the customer owes for the order: its total less what was cancelled."""
     return int(order["total"]) - int(order["payment"]["cancelled"])
 
 
-def is_paid(order: dict[str, Any]) -> bool:
+def is_paid(order: Order) -> bool:
     """Whether the order may be released: what is due is captured (a zero total is paid by definition), or it
     is sold on account."""
     return order["payment_terms"] == "on_account" or order["payment"]["captured"] >= compute_amount_due(order)
 
 
-def compute_shipping_status(order: dict[str, Any], fulfilments: list[dict[str, Any]]) -> OrderStatus:
+def compute_shipping_status(order: Order, fulfilments: list[Fulfilment]) -> OrderStatus:
     """The status a released order should have, given its fulfilments."""
     if order["backorder"]:
         return "backordered"
@@ -204,7 +179,7 @@ def compute_shipping_status(order: dict[str, Any], fulfilments: list[dict[str, A
     return "released"
 
 
-def sync_order_status(state: StateView, ctx: TxContext | BlockContext, order: dict[str, Any]) -> None:
+def sync_order_status(state: StateView, ctx: TxContext | BlockContext, order: Order) -> None:
     """Make a released order's status follow its fulfilments (an intercepted order stays held until released)."""
     target = compute_shipping_status(order, get_order_fulfilments(state, order))
     if order["status"] == "intercepted" and target in ("released", "backordered", "partially_shipped"):

@@ -25,6 +25,7 @@ what was refunded is what its invoices less its credit notes say.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from contracts import keys
@@ -44,20 +45,25 @@ from contracts.lifecycle import (
 from contracts.numbering import compute_order_number
 from contracts.payload import (
     MAX_AMOUNT,
+    MAX_QTY,
     bad,
-    get_choice,
-    get_hash_hex,
-    get_id,
-    get_int,
-    get_list,
-    get_optional_id,
-    get_qty,
-    get_text,
+    choice,
+    digest,
+    ident,
+    integer,
+    items,
+    mapping,
+    payload,
+    quantity,
+    read_payload,
+    text,
 )
 from contracts.payments import compute_refund_due, start_payment_clock
+from contracts.records import Delivery, Order, OrderLine
 from contracts.review import compute_hold_reasons
 from ledger.encoding import sha256
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "order.create": frozenset({"channel"}),
@@ -72,81 +78,140 @@ PAYMENT_TERMS = ("prepaid", "on_account")
 COMPLETABLE = ("delivered", "returned", "refunded")
 """States from which an order may be closed as completed."""
 
+MAX_LINES = 100
+"""Most lines in one order."""
+
+ORDER_LINES = items(
+    "lines",
+    ident("sku"),
+    quantity(),
+    integer("unit_price", 0, MAX_AMOUNT, required=False, doc="the catalogue price if absent"),
+    integer("discount", 0, MAX_AMOUNT * MAX_QTY, default=0, doc="off the line total, at most unit price x qty"),
+    max_items=MAX_LINES,
+)
+"""The lines of an order as the channel sends them."""
+
+DELIVERY = mapping(
+    "delivery",
+    ident("region", required=False, doc="for tax rates; held for review if absent and no pickup"),
+    integer("lat", -90 * MICRO_DEGREES, 90 * MICRO_DEGREES, required=False, doc="micro-degrees, with `lon`"),
+    integer("lon", -180 * MICRO_DEGREES, 180 * MICRO_DEGREES, required=False, doc="micro-degrees, with `lat`"),
+    required=False,
+    doc="where the goods go",
+)
+"""The delivery address of an order."""
+
+PICKUP = ident("pickup", required=False, doc="the store the customer collects from (must offer pickup)")
+"""The pickup store of an order."""
+
+PAYLOADS = {
+    "order.create": payload(
+        text("external_ref", min_length=1, doc="the channel's reference: a re-sent one is a duplicate"),
+        digest("customer_hash", doc="sha256 of the channel's customer reference"),
+        text("currency", doc="the SKUs' currency"),
+        ORDER_LINES,
+        DELIVERY,
+        PICKUP,
+        choice("payment_terms", PAYMENT_TERMS, default="prepaid"),
+        integer("shipping_charge", 0, MAX_AMOUNT, default=0, doc="minor units, tax included as prices are"),
+    ),
+    "order.cancel": payload(
+        ident("order_id"),
+        items(
+            "lines",
+            integer("line", 0, MAX_LINES - 1, doc="index of the order line"),
+            quantity(),
+            max_items=MAX_LINES,
+            required=False,
+            doc="what to cancel; everything that has not left if absent",
+        ),
+        text("reason", default="cancelled"),
+    ),
+    "order.complete": payload(ident("order_id")),
+    "order.edit": payload(
+        ident("order_id"),
+        replace(ORDER_LINES, required=False, doc="the new lines (unchanged if absent)"),
+        DELIVERY,
+        PICKUP,
+    ),
+}
+"""The payload of each tx kind of this module."""
+
 
 def get_order_by_external_ref(state: StateView, channel: str, external_ref: str) -> str | None:
     return state.get(keys.external_ref_key(channel, sha256(external_ref.encode()).hex()))
 
 
-def read_lines(state: StateView, payload: dict[str, Any], currency: str) -> tuple[list[dict[str, Any]], bool]:
-    """Order lines priced from the catalogue, and whether any given price differed from it."""
-    lines = []
+def read_lines(state: StateView, sent: list[dict[str, Any]], currency: str) -> tuple[list[OrderLine], bool]:
+    """Order lines (as `ORDER_LINES` reads them) priced from the catalogue, and whether any given price differed
+    from it."""
+    lines: list[OrderLine] = []
     price_mismatch = False
-    for item in get_list(payload, "lines", 100):
-        sku = require_sku(state, get_id(item, "sku"))
+    for index, item in enumerate(sent):
+        sku = require_sku(state, item["sku"])
         if sku["currency"] != currency:
             raise Rejected("currency_mismatch", f"SKU {sku['sku']} is priced in {sku['currency']}, not {currency}")
-        qty = get_qty(item)
-        price = get_int(item, "unit_price", 0, MAX_AMOUNT, sku["price"])
+        qty = item["qty"]
+        price = sku["price"] if item["unit_price"] is None else item["unit_price"]
         price_mismatch = price_mismatch or price != sku["price"]
+        if item["discount"] > price * qty:
+            raise bad(f"lines[{index}].discount must be an integer in [0, {price * qty}]")
         lines.append(
             {
                 "sku": sku["sku"],
                 "qty": qty,
                 "unit_price": price,
-                "discount": get_int(item, "discount", 0, price * qty, 0),
+                "discount": item["discount"],
                 "tax_class": sku["tax_class"],
                 "virtual": sku["virtual"],
                 "invoiced": 0,
                 "cancelled": 0,
+                "tax_rate": 0,
+                "net": 0,
+                "tax": 0,
+                "gross": 0,
             }
         )
     return lines, price_mismatch
 
 
-def read_delivery(payload: dict[str, Any]) -> dict[str, Any] | None:
-    delivery = payload.get("delivery")
-    if delivery is None:
-        return None
-    if type(delivery) is not dict:
-        raise bad("delivery must be a map")
-    out: dict[str, Any] = {"region": get_optional_id(delivery, "region"), "lat": None, "lon": None}
-    if delivery.get("lat") is not None or delivery.get("lon") is not None:
-        out["lat"] = get_int(delivery, "lat", -90 * MICRO_DEGREES, 90 * MICRO_DEGREES)
-        out["lon"] = get_int(delivery, "lon", -180 * MICRO_DEGREES, 180 * MICRO_DEGREES)
-    return out
+def read_delivery(delivery: Delivery | None) -> Delivery | None:
+    """The delivery address (as `DELIVERY` reads it): coordinates both or neither."""
+    if delivery is not None and (delivery["lat"] is None) != (delivery["lon"] is None):
+        raise bad("delivery needs both lat and lon, or neither")
+    return delivery
 
 
-def read_destination(state: StateView, payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def read_destination(state: StateView, fields: dict[str, Any]) -> tuple[Delivery | None, str | None]:
     """The delivery address and the pickup store (which must offer pickup) of an order."""
-    pickup = get_optional_id(payload, "pickup")
+    pickup = fields["pickup"]
     if pickup is not None and not require_location(state, pickup)["pickup_allowed"]:
         raise Rejected("pickup_not_allowed", f"location {pickup} does not offer pickup")
-    return read_delivery(payload), pickup
+    return read_delivery(fields["delivery"]), pickup
 
 
 def open_order(
-    state: StateView, ctx: TxContext, payload: dict[str, Any], review: bool, exchange_of: str | None = None
-) -> dict[str, Any]:
-    """Validate, number and store a new order, then review and allocate it (or hold it)."""
-    external_ref = get_text(payload, "external_ref")
-    if not external_ref:
-        raise bad("external_ref must not be empty")
-    currency = get_text(payload, "currency")
-    lines, price_mismatch = read_lines(state, payload, currency)
-    delivery, pickup = read_destination(state, payload)
-    terms = get_choice(payload, "payment_terms", PAYMENT_TERMS, "prepaid")
-    order: dict[str, Any] = {
+    state: StateView, ctx: TxContext, fields: dict[str, Any], review: bool, exchange_of: str | None = None
+) -> Order:
+    """Number and store a new order (an `order.create` payload as `read_payload` returns it), then review and
+    allocate it (or hold it)."""
+    external_ref = fields["external_ref"]
+    currency = fields["currency"]
+    lines, price_mismatch = read_lines(state, fields["lines"], currency)
+    delivery, pickup = read_destination(state, fields)
+    terms = fields["payment_terms"]
+    order: Order = {
         "order_id": compute_order_number(ctx.height, ctx.tx_index),
         "channel": ctx.signer.id,
         "org": ctx.signer.org,
         "external_ref": external_ref,
-        "customer_hash": get_hash_hex(payload, "customer_hash"),
+        "customer_hash": fields["customer_hash"],
         "currency": currency,
         "lines": lines,
         "delivery": delivery,
         "pickup": pickup,
         "payment_terms": terms,
-        "shipping_charge": get_int(payload, "shipping_charge", 0, MAX_AMOUNT, 0),
+        "shipping_charge": fields["shipping_charge"],
         "shipping": None,
         "shipping_state": "open",
         "shipping_invoice": None,
@@ -200,7 +265,7 @@ def open_order(
     return order
 
 
-def compute_settlement(state: StateView, order: dict[str, Any]) -> tuple[int, int]:
+def compute_settlement(state: StateView, order: Order) -> tuple[int, int]:
     """(captured less refunded, invoiced less credited): equal once the order's money is settled."""
     documents = 0
     for _, number in state.scan(keys.order_invoice_prefix(order["order_id"])):
@@ -209,14 +274,15 @@ def compute_settlement(state: StateView, order: dict[str, Any]) -> tuple[int, in
     return order["payment"]["captured"] - order["payment"]["refunded"], documents
 
 
-def process_order_create(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_create(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """A channel places an order; a re-sent external reference returns the existing order."""
-    external_ref = get_text(tx.payload, "external_ref")
+    fields = read_payload(PAYLOADS["order.create"], tx.payload)
+    external_ref = fields["external_ref"]
     existing = get_order_by_external_ref(state, ctx.signer.id, external_ref)
     if existing is not None:
         order = require_order(state, existing)
         return {"order_id": existing, "status": order["status"], "duplicate": True}
-    order = open_order(state, ctx, tx.payload, review=True)
+    order = open_order(state, ctx, fields, review=True)
     state.put(keys.external_ref_key(ctx.signer.id, sha256(external_ref.encode()).hex()), order["order_id"])
     return {
         "order_id": order["order_id"],
@@ -229,28 +295,31 @@ def process_order_create(state: StateView, tx: Any, ctx: TxContext) -> dict[str,
     }
 
 
-def read_cancel_lines(payload: dict[str, Any], order: dict[str, Any]) -> list[tuple[int, int]]:
-    """The `lines` of a partial cancellation: [{line, qty}], each line once."""
+def read_cancel_lines(sent: list[dict[str, Any]], order: Order) -> list[tuple[int, int]]:
+    """The `lines` of a partial cancellation: [{line, qty}], each line of the order, once."""
     wanted: list[tuple[int, int]] = []
-    for item in get_list(payload, "lines", len(order["lines"])):
-        index = get_int(item, "line", 0, len(order["lines"]) - 1)
+    for item in sent:
+        index = item["line"]
+        if index >= len(order["lines"]):
+            raise bad(f"order {order['order_id']} has no line {index}")
         if any(index == seen for seen, _ in wanted):
             raise bad(f"line {index} named twice")
-        wanted.append((index, get_qty(item)))
+        wanted.append((index, item["qty"]))
     return wanted
 
 
-def process_order_cancel(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_cancel(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The channel (or an operator) cancels what has not left of an order: all of it, or `lines`."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    fields = read_payload(PAYLOADS["order.cancel"], tx.payload)
+    order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
     if order["status"] == "cancelled":
         raise Rejected("invalid_transition", f"order {order['order_id']} is cancelled")
-    reason = get_text(tx.payload, "reason", "cancelled")
-    if tx.payload.get("lines") is None:
+    reason = fields["reason"]
+    if fields["lines"] is None:
         cancellation = cancel_order(state, ctx, order, reason)
     else:
-        cancellation = cancel_quantities(state, ctx, order, read_cancel_lines(tx.payload, order), reason)
+        cancellation = cancel_quantities(state, ctx, order, read_cancel_lines(fields["lines"], order), reason)
     put_order(state, order)
     return {
         "order_id": order["order_id"],
@@ -260,21 +329,21 @@ def process_order_cancel(state: StateView, tx: Any, ctx: TxContext) -> dict[str,
     }
 
 
-def process_order_edit(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_edit(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Change the lines or the destination of an order held in review; it is reviewed again (and allocated if
     nothing holds it any more)."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    fields = read_payload(PAYLOADS["order.edit"], tx.payload)
+    order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
     if order["status"] != "on_hold":
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}: allocated already")
-    payload = tx.payload
     price_mismatch = "price_mismatch" in order["hold_reasons"]
-    if payload.get("lines") is not None:
+    if fields["lines"] is not None:
         if order["cancellations"]:
             raise Rejected("invalid_transition", f"order {order['order_id']} has cancelled lines")
-        order["lines"], price_mismatch = read_lines(state, payload, order["currency"])
-    if payload.get("delivery") is not None or payload.get("pickup") is not None:
-        order["delivery"], order["pickup"] = read_destination(state, payload)
+        order["lines"], price_mismatch = read_lines(state, fields["lines"], order["currency"])
+    if fields["delivery"] is not None or fields["pickup"] is not None:
+        order["delivery"], order["pickup"] = read_destination(state, fields)
     order["total"] = price_order(state, ctx.config, order)
     order["edits"].append({"by": ctx.signer.id, "tx_id": ctx.tx_id, "height": ctx.height, "time_ms": ctx.time_ms})
     order["hold_reasons"] = compute_hold_reasons(state, ctx, order, price_mismatch, is_new=False)
@@ -292,9 +361,10 @@ def process_order_edit(state: StateView, tx: Any, ctx: TxContext) -> dict[str, A
     }
 
 
-def process_order_complete(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_complete(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Close a delivered (or returned) order whose money is settled."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    fields = read_payload(PAYLOADS["order.complete"], tx.payload)
+    order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
     if order["status"] not in COMPLETABLE:
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}")

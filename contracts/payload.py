@@ -1,12 +1,33 @@
-"""Reading tx payload fields: every rule validates its input the same way.
+"""Tx payloads: one declared spec per tx kind, checked in one pass before a rule reads anything.
 
-A missing or malformed field is refused with code `bad_payload`; ids are short
-strings of letters, digits, `.`, `_` and `-`, so they are safe inside state keys.
+Each contract module declares `PAYLOADS`, tx kind -> `Field` of type `map`,
+next to its `ROLES`; a rule's first step is `read_payload(spec, tx.payload)`,
+which refuses a payload that does not fit with code `bad_payload` and
+otherwise returns a new map holding every declared field: the value sent, or
+the field's default (None when it has none). So a rule reads only declared
+fields, each of the declared type and within its bounds, and a field that is
+absent or null reads the same.
+
+What a payload may hold:
+
+- every field it declares and nothing else (an unknown field is refused);
+- ids: short strings of letters, digits, `.`, `_` and `-`, so they are safe
+  inside state keys; text: a string of bounded length; integers within
+  bounds (a bool is not an integer); booleans; one of a fixed set of
+  strings; sha256 digests in lowercase hex;
+- maps of declared fields, and lists of such maps of bounded length;
+- `any`: any ledger value, checked by the rule itself (governance params).
+
+What depends on the state or on other fields (a discount within its line's
+amount, a line index within the order, a known SKU) the rules still check.
+`describe` gives a spec as plain data (str, int, bool, None, lists and maps):
+the transaction reference and API schemas are generated from it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from contracts.errors import Rejected
 
@@ -22,7 +43,39 @@ MAX_QTY = 1_000_000
 MAX_AMOUNT = 10**12
 """Largest money amount in minor units."""
 
-_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+MAX_ITEMS = 200
+"""Most items in a list field unless its spec says otherwise."""
+
+ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+"""The characters of an id."""
+
+HEX_DIGITS = "0123456789abcdef"
+"""The characters of a digest in lowercase hex."""
+
+FieldType = Literal["id", "text", "int", "bool", "choice", "hash", "list", "map", "any"]
+"""What a field holds: see the module docstring."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Field:
+    """One declared payload field (or a whole payload: a `map` named `payload`)."""
+
+    name: str
+    type: FieldType
+    required: bool = True
+    """Must be present and not null; an optional field that is absent or null reads as `default`."""
+    default: Any = None
+    """What an absent optional field reads as (None: absent, the rule decides)."""
+    low: int = 0
+    """Least value (int), length (text) or number of items (list)."""
+    high: int = 0
+    """Greatest value (int), length (text) or number of items (list)."""
+    choices: tuple[str, ...] = ()
+    """The values a `choice` may take."""
+    fields: tuple[Field, ...] = ()
+    """The fields of a `map`, or of each item of a `list`."""
+    doc: str = ""
+    """What the field means, in a few words (for the reference)."""
 
 
 def bad(message: str) -> Rejected:
@@ -30,62 +83,205 @@ def bad(message: str) -> Rejected:
 
 
 def is_id(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and all(ch in _ID_CHARS for ch in value)
+    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and not value.strip(ID_CHARS)
 
 
-def get_id(payload: dict[str, Any], field: str) -> str:
-    value = payload.get(field)
-    if not is_id(value):
-        raise bad(f"{field} must be an id of 1-{MAX_ID_LENGTH} letters, digits, '.', '_' or '-'")
-    return str(value)
+# declaring fields
 
 
-def get_optional_id(payload: dict[str, Any], field: str) -> str | None:
-    return None if payload.get(field) is None else get_id(payload, field)
+def ident(name: str, *, required: bool = True, doc: str = "") -> Field:
+    return Field(name=name, type="id", required=required, doc=doc)
 
 
-def get_text(payload: dict[str, Any], field: str, default: str | None = None) -> str:
-    value = payload.get(field, default)
-    if type(value) is not str or len(value) > MAX_TEXT_LENGTH:
-        raise bad(f"{field} must be a string of at most {MAX_TEXT_LENGTH} characters")
-    return value
+def text(
+    name: str,
+    *,
+    default: str | None = None,
+    required: bool = True,
+    min_length: int = 0,
+    max_length: int = MAX_TEXT_LENGTH,
+    doc: str = "",
+) -> Field:
+    """A string of `min_length` to `max_length` characters; optional when it has a default."""
+    return Field(
+        name=name,
+        type="text",
+        required=required and default is None,
+        default=default,
+        low=min_length,
+        high=max_length,
+        doc=doc,
+    )
 
 
-def get_int(payload: dict[str, Any], field: str, low: int, high: int, default: int | None = None) -> int:
-    value = payload.get(field, default)
-    if type(value) is not int or not low <= value <= high:
-        raise bad(f"{field} must be an integer in [{low}, {high}]")
-    return value
+def integer(
+    name: str, low: int, high: int, *, default: int | None = None, required: bool = True, doc: str = ""
+) -> Field:
+    """An integer in [low, high] (never a bool); optional when it has a default."""
+    return Field(
+        name=name, type="int", required=required and default is None, default=default, low=low, high=high, doc=doc
+    )
 
 
-def get_bool(payload: dict[str, Any], field: str, default: bool) -> bool:
-    value = payload.get(field, default)
-    if type(value) is not bool:
-        raise bad(f"{field} must be true or false")
-    return value
+def quantity(name: str = "qty", *, doc: str = "units") -> Field:
+    return integer(name, 1, MAX_QTY, doc=doc)
 
 
-def get_choice(payload: dict[str, Any], field: str, choices: tuple[str, ...], default: str | None = None) -> str:
-    value = payload.get(field, default)
-    if value not in choices:
-        raise bad(f"{field} must be one of {', '.join(choices)}")
-    return str(value)
+def boolean(name: str, *, default: bool, doc: str = "") -> Field:
+    return Field(name=name, type="bool", required=False, default=default, doc=doc)
 
 
-def get_list(payload: dict[str, Any], field: str, max_items: int = 200) -> list[dict[str, Any]]:
-    value = payload.get(field)
-    if type(value) is not list or not 0 < len(value) <= max_items or any(type(item) is not dict for item in value):
-        raise bad(f"{field} must be a list of 1-{max_items} maps")
-    return value
+def choice(
+    name: str, choices: tuple[str, ...], *, default: str | None = None, required: bool = True, doc: str = ""
+) -> Field:
+    """One of `choices`; optional when it has a default."""
+    return Field(
+        name=name,
+        type="choice",
+        required=required and default is None,
+        default=default,
+        choices=choices,
+        doc=doc,
+    )
 
 
-def get_qty(item: dict[str, Any], field: str = "qty") -> int:
-    return get_int(item, field, 1, MAX_QTY)
-
-
-def get_hash_hex(payload: dict[str, Any], field: str) -> str:
+def digest(name: str, *, doc: str = "") -> Field:
     """A sha256 digest given as 64 lowercase hex characters."""
-    value = payload.get(field)
-    if type(value) is not str or len(value) != 64 or any(ch not in "0123456789abcdef" for ch in value):
-        raise bad(f"{field} must be a sha256 digest in lowercase hex")
-    return value
+    return Field(name=name, type="hash", doc=doc)
+
+
+def items(name: str, *fields: Field, max_items: int = MAX_ITEMS, required: bool = True, doc: str = "") -> Field:
+    """A list of 1 to `max_items` maps, each of `fields`."""
+    return Field(name=name, type="list", required=required, low=1, high=max_items, fields=fields, doc=doc)
+
+
+def mapping(name: str, *fields: Field, required: bool = True, doc: str = "") -> Field:
+    return Field(name=name, type="map", required=required, fields=fields, doc=doc)
+
+
+def anything(name: str, *, required: bool = True, doc: str = "") -> Field:
+    return Field(name=name, type="any", required=required, doc=doc)
+
+
+def payload(*fields: Field) -> Field:
+    """The spec of one tx kind's payload."""
+    return mapping("payload", *fields)
+
+
+# checking payloads
+
+
+def read_payload(spec: Field, value: dict[str, Any]) -> dict[str, Any]:
+    """`value` checked against `spec` in one pass: every declared field, defaults filled in; or `bad_payload`."""
+    return _read_map(spec.fields, value, "")
+
+
+def _read_map(fields: tuple[Field, ...], value: dict[str, Any], path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    present = 0
+    for field in fields:
+        name = field.name
+        item = value.get(name)
+        if item is None:
+            if name in value:
+                present += 1
+            if field.required:
+                raise bad(_describe_rule(field, path))
+            out[name] = field.default
+            continue
+        present += 1
+        kind = field.type
+        if kind == "id":
+            ok = type(item) is str and 0 < len(item) <= MAX_ID_LENGTH and not item.strip(ID_CHARS)
+        elif kind == "int":
+            ok = type(item) is int and field.low <= item <= field.high
+        elif kind == "text":
+            ok = type(item) is str and field.low <= len(item) <= field.high
+        elif kind == "list":
+            if type(item) is not list or not field.low <= len(item) <= field.high:
+                raise bad(_describe_rule(field, path))
+            where = path + name
+            out[name] = [_read_item(field.fields, element, f"{where}[{i}].") for i, element in enumerate(item)]
+            continue
+        elif kind == "map":
+            if type(item) is not dict:
+                raise bad(_describe_rule(field, path))
+            out[name] = _read_map(field.fields, item, path + name + ".")
+            continue
+        elif kind == "choice":
+            ok = type(item) is str and item in field.choices
+        elif kind == "bool":
+            ok = type(item) is bool
+        elif kind == "hash":
+            ok = type(item) is str and len(item) == 64 and not item.strip(HEX_DIGITS)
+        else:
+            ok = True
+        if not ok:
+            raise bad(_describe_rule(field, path))
+        out[name] = item
+    if present != len(value):
+        for key in value:
+            if not any(key == field.name for field in fields):
+                raise bad(f"{path}{key} is not a field of this payload" if type(key) is str else "keys are strings")
+    return out
+
+
+def _read_item(fields: tuple[Field, ...], element: Any, path: str) -> dict[str, Any]:
+    if type(element) is not dict:
+        raise bad(f"{path[:-1]} must be a map")
+    return _read_map(fields, element, path)
+
+
+def _describe_rule(field: Field, path: str) -> str:
+    """What a field must be, as the refusal says it."""
+    where = path + field.name
+    kind = field.type
+    if kind == "id":
+        return f"{where} must be an id of 1-{MAX_ID_LENGTH} letters, digits, '.', '_' or '-'"
+    if kind == "int":
+        return f"{where} must be an integer in [{field.low}, {field.high}]"
+    if kind == "text":
+        return f"{where} must be a string of {field.low}-{field.high} characters"
+    if kind == "list":
+        return f"{where} must be a list of {field.low}-{field.high} maps"
+    if kind == "map":
+        return f"{where} must be a map"
+    if kind == "choice":
+        return f"{where} must be one of {', '.join(field.choices)}"
+    if kind == "bool":
+        return f"{where} must be true or false"
+    if kind == "hash":
+        return f"{where} must be a sha256 digest in lowercase hex"
+    return f"{where} is required"
+
+
+# the spec as plain data
+
+
+def describe(field: Field) -> dict[str, Any]:
+    """A field (or a whole payload spec) as plain data: name, type, required, doc, and what applies of default,
+    bounds, choices and nested fields."""
+    out: dict[str, Any] = {"name": field.name, "type": field.type, "required": field.required, "doc": field.doc}
+    if field.default is not None:
+        out["default"] = field.default
+    if field.type == "int":
+        out["minimum"] = field.low
+        out["maximum"] = field.high
+    elif field.type == "text":
+        out["min_length"] = field.low
+        out["max_length"] = field.high
+    elif field.type == "id":
+        out["min_length"] = 1
+        out["max_length"] = MAX_ID_LENGTH
+        out["characters"] = ID_CHARS
+    elif field.type == "hash":
+        out["length"] = 64
+        out["characters"] = HEX_DIGITS
+    elif field.type == "list":
+        out["min_items"] = field.low
+        out["max_items"] = field.high
+    elif field.type == "choice":
+        out["choices"] = list(field.choices)
+    if field.type in ("list", "map"):
+        out["fields"] = [describe(child) for child in field.fields]
+    return out

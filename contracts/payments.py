@@ -42,9 +42,11 @@ from contracts.lifecycle import (
     require_order_access,
     transition_order,
 )
-from contracts.payload import MAX_AMOUNT, bad, get_id, get_int, get_optional_id, get_text
+from contracts.payload import MAX_AMOUNT, ident, integer, payload, read_payload, text
+from contracts.records import Order, PaymentKind
 from ledger.encoding import sha256
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "payment.authorize": frozenset({"channel", "operator"}),
@@ -58,6 +60,20 @@ DEFAULTS: dict[str, Any] = {
 }
 """How long (block time) a prepaid order may stay unpaid; most unpaid orders cancelled per block."""
 
+PAYMENT_FIELDS = (
+    ident("order_id"),
+    integer("amount", 1, MAX_AMOUNT, doc="minor units"),
+    text("reference", min_length=1, doc="the payment provider's reference, taken once per order"),
+)
+"""What every payment tx names."""
+
+PAYLOADS = {
+    "payment.authorize": payload(*PAYMENT_FIELDS),
+    "payment.capture": payload(*PAYMENT_FIELDS),
+    "payment.refund": payload(*PAYMENT_FIELDS, ident("credit_note", required=False, doc="the note it pays back")),
+}
+"""The payload of each tx kind of this module."""
+
 CANCELLATION_SOURCE = "cancellation"
 """What a refund of cancelled goods is tied to (credit notes are named by their number)."""
 
@@ -66,7 +82,7 @@ def get_setting(config: dict[str, Any], key: str) -> Any:
     return config.get(key, DEFAULTS[key])
 
 
-def start_payment_clock(state: StateView, ctx: TxContext, order: dict[str, Any]) -> None:
+def start_payment_clock(state: StateView, ctx: TxContext, order: Order) -> None:
     """Give an unpaid prepaid order its payment deadline (the caller puts the order); an exchange waits for its
     return instead."""
     if order["payment_terms"] != "prepaid" or is_paid(order) or order["deadline_ms"] is not None:
@@ -78,7 +94,7 @@ def start_payment_clock(state: StateView, ctx: TxContext, order: dict[str, Any])
     state.put(keys.unpaid_key(deadline, order["order_id"]), order["order_id"])
 
 
-def compute_refundable(order: dict[str, Any]) -> dict[str, int]:
+def compute_refundable(order: Order) -> dict[str, int]:
     """What each source (the cancellations, each credit note) may still have refunded."""
     payment = order["payment"]
     refunded = payment["refunded_by"]
@@ -86,7 +102,7 @@ def compute_refundable(order: dict[str, Any]) -> dict[str, int]:
     return {source: amount - refunded.get(source, 0) for source, amount in sources.items()}
 
 
-def compute_overpaid(order: dict[str, Any]) -> int:
+def compute_overpaid(order: Order) -> int:
     """What the customer has paid beyond what they owe: captured less refunded, less the order total that is
     neither cancelled nor credited."""
     payment = order["payment"]
@@ -94,18 +110,18 @@ def compute_overpaid(order: dict[str, Any]) -> int:
     return int(payment["captured"] - payment["refunded"] - owed)
 
 
-def compute_refund_due(order: dict[str, Any]) -> int:
+def compute_refund_due(order: Order) -> int:
     """What the customer is owed back now: what they overpaid, as far as cancellations and credit notes cover it."""
     return max(0, min(compute_overpaid(order), sum(compute_refundable(order).values())))
 
 
-def mark_refunded(order: dict[str, Any], ctx: TxContext) -> None:
+def mark_refunded(order: Order, ctx: TxContext) -> None:
     """A returned order whose captured money is all refunded becomes `refunded`."""
     if order["status"] == "returned" and order["payment"]["refunded"] == order["payment"]["captured"]:
         transition_order(order, "refunded", ctx)
 
 
-def _payment_result(order: dict[str, Any]) -> dict[str, Any]:
+def _payment_result(order: Order) -> dict[str, Any]:
     payment = order["payment"]
     return {
         "order_id": order["order_id"],
@@ -117,14 +133,14 @@ def _payment_result(order: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _record(state: StateView, tx: Any, ctx: TxContext, kind: str) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
+def _record(
+    state: StateView, fields: dict[str, Any], ctx: TxContext, kind: PaymentKind
+) -> tuple[Order, int, dict[str, Any] | None]:
     """The order, the amount, and the first result if this reference was recorded already with the same content."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
-    amount = get_int(tx.payload, "amount", 1, MAX_AMOUNT)
-    reference = get_text(tx.payload, "reference")
-    if not reference:
-        raise bad("reference must name the payment provider's reference")
+    amount: int = fields["amount"]
+    reference = fields["reference"]
     key = keys.payment_reference_key(order["order_id"], sha256(reference.encode()).hex())
     known = state.get(key)
     if known is not None:
@@ -148,7 +164,7 @@ def _record(state: StateView, tx: Any, ctx: TxContext, kind: str) -> tuple[dict[
     return order, amount, None
 
 
-def _remember(state: StateView, order: dict[str, Any], kind: str, amount: int) -> dict[str, Any]:
+def _remember(state: StateView, order: Order, kind: PaymentKind, amount: int) -> dict[str, Any]:
     """Store the order and what its reference answered (the first result, for a re-sent reference)."""
     put_order(state, order)
     event = order["payment"]["events"][-1]
@@ -158,9 +174,9 @@ def _remember(state: StateView, order: dict[str, Any], kind: str, amount: int) -
     return result
 
 
-def process_payment_authorize(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_payment_authorize(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The payment provider authorised an amount for the order."""
-    order, amount, known = _record(state, tx, ctx, "authorized")
+    order, amount, known = _record(state, read_payload(PAYLOADS["payment.authorize"], tx.payload), ctx, "authorized")
     if known is not None:
         return known
     if order["status"] == "cancelled":
@@ -169,9 +185,9 @@ def process_payment_authorize(state: StateView, tx: Any, ctx: TxContext) -> dict
     return _remember(state, order, "authorized", amount)
 
 
-def process_payment_capture(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_payment_capture(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Money was captured; once what is due is captured the order stops timing out and is released."""
-    order, amount, known = _record(state, tx, ctx, "captured")
+    order, amount, known = _record(state, read_payload(PAYLOADS["payment.capture"], tx.payload), ctx, "captured")
     if known is not None:
         return known
     if order["status"] == "cancelled":
@@ -184,16 +200,17 @@ def process_payment_capture(state: StateView, tx: Any, ctx: TxContext) -> dict[s
     return _remember(state, order, "captured", amount)
 
 
-def process_payment_refund(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_payment_refund(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Money was paid back for a cancellation or a credit note (`credit_note`), never more than they amount to."""
-    order, amount, known = _record(state, tx, ctx, "refunded")
+    fields = read_payload(PAYLOADS["payment.refund"], tx.payload)
+    order, amount, known = _record(state, fields, ctx, "refunded")
     if known is not None:
         return known
     payment = order["payment"]
     if amount > compute_overpaid(order):
         raise Rejected("over_refund", f"the customer paid {max(compute_overpaid(order), 0)} beyond what they owe")
     refundable = compute_refundable(order)
-    note = get_optional_id(tx.payload, "credit_note")
+    note = fields["credit_note"]
     if note is not None and note not in payment["credits"]:
         raise Rejected("unknown_credit_note", f"{note} is not a credit note of order {order['order_id']}")
     sources = [note] if note is not None else list(refundable)

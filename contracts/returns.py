@@ -31,6 +31,7 @@ that has not been released.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from contracts import keys
@@ -50,11 +51,14 @@ from contracts.lifecycle import (
     require_order_access,
     transition_order,
 )
-from contracts.orders import open_order
-from contracts.payload import bad, get_choice, get_id, get_list, get_optional_id, get_qty, get_text
+from contracts.orders import ORDER_LINES, open_order
+from contracts.orders import PAYLOADS as ORDER_PAYLOADS
+from contracts.payload import choice, ident, items, payload, quantity, read_payload, text
 from contracts.payments import compute_overpaid, mark_refunded, start_payment_clock
+from contracts.records import Bucket, Fulfilment, Order, Return, ReturnLine, ReturnStatus
 from ledger.encoding import encode, sha256
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "return.request": frozenset({"channel", "operator"}),
@@ -76,22 +80,53 @@ RETURNABLE = ("delivered", "completed", "returned", "refunded", "return_requeste
 AWAITED = ("requested", "partially_received")
 """Return states in which goods are still expected."""
 
+PAYLOADS = {
+    "return.request": payload(
+        ident("order_id"),
+        items("lines", ident("sku"), quantity(), doc="the goods sent back"),
+        text("reason", default=""),
+        text("reference", default="", doc="the channel's reference, taken once per order"),
+        replace(
+            ORDER_LINES,
+            name="exchange",
+            required=False,
+            doc="replacement lines: a new order priced from the catalogue (a price or discount sent is ignored)",
+        ),
+    ),
+    "return.receive": payload(
+        ident("return_id"),
+        ident("location", doc="a location of the organisation that shipped the goods"),
+        choice("condition", BUCKETS, default="sellable", doc="of the goods received"),
+        items(
+            "lines",
+            ident("sku"),
+            quantity(),
+            choice("condition", BUCKETS, required=False, doc="the payload's `condition` if absent"),
+            required=False,
+            doc="what arrived; everything awaited if absent",
+        ),
+        ident("lot", required=False, doc="the lot the goods come back into"),
+    ),
+    "return.cancel": payload(ident("return_id")),
+}
+"""The payload of each tx kind of this module."""
+
 
 def get_setting(config: dict[str, Any], key: str) -> Any:
     return config.get(key, DEFAULTS[key])
 
 
-def compute_returned(record: dict[str, Any], line: int) -> int:
+def compute_returned(record: Fulfilment, line: int) -> int:
     return sum(part["qty"] for part in record["returned"] if part["line"] == line)
 
 
-def get_delivered_ms(record: dict[str, Any]) -> int:
+def get_delivered_ms(record: Fulfilment) -> int:
     return int(next(event["time_ms"] for event in reversed(record["events"]) if event["status"] == "delivered"))
 
 
 def assign_return_lines(
-    state: StateView, ctx: TxContext, order: dict[str, Any], return_id: str, requested: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    state: StateView, ctx: TxContext, order: Order, return_id: str, requested: list[dict[str, Any]]
+) -> list[ReturnLine]:
     """Spread the requested SKU quantities over the delivered fulfilment lines, marking them returned."""
     window = int(get_setting(ctx.config, "returns.window_ms"))
     fulfilments = [
@@ -101,7 +136,7 @@ def assign_return_lines(
         and not f["virtual"]
         and (window == 0 or ctx.time_ms <= get_delivered_ms(f) + window)
     ]
-    assigned = []
+    assigned: list[ReturnLine] = []
     for want in requested:
         left = want["qty"]
         for record in fulfilments:
@@ -131,41 +166,42 @@ def assign_return_lines(
     return assigned
 
 
-def require_return(state: StateView, return_id: str) -> dict[str, Any]:
+def require_return(state: StateView, return_id: str) -> Return:
     record = state.get(keys.return_key(return_id))
     if record is None:
         raise Rejected("unknown_return", f"return {return_id} does not exist")
     return record
 
 
-def _open_exchange(state: StateView, ctx: TxContext, order: dict[str, Any], return_id: str, exchange: Any) -> str:
+def _open_exchange(
+    state: StateView, ctx: TxContext, order: Order, return_id: str, exchange: list[dict[str, Any]]
+) -> str:
     """Open the replacement order of an exchange: catalogue prices, reviewed, paid by the return's credit."""
-    if type(exchange) is not list or any(type(item) is not dict for item in exchange):
-        raise bad("exchange must be a list of order lines")
-    lines = [{"sku": get_id(item, "sku"), "qty": get_qty(item)} for item in exchange]
+    fields = {
+        "external_ref": return_id,
+        "customer_hash": order["customer_hash"],
+        "currency": order["currency"],
+        "lines": [{"sku": item["sku"], "qty": item["qty"]} for item in exchange],
+        "delivery": order["delivery"],
+        "pickup": order["pickup"],
+        "payment_terms": "prepaid",
+    }
     replacement = open_order(
         state,
         ctx,
-        {
-            "external_ref": return_id,
-            "customer_hash": order["customer_hash"],
-            "currency": order["currency"],
-            "lines": lines,
-            "delivery": order["delivery"],
-            "pickup": order["pickup"],
-            "payment_terms": "prepaid",
-        },
+        read_payload(ORDER_PAYLOADS["order.create"], fields),
         review=True,
         exchange_of=order["order_id"],
     )
     return str(replacement["order_id"])
 
 
-def process_return_request(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_return_request(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The customer sends goods back (optionally in exchange for other lines)."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    fields = read_payload(PAYLOADS["return.request"], tx.payload)
+    order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
-    reference = get_text(tx.payload, "reference", "")
+    reference = fields["reference"]
     reference_key = keys.return_reference_key(order["order_id"], sha256(reference.encode()).hex())
     content = sha256(encode({k: v for k, v in tx.payload.items() if k != "reference"})).hex()
     known = state.get(reference_key) if reference else None
@@ -175,15 +211,15 @@ def process_return_request(state: StateView, tx: Any, ctx: TxContext) -> dict[st
         return {**known["result"], "duplicate": True}
     if order["status"] not in RETURNABLE:
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}")
-    requested = [{"sku": get_id(item, "sku"), "qty": get_qty(item)} for item in get_list(tx.payload, "lines")]
+    requested = fields["lines"]
     return_id = f"{order['order_id']}-R{len(order['returns']) + 1}"
     deadline = ctx.time_ms + int(get_setting(ctx.config, "returns.expiry_ms"))
-    record: dict[str, Any] = {
+    record: Return = {
         "return_id": return_id,
         "order_id": order["order_id"],
         "status": "requested",
         "reference": reference,
-        "reason": get_text(tx.payload, "reason", ""),
+        "reason": fields["reason"],
         "lines": assign_return_lines(state, ctx, order, return_id, requested),
         "exchange_order": None,
         "receipts": [],
@@ -193,7 +229,7 @@ def process_return_request(state: StateView, tx: Any, ctx: TxContext) -> dict[st
         "height": ctx.height,
         "time_ms": ctx.time_ms,
     }
-    exchange = tx.payload.get("exchange")
+    exchange = fields["exchange"]
     if exchange is not None:
         record["exchange_order"] = _open_exchange(state, ctx, order, return_id, exchange)
     if order["status"] != "return_requested":
@@ -214,18 +250,18 @@ def process_return_request(state: StateView, tx: Any, ctx: TxContext) -> dict[st
     return result
 
 
-def read_receipt(tx: Any, record: dict[str, Any]) -> list[tuple[dict[str, Any], int, str]]:
+def read_receipt(fields: dict[str, Any], record: Return) -> list[tuple[ReturnLine, int, Bucket]]:
     """(return line, units, condition) received: the payload's `lines` [{sku, qty, condition}], or everything
     still awaited in the payload's `condition`."""
-    default = get_choice(tx.payload, "condition", BUCKETS, "sellable")
+    default = fields["condition"]
     awaited = [line for line in record["lines"] if line["qty"] > line["received"]]
-    if tx.payload.get("lines") is None:
+    if fields["lines"] is None:
         return [(line, line["qty"] - line["received"], default) for line in awaited]
-    received: list[tuple[dict[str, Any], int, str]] = []
-    for item in get_list(tx.payload, "lines"):
-        sku = get_id(item, "sku")
-        left = get_qty(item)
-        condition = get_choice(item, "condition", BUCKETS, default)
+    received: list[tuple[ReturnLine, int, Bucket]] = []
+    for item in fields["lines"]:
+        sku = item["sku"]
+        left = item["qty"]
+        condition = item["condition"] or default
         for line in awaited:
             if line["sku"] == sku and left > 0:
                 open_qty = line["qty"] - line["received"] - sum(q for part, q, _ in received if part is line)
@@ -238,20 +274,21 @@ def read_receipt(tx: Any, record: dict[str, Any]) -> list[tuple[dict[str, Any], 
     return received
 
 
-def process_return_receive(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_return_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Returned goods arrived at a location of the organisation that shipped them: stock back in (or damaged),
     credit notes issued, an exchange paid from them."""
-    record = require_return(state, get_id(tx.payload, "return_id"))
+    fields = read_payload(PAYLOADS["return.receive"], tx.payload)
+    record = require_return(state, fields["return_id"])
     return_id = record["return_id"]
     if record["status"] not in AWAITED:
         raise Rejected("invalid_transition", f"return {return_id} is {record['status']}")
-    location = require_location(state, get_id(tx.payload, "location"))
+    location = require_location(state, fields["location"])
     require_location_access(ctx, location)
-    lot = get_optional_id(tx.payload, "lot") or ""
+    lot = fields["lot"] or ""
     order = require_order(state, record["order_id"])
     by_id = {f["fulfilment_id"]: f for f in get_order_fulfilments(state, order)}
     notes = []
-    for line, qty, condition in read_receipt(tx, record):
+    for line, qty, condition in read_receipt(fields, record):
         shipped_by = by_id[line["fulfilment"]]["org"]
         if shipped_by != location["org"]:
             raise Rejected("forbidden", f"{line['sku']} was shipped by {shipped_by}: return it to one of its locations")
@@ -288,11 +325,11 @@ def process_return_receive(state: StateView, tx: Any, ctx: TxContext) -> dict[st
     }
 
 
-def pay_exchange(
-    state: StateView, ctx: TxContext, order: dict[str, Any], record: dict[str, Any], notes: list[str]
-) -> None:
+def pay_exchange(state: StateView, ctx: TxContext, order: Order, record: Return, notes: list[str]) -> None:
     """Pay the exchange order from the return's new credit notes: refunded on the original, captured on the
     exchange; once its return is received the exchange's payment clock starts for any rest."""
+    if record["exchange_order"] is None:
+        return
     exchange = require_order(state, record["exchange_order"])
     if exchange["status"] == "cancelled":
         return
@@ -305,15 +342,29 @@ def pay_exchange(
         )
         if left <= 0:
             continue
-        event = {"amount": left, "tx_id": ctx.tx_id, "height": ctx.height, "time_ms": ctx.time_ms}
         payment["refunded"] += left
         payment["refunded_by"][number] = payment["refunded_by"].get(number, 0) + left
         payment["events"].append(
-            {"kind": "refunded", "reference": f"exchange {exchange['order_id']}", "covers": [[number, left]], **event}
+            {
+                "kind": "refunded",
+                "reference": f"exchange {exchange['order_id']}",
+                "covers": [[number, left]],
+                "amount": left,
+                "tx_id": ctx.tx_id,
+                "height": ctx.height,
+                "time_ms": ctx.time_ms,
+            }
         )
         exchange["payment"]["captured"] += left
         exchange["payment"]["events"].append(
-            {"kind": "captured", "reference": f"return {record['return_id']}", **event}
+            {
+                "kind": "captured",
+                "reference": f"return {record['return_id']}",
+                "amount": left,
+                "tx_id": ctx.tx_id,
+                "height": ctx.height,
+                "time_ms": ctx.time_ms,
+            }
         )
     if record["status"] == "received":
         exchange["awaiting_return"] = False
@@ -322,7 +373,7 @@ def pay_exchange(
     put_order(state, exchange)
 
 
-def settle_returns(state: StateView, ctx: Context, order: dict[str, Any]) -> None:
+def settle_returns(state: StateView, ctx: Context, order: Order) -> None:
     """Once no return of the order is awaited: `returned` if goods came back, else `delivered` again."""
     if order["status"] != "return_requested":
         return
@@ -333,7 +384,7 @@ def settle_returns(state: StateView, ctx: Context, order: dict[str, Any]) -> Non
     transition_order(order, "returned" if came_back else "delivered", ctx)
 
 
-def close_return(state: StateView, ctx: Context, record: dict[str, Any], status: str) -> None:
+def close_return(state: StateView, ctx: Context, record: Return, status: ReturnStatus) -> None:
     """End an awaited return (cancelled or expired): what was not received is returnable again, an exchange not
     released is cancelled."""
     order = require_order(state, record["order_id"])
@@ -362,9 +413,10 @@ def close_return(state: StateView, ctx: Context, record: dict[str, Any], status:
     put_order(state, order)
 
 
-def process_return_cancel(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_return_cancel(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The customer will not send (the rest of) the goods."""
-    record = require_return(state, get_id(tx.payload, "return_id"))
+    fields = read_payload(PAYLOADS["return.cancel"], tx.payload)
+    record = require_return(state, fields["return_id"])
     require_order_access(ctx, require_order(state, record["order_id"]))
     if record["status"] not in AWAITED:
         raise Rejected("invalid_transition", f"return {record['return_id']} is {record['status']}")

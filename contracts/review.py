@@ -34,9 +34,11 @@ from contracts.lifecycle import (
     require_order_access,
     transition_order,
 )
-from contracts.payload import get_id, get_text
+from contracts.payload import ident, payload, read_payload, text
 from contracts.payments import start_payment_clock
+from contracts.records import Order
 from ledger.state import StateView
+from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "order.approve": frozenset({"operator"}),
@@ -56,13 +58,21 @@ DEFAULTS: dict[str, Any] = {
 }
 """Hold limits: order amount in minor units, quantity per line, blocked customer hashes, repeat window."""
 
+PAYLOADS = {
+    "order.approve": payload(ident("order_id"), text("note", default="")),
+    "order.reject": payload(ident("order_id"), text("reason", default="rejected in review")),
+    "order.intercept": payload(ident("order_id"), text("reason", default="intercepted")),
+    "order.release": payload(ident("order_id"), text("note", default="")),
+}
+"""The payload of each tx kind of this module."""
+
 
 def get_setting(ctx: TxContext, key: str) -> Any:
     return ctx.config.get(key, DEFAULTS[key])
 
 
 def compute_hold_reasons(
-    state: StateView, ctx: TxContext, order: dict[str, Any], price_mismatch: bool, is_new: bool = True
+    state: StateView, ctx: TxContext, order: Order, price_mismatch: bool, is_new: bool = True
 ) -> list[str]:
     """Why an order must wait for review (empty: it may proceed). A new order records the customer's order time
     and is checked against the repeat window; an edited one keeps the repeat hold it had."""
@@ -90,52 +100,56 @@ def compute_hold_reasons(
     return reasons
 
 
-def _held_order(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
-    order = require_order(state, get_id(tx.payload, "order_id"))
+def _held_order(state: StateView, fields: dict[str, Any]) -> Order:
+    order = require_order(state, fields["order_id"])
     if order["status"] != "on_hold":
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}, not on hold")
     return order
 
 
-def process_order_approve(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_approve(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """An operator lets a held order through: it is allocated now."""
-    order = _held_order(state, tx, ctx)
-    order["review"] = {"decision": "approved", "by": ctx.signer.id, "note": get_text(tx.payload, "note", "")}
+    fields = read_payload(PAYLOADS["order.approve"], tx.payload)
+    order = _held_order(state, fields)
+    order["review"] = {"decision": "approved", "by": ctx.signer.id, "note": fields["note"]}
     start_payment_clock(state, ctx, order)
     allocate_new_order(state, ctx, order)
     put_order(state, order)
     return {"order_id": order["order_id"], "status": order["status"], "fulfilments": order["fulfilments"]}
 
 
-def process_order_reject(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_reject(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """An operator refuses a held order: it is cancelled."""
-    order = _held_order(state, tx, ctx)
-    reason = get_text(tx.payload, "reason", "rejected in review")
+    fields = read_payload(PAYLOADS["order.reject"], tx.payload)
+    order = _held_order(state, fields)
+    reason = fields["reason"]
     order["review"] = {"decision": "rejected", "by": ctx.signer.id, "note": reason}
     cancel_order(state, ctx, order, reason)
     put_order(state, order)
     return {"order_id": order["order_id"], "status": order["status"]}
 
 
-def process_order_intercept(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_intercept(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Hold a released order before (the rest of) it ships."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    fields = read_payload(PAYLOADS["order.intercept"], tx.payload)
+    order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
     if order["status"] not in INTERCEPTABLE:
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}")
     if not any(f["status"] in OPEN_FULFILMENT for f in get_order_fulfilments(state, order)) and not order["backorder"]:
         raise Rejected("already_shipped", f"order {order['order_id']} has nothing left to ship")
-    transition_order(order, "intercepted", ctx, get_text(tx.payload, "reason", "intercepted"))
+    transition_order(order, "intercepted", ctx, fields["reason"])
     put_order(state, order)
     return {"order_id": order["order_id"], "status": order["status"]}
 
 
-def process_order_release(state: StateView, tx: Any, ctx: TxContext) -> dict[str, Any]:
+def process_order_release(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Let an intercepted order ship again."""
-    order = require_order(state, get_id(tx.payload, "order_id"))
+    fields = read_payload(PAYLOADS["order.release"], tx.payload)
+    order = require_order(state, fields["order_id"])
     if order["status"] != "intercepted":
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}, not intercepted")
     target = compute_shipping_status(order, get_order_fulfilments(state, order))
-    transition_order(order, target, ctx, get_text(tx.payload, "note", ""))
+    transition_order(order, target, ctx, fields["note"])
     put_order(state, order)
     return {"order_id": order["order_id"], "status": order["status"]}

@@ -47,6 +47,7 @@ from contracts.context import BlockContext, TxContext
 from contracts.determinism import CONTRACT_PACKAGE, ContractRefused, check_module, is_allowed_import
 from contracts.errors import Rejected
 from contracts.governance import CONFIG_KEY, CONTRACT_PREFIX, PROTECTED_KEYS_SETTING, get_contract_key
+from contracts.payload import describe
 from contracts.steps import StepMeter, instrument
 from ledger.block import Receipt
 from ledger.encoding import decode, encode
@@ -72,7 +73,7 @@ CONTRACT_MODULES: tuple[str, ...] = (
 )
 """The contract modules whose rules the ledger runs, in the order their `begin_block` hooks run."""
 
-SHARED_MODULES = frozenset({"errors", "context"})
+SHARED_MODULES = frozenset({"errors", "context", "records"})
 """Modules of the contract package shared by rules and runtime as they are (types, not rules)."""
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -156,6 +157,12 @@ SAFE_BUILTINS = [
 OK = "ok"
 """Receipt code of an accepted tx."""
 
+LOAD_STEP_BUDGET = 1_000_000
+"""Steps a contract module's top level may take when it loads (building its tables, e.g. payload specs)."""
+
+LOAD_MAX_DEPTH = 100
+"""Deepest call nesting of a contract module's top level when it loads."""
+
 
 class ContractVersionMismatch(LedgerError):
     """This node's contract source is not the version pinned on the ledger: it stops rather than fork."""
@@ -184,6 +191,8 @@ class ContractModule:
     module: ModuleType
     roles: dict[str, frozenset[str]]
     """Tx kind -> roles allowed to sign it (empty for helper modules)."""
+    payloads: dict[str, Any]
+    """Tx kind -> the spec of its payload (`contracts.payload.Field`), for the kinds that declare one."""
 
 
 @dataclass(frozen=True)
@@ -236,12 +245,20 @@ class _Loader:
         module.__dict__.update(self.meter.get_globals())
         module.__dict__.update({"__builtins__": self.builtins, "__package__": CONTRACT_PACKAGE, "__file__": str(path)})
         try:
+            self.meter.reset(LOAD_STEP_BUDGET, LOAD_MAX_DEPTH)
             exec(compile(tree, str(path), "exec"), module.__dict__)
         except ContractRefused:
             raise
         except Exception as exc:
             raise ContractRefused(name, 0, f"failed to load: {type(exc).__name__}: {exc}") from exc
-        loaded = ContractModule(name, hashlib.sha256(source).hexdigest(), module, _get_roles(name, module))
+        roles = _get_roles(name, module)
+        loaded = ContractModule(
+            name=name,
+            sha256=hashlib.sha256(source).hexdigest(),
+            module=module,
+            roles=roles,
+            payloads=_get_payloads(name, module, roles),
+        )
         self.loading.pop()
         self.loaded[name] = loaded
         return loaded
@@ -289,6 +306,19 @@ def _get_roles(name: str, module: ModuleType) -> dict[str, frozenset[str]]:
     return dict(roles)
 
 
+def _get_payloads(name: str, module: ModuleType, roles: dict[str, frozenset[str]]) -> dict[str, Any]:
+    """A module's `PAYLOADS` table, checked: a payload spec (a `map` field) for kinds of its own `ROLES`."""
+    payloads = module.__dict__.get("PAYLOADS", {})
+    if not isinstance(payloads, dict):
+        raise ContractRefused(name, 0, "PAYLOADS must be a dict of tx kind -> payload spec")
+    for kind, spec in payloads.items():
+        if kind not in roles:
+            raise ContractRefused(name, 0, f"PAYLOADS[{kind!r}] names a tx kind this module does not handle")
+        if getattr(spec, "type", None) != "map":
+            raise ContractRefused(name, 0, f"PAYLOADS[{kind!r}] must be a payload spec (`payload.payload(...)`)")
+    return dict(payloads)
+
+
 class ContractSet:
     """The loaded contracts of one node: what the executor runs blocks through."""
 
@@ -332,6 +362,11 @@ class ContractSet:
         """Roles of which a signer needs one to send `kind`; None for a kind no contract handles."""
         rule = self.rules.get(kind)
         return None if rule is None else rule.roles
+
+    def payload_specs(self) -> dict[str, dict[str, Any]]:
+        """Tx kind -> the spec of its payload as plain data (`contracts.payload.describe`), in kind order."""
+        specs = {kind: spec for module in self.modules.values() for kind, spec in module.payloads.items()}
+        return {kind: describe(specs[kind]) for kind in sorted(specs) if kind in self.rules}
 
     def versions(self) -> dict[str, str]:
         """Module name -> hex sha256 of its source, for every loaded contract module."""

@@ -9,6 +9,7 @@ import pytest
 
 from contracts import ContractRefused, load_contracts
 from contracts.determinism import check_module
+from contracts.runtime import CONTRACTS_DIR, SHARED_MODULES
 
 FIXTURES = Path(__file__).parent / "fixtures_runtime"
 
@@ -120,3 +121,9 @@ def test_a_snippet_breaking_a_rule_is_refused(source: str, reason: str) -> None:
 )
 def test_a_deterministic_snippet_passes(source: str) -> None:
     _check(source)
+
+
+@pytest.mark.parametrize("module", sorted(SHARED_MODULES))
+def test_the_modules_shared_with_the_runtime_pass_the_check_too(module: str) -> None:
+    """Shared modules load as they are, unpinned: they hold types only, and nothing a contract may not."""
+    check_module(module, (CONTRACTS_DIR / f"{module}.py").read_text())
