@@ -17,10 +17,10 @@ from typing import Any
 
 from ledger.encoding import encode, hash_value, sha256, verify_shape
 from ledger.errors import InvalidBlock, InvalidCertificate, InvalidTransaction
-from ledger.genesis import Genesis
+from ledger.genesis import ConsensusParams, Genesis
 from ledger.keys import is_valid_signature
 from ledger.merkle import compute_root
-from ledger.tx import Tx, encode_tx, tx_from_wire
+from ledger.tx import MAX_TX_BYTES, Tx, encode_tx, tx_from_wire
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,14 @@ def compute_block_tx_bytes(block: Block) -> int:
     return sum(len(tx.signing_bytes()) + len(tx.signature) for tx in block.txs)
 
 
+def has_room(block: Block, params: ConsensusParams) -> bool:
+    """Could the block have held one more tx of the largest size? (A full block says the primary was busy,
+    not that it left a tx out.)"""
+    if len(block.txs) >= params.max_block_txs:
+        return False
+    return compute_block_tx_bytes(block) + MAX_TX_BYTES <= params.max_block_bytes
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What executing one tx did: accepted, or rejected with a reason."""
@@ -247,6 +255,7 @@ __all__ = [
     "compute_tx_root",
     "encode_tx",
     "genesis_hash",
+    "has_room",
     "verify_block_body",
     "verify_certificate",
 ]

@@ -11,8 +11,9 @@ syncing and its head is still moving waits: the lag is this node's, not the
 primary's; a sync that moves nothing, such as one chasing a height that a
 lying peer claims, holds no timeout back),
 and `RequestSync` starts block sync. After each commit the driver looks at
-the oldest tx of the mempool: one that `STUCK_AFTER_BLOCKS` blocks in a row
-passed over is checked again (`recheck`; evicted if no longer admissible) and,
+the oldest tx of the mempool: one that `STUCK_AFTER_BLOCKS` blocks with room
+for it passed over (a full block says the primary is busy, not that it
+censors) is checked again (`recheck`; evicted if no longer admissible) and,
 if still good, reported to the replica as a sign of a censoring primary
 (`Replica.on_stuck_tx`). Every `compact_every` committed blocks
 (and after each sync) the consensus log is compacted to what the replica
@@ -29,7 +30,7 @@ from typing import Any
 from consensus.actions import Action, Broadcast, CancelTimer, Decide, Persist, RequestSync, Send, SetTimer
 from consensus.messages import decode_message, encode_message
 from consensus.replica import VIEW_TIMER, Replica
-from ledger.block import Block, CommitCertificate, Receipt
+from ledger.block import Block, CommitCertificate, Receipt, has_room
 from ledger.errors import LedgerError
 from ledger.tx import Tx
 from node.executor import Executor
@@ -181,14 +182,16 @@ class ConsensusDriver:
         self._commits_since_compaction += 1
         for listener in self.listeners:
             listener(block, receipts)
-        self._watch_oldest_tx()
+        self._watch_oldest_tx(has_room(block, self.replica.genesis.consensus))
         self.offer_batch_soon()
 
-    def _watch_oldest_tx(self) -> None:
-        """Count the blocks that pass over the mempool's oldest tx; past the bound, recheck it or suspect."""
+    def _watch_oldest_tx(self, had_room: bool) -> None:
+        """Count the blocks with room that pass over the mempool's oldest tx; past the bound, recheck or suspect."""
         oldest = self.mempool.oldest()
         if oldest is None or oldest.id != self._oldest:
             self._oldest, self._passed_over = (None if oldest is None else oldest.id), 0
+            return
+        if not had_room:
             return
         self._passed_over += 1
         if self._passed_over < STUCK_AFTER_BLOCKS:

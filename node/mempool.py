@@ -21,12 +21,14 @@ removed by id, and after each block the txs whose validity window has closed
 A tx that is stuck is offered to the peers again (`take_unproposed`):
 gossip forwards a tx once, and a peer whose pool was full then never had it,
 so without this a tx admitted here would wait until this node is primary.
-Stuck means: it waited `age_ms`, and either `min_blocks` blocks were
-committed since it arrived without it (primaries take their oldest txs
-first, so a tx that old is missing from theirs) or none was committed at
-all lately (the caller passes 0). A pool that is merely long, under
-overload, re-offers nothing: re-offering it would only add decoding work
-to nodes that are already behind.
+Stuck means: it waited `age_ms`, and either `min_blocks` blocks that had
+room for it were committed since it arrived without it (primaries take
+their oldest txs first, so a tx that old is missing from theirs) or none was
+committed at all lately (the caller passes 0). The caller counts the blocks
+with room (`ledger.block.has_room`): under overload every block is full and
+a pool that is merely long re-offers nothing, which would only add decoding
+work to nodes that are already behind; once the load falls, the blocks have
+room again and what is truly missing at the primary is offered again.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class _Entry:
     tx: Tx
     size: int
     added_ms: int
-    added_height: int
-    """The committed height when the tx arrived."""
+    added_room: int
+    """How many committed blocks had room when the tx arrived (the caller's count)."""
     offered_ms: int
     """When the tx was last gossiped (at admission, then by `take_unproposed`)."""
 
@@ -121,8 +123,8 @@ class Mempool:
         share = self._shares.get(signer)
         return (0, 0) if share is None else (share.txs, share.bytes)
 
-    def add(self, tx: Tx, size: int, now_ms: int, height: int = 0) -> bool:
-        """Add an admitted tx (`height`: the committed height now); False if it was already here. Raises
+    def add(self, tx: Tx, size: int, now_ms: int, room: int = 0) -> bool:
+        """Add an admitted tx (`room`: committed blocks with room so far); False if it was already here. Raises
         `SignerOverQuota` or `MempoolFull`."""
         if tx.id in self._entries:
             return False
@@ -140,7 +142,7 @@ class Mempool:
             self.evict_stale(now_ms)
             if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
                 raise MempoolFull(f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes); retry later")
-        self._entries[tx.id] = _Entry(tx, size, now_ms, height, now_ms)
+        self._entries[tx.id] = _Entry(tx, size, now_ms, room, now_ms)
         heapq.heappush(self._expiries, (tx.valid_until, tx.id))
         self.bytes += size
         share = self._shares.setdefault(tx.signer, _Share())
@@ -163,13 +165,13 @@ class Mempool:
             return entry.tx
         return None
 
-    def take_unproposed(self, now_ms: int, height: int, age_ms: int, min_blocks: int, max_txs: int) -> list[Tx]:
+    def take_unproposed(self, now_ms: int, room: int, age_ms: int, min_blocks: int, max_txs: int) -> list[Tx]:
         """Up to `max_txs` of the oldest stuck txs (see the module docstring), marked as offered now."""
         out: list[Tx] = []
         for entry in self._entries.values():
             if len(out) >= max_txs or now_ms - entry.added_ms < age_ms:
                 break
-            if height - entry.added_height >= min_blocks and now_ms - entry.offered_ms >= age_ms:
+            if room - entry.added_room >= min_blocks and now_ms - entry.offered_ms >= age_ms:
                 entry.offered_ms = now_ms
                 out.append(entry.tx)
         return out

@@ -18,7 +18,7 @@ from typing import Any
 
 from consensus.replica import Replica
 from contracts import load_contracts
-from ledger.block import Block, CommitCertificate, Receipt
+from ledger.block import Block, CommitCertificate, Receipt, has_room
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
@@ -149,6 +149,8 @@ class Node:
         self.transport.register(TXS_KIND, self._on_gossip)
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_commit_ms = clock()
+        self.blocks_with_room = 0
+        """Committed blocks that could have held one more tx (the clock of `Mempool.take_unproposed`)."""
         self.oversized_requests = 0
         """`/p2p` requests refused because their body was too large."""
         self.metrics = NodeMetrics(self)
@@ -192,7 +194,7 @@ class Node:
         for tx in txs:
             try:
                 self.admission.check(tx, source)
-                if self.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), now, self.store.height):
+                if self.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), now, self.blocks_with_room):
                     admitted.append(tx)
             except LedgerError as exc:
                 out.append(Admitted(tx.id, exc))
@@ -212,7 +214,8 @@ class Node:
             self.mempool.evict_stale(now)
             idle = now - self._last_commit_ms >= age_ms
             blocks = 0 if idle else REOFFER_AFTER_BLOCKS
-            self.gossip.resend(self.mempool.take_unproposed(now, self.store.height, age_ms, blocks, REOFFER_MAX_TXS))
+            stuck = self.mempool.take_unproposed(now, self.blocks_with_room, age_ms, blocks, REOFFER_MAX_TXS)
+            self.gossip.resend(stuck)
 
     def _is_admissible(self, tx: Tx) -> bool:
         try:
@@ -254,6 +257,8 @@ class Node:
         self.mempool.remove([tx.id for tx in block.txs])
         self.mempool.drop_expired(block.height + 1)
         self._last_commit_ms = self.clock()
+        if has_room(block, self.genesis.consensus):
+            self.blocks_with_room += 1
         self.commits.notify()
         if not self.base_height:
             self.base_height = block.height

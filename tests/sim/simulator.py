@@ -51,7 +51,7 @@ from consensus.errors import ConsensusLogCorrupted
 from consensus.messages import Message, NewView, PreparedCertificate, decode_message, encode_message
 from consensus.records import load_records as load_replica_records
 from consensus.replica import VIEW_TIMER, Replica
-from ledger.block import Block, CommitCertificate, verify_certificate
+from ledger.block import Block, CommitCertificate, has_room, verify_certificate
 from ledger.encoding import encode, hash_value
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.genesis import ConsensusParams
@@ -218,6 +218,8 @@ class SimNode:
     sync_wanted: bool = False
     last_commit_ms: int = 0
     """Its clock when it last committed a block (or started): a node idle for long re-offers every stuck tx."""
+    blocks_with_room: int = 0
+    """Committed blocks that could have held one more tx, counted as the node counts them for re-offering."""
     polled_height: int = 0
     """Head at the last catch-up poll: a node that made no progress since syncs from any peer ahead."""
     behaviour: Any = None
@@ -439,7 +441,7 @@ class Simulator:
         if tx.id in node.seen or tx.id in node.app.committed_ids:
             return
         node.seen.add(tx.id)
-        node.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), node.app.now(), node.app.head()[0])
+        node.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), node.app.now(), node.blocks_with_room)
         self._offer_batch_soon(node)
         self._gossip(node, tx)
 
@@ -456,7 +458,7 @@ class Simulator:
         self._set_timer(node, "reoffer", int(REOFFER_INTERVAL_S * 1000), "reoffer")
         age_ms, now = 2 * self.genesis.consensus.view_timeout_ms, node.app.now()
         blocks = 0 if now - node.last_commit_ms >= age_ms else REOFFER_AFTER_BLOCKS
-        for tx in node.mempool.take_unproposed(now, node.app.head()[0], age_ms, blocks, REOFFER_MAX_TXS):
+        for tx in node.mempool.take_unproposed(now, node.blocks_with_room, age_ms, blocks, REOFFER_MAX_TXS):
             self._gossip(node, tx)
 
     def _on_gossip(self, name: str, tx_id: bytes) -> None:
@@ -715,6 +717,7 @@ class Simulator:
                 self.violations.append(Violation("duplicate", f"{node.name} committed a tx twice"))
         node.mempool.remove([tx.id for tx in block.txs])
         node.last_commit_ms = node.app.now()
+        node.blocks_with_room += has_room(block, self.genesis.consensus)
         self._offer_batch_soon(node)
 
     def _compact(self, node: SimNode) -> None:

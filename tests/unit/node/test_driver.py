@@ -56,9 +56,10 @@ def test_a_valid_tx_passed_over_by_many_blocks_makes_the_replica_suspect(tmp_pat
 
     async def watch() -> None:
         for _ in range(STUCK_AFTER_BLOCKS):
-            driver._watch_oldest_tx()
-        assert timeouts(transport) == []
-        driver._watch_oldest_tx()
+            driver._watch_oldest_tx(had_room=True)
+            driver._watch_oldest_tx(had_room=False)
+        assert timeouts(transport) == [], "full blocks say the primary is busy: they do not count"
+        driver._watch_oldest_tx(had_room=True)
         driver.close()
 
     asyncio.run(watch())
@@ -73,6 +74,6 @@ def test_a_tx_that_is_no_longer_admissible_is_evicted_not_blamed_on_the_primary(
     mempool.add(dead, 100, now_ms=0)
     mempool.add(alive, 100, now_ms=1)
     for _ in range(STUCK_AFTER_BLOCKS + 1):
-        driver._watch_oldest_tx()
+        driver._watch_oldest_tx(had_room=True)
     assert timeouts(transport) == [] and dead.id not in mempool and alive.id in mempool
     driver.close()

@@ -22,22 +22,22 @@ def test_on_an_idle_chain_waiting_txs_are_offered_again_oldest_first_once_per_pe
     early, late = txs(2)
     pool.add(early, 100, now_ms=0)
     pool.add(late, 100, now_ms=500)
-    assert pool.take_unproposed(now_ms=999, height=0, age_ms=AGE, min_blocks=0, max_txs=10) == []
-    assert pool.take_unproposed(now_ms=1000, height=0, age_ms=AGE, min_blocks=0, max_txs=10) == [early]
-    assert pool.take_unproposed(now_ms=1400, height=0, age_ms=AGE, min_blocks=0, max_txs=10) == []
-    assert pool.take_unproposed(now_ms=1500, height=0, age_ms=AGE, min_blocks=0, max_txs=10) == [late]
-    assert pool.take_unproposed(now_ms=2000, height=0, age_ms=AGE, min_blocks=0, max_txs=10) == [early]
+    assert pool.take_unproposed(now_ms=999, room=0, age_ms=AGE, min_blocks=0, max_txs=10) == []
+    assert pool.take_unproposed(now_ms=1000, room=0, age_ms=AGE, min_blocks=0, max_txs=10) == [early]
+    assert pool.take_unproposed(now_ms=1400, room=0, age_ms=AGE, min_blocks=0, max_txs=10) == []
+    assert pool.take_unproposed(now_ms=1500, room=0, age_ms=AGE, min_blocks=0, max_txs=10) == [late]
+    assert pool.take_unproposed(now_ms=2000, room=0, age_ms=AGE, min_blocks=0, max_txs=10) == [early]
 
 
-def test_a_long_pool_on_a_busy_chain_is_not_offered_again_until_blocks_pass_it_by():
+def test_a_long_pool_is_not_offered_again_until_blocks_with_room_pass_it_by():
     pool = Mempool()
     backlog = txs(5)
     for tx in backlog:
-        pool.add(tx, 100, now_ms=0, height=10)
-    assert pool.take_unproposed(now_ms=60_000, height=17, age_ms=AGE, min_blocks=8, max_txs=10) == []
+        pool.add(tx, 100, now_ms=0, room=10)
+    assert pool.take_unproposed(now_ms=60_000, room=17, age_ms=AGE, min_blocks=8, max_txs=10) == []
     pool.remove([backlog[0].id])
-    assert pool.take_unproposed(now_ms=60_000, height=18, age_ms=AGE, min_blocks=8, max_txs=3) == backlog[1:4]
-    assert pool.take_unproposed(now_ms=60_000, height=18, age_ms=AGE, min_blocks=8, max_txs=3) == backlog[4:]
+    assert pool.take_unproposed(now_ms=60_000, room=18, age_ms=AGE, min_blocks=8, max_txs=3) == backlog[1:4]
+    assert pool.take_unproposed(now_ms=60_000, room=18, age_ms=AGE, min_blocks=8, max_txs=3) == backlog[4:]
 
 
 def test_one_signer_cannot_fill_the_pool():
