@@ -1,22 +1,29 @@
-"""A small HTTP client for a node: sign and submit txs, wait for commits, read the API.
+"""A small HTTP client for a node: sign and submit txs, wait for commits, read and write the API.
 
-Used by the CLI (`omsnode tx`, `devnet load`, `devnet demo`) and by the
-end-to-end tests, so they all talk to nodes exactly as an integrator would.
+Used by the CLI (`omsnode tx`, `omsnode order`, ..., `devnet load`, `devnet
+demo`) and by the end-to-end tests, so they all talk to nodes exactly as an
+integrator would. Typed reads check each answer against the API's own models
+(`node.api.models`), so the client and the OpenAPI document one shape.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from ledger.encoding import encode
 from ledger.keys import PrivateKey
 from ledger.tx import Tx, make_tx
+from node.api.models import Page, WriteResult
+
+Model = TypeVar("Model", bound=BaseModel)
+AnyPage = TypeVar("AnyPage", bound=Page[Any])
 
 
 class NodeError(Exception):
@@ -25,8 +32,10 @@ class NodeError(Exception):
     def __init__(self, status: int, body: Any) -> None:
         self.status = status
         self.body = body
+        self.code: str | None = body.get("error") if isinstance(body, dict) else None
+        """The node's machine-readable error code (`not_found`, `unauthorized`, ...), if it sent one."""
         message = body.get("message") if isinstance(body, dict) else str(body)
-        super().__init__(f"HTTP {status}: {message}")
+        super().__init__(f"HTTP {status}{f' {self.code}' if self.code else ''}: {message}")
 
 
 WINDOW_REFRESH_S = 5.0
@@ -63,7 +72,7 @@ class Signer:
 class NodeClient:
     """Talks to one node's HTTP API."""
 
-    def __init__(self, url: str, timeout: float = 10.0, token: str | None = None) -> None:
+    def __init__(self, url: str, timeout: float | httpx.Timeout = 10.0, token: str | None = None) -> None:
         """`token`: an API token, sent as `Authorization: Bearer` on every request."""
         self.url = url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -80,16 +89,35 @@ class NodeClient:
             raise NodeError(response.status_code, _body(response))
         return response.json()
 
+    def read(self, path: str, model: type[Model], params: dict[str, Any] | None = None) -> Model:
+        """GET `path`, checked against the route's response model."""
+        return model.model_validate(self.get(path, params))
+
+    def pages(self, path: str, model: type[AnyPage], params: dict[str, Any] | None = None) -> Iterator[AnyPage]:
+        """The pages of a list from `params["cursor"]` (or the start) on, each read when the previous is used."""
+        params = dict(params or {})
+        while True:
+            page = self.read(path, model, params)
+            yield page
+            if page.next_cursor is None:
+                return
+            params["cursor"] = page.next_cursor
+
     def get_all(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Every item of a list, page after page."""
-        items: list[Any] = []
-        cursor = None
-        while True:
-            page = self.get(path, {**(params or {}), **({"cursor": cursor} if cursor else {})})
-            items.extend(page["items"])
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return items
+        return [item for page in self.pages(path, Page[Any], params) for item in page.items]
+
+    def write(
+        self, path: str, body: dict[str, Any] | None, idempotency_key: str | None = None, wait: bool = True
+    ) -> WriteResult:
+        """POST to a write route (the node signs the tx as the token's identity); with `wait`, the answer
+        comes once the tx is committed, or still pending after the node's longest wait."""
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
+        params = {"wait": "commit"} if wait else {}
+        response = self.http.post(path, json=body, params=params, headers=headers)
+        if response.status_code >= 400:
+            raise NodeError(response.status_code, _body(response))
+        return WriteResult.model_validate(response.json())
 
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = self.get("/v1/status")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from ledger.encoding import MAX_INT
 from node.api.deps import authorize, get_node
 from node.api.errors import Forbidden, NotFound
-from node.api.models import ErrorBody
+from node.api.models import Block, ErrorBody
 from node.api.render import render_block
 from node.node import Node
 from node.tokens import Principal
@@ -22,8 +22,13 @@ Reader = Annotated[Principal, Depends(authorize("chain:read"))]
 Height = Annotated[int, Path(ge=1, le=MAX_INT, description="A block height, 1 for the first block")]
 
 
-@router.get("/blocks/{height}", responses={404: {"model": ErrorBody}}, summary="One committed block")
-async def get_block(height: Height, node: NodeDep, reader: Reader) -> dict[str, Any]:
+@router.get(
+    "/blocks/{height}",
+    response_model=Block,
+    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+    summary="One committed block",
+)
+async def get_block(height: Height, node: NodeDep, reader: Reader) -> Any:
     """Header, txs (with ids), their receipts and the commit certificate of block `height`. A block holds
     every organisation's txs, so only operators and auditors read blocks."""
     require_global_reader(reader, "blocks")

@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
 
 from ledger.encoding import MAX_INT
 from node.api.deps import authorize, get_node
 from node.api.errors import InvalidRequest
 from node.api.limits import DEFAULT_PAGE
-from node.api.models import ErrorBody
+from node.api.models import ErrorBody, Event, EventPage
 from node.api.pages import MAX_SCAN, Limit
 from node.feed import EVENT_TYPES, read_events
 from node.node import Node
@@ -31,24 +30,6 @@ Reader = Annotated[Principal, Depends(authorize("events:read"))]
 
 MAX_WAIT_S = 60
 """Longest a long-poll waits."""
-
-
-class Event(BaseModel):
-    """One change: what (`type`, `data`), where in the chain (`height`, `block`), by which tx (null: by the
-    ledger itself at the start of the block), and the `cursor` to resume after it."""
-
-    cursor: str
-    type: str = Field(examples=list(EVENT_TYPES))
-    height: int
-    block: str = Field(description="hash of the block, hex")
-    time_ms: int = Field(description="the block's timestamp")
-    tx_id: str | None
-    data: dict[str, Any]
-
-
-class EventPage(BaseModel):
-    items: list[Event]
-    next_cursor: str = Field(description="pass as `after` to read on; the same cursor when nothing was new")
 
 
 @router.get(

@@ -21,9 +21,9 @@ from ledger.state import StateView
 from node.api.deps import authorize, get_node, get_state
 from node.api.errors import NotFound
 from node.api.limits import DEFAULT_PAGE
-from node.api.models import ErrorBody, JournalEntry, StockAt, StockRow
-from node.api.pages import Cursor, Limit, Page, collect, decode_cursor
-from node.api.writes import IdempotencyKey, Wait, WriteResult, submit_as
+from node.api.models import ErrorBody, JournalEntry, Page, StockAt, StockRow, WriteResult
+from node.api.pages import Cursor, Limit, collect, decode_cursor
+from node.api.writes import IdempotencyKey, Wait, submit_as
 from node.node import Node
 from node.tokens import Principal
 from node.visibility import get_location_org

@@ -17,8 +17,8 @@ from ledger.state import StateView
 from node.api.deps import authorize, get_node, get_state
 from node.api.errors import NotFound
 from node.api.limits import DEFAULT_PAGE
-from node.api.models import ErrorBody, Invoice
-from node.api.pages import Cursor, Limit, Page, collect, decode_cursor
+from node.api.models import ErrorBody, Invoice, Page
+from node.api.pages import Cursor, Limit, collect, decode_cursor
 from node.node import Node
 from node.tokens import Principal
 from node.visibility import compute_invoice_orgs

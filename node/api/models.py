@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from node.feed import EVENT_TYPES
+
+Item = TypeVar("Item")
 
 
 class TxIn(BaseModel):
@@ -40,12 +44,22 @@ class TxBatchResult(BaseModel):
     message: str | None = None
 
 
+class Receipt(BaseModel):
+    """What executing a tx gave: `ok`, a `code` and `message`, and the contract's `result`."""
+
+    tx_id: str
+    ok: bool
+    code: str
+    message: str
+    result: dict[str, Any]
+
+
 class TxStatus(BaseModel):
     tx_id: str
     status: str = Field(description="pending, committed or rejected")
     height: int | None = None
     index: int | None = None
-    receipt: dict[str, Any] | None = None
+    receipt: Receipt | None = None
     reason: str | None = None
 
 
@@ -161,3 +175,102 @@ class OrderSummary(BaseModel):
     created_ms: int
     updated_ms: int | None = Field(description="block time of the last change to the order or its fulfilments")
     locations: list[str] = Field(description="locations of its fulfilments")
+
+
+class Page(BaseModel, Generic[Item]):
+    """One page of a list (`node.api.pages` says how cursors work)."""
+
+    items: list[Item]
+    next_cursor: str | None = None
+    """Where the next page starts; null when this page ends the list."""
+
+
+class WriteResult(BaseModel):
+    """What became of a write: the tx, its receipt once committed, and the resource as it then is."""
+
+    tx_id: str
+    status: str = Field(description="pending, committed or rejected")
+    height: int | None = None
+    receipt: Receipt | None = None
+    reason: str | None = None
+    resource: dict[str, Any] | None = None
+
+
+class Event(BaseModel):
+    """One change: what (`type`, `data`), where in the chain (`height`, `block`), by which tx (null: by the
+    ledger itself at the start of the block), and the `cursor` to resume after it."""
+
+    cursor: str
+    type: str = Field(examples=list(EVENT_TYPES))
+    height: int
+    block: str = Field(description="hash of the block, hex")
+    time_ms: int = Field(description="the block's timestamp")
+    tx_id: str | None
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+    next_cursor: str = Field(description="pass as `after` to read on; the same cursor when nothing was new")
+
+
+class BlockHeader(Record):
+    chain_id: str
+    height: int
+    prev_hash: str
+    proposer: str
+    view: int
+    timestamp_ms: int
+    tx_root: str
+    state_root: str = Field(description="commitment of the state after this block")
+    receipts_root: str
+
+
+class BlockTx(Record):
+    """A tx as a block holds it, with its id; the signed fields pass through."""
+
+    id: str
+    kind: str
+    signer: str
+    nonce: int
+    payload: dict[str, Any]
+    valid_until: int
+    signature: str
+
+
+class Certificate(BaseModel):
+    """2f+1 validators' signed commits of a block."""
+
+    block_hash: str
+    height: int
+    view: int
+    signatures: list[tuple[str, str]] = Field(description="`[validator id, signature hex]` pairs")
+
+
+class Block(BaseModel):
+    """A committed block: its header, its txs with the receipt of each beside it, its commit certificate."""
+
+    height: int
+    hash: str
+    header: BlockHeader
+    txs: list[BlockTx]
+    receipts: list[Receipt | None] = Field(description="`receipts[i]` is tx i's")
+    certificate: Certificate | None
+
+
+class Peer(BaseModel):
+    """What a node knows of one peer."""
+
+    id: str = Field(description="validator id")
+    address: str = Field(description="base URL of the peer's node")
+    reachable: bool | None = Field(description="after the last exchange; null before any")
+    last_height_seen: int = Field(description="highest committed height the peer reported")
+    rtt_ms: float | None = Field(description="smoothed round-trip time")
+    msgs_in: int
+    bytes_in: int
+    msgs_out: int
+    bytes_out: int
+    errors: int = Field(description="failed exchanges: timeouts, refused connections, error statuses")
+    last_error: str
+    queue_dropped: int = Field(description="envelopes dropped: send queue full or retries spent")
+    marked_bad: str = Field(description="why the node stopped syncing from the peer; empty while it trusts it")

@@ -23,9 +23,9 @@ from ledger.store import Store
 from node.api.deps import authorize, get_node, get_state
 from node.api.errors import InvalidRequest, NotFound
 from node.api.limits import DEFAULT_PAGE
-from node.api.models import ErrorBody, Order, OrderSummary
-from node.api.pages import Cursor, Limit, Page, collect, decode_cursor
-from node.api.writes import IdempotencyKey, Wait, WriteResult, submit_as
+from node.api.models import ErrorBody, Order, OrderSummary, Page, WriteResult
+from node.api.pages import Cursor, Limit, collect, decode_cursor
+from node.api.writes import IdempotencyKey, Wait, submit_as
 from node.indexes import ALL_SCOPE, OrderRange, get_order_meta, scan_orders
 from node.node import Node
 from node.tokens import Principal

@@ -1,4 +1,4 @@
-"""Cursor pagination: every list answers `{"items": [...], "next_cursor": ...}`.
+"""Cursor pagination: every list answers `{"items": [...], "next_cursor": ...}` (`node.api.models.Page`).
 
 A cursor is opaque to clients: the position after the last item of a page (an
 index or state key), in URL-safe base64. A page reads at most `limit` items
@@ -13,10 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
 
 from node.api.errors import InvalidRequest
 from node.api.limits import MAX_PAGE
@@ -29,14 +28,6 @@ Item = TypeVar("Item")
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (at most {MAX_PAGE})")]
 """The `limit` parameter of every list (default `DEFAULT_PAGE`)."""
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page; absent for the first page")]
-
-
-class Page(BaseModel, Generic[Item]):
-    """One page of a list."""
-
-    items: list[Item]
-    next_cursor: str | None = None
-    """Where the next page starts; null when this page ends the list."""
 
 
 def encode_cursor(key: bytes) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from node.api.deps import get_node
-from node.api.models import Status
+from node.api.models import Peer, Status
 from node.node import Node
 
 router = APIRouter(tags=["node"])
@@ -25,6 +25,10 @@ async def status(node: NodeDep) -> Any:
     return node.status()
 
 
-@router.get("/v1/peers", summary="Every peer with reachability, height seen, round-trip time and traffic")
-async def peers(node: NodeDep) -> list[dict[str, Any]]:
+@router.get(
+    "/v1/peers",
+    response_model=list[Peer],
+    summary="Every peer with reachability, height seen, round-trip time and traffic",
+)
+async def peers(node: NodeDep) -> Any:
     return node.peers.snapshot()

@@ -14,7 +14,7 @@ from ledger.errors import InvalidTransaction
 from ledger.tx import Tx, tx_from_wire
 from node.api.deps import authorize, get_node
 from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation
-from node.api.models import ErrorBody, TxAccepted, TxBatchResult, TxIn, TxStatus
+from node.api.models import ErrorBody, Receipt, TxAccepted, TxBatchResult, TxIn, TxStatus
 from node.api.render import render_receipt
 from node.node import Node
 from node.tokens import Principal
@@ -156,6 +156,6 @@ async def get_tx(tx_id: str, node: NodeDep, caller: Caller) -> Any:
         status="committed" if receipt.ok else "rejected",
         height=height,
         index=index,
-        receipt=render_receipt(receipt),
+        receipt=Receipt(**render_receipt(receipt)),
         reason=None if receipt.ok else f"{receipt.code}: {receipt.message}",
     )

@@ -29,12 +29,12 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Header, Query, Response
-from pydantic import BaseModel, Field
 
 from ledger.encoding import decode, encode
 from ledger.keys import PrivateKey
 from ledger.tx import make_tx
 from node.api.errors import Conflict, Forbidden
+from node.api.models import Receipt, WriteResult
 from node.api.render import render_receipt
 from node.config import CLIENTS_DIR
 from node.node import Node
@@ -50,17 +50,6 @@ IdempotencyKey = Annotated[
 Wait = Annotated[Literal["commit"] | None, Query(description="`commit`: answer once the tx is committed")]
 
 _nonces = itertools.count(time.time_ns())
-
-
-class WriteResult(BaseModel):
-    """What became of a write: the tx, its receipt once committed, and the resource as it then is."""
-
-    tx_id: str
-    status: str = Field(description="pending, committed or rejected")
-    height: int | None = None
-    receipt: dict[str, Any] | None = None
-    reason: str | None = None
-    resource: dict[str, Any] | None = None
 
 
 def _nonce(identity: str, key: str | None) -> int:
@@ -128,7 +117,7 @@ async def submit_as(
         tx_id=tx.id.hex(),
         status="committed" if receipt.ok else "rejected",
         height=height,
-        receipt=render_receipt(receipt),
+        receipt=Receipt(**render_receipt(receipt)),
         reason=None if receipt.ok else f"{receipt.code}: {receipt.message}",
         resource=render(receipt.result) if receipt.ok else None,
     )
