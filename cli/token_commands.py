@@ -24,9 +24,10 @@ def cmd_create(args: argparse.Namespace) -> int:
     genesis = Genesis.load(home / GENESIS_FILE)
     scopes = parse_scopes(args.scopes)
     token = TokenStore(home).create(genesis, args.identity, scopes, args.label, rate_per_s=args.rate)
-    if args.key:
-        (home / CLIENTS_DIR).mkdir(exist_ok=True)
-        shutil.copyfile(args.key, home / CLIENTS_DIR / f"{args.identity}.key")
+    key_file = home / CLIENTS_DIR / f"{args.identity}.key"
+    if args.key and not (key_file.exists() and key_file.samefile(args.key)):
+        key_file.parent.mkdir(exist_ok=True)
+        shutil.copyfile(args.key, key_file)
     print(token)
     return 0
 
