@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli.output import fail, print_json
+from cli.output import ExitCode, fail, print_json
 
 
 def _devnet(args: argparse.Namespace) -> Any:
@@ -29,7 +29,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from devnet.network import Devnet
 
     if args.nodes < 1:
-        return fail("--nodes must be at least 1")
+        return fail("--nodes must be at least 1", ExitCode.USAGE)
     root = Path(args.dir)
     devnet = Devnet(root) if (root / "devnet.json").exists() else Devnet.create(root, args.nodes)
     devnet.start_all()

@@ -2,27 +2,33 @@
 
     omsnode init --home DIR [--port P] [--genesis FILE --key FILE]
     omsnode start --home DIR [--state-sync | --no-state-sync]
-    omsnode status (--home DIR | --url URL) [--json]
-    omsnode tx KIND --home DIR --as SIGNER --payload JSON [--wait] [--json]
+    omsnode status [--home DIR | --node URL] [--json]
     omsnode verify-chain --home DIR [--json]
     omsnode token create|list|revoke --home DIR ...
     omsnode devnet up|status|down|kill|restart|load|demo ...
 
-Every command prints readable text, or one JSON document with `--json`;
-failures print a one-line reason and exit non-zero.
+and the client commands, which talk to a node's API with a token
+(`cli.remote` says where the node and the token come from):
+
+    omsnode order list|get|create|cancel|hold|release ...    omsnode invoice list|get ...
+    omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...
+    omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
+
+Every command prints readable text, or JSON with `--json`; failures print a
+one-line reason on stderr and exit with a code that says what failed
+(`cli.output.ExitCode`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-from cli import devnet_commands, token_commands
-from cli.output import fail, print_json
+from cli import chain_commands, devnet_commands, order_commands, stock_commands, token_commands
+from cli.output import ExitCode, UsageError, exit_code_of_status, fail, print_fields, print_json
+from cli.remote import DEFAULT_PORT, resolve_target
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -30,7 +36,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     home = Path(args.home)
     if bool(args.genesis) != bool(args.key):
-        return fail("--genesis and --key go together (to join an existing network)")
+        return fail("--genesis and --key go together (to join an existing network)", ExitCode.USAGE)
     if args.genesis:
         config = join_network(home, Path(args.genesis), Path(args.key), args.port)
         print(f"joined network as {config.node_id}; home {home}; API will listen on {config.url}")
@@ -52,54 +58,18 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _node_url(args: argparse.Namespace) -> str:
-    if args.url:
-        return str(args.url)
-    from node.config import NodeConfig
-
-    return NodeConfig.load(Path(args.home)).url
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     from devnet.client import NodeClient
+    from node.config import NodeConfig
 
-    status = NodeClient(_node_url(args)).status()
+    url = NodeConfig.load(Path(args.home)).url if args.home else resolve_target(args.node, None, args.profile).node
+    status = NodeClient(url).status()
     if args.json:
         print_json(status)
         return 0
-    for key in ("node_id", "chain_id", "height", "head_hash", "view", "primary", "voting", "mempool"):
-        print(f"{key:>10}: {status[key]}")
-    print(f"{'validators':>10}: {', '.join(status['validators'])}")
+    keys = ("node_id", "chain_id", "height", "head_hash", "view", "primary", "voting", "mempool", "validators")
+    print_fields([(key, status[key]) for key in keys])
     return 0
-
-
-def cmd_tx(args: argparse.Namespace) -> int:
-    from devnet.client import NodeClient, Signer
-    from ledger.genesis import Genesis
-    from node.config import CLIENTS_DIR, GENESIS_FILE
-
-    home = Path(args.home)
-    try:
-        payload = json.loads(args.payload)
-    except json.JSONDecodeError as exc:
-        return fail(f"--payload is not valid JSON: {exc}")
-    genesis = Genesis.load(home / GENESIS_FILE)
-    client = NodeClient(_node_url(args), token=args.token)
-    signer = Signer(genesis.chain_id, Path(args.keys) if args.keys else home / CLIENTS_DIR, client.tx_valid_until)
-    tx_id = client.submit(signer.tx(args.signer, args.kind, payload))
-    result: dict[str, Any] = {"tx_id": tx_id, "status": "pending"}
-    if args.wait:
-        result = client.wait(tx_id)
-    if args.json:
-        print_json(result)
-    else:
-        print(f"tx {tx_id}: {result['status']}")
-        if result.get("receipt"):
-            receipt = result["receipt"]
-            print(f"  at height {result['height']}: {receipt['code']} {receipt['message']}".rstrip())
-            if receipt.get("result"):
-                print(f"  result: {json.dumps(receipt['result'], sort_keys=True)}")
-    return 0 if result["status"] != "rejected" else 1
 
 
 def cmd_verify_chain(args: argparse.Namespace) -> int:
@@ -159,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="create a node home (a new single-validator network, or join one)")
     p.add_argument("--home", required=True)
-    p.add_argument("--port", type=int, default=26600, help="HTTP port of the node (API and p2p)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port of the node (API and p2p)")
     p.add_argument("--genesis", help="genesis file of the network to join")
     p.add_argument("--key", help="this node's validator key file (with --genesis)")
     p.set_defaults(func=cmd_init)
@@ -176,27 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("status", help="show a node's height, head, view and primary")
-    target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--home")
-    target.add_argument("--url")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--home", help="the node of this home")
+    target.add_argument("--node", "--url", dest="node", metavar="URL", help="the node at this URL")
+    target.add_argument("--profile", metavar="NAME", help="the node of a profile of the config file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("tx", help="sign a tx with a client key and send it to a node")
-    p.add_argument("kind", help="tx kind, e.g. stock.receive or order.create")
-    p.add_argument("--home", required=True, help="node home (genesis, client keys, node URL)")
-    p.add_argument("--as", dest="signer", required=True, help="client identity to sign as, e.g. store-1")
-    p.add_argument("--payload", required=True, help="the tx payload as JSON")
-    p.add_argument("--keys", help="folder of client key files (default: HOME/clients)")
-    p.add_argument("--url", help="node URL (default: from HOME/config.toml)")
-    p.add_argument("--wait", action="store_true", help="wait until committed and show the receipt")
-    p.add_argument(
-        "--token",
-        default=os.environ.get("OMSNODE_TOKEN"),
-        help="API token to read the receipt with (--wait); default: $OMSNODE_TOKEN",
-    )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_tx)
 
     p = sub.add_parser("verify-chain", help="re-check every block held; re-execute every tx unless state-synced")
     p.add_argument("--home", required=True)
@@ -205,24 +160,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     token_commands.add_parser(sub)
     devnet_commands.add_parser(sub)
+    order_commands.add_parser(sub)
+    stock_commands.add_parser(sub)
+    chain_commands.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     import httpx
+    from pydantic import ValidationError
 
     from devnet.client import NodeError
     from ledger.errors import LedgerError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(chain_commands.expand_tx_shorthand(sys.argv[1:] if argv is None else argv))
     try:
         code: int = args.func(args)
+    except UsageError as exc:
+        return fail(str(exc), ExitCode.USAGE)
+    except NodeError as exc:
+        return fail(str(exc), exit_code_of_status(exc.status))
     except httpx.TransportError as exc:
-        return fail(f"cannot reach the node at {exc.request.url.copy_with(path='/')}: {exc}")
-    except (LedgerError, NodeError, FileNotFoundError, FileExistsError, IndexError, TimeoutError) as exc:
+        where = exc.request.url.copy_with(path="/", query=None)
+        return fail(f"cannot reach the node at {where}: {exc or type(exc).__name__}", ExitCode.UNREACHABLE)
+    except ValidationError as exc:
+        return fail(f"the node's answer does not have the API's shape: {exc}")
+    except (LedgerError, FileNotFoundError, FileExistsError, IndexError, TimeoutError) as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as a killed pipe would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code
 
 

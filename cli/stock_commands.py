@@ -1,0 +1,82 @@
+"""`omsnode stock`, `omsnode inventory`, `omsnode journal`: stock on a node, through its API.
+
+stock LOCATION SKU [--height H]                       one location's stock of one SKU, now or after block H
+inventory [--location L] [--sku S] [--limit N] [--cursor C | --all]           on hand, reserved, available
+journal [--location L] [--sku S] [--kind K] [--limit N] [--cursor C | --all]  every change of stock
+
+Each also takes `--node URL --token T --profile NAME --json` (`cli.remote`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cli.output import Column, ExitCode, print_fields, print_json, show_short, show_time
+from cli.remote import client_options, connect, list_options, print_page, read_list
+from node.api.models import JournalEntry, Page, StockAt, StockRow
+
+STOCK_COLUMNS = (
+    Column("location", "location"),
+    Column("sku", "sku"),
+    Column("on hand", "on_hand"),
+    Column("reserved", "reserved"),
+    Column("available", "available"),
+    Column("damaged", "damaged"),
+)
+JOURNAL_COLUMNS = (
+    Column("location", "location"),
+    Column("sku", "sku"),
+    Column("seq", "seq"),
+    Column("kind", "kind"),
+    Column("delta", "delta"),
+    Column("reserved", "reserved_delta"),
+    Column("bucket", "bucket"),
+    Column("lot", "lot"),
+    Column("document", "document"),
+    Column("height", "height"),
+    Column("time (UTC)", "time_ms", show_time),
+    Column("tx", "tx_id", show_short),
+)
+
+
+def cmd_stock(args: argparse.Namespace) -> int:
+    params = {} if args.height is None else {"height": args.height}
+    row = connect(args).read(f"/v1/inventory/{args.location}/{args.sku}", StockAt, params).model_dump(mode="json")
+    if args.json:
+        print_json(row)
+    else:
+        print_fields([(column.header, row[column.key]) for column in STOCK_COLUMNS] + [("at height", row["height"])])
+    return ExitCode.OK
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    page = read_list(connect(args), "/v1/inventory", Page[StockRow], args, location=args.location, sku=args.sku)
+    print_page(page, STOCK_COLUMNS, args.json)
+    return ExitCode.OK
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    page = read_list(
+        connect(args), "/v1/journal", Page[JournalEntry], args, location=args.location, sku=args.sku, kind=args.kind
+    )
+    print_page(page, JOURNAL_COLUMNS, args.json)
+    return ExitCode.OK
+
+
+def add_parser(sub: Any) -> None:
+    client, lists = client_options(), list_options()
+    p = sub.add_parser("stock", parents=[client], help="one location's stock of one SKU, now or after a block")
+    p.add_argument("location")
+    p.add_argument("sku")
+    p.add_argument("--height", type=int, help="as it was after this block (default: now)")
+    p.set_defaults(func=cmd_stock)
+    p = sub.add_parser("inventory", parents=[client, lists], help="on hand, reserved, available per location and SKU")
+    p.add_argument("--location")
+    p.add_argument("--sku")
+    p.set_defaults(func=cmd_inventory)
+    p = sub.add_parser("journal", parents=[client, lists], help="the stock journal: every change of stock and its tx")
+    p.add_argument("--location")
+    p.add_argument("--sku")
+    p.add_argument("--kind", help="e.g. receipt, reservation, shipment")
+    p.set_defaults(func=cmd_journal)
