@@ -200,7 +200,7 @@ def add_parser(sub: Any) -> None:
     order = sub.add_parser("order", help="orders on a node: list, get, create, cancel, hold, release")
     commands = order.add_subparsers(dest="order_command", required=True)
     p = commands.add_parser("list", parents=[client, lists], help="orders by status, channel, location or time")
-    p.add_argument("--status")
+    p.add_argument("--status", help="e.g. on_hold, released, shipped, cancelled")
     p.add_argument("--channel", help="the channel identity that placed them")
     p.add_argument("--location", help="a location of their fulfilments")
     p.add_argument("--external-ref", help="the channel's reference (with --channel, unless the token is a channel's)")

@@ -113,8 +113,12 @@ def client_options() -> argparse.ArgumentParser:
     """The options of every client command (a parent parser)."""
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_argument_group("node")
-    group.add_argument("--node", metavar="URL", help="the node's URL (default: profile, $OMSNODE_NODE, localhost)")
-    group.add_argument("--token", metavar="T", help="API token (default: profile, $OMSNODE_TOKEN)")
+    group.add_argument(
+        "--node",
+        metavar="URL",
+        help="the node's URL (else: --profile, $OMSNODE_NODE, the default profile, localhost:26600)",
+    )
+    group.add_argument("--token", metavar="T", help="API token (else: --profile, $OMSNODE_TOKEN, the default profile)")
     group.add_argument("--profile", metavar="NAME", help="a profile of the config file (default: $OMSNODE_PROFILE)")
     group.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
     return options
