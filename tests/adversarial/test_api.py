@@ -181,11 +181,13 @@ def test_a_copy_of_an_admitted_tx_with_broken_signature_is_refused(client: Clien
     tx = client.tx()
     assert client.http.post("/v1/tx", json=as_json(tx)).status_code == 202
     broken = {**as_json(tx), "signature": bytes(64).hex()}
-    assert_refused(client.http.post("/v1/tx", json=broken), 400, "invalid_signature")
+    refused = client.http.post("/v1/tx", json=broken)
+    assert refused.status_code == 400 and refused.json()["error"] in ("invalid_signature", "duplicate_transaction")
     body = as_msgpack([{**tx.to_wire(), "signature": tx.signature[::-1]}])
     verdicts = client.http.post("/v1/txs", content=body, headers=MSGPACK).json()
-    # By now the genuine tx may have committed: a copy of a committed tx is refused as a duplicate before any
-    # signature check (replays cost no verification); while it waits in the mempool the copy's signature is checked.
+    # The genuine tx may have committed by now: a copy of a committed tx is refused as a duplicate before any
+    # signature check (replays cost no verification); while it waits in the mempool the copy's signature is checked
+    # (tests/unit/node/test_admission.py shows that deterministically).
     assert verdicts[0]["error"] in ("invalid_signature", "duplicate_transaction")
 
 
