@@ -70,6 +70,10 @@ class DeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+SHUTDOWN_GRACE_S = 3
+"""How long a stopping node waits for requests in flight (a change-feed long-poll may wait a minute)."""
+
+
 def serve(home: Path, state_sync: bool | None = None) -> None:
     """Run the node of `home` until interrupted (`state_sync` as in `Node`)."""
     config = NodeConfig.load(home)
@@ -83,4 +87,5 @@ def serve(home: Path, state_sync: bool | None = None) -> None:
         access_log=False,
         loop="uvloop",
         http=DeadlineProtocol,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
