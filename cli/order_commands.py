@@ -25,18 +25,21 @@ from node.api.models import Invoice, Order, OrderSummary, Page, WriteResult
 
 
 class OrderAction(NamedTuple):
-    """An `omsnode order` command that acts on one order: `POST /v1/orders/{order_id}/{action}`."""
+    """An `omsnode order` command that acts on one order: `POST /v1/orders/{order_id}/{route}`."""
 
     action: str
+    """The command's name."""
+    route: str
+    """The node's name for the action (an operator holds an order; the ledger calls it an interception)."""
     note_field: str
     """The body field that `--reason` fills."""
     help: str
 
 
 ORDER_ACTIONS = (
-    OrderAction("cancel", "reason", "cancel what has not left (all of it, or the lines given in --payload)"),
-    OrderAction("hold", "reason", "hold an order before it ships (neither picked nor shipped until released)"),
-    OrderAction("release", "note", "release a held order to its fulfilments"),
+    OrderAction("cancel", "cancel", "reason", "cancel what has not left (all of it, or the lines given in --payload)"),
+    OrderAction("hold", "intercept", "reason", "hold an order before it ships (neither picked nor shipped until released)"),
+    OrderAction("release", "release", "note", "release a held order to its fulfilments"),
 )
 
 ORDER_COLUMNS = (
@@ -166,7 +169,7 @@ def cmd_act(args: argparse.Namespace) -> int:
     body = read_payload(args.payload) if args.payload else {}
     if args.reason is not None:
         body[action.note_field] = args.reason
-    path = f"/v1/orders/{args.order_id}/{action.action}"
+    path = f"/v1/orders/{args.order_id}/{action.route}"
     result = connect(args).write(path, body, args.idempotency_key, wait=not args.no_wait)
     return report_write(result, args)
 
