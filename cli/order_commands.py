@@ -38,7 +38,7 @@ class OrderAction(NamedTuple):
 
 ORDER_ACTIONS = (
     OrderAction("cancel", "cancel", "reason", "cancel what has not left (all of it, or the lines given in --payload)"),
-    OrderAction("hold", "intercept", "reason", "hold an order before it ships (neither picked nor shipped until released)"),
+    OrderAction("hold", "intercept", "reason", "hold an order before it ships (not picked nor shipped until released)"),
     OrderAction("release", "release", "note", "release a held order to its fulfilments"),
 )
 
