@@ -34,7 +34,7 @@ from contracts.queries import to_json
 from ledger.encoding import decode, encode
 from ledger.store import Store
 from node.changes import BlockChanges
-from node.visibility import compute_invoice_orgs, compute_order_orgs, get_location_org
+from node.visibility import compute_fulfilment_orgs, compute_invoice_orgs, compute_order_orgs, get_location_org
 
 EVENT_TYPES = ("order.status", "fulfilment.status", "stock.movement", "invoice.issued")
 """Every type of event."""
@@ -109,8 +109,7 @@ def _compute_events(changes: BlockChanges) -> Iterator[Event]:
             yield Event("order.status", step["tx_id"], orgs, data)
     for old, new in changes.updated(keys.fulfilment_key("")):
         seen = len(old["events"]) if old else 0
-        order = read(keys.order_key(new["order_id"]))
-        orgs = sorted({new["org"], *(compute_order_orgs(read, order) if order else [])})
+        orgs = compute_fulfilment_orgs(read, new)
         for step in new["events"][seen:]:
             data = {
                 "fulfilment_id": new["fulfilment_id"],

@@ -1,9 +1,12 @@
 """Which organisations a ledger record belongs to, for reads that are private by organisation.
 
 An order belongs to the organisation of the channel that placed it and to the
-organisation of every location serving it (its fulfilments); a fulfilment, a
-stock record or a journal entry to the organisation owning its location; an
-invoice or credit note to its issuer and to everyone its order belongs to.
+organisation of every location serving it (its fulfilments); a fulfilment to
+the organisation owning its location and to everyone its order belongs to; a
+stock record or a journal entry to the organisation owning its location; a
+transfer to the organisations of both its locations; an invoice or credit
+note to its issuer and to everyone its order belongs to, and a return to
+everyone its order belongs to.
 Operators and auditors read all (`node.tokens.Principal.sees_all`).
 """
 
@@ -39,3 +42,37 @@ def compute_invoice_orgs(read: Read, document: dict[str, Any]) -> list[str]:
     if order is not None:
         orgs.update(compute_order_orgs(read, order))
     return sorted(orgs)
+
+
+def compute_fulfilment_orgs(read: Read, fulfilment: dict[str, Any]) -> list[str]:
+    """A fulfilment belongs to its location's organisation and to its order's."""
+    order = read(keys.order_key(fulfilment["order_id"]))
+    return sorted({str(fulfilment["org"]), *(compute_order_orgs(read, order) if order else [])})
+
+
+def compute_transfer_orgs(read: Read, transfer: dict[str, Any]) -> list[str]:
+    """A transfer belongs to the organisations of the locations it leaves and goes to."""
+    return sorted(
+        {org for org in (get_location_org(read, transfer["from"]), get_location_org(read, transfer["to"])) if org}
+    )
+
+
+def get_order_orgs(read: Read, order_id: str) -> list[str] | None:
+    """The organisations of order `order_id` (None if there is no such order)."""
+    order = read(keys.order_key(order_id))
+    return None if order is None else compute_order_orgs(read, order)
+
+
+def get_fulfilment_orgs(read: Read, fulfilment_id: str) -> list[str] | None:
+    fulfilment = read(keys.fulfilment_key(fulfilment_id))
+    return None if fulfilment is None else compute_fulfilment_orgs(read, fulfilment)
+
+
+def get_return_orgs(read: Read, return_id: str) -> list[str] | None:
+    record = read(keys.return_key(return_id))
+    return None if record is None else get_order_orgs(read, record["order_id"])
+
+
+def get_transfer_orgs(read: Read, transfer_id: str) -> list[str] | None:
+    transfer = read(keys.transfer_key(transfer_id))
+    return None if transfer is None else compute_transfer_orgs(read, transfer)

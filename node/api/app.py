@@ -9,7 +9,21 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from node.api import blocks, events, inventory, invoices, metrics, orders, p2p, status, txs
+from node.api import (
+    blocks,
+    catalogue,
+    configuration,
+    events,
+    fulfilments,
+    inventory,
+    invoices,
+    metrics,
+    orders,
+    p2p,
+    returns,
+    status,
+    txs,
+)
 from node.api.errors import install_error_handlers
 from node.api.inbox import InboxMiddleware
 from node.api.limits import BodyLimitMiddleware, RateLimiter
@@ -64,6 +78,7 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
-    for module in (status, txs, blocks, orders, inventory, invoices, events, p2p, metrics):
+    routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
+    for module in (*routers, events, p2p, metrics):
         app.include_router(module.router)
     return app

@@ -1,49 +1,41 @@
-"""Stock per location and SKU, stock as of a height, and the stock journal it is the sum of.
+"""Stock per location and SKU, stock as of a height, the stock journal it is the sum of, lots, and writes.
 
-Both lists walk the state keys in order (`stock/<location>/<sku>`,
+The lists walk the state keys in order (`stock/<location>/<sku>`,
 `journal/<location>/<sku>/<seq>`), which are themselves an index: a page
 starts at its cursor's key. A token that reads one organisation walks only
-its organisation's locations.
+its organisation's locations. Writes (receipts, adjustments, transfers and
+their acceptance or refusal, counts and their approval, safety stock:
+`STOCK_ACTIONS`) are txs the node signs for the token's identity.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import chain
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query
 
 from contracts import keys, queries
-from contracts.inventory import compute_available
+from contracts.inventory import compute_available, get_stock
+from contracts.records import Stock
 from ledger.encoding import MAX_INT, decode
 from ledger.state import StateView
+from node.api.actions import Action, add_actions
 from node.api.deps import authorize, get_node, get_state
 from node.api.errors import NotFound
 from node.api.limits import DEFAULT_PAGE
-from node.api.models import ErrorBody, JournalEntry, Page, StockAt, StockRow, WriteResult
+from node.api.models import CountReport, ErrorBody, JournalEntry, Page, StockAt, StockRow, Transfer
 from node.api.pages import Cursor, Limit, collect, decode_cursor
-from node.api.writes import IdempotencyKey, Wait, submit_as
 from node.node import Node
 from node.tokens import Principal
-from node.visibility import get_location_org
+from node.visibility import compute_transfer_orgs, get_location_org, get_transfer_orgs
 
 router = APIRouter(prefix="/v1", tags=["inventory"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
 Reader = Annotated[Principal, Depends(authorize("inventory:read"))]
-Writer = Annotated[Principal, Depends(authorize("inventory:write"))]
-
-STOCK_ACTIONS = {
-    "receipts": "stock.receive",
-    "adjustments": "stock.adjust",
-    "transfers": "stock.transfer",
-    "counts": "stock.count",
-}
-"""`POST /v1/inventory/{action}` -> the tx kind it sends (payload: the body)."""
-
-StockAction = Literal["receipts", "adjustments", "transfers", "counts"]
 
 
 def get_location_prefixes(
@@ -59,7 +51,7 @@ def get_location_prefixes(
     return sorted(make_prefix(name).encode() for name in own)
 
 
-def render_stock(record: dict[str, Any]) -> dict[str, Any]:
+def render_stock(record: Stock) -> dict[str, Any]:
     return {
         "location": record["location"],
         "sku": record["sku"],
@@ -67,6 +59,7 @@ def render_stock(record: dict[str, Any]) -> dict[str, Any]:
         "reserved": record["reserved"],
         "available": compute_available(record),
         "damaged": record["damaged"],
+        "safety": record["safety"],
         "lots": [{"lot": lot, "qty": qty} for lot, qty in record["lots"]],
     }
 
@@ -141,19 +134,107 @@ async def list_journal(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.post(
-    "/inventory/{action}",
-    response_model=WriteResult,
-    responses={202: {"model": WriteResult}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
-    summary="Receive, adjust, transfer or count stock as the token's identity (signed by the node)",
+@router.get(
+    "/lots/{lot}",
+    response_model=Page[JournalEntry],
+    summary="Trace a lot: every journal entry that moved it (receipt, transfers, shipments, returns)",
 )
-async def move_stock(
-    node: NodeDep,
-    writer: Writer,
-    action: StockAction,
-    body: Annotated[dict[str, Any], Body()],
-    response: Response,
-    idempotency_key: IdempotencyKey = None,
-    wait: Wait = None,
+async def trace_lot(
+    node: NodeDep, state: StateDep, reader: Reader, lot: str, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> Any:
-    return await submit_as(node, writer, STOCK_ACTIONS[action], body, response, idempotency_key, wait)
+    """Entries in (location, SKU, sequence) order; a page reads at most `MAX_SCAN` journal entries, so a page
+    may be short and still have a `next_cursor`."""
+    prefixes = get_location_prefixes(state, reader, None, keys.journal_prefix)
+    entries = chain.from_iterable(node.store.scan_state_after(prefix, decode_cursor(cursor)) for prefix in prefixes)
+
+    def render(raw: bytes) -> dict[str, Any] | None:
+        entry = decode(raw)
+        return queries.to_json(entry) if entry["lot"] == lot else None
+
+    items, next_cursor = collect(entries, limit, render)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/transfers/{transfer_id}",
+    response_model=Transfer,
+    responses={404: {"model": ErrorBody}},
+    summary="One transfer between locations: its lines (with lots) and status",
+)
+async def get_transfer(state: StateDep, reader: Reader, transfer_id: str) -> Any:
+    record = state.get(keys.transfer_key(transfer_id))
+    if record is None or not reader.can_see(compute_transfer_orgs(state.get, record)):
+        raise NotFound(f"no transfer {transfer_id!r}")
+    return queries.to_json(record)
+
+
+def show_transfer(state: StateView, payload: dict[str, Any], result: dict[str, Any]) -> dict[str, Any] | None:
+    record = state.get(keys.transfer_key(result["transfer_id"]))
+    return None if record is None else queries.to_json(record)
+
+
+def show_count(state: StateView, payload: dict[str, Any], result: dict[str, Any]) -> dict[str, Any] | None:
+    report = state.get(keys.count_key(payload["location"], result["count"]))
+    return None if report is None else queries.to_json(report)
+
+
+def show_stock(state: StateView, payload: dict[str, Any], result: dict[str, Any]) -> dict[str, Any] | None:
+    return render_stock(get_stock(state, payload["location"], payload["sku"]))
+
+
+def stock_action(path: str, kind: str, summary: str, **shown: Any) -> Action:
+    """`POST /v1/inventory/<path>` sending `kind` (scope `inventory:write`)."""
+    return Action(path=f"/inventory/{path}", kind=kind, summary=summary, scope="inventory:write", **shown)
+
+
+STOCK_ACTIONS = (
+    stock_action("receipts", "stock.receive", "Goods in at a location (by lot, against a document)"),
+    stock_action("adjustments", "stock.adjust", "Correct on hand or damaged stock, with a reason"),
+    stock_action(
+        "transfers",
+        "stock.transfer",
+        "Send goods to another location: out now, in once it accepts",
+        resource=Transfer,
+        show=show_transfer,
+    ),
+    stock_action(
+        "transfers/{transfer_id}/accept",
+        "stock.transfer.accept",
+        "The receiving location takes a transfer in",
+        resource=Transfer,
+        show=show_transfer,
+        owner=("transfer_id", get_transfer_orgs),
+    ),
+    stock_action(
+        "transfers/{transfer_id}/refuse",
+        "stock.transfer.refuse",
+        "The receiving location refuses a transfer: the goods go back",
+        resource=Transfer,
+        show=show_transfer,
+        owner=("transfer_id", get_transfer_orgs),
+    ),
+    stock_action(
+        "counts",
+        "stock.count",
+        "Report a physical count: the differences against the ledger (changes no stock)",
+        resource=CountReport,
+        show=show_count,
+    ),
+    stock_action(
+        "counts/{count}/approve",
+        "stock.count.approve",
+        "Post a count's differences as adjustments with a reason (operators)",
+        resource=CountReport,
+        show=show_count,
+    ),
+    stock_action(
+        "safety-stock",
+        "stock.safety",
+        "Set the units of a SKU at a location that allocation never reserves",
+        resource=StockRow,
+        show=show_stock,
+    ),
+)
+"""`POST /v1/inventory/<action>`: each sends one tx kind, its payload the body (and the path's id)."""
+
+add_actions(router, STOCK_ACTIONS)

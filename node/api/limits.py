@@ -17,7 +17,7 @@ not fit is refused with 503 `server_busy` and `Retry-After`.
 
 `RateLimiter` keeps a token bucket per API token; a request over the rate is
 answered 429 with `Retry-After`. Page sizes and batch sizes are bounded where
-they are read (`MAX_PAGE`, `node.api.txs.MAX_BATCH`).
+they are read (`MAX_PAGE`, `MAX_IMPORT`, `node.api.txs.MAX_BATCH`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ MAX_PAGE = 500
 
 DEFAULT_PAGE = 100
 """Items of a page when the client does not say."""
+
+MAX_IMPORT = 500
+"""Most orders one `POST /v1/orders/import` places."""
 
 
 def _no_charge(size: int) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.feed import EVENT_TYPES
 
 Item = TypeVar("Item")
+Resource = TypeVar("Resource")
 
 
 class TxIn(BaseModel):
@@ -105,6 +106,7 @@ class StockRow(Record):
     reserved: int
     available: int = Field(description="on hand minus reserved")
     damaged: int
+    safety: int = Field(description="units allocation never reserves")
     lots: list[dict[str, Any]] = Field(description="on hand per lot, in receipt order: `{lot, qty}`")
 
 
@@ -185,15 +187,15 @@ class Page(BaseModel, Generic[Item]):
     """Where the next page starts; null when this page ends the list."""
 
 
-class WriteResult(BaseModel):
+class WriteResult(BaseModel, Generic[Resource]):
     """What became of a write: the tx, its receipt once committed, and the resource as it then is."""
 
     tx_id: str
     status: str = Field(description="pending, committed or rejected")
     height: int | None = None
     receipt: Receipt | None = None
-    reason: str | None = None
-    resource: dict[str, Any] | None = None
+    reason: str | None = Field(default=None, description="`code: message` of a rejected tx")
+    resource: Resource | None = Field(default=None, description="the resource after the committed tx")
 
 
 class Event(BaseModel):
@@ -274,3 +276,134 @@ class Peer(BaseModel):
     last_error: str
     queue_dropped: int = Field(description="envelopes dropped: send queue full or retries spent")
     marked_bad: str = Field(description="why the node stopped syncing from the peer; empty while it trusts it")
+
+
+class OrderHistory(BaseModel):
+    """Everything that happened to an order, each step with `by`, `tx_id` (null: the ledger itself), `height`
+    and `time_ms`."""
+
+    order_id: str
+    status: str
+    history: list[dict[str, Any]] = Field(description="every status change: from, to, by, reason")
+    fulfilments: list[dict[str, Any]] = Field(description="each fulfilment's `events` (status changes)")
+    payments: list[dict[str, Any]] = Field(description="authorised, captured and refunded amounts with references")
+    cancellations: list[dict[str, Any]] = Field(description="lines, amount and reason of each cancellation")
+    edits: list[dict[str, Any]]
+    returns: list[str] = Field(description="ids of the order's returns")
+
+
+class ImportItem(BaseModel):
+    """What became of one order of an import."""
+
+    index: int = Field(description="its place in the list sent")
+    external_ref: str
+    tx_id: str
+    status: str = Field(description="pending, committed, rejected (by the contract) or refused (not admitted)")
+    reason: str | None = Field(default=None, description="`code: message` of a rejected or refused order")
+    order_id: str | None = None
+    order_status: str | None = None
+    duplicate: bool | None = Field(default=None, description="the external_ref had placed this order before")
+
+
+class ImportResult(BaseModel):
+    items: list[ImportItem]
+
+
+class Return(Record):
+    return_id: str
+    order_id: str
+    status: str = Field(description="requested, partially_received, received, cancelled or expired")
+    reason: str
+    lines: list[dict[str, Any]] = Field(description="fulfilment, line, sku, qty and units received")
+    exchange_order: str | None
+    receipts: list[dict[str, Any]]
+    credit_notes: list[str]
+    deadline_ms: int
+    height: int
+    time_ms: int
+
+
+class Transfer(Record):
+    transfer_id: str
+    source: str = Field(alias="from", description="the location the goods left")
+    to: str
+    status: str = Field(description="in_transit, received or refused")
+    lines: list[dict[str, Any]] = Field(description="sku, qty and lot of the goods sent")
+    document: str
+    events: list[dict[str, Any]]
+
+
+class CountReport(Record):
+    location: str
+    status: str = Field(description="reported or approved")
+    counted: int
+    differences: list[dict[str, Any]] = Field(description="sku, ledger, counted, difference")
+    tx_id: str = Field(description="the count's id (to approve it)")
+    height: int
+    time_ms: int
+
+
+class Sku(Record):
+    sku: str
+    name: str
+    price: int
+    currency: str
+    tax_class: str
+    virtual: bool
+    active: bool
+
+
+class Location(Record):
+    location: str
+    name: str
+    type: str
+    org: str
+    region: str
+    lat: int
+    lon: int
+    ships_online: bool
+    pickup_allowed: bool
+    daily_capacity: int
+    priority: int
+    active: bool
+
+
+class Configuration(BaseModel):
+    """The configuration every node applies: the defaults of the contracts overlaid with the values set on the
+    ledger (`config.set` or governance)."""
+
+    effective: dict[str, Any]
+    set: dict[str, Any] = Field(description="the values set on the ledger")
+    defaults: dict[str, Any]
+    protected: list[str] = Field(description="keys only a governance proposal may change")
+    contracts: dict[str, str] = Field(description="sha256 of the source of each contract module this node runs")
+
+
+class InvoiceDocument(BaseModel):
+    """An invoice or credit note arranged for printing. Amounts are integer minor units; tax rates are basis
+    points (`tax_rate`) and percentages with two decimals (`tax_percent`)."""
+
+    number: str
+    sequence: int = Field(description="place in the issuer's unbroken sequence (shared by credit notes)")
+    type: str = Field(description="invoice or credit_note")
+    issue_date: str = Field(description="YYYY-MM-DD (UTC) of the block that issued it")
+    issued_ms: int
+    seller: dict[str, Any] = Field(description="the issuing organisation: org, name")
+    buyer: dict[str, Any] = Field(description="customer_hash, delivery region, pickup location")
+    order: dict[str, Any] = Field(description="order_id, external_ref, channel, payment_terms")
+    currency: str
+    prices_include_tax: bool
+    rounding: str = Field(description="tax rounded per `line` or per `invoice` and rate")
+    lines: list[dict[str, Any]] = Field(
+        description="position, description, sku, qty, unit_price, discount, tax_rate, tax_percent, net, tax, gross"
+    )
+    tax_summary: list[dict[str, Any]] = Field(description="net, tax and gross per tax rate")
+    net_total: int
+    tax_total: int
+    total: int
+    refers_to: str | None = Field(description="the invoice a credit note corrects")
+    reissue_of: str | None = Field(description="the invoice this one replaces")
+    reason: str
+    shipments: list[dict[str, Any]] = Field(description="location, region, carrier and tracking of the goods")
+    tx_id: str | None
+    height: int

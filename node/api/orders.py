@@ -1,68 +1,61 @@
-"""Orders: lists by status, channel, location or date from the node's indexes, one order in full, and writes.
+"""Orders: lists by status, channel, location or date from the node's indexes, one order, its history, writes.
 
 `GET /v1/orders` walks one index range (`node.indexes`): by `status`, else
 `location`, else `channel`, else by creation time (or by last update when only
 an updated range is given); the other filters are checked on each order. A
 store's or channel's token lists its organisation's orders, operators and
-auditors every order. Writes (placing an order, acting on an order or a
-fulfilment) are txs the node signs for the token's identity (`node.api.writes`).
+auditors every order. Writes (placing one order or a bounded list of them,
+acting on an order: `ORDER_ACTIONS`) are txs the node signs for the token's
+identity (`node.api.writes`, `node.api.actions`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
 from contracts import keys, queries
-from contracts.lifecycle import get_fulfilment
 from contracts.orders import get_order_by_external_ref
 from ledger.encoding import MAX_INT
 from ledger.state import StateView
 from ledger.store import Store
+from node.api.actions import WRITE_ERRORS, Action, add_actions
+from node.api.bodies import TxBody, payload_model
 from node.api.deps import authorize, get_node, get_state
 from node.api.errors import InvalidRequest, NotFound
-from node.api.limits import DEFAULT_PAGE
-from node.api.models import ErrorBody, Order, OrderSummary, Page, WriteResult
+from node.api.limits import DEFAULT_PAGE, MAX_IMPORT
+from node.api.models import ErrorBody, ImportItem, ImportResult, Order, OrderHistory, OrderSummary, Page, WriteResult
 from node.api.pages import Cursor, Limit, collect, decode_cursor
-from node.api.writes import IdempotencyKey, Wait, submit_as
+from node.api.writes import (
+    IdempotencyKey,
+    Wait,
+    derive_nonce,
+    describe_tx,
+    recall_window,
+    remember_request,
+    sign_as,
+    submit_as,
+    wait_for_commit,
+)
 from node.indexes import ALL_SCOPE, OrderRange, get_order_meta, scan_orders
 from node.node import Node
 from node.tokens import Principal
+from node.visibility import get_order_orgs
 
 router = APIRouter(prefix="/v1", tags=["orders"])
+
+if TYPE_CHECKING:
+    NewOrder = TxBody
+else:
+    NewOrder = payload_model("order.create")
+    """The body of `POST /v1/orders`, and of each order of an import: the payload of `order.create`."""
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
 Reader = Annotated[Principal, Depends(authorize("orders:read"))]
 Writer = Annotated[Principal, Depends(authorize("orders:write"))]
-Payload = Annotated[dict[str, Any], Body(description="the tx payload (see docs/spec/transactions.md)")]
 
-ORDER_ACTIONS = {
-    "cancel": "order.cancel",
-    "approve": "order.approve",
-    "reject": "order.reject",
-    "allocate": "order.allocate",
-    "complete": "order.complete",
-    "authorize-payment": "payment.authorize",
-    "pay": "payment.capture",
-    "refund": "payment.refund",
-    "request-return": "return.request",
-}
-"""`POST /v1/orders/{order_id}/{action}` -> the tx kind it sends (payload: the body and `order_id`)."""
-
-FULFILMENT_ACTIONS = {
-    "pick": "fulfilment.pick",
-    "ship": "fulfilment.ship",
-    "deliver": "fulfilment.deliver",
-    "decline": "fulfilment.decline",
-}
-"""`POST /v1/fulfilments/{fulfilment_id}/{action}` -> the tx kind it sends."""
-
-OrderAction = Literal[
-    "cancel", "approve", "reject", "allocate", "complete", "authorize-payment", "pay", "refund", "request-return"
-]
-FulfilmentAction = Literal["pick", "ship", "deliver", "decline"]
 TimeMs = Annotated[int | None, Query(ge=0, le=MAX_INT, description="milliseconds since the epoch (block time)")]
 
 
@@ -160,96 +153,166 @@ def find_by_external_ref(
 @router.get("/orders/{order_id}", response_model=Order, responses={404: {"model": ErrorBody}}, summary="One order")
 async def get_order(order_id: str, state: StateDep, reader: Reader) -> Any:
     """The order with its `status`, `history` of transitions and `fulfilments`."""
+    return require_visible_order(state, reader, order_id)
+
+
+@router.get(
+    "/orders/{order_id}/history",
+    response_model=OrderHistory,
+    responses={404: {"model": ErrorBody}},
+    summary="Everything that happened to an order, each step with who, which tx, block and time",
+)
+async def get_order_history(order_id: str, state: StateDep, reader: Reader) -> Any:
+    order = require_visible_order(state, reader, order_id)
+    return {
+        "order_id": order["order_id"],
+        "status": order["status"],
+        "history": order["history"],
+        "fulfilments": [
+            {key: f[key] for key in ("fulfilment_id", "location", "status", "events")} for f in order["fulfilments"]
+        ],
+        "payments": order["payment"]["events"],
+        "cancellations": order["cancellations"],
+        "edits": order["edits"],
+        "returns": order["returns"],
+    }
+
+
+def require_visible_order(state: StateView, reader: Principal, order_id: str) -> dict[str, Any]:
+    """The order as `GET /v1/orders/{order_id}` shows it, or 404 if absent or not the reader's to see."""
     order = queries.get_order(state, order_id)
-    if order is None or not reader.can_see({order["org"], *(f["org"] for f in order["fulfilments"] if f)}):
+    if order is None or not reader.can_see(get_order_orgs(state.get, order_id) or []):
         raise NotFound(f"no order {order_id!r}")
     return order
 
 
+def show_order(state: StateView, payload: dict[str, Any], result: dict[str, Any]) -> dict[str, Any] | None:
+    """The order a tx acted on (named by the payload, or by the result of a new order)."""
+    return queries.get_order(state, payload.get("order_id") or result["order_id"])
+
+
 @router.post(
     "/orders",
-    response_model=WriteResult,
-    responses={202: {"model": WriteResult}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    response_model=WriteResult[Order],
+    responses=WRITE_ERRORS,
     summary="Place an order as the token's channel (signed by the node); a re-sent external_ref is a duplicate",
 )
 async def create_order(
     node: NodeDep,
     writer: Writer,
-    body: Payload,
+    body: NewOrder,
     response: Response,
     idempotency_key: IdempotencyKey = None,
     wait: Wait = None,
 ) -> Any:
+    payload = body.to_payload()
     return await submit_as(
         node,
         writer,
         "order.create",
-        body,
-        response,
-        idempotency_key,
-        wait,
-        lambda result: queries.get_order(StateView(node.store), result["order_id"]),
-    )
-
-
-@router.post(
-    "/orders/{order_id}/{action}",
-    response_model=WriteResult,
-    responses={202: {"model": WriteResult}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
-    summary="Act on an order: cancel, approve or reject a held order, allocate, complete, pay, refund, return",
-)
-async def act_on_order(
-    node: NodeDep,
-    writer: Writer,
-    order_id: str,
-    action: OrderAction,
-    response: Response,
-    body: Annotated[dict[str, Any] | None, Body()] = None,
-    idempotency_key: IdempotencyKey = None,
-    wait: Wait = None,
-) -> Any:
-    payload = {**(body or {}), "order_id": order_id}
-    return await submit_as(
-        node,
-        writer,
-        ORDER_ACTIONS[action],
         payload,
         response,
         idempotency_key,
         wait,
-        lambda result: queries.get_order(StateView(node.store), order_id),
+        lambda result: show_order(StateView(node.store), payload, result),
     )
 
 
 @router.post(
-    "/fulfilments/{fulfilment_id}/{action}",
-    response_model=WriteResult,
-    responses={202: {"model": WriteResult}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
-    summary="Act on a fulfilment: pick, ship (with carrier and tracking), deliver, decline",
+    "/orders/import",
+    response_model=ImportResult,
+    responses=WRITE_ERRORS,
+    summary=f"Place up to {MAX_IMPORT} orders at once as the token's channel; one answer per order, in order",
 )
-async def act_on_fulfilment(
+async def import_orders(
     node: NodeDep,
     writer: Writer,
-    fulfilment_id: str,
-    action: FulfilmentAction,
+    body: Annotated[list[NewOrder], Body(max_length=MAX_IMPORT)],
     response: Response,
-    body: Annotated[dict[str, Any] | None, Body()] = None,
     idempotency_key: IdempotencyKey = None,
     wait: Wait = None,
 ) -> Any:
-    payload = {**(body or {}), "fulfilment_id": fulfilment_id}
-    return await submit_as(
-        node,
-        writer,
-        FULFILMENT_ACTIONS[action],
-        payload,
-        response,
-        idempotency_key,
-        wait,
-        lambda result: get_order_of_fulfilment(StateView(node.store), fulfilment_id),
+    """Each order is its own `order.create` tx: one refused or rejected does not hold back the others, and a
+    re-sent `external_ref` answers the order it placed before (`duplicate`). With `Idempotency-Key` the
+    same key and list make the same txs; with `wait=commit` the answer comes once all are committed."""
+    payloads = [order.to_payload() for order in body]
+    request = {"kind": "order.create", "import": payloads}
+    valid_until = recall_window(node, writer, idempotency_key, request)
+    identity = writer.identity.id
+    item_keys = [None if idempotency_key is None else f"{idempotency_key}\x00{i}" for i in range(len(payloads))]
+    txs = [
+        sign_as(node, writer, "order.create", payload, derive_nonce(identity, key), valid_until)
+        for payload, key in zip(payloads, item_keys, strict=True)
+    ]
+    if idempotency_key is not None:
+        remember_request(node, writer, idempotency_key, request, [tx.id for tx in txs], valid_until)
+    fresh = [tx for tx in txs if node.store.get_tx_location(tx.id) is None]
+    refused = {admitted.tx_id: admitted.error for admitted in node.submit(fresh) if admitted.error is not None}
+    await wait_for_commit(node, [tx.id for tx in txs if tx.id not in refused], wait)
+    items = []
+    for index, (tx, payload) in enumerate(zip(txs, payloads, strict=True)):
+        error = refused.get(tx.id)
+        if error is not None:
+            items.append(
+                ImportItem(
+                    index=index,
+                    external_ref=payload["external_ref"],
+                    tx_id=tx.id.hex(),
+                    status="refused",
+                    reason=f"{error.code}: {error}",
+                )
+            )
+            continue
+        done = describe_tx(node, tx.id, lambda result: None)
+        result = done.receipt.result if done.receipt is not None else {}
+        items.append(
+            ImportItem(
+                index=index,
+                external_ref=payload["external_ref"],
+                tx_id=done.tx_id,
+                status=done.status,
+                reason=done.reason,
+                order_id=result.get("order_id"),
+                order_status=result.get("status"),
+                duplicate=result.get("duplicate"),
+            )
+        )
+    if any(item.status == "pending" for item in items):
+        response.status_code = 202
+    return ImportResult(items=items)
+
+
+def order_action(verb: str, kind: str, summary: str) -> Action:
+    """`POST /v1/orders/{order_id}/<verb>` sending `kind`; answers the order as it then is."""
+    return Action(
+        path=f"/orders/{{order_id}}/{verb}",
+        kind=kind,
+        summary=summary,
+        scope="orders:write",
+        resource=Order,
+        show=show_order,
+        owner=("order_id", get_order_orgs),
     )
 
 
-def get_order_of_fulfilment(state: StateView, fulfilment_id: str) -> dict[str, Any] | None:
-    record = get_fulfilment(state, fulfilment_id)
-    return None if record is None else queries.get_order(state, record["order_id"])
+ORDER_ACTIONS = (
+    order_action("cancel", "order.cancel", "Cancel what has not left: all, or some units of some lines"),
+    order_action("edit", "order.edit", "Change the lines or destination of an order held in review"),
+    order_action("approve", "order.approve", "Let an order held in review through (operators)"),
+    order_action("reject", "order.reject", "Refuse an order held in review: it is cancelled (operators)"),
+    order_action("intercept", "order.intercept", "Hold a released order before (the rest of) it ships"),
+    order_action("release", "order.release", "Let an intercepted order ship again (operators)"),
+    order_action("allocate", "order.allocate", "Source the backordered lines again now"),
+    order_action("complete", "order.complete", "Close a delivered or returned order whose money is settled"),
+    order_action("authorize-payment", "payment.authorize", "Record a payment authorisation"),
+    order_action(
+        "pay",
+        "payment.capture",
+        "Record a captured payment; once what is due is captured the order is released",
+    ),
+    order_action("refund", "payment.refund", "Record a refund of a cancellation or a credit note"),
+    order_action("request-return", "return.request", "Request a return of delivered goods (as `POST /v1/returns`)"),
+)
+"""`POST /v1/orders/{order_id}/<action>`: each sends one tx kind, its payload the body and `order_id`."""
+
+add_actions(router, ORDER_ACTIONS)

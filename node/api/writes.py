@@ -1,8 +1,9 @@
 """Writes through resource routes: the node signs a tx for the token's identity, and answers when asked.
 
-A route names a tx kind and builds its payload; `submit_as` checks the
-token's identity may send that kind (403 otherwise), signs with the key the
-node holds for it (`clients/<identity>.key` in the home), and admits the tx.
+A route names a tx kind and builds its payload; `sign_as` checks the token's
+identity may send that kind (403 otherwise) and signs with the key the node
+holds for it (`clients/<identity>.key` in the home); `submit_as` admits the
+tx and answers.
 
 - `Idempotency-Key`: the tx's nonce is derived from the identity and the key,
   so the same key and body make the very same tx (the same id, committed at
@@ -25,14 +26,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import Header, Query, Response
 
 from ledger.encoding import decode, encode
 from ledger.keys import PrivateKey
-from ledger.tx import make_tx
+from ledger.tx import Tx, make_tx
 from node.api.errors import Conflict, Forbidden
 from node.api.models import Receipt, WriteResult
 from node.api.render import render_receipt
@@ -49,13 +50,84 @@ IdempotencyKey = Annotated[
 ]
 Wait = Annotated[Literal["commit"] | None, Query(description="`commit`: answer once the tx is committed")]
 
+Render = Callable[[dict[str, Any]], dict[str, Any] | None]
+"""Turns a committed receipt's result into the resource as it now is (None: nothing to show)."""
+
 _nonces = itertools.count(time.time_ns())
 
 
-def _nonce(identity: str, key: str | None) -> int:
+def derive_nonce(identity: str, key: str | None) -> int:
+    """The nonce of a tx: fresh without an idempotency key, the same for the same identity and key."""
     if key is None:
         return next(_nonces)
     return int.from_bytes(hashlib.sha256(f"{identity}\x00{key}".encode()).digest()[:8], "big") >> 1
+
+
+def sign_as(node: Node, principal: Principal, kind: str, payload: dict[str, Any], nonce: int, valid_until: int) -> Tx:
+    """`kind` with `payload` signed as the principal's identity, if its roles may send it."""
+    identity = principal.identity
+    roles = node.contracts.required_roles(kind) or frozenset()
+    if not identity.roles & roles:
+        raise Forbidden(
+            f"{identity.id} (roles {sorted(identity.roles)}) may not {kind}; it needs one of {sorted(roles)}"
+        )
+    key_file = node.home / CLIENTS_DIR / f"{identity.id}.key"
+    if not key_file.exists():
+        raise Forbidden(f"this node holds no key for {identity.id}: make the token with `--key`")
+    return make_tx(
+        node.genesis.chain_id, kind, identity.id, nonce, payload, PrivateKey.load(key_file), valid_until=valid_until
+    )
+
+
+def _kept(principal: Principal, key: str) -> bytes:
+    return f"idem/{principal.identity.id}/{key}".encode()
+
+
+def recall_window(node: Node, principal: Principal, key: str | None, request: Any) -> int:
+    """The `valid_until` to sign with: the one kept with `key` for this very request, or the node's suggestion
+    for a new one; a key kept with another request is refused (409)."""
+    known = None if key is None else node.store.get_local(_kept(principal, key))
+    if known is None:
+        return node.suggest_valid_until()
+    record = decode(known)
+    if record["request"] != hashlib.sha256(encode(request)).digest():
+        raise Conflict(f"Idempotency-Key {key!r} was used with another request")
+    return int(record["valid_until"])
+
+
+def remember_request(
+    node: Node, principal: Principal, key: str, request: Any, tx_ids: Sequence[bytes], valid_until: int
+) -> None:
+    """Keep the idempotency key with a hash of `request`, its txs and their window (once: the first is kept)."""
+    if node.store.get_local(_kept(principal, key)) is None:
+        request_hash = hashlib.sha256(encode(request)).digest()
+        record = {"request": request_hash, "tx_ids": list(tx_ids), "valid_until": valid_until}
+        node.store.put_local(_kept(principal, key), encode(record))
+
+
+async def wait_for_commit(node: Node, tx_ids: Sequence[bytes], wait: str | None) -> None:
+    """With `wait=commit`, return once every tx is committed (or `COMMIT_WAIT_S` passed); at once otherwise."""
+    if wait != "commit":
+        return
+    deadline = time.monotonic() + COMMIT_WAIT_S
+    while any(node.store.get_tx_location(tx_id) is None for tx_id in tx_ids) and time.monotonic() < deadline:
+        await node.commits.wait(deadline - time.monotonic())
+
+
+def describe_tx(node: Node, tx_id: bytes, render: Render) -> WriteResult[Any]:
+    """Where a tx stands: pending, or committed or rejected with its receipt and the resource rendered."""
+    found = node.find_receipt(tx_id)
+    if found is None:
+        return WriteResult(tx_id=tx_id.hex(), status="pending")
+    height, _, receipt = found
+    return WriteResult(
+        tx_id=tx_id.hex(),
+        status="committed" if receipt.ok else "rejected",
+        height=height,
+        receipt=Receipt(**render_receipt(receipt)),
+        reason=None if receipt.ok else f"{receipt.code}: {receipt.message}",
+        resource=render(receipt.result) if receipt.ok else None,
+    )
 
 
 async def submit_as(
@@ -66,58 +138,22 @@ async def submit_as(
     response: Response,
     idempotency_key: str | None,
     wait: str | None,
-    render: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda result: None,
-) -> WriteResult:
-    """Sign `kind` with `payload` as the principal's identity, admit it, and answer as the module says;
-    `render` turns a committed receipt's result into the resource as it now is."""
-    identity = principal.identity
-    roles = node.contracts.required_roles(kind) or frozenset()
-    if not identity.roles & roles:
-        raise Forbidden(
-            f"{identity.id} (roles {sorted(identity.roles)}) may not {kind}; it needs one of {sorted(roles)}"
-        )
-    key_file = node.home / CLIENTS_DIR / f"{identity.id}.key"
-    if not key_file.exists():
-        raise Forbidden(f"this node holds no key for {identity.id}: make the token with `--key`")
-    valid_until = node.suggest_valid_until()
-    remember = f"idem/{identity.id}/{idempotency_key}".encode()
-    request_hash = hashlib.sha256(encode({"kind": kind, "payload": payload})).digest()
-    known = None if idempotency_key is None else node.store.get_local(remember)
-    if known is not None:
-        record = decode(known)
-        if record["request"] != request_hash:
-            raise Conflict(f"Idempotency-Key {idempotency_key!r} was used with another request")
-        valid_until = record["valid_until"]
-    tx = make_tx(
-        node.genesis.chain_id,
-        kind,
-        identity.id,
-        _nonce(identity.id, idempotency_key),
-        payload,
-        PrivateKey.load(key_file),
-        valid_until=valid_until,
-    )
-    if idempotency_key is not None and known is None:
-        node.store.put_local(remember, encode({"request": request_hash, "tx_id": tx.id, "valid_until": valid_until}))
+    render: Render = lambda result: None,
+) -> WriteResult[Any]:
+    """Sign `kind` with `payload` as the principal's identity, admit it, and answer as the module says."""
+    request = {"kind": kind, "payload": payload}
+    valid_until = recall_window(node, principal, idempotency_key, request)
+    nonce = derive_nonce(principal.identity.id, idempotency_key)
+    tx = sign_as(node, principal, kind, payload, nonce, valid_until)
+    if idempotency_key is not None:
+        remember_request(node, principal, idempotency_key, request, [tx.id], valid_until)
     if node.store.get_tx_location(tx.id) is None:
         (admitted,) = node.submit([tx])
         if admitted.error is not None:
             raise admitted.error
-    if wait == "commit":
-        deadline = time.monotonic() + COMMIT_WAIT_S
-        while node.store.get_tx_location(tx.id) is None and time.monotonic() < deadline:
-            await node.commits.wait(deadline - time.monotonic())
-    found = node.find_receipt(tx.id)
-    if found is None:
+    await wait_for_commit(node, [tx.id], wait)
+    result = describe_tx(node, tx.id, render)
+    if result.status == "pending":
         response.status_code = 202
         response.headers["location"] = f"/v1/tx/{tx.id.hex()}"
-        return WriteResult(tx_id=tx.id.hex(), status="pending")
-    height, _, receipt = found
-    return WriteResult(
-        tx_id=tx.id.hex(),
-        status="committed" if receipt.ok else "rejected",
-        height=height,
-        receipt=Receipt(**render_receipt(receipt)),
-        reason=None if receipt.ok else f"{receipt.code}: {receipt.message}",
-        resource=render(receipt.result) if receipt.ok else None,
-    )
+    return result

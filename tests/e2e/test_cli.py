@@ -119,18 +119,12 @@ def test_an_order_from_stdin_without_waiting_is_pending(cli: Cli) -> None:
 
 
 def test_hold_and_release_go_to_the_node_and_report_what_it_says(cli: Cli) -> None:
-    """Until the node offers the actions, the command prints the node's refusal and exits `REFUSED`."""
+    """`order hold` sends the node's intercept action and `order release` its release; each reports the order."""
     placed = cli.json("order", "create", "--payload", json.dumps(order_payload("cli-hold")), token=cli.channel)
-    route = cli.api("/openapi.json")["paths"]["/v1/orders/{order_id}/{action}"]["post"]
-    (parameter,) = [p for p in route["parameters"] if p["name"] == "action"]
     order_id = placed["resource"]["order_id"]
-    for action in ("hold", "release"):
-        result = cli.run("order", action, order_id, "--node", cli.node.url, "--token", cli.operator)
-        if action in parameter["schema"]["enum"]:
-            assert result.returncode in (ExitCode.OK, ExitCode.FAILED) and "tx " in result.stdout
-        else:
-            assert result.returncode == ExitCode.REFUSED and result.stdout == ""
-            assert "invalid_request" in result.stderr and "action" in result.stderr
+    for action, status in (("hold", "intercepted"), ("release", "released")):
+        result = cli.json("order", action, order_id, "--reason", "checked")
+        assert result["status"] == "committed" and result["resource"]["status"] == status, result
 
 
 def test_stock_inventory_and_journal(cli: Cli) -> None:
