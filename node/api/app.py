@@ -20,6 +20,7 @@ from node.api import (
     metrics,
     orders,
     p2p,
+    reconciliations,
     returns,
     status,
     txs,
@@ -79,6 +80,6 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
     app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, events, p2p, metrics):
+    for module in (*routers, reconciliations, events, p2p, metrics):
         app.include_router(module.router)
     return app

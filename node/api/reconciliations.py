@@ -1,0 +1,228 @@
+"""Reconciliation routes: a WMS's or ERP's stock snapshot against the ledger, and a day's money.
+
+`POST /v1/reconciliations/stock` takes the snapshot as JSON (`location`,
+`as_of`, `lines` [{`sku`, `qty`}], `full`) or as CSV (a header row naming
+`sku` and `qty` or `quantity`; `location` and `as_of` as query parameters).
+`as_of` is milliseconds since the epoch or an ISO 8601 time (UTC unless it
+says otherwise). `GET /v1/reconciliations/finance?day=YYYY-MM-DD` answers the
+day's amounts per organisation and currency and, a page at a time, the orders
+whose money and documents disagree. Limits: `node.reconciliation`
+(`MAX_SNAPSHOT_SKUS`, `MAX_SINCE`) and `node.api.pages.MAX_SCAN` orders
+checked per finance page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ledger.state import StateView
+from node.api.deps import authorize, get_node, get_state
+from node.api.errors import InvalidRequest, NotFound, describe_validation
+from node.api.limits import DEFAULT_PAGE
+from node.api.models import ErrorBody
+from node.api.pages import Cursor, Limit, collect, decode_cursor
+from node.finance import DAY_MS, read_day_totals, scan_day_orders
+from node.node import Node
+from node.reconciliation import MAX_SNAPSHOT_SKUS, Snapshot, check_order_money, reconcile_stock
+from node.tokens import Principal
+from node.visibility import get_location_org, get_order_orgs
+
+router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
+
+NodeDep = Annotated[Node, Depends(get_node)]
+StateDep = Annotated[StateView, Depends(get_state)]
+StockReader = Annotated[Principal, Depends(authorize("inventory:read"))]
+FinanceReader = Annotated[Principal, Depends(authorize("invoices:read"))]
+
+AsOf = int | datetime
+"""Milliseconds since the epoch, or an ISO 8601 time."""
+
+
+class SnapshotLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    sku: str = Field(min_length=1, max_length=64)
+    qty: int = Field(ge=0)
+
+
+class StockSnapshot(BaseModel):
+    """A location's stock as a WMS or ERP saw it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    location: str
+    as_of: AsOf = Field(description="ms since the epoch, or ISO 8601")
+    lines: list[SnapshotLine] = Field(max_length=MAX_SNAPSHOT_SKUS)
+    full: bool = Field(default=True, description="SKUs left out were held at 0 (false: compare only these)")
+
+
+class StockDifference(BaseModel):
+    sku: str
+    snapshot: int
+    ledger: int | None = Field(description="on hand (sellable) on the ledger at the snapshot's time")
+    difference: int | None = Field(description="snapshot minus ledger")
+    now: dict[str, int] = Field(description="on_hand, reserved and damaged on the ledger now")
+    since: list[dict[str, Any]] = Field(description="journal entries of the SKU after the snapshot's time")
+    problem: str | None = Field(description="too_many_movements: no ledger figure; use a later snapshot")
+
+
+class StockReconciliation(BaseModel):
+    location: str
+    as_of_ms: int
+    compared: int
+    matched: int
+    differences: list[StockDifference]
+
+
+class DayTotals(BaseModel):
+    org: str
+    currency: str
+    captured: int
+    refunded: int
+    invoiced: int
+    credited: int
+
+
+class FlaggedOrder(BaseModel):
+    """An order whose paid (captured - refunded) and documented (invoiced - credited) amounts differ at the
+    end of the day: `awaiting_invoice` (goods still to ship), `refund_due`, or `awaiting_payment`."""
+
+    order_id: str
+    org: str
+    channel: str
+    currency: str
+    payment_terms: str
+    status: str = Field(description="the order's status at the end of the day")
+    captured: int
+    refunded: int
+    invoiced: int
+    credited: int
+    difference: int = Field(description="paid minus documented")
+    reason: str
+
+
+class FinanceReconciliation(BaseModel):
+    day: str
+    organisations: list[DayTotals] = Field(description="what each organisation took in and documented that day")
+    flagged: list[FlaggedOrder]
+    next_cursor: str | None = Field(description="more orders of the day to check; null when all are checked")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ms(as_of: AsOf) -> int:
+    """Milliseconds since the epoch (a time without a zone is UTC), exactly."""
+    if isinstance(as_of, int):
+        return as_of
+    moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def parse_csv(text: str) -> list[SnapshotLine]:
+    """Lines of a CSV snapshot: a header naming `sku` and `qty` (or `quantity`), then one row per SKU."""
+    rows = csv.DictReader(io.StringIO(text))
+    fields = {name.strip().lower(): name for name in rows.fieldnames or []}
+    quantity = fields.get("qty") or fields.get("quantity")
+    if "sku" not in fields or quantity is None:
+        raise InvalidRequest("the CSV header must name sku and qty (or quantity)")
+    lines: list[SnapshotLine] = []
+    for number, row in enumerate(rows, 2):
+        if len(lines) == MAX_SNAPSHOT_SKUS:
+            raise InvalidRequest(f"more than {MAX_SNAPSHOT_SKUS} SKUs in one snapshot")
+        value = (row[quantity] or "").strip()
+        if not value.isdigit():
+            raise InvalidRequest(f"line {number}: quantity {value!r} is not a whole number")
+        try:
+            lines.append(SnapshotLine(sku=(row[fields["sku"]] or "").strip(), qty=int(value)))
+        except ValidationError as exc:
+            raise InvalidRequest(f"line {number}: {describe_validation(exc.errors())}") from exc
+    return lines
+
+
+async def read_snapshot(request: Request, location: str | None, as_of: str | None, full: bool) -> StockSnapshot:
+    """The snapshot in the request: CSV (location and as_of from the query) or JSON."""
+    raw = await request.body()
+    try:
+        if request.headers.get("content-type", "").startswith("text/csv"):
+            if location is None or as_of is None:
+                raise InvalidRequest("a CSV snapshot needs the location and as_of query parameters")
+            lines = parse_csv(raw.decode("utf-8-sig"))
+            when: AsOf = int(as_of) if as_of.isdigit() else datetime.fromisoformat(as_of)
+            return StockSnapshot(location=location, as_of=when, lines=lines, full=full)
+        return StockSnapshot.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidRequest(describe_validation(exc.errors())) from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest(f"the snapshot does not read as JSON or CSV: {exc}") from exc
+
+
+@router.post(
+    "/stock",
+    response_model=StockReconciliation,
+    responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+    summary="Compare a WMS or ERP stock snapshot of a location with the ledger's stock at the snapshot's time",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/StockSnapshot"}},
+                "text/csv": {"schema": {"type": "string", "example": "sku,qty\nTEE-M,12\n"}},
+            }
+        }
+    },
+)
+async def reconcile_stock_snapshot(
+    request: Request,
+    state: StateDep,
+    reader: StockReader,
+    location: Annotated[str | None, Query(description="for a CSV snapshot: its location")] = None,
+    as_of: Annotated[str | None, Query(description="for a CSV snapshot: ms since the epoch or ISO 8601")] = None,
+    full: Annotated[bool, Query(description="for a CSV snapshot: SKUs left out were held at 0")] = True,
+) -> Any:
+    """Every SKU whose count differs from the ledger's on hand (sellable) at `as_of`, with the journal entries
+    since; at most `MAX_SNAPSHOT_SKUS` SKUs and `MAX_SINCE` entries since per SKU."""
+    snapshot = await read_snapshot(request, location, as_of, full)
+    if not reader.can_see([get_location_org(state.get, snapshot.location) or ""]):
+        raise NotFound(f"no location {snapshot.location!r}")
+    counts: dict[str, int] = {}
+    for line in snapshot.lines:
+        if line.sku in counts:
+            raise InvalidRequest(f"SKU {line.sku} is in the snapshot twice")
+        counts[line.sku] = line.qty
+    return reconcile_stock(state, Snapshot(snapshot.location, to_ms(snapshot.as_of), counts, snapshot.full))
+
+
+@router.get(
+    "/finance",
+    response_model=FinanceReconciliation,
+    responses={400: {"model": ErrorBody}},
+    summary="A day's captured, invoiced, credited and refunded amounts per organisation, and orders that disagree",
+)
+async def reconcile_finance(
+    node: NodeDep,
+    state: StateDep,
+    reader: FinanceReader,
+    day: Annotated[date, Query(description="YYYY-MM-DD (UTC days of block time)")],
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Any:
+    """The day's amounts (a store's or channel's token: its organisation's), and a page of the orders whose
+    money or documents changed that day where paid and documented amounts differ at the end of the day. A
+    page checks at most `MAX_SCAN` orders; follow `next_cursor` until it is null."""
+    name = day.isoformat()
+    until_ms = to_ms(datetime(day.year, day.month, day.day)) + DAY_MS
+    totals = [row for row in read_day_totals(node.store, name) if reader.can_see([row["org"]])]
+
+    def check(order_id: str) -> dict[str, Any] | None:
+        if not reader.can_see(get_order_orgs(state.get, order_id) or []):
+            return None
+        return check_order_money(state, order_id, until_ms)
+
+    flagged, next_cursor = collect(scan_day_orders(node.store, name, decode_cursor(cursor)), limit, check)
+    return {"day": name, "organisations": totals, "flagged": flagged, "next_cursor": next_cursor}
