@@ -1,92 +1,31 @@
 """The integrator's API of one real node process: tokens, scopes, organisations, lists, the change feed, writes.
 
-One node serves the whole module. Its genesis has a second organisation
-(`org-1`) with a store identity (`store-2`) and a location of its own
-(`OPO-1`), so that reads private by organisation can be seen from both sides.
+One node serves the whole module (`tests.e2e.integrator`): two organisations,
+so that reads private by organisation can be seen from both sides.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ledger.keys import PrivateKey
-from tests.e2e.conftest import SingleNode, omsnode
+from tests.e2e.conftest import omsnode
+from tests.e2e.integrator import Api, collect_pages, follow, order_payload, post, start_api, stop_api
 
 pytestmark = [pytest.mark.e2e]
 
 
-def add_organisation(home: Path) -> None:
-    """Give the (not yet started) node's genesis an organisation `org-1` with a store identity `store-2`."""
-    wire = json.loads((home / "genesis.json").read_text())
-    wire["organisations"].append({"id": "org-1", "name": "Porto"})
-    key = PrivateKey.generate()
-    key.save(home / "clients" / "store-2.key")
-    wire["clients"].append({"id": "store-2", "org": "org-1", "public_key": key.public.hex(), "roles": ["store"]})
-    (home / "genesis.json").write_text(json.dumps(wire, indent=2))
-
-
-class Api:
-    """The module's node with the tokens the tests use."""
-
-    def __init__(self, node: SingleNode) -> None:
-        self.node = node
-        self.operator = node.token
-        self.channel = node.make_token("channel-1", "orders:read,orders:write,invoices:read,events:read")
-        self.store = node.make_token("store-1", "orders:read,inventory:read,invoices:read,events:read")
-        self.porto = node.make_token("store-2", "orders:read,inventory:read,invoices:read,events:read")
-        self.http = httpx.Client(base_url=node.url, timeout=40)
-
-    def get(self, path: str, token: str | None, **params: Any) -> httpx.Response:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        return self.http.get(path, params=params, headers=headers)
-
-    def ok(self, path: str, token: str, **params: Any) -> Any:
-        response = self.get(path, token, **params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def send(self, signer: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-        done = self.node.send(signer, kind, payload)
-        assert done["status"] == "committed", done
-        result: dict[str, Any] = done["receipt"]["result"]
-        return result
-
-
-def order_payload(ref: str, qty: int = 1, region: str = "PT", terms: str = "on_account") -> dict[str, Any]:
-    return {
-        "external_ref": ref,
-        "currency": "EUR",
-        "customer_hash": hashlib.sha256(ref.encode()).hexdigest(),
-        "payment_terms": terms,
-        "lines": [{"sku": "TEE-M", "qty": qty}],
-        "delivery": {"region": region, "lat": 41_150_000 if region == "PO" else 38_700_000, "lon": -8_600_000},
-    }
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    node = SingleNode(tmp_path_factory.mktemp("api") / "home")
-    add_organisation(node.home)
-    node.start()
-    api = Api(node)
-    api.send("operator-1", "sku.upsert", {"sku": "TEE-M", "price": 1999, "currency": "EUR", "tax_class": "standard"})
-    for location, org, lat in (("LIS-1", "org-0", 38_722_000), ("OPO-1", "org-1", 41_150_000)):
-        place = {"location": location, "type": "store", "org": org, "region": "PT", "lat": lat, "lon": -8_600_000}
-        api.send("operator-1", "location.upsert", place)
-        api.send("operator-1", "stock.receive", {"location": location, "lines": [{"sku": "TEE-M", "qty": 50}]})
+    api = start_api(tmp_path_factory.mktemp("api") / "home")
     yield api
-    api.http.close()
-    node.stop()
-    node.client.close()
+    stop_api(api)
 
 
 def test_business_routes_need_a_known_token(api: Api) -> None:
@@ -152,29 +91,6 @@ def test_a_token_over_its_rate_gets_429_with_retry_after(api: Api) -> None:
     assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
     assert int(limited.headers["retry-after"]) >= 1
     assert api.get("/v1/inventory", api.operator, location="none").status_code == 200
-
-
-def follow(api: Api, token: str, after: str, **params: Any) -> tuple[list[dict[str, Any]], str]:
-    """Every event after `after` until the feed has nothing new; the events and the last cursor."""
-    events: list[dict[str, Any]] = []
-    while True:
-        page = api.ok("/v1/events", token, after=after, **params)
-        events.extend(page["items"])
-        if page["next_cursor"] == after:
-            return events, after
-        after = page["next_cursor"]
-
-
-def collect_pages(api: Api, token: str, path: str, limit: int, **params: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page = api.ok(path, token, limit=limit, **({"cursor": cursor} if cursor else {}), **params)
-        assert len(page["items"]) <= limit
-        items.extend(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
 
 
 def test_orders_list_by_status_channel_location_and_time_a_page_at_a_time(api: Api) -> None:
@@ -272,11 +188,6 @@ def test_the_feed_from_zero_across_a_restart_and_a_timeout_ends_with_the_node_st
     porto_orders = {row["order_id"] for row in collect_pages(api, api.porto, "/v1/orders", 50)}
     assert porto_orders and {e["data"]["order_id"] for e in porto_events if "order_id" in e["data"]} == porto_orders
     assert {e["data"]["location"] for e in porto_events if e["type"] == "stock.movement"} == {"OPO-1"}
-
-
-def post(api: Api, path: str, token: str, body: Any, key: str | None = None, **params: Any) -> httpx.Response:
-    headers = {"authorization": f"Bearer {token}", **({"idempotency-key": key} if key else {})}
-    return api.http.post(path, json=body, params=params, headers=headers)
 
 
 def test_writes_through_resource_routes_signed_by_the_node(api: Api) -> None:
