@@ -22,7 +22,7 @@ import pytest
 from cli.output import ExitCode
 from devnet.network import free_ports
 from tests.e2e.conftest import SingleNode
-from tests.e2e.test_api import order_payload
+from tests.e2e.integrator import order_payload
 
 pytestmark = [pytest.mark.e2e]
 
