@@ -149,12 +149,17 @@ class NodeClient:
 
     def submit_many(self, txs: Iterable[Tx]) -> list[dict[str, Any]]:
         """POST a batch as msgpack; one verdict per tx."""
+        return self.submit_batch(list(txs))[0]
+
+    def submit_batch(self, txs: list[Tx]) -> tuple[list[dict[str, Any]], float | None]:
+        """POST a batch as msgpack: one verdict per tx, and the `Retry-After` (seconds) if some were refused for
+        want of room (`mempool_full`, `signer_over_quota`): those should be sent again after it."""
         body = encode([tx.to_wire() for tx in txs])
         response = self.http.post("/v1/txs", content=body, headers={"content-type": "application/msgpack"})
         if response.status_code != 202:
             raise NodeError(response.status_code, _body(response))
-        result: list[dict[str, Any]] = response.json()
-        return result
+        retry_after = response.headers.get("retry-after")
+        return response.json(), None if retry_after is None else float(retry_after)
 
     def wait(self, tx_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """Poll until the tx is committed or rejected; returns its status with the receipt."""

@@ -98,6 +98,7 @@ def run_load(
 ) -> dict[str, Any]:
     """Send `orders` orders over the live nodes and measure throughput and commit latency.
 
+    A tx a node refuses for want of room is sent again after its `Retry-After`, and counted in `refused`.
     Without `rate` everything is sent as fast as the nodes take it (throughput at saturation, where
     latency is mostly queueing); with `rate` (orders/s) batches are paced, for latency at that load.
     """
@@ -117,6 +118,7 @@ def run_load(
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     committed = 0
+    refused = 0
     seen_height = start_height
     started = time.perf_counter()
     targets = cycle(clients)
@@ -127,9 +129,14 @@ def run_load(
         now = time.perf_counter()
         for tx in chunk:
             sent_at[tx.id.hex()] = now
-        next(targets).submit_many(chunk)
-        seen_height, found = _collect(watcher, seen_height, sent_at, latencies)
-        committed += found
+        while chunk:
+            verdicts, retry_after = next(targets).submit_batch(chunk)
+            chunk = [tx for tx, verdict in zip(chunk, verdicts, strict=True) if verdict.get("error") in RETRYABLE]
+            refused += len(chunk)
+            seen_height, found = _collect(watcher, seen_height, sent_at, latencies)
+            committed += found
+            if chunk:
+                time.sleep(retry_after or 1.0)
     deadline = time.perf_counter() + timeout
     last = -1
     while committed < len(txs) and time.perf_counter() < deadline:
@@ -147,6 +154,7 @@ def run_load(
     result = {
         "sent": len(txs),
         "committed": committed,
+        "refused": refused,
         "seconds": round(seconds, 3),
         "tx_per_s": round(committed / seconds, 1) if seconds else 0.0,
         "latency_ms": {
@@ -160,6 +168,10 @@ def run_load(
     for client in clients:
         client.close()
     return result
+
+
+RETRYABLE = frozenset({"mempool_full", "signer_over_quota"})
+"""Verdicts that refuse a tx for want of room: it is sent again after the node's `Retry-After`, never dropped."""
 
 
 def _settled_heads(devnet: Devnet, timeout: float = 10.0) -> list[dict[str, Any]]:
