@@ -92,7 +92,10 @@ def test_fresh_node_state_syncs_to_the_same_state_commitment_and_refuses_old_txs
         replay = net.client(1)
         with pytest.raises(NodeError) as refused:
             replay.submit(old)
-        assert (refused.value.status, refused.value.body["error"]) == (400, "duplicate_transaction")
+        # Refused from the replicated state either way: as a replay while its window is open, as expired once the
+        # chain has passed it (on a fast machine the 2,000 blocks above can outrun the window).
+        assert refused.value.status == 400
+        assert refused.value.body["error"] in ("duplicate_transaction", "expired_transaction")
         below = replay.http.get(f"/v1/tx/{old.id.hex()}")
         assert below.status_code == 404, "the tx is below the snapshot: this node holds no block of it"
         replay.close()
