@@ -37,6 +37,9 @@ class NodeConfig:
     """Most txs of one signer waiting in the mempool at once."""
     mempool_signer_max_bytes: int = 32 * 1024 * 1024
     """Most bytes of one signer's txs waiting in the mempool at once."""
+    mempool_max_wait_ms: int = 10_000
+    """The mempool holds at most the txs the network commits in this long (at its recent rate): a client is
+    refused (503, `Retry-After`) rather than queued for minutes."""
     batch_wait_ms: int = 5
     """How long the primary lets a batch fill before it proposes."""
     log_level: str = "warning"

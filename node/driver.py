@@ -34,7 +34,7 @@ from ledger.block import Block, CommitCertificate, Receipt, has_room
 from ledger.errors import LedgerError
 from ledger.tx import Tx
 from node.executor import Executor
-from node.mempool import Mempool
+from node.mempool import Dropped, Mempool
 from node.wal import ConsensusLog
 from p2p.transport import Transport
 
@@ -198,7 +198,7 @@ class ConsensusDriver:
             return
         self._passed_over = 0
         if not self.recheck(oldest):
-            self.mempool.remove([oldest.id])
+            self.mempool.drop(oldest.id, Dropped.INADMISSIBLE)
             return
         self._run(self.replica.on_stuck_tx())
 

@@ -6,17 +6,30 @@ order it sent them. Two bounds keep one client from taking the pool:
 - per signer, at most `signer_max_txs` txs and `signer_max_bytes` bytes wait
   at once (a quarter of the pool by default); a signer at its quota is
   refused with `SignerOverQuota` (429) until blocks take some of its txs;
-- overall, at most `max_txs` and `max_bytes`; a full pool refuses with
+- overall, at most `max_txs` and `max_bytes`, and at most the work the
+  network commits in `max_wait_ms` (see below); a full pool refuses with
   `MempoolFull` (503).
 
-Both refusals carry `retry_after_s`, the `Retry-After` of the answer: the
-time a few blocks take, after which the pool has room again if the network
-commits. Nothing admitted is evicted to make room for a newcomer, except by
-age: txs that waited longer than `ttl_ms` are dropped (`evict_stale`, every
-second, and before a full pool refuses), since a tx that old is stuck behind a
+**Bounded by work.** A count alone lets the queue grow to minutes of work
+before anyone is refused: every tx admitted then waits minutes for its
+block, and a client has no signal to slow down. So the pool also holds at
+most what the network committed in the last `RATE_WINDOW_MS` scaled to
+`max_wait_ms` (`on_committed` feeds the rate), and never less than
+`min_txs` (an idle network, whose rate says nothing, still takes a burst).
+A client refused for room is told, in `retry_after_s`, how long the pool
+takes to drain what is over the bound at the current rate (at least a
+second): it slows down to what the network commits, and the txs it has in
+the pool wait about `max_wait_ms` at most.
+
+Nothing admitted is evicted to make room for a newcomer, except by age: txs
+that waited longer than `ttl_ms` are dropped (`evict_stale`, every second,
+and before a full pool refuses), since a tx that old is stuck behind a
 partition or a failing rule and its sender can resend it. Committed txs are
 removed by id, and after each block the txs whose validity window has closed
-(no block may take them any more) are dropped.
+(no block may take them any more) are dropped. A tx dropped for any reason
+but its commit is remembered (the last `DROPPED_KEPT` of them, with the
+reason) so that its sender can learn why it will not commit
+(`GET /v1/tx/{id}` answers `dropped`), instead of finding it gone.
 
 A tx that is stuck is offered to the peers again (`take_unproposed`):
 gossip forwards a tx once, and a peer whose pool was full then never had it,
@@ -34,14 +47,33 @@ room again and what is truly missing at the primary is offered again.
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
+import math
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from ledger.errors import LedgerError
 from ledger.tx import Tx
 
 RETRY_AFTER_S = 2
-"""What a refusal for room asks the client to wait before it sends again, in seconds."""
+"""What a refusal for room asks the client to wait before it sends again, in seconds, when the pool cannot
+say better (a signer's quota, a pool full by count or bytes)."""
+
+MAX_RETRY_AFTER_S = 30
+"""Longest wait a refusal asks for."""
+
+RATE_WINDOW_MS = 10_000
+"""How far back the commit rate that bounds the pool's work is measured."""
+
+DROPPED_KEPT = 10_000
+"""How many dropped tx ids (with their reason) the pool remembers for status queries."""
+
+
+class Dropped:
+    """Why a tx left the pool without being committed (the `reason` of its status)."""
+
+    STALE = "waited_too_long"
+    EXPIRED = "validity_window_closed"
+    INADMISSIBLE = "no_longer_admissible"
 
 
 class MempoolFull(LedgerError):
@@ -50,6 +82,10 @@ class MempoolFull(LedgerError):
     code = "mempool_full"
     http_status = 503
     retry_after_s = RETRY_AFTER_S
+
+    def __init__(self, message: str, retry_after_s: int = RETRY_AFTER_S) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class SignerOverQuota(LedgerError):
@@ -90,9 +126,19 @@ class Mempool:
         signer_max_txs: int | None = None,
         signer_max_bytes: int | None = None,
         ttl_ms: int = 600_000,
+        max_wait_ms: int | None = None,
+        min_txs: int = 2_000,
     ) -> None:
-        """Quotas per signer default to a quarter of the pool's bounds."""
+        """Quotas per signer default to a quarter of the pool's bounds; without `max_wait_ms` the pool is
+        bounded by count and bytes only."""
         self.max_txs = max_txs
+        self.max_wait_ms = max_wait_ms
+        self.min_txs = min(min_txs, max_txs)
+        self._commits: deque[tuple[int, int]] = deque()
+        """(when, txs) of the blocks committed in the last `RATE_WINDOW_MS`."""
+        self._committed_in_window = 0
+        self._dropped: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
+        """Tx id -> (signer, reason) of the last `DROPPED_KEPT` txs dropped without being committed."""
         self.max_bytes = max_bytes
         self.signer_max_txs = signer_max_txs if signer_max_txs is not None else max(max_txs // 4, 1)
         self.signer_max_bytes = signer_max_bytes if signer_max_bytes is not None else max(max_bytes // 4, 1)
@@ -138,10 +184,16 @@ class Mempool:
                     f"{tx.signer} has {share.txs} txs ({share.bytes} bytes) waiting, its quota is"
                     f" {self.signer_max_txs} txs and {self.signer_max_bytes} bytes; retry once blocks take some"
                 )
-        if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
+        limit = self.limit(now_ms)
+        if len(self._entries) >= limit or self.bytes + size > self.max_bytes:
             self.evict_stale(now_ms)
-            if len(self._entries) >= self.max_txs or self.bytes + size > self.max_bytes:
-                raise MempoolFull(f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes); retry later")
+            if len(self._entries) >= limit or self.bytes + size > self.max_bytes:
+                raise MempoolFull(
+                    f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes; it takes {limit} txs,"
+                    f" about {self.max_wait_ms or 0} ms of the network's work); retry later",
+                    self._retry_after_s(len(self._entries) + 1 - limit, now_ms),
+                )
+        self._dropped.pop(tx.id, None)
         self._entries[tx.id] = _Entry(tx, size, now_ms, room, now_ms)
         heapq.heappush(self._expiries, (tx.valid_until, tx.id))
         self.bytes += size
@@ -149,6 +201,45 @@ class Mempool:
         share.txs += 1
         share.bytes += size
         return True
+
+    def on_committed(self, txs: int, now_ms: int) -> None:
+        """A block of `txs` txs was committed at `now_ms` (feeds the commit rate that bounds the pool)."""
+        self._commits.append((now_ms, txs))
+        self._committed_in_window += txs
+        while self._commits and self._commits[0][0] <= now_ms - RATE_WINDOW_MS:
+            self._committed_in_window -= self._commits.popleft()[1]
+
+    def rate(self, now_ms: int) -> float:
+        """Txs the network committed per millisecond over the last `RATE_WINDOW_MS`."""
+        self.on_committed(0, now_ms)
+        return self._committed_in_window / RATE_WINDOW_MS
+
+    def limit(self, now_ms: int) -> int:
+        """How many txs the pool takes now: `max_txs`, or the work of `max_wait_ms` at the commit rate."""
+        if self.max_wait_ms is None:
+            return self.max_txs
+        return max(self.min_txs, min(self.max_txs, int(self.rate(now_ms) * self.max_wait_ms)))
+
+    def _retry_after_s(self, excess: int, now_ms: int) -> int:
+        """Seconds the network takes, at its current rate, to commit `excess` txs (1 to `MAX_RETRY_AFTER_S`)."""
+        rate = self.rate(now_ms)
+        if rate <= 0:
+            return RETRY_AFTER_S
+        return max(1, min(MAX_RETRY_AFTER_S, math.ceil(max(excess, 1) / rate / 1000)))
+
+    def dropped(self, tx_id: bytes) -> tuple[str, str] | None:
+        """(signer, reason) of a tx dropped without being committed, if it is among the last remembered."""
+        return self._dropped.get(tx_id)
+
+    def drop(self, tx_id: bytes, reason: str) -> None:
+        """Remove a tx that will not be committed from here, remembering why."""
+        entry = self._entries.get(tx_id)
+        if entry is None:
+            return
+        self.remove([tx_id])
+        self._dropped[tx_id] = (entry.tx.signer, reason)
+        if len(self._dropped) > DROPPED_KEPT:
+            self._dropped.popitem(last=False)
 
     def batch(self, max_txs: int) -> list[Tx]:
         """The oldest `max_txs` txs, left in the pool until committed."""
@@ -196,7 +287,7 @@ class Mempool:
         expiries = self._expiries
         while expiries and expiries[0][0] < height:
             _, tx_id = heapq.heappop(expiries)
-            self.remove([tx_id])
+            self.drop(tx_id, Dropped.EXPIRED)
 
     def evict_stale(self, now_ms: int) -> None:
         """Drop the txs that waited `ttl_ms` or longer (they are the oldest, at the front)."""
@@ -204,5 +295,5 @@ class Mempool:
             tx_id, entry = next(iter(self._entries.items()))
             if now_ms - entry.added_ms < self.ttl_ms:
                 return
-            self.remove([tx_id])
+            self.drop(tx_id, Dropped.STALE)
             self.evicted += 1

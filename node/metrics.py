@@ -113,6 +113,11 @@ class NodeCollector(Collector):
         mempool = self.node.mempool
         yield GaugeMetricFamily("oms_mempool_txs", "Admitted txs waiting for a block.", len(mempool))
         yield GaugeMetricFamily("oms_mempool_bytes", "Encoded size of the txs in the mempool.", mempool.bytes)
+        yield GaugeMetricFamily(
+            "oms_mempool_limit_txs",
+            "Txs the mempool takes now (its count bound, or the work of its wait bound at the commit rate).",
+            mempool.limit(self.node.clock()),
+        )
         yield CounterMetricFamily(
             "oms_mempool_evicted_txs_total", "Txs dropped from the mempool after waiting too long.", mempool.evicted
         )

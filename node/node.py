@@ -100,6 +100,7 @@ class Node:
             self.config.mempool_max_bytes,
             signer_max_txs=self.config.mempool_signer_max_txs,
             signer_max_bytes=self.config.mempool_signer_max_bytes,
+            max_wait_ms=self.config.mempool_max_wait_ms,
         )
         app = NodeApplication(self.executor, self.admission, self.config.node_id, clock)
         records = recover_records(home / WAL_FILE)
@@ -257,6 +258,7 @@ class Node:
         self.mempool.remove([tx.id for tx in block.txs])
         self.mempool.drop_expired(block.height + 1)
         self._last_commit_ms = self.clock()
+        self.mempool.on_committed(len(block.txs), self._last_commit_ms)
         if has_room(block, self.genesis.consensus):
             self.blocks_with_room += 1
         self.commits.notify()

@@ -57,7 +57,7 @@ class Receipt(BaseModel):
 
 class TxStatus(BaseModel):
     tx_id: str
-    status: str = Field(description="pending, committed or rejected")
+    status: str = Field(description="pending, committed, rejected or dropped")
     height: int | None = None
     index: int | None = None
     receipt: Receipt | None = None
@@ -191,7 +191,7 @@ class WriteResult(BaseModel, Generic[Resource]):
     """What became of a write: the tx, its receipt once committed, and the resource as it then is."""
 
     tx_id: str
-    status: str = Field(description="pending, committed or rejected")
+    status: str = Field(description="pending, committed, rejected or dropped")
     height: int | None = None
     receipt: Receipt | None = None
     reason: str | None = Field(default=None, description="`code: message` of a rejected tx")

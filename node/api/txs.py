@@ -136,8 +136,10 @@ def _validate_json_tx(index: int, item: Any) -> TxIn:
 
 @router.get("/tx/{tx_id}", response_model=TxStatus, responses={404: {"model": ErrorBody}}, summary="Where a tx stands")
 async def get_tx(tx_id: str, node: NodeDep, caller: Caller) -> Any:
-    """`pending` (in the mempool), `committed` (with height, index and receipt), or `rejected` (committed
-    but refused by a contract; `reason` says why). A token sees the txs its identity signed; operator and
+    """`pending` (in the mempool), `committed` (with height, index and receipt), `rejected` (committed
+    but refused by a contract; `reason` says why), or `dropped` (left this node's mempool without being
+    committed: `reason` is `waited_too_long`, `validity_window_closed` or `no_longer_admissible`; send it
+    again, or a new one if its window closed). A token sees the txs its identity signed; operator and
     auditor tokens with `chain:read` see every tx."""
     try:
         raw_id = bytes.fromhex(tx_id)
@@ -145,9 +147,15 @@ async def get_tx(tx_id: str, node: NodeDep, caller: Caller) -> Any:
         raise InvalidTransaction("tx id must be hex") from exc
     found = node.find_receipt(raw_id)
     pending = None if found is not None else node.mempool.get(raw_id)
-    signer = node.get_committed_tx(found[0], found[1]).signer if found else pending.signer if pending else None
+    dropped = None if found is not None or pending is not None else node.mempool.dropped(raw_id)
+    if found:
+        signer: str | None = node.get_committed_tx(found[0], found[1]).signer
+    else:
+        signer = pending.signer if pending else dropped[0] if dropped else None
     if signer is None or not (signer == caller.identity.id or (caller.sees_all and "chain:read" in caller.scopes)):
         raise NotFound(f"tx {tx_id} is neither pending nor committed on this node")
+    if dropped is not None:
+        return TxStatus(tx_id=tx_id, status="dropped", reason=dropped[1])
     if found is None:
         return TxStatus(tx_id=tx_id, status="pending")
     height, index, receipt = found

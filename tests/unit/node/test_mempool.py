@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.tx import MAX_TX_WINDOW, Tx
-from node.mempool import RETRY_AFTER_S, Mempool, MempoolFull, SignerOverQuota
+from node.mempool import MAX_RETRY_AFTER_S, RETRY_AFTER_S, Dropped, Mempool, MempoolFull, SignerOverQuota
 from tests.helpers.builders import make_network
 
 NET = make_network(4)
@@ -92,3 +92,51 @@ def test_txs_whose_window_closed_are_dropped_after_a_block():
     pool.drop_expired(6)
     assert [tx.id in pool for tx in short + longer] == [False, False, True]
     assert pool.get_share("channel-1") == (1, 100) and pool.bytes == 100
+    assert pool.dropped(short[1].id) == ("channel-1", Dropped.EXPIRED)
+    assert pool.dropped(short[0].id) is None, "a committed tx is not reported as dropped"
+
+
+def test_the_pool_holds_the_work_of_max_wait_at_the_commit_rate():
+    pool = Mempool(max_txs=10_000, max_wait_ms=2_000, min_txs=5, signer_max_txs=10_000)
+    assert pool.limit(now_ms=0) == 5, "an idle network, whose rate says nothing, still takes min_txs"
+    for second in range(10):
+        pool.on_committed(100, now_ms=second * 1000)
+    assert pool.limit(now_ms=9_500) == 200, "100 txs/s over the window, times 2 s"
+    batch = txs(201)
+    for tx in batch[:200]:
+        pool.add(tx, 10, now_ms=9_500)
+    with pytest.raises(MempoolFull) as refused:
+        pool.add(batch[200], 10, now_ms=9_500)
+    assert refused.value.retry_after_s == 1, "one tx over the bound drains in well under a second"
+    assert pool.limit(now_ms=25_000) == 5, "a rate older than the window no longer counts"
+    with pytest.raises(MempoolFull) as refused:
+        pool.add(batch[200], 10, now_ms=25_000)
+    assert refused.value.retry_after_s == RETRY_AFTER_S, "with no rate the pool asks for its default wait"
+
+
+def test_the_retry_after_grows_with_what_is_over_the_bound():
+    pool = Mempool(max_txs=10_000, max_wait_ms=1_000, min_txs=1_000, signer_max_txs=10_000)
+    *batch, late = txs(41)
+    for tx in batch:
+        pool.add(tx, 10, now_ms=0)
+    pool.min_txs = 1
+    pool.on_committed(10, now_ms=1)
+    with pytest.raises(MempoolFull) as refused:
+        pool.add(late, 10, now_ms=2)
+    assert refused.value.retry_after_s == MAX_RETRY_AFTER_S, "40 txs over at 1 tx/s: never asked to wait > the cap"
+    pool.max_wait_ms = 20_000
+    with pytest.raises(MempoolFull) as refused:
+        pool.add(late, 10, now_ms=2)
+    assert refused.value.retry_after_s == 21, "21 txs over a bound of 20 at 1 tx/s"
+    pool.max_wait_ms = 41_000
+    assert pool.add(late, 10, now_ms=2), "a longer wait bound makes room"
+
+
+def test_a_stale_tx_is_remembered_as_dropped_until_it_is_sent_again():
+    pool = Mempool(ttl_ms=1000)
+    (tx,) = txs(1)
+    pool.add(tx, 100, now_ms=0)
+    pool.evict_stale(now_ms=1000)
+    assert tx.id not in pool and pool.dropped(tx.id) == ("channel-1", Dropped.STALE)
+    assert pool.add(tx, 100, now_ms=1001)
+    assert pool.dropped(tx.id) is None
