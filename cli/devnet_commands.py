@@ -6,13 +6,15 @@ down --dir DIR                             stop every node
 kill --dir DIR --node I                    SIGKILL one node
 restart --dir DIR --node I                 start it again
 load --dir DIR --orders N [--json]         stock SKUs, send N signed orders, wait for commits
+bench --dir DIR --orders N --concurrency C [--batch B] [--rate R] [--json]
+                                           the same from C clients: orders/s, latency, CPU and memory per node
 demo --dir DIR                             walk a full order-management scenario
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,28 +94,56 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from devnet.load import run_load
+    return _run_bench(args, concurrency=1, batch=1, per_request=args.batch)
 
-    devnet = _devnet(args)
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    return _run_bench(args, concurrency=args.concurrency, batch=args.batch, per_request=args.per_request)
+
+
+def _run_bench(args: argparse.Namespace, concurrency: int, batch: int, per_request: int) -> int:
+    """`load` and `bench`: drive the devnet, print the figures; exit 1 unless every order was committed."""
+    from devnet.bench import run_bench
+
     baskets = None
     if args.baskets:
         from devnet.baskets import read_olist_baskets
 
         baskets = read_olist_baskets(Path(args.baskets))
-    started = time.monotonic()
-    result = run_load(devnet, args.orders, batch=args.batch, baskets=baskets, progress=not args.json, rate=args.rate)
-    result["wall_seconds"] = round(time.monotonic() - started, 3)
+    if min(args.orders, concurrency, batch, per_request) < 1:
+        return fail("--orders, --concurrency, --batch and --per-request must be at least 1", ExitCode.USAGE)
+    result = run_bench(
+        _devnet(args),
+        args.orders,
+        concurrency=concurrency,
+        batch=batch,
+        rate=args.rate,
+        baskets=baskets,
+        per_request=per_request,
+        progress=not args.json,
+    )
+    ok = result["committed"] == args.orders
     if args.json:
         print_json(result)
-        return 0 if result["committed"] == args.orders else 1
+        return 0 if ok else 1
+    latency = result["latency_ms"]
     print(
-        f"committed {result['committed']} of {result['sent']} orders in {result['seconds']} s "
-        f"({result['tx_per_s']} tx/s; commit latency p50 {result['latency_ms']['p50']} ms, "
-        f"p99 {result['latency_ms']['p99']} ms)"
+        f"committed {result['committed']} of {result['orders']} orders in {result['seconds']} s:"
+        f" {result['orders_per_s']} orders/s, commit latency p50 {latency['p50']} ms, p95 {latency['p95']} ms,"
+        f" p99 {latency['p99']} ms"
     )
-    for node in result["nodes"]:
-        print(f"  node {node['index']}: height {node['height']}, head {str(node['head_hash'])[:16]}")
-    return 0 if result["committed"] == args.orders else 1
+    print(
+        f"  {result['blocks']} blocks of {result['avg_block_txs']} txs on average; rejected {result['rejected']},"
+        f" refused for room and sent again {result['refused']}"
+    )
+    for node, cpu, rss in zip(result["nodes"], result["cpu_s_per_node"], result["rss_mb_per_node"], strict=True):
+        print(
+            f"  node {node['index']}: height {node['height']}, head {str(node['head_hash'])[:16]},"
+            f" cpu {cpu} s, peak rss {rss} MB"
+        )
+    for error in result["errors"]:
+        print(f"  error: {error}", file=sys.stderr)
+    return 0 if ok else 1
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -137,8 +167,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workload_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--orders", type=int, required=True)
+    p.add_argument("--rate", type=float, help="offer this many orders per second (default: as fast as taken)")
+    p.add_argument("--baskets", help="replay the baskets of an Olist-style order_items.csv instead of synthetic ones")
+    p.add_argument("--json", action="store_true")
+
+
 def add_parser(sub: Any) -> None:
-    devnet = sub.add_parser("devnet", help="run N local nodes: up, status, check, down, kill, restart, load, demo")
+    devnet = sub.add_parser("devnet", help="run N local nodes: up, status, check, down, kill, restart, load, bench")
     commands = devnet.add_subparsers(dest="devnet_command", required=True)
 
     def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
@@ -163,9 +200,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--node", type=int, required=True)
     p.add_argument("--timeout", type=float, default=60.0)
     p = command("load", cmd_load, "stock some SKUs and send N client-signed orders over the nodes")
-    p.add_argument("--orders", type=int, required=True)
     p.add_argument("--batch", type=int, default=200, help="orders per HTTP request")
-    p.add_argument("--rate", type=float, help="pace the orders at this many per second (default: as fast as taken)")
-    p.add_argument("--baskets", help="replay the baskets of an Olist-style order_items.csv instead of synthetic ones")
-    p.add_argument("--json", action="store_true")
+    _workload_arguments(p)
+    p = command("bench", cmd_bench, "measure orders/s, commit latency, CPU and memory per node under N orders")
+    p.add_argument("--concurrency", type=int, default=4, help="client threads sending at once, over the nodes")
+    p.add_argument("--batch", type=int, default=1, help="orders per signed tx (more than 1: order.import)")
+    p.add_argument("--per-request", type=int, default=50, help="txs per HTTP request")
+    _workload_arguments(p)
     command("demo", cmd_demo, "walk the devnet through a full order-management scenario")

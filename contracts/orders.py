@@ -67,6 +67,7 @@ from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "order.create": frozenset({"channel"}),
+    "order.import": frozenset({"channel"}),
     "order.cancel": frozenset({"channel", "operator"}),
     "order.complete": frozenset({"channel", "operator"}),
     "order.edit": frozenset({"channel", "operator"}),
@@ -80,6 +81,9 @@ COMPLETABLE = ("delivered", "returned", "refunded")
 
 MAX_LINES = 100
 """Most lines in one order."""
+
+MAX_IMPORT_ORDERS = 100
+"""Most orders in one `order.import` tx."""
 
 ORDER_LINES = items(
     "lines",
@@ -104,16 +108,27 @@ DELIVERY = mapping(
 PICKUP = ident("pickup", required=False, doc="the store the customer collects from (must offer pickup)")
 """The pickup store of an order."""
 
+NEW_ORDER = payload(
+    text("external_ref", min_length=1, doc="the channel's reference: a re-sent one is a duplicate"),
+    digest("customer_hash", doc="sha256 of the channel's customer reference"),
+    text("currency", doc="the SKUs' currency"),
+    ORDER_LINES,
+    DELIVERY,
+    PICKUP,
+    choice("payment_terms", PAYMENT_TERMS, default="prepaid"),
+    integer("shipping_charge", 0, MAX_AMOUNT, default=0, doc="minor units, tax included as prices are"),
+)
+"""One order as a channel places it."""
+
 PAYLOADS = {
-    "order.create": payload(
-        text("external_ref", min_length=1, doc="the channel's reference: a re-sent one is a duplicate"),
-        digest("customer_hash", doc="sha256 of the channel's customer reference"),
-        text("currency", doc="the SKUs' currency"),
-        ORDER_LINES,
-        DELIVERY,
-        PICKUP,
-        choice("payment_terms", PAYMENT_TERMS, default="prepaid"),
-        integer("shipping_charge", 0, MAX_AMOUNT, default=0, doc="minor units, tax included as prices are"),
+    "order.create": NEW_ORDER,
+    "order.import": payload(
+        items(
+            "orders",
+            *NEW_ORDER.fields,
+            max_items=MAX_IMPORT_ORDERS,
+            doc="each placed as `order.create` places it, on its own",
+        )
     ),
     "order.cancel": payload(
         ident("order_id"),
@@ -191,17 +206,22 @@ def read_destination(state: StateView, fields: dict[str, Any]) -> tuple[Delivery
 
 
 def open_order(
-    state: StateView, ctx: TxContext, fields: dict[str, Any], review: bool, exchange_of: str | None = None
+    state: StateView,
+    ctx: TxContext,
+    fields: dict[str, Any],
+    review: bool,
+    exchange_of: str | None = None,
+    item: int | None = None,
 ) -> Order:
-    """Number and store a new order (an `order.create` payload as `read_payload` returns it), then review and
-    allocate it (or hold it)."""
+    """Number and store a new order (an `order.create` payload as `read_payload` returns it; `item`: its place
+    in an `order.import`), then review and allocate it (or hold it)."""
     external_ref = fields["external_ref"]
     currency = fields["currency"]
     lines, price_mismatch = read_lines(state, fields["lines"], currency)
     delivery, pickup = read_destination(state, fields)
     terms = fields["payment_terms"]
     order: Order = {
-        "order_id": compute_order_number(ctx.height, ctx.tx_index),
+        "order_id": compute_order_number(ctx.height, ctx.tx_index, item),
         "channel": ctx.signer.id,
         "org": ctx.signer.org,
         "external_ref": external_ref,
@@ -276,13 +296,40 @@ def compute_settlement(state: StateView, order: Order) -> tuple[int, int]:
 
 def process_order_create(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """A channel places an order; a re-sent external reference returns the existing order."""
-    fields = read_payload(PAYLOADS["order.create"], tx.payload)
+    return place_order(state, ctx, read_payload(PAYLOADS["order.create"], tx.payload))
+
+
+def process_order_import(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
+    """A channel places up to `MAX_IMPORT_ORDERS` orders in one tx (the bulk path: one signature, one
+    admission). Each is placed as `order.create` places it, on its own: one refused is rolled back and its
+    result says why (`error`, `message`), and does not hold back the others. `placed` counts the new orders
+    (not the duplicates)."""
+    fields = read_payload(PAYLOADS["order.import"], tx.payload)
+    results: list[dict[str, Any]] = []
+    for item, order_fields in enumerate(fields["orders"]):
+        state.begin()
+        try:
+            result = place_order(state, ctx, order_fields, item)
+        except Rejected as refusal:
+            state.rollback()
+            results.append(
+                {"external_ref": order_fields["external_ref"], "error": refusal.code, "message": refusal.message}
+            )
+            continue
+        state.commit()
+        results.append(result)
+    return {"orders": results, "placed": sum(1 for result in results if result.get("duplicate") is False)}
+
+
+def place_order(state: StateView, ctx: TxContext, fields: dict[str, Any], item: int | None = None) -> dict[str, Any]:
+    """Open the order of an `order.create` payload (`item`: its place in an import), or answer the one that a
+    re-sent external reference placed before."""
     external_ref = fields["external_ref"]
     existing = get_order_by_external_ref(state, ctx.signer.id, external_ref)
     if existing is not None:
         order = require_order(state, existing)
         return {"order_id": existing, "status": order["status"], "duplicate": True}
-    order = open_order(state, ctx, fields, review=True)
+    order = open_order(state, ctx, fields, review=True, item=item)
     state.put(keys.external_ref_key(ctx.signer.id, sha256(external_ref.encode()).hex()), order["order_id"])
     return {
         "order_id": order["order_id"],

@@ -11,6 +11,7 @@ from contracts.allocation import compute_distance_sq
 from contracts.invoicing import compute_half_up, compute_lines
 from contracts.lifecycle import is_allowed_transition
 from contracts.numbering import compute_order_number, is_valid_order_number
+from contracts.orders import MAX_IMPORT_ORDERS
 from tests.helpers.contracts import CUSTOMER, Ledger, create, make_shop, ok, pay, receive, refused, stock
 
 
@@ -329,3 +330,50 @@ def test_transition_table_refuses_skipping_states() -> None:
     assert is_allowed_transition("allocated", "paid")
     assert not is_allowed_transition("created", "shipped")
     assert not is_allowed_transition("cancelled", "allocated")
+
+
+def test_an_import_places_each_order_on_its_own_with_a_number_of_its_own(ledger: Ledger) -> None:
+    receive(ledger, "WH1", "TEE", 3)
+    first = ok(create(ledger, "A", [{"sku": "TEE", "qty": 1}]))
+    orders = [
+        {
+            "external_ref": ref,
+            "customer_hash": CUSTOMER,
+            "currency": "EUR",
+            "lines": [{"sku": "TEE", "qty": qty}],
+            "delivery": {"region": "NL", "lat": 51_930_000, "lon": 4_900_000},
+        }
+        for ref, qty in (("B", 1), ("C", 2), ("A", 1), ("D", 1))
+    ]
+    result = ok(ledger.submit("channel-1", "order.import", {"orders": orders}))
+    placed, oversold, duplicate, last = result["orders"]
+    assert result["placed"] == 2 and duplicate == {
+        "order_id": first["order_id"],
+        "status": "allocated",
+        "duplicate": True,
+    }
+    assert oversold["error"] == "insufficient_stock" and oversold["external_ref"] == "C"
+    assert placed["order_id"] != last["order_id"] and all(
+        map(is_valid_order_number, (placed["order_id"], last["order_id"]))
+    )
+    assert stock(ledger, "WH1", "TEE")["reserved"] == 3, (
+        "the refused order's reservation was rolled back, the others kept"
+    )
+    assert compute_order_number(5, 1, 0) != compute_order_number(5, 1, 1) != compute_order_number(5, 1)
+
+
+def test_an_import_of_the_most_orders_fits_its_step_budget(ledger: Ledger) -> None:
+    receive(ledger, "WH1", "TEE", 1_000)
+    orders = [
+        {
+            "external_ref": f"R{i}",
+            "customer_hash": CUSTOMER,
+            "currency": "EUR",
+            "lines": [{"sku": "TEE", "qty": 1}],
+            "delivery": {"region": "NL", "lat": 51_930_000, "lon": 4_900_000},
+        }
+        for i in range(MAX_IMPORT_ORDERS)
+    ]
+    result = ok(ledger.submit("channel-1", "order.import", {"orders": orders}))
+    assert result["placed"] == MAX_IMPORT_ORDERS and {r["status"] for r in result["orders"]} == {"allocated"}
+    refused(ledger.submit("channel-1", "order.import", {"orders": orders * 2}), "bad_payload")

@@ -1,0 +1,285 @@
+"""The benchmark behind `omsnode devnet bench` and `omsnode devnet load`: orders driven through a running devnet.
+
+It stocks the SKUs of its baskets (`devnet.load.prepare_stock`), signs every
+order up front (so the figures are the network's, not the signer's), and then
+`concurrency` client threads send them over the live nodes' public API
+(`POST /v1/txs`, msgpack, `per_request` txs a request), each thread to its own
+node in turn. `batch` orders go in one signed tx: 1 is an `order.create`
+each, more is an `order.import` (the bulk path). With `rate` the requests are
+paced to that many orders per second; without it they go as fast as the
+nodes take them.
+
+A tx a node refuses for want of room (`mempool_full`, `signer_over_quota`)
+is sent again after the node's `Retry-After` and counted in `refused`: never
+dropped. One refused for any other reason, or committed with a failed
+receipt, is counted in `rejected`.
+
+Meanwhile the caller's thread reads every new block (from the nodes in turn)
+and gives each of its orders its commit latency: block seen minus first
+submit of its tx. At the end it reads each node process's CPU time (the
+difference over the run) and peak resident memory from `/proc`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import cycle
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from devnet.baskets import Basket, synthetic_baskets
+from devnet.client import NodeClient, NodeError, Signer
+from devnet.load import CHANNEL, make_order_payloads, prepare_stock
+from devnet.network import Devnet, NodeInfo
+from ledger.tx import Tx
+
+RETRYABLE = frozenset({"mempool_full", "signer_over_quota"})
+"""Verdicts that refuse a tx for want of room: it is sent again after the node's `Retry-After`, never dropped."""
+
+PER_REQUEST = 50
+"""Txs a client thread sends in one HTTP request."""
+
+CLOCK_TICKS = 100
+"""Kernel clock ticks per second (`/proc/<pid>/stat` times are in these)."""
+
+
+@dataclass
+class _Run:
+    """What the client threads and the block watcher share."""
+
+    sent_at: dict[bytes, float] = field(default_factory=dict)
+    """Tx id -> first submit (perf_counter) of the txs not yet seen in a block."""
+    orders_in: dict[bytes, int] = field(default_factory=dict)
+    """Tx id -> orders it carries."""
+    refused: int = 0
+    rejected: int = 0
+    """Orders refused at admission for a reason other than room."""
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def run_bench(
+    devnet: Devnet,
+    orders: int,
+    concurrency: int = 4,
+    batch: int = 1,
+    rate: float | None = None,
+    baskets: list[Basket] | None = None,
+    per_request: int = PER_REQUEST,
+    progress: bool = True,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Send `orders` orders over the live nodes; returns the figures (see `cli.devnet_commands` for the keys)."""
+    live = [n for n in devnet.nodes if devnet.status(n.index)["up"]]
+    if not live:
+        raise RuntimeError("no node of the devnet is up")
+    setup = devnet.client(live[0].index, timeout=60)
+    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, setup.tx_valid_until)
+    tag = f"{time.time_ns() % 10**9:09d}"
+    chosen = list(baskets[:orders]) if baskets else list(synthetic_baskets(orders))
+    while len(chosen) < orders:
+        chosen.extend(chosen[: orders - len(chosen)])
+    prepare_stock(setup, signer, devnet, chosen, tag)
+    txs, sizes = _sign_orders(signer, make_order_payloads(chosen, tag), batch)
+    run = _Run(orders_in={tx.id: size for tx, size in zip(txs, sizes, strict=True)})
+    requests: queue.Queue[tuple[int, list[Tx]] | None] = queue.Queue()
+    offset = 0
+    for start in range(0, len(txs), per_request):
+        requests.put((offset, txs[start : start + per_request]))
+        offset += sum(sizes[start : start + per_request])
+    for _ in range(concurrency):
+        requests.put(None)
+    start_height = setup.status()["height"]
+    cpu_before = [_cpu_seconds(node) for node in devnet.nodes]
+    started = time.perf_counter()
+    pace: Callable[[int], float] = (lambda offset: started + offset / rate) if rate else (lambda offset: 0.0)
+    threads = [
+        threading.Thread(
+            target=_send,
+            args=(devnet.client(live[i % len(live)].index, timeout=60), requests, run, pace),
+            daemon=True,
+        )
+        for i in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    watch = _BlockWatcher([devnet.client(n.index, timeout=60) for n in live], start_height, run, orders, timeout)
+    bar = tqdm(total=orders, unit="order", desc="committed", disable=not progress, leave=False)
+    for committed_now in watch.progress():
+        bar.update(committed_now)
+    bar.close()
+    for thread in threads:
+        thread.join(timeout=5)
+    seconds = (watch.last_commit or time.perf_counter()) - started
+    cpu_after = [_cpu_seconds(node) for node in devnet.nodes]
+    latencies = sorted(watch.latencies)
+    result = {
+        "orders": orders,
+        "committed": watch.committed,
+        "rejected": run.rejected + watch.rejected,
+        "refused": run.refused,
+        "seconds": round(seconds, 3),
+        "orders_per_s": round(watch.committed / seconds, 1) if seconds > 0 else 0.0,
+        "latency_ms": {f"p{pct}": round(_percentile(latencies, pct) * 1000, 1) for pct in (50, 95, 99)},
+        "blocks": watch.height - start_height,
+        "avg_block_txs": round(watch.txs / (watch.height - start_height), 1) if watch.height > start_height else 0.0,
+        "cpu_s_per_node": [
+            None if a is None or b is None else round(b - a, 2) for a, b in zip(cpu_before, cpu_after, strict=True)
+        ],
+        "rss_mb_per_node": [_peak_rss_mb(node) for node in devnet.nodes],
+        "concurrency": concurrency,
+        "batch": batch,
+        "rate": rate,
+        "errors": run.errors[:10],
+        "nodes": _settled_heads(devnet),
+    }
+    setup.close()
+    return result
+
+
+def _sign_orders(signer: Signer, payloads: list[dict[str, Any]], batch: int) -> tuple[list[Tx], list[int]]:
+    """The signed txs carrying `payloads`, `batch` to a tx, and how many orders each carries."""
+    if batch <= 1:
+        return [signer.tx(CHANNEL, "order.create", p) for p in payloads], [1] * len(payloads)
+    groups = [payloads[i : i + batch] for i in range(0, len(payloads), batch)]
+    return [signer.tx(CHANNEL, "order.import", {"orders": g}) for g in groups], [len(g) for g in groups]
+
+
+def _send(
+    client: NodeClient, requests: queue.Queue[tuple[int, list[Tx]] | None], run: _Run, pace: Callable[[int], float]
+) -> None:
+    """One client thread: send requests until the queue's end marker, again after `Retry-After` for room."""
+    try:
+        while (item := requests.get()) is not None:
+            offset, chunk = item
+            time.sleep(max(0.0, pace(offset) - time.perf_counter()))
+            now = time.perf_counter()
+            with run.lock:
+                for tx in chunk:
+                    run.sent_at.setdefault(tx.id, now)
+            while chunk:
+                try:
+                    verdicts, retry_after = client.submit_batch(chunk)
+                except (NodeError, OSError) as exc:
+                    run.errors.append(str(exc))
+                    time.sleep(1.0)
+                    continue
+                again = []
+                for tx, verdict in zip(chunk, verdicts, strict=True):
+                    error = verdict.get("error")
+                    if error in RETRYABLE:
+                        again.append(tx)
+                    elif error is not None:
+                        with run.lock:
+                            run.sent_at.pop(tx.id, None)
+                            run.rejected += run.orders_in[tx.id]
+                with run.lock:
+                    run.refused += sum(run.orders_in[tx.id] for tx in again)
+                chunk = again
+                if chunk:
+                    time.sleep(retry_after or 1.0)
+    finally:
+        client.close()
+
+
+class _BlockWatcher:
+    """Reads each new block from the nodes in turn and settles the run's txs found in it."""
+
+    def __init__(self, clients: list[NodeClient], height: int, run: _Run, orders: int, timeout: float) -> None:
+        self.clients = clients
+        self.height = height
+        self.run = run
+        self.orders = orders
+        self.deadline = time.perf_counter() + timeout
+        self.latencies: list[float] = []
+        self.committed = 0
+        self.rejected = 0
+        self.txs = 0
+        self.last_commit: float | None = None
+
+    def progress(self) -> Iterator[int]:
+        """Yields the orders committed by each new block, until every order is settled or the timeout."""
+        readers = cycle(self.clients)
+        try:
+            while self.committed + self.rejected + self.run.rejected < self.orders:
+                if time.perf_counter() > self.deadline:
+                    return
+                top = self.clients[0].status()["height"]
+                if top <= self.height:
+                    time.sleep(0.02)
+                    continue
+                while self.height < top:
+                    self.height += 1
+                    yield self._settle(next(readers).get(f"/v1/blocks/{self.height}"))
+        finally:
+            for client in self.clients:
+                client.close()
+
+    def _settle(self, block: dict[str, Any]) -> int:
+        now = time.perf_counter()
+        found = 0
+        self.txs += len(block["txs"])
+        for tx, receipt in zip(block["txs"], block["receipts"], strict=True):
+            tx_id = bytes.fromhex(tx["id"])
+            with self.run.lock:
+                sent = self.run.sent_at.pop(tx_id, None)
+            if sent is None:
+                continue
+            count = self.run.orders_in[tx_id]
+            if receipt is None or not receipt["ok"]:
+                self.rejected += count
+                continue
+            refused = sum(1 for item in receipt["result"].get("orders", ()) if "error" in item)
+            self.rejected += refused
+            count -= refused
+            self.latencies.extend([now - sent] * count)
+            self.committed += count
+            found += count
+            self.last_commit = now
+        return found
+
+
+def _cpu_seconds(node: NodeInfo) -> float | None:
+    """User + system CPU time of a node's process so far (None if it is not running)."""
+    try:
+        fields = Path(f"/proc/{node.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _peak_rss_mb(node: NodeInfo) -> float | None:
+    """Peak resident memory of a node's process (VmHWM), in MB (None if it is not running)."""
+    try:
+        for line in Path(f"/proc/{node.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _settled_heads(devnet: Devnet, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Every node's height and head hash, once the live ones agree (or the timeout passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [
+            {k: devnet.status(n.index).get(k) for k in ("index", "url", "up", "height", "head_hash")}
+            for n in devnet.nodes
+        ]
+        if len({r["head_hash"] for r in rows if r["up"]}) <= 1 or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def _percentile(ordered: list[float], pct: int) -> float:
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
