@@ -31,6 +31,11 @@ but its commit is remembered (the last `DROPPED_KEPT` of them, with the
 reason) so that its sender can learn why it will not commit
 (`GET /v1/tx/{id}` answers `dropped`), instead of finding it gone.
 
+A proposal (`batch`) takes the oldest txs up to the block's tx count, a
+large tx weighing as several (`WORK_UNIT_BYTES`): the work of executing
+a block, which every replica does before it votes, stays well inside the
+view timeout even when the pool holds bulk txs.
+
 A tx that is stuck is offered to the peers again (`take_unproposed`):
 gossip forwards a tx once, and a peer whose pool was full then never had it,
 so without this a tx admitted here would wait until this node is primary.
@@ -63,6 +68,10 @@ MAX_RETRY_AFTER_S = 30
 
 RATE_WINDOW_MS = 10_000
 """How far back the commit rate that bounds the pool's work is measured."""
+
+WORK_UNIT_BYTES = 1024
+"""A proposal weighs each tx by its size in these (at least 1): a bulk tx of a hundred orders counts for about
+thirty single orders, so a block's execution time stays near that of `max_block_txs` single orders."""
 
 DROPPED_KEPT = 10_000
 """How many dropped tx ids (with their reason) the pool remembers for status queries."""
@@ -242,10 +251,13 @@ class Mempool:
             self._dropped.popitem(last=False)
 
     def batch(self, max_txs: int) -> list[Tx]:
-        """The oldest `max_txs` txs, left in the pool until committed."""
+        """The oldest txs, as many as weigh `max_txs` at most (a tx weighs its size in `WORK_UNIT_BYTES`, at least
+        1), left in the pool until committed."""
         out: list[Tx] = []
+        weight = 0
         for entry in self._entries.values():
-            if len(out) >= max_txs:
+            weight += max(1, -(-entry.size // WORK_UNIT_BYTES))
+            if weight > max_txs and out:
                 break
             out.append(entry.tx)
         return out

@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from ledger.tx import MAX_TX_WINDOW, Tx
-from node.mempool import MAX_RETRY_AFTER_S, RETRY_AFTER_S, Dropped, Mempool, MempoolFull, SignerOverQuota
+from node.mempool import (
+    MAX_RETRY_AFTER_S,
+    RETRY_AFTER_S,
+    WORK_UNIT_BYTES,
+    Dropped,
+    Mempool,
+    MempoolFull,
+    SignerOverQuota,
+)
 from tests.helpers.builders import make_network
 
 NET = make_network(4)
@@ -140,3 +148,16 @@ def test_a_stale_tx_is_remembered_as_dropped_until_it_is_sent_again():
     assert tx.id not in pool and pool.dropped(tx.id) == ("channel-1", Dropped.STALE)
     assert pool.add(tx, 100, now_ms=1001)
     assert pool.dropped(tx.id) is None
+
+
+def test_a_proposal_weighs_large_txs_as_several():
+    pool = Mempool()
+    small, large, after = txs(3)
+    pool.add(small, 300, now_ms=0)
+    pool.add(large, 3 * WORK_UNIT_BYTES + 1, now_ms=0)
+    pool.add(after, 300, now_ms=0)
+    assert pool.batch(5) == [small, large], "1 + 4 units fill a block of 5"
+    assert pool.batch(6) == [small, large, after]
+    assert pool.batch(1) == [small]
+    pool.remove([small.id])
+    assert pool.batch(1) == [large], "a tx heavier than a whole block still goes alone"
