@@ -189,7 +189,7 @@ def _send(
 
 
 class _BlockWatcher:
-    """Reads each new block from the nodes in turn and settles the run's txs found in it."""
+    """Reads the new blocks from the nodes in turn (each node the blocks it has) and settles the run's txs in them."""
 
     def __init__(self, clients: list[NodeClient], height: int, run: _Run, orders: int, timeout: float) -> None:
         self.clients = clients
@@ -210,13 +210,14 @@ class _BlockWatcher:
             while self.committed + self.rejected + self.run.rejected < self.orders:
                 if time.perf_counter() > self.deadline:
                     return
-                top = self.clients[0].status()["height"]
+                reader = next(readers)
+                top = reader.status()["height"]
                 if top <= self.height:
                     time.sleep(0.02)
                     continue
                 while self.height < top:
                     self.height += 1
-                    yield self._settle(next(readers).get(f"/v1/blocks/{self.height}"))
+                    yield self._settle(reader.get(f"/v1/blocks/{self.height}"))
         finally:
             for client in self.clients:
                 client.close()
