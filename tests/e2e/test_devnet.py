@@ -105,11 +105,36 @@ def test_junk_flood_on_p2p_leaves_the_api_serving(devnet: Devnet) -> None:
     client.close()
 
 
-def test_load_reports_commits_and_heads(devnet_dir: Any) -> None:
-    result = omsnode_json("devnet", "load", "--dir", str(devnet_dir), "--orders", "300")
-    assert result["committed"] == result["sent"] == 300 and result["refused"] >= 0
-    assert result["tx_per_s"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
-    assert len({n["head_hash"] for n in result["nodes"] if n["up"]}) == 1
+BENCH_KEYS = {
+    "orders",
+    "committed",
+    "rejected",
+    "refused",
+    "seconds",
+    "orders_per_s",
+    "latency_ms",
+    "blocks",
+    "avg_block_txs",
+    "cpu_s_per_node",
+    "rss_mb_per_node",
+}
+"""The keys `devnet bench --json` promises to scripts."""
+
+
+def test_load_and_bench_report_commits_cpu_and_heads(devnet_dir: Any) -> None:
+    load = omsnode_json("devnet", "load", "--dir", str(devnet_dir), "--orders", "300")
+    bulk = omsnode_json(
+        "devnet", "bench", "--dir", str(devnet_dir), "--orders", "250", "--concurrency", "2", "--batch", "20"
+    )
+    for result in (load, bulk):
+        assert set(result) >= BENCH_KEYS
+        assert result["committed"] == result["orders"] and result["rejected"] == 0 and result["refused"] >= 0
+        assert result["orders_per_s"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
+        assert len(result["cpu_s_per_node"]) == len(result["rss_mb_per_node"]) == 4
+        assert all(cpu > 0 for cpu in result["cpu_s_per_node"]) and all(rss > 30 for rss in result["rss_mb_per_node"])
+        assert len({n["head_hash"] for n in result["nodes"] if n["up"]}) == 1
+    assert load["orders"] == 300 and load["blocks"] >= 1
+    assert bulk["avg_block_txs"] * bulk["blocks"] >= 13, "250 orders in txs of 20 are 13 txs"
     check = omsnode_json("devnet", "check", "--dir", str(devnet_dir), "--blocks", "0")
     assert check["healthy"], check["problems"]
     assert len(set(check["views"])) == 1 and check["pending"] == [0, 0, 0, 0]
