@@ -11,6 +11,8 @@ knowing about them.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,28 +22,48 @@ from ledger.store import Store
 
 
 class BlockChanges:
-    """The records one block wrote, before and after."""
+    """The records one block wrote, before and after.
+
+    Each record is decoded once, however many readers ask for it (the feed, the indexes and the money per day
+    all read the orders the block wrote): the values handed out are shared, and a reader must not change them.
+    """
 
     def __init__(self, store: Store, block: Block, writes: dict[bytes, bytes | None]) -> None:
         self.store = store
         self.block = block
         self.writes = writes
+        self._after: dict[bytes, Any] = {}
+        self._before: dict[bytes, Any] = {}
+        self._kept: list[bytes] | None = None
 
     def read(self, key: str) -> Any:
         """The decoded value of `key` after the block (None if absent)."""
         raw_key = key.encode()
-        raw = self.writes[raw_key] if raw_key in self.writes else self.store.get_state(raw_key)
-        return None if raw is None else decode(raw, check=False)
+        if raw_key not in self.writes:
+            return self._old(raw_key)
+        if raw_key not in self._after:
+            raw = self.writes[raw_key]
+            self._after[raw_key] = None if raw is None else decode(raw, check=False)
+        return self._after[raw_key]
 
     def old(self, key: str) -> Any:
         """The decoded value of `key` before the block (None if absent)."""
-        raw = self.store.get_state(key.encode())
-        return None if raw is None else decode(raw, check=False)
+        return self._old(key.encode())
+
+    def _old(self, raw_key: bytes) -> Any:
+        if raw_key not in self._before:
+            raw = self.store.get_state(raw_key)
+            self._before[raw_key] = None if raw is None else decode(raw, check=False)
+        return self._before[raw_key]
 
     def updated(self, prefix: str) -> Iterator[tuple[Any, Any]]:
         """(value before or None, value after) of every key under `prefix` the block wrote and kept,
         in key order."""
+        if self._kept is None:
+            self._kept = sorted(k for k, v in self.writes.items() if v is not None)
         raw_prefix = prefix.encode()
-        kept = sorted((k, v) for k, v in self.writes.items() if v is not None and k.startswith(raw_prefix))
-        for raw_key, raw in kept:
-            yield self.old(raw_key.decode()), decode(raw, check=False)
+        start = bisect.bisect_left(self._kept, raw_prefix)
+        for raw_key in itertools.takewhile(
+            lambda k: k.startswith(raw_prefix), itertools.islice(self._kept, start, None)
+        ):
+            yield self._old(raw_key), self.read(raw_key.decode())
