@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ledger.encoding import encode, hash_value, sha256, verify_shape
@@ -60,6 +61,11 @@ class BlockHeader:
         return cls(**verify_shape(wire, _HEADER_FIELDS, InvalidBlock, "block header"))
 
     def hash(self) -> bytes:
+        """The header's hash, computed once (the header is immutable; the commit path asks for it often)."""
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> bytes:
         return hash_value(self.to_wire())
 
 

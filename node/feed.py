@@ -70,6 +70,7 @@ def compute_feed_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
     position = {tx.id: index for index, tx in enumerate(block.txs)}
     events = sorted(_compute_events(changes), key=lambda e: -1 if e.tx_id is None else position.get(e.tx_id, -1))
     writes: dict[bytes, bytes | None] = {}
+    block_hash = block.hash()
     for n, event in enumerate(events):
         cursor = block.height * PER_BLOCK + n
         record = encode(
@@ -77,7 +78,7 @@ def compute_feed_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
                 "cursor": str(cursor),
                 "type": event.type,
                 "height": block.height,
-                "block": block.hash(),
+                "block": block_hash,
                 "time_ms": block.header.timestamp_ms,
                 "tx_id": event.tx_id,
                 "orgs": event.orgs,
