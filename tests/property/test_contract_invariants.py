@@ -298,7 +298,7 @@ class Shop(RuleBasedStateMachine):
     @rule(n=index, m=index)
     def configure(self, n: int, m: int) -> None:
         key, values = pick(list(CONFIG_CHOICES), n)
-        self.send("operator-1", "config.set", {"key": key, "value": pick(list(values), m)})
+        self.ledger.set_config(key, pick(list(values), m), submit=self.send)
 
     # Checks that try txs
 
