@@ -10,8 +10,11 @@ shorter distance to the delivery point, then the larger available stock, then
 the location id. Distance is an equirectangular approximation in integer
 micro-degrees with a cosine table, so every node gets the same number.
 Locations at their daily capacity, or that declined this order, are skipped.
-Candidates are looked at by priority, then distance: once one can serve
-everything left, the locations after it cannot rank better and are not read.
+The candidates are the locations that hold allocatable stock of a SKU the
+order needs (the inventory's allocatable index), so locations without it,
+however many, cost an allocation nothing. Candidates are looked at by
+priority, then distance: once one can serve everything left, the locations
+after it cannot rank better and are not read.
 
 Each chosen location gets one fulfilment (sub-order, `<order>-<n>`) with its
 stock reserved. Lines nothing can serve are backordered, or the order is
@@ -34,17 +37,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from contracts import keys
-from contracts.catalogue import (
-    MICRO_DEGREES,
-    VIRTUAL_LOCATION,
-    get_location,
-    iter_locations,
-    require_location_access,
-)
+from contracts.catalogue import MICRO_DEGREES, VIRTUAL_LOCATION, get_location, require_location_access
 from contracts.context import BlockContext, Context, TxContext
 from contracts.errors import Rejected
 from contracts.fulfilment import settle_order
-from contracts.inventory import compute_allocatable, get_stock, release_stock, reserve_stock
+from contracts.inventory import (
+    compute_allocatable,
+    get_allocatable_locations,
+    get_stock,
+    release_stock,
+    reserve_stock,
+)
 from contracts.lifecycle import (
     ENDED_FULFILMENT,
     OPEN_FULFILMENT,
@@ -190,11 +193,13 @@ def plan_allocation(
     chosen = [loc["location"] for loc, _ in plan]
     distances: dict[str, int] = {}
     candidates = []
-    for loc in iter_locations(state):
-        if loc["ships_online"] and loc["location"] not in excluded and loc["location"] not in chosen:
-            distance = 0 if destination is None else compute_distance_sq(*destination, loc["lat"], loc["lon"])
-            distances[loc["location"]] = distance
-            candidates.append((loc["priority"], distance, loc["location"], loc))
+    for location in get_allocatable_locations(state, skus):
+        loc = get_location(state, location)
+        if loc is None or not (loc["active"] and loc["ships_online"]) or location in excluded or location in chosen:
+            continue
+        distance = 0 if destination is None else compute_distance_sq(*destination, loc["lat"], loc["lon"])
+        distances[location] = distance
+        candidates.append((loc["priority"], distance, location, loc))
     candidates.sort()
     while needs and len(plan) < slots:
         wanted = sum(n["qty"] for n in needs)
