@@ -18,6 +18,8 @@ GENESIS_FILE = "genesis.json"
 KEY_FILE = "node_key"
 DATA_DIR = "data"
 WAL_FILE = "consensus.wal"
+WINDOWS_FILE = "envelope.windows"
+"""The highest envelope sequence number accepted from each peer (`p2p.windows`)."""
 CLIENTS_DIR = "clients"
 """Client key files (`<client id>.key`) made by `omsnode init` for a single-node network."""
 
