@@ -50,6 +50,8 @@ class NodeConfig:
     """Serve `/metrics` to clients on this machine only (others get 403)."""
     cors_origins: str = ""
     """Comma-separated origins whose web pages may call the API with a token (empty: none)."""
+    max_connections: int = 512
+    """Most HTTP connections (API and /p2p, from anyone) open at once; past it a new one is closed at once."""
 
     @property
     def url(self) -> str:
