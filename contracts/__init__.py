@@ -7,7 +7,6 @@ The node needs only `load_contracts()` and the `ContractSet` it returns
 from contracts.determinism import ContractRefused
 from contracts.runtime import (
     CONTRACT_MODULES,
-    DEFAULT_CONFIG,
     ContractSet,
     ContractVersionMismatch,
     load_contracts,
@@ -15,7 +14,6 @@ from contracts.runtime import (
 
 __all__ = [
     "CONTRACT_MODULES",
-    "DEFAULT_CONFIG",
     "ContractRefused",
     "ContractSet",
     "ContractVersionMismatch",

@@ -10,8 +10,11 @@ shorter distance to the delivery point, then the larger available stock, then
 the location id. Distance is an equirectangular approximation in integer
 micro-degrees with a cosine table, so every node gets the same number.
 Locations at their daily capacity, or that declined this order, are skipped.
-Candidates are looked at by priority, then distance: once one can serve
-everything left, the locations after it cannot rank better and are not read.
+The candidates are the locations that hold allocatable stock of a SKU the
+order needs (the inventory's allocatable index), so locations without it,
+however many, cost an allocation nothing. Candidates are looked at by
+priority, then distance: once one can serve everything left, the locations
+after it cannot rank better and are not read.
 
 Each chosen location gets one fulfilment (sub-order, `<order>-<n>`) with its
 stock reserved. Lines nothing can serve are backordered, or the order is
@@ -34,17 +37,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from contracts import keys
-from contracts.catalogue import (
-    MICRO_DEGREES,
-    VIRTUAL_LOCATION,
-    get_location,
-    iter_locations,
-    require_location_access,
-)
+from contracts.catalogue import MICRO_DEGREES, VIRTUAL_LOCATION, get_location, require_location_access
 from contracts.context import BlockContext, Context, TxContext
 from contracts.errors import Rejected
 from contracts.fulfilment import settle_order
-from contracts.inventory import compute_allocatable, get_stock, release_stock, reserve_stock
+from contracts.inventory import (
+    compute_allocatable,
+    get_allocatable_locations,
+    get_stock,
+    release_stock,
+    reserve_stock,
+)
 from contracts.lifecycle import (
     ENDED_FULFILMENT,
     OPEN_FULFILMENT,
@@ -58,8 +61,9 @@ from contracts.lifecycle import (
     transition_order,
 )
 from contracts.numbering import compute_fulfilment_id
-from contracts.payload import ident, payload, read_payload, text
+from contracts.payload import choice, ident, integer, payload, read_payload, text
 from contracts.records import Fulfilment, FulfilmentStatus, Item, Location, Order
+from contracts.settings import Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -68,13 +72,24 @@ ROLES: dict[str, frozenset[str]] = {
     "order.allocate": frozenset({"channel", "operator"}),
 }
 
-DEFAULTS: dict[str, Any] = {
-    "allocation.max_splits": 3,
-    "allocation.unservable": "refuse",
-    "allocation.resource_batch": 20,
-}
-"""`max_splits`: most physical fulfilments per order; `unservable`: `refuse` or `backorder`; `resource_batch`:
-most backordered orders sourced again per block."""
+SETTINGS = (
+    Setting(
+        integer("allocation.max_splits", 1, 10, default=3, doc="most physical fulfilments per order"), governed=True
+    ),
+    Setting(
+        choice(
+            "allocation.unservable",
+            ("refuse", "backorder"),
+            default="refuse",
+            doc="an order the network's stock cannot serve is refused, or waits for stock",
+        )
+    ),
+    Setting(
+        integer("allocation.resource_batch", 1, 50, default=20, doc="most backordered orders sourced again per block"),
+        governed=True,
+    ),
+)
+"""The configuration keys of this module (`contracts.settings`)."""
 
 PAYLOADS = {
     "fulfilment.decline": payload(ident("fulfilment_id"), text("reason", default="")),
@@ -94,10 +109,6 @@ COSINE_BY_DEGREE = (
     1736, 1564, 1392, 1219, 1045, 872, 698, 523, 349, 175, 0,
 )  # fmt: skip
 """cos(d degrees) * 10000 for d = 0..90, rounded."""
-
-
-def get_setting(ctx: Context, key: str) -> Any:
-    return ctx.config.get(key, DEFAULTS[key])
 
 
 def compute_distance_sq(lat1: int, lon1: int, lat2: int, lon2: int) -> int:
@@ -182,11 +193,13 @@ def plan_allocation(
     chosen = [loc["location"] for loc, _ in plan]
     distances: dict[str, int] = {}
     candidates = []
-    for loc in iter_locations(state):
-        if loc["ships_online"] and loc["location"] not in excluded and loc["location"] not in chosen:
-            distance = 0 if destination is None else compute_distance_sq(*destination, loc["lat"], loc["lon"])
-            distances[loc["location"]] = distance
-            candidates.append((loc["priority"], distance, loc["location"], loc))
+    for location in get_allocatable_locations(state, skus):
+        loc = get_location(state, location)
+        if loc is None or not (loc["active"] and loc["ships_online"]) or location in excluded or location in chosen:
+            continue
+        distance = 0 if destination is None else compute_distance_sq(*destination, loc["lat"], loc["lon"])
+        distances[location] = distance
+        candidates.append((loc["priority"], distance, location, loc))
     candidates.sort()
     while needs and len(plan) < slots:
         wanted = sum(n["qty"] for n in needs)
@@ -270,7 +283,7 @@ def allocate_items(state: StateView, ctx: Context, order: Order, needs: Sequence
     physical = [n for n in needs if not order["lines"][n["line"]]["virtual"]]
     if virtual:
         create_fulfilment(state, ctx, order, VIRTUAL_LOCATION, order["org"], virtual)
-    slots = int(get_setting(ctx, "allocation.max_splits")) - count_physical_fulfilments(state, order)
+    slots = int(ctx.config["allocation.max_splits"]) - count_physical_fulfilments(state, order)
     plan, unserved = plan_allocation(state, ctx, order, physical, slots)
     for location, items in plan:
         create_fulfilment(state, ctx, order, location["location"], location["org"], items)
@@ -286,7 +299,7 @@ def allocate_new_order(state: StateView, ctx: TxContext, order: Order) -> None:
         if line["qty"] > line["cancelled"]
     ]
     unserved = allocate_items(state, ctx, order, needs)
-    if unserved and get_setting(ctx, "allocation.unservable") != "backorder":
+    if unserved and ctx.config["allocation.unservable"] != "backorder":
         missing = ", ".join(f"{u['qty']} x {u['sku']}" for u in unserved)
         raise Rejected("insufficient_stock", f"not enough stock in the network for {missing}")
     order["backorder"] = unserved
@@ -322,7 +335,7 @@ def begin_block(state: StateView, ctx: BlockContext) -> None:
             return
         state.delete(keys.RESTOCKED_KEY)
         current = {"skus": restocked, "after": ""}
-    batch = int(get_setting(ctx, "allocation.resource_batch"))
+    batch = int(ctx.config["allocation.resource_batch"])
     tried = 0
     for _, order_id in state.scan(keys.BACKORDER_PREFIX):
         if order_id <= current["after"]:

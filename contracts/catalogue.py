@@ -7,6 +7,12 @@ the organisation that owns it (and issues its invoices), whether it ships
 online orders, whether customers may collect there, a daily capacity (most
 fulfilments allocated to it per block-time day, 0 for no limit) and a
 priority (lower is preferred by allocation).
+
+An organisation registers at most `catalogue.max_locations_per_org`
+locations (a governed setting; records are never deleted, so a deactivated
+location still counts): what one store key can make every node store is
+bounded. Allocation never walks the locations (`contracts.allocation`), so
+their number does not weigh on an order either.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from contracts.payload import (
     text,
 )
 from contracts.records import Location, Sku
+from contracts.settings import Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -44,6 +51,20 @@ VIRTUAL_LOCATION = "virtual"
 
 MICRO_DEGREES = 1_000_000
 """Coordinates are integer micro-degrees."""
+
+SETTINGS = (
+    Setting(
+        integer(
+            "catalogue.max_locations_per_org",
+            1,
+            10_000,
+            default=1_000,
+            doc="most locations one organisation may register",
+        ),
+        governed=True,
+    ),
+)
+"""The configuration key of this module (`contracts.settings`)."""
 
 PAYLOADS = {
     "sku.upsert": payload(
@@ -103,9 +124,14 @@ def require_location_access(ctx: TxContext, location: Location) -> None:
         raise Rejected("forbidden", f"{ctx.signer.id} does not act for location {location['location']}")
 
 
-def iter_locations(state: StateView) -> list[Location]:
-    """Active locations in id order."""
-    return [record for _, record in state.scan("location/") if record["active"]]
+def _count_location(state: StateView, ctx: TxContext, org: str, delta: int) -> None:
+    """Count a location in (delta 1) or out (-1) of `org`'s; one more than the setting allows is refused."""
+    key = keys.org_locations_key(org)
+    count = int(state.get(key) or 0) + delta
+    limit = int(ctx.config["catalogue.max_locations_per_org"])
+    if delta > 0 and count > limit:
+        raise Rejected("too_many_locations", f"organisation {org} has {limit} locations, the most it may register")
+    state.put(key, count)
 
 
 def process_sku_upsert(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
@@ -143,6 +169,10 @@ def process_location_upsert(state: StateView, tx: Tx, ctx: TxContext) -> dict[st
     previous = get_location(state, location)
     if previous is not None:
         require_location_access(ctx, previous)
+    if previous is None or previous["org"] != org:
+        _count_location(state, ctx, org, 1)
+    if previous is not None and previous["org"] != org:
+        _count_location(state, ctx, previous["org"], -1)
     record: Location = {
         "location": location,
         "name": fields["name"],

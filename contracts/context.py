@@ -7,9 +7,12 @@ proposer and checked by every replica.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.genesis import Genesis, Identity
+
+if TYPE_CHECKING:
+    from contracts.settings import Setting
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class TxContext:
     config: dict[str, Any]
     """Ledger-wide configuration as set by governance/operator txs (read from state)."""
     genesis: Genesis
+    settings: dict[str, Setting]
+    """The declared configuration keys (`contracts.settings`), by key: what a config change is checked against."""
 
 
 Context = TxContext | BlockContext

@@ -4,10 +4,12 @@ Configuration every node must agree on (tax rates, allocation weights,
 timeouts, interception limits, the runtime's step budget...) lives in the
 world state under `config` as the values explicitly set; rules see the
 effective configuration, the defaults merged with those values, as
-`ctx.config`. An operator sets an ordinary key with `config.set` (payload
-`{"key": str, "value": any}`; a `None` value restores the default). Keys
-listed in the `protected_config_keys` setting, and contract versions, change
-only by governance.
+`ctx.config`. Every key is declared with its type, range and default
+(`contracts.settings`), and a change to an undeclared key or with a value
+that does not fit is refused. An operator sets an ordinary key with
+`config.set` (payload `{"key": str, "value": any}`; a `None` value restores
+the default). Governed keys (money, the review gate, the work of a tx or a
+block) and contract versions change only by governance.
 
 A governance change is a proposal (`governance.propose`, payload
 `{"action": "config.set" | "contract.activate", "params": {...}}`) that
@@ -28,6 +30,7 @@ from typing import Any
 from contracts.context import TxContext
 from contracts.errors import Rejected
 from contracts.payload import anything, choice, payload, read_payload, text
+from contracts.settings import Setting, read_setting
 from ledger.genesis import Genesis
 from ledger.state import StateView
 from ledger.tx import Tx
@@ -40,9 +43,6 @@ ROLES: dict[str, frozenset[str]] = {
 
 CONFIG_KEY = "config"
 """State key of the configuration values set on the ledger (defaults are not stored)."""
-
-PROTECTED_KEYS_SETTING = "protected_config_keys"
-"""Configuration key listing the keys that only governance may set."""
 
 CONTRACT_PREFIX = "contract/"
 """State prefix of the contract version pins: `contract/<module>` -> {hash, since_height[, next]}."""
@@ -62,7 +62,7 @@ HEX_DIGITS = "0123456789abcdef"
 PAYLOADS = {
     "config.set": payload(
         text("key", min_length=1, max_length=MAX_KEY_LENGTH),
-        anything("value", required=False, doc="of the type the key holds; null restores the default"),
+        anything("value", required=False, doc="fitting the key's declared type and range; null restores the default"),
     ),
     "governance.propose": payload(
         choice("action", ACTIONS),
@@ -107,19 +107,26 @@ def _get_key(value: Any, what: str) -> str:
     return value
 
 
+def _require_setting(key: str, ctx: TxContext) -> Setting:
+    """The declaration of configuration key `key`, or `unknown_config_key`."""
+    setting = ctx.settings.get(key)
+    if setting is None:
+        raise Rejected("unknown_config_key", f"no configuration key {key!r} is declared")
+    return setting
+
+
+def _read_config_value(key: str, value: Any, ctx: TxContext) -> Any:
+    """A new value for `key` checked against its declaration (None, which restores the default, as it is)."""
+    setting = _require_setting(key, ctx)
+    return None if value is None else read_setting(setting, value)
+
+
 def _get_config_change(params: Any, ctx: TxContext) -> tuple[str, Any]:
-    """Check a `{key, value}` change: a value must keep the type of the key's current value."""
+    """Check a `{key, value}` change: a declared key, and a value that fits its declaration."""
     if not isinstance(params, dict):
         raise Rejected("bad_payload", "a config change is a map with `key` and `value`")
     key = _get_key(params.get("key"), "key")
-    value = params.get("value")
-    current = ctx.config.get(key)
-    if value is not None and current is not None and type(value) is not type(current):
-        raise Rejected(
-            "bad_config_value",
-            f"config {key!r} holds a {type(current).__name__}, not a {type(value).__name__}",
-        )
-    return key, value
+    return key, _read_config_value(key, params.get("value"), ctx)
 
 
 def _apply_config_change(state: StateView, key: str, value: Any) -> None:
@@ -188,11 +195,12 @@ def _settle(state: StateView, proposal_id: str, proposal: dict[str, Any], ctx: T
 
 
 def process_config_set(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """Set (or, with a `None` value, reset) one ordinary configuration key."""
-    key, value = _get_config_change(read_payload(PAYLOADS["config.set"], tx.payload), ctx)
-    if key in ctx.config.get(PROTECTED_KEYS_SETTING, []):
+    """Set (or, with a `None` value, reset) one configuration key that is not governed."""
+    fields = read_payload(PAYLOADS["config.set"], tx.payload)
+    key = fields["key"]
+    if _require_setting(key, ctx).governed:
         raise Rejected("protected_config", f"config {key!r} changes only through a governance proposal")
-    _apply_config_change(state, key, value)
+    _apply_config_change(state, key, _read_config_value(key, fields["value"], ctx))
     return {"key": key}
 
 

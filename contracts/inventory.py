@@ -5,6 +5,10 @@ open fulfilments), damaged (a separate bucket for returned goods that cannot be
 sold), the on-hand quantity per lot in receipt order, and a safety stock that
 allocation never takes. Available is on hand minus reserved and never goes
 below zero: a movement that would oversell is refused with `insufficient_stock`.
+Every write of a stock record keeps the allocatable index in step
+(`allocatable/<sku>/<location>` exists exactly while allocation may take some of
+the SKU there), so allocation reads the locations that hold a SKU rather than
+walking every location.
 
 A receipt names its document (a delivery note, a purchase order): per
 receiving location a document is taken once; sent again with the same lines it
@@ -171,6 +175,29 @@ def compute_allocatable(record: Stock) -> int:
     return max(compute_available(record) - int(record["safety"]), 0)
 
 
+def put_stock(state: StateView, record: Stock) -> None:
+    """Write a stock record, and keep the allocatable index of its SKU in step with it."""
+    location, sku = record["location"], record["sku"]
+    state.put(keys.stock_key(location, sku), record)
+    index = keys.allocatable_key(sku, location)
+    listed = state.get(index) is not None
+    if compute_allocatable(record) > 0:
+        if not listed:
+            state.put(index, location)
+    elif listed:
+        state.delete(index)
+
+
+def get_allocatable_locations(state: StateView, skus: list[str]) -> list[str]:
+    """The locations where allocation may take some of any of `skus`, in id order (from the index, so the
+    locations holding none of them cost nothing)."""
+    found: dict[str, bool] = {}
+    for sku in sorted(set(skus)):
+        for _, location in state.scan(keys.allocatable_prefix(sku)):
+            found[location] = True
+    return sorted(found)
+
+
 def mark_restocked(state: StateView, sku: str) -> None:
     """Note that more of `sku` became available, for the next backorder re-sourcing pass (`allocation`)."""
     restocked = state.get(keys.RESTOCKED_KEY) or []
@@ -217,7 +244,7 @@ def post_entry(
         "height": ctx.height,
         "time_ms": ctx.time_ms,
     }
-    state.put(keys.stock_key(location, sku), record)
+    put_stock(state, record)
     state.put(keys.journal_key(location, sku, record["seq"]), entry)
     if (delta > 0 and bucket == "sellable") or reserved_delta < 0:
         mark_restocked(state, sku)
@@ -427,7 +454,7 @@ def process_stock_safety(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
     _require_physical(state, sku)
     record = get_stock(state, location, sku)
     record["safety"] = fields["qty"]
-    state.put(keys.stock_key(location, sku), record)
+    put_stock(state, record)
     return {"location": location, "sku": sku, "safety": record["safety"]}
 
 

@@ -51,8 +51,9 @@ from contracts.lifecycle import (
     require_order,
 )
 from contracts.numbering import take_invoice_number
-from contracts.payload import payload, read_payload, text
+from contracts.payload import boolean, choice, ident, integer, payload, read_payload, table, text
 from contracts.records import Credited, Document, Fulfilment, Order, PricedLine, Rounding
+from contracts.settings import Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -60,18 +61,48 @@ ROLES: dict[str, frozenset[str]] = {
     "invoice.reverse": frozenset({"operator", "store"}),
 }
 
-DEFAULTS: dict[str, Any] = {
-    "tax.rates": {"standard": {"*": 2100}, "reduced": {"*": 900}, "zero": {"*": 0}},
-    "tax.prices_include_tax": True,
-    "tax.rounding": "line",
-    "tax.shipping_class": "standard",
-    "invoicing.mode": "shipment",
-}
-"""Tax rates in basis points by tax class then region (`*` for any region); rounding `line` or `invoice`;
-invoicing `shipment` (one invoice per shipment) or `order` (one per issuer once the order has shipped)."""
-
 BASIS_POINTS = 10_000
 """A tax rate of 10000 basis points is 100 %."""
+
+MAX_TAX_CLASSES = 32
+"""Most tax classes in `tax.rates`."""
+
+MAX_TAX_REGIONS = 256
+"""Most regions (and `*`) with a rate of one tax class."""
+
+SETTINGS = (
+    Setting(
+        table(
+            "tax.rates",
+            table("", integer("", 0, BASIS_POINTS), min_items=1, max_items=MAX_TAX_REGIONS),
+            min_items=1,
+            max_items=MAX_TAX_CLASSES,
+            default={"standard": {"*": 2100}, "reduced": {"*": 900}, "zero": {"*": 0}},
+            doc="basis points by tax class, then by region (`*`: any other region)",
+        ),
+        governed=True,
+    ),
+    Setting(
+        boolean("tax.prices_include_tax", default=True, doc="catalogue and order prices include tax"), governed=True
+    ),
+    Setting(
+        choice(
+            "tax.rounding", ("line", "invoice"), default="line", doc="tax rounded per line, or per invoice and rate"
+        ),
+        governed=True,
+    ),
+    Setting(ident("tax.shipping_class", default="standard", doc="the tax class of shipping charges"), governed=True),
+    Setting(
+        choice(
+            "invoicing.mode",
+            ("shipment", "order"),
+            default="shipment",
+            doc="one invoice per shipment, or one per issuer once the order has shipped",
+        ),
+        governed=True,
+    ),
+)
+"""The configuration keys of this module (`contracts.settings`)."""
 
 SHIPPING_SKU = "shipping"
 """The `sku` of a shipping-charge line."""
@@ -80,10 +111,6 @@ PAYLOADS = {
     "invoice.reverse": payload(text("number", doc="the invoice's number"), text("reason", min_length=1)),
 }
 """The payload of each tx kind of this module."""
-
-
-def get_setting(config: dict[str, Any], key: str) -> Any:
-    return config.get(key, DEFAULTS[key])
 
 
 def compute_half_up(numerator: int, denominator: int) -> int:
@@ -101,7 +128,7 @@ def compute_distinct(values: list[Any]) -> list[Any]:
 
 
 def get_tax_rate(config: dict[str, Any], tax_class: str, region: str) -> int:
-    rates = get_setting(config, "tax.rates").get(tax_class)
+    rates = config["tax.rates"].get(tax_class)
     if rates is None:
         raise Rejected("unknown_tax_class", f"no tax rates for class {tax_class}")
     rate = rates.get(region, rates.get("*"))
@@ -234,7 +261,7 @@ def price_order(state: StateView, config: dict[str, Any], order: Order) -> int:
         for index, line in enumerate(order["lines"])
     ]
     if order["shipping_charge"] > 0:
-        shipping_class = get_setting(config, "tax.shipping_class")
+        shipping_class = config["tax.shipping_class"]
         items.append(
             {
                 "sku": SHIPPING_SKU,
@@ -249,8 +276,8 @@ def price_order(state: StateView, config: dict[str, Any], order: Order) -> int:
                 "gross": 0,
             }
         )
-    order["prices_include_tax"] = bool(get_setting(config, "tax.prices_include_tax"))
-    order["rounding"] = get_setting(config, "tax.rounding")
+    order["prices_include_tax"] = bool(config["tax.prices_include_tax"])
+    order["rounding"] = config["tax.rounding"]
     priced = compute_lines(items, order["prices_include_tax"], order["rounding"] == "invoice")
     for line, amounts in zip(order["lines"], priced, strict=False):
         line["tax_rate"] = amounts["tax_rate"]
@@ -305,7 +332,7 @@ def invoice_shipped(state: StateView, ctx: Context, order: Order) -> list[str]:
     pending = [f for f in fulfilments if f["status"] in SENT_FULFILMENT and f["invoice"] is None]
     if not pending:
         return []
-    if get_setting(ctx.config, "invoicing.mode") == "order":
+    if ctx.config["invoicing.mode"] == "order":
         if compute_shipping_status(order, fulfilments) not in ("shipped", "delivered"):
             return []
         groups = [[f for f in pending if f["org"] == org] for org in compute_distinct([f["org"] for f in pending])]
@@ -474,5 +501,5 @@ def process_invoice_reverse(state: StateView, tx: Tx, ctx: TxContext) -> dict[st
 
 def _tax_class_of(order: Order, line: int, ctx: TxContext) -> str:
     if line < 0:
-        return str(get_setting(ctx.config, "tax.shipping_class"))
+        return str(ctx.config["tax.shipping_class"])
     return str(order["lines"][line]["tax_class"])

@@ -16,12 +16,26 @@ def location_key(location: str) -> str:
     return f"location/{location}"
 
 
+def org_locations_key(org: str) -> str:
+    """How many locations the organisation has registered (bounded by `catalogue.max_locations_per_org`)."""
+    return f"orglocations/{org}"
+
+
 def stock_key(location: str, sku: str) -> str:
     return f"stock/{location}/{sku}"
 
 
 def stock_prefix(location: str | None = None) -> str:
     return "stock/" if location is None else f"stock/{location}/"
+
+
+def allocatable_key(sku: str, location: str) -> str:
+    """Present (value: the location) while the location has stock of the SKU that allocation may take."""
+    return f"allocatable/{sku}/{location}"
+
+
+def allocatable_prefix(sku: str) -> str:
+    return f"allocatable/{sku}/"
 
 
 def journal_key(location: str, sku: str, seq: int) -> str:

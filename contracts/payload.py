@@ -18,6 +18,11 @@ What a payload may hold:
 - maps of declared fields, and lists of such maps of bounded length;
 - `any`: any ledger value, checked by the rule itself (governance params).
 
+Configuration values (`contracts.settings`) are declared with the same
+fields and checked by `read_value`; they may also be tables (a map from
+short keys, such as tax classes or regions, to values of one spec) and
+arrays (a list of values of one spec), each of bounded length.
+
 What depends on the state or on other fields (a discount within its line's
 amount, a line index within the order, a known SKU) the rules still check.
 `describe` gives a spec as plain data (str, int, bool, None, lists and maps):
@@ -52,7 +57,7 @@ ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 HEX_DIGITS = "0123456789abcdef"
 """The characters of a digest in lowercase hex."""
 
-FieldType = Literal["id", "text", "int", "bool", "choice", "hash", "list", "map", "any"]
+FieldType = Literal["id", "text", "int", "bool", "choice", "hash", "list", "map", "table", "array", "any"]
 """What a field holds: see the module docstring."""
 
 
@@ -67,13 +72,15 @@ class Field:
     default: Any = None
     """What an absent optional field reads as (None: absent, the rule decides)."""
     low: int = 0
-    """Least value (int), length (text) or number of items (list)."""
+    """Least value (int), length (text) or number of items (list, table, array)."""
     high: int = 0
-    """Greatest value (int), length (text) or number of items (list)."""
+    """Greatest value (int), length (text) or number of items (list, table, array)."""
     choices: tuple[str, ...] = ()
     """The values a `choice` may take."""
     fields: tuple[Field, ...] = ()
     """The fields of a `map`, or of each item of a `list`."""
+    item: Field | None = None
+    """The spec of each value of a `table`, or of each item of an `array`."""
     doc: str = ""
     """What the field means, in a few words (for the reference)."""
 
@@ -89,8 +96,8 @@ def is_id(value: Any) -> bool:
 # declaring fields
 
 
-def ident(name: str, *, required: bool = True, doc: str = "") -> Field:
-    return Field(name=name, type="id", required=required, doc=doc)
+def ident(name: str, *, default: str | None = None, required: bool = True, doc: str = "") -> Field:
+    return Field(name=name, type="id", required=required and default is None, default=default, doc=doc)
 
 
 def text(
@@ -159,6 +166,27 @@ def mapping(name: str, *fields: Field, required: bool = True, doc: str = "") -> 
     return Field(name=name, type="map", required=required, fields=fields, doc=doc)
 
 
+def table(
+    name: str, item: Field, *, min_items: int = 0, max_items: int = MAX_ITEMS, default: Any = None, doc: str = ""
+) -> Field:
+    """A map of `min_items` to `max_items` keys of 1-`MAX_ID_LENGTH` characters, each to a value of `item`."""
+    return Field(
+        name=name,
+        type="table",
+        required=default is None,
+        default=default,
+        low=min_items,
+        high=max_items,
+        item=item,
+        doc=doc,
+    )
+
+
+def array(name: str, item: Field, *, max_items: int = MAX_ITEMS, default: Any = None, doc: str = "") -> Field:
+    """A list of 0 to `max_items` values, each of `item`."""
+    return Field(name=name, type="array", required=default is None, default=default, high=max_items, item=item, doc=doc)
+
+
 def anything(name: str, *, required: bool = True, doc: str = "") -> Field:
     return Field(name=name, type="any", required=required, doc=doc)
 
@@ -176,6 +204,11 @@ def read_payload(spec: Field, value: dict[str, Any]) -> dict[str, Any]:
     return _read_map(spec.fields, value, "")
 
 
+def read_value(spec: Field, value: Any) -> Any:
+    """One value (a configuration value, say) checked against `spec`, named by the spec's name; or `bad_payload`."""
+    return _read_field(spec, value, spec.name)
+
+
 def _read_map(fields: tuple[Field, ...], value: dict[str, Any], path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     present = 0
@@ -186,44 +219,57 @@ def _read_map(fields: tuple[Field, ...], value: dict[str, Any], path: str) -> di
             if name in value:
                 present += 1
             if field.required:
-                raise bad(_describe_rule(field, path))
+                raise bad(_describe_rule(field, path + name))
             out[name] = field.default
             continue
         present += 1
-        kind = field.type
-        if kind == "id":
-            ok = type(item) is str and 0 < len(item) <= MAX_ID_LENGTH and not item.strip(ID_CHARS)
-        elif kind == "int":
-            ok = type(item) is int and field.low <= item <= field.high
-        elif kind == "text":
-            ok = type(item) is str and field.low <= len(item) <= field.high
-        elif kind == "list":
-            if type(item) is not list or not field.low <= len(item) <= field.high:
-                raise bad(_describe_rule(field, path))
-            where = path + name
-            out[name] = [_read_item(field.fields, element, f"{where}[{i}].") for i, element in enumerate(item)]
-            continue
-        elif kind == "map":
-            if type(item) is not dict:
-                raise bad(_describe_rule(field, path))
-            out[name] = _read_map(field.fields, item, path + name + ".")
-            continue
-        elif kind == "choice":
-            ok = type(item) is str and item in field.choices
-        elif kind == "bool":
-            ok = type(item) is bool
-        elif kind == "hash":
-            ok = type(item) is str and len(item) == 64 and not item.strip(HEX_DIGITS)
-        else:
-            ok = True
-        if not ok:
-            raise bad(_describe_rule(field, path))
-        out[name] = item
+        out[name] = _read_field(field, item, path + name)
     if present != len(value):
         for key in value:
             if not any(key == field.name for field in fields):
                 raise bad(f"{path}{key} is not a field of this payload" if type(key) is str else "keys are strings")
     return out
+
+
+def _read_field(field: Field, item: Any, where: str) -> Any:
+    """A value of `field` found at `where` (its dotted name in messages), checked; nested values checked too."""
+    kind = field.type
+    if kind == "list":
+        if type(item) is not list or not field.low <= len(item) <= field.high:
+            raise bad(_describe_rule(field, where))
+        return [_read_item(field.fields, element, f"{where}[{i}].") for i, element in enumerate(item)]
+    if kind == "map":
+        if type(item) is not dict:
+            raise bad(_describe_rule(field, where))
+        return _read_map(field.fields, item, where + ".")
+    if kind == "table" and field.item is not None:
+        if type(item) is not dict or not field.low <= len(item) <= field.high:
+            raise bad(_describe_rule(field, where))
+        for key in item:
+            if type(key) is not str or not 0 < len(key) <= MAX_ID_LENGTH:
+                raise bad(_describe_rule(field, where))
+        return {key: _read_field(field.item, element, f"{where}.{key}") for key, element in item.items()}
+    if kind == "array" and field.item is not None:
+        if type(item) is not list or not field.low <= len(item) <= field.high:
+            raise bad(_describe_rule(field, where))
+        return [_read_field(field.item, element, f"{where}[{i}]") for i, element in enumerate(item)]
+    if kind == "id":
+        ok = type(item) is str and 0 < len(item) <= MAX_ID_LENGTH and not item.strip(ID_CHARS)
+    elif kind == "int":
+        ok = type(item) is int and field.low <= item <= field.high
+    elif kind == "text":
+        ok = type(item) is str and field.low <= len(item) <= field.high
+    elif kind == "choice":
+        ok = type(item) is str and item in field.choices
+    elif kind == "bool":
+        ok = type(item) is bool
+    elif kind == "hash":
+        ok = type(item) is str and len(item) == 64 and not item.strip(HEX_DIGITS)
+    else:
+        ok = kind == "any"
+    if not ok:
+        raise bad(_describe_rule(field, where))
+    return item
 
 
 def _read_item(fields: tuple[Field, ...], element: Any, path: str) -> dict[str, Any]:
@@ -232,9 +278,8 @@ def _read_item(fields: tuple[Field, ...], element: Any, path: str) -> dict[str, 
     return _read_map(fields, element, path)
 
 
-def _describe_rule(field: Field, path: str) -> str:
-    """What a field must be, as the refusal says it."""
-    where = path + field.name
+def _describe_rule(field: Field, where: str) -> str:
+    """What the field at `where` must be, as the refusal says it."""
     kind = field.type
     if kind == "id":
         return f"{where} must be an id of 1-{MAX_ID_LENGTH} letters, digits, '.', '_' or '-'"
@@ -246,6 +291,10 @@ def _describe_rule(field: Field, path: str) -> str:
         return f"{where} must be a list of {field.low}-{field.high} maps"
     if kind == "map":
         return f"{where} must be a map"
+    if kind == "table":
+        return f"{where} must be a map of {field.low}-{field.high} keys of 1-{MAX_ID_LENGTH} characters"
+    if kind == "array":
+        return f"{where} must be a list of {field.low}-{field.high} values"
     if kind == "choice":
         return f"{where} must be one of {', '.join(field.choices)}"
     if kind == "bool":
@@ -260,7 +309,7 @@ def _describe_rule(field: Field, path: str) -> str:
 
 def describe(field: Field) -> dict[str, Any]:
     """A field (or a whole payload spec) as plain data: name, type, required, doc, and what applies of default,
-    bounds, choices and nested fields."""
+    bounds, choices, nested fields and the spec of a table's values or an array's items."""
     out: dict[str, Any] = {"name": field.name, "type": field.type, "required": field.required, "doc": field.doc}
     if field.default is not None:
         out["default"] = field.default
@@ -277,11 +326,13 @@ def describe(field: Field) -> dict[str, Any]:
     elif field.type == "hash":
         out["length"] = 64
         out["characters"] = HEX_DIGITS
-    elif field.type == "list":
+    elif field.type in ("list", "table", "array"):
         out["min_items"] = field.low
         out["max_items"] = field.high
     elif field.type == "choice":
         out["choices"] = list(field.choices)
     if field.type in ("list", "map"):
         out["fields"] = [describe(child) for child in field.fields]
+    if field.item is not None:
+        out["item"] = describe(field.item)
     return out

@@ -44,6 +44,7 @@ from contracts.lifecycle import (
 )
 from contracts.payload import MAX_AMOUNT, ident, integer, payload, read_payload, text
 from contracts.records import Order, PaymentKind
+from contracts.settings import MAX_DURATION_MS, Setting
 from ledger.encoding import sha256
 from ledger.state import StateView
 from ledger.tx import Tx
@@ -54,11 +55,21 @@ ROLES: dict[str, frozenset[str]] = {
     "payment.refund": frozenset({"channel", "operator"}),
 }
 
-DEFAULTS: dict[str, Any] = {
-    "orders.unpaid_timeout_ms": 1_800_000,
-    "orders.timeout_batch": 50,
-}
-"""How long (block time) a prepaid order may stay unpaid; most unpaid orders cancelled per block."""
+SETTINGS = (
+    Setting(
+        integer(
+            "orders.unpaid_timeout_ms",
+            1,
+            MAX_DURATION_MS,
+            default=1_800_000,
+            doc="how long (block time) a prepaid order may stay unpaid",
+        )
+    ),
+    Setting(
+        integer("orders.timeout_batch", 1, 200, default=50, doc="most unpaid orders cancelled per block"), governed=True
+    ),
+)
+"""The configuration keys of this module (`contracts.settings`)."""
 
 PAYMENT_FIELDS = (
     ident("order_id"),
@@ -78,10 +89,6 @@ CANCELLATION_SOURCE = "cancellation"
 """What a refund of cancelled goods is tied to (credit notes are named by their number)."""
 
 
-def get_setting(config: dict[str, Any], key: str) -> Any:
-    return config.get(key, DEFAULTS[key])
-
-
 def start_payment_clock(state: StateView, ctx: TxContext, order: Order) -> None:
     """Give an unpaid prepaid order its payment deadline (the caller puts the order); an exchange waits for its
     return instead."""
@@ -89,7 +96,7 @@ def start_payment_clock(state: StateView, ctx: TxContext, order: Order) -> None:
         return
     if order["awaiting_return"]:
         return
-    deadline = ctx.time_ms + int(get_setting(ctx.config, "orders.unpaid_timeout_ms"))
+    deadline = ctx.time_ms + int(ctx.config["orders.unpaid_timeout_ms"])
     order["deadline_ms"] = deadline
     state.put(keys.unpaid_key(deadline, order["order_id"]), order["order_id"])
 
@@ -235,7 +242,7 @@ def process_payment_refund(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
 
 def begin_block(state: StateView, ctx: BlockContext) -> None:
     """Cancel the unpaid prepaid orders whose deadline passed by this block's time, oldest first, a bounded batch."""
-    batch = int(get_setting(ctx.config, "orders.timeout_batch"))
+    batch = int(ctx.config["orders.timeout_batch"])
     due: list[tuple[str, str]] = []
     for key, order_id in state.scan(keys.UNPAID_PREFIX):
         if len(due) == batch or int(key.split("/")[1]) > ctx.time_ms:

@@ -53,9 +53,10 @@ from contracts.lifecycle import (
 )
 from contracts.orders import ORDER_LINES, open_order
 from contracts.orders import PAYLOADS as ORDER_PAYLOADS
-from contracts.payload import choice, ident, items, payload, quantity, read_payload, text
+from contracts.payload import choice, ident, integer, items, payload, quantity, read_payload, text
 from contracts.payments import compute_overpaid, mark_refunded, start_payment_clock
 from contracts.records import Bucket, Fulfilment, Order, Return, ReturnLine, ReturnStatus
+from contracts.settings import MAX_DURATION_MS, Setting
 from ledger.encoding import encode, sha256
 from ledger.state import StateView
 from ledger.tx import Tx
@@ -66,13 +67,22 @@ ROLES: dict[str, frozenset[str]] = {
     "return.cancel": frozenset({"channel", "operator"}),
 }
 
-DEFAULTS: dict[str, Any] = {
-    "returns.window_ms": 30 * 86_400_000,
-    "returns.expiry_ms": 30 * 86_400_000,
-    "returns.expiry_batch": 50,
-}
-"""How long after delivery goods may be returned (0: no limit), how long a requested return is awaited, and how
-many returns expire per block at most."""
+SETTINGS = (
+    Setting(
+        integer(
+            "returns.window_ms",
+            0,
+            MAX_DURATION_MS,
+            default=30 * 86_400_000,
+            doc="how long after delivery goods may be returned (0: no limit)",
+        )
+    ),
+    Setting(
+        integer("returns.expiry_ms", 1, MAX_DURATION_MS, default=30 * 86_400_000, doc="how long a return is awaited")
+    ),
+    Setting(integer("returns.expiry_batch", 1, 200, default=50, doc="most returns expired per block"), governed=True),
+)
+"""The configuration keys of this module (`contracts.settings`)."""
 
 RETURNABLE = ("delivered", "completed", "returned", "refunded", "return_requested")
 """Order states from which goods may be returned."""
@@ -112,10 +122,6 @@ PAYLOADS = {
 """The payload of each tx kind of this module."""
 
 
-def get_setting(config: dict[str, Any], key: str) -> Any:
-    return config.get(key, DEFAULTS[key])
-
-
 def compute_returned(record: Fulfilment, line: int) -> int:
     return sum(part["qty"] for part in record["returned"] if part["line"] == line)
 
@@ -128,7 +134,7 @@ def assign_return_lines(
     state: StateView, ctx: TxContext, order: Order, return_id: str, requested: list[dict[str, Any]]
 ) -> list[ReturnLine]:
     """Spread the requested SKU quantities over the delivered fulfilment lines, marking them returned."""
-    window = int(get_setting(ctx.config, "returns.window_ms"))
+    window = int(ctx.config["returns.window_ms"])
     fulfilments = [
         f
         for f in get_order_fulfilments(state, order)
@@ -213,7 +219,7 @@ def process_return_request(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}")
     requested = fields["lines"]
     return_id = f"{order['order_id']}-R{len(order['returns']) + 1}"
-    deadline = ctx.time_ms + int(get_setting(ctx.config, "returns.expiry_ms"))
+    deadline = ctx.time_ms + int(ctx.config["returns.expiry_ms"])
     record: Return = {
         "return_id": return_id,
         "order_id": order["order_id"],
@@ -427,7 +433,7 @@ def process_return_cancel(state: StateView, tx: Tx, ctx: TxContext) -> dict[str,
 
 def begin_block(state: StateView, ctx: BlockContext) -> None:
     """Expire the awaited returns whose time is up, oldest first, a bounded batch, each in its own savepoint."""
-    batch = int(get_setting(ctx.config, "returns.expiry_batch"))
+    batch = int(ctx.config["returns.expiry_batch"])
     due: list[tuple[str, str]] = []
     for key, return_id in state.scan(keys.RETURN_DUE_PREFIX):
         if len(due) == batch or int(key.split("/")[1]) > ctx.time_ms:

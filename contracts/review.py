@@ -34,9 +34,20 @@ from contracts.lifecycle import (
     require_order_access,
     transition_order,
 )
-from contracts.payload import ident, payload, read_payload, text
+from contracts.payload import (
+    MAX_AMOUNT,
+    MAX_QTY,
+    array,
+    digest,
+    ident,
+    integer,
+    payload,
+    read_payload,
+    text,
+)
 from contracts.payments import start_payment_clock
 from contracts.records import Order
+from contracts.settings import MAX_DURATION_MS, Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -50,13 +61,39 @@ ROLES: dict[str, frozenset[str]] = {
 INTERCEPTABLE = ("released", "backordered", "partially_shipped")
 """Order states from which a released order may be held before (the rest of) it ships."""
 
-DEFAULTS: dict[str, Any] = {
-    "review.max_order_amount": 1_000_000,
-    "review.max_line_qty": 100,
-    "review.blocked_customers": [],
-    "review.repeat_window_ms": 0,
-}
-"""Hold limits: order amount in minor units, quantity per line, blocked customer hashes, repeat window."""
+MAX_BLOCKED_CUSTOMERS = 1_000
+"""Most customer hashes in `review.blocked_customers` (the configuration is read for every tx)."""
+
+SETTINGS = (
+    Setting(
+        integer("review.max_order_amount", 0, MAX_AMOUNT, default=1_000_000, doc="minor units; 0: no limit"),
+        governed=True,
+    ),
+    Setting(
+        integer("review.max_line_qty", 0, MAX_QTY, default=100, doc="units of one line; 0: no limit"), governed=True
+    ),
+    Setting(
+        array(
+            "review.blocked_customers",
+            digest(""),
+            max_items=MAX_BLOCKED_CUSTOMERS,
+            default=[],
+            doc="customer hashes whose orders are held (held orders are released one by one by an operator)",
+        )
+    ),
+    Setting(
+        integer(
+            "review.repeat_window_ms",
+            0,
+            MAX_DURATION_MS,
+            default=0,
+            doc="a customer's next order within this time is held; 0: off",
+        ),
+        governed=True,
+    ),
+)
+"""The configuration keys of this module (`contracts.settings`): the limits that hold orders for everyone are
+governed, the list of blocked customers is the operators' (as approving a held order is)."""
 
 PAYLOADS = {
     "order.approve": payload(ident("order_id"), text("note", default="")),
@@ -67,26 +104,22 @@ PAYLOADS = {
 """The payload of each tx kind of this module."""
 
 
-def get_setting(ctx: TxContext, key: str) -> Any:
-    return ctx.config.get(key, DEFAULTS[key])
-
-
 def compute_hold_reasons(
     state: StateView, ctx: TxContext, order: Order, price_mismatch: bool, is_new: bool = True
 ) -> list[str]:
     """Why an order must wait for review (empty: it may proceed). A new order records the customer's order time
     and is checked against the repeat window; an edited one keeps the repeat hold it had."""
     reasons = []
-    max_amount = int(get_setting(ctx, "review.max_order_amount"))
+    max_amount = int(ctx.config["review.max_order_amount"])
     if max_amount and order["total"] > max_amount:
         reasons.append("amount_over_limit")
-    max_qty = int(get_setting(ctx, "review.max_line_qty"))
+    max_qty = int(ctx.config["review.max_line_qty"])
     if max_qty and any(line["qty"] > max_qty for line in order["lines"]):
         reasons.append("qty_over_limit")
-    if order["customer_hash"] in get_setting(ctx, "review.blocked_customers"):
+    if order["customer_hash"] in ctx.config["review.blocked_customers"]:
         reasons.append("blocked_customer")
     if is_new:
-        window = int(get_setting(ctx, "review.repeat_window_ms"))
+        window = int(ctx.config["review.repeat_window_ms"])
         customer = state.get(keys.customer_key(order["customer_hash"]))
         if window and customer is not None and ctx.time_ms - customer["last_ms"] < window:
             reasons.append("repeat_order")

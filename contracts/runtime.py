@@ -25,10 +25,12 @@ rather than the ledger (`MemoryError`, `RecursionError`) are not turned into
 receipts: they propagate and stop the node. A failing `begin_block` hook is
 rolled back and the block goes on without its writes, for the same reason.
 
-Configuration defaults live in one place: `DEFAULT_CONFIG` here for the
-runtime's own settings, merged with the `DEFAULTS` dict that a contract module
-may export (a key defined twice is refused at load). Rules see the merged
-defaults overlaid with the values set on the ledger as `ctx.config`.
+Configuration is declared in one place per key (`contracts.settings`):
+`RUNTIME_SETTINGS` here for the runtime's own settings, merged with the
+`SETTINGS` that a contract module may export (a key declared twice, or a
+default that does not fit its own spec, is refused at load). Rules see the
+declared defaults overlaid with the values set on the ledger as `ctx.config`,
+and the declarations as `ctx.settings`.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ from typing import Any
 from contracts.context import BlockContext, TxContext
 from contracts.determinism import CONTRACT_PACKAGE, ContractRefused, check_module, is_allowed_import
 from contracts.errors import Rejected
-from contracts.governance import CONFIG_KEY, CONTRACT_PREFIX, PROTECTED_KEYS_SETTING, get_contract_key
-from contracts.payload import describe
+from contracts.governance import CONFIG_KEY, CONTRACT_PREFIX, get_contract_key
+from contracts.payload import describe, integer, read_value
+from contracts.settings import Setting, describe_setting
 from contracts.steps import StepMeter, instrument
 from ledger.block import Receipt
 from ledger.encoding import decode, encode
@@ -76,14 +79,18 @@ CONTRACT_MODULES: tuple[str, ...] = (
 SHARED_MODULES = frozenset({"errors", "context", "records"})
 """Modules of the contract package shared by rules and runtime as they are (types, not rules)."""
 
-DEFAULT_CONFIG: dict[str, Any] = {
-    "step_budget": 200_000,
-    "block_step_budget": 2_000_000,
-    "max_call_depth": 100,
-    PROTECTED_KEYS_SETTING: ["block_step_budget", "max_call_depth", PROTECTED_KEYS_SETTING, "step_budget"],
-}
-"""Runtime configuration defaults: steps one tx may take, steps each `begin_block` hook may take, deepest call
-nesting, and the keys only governance may change. Contract modules add theirs through `DEFAULTS`."""
+RUNTIME_SETTINGS = (
+    Setting(integer("step_budget", 1_000, 5_000_000, default=200_000, doc="steps one tx may take"), governed=True),
+    Setting(
+        integer(
+            "block_step_budget", 10_000, 50_000_000, default=2_000_000, doc="steps each `begin_block` hook may take"
+        ),
+        governed=True,
+    ),
+    Setting(integer("max_call_depth", 10, 200, default=100, doc="deepest call nesting of a tx or hook"), governed=True),
+)
+"""The runtime's own settings (all governed: they bound the work of a tx and of a block; the deepest nesting stays
+well inside the interpreter's recursion limit). Contract modules add theirs through `SETTINGS`."""
 
 SAFE_BUILTINS = [
     "abs",
@@ -328,8 +335,11 @@ class ContractSet:
         self.registry = tuple(registry)
         self.meter = meter
         self.rules: dict[str, Rule] = {}
-        self.defaults: dict[str, Any] = dict(DEFAULT_CONFIG)
-        """Effective configuration defaults: `DEFAULT_CONFIG` merged with each module's `DEFAULTS`."""
+        self.settings: dict[str, Setting] = {}
+        """Every declared configuration key: `RUNTIME_SETTINGS` and each module's `SETTINGS`, by key."""
+        self.defaults: dict[str, Any] = {}
+        """Effective configuration defaults: the default of every declared key."""
+        self._declare("runtime", RUNTIME_SETTINGS)
         self.hooks: list[Callable[[StateView, BlockContext], None]] = []
         for name in self.registry:
             self._register(self.modules[name])
@@ -343,20 +353,38 @@ class ContractSet:
                     module.name, 0, f"tx kind {kind!r} is already handled by {self.rules[kind].module}"
                 )
             self.rules[kind] = Rule(kind, module.name, roles, namespace[get_rule_name(kind)])
-        defaults = namespace.get("DEFAULTS", {})
-        if not isinstance(defaults, dict):
-            raise ContractRefused(module.name, 0, "DEFAULTS must be a dict of config key -> default value")
-        for key, value in defaults.items():
-            if key in self.defaults:
-                raise ContractRefused(module.name, 0, f"config default {key!r} is already defined elsewhere")
-            self.defaults[key] = value
-        try:
-            encode(self.defaults)
-        except EncodingError as exc:
-            raise ContractRefused(module.name, 0, f"DEFAULTS must be ledger data: {exc}") from exc
+        self._declare(module.name, namespace.get("SETTINGS", ()))
         hook = namespace.get("begin_block")
         if callable(hook):
             self.hooks.append(hook)
+
+    def _declare(self, name: str, settings: Any) -> None:
+        """Add module `name`'s settings: each a `Setting` of a new key whose default fits its spec and is ledger
+        data."""
+        if not isinstance(settings, tuple):
+            raise ContractRefused(name, 0, "SETTINGS must be a tuple of `settings.Setting`")
+        for setting in settings:
+            spec: Any = getattr(setting, "spec", None)
+            key = getattr(spec, "name", None)
+            if not isinstance(key, str) or not isinstance(getattr(setting, "governed", None), bool):
+                raise ContractRefused(name, 0, "SETTINGS must be a tuple of `settings.Setting`")
+            if key in self.settings:
+                raise ContractRefused(name, 0, f"config key {key!r} is already declared elsewhere")
+            try:
+                read_value(spec, spec.default)
+                encode(spec.default)
+            except (Rejected, EncodingError) as exc:
+                raise ContractRefused(name, 0, f"the default of config key {key!r} does not fit: {exc}") from exc
+            self.settings[key] = setting
+            self.defaults[key] = spec.default
+
+    def setting_specs(self) -> dict[str, dict[str, Any]]:
+        """Config key -> its declaration as plain data (`contracts.settings.describe_setting`), in key order."""
+        return {key: describe_setting(self.settings[key]) for key in sorted(self.settings)}
+
+    def governed_keys(self) -> list[str]:
+        """The config keys only governance changes, in key order."""
+        return [key for key in sorted(self.settings) if self.settings[key].governed]
 
     def required_roles(self, kind: str) -> frozenset[str] | None:
         """Roles of which a signer needs one to send `kind`; None for a kind no contract handles."""
@@ -446,7 +474,7 @@ class ContractSet:
                 f"{tx.signer} may not send {tx.kind}: it needs one of {', '.join(sorted(rule.roles))}",
             )
         config = self.get_config(state)
-        ctx = TxContext(block.height, block.time_ms, index, tx.id, signer, config, block.genesis)
+        ctx = TxContext(block.height, block.time_ms, index, tx.id, signer, config, block.genesis, self.settings)
         state.begin()
         self.meter.reset(int(config["step_budget"]), int(config["max_call_depth"]))
         try:

@@ -87,7 +87,6 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
         say(f"  order {order_id} is {order(order_id)['status']}")
 
     say("1. Catalogue and locations")
-    send(OPERATOR, "config.set", {"key": "review.max_order_amount", "value": 50_000})
     for sku, price, tax_class, virtual in (
         ("TEE-BLK-M", 1999, "standard", False),
         ("MUG-WHT", 899, "reduced", False),
@@ -240,14 +239,14 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
             "customer_hash": customer("carl"),
             "currency": "EUR",
             "delivery": {"region": "NL", "lat": 52_100_000, "lon": 5_100_000},
-            "lines": [{"sku": "MUG-WHT", "qty": 60, "unit_price": 899}],
+            "lines": [{"sku": "MUG-WHT", "qty": 120, "unit_price": 899}],
         },
     )
     say(f"  order {held['order_id']} is {held['status']} because {held['hold_reasons']}")
     send(
         OPERATOR,
         "stock.receive",
-        {"location": "RTM-DC", "document": "PO-1003", "lines": [{"sku": "MUG-WHT", "qty": 60}]},
+        {"location": "RTM-DC", "document": "PO-1003", "lines": [{"sku": "MUG-WHT", "qty": 120}]},
     )
     approved = send(OPERATOR, "order.approve", {"order_id": held["order_id"], "note": "B2B customer, checked"})
     say(f"  approved by operations: {approved['status']}, fulfilments {approved['fulfilments']}")

@@ -18,6 +18,8 @@ GENESIS_FILE = "genesis.json"
 KEY_FILE = "node_key"
 DATA_DIR = "data"
 WAL_FILE = "consensus.wal"
+WINDOWS_FILE = "envelope.windows"
+"""The highest envelope sequence number accepted from each peer (`p2p.windows`)."""
 CLIENTS_DIR = "clients"
 """Client key files (`<client id>.key`) made by `omsnode init` for a single-node network."""
 
@@ -51,6 +53,8 @@ class NodeConfig:
     """Serve `/metrics` to clients on this machine only (others get 403)."""
     cors_origins: str = ""
     """Comma-separated origins whose web pages may call the API with a token (empty: none)."""
+    max_connections: int = 512
+    """Most HTTP connections (API and /p2p, from anyone) open at once; past it a new one is closed at once."""
 
     @property
     def url(self) -> str:

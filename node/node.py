@@ -27,7 +27,7 @@ from ledger.tx import DEFAULT_TX_WINDOW, Tx
 from node.admission import Admission
 from node.application import NodeApplication
 from node.catchup import CatchUp
-from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, NodeConfig
+from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, WINDOWS_FILE, NodeConfig
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.feed import CommitSignal
@@ -42,6 +42,7 @@ from p2p.peers import PeerTable
 from p2p.snapshot import StateSync
 from p2p.sync import BlockSync, HttpSyncSource
 from p2p.transport import HttpTransport
+from p2p.windows import WindowStore
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ class Node:
         self.replica = Replica(self.genesis, self.config.node_id, self.key, app, records, mute_through=mute_through)
         self.peers = PeerTable.from_genesis(self.genesis, self.config.node_id)
         self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers)
+        self.windows = WindowStore(home / WINDOWS_FILE, self.transport.inbox.gate)
+        """The envelope replay windows, kept across restarts."""
+        self.windows.load()
         self.driver = ConsensusDriver(
             self.replica,
             ConsensusLog(home / WAL_FILE, records),
@@ -172,6 +176,7 @@ class Node:
             asyncio.create_task(self.gossip.run()),
             asyncio.create_task(self.catchup.run()),
             asyncio.create_task(self._reoffer_waiting_txs()),
+            asyncio.create_task(self.windows.run()),
         ]
 
     async def close(self) -> None:
@@ -179,6 +184,7 @@ class Node:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.transport.close()
+        self.windows.save()
         await self.sync_source.close()
         self.driver.close()
         self.snapshots.close()

@@ -7,16 +7,32 @@ is on the critical path of every block.
 uvicorn closes a connection idle between requests (keep-alive timeout) but
 sets no time limit on receiving a request, so a client that sends half a
 request line, or headers one byte at a time, would hold its connection (and
-a body it never finishes would hold a request task) forever. The server's
-protocol, `DeadlineProtocol`, closes any connection whose request is not
+a body it never finishes would hold a request task) forever; nor does it
+bound how many connections are open at once, and each one costs a file
+descriptor, buffers and, once it sends, a request task. The server's
+protocol, `BoundedProtocol`, closes any connection whose request is not
 complete, headers and body, within `REQUEST_DEADLINE_S` of its first byte
-(or of the connection opening).
+(or of the connection opening), and closes a new connection at once while
+`max_connections` are open (`max_connections` in `config.toml`), before it
+reads anything: the client sees the connection closed and tries again later.
+
+Large request bodies are read, copied and parsed in buffers of many
+megabytes. glibc's allocator serves a buffer that large from the heap once
+it has seen such buffers freed (its threshold for `mmap` rises with them),
+and a heap does not shrink below what is still in use above it, so a burst of
+large bodies left the node holding hundreds of megabytes it no longer used.
+`serve` pins the threshold (`return_large_buffers`): every buffer over
+`MMAP_THRESHOLD_BYTES` is mapped on its own and given back to the system
+when freed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
+import time
 from pathlib import Path
 
 import uvicorn
@@ -28,16 +44,45 @@ from node.config import NodeConfig
 REQUEST_DEADLINE_S = 30.0
 """Longest a client may take to send one whole request (a 16 MiB body at 1 MB/s fits)."""
 
+REFUSAL_LOG_INTERVAL_S = 10.0
+"""Refused connections are logged at most once per this interval (a flood would fill the log)."""
+
+M_MMAP_THRESHOLD = -3
+"""glibc's `mallopt` parameter for the size from which allocations are mapped on their own."""
+
+MMAP_THRESHOLD_BYTES = 128 * 1024
+"""Buffers larger than this are mapped on their own, and unmapped when freed (glibc's initial threshold)."""
+
 log = logging.getLogger(__name__)
 
 
-class DeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline for receiving each request."""
+def return_large_buffers() -> None:
+    """Have glibc map every buffer over `MMAP_THRESHOLD_BYTES` on its own, so that it goes back to the system
+    when freed; nothing happens where the C library is not glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        mallopt = None
+    if mallopt is None or not mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES):
+        log.info("the C library's allocator keeps its own threshold for large buffers")
 
+
+class BoundedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for receiving each request and a cap on open connections."""
+
+    max_connections = NodeConfig.max_connections
+    """Most connections open at once; `make_protocol` sets it from the node's config."""
+    refused = 0
+    """Connections closed at once because `max_connections` were open (over the server's life)."""
+    _logged_at = -REFUSAL_LOG_INTERVAL_S
     _deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._refuse()
+            return
         self._arm()
 
     def on_message_begin(self) -> None:
@@ -51,6 +96,20 @@ class DeadlineProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def _refuse(self) -> None:
+        cls = type(self)
+        cls.refused += 1
+        now = time.monotonic()
+        if now - cls._logged_at >= REFUSAL_LOG_INTERVAL_S:
+            cls._logged_at = now
+            log.warning(
+                "closing connection from %s: %d connections are open, the most allowed (%d refused so far)",
+                self.client,
+                self.max_connections,
+                cls.refused,
+            )
+        self.transport.close()
 
     def _arm(self) -> None:
         self._disarm()
@@ -70,6 +129,11 @@ class DeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+def make_protocol(max_connections: int) -> type[BoundedProtocol]:
+    """The server protocol that keeps at most `max_connections` open."""
+    return type("BoundedProtocol", (BoundedProtocol,), {"max_connections": max_connections, "refused": 0})
+
+
 SHUTDOWN_GRACE_S = 3
 """How long a stopping node waits for requests in flight (a change-feed long-poll may wait a minute)."""
 
@@ -77,6 +141,7 @@ SHUTDOWN_GRACE_S = 3
 def serve(home: Path, state_sync: bool | None = None) -> None:
     """Run the node of `home` until interrupted (`state_sync` as in `Node`)."""
     config = NodeConfig.load(home)
+    return_large_buffers()
     origins = [origin.strip() for origin in config.cors_origins.split(",") if origin.strip()]
     app = create_app(home, state_sync, origins)
     uvicorn.run(
@@ -86,6 +151,6 @@ def serve(home: Path, state_sync: bool | None = None) -> None:
         log_level=config.log_level,
         access_log=False,
         loop="uvloop",
-        http=DeadlineProtocol,
+        http=make_protocol(config.max_connections),
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )

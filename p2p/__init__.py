@@ -1,6 +1,7 @@
 """The p2p layer: moving bytes between nodes.
 
 - `p2p.envelope`: signed envelopes and the `EnvelopeGate` that checks them on arrival;
+- `p2p.windows`: the gate's replay windows kept in the node's home across restarts;
 - `p2p.inbox`: frames (one POST = a batch of envelopes) and dispatch to handlers by kind;
 - `p2p.transport`: the `Transport` interface and `HttpTransport`;
 - `p2p.memory`: the seeded in-memory network for tests; `p2p.conformance`: `check_transport`;

@@ -1,25 +1,31 @@
 """Signed envelopes: the only unit that travels between nodes.
 
 Every message a node sends (a consensus vote, a batch of txs) is wrapped in an
-envelope naming the sending validator, the chain, a per-sender sequence
-number and the message kind, and signed with the sender's validator key over
-the canonical encoding of those fields and the body. The receiving side opens
-it through an `EnvelopeGate`, which refuses, and counts by reason, anything
-oversized, not msgpack, from a key outside genesis, for another chain, badly
-signed, or replayed. A refused envelope is never acted on.
+envelope naming the sending validator, the validator it is addressed to, the
+chain, a per-sender sequence number and the message kind, and signed with the
+sender's validator key over the canonical encoding of those fields and the
+body (a broadcast is sealed once per recipient). The receiving side opens it
+through an `EnvelopeGate`, which refuses, and counts by reason, anything
+oversized, not msgpack, from a key outside genesis, for another chain,
+addressed to another node, badly signed, or replayed. A refused envelope is
+never acted on, and an envelope one node accepted is worth nothing to any
+other.
 
 Replay protection is a sliding window per sender (as in IPsec): the gate keeps
 the highest sequence number seen and a bitmap of the `window` numbers below
 it, so envelopes may arrive reordered by up to `window` positions but never
 twice. Sequence numbers start at boot time in milliseconds times 1,000,000
-(`SeqCounter`), so a restarted node never reuses one.
+(`SeqCounter`), so a restarted node never reuses one. The highest number
+accepted from each sender (`EnvelopeGate.get_highest`) is what a restarted
+receiver must remember (`p2p.windows` keeps it on disk): restored with
+`restore_highest`, everything up to it counts as seen.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ledger.encoding import decode, encode
@@ -45,6 +51,7 @@ DROP_REASONS = (
     "malformed",
     "unknown_sender",
     "wrong_chain",
+    "wrong_recipient",
     "bad_signature",
     "replay",
     "unknown_kind",
@@ -52,15 +59,25 @@ DROP_REASONS = (
 )
 """Every reason an incoming envelope is dropped for; each is a key of `EnvelopeGate.dropped`."""
 
-_FIELDS = {"body": bytes, "chain_id": str, "kind": str, "sender": str, "seq": int, "signature": bytes}
+_FIELDS = {
+    "body": bytes,
+    "chain_id": str,
+    "kind": str,
+    "recipient": str,
+    "sender": str,
+    "seq": int,
+    "signature": bytes,
+}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Envelope:
     """One signed message from a validator."""
 
     sender: str
     """Validator id of the sender, from genesis."""
+    recipient: str
+    """Validator id of the node it is addressed to: any other node refuses it."""
     chain_id: str
     """Chain the message belongs to."""
     seq: int
@@ -73,10 +90,18 @@ class Envelope:
     """Ed25519 signature by the sender's validator key over `compute_signing_bytes`."""
 
 
-def compute_signing_bytes(sender: str, chain_id: str, seq: int, kind: str, body: bytes) -> bytes:
-    """The bytes an envelope's signature covers."""
+def compute_signing_bytes(envelope: Envelope) -> bytes:
+    """The bytes an envelope's signature covers: every field but the signature, and the domain tag."""
     return encode(
-        {"body": body, "chain_id": chain_id, "domain": SIGNING_DOMAIN, "kind": kind, "sender": sender, "seq": seq}
+        {
+            "body": envelope.body,
+            "chain_id": envelope.chain_id,
+            "domain": SIGNING_DOMAIN,
+            "kind": envelope.kind,
+            "recipient": envelope.recipient,
+            "sender": envelope.sender,
+            "seq": envelope.seq,
+        }
     )
 
 
@@ -86,6 +111,7 @@ def encode_envelope(envelope: Envelope) -> bytes:
             "body": envelope.body,
             "chain_id": envelope.chain_id,
             "kind": envelope.kind,
+            "recipient": envelope.recipient,
             "sender": envelope.sender,
             "seq": envelope.seq,
             "signature": envelope.signature,
@@ -93,10 +119,12 @@ def encode_envelope(envelope: Envelope) -> bytes:
     )
 
 
-def seal(sender: str, chain_id: str, seq: int, kind: str, body: bytes, key: PrivateKey) -> bytes:
-    """Sign a message and return the encoded envelope, ready to send."""
-    signature = key.sign(compute_signing_bytes(sender, chain_id, seq, kind, body))
-    return encode_envelope(Envelope(sender, chain_id, seq, kind, body, signature))
+def seal(key: PrivateKey, *, sender: str, recipient: str, chain_id: str, seq: int, kind: str, body: bytes) -> bytes:
+    """Sign a message for one recipient with the sender's key and return the encoded envelope, ready to send."""
+    unsigned = Envelope(
+        sender=sender, recipient=recipient, chain_id=chain_id, seq=seq, kind=kind, body=body, signature=b""
+    )
+    return encode_envelope(replace(unsigned, signature=key.sign(compute_signing_bytes(unsigned))))
 
 
 def decode_envelope(data: bytes) -> Envelope:
@@ -110,7 +138,7 @@ def decode_envelope(data: bytes) -> Envelope:
     for name, kind in _FIELDS.items():
         if type(wire[name]) is not kind:
             raise Dropped("malformed", f"envelope field {name!r} must be {kind.__name__}")
-    return Envelope(wire["sender"], wire["chain_id"], wire["seq"], wire["kind"], wire["body"], wire["signature"])
+    return Envelope(**wire)
 
 
 class SeqCounter:
@@ -145,6 +173,12 @@ class ReplayWindow:
         offset = self.highest - seq
         return offset < self.size and not (self.seen >> offset) & 1
 
+    def mark_seen_through(self, highest: int) -> None:
+        """Count every number up to `highest` as seen (a window restored after a restart)."""
+        if highest > self.highest:
+            self.highest = highest
+            self.seen = (1 << self.size) - 1
+
     def accept(self, seq: int) -> None:
         """Record `seq` as seen; call only after `is_fresh(seq)`."""
         if seq > self.highest:
@@ -168,10 +202,14 @@ class EnvelopeGate:
     def __init__(
         self,
         genesis: Genesis,
+        node_id: str,
+        *,
         max_bytes: int | None = None,
         replay_window: int = DEFAULT_REPLAY_WINDOW,
     ) -> None:
         self.chain_id = genesis.chain_id
+        self.node_id = node_id
+        """The validator this gate opens envelopes for: the only recipient it accepts."""
         self.max_bytes = compute_max_envelope_bytes(genesis) if max_bytes is None else max_bytes
         self.replay_window = replay_window
         self._keys = genesis.validator_keys()
@@ -180,6 +218,23 @@ class EnvelopeGate:
         """Envelopes that passed every check."""
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         """Envelopes refused, by reason."""
+
+    def get_highest(self) -> dict[str, int]:
+        """The highest sequence number accepted from each sender so far, by sender."""
+        return {sender: window.highest for sender, window in sorted(self._windows.items())}
+
+    def restore_highest(self, highest: dict[str, int]) -> None:
+        """Count every sequence number up to `highest[sender]` as seen, for the genesis validators named (what
+        a restarted node remembers of its windows)."""
+        for sender, seq in highest.items():
+            if sender in self._keys:
+                self._get_window(sender).mark_seen_through(seq)
+
+    def _get_window(self, sender: str) -> ReplayWindow:
+        window = self._windows.get(sender)
+        if window is None:
+            window = self._windows[sender] = ReplayWindow(self.replay_window)
+        return window
 
     def count_drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
@@ -203,13 +258,12 @@ class EnvelopeGate:
             raise Dropped("unknown_sender", f"{envelope.sender!r} is not a genesis validator")
         if envelope.chain_id != self.chain_id:
             raise Dropped("wrong_chain", f"chain {envelope.chain_id!r}, expected {self.chain_id!r}")
+        if envelope.recipient != self.node_id:
+            raise Dropped("wrong_recipient", f"addressed to {envelope.recipient!r}, this is {self.node_id!r}")
         window = self._windows.get(envelope.sender)
         if window is not None and not window.is_fresh(envelope.seq):
             raise Dropped("replay", f"seq {envelope.seq} from {envelope.sender!r} already seen or too old")
-        signed = compute_signing_bytes(envelope.sender, envelope.chain_id, envelope.seq, envelope.kind, envelope.body)
-        if not is_valid_signature(key, signed, envelope.signature):
+        if not is_valid_signature(key, compute_signing_bytes(envelope), envelope.signature):
             raise Dropped("bad_signature", f"envelope from {envelope.sender!r} does not verify")
-        if window is None:
-            window = self._windows[envelope.sender] = ReplayWindow(self.replay_window)
-        window.accept(envelope.seq)
+        self._get_window(envelope.sender).accept(envelope.seq)
         return envelope

@@ -2,9 +2,9 @@
 
 A message that fails a check on arrival is `Dropped`, with a short machine
 reason (`oversized`, `malformed`, `unknown_sender`, `wrong_chain`,
-`bad_signature`, `replay`, `unknown_kind`, `rate_limited`) that the gate
-counts. A peer that
-cannot be reached is `PeerUnavailable`; a snapshot that does not check out is
+`wrong_recipient`, `bad_signature`, `replay`, `unknown_kind`,
+`rate_limited`) that the gate counts. A peer that cannot be reached is
+`PeerUnavailable`; a snapshot that does not check out is
 `InvalidSnapshot`. Forged blocks and bad certificates keep the ledger's own
 `InvalidBlock` / `InvalidCertificate`.
 """

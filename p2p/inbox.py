@@ -13,10 +13,10 @@ the signature, so a frame buys at most one failed signature check: a sender
 signs every envelope it seals, so after the first bad signature the rest of
 the frame is dropped unopened. Every refusal that only a forger or a broken
 peer causes (junk framing, a malformed envelope, an unknown sender, another
-chain, a bad signature; not replays, which honest networks produce) is
-charged to the frame's source (its address) in a `SourceBudget`; a source
-whose budget is spent has its frames dropped as `rate_limited` before they
-are even split, until the budget refills.
+chain, another recipient, a bad signature; not replays, which honest
+networks produce) is charged to the frame's source (its address) in a
+`SourceBudget`; a source whose budget is spent has its frames dropped as
+`rate_limited` before they are even split, until the budget refills.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ Handler = Callable[[Envelope], Awaitable[None]]
 MAX_FRAME_ENVELOPES = 1024
 """Most envelopes one frame may carry."""
 
-CHARGED_REASONS = frozenset({"oversized", "malformed", "unknown_sender", "wrong_chain", "bad_signature"})
+CHARGED_REASONS = frozenset(
+    {"oversized", "malformed", "unknown_sender", "wrong_chain", "wrong_recipient", "bad_signature"}
+)
 """Drop reasons charged to the frame's source: what no honest peer sends."""
 
 log = logging.getLogger(__name__)

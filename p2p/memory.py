@@ -143,7 +143,7 @@ class MemoryTransport:
         self.network = network
         self.chain_id = network.genesis.chain_id
         self.peers = PeerTable.from_genesis(network.genesis, node_id)
-        self.inbox = Inbox(gate or EnvelopeGate(network.genesis), self.peers)
+        self.inbox = Inbox(gate or EnvelopeGate(network.genesis, node_id), self.peers)
         self._key = key
         self._seq = seq or SeqCounter()
         self._heap: list[tuple[int, int, bytes]] = []
@@ -172,15 +172,23 @@ class MemoryTransport:
     def send(self, peer_id: str, kind: str, body: bytes) -> None:
         if peer_id not in self.peers:
             raise ValueError(f"{peer_id!r} is not a peer of {self.node_id!r}")
-        self._post(peer_id, encode_frame([self._seal(kind, body)]))
+        self._post(peer_id, encode_frame([self._seal(peer_id, kind, body)]))
 
     def broadcast(self, kind: str, body: bytes) -> None:
-        frame = encode_frame([self._seal(kind, body)])
         for peer_id in self.peers.ids():
-            self._post(peer_id, frame)
+            self._post(peer_id, encode_frame([self._seal(peer_id, kind, body)]))
 
-    def _seal(self, kind: str, body: bytes) -> bytes:
-        return seal(self.node_id, self.chain_id, self._seq.next(), kind, body, self._key)
+    def _seal(self, peer_id: str, kind: str, body: bytes) -> bytes:
+        """An envelope of `kind` for `peer_id` alone, with this node's next sequence number."""
+        return seal(
+            self._key,
+            sender=self.node_id,
+            recipient=peer_id,
+            chain_id=self.chain_id,
+            seq=self._seq.next(),
+            kind=kind,
+            body=body,
+        )
 
     def _post(self, peer_id: str, frame: bytes) -> None:
         self.peers.record_sent(peer_id, 1, len(frame), 0.0)

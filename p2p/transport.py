@@ -161,7 +161,7 @@ class HttpTransport:
         self.node_id = node_id
         self.chain_id = genesis.chain_id
         self.peers = peers
-        self.inbox = Inbox(gate or EnvelopeGate(genesis), peers)
+        self.inbox = Inbox(gate or EnvelopeGate(genesis, node_id), peers)
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
         self.retries = retries
@@ -205,15 +205,23 @@ class HttpTransport:
         queue = self._queues.get(peer_id)
         if queue is None:
             raise ValueError(f"{peer_id!r} is not a peer of {self.node_id!r}")
-        self._enqueue(peer_id, queue, self._seal(kind, body))
+        self._enqueue(peer_id, queue, self._seal(peer_id, kind, body))
 
     def broadcast(self, kind: str, body: bytes) -> None:
-        data = self._seal(kind, body)
         for peer_id, queue in self._queues.items():
-            self._enqueue(peer_id, queue, data)
+            self._enqueue(peer_id, queue, self._seal(peer_id, kind, body))
 
-    def _seal(self, kind: str, body: bytes) -> bytes:
-        return seal(self.node_id, self.chain_id, self._seq.next(), kind, body, self._key)
+    def _seal(self, peer_id: str, kind: str, body: bytes) -> bytes:
+        """An envelope of `kind` for `peer_id` alone, with this node's next sequence number."""
+        return seal(
+            self._key,
+            sender=self.node_id,
+            recipient=peer_id,
+            chain_id=self.chain_id,
+            seq=self._seq.next(),
+            kind=kind,
+            body=body,
+        )
 
     def _enqueue(self, peer_id: str, queue: SendQueue, data: bytes) -> None:
         dropped = queue.put(data)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from contracts.governance import PROTECTED_KEYS_SETTING, get_config_values
+from contracts.governance import get_config_values
 from ledger.state import StateView
 from node.api.deps import authorize, get_node, get_state
 from node.api.models import Configuration
@@ -24,11 +24,10 @@ Reader = Annotated[Principal, Depends(authorize("config:read"))]
 async def get_configuration(node: NodeDep, state: StateDep, reader: Reader) -> Any:
     """The effective configuration (the contracts' defaults overlaid with the values set on the ledger), the
     values set, the defaults, the keys only governance changes, and the contract versions pinned by hash."""
-    effective = node.contracts.get_config(state)
     return Configuration(
-        effective=effective,
+        effective=node.contracts.get_config(state),
         set=get_config_values(state),
         defaults=node.contracts.defaults,
-        protected=sorted(effective[PROTECTED_KEYS_SETTING]),
+        protected=node.contracts.governed_keys(),
         contracts=node.contracts.versions(),
     )

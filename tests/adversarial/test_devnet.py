@@ -98,7 +98,21 @@ def replayed_and_expired_txs(http: httpx.Client, hostile: Hostile) -> list[httpx
 
 def junk_p2p_frames(http: httpx.Client, hostile: Hostile) -> list[httpx.Response]:
     chain = hostile.devnet.genesis.chain_id
-    forged = [encode_envelope(Envelope("node-0", chain, 10**15 + i, "consensus", b"x", bytes(64))) for i in range(500)]
+    forged = [
+        encode_envelope(
+            Envelope(
+                sender="node-0",
+                recipient=recipient,
+                chain_id=chain,
+                seq=10**15 + i,
+                kind="consensus",
+                body=b"x",
+                signature=bytes(64),
+            )
+        )
+        for i in range(125)
+        for recipient in hostile.devnet.genesis.validator_ids()
+    ]
     bodies = [b"", b"\xc1", b"junk" * 100, deep_array(100_000), encode_frame(forged), b"\x92\xc4\x01x\xc4\x01y"]
     return [http.post("/p2p", content=body) for body in bodies]
 

@@ -20,6 +20,8 @@ from tests.helpers.builders import make_network
 NET = make_network(4)
 GENESIS = NET.genesis
 ATTACKER = "203.0.113.9"
+HOME = "node-3"
+"""The node whose inbox the tests feed."""
 
 
 class FakeClock:
@@ -33,7 +35,7 @@ class FakeClock:
 def make_inbox(clock: FakeClock | None = None) -> tuple[Inbox, list[Envelope]]:
     received: list[Envelope] = []
     budget = SourceBudget(capacity=8, refill_per_s=1.0, max_sources=16, clock=clock or FakeClock())
-    inbox = Inbox(EnvelopeGate(GENESIS), PeerTable.from_genesis(GENESIS, "node-3"), budget=budget)
+    inbox = Inbox(EnvelopeGate(GENESIS, HOME), PeerTable.from_genesis(GENESIS, HOME), budget=budget)
 
     async def handler(envelope: Envelope) -> None:
         received.append(envelope)
@@ -42,13 +44,31 @@ def make_inbox(clock: FakeClock | None = None) -> tuple[Inbox, list[Envelope]]:
     return inbox, received
 
 
-def forged_frame(count: int, first_seq: int = 1) -> bytes:
+def forged_frame(count: int, first_seq: int = 1, recipient: str = HOME) -> bytes:
     """`count` envelopes naming validator node-0, fresh sequence numbers, signatures of nobody."""
     envelopes = [
-        encode_envelope(Envelope("node-0", GENESIS.chain_id, first_seq + i, "consensus", b"x", bytes(64)))
+        encode_envelope(
+            Envelope(
+                sender="node-0",
+                recipient=recipient,
+                chain_id=GENESIS.chain_id,
+                seq=first_seq + i,
+                kind="consensus",
+                body=b"x",
+                signature=bytes(64),
+            )
+        )
         for i in range(count)
     ]
     return encode_frame(envelopes)
+
+
+def honest(seq: int, body: bytes = b"vote", recipient: str = HOME) -> bytes:
+    """An envelope node-1 sealed for `recipient`."""
+    key = NET.keys["node-1"]
+    return seal(
+        key, sender="node-1", recipient=recipient, chain_id=GENESIS.chain_id, seq=seq, kind="consensus", body=body
+    )
 
 
 @pytest.fixture
@@ -78,16 +98,25 @@ def test_a_source_that_spent_its_budget_costs_nothing_until_it_refills(signature
         asyncio.run(inbox.receive(forged_frame(4, first_seq=round_ * 10 + 1), ATTACKER))
     assert len(signature_checks) == 8
     assert inbox.gate.dropped["rate_limited"] == 12
-    honest = seal("node-1", GENESIS.chain_id, 1, "consensus", b"vote", NET.keys["node-1"])
-    assert asyncio.run(inbox.receive(encode_frame([honest]), "198.51.100.1")) == 1
+    assert asyncio.run(inbox.receive(encode_frame([honest(1)]), "198.51.100.1")) == 1
     clock.now += 2.0
     asyncio.run(inbox.receive(forged_frame(1, first_seq=1000), ATTACKER))
     assert len(signature_checks) == 10 and len(received) == 1
 
 
+def test_envelopes_for_another_node_cost_no_signature_check_and_are_charged(signature_checks: list[int]) -> None:
+    inbox, received = make_inbox()
+    meant_for_node_0 = encode_frame([honest(seq, recipient="node-0") for seq in range(1, 9)])
+    assert asyncio.run(inbox.receive(meant_for_node_0, ATTACKER)) == 0
+    assert asyncio.run(inbox.receive(forged_frame(4, recipient="node-0"), ATTACKER)) == 0
+    assert signature_checks == [] and received == []
+    assert inbox.gate.dropped["wrong_recipient"] == 8, "then the source's budget of 8 is spent"
+    assert inbox.gate.dropped["rate_limited"] == 1
+
+
 def test_replays_are_not_charged() -> None:
     inbox, received = make_inbox()
-    frame = encode_frame([seal("node-1", GENESIS.chain_id, 1, "consensus", b"vote", NET.keys["node-1"])])
+    frame = encode_frame([honest(1)])
     for _ in range(50):
         asyncio.run(inbox.receive(frame, "198.51.100.1"))
     assert len(received) == 1 and inbox.gate.dropped["replay"] == 49
@@ -126,7 +155,7 @@ def test_a_handler_refusing_an_envelope_is_logged_in_one_line(caplog: pytest.Log
         raise LedgerError("not a message")
 
     inbox.register("consensus", refuse)
-    frame = encode_frame([seal("node-1", GENESIS.chain_id, 1, "consensus", b"junk", NET.keys["node-1"])])
+    frame = encode_frame([honest(1, b"junk")])
     with caplog.at_level(logging.INFO, logger="p2p.inbox"):
         assert asyncio.run(inbox.receive(frame, "198.51.100.1")) == 0
     (record,) = caplog.records

@@ -100,7 +100,15 @@ def test_a_signed_record_holding_a_hostile_message_does_not_restore(value: bytes
 
 
 def test_an_envelope_sealed_around_a_deep_body_opens_and_the_body_is_refused_by_its_decoder() -> None:
-    frame = seal("node-0", GENESIS.chain_id, 1, "consensus", deep_map(100_000), NET.keys["node-0"])
+    frame = seal(
+        NET.keys["node-0"],
+        sender="node-0",
+        recipient="node-1",
+        chain_id=GENESIS.chain_id,
+        seq=1,
+        kind="consensus",
+        body=deep_map(100_000),
+    )
     envelope = decode_envelope(frame)
     with pytest.raises(InvalidMessage, match="not valid msgpack"):
         decode_message(envelope.body)

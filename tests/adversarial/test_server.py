@@ -1,5 +1,6 @@
 """A slow client cannot hold a connection: a request not complete within the deadline is cut off, while a
-client that keeps to it is served as usual."""
+client that keeps to it is served as usual. Nor can many clients open more than the most connections allowed:
+past it a new connection is closed at once, and once one closes a newcomer is served again."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from node import server
 DEADLINE_S = 0.5
 
 
-async def _with_server(scenario) -> None:  # type: ignore[no-untyped-def]
+async def _with_server(scenario, max_connections: int = 100) -> None:  # type: ignore[no-untyped-def]
     app = FastAPI()
 
     @app.post("/echo")
@@ -24,7 +25,8 @@ async def _with_server(scenario) -> None:  # type: ignore[no-untyped-def]
         return body
 
     (port,) = free_ports(1)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=server.DeadlineProtocol, log_level="warning")
+    protocol = server.make_protocol(max_connections)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=protocol, log_level="warning")
     running = uvicorn.Server(config)
     task = asyncio.create_task(running.serve())
     while not running.started:
@@ -85,3 +87,36 @@ def test_a_client_that_keeps_to_the_deadline_is_served_on_a_kept_alive_connectio
         writer.close()
 
     asyncio.run(_with_server(scenario))
+
+
+async def _echo(port: int, value: int) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b'{"a": %d}' % value
+    writer.write(
+        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), timeout=5)
+    writer.close()
+    return answer
+
+
+def test_past_the_most_connections_a_new_one_is_closed_at_once_until_one_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(server, "REQUEST_DEADLINE_S", 30.0)
+
+    async def scenario(port: int) -> None:
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        refused = await _echo(port, 1)
+        assert refused == b"", "closed before anything was read"
+        _reader, writer = held.pop()
+        writer.close()
+        await asyncio.sleep(0.1)
+        assert (await _echo(port, 2)).startswith(b"HTTP/1.1 200")
+        for _reader, writer in held:
+            writer.close()
+
+    asyncio.run(_with_server(scenario, max_connections=3))

@@ -105,11 +105,13 @@ def test_the_openapi_declares_each_write_with_its_body_from_the_contracts_spec_a
 
 
 def test_an_order_held_in_review_is_edited_approved_or_rejected(api: Api) -> None:
-    api.send("operator-1", "config.set", {"key": "review.max_line_qty", "value": 5})
+    refs = [f"held-{n}" for n in range(3)]
+    blocked = [order_payload(ref)["customer_hash"] for ref in refs]
+    api.send("operator-1", "config.set", {"key": "review.blocked_customers", "value": blocked})
     try:
-        edited, approved, rejected = (place(api, f"held-{n}", lines=[{"sku": "TEE-M", "qty": 6}]) for n in range(3))
+        edited, approved, rejected = (place(api, ref) for ref in refs)
     finally:
-        api.send("operator-1", "config.set", {"key": "review.max_line_qty", "value": None})
+        api.send("operator-1", "config.set", {"key": "review.blocked_customers", "value": None})
     assert {edited["status"], approved["status"], rejected["status"]} == {"on_hold"}
     path = f"/v1/orders/{edited['order_id']}"
     after = act(api, api.channel, f"{path}/edit", {"lines": [{"sku": "TEE-M", "qty": 2}]})["resource"]

@@ -5,7 +5,9 @@
 checks, savepoints, step metering: everything a node runs) and commits the
 block's writes; it returns the receipt as a dict (`ok`, `code`, `message`,
 `result`). `begin_block` runs an empty block, to let block time pass.
-Configuration changes go through `config.set` like any other tx.
+Configuration changes go through txs as on a node: `config.set` by the
+operator, or for a governed key a governance proposal that the validators'
+organisations approve (`set_config`).
 
 `make_shop` is a small retailer on it: SKUs `TEE`, `MUG` and the virtual
 `GIFT`, the pickup store `ST1` and the warehouses `WH1`, `WH2` of
@@ -16,6 +18,7 @@ organisation `org-0` (run by `store-1`), and `FOREIGN`, a store of `org-1`
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,6 +35,9 @@ from tests.helpers.builders import CHAIN_ID, Network, make_network
 BLOCK_MS = 1_000
 """Block time advances this much per block unless told otherwise."""
 
+Submit = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+"""Run one signed tx in a block of its own; its receipt as a dict (`Ledger.submit`, or a test's wrapper of it)."""
+
 CUSTOMER = hashlib.sha256(b"customer:1").hexdigest()
 """The customer reference (as a channel hashes it) of the orders `create` places."""
 
@@ -45,9 +51,10 @@ def get_contracts() -> ContractSet:
     return _LOADED[0]
 
 
-def make_oms_network() -> Network:
-    """The default test identities (all of `org-0`) plus `store-2`, a store of another organisation, `org-1`."""
-    network = make_network(validators=2)
+def make_oms_network(validators: int = 2) -> Network:
+    """The default test identities (all of `org-0`) plus `store-2`, a store of another organisation, `org-1`;
+    validator `node-<i>` is the one of organisation `org-<i>`."""
+    network = make_network(validators=validators)
     key = PrivateKey.from_seed_text(f"{CHAIN_ID}/store-2")
     store = Identity("store-2", "org-1", key.public, frozenset({"store"}))
     genesis = replace(network.genesis, clients=(*network.genesis.clients, store))
@@ -113,10 +120,22 @@ class Ledger:
         result = {"ok": receipt.ok, "code": receipt.code, "message": receipt.message, "result": receipt.result}
         return result, dict(view.writes())
 
-    def set_config(self, key: str, value: Any) -> None:
-        receipt = self.submit("operator-1", "config.set", {"key": key, "value": value})
-        if not receipt["ok"]:
-            raise ValueError(f"config.set {key}: {receipt['code']}: {receipt['message']}")
+    def set_config(self, key: str, value: Any, submit: Submit | None = None) -> None:
+        """Change one configuration key as the ledger allows it: `config.set` by `operator-1`, or, for a governed
+        key, a proposal by the first validator approved by the others until it is executed (a block per tx)."""
+        submit = submit or self.submit
+        change = {"key": key, "value": value}
+        if not self.contracts.settings[key].governed:
+            receipt = submit("operator-1", "config.set", change)
+        else:
+            first, *others = [validator.id for validator in self.network.genesis.validators]
+            receipt = submit(first, "governance.propose", {"action": "config.set", "params": change})
+            for validator in others:
+                if not receipt["ok"] or receipt["result"]["status"] == "executed":
+                    break
+                receipt = submit(validator, "governance.approve", {"proposal": receipt["result"]["proposal"]})
+        if not receipt["ok"] or receipt["result"].get("status", "executed") != "executed":
+            raise ValueError(f"config {key}: {receipt['code']}: {receipt['message'] or receipt['result']}")
 
     def commitment(self) -> bytes:
         return compute_commitment(sorted(self.base.entries.items()))
@@ -132,9 +151,9 @@ def refused(receipt: dict[str, Any], code: str) -> None:
     assert not receipt["ok"] and receipt["code"] == code, receipt
 
 
-def make_shop() -> Ledger:
+def make_shop(validators: int = 2) -> Ledger:
     """A ledger with the catalogue and locations described above, and no stock."""
-    ledger = Ledger()
+    ledger = Ledger(network=make_oms_network(validators))
     for sku, price, tax_class, virtual in (
         ("TEE", 1999, "standard", False),
         ("MUG", 899, "reduced", False),

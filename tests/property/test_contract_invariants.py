@@ -298,7 +298,7 @@ class Shop(RuleBasedStateMachine):
     @rule(n=index, m=index)
     def configure(self, n: int, m: int) -> None:
         key, values = pick(list(CONFIG_CHOICES), n)
-        self.send("operator-1", "config.set", {"key": key, "value": pick(list(values), m)})
+        self.ledger.set_config(key, pick(list(values), m), submit=self.send)
 
     # Checks that try txs
 
@@ -353,6 +353,12 @@ class Shop(RuleBasedStateMachine):
             if not record["virtual"]:
                 for item in record["lines"]:
                     open_reservations[(record["location"], item["sku"])] += item["qty"]
+        allocatable = {
+            f"allocatable/{stock['sku']}/{stock['location']}"
+            for _, stock in state.scan("stock/")
+            if stock["on_hand"] - stock["reserved"] > stock["safety"]
+        }
+        assert {key for key, _ in state.scan("allocatable/")} == allocatable, "the index allocation reads is exact"
         for _, stock in state.scan("stock/"):
             where = (stock["location"], stock["sku"])
             assert stock["on_hand"] - stock["reserved"] >= 0, where

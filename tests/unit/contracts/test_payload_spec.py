@@ -35,6 +35,10 @@ def render_type(field: dict[str, Any]) -> str:
         return " / ".join(f"`{choice}`" for choice in field["choices"])
     if kind == "hash":
         return "sha256, lowercase hex"
+    if kind == "table":
+        return f"map of {field['min_items']}-{field['max_items']} keys to {render_type(field['item'])}"
+    if kind == "array":
+        return f"list of up to {field['max_items']} of {render_type(field['item'])}"
     return {"id": "id", "bool": "true / false", "map": "map", "any": "any value"}[kind]
 
 

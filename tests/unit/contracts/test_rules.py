@@ -132,6 +132,47 @@ def test_distance_breaks_a_priority_tie(ledger: Ledger) -> None:
     assert compute_distance_sq(52_000_000, 4_000_000, 52_000_000, 5_000_000) < 1_000_000**2
 
 
+def location_payload(name: str, **fields: Any) -> dict[str, Any]:
+    """A warehouse that ships online, near the shop's own."""
+    return {"location": name, "type": "warehouse", "region": "NL", "lat": 52_000_000, "lon": 4_900_000, **fields}
+
+
+def test_allocation_reads_only_the_locations_that_hold_the_skus(ledger: Ledger) -> None:
+    receive(ledger, "WH1", "TEE", 2)
+    receive(ledger, "WH2", "MUG", 1)
+    assert [key for key, _ in ledger.state.scan("allocatable/")] == ["allocatable/MUG/WH2", "allocatable/TEE/WH1"]
+    ok(ledger.submit("store-1", "stock.safety", {"location": "WH2", "sku": "MUG", "qty": 1}))
+    assert [key for key, _ in ledger.state.scan("allocatable/MUG/")] == [], "safety stock is not allocatable"
+    order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))
+    assert [key for key, _ in ledger.state.scan("allocatable/")] == [], "all of it is reserved"
+    ok(ledger.submit("channel-1", "order.cancel", {"order_id": order["order_id"]}))
+    assert [key for key, _ in ledger.state.scan("allocatable/")] == ["allocatable/TEE/WH1"], "released"
+
+
+def test_empty_locations_cost_an_order_nothing_and_an_organisation_registers_a_bounded_number() -> None:
+    def order_steps(empty_locations: int) -> int:
+        ledger = make_shop()
+        receive(ledger, "WH1", "TEE", 5)
+        network = ledger.network
+        txs = [network.tx("store-1", "location.upsert", location_payload(f"E{i}")) for i in range(empty_locations)]
+        assert all(receipt.ok for receipt in ledger.run_block(txs))
+        ok(create(ledger, "A", [{"sku": "TEE", "qty": 1}]))
+        return ledger.contracts.meter.used
+
+    limit = make_shop().config["catalogue.max_locations_per_org"]
+    assert order_steps(limit - 3) == order_steps(0), "org-0 had ST1, WH1 and WH2; the rest are empty"
+    ledger = make_shop()
+    txs = [ledger.network.tx("store-1", "location.upsert", location_payload(f"E{i}")) for i in range(limit - 3)]
+    ledger.run_block(txs)
+    receipt = ledger.submit("store-1", "location.upsert", location_payload("ONE-TOO-MANY"))
+    refused(receipt, "too_many_locations")
+    assert receipt["message"] == f"organisation org-0 has {limit} locations, the most it may register"
+    ok(ledger.submit("store-1", "location.upsert", location_payload("E0", active=False)))
+    ok(ledger.submit("operator-1", "location.upsert", location_payload("E1", org="org-1")))
+    ok(ledger.submit("store-1", "location.upsert", location_payload("ONE-MORE")))
+    refused(ledger.submit("store-1", "location.upsert", location_payload("ONE-TOO-MANY")), "too_many_locations")
+
+
 def test_click_and_collect_is_served_by_the_pickup_store_first(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 5)
     receive(ledger, "ST1", "TEE", 1)

@@ -165,16 +165,21 @@ def test_config_set_changes_ctx_config_for_later_txs(contracts: ContractSet, net
     assert writes["config"] == {}
 
 
-def test_config_set_keeps_types_and_leaves_protected_keys_to_governance(contracts: ContractSet, net: Network) -> None:
+def test_config_set_takes_declared_keys_and_values_that_fit_and_leaves_governed_keys_to_governance(
+    contracts: ContractSet, net: Network
+) -> None:
     txs = [
         net.tx("operator-1", "config.set", {"key": "counter_step", "value": "five"}),
-        net.tx("operator-1", "config.set", {"key": "step_budget", "value": 10}),
-        net.tx("operator-1", "config.set", {"key": "protected_config_keys", "value": []}),
+        net.tx("operator-1", "config.set", {"key": "counter_step", "value": 11}),
+        net.tx("operator-1", "config.set", {"key": "step_budget", "value": 1_000}),
         net.tx("operator-1", "config.set", {"key": "tax_rates", "value": {"std": 2000}}),
+        net.tx("operator-1", "config.set", {"key": "counter_step", "value": -2}),
     ]
     receipts, writes = execute(contracts, net, txs)
-    assert [r.code for r in receipts] == ["bad_config_value", "protected_config", "protected_config", "ok"]
-    assert writes["config"] == {"tax_rates": {"std": 2000}}
+    codes = ["bad_config_value", "bad_config_value", "protected_config", "unknown_config_key", "ok"]
+    assert [r.code for r in receipts] == codes
+    assert receipts[1].message == "counter_step must be an integer in [-10, 10]"
+    assert writes["config"] == {"counter_step": -2}
 
 
 OPERATIONS = st.one_of(

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.encoding import encode
+from ledger.encoding import decode, encode
 from ledger.genesis import ConsensusParams
+from ledger.keys import PrivateKey
 from p2p.envelope import (
     DEFAULT_MAX_ENVELOPE_BYTES,
     EnvelopeGate,
@@ -24,6 +25,22 @@ NET = make_network(4)
 KEYS = NET.keys
 GENESIS = NET.genesis
 CHAIN = GENESIS.chain_id
+HOME = "node-0"
+"""The node whose gate the tests open envelopes with."""
+
+
+def sealed(
+    sender: str,
+    seq: int,
+    kind: str = "txs",
+    body: bytes = b"b",
+    *,
+    key: PrivateKey | None = None,
+    chain: str = CHAIN,
+    recipient: str = HOME,
+) -> bytes:
+    """An envelope from `sender` to `recipient`, signed with `key` (the sender's own unless told)."""
+    return seal(key or KEYS[sender], sender=sender, recipient=recipient, chain_id=chain, seq=seq, kind=kind, body=body)
 
 
 def refused(gate: EnvelopeGate, data: bytes) -> str:
@@ -40,10 +57,11 @@ def refused(gate: EnvelopeGate, data: bytes) -> str:
     body=st.binary(max_size=2000),
 )
 def test_seal_open_round_trip(sender: str, seq: int, kind: str, body: bytes) -> None:
-    gate = EnvelopeGate(GENESIS)
-    envelope = gate.open(seal(sender, CHAIN, seq, kind, body, KEYS[sender]))
-    assert (envelope.sender, envelope.chain_id, envelope.seq, envelope.kind, envelope.body) == (
+    gate = EnvelopeGate(GENESIS, HOME)
+    envelope = gate.open(sealed(sender, seq, kind, body))
+    assert (envelope.sender, envelope.recipient, envelope.chain_id, envelope.seq, envelope.kind, envelope.body) == (
         sender,
+        HOME,
         CHAIN,
         seq,
         kind,
@@ -55,18 +73,18 @@ def test_seal_open_round_trip(sender: str, seq: int, kind: str, body: bytes) -> 
 @settings(max_examples=60, deadline=None)
 @given(body=st.binary(min_size=1, max_size=300), flip=st.integers(min_value=0))
 def test_any_flipped_byte_is_refused(body: bytes, flip: int) -> None:
-    data = bytearray(seal("node-1", CHAIN, 7, "txs", body, KEYS["node-1"]))
+    data = bytearray(sealed("node-1", 7, "txs", body))
     position = flip % len(data)
     data[position] ^= 0x01
-    gate = EnvelopeGate(GENESIS)
+    gate = EnvelopeGate(GENESIS, HOME)
     with pytest.raises(Dropped):
         gate.open(bytes(data))
     assert gate.accepted == 0 and sum(gate.dropped.values()) == 1
 
 
 def test_oversized_is_counted() -> None:
-    gate = EnvelopeGate(GENESIS, max_bytes=1000)
-    assert refused(gate, seal("node-1", CHAIN, 1, "txs", b"x" * 2000, KEYS["node-1"])) == "oversized"
+    gate = EnvelopeGate(GENESIS, HOME, max_bytes=1000)
+    assert refused(gate, sealed("node-1", 1, "txs", b"x" * 2000)) == "oversized"
     assert gate.dropped["oversized"] == 1
 
 
@@ -75,58 +93,90 @@ def test_oversized_is_counted() -> None:
     [b"\xc1", b"", encode([1, 2]), encode({"sender": "node-1"}), b"\x92\x01"],
 )
 def test_not_an_envelope_is_malformed(data: bytes) -> None:
-    gate = EnvelopeGate(GENESIS)
+    gate = EnvelopeGate(GENESIS, HOME)
     assert refused(gate, data) == "malformed"
     assert gate.dropped["malformed"] == 1
 
 
 def test_field_of_wrong_type_is_malformed() -> None:
-    good = decode_envelope(seal("node-1", CHAIN, 1, "txs", b"b", KEYS["node-1"]))
-    wire = {"body": good.body, "chain_id": CHAIN, "kind": "txs", "sender": "node-1", "seq": "1", "signature": b""}
-    assert refused(EnvelopeGate(GENESIS), encode(wire)) == "malformed"
+    good = decode_envelope(sealed("node-1", 1))
+    wire = {
+        "body": good.body,
+        "chain_id": CHAIN,
+        "kind": "txs",
+        "recipient": HOME,
+        "sender": "node-1",
+        "seq": "1",
+        "signature": b"",
+    }
+    assert refused(EnvelopeGate(GENESIS, HOME), encode(wire)) == "malformed"
 
 
 def test_sender_outside_genesis_is_refused_even_when_self_signed() -> None:
-    gate = EnvelopeGate(GENESIS)
+    gate = EnvelopeGate(GENESIS, HOME)
     stranger = make_network(5).keys["node-4"]
-    assert refused(gate, seal("node-4", CHAIN, 1, "txs", b"b", stranger)) == "unknown_sender"
+    assert refused(gate, sealed("node-4", 1, key=stranger)) == "unknown_sender"
     client = KEYS["channel-1"]
-    assert refused(gate, seal("channel-1", CHAIN, 1, "txs", b"b", client)) == "unknown_sender"
+    assert refused(gate, sealed("channel-1", 1, key=client)) == "unknown_sender"
     assert gate.dropped["unknown_sender"] == 2
 
 
 def test_other_chain_is_refused() -> None:
-    gate = EnvelopeGate(GENESIS)
-    assert refused(gate, seal("node-1", "other-chain", 1, "txs", b"b", KEYS["node-1"])) == "wrong_chain"
+    gate = EnvelopeGate(GENESIS, HOME)
+    assert refused(gate, sealed("node-1", 1, chain="other-chain")) == "wrong_chain"
+
+
+def test_an_envelope_addressed_to_another_node_is_refused_there_and_opens_only_where_it_was_sent() -> None:
+    gate = EnvelopeGate(GENESIS, HOME)
+    for_node_2 = sealed("node-1", 1, recipient="node-2")
+    assert refused(gate, for_node_2) == "wrong_recipient"
+    assert gate.dropped["wrong_recipient"] == 1 and gate.get_highest() == {}
+    assert EnvelopeGate(GENESIS, "node-2").open(for_node_2).recipient == "node-2"
+    wire = decode(for_node_2)
+    assert refused(gate, encode({**wire, "recipient": HOME})) == "bad_signature", "the recipient is signed"
+
+
+def test_a_restored_window_counts_everything_up_to_the_highest_as_seen() -> None:
+    before = EnvelopeGate(GENESIS, HOME, replay_window=8)
+    for seq in (10, 12):
+        before.open(sealed("node-1", seq))
+    assert before.get_highest() == {"node-1": 12}
+    after = EnvelopeGate(GENESIS, HOME, replay_window=8)
+    after.restore_highest({**before.get_highest(), "node-9": 5})
+    assert after.get_highest() == {"node-1": 12}, "only genesis validators are remembered"
+    for seq in (12, 11, 10, 3):
+        assert refused(after, sealed("node-1", seq)) == "replay"
+    after.open(sealed("node-1", 13))
+    after.open(sealed("node-2", 1))
 
 
 def test_signature_by_another_validator_is_refused() -> None:
-    gate = EnvelopeGate(GENESIS)
-    assert refused(gate, seal("node-1", CHAIN, 1, "txs", b"b", KEYS["node-2"])) == "bad_signature"
+    gate = EnvelopeGate(GENESIS, HOME)
+    assert refused(gate, sealed("node-1", 1, key=KEYS["node-2"])) == "bad_signature"
     assert gate.dropped["bad_signature"] == 1
 
 
 def test_replay_is_refused_and_a_bad_signature_does_not_burn_a_seq() -> None:
-    gate = EnvelopeGate(GENESIS)
-    data = seal("node-1", CHAIN, 100, "txs", b"b", KEYS["node-1"])
-    refused(gate, seal("node-1", CHAIN, 101, "txs", b"b", KEYS["node-2"]))
+    gate = EnvelopeGate(GENESIS, HOME)
+    data = sealed("node-1", 100)
+    refused(gate, sealed("node-1", 101, key=KEYS["node-2"]))
     gate.open(data)
     assert refused(gate, data) == "replay"
-    gate.open(seal("node-1", CHAIN, 101, "txs", b"b", KEYS["node-1"]))
+    gate.open(sealed("node-1", 101))
     assert gate.dropped["replay"] == 1 and gate.dropped["bad_signature"] == 1 and gate.accepted == 2
 
 
 def test_window_allows_reordering_but_not_too_old() -> None:
-    gate = EnvelopeGate(GENESIS, replay_window=8)
+    gate = EnvelopeGate(GENESIS, HOME, replay_window=8)
     key = KEYS["node-2"]
-    gate.open(seal("node-2", CHAIN, 10, "k", b"", key))
-    gate.open(seal("node-2", CHAIN, 5, "k", b"", key))
-    assert refused(gate, seal("node-2", CHAIN, 5, "k", b"", key)) == "replay"
-    assert refused(gate, seal("node-2", CHAIN, 2, "k", b"", key)) == "replay"
-    gate.open(seal("node-2", CHAIN, 3, "k", b"", key))
-    gate.open(seal("node-2", CHAIN, 1000, "k", b"", key))
-    assert refused(gate, seal("node-2", CHAIN, 10, "k", b"", key)) == "replay"
-    assert refused(gate, seal("node-1", CHAIN, 1, "k", b"", key)) == "bad_signature"
+    gate.open(sealed("node-2", 10, "k", b"", key=key))
+    gate.open(sealed("node-2", 5, "k", b"", key=key))
+    assert refused(gate, sealed("node-2", 5, "k", b"", key=key)) == "replay"
+    assert refused(gate, sealed("node-2", 2, "k", b"", key=key)) == "replay"
+    gate.open(sealed("node-2", 3, "k", b"", key=key))
+    gate.open(sealed("node-2", 1000, "k", b"", key=key))
+    assert refused(gate, sealed("node-2", 10, "k", b"", key=key)) == "replay"
+    assert refused(gate, sealed("node-1", 1, "k", b"", key=key)) == "bad_signature"
 
 
 @settings(max_examples=100, deadline=None)
@@ -162,4 +212,4 @@ def test_the_envelope_limit_holds_a_new_view_of_full_blocks():
     assert compute_max_envelope_bytes(small) == DEFAULT_MAX_ENVELOPE_BYTES
     large = make_network(13, consensus=ConsensusParams(max_block_bytes=2 * 1024 * 1024)).genesis
     assert compute_max_envelope_bytes(large) >= (large.quorum + 1) * 2 * 1024 * 1024
-    assert EnvelopeGate(large).max_bytes == compute_max_envelope_bytes(large)
+    assert EnvelopeGate(large, HOME).max_bytes == compute_max_envelope_bytes(large)

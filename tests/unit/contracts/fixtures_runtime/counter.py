@@ -7,6 +7,8 @@ from typing import Any
 from contracts import counter_store
 from contracts.context import BlockContext, TxContext
 from contracts.errors import Rejected
+from contracts.payload import integer
+from contracts.settings import Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -22,8 +24,8 @@ ROLES: dict[str, frozenset[str]] = {
     "counter.float": frozenset({"store"}),
 }
 
-DEFAULTS: dict[str, Any] = {"counter_step": 1}
-"""How much `counter.add` adds when the payload names no amount."""
+SETTINGS = (Setting(integer("counter_step", -10, 10, default=1, doc="what `counter.add` adds with no amount")),)
+"""The configuration key of this contract."""
 
 
 def begin_block(state: StateView, ctx: BlockContext) -> None:
