@@ -43,7 +43,7 @@ from contracts.errors import Rejected
 from contracts.fulfilment import settle_order
 from contracts.inventory import (
     compute_allocatable,
-    get_allocatable_locations,
+    get_allocatable,
     get_stock,
     release_stock,
     reserve_stock,
@@ -142,8 +142,9 @@ def is_at_capacity(state: StateView, ctx: Context, location: Location) -> bool:
 
 
 def get_available(state: StateView, known: dict[str, dict[str, int]], location: str, skus: list[str]) -> dict[str, int]:
-    """Available stock of each of `skus` at `location`, read once per plan: `known` keeps what was read, by
-    location (stock does not change while an allocation is planned, only once its fulfilments are created)."""
+    """Allocatable stock of each of `skus` at `location`, read once per plan: `known` holds what the allocatable
+    index says of the locations listed there, and keeps what was read of others (a pickup store); stock does not
+    change while an allocation is planned, only once its fulfilments are created."""
     available = known.get(location)
     if available is None:
         available = {sku: compute_allocatable(get_stock(state, location, sku)) for sku in skus}
@@ -180,7 +181,8 @@ def plan_allocation(
     """Choose up to `slots` locations for `needs`; return the plan and what stays unserved."""
     excluded = order["declined_at"]
     skus = [need["sku"] for need in needs]
-    known: dict[str, dict[str, int]] = {}
+    known = get_allocatable(state, skus)
+    listed = list(known)
     plan: list[tuple[Location, list[Item]]] = []
     if order["pickup"] is not None and order["pickup"] not in excluded and slots > 0:
         store = get_location(state, order["pickup"])
@@ -193,7 +195,7 @@ def plan_allocation(
     chosen = [loc["location"] for loc, _ in plan]
     distances: dict[str, int] = {}
     candidates = []
-    for location in get_allocatable_locations(state, skus):
+    for location in listed:
         loc = get_location(state, location)
         if loc is None or not (loc["active"] and loc["ships_online"]) or location in excluded or location in chosen:
             continue

@@ -176,26 +176,32 @@ def compute_allocatable(record: Stock) -> int:
 
 
 def put_stock(state: StateView, record: Stock) -> None:
-    """Write a stock record, and keep the allocatable index of its SKU in step with it."""
+    """Write a stock record, and keep the allocatable index of its SKU in step with it: the entry of the
+    location holds what allocation may take there, and exists exactly while that is more than nothing."""
     location, sku = record["location"], record["sku"]
     state.put(keys.stock_key(location, sku), record)
     index = keys.allocatable_key(sku, location)
-    listed = state.get(index) is not None
-    if compute_allocatable(record) > 0:
-        if not listed:
-            state.put(index, location)
-    elif listed:
+    listed = state.get(index)
+    allocatable = compute_allocatable(record)
+    if allocatable > 0:
+        if listed is None or listed[1] != allocatable:
+            state.put(index, [location, allocatable])
+    elif listed is not None:
         state.delete(index)
 
 
-def get_allocatable_locations(state: StateView, skus: list[str]) -> list[str]:
-    """The locations where allocation may take some of any of `skus`, in id order (from the index, so the
-    locations holding none of them cost nothing)."""
-    found: dict[str, bool] = {}
-    for sku in sorted(set(skus)):
-        for _, location in state.scan(keys.allocatable_prefix(sku)):
-            found[location] = True
-    return sorted(found)
+def get_allocatable(state: StateView, skus: list[str]) -> dict[str, dict[str, int]]:
+    """Location -> what allocation may take there of each of `skus`, for the locations holding some of any of
+    them, in id order: read from the index alone, so neither the locations holding none of them nor the stock
+    records themselves cost anything."""
+    found: dict[str, dict[str, int]] = {}
+    for sku in dict.fromkeys(skus):
+        for _, entry in state.scan(keys.allocatable_prefix(sku)):
+            location, allocatable = entry
+            if location not in found:
+                found[location] = dict.fromkeys(skus, 0)
+            found[location][sku] = allocatable
+    return {location: found[location] for location in sorted(found)}
 
 
 def mark_restocked(state: StateView, sku: str) -> None:

@@ -354,11 +354,14 @@ class Shop(RuleBasedStateMachine):
                 for item in record["lines"]:
                     open_reservations[(record["location"], item["sku"])] += item["qty"]
         allocatable = {
-            f"allocatable/{stock['sku']}/{stock['location']}"
+            f"allocatable/{stock['sku']}/{stock['location']}": [
+                stock["location"],
+                stock["on_hand"] - stock["reserved"] - stock["safety"],
+            ]
             for _, stock in state.scan("stock/")
             if stock["on_hand"] - stock["reserved"] > stock["safety"]
         }
-        assert {key for key, _ in state.scan("allocatable/")} == allocatable, "the index allocation reads is exact"
+        assert dict(state.scan("allocatable/")) == allocatable, "the index allocation reads is exact, quantities too"
         for _, stock in state.scan("stock/"):
             where = (stock["location"], stock["sku"])
             assert stock["on_hand"] - stock["reserved"] >= 0, where
