@@ -67,8 +67,8 @@ class StateView:
         """What this view has read from the base, by key."""
         self._scanned: dict[bytes, list[tuple[bytes, bytes]]] = {}
         """What this view has scanned from the base, by prefix."""
-        self._decoded: dict[bytes, tuple[bytes, dict[str, Any] | None]] = {}
-        """Key -> (stored bytes, their decoded form if it is a flat map, else None), see `_decode`."""
+        self._decoded: dict[bytes, tuple[bytes, dict[str, Any] | list[Any] | None]] = {}
+        """Key -> (stored bytes, their decoded form if it is a flat map or list, else None), see `_decode`."""
 
     def _write(self, key: bytes, value: bytes | None) -> None:
         layer = self._layers[-1]
@@ -87,13 +87,17 @@ class StateView:
         return value
 
     def _decode(self, key: bytes, raw: bytes) -> Any:
-        """Decode the value `raw` stored under `key`; a flat map is decoded once while `raw` is stored."""
+        """Decode the value `raw` stored under `key`; a flat map or list is decoded once while `raw` is stored (each
+        reader gets a copy of its own)."""
         known = self._decoded.get(key)
         if known is not None and known[0] is raw:
             flat = known[1]
             return decode(raw, check=False) if flat is None else flat.copy()
         value = decode(raw, check=False)
-        if type(value) is dict and all(type(item) in _LEAVES for item in value.values()):
+        kind = type(value)
+        if (kind is dict and all(type(item) in _LEAVES for item in value.values())) or (
+            kind is list and all(type(item) in _LEAVES for item in value)
+        ):
             self._decoded[key] = (raw, value)
             return value.copy()
         self._decoded[key] = (raw, None)
