@@ -7,7 +7,7 @@ Layout (one LevelDB, key prefixes):
     r/<height:8><i:4>   receipt                  s/<key>       world-state value
     m/head              (height, hash, state root, StateAccumulator accumulator)
     x/<...>             what the node derives from each block for its readers (change feed, list indexes);
-                        not world state, not in the state commitment
+                        not world state, not in the state commitment (after state sync, rebuilt from the state)
     l/<...>             this node's own records, written outside blocks (API idempotency keys)
 
 `commit_block` writes a block, its certificate, receipts, state writes,
@@ -144,12 +144,26 @@ class Store:
         for key, value in self._db.iterator(start=DERIVED_PREFIX + start, stop=DERIVED_PREFIX + stop):
             yield key[cut:], value
 
+    def write_derived(self, entries: dict[bytes, bytes | None]) -> None:
+        """Write derived entries outside a block (None deletes), in one batch: for rebuilding them from the
+        state, where no block wrote them."""
+        with self._db.write_batch(transaction=True) as batch:
+            for key, value in entries.items():
+                if value is None:
+                    batch.delete(DERIVED_PREFIX + key)
+                else:
+                    batch.put(DERIVED_PREFIX + key, value)
+
     def get_local(self, key: bytes) -> bytes | None:
         return self._db.get(LOCAL_PREFIX + key)
 
     def put_local(self, key: bytes, value: bytes) -> None:
         """Keep one of this node's own records (synced: an answer given from it survives a crash)."""
         self._db.put(LOCAL_PREFIX + key, value, sync=True)
+
+    def delete_local(self, key: bytes) -> None:
+        """Forget one of this node's own records (synced, with every write before it)."""
+        self._db.delete(LOCAL_PREFIX + key, sync=True)
 
     def snapshot(self) -> StoreSnapshot:
         """A frozen read view of the whole store as it is now."""
