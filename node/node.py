@@ -31,6 +31,7 @@ from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, NodeConfig
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.feed import CommitSignal
+from node.idempotency import IdempotencyKeys
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
 from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
@@ -159,6 +160,8 @@ class Node:
         """Wakes the API's long-polls when a block commits."""
         self.tokens = TokenStore(home)
         """The API tokens of this node's home, re-read when they change."""
+        self.idempotency = IdempotencyKeys(self.store, clock)
+        """The `Idempotency-Key`s of API writes, kept for a day."""
 
     @property
     def node_id(self) -> str:

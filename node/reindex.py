@@ -76,7 +76,7 @@ class RebuildReport:
 
 def mark_rebuild(store: Store) -> None:
     """Note that the derived entries must be rebuilt (before loading a snapshot)."""
-    store.put_local(REBUILD_MARK, b"")
+    store.write_local({REBUILD_MARK: b""})
 
 
 def needs_rebuild(store: Store) -> bool:
@@ -155,7 +155,7 @@ def rebuild_derived(store: Store) -> RebuildReport:
     orders = _rebuild_pass(store, keys.order_key(""), "orders", rebuild_order)
     documents = _rebuild_pass(store, keys.invoice_prefix(), "invoices and credit notes", rebuild_document)
     store.write_derived(compute_totals_writes(amounts, lambda key: None))
-    store.delete_local(REBUILD_MARK)
+    store.write_local({REBUILD_MARK: None})
     report = RebuildReport(
         orders.records, documents.records, orders.skipped + documents.skipped, time.monotonic() - started
     )
