@@ -46,6 +46,7 @@ from typing import Any
 from contracts import keys
 from contracts.invoicing import get_invoice
 from ledger.encoding import decode
+from ledger.errors import LedgerError
 from ledger.state import StateView
 from ledger.store import Store
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
@@ -125,7 +126,7 @@ def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild) -> Pas
         for key, raw in batch:
             try:
                 writes.update(rebuild(state, decode(raw, check=False)))
-            except (KeyError, TypeError, ValueError) as exc:
+            except (LedgerError, KeyError, TypeError, ValueError) as exc:
                 if not done.skipped:
                     log.warning("state sync: %s cannot be listed: %s: %s", key.decode(), type(exc).__name__, exc)
                 done.skipped += 1

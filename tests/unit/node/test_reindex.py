@@ -204,8 +204,9 @@ def test_a_record_this_node_cannot_read_is_left_out_of_the_lists_not_fatal(
 ) -> None:
     run_two_days(chain)
     other_shape = (b"order/SO-ELSEWHERE", encode({"order_id": "SO-ELSEWHERE", "state": "new"}))
-    synced = load_snapshot(chain, tmp_path / "synced", contracts, other_shape)
+    not_msgpack = (b"order/SO-GARBLED", b"\xc1")
+    synced = load_snapshot(chain, tmp_path / "synced", contracts, other_shape, not_msgpack)
     report = rebuild_derived(synced.store)
-    assert report.skipped == 1 and not needs_rebuild(synced.store)
+    assert report.skipped == 2 and not needs_rebuild(synced.store)
     assert derived(synced.store) == derived(chain.full.store)
     synced.store.close()
