@@ -56,15 +56,31 @@ def copies(records: dict[str, Any], count: int) -> Iterator[tuple[bytes, bytes]]
         order_id, shift = f"SO{i:016d}", i * 60_000
         fulfilment_id, seq = f"{order_id}-1", i + 1
         number = f"{invoice['issuer']}-{seq:08d}"
-        yield f"order/{order_id}".encode(), encode(
-            {**order, "order_id": order_id, "external_ref": f"ref-{i}", "fulfilments": [fulfilment_id],
-             "created_ms": order["created_ms"] + shift,
-             "history": [{**step, "time_ms": step["time_ms"] + shift} for step in order["history"]]}
-        )  # fmt: skip
-        yield f"fulfilment/{fulfilment_id}".encode(), encode(
-            {**fulfilment, "fulfilment_id": fulfilment_id, "order_id": order_id, "invoice": number,
-             "events": [{**event, "time_ms": event["time_ms"] + shift} for event in fulfilment["events"]]}
-        )  # fmt: skip
+        yield (
+            f"order/{order_id}".encode(),
+            encode(
+                {
+                    **order,
+                    "order_id": order_id,
+                    "external_ref": f"ref-{i}",
+                    "fulfilments": [fulfilment_id],
+                    "created_ms": order["created_ms"] + shift,
+                    "history": [{**step, "time_ms": step["time_ms"] + shift} for step in order["history"]],
+                }
+            ),
+        )
+        yield (
+            f"fulfilment/{fulfilment_id}".encode(),
+            encode(
+                {
+                    **fulfilment,
+                    "fulfilment_id": fulfilment_id,
+                    "order_id": order_id,
+                    "invoice": number,
+                    "events": [{**event, "time_ms": event["time_ms"] + shift} for event in fulfilment["events"]],
+                }
+            ),
+        )
         yield (
             f"invoice/{invoice['issuer']}/{seq:08d}".encode(),
             encode(
