@@ -13,6 +13,7 @@ and the client commands, which talk to a node's API with a token
     omsnode order list|get|create|cancel|hold|release ...    omsnode invoice list|get ...
     omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
+    omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
 
 Every command prints readable text, or JSON with `--json`; failures print a
 one-line reason on stderr and exit with a code that says what failed
@@ -26,7 +27,14 @@ import os
 import sys
 from pathlib import Path
 
-from cli import chain_commands, devnet_commands, order_commands, stock_commands, token_commands
+from cli import (
+    chain_commands,
+    devnet_commands,
+    order_commands,
+    reconcile_commands,
+    stock_commands,
+    token_commands,
+)
 from cli.output import ExitCode, UsageError, exit_code_of_status, fail, print_fields, print_json
 from cli.remote import DEFAULT_PORT, resolve_target
 
@@ -162,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     devnet_commands.add_parser(sub)
     order_commands.add_parser(sub)
     stock_commands.add_parser(sub)
+    reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
     return parser
 

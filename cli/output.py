@@ -23,8 +23,8 @@ class ExitCode(IntEnum):
 
     OK = 0
     FAILED = 1
-    """Done but not done well: a tx committed as rejected or not committed in time, a broken chain, or a local
-    failure (a missing file, a refused token change)."""
+    """Done but not done well: a tx committed as rejected or not committed in time, a broken chain, a
+    reconciliation that found differences, or a local failure (a missing file, a refused token change)."""
     USAGE = 2
     """The command line is wrong: an unknown command or option, a missing argument, bad JSON, no such profile."""
     REFUSED = 3

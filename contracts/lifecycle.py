@@ -85,11 +85,13 @@ def put_order(state: StateView, order: Order) -> None:
 
 
 def require_order_access(ctx: TxContext, order: Order) -> None:
-    """A channel acts only on its own orders; operators on any."""
+    """A channel acts only on its own orders, a payment provider on its organisation's; operators on any."""
     if "operator" in ctx.signer.roles:
         return
     if "channel" in ctx.signer.roles and ctx.signer.id != order["channel"]:
         raise Rejected("forbidden", f"order {order['order_id']} belongs to channel {order['channel']}")
+    if "payment_provider" in ctx.signer.roles and ctx.signer.org != order["org"]:
+        raise Rejected("forbidden", f"order {order['order_id']} belongs to organisation {order['org']}")
 
 
 def transition_order(order: Order, target: OrderStatus, ctx: TxContext | BlockContext, reason: str = "") -> None:

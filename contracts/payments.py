@@ -1,8 +1,13 @@
 """Payment facts from the channel, refunds tied to what they pay back, and the cancellation of unpaid orders.
 
-The ledger does not move money: the channel (or an operator) records that a
-payment was authorised, captured or refunded, with its amount and the payment
-provider's reference. A reference is unique per order: sent again with the
+The ledger does not move money: the channel, the payment provider (an
+identity with the `payment_provider` role, for its organisation's orders) or
+an operator records that a payment was authorised, captured or refunded, with
+its amount and the provider's reference. With `payments.capture_requires_provider`
+set (an operator's choice, off by default) a capture counts only from the
+payment provider's own identity: one signed by anyone else is refused with
+`forbidden_role`, so the money an order is released on is the provider's
+word, not the shop's. A reference is unique per order: sent again with the
 same kind and amount it answers the first result and changes nothing; with
 anything else it is refused with `duplicate_reference`. Capturing what is due
 releases the order (`fulfilment.settle_order`).
@@ -42,17 +47,20 @@ from contracts.lifecycle import (
     require_order_access,
     transition_order,
 )
-from contracts.payload import MAX_AMOUNT, ident, integer, payload, read_payload, text
+from contracts.payload import MAX_AMOUNT, boolean, ident, integer, payload, read_payload, text
 from contracts.records import Order, PaymentKind
 from contracts.settings import MAX_DURATION_MS, Setting
 from ledger.encoding import sha256
 from ledger.state import StateView
 from ledger.tx import Tx
 
+PROVIDER_ROLE = "payment_provider"
+"""The role of a payment service's identity."""
+
 ROLES: dict[str, frozenset[str]] = {
-    "payment.authorize": frozenset({"channel", "operator"}),
-    "payment.capture": frozenset({"channel", "operator"}),
-    "payment.refund": frozenset({"channel", "operator"}),
+    "payment.authorize": frozenset({"channel", "operator", PROVIDER_ROLE}),
+    "payment.capture": frozenset({"channel", "operator", PROVIDER_ROLE}),
+    "payment.refund": frozenset({"channel", "operator", PROVIDER_ROLE}),
 }
 
 SETTINGS = (
@@ -67,6 +75,13 @@ SETTINGS = (
     ),
     Setting(
         integer("orders.timeout_batch", 1, 200, default=50, doc="most unpaid orders cancelled per block"), governed=True
+    ),
+    Setting(
+        boolean(
+            "payments.capture_requires_provider",
+            default=False,
+            doc="whether only a payment provider's identity may capture",
+        )
     ),
 )
 """The configuration keys of this module (`contracts.settings`)."""
@@ -192,8 +207,19 @@ def process_payment_authorize(state: StateView, tx: Tx, ctx: TxContext) -> dict[
     return _remember(state, order, "authorized", amount)
 
 
+def require_capture_role(ctx: TxContext) -> None:
+    """Refuse a capture by anyone but a payment provider while the operators require one."""
+    if ctx.config["payments.capture_requires_provider"] and PROVIDER_ROLE not in ctx.signer.roles:
+        raise Rejected(
+            "forbidden_role",
+            f"{ctx.signer.id} may not capture: captures must come from a {PROVIDER_ROLE} identity "
+            "(payments.capture_requires_provider)",
+        )
+
+
 def process_payment_capture(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Money was captured; once what is due is captured the order stops timing out and is released."""
+    require_capture_role(ctx)
     order, amount, known = _record(state, read_payload(PAYLOADS["payment.capture"], tx.payload), ctx, "captured")
     if known is not None:
         return known

@@ -20,10 +20,11 @@ from pydantic import BaseModel
 from ledger.encoding import encode
 from ledger.keys import PrivateKey
 from ledger.tx import Tx, make_tx
-from node.api.models import Page, WriteResult
+from node.api.models import Page, Paged, WriteResult
 
 Model = TypeVar("Model", bound=BaseModel)
 AnyPage = TypeVar("AnyPage", bound=Page[Any])
+AnyPaged = TypeVar("AnyPaged", bound=Paged)
 
 
 class NodeError(Exception):
@@ -93,8 +94,23 @@ class NodeClient:
         """GET `path`, checked against the route's response model."""
         return model.model_validate(self.get(path, params))
 
-    def pages(self, path: str, model: type[AnyPage], params: dict[str, Any] | None = None) -> Iterator[AnyPage]:
-        """The pages of a list from `params["cursor"]` (or the start) on, each read when the previous is used."""
+    def ask(
+        self,
+        path: str,
+        model: type[Model],
+        content: bytes,
+        content_type: str,
+        params: dict[str, Any] | None = None,
+    ) -> Model:
+        """POST a question that is not a tx (a reconciliation), its answer checked against the route's model."""
+        response = self.http.post(path, content=content, params=params, headers={"content-type": content_type})
+        if response.status_code >= 400:
+            raise NodeError(response.status_code, _body(response))
+        return model.model_validate(response.json())
+
+    def pages(self, path: str, model: type[AnyPaged], params: dict[str, Any] | None = None) -> Iterator[AnyPaged]:
+        """The pages of a list (or of any answer that goes on in pages) from `params["cursor"]` (or the start) on,
+        each read when the previous is used."""
         params = dict(params or {})
         while True:
             page = self.read(path, model, params)

@@ -7,8 +7,9 @@ and a transfer between stores that waits for the receiving store.
 `run_demo` drives any ledger through the public tx kinds and queries only, so
 the same scenario runs against a live devnet (`omsnode devnet demo`) and
 in-process in the tests. Signers: `channel-1` (the web shop), `store-1` (the
-Amsterdam store) and `operator-1` (operations, who also acts for the
-warehouses).
+Amsterdam store), `operator-1` (operations, who also acts for the
+warehouses) and `psp-1` (the payment provider, whose word alone counts for a
+capture once operations require it).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ Read = Callable[[str], dict[str, Any]]
 CHANNEL = "channel-1"
 STORE = "store-1"
 OPERATOR = "operator-1"
+PROVIDER = "psp-1"
 STORE_LOCATION = "AMS-STORE"
 """The store run by `store-1`; every other location but `SECOND_STORE` is a warehouse run by operations."""
 
@@ -200,9 +202,15 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
         )
 
     say("4. Payment, shipping and invoices")
-    send(CHANNEL, "payment.authorize", {"order_id": split_id, "amount": split["total"], "reference": "PSP-AUTH-1"})
-    paid = send(CHANNEL, "payment.capture", {"order_id": split_id, "amount": split["total"], "reference": "PSP-CAP-1"})
-    say(f"  captured {paid['captured']}: order {paid['status']}, gift card delivered at once")
+    send(OPERATOR, "config.set", {"key": "payments.capture_requires_provider", "value": True})
+    send(PROVIDER, "payment.authorize", {"order_id": split_id, "amount": split["total"], "reference": "PSP-AUTH-1"})
+    capture = {"order_id": split_id, "amount": split["total"], "reference": "PSP-CAP-1"}
+    refused = submit(CHANNEL, "payment.capture", capture)
+    if refused["ok"]:
+        raise DemoFailed("the web shop captured a payment though captures must come from the payment provider")
+    say(f"  captures must come from the payment provider: the web shop's is refused ({refused['code']})")
+    paid = send(PROVIDER, "payment.capture", capture)
+    say(f"  {PROVIDER} captured {paid['captured']}: order {paid['status']}, gift card delivered at once")
     ship_and_deliver(split_id)
     for invoice in query("/v1/invoices", {"order_id": split_id}):
         say(
@@ -223,7 +231,7 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
         },
     )
     send(
-        CHANNEL,
+        PROVIDER,
         "payment.capture",
         {"order_id": pickup["order_id"], "amount": pickup["total"], "reference": "PSP-CAP-2"},
     )
@@ -251,7 +259,7 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
     approved = send(OPERATOR, "order.approve", {"order_id": held["order_id"], "note": "B2B customer, checked"})
     say(f"  approved by operations: {approved['status']}, fulfilments {approved['fulfilments']}")
     send(
-        CHANNEL,
+        PROVIDER,
         "payment.capture",
         {"order_id": held["order_id"], "amount": order(held["order_id"])["total"], "reference": "PSP-CAP-3"},
     )
@@ -283,7 +291,7 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
         OPERATOR, "return.receive", {"return_id": returned["return_id"], "location": "UTR-DC", "condition": "sellable"}
     )
     note = next(i for i in query("/v1/invoices", {"order_id": split_id}) if i["credit_note"])
-    send(CHANNEL, "payment.refund", {"order_id": split_id, "amount": note["total"], "reference": "PSP-REF-1"})
+    send(PROVIDER, "payment.refund", {"order_id": split_id, "amount": note["total"], "reference": "PSP-REF-1"})
     say(
         f"  return {returned['return_id']} received; credit note {received['credit_notes']} "
         f"for {note['total']} refers to {note['refers_to']}"
@@ -350,7 +358,7 @@ def cancel_part_of_an_order(send: Send, order: Read, say: Say) -> None:
     cancel = {"order_id": created["order_id"], "lines": [{"line": 0, "qty": 2}], "reason": "customer changed mind"}
     cancelled = send(CHANNEL, "order.cancel", cancel)
     due = created["total"] - cancelled["cancelled"]
-    paid = send(CHANNEL, "payment.capture", {"order_id": created["order_id"], "amount": due, "reference": "PSP-CAP-6"})
+    paid = send(PROVIDER, "payment.capture", {"order_id": created["order_id"], "amount": due, "reference": "PSP-CAP-6"})
     say(f"  2 of 3 mugs cancelled ({cancelled['cancelled']} cents); {due} captured; order {paid['status']}")
 
 
@@ -368,7 +376,7 @@ def intercept_an_order(submit: Submit, send: Send, order: Read, say: Say) -> Non
         },
     )
     order_id = created["order_id"]
-    send(CHANNEL, "payment.capture", {"order_id": order_id, "amount": created["total"], "reference": "PSP-CAP-7"})
+    send(PROVIDER, "payment.capture", {"order_id": order_id, "amount": created["total"], "reference": "PSP-CAP-7"})
     send(CHANNEL, "order.intercept", {"order_id": order_id, "reason": "customer asked to change the address"})
     fulfilment_id = created["fulfilments"][0]
     refused = submit(OPERATOR, "fulfilment.ship", {"fulfilment_id": fulfilment_id, "carrier": "PostNL"})
@@ -396,7 +404,7 @@ def fill_a_backorder(send: Send, order: Read, say: Say) -> None:
         },
     )
     order_id = created["order_id"]
-    send(CHANNEL, "payment.capture", {"order_id": order_id, "amount": created["total"], "reference": "PSP-CAP-8"})
+    send(PROVIDER, "payment.capture", {"order_id": order_id, "amount": created["total"], "reference": "PSP-CAP-8"})
     say(f"  order {order_id} is {order(order_id)['status']}: no CAP-RED anywhere")
     send(
         OPERATOR,

@@ -16,13 +16,14 @@ from typing import Any
 
 from ledger.errors import InvalidGenesis
 
-ROLES = frozenset({"validator", "store", "channel", "operator", "auditor"})
-"""Every role an identity may hold."""
+ROLES = frozenset({"validator", "store", "channel", "operator", "auditor", "payment_provider"})
+"""Every role an identity may hold (`payment_provider`: a payment service that records an organisation's
+payments, and that captures may be required to come from)."""
 
 
 @dataclass(frozen=True)
 class Identity:
-    """A member key: a validator node or a client (store, channel, operator, auditor)."""
+    """A member key: a validator node or a client (store, channel, operator, auditor, payment provider)."""
 
     id: str
     org: str

@@ -7,8 +7,9 @@ Layout (one LevelDB, key prefixes):
     r/<height:8><i:4>   receipt                  s/<key>       world-state value
     m/head              (height, hash, state root, StateAccumulator accumulator)
     x/<...>             what the node derives from each block for its readers (change feed, list indexes);
-                        not world state, not in the state commitment
-    l/<...>             this node's own records, written outside blocks (API idempotency keys)
+                        not world state, not in the state commitment (after state sync, rebuilt from the state)
+    l/<...>             this node's own records, written outside blocks (API idempotency keys, a pending
+                        rebuild of what is derived)
 
 `commit_block` writes a block, its certificate, receipts, state writes,
 indexes, derived entries and the new head in one LevelDB write batch with
@@ -144,12 +145,32 @@ class Store:
         for key, value in self._db.iterator(start=DERIVED_PREFIX + start, stop=DERIVED_PREFIX + stop):
             yield key[cut:], value
 
+    def write_derived(self, entries: dict[bytes, bytes | None]) -> None:
+        """Write derived entries outside a block (None deletes), in one batch: for rebuilding them from the
+        state, where no block wrote them."""
+        self._write_batch(DERIVED_PREFIX, entries, sync=False)
+
     def get_local(self, key: bytes) -> bytes | None:
         return self._db.get(LOCAL_PREFIX + key)
 
-    def put_local(self, key: bytes, value: bytes) -> None:
-        """Keep one of this node's own records (synced: an answer given from it survives a crash)."""
-        self._db.put(LOCAL_PREFIX + key, value, sync=True)
+    def scan_local(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """This node's own records with `start` <= key < `stop`, in key order (keys without `LOCAL_PREFIX`)."""
+        cut = len(LOCAL_PREFIX)
+        for key, value in self._db.iterator(start=LOCAL_PREFIX + start, stop=LOCAL_PREFIX + stop):
+            yield key[cut:], value
+
+    def write_local(self, entries: dict[bytes, bytes | None]) -> None:
+        """Keep (None: forget) some of this node's own records, all or none, synced with every write before
+        them: an answer given from them survives a crash."""
+        self._write_batch(LOCAL_PREFIX, entries, sync=True)
+
+    def _write_batch(self, prefix: bytes, entries: dict[bytes, bytes | None], sync: bool) -> None:
+        with self._db.write_batch(transaction=True, sync=sync) as batch:
+            for key, value in entries.items():
+                if value is None:
+                    batch.delete(prefix + key)
+                else:
+                    batch.put(prefix + key, value)
 
     def snapshot(self) -> StoreSnapshot:
         """A frozen read view of the whole store as it is now."""

@@ -11,13 +11,17 @@ are UTC days of block time, amounts per currency:
 
 So the finance reconciliation of a day reads that day's totals and walks the
 orders it touched, never the whole ledger. A node keeps these from the block
-that first runs this code on; earlier days have none.
+that first runs this code on; earlier days have none. A node that joined by
+state sync computes them from the state instead (`add_order_money`,
+`add_document_money`, run by `node.reindex`): every payment event and
+document carries its amount and block time, so it finds every day the blocks
+would have given it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from contracts import keys
@@ -46,17 +50,36 @@ def _order_key(day: str, order_id: str) -> bytes:
     return _ORDERS + f"{day}\x00{order_id}".encode()
 
 
+DayAmounts = dict[tuple[str, str, str], dict[str, int]]
+"""Amounts to add to the totals of (day, organisation, currency), per field."""
+
+
+def add_amount(amounts: DayAmounts, day: str, org: str, currency: str, field: str, amount: int) -> None:
+    totals = amounts.setdefault((day, org, currency), dict.fromkeys(FIELDS, 0))
+    totals[field] += amount
+
+
+def compute_totals_writes(amounts: DayAmounts, read: Callable[[bytes], bytes | None]) -> dict[bytes, bytes | None]:
+    """The totals of each (day, organisation, currency) in `amounts`: what `read` finds kept, plus the amounts."""
+    writes: dict[bytes, bytes | None] = {}
+    for (day, org, currency), added in sorted(amounts.items()):
+        key = _totals_key(day, org, currency)
+        raw = read(key)
+        totals = decode(raw) if raw is not None else dict.fromkeys(FIELDS, 0)
+        writes[key] = encode({field: totals[field] + added[field] for field in FIELDS})
+    return writes
+
+
 def compute_finance_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
     """The day's totals, updated by what the block captured, refunded, invoiced and credited, and the orders
     whose money or documents it changed."""
     day = format_day(changes.block.header.timestamp_ms)
-    added: dict[tuple[str, str], dict[str, int]] = {}
+    amounts: DayAmounts = {}
     touched: set[str] = set()
 
     def add(org: str, currency: str, field: str, amount: int, order_id: str) -> None:
         if amount:
-            totals = added.setdefault((org, currency), dict.fromkeys(FIELDS, 0))
-            totals[field] += amount
+            add_amount(amounts, day, org, currency, field, amount)
             touched.add(order_id)
 
     for old, new in changes.updated(keys.order_key("")):
@@ -67,15 +90,34 @@ def compute_finance_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
         if old is None:
             field = "credited" if new["credit_note"] else "invoiced"
             add(new["issuer"], new["currency"], field, new["total"], new["order_id"])
-    writes: dict[bytes, bytes | None] = {}
-    for (org, currency), amounts in sorted(added.items()):
-        key = _totals_key(day, org, currency)
-        raw = changes.store.get_derived(key)
-        totals = decode(raw) if raw is not None else dict.fromkeys(FIELDS, 0)
-        writes[key] = encode({field: totals[field] + amounts[field] for field in FIELDS})
+    writes = compute_totals_writes(amounts, changes.store.get_derived)
     for order_id in sorted(touched):
         writes[_order_key(day, order_id)] = b""
     return writes
+
+
+def add_order_money(amounts: DayAmounts, order: dict[str, Any]) -> dict[bytes, bytes | None]:
+    """From an order as the state holds it: add each payment it captured or refunded to `amounts` on the day of
+    its block, and answer the entries of the days it touched the order, as the blocks that recorded them did
+    (every change of captured or refunded is one payment event with its amount and block time)."""
+    writes: dict[bytes, bytes | None] = {}
+    for event in order["payment"]["events"]:
+        if event["kind"] in ("captured", "refunded") and event["amount"]:
+            day = format_day(event["time_ms"])
+            add_amount(amounts, day, order["org"], order["currency"], event["kind"], event["amount"])
+            writes[_order_key(day, order["order_id"])] = b""
+    return writes
+
+
+def add_document_money(amounts: DayAmounts, document: dict[str, Any]) -> dict[bytes, bytes | None]:
+    """From an invoice or credit note as the state holds it: add its total to `amounts` on the day of its block,
+    and answer the entry of that day for its order."""
+    if not document["total"]:
+        return {}
+    day = format_day(document["time_ms"])
+    field = "credited" if document["credit_note"] else "invoiced"
+    add_amount(amounts, day, document["issuer"], document["currency"], field, document["total"])
+    return {_order_key(day, document["order_id"]): b""}
 
 
 def read_day_totals(store: Store, day: str) -> list[dict[str, Any]]:

@@ -22,8 +22,10 @@ DEFAULT_CLIENTS = {
     "store-1": ("store",),
     "operator-1": ("operator",),
     "auditor-1": ("auditor",),
+    "psp-1": ("payment_provider",),
 }
-"""Client identities of a new network: a sales channel, a store, an operator and an auditor."""
+"""Client identities of a new network: a sales channel, a store, an operator, an auditor and a payment
+provider."""
 
 
 def create_network(

@@ -14,7 +14,9 @@ sorted by time then order number:
 order its old entries are deleted in the same batch. A page of orders by
 status or by date reads `limit` entries from one key range, whatever the
 number of orders; filters on other fields than the chosen dimension skip
-entries, within the page's scan bound (`node.api.pages`).
+entries, within the page's scan bound (`node.api.pages`). A node that joined
+by state sync has no blocks to derive them from: it rebuilds them from the
+state it loaded (`compute_order_index` over every order, `node.reindex`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from contracts import keys
 from ledger.encoding import decode, encode
 from ledger.store import Store
 from node.changes import BlockChanges
-from node.visibility import compute_order_orgs
+from node.visibility import Read, compute_order_orgs
 
 ALL_SCOPE = "*"
 """The scope of readers of every organisation."""
@@ -42,6 +44,10 @@ _TIME_MAX = 2**64 - 1
 
 def _entry_prefix(scope: str, dimension: str, value: str) -> bytes:
     return _ENTRY + b"\x00".join(part.encode() for part in (scope, dimension, value)) + b"\x00"
+
+
+def _meta_key(order_id: str) -> bytes:
+    return _META + order_id.encode()
 
 
 def _entry_key(scope: str, dimension: str, value: str, time_ms: int, order_id: str) -> bytes:
@@ -64,6 +70,16 @@ def compute_order_entries(order: dict[str, Any], orgs: list[str], locations: lis
     ]
 
 
+def compute_order_index(read: Read, order: dict[str, Any], updated_ms: int) -> dict[bytes, bytes]:
+    """An order's index entries and the meta record listing them, as of the state `read` reads."""
+    fulfilments = [read(keys.fulfilment_key(fid)) for fid in order["fulfilments"]]
+    locations = sorted({f["location"] for f in fulfilments if f is not None})
+    orgs = compute_order_orgs(read, order)
+    entries = compute_order_entries(order, orgs, locations, updated_ms)
+    meta = {"keys": entries, "orgs": orgs, "locations": locations, "updated_ms": updated_ms}
+    return {**dict.fromkeys(entries, b""), _meta_key(order["order_id"]): encode(meta)}
+
+
 def compute_index_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
     """Index entries to add and delete for every order the block changed (or whose fulfilments it changed)."""
     order_ids = {new["order_id"] for _, new in changes.updated(keys.order_key(""))}
@@ -73,18 +89,11 @@ def compute_index_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
         order = changes.read(keys.order_key(order_id))
         if order is None:
             continue
-        fulfilments = [changes.read(keys.fulfilment_key(fid)) for fid in order["fulfilments"]]
-        locations = sorted({f["location"] for f in fulfilments if f is not None})
-        orgs = compute_order_orgs(changes.read, order)
-        entries = compute_order_entries(order, orgs, locations, changes.block.header.timestamp_ms)
-        meta_key = _META + order_id.encode()
-        old_meta = changes.store.get_derived(meta_key)
-        for stale in set(decode(old_meta)["keys"]) - set(entries) if old_meta else ():
+        index = compute_order_index(changes.read, order, changes.block.header.timestamp_ms)
+        old_meta = changes.store.get_derived(_meta_key(order_id))
+        for stale in set(decode(old_meta)["keys"]) - index.keys() if old_meta else ():
             writes[stale] = None
-        for entry in entries:
-            writes[entry] = b""
-        meta = {"keys": entries, "orgs": orgs, "locations": locations, "updated_ms": changes.block.header.timestamp_ms}
-        writes[meta_key] = encode(meta)
+        writes.update(index)
     return writes
 
 
@@ -99,7 +108,7 @@ class OrderMeta:
 
 def get_order_meta(store: Store, order_id: str) -> OrderMeta | None:
     """The organisations, locations and last update of an order as last indexed (None if never indexed)."""
-    raw = store.get_derived(_META + order_id.encode())
+    raw = store.get_derived(_meta_key(order_id))
     if raw is None:
         return None
     meta = decode(raw)

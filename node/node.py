@@ -31,8 +31,10 @@ from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, WINDOWS_FILE
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.feed import CommitSignal
+from node.idempotency import IdempotencyKeys
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
+from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
 from node.tokens import TokenStore
 from node.wal import ConsensusLog, recover_records
@@ -163,12 +165,17 @@ class Node:
         """Wakes the API's long-polls when a block commits."""
         self.tokens = TokenStore(home)
         """The API tokens of this node's home, re-read when they change."""
+        self.idempotency = IdempotencyKeys(self.store, clock)
+        """The `Idempotency-Key`s of API writes, kept for a day."""
 
     @property
     def node_id(self) -> str:
         return self.config.node_id
 
     async def start(self) -> None:
+        if needs_rebuild(self.store):
+            log.warning("state sync: the rebuild of the lists from the snapshot was cut short; rebuilding them")
+            await asyncio.to_thread(rebuild_derived, self.store)
         self.snapshots.capture()
         await self.transport.start()
         self.driver.start()
@@ -275,13 +282,16 @@ class Node:
     async def _load_snapshot(
         self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]
     ) -> None:
-        """Replace the (empty) state by a verified snapshot at `block` (state sync).
+        """Replace the (empty) state by a verified snapshot at `block` (state sync), and derive from it the lists
+        and money per day that no block of it wrote here (`node.reindex`), before any block is synced.
 
         Writing a large state takes seconds; it runs on a worker thread so the API keeps answering meanwhile.
         """
         header = block.header
         head = Head(header.height, block.hash(), header.state_root, header.timestamp_ms)
+        mark_rebuild(self.store)
         await asyncio.to_thread(self.store.load_state, entries, head, block, certificate)
+        await asyncio.to_thread(rebuild_derived, self.store)
         self.base_height = header.height
         self.snapshots.capture()
 

@@ -179,12 +179,17 @@ class OrderSummary(BaseModel):
     locations: list[str] = Field(description="locations of its fulfilments")
 
 
-class Page(BaseModel, Generic[Item]):
+class Paged(BaseModel):
+    """An answer that goes on in another page: ask again with `cursor` set to `next_cursor` until it is null."""
+
+    next_cursor: str | None = None
+    """Where the next page starts; null when this page ends the answer."""
+
+
+class Page(Paged, Generic[Item]):
     """One page of a list (`node.api.pages` says how cursors work)."""
 
     items: list[Item]
-    next_cursor: str | None = None
-    """Where the next page starts; null when this page ends the list."""
 
 
 class WriteResult(BaseModel, Generic[Resource]):
@@ -407,3 +412,55 @@ class InvoiceDocument(BaseModel):
     shipments: list[dict[str, Any]] = Field(description="location, region, carrier and tracking of the goods")
     tx_id: str | None
     height: int
+
+
+class StockDifference(BaseModel):
+    sku: str
+    snapshot: int
+    ledger: int | None = Field(description="on hand (sellable) on the ledger at the snapshot's time")
+    difference: int | None = Field(description="snapshot minus ledger")
+    now: dict[str, int] = Field(description="on_hand, reserved and damaged on the ledger now")
+    since: list[dict[str, Any]] = Field(description="journal entries of the SKU after the snapshot's time")
+    problem: str | None = Field(description="too_many_movements: no ledger figure; use a later snapshot")
+
+
+class StockReconciliation(BaseModel):
+    location: str
+    as_of_ms: int
+    compared: int
+    matched: int
+    differences: list[StockDifference]
+
+
+class DayTotals(BaseModel):
+    org: str
+    currency: str
+    captured: int
+    refunded: int
+    invoiced: int
+    credited: int
+
+
+class FlaggedOrder(BaseModel):
+    """An order whose paid (captured - refunded) and documented (invoiced - credited) amounts differ at the
+    end of the day: `awaiting_invoice` (goods still to ship), `refund_due`, or `awaiting_payment`."""
+
+    order_id: str
+    org: str
+    channel: str
+    currency: str
+    payment_terms: str
+    status: str = Field(description="the order's status at the end of the day")
+    captured: int
+    refunded: int
+    invoiced: int
+    credited: int
+    difference: int = Field(description="paid minus documented")
+    reason: str
+
+
+class FinanceReconciliation(Paged):
+    day: str
+    organisations: list[DayTotals] = Field(description="what each organisation took in and documented that day")
+    flagged: list[FlaggedOrder]
+    next_cursor: str | None = Field(description="more orders of the day to check; null when all are checked")

@@ -25,7 +25,7 @@ from ledger.state import StateView
 from node.api.deps import authorize, get_node, get_state
 from node.api.errors import InvalidRequest, NotFound, describe_validation
 from node.api.limits import DEFAULT_PAGE
-from node.api.models import ErrorBody
+from node.api.models import ErrorBody, FinanceReconciliation, StockReconciliation
 from node.api.pages import Cursor, Limit, collect, decode_cursor
 from node.finance import DAY_MS, read_day_totals, scan_day_orders
 from node.node import Node
@@ -60,58 +60,6 @@ class StockSnapshot(BaseModel):
     as_of: AsOf = Field(description="ms since the epoch, or ISO 8601")
     lines: list[SnapshotLine] = Field(max_length=MAX_SNAPSHOT_SKUS)
     full: bool = Field(default=True, description="SKUs left out were held at 0 (false: compare only these)")
-
-
-class StockDifference(BaseModel):
-    sku: str
-    snapshot: int
-    ledger: int | None = Field(description="on hand (sellable) on the ledger at the snapshot's time")
-    difference: int | None = Field(description="snapshot minus ledger")
-    now: dict[str, int] = Field(description="on_hand, reserved and damaged on the ledger now")
-    since: list[dict[str, Any]] = Field(description="journal entries of the SKU after the snapshot's time")
-    problem: str | None = Field(description="too_many_movements: no ledger figure; use a later snapshot")
-
-
-class StockReconciliation(BaseModel):
-    location: str
-    as_of_ms: int
-    compared: int
-    matched: int
-    differences: list[StockDifference]
-
-
-class DayTotals(BaseModel):
-    org: str
-    currency: str
-    captured: int
-    refunded: int
-    invoiced: int
-    credited: int
-
-
-class FlaggedOrder(BaseModel):
-    """An order whose paid (captured - refunded) and documented (invoiced - credited) amounts differ at the
-    end of the day: `awaiting_invoice` (goods still to ship), `refund_due`, or `awaiting_payment`."""
-
-    order_id: str
-    org: str
-    channel: str
-    currency: str
-    payment_terms: str
-    status: str = Field(description="the order's status at the end of the day")
-    captured: int
-    refunded: int
-    invoiced: int
-    credited: int
-    difference: int = Field(description="paid minus documented")
-    reason: str
-
-
-class FinanceReconciliation(BaseModel):
-    day: str
-    organisations: list[DayTotals] = Field(description="what each organisation took in and documented that day")
-    flagged: list[FlaggedOrder]
-    next_cursor: str | None = Field(description="more orders of the day to check; null when all are checked")
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

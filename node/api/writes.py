@@ -11,7 +11,9 @@ tx and answers.
   tx's `valid_until`, and the same key with another body is 409. The tx is
   signed with the node's suggested window (`Node.suggest_valid_until`); a
   retry after that window answers the first result if the tx was committed,
-  and `expired_transaction` if it never was.
+  and `expired_transaction` if it never was. A key is kept 24 hours from its
+  first use (`node.idempotency`); after that it is free, and a request with
+  it is a new request.
 - `?wait=commit`: the answer waits (up to `COMMIT_WAIT_S`) until the tx is
   committed and is 200 with its receipt and the resource as it now is;
   otherwise, or if it is not committed in time, 202 with the tx id and a
@@ -31,13 +33,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Header, Query, Response
 
-from ledger.encoding import decode, encode
+from ledger.encoding import encode
 from ledger.keys import PrivateKey
 from ledger.tx import Tx, make_tx
 from node.api.errors import Conflict, Forbidden
 from node.api.models import Receipt, WriteResult
 from node.api.render import render_receipt
 from node.config import CLIENTS_DIR
+from node.idempotency import KEEP_MS
 from node.node import Node
 from node.tokens import Principal
 
@@ -46,7 +49,11 @@ COMMIT_WAIT_S = 30.0
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(max_length=200, description="the same key and body answer the first result; another body is 409"),
+    Header(
+        max_length=200,
+        description="the same key and body answer the first result, another body is 409, for "
+        f"{KEEP_MS // 3_600_000} hours from the key's first use",
+    ),
 ]
 Wait = Annotated[Literal["commit"] | None, Query(description="`commit`: answer once the tx is committed")]
 
@@ -79,30 +86,23 @@ def sign_as(node: Node, principal: Principal, kind: str, payload: dict[str, Any]
     )
 
 
-def _kept(principal: Principal, key: str) -> bytes:
-    return f"idem/{principal.identity.id}/{key}".encode()
-
-
 def recall_window(node: Node, principal: Principal, key: str | None, request: Any) -> int:
     """The `valid_until` to sign with: the one kept with `key` for this very request, or the node's suggestion
     for a new one; a key kept with another request is refused (409)."""
-    known = None if key is None else node.store.get_local(_kept(principal, key))
-    if known is None:
+    kept = None if key is None else node.idempotency.recall(principal.identity.id, key)
+    if kept is None:
         return node.suggest_valid_until()
-    record = decode(known)
-    if record["request"] != hashlib.sha256(encode(request)).digest():
+    if kept["request"] != hashlib.sha256(encode(request)).digest():
         raise Conflict(f"Idempotency-Key {key!r} was used with another request")
-    return int(record["valid_until"])
+    return kept["valid_until"]
 
 
 def remember_request(
     node: Node, principal: Principal, key: str, request: Any, tx_ids: Sequence[bytes], valid_until: int
 ) -> None:
     """Keep the idempotency key with a hash of `request`, its txs and their window (once: the first is kept)."""
-    if node.store.get_local(_kept(principal, key)) is None:
-        request_hash = hashlib.sha256(encode(request)).digest()
-        record = {"request": request_hash, "tx_ids": list(tx_ids), "valid_until": valid_until}
-        node.store.put_local(_kept(principal, key), encode(record))
+    request_hash = hashlib.sha256(encode(request)).digest()
+    node.idempotency.remember(principal.identity.id, key, request_hash, tx_ids, valid_until)
 
 
 async def wait_for_commit(node: Node, tx_ids: Sequence[bytes], wait: str | None) -> None:

@@ -104,6 +104,22 @@ def test_the_openapi_declares_each_write_with_its_body_from_the_contracts_spec_a
     assert set(cancel_line) == {"line", "qty"} and cancel_line["qty"]["minimum"] == 1
 
 
+def test_captures_required_from_the_payment_provider_refuse_the_channels(api: Api, writers: Writers) -> None:
+    provider = api.node.make_token("psp-1", "orders:read,orders:write")
+    order = place(api, "psp-paid", payment_terms="prepaid")
+    pay, capture = f"/v1/orders/{order['order_id']}/pay", {"amount": order["total"], "reference": "psp-paid"}
+    api.send("operator-1", "config.set", {"key": "payments.capture_requires_provider", "value": True})
+    try:
+        refused = act(api, api.channel, pay, capture, status="rejected")
+        assert refused["reason"].startswith("forbidden_role: channel-1 may not capture"), refused
+        no_role = post(api, pay, writers.lisbon, capture)
+        assert no_role.status_code == 403 and "payment.capture" in no_role.json()["message"]
+        paid = act(api, provider, pay, capture)["resource"]
+    finally:
+        api.send("operator-1", "config.set", {"key": "payments.capture_requires_provider", "value": None})
+    assert paid["status"] == "released" and paid["history"][-1]["by"] == "psp-1"
+
+
 def test_an_order_held_in_review_is_edited_approved_or_rejected(api: Api) -> None:
     refs = [f"held-{n}" for n in range(3)]
     blocked = [order_payload(ref)["customer_hash"] for ref in refs]

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 
 from cli.output import ExitCode
 from devnet.network import free_ports
+from node.api.models import FinanceReconciliation
 from tests.e2e.conftest import SingleNode
 from tests.e2e.integrator import order_payload
 
@@ -217,6 +219,101 @@ def test_events_up_to_now_then_followed_until_ctrl_c(cli: Cli) -> None:
     assert follower.returncode == 0 and int(cursor) <= int(resume) <= int(event["cursor"]), "an event skipped"
     # the node holds the long-poll the follower left until a block commits: end it, or stopping the node waits
     cli.node.send("operator-1", "stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 1}]})
+
+
+def test_reconcile_stock_tells_a_script_whether_the_snapshot_matches(cli: Cli, tmp_path: Path) -> None:
+    place = {"location": "REC-1", "type": "warehouse", "org": "org-0", "region": "PT", "lat": 1, "lon": 1}
+    assert cli.node.send("operator-1", "location.upsert", {**place, "ships_online": False})["status"] == "committed"
+    for qty in (3, 2):
+        receipt = {"location": "REC-1", "lines": [{"sku": "TEE-M", "qty": qty}]}
+        assert cli.node.send("operator-1", "stock.receive", receipt)["status"] == "committed"
+    first, second = cli.api("/v1/journal", location="REC-1")["items"]
+    as_of = str(first["time_ms"])
+    (tmp_path / "wms.csv").write_text("SKU,Quantity\nTEE-M,3\n")
+    node = ("--node", cli.node.url, "--token", cli.operator)
+    matched = cli.run("reconcile", "stock", str(tmp_path / "wms.csv"), "--location", "REC-1", "--as-of", as_of, *node)
+    assert matched.returncode == ExitCode.OK, matched.stderr
+    assert "compared: 1" in matched.stdout and "matched: 1" in matched.stdout
+
+    snapshot = {"location": "REC-1", "as_of": first["time_ms"], "lines": [{"sku": "TEE-M", "qty": 2}]}
+    (tmp_path / "erp.json").write_text(json.dumps(snapshot))
+    differs = cli.run("reconcile", "stock", str(tmp_path / "erp.json"), *node)
+    assert differs.returncode == ExitCode.FAILED and "1 of 1 SKUs differ" in differs.stderr
+    lines = differs.stdout.splitlines()
+    table = lines[lines.index("differences:") + 1 :]
+    assert table[0].split()[:4] == ["sku", "snapshot", "ledger", "difference"]
+    assert table[1].split()[:4] == ["TEE-M", "2", "3", "-1"]
+    moved = lines[lines.index("moved since the snapshot:") + 2].split()
+    assert moved[:5] == ["REC-1", "TEE-M", str(second["seq"]), "receipt", "2"]
+    answer = cli.run("reconcile", "stock", "-", "--json", *node, stdin=json.dumps(snapshot))
+    assert answer.returncode == ExitCode.FAILED
+    expected = cli.node.client.http.post("/v1/reconciliations/stock", json=snapshot).json()
+    assert json.loads(answer.stdout) == expected
+    assert [entry["seq"] for entry in expected["differences"][0]["since"]] == [second["seq"]]
+    elsewhere = json.dumps({**snapshot, "location": "LIS-1", "lines": []})
+    now = cli.run("reconcile", "stock", "-", "--location", "REC-1", "--as-of", "2100-01-01", *node, stdin=elsewhere)
+    assert now.returncode == ExitCode.FAILED, now.stderr
+    lines = now.stdout.splitlines()
+    assert "location: REC-1" in now.stdout
+    assert lines[lines.index("differences:") + 2].split()[:4] == ["TEE-M", "0", "5", "-5"]
+    (tmp_path / "bad.csv").write_text("sku;qty\nTEE-M;3\n")
+
+    cases = [
+        (("reconcile", "stock", str(tmp_path / "wms.csv"), *node), ExitCode.USAGE, "needs --location and --as-of"),
+        (("reconcile", "stock", str(tmp_path / "none.csv"), *node), ExitCode.USAGE, "cannot read the snapshot"),
+        (("reconcile", "stock", str(tmp_path / "erp.json"), "--as-of", "soon", *node), ExitCode.USAGE, "ISO date"),
+        (
+            ("reconcile", "stock", str(tmp_path / "bad.csv"), "--location", "REC-1", "--as-of", as_of, *node),
+            ExitCode.REFUSED,
+            "must name sku and qty",
+        ),
+        (
+            ("reconcile", "stock", str(tmp_path / "erp.json"), "--node", cli.node.url, "--token", cli.channel),
+            ExitCode.AUTH,
+            "forbidden",
+        ),
+    ]
+    for args, code, message in cases:
+        result = cli.run(*args)
+        assert (result.returncode, result.stdout) == (code, ""), (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+
+
+def test_reconcile_finance_flags_an_order_invoiced_but_not_paid(cli: Cli) -> None:
+    placed = cli.json("order", "create", "--payload", json.dumps(order_payload("cli-money")), token=cli.channel)
+    order_id, fulfilment = placed["resource"]["order_id"], placed["resource"]["fulfilments"][0]["fulfilment_id"]
+    for kind, payload in (("fulfilment.pick", {}), ("fulfilment.ship", {"carrier": "CTT", "tracking": "RR2"})):
+        assert cli.node.send("operator-1", kind, {"fulfilment_id": fulfilment, **payload})["status"] == "committed"
+    (invoice,) = cli.api("/v1/invoices", order_id=order_id)["items"]
+    day = datetime.fromtimestamp(invoice["time_ms"] / 1000, UTC).strftime("%Y-%m-%d")
+    node = ("--node", cli.node.url, "--token", cli.operator)
+
+    shown = cli.run("reconcile", "finance", "--day", day, *node)
+    assert shown.returncode == ExitCode.FAILED
+    assert f"orders of {day} whose paid and documented amounts differ: " in shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[lines.index("organisations:") + 1].split()[:3] == ["org", "cur", "captured"]
+    cells = next(line.split() for line in lines if line.startswith(order_id))
+    assert cells[-2:] == [str(-invoice["total"]), "awaiting_payment"]
+
+    paged = cli.run("reconcile", "finance", "--day", day, "--limit", "1", "--json", *node)
+    assert paged.returncode == ExitCode.FAILED
+    answer = json.loads(paged.stdout)
+    api = cli.node.client
+    pages = list(api.pages("/v1/reconciliations/finance", FinanceReconciliation, {"day": day, "limit": 1}))
+    assert answer["flagged"] == [row.model_dump(mode="json") for page in pages for row in page.flagged]
+    assert answer["organisations"] == cli.api("/v1/reconciliations/finance", day=day)["organisations"]
+    assert answer["next_cursor"] is None and order_id in [row["order_id"] for row in answer["flagged"]]
+
+    quiet = cli.run("reconcile", "finance", "--day", "2001-01-01", *node)
+    assert quiet.returncode == ExitCode.OK and "orders that disagree: 0" in quiet.stdout, quiet.stderr
+    for args, code in (
+        (("--day", "2001-02-30", *node), ExitCode.USAGE),
+        (("--day", day, "--limit", "0", *node), ExitCode.REFUSED),
+        (("--day", day, "--node", cli.node.url, "--token", "oms_00000000_guess"), ExitCode.AUTH),
+    ):
+        result = cli.run("reconcile", "finance", *args)
+        assert (result.returncode, result.stdout) == (code, ""), (args, result.stderr)
 
 
 def test_exit_codes_a_script_can_trust(cli: Cli) -> None:

@@ -4,20 +4,25 @@ A 4-node devnet with one tx per block and a short checkpoint interval keeps
 committing while one node is down; the node must come back to the same head
 hash and the same state commitment as the others, through the HTTP API only.
 The killed node misses 2,000 blocks. A node that joined by state sync refuses
-a tx committed before its snapshot, which it never saw, as a replay.
+a tx committed before its snapshot, which it never saw, as a replay, and
+lists the orders committed before it as a node that replayed every block.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from devnet.client import NodeError, Signer
+from devnet.client import NodeClient, NodeError, Signer
 from devnet.network import Devnet
 from ledger.genesis import ConsensusParams
 from ledger.tx import Tx
+from node.api.models import FinanceReconciliation
+from tests.e2e.integrator import order_payload
 from tests.helpers.devnet import load, node_process, status, wait_converged, wipe
 
 pytestmark = [pytest.mark.e2e]
@@ -38,6 +43,76 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     devnet.wait_until_up()
     yield devnet
     devnet.stop_all()
+
+
+def send(client: NodeClient, signer: Signer, who: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Sign, submit and wait for one tx that must succeed; its result."""
+    done = client.wait(client.submit(signer.tx(who, kind, payload)), timeout=60)
+    assert done["status"] == "committed", done["receipt"]
+    result: dict[str, Any] = done["receipt"]["result"]
+    return result
+
+
+def place_orders(net: Devnet) -> tuple[int, list[dict[str, Any]]]:
+    """Orders served by two organisations' warehouses, left released, shipped, delivered and cancelled; the
+    height of the last one's block, and the list queries worth asking about them."""
+    client = net.client(0)
+    signer = Signer(net.genesis.chain_id, net.clients_dir, client.tx_valid_until)
+    tee = {"sku": "TEE-M", "price": 1999, "currency": "EUR", "tax_class": "standard"}
+    send(client, signer, "operator-1", "sku.upsert", tee)
+    for name, org, qty in (("WH-0", "org-0", 6), ("WH-1", "org-1", 20)):
+        place = {"location": name, "type": "warehouse", "org": org, "region": "PT", "lat": 38_700_000}
+        send(client, signer, "operator-1", "location.upsert", {**place, "lon": -9_100_000})
+        send(client, signer, "operator-1", "stock.receive", {"location": name, "lines": [{"sku": "TEE-M", "qty": qty}]})
+    orders = [send(client, signer, "channel-1", "order.create", order_payload(f"sync-{n}", 2)) for n in range(8)]
+    fulfilments = [client.get(f"/v1/orders/{order['order_id']}")["fulfilments"][0] for order in orders]
+    for fulfilment in fulfilments[:3]:
+        shipment = {"fulfilment_id": fulfilment["fulfilment_id"], "carrier": "CTT", "tracking": "RR1"}
+        send(client, signer, "operator-1", "fulfilment.pick", {"fulfilment_id": fulfilment["fulfilment_id"]})
+        send(client, signer, "operator-1", "fulfilment.ship", shipment)
+    send(client, signer, "operator-1", "fulfilment.deliver", {"fulfilment_id": fulfilments[0]["fulfilment_id"]})
+    send(client, signer, "channel-1", "order.cancel", {"order_id": orders[3]["order_id"], "reason": "changed mind"})
+    height: int = client.status()["height"]
+    statuses = {order["status"] for order in client.get_all("/v1/orders")}
+    locations = {fulfilment["location"] for fulfilment in fulfilments}
+    assert {"released", "shipped", "delivered", "cancelled"} <= statuses and locations == {"WH-0", "WH-1"}
+    queries: list[dict[str, Any]] = [{}, {"channel": "channel-1"}, {"updated_min": 1}]
+    queries += [{"status": status} for status in sorted(statuses)]
+    queries += [{"location": location} for location in sorted(locations)]
+    client.close()
+    return height, queries
+
+
+def money(client: NodeClient, day: str) -> list[dict[str, Any]]:
+    """Every page of a day's finance reconciliation."""
+    pages = client.pages("/v1/reconciliations/finance", FinanceReconciliation, {"day": day, "limit": 2})
+    return [page.model_dump() for page in pages]
+
+
+def test_a_state_synced_node_lists_orders_as_a_node_that_replayed_every_block(net: Devnet) -> None:
+    """Orders committed below the snapshot are in the lists and the day's money of the node that loaded it,
+    which rebuilt them from the state it loaded (`node.reindex`)."""
+    orders_height, queries = place_orders(net)
+    net.kill(2)
+    wipe(net, 2)
+    height = load(net, 0, "LISTED", seconds=5)
+    with node_process(net, 2, "--state-sync", log="state-sync.log"):
+        wait_converged(net, height)
+        synced = status(net.nodes[2].url)
+        assert synced is not None and synced["base_height"] > orders_height, "the orders must be below the snapshot"
+        text = (net.nodes[2].home / "state-sync.log").read_text()
+        assert "state sync: rebuilt the lists and the money per day of " in text, text[-2000:]
+        full, joined = net.client(0), net.client(2)
+        for query in queries:
+            params = {**query, "limit": 3}
+            assert joined.get_all("/v1/orders", params) == full.get_all("/v1/orders", params), query
+        assert len(full.get_all("/v1/orders", {"channel": "channel-1"})) == 8
+        day = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%d")
+        assert money(joined, day) == money(full, day) and money(full, day)[0]["flagged"]
+        full.close()
+        joined.close()
+    net.start(2)  # the devnet's own process again, so the tests after this one have all four nodes
+    wait_converged(net, load(net, 0, "RESTARTED", seconds=1))
 
 
 def test_killed_node_catches_up_to_the_same_head(net: Devnet) -> None:

@@ -37,10 +37,17 @@ def make_network(
 ) -> Network:
     """Genesis with `validators` validators (`node-0`..) and clients given as id -> roles.
 
-    By default there is one client of each role: `channel-1`, `store-1`, `operator-1`, `auditor-1`.
+    By default there is one client of each role: `channel-1`, `store-1`, `operator-1`, `auditor-1` and the
+    payment provider `psp-1`.
     """
     if clients is None:
-        clients = {"channel-1": ["channel"], "store-1": ["store"], "operator-1": ["operator"], "auditor-1": ["auditor"]}
+        clients = {
+            "channel-1": ["channel"],
+            "store-1": ["store"],
+            "operator-1": ["operator"],
+            "auditor-1": ["auditor"],
+            "psp-1": ["payment_provider"],
+        }
     keys: dict[str, PrivateKey] = {}
     orgs = [{"id": f"org-{i}", "name": f"Organisation {i}"} for i in range(validators)]
     vals = []

@@ -12,7 +12,7 @@ organisations approve (`set_config`).
 `make_shop` is a small retailer on it: SKUs `TEE`, `MUG` and the virtual
 `GIFT`, the pickup store `ST1` and the warehouses `WH1`, `WH2` of
 organisation `org-0` (run by `store-1`), and `FOREIGN`, a store of `org-1`
-(run by `store-2`).
+(run by `store-2`; `psp-2` is the payment provider of `org-1`).
 """
 
 from __future__ import annotations
@@ -52,13 +52,16 @@ def get_contracts() -> ContractSet:
 
 
 def make_oms_network(validators: int = 2) -> Network:
-    """The default test identities (all of `org-0`) plus `store-2`, a store of another organisation, `org-1`;
-    validator `node-<i>` is the one of organisation `org-<i>`."""
+    """The default test identities (all of `org-0`) plus a store, `store-2`, and a payment provider, `psp-2`, of
+    another organisation, `org-1`; validator `node-<i>` is the one of organisation `org-<i>`."""
     network = make_network(validators=validators)
-    key = PrivateKey.from_seed_text(f"{CHAIN_ID}/store-2")
-    store = Identity("store-2", "org-1", key.public, frozenset({"store"}))
-    genesis = replace(network.genesis, clients=(*network.genesis.clients, store))
-    return Network(genesis, {**network.keys, "store-2": key})
+    keys = {name: PrivateKey.from_seed_text(f"{CHAIN_ID}/{name}") for name in ("store-2", "psp-2")}
+    others = (
+        Identity("store-2", "org-1", keys["store-2"].public, frozenset({"store"})),
+        Identity("psp-2", "org-1", keys["psp-2"].public, frozenset({"payment_provider"})),
+    )
+    genesis = replace(network.genesis, clients=(*network.genesis.clients, *others))
+    return Network(genesis, {**network.keys, **keys})
 
 
 @dataclass

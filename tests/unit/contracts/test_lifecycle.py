@@ -248,6 +248,25 @@ def test_a_payment_reference_captured_again_counts_once(ledger: Ledger) -> None:
     refused(ledger.submit("channel-1", "payment.capture", capture | {"amount": 999}), "duplicate_reference")
 
 
+def test_captures_may_be_required_to_come_from_the_payment_provider(ledger: Ledger) -> None:
+    """Issue 11: capture by the channel stays possible, and an operator-configured rule can require a payment
+    provider's identity to capture."""
+    receive(ledger, "WH1", "TEE", 2)
+    by_channel = ok(create(ledger, "A", [{"sku": "TEE", "qty": 1}]))
+    assert pay(ledger, by_channel["order_id"])["status"] == "released", "by default the channel captures"
+    ledger.set_config("payments.capture_requires_provider", True)
+    order_id = ok(create(ledger, "B", [{"sku": "TEE", "qty": 1}]))["order_id"]
+    capture = {"order_id": order_id, "amount": get_order(ledger, order_id)["total"], "reference": "PSP-B"}
+    for signer in ("channel-1", "operator-1", "store-1"):
+        refused(ledger.submit(signer, "payment.capture", capture), "forbidden_role")
+    assert get_order(ledger, order_id)["payment"]["events"] == [], "a refused capture leaves no trace"
+    ok(ledger.submit("channel-1", "payment.authorize", capture | {"reference": "PSP-B-AUTH"}))
+    refused(ledger.submit("psp-2", "payment.capture", capture), "forbidden")
+    paid = ok(ledger.submit("psp-1", "payment.capture", capture))
+    assert (paid["status"], paid["captured"]) == ("released", capture["amount"])
+    assert get_order(ledger, order_id)["payment"]["events"][-1]["kind"] == "captured"
+
+
 def test_a_return_reference_sent_again_answers_the_first_return(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 2)
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))

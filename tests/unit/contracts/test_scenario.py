@@ -34,6 +34,8 @@ def test_demo_runs_and_reaches_its_outcomes() -> None:
     split = by_ref["WEB-5001"]
     assert len([f for f in split["fulfilments"]]) == 3
     assert split["status"] == "returned", "one unit of eleven came back and was refunded: not all that was paid"
+    assert ("paid", "psp-1") in [(step["to"], step["by"]) for step in split["history"]]
+    assert any("the web shop's is refused (forbidden_role)" in line for line in lines)
     assert by_ref["WEB-5003"]["history"][1]["to"] == "on_hold"
     assert by_ref["WEB-5003"]["status"] == "released"
     assert by_ref["WEB-5005"]["status"] == "cancelled"
