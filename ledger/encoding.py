@@ -35,7 +35,7 @@ stage could not decode again.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 import msgpack
@@ -184,6 +184,34 @@ def encode(value: Any, max_depth: int = MAX_DEPTH) -> bytes:
     except (EncodingError, ValueError):
         # ValueError: a lone surrogate in a string, the only thing the check leaves to msgspec
         raise EncodingError(_describe(value, "$", 0, max_depth) or "value is not ledger data") from None
+    if len(data) > MAX_BYTES:
+        raise EncodingError(f"encoding of {len(data)} bytes is larger than {MAX_BYTES}")
+    return data
+
+
+def encode_spliced(value: dict[str, Any], spliced: Mapping[str, bytes | Sequence[bytes]]) -> bytes:
+    """`encode` of the map `value` with the entries of `spliced` added, each of those already encoded: a value's
+    canonical bytes, or a list of them (an array), spliced in as they are rather than encoded again.
+
+    What is spliced is not looked into: it must be canonical bytes made by `encode` (or by this function) with
+    a depth bound that keeps it within `MAX_DEPTH` where it lands, as for a tx inside a block.
+    """
+    entries: dict[str, Any] = dict(value)
+    for key, part in spliced.items():
+        if isinstance(part, bytes):
+            entries[key] = msgspec.Raw(part)
+        elif len(part) > MAX_ITEMS:
+            raise EncodingError(f"{key} has {len(part)} entries, more than {MAX_ITEMS}")
+        else:
+            entries[key] = [msgspec.Raw(item) for item in part]
+    try:
+        _check_map(value, 1)
+    except EncodingError:
+        raise EncodingError(_describe(value, "$", 0, MAX_DEPTH) or "value is not ledger data") from None
+    try:
+        data = _ENCODER.encode(entries)
+    except ValueError:
+        raise EncodingError(_describe(value, "$", 0, MAX_DEPTH) or "value is not ledger data") from None
     if len(data) > MAX_BYTES:
         raise EncodingError(f"encoding of {len(data)} bytes is larger than {MAX_BYTES}")
     return data
