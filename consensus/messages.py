@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from consensus.errors import InvalidMessage
-from ledger.block import Block, CommitCertificate, commit_sign_bytes
-from ledger.encoding import decode, encode
+from ledger.block import Block, CommitCertificate, commit_sign_bytes, encode_block
+from ledger.encoding import decode, encode, encode_spliced
 from ledger.errors import LedgerError
 from ledger.keys import PrivateKey
 
@@ -170,6 +170,11 @@ def sign_message(message: AnyMessage, key: PrivateKey) -> AnyMessage:
 
 
 def encode_message(message: Message) -> bytes:
+    """The canonical encoding of `message`; a PRE-PREPARE's block is spliced in as `encode_block` makes it (its
+    txs from their signed bytes), the other messages are encoded whole."""
+    if isinstance(message, PrePrepare):
+        fields = _common_fields(message) | {"type": "pre_prepare", "view": message.view, "height": message.height}
+        return encode_spliced(fields, {"block": encode_block(message.block)})
     return encode(_to_wire(message))
 
 
@@ -185,8 +190,13 @@ def decode_message(data: bytes) -> Message:
         raise InvalidMessage(f"malformed consensus message: {exc}") from exc
 
 
+def _common_fields(message: Message) -> dict[str, Any]:
+    """The fields every message has besides its type."""
+    return {"chain_id": message.chain_id, "sender": message.sender, "signature": message.signature}
+
+
 def _to_wire(message: Message) -> dict[str, Any]:
-    common = {"chain_id": message.chain_id, "sender": message.sender, "signature": message.signature}
+    common = _common_fields(message)
     if isinstance(message, PrePrepare):
         body = {"type": "pre_prepare", "view": message.view, "height": message.height, "block": message.block.to_wire()}
     elif isinstance(message, Prepare | Commit):

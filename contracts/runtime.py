@@ -408,7 +408,8 @@ class ContractSet:
             values = {} if raw is None else decode(raw)
             merged = encode({**self.defaults, **values})
             self._config_cache = (raw, merged)
-        config: dict[str, Any] = decode(merged)
+        # `merged` is this runtime's own encoding (checked as `encode` made it): no need to check it again
+        config: dict[str, Any] = decode(merged, check=False)
         return config
 
     def check_versions(self, state: StateView, height: int) -> None:

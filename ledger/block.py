@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from ledger.encoding import encode, hash_value, sha256, verify_shape
+from ledger.encoding import encode, encode_spliced, hash_value, sha256, verify_shape
 from ledger.errors import InvalidBlock, InvalidCertificate, InvalidTransaction
 from ledger.genesis import ConsensusParams, Genesis
 from ledger.keys import is_valid_signature
@@ -111,6 +111,12 @@ class Block:
 
 
 _BLOCK_FIELDS = {"header": dict, "txs": list}
+
+
+def encode_block(block: Block) -> bytes:
+    """`encode(block.to_wire())`, with each tx's encoding (`encode_tx`) spliced in rather than its payload encoded
+    again; a tx nests at most `MAX_TX_DEPTH` deep, and two levels down in a block that is well within bounds."""
+    return encode_spliced({"header": block.header.to_wire()}, {"txs": [encode_tx(tx) for tx in block.txs]})
 
 
 def compute_tx_root(txs: Sequence[Tx]) -> bytes:
@@ -259,6 +265,7 @@ __all__ = [
     "compute_block_tx_bytes",
     "compute_receipts_root",
     "compute_tx_root",
+    "encode_block",
     "encode_tx",
     "genesis_hash",
     "has_room",

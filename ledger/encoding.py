@@ -6,22 +6,44 @@ A float anywhere is an `EncodingError`: money is integer minor units and
 quantities are integer units, so two nodes never disagree on a rounding.
 Tuples and lists both encode as msgpack arrays; `decode` returns lists.
 
+Both directions run in C through msgspec: its MessagePack encoder in sorted
+order writes these canonical bytes (each value in its shortest form, keys in
+code point order), and its decoder reads them. What is ledger data is decided
+in one place, `_check`, for both directions: maps with string keys, arrays,
+strings, bytes, booleans, nil and int64 integers, each of exactly its type,
+nested at most `MAX_DEPTH` deep with at most `MAX_ITEMS` entries in one map
+or array. msgspec alone would take more (floats, sets, subclasses of dict and
+list, bytearray, enums, integers up to 2**64 - 1, ...), so `encode` checks
+before it encodes; the check looks at each value once and builds nothing, and
+it is most of what encoding costs.
+
 `decode` is the one decoder of untrusted bytes (from a client, a peer, a file
 or the disk). It is bounded: at most `MAX_BYTES` in, at most `MAX_ITEMS`
 entries in one map or array, maps and arrays nested at most `MAX_DEPTH`
-deep, and it never recurses in Python, so no input can overflow the stack.
-Whatever is wrong with the bytes, the only error it raises is
-`EncodingError`. `encode` refuses every value that `decode` would refuse, so
-nothing is stored or signed that a later stage could not decode again.
+deep, and no input can overflow the stack. msgspec's decoder recurses in C
+once per level until the interpreter's recursion limit ends it in a
+`RecursionError` (caught), at about 300 bytes of stack a level: 0.3 MiB at
+the default limit of 1,000, and never more than `_MAX_C_RECURSION` levels,
+as a process whose limit is set higher decodes with msgpack, whose stack is
+fixed. msgspec allocates no more entries than the input has bytes, so an
+input longer than `MAX_ITEMS` bytes, the only kind that can hold a
+collection past the bound, is read by msgpack's decoder too, which refuses
+such a collection from its header. The check recurses at most `MAX_DEPTH` +
+1 levels. Whatever is wrong with the bytes, the only error it raises is
+`EncodingError`. `encode` refuses every value that `decode` would refuse
+(the check is the same), so nothing is stored or signed that a later stage
+could not decode again.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Any
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 import msgpack
+import msgspec
 
 from ledger.errors import EncodingError, LedgerError
 
@@ -40,79 +62,74 @@ MAX_ITEMS = 1 << 20
 MAX_BYTES = 128 * 1024 * 1024
 """Largest encoding, and so also the longest string or bytes value in one."""
 
-_ODD_SCALAR_MARKERS = (b"\xca", b"\xcb", b"\xcf", b"\xd6", b"\xd7", b"\xc7")
-"""The msgpack markers of floats, of unsigned 64-bit integers (the only ones above `MAX_INT`) and of
-timestamps (the only extension type msgpack decodes without `_ext_hook`): bytes with none of them hold
-no scalar that is not ledger data, and the walk need not look at their scalars."""
+_MAX_C_RECURSION = 5_000
+"""Highest recursion limit under which `decode` lets msgspec's decoder recurse (about 1.5 MiB of stack)."""
+
+_SCALARS = frozenset({str, bytes, bool, type(None)})
+"""Exact types of the scalars that are ledger data whatever their value (an int is also checked for its range)."""
 
 
-def _canonical(value: Any, depth: int) -> Any:
-    """Return `value` with every map's keys sorted; raise a bare `EncodingError` for non-ledger data.
+def _check(value: Any, depth: int) -> None:
+    """Raise a bare `EncodingError` unless `value` is ledger data (see the module docstring).
 
     `depth` is the nesting level of `value`'s own entries. The hot path builds no error paths; `_describe`
-    finds where the problem is once one is known.
+    finds where the problem is once one is known. Strings are not looked into: msgspec refuses a lone
+    surrogate when it encodes, and never decodes one.
     """
     kind = type(value)
     if kind is dict:
-        return _canonical_map(value, depth)
-    if kind is list or kind is tuple:
-        return _canonical_list(value, depth)
-    if kind is str or kind is bytes or kind is bool or value is None:
-        return value
-    if kind is int and MIN_INT <= value <= MAX_INT:
-        return value
-    raise EncodingError
+        _check_map(value, depth)
+    elif kind is list or kind is tuple:
+        _check_array(value, depth)
+    elif kind is int:
+        if not MIN_INT <= value <= MAX_INT:
+            raise EncodingError
+    elif kind not in _SCALARS:
+        raise EncodingError
 
 
-def _canonical_map(value: dict[Any, Any], depth: int) -> dict[str, Any]:
-    """`_canonical` of a map, with the leaves handled in line (most values are leaves)."""
+def _check_map(value: dict[Any, Any], depth: int) -> None:
+    """`_check` of a map, with the leaves handled in line (most values are leaves)."""
     if depth > MAX_DEPTH or len(value) > MAX_ITEMS:
         raise EncodingError
-    out = {}
-    for key in sorted(value):
+    for key, item in value.items():
         if type(key) is not str:
             raise EncodingError
-        item = value[key]
         kind = type(item)
-        if kind is str or kind is bytes or kind is bool or item is None:
-            out[key] = item
-        elif kind is int:
+        if kind in _SCALARS:
+            continue
+        if kind is int:
             if not MIN_INT <= item <= MAX_INT:
                 raise EncodingError
-            out[key] = item
         elif kind is dict:
-            out[key] = _canonical_map(item, depth + 1)
+            _check_map(item, depth + 1)
         elif kind is list or kind is tuple:
-            out[key] = _canonical_list(item, depth + 1)
+            _check_array(item, depth + 1)
         else:
             raise EncodingError
-    return out
 
 
-def _canonical_list(value: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
-    """`_canonical` of an array, with the leaves handled in line."""
+def _check_array(value: list[Any] | tuple[Any, ...], depth: int) -> None:
+    """`_check` of an array, with the leaves handled in line."""
     if depth > MAX_DEPTH or len(value) > MAX_ITEMS:
         raise EncodingError
-    out = []
     for item in value:
         kind = type(item)
-        if kind is str or kind is bytes or kind is bool or item is None:
-            out.append(item)
-        elif kind is int:
+        if kind in _SCALARS:
+            continue
+        if kind is int:
             if not MIN_INT <= item <= MAX_INT:
                 raise EncodingError
-            out.append(item)
         elif kind is dict:
-            out.append(_canonical_map(item, depth + 1))
+            _check_map(item, depth + 1)
         elif kind is list or kind is tuple:
-            out.append(_canonical_list(item, depth + 1))
+            _check_array(item, depth + 1)
         else:
             raise EncodingError
-    return out
 
 
 def _describe(value: Any, path: str, depth: int, max_depth: int) -> str | None:
-    """What is wrong with `value` (nested `depth` levels down) and where (slow; only after `_canonical` refused it).
+    """What is wrong with `value` (nested `depth` levels down) and where (slow; only after `_check` refused it).
 
     Recursion stops at `max_depth`, where the nesting itself is what is wrong.
     """
@@ -146,7 +163,7 @@ def _describe(value: Any, path: str, depth: int, max_depth: int) -> str | None:
         return None
     if kind in (bytes, int, bool) or value is None:
         return None
-    return f"cannot encode {kind.__name__} at {path}"
+    return f"{kind.__name__} at {path} is not ledger data"
 
 
 def _is_utf8(text: str) -> bool:
@@ -157,6 +174,10 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+_ENCODER = msgspec.msgpack.Encoder(order="sorted")
+"""Writes ledger data canonically: map keys sorted, every value in its shortest form, bytes as bin."""
+
+
 def encode(value: Any, max_depth: int = MAX_DEPTH) -> bytes:
     """Encode `value` canonically (sorted keys, no floats), or raise `EncodingError` for what `decode` would refuse.
 
@@ -165,77 +186,85 @@ def encode(value: Any, max_depth: int = MAX_DEPTH) -> bytes:
     """
     try:
         # counting starts as if `value` sat MAX_DEPTH - max_depth levels down already
-        data: bytes = msgpack.packb(_canonical(value, MAX_DEPTH - max_depth + 1), use_bin_type=True)
-    except (EncodingError, TypeError, ValueError):
-        # TypeError: map keys of types that do not sort together; ValueError: a lone surrogate in a string
+        _check(value, MAX_DEPTH - max_depth + 1)
+        data = _ENCODER.encode(value)
+    except (EncodingError, ValueError):
+        # ValueError: a lone surrogate in a string, the only thing the check leaves to msgspec
         raise EncodingError(_describe(value, "$", 0, max_depth) or "value is not ledger data") from None
     if len(data) > MAX_BYTES:
         raise EncodingError(f"encoding of {len(data)} bytes is larger than {MAX_BYTES}")
     return data
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
+def encode_spliced(value: dict[str, Any], spliced: Mapping[str, bytes | Sequence[bytes]]) -> bytes:
+    """`encode` of the map `value` with the entries of `spliced` added, each of those already encoded: a value's
+    canonical bytes, or a list of them (an array), spliced in as they are rather than encoded again.
+
+    What is spliced is not looked into: it must be canonical bytes made by `encode` (or by this function) with
+    a depth bound that keeps it within `MAX_DEPTH` where it lands, as for a tx inside a block.
+    """
+    entries: dict[str, Any] = dict(value)
+    for key, part in spliced.items():
+        if isinstance(part, bytes):
+            entries[key] = msgspec.Raw(part)
+        elif len(part) > MAX_ITEMS:
+            raise EncodingError(f"{key} has {len(part)} entries, more than {MAX_ITEMS}")
+        else:
+            entries[key] = [msgspec.Raw(item) for item in part]
+    try:
+        _check_map(value, 1)
+    except EncodingError:
+        raise EncodingError(_describe(value, "$", 0, MAX_DEPTH) or "value is not ledger data") from None
+    try:
+        data = _ENCODER.encode(entries)
+    except ValueError:
+        raise EncodingError(_describe(value, "$", 0, MAX_DEPTH) or "value is not ledger data") from None
+    if len(data) > MAX_BYTES:
+        raise EncodingError(f"encoding of {len(data)} bytes is larger than {MAX_BYTES}")
+    return data
+
+
+def _refuse_extension(code: int, data: Any) -> NoReturn:
     raise EncodingError(f"msgpack extension type {code} is not ledger data")
+
+
+_DECODER = msgspec.msgpack.Decoder(ext_hook=_refuse_extension)
+"""Reads any msgpack; an extension type is refused as it is met (a timestamp comes out as a datetime, which
+`_check` refuses)."""
 
 
 def decode(data: bytes, check: bool = True) -> Any:
     """Decode bytes within the bounds of this module; raise `EncodingError` for anything that is not ledger data.
 
-    `check=False` skips the walk that refuses floats, 64-bit unsigned integers, bytes map keys and deep
+    `check=False` skips the walk that refuses floats, 64-bit unsigned integers, non-string map keys and deep
     nesting, for bytes this node wrote itself through `encode` (its own world state), which cannot hold any.
     """
     if len(data) > MAX_BYTES:
         raise EncodingError(f"{len(data)} bytes is more than the {MAX_BYTES} a value may take")
     try:
-        value = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            ext_hook=_ext_hook,
-            max_str_len=MAX_BYTES,
-            max_bin_len=MAX_BYTES,
-            max_array_len=MAX_ITEMS,
-            max_map_len=MAX_ITEMS,
-        )
+        if len(data) <= MAX_ITEMS and sys.getrecursionlimit() <= _MAX_C_RECURSION:
+            value = _DECODER.decode(data)
+        else:
+            value = msgpack.unpackb(
+                data,
+                raw=False,
+                strict_map_key=True,
+                ext_hook=_refuse_extension,
+                max_str_len=MAX_BYTES,
+                max_bin_len=MAX_BYTES,
+                max_array_len=MAX_ITEMS,
+                max_map_len=MAX_ITEMS,
+            )
     except EncodingError:
         raise
-    except Exception as exc:  # msgpack raises several unrelated types
+    except Exception as exc:  # msgspec and msgpack raise several unrelated types, RecursionError among them
         raise EncodingError(f"not valid msgpack: {type(exc).__name__}: {exc}") from None
     if check:
-        verify_decoded(value, any(marker in data for marker in _ODD_SCALAR_MARKERS))
+        try:
+            _check(value, 1)
+        except EncodingError:
+            raise EncodingError(_describe(value, "$", 0, MAX_DEPTH) or "value is not ledger data") from None
     return value
-
-
-def verify_decoded(value: Any, scalars: bool = True) -> None:
-    """Raise `EncodingError` unless the decoded `value` nests at most `MAX_DEPTH` deep with string map keys and,
-    when `scalars`, holds no scalar but strings, bytes, booleans, nil and int64 integers.
-
-    One pass, level by level, without recursion: the walk itself cannot run out of stack.
-    """
-    level = [value]
-    depth = 0
-    while level:
-        inner: list[Any] = []
-        for item in level:
-            kind = type(item)
-            if kind is dict:
-                if depth >= MAX_DEPTH:
-                    raise EncodingError(f"value is nested deeper than {MAX_DEPTH} levels")
-                for key in item:
-                    if type(key) is not str:
-                        raise EncodingError(f"map key {key!r} is not a string")
-                inner.extend(item.values())
-            elif kind is list:
-                if depth >= MAX_DEPTH:
-                    raise EncodingError(f"value is nested deeper than {MAX_DEPTH} levels")
-                inner.extend(item)
-            elif scalars and kind is not str and kind is not bytes and kind is not bool and item is not None:
-                if kind is not int:
-                    raise EncodingError(f"{kind.__name__} {item!r} is not ledger data (integers only, no floats)")
-                if not MIN_INT <= item <= MAX_INT:
-                    raise EncodingError(f"integer {item} is out of int64 range")
-        level = inner
-        depth += 1
 
 
 def verify_shape(wire: Any, fields: Mapping[str, type], error: type[LedgerError], what: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import plyvel
 
-from ledger.block import Block, CommitCertificate, Receipt
+from ledger.block import Block, CommitCertificate, Receipt, encode_block
 from ledger.commitment import StateAccumulator
 from ledger.encoding import MAX_INT, decode, encode, verify_shape
 from ledger.errors import LedgerError, StoreCorrupted
@@ -209,7 +209,7 @@ class Store:
         block_hash = block.hash()
         h = _h(block.height)
         with self._db.write_batch(transaction=True, sync=True) as batch:
-            batch.put(b"b/" + h, encode(block.to_wire()))
+            batch.put(b"b/" + h, encode_block(block))
             batch.put(b"h/" + block_hash, h)
             batch.put(b"c/" + h, encode(certificate.to_wire()))
             for index, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
@@ -243,7 +243,7 @@ class Store:
                 batch.put(STATE_PREFIX + key, value)
                 acc.add(key, value)
             h = _h(head.height)
-            batch.put(b"b/" + h, encode(block.to_wire()))
+            batch.put(b"b/" + h, encode_block(block))
             batch.put(b"h/" + head.block_hash, h)
             batch.put(b"c/" + h, encode(certificate.to_wire()))
             acc_bytes = acc.to_bytes()

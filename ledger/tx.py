@@ -23,6 +23,7 @@ sync answers, and each of those must still decode as a whole.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,8 +147,38 @@ def tx_from_wire(wire: Any) -> Tx:
     return tx
 
 
+_DOMAIN_ENTRY = encode({"domain": TX_DOMAIN})[1:]
+"""The entry of a tx's signed map that its wire map lacks (after the one-byte map header)."""
+
+_SIGNATURE_KEY = encode("signature")
+
+
+@functools.lru_cache(maxsize=16)
+def _encode_signed_head(chain_id: str) -> bytes:
+    """How the signed bytes of every tx of `chain_id` begin: a map of seven entries, the chain id, the domain
+    (a node sees one chain, so this is encoded once)."""
+    return b"\x87" + encode({"chain_id": chain_id})[1:] + _DOMAIN_ENTRY
+
+
 def encode_tx(tx: Tx) -> bytes:
-    return encode(tx.to_wire())
+    """`encode(tx.to_wire())`, made from the tx's signed bytes when it keeps them, without encoding its payload
+    again.
+
+    The wire map has the seven keys of the signed map but for `domain`, which comes right after `chain_id`,
+    and `signature`, which sorts between `payload` and `signer`, the last two keys of both: so the signed
+    bytes without their head (up to the domain entry) and their tail (signer and window) are the middle of
+    the wire bytes. A tx whose signed bytes do not begin and end with its own chain id, signer and window is
+    encoded in full, within the same `MAX_TX_DEPTH` as its signed map, so that a block splicing it in
+    (`ledger.block.encode_block`) still decodes.
+    """
+    body = tx.body
+    if body:
+        head = _encode_signed_head(tx.chain_id)
+        tail = encode({"signer": tx.signer, "valid_until": tx.valid_until})[1:]
+        if len(body) > len(head) + len(tail) and body.startswith(head) and body.endswith(tail):
+            middle = body[len(head) : len(body) - len(tail)]
+            return head[: -len(_DOMAIN_ENTRY)] + middle + _SIGNATURE_KEY + encode(tx.signature) + tail
+    return encode(tx.to_wire(), MAX_TX_DEPTH)
 
 
 def decode_tx(data: bytes) -> Tx:

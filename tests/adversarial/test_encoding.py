@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 
 import msgpack
 import pytest
@@ -38,6 +40,41 @@ PAST_THE_BOUND = [levels for levels in DEEP_LEVELS if levels > MAX_DEPTH]
 def test_deep_nesting_is_refused_without_running_out_of_stack(levels: int, make) -> None:
     with pytest.raises(EncodingError):
         decode(make(levels))
+
+
+DEEP_DECODE = """
+import threading
+from ledger.encoding import decode
+from ledger.errors import EncodingError
+
+def run():
+    for levels in (900, 5_000, 100_000):
+        for data in (b"\\x91" * levels + b"\\xc0", b"\\x81\\xa1a" * levels + b"\\xc0"):
+            try:
+                decode(data)
+            except EncodingError:
+                continue
+            raise SystemExit(f"{levels} levels decoded")
+    print("refused")
+
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+"""
+"""Decodes, in a thread, input nested far past the bound; prints `refused` if every one is refused, or crashes."""
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "import threading; threading.stack_size(1 << 20)",  # a thread of 1 MiB, at the default recursion limit
+        "import sys; sys.setrecursionlimit(1_000_000)",  # a limit that would let a C decoder recurse 100,000 deep
+    ],
+)
+def test_deep_input_cannot_overflow_the_stack(setup: str) -> None:
+    """In a process of its own, since an overflow would end it."""
+    done = subprocess.run([sys.executable, "-c", setup + DEEP_DECODE], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "refused"), done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("levels", PAST_THE_BOUND)

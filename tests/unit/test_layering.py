@@ -18,7 +18,7 @@ PROJECT = {"ledger", "contracts", "consensus", "p2p", "node", "cli", "devnet"}
 FORBIDDEN: dict[str, set[str]] = {
     "ledger": PROJECT - {"ledger"} | {"fastapi", "uvicorn", "httpx", "pydantic"},
     "contracts": PROJECT - {"ledger", "contracts"}
-    | {"fastapi", "uvicorn", "httpx", "plyvel", "msgpack", "os", "time", "random", "datetime", "socket"},
+    | {"fastapi", "uvicorn", "httpx", "plyvel", "msgpack", "msgspec", "os", "time", "random", "datetime", "socket"},
     "consensus": PROJECT - {"ledger", "consensus"}
     | {"fastapi", "uvicorn", "httpx", "plyvel", "asyncio", "socket", "threading", "time", "random", "os"},
     "p2p": {"node", "cli", "devnet", "contracts", "consensus", "fastapi", "uvicorn"},

@@ -25,7 +25,7 @@ from consensus.messages import (
 )
 from consensus.validation import MessageChecker
 from ledger.block import commit_sign_bytes
-from ledger.encoding import decode
+from ledger.encoding import decode, encode
 from ledger.keys import PrivateKey, is_valid_signature
 from tests.helpers.builders import make_network
 from tests.sim.app import SET_KIND, MemoryApp
@@ -88,6 +88,7 @@ def test_encode_decode_round_trip(message):
     decoded = decode_message(data)
     assert decoded == message
     assert encode_message(decoded) == data
+    assert encode(decode(data)) == data, "a PRE-PREPARE spliced from its txs' signed bytes is still canonical"
 
 
 @settings(max_examples=150, deadline=None)

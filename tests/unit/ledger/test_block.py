@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ledger.block import Block, has_room
+from ledger.block import Block, encode_block, has_room
 from ledger.commitment import StateAccumulator
+from ledger.encoding import encode
 from ledger.genesis import ConsensusParams
 from tests.helpers.builders import make_network
 from tests.helpers.chain import make_block
@@ -22,3 +23,9 @@ def test_a_block_has_room_until_its_count_or_its_bytes_reach_the_limits():
     assert not has_room(three, ConsensusParams(max_block_txs=3))
     assert not has_room(block_of(0), ConsensusParams(max_block_bytes=1024)), "less than one largest tx fits"
     assert has_room(block_of(0), ConsensusParams())
+
+
+def test_a_block_spliced_from_its_txs_signed_bytes_encodes_as_its_wire_map():
+    for count in (0, 1, 15, 16, 300):
+        block = block_of(count)
+        assert encode_block(block) == encode(block.to_wire())

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.encoding import decode, encode, hash_value
+from ledger.encoding import decode, encode, encode_spliced, hash_value
 from ledger.errors import EncodingError
 
 scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20) | st.binary(max_size=20)
@@ -63,3 +63,14 @@ def test_decode_refuses_floats_and_junk() -> None:
 def test_decode_never_crashes_on_junk(data: bytes) -> None:
     with contextlib.suppress(EncodingError):
         decode(data)
+
+
+@given(ledger_data, st.lists(ledger_data, max_size=4), ledger_data)
+def test_spliced_parts_give_the_bytes_of_the_whole(value: object, items: list[object], other: object) -> None:
+    whole = {"z": other, "a": value, "m": items}
+    assert encode_spliced({"z": other}, {"a": encode(value), "m": [encode(item) for item in items]}) == encode(whole)
+
+
+def test_splicing_still_checks_the_fields_it_encodes() -> None:
+    with pytest.raises(EncodingError, match="float"):
+        encode_spliced({"price": 1.5}, {"block": encode({})})
