@@ -146,7 +146,7 @@ def run_bench(
 def _sign_orders(signer: Signer, payloads: list[dict[str, Any]], batch: int) -> tuple[list[Tx], list[int]]:
     """The signed txs carrying `payloads`, `batch` to a tx, and how many orders each carries."""
     if batch <= 1:
-        return [signer.tx(CHANNEL, "order.create", p) for p in payloads], [1] * len(payloads)
+        return [signer.tx(CHANNEL, "order.create", payload) for payload in payloads], [1] * len(payloads)
     groups = [payloads[i : i + batch] for i in range(0, len(payloads), batch)]
     return [signer.tx(CHANNEL, "order.import", {"orders": g}) for g in groups], [len(g) for g in groups]
 

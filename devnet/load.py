@@ -9,12 +9,19 @@ every basket, so allocation always finds stock and every order commits.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from devnet.baskets import Basket
 from devnet.client import NodeClient, Signer
 from devnet.network import Devnet
 from ledger.tx import Tx
+
+
+class TxSigner(Protocol):
+    """What signs a tx: a `Signer` over key files, or a test network's keys."""
+
+    def tx(self, signer: str, kind: str, payload: dict[str, Any]) -> Tx: ...
+
 
 CHANNEL = "channel-1"
 OPERATOR = "operator-1"
@@ -61,6 +68,11 @@ def prepare_stock(client: NodeClient, signer: Signer, devnet: Devnet, baskets: l
     for start in range(0, len(setup), 500):
         client.submit_many(setup[start : start + 500])
     client.wait(setup[-1].id.hex(), timeout=120)
+
+
+def make_orders(signer: TxSigner, baskets: list[Basket], tag: str) -> list[Tx]:
+    """One signed `order.create` tx per basket (`make_order_payloads`), from the load channel."""
+    return [signer.tx(CHANNEL, "order.create", payload) for payload in make_order_payloads(baskets, tag)]
 
 
 def make_order_payloads(baskets: list[Basket], tag: str) -> list[dict[str, Any]]:
