@@ -80,6 +80,10 @@ class StateView:
         for layer in reversed(self._layers):
             if key in layer:
                 return layer[key]
+        return self.read_base(key)
+
+    def read_base(self, key: bytes) -> bytes | None:
+        """The value of `key` in the base under this view's writes, read from the base once per view."""
         read = self._read
         if key in read:
             return read[key]

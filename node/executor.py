@@ -138,7 +138,7 @@ def execute_txs(
     receipts = contracts.execute_block(view, txs, BlockContext(height, time_ms, genesis))
     writes = view.writes()
     acc = accumulator.copy()
-    update_commitment(acc, base, writes)
+    update_commitment(acc, view.read_base, writes)
     return Execution(receipts, writes, acc)
 
 

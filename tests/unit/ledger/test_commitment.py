@@ -21,7 +21,7 @@ def test_incremental_equals_recomputed(initial: dict[bytes, bytes], batches: lis
     for key, value in initial.items():
         acc.add(key, value)
     for writes in batches:
-        update_commitment(acc, state, writes)
+        update_commitment(acc, state.get_state, writes)
         for key, value in writes.items():
             if value is None:
                 state.entries.pop(key, None)
