@@ -12,10 +12,14 @@ order it sent them. Two bounds keep one client from taking the pool:
 
 **Bounded by work.** A count alone lets the queue grow to minutes of work
 before anyone is refused: every tx admitted then waits minutes for its
-block, and a client has no signal to slow down. So the pool also holds at
-most what the network committed in the last `RATE_WINDOW_MS` scaled to
-`max_wait_ms` (`on_committed` feeds the rate), and never less than
-`min_txs` (an idle network, whose rate says nothing, still takes a burst).
+block, and a client has no signal to slow down. So the pool also takes from
+clients at most what the network committed in the last `RATE_WINDOW_MS`
+scaled to `max_wait_ms` (`on_committed` feeds the rate), and never less
+than `min_txs` (an idle network, whose rate says nothing, still takes a
+burst). A tx gossiped by a peer was admitted there and is held whatever the
+work bound (up to `max_txs`): every node then holds every admitted tx, so
+any primary can propose it, and a tx that blocks with room pass over really
+is being passed over (the censorship watch of `node.driver` relies on it).
 A client refused for room is told, in `retry_after_s`, how long the pool
 takes to drain what is over the bound at the current rate (at least a
 second): it slows down to what the network commits, and the txs it has in
@@ -178,8 +182,9 @@ class Mempool:
         share = self._shares.get(signer)
         return (0, 0) if share is None else (share.txs, share.bytes)
 
-    def add(self, tx: Tx, size: int, now_ms: int, room: int = 0) -> bool:
-        """Add an admitted tx (`room`: committed blocks with room so far); False if it was already here. Raises
+    def add(self, tx: Tx, size: int, now_ms: int, room: int = 0, from_peer: bool = False) -> bool:
+        """Add an admitted tx (`room`: committed blocks with room so far; `from_peer`: gossiped, already admitted by
+        another node, so held up to `max_txs` whatever the work bound); False if it was already here. Raises
         `SignerOverQuota` or `MempoolFull`."""
         if tx.id in self._entries:
             return False
@@ -193,7 +198,7 @@ class Mempool:
                     f"{tx.signer} has {share.txs} txs ({share.bytes} bytes) waiting, its quota is"
                     f" {self.signer_max_txs} txs and {self.signer_max_bytes} bytes; retry once blocks take some"
                 )
-        limit = self.limit(now_ms)
+        limit = self.max_txs if from_peer else self.limit(now_ms)
         if len(self._entries) >= limit or self.bytes + size > self.max_bytes:
             self.evict_stale(now_ms)
             if len(self._entries) >= limit or self.bytes + size > self.max_bytes:

@@ -199,16 +199,18 @@ class Node:
 
     # -- txs ------------------------------------------------------------------------
 
-    def submit(self, txs: list[Tx], source: str | None = None) -> list[Admitted]:
-        """Admit txs (from the client address `source`; None for a peer's gossip) into the mempool, gossip
-        them to the peers, and offer them to consensus."""
+    def submit(self, txs: list[Tx], source: str | None = None, from_peer: bool = False) -> list[Admitted]:
+        """Admit txs (from the client address `source`, or signed here for a token: None) into the mempool, gossip
+        them to the peers, and offer them to consensus. `from_peer`: a peer's gossip, held whatever the mempool's
+        work bound (`Mempool.add`)."""
         now = self.clock()
         out = []
         admitted = []
         for tx in txs:
             try:
                 self.admission.check(tx, source)
-                if self.mempool.add(tx, len(tx.signing_bytes()) + len(tx.signature), now, self.blocks_with_room):
+                size = len(tx.signing_bytes()) + len(tx.signature)
+                if self.mempool.add(tx, size, now, self.blocks_with_room, from_peer=from_peer):
                     admitted.append(tx)
             except LedgerError as exc:
                 out.append(Admitted(tx.id, exc))
@@ -265,7 +267,7 @@ class Node:
         self.driver.on_message(envelope.sender, envelope.body)
 
     async def _on_gossip(self, envelope: Envelope) -> None:
-        self.submit(self.gossip.decode_batch(envelope.body))
+        self.submit(self.gossip.decode_batch(envelope.body), from_peer=True)
 
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])

@@ -161,3 +161,15 @@ def test_a_proposal_weighs_large_txs_as_several():
     assert pool.batch(1) == [small]
     pool.remove([small.id])
     assert pool.batch(1) == [large], "a tx heavier than a whole block still goes alone"
+
+
+def test_a_tx_gossiped_by_a_peer_is_held_whatever_the_work_bound():
+    pool = Mempool(max_txs=3, max_wait_ms=1_000, min_txs=1, signer_max_txs=10)
+    mine, gossiped, more, over = txs(4)
+    pool.add(mine, 10, now_ms=0)
+    with pytest.raises(MempoolFull):
+        pool.add(gossiped, 10, now_ms=0)
+    assert pool.add(gossiped, 10, now_ms=0, from_peer=True) and pool.add(more, 10, now_ms=0, from_peer=True)
+    with pytest.raises(MempoolFull):
+        pool.add(over, 10, now_ms=0, from_peer=True)
+    assert len(pool) == 3, "max_txs still bounds what peers send"
