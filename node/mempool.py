@@ -21,9 +21,9 @@ work bound (up to `max_txs`): every node then holds every admitted tx, so
 any primary can propose it, and a tx that blocks with room pass over really
 is being passed over (the censorship watch of `node.driver` relies on it).
 A client refused for room is told, in `retry_after_s`, how long the pool
-takes to drain what is over the bound at the current rate (at least a
-second): it slows down to what the network commits, and the txs it has in
-the pool wait about `max_wait_ms` at most.
+takes to drain what is over the bound at the current rate (1 to 10 s): it
+slows down to what the network commits, and the txs it has in the pool wait
+about `max_wait_ms` at most.
 
 Nothing admitted is evicted to make room for a newcomer, except by age: txs
 that waited longer than `ttl_ms` are dropped (`evict_stale`, every second,
@@ -67,11 +67,14 @@ RETRY_AFTER_S = 2
 """What a refusal for room asks the client to wait before it sends again, in seconds, when the pool cannot
 say better (a signer's quota, a pool full by count or bytes)."""
 
-MAX_RETRY_AFTER_S = 30
-"""Longest wait a refusal asks for."""
+MAX_RETRY_AFTER_S = 10
+"""Longest wait a refusal asks for (about the work the pool holds)."""
 
 RATE_WINDOW_MS = 10_000
 """How far back the commit rate that bounds the pool's work is measured."""
+
+MIN_RATE_SPAN_MS = 1_000
+"""Shortest span a commit rate is measured over (one block just committed is not a rate of thousands a second)."""
 
 WORK_UNIT_BYTES = 1024
 """A proposal weighs each tx by its size in these (at least 1): a bulk tx of a hundred orders counts for about
@@ -220,13 +223,21 @@ class Mempool:
         """A block of `txs` txs was committed at `now_ms` (feeds the commit rate that bounds the pool)."""
         self._commits.append((now_ms, txs))
         self._committed_in_window += txs
-        while self._commits and self._commits[0][0] <= now_ms - RATE_WINDOW_MS:
+        self._forget_commits_before(now_ms - RATE_WINDOW_MS)
+
+    def _forget_commits_before(self, cutoff_ms: int) -> None:
+        while self._commits and self._commits[0][0] <= cutoff_ms:
             self._committed_in_window -= self._commits.popleft()[1]
 
     def rate(self, now_ms: int) -> float:
-        """Txs the network committed per millisecond over the last `RATE_WINDOW_MS`."""
-        self.on_committed(0, now_ms)
-        return self._committed_in_window / RATE_WINDOW_MS
+        """Txs the network committed per millisecond over the last `RATE_WINDOW_MS`, or since the first commit of
+        that window if it came later (at least `MIN_RATE_SPAN_MS`): after idle time the rate is that of the
+        blocks since, not diluted by the pause."""
+        self._forget_commits_before(now_ms - RATE_WINDOW_MS)
+        if not self._committed_in_window:
+            return 0.0
+        span = max(now_ms - self._commits[0][0], MIN_RATE_SPAN_MS)
+        return self._committed_in_window / min(span, RATE_WINDOW_MS)
 
     def limit(self, now_ms: int) -> int:
         """How many txs the pool takes now: `max_txs`, or the work of `max_wait_ms` at the commit rate."""

@@ -109,34 +109,36 @@ def test_the_pool_holds_the_work_of_max_wait_at_the_commit_rate():
     assert pool.limit(now_ms=0) == 5, "an idle network, whose rate says nothing, still takes min_txs"
     for second in range(10):
         pool.on_committed(100, now_ms=second * 1000)
-    assert pool.limit(now_ms=9_500) == 200, "100 txs/s over the window, times 2 s"
+    assert pool.limit(now_ms=10_000) == 200, "900 txs in the 9 s since the window's first commit, times 2 s"
     batch = txs(201)
     for tx in batch[:200]:
-        pool.add(tx, 10, now_ms=9_500)
+        pool.add(tx, 10, now_ms=10_000)
     with pytest.raises(MempoolFull) as refused:
-        pool.add(batch[200], 10, now_ms=9_500)
+        pool.add(batch[200], 10, now_ms=10_000)
     assert refused.value.retry_after_s == 1, "one tx over the bound drains in well under a second"
     assert pool.limit(now_ms=25_000) == 5, "a rate older than the window no longer counts"
     with pytest.raises(MempoolFull) as refused:
         pool.add(batch[200], 10, now_ms=25_000)
     assert refused.value.retry_after_s == RETRY_AFTER_S, "with no rate the pool asks for its default wait"
+    pool.on_committed(400, now_ms=30_000)
+    assert pool.limit(now_ms=30_100) == 800, "after a pause, one block is a rate over a second, not the window"
 
 
 def test_the_retry_after_grows_with_what_is_over_the_bound():
     pool = Mempool(max_txs=10_000, max_wait_ms=1_000, min_txs=1_000, signer_max_txs=10_000)
-    *batch, late = txs(41)
+    *batch, late = txs(151)
     for tx in batch:
         pool.add(tx, 10, now_ms=0)
     pool.min_txs = 1
     pool.on_committed(10, now_ms=1)
     with pytest.raises(MempoolFull) as refused:
         pool.add(late, 10, now_ms=2)
-    assert refused.value.retry_after_s == MAX_RETRY_AFTER_S, "40 txs over at 1 tx/s: never asked to wait > the cap"
-    pool.max_wait_ms = 20_000
+    assert refused.value.retry_after_s == MAX_RETRY_AFTER_S, "141 over at 10 tx/s: never asked to wait > the cap"
+    pool.max_wait_ms = 14_000
     with pytest.raises(MempoolFull) as refused:
         pool.add(late, 10, now_ms=2)
-    assert refused.value.retry_after_s == 21, "21 txs over a bound of 20 at 1 tx/s"
-    pool.max_wait_ms = 41_000
+    assert refused.value.retry_after_s == 2, "11 txs over a bound of 140 at 10 tx/s"
+    pool.max_wait_ms = 20_000
     assert pool.add(late, 10, now_ms=2), "a longer wait bound makes room"
 
 
