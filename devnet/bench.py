@@ -85,7 +85,7 @@ def run_bench(
     chosen = list(baskets[:orders]) if baskets else list(synthetic_baskets(orders))
     while len(chosen) < orders:
         chosen.extend(chosen[: orders - len(chosen)])
-    prepare_stock(setup, signer, devnet, chosen, tag)
+    prepare_stock(setup, signer, devnet, chosen)
     txs, sizes = _sign_orders(signer, make_order_payloads(chosen, tag), batch)
     run = _Run(orders_in={tx.id: size for tx, size in zip(txs, sizes, strict=True)})
     requests: queue.Queue[tuple[int, list[Tx]] | None] = queue.Queue()

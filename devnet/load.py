@@ -2,8 +2,9 @@
 
 Every basket becomes one `order.create` payload with its own external
 reference (tagged per run, so runs on one devnet never collide), delivered
-near the warehouses; the SKUs are stocked at each warehouse with enough for
-every basket, so allocation always finds stock and every order commits.
+near the warehouses. The warehouses are one per node, the same on every run;
+each run stocks its SKUs there with enough for every basket, so allocation
+always finds stock and every order commits.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ def _skus(baskets: Iterable[Basket]) -> dict[str, int]:
     return prices
 
 
-def prepare_stock(client: NodeClient, signer: Signer, devnet: Devnet, baskets: list[Basket], tag: str) -> None:
-    """Register the baskets' SKUs and a warehouse per node holding plenty of each."""
+def prepare_stock(client: NodeClient, signer: Signer, devnet: Devnet, baskets: list[Basket]) -> None:
+    """Register the baskets' SKUs and a warehouse per node (the same ones on every run, as a retailer's network
+    is: a run does not add locations for the next run's orders to weigh), and stock each with plenty of each."""
     prices = _skus(baskets)
     setup: list[Tx] = [
         signer.tx(OPERATOR, "sku.upsert", {"sku": sku, "price": price, "currency": "EUR", "tax_class": "standard"})
         for sku, price in prices.items()
     ]
-    locations = [f"LOAD-{tag}-{i}" for i in range(len(devnet.nodes))]
+    locations = [f"LOAD-{i}" for i in range(len(devnet.nodes))]
     for i, location in enumerate(locations):
         setup.append(
             signer.tx(

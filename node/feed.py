@@ -15,10 +15,12 @@ change, or `tx_id` null when the ledger made it by itself at the start of the
 block (a payment timeout cancelling an order). Events of one block are in tx
 order, the ledger's own first. A cursor is `height * 2**24 + n` (n: the
 event's place in its block) as a decimal string: `after=0` is the start, and
-a cursor stays valid across restarts. Events are kept twice: once in the
-global feed (`e/<cursor>`), read by operators and auditors, and once per
-organisation they belong to (`eo/<org>\\0<cursor>`), so a store's or
-channel's page costs the same however busy the other organisations are.
+a cursor stays valid across restarts. Each event is stored once, in the
+global feed (`e/<cursor>`), read by operators and auditors; each
+organisation it belongs to has an entry `eo/<org>\\0<cursor>` holding only
+the event's type, so a store's or channel's page reads its own entries
+however busy the other organisations are, and the feed, the largest thing a
+node writes, is not written again per organisation.
 A webhook outbox follows the feed by keeping the last cursor it delivered.
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 from contracts import keys
 from contracts.queries import to_json
 from ledger.encoding import decode, encode
+from ledger.errors import StoreCorrupted
 from ledger.store import Store
 from node.changes import BlockChanges
 from node.visibility import compute_fulfilment_orgs, compute_invoice_orgs, compute_order_orgs, get_location_org
@@ -87,7 +90,7 @@ def compute_feed_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
         )
         writes[_ALL + _cursor_key(cursor)] = record
         for org in event.orgs:
-            writes[_org_prefix(org) + _cursor_key(cursor)] = record
+            writes[_org_prefix(org) + _cursor_key(cursor)] = event.type.encode()
     return writes
 
 
@@ -145,15 +148,29 @@ def read_events(
     prefix = _ALL if org is None else _org_prefix(org)
     events = []
     last = after
-    for read, (_, raw) in enumerate(store.scan_derived(prefix + _cursor_key(after + 1), prefix + b"\xff" * 9), 1):
-        event = decode(raw, check=False)
-        last = int(event["cursor"])
-        if types is None or event["type"] in types:
+    for read, (key, value) in enumerate(store.scan_derived(prefix + _cursor_key(after + 1), prefix + b"\xff" * 9), 1):
+        cursor = key[-8:]
+        last = int.from_bytes(cursor, "big")
+        if org is None:
+            event = decode(value, check=False)
+        elif types is None or value.decode() in types:
+            event = decode(_read_global(store, cursor), check=False)
+        else:
+            event = None
+        if event is not None and (types is None or event["type"] in types):
             del event["orgs"]
             events.append(to_json(event))
         if len(events) == limit or read == scan:
             break
     return events, last
+
+
+def _read_global(store: Store, cursor: bytes) -> bytes:
+    """The event an organisation's entry points at (written in the same batch, so always there)."""
+    raw = store.get_derived(_ALL + cursor)
+    if raw is None:
+        raise StoreCorrupted(f"the feed has an organisation's entry at {int.from_bytes(cursor, 'big')} but no event")
+    return raw
 
 
 class CommitSignal:

@@ -95,7 +95,7 @@ def commit_orders(devnet: Devnet, live: list[int], baskets: list[Basket]) -> tup
     try:
         signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, clients[0].tx_valid_until)
         tag = f"{time.time_ns() % 10**9:09d}"
-        prepare_stock(clients[0], signer, devnet, baskets, tag)
+        prepare_stock(clients[0], signer, devnet, baskets)
         txs = make_orders(signer, baskets, tag)
         chunks = [txs[start : start + 250] for start in range(0, len(txs), 250)]
         for n, chunk in enumerate(chunks):

@@ -188,6 +188,8 @@ def test_the_feed_from_zero_across_a_restart_and_a_timeout_ends_with_the_node_st
     porto_orders = {row["order_id"] for row in collect_pages(api, api.porto, "/v1/orders", 50)}
     assert porto_orders and {e["data"]["order_id"] for e in porto_events if "order_id" in e["data"]} == porto_orders
     assert {e["data"]["location"] for e in porto_events if e["type"] == "stock.movement"} == {"OPO-1"}
+    porto_moves, _ = follow(api, api.porto, "0", types="stock.movement", limit=3)
+    assert porto_moves == [e for e in porto_events if e["type"] == "stock.movement"], "filtered by type, paged"
 
 
 def test_writes_through_resource_routes_signed_by_the_node(api: Api) -> None:
