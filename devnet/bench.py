@@ -73,9 +73,12 @@ def run_bench(
     baskets: list[Basket] | None = None,
     per_request: int = PER_REQUEST,
     progress: bool = True,
-    timeout: float = 600.0,
+    stall_timeout: float = 120.0,
 ) -> dict[str, Any]:
-    """Send `orders` orders over the live nodes; returns the figures (see `cli.devnet_commands` for the keys)."""
+    """Send `orders` orders over the live nodes; returns the figures (see `cli.devnet_commands` for the keys).
+
+    The run ends when every order is settled, or when no block has settled any for `stall_timeout` seconds
+    (then `committed` says how many made it)."""
     live = [n for n in devnet.nodes if devnet.status(n.index)["up"]]
     if not live:
         raise RuntimeError("no node of the devnet is up")
@@ -109,7 +112,7 @@ def run_bench(
     ]
     for thread in threads:
         thread.start()
-    watch = _BlockWatcher([devnet.client(n.index, timeout=60) for n in live], start_height, run, orders, timeout)
+    watch = _BlockWatcher([devnet.client(n.index, timeout=60) for n in live], start_height, run, orders, stall_timeout)
     bar = tqdm(total=orders, unit="order", desc="committed", disable=not progress, leave=False)
     for committed_now in watch.progress():
         bar.update(committed_now)
@@ -191,12 +194,12 @@ def _send(
 class _BlockWatcher:
     """Reads the new blocks from the nodes in turn (each node the blocks it has) and settles the run's txs in them."""
 
-    def __init__(self, clients: list[NodeClient], height: int, run: _Run, orders: int, timeout: float) -> None:
+    def __init__(self, clients: list[NodeClient], height: int, run: _Run, orders: int, stall_timeout: float) -> None:
         self.clients = clients
         self.height = height
         self.run = run
         self.orders = orders
-        self.deadline = time.perf_counter() + timeout
+        self.stall_timeout = stall_timeout
         self.latencies: list[float] = []
         self.committed = 0
         self.rejected = 0
@@ -204,11 +207,15 @@ class _BlockWatcher:
         self.last_commit: float | None = None
 
     def progress(self) -> Iterator[int]:
-        """Yields the orders committed by each new block, until every order is settled or the timeout."""
+        """Yields the orders committed by each new block, until every order is settled or none was for
+        `stall_timeout` seconds."""
         readers = cycle(self.clients)
+        settled_at = time.perf_counter()
         try:
             while self.committed + self.rejected + self.run.rejected < self.orders:
-                if time.perf_counter() > self.deadline:
+                if self.last_commit is not None:
+                    settled_at = max(settled_at, self.last_commit)
+                if time.perf_counter() - settled_at > self.stall_timeout:
                     return
                 reader = next(readers)
                 top = reader.status()["height"]
