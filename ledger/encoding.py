@@ -196,6 +196,13 @@ def encode(value: Any, max_depth: int = MAX_DEPTH) -> bytes:
     return data
 
 
+def encode_unchecked(value: Any) -> bytes:
+    """Encode canonically, without the check of `encode`: only for values the node builds itself out of ledger
+    data it has already decoded or checked (the change feed's events), where the check would find nothing and
+    cost more than the encoding."""
+    return _ENCODER.encode(value)
+
+
 def encode_spliced(value: dict[str, Any], spliced: Mapping[str, bytes | Sequence[bytes]]) -> bytes:
     """`encode` of the map `value` with the entries of `spliced` added, each of those already encoded: a value's
     canonical bytes, or a list of them (an array), spliced in as they are rather than encoded again.

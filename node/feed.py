@@ -33,7 +33,7 @@ from typing import Any
 
 from contracts import keys
 from contracts.queries import to_json
-from ledger.encoding import decode, encode
+from ledger.encoding import decode, encode_unchecked
 from ledger.errors import StoreCorrupted
 from ledger.store import Store
 from node.changes import BlockChanges
@@ -76,7 +76,7 @@ def compute_feed_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
     block_hash = block.hash()
     for n, event in enumerate(events):
         cursor = block.height * PER_BLOCK + n
-        record = encode(
+        record = encode_unchecked(
             {
                 "cursor": str(cursor),
                 "type": event.type,
