@@ -154,6 +154,29 @@ class SeqCounter:
         return value
 
 
+class Sealer:
+    """Seals this node's outgoing envelopes: its key, id and chain, and its sequence numbers (one for each
+    envelope, so a broadcast is sealed once per peer, each for that peer alone)."""
+
+    def __init__(self, key: PrivateKey, sender: str, chain_id: str, seq: SeqCounter | None = None) -> None:
+        self.key = key
+        self.sender = sender
+        self.chain_id = chain_id
+        self.seq = seq or SeqCounter()
+
+    def seal(self, recipient: str, kind: str, body: bytes) -> bytes:
+        """An envelope of `kind` for `recipient` alone, with the next sequence number."""
+        return seal(
+            self.key,
+            sender=self.sender,
+            recipient=recipient,
+            chain_id=self.chain_id,
+            seq=self.seq.next(),
+            kind=kind,
+            body=body,
+        )
+
+
 class ReplayWindow:
     """Highest sequence number seen from one sender and a bitmap of the `size` numbers below it."""
 

@@ -33,7 +33,7 @@ from ledger.block import Block, CommitCertificate
 from ledger.encoding import encode
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
-from p2p.envelope import EnvelopeGate, SeqCounter, seal
+from p2p.envelope import EnvelopeGate, Sealer, SeqCounter
 from p2p.errors import PeerUnavailable
 from p2p.inbox import Handler, Inbox, encode_frame
 from p2p.peers import PeerTable
@@ -144,8 +144,7 @@ class MemoryTransport:
         self.chain_id = network.genesis.chain_id
         self.peers = PeerTable.from_genesis(network.genesis, node_id)
         self.inbox = Inbox(gate or EnvelopeGate(network.genesis, node_id), self.peers)
-        self._key = key
-        self._seq = seq or SeqCounter()
+        self._sealer = Sealer(key, node_id, self.chain_id, seq)
         self._heap: list[tuple[int, int, bytes]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -172,23 +171,11 @@ class MemoryTransport:
     def send(self, peer_id: str, kind: str, body: bytes) -> None:
         if peer_id not in self.peers:
             raise ValueError(f"{peer_id!r} is not a peer of {self.node_id!r}")
-        self._post(peer_id, encode_frame([self._seal(peer_id, kind, body)]))
+        self._post(peer_id, encode_frame([self._sealer.seal(peer_id, kind, body)]))
 
     def broadcast(self, kind: str, body: bytes) -> None:
         for peer_id in self.peers.ids():
-            self._post(peer_id, encode_frame([self._seal(peer_id, kind, body)]))
-
-    def _seal(self, peer_id: str, kind: str, body: bytes) -> bytes:
-        """An envelope of `kind` for `peer_id` alone, with this node's next sequence number."""
-        return seal(
-            self._key,
-            sender=self.node_id,
-            recipient=peer_id,
-            chain_id=self.chain_id,
-            seq=self._seq.next(),
-            kind=kind,
-            body=body,
-        )
+            self._post(peer_id, encode_frame([self._sealer.seal(peer_id, kind, body)]))
 
     def _post(self, peer_id: str, frame: bytes) -> None:
         self.peers.record_sent(peer_id, 1, len(frame), 0.0)

@@ -37,7 +37,7 @@ import httpx
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from p2p.conformance import check_transport
-from p2p.envelope import EnvelopeGate, SeqCounter, seal
+from p2p.envelope import EnvelopeGate, Sealer, SeqCounter
 from p2p.inbox import Handler, Inbox, encode_frame
 from p2p.memory import MemoryNetwork, MemoryTransport
 from p2p.peers import PeerTable
@@ -165,8 +165,7 @@ class HttpTransport:
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
         self.retries = retries
-        self._key = key
-        self._seq = seq or SeqCounter()
+        self._sealer = Sealer(key, node_id, self.chain_id, seq)
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s).as_dict()
         self._pool: httpx.AsyncHTTPTransport | None = None
         self._queues = {peer_id: SendQueue(queue_size) for peer_id in peers.ids()}
@@ -205,23 +204,11 @@ class HttpTransport:
         queue = self._queues.get(peer_id)
         if queue is None:
             raise ValueError(f"{peer_id!r} is not a peer of {self.node_id!r}")
-        self._enqueue(peer_id, queue, self._seal(peer_id, kind, body))
+        self._enqueue(peer_id, queue, self._sealer.seal(peer_id, kind, body))
 
     def broadcast(self, kind: str, body: bytes) -> None:
         for peer_id, queue in self._queues.items():
-            self._enqueue(peer_id, queue, self._seal(peer_id, kind, body))
-
-    def _seal(self, peer_id: str, kind: str, body: bytes) -> bytes:
-        """An envelope of `kind` for `peer_id` alone, with this node's next sequence number."""
-        return seal(
-            self._key,
-            sender=self.node_id,
-            recipient=peer_id,
-            chain_id=self.chain_id,
-            seq=self._seq.next(),
-            kind=kind,
-            body=body,
-        )
+            self._enqueue(peer_id, queue, self._sealer.seal(peer_id, kind, body))
 
     def _enqueue(self, peer_id: str, queue: SendQueue, data: bytes) -> None:
         dropped = queue.put(data)
