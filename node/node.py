@@ -145,7 +145,9 @@ class Node:
         """Lowest block this node holds: 1 normally, the snapshot height after state sync, 0 when empty."""
         self.catchup = CatchUp(
             self.executor,
-            lambda apply: BlockSync(self.genesis, self.sync_source, self.peers, apply),
+            lambda apply: BlockSync(
+                self.genesis, self.sync_source, self.peers, apply, validators=self.executor.get_validators
+            ),
             self._on_commit,
             self.driver.on_synced,
             StateSync(self.genesis, self.sync_source, self.peers, self._load_snapshot, progress=_log_chunks),
