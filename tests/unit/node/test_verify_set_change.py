@@ -1,4 +1,4 @@
-"""verify-chain across a validator set change made by governance, on real stores and contracts.
+"""verify-chain and state sync across a validator set change made by governance, on real stores and contracts.
 
 Block 1 adds validator `node-4` (proposed by `node-0`, approved by `node-1` and `node-2`: 3 of 4
 organisations); with a checkpoint interval of 2 the five validators certify the blocks from height 3.
@@ -6,6 +6,8 @@ organisations); with a checkpoint interval of 2 the five validators certify the 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +15,18 @@ from pathlib import Path
 import pytest
 
 from contracts import ContractSet, load_contracts
+from ledger.block import Block, CommitCertificate
 from ledger.encoding import encode
 from ledger.genesis import ConsensusParams
 from ledger.keys import PrivateKey
 from ledger.store import Head, Store
 from ledger.tx import Tx
 from node.executor import Executor
+from node.snapshots import SnapshotServer
 from node.verify import verify_chain
+from p2p.memory import MemoryNetwork, MemorySyncSource
+from p2p.peers import PeerTable
+from p2p.snapshot import Manifest, SnapshotOffer, StateSync, encode_manifest
 from tests.helpers.builders import Network, make_network
 from tests.helpers.chain import certify
 
@@ -104,3 +111,46 @@ def test_a_block_before_the_change_signed_by_the_newcomer_fails(chain: Chain) ->
     report = verify_chain(chain.full, chain.network.genesis, chain.contracts)
     assert [f.height for f in report.failures] == [START - 1]
     assert "unknown validator 'node-4'" in report.failures[0].what
+
+
+class Loader:
+    def __init__(self) -> None:
+        self.entries: dict[bytes, bytes] = {}
+
+    def __call__(self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]) -> None:
+        self.entries = dict(entries)
+
+
+class Stripped:
+    """A peer that serves an honest snapshot but leaves the set changes out of its manifest."""
+
+    def __init__(self, honest: SnapshotOffer) -> None:
+        self.honest = honest
+
+    def manifest_bytes(self) -> bytes:
+        return encode_manifest(dataclasses.replace(self.honest.manifest, epochs=()))
+
+    def chunk_bytes(self, index: int) -> bytes:
+        return self.honest.chunk_bytes(index)
+
+
+def run_state_sync(chain: Chain, server: object) -> tuple[Manifest | None, StateSync, Loader]:
+    genesis = chain.network.genesis
+    source = MemorySyncSource(MemoryNetwork(genesis), "node-3")
+    source.snapshots["node-1"] = server  # type: ignore[assignment]
+    loader = Loader()
+    sync = StateSync(genesis, source, PeerTable.from_genesis(genesis, "node-3"), loader)
+    return asyncio.run(sync.sync()), sync, loader
+
+
+def test_state_sync_follows_the_certified_set_changes_to_the_snapshot(chain: Chain) -> None:
+    server = SnapshotServer(chain.full, every=1)
+    server.capture()
+    offer = server.current_offer()
+    assert offer is not None and [link.header.height for link in offer.manifest.epochs] == [START - 1]
+    manifest, sync, loader = run_state_sync(chain, offer)
+    assert manifest is not None and manifest.height == HEAD and not sync.refused
+    assert loader.entries == dict(chain.full.iter_state())
+    _, stripped, loader = run_state_sync(chain, Stripped(offer))
+    assert "node-1" in stripped.refused and not loader.entries
+    server.close()
