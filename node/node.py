@@ -316,7 +316,7 @@ class Node:
             "view_changing": self.replica.is_view_changing,
             "voting": self.replica.is_voting,
             "last_voted_height": self.replica.last_voted_height,
-            "validators": self.genesis.validator_ids(),
+            "validators": self.replica.validators.ids(),
             "mempool": len(self.mempool),
             "tx_valid_until": self.suggest_valid_until(),
             "base_height": self.base_height,

@@ -46,6 +46,7 @@ SCOPES = frozenset(
         "config:read",
         "events:read",
         "chain:read",
+        "governance:write",
     }
 )
 """Every scope a token may hold: `<resource>:read` or `<resource>:write`; `chain` is blocks, txs and receipts."""

@@ -15,6 +15,7 @@ from node.api import (
     configuration,
     events,
     fulfilments,
+    governance,
     inventory,
     invoices,
     metrics,
@@ -79,7 +80,19 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
-    routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
+    routers = (
+        status,
+        txs,
+        blocks,
+        orders,
+        fulfilments,
+        returns,
+        inventory,
+        invoices,
+        catalogue,
+        configuration,
+        governance,
+    )
     for module in (*routers, reconciliations, events, p2p, metrics):
         app.include_router(module.router)
     return app
