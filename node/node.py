@@ -22,6 +22,7 @@ from ledger.block import Block, CommitCertificate, Receipt, has_room
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
+from ledger.membership import Membership
 from ledger.store import Head, Store
 from ledger.tx import DEFAULT_TX_WINDOW, Tx
 from node.admission import Admission
@@ -88,15 +89,11 @@ class Node:
         self.config = NodeConfig.load(home)
         self.genesis = Genesis.load(home / GENESIS_FILE)
         self.key = PrivateKey.load(home / KEY_FILE)
-        identity = self.genesis.identity(self.config.node_id)
-        if identity is None or "validator" not in identity.roles:
-            raise LedgerError(f"{self.config.node_id!r} is not a validator of {self.genesis.chain_id!r}")
-        if identity.public_key != self.key.public:
-            raise LedgerError(f"{home / KEY_FILE} is not the key genesis lists for {self.config.node_id!r}")
         self.clock = clock
         self.store = Store(home / DATA_DIR)
         self.contracts = load_contracts()
         self.executor = Executor(self.store, self.contracts, self.genesis)
+        self._check_key()
         self.admission = Admission(self.genesis, self.contracts, self.store)
         self.mempool = Mempool(
             self.config.mempool_max_txs,
@@ -154,6 +151,9 @@ class Node:
             state_sync,
             interval,
         )
+        self._followed: tuple[Membership, int] | None = None
+        """The membership and the count of sets still to begin that the gate and peers were last set for."""
+        self._follow_membership()
         self.transport.register(CONSENSUS_KIND, self._on_consensus)
         self.transport.register(TXS_KIND, self._on_gossip)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -173,6 +173,37 @@ class Node:
     @property
     def node_id(self) -> str:
         return self.config.node_id
+
+    def _check_key(self) -> None:
+        """Refuse to start with a key other than the one the latest validator set gives this node's id; a node
+        that no set holds (yet) follows the commits and votes once a set holds it."""
+        membership = self.executor.get_membership()
+        latest = membership.latest.keys.get(self.config.node_id)
+        if latest is not None and latest != self.key.public:
+            current = membership.validator_set(self.store.height + 1).keys.get(self.config.node_id)
+            if current != self.key.public:
+                raise LedgerError(f"{self.home / KEY_FILE} is not the key the validator set gives {self.node_id!r}")
+        if latest is None:
+            log.warning("%s is not in the validator set: following the chain without voting", self.node_id)
+
+    def _follow_membership(self) -> None:
+        """After a commit that changed the membership or began a validator set: accept envelopes from the
+        validators of the set in force and of those scheduled (with every key they hold in them), and send to
+        the validators added since."""
+        membership = self.executor.get_membership()
+        next_height = self.store.height + 1
+        in_force = [e for e in membership.epochs if e.from_height > next_height]
+        followed = (membership, len(in_force))
+        if followed == self._followed:
+            return
+        self._followed = followed
+        keys: dict[str, frozenset[bytes]] = {}
+        for epoch in [membership.epochs[-len(in_force) - 1], *in_force]:
+            for validator in epoch.validators.validators:
+                keys[validator.id] = keys.get(validator.id, frozenset()) | {validator.public_key}
+                if validator.address:
+                    self.transport.add_peer(validator.id, validator.address)
+        self.transport.inbox.gate.set_senders(keys)
 
     async def start(self) -> None:
         if needs_rebuild(self.store):
@@ -282,6 +313,7 @@ class Node:
         if not self.base_height:
             self.base_height = block.height
         self.snapshots.on_commit(block.height)
+        self._follow_membership()
 
     async def _load_snapshot(
         self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]
@@ -298,6 +330,7 @@ class Node:
         await asyncio.to_thread(rebuild_derived, self.store)
         self.base_height = header.height
         self.snapshots.capture()
+        self._follow_membership()
 
     def request_sync(self, height: int) -> None:
         log.info("replica asks to sync up to height %d", height)
