@@ -110,6 +110,8 @@ class Replica:
         """Validator sets by height, asked of the application once per height this replica is at."""
         self._horizon = b""
         """Hash of the set scheduled for the height just past the window, to notice a schedule change."""
+        self._schedule_head = -1
+        """The application's head when `_sets` and `_horizon` were last brought up to date."""
         self.checker = MessageChecker(genesis, self._get_validators)
         self.mute_through = mute_through
         """Signs nothing (no vote, no view change) at heights up to this one: set when the node lost its
@@ -144,6 +146,7 @@ class Replica:
         self._peer_heights: dict[str, int] = {}
         self._sync_requested = 0
         self._restore(records)
+        self._refresh_schedule()
 
     # -- status -------------------------------------------------------------------
 
@@ -164,7 +167,10 @@ class Replica:
     @property
     def is_member(self) -> bool:
         """Is this replica (its id with its key) a validator of the height it works on?"""
-        return self.validators.keys.get(self.id) == self._key.public
+        return self._is_member_at(self._height + 1)
+
+    def _is_member_at(self, height: int) -> bool:
+        return self._get_validators(height).keys.get(self.id) == self._key.public
 
     @property
     def primary(self) -> str:
@@ -214,6 +220,7 @@ class Replica:
 
     def start(self) -> list[Action]:
         """Re-send what this replica signed for its current slot, and arm the view timer if a view change is on."""
+        self._refresh_schedule()
         if self._view_changing:
             return self._resend_view_change() + self._rearm_timer()
         return self._resend_slot()
@@ -222,6 +229,7 @@ class Replica:
         """Handle a message from peer `sender`; anything unsigned, foreign or out of place is ignored."""
         if sender != message.sender or sender == self.id:
             return []
+        self._refresh_schedule()
         try:
             self.checker.verify(message)
         except InvalidMessage:
@@ -239,6 +247,7 @@ class Replica:
         return self._on_new_view(message)
 
     def on_timeout(self, name: str) -> list[Action]:
+        self._refresh_schedule()
         if name in (RESUME_TIMER, RECHECK_TIMER):
             return self._process()
         if name != VIEW_TIMER:
@@ -263,6 +272,7 @@ class Replica:
 
     def on_batch(self, txs: Sequence[Tx]) -> list[Action]:
         """The node has pending txs: arm the request timer, and propose them if this is an idle primary."""
+        self._refresh_schedule()
         self._pending = tuple(txs)
         return self._arm_timer() + self._propose()
 
@@ -273,12 +283,14 @@ class Replica:
         tx is never suspected by it. The suspicion is a TIMEOUT like any other: the view changes only
         if f+1 replicas hold such a tx, so one node's view of its own pool changes nothing alone.
         """
+        self._refresh_schedule()
         if self._view_changing:
             return []
         return self._suspect(again=True)
 
     def on_synced(self) -> list[Action]:
         """The node applied blocks by sync up to its new head (whose stored certificate proves it in view changes)."""
+        self._refresh_schedule()
         new_height, new_hash = self._app.head()
         if new_height <= self._height:
             return []
@@ -436,7 +448,7 @@ class Replica:
         self._certificate = certificate
         self._enter_height()
         actions += self._disarm_timer()
-        if height % self._params.checkpoint_interval == 0 and self._get_validators(height).keys.get(self.id):
+        if height % self._params.checkpoint_interval == 0 and self._is_member_at(height):
             actions += self._send_checkpoint()
         if self._log.get(height + 1) is not None:
             actions.append(SetTimer(RESUME_TIMER, 0))
@@ -457,13 +469,7 @@ class Replica:
         self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > view}
 
     def _enter_height(self) -> None:
-        """Forget what only mattered for heights now behind us, and what a changed validator schedule voids."""
-        self._sets.clear()
-        horizon = self._get_validators(self._height + self._window + 1).hash()
-        if horizon != self._horizon:
-            if self._horizon:
-                self._drop_unsure(self._height + 1)
-            self._horizon = horizon
+        """Forget what only mattered for heights now behind us."""
         self._failed_views = 0
         self._prepared = None
         self._checked.clear()
@@ -755,6 +761,26 @@ class Replica:
         return actions + self._process() + self._propose()
 
     # -- helpers ------------------------------------------------------------------
+
+    def _refresh_schedule(self) -> None:
+        """Once the application has applied a block: forget the sets asked before, and if that block changed the
+        schedule (the set past the window is another), the messages checked against the old one.
+
+        Called as each event comes in, not on `Decide`: the application applies a decided block only after the
+        replica returns. A set change approved in block k begins at k+2 at the earliest, so the set of the
+        height this replica works on never changes under it; messages about later heights may have been checked
+        against a set that block k reschedules, and are dropped (their senders send them again).
+        """
+        head = self._app.head()[0]
+        if head == self._schedule_head:
+            return
+        self._schedule_head = head
+        self._sets.clear()
+        horizon = self._get_validators(head + self._window + 1).hash()
+        if horizon != self._horizon:
+            if self._horizon:
+                self._drop_unsure(self._height + 1)
+            self._horizon = horizon
 
     def _get_validators(self, height: int) -> ValidatorSet:
         """The set that certifies `height`, asked of the application once per height while at this head."""

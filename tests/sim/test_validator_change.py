@@ -8,6 +8,7 @@ a view change at the boundary too.
 
 from __future__ import annotations
 
+from consensus.messages import Commit, sign_message
 from ledger.block import verify_certificate
 from ledger.genesis import ConsensusParams, Identity
 from ledger.keys import PrivateKey
@@ -144,3 +145,25 @@ def test_a_rotated_key_votes_from_the_boundary_after_a_restart() -> None:
         commit_block(cluster, serial)
     assert_one_chain(cluster, OLD)
     assert cluster.replicas["node-2"].last_voted_height >= start
+
+
+def test_votes_held_for_a_height_whose_set_a_later_block_changed_are_dropped() -> None:
+    cluster = make_cluster({}, {})
+    cluster.drop = lambda sender, to, message: to == "node-1"  # node-1 stays at genesis, the others go on
+    serial = [0]
+    start = change_set(cluster, ["node-1", "node-2", "node-3"])
+    lagging = cluster.replicas["node-1"]
+    vote = Commit(cluster.network.genesis.chain_id, 0, start, bytes(32), "node-0")
+    held = lagging.log_size
+    # Checked against the set node-1 knows (genesis's), node-0's vote for `start` is held...
+    cluster.perform("node-1", lagging.on_message("node-0", sign_message(vote, cluster.network.keys["node-0"])))
+    assert lagging.log_size == held + 1
+    while cluster.apps["node-2"].head()[0] < start - 1:
+        commit_block(cluster, serial)
+    cluster.apps["node-1"].sync_from(cluster.apps["node-2"])
+    cluster.perform("node-1", lagging.on_synced())
+    # ...until node-1 applies the block that removed node-0 from that height's set: then it is dropped,
+    assert lagging.log_size == 0
+    # and a new one is refused.
+    cluster.perform("node-1", lagging.on_message("node-0", sign_message(vote, cluster.network.keys["node-0"])))
+    assert lagging.log_size == 0
