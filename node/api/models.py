@@ -231,6 +231,9 @@ class BlockHeader(Record):
     tx_root: str
     state_root: str = Field(description="commitment of the state after this block")
     receipts_root: str
+    validators_hash: str | None = Field(
+        default=None, description="on the last block before a new validator set takes over: that set's hash"
+    )
 
 
 class BlockTx(Record):
