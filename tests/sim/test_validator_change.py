@@ -8,6 +8,8 @@ a view change at the boundary too.
 
 from __future__ import annotations
 
+import pytest
+
 from consensus.messages import Commit, sign_message
 from ledger.block import verify_certificate
 from ledger.genesis import ConsensusParams, Identity
@@ -16,6 +18,7 @@ from ledger.membership import ValidatorSet, compute_epoch_start
 from tests.helpers.builders import make_network
 from tests.sim.app import SET_KIND, VALIDATORS_KIND, MemoryApp
 from tests.sim.cluster import Cluster
+from tests.sim.simulator import Faults, SetChange, Simulator
 
 INTERVAL = 4
 """Checkpoint interval: a change approved in block h takes effect at `compute_epoch_start(h, 4)`."""
@@ -167,3 +170,24 @@ def test_votes_held_for_a_height_whose_set_a_later_block_changed_are_dropped() -
     # and a new one is refused.
     cluster.perform("node-1", lagging.on_message("node-0", sign_message(vote, cluster.network.keys["node-0"])))
     assert lagging.log_size == 0
+
+
+CHANGES = {
+    "add": SetChange(("node-0", "node-1", "node-2", "node-3", "node-4"), ("node-4",)),
+    "remove": SetChange(("node-1", "node-2", "node-3")),
+    "replace the first primary": SetChange(("node-4", "node-1", "node-2", "node-3"), ("node-4",)),
+}
+"""Set changes the seeded simulator runs under faults."""
+
+
+@pytest.mark.parametrize("name", sorted(CHANGES))
+def test_a_set_change_under_drops_crashes_and_partitions_is_safe_and_live(name: str) -> None:
+    change = CHANGES[name]
+    faults = Faults(drop=0.1, duplicate=0.05, crashes=1, partitions=1, txs=30)
+    for seed in range(4):
+        simulator = Simulator(4, seed, faults, change=change)
+        outcome = simulator.run()
+        assert outcome.violations == [], f"seed {seed}: {outcome.violations}"
+        assert outcome.is_live, f"seed {seed}: stalled at heights {outcome.heights} at t={outcome.end_ms} ms"
+        app = simulator.nodes["node-1"].app
+        assert app.validators(app.head()[0]).ids() == list(change.ids), f"seed {seed}: the change never took effect"
