@@ -10,8 +10,9 @@ numbered from the order. A fulfilment is `allocated` (stock reserved), then
 `released` to its location once the order is paid, `picked`, `shipped` and
 `delivered`; or `declined` by its location or `cancelled` with the order.
 Once an order is released its status follows its fulfilments
-(`sync_order_status`), except that an intercepted one stays held until it is
-released again or has nothing left to ship. `completed` and `cancelled` are
+(`sync_order_status`), except that an intercepted one stays held until an
+operator releases it or it has nothing left to ship: neither a payment nor
+stock sourced for it lifts an interception. `completed` and `cancelled` are
 final; from every other state some role has a tx that moves the order on.
 `put_order` keeps the index of orders waiting for stock in step with the
 order's backorder.
@@ -32,7 +33,7 @@ TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     "backordered": ("allocated", "released", "partially_shipped", "shipped", "delivered", "intercepted", "cancelled"),
     "paid": ("released", "backordered", "cancelled"),
     "released": ("partially_shipped", "shipped", "delivered", "backordered", "intercepted", "cancelled"),
-    "intercepted": ("released", "backordered", "partially_shipped", "shipped", "delivered", "cancelled"),
+    "intercepted": ("allocated", "released", "backordered", "partially_shipped", "shipped", "delivered", "cancelled"),
     "partially_shipped": ("shipped", "delivered", "backordered", "intercepted"),
     "shipped": ("delivered",),
     "delivered": ("completed", "return_requested"),
@@ -50,9 +51,9 @@ FINAL_STATES: tuple[OrderStatus, ...] = ("completed", "cancelled")
 INITIAL_STATE: OrderStatus = "created"
 """The state of a new order."""
 
-AWAITING_PAYMENT: tuple[OrderStatus, ...] = ("created", "allocated", "backordered")
+AWAITING_PAYMENT: tuple[OrderStatus, ...] = ("created", "allocated", "backordered", "intercepted")
 """States in which a prepaid order may still be cancelled for non-payment (an order in review waits for its
-reviewer, and its payment deadline starts when it is approved)."""
+reviewer, and its payment deadline starts when it is approved; an interception does not stop the clock)."""
 
 SYSTEM_ACTOR = "ledger"
 """The `by` of transitions the ledger makes by itself (timeouts)."""

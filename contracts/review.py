@@ -13,7 +13,9 @@ reviewed again.
 A released order can be intercepted before it ships (`order.intercept`, for
 example on a fraud alert or a customer's call): its locations can neither pick
 nor ship it until an operator releases it again (`order.release`) or it is
-cancelled.
+cancelled; a payment or stock sourced meanwhile leaves it held. An unpaid
+order keeps its payment deadline while intercepted (it is cancelled when the
+deadline passes, held or not); released, it waits for its payment again.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from contracts.allocation import allocate_new_order
 from contracts.cancellation import cancel_order
 from contracts.context import TxContext
 from contracts.errors import Rejected
+from contracts.fulfilment import lift_interception
 from contracts.lifecycle import (
     OPEN_FULFILMENT,
-    compute_shipping_status,
     get_order_fulfilments,
     put_order,
     require_order,
@@ -182,7 +184,6 @@ def process_order_release(state: StateView, tx: Tx, ctx: TxContext) -> dict[str,
     order = require_order(state, fields["order_id"])
     if order["status"] != "intercepted":
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}, not intercepted")
-    target = compute_shipping_status(order, get_order_fulfilments(state, order))
-    transition_order(order, target, ctx, fields["note"])
+    lift_interception(state, ctx, order, fields["note"])
     put_order(state, order)
     return {"order_id": order["order_id"], "status": order["status"]}
