@@ -182,8 +182,16 @@ def compute_shipping_status(order: Order, fulfilments: list[Fulfilment]) -> Orde
     return "released"
 
 
+SHIPPING_STATES: tuple[OrderStatus, ...] = ("released", "backordered", "intercepted", "partially_shipped", "shipped")
+"""States of a released order whose status follows its fulfilments; once delivered it follows its returns and
+payments (a capture on an order whose return is awaited leaves it awaiting the return)."""
+
+
 def sync_order_status(state: StateView, ctx: TxContext | BlockContext, order: Order) -> None:
-    """Make a released order's status follow its fulfilments (an intercepted order stays held until released)."""
+    """Make a released order's status follow its fulfilments until they are delivered (an intercepted order
+    stays held until released)."""
+    if order["status"] not in SHIPPING_STATES:
+        return
     target = compute_shipping_status(order, get_order_fulfilments(state, order))
     if order["status"] == "intercepted" and target in ("released", "backordered", "partially_shipped"):
         return
