@@ -9,7 +9,8 @@ reached. Ties go to the better location priority (lower first), then the
 shorter distance to the delivery point, then the larger available stock, then
 the location id. Distance is an equirectangular approximation in integer
 micro-degrees with a cosine table, so every node gets the same number.
-Locations at their daily capacity, or that declined this order, are skipped.
+Locations at their daily capacity, or that declined this order, are skipped;
+a fulfilment declined or cancelled gives its capacity back.
 The candidates are the locations that hold allocatable stock of a SKU the
 order needs (the inventory's allocatable index), so locations without it,
 however many, cost an allocation nothing. Candidates are looked at by
@@ -49,8 +50,11 @@ from contracts.inventory import (
     reserve_stock,
 )
 from contracts.lifecycle import (
+    DAY_MS,
     ENDED_FULFILMENT,
     OPEN_FULFILMENT,
+    count_capacity,
+    end_fulfilment,
     get_order,
     put_fulfilment,
     put_order,
@@ -96,9 +100,6 @@ PAYLOADS = {
     "order.allocate": payload(ident("order_id")),
 }
 """The payload of each tx kind of this module."""
-
-DAY_MS = 86_400_000
-"""Length of a capacity day in block time."""
 
 COSINE_BY_DEGREE = (
     10000, 9998, 9994, 9986, 9976, 9962, 9945, 9925, 9903, 9877, 9848, 9816, 9781, 9744, 9703, 9659,
@@ -247,8 +248,7 @@ def create_fulfilment(
     if not is_virtual:
         for item in items:
             reserve_stock(state, ctx, location, item["sku"], item["qty"], fulfilment_id)
-        day_key = keys.capacity_key(location, ctx.time_ms // DAY_MS)
-        state.put(day_key, int(state.get(day_key) or 0) + 1)
+        count_capacity(state, location, ctx.time_ms, 1)
     status: FulfilmentStatus = "released" if order["released"] else "allocated"
     record: Fulfilment = {
         "fulfilment_id": fulfilment_id,
@@ -390,7 +390,7 @@ def process_fulfilment_decline(state: StateView, tx: Tx, ctx: TxContext) -> dict
     reason = fields["reason"]
     for item in record["lines"]:
         release_stock(state, ctx, record["location"], item["sku"], item["qty"], record["fulfilment_id"])
-    set_fulfilment_status(record, "declined", ctx)
+    end_fulfilment(state, ctx, record, "declined")
     record["decline_reason"] = reason
     put_fulfilment(state, record)
     order = require_order(state, record["order_id"])

@@ -452,15 +452,19 @@ def process_stock_transfer_refuse(state: StateView, tx: Tx, ctx: TxContext) -> d
 
 
 def process_stock_safety(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """Set the safety stock of a SKU at a location: units allocation leaves for the shop floor."""
+    """Set the safety stock of a SKU at a location: units allocation leaves for the shop floor. Lowering it
+    makes more available to allocation, so the backorders waiting for the SKU are sourced again."""
     fields = read_payload(PAYLOADS["stock.safety"], tx.payload)
     location = fields["location"]
     require_location_access(ctx, require_location(state, location))
     sku = fields["sku"]
     _require_physical(state, sku)
     record = get_stock(state, location, sku)
+    allocatable = compute_allocatable(record)
     record["safety"] = fields["qty"]
     put_stock(state, record)
+    if compute_allocatable(record) > allocatable:
+        mark_restocked(state, sku)
     return {"location": location, "sku": sku, "safety": record["safety"]}
 
 

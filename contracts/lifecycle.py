@@ -124,6 +124,30 @@ ENDED_FULFILMENT: tuple[FulfilmentStatus, ...] = ("declined", "cancelled")
 """Fulfilment states that no longer serve the order."""
 
 
+DAY_MS = 86_400_000
+"""Length of a capacity day in block time."""
+
+
+def count_capacity(state: StateView, location: str, time_ms: int, delta: int) -> None:
+    """Count a fulfilment in (1) or out (-1) of the daily capacity of `location` on the day of `time_ms`."""
+    day_key = keys.capacity_key(location, time_ms // DAY_MS)
+    used = int(state.get(day_key) or 0) + delta
+    if used > 0:
+        state.put(day_key, used)
+    else:
+        state.delete(day_key)
+
+
+def end_fulfilment(
+    state: StateView, ctx: TxContext | BlockContext, record: Fulfilment, target: FulfilmentStatus
+) -> None:
+    """A fulfilment declined or cancelled: it no longer serves its order, and its location gets back the daily
+    capacity it took on the day it was allocated (the caller puts the record)."""
+    if not record["virtual"]:
+        count_capacity(state, record["location"], record["events"][0]["time_ms"], -1)
+    set_fulfilment_status(record, target, ctx)
+
+
 def get_fulfilment(state: StateView, fulfilment_id: str) -> Fulfilment | None:
     return state.get(keys.fulfilment_key(fulfilment_id))
 
