@@ -3,7 +3,11 @@
 A new order is held, before any stock is reserved, when its amount or a line
 quantity is over the configured limit, its customer hash is blocked, the same
 customer ordered within the repeat window, a line price differs from the
-catalogue, or it has neither a delivery address nor a pickup store. An operator
+catalogue, or it has neither a delivery address nor a pickup store. Where
+captures belong to the payment provider (`payments.capture_requires_provider`)
+an order that would be released with nothing captured is held too: one sold
+on account (`on_account`), or one whose discounts make it free
+(`nothing_due`); the operator's approval is what grants them. An operator
 then approves it (`order.approve`: it is allocated as a new order would be, and
 a prepaid order's payment clock starts; one paid while held is released at
 once) or rejects it (`order.reject`: it is cancelled). A limit of 0 switches
@@ -130,6 +134,11 @@ def compute_hold_reasons(
         reasons.append("repeat_order")
     if price_mismatch:
         reasons.append("price_mismatch")
+    if ctx.config["payments.capture_requires_provider"]:
+        if order["payment_terms"] == "on_account":
+            reasons.append("on_account")
+        elif order["total"] == 0 and any(line["discount"] for line in order["lines"]):
+            reasons.append("nothing_due")
     if order["pickup"] is None and (order["delivery"] is None or not order["delivery"].get("region")):
         reasons.append("missing_delivery")
     return reasons
