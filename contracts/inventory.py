@@ -17,8 +17,9 @@ answers the first result, with other lines it is refused with
 holds them in transit until the receiving location accepts them (they come in
 there) or refuses them (they go back): stock never enters a location, let
 alone another organisation's, without its say. A count reports differences;
-once an operator approves it they are posted as adjustments with its reason
-code.
+once an operator approves it, the counted quantities are compared with the
+stock at that time and what differs is posted as adjustments with its reason
+code, so two counts of one shelf never post a shortage twice.
 
 Every change writes a journal entry (receipt, shipment, adjustment, transfer
 out/in, return in, reservation, release, virtual outbound) with the tx id,
@@ -55,6 +56,7 @@ from contracts.payload import (
 )
 from contracts.records import (
     Bucket,
+    Counted,
     CountReport,
     Difference,
     JournalEntry,
@@ -468,6 +470,17 @@ def process_stock_safety(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
     return {"location": location, "sku": sku, "safety": record["safety"]}
 
 
+def compute_differences(state: StateView, location: str, counts: list[Counted]) -> list[Difference]:
+    """How each count differs from the stock on hand at `location` now."""
+    differences: list[Difference] = []
+    for count in counts:
+        sku, qty = count["sku"], count["qty"]
+        on_hand = get_stock(state, location, sku)["on_hand"]
+        if qty != on_hand:
+            differences.append({"sku": sku, "ledger": on_hand, "counted": qty, "difference": qty - on_hand})
+    return differences
+
+
 def process_stock_count(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """A physical count (e.g. from a WMS): report the differences against the ledger, change nothing.
 
@@ -486,17 +499,13 @@ def process_stock_count(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, A
         for _, record in state.scan(keys.stock_prefix(location)):
             if record["on_hand"] and record["sku"] not in counted:
                 counted[record["sku"]] = 0
-    differences: list[Difference] = []
-    for sku in sorted(counted):
-        on_hand = get_stock(state, location, sku)["on_hand"]
-        if counted[sku] != on_hand:
-            differences.append(
-                {"sku": sku, "ledger": on_hand, "counted": counted[sku], "difference": counted[sku] - on_hand}
-            )
+    counts: list[Counted] = [{"sku": sku, "qty": counted[sku]} for sku in sorted(counted)]
+    differences = compute_differences(state, location, counts)
     report: CountReport = {
         "location": location,
         "reference": fields["reference"],
         "counted": len(counted),
+        "counts": counts,
         "differences": differences,
         "tx_id": ctx.tx_id,
         "height": ctx.height,
@@ -508,7 +517,8 @@ def process_stock_count(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, A
 
 
 def process_stock_count_approve(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """An operator approves a count: its differences are posted as adjustments with a reason code."""
+    """An operator approves a count: how it differs from the stock now is posted as adjustments with a reason
+    code (so a second count of the same shelf, approved after the first, posts only what is still off)."""
     fields = read_payload(PAYLOADS["stock.count.approve"], tx.payload)
     location = fields["location"]
     count = fields["count"]
@@ -518,7 +528,8 @@ def process_stock_count_approve(state: StateView, tx: Tx, ctx: TxContext) -> dic
     if report["status"] != "reported":
         raise Rejected("invalid_transition", f"count {count} is {report['status']}")
     reason = fields["reason"]
-    for difference in report["differences"]:
+    posted = compute_differences(state, location, report["counts"])
+    for difference in posted:
         sku, delta = difference["sku"], difference["difference"]
         if delta > 0:
             post_entry(state, ctx, location, sku, "adjustment", count, delta, reason=reason)
@@ -526,5 +537,6 @@ def process_stock_count_approve(state: StateView, tx: Tx, ctx: TxContext) -> dic
             remove_stock(state, ctx, location, sku, -delta, "adjustment", count, reason=reason)
     report["status"] = "approved"
     report["approved_by"] = ctx.signer.id
+    report["posted"] = posted
     state.put(keys.count_key(location, count), report)
-    return {"location": location, "count": count, "adjusted": len(report["differences"])}
+    return {"location": location, "count": count, "adjusted": len(posted), "posted": posted}

@@ -478,15 +478,25 @@ class Difference(TypedDict):
     difference: int
 
 
+class Counted(TypedDict):
+    sku: str
+    qty: int
+
+
 class CountReport(TypedDict):
     """A physical count and its differences: `count/<location>/<tx id>`."""
 
     location: str
     reference: str
     counted: int
+    counts: list[Counted]
+    """What was counted of each SKU (a SKU stocked but not counted by a `full` count is counted as 0)."""
     differences: list[Difference]
+    """The differences against the stock when it was counted (for the report; approval compares again)."""
     tx_id: bytes
     height: int
     time_ms: int
     status: CountStatus
     approved_by: NotRequired[str]
+    posted: NotRequired[list[Difference]]
+    """The differences against the stock when it was approved: what was posted."""
