@@ -13,7 +13,8 @@ walking every location.
 A receipt names its document (a delivery note, a purchase order): per
 receiving location a document is taken once; sent again with the same lines it
 answers the first result, with other lines it is refused with
-`duplicate_document`. A transfer takes the goods out of the source at once and
+`duplicate_reference` (`references`). A transfer's document is taken once
+per sending location the same way. A transfer takes the goods out of the source at once and
 holds them in transit until the receiving location accepts them (they come in
 there) or refuses them (they go back): stock never enters a location, let
 alone another organisation's, without its say. A count reports differences;
@@ -66,7 +67,7 @@ from contracts.records import (
     TransferLine,
     TransferStatus,
 )
-from ledger.encoding import encode, sha256
+from contracts.references import hash_reference, recall, remember
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -343,16 +344,10 @@ def process_stock_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str,
     location = fields["location"]
     require_location_access(ctx, require_location(state, location))
     document = fields["document"]
-    sent_lines = tx.payload["lines"]
-    key = keys.document_key(location, sha256(document.encode()).hex()) if document else None
-    if key is not None:
-        known = state.get(key)
-        if known is not None:
-            if known["lines"] != sha256(encode(sent_lines)).hex():
-                raise Rejected(
-                    "duplicate_document", f"document {document!r} was received at {location} with other lines"
-                )
-            return {**known["result"], "duplicate": True}
+    key = keys.document_key(location, hash_reference(document))
+    known = recall(state, key, fields["lines"], document) if document else None
+    if known is not None:
+        return known
     received = []
     for line in fields["lines"]:
         sku = line["sku"]
@@ -362,8 +357,8 @@ def process_stock_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str,
         add_stock(state, ctx, location, sku, qty, "receipt", document, lot=lot)
         received.append({"sku": sku, "qty": qty, "lot": lot, "on_hand": get_stock(state, location, sku)["on_hand"]})
     result = {"location": location, "received": received, "duplicate": False}
-    if key is not None:
-        state.put(key, {"lines": sha256(encode(sent_lines)).hex(), "result": result})
+    if document:
+        remember(state, key, fields["lines"], result)
     return result
 
 
@@ -392,7 +387,8 @@ def process_stock_adjust(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
 
 
 def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """Send goods to another location: out of the source now, in transit until the receiver accepts them."""
+    """Send goods to another location: out of the source now, in transit until the receiver accepts them; a
+    `document` already sent from the source answers its first result."""
     fields = read_payload(PAYLOADS["stock.transfer"], tx.payload)
     source = fields["from"]
     target = fields["to"]
@@ -400,6 +396,10 @@ def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
         raise bad("a transfer needs two different locations")
     require_location_access(ctx, require_location(state, source))
     require_location(state, target)
+    key = keys.transfer_document_key(source, hash_reference(fields["document"]))
+    known = recall(state, key, fields, fields["document"]) if fields["document"] else None
+    if known is not None:
+        return known
     transfer_id = compute_document_number("TR", ctx.height, ctx.tx_index)
     document = fields["document"] or transfer_id
     moved: list[TransferLine] = []
@@ -418,7 +418,17 @@ def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
         "events": [{"status": "in_transit", "by": ctx.signer.id, "tx_id": ctx.tx_id, "height": ctx.height}],
     }
     state.put(keys.transfer_key(transfer_id), record)
-    return {"transfer_id": transfer_id, "from": source, "to": target, "status": "in_transit", "moved": moved}
+    result = {
+        "transfer_id": transfer_id,
+        "from": source,
+        "to": target,
+        "status": "in_transit",
+        "moved": moved,
+        "duplicate": False,
+    }
+    if fields["document"]:
+        remember(state, key, fields, result)
+    return result
 
 
 def _settle_transfer(state: StateView, fields: dict[str, Any], ctx: TxContext, accept: bool) -> dict[str, Any]:

@@ -144,6 +144,20 @@ def return_reference_key(order_id: str, reference_hash: str) -> str:
     return f"retref/{order_id}/{reference_hash}"
 
 
+def cancel_reference_key(order_id: str, reference_hash: str) -> str:
+    return f"cancelref/{order_id}/{reference_hash}"
+
+
+def receipt_reference_key(return_id: str, reference_hash: str) -> str:
+    """A return receipt's reference, taken once per return."""
+    return f"rcvref/{return_id}/{reference_hash}"
+
+
+def transfer_document_key(location: str, document_hash: str) -> str:
+    """A transfer's document, taken once per sending location."""
+    return f"transferdoc/{location}/{document_hash}"
+
+
 def return_due_key(deadline_ms: int, return_id: str) -> str:
     return f"returndue/{deadline_ms:016d}/{return_id}"
 

@@ -1,7 +1,9 @@
 """Orders: created by a sales channel, numbered by the ledger, cancelled or completed.
 
 A channel sends its own external reference (unique per channel: sending the
-same reference again returns the existing order and creates nothing), a
+same order again under it returns the existing order and creates nothing,
+another order under it is refused with `duplicate_reference`; see
+`references`), a
 customer reference already hashed by the channel (sha256 hex; no personal data
 in clear ever reaches the ledger), a delivery region and coordinates or a
 pickup store, the lines, payment terms (`prepaid`: cancelled if not paid within
@@ -60,8 +62,8 @@ from contracts.payload import (
 )
 from contracts.payments import compute_refund_due, start_payment_clock
 from contracts.records import Delivery, Order, OrderLine
+from contracts.references import hash_reference, recall, remember
 from contracts.review import compute_hold_reasons
-from ledger.encoding import sha256
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -141,6 +143,7 @@ PAYLOADS = {
             doc="what to cancel; everything that has not left if absent",
         ),
         text("reason", default="cancelled"),
+        text("reference", default="", doc="the sender's reference, taken once per order"),
     ),
     "order.complete": payload(ident("order_id")),
     "order.edit": payload(
@@ -154,7 +157,8 @@ PAYLOADS = {
 
 
 def get_order_by_external_ref(state: StateView, channel: str, external_ref: str) -> str | None:
-    return state.get(keys.external_ref_key(channel, sha256(external_ref.encode()).hex()))
+    known = state.get(keys.external_ref_key(channel, hash_reference(external_ref)))
+    return None if known is None else str(known["result"]["order_id"])
 
 
 def read_lines(state: StateView, sent: list[dict[str, Any]], currency: str) -> tuple[list[OrderLine], bool]:
@@ -323,14 +327,15 @@ def process_order_import(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
 
 def place_order(state: StateView, ctx: TxContext, fields: dict[str, Any], item: int | None = None) -> dict[str, Any]:
     """Open the order of an `order.create` payload (`item`: its place in an import), or answer the one that a
-    re-sent external reference placed before."""
+    re-sent external reference placed before; the reference sent with another order is `duplicate_reference`."""
     external_ref = fields["external_ref"]
-    existing = get_order_by_external_ref(state, ctx.signer.id, external_ref)
-    if existing is not None:
-        order = require_order(state, existing)
-        return {"order_id": existing, "status": order["status"], "duplicate": True}
+    key = keys.external_ref_key(ctx.signer.id, hash_reference(external_ref))
+    known = recall(state, key, fields, external_ref)
+    if known is not None:
+        order_id = known["order_id"]
+        return {"order_id": order_id, "status": require_order(state, order_id)["status"], "duplicate": True}
     order = open_order(state, ctx, fields, review=True, item=item)
-    state.put(keys.external_ref_key(ctx.signer.id, sha256(external_ref.encode()).hex()), order["order_id"])
+    remember(state, key, fields, {"order_id": order["order_id"]})
     return {
         "order_id": order["order_id"],
         "status": order["status"],
@@ -356,10 +361,16 @@ def read_cancel_lines(sent: list[dict[str, Any]], order: Order) -> list[tuple[in
 
 
 def process_order_cancel(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """The channel (or an operator) cancels what has not left of an order: all of it, or `lines`."""
+    """The channel (or an operator) cancels what has not left of an order: all of it, or `lines`; under a
+    `reference` taken before, the same cancellation answers its first result and changes nothing."""
     fields = read_payload(PAYLOADS["order.cancel"], tx.payload)
     order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
+    reference = fields["reference"]
+    key = keys.cancel_reference_key(order["order_id"], hash_reference(reference))
+    known = recall(state, key, fields, reference) if reference else None
+    if known is not None:
+        return known
     if order["status"] == "cancelled":
         raise Rejected("invalid_transition", f"order {order['order_id']} is cancelled")
     reason = fields["reason"]
@@ -368,12 +379,16 @@ def process_order_cancel(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
     else:
         cancellation = cancel_quantities(state, ctx, order, read_cancel_lines(fields["lines"], order), reason)
     put_order(state, order)
-    return {
+    result = {
         "order_id": order["order_id"],
         "status": order["status"],
         "cancelled": cancellation["amount"],
         "refund_due": compute_refund_due(order),
+        "duplicate": False,
     }
+    if reference:
+        remember(state, key, fields, result)
+    return result
 
 
 def process_order_edit(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
