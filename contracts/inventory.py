@@ -17,7 +17,9 @@ answers the first result, with other lines it is refused with
 per sending location the same way. A transfer takes the goods out of the source at once and
 holds them in transit until the receiving location accepts them (they come in
 there) or refuses them (they go back): stock never enters a location, let
-alone another organisation's, without its say. A count reports differences;
+alone another organisation's, without its say. Goods on their way to a
+location deactivated meanwhile can still be refused by an operator, or
+recalled by the sender (`recalled`; they go back too). A count reports differences;
 once an operator approves it, the counted quantities are compared with the
 stock at that time and what differs is posted as adjustments with its reason
 code, so two counts of one shelf never post a shortage twice.
@@ -37,7 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from contracts import keys
-from contracts.catalogue import VIRTUAL_LOCATION, require_location, require_location_access, require_sku
+from contracts.catalogue import VIRTUAL_LOCATION, get_location, require_location, require_location_access, require_sku
 from contracts.context import Context, TxContext
 from contracts.errors import Rejected
 from contracts.numbering import compute_document_number
@@ -79,6 +81,7 @@ ROLES: dict[str, frozenset[str]] = {
     "stock.count.approve": frozenset({"operator"}),
     "stock.transfer.accept": frozenset({"store", "operator"}),
     "stock.transfer.refuse": frozenset({"store", "operator"}),
+    "stock.transfer.recall": frozenset({"store", "operator"}),
     "stock.safety": frozenset({"store", "operator"}),
 }
 
@@ -133,6 +136,7 @@ PAYLOADS = {
     ),
     "stock.transfer.accept": payload(ident("transfer_id"), text("reason", default="")),
     "stock.transfer.refuse": payload(ident("transfer_id"), text("reason", default="")),
+    "stock.transfer.recall": payload(ident("transfer_id"), text("reason", default="")),
     "stock.count": payload(
         ident("location"),
         items("counts", ident("sku"), integer("qty", 0, MAX_QTY, doc="units counted"), max_items=1000),
@@ -431,36 +435,65 @@ def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     return result
 
 
-def _settle_transfer(state: StateView, fields: dict[str, Any], ctx: TxContext, accept: bool) -> dict[str, Any]:
-    transfer_id = fields["transfer_id"]
+def require_transfer(state: StateView, transfer_id: str) -> Transfer:
+    """A transfer still in transit, or refused."""
     record: Transfer | None = state.get(keys.transfer_key(transfer_id))
     if record is None:
         raise Rejected("unknown_transfer", f"transfer {transfer_id} does not exist")
-    require_location_access(ctx, require_location(state, record["to"]))
     if record["status"] != "in_transit":
         raise Rejected("invalid_transition", f"transfer {transfer_id} is {record['status']}")
+    return record
+
+
+def _settle_transfer(
+    state: StateView, ctx: TxContext, record: Transfer, status: TransferStatus, reason: str
+) -> dict[str, Any]:
+    """End a transfer: the goods come in at the receiver (`received`) or go back to the sender."""
     kind: JournalKind
-    status: TransferStatus
-    location, kind, status = (
-        (record["to"], "transfer_in", "received") if accept else (record["from"], "transfer_back", "refused")
-    )
+    location, kind = (record["to"], "transfer_in") if status == "received" else (record["from"], "transfer_back")
+    transfer_id = record["transfer_id"]
     for line in record["lines"]:
         add_stock(state, ctx, location, line["sku"], line["qty"], kind, record["document"], lot=line["lot"])
     record["status"] = status
     record["events"].append({"status": status, "by": ctx.signer.id, "tx_id": ctx.tx_id, "height": ctx.height})
-    record["reason"] = fields["reason"]
+    record["reason"] = reason
     state.put(keys.transfer_key(transfer_id), record)
     return {"transfer_id": transfer_id, "status": status, "location": location}
 
 
 def process_stock_transfer_accept(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """The receiving location takes the goods in."""
-    return _settle_transfer(state, read_payload(PAYLOADS["stock.transfer.accept"], tx.payload), ctx, accept=True)
+    """The receiving location takes the goods in (an inactive location takes nothing in)."""
+    fields = read_payload(PAYLOADS["stock.transfer.accept"], tx.payload)
+    record = require_transfer(state, fields["transfer_id"])
+    require_location_access(ctx, require_location(state, record["to"]))
+    return _settle_transfer(state, ctx, record, "received", fields["reason"])
 
 
 def process_stock_transfer_refuse(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """The receiving location refuses the goods: they go back to the source."""
-    return _settle_transfer(state, read_payload(PAYLOADS["stock.transfer.refuse"], tx.payload), ctx, accept=False)
+    """The receiving location (or an operator, even once it is deactivated) refuses the goods: they go back to
+    the source."""
+    fields = read_payload(PAYLOADS["stock.transfer.refuse"], tx.payload)
+    record = require_transfer(state, fields["transfer_id"])
+    receiver = get_location(state, record["to"])
+    if receiver is None:
+        raise Rejected("unknown_location", f"location {record['to']} does not exist")
+    require_location_access(ctx, receiver)
+    return _settle_transfer(state, ctx, record, "refused", fields["reason"])
+
+
+def process_stock_transfer_recall(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
+    """The sending location takes back goods on their way to a location deactivated meanwhile (an active one
+    decides on them itself)."""
+    fields = read_payload(PAYLOADS["stock.transfer.recall"], tx.payload)
+    record = require_transfer(state, fields["transfer_id"])
+    sender = get_location(state, record["from"])
+    if sender is None:
+        raise Rejected("unknown_location", f"location {record['from']} does not exist")
+    require_location_access(ctx, sender)
+    receiver = get_location(state, record["to"])
+    if receiver is not None and receiver["active"]:
+        raise Rejected("invalid_transition", f"location {record['to']} is active: it accepts or refuses the goods")
+    return _settle_transfer(state, ctx, record, "recalled", fields["reason"])
 
 
 def process_stock_safety(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:

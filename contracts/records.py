@@ -41,7 +41,7 @@ FulfilmentStatus = Literal["allocated", "released", "picked", "shipped", "delive
 ReturnStatus = Literal["requested", "partially_received", "received", "cancelled", "expired"]
 """The states of a return."""
 
-TransferStatus = Literal["in_transit", "received", "refused"]
+TransferStatus = Literal["in_transit", "received", "refused", "recalled"]
 """The states of a stock transfer."""
 
 CountStatus = Literal["reported", "approved"]

@@ -332,7 +332,7 @@ class Transfer(Record):
     transfer_id: str
     source: str = Field(alias="from", description="the location the goods left")
     to: str
-    status: str = Field(description="in_transit, received or refused")
+    status: str = Field(description="in_transit, received, refused or recalled")
     lines: list[dict[str, Any]] = Field(description="sku, qty and lot of the goods sent")
     document: str
     events: list[dict[str, Any]]
