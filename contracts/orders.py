@@ -8,7 +8,8 @@ customer reference already hashed by the channel (sha256 hex; no personal data
 in clear ever reaches the ledger), a delivery region and coordinates or a
 pickup store, the lines, payment terms (`prepaid`: cancelled if not paid within
 `orders.unpaid_timeout_ms` of block time; `on_account`: released at once) and
-a shipping charge. The ledger assigns the order number from the block height
+a shipping charge, and may add its own `metadata` (string keys and values) and
+`tags`, bounded, which the order keeps as sent. The ledger assigns the order number from the block height
 and tx position (`numbering.compute_order_number`), and fixes the price, tax
 and gross of every line there and then (`invoicing.price_order`): invoices are
 cut from that snapshot.
@@ -48,6 +49,7 @@ from contracts.numbering import compute_order_number
 from contracts.payload import (
     MAX_AMOUNT,
     MAX_QTY,
+    array,
     bad,
     choice,
     digest,
@@ -58,6 +60,7 @@ from contracts.payload import (
     payload,
     quantity,
     read_payload,
+    table,
     text,
 )
 from contracts.payments import compute_refund_due, start_payment_clock
@@ -86,6 +89,18 @@ MAX_LINES = 100
 
 MAX_IMPORT_ORDERS = 100
 """Most orders in one `order.import` tx."""
+
+MAX_METADATA_KEYS = 32
+"""Most keys of an order's `metadata` (each key 1-64 characters)."""
+
+MAX_METADATA_VALUE = 256
+"""Longest value of an order's `metadata`."""
+
+MAX_TAGS = 16
+"""Most `tags` of an order."""
+
+MAX_TAG_LENGTH = 32
+"""Longest tag of an order."""
 
 ORDER_LINES = items(
     "lines",
@@ -119,6 +134,20 @@ NEW_ORDER = payload(
     PICKUP,
     choice("payment_terms", PAYMENT_TERMS, default="prepaid"),
     integer("shipping_charge", 0, MAX_AMOUNT, default=0, doc="minor units, tax included as prices are"),
+    table(
+        "metadata",
+        text("value", max_length=MAX_METADATA_VALUE),
+        max_items=MAX_METADATA_KEYS,
+        default={},
+        doc="the channel's own data, kept on the order as sent",
+    ),
+    array(
+        "tags",
+        text("tag", min_length=1, max_length=MAX_TAG_LENGTH),
+        max_items=MAX_TAGS,
+        default=[],
+        doc="the channel's labels, kept on the order as sent",
+    ),
 )
 """One order as a channel places it."""
 
@@ -276,6 +305,8 @@ def open_order(
         "edits": [],
         "created_ms": ctx.time_ms,
         "deadline_ms": None,
+        "metadata": dict(fields["metadata"]),
+        "tags": list(fields["tags"]),
     }
     order["total"] = price_order(state, ctx.config, order)
     if review:

@@ -279,6 +279,10 @@ class Order(TypedDict):
     created_ms: int
     deadline_ms: int | None
     """Block time by which a prepaid order must be paid (None once paid, or while it needs no payment)."""
+    metadata: dict[str, str]
+    """The channel's own data, as sent (bounded: `orders.MAX_METADATA_KEYS` keys)."""
+    tags: list[str]
+    """The channel's labels, as sent (bounded: `orders.MAX_TAGS`)."""
     review: NotRequired[Review]
 
 

@@ -162,6 +162,8 @@ class Order(Record):
     fulfilments: list[dict[str, Any]]
     invoices: list[str] = Field(description="numbers of the order's invoices and credit notes")
     created_ms: int
+    metadata: dict[str, str] = Field(default_factory=dict, description="the channel's own data, as sent")
+    tags: list[str] = Field(default_factory=list, description="the channel's labels, as sent")
 
 
 class OrderSummary(BaseModel):
