@@ -78,6 +78,9 @@ ROLES: dict[str, frozenset[str]] = {
     "order.edit": frozenset({"channel", "operator"}),
 }
 
+STEP_PARTS = {"order.import": "orders"}
+"""Each order of an import runs under the step budget of its own (the tx's budget grows with them)."""
+
 PAYMENT_TERMS = ("prepaid", "on_account")
 """`prepaid`: released once paid; `on_account`: released at once, invoiced and paid later."""
 
@@ -336,15 +339,16 @@ def process_order_create(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
 
 def process_order_import(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """A channel places up to `MAX_IMPORT_ORDERS` orders in one tx (the bulk path: one signature, one
-    admission). Each is placed as `order.create` places it, on its own: one refused is rolled back and its
-    result says why (`error`, `message`), and does not hold back the others. `placed` counts the new orders
+    admission). Each is placed as `order.create` places it, on its own and under the step budget of its own:
+    one refused (too large for that budget too) is rolled back and its result says why (`error`, `message`),
+    and does not hold back the others. `placed` counts the new orders
     (not the duplicates)."""
     fields = read_payload(PAYLOADS["order.import"], tx.payload)
     results: list[dict[str, Any]] = []
     for item, order_fields in enumerate(fields["orders"]):
         state.begin()
         try:
-            result = place_order(state, ctx, order_fields, item)
+            result = ctx.run_part(place_order, state, ctx, order_fields, item)
         except Rejected as refusal:
             state.rollback()
             results.append(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.contracts import Ledger, create, get_order, make_shop, ok, pay, receive, refused, stock
+from tests.helpers.contracts import CUSTOMER, Ledger, create, get_order, make_shop, ok, pay, receive, refused, stock
 
 
 @pytest.fixture
@@ -331,3 +331,37 @@ def test_an_order_carries_its_metadata_and_tags(ledger: Ledger) -> None:
 def test_metadata_and_tags_are_bounded(ledger: Ledger, extra: dict[str, Any]) -> None:
     receive(ledger, "WH1", "TEE", 5)
     refused(create(ledger, "A", [{"sku": "TEE", "qty": 1}], **extra), "bad_payload")
+
+
+# the step budget of an import
+
+
+def import_orders(ledger: Ledger, orders: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Import one order per list of lines (refs `I0`, `I1`, ...); each order's answer."""
+    payload = {
+        "orders": [
+            {"external_ref": f"I{i}", "customer_hash": CUSTOMER, "currency": "EUR", "lines": lines}
+            | {"delivery": {"region": "NL", "lat": 51_930_000, "lon": 4_900_000}}
+            for i, lines in enumerate(orders)
+        ]
+    }
+    answers: list[dict[str, Any]] = ok(ledger.submit("channel-1", "order.import", payload))["orders"]
+    return answers
+
+
+def test_an_import_refuses_an_order_too_large_for_the_step_budget_alone(ledger: Ledger) -> None:
+    receive(ledger, "WH1", "TEE", 200)
+    ledger.set_config("step_budget", 5_000)
+    large = [{"sku": "TEE", "qty": 1}] * 100
+    answers = import_orders(ledger, [[{"sku": "TEE", "qty": 1}], large, [{"sku": "TEE", "qty": 2}]])
+    assert [answer.get("error") for answer in answers] == [None, "step_budget_exceeded", None]
+    assert stock(ledger, "WH1", "TEE")["reserved"] == 3
+
+
+def test_the_step_budget_of_an_import_grows_with_its_orders(ledger: Ledger) -> None:
+    receive(ledger, "WH1", "TEE", 200)
+    ledger.set_config("step_budget", 5_000)
+    lines = [{"sku": "TEE", "qty": 1}] * 20
+    answers = import_orders(ledger, [lines] * 4)
+    assert all(answer["duplicate"] is False for answer in answers), answers
+    assert stock(ledger, "WH1", "TEE")["reserved"] == 80
