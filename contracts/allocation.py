@@ -29,7 +29,11 @@ that makes more of a SKU available marks it (`inventory.mark_restocked`), and
 `begin_block` runs a re-sourcing pass over the orders waiting for a marked
 SKU, oldest order first, at most `allocation.resource_batch` orders per block,
 each in a savepoint of its own; a pass that does not finish in one block goes
-on in the next, and SKUs marked meanwhile wait for the next pass.
+on in the next, and SKUs marked meanwhile wait for the next pass. A pass
+visits at most `allocation.resource_scan` entries of the index per block and
+keeps its cursor (the last order visited) in state, resuming after it, so a
+block's pass costs a bounded number of steps however long the index is and
+every entry is visited in the end.
 """
 
 from __future__ import annotations
@@ -90,6 +94,16 @@ SETTINGS = (
     ),
     Setting(
         integer("allocation.resource_batch", 1, 50, default=20, doc="most backordered orders sourced again per block"),
+        governed=True,
+    ),
+    Setting(
+        integer(
+            "allocation.resource_scan",
+            10,
+            100_000,
+            default=1_000,
+            doc="most entries of the backorder index a re-sourcing pass visits per block",
+        ),
         governed=True,
     ),
 )
@@ -338,14 +352,15 @@ def begin_block(state: StateView, ctx: BlockContext) -> None:
         state.delete(keys.RESTOCKED_KEY)
         current = {"skus": restocked, "after": ""}
     batch = int(ctx.config["allocation.resource_batch"])
-    tried = 0
-    for _, order_id in state.scan(keys.BACKORDER_PREFIX):
-        if order_id <= current["after"]:
-            continue
-        if tried == batch:
+    limit = int(ctx.config["allocation.resource_scan"])
+    tried = visited = 0
+    after = keys.backorder_key(current["after"]) if current["after"] else None
+    for key, order_id in state.scan(keys.BACKORDER_PREFIX, after):
+        if tried == batch or visited == limit:
             state.put(keys.RESTOCK_PASS_KEY, current)
             return
-        current["after"] = order_id
+        visited += 1
+        current["after"] = key.removeprefix(keys.BACKORDER_PREFIX)
         order = get_order(state, order_id)
         if order is None or not any(item["sku"] in current["skus"] for item in order["backorder"]):
             continue

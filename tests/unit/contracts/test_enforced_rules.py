@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ledger.encoding import encode
 from tests.helpers.contracts import CUSTOMER, Ledger, create, get_order, make_shop, ok, pay, receive, refused, stock
 
 
@@ -365,3 +366,55 @@ def test_the_step_budget_of_an_import_grows_with_its_orders(ledger: Ledger) -> N
     answers = import_orders(ledger, [lines] * 4)
     assert all(answer["duplicate"] is False for answer in answers), answers
     assert stock(ledger, "WH1", "TEE")["reserved"] == 80
+
+
+# the ledger's own passes over their indexes
+
+
+def fill_index(ledger: Ledger, prefix: str, ids: list[str]) -> None:
+    """Write index entries `<prefix><id>` -> the id's last part straight into the committed state: a backlog of
+    records gone, which no test could place one tx at a time."""
+    for entry in ids:
+        ledger.base.entries[f"{prefix}{entry}".encode()] = encode(entry.split("/")[-1])
+
+
+def test_the_resourcing_pass_costs_bounded_steps_per_block_over_a_large_backlog(ledger: Ledger) -> None:
+    """A backlog of orders waiting for another SKU lies before the order that waits for TEE: each block visits a
+    bounded part of it (the block step budget is at its least), and the pass reaches the order in the end."""
+    ledger.set_config("allocation.unservable", "backorder")
+    ledger.set_config("block_step_budget", 10_000)
+    ledger.set_config("allocation.resource_scan", 500)
+    fill_index(ledger, "backorder/", [f"SO{i:016d}" for i in range(20_000)])
+    order_id = ok(create(ledger, "A", [{"sku": "TEE", "qty": 1}]))["order_id"]
+    receive(ledger, "WH1", "TEE", 1)
+    blocks = 0
+    while get_order(ledger, order_id)["status"] == "backordered":
+        ledger.begin_block()
+        blocks += 1
+        assert blocks <= 45, ledger.state.get("restock/pass")
+    assert blocks >= 40, "each block visited at most 500 entries"
+
+
+def test_the_timeout_pass_costs_bounded_steps_per_block_over_a_large_backlog(ledger: Ledger) -> None:
+    ledger.set_config("block_step_budget", 10_000)
+    fill_index(ledger, "unpaid/", [f"{1:016d}/SO{i:016d}" for i in range(5_000)])
+    ledger.set_config("orders.unpaid_timeout_ms", 1_000)
+    receive(ledger, "WH1", "TEE", 1)
+    order_id = ok(create(ledger, "A", [{"sku": "TEE", "qty": 1}]))["order_id"]
+    for _ in range(110):
+        ledger.begin_block()
+    assert get_order(ledger, order_id)["status"] == "cancelled"
+    assert list(ledger.state.scan("unpaid/")) == []
+
+
+def test_the_return_expiry_pass_costs_bounded_steps_per_block_over_a_large_backlog(ledger: Ledger) -> None:
+    ledger.set_config("block_step_budget", 10_000)
+    ledger.set_config("returns.expiry_ms", 1_000)
+    fill_index(ledger, "returndue/", [f"{1:016d}/SO{i:016d}-R1" for i in range(5_000)])
+    order = delivered_order(ledger)
+    request = {"order_id": order["order_id"], "lines": [{"sku": "TEE", "qty": 1}]}
+    return_id = ok(ledger.submit("channel-1", "return.request", request))["return_id"]
+    for _ in range(110):
+        ledger.begin_block()
+    assert ledger.state.get(f"return/{return_id}")["status"] == "expired"
+    assert list(ledger.state.scan("returndue/")) == []
