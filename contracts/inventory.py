@@ -39,7 +39,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from contracts import keys
-from contracts.catalogue import VIRTUAL_LOCATION, get_location, require_location, require_location_access, require_sku
+from contracts.catalogue import (
+    VIRTUAL_LOCATION,
+    require_known_location,
+    require_location,
+    require_location_access,
+    require_sku,
+)
 from contracts.context import Context, TxContext
 from contracts.errors import Rejected
 from contracts.numbering import compute_document_number
@@ -346,12 +352,13 @@ def process_stock_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str,
     already taken at this location answers its first result."""
     fields = read_payload(PAYLOADS["stock.receive"], tx.payload)
     location = fields["location"]
-    require_location_access(ctx, require_location(state, location))
+    require_location_access(ctx, require_known_location(state, location))
     document = fields["document"]
     key = keys.document_key(location, hash_reference(document))
     known = recall(state, key, fields["lines"], document) if document else None
     if known is not None:
         return known
+    require_location(state, location)
     received = []
     for line in fields["lines"]:
         sku = line["sku"]
@@ -398,12 +405,13 @@ def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     target = fields["to"]
     if source == target:
         raise bad("a transfer needs two different locations")
-    require_location_access(ctx, require_location(state, source))
-    require_location(state, target)
+    require_location_access(ctx, require_known_location(state, source))
     key = keys.transfer_document_key(source, hash_reference(fields["document"]))
     known = recall(state, key, fields, fields["document"]) if fields["document"] else None
     if known is not None:
         return known
+    require_location(state, source)
+    require_location(state, target)
     transfer_id = compute_document_number("TR", ctx.height, ctx.tx_index)
     document = fields["document"] or transfer_id
     moved: list[TransferLine] = []
@@ -474,10 +482,7 @@ def process_stock_transfer_refuse(state: StateView, tx: Tx, ctx: TxContext) -> d
     the source."""
     fields = read_payload(PAYLOADS["stock.transfer.refuse"], tx.payload)
     record = require_transfer(state, fields["transfer_id"])
-    receiver = get_location(state, record["to"])
-    if receiver is None:
-        raise Rejected("unknown_location", f"location {record['to']} does not exist")
-    require_location_access(ctx, receiver)
+    require_location_access(ctx, require_known_location(state, record["to"]))
     return _settle_transfer(state, ctx, record, "refused", fields["reason"])
 
 
@@ -486,12 +491,8 @@ def process_stock_transfer_recall(state: StateView, tx: Tx, ctx: TxContext) -> d
     decides on them itself)."""
     fields = read_payload(PAYLOADS["stock.transfer.recall"], tx.payload)
     record = require_transfer(state, fields["transfer_id"])
-    sender = get_location(state, record["from"])
-    if sender is None:
-        raise Rejected("unknown_location", f"location {record['from']} does not exist")
-    require_location_access(ctx, sender)
-    receiver = get_location(state, record["to"])
-    if receiver is not None and receiver["active"]:
+    require_location_access(ctx, require_known_location(state, record["from"]))
+    if require_known_location(state, record["to"])["active"]:
         raise Rejected("invalid_transition", f"location {record['to']} is active: it accepts or refuses the goods")
     return _settle_transfer(state, ctx, record, "recalled", fields["reason"])
 

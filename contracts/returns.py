@@ -37,7 +37,7 @@ from typing import Any
 
 from contracts import keys
 from contracts.cancellation import cancel_order
-from contracts.catalogue import require_location, require_location_access
+from contracts.catalogue import require_known_location, require_location, require_location_access
 from contracts.context import BlockContext, Context, TxContext
 from contracts.errors import Rejected
 from contracts.fulfilment import settle_order
@@ -285,13 +285,14 @@ def process_return_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     fields = read_payload(PAYLOADS["return.receive"], tx.payload)
     record = require_return(state, fields["return_id"])
     return_id = record["return_id"]
-    location = require_location(state, fields["location"])
+    location = require_known_location(state, fields["location"])
     require_location_access(ctx, location)
     reference = fields["reference"]
     reference_key = keys.receipt_reference_key(return_id, hash_reference(reference))
     known = recall(state, reference_key, fields, reference) if reference else None
     if known is not None:
         return known
+    require_location(state, location["location"])
     if record["status"] not in AWAITED:
         raise Rejected("invalid_transition", f"return {return_id} is {record['status']}")
     lot = fields["lot"] or ""
