@@ -239,15 +239,18 @@ class Shop(RuleBasedStateMachine):
             record = self.ledger.state.get(f"fulfilment/{fulfilment_id}")
             if record["virtual"]:
                 continue
-            for kind in ("fulfilment.pick", "fulfilment.ship"):
-                payload = {"fulfilment_id": fulfilment_id, "carrier": "C"} if kind == "fulfilment.ship" else {}
-                receipt, _ = self.ledger.try_tx(
-                    STORE_OF[record["location"]], kind, payload | {"fulfilment_id": fulfilment_id}
-                )
-                assert not receipt["ok"], (order["order_id"], kind)
+            for step in ("pick", "ship"):
+                payload = fulfilment_payload(record, step)
+                receipt, _ = self.ledger.try_tx(STORE_OF[record["location"]], f"fulfilment.{step}", payload)
+                assert receipt["code"] == "order_intercepted", (order["order_id"], step, receipt)
 
-    @rule(n=index)
-    def advance(self, n: int) -> None:
+    @rule(n=index, times=st.integers(1, 6))
+    def advance(self, n: int, times: int) -> None:
+        """The next steps of the usual path of an open order (so that runs reach deliveries and returns)."""
+        for _ in range(times):
+            self.advance_once(n)
+
+    def advance_once(self, n: int) -> None:
         """The next step of the usual path of an open order: pay it, ship, deliver, receive its return, refund."""
         order = pick([o for o in self.records("order/") if o["status"] not in FINAL_STATES], n)
         if order is None:
@@ -271,9 +274,8 @@ class Shop(RuleBasedStateMachine):
         else:
             for record in fulfilments.values():
                 if record["status"] in ("released", "picked", "shipped") and not record["virtual"]:
-                    kind = "fulfilment.deliver" if record["status"] == "shipped" else "fulfilment.ship"
-                    payload = {"fulfilment_id": record["fulfilment_id"], "carrier": "C"}
-                    self.send(STORE_OF[record["location"]], kind, payload)
+                    step = "deliver" if record["status"] == "shipped" else "ship"
+                    self.send(STORE_OF[record["location"]], f"fulfilment.{step}", fulfilment_payload(record, step))
                     return
             self.send("channel-1", "order.complete", {"order_id": order_id})
 
@@ -291,9 +293,7 @@ class Shop(RuleBasedStateMachine):
         fulfilments = [f for f in self.records("fulfilment/", *wanted.get(step, ())) if not f["virtual"]]
         record = pick(fulfilments, n)
         if record is not None:
-            signer = STORE_OF[record["location"]]
-            payload = {"fulfilment_id": record["fulfilment_id"], "carrier": "C"}
-            self.send(signer, f"fulfilment.{step}", payload)
+            self.send(STORE_OF[record["location"]], f"fulfilment.{step}", fulfilment_payload(record, step))
 
     # Returns and money back
 
@@ -620,6 +620,11 @@ class Shop(RuleBasedStateMachine):
         for signer, kind, payload, advance_ms in self.sent:
             replay.submit(signer, kind, payload, advance_ms)
         assert replay.commitment() == self.ledger.commitment(), "the same txs reach the same state"
+
+
+def fulfilment_payload(record: dict[str, Any], step: str) -> dict[str, Any]:
+    """The payload of `fulfilment.<step>` for the fulfilment `record`."""
+    return {"fulfilment_id": record["fulfilment_id"]} | ({"carrier": "C"} if step == "ship" else {})
 
 
 def change_content(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
