@@ -6,12 +6,12 @@ locations, and virtual goods are delivered at once (a `virtual_outbound`
 journal entry, no stock); lines still backordered follow when stock arrives.
 `settle_order` is the one place that decides this after anything that changes
 an order's allocation or payment. An intercepted order's fulfilments are
-neither picked nor shipped until an operator releases it (`lift_interception`):
-a capture or a re-sourcing pass settles it but leaves it held. The location marks its
-fulfilment picked, shipped (with carrier and tracking; the reserved stock
-leaves through `shipment` journal entries, lot by lot) and delivered. Each
-shipment is invoiced as `invoicing` is configured, and the order's status
-follows its fulfilments.
+neither picked nor shipped until an operator releases it
+(`lift_interception`): a capture or a re-sourcing pass settles it but leaves
+it held. The location marks its fulfilment picked, shipped (with carrier and
+tracking; the reserved stock leaves through `shipment` journal entries, lot
+by lot) and delivered. Each shipment is invoiced as `invoicing` is
+configured, and the order's status follows its fulfilments.
 """
 
 from __future__ import annotations

@@ -11,18 +11,19 @@ the SKU there), so allocation reads the locations that hold a SKU rather than
 walking every location.
 
 A receipt names its document (a delivery note, a purchase order): per
-receiving location a document is taken once; sent again with the same lines it
-answers the first result, with other lines it is refused with
-`duplicate_reference` (`references`). A transfer's document is taken once
-per sending location the same way. A transfer takes the goods out of the source at once and
-holds them in transit until the receiving location accepts them (they come in
-there) or refuses them (they go back): stock never enters a location, let
-alone another organisation's, without its say. Goods on their way to a
-location deactivated meanwhile can still be refused by an operator, or
-recalled by the sender (`recalled`; they go back too). A count reports differences;
-once an operator approves it, the counted quantities are compared with the
-stock at that time and what differs is posted as adjustments with its reason
-code, so two counts of one shelf never post a shortage twice.
+receiving location a document is taken once; sent again with the same lines
+it answers the first result, with other lines it is refused with
+`duplicate_reference` (`references`). A transfer's document is taken once per
+sending location the same way. A transfer takes the goods out of the source
+at once and holds them in transit until the receiving location accepts them
+(they come in there) or refuses them (they go back): stock never enters a
+location, let alone another organisation's, without its say. Goods on their
+way to a location deactivated meanwhile can still be refused by an operator,
+or recalled by the sender (`recalled`; they go back too). A count reports
+differences; once an operator approves it, the counted quantities are
+compared with the stock at that time and what differs is posted as
+adjustments with its reason code, so two counts of one shelf never post a
+shortage twice.
 
 Every change writes a journal entry (receipt, shipment, adjustment, transfer
 out/in, return in, reservation, release, virtual outbound) with the tx id,
@@ -444,7 +445,7 @@ def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
 
 
 def require_transfer(state: StateView, transfer_id: str) -> Transfer:
-    """A transfer still in transit, or refused."""
+    """A transfer still in transit; else `unknown_transfer` or `invalid_transition`."""
     record: Transfer | None = state.get(keys.transfer_key(transfer_id))
     if record is None:
         raise Rejected("unknown_transfer", f"transfer {transfer_id} does not exist")
