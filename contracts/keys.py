@@ -129,7 +129,7 @@ RESTOCKED_KEY = "restock/new"
 """SKUs whose available stock grew since the last re-sourcing pass began (a sorted list)."""
 
 RESTOCK_PASS_KEY = "restock/pass"
-"""The re-sourcing pass under way: the SKUs it serves and the last order it tried."""
+"""The re-sourcing pass under way: the SKUs it serves and the last order it visited (its cursor)."""
 
 
 def document_key(location: str, document_hash: str) -> str:

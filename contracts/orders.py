@@ -3,15 +3,15 @@
 A channel sends its own external reference (unique per channel: sending the
 same order again under it returns the existing order and creates nothing,
 another order under it is refused with `duplicate_reference`; see
-`references`), a
-customer reference already hashed by the channel (sha256 hex; no personal data
-in clear ever reaches the ledger), a delivery region and coordinates or a
-pickup store, the lines, payment terms (`prepaid`: cancelled if not paid within
-`orders.unpaid_timeout_ms` of block time; `on_account`: released at once) and
-a shipping charge, and may add its own `metadata` (string keys and values) and
-`tags`, bounded, which the order keeps as sent. The ledger assigns the order number from the block height
-and tx position (`numbering.compute_order_number`), and fixes the price, tax
-and gross of every line there and then (`invoicing.price_order`): invoices are
+`references`), a customer reference already hashed by the channel (sha256
+hex; no personal data in clear ever reaches the ledger), a delivery region
+and coordinates or a pickup store, the lines, payment terms (`prepaid`:
+cancelled if not paid within `orders.unpaid_timeout_ms` of block time;
+`on_account`: released at once) and a shipping charge, and may add its own
+`metadata` (string keys and values) and `tags`, bounded, which the order
+keeps as sent. The ledger assigns the order number from the block height and
+tx position (`numbering.compute_order_number`), and fixes the price, tax and
+gross of every line there and then (`invoicing.price_order`): invoices are
 cut from that snapshot.
 
 A new order goes through review (`review.compute_hold_reasons`); if nothing
