@@ -141,6 +141,13 @@ def test_an_order_held_in_review_is_edited_approved_or_rejected(api: Api) -> Non
     assert again["reason"].startswith("invalid_transition") and again["resource"] is None
 
 
+def test_an_order_shows_the_channels_metadata_and_tags(api: Api) -> None:
+    order = place(api, "meta-1", metadata={"campaign": "spring", "basket": "b-17"}, tags=["vip", "b2c"])
+    shown = api.ok(f"/v1/orders/{order['order_id']}", api.channel)
+    assert (shown["metadata"], shown["tags"]) == ({"campaign": "spring", "basket": "b-17"}, ["vip", "b2c"])
+    assert "metadata" in api.ok("/openapi.json", api.channel)["components"]["schemas"]["Order"]["properties"]
+
+
 def test_an_intercepted_order_is_not_picked_until_released(api: Api, writers: Writers) -> None:
     order = place(api, "intercept-1")
     fulfilment = order["fulfilments"][0]["fulfilment_id"]
