@@ -22,9 +22,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cli.order_commands import report_write, write_options
 from cli.output import Column, ExitCode, print_fields, print_json, print_table, show_short
-from cli.remote import client_options, connect, read_payload
+from cli.remote import client_options, connect, read, read_payload, report_write, write, write_options
 from node.api.models import Members, Proposal, ProposalList
 
 PROPOSAL_COLUMNS = (
@@ -54,28 +53,26 @@ def _row(proposal: Proposal) -> dict[str, Any]:
 
 
 def _report(result: Any, args: argparse.Namespace) -> int:
+    """What became of the write, and then the proposal's tally."""
     code = report_write(result, args)
     resource = result.resource
     if resource and not args.json:
-        print(f"proposal {resource['id']}: {resource['status']} ({resource['counted']} of {resource['quorum']})")
+        print(f"approvals: {resource['counted']} of {resource['quorum']}")
     return code
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
     body = {"action": args.kind, "params": read_payload(args.payload)}
-    result = connect(args).write("/v1/governance/proposals", body, args.idempotency_key, wait=not args.no_wait)
-    return _report(result, args)
+    return _report(write(connect(args), "/v1/governance/proposals", body, args), args)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
     path = f"/v1/governance/proposals/{args.proposal_id}/approve"
-    result = connect(args).write(path, None, args.idempotency_key, wait=not args.no_wait)
-    return _report(result, args)
+    return _report(write(connect(args), path, {}, args), args)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    params = {} if args.status is None else {"status": args.status}
-    proposals = connect(args).read("/v1/governance/proposals", ProposalList, params)
+    proposals = read(connect(args), "/v1/governance/proposals", ProposalList, status=args.status)
     if args.json:
         print_json(proposals.model_dump(mode="json"))
     else:
@@ -84,7 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    proposal = connect(args).read(f"/v1/governance/proposals/{args.proposal_id}", Proposal)
+    proposal = read(connect(args), f"/v1/governance/proposals/{args.proposal_id}", Proposal)
     if args.json:
         print_json(proposal.model_dump(mode="json"))
         return ExitCode.OK
@@ -99,7 +96,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_members(args: argparse.Namespace) -> int:
-    members = connect(args).read("/v1/governance/members", Members)
+    members = read(connect(args), "/v1/governance/members", Members)
     if args.json:
         print_json(members.model_dump(mode="json"))
         return ExitCode.OK

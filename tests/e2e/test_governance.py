@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from devnet.client import Signer
 from devnet.network import Devnet, NodeInfo, free_ports
 from ledger.genesis import ConsensusParams
 from ledger.keys import PrivateKey
 from ledger.membership import compute_epoch_start
 from node.config import GENESIS_FILE, KEY_FILE, NodeConfig
 from node.tokens import TOKENS_FILE
+from omsclient.signing import Keyring
 from tests.e2e.conftest import omsnode, omsnode_json
 from tests.helpers.devnet import load, status, wait_converged, wait_for
 
@@ -48,11 +48,11 @@ class Network:
         self.devnet = devnet
         self.keys_dir = keys_dir
         self.client = devnet.client(0, timeout=30.0)
-        self.signer = Signer(devnet.genesis.chain_id, keys_dir, self.client.tx_valid_until)
+        self.keyring = Keyring(keys_dir, devnet.genesis.chain_id, self.client.valid_until)
 
     def save_key(self, ident: str, key: PrivateKey) -> None:
         key.save(self.keys_dir / f"{ident}.key")
-        self.signer = Signer(self.devnet.genesis.chain_id, self.keys_dir, self.client.tx_valid_until)
+        self.keyring = Keyring(self.keys_dir, self.devnet.genesis.chain_id, self.client.valid_until)
 
     def propose(self, kind: str, params: dict[str, Any]) -> str:
         """Propose with the CLI as `org-0`'s operator; the proposal id."""
@@ -67,8 +67,8 @@ class Network:
         """Approve with each validator's key (a signed tx each); the last receipt's result."""
         result: dict[str, Any] = {}
         for validator in validators:
-            tx = self.signer.tx(validator, "governance.approve", {"proposal": proposal})
-            done = self.client.wait(self.client.submit(tx), timeout=WAIT_S)
+            tx = self.keyring.sign(validator, "governance.approve", {"proposal": proposal})
+            done = self.client.wait_tx(self.client.submit(tx), timeout=WAIT_S)
             assert done["status"] == "committed", done
             result = done["receipt"]["result"]
         return result
