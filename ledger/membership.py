@@ -25,7 +25,7 @@ from typing import Any, TypedDict
 
 from ledger.encoding import decode, hash_value
 from ledger.errors import InvalidGenesis
-from ledger.genesis import Genesis, Identity
+from ledger.genesis import Genesis, Identity, compute_f, compute_quorum
 
 MEMBERSHIP_KEY = "membership"
 """State key of the membership once governance has changed it (absent: the genesis membership)."""
@@ -56,13 +56,13 @@ class ValidatorSet:
 
     @property
     def f(self) -> int:
-        """How many validators may fail: n = 3f + 1 (rounded down)."""
-        return (self.n - 1) // 3
+        """How many of the set may fail (`compute_f`)."""
+        return compute_f(self.n)
 
     @property
     def quorum(self) -> int:
-        """Votes needed to certify: 2f + 1 when n = 3f + 1."""
-        return (self.n + self.f) // 2 + 1
+        """Votes of the set needed to certify (`compute_quorum`)."""
+        return compute_quorum(self.n)
 
     @cached_property
     def keys(self) -> dict[str, bytes]:
