@@ -194,6 +194,8 @@ def get_genesis_membership(genesis: Genesis) -> Membership:
         genesis.clients,
         (Epoch(1, ValidatorSet(genesis.validators)),),
     )
+    if len(_GENESIS_CACHE) >= GENESIS_CACHE_SIZE:
+        _GENESIS_CACHE.clear()
     _GENESIS_CACHE[id(genesis)] = (genesis, membership)
     return membership
 
@@ -208,6 +210,9 @@ def decode_membership(raw: bytes | None, genesis: Genesis) -> Membership:
     _LAST_DECODED[:] = [(raw, membership)]
     return membership
 
+
+GENESIS_CACHE_SIZE = 64
+"""Genesis memberships kept (a node has one genesis; a test process makes many)."""
 
 _GENESIS_CACHE: dict[int, tuple[Genesis, Membership]] = {}
 _LAST_DECODED: list[tuple[bytes, Membership]] = []
