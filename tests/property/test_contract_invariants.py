@@ -300,7 +300,7 @@ class Shop(RuleBasedStateMachine):
             for step in ("pick", "ship"):
                 payload = fulfilment_payload(record, step)
                 receipt, _ = self.ledger.try_tx(STORE_OF[record["location"]], f"fulfilment.{step}", payload)
-                assert receipt["code"] == "order_intercepted", (order["order_id"], step, receipt)
+                assert receipt["code"] in ("order_intercepted", "unknown_location"), (order["order_id"], step, receipt)
 
     @holding("order/")
     @rule(n=index, times=st.integers(1, 6))
