@@ -57,10 +57,11 @@ class Forbidden(LedgerError):
     http_status = 403
 
 
-class Conflict(LedgerError):
-    """A request that contradicts an earlier one (an idempotency key reused with another body)."""
+class IdempotencyConflict(LedgerError):
+    """A request whose `Idempotency-Key` was used with another request (on this node or, as the ledger
+    records, on any)."""
 
-    code = "conflict"
+    code = "idempotency_conflict"
     http_status = 409
 
 

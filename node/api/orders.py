@@ -30,8 +30,10 @@ from node.api.pages import Cursor, Limit, collect, decode_cursor
 from node.api.writes import (
     IdempotencyKey,
     Wait,
+    admit,
     derive_nonce,
     describe_tx,
+    find_first_tx,
     recall_window,
     remember_request,
     sign_as,
@@ -236,34 +238,39 @@ async def import_orders(
     re-sent `external_ref` answers the order it placed before (`duplicate`). With `Idempotency-Key` the
     same key and list make the same txs; with `wait=commit` the answer comes once all are committed."""
     payloads = [order.to_payload() for order in body]
-    request = {"kind": "order.create", "import": payloads}
-    valid_until = recall_window(node, writer, idempotency_key, request)
     identity = writer.identity.id
     item_keys = [None if idempotency_key is None else f"{idempotency_key}\x00{i}" for i in range(len(payloads))]
-    txs = [
-        sign_as(node, writer, "order.create", payload, derive_nonce(identity, key), valid_until)
+    firsts = [
+        None if key is None else find_first_tx(node, identity, key, "order.create", payload)
         for payload, key in zip(payloads, item_keys, strict=True)
     ]
+    request = {"kind": "order.create", "import": payloads}
+    valid_until = recall_window(node, writer, idempotency_key, request)
+    txs = {
+        index: sign_as(node, writer, "order.create", payloads[index], derive_nonce(identity, key), valid_until)
+        for index, (key, first) in enumerate(zip(item_keys, firsts, strict=True))
+        if first is None
+    }
     if idempotency_key is not None:
-        remember_request(node, writer, idempotency_key, request, [tx.id for tx in txs], valid_until)
-    fresh = [tx for tx in txs if node.store.get_tx_location(tx.id) is None]
-    refused = {admitted.tx_id: admitted.error for admitted in node.submit(fresh) if admitted.error is not None}
-    await wait_for_commit(node, [tx.id for tx in txs if tx.id not in refused], wait)
+        remember_request(node, writer, idempotency_key, request, [tx.id for tx in txs.values()], valid_until)
+    refused = admit(node, list(txs.values()))
+    tx_ids = [first or txs[index].id for index, first in enumerate(firsts)]
+    await wait_for_commit(node, [tx_id for tx_id in tx_ids if tx_id not in refused], wait)
     items = []
-    for index, (tx, payload) in enumerate(zip(txs, payloads, strict=True)):
-        error = refused.get(tx.id)
+    for index, (tx_id, payload) in enumerate(zip(tx_ids, payloads, strict=True)):
+        error = refused.get(tx_id)
         if error is not None:
             items.append(
                 ImportItem(
                     index=index,
                     external_ref=payload["external_ref"],
-                    tx_id=tx.id.hex(),
+                    tx_id=tx_id.hex(),
                     status="refused",
                     reason=f"{error.code}: {error}",
                 )
             )
             continue
-        done = describe_tx(node, tx.id, lambda result: None)
+        done = describe_tx(node, tx_id, lambda result: None)
         result = done.receipt.result if done.receipt is not None else {}
         items.append(
             ImportItem(

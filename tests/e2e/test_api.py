@@ -219,7 +219,7 @@ def test_an_idempotency_key_answers_the_first_result_and_refuses_another_body(ap
     assert again.status_code == 200 and again.json()["tx_id"] == first["tx_id"]
     assert again.json()["receipt"] == first["receipt"]
     other = post(api, "/v1/orders", api.channel, order_payload("idem-2"), key="k-1")
-    assert other.status_code == 409 and other.json()["error"] == "conflict"
+    assert other.status_code == 409 and other.json()["error"] == "idempotency_conflict"
     assert api.ok("/v1/orders", api.channel, external_ref="idem-2")["items"] == []
 
 

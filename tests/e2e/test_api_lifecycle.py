@@ -393,7 +393,7 @@ def test_writes_refuse_bad_bodies_tokens_scopes_other_organisations_and_reused_k
     assert same.status_code == 200 and same.json()["tx_id"] == first.json()["tx_id"]
     assert same.json()["resource"]["status"] == "released"
     other = post(api, path, api.channel, {**body, "reference": "psp-other"}, key="pay-1")
-    assert other.status_code == 409 and other.json()["error"] == "conflict"
+    assert other.status_code == 409 and other.json()["error"] == "idempotency_conflict"
     assert post(api, path, api.channel, body, wait="later").status_code == 400
 
 
