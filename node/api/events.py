@@ -17,7 +17,7 @@ from ledger.encoding import MAX_INT
 from node.api.deps import authorize, get_node
 from node.api.errors import InvalidRequest
 from node.api.limits import DEFAULT_PAGE
-from node.api.models import ErrorBody, Event, EventPage
+from node.api.models import Event, EventPage
 from node.api.pages import MAX_SCAN, Limit
 from node.feed import EVENT_TYPES, read_events
 from node.node import Node
@@ -35,7 +35,6 @@ MAX_WAIT_S = 60
 @router.get(
     "/events",
     response_model=EventPage,
-    responses={400: {"model": ErrorBody}},
     summary="Every change the token may see since a cursor, in commit order (long-poll with `wait`)",
 )
 async def list_events(
@@ -47,10 +46,12 @@ async def list_events(
     wait: Annotated[int, Query(ge=0, le=MAX_WAIT_S, description="seconds to wait for a change")] = 0,
 ) -> Any:
     if not after.isdigit() or int(after) > MAX_INT:
-        raise InvalidRequest("after must be a cursor from an earlier answer, or 0")
+        message = "after must be a cursor from an earlier answer, or 0"
+        raise InvalidRequest(message, at="query.after")
     wanted = None if types is None else frozenset(t.strip() for t in types.split(",") if t.strip())
     if wanted is not None and not wanted <= set(EVENT_TYPES):
-        raise InvalidRequest(f"unknown event types {sorted(wanted - set(EVENT_TYPES))}; known: {list(EVENT_TYPES)}")
+        message = f"unknown event types {sorted(wanted - set(EVENT_TYPES))}; known: {list(EVENT_TYPES)}"
+        raise InvalidRequest(message, at="query.types")
     org = None if reader.sees_all else reader.org
     start = int(after)
     deadline = node.clock() + wait * 1000

@@ -69,6 +69,19 @@ class ErrorBody(BaseModel):
     message: str
 
 
+class Problem(BaseModel):
+    """One part of a request that does not fit its route."""
+
+    path: str = Field(examples=["query.status", "body.lines.0.qty"])
+    problem: str
+
+
+class InvalidRequestBody(ErrorBody):
+    """A request that does not fit its route (`invalid_request`), each part that does not fit in `fields`."""
+
+    fields: list[Problem]
+
+
 class Status(BaseModel):
     node_id: str
     chain_id: str

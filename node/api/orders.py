@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 
 from contracts import keys, queries
 from contracts.orders import get_order_by_external_ref
+from contracts.records import OrderStatus
 from ledger.encoding import MAX_INT
 from ledger.state import StateView
 from ledger.store import Store
@@ -27,6 +28,7 @@ from node.api.errors import InvalidRequest, NotFound
 from node.api.limits import DEFAULT_PAGE, MAX_IMPORT
 from node.api.models import ErrorBody, ImportItem, ImportResult, Order, OrderHistory, OrderSummary, Page, WriteResult
 from node.api.pages import Cursor, Limit, collect, decode_cursor
+from node.api.params import TimeMs
 from node.api.writes import (
     IdempotencyKey,
     Wait,
@@ -58,20 +60,17 @@ StateDep = Annotated[StateView, Depends(get_state)]
 Reader = Annotated[Principal, Depends(authorize("orders:read"))]
 Writer = Annotated[Principal, Depends(authorize("orders:write"))]
 
-TimeMs = Annotated[int | None, Query(ge=0, le=MAX_INT, description="milliseconds since the epoch (block time)")]
-
 
 @router.get(
     "/orders",
     response_model=Page[OrderSummary],
-    responses={400: {"model": ErrorBody}},
     summary="Orders by status, channel, location, created or updated time, oldest first; or by external_ref",
 )
 async def list_orders(
     node: NodeDep,
     state: StateDep,
     reader: Reader,
-    status: str | None = None,
+    status: OrderStatus | None = None,
     channel: str | None = None,
     location: str | None = None,
     external_ref: Annotated[str | None, Query(description="the channel's reference (with `channel`)")] = None,
@@ -113,7 +112,7 @@ async def list_orders(
 
     after = decode_cursor(cursor)
     if after is not None and not after.startswith(query.prefix):
-        raise InvalidRequest("cursor belongs to a list with other filters")
+        raise InvalidRequest("cursor belongs to a list with other filters", at="query.cursor")
     items, next_cursor = collect(scan_orders(node.store, query, after), limit, render)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -143,7 +142,9 @@ def find_by_external_ref(
 ) -> list[dict[str, Any]]:
     """The order a channel placed with `external_ref` (the token's own channel if `channel` is absent)."""
     if channel is None and "channel" not in reader.identity.roles:
-        raise InvalidRequest("external_ref needs channel (the channel identity that placed the order)")
+        raise InvalidRequest(
+            "external_ref needs channel (the channel identity that placed the order)", at="query.channel"
+        )
     order_id = get_order_by_external_ref(state, channel or reader.identity.id, external_ref)
     meta = None if order_id is None else get_order_meta(node.store, order_id)
     if order_id is None or meta is None or not reader.can_see(meta.orgs):
