@@ -51,6 +51,26 @@ class InvalidRequest(LedgerError):
         super().__init__(message)
         self.fields = [Problem(path=at, problem=message)] if fields is None else list(fields)
 
+    @property
+    def details(self) -> dict[str, Any]:
+        return {"fields": self.fields}
+
+
+class CursorBeforeFeed(LedgerError):
+    """A feed cursor older than the first event this node holds (it joined by state sync: its feed starts
+    after its snapshot); `first_cursor` is where it can answer from."""
+
+    code = "cursor_before_feed"
+    http_status = 410
+
+    def __init__(self, message: str, first_cursor: int) -> None:
+        super().__init__(message)
+        self.first_cursor = first_cursor
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {"first_cursor": str(self.first_cursor)}
+
 
 class TooManyTxs(InvalidRequest):
     """A batch of more txs than one request may carry."""
@@ -114,14 +134,12 @@ def error_body(code: str, message: str) -> dict[str, str]:
 
 
 def error_response(exc: LedgerError) -> JSONResponse:
-    """The answer to `exc`: its class's status, the error body (with `fields` for an invalid request), the
-    headers its class adds, and `Retry-After` if time may cure it."""
+    """The answer to `exc`: its class's status, the error body (with the `details` its class adds, such as
+    `fields`), the headers its class adds, and `Retry-After` if time may cure it."""
     headers: dict[str, str] = dict(getattr(exc, "headers", {}))
     if exc.retry_after_s is not None:
         headers["retry-after"] = str(exc.retry_after_s)
-    body: dict[str, Any] = error_body(exc.code, str(exc))
-    if isinstance(exc, InvalidRequest):
-        body["fields"] = exc.fields
+    body: dict[str, Any] = {**error_body(exc.code, str(exc)), **getattr(exc, "details", {})}
     return JSONResponse(body, status_code=exc.http_status, headers=headers or None)
 
 

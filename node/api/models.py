@@ -76,6 +76,12 @@ class Problem(BaseModel):
     problem: str
 
 
+class CursorBeforeFeedBody(ErrorBody):
+    """A feed cursor older than this node's feed (`cursor_before_feed`): read on from `first_cursor`."""
+
+    first_cursor: str
+
+
 class InvalidRequestBody(ErrorBody):
     """A request that does not fit its route (`invalid_request`), each part that does not fit in `fields`."""
 
