@@ -458,7 +458,7 @@ def test_a_stock_snapshot_reconciled_against_the_ledger_as_of_its_time(api: Api)
             headers={"authorization": f"Bearer {api.store}", "content-type": "text/csv"},
         ),
     ]
-    assert [r.status_code for r in refused] == [400] * len(refused), [r.text for r in refused]
+    assert [r.status_code for r in refused] == [422] * len(refused), [r.text for r in refused]
     assert post(api, "/v1/reconciliations/stock", api.porto, snapshot).status_code == 404
     assert post(api, "/v1/reconciliations/stock", api.channel, snapshot).status_code == 403
 
