@@ -87,14 +87,21 @@ def derive_nonce(identity: str, key: str | None) -> int:
 
 
 def find_first_tx(node: Node, identity: str, key: str, kind: str, payload: dict[str, Any]) -> bytes | None:
-    """The id of the tx the ledger recorded first for the identity's `key` if it carried this very request,
-    None if the key is free; 409 if it carried another."""
-    record = get_key_record(StateView(node.store), identity, derive_keyed_nonce(identity, key), node.clock())
-    if record is None:
+    """The id of the tx that carries the identity's `key` if it carries this very request: the one the ledger
+    recorded first, else one waiting in the mempool (signed here or by another node); None if the key is
+    free; 409 if that tx carries another request."""
+    nonce = derive_keyed_nonce(identity, key)
+    record = get_key_record(StateView(node.store), identity, nonce, node.clock())
+    waiting = None if record is not None else node.mempool.find_keyed(identity, nonce)
+    if record is not None:
+        first, request = record["tx_id"], record["request"]
+    elif waiting is not None:
+        first, request = waiting.id, compute_request_hash(waiting.kind, waiting.payload)
+    else:
         return None
-    if record["request"] != compute_request_hash(kind, payload):
-        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used with another request (tx {record['tx_id'].hex()})")
-    return record["tx_id"]
+    if request != compute_request_hash(kind, payload):
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used with another request (tx {first.hex()})")
+    return first
 
 
 def sign_as(node: Node, principal: Principal, kind: str, payload: dict[str, Any], nonce: int, valid_until: int) -> Tx:
