@@ -8,9 +8,10 @@ tx and answers.
 - `Idempotency-Key`: the tx's nonce is the keyed nonce of the identity and
   the key (`ledger.idempotency`), so the ledger holds one action per key on
   every node: before it signs, the node reads the key's record in the
-  committed state, and answers the first tx's result for the same request
-  (kind and payload), or 409 `idempotency_conflict` for another. Until the
-  first tx is committed the node also remembers the key locally
+  committed state (or, before the first tx is committed, looks for it in its
+  mempool), and answers the first tx's result for the same request (kind
+  and payload), or 409 `idempotency_conflict` for another. Until the first
+  tx is committed the node also remembers the key locally
   (`node.idempotency`) with a hash of the request and the tx's `valid_until`,
   so a retry here signs the very same tx, and another body is 409 at once.
   A retry sent to another node while the first tx is still pending is
