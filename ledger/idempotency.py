@@ -21,7 +21,8 @@ same request with another `valid_until`):
 A record is kept `KEEP_MS` of block time from the first tx; after that it
 reads as absent and the key names a new action. Expired records are deleted
 through an index by the minute they expire, `idem-due/<minute:012d>/<signer>/<nonce>`,
-and a cursor, `idem-pruned`, the last minute whose records are all deleted.
+and a cursor, `idem-pruned`, the last minute whose records are all deleted
+(written with the first record: a chain that never saw a key writes nothing).
 Each block goes on from the cursor over at most `PRUNE_MINUTES` minutes and
 `PRUNE_MAX` records, reading one minute's prefix at a time: an expired record
 is already inert, so pruning only bounds the state, and its work per block is
@@ -135,7 +136,10 @@ def record_key(state: StateView, tx: Tx, time_ms: int) -> None:
         "expires_ms": expires_ms,
     }
     state.put(key, record)
-    state.put(f"{_due_prefix(expires_ms // _MINUTE_MS)}{tx.signer}/{tx.nonce}", key)
+    minute = expires_ms // _MINUTE_MS
+    state.put(f"{_due_prefix(minute)}{tx.signer}/{tx.nonce}", key)
+    if state.get(_CURSOR) is None:
+        state.put(_CURSOR, minute - 1)
 
 
 def prune_keys(state: StateView, time_ms: int) -> int:
@@ -144,7 +148,6 @@ def prune_keys(state: StateView, time_ms: int) -> int:
     last_due = time_ms // _MINUTE_MS - 1
     cursor: int | None = state.get(_CURSOR)
     if cursor is None:
-        state.put(_CURSOR, last_due)
         return 0
     pruned = 0
     for minute in range(cursor + 1, min(last_due, cursor + PRUNE_MINUTES) + 1):
