@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from devnet.client import Signer
 from devnet.network import Devnet
 from node.tokens import SCOPES, TokenStore, make_token
 
@@ -41,16 +40,16 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 
 def stock_a_store(devnet: Devnet) -> None:
-    client = devnet.client(0, timeout=60)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
-    place = {"location": "LIS-1", "type": "store", "region": "PT", "lat": 38_722_000, "lon": -8_600_000}
-    for kind, payload in (
-        ("sku.upsert", {"sku": "TEE-M", "price": 1999, "currency": "EUR", "tax_class": "standard"}),
-        ("location.upsert", place),
-        ("stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 50}]}),
-    ):
-        assert client.wait(client.submit(signer.tx("operator-1", kind, payload)), timeout=120)["status"] == "committed"
-    client.close()
+    with devnet.client(0, timeout=60) as client:
+        keyring = devnet.keyring(client)
+        place = {"location": "LIS-1", "type": "store", "region": "PT", "lat": 38_722_000, "lon": -8_600_000}
+        for kind, payload in (
+            ("sku.upsert", {"sku": "TEE-M", "price": 1999, "currency": "EUR", "tax_class": "standard"}),
+            ("location.upsert", place),
+            ("stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 50}]}),
+        ):
+            done = client.wait_tx(client.submit(keyring.sign("operator-1", kind, payload)), timeout=120)
+            assert done["status"] == "committed", done
 
 
 def post(devnet: Devnet, index: int, path: str, token: str, key: str, body: Any, **params: Any) -> httpx.Response:
