@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PROJECT = {"ledger", "contracts", "consensus", "p2p", "node", "cli", "devnet"}
+PROJECT = {"ledger", "contracts", "consensus", "p2p", "node", "cli", "devnet", "omsclient", "channels"}
 
 FORBIDDEN: dict[str, set[str]] = {
     "ledger": PROJECT - {"ledger"} | {"fastapi", "uvicorn", "httpx", "pydantic"},
@@ -24,6 +24,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "p2p": {"node", "cli", "devnet", "contracts", "consensus", "fastapi", "uvicorn"},
     "node": {"cli", "devnet"},
     "devnet": {"cli"},
+    "channels": PROJECT - {"omsclient", "channels"} | {"fastapi", "uvicorn", "pydantic", "plyvel", "msgspec"},
 }
 """Top-level modules each package may not import."""
 

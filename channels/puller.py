@@ -1,0 +1,196 @@
+"""One channel's puller: a page in, its orders sent, its outcome and the next cursor saved at once.
+
+`pull_page` fetches the page after the saved cursor, maps every order
+(`Unfit`: a dead letter), skips those the mapping cache has seen unchanged,
+places the new ones in one import, finds in the ledger a cancelled order it
+may have placed before a crash, sends the cancellations and payments, and
+saves it all with the new cursor in one transaction (`State.save_page`). A
+`ChannelError` or `NodeUnavailable` leaves the cursor where it was.
+
+`replay` sends one dead letter's order again, with the channel's config as
+it is now (a SKU mapping added), outside any page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from channels.adapters import Adapter
+from channels.cleaning import clean_order, make_external_ref
+from channels.config import ChannelConfig, parse_since
+from channels.records import ChannelOrder, Page, Unfit
+from channels.sending import Refused, Sender, Update
+from channels.state import Counts, KnownOrder, NewDeadLetter, State, encode_raw, name_unreadable
+
+Log = Callable[..., None]
+"""`log(event, **fields)`: one line of the puller's JSON log."""
+
+
+@dataclass
+class Batch:
+    """What a page (or a replay) decided so far."""
+
+    known: dict[str, KnownOrder] = field(default_factory=dict)
+    """The mapping cache rows to save, by channel order id."""
+    dead: list[NewDeadLetter] = field(default_factory=list)
+    pulled: int = 0
+    committed: int = 0
+    updated: int = 0
+
+    def bury(self, order_id: str, raw: Any, reason: str, message: str) -> None:
+        self.dead.append(NewDeadLetter(order_id, reason, message, encode_raw(raw)))
+
+
+class Puller:
+    """Pulls one channel into the ledger."""
+
+    def __init__(self, config: ChannelConfig, adapter: Adapter, state: State, sender: Sender, log: Log) -> None:
+        self.config = config
+        self.adapter = adapter
+        self.state = state
+        self.sender = sender
+        self.log = log
+
+    def load_cursor(self) -> str:
+        """The saved cursor, or the first one of a new channel (`since`)."""
+        cursor = self.state.load_cursor(self.config.name)
+        if cursor is None:
+            cursor = self.adapter.start_cursor(parse_since(self.config.since, datetime.now(UTC)))
+        self.state.save_channel(self.config.name, cursor, self.config.poll_seconds)
+        return self.state.load_cursor(self.config.name) or cursor
+
+    def pull_page(self) -> Page:
+        """Pull, send and save one page; the page (`caught_up` says whether more is waiting)."""
+        page = self.adapter.fetch(self.load_cursor())
+        batch = self.send_orders(page.orders, attempt=0)
+        counts = Counts(pulled=batch.pulled, committed=batch.committed, updated=batch.updated)
+        self.state.save_page(
+            self.config.name, page.cursor, list(batch.known.values()), batch.dead, counts, page.caught_up
+        )
+        self.adapter.finish(page.cursor)
+        self.log(
+            "page",
+            orders=len(page.orders),
+            pulled=batch.pulled,
+            committed=batch.committed,
+            updated=batch.updated,
+            dead_lettered=len(batch.dead),
+            caught_up=page.caught_up,
+        )
+        return page
+
+    def replay(self, letter_id: int, raw_text: str) -> Batch:
+        """Send one dead letter's order again; what became of it is saved (its dead letter resolved if it went
+        through, updated if not)."""
+        attempt = self.state.count_replay(letter_id)
+        self.load_cursor()
+        batch = self.send_orders([json.loads(raw_text)], attempt=attempt)
+        batch.pulled = 0
+        self.save(batch, None, caught_up=False)
+        return batch
+
+    def save(self, batch: Batch, cursor: str | None, caught_up: bool) -> None:
+        counts = Counts(pulled=batch.pulled, committed=batch.committed, updated=batch.updated)
+        self.state.save_page(self.config.name, cursor, list(batch.known.values()), batch.dead, counts, caught_up)
+
+    def map_all(self, raws: Sequence[Any], batch: Batch) -> list[tuple[Any, ChannelOrder]]:
+        mapped = []
+        for raw in raws:
+            try:
+                mapped.append((raw, self.adapter.map_order(raw)))
+            except Unfit as unfit:
+                order_id = raw.get("id") if isinstance(raw, dict) else None
+                name = str(order_id) if isinstance(order_id, int | str) and str(order_id) else name_unreadable(raw)
+                batch.bury(name[:200], raw, unfit.reason, unfit.message)
+                batch.pulled += 1
+        return mapped
+
+    def send_orders(self, raws: Sequence[Any], attempt: int) -> Batch:
+        """Map, place and update the orders of a page (`attempt` > 0: a replay, sent whatever the cache says)."""
+        batch = Batch()
+        mapped = self.map_all(raws, batch)
+        cache = self.state.load_known(self.config.name, [order.order_id for _, order in mapped])
+        fresh: list[tuple[Any, ChannelOrder, dict[str, Any]]] = []
+        changed: list[tuple[Any, ChannelOrder]] = []
+        for raw, order in mapped:
+            prior = batch.known.get(order.order_id) or cache.get(order.order_id)
+            if attempt == 0 and prior is not None and is_unchanged(prior, order):
+                continue
+            batch.pulled += 1
+            if prior is None and order.cancelled:
+                prior = self.find_placed(order)
+            if prior is not None and prior.ledger_order_id is not None:
+                batch.known[order.order_id] = prior
+                changed.append((raw, order))
+            elif order.cancelled:
+                batch.known[order.order_id] = KnownOrder(order.order_id, None, order.updated_at, False, True)
+            else:
+                try:
+                    fresh.append((raw, order, clean_order(self.config, order)))
+                except Unfit as unfit:
+                    batch.bury(order.order_id, raw, unfit.reason, unfit.message)
+        changed.extend(self.place(fresh, batch, attempt))
+        self.update(changed, batch, attempt)
+        return batch
+
+    def place(
+        self, fresh: list[tuple[Any, ChannelOrder, dict[str, Any]]], batch: Batch, attempt: int
+    ) -> list[tuple[Any, ChannelOrder]]:
+        """Place new orders; those placed (their payment may be still to send)."""
+        placed = []
+        results = self.sender.place([payload for _, _, payload in fresh], attempt) if fresh else []
+        for (raw, order, _), result in zip(fresh, results, strict=True):
+            if isinstance(result, Refused):
+                batch.bury(order.order_id, raw, result.reason, result.message)
+                continue
+            batch.committed += 1
+            batch.known[order.order_id] = KnownOrder(order.order_id, result.order_id, order.updated_at, False, False)
+            placed.append((raw, order))
+        return placed
+
+    def find_placed(self, order: ChannelOrder) -> KnownOrder | None:
+        """The ledger order of a channel order the cache does not know, if it was placed before a crash."""
+        found = self.sender.find(make_external_ref(self.config.name, order.order_id))
+        return None if found is None else KnownOrder(order.order_id, found, "", paid=False, cancelled=False)
+
+    def update(self, orders: list[tuple[Any, ChannelOrder]], batch: Batch, attempt: int) -> None:
+        """Send the cancellations and payments the channel's orders call for; remember what the ledger now knows."""
+        pending: list[tuple[Any, ChannelOrder, Update, str]] = []
+        for raw, order in orders:
+            known = replace(batch.known[order.order_id], updated_at=order.updated_at)
+            batch.known[order.order_id] = known
+            ledger_id = known.ledger_order_id
+            ref = make_external_ref(self.config.name, order.order_id)
+            if ledger_id is None:
+                continue
+            if order.cancelled and not known.cancelled:
+                pending.append((raw, order, self.sender.prepare_cancel(ledger_id, ref, attempt), "cancel"))
+            elif order.paid and not known.paid and not known.cancelled:
+                pay = self.sender.prepare_pay(ledger_id, ref, attempt)
+                if pay is None:
+                    batch.known[order.order_id] = replace(known, paid=True)
+                else:
+                    pending.append((raw, order, pay, "pay"))
+        refusals = self.sender.apply([update for _, _, update, _ in pending]) if pending else []
+        for (raw, order, _, kind), refusal in zip(pending, refusals, strict=True):
+            if refusal is not None:
+                batch.bury(order.order_id, raw, refusal.reason, f"{kind}: {refusal.message}")
+                continue
+            batch.updated += 1
+            known = batch.known[order.order_id]
+            batch.known[order.order_id] = (
+                replace(known, cancelled=True) if kind == "cancel" else replace(known, paid=True)
+            )
+
+
+def is_unchanged(prior: KnownOrder, order: ChannelOrder) -> bool:
+    """The cache has seen this order as it is (nothing to send)."""
+    return (
+        prior.updated_at == order.updated_at
+        and (prior.cancelled or not order.cancelled)
+        and (prior.paid or prior.cancelled or not order.paid)
+    )
