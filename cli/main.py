@@ -38,7 +38,7 @@ from cli import (
     token_commands,
 )
 from cli.output import ExitCode, UsageError, exit_code_of_status, fail, print_fields, print_json
-from cli.remote import DEFAULT_PORT, resolve_target
+from cli.remote import DEFAULT_PORT, RETRIES, resolve_target
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -69,11 +69,12 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from devnet.client import NodeClient
     from node.config import NodeConfig
+    from omsclient import Client
 
     url = NodeConfig.load(Path(args.home)).url if args.home else resolve_target(args.node, None, args.profile).node
-    status = NodeClient(url).status()
+    with Client(url, retries=RETRIES) as client:
+        status = client.status()
     if args.json:
         print_json(status)
         return 0
@@ -182,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
     from pydantic import ValidationError
 
-    from devnet.client import NodeError
     from ledger.errors import LedgerError
+    from omsclient import NodeError
 
     args = build_parser().parse_args(chain_commands.expand_tx_shorthand(sys.argv[1:] if argv is None else argv))
     try:

@@ -20,7 +20,17 @@ import argparse
 from typing import Any, NamedTuple
 
 from cli.output import Column, ExitCode, note, print_fields, print_json, print_sections, print_tx, show_time
-from cli.remote import client_options, connect, list_options, parse_time, print_page, read_list, read_payload
+from cli.remote import (
+    client_options,
+    connect,
+    list_options,
+    parse_time,
+    print_page,
+    read,
+    read_list,
+    read_payload,
+    write,
+)
 from node.api.models import Invoice, Order, OrderSummary, Page, WriteResult
 
 
@@ -119,7 +129,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    order = connect(args).read(f"/v1/orders/{args.order_id}", Order).model_dump(mode="json")
+    order = read(connect(args), f"/v1/orders/{args.order_id}", Order).model_dump(mode="json")
     if args.json:
         print_json(order)
         return ExitCode.OK
@@ -144,7 +154,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def report_write(result: WriteResult, args: argparse.Namespace) -> int:
+def report_write(result: WriteResult[Any], args: argparse.Namespace) -> int:
     """Print what became of a write; exit 0 if committed (or, with `--no-wait`, accepted), 1 otherwise."""
     if args.json:
         print_json(result.model_dump(mode="json"))
@@ -160,7 +170,7 @@ def report_write(result: WriteResult, args: argparse.Namespace) -> int:
 
 def cmd_create(args: argparse.Namespace) -> int:
     body = read_payload(args.payload)
-    result = connect(args).write("/v1/orders", body, args.idempotency_key, wait=not args.no_wait)
+    result = write(connect(args), "/v1/orders", body, args)
     return report_write(result, args)
 
 
@@ -170,7 +180,7 @@ def cmd_act(args: argparse.Namespace) -> int:
     if args.reason is not None:
         body[action.note_field] = args.reason
     path = f"/v1/orders/{args.order_id}/{action.route}"
-    result = connect(args).write(path, body, args.idempotency_key, wait=not args.no_wait)
+    result = write(connect(args), path, body, args)
     return report_write(result, args)
 
 
@@ -181,7 +191,7 @@ def cmd_invoice_list(args: argparse.Namespace) -> int:
 
 
 def cmd_invoice_get(args: argparse.Namespace) -> int:
-    invoice = connect(args).read(f"/v1/invoices/{args.number}", Invoice).model_dump(mode="json")
+    invoice = read(connect(args), f"/v1/invoices/{args.number}", Invoice).model_dump(mode="json")
     if args.json:
         print_json(invoice)
         return ExitCode.OK

@@ -33,13 +33,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
+from pydantic import BaseModel
 
 from cli.output import Column, UsageError, note, print_json, print_table, progress
-from devnet.client import AnyPage, NodeClient
-from node.api.models import Page
+from node.api.models import Page, WriteResult
+from omsclient import Client
+
+Model = TypeVar("Model", bound=BaseModel)
+AnyPage = TypeVar("AnyPage", bound=Page[Any])
 
 DEFAULT_PORT = 26600
 """The port `omsnode init` gives a node, and so where the client commands look when told nothing else."""
@@ -47,8 +50,11 @@ DEFAULT_PORT = 26600
 PROFILE_KEYS = frozenset({"node", "token"})
 """What a profile may set."""
 
-TIMEOUT = httpx.Timeout(45.0, connect=5.0)
-"""Longer than the node's longest wait (a write's `wait=commit`, a long-poll), with a short connect."""
+TIMEOUT = 15.0
+"""Seconds for one request (a write's `wait=commit` and a long-poll get their wait on top)."""
+
+RETRIES = 2
+"""Times a request that may be sent again is (a node that does not answer fails the command in seconds)."""
 
 
 @dataclass(frozen=True)
@@ -103,10 +109,22 @@ def resolve_target(node: str | None, token: str | None, profile: str | None) -> 
     return Target(first("node") or f"http://127.0.0.1:{DEFAULT_PORT}", first("token"))
 
 
-def connect(args: argparse.Namespace) -> NodeClient:
+def connect(args: argparse.Namespace) -> Client:
     """A client for the node and token the command's arguments, a profile or the environment name."""
     target = resolve_target(args.node, args.token, args.profile)
-    return NodeClient(target.node, timeout=TIMEOUT, token=target.token)
+    return Client(target.node, target.token, timeout=TIMEOUT, retries=RETRIES)
+
+
+def read(client: Client, path: str, model: type[Model], **params: Any) -> Model:
+    """GET `path`, checked against the route's response model (None parameters are left out)."""
+    return model.model_validate(client.get(path, **params))
+
+
+def write(client: Client, path: str, body: dict[str, Any], args: argparse.Namespace) -> WriteResult[Any]:
+    """POST a write (a tx the node signs as the token's identity) with the command's `--idempotency-key`,
+    waiting for its commit unless `--no-wait`."""
+    answer = client.post(path, body, idempotency_key=args.idempotency_key, wait=None if args.no_wait else "commit")
+    return WriteResult[Any].model_validate(answer)
 
 
 def client_options() -> argparse.ArgumentParser:
@@ -135,19 +153,19 @@ def list_options() -> argparse.ArgumentParser:
     return options
 
 
-def read_list(client: NodeClient, path: str, model: type[AnyPage], args: argparse.Namespace, **filters: Any) -> AnyPage:
-    """One page of a list, or with `--all` every page as one (a progress bar counts them at a terminal).
+def read_list(client: Client, path: str, model: type[AnyPage], args: argparse.Namespace, **filters: Any) -> AnyPage:
+    """One page of a list, or with `--all` every page as one (a progress bar counts the items at a terminal).
 
     Filters given as None are left out."""
-    params = {k: v for k, v in {**filters, "limit": args.limit, "cursor": args.cursor}.items() if v is not None}
+    params = {**filters, "limit": args.limit, "cursor": args.cursor}
     if not args.all:
-        return client.read(path, model, params)
+        return read(client, path, model, **params)
     items: list[Any] = []
     with progress("item", args.json) as bar:
-        for page in client.pages(path, model, params):
-            items.extend(page.items)
-            bar.update(len(page.items))
-    return model(items=items, next_cursor=None)
+        for item in client.pages(path, **{k: v for k, v in params.items() if v is not None}):
+            items.append(item)
+            bar.update(1)
+    return model.model_validate({"items": items, "next_cursor": None})
 
 
 def read_payload(text: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from itertools import cycle
 from typing import Any
 
-from devnet.client import Signer
 from devnet.network import Devnet
 from devnet.scenario import run_demo
 
@@ -23,16 +22,17 @@ def run_devnet_demo(devnet: Devnet, say: Any = print) -> None:
         raise RuntimeError("no node of the devnet is up")
     clients = [devnet.client(n.index) for n in live]
     rotation = cycle(clients)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, clients[0].tx_valid_until)
+    keyring = devnet.keyring(clients[0])
 
     def submit(signer_id: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         client = next(rotation)
-        status = client.wait(client.submit(signer.tx(signer_id, kind, payload)))
+        status = client.wait_tx(client.submit(keyring.sign(signer_id, kind, payload)))
         receipt: dict[str, Any] = status["receipt"]
         return receipt
 
     def query(path: str, params: dict[str, Any] | None) -> Any:
-        return next(rotation).get_all(path, params) if path in LISTS else next(rotation).get(path, params)
+        client = next(rotation)
+        return list(client.pages(path, **(params or {}))) if path in LISTS else client.get(path, **(params or {}))
 
     say(f"demo on devnet {devnet.genesis.chain_id!r} ({len(live)} live nodes)")
     try:

@@ -388,7 +388,7 @@ def test_writes_refuse_bad_bodies_tokens_scopes_other_organisations_and_reused_k
     body = {"amount": order["total"], "reference": "psp-refusals"}
     first = post(api, path, api.channel, body, key="pay-1")
     assert first.status_code == 202 and first.headers["location"] == f"/v1/tx/{first.json()['tx_id']}"
-    assert api.node.client.wait(first.json()["tx_id"])["status"] == "committed"
+    assert api.node.client.wait_tx(first.json()["tx_id"])["status"] == "committed"
     same = post(api, path, api.channel, body, key="pay-1", wait="commit")
     assert same.status_code == 200 and same.json()["tx_id"] == first.json()["tx_id"]
     assert same.json()["resource"]["status"] == "released"
