@@ -170,7 +170,11 @@ class Puller:
             if order.cancelled and not known.cancelled:
                 pending.append((raw, order, self.sender.prepare_cancel(ledger_id, ref, attempt), "cancel"))
             elif order.paid and not known.paid and not known.cancelled:
-                pay = self.sender.prepare_pay(ledger_id, ref, attempt)
+                try:
+                    pay = self.sender.prepare_pay(ledger_id, ref, attempt)
+                except Refused as refused:
+                    batch.bury(order.order_id, raw, refused.reason, f"pay: {refused.message}")
+                    continue
                 if pay is None:
                     batch.known[order.order_id] = replace(known, paid=True)
                 else:

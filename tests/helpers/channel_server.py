@@ -39,6 +39,16 @@ def decode_token(text: str) -> dict[str, Any]:
     return result
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Serves each request on a thread of its own, and says nothing of a client gone mid-answer (a puller
+    killed on purpose)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet."""
+
+
 class ChannelServer:
     """The orders of a test channel and the HTTP server that serves them."""
 
@@ -55,8 +65,7 @@ class ChannelServer:
         self.generic: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         self.throttled = 0
-        server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
-        server.daemon_threads = True
+        server = QuietServer(("127.0.0.1", 0), self.handler())
         self.server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
         self.thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -1,0 +1,242 @@
+"""Channel pulling end to end: a test channel (Shopify's format and the generic one, with 429s, slow pages,
+malformed orders, unknown SKUs and orders cancelled after being pulled) drives `omsnode channel run` against
+a 4-node devnet; the puller is SIGKILLed at 20 seeded random points and loses and doubles nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devnet.network import Devnet
+from omsclient import Client
+from tests.e2e.conftest import omsnode
+from tests.helpers.channel_server import SHOP_TOKEN, ChannelServer, generic_order, shopify_order
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+SEED = 1818
+KILLS = 20
+CATALOGUE = (("TSHIRT-M", "19.99"), ("JEANS-32", "49.99"), ("BOOK-OMS", "29.00"))
+"""The devnet's sample SKUs at their catalogue prices."""
+
+CONFIG = """
+[[channels]]
+name = "shop"
+adapter = "shopify"
+base_url = "{url}"
+access_token_env = "TEST_SHOP_TOKEN"
+poll_seconds = 0.2
+timeout_seconds = 10
+region = "LIS"
+sku_map = {{ "TS-M" = "TSHIRT-M"{extra_map} }}
+
+[[channels]]
+name = "market"
+adapter = "rest"
+url = "{url}/orders"
+page_size = 3
+poll_seconds = 0.2
+region = "MAD"
+"""
+
+BAD_SHOPIFY = {
+    "5101": ({"currency": None}, "missing_currency"),
+    "5102": ({"line": {"price": "19.999"}}, "bad_price"),
+    "5103": ({"line": {"quantity": "1"}}, "bad_quantity"),
+    "5104": ({"line": {"sku": "GHOST-1"}}, "unknown_sku"),
+    "5105": ({"line": {"sku": "OLD-SHIRT", "price": "19.99"}}, "unknown_sku"),
+}
+"""Shopify orders that must end in the dead letters, and why."""
+
+BAD_GENERIC = {"G-101": ({"currency": "XYZ"}, "unknown_currency"), "G-102": ({"lines": []}, "no_lines")}
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devnet, str]]:
+    root = tmp_path_factory.mktemp("channels") / "net"
+    omsnode("devnet", "up", "--nodes", "4", "--dir", str(root), "--sample-data", timeout=600)
+    devnet = Devnet(root)
+    home = str(devnet.nodes[0].home)
+    token = omsnode(
+        "token", "create", "--home", home, "--identity", "channel-1", "--scopes", "orders:read,orders:write"
+    )
+    yield devnet, token.stdout.strip()
+    omsnode("devnet", "down", "--dir", str(root), check=False)
+
+
+def fill_channel(shop: ChannelServer) -> tuple[set[str], set[str]]:
+    """Good and bad orders in both formats; the external references of the good ones, and the paid ones."""
+    good, paid = set(), set()
+    for i in range(16):
+        sku, price = CATALOGUE[i % 3]
+        order_id = 5001 + i
+        paid_now = i % 2 == 0
+        shop.add_shopify(shopify_order(order_id, [("TS-M" if i % 5 == 0 else sku, 1 + i % 2, price)], paid=paid_now))
+        good.add(f"shop:{order_id}")
+        if paid_now:
+            paid.add(f"shop:{order_id}")
+        if i % 2:
+            shop.tick()
+    for order_id, (change, _) in BAD_SHOPIFY.items():
+        raw = shopify_order(int(order_id), [("BOOK-OMS", 1, "29.00")])
+        raw["line_items"][0].update(change.get("line", {}))
+        raw.update({key: value for key, value in change.items() if key != "line"})
+        shop.add_shopify(raw)
+        shop.tick()
+    for i in range(8):
+        sku, price = CATALOGUE[i % 3]
+        shop.add_generic(generic_order(f"G-{i + 1}", [(sku, 1, price)], paid=i % 3 == 0))
+        good.add(f"market:G-{i + 1}")
+        if i % 3 == 0:
+            paid.add(f"market:G-{i + 1}")
+        shop.tick()
+    for order_id, (change, _) in BAD_GENERIC.items():
+        raw = generic_order(order_id, [("BOOK-OMS", 1, "29.00")])
+        raw.update(change)
+        shop.add_generic(raw)
+    return good, paid
+
+
+class Puller:
+    """`omsnode channel ...` as an operator runs it, in processes of its own."""
+
+    def __init__(self, folder: Path, node: str, token: str, url: str) -> None:
+        self.config = folder / "channels.toml"
+        self.state = folder / "channels.sqlite"
+        self.log = folder / "puller.log"
+        self.node, self.token, self.url = node, token, url
+        self.write_config()
+
+    def write_config(self, extra_map: str = "") -> None:
+        self.config.write_text(CONFIG.format(url=self.url, extra_map=extra_map))
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "TEST_SHOP_TOKEN": SHOP_TOKEN}
+
+    def start(self) -> subprocess.Popen[bytes]:
+        args = ["channel", "run", "--config", str(self.config), "--node", self.node, "--token", self.token]
+        with open(self.log, "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "cli.main", *args, "--state", str(self.state), "--once"],
+                stdout=log,
+                stderr=log,
+                env=self.env(),
+            )
+
+    def count_pages(self) -> int:
+        """Pages saved so far, as the puller's log says."""
+        return self.log.read_text().count('"event":"page"') if self.log.exists() else 0
+
+    def run_to_end(self) -> None:
+        process = self.start()
+        assert process.wait(timeout=600) == 0, self.log.read_text()[-3000:]
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "cli.main", "channel", *args, "--state", str(self.state)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=self.env(),
+        )
+        assert not check or result.returncode == 0, result.stderr
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+
+def channel_orders(devnet: Devnet, index: int) -> Counter[str]:
+    """The external references of every order channel-1 placed, as node `index` lists them."""
+    client = devnet.client(index, timeout=30)
+    refs = Counter(item["external_ref"] for item in client.pages("/v1/orders", channel="channel-1", limit=200))
+    client.close()
+    return refs
+
+
+def find_order(client: Client, ref: str) -> dict[str, Any] | None:
+    items = client.get("/v1/orders", external_ref=ref, channel="channel-1")["items"]
+    return None if not items else dict(client.get(f"/v1/orders/{items[0]['order_id']}"))
+
+
+def kill_at_random_points(puller: Puller, shop: ChannelServer, devnet: Devnet) -> set[str]:
+    """Run the puller and SIGKILL it at seeded random points; halfway, cancel in the channel some orders
+    the ledger has; their references."""
+    rng = random.Random(SEED)
+    cancelled: set[str] = set()
+    client = devnet.client(0, timeout=30)
+    killed_mid_page = 0
+    for round_ in range(KILLS):
+        pages_before = puller.count_pages()
+        process = puller.start()
+        try:
+            process.wait(timeout=rng.uniform(0.8, 5.0))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            killed_mid_page += puller.count_pages() > pages_before
+        if round_ == KILLS // 2:
+            for kind, order_id, ref in (("shopify", "5002", "shop:5002"), ("generic", "G-2", "market:G-2")):
+                if find_order(client, ref) is not None:
+                    shop.cancel(kind, order_id)
+                    cancelled.add(ref)
+    client.close()
+    print(f"seed {SEED}: {killed_mid_page} of {KILLS} runs killed after saving a page and before the end, ")
+    print(f"{shop.throttled} throttled answers, cancelled {sorted(cancelled)}; log in {puller.log}")
+    assert killed_mid_page >= 3, "the kills must land while the puller is working"
+    return cancelled
+
+
+def test_channel_orders_arrive_exactly_once_through_kills(network: tuple[Devnet, str], tmp_path: Path) -> None:
+    devnet, token = network
+    with ChannelServer(seed=SEED, page_size=4, throttle=0.15, slow=0.1) as shop:
+        good, paid = fill_channel(shop)
+        puller = Puller(tmp_path, devnet.nodes[0].url, token, shop.url)
+        cancelled = kill_at_random_points(puller, shop, devnet)
+        puller.run_to_end()
+
+        for node in devnet.nodes:
+            refs = channel_orders(devnet, node.index)
+            assert set(refs) == good and max(refs.values()) == 1, f"node {node.index}: {refs}"
+
+        letters = {(d["channel"], d["channel_order_id"]): d for d in puller.json("deadletters")}
+        expected = {("shop", k): r for k, (_, r) in BAD_SHOPIFY.items()} | {
+            ("market", k): r for k, (_, r) in BAD_GENERIC.items()
+        }
+        assert {key: letter["reason"] for key, letter in letters.items()} == expected
+        assert letters[("shop", "5104")]["raw"]["line_items"][0]["sku"] == "GHOST-1"
+
+        client = devnet.client(0, timeout=30)
+        late = {"shop:5003", "market:G-3"}
+        shop.cancel("shopify", "5003")
+        shop.cancel("generic", "G-3")
+        puller.run_to_end()
+        for ref in cancelled | late:
+            assert find_order(client, ref)["status"] == "cancelled", ref
+        for ref in sorted(paid - cancelled - late):
+            order = find_order(client, ref)
+            assert order["payment"]["captured"] == order["total"], ref
+
+        status = {row["channel"]: row for row in puller.json("status")}
+        assert status["shop"]["committed"] == 16 and status["market"]["committed"] == 8
+        assert status["shop"]["open_dead_letters"] == 5 and status["market"]["open_dead_letters"] == 2
+        assert "dead_letters_growing" in status["shop"]["alerts"]
+
+        puller.write_config(extra_map=', "OLD-SHIRT" = "TSHIRT-M"')
+        replay = puller.cli("deadletters", "--replay", str(letters[("shop", "5105")]["id"]), "--token", token)
+        assert "went through" in replay.stdout
+        for node in devnet.nodes:
+            assert channel_orders(devnet, node.index)["shop:5105"] == 1
+        assert ("shop", "5105") not in {(d["channel"], d["channel_order_id"]) for d in puller.json("deadletters")}
+        client.close()
