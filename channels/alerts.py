@@ -2,8 +2,8 @@
 
 Each rule is a pure function of a channel's row of the state and the time,
 so `channel status`, the puller's log and its `/metrics` all say the same;
-`deploy/prometheus` users get the same rules over the `oms_channel_*`
-figures.
+`deploy/prometheus/channel-alerts.yml` holds the same rules over the
+`oms_channel_*` figures for Prometheus users.
 """
 
 from __future__ import annotations

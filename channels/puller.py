@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from channels.adapters import Adapter
 from channels.cleaning import clean_order, make_external_ref
@@ -43,6 +43,18 @@ class Batch:
 
     def bury(self, order_id: str, raw: Any, reason: str, message: str) -> None:
         self.dead.append(NewDeadLetter(order_id, reason, message, encode_raw(raw)))
+
+
+@dataclass
+class Step:
+    """A cancellation or payment an order calls for, as it goes."""
+
+    raw: Any
+    order: ChannelOrder
+    kind: Literal["cancel", "pay"]
+    update: Update | None = None
+    """What to send (None: nothing, e.g. nothing is due any more)."""
+    refusal: Refused | None = None
 
 
 class Puller:
@@ -154,41 +166,47 @@ class Puller:
 
     def find_placed(self, order: ChannelOrder) -> KnownOrder | None:
         """The ledger order of a channel order the cache does not know, if it was placed before a crash."""
-        found = self.sender.find(make_external_ref(self.config.name, order.order_id))
+        found = self.sender.find(self.make_ref(order))
         return None if found is None else KnownOrder(order.order_id, found, "", paid=False, cancelled=False)
 
     def update(self, orders: list[tuple[Any, ChannelOrder]], batch: Batch, attempt: int) -> None:
         """Send the cancellations and payments the channel's orders call for; remember what the ledger now knows."""
-        pending: list[tuple[Any, ChannelOrder, Update, str]] = []
+        steps = []
         for raw, order in orders:
             known = replace(batch.known[order.order_id], updated_at=order.updated_at)
             batch.known[order.order_id] = known
-            ledger_id = known.ledger_order_id
             ref = make_external_ref(self.config.name, order.order_id)
-            if ledger_id is None:
+            if known.ledger_order_id is None:
                 continue
             if order.cancelled and not known.cancelled:
-                pending.append((raw, order, self.sender.prepare_cancel(ledger_id, ref, attempt), "cancel"))
+                steps.append(
+                    Step(raw, order, "cancel", self.sender.prepare_cancel(known.ledger_order_id, ref, attempt))
+                )
             elif order.paid and not known.paid and not known.cancelled:
-                try:
-                    pay = self.sender.prepare_pay(ledger_id, ref, attempt)
-                except Refused as refused:
-                    batch.bury(order.order_id, raw, refused.reason, f"pay: {refused.message}")
-                    continue
-                if pay is None:
-                    batch.known[order.order_id] = replace(known, paid=True)
-                else:
-                    pending.append((raw, order, pay, "pay"))
-        refusals = self.sender.apply([update for _, _, update, _ in pending]) if pending else []
-        for (raw, order, _, kind), refusal in zip(pending, refusals, strict=True):
-            if refusal is not None:
-                batch.bury(order.order_id, raw, refusal.reason, f"{kind}: {refusal.message}")
+                steps.append(Step(raw, order, "pay"))
+        pays = [step for step in steps if step.kind == "pay"]
+        wanted = [(str(batch.known[s.order.order_id].ledger_order_id), self.make_ref(s.order)) for s in pays]
+        for step, prepared in zip(pays, self.sender.prepare_pays(wanted, attempt), strict=True):
+            if isinstance(prepared, Refused):
+                step.refusal = prepared
+            else:
+                step.update = prepared
+        sendable = [step for step in steps if step.update is not None and step.refusal is None]
+        refusals = self.sender.apply([step.update for step in sendable if step.update is not None]) if sendable else []
+        for step, refusal in zip(sendable, refusals, strict=True):
+            step.refusal = refusal
+        for step in steps:
+            if step.refusal is not None:
+                batch.bury(step.order.order_id, step.raw, step.refusal.reason, f"{step.kind}: {step.refusal.message}")
                 continue
-            batch.updated += 1
-            known = batch.known[order.order_id]
-            batch.known[order.order_id] = (
-                replace(known, cancelled=True) if kind == "cancel" else replace(known, paid=True)
-            )
+            batch.updated += step.update is not None
+            known = batch.known[step.order.order_id]
+            done = replace(known, paid=True) if step.kind == "pay" else replace(known, cancelled=True)
+            batch.known[step.order.order_id] = done
+
+    def make_ref(self, order: ChannelOrder) -> str:
+        """The order's external reference in the ledger."""
+        return make_external_ref(self.config.name, order.order_id)
 
 
 def is_unchanged(prior: KnownOrder, order: ChannelOrder) -> bool:

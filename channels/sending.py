@@ -12,8 +12,8 @@
   counts as done. A payment is `POST /v1/orders/{id}/pay` of what the ledger
   says is due, with the reference `<external ref>:paid`, which the ledger
   takes once per order. A page's updates are all sent first and then each
-  asked again with `?wait=commit` (the same key: the same tx), so they share
-  the wait for their blocks.
+  asked again with `?wait=commit` (the same key: the same tx), `WORKERS` at
+  a time, so they share the wait for their blocks.
 
 What the ledger refuses for good (a committed tx with a rejected receipt, a
 4xx for the request) is a `Refused` with the reason: a dead letter. What
@@ -27,14 +27,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
 from omsclient import Client, NodeError
 
 MAX_IMPORT = 500
 """Most orders the node takes in one import."""
+
+WORKERS = 8
+"""Updates (and the reads they need) in flight at once: each waits on the node, not on this process."""
 
 BUSY = frozenset({"mempool_full", "signer_over_quota", "signature_checks_exhausted"})
 """Refusals that say only that the node is busy now."""
@@ -87,6 +92,7 @@ class Sender:
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="sender")
 
     def call(self, method: str, path: str, **options: Any) -> Any:
         """A request whose failures are `Refused` (a 4xx about it) or `NodeUnavailable` (anything else)."""
@@ -159,21 +165,30 @@ class Sender:
         return Update(f"/v1/orders/{order_id}/pay", body, derive_key("pay", external_ref, str(due), str(attempt)))
 
     def apply(self, updates: Sequence[Update]) -> list[Refused | None]:
-        """Send updates, then wait for each to commit; per update, None once committed or its refusal."""
-        refused: list[Refused | None] = []
-        for update in updates:
+        """Send updates, then wait for each to commit, `WORKERS` at a time; per update, None once committed
+        (or nothing was left to do), else its refusal."""
+
+        def send(update: Update, wait: str | None) -> Refused | None:
             try:
-                self.write(update.path, update.body, update.key, wait=None)
-                refused.append(None)
+                self.write(update.path, update.body, update.key, wait=wait)
             except Refused as refusal:
-                refused.append(refusal)
-        for index, update in enumerate(updates):
-            if refused[index] is None:
-                try:
-                    self.write(update.path, update.body, update.key)
-                except Refused as refusal:
-                    refused[index] = refusal
-        return [None if is_done(update, refusal) else refusal for update, refusal in zip(updates, refused, strict=True)]
+                return None if is_done(update, refusal) else refusal
+            return None
+
+        sent = list(self.pool.map(lambda update: send(update, None), updates))
+        confirmed = self.pool.map(lambda pair: pair[1] or send(pair[0], "commit"), zip(updates, sent, strict=True))
+        return list(confirmed)
+
+    def prepare_pays(self, orders: Sequence[tuple[str, str]], attempt: int = 0) -> list[Update | Refused | None]:
+        """`prepare_pay` of each (order id, external reference), `WORKERS` at a time; a refusal in its place."""
+
+        def prepare(order: tuple[str, str]) -> Update | Refused | None:
+            try:
+                return self.prepare_pay(*order, attempt=attempt)
+            except Refused as refusal:
+                return refusal
+
+        return list(self.pool.map(prepare, orders))
 
 
 def is_done(update: Update, refusal: Refused | None) -> bool:

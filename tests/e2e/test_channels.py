@@ -5,12 +5,10 @@ a 4-node devnet; the puller is SIGKILLed at 20 seeded random points and loses an
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import signal
 import subprocess
-import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +18,8 @@ import pytest
 
 from devnet.network import Devnet
 from omsclient import Client
-from tests.e2e.conftest import omsnode
-from tests.helpers.channel_server import SHOP_TOKEN, ChannelServer, generic_order, shopify_order
+from tests.helpers.channel_server import ChannelServer, generic_order, shopify_order
+from tests.helpers.channels import PullerProcess, channel_network
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -64,15 +62,8 @@ BAD_GENERIC = {"G-101": ({"currency": "XYZ"}, "unknown_currency"), "G-102": ({"l
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devnet, str]]:
-    root = tmp_path_factory.mktemp("channels") / "net"
-    omsnode("devnet", "up", "--nodes", "4", "--dir", str(root), "--sample-data", timeout=600)
-    devnet = Devnet(root)
-    home = str(devnet.nodes[0].home)
-    token = omsnode(
-        "token", "create", "--home", home, "--identity", "channel-1", "--scopes", "orders:read,orders:write"
-    )
-    yield devnet, token.stdout.strip()
-    omsnode("devnet", "down", "--dir", str(root), check=False)
+    with channel_network(tmp_path_factory.mktemp("channels") / "net") as made:
+        yield made
 
 
 def fill_channel(shop: ChannelServer) -> tuple[set[str], set[str]]:
@@ -108,55 +99,6 @@ def fill_channel(shop: ChannelServer) -> tuple[set[str], set[str]]:
     return good, paid
 
 
-class Puller:
-    """`omsnode channel ...` as an operator runs it, in processes of its own."""
-
-    def __init__(self, folder: Path, node: str, token: str, url: str) -> None:
-        self.config = folder / "channels.toml"
-        self.state = folder / "channels.sqlite"
-        self.log = folder / "puller.log"
-        self.node, self.token, self.url = node, token, url
-        self.write_config()
-
-    def write_config(self, extra_map: str = "") -> None:
-        self.config.write_text(CONFIG.format(url=self.url, extra_map=extra_map))
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "TEST_SHOP_TOKEN": SHOP_TOKEN}
-
-    def start(self) -> subprocess.Popen[bytes]:
-        args = ["channel", "run", "--config", str(self.config), "--node", self.node, "--token", self.token]
-        with open(self.log, "ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "cli.main", *args, "--state", str(self.state), "--once"],
-                stdout=log,
-                stderr=log,
-                env=self.env(),
-            )
-
-    def count_pages(self) -> int:
-        """Pages saved so far, as the puller's log says."""
-        return self.log.read_text().count('"event":"page"') if self.log.exists() else 0
-
-    def run_to_end(self) -> None:
-        process = self.start()
-        assert process.wait(timeout=600) == 0, self.log.read_text()[-3000:]
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "cli.main", "channel", *args, "--state", str(self.state)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=self.env(),
-        )
-        assert not check or result.returncode == 0, result.stderr
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "--json").stdout)
-
-
 def channel_orders(devnet: Devnet, index: int) -> Counter[str]:
     """The external references of every order channel-1 placed, as node `index` lists them."""
     client = devnet.client(index, timeout=30)
@@ -170,22 +112,36 @@ def find_order(client: Client, ref: str) -> dict[str, Any] | None:
     return None if not items else dict(client.get(f"/v1/orders/{items[0]['order_id']}"))
 
 
-def kill_at_random_points(puller: Puller, shop: ChannelServer, devnet: Devnet) -> set[str]:
-    """Run the puller and SIGKILL it at seeded random points; halfway, cancel in the channel some orders
-    the ledger has; their references."""
+def wait_for_start(puller: PullerProcess, process: subprocess.Popen[bytes], starts: int) -> None:
+    """Wait until the puller's log says it started (its imports done), or it ended."""
+    deadline = time.monotonic() + 120
+    while puller.log.read_text().count('"event":"start"') <= starts and process.poll() is None:
+        assert time.monotonic() < deadline, "the puller did not start"
+        time.sleep(0.05)
+
+
+def kill_at_random_points(puller: PullerProcess, shop: ChannelServer, devnet: Devnet, good: set[str]) -> set[str]:
+    """Run the puller and SIGKILL it at seeded random times after its start, while new orders keep arriving in
+    the channel (added to `good`); halfway, cancel in the channel some orders the ledger has. Their references."""
     rng = random.Random(SEED)
     cancelled: set[str] = set()
     client = devnet.client(0, timeout=30)
     killed_mid_page = 0
     for round_ in range(KILLS):
-        pages_before = puller.count_pages()
+        sku, price = CATALOGUE[round_ % 3]
+        shop.add_shopify(shopify_order(6001 + round_, [(sku, 1, price)], paid=round_ % 2 == 0))
+        shop.add_generic(generic_order(f"N-{round_}", [(sku, 1, price)]))
+        shop.tick()
+        good |= {f"shop:{6001 + round_}", f"market:N-{round_}"}
+        starts, pages = puller.log.read_text().count('"event":"start"'), puller.count_pages()
         process = puller.start()
+        wait_for_start(puller, process, starts)
         try:
-            process.wait(timeout=rng.uniform(0.8, 5.0))
+            process.wait(timeout=rng.uniform(0.0, 2.5))
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait()
-            killed_mid_page += puller.count_pages() > pages_before
+            killed_mid_page += puller.count_pages() > pages
         if round_ == KILLS // 2:
             for kind, order_id, ref in (("shopify", "5002", "shop:5002"), ("generic", "G-2", "market:G-2")):
                 if find_order(client, ref) is not None:
@@ -194,7 +150,7 @@ def kill_at_random_points(puller: Puller, shop: ChannelServer, devnet: Devnet) -
     client.close()
     print(f"seed {SEED}: {killed_mid_page} of {KILLS} runs killed after saving a page and before the end, ")
     print(f"{shop.throttled} throttled answers, cancelled {sorted(cancelled)}; log in {puller.log}")
-    assert killed_mid_page >= 3, "the kills must land while the puller is working"
+    assert killed_mid_page >= KILLS // 4, "the kills must land while the puller is working"
     return cancelled
 
 
@@ -202,8 +158,9 @@ def test_channel_orders_arrive_exactly_once_through_kills(network: tuple[Devnet,
     devnet, token = network
     with ChannelServer(seed=SEED, page_size=4, throttle=0.15, slow=0.1) as shop:
         good, paid = fill_channel(shop)
-        puller = Puller(tmp_path, devnet.nodes[0].url, token, shop.url)
-        cancelled = kill_at_random_points(puller, shop, devnet)
+        puller = PullerProcess(tmp_path, devnet.nodes[0].url, token, CONFIG.format(url=shop.url, extra_map=""))
+        puller.log.write_text("")
+        cancelled = kill_at_random_points(puller, shop, devnet, good)
         puller.run_to_end()
 
         for node in devnet.nodes:
@@ -229,11 +186,11 @@ def test_channel_orders_arrive_exactly_once_through_kills(network: tuple[Devnet,
             assert order["payment"]["captured"] == order["total"], ref
 
         status = {row["channel"]: row for row in puller.json("status")}
-        assert status["shop"]["committed"] == 16 and status["market"]["committed"] == 8
+        assert status["shop"]["committed"] == 16 + KILLS and status["market"]["committed"] == 8 + KILLS
         assert status["shop"]["open_dead_letters"] == 5 and status["market"]["open_dead_letters"] == 2
         assert "dead_letters_growing" in status["shop"]["alerts"]
 
-        puller.write_config(extra_map=', "OLD-SHIRT" = "TSHIRT-M"')
+        puller.config.write_text(CONFIG.format(url=shop.url, extra_map=', "OLD-SHIRT" = "TSHIRT-M"'))
         replay = puller.cli("deadletters", "--replay", str(letters[("shop", "5105")]["id"]), "--token", token)
         assert "went through" in replay.stdout
         for node in devnet.nodes:
