@@ -23,6 +23,9 @@ from typing import Any
 
 import httpx
 
+from channels.config import ChannelConfig, read_number
+from channels.watermark import Watermark
+
 ATTEMPTS = 8
 """Tries of one page before the pull is given up until the next poll."""
 
@@ -35,6 +38,31 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 
 class ChannelError(Exception):
     """The channel could not be read now (the pull is retried at the next poll)."""
+
+
+class HttpAdapter:
+    """What the HTTP adapters share: a client with the channel's timeout and headers, the watermark cursor
+    (`channels.watermark`), and the `orders` list of an answer."""
+
+    def __init__(self, config: ChannelConfig, headers: Mapping[str, str]) -> None:
+        timeout = read_number(config.settings, "timeout_seconds", 30, config.name, 1, 600)
+        self.client = httpx.Client(timeout=timeout, headers=dict(headers), follow_redirects=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def start_cursor(self, since: datetime) -> str:
+        return Watermark.start(since).encode()
+
+    def finish(self, cursor: str) -> None:
+        """Nothing to clear away once a page is saved."""
+
+    def read_orders(self, body: Any, url: str) -> list[Any]:
+        """The `orders` list of a channel's answer."""
+        if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
+            raise ChannelError(f"{url} answered without an `orders` list")
+        orders: list[Any] = body["orders"]
+        return orders
 
 
 def read_retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:

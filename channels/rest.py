@@ -15,13 +15,10 @@ Config keys: `url`, `page_size` (default 100), `timeout_seconds` (30),
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-import httpx
-
 from channels.config import ChannelConfig, ConfigError, read_number, read_text, require_text
-from channels.fetch import ChannelError, get_json
+from channels.fetch import ChannelError, HttpAdapter, get_json
 from channels.generic import map_generic_order
 from channels.records import ChannelOrder, Page
 from channels.watermark import Watermark
@@ -30,25 +27,17 @@ KEYS = frozenset({"url", "page_size", "timeout_seconds", "cursor_param", "since_
 """The adapter's own config keys."""
 
 
-class RestAdapter:
+class RestAdapter(HttpAdapter):
     """Pages of a generic JSON endpoint."""
 
-    def __init__(self, config: ChannelConfig, secret: str | None, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, config: ChannelConfig, secret: str | None) -> None:
         self.url = require_text(config.settings, "url", config.name)
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"channel {config.name!r}: url must be an http(s) URL, not {self.url!r}")
         self.page_size = int(read_number(config.settings, "page_size", 100, config.name, 1, 1000))
         self.cursor_param = read_text(config.settings, "cursor_param", config.name, default="cursor") or "cursor"
         self.since_param = read_text(config.settings, "since_param", config.name, default="updated_since") or ""
-        headers = {} if secret is None else {"Authorization": f"Bearer {secret}"}
-        timeout = read_number(config.settings, "timeout_seconds", 30, config.name, 1, 600)
-        self.client = httpx.Client(timeout=timeout, transport=transport, headers=headers)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def start_cursor(self, since: datetime) -> str:
-        return Watermark.start(since).encode()
+        super().__init__(config, {} if secret is None else {"Authorization": f"Bearer {secret}"})
 
     def fetch(self, cursor: str) -> Page:
         mark = Watermark.decode(cursor)
@@ -57,17 +46,12 @@ class RestAdapter:
         else:
             params = {self.cursor_param: mark.next, "limit": self.page_size}
         body, _ = get_json(self.client, self.url, params=params)
-        if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
-            raise ChannelError(f"{self.url} answered without an `orders` list")
+        orders = self.read_orders(body, self.url)
         next_cursor = body.get("next_cursor")
         if next_cursor is not None and (type(next_cursor) is not str or len(next_cursor) > 2000):
             raise ChannelError(f"{self.url} answered a next_cursor that is not a string: {next_cursor!r}"[:300])
-        orders: list[Any] = body["orders"]
         caught_up = next_cursor is None or not orders
         return Page(orders=orders, cursor=mark.advance(orders, next_cursor).encode(), caught_up=caught_up)
-
-    def finish(self, cursor: str) -> None:
-        """Nothing to clear away once a page is saved."""
 
     def map_order(self, raw: Any) -> ChannelOrder:
         return map_generic_order(raw)

@@ -26,14 +26,11 @@ Config keys: `base_url` (`https://SHOP.myshopify.com`), `api_version`
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
-from channels.config import ChannelConfig, ConfigError, read_number, read_text, require_text
-from channels.fetch import ChannelError, get_json
+from channels.config import ChannelConfig, ConfigError, read_text, require_text
+from channels.fetch import ChannelError, HttpAdapter, get_json
 from channels.mapping import (
     read_bool,
     read_id,
@@ -56,11 +53,10 @@ PAGE_LIMIT = 250
 """Orders per page asked of Shopify (its maximum)."""
 
 
-class ShopifyAdapter:
+class ShopifyAdapter(HttpAdapter):
     """Pages of one shop's orders, and the mapping of one Shopify order."""
 
-    def __init__(self, config: ChannelConfig, secret: str | None, transport: httpx.BaseTransport | None = None) -> None:
-        self.name = config.name
+    def __init__(self, config: ChannelConfig, secret: str | None) -> None:
         base_url = require_text(config.settings, "base_url", config.name).rstrip("/")
         if urlsplit(base_url).scheme not in ("https", "http") or not urlsplit(base_url).netloc:
             raise ConfigError(f"channel {config.name!r}: base_url must be an http(s) URL, not {base_url!r}")
@@ -69,16 +65,7 @@ class ShopifyAdapter:
         version = read_text(config.settings, "api_version", config.name, default=DEFAULT_API_VERSION)
         self.base_url = base_url
         self.orders_url = f"{base_url}/admin/api/{version}/orders.json"
-        timeout = read_number(config.settings, "timeout_seconds", 30, config.name, 1, 600)
-        self.client = httpx.Client(
-            timeout=timeout, transport=transport, headers={"X-Shopify-Access-Token": secret}, follow_redirects=False
-        )
-
-    def close(self) -> None:
-        self.client.close()
-
-    def start_cursor(self, since: datetime) -> str:
-        return Watermark.start(since).encode()
+        super().__init__(config, {"X-Shopify-Access-Token": secret})
 
     def fetch(self, cursor: str) -> Page:
         mark = Watermark.decode(cursor)
@@ -87,14 +74,9 @@ class ShopifyAdapter:
             body, headers = get_json(self.client, self.orders_url, params=params)
         else:
             body, headers = get_json(self.client, mark.next)
-        if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
-            raise ChannelError(f"{self.orders_url} answered without an `orders` list")
-        orders = body["orders"]
+        orders = self.read_orders(body, self.orders_url)
         next_url = self.read_next_link(headers.get("link", ""))
         return Page(orders=orders, cursor=mark.advance(orders, next_url).encode(), caught_up=next_url is None)
-
-    def finish(self, cursor: str) -> None:
-        """Nothing to clear away once a page is saved."""
 
     def read_next_link(self, link: str) -> str | None:
         """The `rel="next"` URL of a `Link` header, if it points at the shop."""
