@@ -24,8 +24,19 @@ from typing import Any
 from cli.output import Column, ExitCode, UsageError, fail, print_json, print_table, show_time
 from cli.remote import resolve_target
 
+
+def show_cursor(cursor: Any) -> str:
+    """A cursor as a person reads it: an HTTP channel's watermark (and `+` mid-walk), a file's name."""
+    text = str(cursor or "")
+    if text.startswith("{"):
+        mark = json.loads(text)
+        return f"{mark.get('since')}{' +' if mark.get('next') else ''}"
+    return text.partition(":")[0] or "-"
+
+
 STATUS_COLUMNS = (
     Column("channel", "channel"),
+    Column("cursor", "cursor", show_cursor),
     Column("last pull", "last_pull_ms", show_time),
     Column("lag s", "lag_s", lambda v: "-" if v is None else f"{v:.0f}"),
     Column("pulled", "pulled"),
@@ -62,13 +73,12 @@ def open_state(path_text: str, *, create: bool = False) -> Any:
 
 def make_pullers(config_path: Path, node: str | None, token: str | None, profile: str | None, state: Any) -> Any:
     """The pullers of a config file, with a client of the node."""
-    from omsclient import Client
-
     from channels.adapters import ADAPTER_KEYS, make_adapter
     from channels.config import ConfigError, load_config
     from channels.log import JsonLog
     from channels.puller import Puller
     from channels.sending import Sender
+    from omsclient import Client
 
     target = resolve_target(node, token, profile)
     if target.token is None:
