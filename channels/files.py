@@ -6,8 +6,8 @@ or `{"orders": [...]}`. A CSV file has a header and one row per order line:
 `discount`, `shipping`, `customer_ref`, `region`, `lat`, `lon`, `paid`,
 `cancelled`; the rows of one `id` are one order, its order fields taken from
 its first row. Files are read oldest first (by modification time, then
-name). A file that cannot be read as either is one dead letter holding its
-text.
+name), whatever the dates in them (`since` does not apply). A file that
+cannot be read as either is one dead letter holding its text.
 
 The cursor names the file of the page (name and SHA-256 of its bytes): the
 file is moved to `done_dir` only after its page is saved, and a file found

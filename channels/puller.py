@@ -84,6 +84,8 @@ class Puller:
             self.config.name, page.cursor, list(batch.known.values()), batch.dead, counts, page.caught_up
         )
         self.adapter.finish(page.cursor)
+        for letter in batch.dead:
+            self.log("dead_letter", level="warning", order=letter.channel_order_id, reason=letter.reason)
         self.log(
             "page",
             orders=len(page.orders),

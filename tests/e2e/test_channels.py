@@ -189,6 +189,8 @@ def test_channel_orders_arrive_exactly_once_through_kills(network: tuple[Devnet,
         assert status["shop"]["committed"] == 16 + KILLS and status["market"]["committed"] == 8 + KILLS
         assert status["shop"]["open_dead_letters"] == 5 and status["market"]["open_dead_letters"] == 2
         assert "dead_letters_growing" in status["shop"]["alerts"]
+        logged = [(line["event"], line.get("channel"), line.get("reason")) for line in puller.read_log()]
+        assert ("alert", "shop", None) in logged and ("dead_letter", "shop", "unknown_sku") in logged
 
         puller.config.write_text(CONFIG.format(url=shop.url, extra_map=', "OLD-SHIRT" = "TSHIRT-M"'))
         replay = puller.cli("deadletters", "--replay", str(letters[("shop", "5105")]["id"]), "--token", token)
