@@ -38,10 +38,14 @@ class Batch:
     """The mapping cache rows to save, by channel order id."""
     dead: list[NewDeadLetter] = field(default_factory=list)
     pulled: int = 0
+    """Orders read that were new or changed."""
     committed: int = 0
+    """New ledger orders."""
     updated: int = 0
+    """Cancellations and payments committed."""
 
     def bury(self, order_id: str, raw: Any, reason: str, message: str) -> None:
+        """Put a channel order in the dead letters."""
         self.dead.append(NewDeadLetter(order_id, reason, message, encode_raw(raw)))
 
 

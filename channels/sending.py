@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from channels.records import Unfit
 from omsclient import Client, NodeError
 
 MAX_IMPORT = 500
@@ -45,13 +46,9 @@ BUSY = frozenset({"mempool_full", "signer_over_quota", "signature_checks_exhaust
 """Refusals that say only that the node is busy now."""
 
 
-class Refused(Exception):
-    """The ledger refused an order or an update: it goes to the dead letters with `reason`."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
+class Refused(Unfit):
+    """The ledger refused an order or an update: as an unfit order, it goes to the dead letters with `reason`
+    (the ledger's code, such as `unknown_sku`)."""
 
 
 class NodeUnavailable(Exception):

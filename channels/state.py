@@ -75,7 +75,8 @@ def now_ms() -> int:
 
 
 def encode_raw(raw: Any) -> str:
-    """A channel's order as stored in a dead letter: its JSON (amounts as the channel wrote them)."""
+    """A channel's order as stored in a dead letter: its JSON, amounts as the channel wrote them (a JSON number
+    with a fraction, read as a `Decimal`, is kept as its exact text in a string)."""
     return json.dumps(raw, sort_keys=True, default=str)
 
 
