@@ -1,10 +1,12 @@
 """Channel pulling end to end: a test channel (Shopify's format and the generic one, with 429s, slow pages,
 malformed orders, unknown SKUs and orders cancelled after being pulled) drives `omsnode channel run` against
-a 4-node devnet; the puller is SIGKILLed at 20 seeded random points and loses and doubles nothing.
+a 4-node devnet; the puller is SIGKILLed at 20 seeded random points and loses and doubles nothing. And a
+puller left running takes files as they are dropped, and serves its figures on `--metrics-port`.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -14,12 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from devnet.network import Devnet
+from devnet.network import Devnet, free_ports
 from omsclient import Client
+from tests.e2e.conftest import SingleNode
+from tests.e2e.test_single_node import setup_catalogue
 from tests.helpers.channel_server import ChannelServer, generic_order, shopify_order
 from tests.helpers.channels import PullerProcess, channel_network
+from tests.helpers.devnet import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -199,3 +206,61 @@ def test_channel_orders_arrive_exactly_once_through_kills(network: tuple[Devnet,
             assert channel_orders(devnet, node.index)["shop:5105"] == 1
         assert ("shop", "5105") not in {(d["channel"], d["channel_order_id"]) for d in puller.json("deadletters")}
         client.close()
+
+
+FILES_CONFIG = """
+[[channels]]
+name = "pos"
+adapter = "files"
+path = "{path}"
+poll_seconds = 0.2
+region = "PT"
+"""
+
+POS_CSV = """id,currency,updated_at,customer_ref,sku,qty,price
+F-1,EUR,2026-12-01T10:00:00Z,c-1,TEE-M,1,19.99
+F-2,EUR,2026-12-01T10:00:00Z,c-2,TEE-M,two,19.99
+"""
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The puller's figures of channel `pos` by name (0 while it does not answer yet)."""
+    try:
+        text = httpx.get(url, timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.labels.get("channel") == "pos" and "alert" not in sample.labels
+    }
+
+
+def test_a_running_puller_takes_files_as_they_come_and_serves_its_figures(
+    single_node: SingleNode, tmp_path: Path
+) -> None:
+    setup_catalogue(single_node)
+    token = single_node.make_token("channel-1", "orders:read,orders:write")
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    puller = PullerProcess(tmp_path, single_node.url, token, FILES_CONFIG.format(path=drops))
+    (port,) = free_ports(1)
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    (drops / "day-1.csv").write_text(POS_CSV)
+    process = puller.start(once=False, metrics_port=port)
+    try:
+        wait_for(lambda: scrape(metrics).get("oms_channel_committed_total") == 1, 120, "the first file's order")
+        assert scrape(metrics)["oms_channel_dead_letters_open"] == 1
+        assert (drops / "done" / "day-1.csv").exists()
+        order = {"id": "F-3", "currency": "EUR", "updated_at": "2026-12-01T11:00:00Z", "lines": []}
+        order["lines"] = [{"sku": "TEE-M", "qty": 1, "price": "19.99"}]
+        (drops / "day-2.json").write_text(json.dumps([order]))
+        wait_for(lambda: scrape(metrics).get("oms_channel_committed_total") == 2, 120, "a file dropped later")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    refs = {item["external_ref"] for item in single_node.client.pages("/v1/orders", channel="channel-1")}
+    assert refs == {"pos:F-1", "pos:F-3"}
+    (letter,) = puller.json("deadletters")
+    assert (letter["channel_order_id"], letter["reason"]) == ("F-2", "bad_quantity")

@@ -47,12 +47,14 @@ class PullerProcess:
     def env(self) -> dict[str, str]:
         return {**os.environ, SHOP_TOKEN_ENV: SHOP_TOKEN}
 
-    def start(self) -> subprocess.Popen[bytes]:
-        """`channel run --once` in the background, its JSON log appended to `log`."""
+    def start(self, *, once: bool = True, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
+        """`channel run` (`--once` unless told) in the background, its JSON log appended to `log`."""
         args = ["channel", "run", "--config", str(self.config), "--node", self.node, "--token", self.token]
+        args += ["--state", str(self.state)] + (["--once"] if once else [])
+        args += [] if metrics_port is None else ["--metrics-port", str(metrics_port)]
         with open(self.log, "ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "cli.main", *args, "--state", str(self.state), "--once"],
+                [sys.executable, "-m", "cli.main", *args],
                 stdout=log,
                 stderr=log,
                 env=self.env(),
