@@ -7,8 +7,10 @@ may have placed before a crash, sends the cancellations and payments, and
 saves it all with the new cursor in one transaction (`State.save_page`). A
 `ChannelError` or `NodeUnavailable` leaves the cursor where it was.
 
-`replay` sends one dead letter's order again, with the channel's config as
-it is now (a SKU mapping added), outside any page.
+An order read again exactly as it lies in an open dead letter (the last
+instant of a walk is read again) is skipped, as the cache skips an order
+read again unchanged. `replay` sends one dead letter's order again, with
+the channel's config as it is now (a SKU mapping added), outside any page.
 """
 
 from __future__ import annotations
@@ -116,21 +118,25 @@ class Puller:
         self.state.save_page(self.config.name, cursor, list(batch.known.values()), batch.dead, counts, caught_up)
 
     def map_all(self, raws: Sequence[Any], batch: Batch) -> list[tuple[Any, ChannelOrder]]:
+        """The orders an adapter can map; the others buried."""
         mapped = []
         for raw in raws:
             try:
                 mapped.append((raw, self.adapter.map_order(raw)))
             except Unfit as unfit:
-                order_id = raw.get("id") if isinstance(raw, dict) else None
-                name = str(order_id) if isinstance(order_id, int | str) and str(order_id) else name_unreadable(raw)
-                batch.bury(name[:200], raw, unfit.reason, unfit.message)
+                batch.bury(name_raw(raw), raw, unfit.reason, unfit.message)
                 batch.pulled += 1
         return mapped
+
+    def drop_buried(self, raws: Sequence[Any]) -> list[Any]:
+        """The orders of a page less those read again exactly as they lie in an open dead letter."""
+        buried = self.state.load_open_raws(self.config.name, [name_raw(raw) for raw in raws])
+        return [raw for raw in raws if buried.get(name_raw(raw)) != encode_raw(raw)]
 
     def send_orders(self, raws: Sequence[Any], attempt: int) -> Batch:
         """Map, place and update the orders of a page (`attempt` > 0: a replay, sent whatever the cache says)."""
         batch = Batch()
-        mapped = self.map_all(raws, batch)
+        mapped = self.map_all(raws if attempt else self.drop_buried(raws), batch)
         cache = self.state.load_known(self.config.name, [order.order_id for _, order in mapped])
         fresh: list[tuple[Any, ChannelOrder, dict[str, Any]]] = []
         changed: list[tuple[Any, ChannelOrder]] = []
@@ -213,6 +219,12 @@ class Puller:
     def make_ref(self, order: ChannelOrder) -> str:
         """The order's external reference in the ledger."""
         return make_external_ref(self.config.name, order.order_id)
+
+
+def name_raw(raw: Any) -> str:
+    """A channel order's id as its dead letter names it: its own `id`, or a hash of it when it has none."""
+    order_id = raw.get("id") if isinstance(raw, dict) else None
+    return (str(order_id) if isinstance(order_id, int | str) and str(order_id) else name_unreadable(raw))[:200]
 
 
 def is_unchanged(prior: KnownOrder, order: ChannelOrder) -> bool:

@@ -188,9 +188,9 @@ class Sender:
         return list(self.pool.map(prepare, orders))
 
 
-def is_done(update: Update, refusal: Refused | None) -> bool:
+def is_done(update: Update, refusal: Refused) -> bool:
     """A cancellation refused because the order is cancelled already has nothing left to do."""
-    return refusal is None or (
+    return (
         update.path.endswith("/cancel")
         and refusal.reason == "invalid_transition"
         and refusal.message.endswith("is cancelled")

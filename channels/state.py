@@ -222,6 +222,18 @@ class State:
                 found[order_id] = KnownOrder(order_id, row[0], row[1], bool(row[2]), bool(row[3]))
         return found
 
+    def load_open_raws(self, channel: str, channel_order_ids: Sequence[str]) -> dict[str, str]:
+        """The raw payload of the open dead letter of some orders of a channel, by order id."""
+        found: dict[str, str] = {}
+        for order_id in channel_order_ids:
+            row = self.db.execute(
+                "SELECT raw FROM dead_letters WHERE channel = ? AND channel_order_id = ? AND resolved_ms IS NULL",
+                (channel, order_id),
+            ).fetchone()
+            if row is not None:
+                found[order_id] = str(row[0])
+        return found
+
     def save_page(
         self,
         channel: str,
