@@ -76,10 +76,12 @@ class ChannelConfig:
 
 
 def where(name: str, key: str) -> str:
+    """Where in the config a problem is, for its message."""
     return f"channel {name!r}: {key}"
 
 
 def read_number(table: Mapping[str, Any], key: str, default: float, name: str, low: float, high: float) -> float:
+    """A number key of a table, within its bounds (its default if absent)."""
     value = table.get(key, default)
     if type(value) not in (int, float) or not low <= value <= high:
         raise ConfigError(f"{where(name, key)} must be a number in [{low}, {high}], not {value!r}")
@@ -87,6 +89,7 @@ def read_number(table: Mapping[str, Any], key: str, default: float, name: str, l
 
 
 def read_text(table: Mapping[str, Any], key: str, name: str, *, default: str | None = None) -> str | None:
+    """An optional string key of a table."""
     value = table.get(key, default)
     if value is not None and (type(value) is not str or not value or len(value) > 2000):
         raise ConfigError(f"{where(name, key)} must be a non-empty string, not {value!r}")
@@ -94,6 +97,7 @@ def read_text(table: Mapping[str, Any], key: str, name: str, *, default: str | N
 
 
 def require_text(table: Mapping[str, Any], key: str, name: str) -> str:
+    """A string key a table must have."""
     value = read_text(table, key, name)
     if value is None:
         raise ConfigError(f"{where(name, key)} is required")
@@ -101,6 +105,7 @@ def require_text(table: Mapping[str, Any], key: str, name: str) -> str:
 
 
 def read_sku_map(table: Mapping[str, Any], name: str) -> dict[str, str]:
+    """The `sku_map` table: channel SKU to a ledger SKU id."""
     value = table.get("sku_map", {})
     if not isinstance(value, dict) or len(value) > 100_000:
         raise ConfigError(f"{where(name, 'sku_map')} must be a table of channel SKU = ledger SKU")

@@ -117,6 +117,7 @@ def get_json(
 
 
 def decode_body(response: httpx.Response) -> Any:
+    """A 200 answer's JSON, bounded, with its numbers as `Decimal`."""
     if len(response.content) > MAX_BODY_BYTES:
         raise ChannelError(f"{response.url} sent {len(response.content)} bytes, over {MAX_BODY_BYTES}")
     try:

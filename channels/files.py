@@ -67,6 +67,7 @@ class FilesAdapter:
         return ""
 
     def pending(self) -> list[Path]:
+        """The files waiting in the folder, oldest first."""
         files = [p for p in self.folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file()]
         return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 

@@ -69,6 +69,7 @@ def map_generic_order(raw: Any) -> ChannelOrder:
 
 
 def map_generic_line(item: dict[str, Any], currency: str, index: int) -> Line:
+    """One `lines[]` entry of the generic format."""
     where = f"lines[{index}]"
     sku = item.get("sku")
     if type(sku) is not str or not sku.strip():

@@ -13,24 +13,28 @@ MAX_FIELD_LENGTH = 200
 
 
 def require_field(record: dict[str, Any], key: str) -> Any:
+    """A field the order must have (not absent, not null)."""
     if record.get(key) is None:
         raise Unfit("missing_field", f"the order has no {key}")
     return record[key]
 
 
 def read_map(value: Any, where: str) -> dict[str, Any]:
+    """A JSON object."""
     if not isinstance(value, dict):
         raise Unfit("malformed", f"{where} must be an object, not {type(value).__name__}")
     return value
 
 
 def read_list(value: Any, where: str) -> list[Any]:
+    """A JSON list."""
     if not isinstance(value, list):
         raise Unfit("malformed", f"{where} must be a list, not {type(value).__name__}")
     return value
 
 
 def read_bool(value: Any, where: str) -> bool:
+    """A JSON `true` or `false` (not 1, not "yes")."""
     if type(value) is not bool:
         raise Unfit("malformed", f"{where} must be true or false, not {value!r}")
     return value

@@ -114,6 +114,7 @@ class Puller:
         return batch
 
     def save(self, batch: Batch, cursor: str | None, caught_up: bool) -> None:
+        """Save what a batch decided, with the cursor after it (None: the cursor stays)."""
         counts = Counts(pulled=batch.pulled, committed=batch.committed, updated=batch.updated)
         self.state.save_page(self.config.name, cursor, list(batch.known.values()), batch.dead, counts, caught_up)
 

@@ -129,6 +129,7 @@ class Sender:
         return results
 
     def place_one(self, payload: dict[str, Any], attempt: int) -> Placed | Refused:
+        """Place one order on its own (`POST /v1/orders`)."""
         key = derive_key("create", json.dumps(payload, sort_keys=True), str(attempt))
         try:
             result = self.write("/v1/orders", payload, key)

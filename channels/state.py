@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch."""
     return time.time_ns() // 1_000_000
 
 
@@ -180,6 +181,7 @@ class State:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction (taken at once for writing); rolled back if the block raises."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -283,6 +285,7 @@ class State:
             )
 
     def load_channels(self) -> list[ChannelRow]:
+        """Every channel with its counts and open dead letters, by name."""
         hour_ago = now_ms() - 3_600_000
         rows = self.db.execute(
             "SELECT c.name, c.cursor, c.poll_seconds, c.last_pull_ms, c.last_success_ms, c.caught_up_ms, "
@@ -295,6 +298,7 @@ class State:
         return [ChannelRow(*row) for row in rows]
 
     def load_dead_letters(self, *, include_resolved: bool = False) -> list[DeadLetter]:
+        """The open dead letters (and the resolved ones too with `include_resolved`), oldest first."""
         where = "" if include_resolved else " WHERE resolved_ms IS NULL"
         rows = self.db.execute(
             "SELECT id, channel, channel_order_id, reason, message, raw, created_ms, updated_ms, replays, resolved_ms "
@@ -319,6 +323,7 @@ class State:
 
 
 def save_known(db: sqlite3.Connection, channel: str, order: KnownOrder) -> None:
+    """Write a mapping cache row."""
     db.execute(
         "INSERT OR REPLACE INTO orders (channel, channel_order_id, ledger_order_id, updated_at, paid, cancelled) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -327,6 +332,7 @@ def save_known(db: sqlite3.Connection, channel: str, order: KnownOrder) -> None:
 
 
 def resolve_dead_letter(db: sqlite3.Connection, channel: str, channel_order_id: str, now: int) -> None:
+    """Mark the open dead letter of an order resolved (it went through)."""
     db.execute(
         "UPDATE dead_letters SET resolved_ms = ? WHERE channel = ? AND channel_order_id = ? AND resolved_ms IS NULL",
         (now, channel, channel_order_id),

@@ -63,6 +63,7 @@ DEFAULT_STATE = "channels.sqlite"
 
 
 def open_state(path_text: str, *, create: bool = False) -> Any:
+    """The state file (it must exist unless `create`)."""
     from channels.state import State
 
     path = Path(path_text)
