@@ -9,6 +9,9 @@ order with the one it placed before; killed after, it goes on from the new
 cursor. So the cursor moves only past orders whose txs are committed or
 dead-lettered, and nothing is lost or doubled.
 
+The file is made readable by its owner alone: dead letters hold channel
+payloads as they came, personal data included.
+
 `orders` is also the mapping cache: an order read again unchanged (same
 `updated_at`, same paid and cancelled) is not sent again. A channel order
 has at most one open dead letter: the same bad order read again updates it,
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -171,6 +175,8 @@ class State:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")

@@ -24,6 +24,7 @@ def test_a_page_is_saved_whole_or_not_at_all(tmp_path: Path) -> None:
     assert state.load_cursor("shop") == "c0"
     state.save_page("shop", "c1", known, dead, Counts(pulled=2, committed=1), caught_up=True)
     reopened = State(tmp_path / "s.sqlite")
+    assert (tmp_path / "s.sqlite").stat().st_mode & 0o077 == 0, "dead letters hold personal data: owner only"
     assert reopened.load_cursor("shop") == "c1"
     assert reopened.load_known("shop", ["1", "2"]) == {"1": known[0]}
     (row,) = reopened.load_channels()
