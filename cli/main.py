@@ -10,7 +10,10 @@
 and the client commands, which talk to a node's API with a token
 (`cli.remote` says where the node and the token come from):
 
-    omsnode order list|get|create|cancel|hold|release ...    omsnode invoice list|get ...
+    omsnode order list|get|create|cancel|hold|release|approve|reject ...    omsnode invoice list|get ...
+    omsnode pick|ship|deliver|decline FULFILMENT ...    omsnode receive LOCATION SKU=QTY ...
+    omsnode transfer send|accept|refuse ...    omsnode count report|approve ...
+    omsnode return request|receive|cancel ...
     omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
     omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
@@ -36,6 +39,7 @@ from cli import (
     reconcile_commands,
     stock_commands,
     token_commands,
+    work_commands,
 )
 from cli.output import ExitCode, UsageError, exit_code_of_status, fail, print_fields, print_json
 from cli.remote import DEFAULT_PORT, RETRIES, resolve_target
@@ -173,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     devnet_commands.add_parser(sub)
     order_commands.add_parser(sub)
     stock_commands.add_parser(sub)
+    work_commands.add_parser(sub)
     reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
     channel_commands.add_parser(sub)

@@ -18,8 +18,10 @@ beats the default profile. Profiles live in
     node = "http://127.0.0.1:26600"
     token = "oms_..."
 
-Also here: the arguments every client command shares (`--json`, list pages),
-a JSON payload argument, and times given as dates.
+Also here: the arguments every client command shares (`--json`, list pages,
+`--idempotency-key` and `--no-wait` of writes), a JSON payload argument,
+lines given as `SKU=QTY`, times given as dates, and how a write's outcome is
+reported.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from cli.output import Column, UsageError, note, print_json, print_table, progress
+from cli.output import Column, ExitCode, UsageError, note, print_json, print_table, print_tx, progress
 from node.api.models import Page, WriteResult
 from omsclient import Client
 
@@ -209,3 +211,48 @@ def print_page(page: Page[Any], columns: tuple[Column, ...], as_json: bool) -> N
     print_table(rows, columns)
     if page.next_cursor is not None:
         note(f"more: --cursor {page.next_cursor} (or --all)")
+
+
+def write_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("write")
+    group.add_argument("--idempotency-key", metavar="K", help="the same key and body make the same tx, at most once")
+    group.add_argument("--no-wait", action="store_true", help="answer once the node took the tx, before its commit")
+    return options
+
+
+def report_write(result: WriteResult[Any], args: argparse.Namespace) -> int:
+    """Print what became of a write; exit 0 if committed (or, with `--no-wait`, accepted), 1 otherwise."""
+    if args.json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        print_tx(result.model_dump(mode="json"))
+        if result.resource:
+            print(describe_resource(result.resource))
+    if result.status == "pending" and not args.no_wait:
+        note(f"not committed yet; follow it with: omsnode tx get {result.tx_id}")
+    ok = result.status == "committed" or (result.status == "pending" and args.no_wait)
+    return ExitCode.OK if ok else ExitCode.FAILED
+
+
+RESOURCE_IDS = (("return_id", "return"), ("transfer_id", "transfer"), ("order_id", "order"), ("tx_id", "count"))
+"""How the resource a write answers is named in one line: the first of these fields it has (a count report is
+known by its tx id)."""
+
+
+def describe_resource(resource: Mapping[str, Any]) -> str:
+    """`order SO...: released`, `transfer TR...: in_transit`, ...; a stock row as its location, SKU and stock."""
+    for key, what in RESOURCE_IDS:
+        if key in resource:
+            return f"{what} {resource[key]}: {resource.get('status')}"
+    stock = ", ".join(f"{key} {resource[key]}" for key in ("on_hand", "reserved", "available") if key in resource)
+    return f"{resource.get('location')} {resource.get('sku')}: {stock}"
+
+
+def parse_line(text: str) -> dict[str, Any]:
+    """A stock line given as `SKU=QTY` or `SKU=QTY@LOT` (e.g. `TEE-M=12@L2026-11`), as a tx's line map."""
+    sku, sep, rest = text.partition("=")
+    qty, at, lot = rest.partition("@")
+    if not sep or not sku or not qty.isdigit() or (at and not lot):
+        raise argparse.ArgumentTypeError(f"{text!r} is not SKU=QTY or SKU=QTY@LOT (e.g. TEE-M=12)")
+    return {"sku": sku, "qty": int(qty), **({"lot": lot} if at else {})}

@@ -4,10 +4,11 @@
 Bearer`, and sends a request again (up to `retries` times) when the node
 could not take it: a connection error or timeout, 429 or 503 (after the
 node's `Retry-After`, capped at `MAX_RETRY_AFTER_S`), or another 5xx (after
-a growing pause). A retry must never act twice, so a `POST` is sent again
-only when it carries an `Idempotency-Key` (the node answers the first
-result for the same key and body), or when it carries signed txs, whose ids
-make them their own idempotency keys. Any other error answer raises
+a growing pause). A retry must never act twice, so only a request of an
+idempotent method (`GET`, ...) is sent again as it is; a `POST` only when it
+carries an `Idempotency-Key` (the node answers the first result for the same
+key and body), or when it carries signed txs, whose ids make them their own
+idempotency keys. Any other error answer raises
 `NodeError` with the node's `{"error", "message"}`.
 
 Built on the API alone (no node code): what it reads are the JSON answers
@@ -47,6 +48,9 @@ BATCH = 1000
 
 POLL_S = (0.05, 0.5)
 """`wait_tx` polls first after the shorter pause, growing to the longer."""
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Methods whose request, sent twice, acts as once (RFC 9110): sent again without an idempotency key."""
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 """Answers after which a request that may be sent again is sent again."""
@@ -152,7 +156,7 @@ class Client:
         query = _present(params or {})
         if wait is not None:
             query["wait"] = wait
-        safe = method.upper() != "POST" or idempotency_key is not None
+        safe = method.upper() in IDEMPOTENT_METHODS or idempotency_key is not None
         extra = COMMIT_WAIT_S if wait is not None else 0.0
         response = self._send(
             method, path, safe=safe, extra_s=extra, json=json, content=content, params=query, headers=headers

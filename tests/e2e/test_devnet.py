@@ -138,3 +138,12 @@ def test_load_and_bench_report_commits_cpu_and_heads(devnet_dir: Any) -> None:
     check = omsnode_json("devnet", "check", "--dir", str(devnet_dir), "--blocks", "0")
     assert check["healthy"], check["problems"]
     assert len(set(check["views"])) == 1 and check["pending"] == [0, 0, 0, 0]
+
+
+def test_demo_walks_its_scenario_through_the_api(devnet_dir: Any) -> None:
+    """Every step of `devnet demo` is a tx through one node and every check a read of the node that committed
+    it: the scenario's own checks (`devnet.scenario`) pass on real processes."""
+    demo = omsnode("devnet", "demo", "--dir", str(devnet_dir), timeout=600)
+    steps = [line for line in demo.stdout.splitlines() if line.split(". ")[0].isdigit()]
+    assert len(steps) == 14 and steps[-1].startswith("14. Stock journal"), demo.stdout
+    assert "return_in" in demo.stdout

@@ -71,7 +71,7 @@ class ScriptedServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = answer
+            do_GET = do_POST = do_PATCH = answer
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -118,12 +118,15 @@ def test_a_get_waits_out_429_and_503_as_retry_after_says_then_succeeds(server: S
     assert all(s.headers["authorization"] == "Bearer tok" for s in server.seen)
 
 
-def test_a_post_without_idempotency_key_is_never_sent_twice(server: ScriptedServer, client: Client) -> None:
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_write_without_idempotency_key_is_never_sent_twice(
+    server: ScriptedServer, client: Client, method: str
+) -> None:
     server.answer(BUSY, OK)
     with pytest.raises(NodeError) as refused:
-        client.post("/v1/orders", {"external_ref": "A"})
+        client.request(method, "/v1/orders", json={"external_ref": "A"})
     assert refused.value.status == 503 and refused.value.code == "mempool_full"
-    assert len(server.seen) == 1
+    assert [s.method for s in server.seen] == [method]
 
 
 def test_a_post_with_idempotency_key_is_sent_again_with_the_same_key_and_body(
@@ -140,12 +143,12 @@ def test_a_post_with_idempotency_key_is_sent_again_with_the_same_key_and_body(
 def test_an_error_answer_raises_node_error_with_the_body_and_is_not_retried(
     server: ScriptedServer, client: Client
 ) -> None:
-    body = {"error": "conflict", "message": "Idempotency-Key 'k' was used with another request"}
+    body = {"error": "idempotency_conflict", "message": "Idempotency-Key 'k' was used with another request"}
     server.answer(Answer(409, body))
     with pytest.raises(NodeError) as refused:
         client.post("/v1/orders", {}, idempotency_key="k")
     error = refused.value
-    assert (error.status, error.code, error.message, error.body) == (409, "conflict", body["message"], body)
+    assert (error.status, error.code, error.message, error.body) == (409, "idempotency_conflict", body["message"], body)
     assert len(server.seen) == 1
 
 
