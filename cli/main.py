@@ -17,6 +17,7 @@ and the client commands, which talk to a node's API with a token
     omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
     omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
+    omsnode channel run|status|deadletters ...   (the channel pullers: `cli.channel_commands`)
 
 Every command prints readable text, or JSON with `--json`; failures print a
 one-line reason on stderr and exit with a code that says what failed
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from cli import (
     chain_commands,
+    channel_commands,
     devnet_commands,
     order_commands,
     reconcile_commands,
@@ -178,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     work_commands.add_parser(sub)
     reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
+    channel_commands.add_parser(sub)
     return parser
 
 

@@ -66,7 +66,7 @@ def test_an_idempotent_write_is_one_action_and_another_body_under_its_key_a_conf
     assert again["resource"]["order_id"] == first["resource"]["order_id"]
     with pytest.raises(NodeError) as refused:
         channel.post("/v1/orders", order_payload("idem-2"), idempotency_key="idem-1")
-    assert refused.value.status == 409 and refused.value.code == "conflict"
+    assert refused.value.status == 409 and refused.value.code == "idempotency_conflict"
 
 
 def test_pages_read_a_whole_list_and_errors_carry_the_nodes_code(node: SingleNode) -> None:
