@@ -29,10 +29,16 @@ class NodeConfig:
     """Settings of one node."""
 
     node_id: str
-    """Validator id in genesis."""
+    """The node's name: its validator id in genesis if it votes."""
+    org: str = ""
+    """The organisation running the node (empty: the organisation genesis gives its validator id)."""
     host: str = "127.0.0.1"
     """Address the HTTP server (API and /p2p) listens on."""
     port: int = 26600
+    advertise: str = ""
+    """`HOST:PORT` the other nodes reach this one at, announced to them (empty: `host:port`)."""
+    log_format: str = "json"
+    """`json` (one event a JSON line) or `text` (for people)."""
     mempool_max_txs: int = 100_000
     mempool_max_bytes: int = 128 * 1024 * 1024
     mempool_signer_max_txs: int = 25_000
@@ -58,7 +64,14 @@ class NodeConfig:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where a client on this machine reaches the node."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else "[::1]" if self.host == "::" else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def advertised_url(self) -> str:
+        """Where the other nodes reach this one."""
+        return f"http://{self.advertise}" if self.advertise else self.url
 
     def save(self, home: Path) -> None:
         lines = ["# oms-ledger node settings (local to this node; shared rules live in genesis)"]

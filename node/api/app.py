@@ -28,6 +28,8 @@ from node.api import (
 from node.api.errors import install_error_handlers
 from node.api.inbox import InboxMiddleware
 from node.api.limits import BodyLimitMiddleware, RateLimiter
+from node.config import NodeConfig
+from node.logs import log_startup
 from node.node import Node
 
 DESCRIPTION = """
@@ -52,16 +54,26 @@ signature.
 """
 
 
-def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequence[str] = ()) -> FastAPI:
-    """The app for the node whose home is `home`; the node starts and stops with the server. Web pages of
-    `cors_origins` may call it (with a token)."""
+def create_app(
+    home: Path, state_sync: bool | None = None, cors_origins: Sequence[str] = (), config: NodeConfig | None = None
+) -> FastAPI:
+    """The app for the node whose home is `home` (with `config`, by default the home's); the node starts and
+    stops with the server. Web pages of `cors_origins` may call it (with a token)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node = Node(home, state_sync=state_sync)
+        node = Node(home, state_sync=state_sync, config=config)
         app.state.node = node
         app.state.rate_limiter = RateLimiter(node.config.api_rate_per_s, node.config.api_burst)
         await node.start()
+        log_startup(
+            node.genesis.chain_id,
+            node.node_id,
+            "validator" if node.is_validator else "follower",
+            node.store.height,
+            node.config.advertised_url,
+            {peer.id: peer.address for peer in node.peers},
+        )
         try:
             yield
         finally:

@@ -72,6 +72,12 @@ class ErrorBody(BaseModel):
 class Status(BaseModel):
     node_id: str
     chain_id: str
+    role: str = "validator"
+    """`validator` (votes) or `follower` (a member organisation's node that follows without voting)."""
+    org: str = ""
+    """The organisation running the node."""
+    advertise: str = ""
+    """Where the other nodes reach this one (what it announces)."""
     height: int
     head_hash: str
     state_root: str
