@@ -20,6 +20,8 @@ DATA_DIR = "data"
 WAL_FILE = "consensus.wal"
 WINDOWS_FILE = "envelope.windows"
 """The highest envelope sequence number accepted from each peer (`p2p.windows`)."""
+ADDRESSES_FILE = "addresses.json"
+"""The peers' signed address records, newest of each (`p2p.addresses`)."""
 CLIENTS_DIR = "clients"
 """Client key files (`<client id>.key`) made by `omsnode init` for a single-node network."""
 

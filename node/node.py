@@ -27,7 +27,7 @@ from ledger.tx import DEFAULT_TX_WINDOW, Tx
 from node.admission import Admission
 from node.application import NodeApplication
 from node.catchup import CatchUp
-from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, WINDOWS_FILE, NodeConfig
+from node.config import ADDRESSES_FILE, DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, WINDOWS_FILE, NodeConfig
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.feed import CommitSignal
@@ -38,6 +38,7 @@ from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
 from node.tokens import TokenStore
 from node.wal import ConsensusLog, recover_records
+from p2p.addresses import AddressBook, AddressGossip
 from p2p.envelope import Envelope
 from p2p.forward import TxForwarder
 from p2p.gossip import TXS_KIND, TxGossip
@@ -159,6 +160,11 @@ class Node:
             state_sync,
             interval,
         )
+        book = AddressBook(self.genesis.chain_id, self.genesis.validator_keys(), home / ADDRESSES_FILE)
+        book.load()
+        announce = (self.key, self.config.advertised_url) if self.is_validator else None
+        self.addresses = AddressGossip(book, self.transport, self.sync_source, clock, announce)
+        """The peers' announced addresses, and this node's own (a validator's)."""
         self.transport.register(CONSENSUS_KIND, self._on_consensus)
         self.transport.register(TXS_KIND, self._on_gossip)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -202,6 +208,7 @@ class Node:
             await asyncio.to_thread(rebuild_derived, self.store)
         self.snapshots.capture()
         await self.transport.start()
+        self.addresses.start()
         if self.driver is not None:
             self.driver.start()
         self._tasks = [
@@ -209,6 +216,7 @@ class Node:
             asyncio.create_task(self.catchup.run()),
             asyncio.create_task(self._reoffer_waiting_txs()),
             asyncio.create_task(self.windows.run()),
+            asyncio.create_task(self.addresses.run()),
         ]
         if self.forwarder is not None:
             self._tasks.append(asyncio.create_task(self.forwarder.run()))

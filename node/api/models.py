@@ -287,6 +287,8 @@ class Peer(BaseModel):
     last_error: str
     queue_dropped: int = Field(description="envelopes dropped: send queue full or retries spent")
     marked_bad: str = Field(description="why the node stopped syncing from the peer; empty while it trusts it")
+    announced_seq: int = Field(0, description="sequence number of the peer's address record (0: genesis address)")
+    announced_seen_ms: int = Field(0, description="when that record was last seen, ms since the epoch (0: never)")
 
 
 class OrderHistory(BaseModel):
