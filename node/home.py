@@ -1,11 +1,11 @@
 """A whole network on one machine: the homes of its validators, formed as a network of organisations is.
 
 `create_network` makes one organisation per home (a distribution point each),
-each with one validator node, through the same steps as organisations on
-separate machines (`node.forming`): an identity per node, one genesis built
-from them, installed in every home. It also makes a client identity for each
-role, all of the first organisation, whose keys are written under `clients/`
-so that the operator can sign txs with `omsnode tx`. A single-node network
+each with one validator node, through the steps of `omsnode init`,
+`client-key create`, `genesis create` and `init --genesis` (`node.forming`):
+an identity per node, a key pair per client identity (one for each role, all
+of the first organisation, under `clients/`, so that the operator can sign
+txs with `omsnode tx`), one genesis built from them, installed in every home. A single-node network
 (`omsnode init --port`) and a devnet are made this way.
 """
 
@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ledger.genesis import ConsensusParams, Genesis, Identity
-from ledger.keys import PrivateKey
-from node.forming import build_genesis, install_genesis, make_identity
+from ledger.genesis import ConsensusParams, Genesis
+from node.forming import build_genesis, install_genesis, make_identity, parse_client, save_client_key
 
 DEFAULT_CLIENTS = {
     "channel-1": ("channel",),
@@ -45,12 +44,10 @@ def create_network(
         make_identity(home, f"org-{i}", f"node-{i}", f"{host}:{port}")
         for i, (home, port) in enumerate(zip(homes, ports, strict=True))
     ]
-    clients_dir.mkdir(parents=True, exist_ok=True)
-    clients = []
-    for client_id, roles in DEFAULT_CLIENTS.items():
-        key = PrivateKey.generate()
-        key.save(clients_dir / f"{client_id}.key")
-        clients.append(Identity(client_id, "org-0", key.public, frozenset(roles)))
+    clients = [
+        parse_client(f"org-0:{client_id}:{'+'.join(roles)}:{save_client_key(clients_dir / f'{client_id}.key')}")
+        for client_id, roles in DEFAULT_CLIENTS.items()
+    ]
     names = {f"org-{i}": f"Distribution point {i}" for i in range(len(homes))}
     genesis = build_genesis(chain_id or f"oms-{os.urandom(3).hex()}", identities, clients, consensus, names)
     for home in homes:
