@@ -4,6 +4,7 @@
     omsnode init --home DIR [--port P]              a single-validator network of its own
     omsnode genesis create|inspect ...    omsnode client-key create --out FILE
     omsnode start --home DIR [--advertise HOST:PORT] [--listen ADDR:PORT] [--log-format json|text]
+    omsnode backup --home DIR --out FILE [--with-keys]    omsnode restore --home DIR FILE
     omsnode --version
     omsnode status [--home DIR | --node URL] [--json]
     omsnode verify-chain --home DIR [--json]
@@ -31,6 +32,7 @@ import sys
 from pathlib import Path
 
 from cli import (
+    backup_commands,
     chain_commands,
     devnet_commands,
     network_commands,
@@ -158,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify_chain)
 
     network_commands.add_parser(sub)
+    backup_commands.add_parser(sub)
     token_commands.add_parser(sub)
     devnet_commands.add_parser(sub)
     order_commands.add_parser(sub)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from node.api import (
+    backup,
     blocks,
     catalogue,
     configuration,
@@ -92,6 +93,6 @@ def create_app(
     app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, reconciliations, events, p2p, metrics):
+    for module in (*routers, reconciliations, events, p2p, metrics, backup):
         app.include_router(module.router)
     return app
