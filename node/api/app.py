@@ -1,4 +1,8 @@
-"""The FastAPI application of a node: routers, error handlers, and the node's lifetime."""
+"""The FastAPI application of a node: routers, error handlers, and the node's lifetime.
+
+The API explorer (`/docs`, `/redoc`) loads its scripts and styles from the node itself (`fastapi-offline`
+ships them), so it works on a network with no way out to the internet.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from node.api import (
     backup,
@@ -80,7 +85,7 @@ def create_app(
         finally:
             await node.close()
 
-    app = FastAPI(title="oms-ledger node", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPIOffline(title="oms-ledger node", version="1", description=DESCRIPTION, lifespan=lifespan)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
