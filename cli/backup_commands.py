@@ -36,7 +36,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         key = PrivateKey.load(home / KEY_FILE)
         body = sign_backup_request(key, genesis.chain_id, config.node_id, int(time.time() * 1000))
         url = f"{config.url}/v1/admin/backup"
-        with httpx.stream("POST", url, json=body, timeout=BACKUP_TIMEOUT_S) as response:
+        verify = config.make_peer_ssl_context()
+        with httpx.stream("POST", url, json=body, timeout=BACKUP_TIMEOUT_S, verify=verify) as response:
             if response.status_code != 200:
                 response.read()
                 refusal = f"HTTP {response.status_code} {response.text}"

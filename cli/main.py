@@ -66,8 +66,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     from devnet.client import NodeClient
     from node.config import NodeConfig
 
-    url = NodeConfig.load(Path(args.home)).url if args.home else resolve_target(args.node, None, args.profile).node
-    status = NodeClient(url).status()
+    if args.home:
+        config = NodeConfig.load(Path(args.home))
+        status = NodeClient(config.url, verify=config.make_peer_ssl_context()).status()
+    else:
+        status = NodeClient(resolve_target(args.node, None, args.profile).node).status()
     if args.json:
         print_json(status)
         return 0

@@ -1,6 +1,6 @@
 """`omsnode init`, `omsnode genesis`, `omsnode client-key`: forming a network of organisations.
 
-init --home H --org ORG --name NODE --advertise HOST:PORT [--listen ADDR:PORT]
+init --home H --org ORG --name NODE --advertise HOST:PORT [--listen ADDR:PORT] [--tls-cert F --tls-key F --tls-ca F]
                                      the node's key and `H/identity.json` (send it to whoever builds the genesis)
 init --home H --genesis FILE         install the network's genesis: the node votes if genesis lists its key,
                                      else it follows (both steps may go in one command)
@@ -24,14 +24,14 @@ from cli.remote import DEFAULT_PORT
 def cmd_init(args: argparse.Namespace) -> int:
     from ledger.genesis import Genesis
     from node.config import CLIENTS_DIR, KEY_FILE
-    from node.forming import IDENTITY_FILE, install_genesis, make_identity
+    from node.forming import IDENTITY_FILE, TlsFiles, install_genesis, make_identity
     from node.home import create_network
 
     home = Path(args.home)
     forming = [args.org, args.name, args.advertise]
     if not any(forming) and not args.genesis:
-        if args.listen:
-            raise UsageError("--listen goes with --org, --name and --advertise")
+        if args.listen or args.tls_cert or args.tls_key or args.tls_ca:
+            raise UsageError("--listen and --tls-* go with --org, --name and --advertise")
         genesis = create_network([home], [args.port], home / CLIENTS_DIR)
         print(f"created single-validator network {genesis.chain_id!r} in {home}")
         print(f"  validator node-0, API on http://127.0.0.1:{args.port}")
@@ -41,7 +41,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     if any(forming):
         if not all(forming):
             raise UsageError("--org, --name and --advertise go together (they make the node's identity)")
-        make_identity(home, args.org, args.name, args.advertise, args.listen)
+        if bool(args.tls_cert) != bool(args.tls_key):
+            raise UsageError("--tls-cert and --tls-key go together")
+        files = [str(Path(f).resolve()) if f else "" for f in (args.tls_cert, args.tls_key, args.tls_ca)]
+        make_identity(home, args.org, args.name, args.advertise, args.listen, TlsFiles(*files))
         print(f"made node {args.name!r} of {args.org!r} in {home}, reached at {args.advertise}")
         print(f"  send {home / IDENTITY_FILE} to whoever builds the genesis (it holds no secret)")
     elif not (home / KEY_FILE).exists():
@@ -109,6 +112,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--name", help="the node's name, unique in the network")
     p.add_argument("--advertise", metavar="HOST:PORT", help="where the other nodes reach this one")
     p.add_argument("--listen", metavar="ADDR:PORT", help="where the node listens (default: the advertised address)")
+    p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
+    p.add_argument("--tls-ca", metavar="FILE", help="PEM certificates the peers' certificates must chain to")
     p.add_argument("--genesis", help="the network's genesis file to install")
     p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="HTTP port of a new single-validator network (API and p2p)"

@@ -9,6 +9,7 @@ integrator would. Typed reads check each answer against the API's own models
 from __future__ import annotations
 
 import itertools
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -73,11 +74,18 @@ class Signer:
 class NodeClient:
     """Talks to one node's HTTP API."""
 
-    def __init__(self, url: str, timeout: float | httpx.Timeout = 10.0, token: str | None = None) -> None:
-        """`token`: an API token, sent as `Authorization: Bearer` on every request."""
+    def __init__(
+        self,
+        url: str,
+        timeout: float | httpx.Timeout = 10.0,
+        token: str | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        """`token`: an API token, sent as `Authorization: Bearer` on every request; `verify`: how the node's
+        HTTPS certificate is checked."""
         self.url = url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, verify=verify)
         self._window: tuple[float, int] | None = None
         """(when it was asked, the node's suggested `valid_until`)."""
 

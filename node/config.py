@@ -9,6 +9,7 @@ it). API tokens live beside it, in `api_tokens.json` (`node.tokens`).
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -63,17 +64,31 @@ class NodeConfig:
     """Comma-separated origins whose web pages may call the API with a token (empty: none)."""
     max_connections: int = 512
     """Most HTTP connections (API and /p2p, from anyone) open at once; past it a new one is closed at once."""
+    tls_cert_file: str = ""
+    """PEM certificate (chain) the node serves its API and /p2p with over HTTPS (empty: plain HTTP)."""
+    tls_key_file: str = ""
+    """PEM private key of `tls_cert_file`."""
+    tls_ca_file: str = ""
+    """PEM certificates that peers' certificates must chain to (empty: the system's trusted authorities)."""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert_file else "http"
 
     @property
     def url(self) -> str:
         """Where a client on this machine reaches the node."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else "[::1]" if self.host == "::" else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def advertised_url(self) -> str:
         """Where the other nodes reach this one."""
-        return f"http://{self.advertise}" if self.advertise else self.url
+        return f"{self.scheme}://{self.advertise}" if self.advertise else self.url
+
+    def make_peer_ssl_context(self) -> ssl.SSLContext:
+        """How this node checks its peers' certificates: against `tls_ca_file`, or the system's authorities."""
+        return ssl.create_default_context(cafile=self.tls_ca_file or None)
 
     def save(self, home: Path) -> None:
         lines = ["# oms-ledger node settings (local to this node; shared rules live in genesis)"]

@@ -137,10 +137,10 @@ def check_address(value: object) -> str:
 
 
 def make_identity(
-    home: Path, org: str, name: str, advertise: str, listen: str | None = None, scheme: str = "http"
+    home: Path, org: str, name: str, advertise: str, listen: str | None = None, tls: TlsFiles | None = None
 ) -> NodeIdentity:
-    """Make a node's home: its key, `config.toml` (it listens on `listen`, by default the advertised address)
-    and `identity.json`."""
+    """Make a node's home: its key, `config.toml` (it listens on `listen`, by default the advertised address;
+    over HTTPS with `tls`) and `identity.json`."""
     check_name(org, "organisation")
     check_name(name, "node name")
     parse_host_port(advertise, "--advertise")
@@ -151,10 +151,34 @@ def make_identity(
     home.chmod(HOME_MODE)
     key = PrivateKey.generate()
     key.save(home / KEY_FILE)
-    NodeConfig(node_id=name, org=org, host=host, port=port, advertise=advertise).save(home)
-    identity = NodeIdentity(org, name, key.public, f"{scheme}://{advertise}")
+    files = tls or TlsFiles()
+    for path in (files.cert, files.key, files.ca):
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"{path} not found")
+    config = NodeConfig(
+        node_id=name,
+        org=org,
+        host=host,
+        port=port,
+        advertise=advertise,
+        tls_cert_file=files.cert,
+        tls_key_file=files.key,
+        tls_ca_file=files.ca,
+    )
+    config.save(home)
+    identity = NodeIdentity(org, name, key.public, config.advertised_url)
     identity.save(home / IDENTITY_FILE)
     return identity
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The certificate files a node serves HTTPS with and checks its peers against (absolute paths)."""
+
+    cert: str = ""
+    key: str = ""
+    ca: str = ""
+    """The network's certificate authority: peers' certificates must chain to it (empty: the system's)."""
 
 
 def parse_client(spec: str) -> Identity:

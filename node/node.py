@@ -120,7 +120,8 @@ class Node:
                 mute_through,
             )
         self.peers = PeerTable.from_genesis(self.genesis, self.config.node_id)
-        self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers)
+        verify = self.config.make_peer_ssl_context()
+        self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers, verify=verify)
         self.windows = WindowStore(home / WINDOWS_FILE, self.transport.inbox.gate)
         """The envelope replay windows, kept across restarts."""
         self.windows.load()
@@ -143,10 +144,10 @@ class Node:
                 recheck=self._is_admissible,
             )
             self.driver.listeners.append(self._on_commit)
-        self.forwarder = None if self.is_validator else TxForwarder(self.peers)
+        self.forwarder = None if self.is_validator else TxForwarder(self.peers, verify)
         """A follower's way to the validators for its clients' txs (validators gossip instead)."""
         self.gossip = TxGossip(self.transport, forward=self.forwarder.forward if self.forwarder else None)
-        self.sync_source = HttpSyncSource(self.peers)
+        self.sync_source = HttpSyncSource(self.peers, verify=verify)
         interval = self.genesis.consensus.checkpoint_interval
         self.snapshots = SnapshotServer(self.store, interval)
         self.base_height = find_base_height(self.store)

@@ -179,4 +179,6 @@ def serve(home: Path, state_sync: bool | None = None, overrides: dict[str, Any] 
         loop="uvloop",
         http=make_protocol(config.max_connections),
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        ssl_certfile=config.tls_cert_file or None,
+        ssl_keyfile=config.tls_key_file or None,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import deque
 
 import httpx
@@ -45,8 +46,10 @@ def encode_tx_batch(encoded_txs: list[bytes]) -> bytes:
 class TxForwarder:
     """Sends batches of encoded txs to a validator's API, one at a time, from one background task."""
 
-    def __init__(self, peers: PeerTable) -> None:
+    def __init__(self, peers: PeerTable, verify: ssl.SSLContext | bool = True) -> None:
+        """`verify`: how the validators' HTTPS certificates are checked."""
         self.peers = peers
+        self.verify = verify
         self.forwarded = 0
         """Txs a validator took."""
         self.dropped = 0
@@ -64,7 +67,7 @@ class TxForwarder:
 
     async def run(self) -> None:
         """Forward queued batches until cancelled."""
-        async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S) as client:
+        async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S, verify=self.verify) as client:
             while True:
                 while not self._queue:
                     self._ready.clear()
