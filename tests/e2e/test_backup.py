@@ -15,7 +15,7 @@ from devnet.network import Devnet
 from tests.e2e.conftest import omsnode
 from tests.helpers.devnet import wait_converged, wait_for
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 class Load:

@@ -29,7 +29,7 @@ from devnet.network import free_ports
 from tests.e2e.conftest import omsnode
 from tests.e2e.integrator import order_payload
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 ORGS = ("retail", "warehouse", "stores", "partner")
 """The four organisations, whose nodes listen on 127.0.0.2 to 127.0.0.5 in this order."""
