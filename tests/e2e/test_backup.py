@@ -5,44 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
 
-from devnet.client import Signer
 from devnet.network import Devnet
 from tests.e2e.conftest import omsnode
-from tests.helpers.devnet import wait_converged, wait_for
+from tests.helpers.devnet import Load, wait_converged, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
-
-
-class Load:
-    """Catalogue updates sent to node 0 in batches, each waited for, until stopped; keeps every tx id."""
-
-    def __init__(self, devnet: Devnet) -> None:
-        self.devnet = devnet
-        self.tx_ids: list[str] = []
-        self.error: BaseException | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        client = self.devnet.client(0, timeout=30)
-        signer = Signer(self.devnet.genesis.chain_id, self.devnet.clients_dir, client.tx_valid_until)
-        sku = {"price": 1, "currency": "EUR", "tax_class": "standard"}
-        try:
-            while not self.stop.is_set():
-                n = len(self.tx_ids)
-                txs = [signer.tx("operator-1", "sku.upsert", {"sku": f"B-{n + i}", **sku}) for i in range(10)]
-                client.submit_many(txs)
-                client.wait(txs[-1].id.hex(), timeout=120)
-                self.tx_ids += [tx.id.hex() for tx in txs]
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-        finally:
-            client.close()
 
 
 def test_a_running_node_backed_up_wiped_and_restored_catches_up_with_nothing_lost(tmp_path: Path) -> None:

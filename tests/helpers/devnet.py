@@ -9,16 +9,20 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from devnet.client import Signer
+from devnet.client import NodeClient, NodeError, Signer
 from devnet.network import Devnet
+from ledger.tx import Tx
 from node.config import DATA_DIR, WAL_FILE
+
+T = TypeVar("T")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -109,3 +113,50 @@ def node_process(devnet: Devnet, index: int, *flags: str, log: str = "node.log")
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=20)
+
+
+class Load:
+    """Catalogue updates in batches of 10, each waited for, until stopped; keeps every committed tx id. A batch
+    whose node does not answer goes to the next node (the nodes may be restarted under it)."""
+
+    def __init__(self, devnet: Devnet) -> None:
+        self.devnet = devnet
+        self.tx_ids: list[str] = []
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self._via = 0
+
+    def run(self) -> None:
+        signer = Signer(self.devnet.genesis.chain_id, self.devnet.clients_dir, self._valid_until)
+        sku = {"price": 1, "currency": "EUR", "tax_class": "standard"}
+        try:
+            while not self.stop.is_set():
+                n = len(self.tx_ids)
+                txs = [signer.tx("operator-1", "sku.upsert", {"sku": f"L-{n + i}", **sku}) for i in range(10)]
+                self._commit(txs)
+                self.tx_ids += [tx.id.hex() for tx in txs]
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def _valid_until(self) -> int:
+        return self._call(lambda client: client.tx_valid_until())
+
+    def _commit(self, txs: list[Tx]) -> None:
+        def send(client: NodeClient) -> None:
+            client.submit_many(txs)
+            client.wait(txs[-1].id.hex(), timeout=120)
+
+        self._call(send)
+
+    def _call(self, action: Callable[[NodeClient], T], attempts: int = 40) -> T:
+        for _ in range(attempts):
+            client = self.devnet.client(self._via % len(self.devnet.nodes), timeout=30)
+            try:
+                return action(client)
+            except (httpx.HTTPError, NodeError, TimeoutError):
+                self._via += 1
+                time.sleep(0.5)
+            finally:
+                client.close()
+        raise TimeoutError(f"no node took the load in {attempts} attempts")
