@@ -3,7 +3,8 @@
     omsnode init --home DIR --org ORG --name NODE --advertise HOST:PORT [--listen ADDR:PORT] [--genesis FILE]
     omsnode init --home DIR [--port P]              a single-validator network of its own
     omsnode genesis create|inspect ...    omsnode client-key create --out FILE
-    omsnode start --home DIR [--advertise HOST:PORT] [--listen ADDR:PORT] [--log-format json|text]
+    omsnode start --home DIR [--state-sync | --no-state-sync] [--advertise HOST:PORT] [--listen ADDR:PORT]
+                  [--log-format json|text]
     omsnode backup --home DIR --out FILE [--with-keys]    omsnode restore --home DIR FILE
     omsnode --version
     omsnode status [--home DIR | --node URL] [--json]
