@@ -242,6 +242,10 @@ class AddressGossip:
         """Hold the records of `body` that are news; `forward` passes them on to every peer. Answers how many."""
         now = self.clock()
         news = [record for record in self.book.decode_records(body) if self.book.offer(record, now)]
+        if any(record.node == self.transport.node_id for record in news):
+            # an old record of this node outnumbers the one it made at start (its book was lost, its clock
+            # went back): it signs its address again, numbered above that one
+            self.start()
         if news:
             self._point_peers()
             self.book.save()

@@ -136,3 +136,30 @@ async def moved_node_is_found_again() -> None:
 
 def test_a_moved_node_is_found_by_its_peers_and_by_one_that_missed_the_news() -> None:
     asyncio.run(asyncio.wait_for(moved_node_is_found_again(), 30))
+
+
+async def a_stale_record_of_its_own_is_outnumbered() -> None:
+    network = MemoryNetwork(GENESIS, seed=5)
+    reader = Reader()
+    old_self = new_book().announce(NET.keys["node-0"], "node-0", "http://stale:1", now_ms=9_000)
+    clock = [1_000]
+    gossips = {}
+    for node_id in ("node-0", "node-1"):
+        transport = network.transport(node_id, NET.keys[node_id])
+        own = (NET.keys[node_id], f"http://{node_id}.now:1")
+        gossips[node_id] = reader.gossips[node_id] = AddressGossip(new_book(), transport, reader, lambda: clock[0], own)
+        await transport.start()
+    gossips["node-1"].book.offer(old_self, now_ms=9_000)
+    gossips["node-0"].start()
+    await network.settle()
+    assert gossips["node-1"].book.address_of("node-0") == "http://stale:1", "the older clock loses at first"
+    gossips["node-0"].take(gossips["node-1"].book.encode_records(), forward=False)
+    await network.settle()
+    assert gossips["node-0"].book.entries["node-0"].record.seq > old_self.seq
+    assert gossips["node-1"].book.address_of("node-0") == "http://node-0.now:1"
+    for transport in network.nodes.values():
+        await transport.close()
+
+
+def test_a_node_whose_old_record_outnumbers_its_new_one_signs_a_newer_one() -> None:
+    asyncio.run(asyncio.wait_for(a_stale_record_of_its_own_is_outnumbered(), 30))
