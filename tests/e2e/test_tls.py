@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devnet.client import NodeClient, Signer
 from devnet.network import free_ports
+from omsclient import Client, Keyring, tx_id
 from tests.e2e.conftest import omsnode
 from tests.helpers.devnet import wait_for
 from tests.helpers.tls import make_certificates
@@ -54,13 +54,13 @@ def test_four_nodes_agree_over_https_and_refuse_plain_http(tmp_path: Path) -> No
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{urls[0]}/v1/status", timeout=5)  # the system's authorities do not know the network's CA
 
-        first = NodeClient(urls[0], verify=verify)
-        signer = Signer("tls-net", tmp_path / "keys", first.tx_valid_until)
-        tx = signer.tx("ops", "sku.upsert", {"sku": "TLS-1", "price": 1, "currency": "EUR", "tax_class": "standard"})
+        first = Client(urls[0], verify=verify)
+        keyring = Keyring(tmp_path / "keys", "tls-net", first.valid_until)
+        tx = keyring.sign("ops", "sku.upsert", {"sku": "TLS-1", "price": 1, "currency": "EUR", "tax_class": "standard"})
         first.submit(tx)
         token = omsnode("token", "create", "--home", str(homes[3]), "--identity", "ops", "--scopes", "all").stdout
-        last = NodeClient(urls[3], token=token.strip(), verify=verify)
-        wait_for(lambda: last.get(f"/v1/tx/{tx.id.hex()}")["status"] == "committed", 180, "the tx to commit on node3")
+        last = Client(urls[3], token.strip(), verify=verify)
+        assert last.wait_tx(tx_id(tx), timeout=180)["status"] == "committed"
         status = json.loads(omsnode("status", "--home", str(homes[3]), "--json").stdout)
         assert status["advertise"] == urls[3] and status["height"] >= 1
     finally:

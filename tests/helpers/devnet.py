@@ -17,10 +17,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from devnet.client import NodeClient, NodeError, Signer
 from devnet.network import Devnet
-from ledger.tx import Tx
 from node.config import DATA_DIR, WAL_FILE
+from omsclient import Client, Keyring, NodeError, tx_id
 
 T = TypeVar("T")
 
@@ -46,22 +45,22 @@ def load(devnet: Devnet, via: int, tag: str, *, seconds: float = 60.0, until_hei
     """Send batches of 20 one-tx-each catalogue updates to node `via`, each batch waited for,
     for `seconds` or until the chain reaches `until_height`; returns the height reached."""
     client = devnet.client(via)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
+    keyring = devnet.keyring(client)
     deadline = time.monotonic() + seconds
     sent = 0
     height: int = client.status()["height"]
     while time.monotonic() < deadline and (not until_height or height < until_height):
         txs = [
-            signer.tx(
+            keyring.sign(
                 "operator-1",
                 "sku.upsert",
                 {"sku": f"{tag}-{sent + i}", "price": 1, "currency": "EUR", "tax_class": "standard"},
             )
             for i in range(20)
         ]
-        client.submit_many(txs)
+        last = client.submit_many(txs)[-1]["tx_id"]
         sent += len(txs)
-        height = client.wait(txs[-1].id.hex(), timeout=60)["height"]
+        height = client.wait_tx(last, timeout=60)["height"]
     height = client.status()["height"]
     client.close()
     return height
@@ -80,7 +79,10 @@ def converged(devnet: Devnet, height: int) -> bool:
 def wait_converged(devnet: Devnet, height: int, timeout: float = 90.0) -> list[dict[str, Any]]:
     """Wait until every node is at `height` or beyond and those at `height` agree; returns the block there."""
     wait_for(lambda: converged(devnet, height), timeout, f"all nodes to reach height {height} with one head")
-    blocks = [devnet.client(node.index).get(f"/v1/blocks/{height}") for node in devnet.nodes]
+    blocks = []
+    for node in devnet.nodes:
+        with devnet.client(node.index) as client:
+            blocks.append(client.get(f"/v1/blocks/{height}"))
     assert len({block["hash"] for block in blocks}) == 1
     return blocks
 
@@ -128,28 +130,28 @@ class Load:
         self._via = 0
 
     def run(self) -> None:
-        signer = Signer(self.devnet.genesis.chain_id, self.devnet.clients_dir, self._valid_until)
+        keyring = Keyring(self.devnet.clients_dir, self.devnet.genesis.chain_id, self._valid_until)
         sku = {"price": 1, "currency": "EUR", "tax_class": "standard"}
         try:
             while not self.stop.is_set():
                 n = len(self.tx_ids)
-                txs = [signer.tx("operator-1", "sku.upsert", {"sku": f"L-{n + i}", **sku}) for i in range(10)]
+                txs = [keyring.sign("operator-1", "sku.upsert", {"sku": f"L-{n + i}", **sku}) for i in range(10)]
                 self._commit(txs)
-                self.tx_ids += [tx.id.hex() for tx in txs]
+                self.tx_ids += [tx_id(tx) for tx in txs]
         except BaseException as exc:  # reported by the test
             self.error = exc
 
     def _valid_until(self) -> int:
-        return self._call(lambda client: client.tx_valid_until())
+        return self._call(lambda client: client.valid_until())
 
-    def _commit(self, txs: list[Tx]) -> None:
-        def send(client: NodeClient) -> None:
+    def _commit(self, txs: list[dict[str, Any]]) -> None:
+        def send(client: Client) -> None:
             client.submit_many(txs)
-            client.wait(txs[-1].id.hex(), timeout=120)
+            client.wait_tx(tx_id(txs[-1]), timeout=120)
 
         self._call(send)
 
-    def _call(self, action: Callable[[NodeClient], T], attempts: int = 40) -> T:
+    def _call(self, action: Callable[[Client], T], attempts: int = 40) -> T:
         for _ in range(attempts):
             client = self.devnet.client(self._via % len(self.devnet.nodes), timeout=30)
             try:
