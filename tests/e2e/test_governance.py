@@ -5,8 +5,9 @@ approval) commits txs; then, each change proposed with `omsnode governance propo
 `org-0` and approved by the other organisations' validators:
 
 1. a fifth organisation joins; with five member organisations a change now needs four approvals;
-2. its validator `node-4` is added, and its node, started from genesis with its own key, catches up,
-   follows, and votes from the boundary on: the network commits with a quorum of 4 of 5;
+2. its validator `node-4` is added; its node, started from genesis with its own key, catches up as a
+   follower, is restarted as a validator, and votes from the boundary on: the network commits with a
+   quorum of 4 of 5;
 3. `node-1`'s key is rotated, and `node-1` restarted with the new key votes again;
 4. `node-3` is removed and stops voting, and the four others go on;
 5. every node's `verify-chain` passes across the three changes.
@@ -130,7 +131,7 @@ def add_node_home(devnet: Devnet, ident: str, key: PrivateKey) -> NodeInfo:
     shutil.copy(devnet.node(0).home / TOKENS_FILE, home / TOKENS_FILE)
     devnet.genesis.save(home / GENESIS_FILE)
     key.save(home / KEY_FILE)
-    NodeConfig(node_id=ident, port=port).save(home)
+    NodeConfig(node_id=ident, org="org-4", port=port).save(home)
     node = NodeInfo(len(devnet.nodes), home, port)
     devnet.nodes.append(node)
     return node
@@ -158,8 +159,16 @@ def test_the_network_changes_its_members_and_validators_by_governance(network: N
     assert network.approve(proposal, "node-1", "node-2")["status"] == "open"
     assert network.approve(proposal, "node-3")["status"] == "executed"
     start = network.get_start(proposal)
+    # Its node starts as a follower (its store knows only genesis), catches up, and restarts as a validator.
     devnet.start(newcomer.index)
     devnet.wait_until_up([newcomer.index], timeout=WAIT_S)
+    approved = network.client.get(f"/v1/governance/proposals/{proposal}")["executed_height"]
+    wait_for(lambda: network.status(4)["height"] >= approved, WAIT_S, "node-4 to catch up past the approval")
+    assert network.status(4)["role"] == "follower"
+    devnet.kill(newcomer.index)
+    devnet.start(newcomer.index)
+    devnet.wait_until_up([newcomer.index], timeout=WAIT_S)
+    assert network.status(4)["role"] == "validator"
     reached = network.commit_past(start + INTERVAL, "added")
     assert len(network.signers(start - 1)) >= 3
     assert all(len(network.signers(h)) >= 4 for h in range(start, reached + 1))
