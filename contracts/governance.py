@@ -30,7 +30,7 @@ change the membership in force (`ledger.membership`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from contracts.context import TxContext
 from contracts.errors import Rejected
@@ -55,6 +55,9 @@ CONTRACT_PREFIX = "contract/"
 
 PROPOSAL_PREFIX = "governance/proposal/"
 """State prefix of governance proposals, by id (the proposing tx id in hex)."""
+
+ProposalStatus = Literal["open", "executed"]
+"""Where a proposal stands: waiting for approvals, or carried out at the quorum."""
 
 ACTIONS = ("config.set", "contract.activate", *CHANGES)
 """What a governance proposal may do."""

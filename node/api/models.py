@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import records
+from contracts.governance import ProposalStatus
 from contracts.records import OrderStatus
 from node.api.records import Record, derive_model
 from node.feed import EVENT_TYPES
@@ -434,7 +435,7 @@ class Proposal(BaseModel):
     params: dict[str, Any]
     proposer: str = Field(description="the identity that proposed it")
     height: int = Field(description="the block that opened it")
-    status: str = Field(description="open or executed")
+    status: ProposalStatus
     executed_height: int | None = Field(default=None, description="the block that carried it out")
     approvals: dict[str, str] = Field(description="approving organisation -> the identity that signed for it")
     counted: int = Field(description="approvals of organisations that are members now (what counts)")
