@@ -174,6 +174,7 @@ def test_the_network_changes_its_members_and_validators_by_governance(network: N
     assert all(len(network.signers(h)) >= 4 for h in range(start, reached + 1))
     assert network.status(0)["validators"] == ["node-0", "node-1", "node-2", "node-3", "node-4"]
     wait_for(lambda: network.status(4)["voting"], WAIT_S, "node-4 to vote")
+    reached = network.commit_past(reached + 2, "voting")
     assert network.status(4)["last_voted_height"] >= start
 
     # 3. node-1's key rotated: 4 of 5 approve, node-4 among them; node-1 restarts with the new key.
