@@ -164,7 +164,9 @@ class Node:
         self.commits = CommitSignal()
         """Wakes the API's long-polls when a block commits."""
         self.tokens = TokenStore(home)
-        """The API tokens of this node's home, re-read when they change."""
+        """The API tokens of this node's home, re-read when they change (read once here: a malformed file stops
+        the start with the field it got wrong)."""
+        self.tokens.tokens()
         self.idempotency = IdempotencyKeys(self.store, clock)
         """The `Idempotency-Key`s of API writes, kept for a day."""
 
