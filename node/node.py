@@ -210,8 +210,10 @@ class Node:
         admitted = []
         for tx in txs:
             try:
-                self.admission.check(tx, source)
                 size = len(tx.signing_bytes()) + len(tx.signature)
+                if tx.id not in self.mempool:
+                    self.mempool.require_room(tx, size, now, from_peer)  # refused for room before any signature check
+                self.admission.check(tx, source)
                 if self.mempool.add(tx, size, now, self.blocks_with_room, from_peer=from_peer):
                     admitted.append(tx)
             except LedgerError as exc:

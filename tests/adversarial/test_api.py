@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from ledger import tx as tx_module
 from ledger.keys import PrivateKey
 from ledger.tx import MAX_TX_DEPTH, MAX_TX_WINDOW, Tx, make_tx
+from node.api import txs as txs_module
 from node.api.app import create_app
 from node.api.errors import error_response
 from node.api.limits import MAX_BODY_BYTES
@@ -207,11 +208,29 @@ def fresh_client(tmp_path: Path) -> Iterator[Client]:
         yield one
 
 
-def test_a_signer_over_its_mempool_quota_is_told_to_retry_later(fresh_client: Client) -> None:
-    batch = [fresh_client.tx() for _ in range(3)]
+def test_a_signer_over_its_mempool_quota_is_told_to_retry_later_before_its_signature_is_checked(
+    fresh_client: Client, signature_checks: list[int]
+) -> None:
+    batch = [fresh_client.tx() for _ in range(5)]
     response = fresh_client.http.post("/v1/txs", content=as_msgpack([tx.to_wire() for tx in batch]), headers=MSGPACK)
     assert response.status_code == 202 and response.headers["retry-after"] == str(RETRY_AFTER_S)
-    assert [verdict["error"] for verdict in response.json()] == [None, None, "signer_over_quota"]
+    assert [verdict["error"] for verdict in response.json()] == [None, None] + ["signer_over_quota"] * 3
+    assert len(signature_checks) == 2, "a tx refused for room costs no signature check"
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+def test_a_batch_of_5000_signed_txs_is_refused_by_count_before_any_is_decoded_or_checked(
+    fresh_client: Client, signature_checks: list[int], encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tx = fresh_client.tx()
+    decoded: list[int] = []
+    monkeypatch.setattr(txs_module, "tx_from_wire", lambda wire: decoded.append(1))
+    if encoding == "json":
+        response = post_json(fresh_client, "/v1/txs", json.dumps([as_json(tx)] * 5000))
+    else:
+        response = fresh_client.http.post("/v1/txs", content=as_msgpack([tx.to_wire()] * 5000), headers=MSGPACK)
+    assert_refused(response, 400, "too_many_txs")
+    assert decoded == [] and signature_checks == []
 
 
 def test_a_refusal_for_room_answers_its_status_with_retry_after() -> None:
