@@ -27,7 +27,7 @@ from node.api import (
 )
 from node.api.errors import install_error_handlers
 from node.api.inbox import InboxMiddleware
-from node.api.limits import BodyLimitMiddleware, RateLimiter
+from node.api.limits import AnswerPacing, BodyLimitMiddleware, RateLimiter, WorkMiddleware
 from node.node import Node
 
 DESCRIPTION = """
@@ -78,6 +78,8 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
         )
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(InboxMiddleware)
+    app.add_middleware(WorkMiddleware)
+    app.add_middleware(AnswerPacing)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
     for module in (*routers, reconciliations, events, p2p, metrics):

@@ -13,11 +13,12 @@ from pydantic import ValidationError
 from ledger.encoding import decode
 from ledger.errors import InvalidTransaction
 from ledger.tx import Tx, tx_from_wire
-from node.api.deps import authorize, get_node
+from node.api.deps import authorize, charge_work_to, get_node
 from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation
+from node.api.limits import note_signatures
 from node.api.models import ErrorBody, Receipt, TxAccepted, TxBatchResult, TxIn, TxStatus
 from node.api.render import render_receipt
-from node.node import Node
+from node.node import Admitted, Node
 from node.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["transactions"])
@@ -33,6 +34,14 @@ Caller = Annotated[Principal, Depends(authorize(None))]
 def get_source(request: Request) -> str:
     """The client's address, to which failed signature checks are charged."""
     return request.client.host if request.client else "unknown"
+
+
+def submit_paid(request: Request, node: Node, txs: list[Tx]) -> list[Admitted]:
+    """Submit txs from the client's address, the signatures checked counted as its work."""
+    before = node.admission.signature_checks
+    results = node.submit(txs, get_source(request))
+    note_signatures(node.admission.signature_checks - before)
+    return results
 
 
 def tx_from_json(body: TxIn) -> Tx:
@@ -55,8 +64,9 @@ async def post_tx(body: TxIn, request: Request, node: NodeDep) -> Any:
     """Admit a signed tx into the mempool. Answers 202 with the tx id; follow it with `GET /v1/tx/{tx_id}`.
     A signer with its quota of txs waiting gets 429 `signer_over_quota`, a full mempool 503 `mempool_full`,
     an address that sent too many txs with failing signatures 429 `signature_checks_exhausted`; all carry
-    `Retry-After` (seconds)."""
-    (result,) = node.submit([tx_from_json(body)], get_source(request))
+    `Retry-After` (seconds); an address over its rate of work 429 `rate_limited`."""
+    charge_work_to(request, f"address:{get_source(request)}", node.config.api_address_rate_per_s)
+    (result,) = submit_paid(request, node, [tx_from_json(body)])
     if result.error is not None:
         raise result.error
     return TxAccepted(tx_id=result.tx_id.hex())
@@ -80,13 +90,15 @@ async def post_txs(request: Request, response: Response, node: NodeDep) -> Any:
     """Admit a batch; each tx gets its own verdict, in order. More than `MAX_BATCH` txs are refused
     before any of them is parsed, and each tx is refused for want of room before its signature is checked.
     If a tx was refused for want of room (`mempool_full`, `signer_over_quota`), the answer carries
-    `Retry-After`: send those txs again after that many seconds."""
+    `Retry-After`: send those txs again after that many seconds. Each signature checked is a unit of the
+    address's work (`api_address_rate_per_s`); an address in debt is refused 429 `rate_limited`."""
+    charge_work_to(request, f"address:{get_source(request)}", node.config.api_address_rate_per_s)
     raw = await request.body()
     if request.headers.get("content-type", "").startswith("application/msgpack"):
         txs = [tx_from_wire(item) for item in _decode_msgpack_batch(raw)]
     else:
         txs = [tx_from_json(_validate_json_tx(index, item)) for index, item in enumerate(_decode_json_batch(raw))]
-    results = node.submit(txs, get_source(request))
+    results = submit_paid(request, node, txs)
     waits = [r.error.retry_after_s for r in results if r.error is not None and r.error.retry_after_s is not None]
     if waits:
         response.headers["Retry-After"] = str(max(waits))

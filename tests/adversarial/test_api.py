@@ -268,3 +268,16 @@ def test_an_address_spends_its_failed_signature_checks_then_is_refused_unchecked
     refused = fresh_client.http.post("/v1/tx", json=as_json(fresh_client.tx()))
     assert_refused(refused, 429, "signature_checks_exhausted")
     assert refused.headers["retry-after"] == "1"
+
+
+def test_an_address_pays_for_the_signatures_it_made_the_node_check(tmp_path: Path) -> None:
+    with node_client(tmp_path, api_address_rate_per_s=10) as one:
+        batch = [one.tx() for _ in range(30)]
+        response = one.http.post("/v1/txs", content=as_msgpack([tx.to_wire() for tx in batch]), headers=MSGPACK)
+        assert response.status_code == 202 and all(verdict["accepted"] for verdict in response.json())
+        refused = one.http.post("/v1/tx", json=as_json(one.tx()))
+        body = assert_refused(refused, 429, "rate_limited")
+        assert "address" in body["message"] and int(refused.headers["retry-after"]) >= 1
+        again = one.http.post("/v1/txs", content=as_msgpack([batch[0].to_wire()]), headers=MSGPACK)
+        assert_refused(again, 429, "rate_limited")
+        assert one.http.get("/v1/status").status_code == 200, "reads that cost no work stay open"
