@@ -32,9 +32,11 @@ bench: $(STAMP)
 sim: $(STAMP)
 	$(BIN)/python -m tests.sim.search --count 10000
 
-# the OpenAPI fuzz of `make test` (a few requests per route) at 1,000 requests per route and mode
+# the OpenAPI fuzz of `make test` (a few requests per route) at 1,000 requests per route and mode, and the
+# hostile-client load test for 5 minutes instead of 12 s
 fuzz: $(STAMP)
 	OMS_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -q --timeout 7200 tests/adversarial/test_openapi.py
+	OMS_HOSTILE_SECONDS=300 $(BIN)/python -m pytest -q -s --timeout 1200 tests/e2e/test_hostile_load.py
 
 clean:
 	-$(BIN)/omsnode devnet down --dir devnet-data

@@ -50,7 +50,7 @@ class NodeConfig:
     says what else counts)."""
     api_burst: int = 400
     """Requests a token may send at once before its rate applies."""
-    api_address_rate_per_s: int = 2000
+    api_address_rate_per_s: int = 1000
     """Units of work per second each client address may spend on the routes that need no token (`POST /v1/tx`,
     `/v1/txs`: a request or a tx signature checked is one unit), bursting to twice that."""
     metrics_loopback_only: bool = False

@@ -14,6 +14,7 @@ from node.api.errors import install_error_handlers
 from node.api.limits import (
     ANSWER_BYTES_PER_UNIT,
     CURRENT_WORK,
+    REQUEST_BYTES_PER_UNIT,
     ROWS_PER_UNIT,
     BodyBudget,
     BodyLimitMiddleware,
@@ -84,16 +85,17 @@ def make_metered_client(clock: FakeClock) -> TestClient:
 def test_a_key_pays_for_the_rows_it_scanned_and_waits_in_debt_while_others_are_served():
     clock = FakeClock()
     client = make_metered_client(clock)
-    assert client.get("/scan", params={"rows": 5000}, headers={"x-key": "token:big"}).status_code == 200
+    assert client.get("/scan", params={"rows": 500}, headers={"x-key": "token:big"}).status_code == 200
     refused = client.get("/scan", params={"rows": 0}, headers={"x-key": "token:big"})
     assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
     assert int(refused.headers["retry-after"]) == 4, "1 + 50 units spent of a burst of 20, refilled at 10/s"
-    cheap = [client.get("/scan", params={"rows": 99}, headers={"x-key": "token:small"}) for _ in range(21)]
-    assert [r.status_code for r in cheap] == [200] * 20 + [429], "99 rows cost no unit beyond the request"
+    cheap = [client.get("/scan", params={"rows": 9}, headers={"x-key": "token:small"}) for _ in range(21)]
+    assert [r.status_code for r in cheap] == [200] * 20 + [429], "9 rows cost no unit beyond the request"
     clock.now += 4
     assert client.get("/scan", params={"rows": 0}, headers={"x-key": "token:big"}).status_code == 200
 
 
-def test_the_meter_counts_rows_answer_bytes_and_signatures_in_units():
+def test_the_meter_counts_rows_request_and_answer_bytes_and_signatures_in_units():
     meter = WorkMeter(rows=ROWS_PER_UNIT * 3 + 1, answer_bytes=ANSWER_BYTES_PER_UNIT * 2, signatures=5)
-    assert meter.units() == 3 + 2 + 5
+    meter.request_bytes = REQUEST_BYTES_PER_UNIT * 7 - 1
+    assert meter.units() == 3 + 2 + 5 + 6
