@@ -41,11 +41,14 @@ FulfilmentStatus = Literal["allocated", "released", "picked", "shipped", "delive
 ReturnStatus = Literal["requested", "partially_received", "received", "cancelled", "expired"]
 """The states of a return."""
 
-TransferStatus = Literal["in_transit", "received", "refused"]
+TransferStatus = Literal["in_transit", "received", "refused", "recalled"]
 """The states of a stock transfer."""
 
 CountStatus = Literal["reported", "approved"]
 """The states of a stock count report."""
+
+LocationType = Literal["store", "warehouse"]
+"""What a distribution point is."""
 
 PaymentTerms = Literal["prepaid", "on_account"]
 """How an order is paid: before it is released, or on account."""
@@ -97,7 +100,7 @@ class Location(TypedDict):
 
     location: str
     name: str
-    type: Literal["store", "warehouse"]
+    type: LocationType
     org: str
     region: str
     lat: int
@@ -279,6 +282,10 @@ class Order(TypedDict):
     created_ms: int
     deadline_ms: int | None
     """Block time by which a prepaid order must be paid (None once paid, or while it needs no payment)."""
+    metadata: dict[str, str]
+    """The channel's own data, as sent (bounded: `orders.MAX_METADATA_KEYS` keys)."""
+    tags: list[str]
+    """The channel's labels, as sent (bounded: `orders.MAX_TAGS`)."""
     review: NotRequired[Review]
 
 
@@ -478,15 +485,25 @@ class Difference(TypedDict):
     difference: int
 
 
+class Counted(TypedDict):
+    sku: str
+    qty: int
+
+
 class CountReport(TypedDict):
     """A physical count and its differences: `count/<location>/<tx id>`."""
 
     location: str
     reference: str
     counted: int
+    counts: list[Counted]
+    """What was counted of each SKU (a SKU stocked but not counted by a `full` count is counted as 0)."""
     differences: list[Difference]
+    """The differences against the stock when it was counted (for the report; approval compares again)."""
     tx_id: bytes
     height: int
     time_ms: int
     status: CountStatus
     approved_by: NotRequired[str]
+    posted: NotRequired[list[Difference]]
+    """The differences against the stock when it was approved: what was posted."""

@@ -1,8 +1,12 @@
-"""Idempotency keys of writes: what the node answered for a key, kept for a day, then forgotten.
+"""Idempotency keys of writes: what this node signed for a key, kept for a day, then forgotten.
 
-A write sent with an `Idempotency-Key` is remembered per identity and key
-(`node.api.writes` says what the same key then answers): a hash of the
-request, the txs it made and their window. The record lives `KEEP_MS` from
+The ledger itself records each key's first tx (`ledger.idempotency`), so a
+key is one action on every node; that record exists once the tx is
+committed. Until then this node's own record lets a retry here sign the very
+same tx and refuses another body at once. A write sent with an
+`Idempotency-Key` is remembered per identity and key (`node.api.writes`
+says what the same key then answers): a hash of the request, the txs it
+made and their window. The record lives `KEEP_MS` from
 the key's first use: a retry within that time answers as the first request
 did; after it the key is free, and a request with it is a new one. A key a
 client reuses for another write after a day is not a conflict; a retry that

@@ -4,7 +4,9 @@
 data: it answers 401 without a known token (`Authorization: Bearer T`), 429
 when the token is in debt of work (`charge_work_to`), and 403 when the token
 lacks `scope`; the route then narrows what it shows to the `Principal`'s
-organisation.
+organisation. Where the token stands against its rate is kept as
+`request.state.quota`, for the answer's `RateLimit` headers
+(`node.api.headers`).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ async def get_state(request: Request) -> StateView:
 
 def charge_work_to(request: Request, key: str, rate: float | None = None) -> None:
     """Count this request against `key` (`RateLimited` while the key is in debt), and have the work it does
-    charged to the same key once it is answered (`node.api.limits.WorkMiddleware`)."""
-    request.app.state.rate_limiter.take(key, rate)
+    charged to the same key once it is answered (`node.api.limits.WorkMiddleware`); where the key then stands is
+    kept for the answer's `RateLimit` headers."""
+    request.state.quota = request.app.state.rate_limiter.take(key, rate)
     meter = CURRENT_WORK.get()
     if meter is not None:
         meter.key, meter.rate = key, rate

@@ -26,8 +26,12 @@ token (`PAID_BY_ADDRESS`) are paid by the client's address, checked before
 the body is even read. A key in debt is answered 429 with
 `Retry-After` until its bucket refills, so a token that sends a few requests
 that each scan the whole stock waits as long as one that sent many cheap
-ones. Page sizes and batch sizes are bounded where they are read
-(`MAX_PAGE`, `MAX_IMPORT`, `node.api.txs.MAX_BATCH`).
+ones. Every answer to a request with a token announces where the token
+stands, in units, in the IETF draft's headers `RateLimit-Limit` (the
+bucket's size), `RateLimit-Remaining` and `RateLimit-Reset` (seconds until
+the bucket is full), a refusal for rate as well. Page sizes and batch sizes
+are bounded where they are read (`MAX_PAGE`, `MAX_IMPORT`,
+`node.api.txs.MAX_BATCH`).
 
 `AnswerPacing` cuts answer bodies into `ANSWER_CHUNK_BYTES` pieces: the
 server writes the next piece only once the connection's buffer has drained
@@ -163,6 +167,7 @@ async def _refuse(send: Send, refusal: LedgerError, close: bool = False) -> None
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
     if close:
         headers.append((b"connection", b"close"))
+    headers += [(name.encode(), value.encode()) for name, value in getattr(refusal, "headers", {}).items()]
     if refusal.retry_after_s is not None:
         headers.append((b"retry-after", str(refusal.retry_after_s).encode()))
     await send({"type": "http.response.start", "status": refusal.http_status, "headers": headers})
@@ -240,6 +245,25 @@ class MeteredReader:
             yield entry
 
 
+@dataclass(frozen=True)
+class Quota:
+    """Where a token stands against its rate after a request, as the `RateLimit` headers announce it."""
+
+    limit: int
+    """Units the token may spend at once (its bucket's size)."""
+    remaining: int
+    """Units it may spend now (negative while in debt)."""
+    reset_s: int
+    """Seconds until its bucket is full again."""
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "ratelimit-limit": str(self.limit),
+            "ratelimit-remaining": str(self.remaining),
+            "ratelimit-reset": str(self.reset_s),
+        }
+
+
 class RateLimiter:
     """A token bucket of work units per key (an API token or a client address): `burst` units at once, refilled
     at `rate` per second; a request is refused while its key is in debt."""
@@ -251,20 +275,27 @@ class RateLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         """Key -> (units left, when that was counted); below zero while in debt."""
 
-    def _left(self, key: str, rate: float | None) -> tuple[float, float]:
-        """(units left now, the rate that refills them); a key with a `rate` of its own bursts to twice that."""
+    def _left(self, key: str, rate: float | None) -> tuple[float, float, float]:
+        """(units left now, the bucket's size, the rate that refills it); a key with a `rate` of its own bursts to
+        twice that."""
         burst = float(self.burst) if rate is None else 2.0 * rate
         rate = self.rate if rate is None else rate
         left, since = self._buckets.get(key, (burst, self.clock()))
-        return min(burst, left + (self.clock() - since) * rate), rate
+        return min(burst, left + (self.clock() - since) * rate), burst, rate
 
-    def take(self, key: str, rate: float | None = None) -> None:
-        """Count one request of `key`, or raise `RateLimited` saying when one will be allowed."""
-        left, rate = self._left(key, rate)
+    def take(self, key: str, rate: float | None = None) -> Quota:
+        """Count one request of `key` and answer where it then stands, or raise `RateLimited` saying when one
+        will be allowed (with the `RateLimit` headers)."""
+        left, burst, rate = self._left(key, rate)
         if left < 1:
             wait = math.ceil((1 - left) / rate)
-            raise RateLimited(f"more than {rate:g} units of work per second from {key.partition(':')[0]}", wait)
+            refusal = RateLimited(
+                f"more than {rate:g} units of work per second from this {key.partition(':')[0]}", wait
+            )
+            refusal.headers = _quota(burst, left, rate).headers()
+            raise refusal
         self._store(key, left - 1)
+        return _quota(burst, left - 1, rate)
 
     def charge(self, key: str, units: int, rate: float | None = None) -> None:
         """Spend `units` of `key`'s bucket for work already done (it may go into debt)."""
@@ -350,3 +381,7 @@ class AnswerPacing:
                 await send({"type": "http.response.body", "body": piece, "more_body": more or not last})
 
         await self.app(scope, receive, paced)
+
+
+def _quota(burst: float, left: float, rate: float) -> Quota:
+    return Quota(math.floor(burst), math.floor(left), math.ceil((burst - left) / rate))

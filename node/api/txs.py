@@ -15,7 +15,7 @@ from ledger.encoding import decode
 from ledger.errors import InvalidTransaction
 from ledger.tx import Tx, tx_from_wire
 from node.api.deps import authorize, get_node
-from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation
+from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation, list_problems
 from node.api.limits import note_signatures
 from node.api.models import ErrorBody, Receipt, TxAccepted, TxBatchResult, TxIn, TxStatus
 from node.api.render import render_receipt
@@ -136,19 +136,31 @@ def _decode_msgpack_batch(raw: bytes) -> list[Any]:
 
 
 def _decode_json_batch(raw: bytes) -> list[Any]:
-    """The entries of a JSON array of txs, counted before any of them is parsed (the array is split into its
-    entries' raw text first, in C, without building them)."""
-    try:
-        entries = msgspec.json.decode(raw, type=list[msgspec.Raw])
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest("body must be a JSON array of txs") from exc
-    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nesting deeper than the stack allows
-        raise InvalidRequest(f"body is not JSON: {type(exc).__name__}") from exc
+    """The entries of a JSON array of txs, counted before any of them is parsed."""
+    entries = _split_json_array(raw)
     if len(entries) > MAX_BATCH:
         raise TooManyTxs(f"{len(entries)} txs; at most {MAX_BATCH} per batch")
+    return [_parse_json(bytes(entry)) if isinstance(entry, msgspec.Raw) else entry for entry in entries]
+
+
+def _split_json_array(raw: bytes) -> list[Any]:
+    """The array's entries as raw text, split in C without building them; text that splitter refuses (such as
+    an escaped lone surrogate, which a tx then refuses with its own error) is parsed whole instead."""
     try:
-        return [json.loads(bytes(entry)) for entry in entries]
-    except (ValueError, RecursionError) as exc:
+        return msgspec.json.decode(raw, type=list[msgspec.Raw])
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest("body must be a JSON array of txs") from exc
+    except (msgspec.DecodeError, RecursionError):
+        items = _parse_json(raw)
+    if not isinstance(items, list):
+        raise InvalidRequest("body must be a JSON array of txs")
+    return items
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
         raise InvalidRequest(f"body is not JSON: {type(exc).__name__}") from exc
 
 
@@ -156,7 +168,8 @@ def _validate_json_tx(index: int, item: Any) -> TxIn:
     try:
         return TxIn.model_validate(item)
     except ValidationError as exc:
-        raise InvalidRequest(f"tx {index}: {describe_validation(exc.errors())}") from exc
+        problems = list_problems(exc.errors(), ["body", index])
+        raise InvalidRequest(f"tx {index}: {describe_validation(exc.errors())}", fields=problems) from exc
 
 
 @router.get("/tx/{tx_id}", response_model=TxStatus, responses={404: {"model": ErrorBody}}, summary="Where a tx stands")
