@@ -176,9 +176,9 @@ async def _refuse(send: Send, refusal: LedgerError, close: bool = False) -> None
 
 ROWS_PER_UNIT = 10
 """Rows read from the state or scanned by a page that cost one unit of work (a unit is about 50 µs of the
-node's CPU, one signature check: a stock reconciliation of 1,000 SKUs took 12 ms and costs about 400 units)."""
+node's CPU, one signature check: a stock reconciliation of 1,000 SKUs took 12 ms and costs about 250 units)."""
 
-REQUEST_BYTES_PER_UNIT = 256
+REQUEST_BYTES_PER_UNIT = 1024
 """Request body bytes that cost one unit of work (what it takes to parse and check them as JSON or msgpack)."""
 
 ANSWER_BYTES_PER_UNIT = 64 * 1024

@@ -276,7 +276,7 @@ def test_an_address_spends_its_failed_signature_checks_then_is_refused_unchecked
 
 def test_an_address_pays_for_the_signatures_it_made_the_node_check(tmp_path: Path) -> None:
     with node_client(tmp_path, api_address_rate_per_s=10) as one:
-        batch = [one.tx() for _ in range(30)]  # 1 + 30 checked + about 17 for 4.5 KB: a debt of 28 units
+        batch = [one.tx() for _ in range(30)]  # 1 + 30 checked + 4 for 4.5 KB: a debt of 15 units
         response = one.http.post("/v1/txs", content=as_msgpack([tx.to_wire() for tx in batch]), headers=MSGPACK)
         assert response.status_code == 202 and all(verdict["accepted"] for verdict in response.json())
         refused = one.http.post("/v1/tx", json=as_json(one.tx()))
