@@ -30,11 +30,9 @@ from itertools import islice
 from typing import TypedDict
 
 from ledger.encoding import decode, encode
+from ledger.idempotency import KEEP_MS
 from ledger.store import Store
 from node.executor import Clock
-
-KEEP_MS = 24 * 60 * 60 * 1000
-"""How long a key answers as its first use did (24 hours from that use)."""
 
 SWEEP_MAX = 100
 """Most expired records one write sweeps."""

@@ -1,4 +1,8 @@
-"""The FastAPI application of a node: routers, error handlers, and the node's lifetime."""
+"""The FastAPI application of a node: routers, error handlers, and the node's lifetime.
+
+The API explorer (`/docs`, `/redoc`) loads its scripts and styles from the node itself (`fastapi-offline`
+ships them), so it works on a network with no way out to the internet.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,12 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi_offline import FastAPIOffline
+from starlette.requests import Request
+from starlette.routing import Route
 
 from node.api import (
+    backup,
     blocks,
     catalogue,
     configuration,
@@ -35,6 +41,8 @@ from node.api.inbox import InboxMiddleware
 from node.api.limits import AnswerPacing, BodyLimitMiddleware, RateLimiter, WorkMiddleware
 from node.api.models import InvalidRequestBody
 from node.api.params import refuse_unknown_parameters
+from node.config import NodeConfig
+from node.logs import log_startup
 from node.node import Node
 
 DESCRIPTION = """
@@ -67,28 +75,37 @@ signature.
 """
 
 
-def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequence[str] = ()) -> FastAPI:
-    """The app for the node whose home is `home`; the node starts and stops with the server. Web pages of
-    `cors_origins` may call it (with a token)."""
+def create_app(
+    home: Path, state_sync: bool | None = None, cors_origins: Sequence[str] = (), config: NodeConfig | None = None
+) -> FastAPI:
+    """The app for the node whose home is `home` (with `config`, by default the home's); the node starts and
+    stops with the server. Web pages of `cors_origins` may call it (with a token)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node = Node(home, state_sync=state_sync)
+        node = Node(home, state_sync=state_sync, config=config)
         app.state.node = node
         app.state.rate_limiter = RateLimiter(node.config.api_rate_per_s, node.config.api_burst)
         app.state.address_rate_per_s = node.config.api_address_rate_per_s
         await node.start()
+        log_startup(
+            node.genesis.chain_id,
+            node.node_id,
+            "validator" if node.is_validator else "follower",
+            node.store.height,
+            node.config.advertised_url,
+            {peer.id: peer.address for peer in node.peers},
+        )
         try:
             yield
         finally:
             await node.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="oms-ledger node",
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
-        openapi_url=None,
         dependencies=[Depends(refuse_unknown_parameters)],
         responses={422: {"model": InvalidRequestBody, "description": "The request does not fit the route"}},
     )
@@ -115,23 +132,22 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
     app.add_middleware(AnswerPacing)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, reconciliations, events, p2p, metrics):
+    for module in (*routers, reconciliations, events, p2p, metrics, backup):
         app.include_router(module.router)
     serve_openapi(app)
     return app
 
 
 def serve_openapi(app: FastAPI) -> None:
-    """`/openapi.json` rendered once, and `/docs` over it: rendering the 170 KB document took about 10 ms of
+    """`/openapi.json` rendered once (the docs read it too): rendering the 170 KB document took about 10 ms of
     the event loop per request, which anyone could ask for again and again."""
     rendered: list[bytes] = []
 
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi_json() -> Response:
+    async def openapi_json(request: Request) -> Response:
         if not rendered:
             rendered.append(json.dumps(app.openapi(), separators=(",", ":")).encode())
         return Response(rendered[0], media_type="application/json")
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+    path = app.openapi_url
+    app.router.routes[:] = [r for r in app.router.routes if not (isinstance(r, Route) and r.path == path)]
+    app.add_route(str(path), openapi_json, include_in_schema=False)

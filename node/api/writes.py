@@ -45,6 +45,7 @@ from ledger.errors import LedgerError
 from ledger.idempotency import (
     DUPLICATE_REQUEST,
     IDEMPOTENCY_CONFLICT,
+    KEEP_MS,
     compute_request_hash,
     derive_keyed_nonce,
     get_key_record,
@@ -56,7 +57,6 @@ from node.api.errors import Forbidden, IdempotencyConflict
 from node.api.models import Receipt, WriteResult
 from node.api.render import render_receipt
 from node.config import CLIENTS_DIR
-from node.idempotency import KEEP_MS
 from node.node import Node
 from node.tokens import Principal
 
