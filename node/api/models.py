@@ -145,7 +145,9 @@ class Status(BaseModel):
     view_changing: bool = False
     """True while the replica has left its view and waits for the next one to start."""
     voting: bool = True
-    """True while the replica would vote on its next height (false while changing view, muted or behind)."""
+    """True while the replica would vote on its next height (false while changing view, muted, behind or halted)."""
+    consensus_halted: str | None = None
+    """Why the replica stopped signing (its consensus log could not be written; until restart), or null."""
     last_voted_height: int = 0
     """Height of the last PREPARE or COMMIT this replica signed since it started."""
     validators: list[str]
