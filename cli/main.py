@@ -4,6 +4,7 @@
     omsnode start --home DIR [--state-sync | --no-state-sync]
     omsnode status [--home DIR | --node URL] [--json]
     omsnode verify-chain --home DIR [--json]
+    omsnode verify-proof FILE --genesis genesis.json [--json]
     omsnode token create|list|revoke --home DIR ...
     omsnode devnet up|status|down|kill|restart|load|demo ...
 
@@ -36,6 +37,7 @@ from cli import (
     channel_commands,
     devnet_commands,
     order_commands,
+    proof_commands,
     reconcile_commands,
     stock_commands,
     token_commands,
@@ -181,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
     channel_commands.add_parser(sub)
+    proof_commands.add_parser(sub)
     return parser
 
 

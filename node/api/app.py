@@ -20,6 +20,7 @@ from node.api import (
     metrics,
     orders,
     p2p,
+    proofs,
     reconciliations,
     returns,
     status,
@@ -108,6 +109,6 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
     app.add_middleware(AnswerHeadersMiddleware)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, reconciliations, events, p2p, metrics):
+    for module in (*routers, proofs, reconciliations, events, p2p, metrics):
         app.include_router(module.router)
     return app
