@@ -24,6 +24,7 @@ from node.api import (
     reconciliations,
     returns,
     status,
+    trace,
     txs,
 )
 from node.api.content import JsonBodyMiddleware
@@ -109,6 +110,6 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
     app.add_middleware(AnswerHeadersMiddleware)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, proofs, reconciliations, events, p2p, metrics):
+    for module in (*routers, trace, proofs, reconciliations, events, p2p, metrics):
         app.include_router(module.router)
     return app
