@@ -35,12 +35,17 @@ def test_a_proof_from_one_node_verifies_offline_and_fails_once_tampered(devnet: 
         "location.upsert",
         {"location": "LIS-1", "type": "store", "org": "org-0", "region": "PT", "lat": 38_722_000, "lon": -9_139_000},
     )
-    receive = keyring.sign("store-1", "stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 5}]})
+    receive = keyring.sign(
+        "store-1", "stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 5, "lot": "L1"}]}
+    )
     statuses = [client.wait_tx(client.submit(tx), timeout=120) for tx in (sku, location, receive)]
     client.close()
     assert [status["status"] for status in statuses] == ["committed"] * 3
     tx_proof = fetch(devnet, 2, f"/v1/proofs/tx/{tx_id(sku)}")
     movement_proof = fetch(devnet, 3, "/v1/proofs/movement/LIS-1/TEE-M/1")
+    node = ("--node", devnet.node(0).url, "--token", devnet.token)
+    traced = json.loads(omsnode("trace", "L1", *node, "--proof-dir", str(tmp_path / "lot"), "--json").stdout)
+    assert [(step["kind"], step["tx_id"]) for step in traced["items"]] == [("receipt", tx_id(receive))]
     devnet.stop_all()
 
     genesis = tmp_path / "genesis.json"
@@ -51,8 +56,9 @@ def test_a_proof_from_one_node_verifies_offline_and_fails_once_tampered(devnet: 
     said = json.loads(omsnode("verify-proof", str(tmp_path / "tx.proof"), "--genesis", str(genesis), "--json").stdout)
     assert said["ok"] and said["tx_id"] == tx_id(sku) and said["height"] == statuses[0]["height"]
     assert said["receipt"]["ok"] and len(said["signers"]) >= devnet.genesis.quorum
-    text = omsnode("verify-proof", str(tmp_path / "movement.proof"), "--genesis", str(genesis)).stdout
-    assert text.startswith(f"PROVEN: tx {tx_id(receive)} (stock.receive, signed by store-1)")
+    for proof in (tmp_path / "movement.proof", *(tmp_path / "lot").iterdir()):
+        text = omsnode("verify-proof", str(proof), "--genesis", str(genesis)).stdout
+        assert text.startswith(f"PROVEN: tx {tx_id(receive)} (stock.receive, signed by store-1)")
 
     tampered = bytearray(tx_proof)
     tampered[len(tampered) // 2] ^= 0x01

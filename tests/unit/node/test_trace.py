@@ -114,3 +114,18 @@ def test_a_lot_is_traced_from_receipt_through_a_transfer_and_a_sale_to_its_retur
     seen = shop.client.get("/v1/trace/L1", params={"sku": "TEE"}, headers=franchisee).json()["items"]
     assert [s["kind"] for s in seen] == ["transfer_in", "shipment", "return_in"]
     assert shop.client.get("/v1/trace/NO-SUCH-LOT").json()["items"] == []
+
+    invoice = shop.client.get(f"/v1/orders/{order_id}").json()["invoices"][0]
+    for path, kind in (
+        (f"/v1/proofs/order/{order_id}", "order.create"),
+        (f"/v1/proofs/invoice/{invoice}", "fulfilment.ship"),
+        ("/v1/proofs/movement/SHOP/TEE/1", "stock.transfer.accept"),
+    ):
+        answer = shop.client.get(path)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json", answer.text
+        assert verify_tx_proof(decode_proof(answer.content), shop.genesis).tx.kind == kind
+    receipt_tx = trace["items"][0]["tx_id"]
+    assert shop.client.get(f"/v1/proofs/tx/{receipt_tx}").status_code == 200
+    assert shop.client.get(f"/v1/proofs/tx/{receipt_tx}", headers=franchisee).status_code == 404
+    assert shop.client.get("/v1/proofs/movement/WH1/TEE/1", headers=franchisee).status_code == 404
+    assert shop.client.get("/v1/proofs/tx/not-hex").json()["error"] == "invalid_transaction"
