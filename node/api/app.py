@@ -1,4 +1,8 @@
-"""The FastAPI application of a node: routers, error handlers, and the node's lifetime."""
+"""The FastAPI application of a node: routers, error handlers, and the node's lifetime.
+
+The API explorer (`/docs`, `/redoc`) loads its scripts and styles from the node itself (`fastapi-offline`
+ships them), so it works on a network with no way out to the internet.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from node.api import (
+    backup,
     blocks,
     catalogue,
     configuration,
@@ -34,6 +40,8 @@ from node.api.inbox import InboxMiddleware
 from node.api.limits import BodyLimitMiddleware, RateLimiter
 from node.api.models import InvalidRequestBody
 from node.api.params import refuse_unknown_parameters
+from node.config import NodeConfig
+from node.logs import log_startup
 from node.node import Node
 
 DESCRIPTION = """
@@ -66,22 +74,32 @@ signature.
 """
 
 
-def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequence[str] = ()) -> FastAPI:
-    """The app for the node whose home is `home`; the node starts and stops with the server. Web pages of
-    `cors_origins` may call it (with a token)."""
+def create_app(
+    home: Path, state_sync: bool | None = None, cors_origins: Sequence[str] = (), config: NodeConfig | None = None
+) -> FastAPI:
+    """The app for the node whose home is `home` (with `config`, by default the home's); the node starts and
+    stops with the server. Web pages of `cors_origins` may call it (with a token)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node = Node(home, state_sync=state_sync)
+        node = Node(home, state_sync=state_sync, config=config)
         app.state.node = node
         app.state.rate_limiter = RateLimiter(node.config.api_rate_per_s, node.config.api_burst)
         await node.start()
+        log_startup(
+            node.genesis.chain_id,
+            node.node_id,
+            "validator" if node.is_validator else "follower",
+            node.store.height,
+            node.config.advertised_url,
+            {peer.id: peer.address for peer in node.peers},
+        )
         try:
             yield
         finally:
             await node.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="oms-ledger node",
         version="1",
         description=DESCRIPTION,
@@ -110,6 +128,6 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
     app.add_middleware(AnswerHeadersMiddleware)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, trace, proofs, reconciliations, events, p2p, metrics):
+    for module in (*routers, trace, proofs, reconciliations, events, p2p, metrics, backup):
         app.include_router(module.router)
     return app

@@ -130,6 +130,12 @@ class InvalidRequestBody(ErrorBody):
 class Status(BaseModel):
     node_id: str
     chain_id: str
+    role: str = "validator"
+    """`validator` (votes) or `follower` (a member organisation's node that follows without voting)."""
+    org: str = ""
+    """The organisation running the node."""
+    advertise: str = ""
+    """Where the other nodes reach this one (what it announces)."""
     height: int
     head_hash: str
     state_root: str
@@ -316,6 +322,8 @@ class Peer(BaseModel):
     last_error: str
     queue_dropped: int = Field(description="envelopes dropped: send queue full or retries spent")
     marked_bad: str = Field(description="why the node stopped syncing from the peer; empty while it trusts it")
+    announced_seq: int = Field(0, description="sequence number of the peer's address record (0: genesis address)")
+    announced_seen_ms: int = Field(0, description="when that record was last seen, ms since the epoch (0: never)")
 
 
 class OrderHistory(BaseModel):
