@@ -38,6 +38,7 @@ from node.changes import BlockChanges
 from node.feed import compute_feed_writes
 from node.finance import compute_finance_writes
 from node.indexes import compute_index_writes
+from node.lots import compute_lot_writes
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,18 @@ class Executor:
 
     def commit(self, block: Block, certificate: CommitCertificate) -> list[Receipt]:
         """Write a decided block with its certificate and results in one atomic batch, with the change feed's
-        events, the list indexes and the money per day derived from what it changed."""
+        events, the list indexes, the lot index and the money per day derived from what it changed."""
         execution = self._scratch.pop(block.hash(), None)
         if execution is None:
             self.check_block(block)
             execution = self._scratch.pop(block.hash())
         changes = BlockChanges(self.store, block, execution.writes)
-        derived = {**compute_feed_writes(changes), **compute_index_writes(changes), **compute_finance_writes(changes)}
+        derived = {
+            **compute_feed_writes(changes),
+            **compute_index_writes(changes),
+            **compute_finance_writes(changes),
+            **compute_lot_writes(changes),
+        }
         self.store.commit_block(
             block, certificate, execution.receipts, execution.writes, execution.accumulator, derived
         )

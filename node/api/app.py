@@ -30,9 +30,11 @@ from node.api import (
     metrics,
     orders,
     p2p,
+    proofs,
     reconciliations,
     returns,
     status,
+    trace,
     txs,
 )
 from node.api.content import JsonBodyMiddleware
@@ -145,7 +147,7 @@ def create_app(
         configuration,
         governance,
     )
-    for module in (*routers, reconciliations, events, p2p, metrics, backup):
+    for module in (*routers, trace, proofs, reconciliations, events, p2p, metrics, backup):
         app.include_router(module.router)
     serve_openapi(app)
     return app
