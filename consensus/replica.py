@@ -296,10 +296,12 @@ class Replica:
             return []
         self._height, self._head_hash, self._head_root = new_height, new_hash, None
         self._certificate = self._app.head_certificate()
+        actions: list[Action] = []
         if self._certificate is not None:
             self._return_to_live_view(self._certificate.view, new_height)
+            actions += self._join_certified_view(self._certificate.view, new_height)
         self._enter_height()
-        actions = [] if self._view_changing else self._disarm_timer()
+        actions += [] if self._view_changing else self._disarm_timer()
         return actions + self._process() + self._propose()
 
     # -- normal case --------------------------------------------------------------
@@ -467,6 +469,24 @@ class Replica:
             return
         self._view, self._view_changing = view, False
         self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > view}
+
+    def _join_certified_view(self, view: int, height: int) -> list[Action]:
+        """A block synced with a certificate from a later view shows that view live: join it and vote there.
+
+        Without this, a replica deaf while the others changed view never learns the new view (each peer shows
+        its NEW-VIEW once, and the NEW-VIEW's height is behind it by now): it follows by sync and never votes
+        again, and the network's fault tolerance is silently gone. Joining is safe: 2f+1 validators committed
+        `height` in `view`, so that view's NEW-VIEW started at or below `height`, and what is proposed above
+        it in `view` is fresh, bound by no re-proposal; this replica votes on it as one that saw the NEW-VIEW
+        would, under its own locks. The entry is persisted before any vote in the view, as `_enter_view` does.
+        """
+        if view < self._view or (view == self._view and not self._view_changing):
+            return []
+        self._view, self._view_changing, self._new_view = view, False, None
+        self._new_view_sent = set()
+        self._view_entry = ViewEntry(view, height, None)
+        self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > view}
+        return [Persist(make_view_record(self._view_entry))]
 
     def _enter_height(self) -> None:
         """Forget what only mattered for heights now behind us."""

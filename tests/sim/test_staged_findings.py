@@ -25,12 +25,13 @@ from tests.sim.scenario import (
     run_staged,
     stop_losing,
     submit,
+    until,
     until_asked_for_view,
     until_decided,
     until_view,
     wait,
 )
-from tests.sim.simulator import SIM_PARAMS, Faults
+from tests.sim.simulator import SIM_PARAMS, Faults, Simulator
 
 SEEDS = range(5)
 
@@ -159,3 +160,42 @@ def test_a_prepared_block_re_proposed_after_a_long_view_change_is_accepted():
         wait(SIM_PARAMS.max_clock_skew_ms + 1000),
         stop_losing(),
     )
+
+
+def crash_now(endpoint: str, down_ms: int) -> Step:
+    """Crash `endpoint` now and restart it `down_ms` later."""
+
+    def step(sim: Simulator) -> None:
+        sim.crash(endpoint, down_ms)
+
+    return step
+
+
+def test_a_replica_deaf_through_a_view_change_votes_again():
+    """Node 3 hears nothing while the others leave view 0 and commit in view 1; once it hears again, it must
+    join view 1 and vote there: with node 2 then down, the next block commits in view 1 with node 3's vote,
+    not only after yet another view change."""
+    assert_safe_and_live(
+        partition(lambda endpoints: isolate("node-3", endpoints)),
+        lose("PrePrepare", view=0),
+        submit(1, to="node-1"),
+        until_view("node-1", 1),
+        submit(2, to="node-1"),
+        until_decided("node-1", 2),
+        heal(),
+        stop_losing(),
+        until_decided("node-3", 2),
+        wait(2_000),
+        crash_now("node-2", 20_000),
+        submit(1, to="node-1"),
+        until("node 1 commits height 3", lambda sim: sim.nodes["node-1"].app.head()[0] >= 3),
+        until("height 3 was certified in view 1 with node 3's commit", is_certified_in_view_1_by_node_3),
+    )
+
+
+def is_certified_in_view_1_by_node_3(sim: Simulator) -> bool:
+    certificate = sim.nodes["node-1"].app.head_certificate()
+    signers = {sender for sender, _ in certificate.signatures} if certificate is not None else set()
+    if certificate is None or certificate.view != 1:
+        raise AssertionError(f"seed {sim.seed}: height 3 certified in view {certificate and certificate.view}")
+    return "node-3" in signers
