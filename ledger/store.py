@@ -176,6 +176,14 @@ class Store:
         for key, value in self._db.iterator(start=DERIVED_PREFIX + start, stop=DERIVED_PREFIX + stop):
             yield key[cut:], value
 
+    def last_derived(self, start: bytes, stop: bytes) -> bytes | None:
+        """The greatest derived key with `start` <= key < `stop` (without `DERIVED_PREFIX`), or None."""
+        for key in self._db.iterator(
+            start=DERIVED_PREFIX + start, stop=DERIVED_PREFIX + stop, reverse=True, include_value=False
+        ):
+            return bytes(key[len(DERIVED_PREFIX) :])
+        return None
+
     def write_derived(self, entries: dict[bytes, bytes | None]) -> None:
         """Write derived entries outside a block (None deletes), in one batch: for rebuilding them from the
         state, where no block wrote them."""

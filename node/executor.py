@@ -113,7 +113,8 @@ class Executor:
             self.check_block(block)
             execution = self._scratch.pop(block.hash())
         changes = BlockChanges(self.store, block, execution.writes)
-        derived = {**compute_feed_writes(changes), **compute_index_writes(changes), **compute_finance_writes(changes)}
+        feed = compute_feed_writes(changes, execution.receipts, self.genesis)
+        derived = {**feed, **compute_index_writes(changes), **compute_finance_writes(changes)}
         self.store.commit_block(
             block, certificate, execution.receipts, execution.writes, execution.accumulator, derived
         )
