@@ -14,6 +14,7 @@ and the client commands, which talk to a node's API with a token
     omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
     omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
+    omsnode webhook add|list|remove|deliveries ...
 
 Every command prints readable text, or JSON with `--json`; failures print a
 one-line reason on stderr and exit with a code that says what failed
@@ -34,6 +35,7 @@ from cli import (
     reconcile_commands,
     stock_commands,
     token_commands,
+    webhook_commands,
 )
 from cli.output import ExitCode, UsageError, exit_code_of_status, fail, print_fields, print_json
 from cli.remote import DEFAULT_PORT, resolve_target
@@ -172,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     stock_commands.add_parser(sub)
     reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
+    webhook_commands.add_parser(sub)
     return parser
 
 

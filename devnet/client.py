@@ -108,6 +108,13 @@ class NodeClient:
             raise NodeError(response.status_code, _body(response))
         return model.model_validate(response.json())
 
+    def call(self, method: str, path: str, model: type[Model], body: dict[str, Any] | None = None) -> Model:
+        """Any other request with a JSON body (or none), its answer checked against the route's model."""
+        response = self.http.request(method, path, json=body)
+        if response.status_code >= 400:
+            raise NodeError(response.status_code, _body(response))
+        return model.model_validate(response.json())
+
     def pages(self, path: str, model: type[AnyPaged], params: dict[str, Any] | None = None) -> Iterator[AnyPaged]:
         """The pages of a list (or of any answer that goes on in pages) from `params["cursor"]` (or the start) on,
         each read when the previous is used."""

@@ -56,6 +56,25 @@ class NodeConfig:
     max_connections: int = 512
     """Most HTTP connections (API and /p2p, from anyone) open at once; past it a new one is closed at once."""
 
+    webhook_retry_base_ms: int = 2_000
+    """Delay before a failed webhook delivery is tried again; it triples with each failure (with jitter)."""
+    webhook_retry_cap_ms: int = 3_600_000
+    """Longest delay between two attempts of a webhook delivery."""
+    webhook_max_attempts: int = 10
+    """Attempts of a webhook delivery before it is dead (10 with the defaults span about two and a half hours)."""
+    webhook_timeout_ms: int = 10_000
+    """Longest one attempt may take, connecting and answering included."""
+    webhook_max_in_flight: int = 16
+    """Most webhook attempts in flight at once, over all subscriptions."""
+    alert_interval_ms: int = 5_000
+    """How often the node evaluates its alert rules (`node.notify.alerts`)."""
+    alert_stall_ms: int = 60_000
+    """Consensus is stalled when txs wait and no block committed for this long."""
+    alert_peer_unreachable_ms: int = 60_000
+    """A peer is unreachable when every exchange with it failed for this long."""
+    alert_webhook_failures: int = 3
+    """A subscription's deliveries are failing after this many failed attempts in a row."""
+
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"

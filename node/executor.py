@@ -33,6 +33,7 @@ from ledger.replay import process_tx_windows
 from ledger.state import StateReader, StateView
 from ledger.store import Store, update_commitment
 from ledger.tx import Tx
+from node.backlog import compute_backlog_writes
 from node.changes import BlockChanges
 from node.feed import compute_feed_writes
 from node.finance import compute_finance_writes
@@ -114,7 +115,12 @@ class Executor:
             execution = self._scratch.pop(block.hash())
         changes = BlockChanges(self.store, block, execution.writes)
         feed = compute_feed_writes(changes, execution.receipts, self.genesis)
-        derived = {**feed, **compute_index_writes(changes), **compute_finance_writes(changes)}
+        derived = {
+            **feed,
+            **compute_index_writes(changes),
+            **compute_finance_writes(changes),
+            **compute_backlog_writes(changes),
+        }
         self.store.commit_block(
             block, certificate, execution.receipts, execution.writes, execution.accumulator, derived
         )

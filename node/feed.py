@@ -314,12 +314,12 @@ def _compute_rejections(txs: Sequence[Tx], receipts: Sequence[Receipt], genesis:
             continue
         signer = genesis.identity(tx.signer)
         orgs = [signer.org] if signer is not None else []
-        for ref, code, message in _refused_orders(tx, receipt):
+        for ref, code, message in compute_refused_orders(tx, receipt):
             data = {"channel": tx.signer, "external_ref": ref, "code": code, "message": message}
             yield Event("order.rejected", tx.id, orgs, data)
 
 
-def _refused_orders(tx: Tx, receipt: Receipt) -> Iterator[tuple[str | None, str, str]]:
+def compute_refused_orders(tx: Tx, receipt: Receipt) -> Iterator[tuple[str | None, str, str]]:
     """(external reference, code, message) of each order of `tx` refused (the reference None when the payload
     has none that reads as one)."""
     if tx.kind == "order.create":
@@ -364,6 +364,17 @@ def read_events(
         if len(events) == limit or read == scan:
             break
     return events, last
+
+
+def read_event(store: Store, cursor: int) -> dict[str, Any] | None:
+    """The event at `cursor` as `/v1/events` shows it (None if there is none)."""
+    raw = store.get_derived(_ALL + _cursor_key(cursor))
+    if raw is None:
+        return None
+    event = decode(raw, check=False)
+    del event["orgs"]
+    result: dict[str, Any] = to_json(event)
+    return result
 
 
 def _read_global(store: Store, cursor: bytes) -> bytes:

@@ -1,8 +1,9 @@
 """Rebuilding the list indexes and the money per day from a state loaded by state sync.
 
 A node derives, in each block's write batch and from what the block changed,
-the order indexes that lists read (`node.indexes`) and the amounts and orders
-per day that the finance reconciliation reads (`node.finance`). A node that
+the order indexes that lists read (`node.indexes`), the amounts and orders
+per day that the finance reconciliation reads (`node.finance`) and the
+fulfilment backlog per location (`node.backlog`). A node that
 joins by state sync loads the world state of a snapshot and none of the blocks
 before it, so nothing derived them: its lists would come back empty. It
 rebuilds them from the state right after loading it, before it syncs or
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -49,6 +51,7 @@ from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.state import StateView
 from ledger.store import Store
+from node.backlog import compute_counts_writes, is_open
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
 from node.indexes import compute_order_index
 
@@ -156,6 +159,14 @@ def rebuild_derived(store: Store) -> RebuildReport:
     orders = _rebuild_pass(store, keys.order_key(""), "orders", rebuild_order)
     documents = _rebuild_pass(store, keys.invoice_prefix(), "invoices and credit notes", rebuild_document)
     store.write_derived(compute_totals_writes(amounts, lambda key: None))
+    backlog: Counter[str] = Counter()
+
+    def count_fulfilment(state: StateView, fulfilment: dict[str, Any]) -> dict[bytes, bytes | None]:
+        backlog[fulfilment["location"]] += is_open(fulfilment)
+        return {}
+
+    _rebuild_pass(store, keys.fulfilment_key(""), "fulfilments", count_fulfilment)
+    store.write_derived(compute_counts_writes(backlog))
     store.write_local({REBUILD_MARK: None})
     report = RebuildReport(
         orders.records, documents.records, orders.skipped + documents.skipped, time.monotonic() - started

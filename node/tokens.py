@@ -46,6 +46,8 @@ SCOPES = frozenset(
         "config:read",
         "events:read",
         "chain:read",
+        "webhooks:read",
+        "webhooks:write",
     }
 )
 """Every scope a token may hold: `<resource>:read` or `<resource>:write`; `chain` is blocks, txs and receipts."""

@@ -24,10 +24,12 @@ from node.api import (
     returns,
     status,
     txs,
+    webhooks,
 )
 from node.api.errors import install_error_handlers
 from node.api.inbox import InboxMiddleware
 from node.api.limits import BodyLimitMiddleware, RateLimiter
+from node.api.requests import RequestMetricsMiddleware
 from node.node import Node
 
 DESCRIPTION = """
@@ -77,9 +79,10 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
             expose_headers=["location", "retry-after"],
         )
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, reconciliations, events, p2p, metrics):
+    for module in (*routers, reconciliations, events, webhooks, p2p, metrics):
         app.include_router(module.router)
     return app

@@ -31,8 +31,9 @@ from tests.helpers.contracts import make_oms_network
 
 DAY_MS = 86_400_000
 
-DERIVED = (b"o/", b"om/", b"fd/", b"fo/")
-"""Prefixes of the order index entries and meta records, the day totals and the orders of each day."""
+DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"fb/")
+"""Prefixes of the order index entries and meta records, the day totals, the orders of each day and the fulfilment
+backlog per location."""
 
 
 @dataclass
