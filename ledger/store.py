@@ -177,11 +177,11 @@ class Store:
             yield key[cut:], value
 
     def last_derived(self, start: bytes, stop: bytes) -> bytes | None:
-        """The greatest derived key with `start` <= key < `stop` (without `DERIVED_PREFIX`), or None."""
-        for key in self._db.iterator(
-            start=DERIVED_PREFIX + start, stop=DERIVED_PREFIX + stop, reverse=True, include_value=False
-        ):
-            return bytes(key[len(DERIVED_PREFIX) :])
+        """The greatest derived key with `start` <= key < `stop` (without `DERIVED_PREFIX`), or None.
+
+        The iterator is bounded by `stop` only: plyvel's reverse iterator leaves out a key equal to `start`."""
+        for key in self._db.iterator(stop=DERIVED_PREFIX + stop, reverse=True, include_value=False):
+            return bytes(key[len(DERIVED_PREFIX) :]) if key >= DERIVED_PREFIX + start else None
         return None
 
     def write_derived(self, entries: dict[bytes, bytes | None]) -> None:

@@ -38,6 +38,7 @@ from node.changes import BlockChanges
 from node.feed import compute_feed_writes
 from node.finance import compute_finance_writes
 from node.indexes import compute_index_writes
+from node.lowstock import compute_low_stock_writes
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Executor:
             **compute_index_writes(changes),
             **compute_finance_writes(changes),
             **compute_backlog_writes(changes),
+            **compute_low_stock_writes(changes),
         }
         self.store.commit_block(
             block, certificate, execution.receipts, execution.writes, execution.accumulator, derived

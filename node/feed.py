@@ -55,6 +55,7 @@ from ledger.genesis import Genesis
 from ledger.store import Store
 from ledger.tx import Tx
 from node.changes import BlockChanges
+from node.lowstock import is_below_safety
 from node.visibility import (
     compute_fulfilment_orgs,
     compute_invoice_orgs,
@@ -92,6 +93,9 @@ ORDER_KINDS = frozenset({"order.create", "order.import"})
 
 PER_BLOCK = 2**24
 """Cursor space of one block: more events than any block can make."""
+
+NODE_EVENTS_FROM = PER_BLOCK // 2
+"""Where in the cursor space of the head block the node's own events go (after any event a block makes)."""
 
 _ALL = b"e/"
 _ORG = b"eo/"
@@ -151,6 +155,31 @@ def compute_event_writes(record: dict[str, Any]) -> dict[bytes, bytes | None]:
     for org in record["orgs"]:
         writes[_org_prefix(org) + key] = record["type"].encode()
     return writes
+
+
+def write_node_event(store: Store, event_type: str, orgs: list[str], data: dict[str, Any], time_ms: int) -> int:
+    """Append an event of the node's own (not made by a block) to the feed, after every event there; its cursor.
+
+    It takes the next free cursor of the upper half of the head block's space, so it comes after the head
+    block's events and before the next block's, and no reader has passed it yet (a reader's cursor is an
+    event's). Called on the event loop, between commits."""
+    head = store.head()
+    height = 0 if head is None else head.height
+    first = height * PER_BLOCK + NODE_EVENTS_FROM
+    last = store.last_derived(_ALL + _cursor_key(first), _ALL + _cursor_key((height + 1) * PER_BLOCK))
+    cursor = first if last is None else int.from_bytes(last[-8:], "big") + 1
+    record = {
+        "cursor": str(cursor),
+        "type": event_type,
+        "height": height,
+        "block": b"" if head is None else head.block_hash,
+        "time_ms": time_ms,
+        "tx_id": None,
+        "orgs": orgs,
+        "data": data,
+    }
+    store.write_derived(compute_event_writes(record))
+    return cursor
 
 
 def get_last_cursor(store: Store) -> int:
@@ -285,11 +314,6 @@ def _find_tx(txs: Sequence[Tx], **fields: str) -> bytes | None:
         if all(tx.payload.get(name) == value for name, value in fields.items()):
             return tx.id
     return None
-
-
-def is_below_safety(stock: dict[str, Any]) -> bool:
-    """Whether a stock record's available units are below its (non-zero) safety stock."""
-    return int(stock["safety"]) > 0 and compute_available(stock) < int(stock["safety"])
 
 
 def _invoice_events(changes: BlockChanges) -> Iterator[Event]:

@@ -39,6 +39,8 @@ from ledger.block import Block, Receipt
 from ledger.tx import Tx
 from node.backlog import read_backlog
 from node.feed import ORDER_KINDS, compute_refused_orders
+from node.lowstock import read_low_stock
+from node.notify.alerts import RULES
 from p2p.peers import PeerInfo
 
 if TYPE_CHECKING:
@@ -191,6 +193,14 @@ class NodeCollector(Collector):
         for location, count in sorted(read_backlog(self.node.store).items()):
             backlog.add_metric([location], count)
         yield backlog
+        short = GaugeMetricFamily(
+            "oms_stock_below_safety_units",
+            "Units a SKU at a location lacks to reach its safety stock, for each one below it (at most 1,000).",
+            labels=["location", "sku"],
+        )
+        for low in read_low_stock(self.node.store):
+            short.add_metric([low.location, low.sku], low.safety - low.available)
+        yield short
         yield GaugeMetricFamily(
             "oms_seconds_since_commit",
             "Seconds since this node last committed a block (or since it started).",
@@ -224,6 +234,14 @@ class NodeCollector(Collector):
         for subscription, count in sorted(webhooks.failing.items()):
             failing.add_metric([subscription], count)
         yield failing
+        firing = GaugeMetricFamily(
+            "oms_alerts_firing",
+            "Subjects (node, peers, subscriptions, SKUs) each alert rule finds firing.",
+            labels=["rule"],
+        )
+        for rule in RULES:
+            firing.add_metric([rule], sum(1 for fired, _ in self.node.alerts.firing if fired == rule))
+        yield firing
 
 
 class NodeMetrics:

@@ -34,6 +34,7 @@ from node.feed import CommitSignal
 from node.idempotency import IdempotencyKeys
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
+from node.notify.alerts import AlertRules
 from node.notify.webhooks import Webhooks
 from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
@@ -171,6 +172,8 @@ class Node:
         """The `Idempotency-Key`s of API writes, kept for a day."""
         self.webhooks = Webhooks(self.store, clock, self.config)
         """The webhook subscriptions made on this node, and their sender."""
+        self.alerts = AlertRules(self)
+        """The alert rules this node evaluates."""
 
     @property
     def node_id(self) -> str:
@@ -189,6 +192,7 @@ class Node:
             asyncio.create_task(self._reoffer_waiting_txs()),
             asyncio.create_task(self.windows.run()),
             asyncio.create_task(self.webhooks.run()),
+            asyncio.create_task(self.alerts.run()),
         ]
 
     async def close(self) -> None:

@@ -2,8 +2,9 @@
 
 A node derives, in each block's write batch and from what the block changed,
 the order indexes that lists read (`node.indexes`), the amounts and orders
-per day that the finance reconciliation reads (`node.finance`) and the
-fulfilment backlog per location (`node.backlog`). A node that
+per day that the finance reconciliation reads (`node.finance`), the
+fulfilment backlog per location (`node.backlog`) and the SKUs below their
+safety stock (`node.lowstock`). A node that
 joins by state sync loads the world state of a snapshot and none of the blocks
 before it, so nothing derived them: its lists would come back empty. It
 rebuilds them from the state right after loading it, before it syncs or
@@ -54,6 +55,7 @@ from ledger.store import Store
 from node.backlog import compute_counts_writes, is_open
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
 from node.indexes import compute_order_index
+from node.lowstock import compute_low_stock_entry
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,7 @@ def rebuild_derived(store: Store) -> RebuildReport:
 
     _rebuild_pass(store, keys.fulfilment_key(""), "fulfilments", count_fulfilment)
     store.write_derived(compute_counts_writes(backlog))
+    _rebuild_pass(store, keys.stock_prefix(), "stock records", lambda state, stock: compute_low_stock_entry(stock))
     store.write_local({REBUILD_MARK: None})
     report = RebuildReport(
         orders.records, documents.records, orders.skipped + documents.skipped, time.monotonic() - started
