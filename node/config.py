@@ -20,6 +20,8 @@ DATA_DIR = "data"
 WAL_FILE = "consensus.wal"
 WINDOWS_FILE = "envelope.windows"
 """The highest envelope sequence number accepted from each peer (`p2p.windows`)."""
+TEMPLATES_DIR = "templates"
+"""The node's own customer message templates, which take precedence over the shipped ones (`node.notify.messages`)."""
 CLIENTS_DIR = "clients"
 """Client key files (`<client id>.key`) made by `omsnode init` for a single-node network."""
 

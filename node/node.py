@@ -27,7 +27,7 @@ from ledger.tx import DEFAULT_TX_WINDOW, Tx
 from node.admission import Admission
 from node.application import NodeApplication
 from node.catchup import CatchUp
-from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, WINDOWS_FILE, NodeConfig
+from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, TEMPLATES_DIR, WAL_FILE, WINDOWS_FILE, NodeConfig
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.feed import CommitSignal
@@ -35,6 +35,7 @@ from node.idempotency import IdempotencyKeys
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
 from node.notify.alerts import AlertRules
+from node.notify.messages import MessageTemplates
 from node.notify.webhooks import Webhooks
 from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
@@ -174,6 +175,8 @@ class Node:
         """The webhook subscriptions made on this node, and their sender."""
         self.alerts = AlertRules(self)
         """The alert rules this node evaluates."""
+        self.messages = MessageTemplates(home / TEMPLATES_DIR)
+        """The customer message templates: the home's own, then the shipped ones."""
 
     @property
     def node_id(self) -> str:

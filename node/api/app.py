@@ -17,6 +17,7 @@ from node.api import (
     fulfilments,
     inventory,
     invoices,
+    messages,
     metrics,
     orders,
     p2p,
@@ -83,6 +84,6 @@ def create_app(home: Path, state_sync: bool | None = None, cors_origins: Sequenc
     app.add_middleware(InboxMiddleware)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, reconciliations, events, webhooks, p2p, metrics):
+    for module in (*routers, messages, reconciliations, events, webhooks, p2p, metrics):
         app.include_router(module.router)
     return app

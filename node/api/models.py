@@ -515,3 +515,13 @@ class WebhookDelivery(BaseModel):
 
 class WebhookDeliveryList(BaseModel):
     items: list[WebhookDelivery]
+
+
+class OrderMessage(BaseModel):
+    """A customer message rendered from an order by the node's template of an event and channel."""
+
+    order_id: str
+    event: str
+    channel: str
+    subject: str | None = Field(description="the e-mail's subject; null for an SMS")
+    text: str
