@@ -198,10 +198,11 @@ class Store:
         for key, value in self._db.iterator(start=LOCAL_PREFIX + start, stop=LOCAL_PREFIX + stop):
             yield key[cut:], value
 
-    def write_local(self, entries: dict[bytes, bytes | None]) -> None:
+    def write_local(self, entries: dict[bytes, bytes | None], sync: bool = True) -> None:
         """Keep (None: forget) some of this node's own records, all or none, synced with every write before
-        them: an answer given from them survives a crash."""
-        self._write_batch(LOCAL_PREFIX, entries, sync=True)
+        them (an answer given from them survives a crash); with `sync` False, not waiting for the disk (a crash
+        may lose the latest such writes, whole batches only)."""
+        self._write_batch(LOCAL_PREFIX, entries, sync=sync)
 
     def _write_batch(self, prefix: bytes, entries: dict[bytes, bytes | None], sync: bool) -> None:
         with self._db.write_batch(transaction=True, sync=sync) as batch:

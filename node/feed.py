@@ -157,7 +157,7 @@ def compute_event_writes(record: dict[str, Any]) -> dict[bytes, bytes | None]:
     return writes
 
 
-def write_node_event(store: Store, event_type: str, orgs: list[str], data: dict[str, Any], time_ms: int) -> int:
+def write_node_event(store: Store, event_type: str, *, orgs: list[str], data: dict[str, Any], time_ms: int) -> int:
     """Append an event of the node's own (not made by a block) to the feed, after every event there; its cursor.
 
     It takes the next free cursor of the upper half of the head block's space, so it comes after the head

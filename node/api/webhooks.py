@@ -86,7 +86,12 @@ async def create_webhook(node: NodeDep, writer: Writer, body: WebhookIn) -> Any:
     if "events:read" not in writer.scopes:
         raise Forbidden("a subscription receives the change feed: the token needs scope 'events:read' too")
     subscription = node.webhooks.subscribe(
-        writer.org, writer.sees_all, writer.identity.id, body.url, body.events, body.secret
+        org=writer.org,
+        sees_all=writer.sees_all,
+        identity=writer.identity.id,
+        url=body.url,
+        events=body.events,
+        secret=body.secret,
     )
     return show_subscription(subscription, with_secret=True)
 

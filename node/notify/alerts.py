@@ -126,7 +126,7 @@ class AlertRules:
             "message": finding.message,
             "node": self.node.node_id,
         }
-        write_node_event(self.node.store, ALERT_TYPE, list(finding.orgs), data, now)
+        write_node_event(self.node.store, ALERT_TYPE, orgs=list(finding.orgs), data=data, time_ms=now)
         self.raised += 1
         self.node.webhooks.wake()
         level = logging.WARNING if state == "firing" else logging.INFO

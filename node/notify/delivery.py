@@ -68,7 +68,7 @@ def make_headers(event_type: str, delivery_id: str, signature: str) -> dict[str,
 
 
 async def post_delivery(
-    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+    client: httpx.AsyncClient, *, url: str, body: bytes, headers: dict[str, str], timeout_s: float
 ) -> Attempt:
     """POST one delivery and tell how it went; never raises for what the receiver does."""
     try:

@@ -25,6 +25,14 @@ grows. A failed attempt is tried again after a delay that triples from
 (jitter, so the retries of many deliveries do not arrive together); after
 `max_attempts` the delivery is dead, kept, listed, and sent again on request
 (`replay`).
+
+The outbox's writes do not wait for the disk (the node's event loop, which
+also runs consensus, is not held by an fsync per delivery): a crash may lose
+the latest of them, each batch whole or not at all, which only sends again
+what was sent (a delivery recorded as delivered comes back pending) or reads
+the feed again from an earlier cursor (events copied come back unread, to be
+copied again with the same ids). Nothing is lost: the feed they come from is
+written with the blocks.
 """
 
 from __future__ import annotations
@@ -192,7 +200,7 @@ class Outbox:
 
     def add(self, subscription: Subscription) -> None:
         """Start a new subscription (already saved) at its start cursor."""
-        self.store.write_local({_cursor_key(subscription["id"]): encode(subscription["start_cursor"])})
+        self.store.write_local({_cursor_key(subscription["id"]): encode(subscription["start_cursor"])}, sync=False)
         self._take(subscription)
 
     def remove(self, subscription_id: str) -> None:
@@ -205,7 +213,7 @@ class Outbox:
             self._kept.pop((space, subscription_id), None)
             prefix = _prefix(space, subscription_id)
             forget.update((key, None) for key, _ in self.store.scan_local(prefix, prefix + b"\xff"))
-        self.store.write_local(forget)
+        self.store.write_local(forget, sync=False)
 
     # -- following the feed ---------------------------------------------------------
 
@@ -243,7 +251,7 @@ class Outbox:
             }
             writes[_key(_PENDING, subscription_id, cursor)] = encode(dict(delivery))
             made.append(delivery)
-        self.store.write_local(writes)
+        self.store.write_local(writes, sync=False)
         self.cursors[subscription_id] = last
         for delivery in made:
             pending[delivery["cursor"]] = delivery
@@ -328,7 +336,9 @@ class Outbox:
             return dead
         updated["due_ms"] = now + self.policy.compute_delay_ms(attempts, self.rng)
         self.pending[delivery["subscription"]][delivery["cursor"]] = updated
-        self.store.write_local({_key(_PENDING, delivery["subscription"], delivery["cursor"]): encode(dict(updated))})
+        self.store.write_local(
+            {_key(_PENDING, delivery["subscription"], delivery["cursor"]): encode(dict(updated))}, sync=False
+        )
         return updated
 
     def _pop_pending(self, delivery: Delivery) -> Delivery | None:
@@ -350,7 +360,7 @@ class Outbox:
                 kept -= 1
                 break
         self._kept[(space, sid)] = kept
-        self.store.write_local(writes)
+        self.store.write_local(writes, sync=False)
 
     # -- reading and replaying --------------------------------------------------------
 
@@ -397,7 +407,9 @@ class Outbox:
         sid, cursor = delivery["subscription"], delivery["cursor"]
         space = _DEAD if delivery["status"] == "dead" else _DELIVERED
         again: Delivery = {**delivery, "status": "pending", "attempts": 0, "due_ms": self.clock(), "done_ms": None}
-        self.store.write_local({_key(space, sid, cursor): None, _key(_PENDING, sid, cursor): encode(dict(again))})
+        self.store.write_local(
+            {_key(space, sid, cursor): None, _key(_PENDING, sid, cursor): encode(dict(again))}, sync=False
+        )
         self._kept[(space, sid)] = max(self._kept.get((space, sid), 1) - 1, 0)
         pending = self.pending[sid]
         pending[cursor] = again

@@ -71,7 +71,7 @@ class Webhooks:
     # -- subscriptions (the API's side) ----------------------------------------------------
 
     def subscribe(
-        self, org: str, sees_all: bool, identity: str, url: str, events: list[str], secret: str | None
+        self, *, org: str, sees_all: bool, identity: str, url: str, events: list[str], secret: str | None
     ) -> Subscription:
         """Make a subscription of `org` that receives the events after the newest one of the feed now."""
         if sum(1 for s in self.outbox.subscriptions.values() if s["org"] == org) >= MAX_PER_ORG:
@@ -194,7 +194,9 @@ class Webhooks:
             return
         signature = compute_signature(subscription["secret"], self.clock() // 1000, body)
         headers = make_headers(delivery["type"], delivery["id"], signature)
-        attempt = await post_delivery(client, subscription["url"], body, headers, self.timeout_s)
+        attempt = await post_delivery(
+            client, url=subscription["url"], body=body, headers=headers, timeout_s=self.timeout_s
+        )
         sid = subscription["id"]
         if attempt.ok and attempt.status is not None:
             self.outbox.on_delivered(delivery, attempt.status)

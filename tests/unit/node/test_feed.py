@@ -83,8 +83,8 @@ def test_an_organisation_sees_only_its_own_events(demo: ExecutedLedger) -> None:
 
 def test_node_events_go_after_the_head_blocks_events_and_before_the_next_blocks(demo: ExecutedLedger) -> None:
     last = get_last_cursor(demo.store)
-    first = write_node_event(demo.store, "alert", [], {"rule": "test", "n": 1}, 1)
-    second = write_node_event(demo.store, "alert", ["org-0"], {"rule": "test", "n": 2}, 1)
+    first = write_node_event(demo.store, "alert", orgs=[], data={"rule": "test", "n": 1}, time_ms=1)
+    second = write_node_event(demo.store, "alert", orgs=["org-0"], data={"rule": "test", "n": 2}, time_ms=1)
     assert last < first < second == get_last_cursor(demo.store)
     demo.submit(OPERATOR, "stock.adjust", {"location": STORE_LOCATION, "sku": "MUG-WHT", "delta": 1, "reason": "found"})
     tail = [e for e in all_events(demo) if int(e["cursor"]) > last]

@@ -33,7 +33,9 @@ async def attempt_against(handler: Handler, timeout_s: float) -> tuple[Attempt, 
     port = server.sockets[0].getsockname()[1]
     async with httpx.AsyncClient() as client:
         started = time.monotonic()
-        attempt = await post_delivery(client, f"http://127.0.0.1:{port}/hook", b"{}", {}, timeout_s)
+        attempt = await post_delivery(
+            client, url=f"http://127.0.0.1:{port}/hook", body=b"{}", headers={}, timeout_s=timeout_s
+        )
         took = time.monotonic() - started
     server.close()
     return attempt, took
