@@ -52,6 +52,13 @@ ERROR_PAUSE_S = 1.0
 """Pause after an unexpected error of the sender's loop, before it goes on."""
 
 
+class UnknownSubscription(LedgerError):
+    """A subscription id that is not one of the caller's organisation."""
+
+    code = "not_found"
+    http_status = 404
+
+
 class Webhooks:
     """This node's subscriptions and their sender."""
 
@@ -97,7 +104,7 @@ class Webhooks:
         return [s for s in self.outbox.subscriptions.values() if s["org"] == org]
 
     def get_subscription(self, org: str, subscription_id: str) -> Subscription:
-        """The subscription of `org` with this id; `UnknownDelivery` (404) for any other, so an organisation
+        """The subscription of `org` with this id; `UnknownSubscription` (404) for any other, so an organisation
         cannot tell another's ids from ids that do not exist."""
         subscription = self.outbox.subscriptions.get(subscription_id)
         if subscription is None or subscription["org"] != org:
@@ -216,10 +223,3 @@ class Webhooks:
             )
         else:
             log.info("webhook delivery %s attempt %d failed: %s", delivery["id"], now["attempts"], attempt.error)
-
-
-class UnknownSubscription(LedgerError):
-    """A subscription id that is not one of the caller's organisation."""
-
-    code = "not_found"
-    http_status = 404

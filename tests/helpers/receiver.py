@@ -23,17 +23,26 @@ class Received:
     """One request the receiver took."""
 
     delivery: str
+    """`X-OMS-Delivery`."""
     event: str
+    """`X-OMS-Event`."""
     signature: str
+    """`X-OMS-Signature`."""
     body: bytes
+    """The raw body."""
 
 
 @dataclass
 class Plan:
+    """How the receiver answers (its fields may be changed while it runs)."""
+
     fail_rate: float = 0.0
+    """Share of requests answered 500 at once."""
     slow_rate: float = 0.0
+    """Share of requests answered 200 after `slow_s`."""
     slow_s: float = 0.0
     seed: int = 0
+    """Seed of the draws, so a failing run can be repeated."""
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
