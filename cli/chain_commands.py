@@ -13,13 +13,13 @@ Each but `tx send` takes `--node URL --token T --profile NAME --json` (`cli.remo
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from cli.output import (
     Column,
     ExitCode,
+    UsageError,
     note,
     print_fields,
     print_json,
@@ -30,7 +30,7 @@ from cli.output import (
     show_time,
     show_value,
 )
-from cli.remote import client_options, connect, read_payload
+from cli.remote import RETRIES, TIMEOUT, client_options, connect, read, read_payload, resolve_target
 from node.api.models import Block, Event, EventPage, Peer, TxStatus
 
 TX_COMMANDS = ("get", "send")
@@ -71,7 +71,7 @@ def expand_tx_shorthand(argv: list[str]) -> list[str]:
 def cmd_block(args: argparse.Namespace) -> int:
     client = connect(args)
     height = args.height if args.height is not None else client.status()["height"]
-    block = client.read(f"/v1/blocks/{height}", Block)
+    block = read(client, f"/v1/blocks/{height}", Block)
     if args.json:
         print_json(block.model_dump(mode="json"))
         return ExitCode.OK
@@ -101,7 +101,7 @@ def cmd_block(args: argparse.Namespace) -> int:
 
 
 def cmd_tx_get(args: argparse.Namespace) -> int:
-    status = connect(args).read(f"/v1/tx/{args.tx_id}", TxStatus).model_dump(mode="json")
+    status = read(connect(args), f"/v1/tx/{args.tx_id}", TxStatus).model_dump(mode="json")
     if args.json:
         print_json(status)
     else:
@@ -110,19 +110,29 @@ def cmd_tx_get(args: argparse.Namespace) -> int:
 
 
 def cmd_tx_send(args: argparse.Namespace) -> int:
-    from devnet.client import NodeClient, Signer
+    """Sign with the client key of `--as` and submit; with `--wait`, print the tx id at once (so that it is
+    known if the wait is cut short) and then wait for the commit, which is read with an API token: one must
+    be given before anything is sent."""
     from ledger.genesis import Genesis
     from node.config import CLIENTS_DIR, GENESIS_FILE, NodeConfig
+    from omsclient import Client, Keyring
 
     home = Path(args.home)
     payload = read_payload(args.payload)
+    token = resolve_target(None, args.token, None).token
+    if args.wait and token is None:
+        raise UsageError(
+            "--wait reads the tx's receipt, which needs an API token: give --token, set $OMSNODE_TOKEN or a "
+            "profile's token (make one with `omsnode token create`), or send without --wait"
+        )
     genesis = Genesis.load(home / GENESIS_FILE)
-    client = NodeClient(args.url or NodeConfig.load(home).url, token=args.token)
-    signer = Signer(genesis.chain_id, Path(args.keys) if args.keys else home / CLIENTS_DIR, client.tx_valid_until)
-    tx_id = client.submit(signer.tx(args.signer, args.kind, payload))
+    client = Client(args.url or NodeConfig.load(home).url, token, timeout=TIMEOUT, retries=RETRIES)
+    keyring = Keyring(Path(args.keys) if args.keys else home / CLIENTS_DIR, genesis.chain_id, client.valid_until)
+    tx_id = client.submit(keyring.sign(args.signer, args.kind, payload))
     result: dict[str, Any] = {"tx_id": tx_id, "status": "pending"}
     if args.wait:
-        result = client.wait(tx_id)
+        note(f"tx {tx_id} sent; waiting for its commit")
+        result = client.wait_tx(tx_id)
     if args.json:
         print_json(result)
     else:
@@ -141,26 +151,26 @@ def cmd_events(args: argparse.Namespace) -> int:
     (each request a long-poll) until Ctrl-C. Either way, say on stderr where to resume: after the last event
     printed, or the one before it if Ctrl-C came between printing it and counting it (at least once)."""
     client = connect(args)
-    params = {"after": args.after, "types": args.types, "limit": args.limit}
-    if args.follow:
-        params["wait"] = FOLLOW_WAIT_S
+    after: str = args.after
+    types = args.types.split(",") if args.types else None
+    wait = FOLLOW_WAIT_S if args.follow else 0
     try:
         while True:
-            page = client.read("/v1/events", EventPage, {k: v for k, v in params.items() if v is not None})
-            caught_up = page.next_cursor == params["after"]
+            page = EventPage.model_validate(client.events(after, types=types, limit=args.limit, wait=wait))
+            caught_up = page.next_cursor == after
             for event in page.items:
                 if args.json:
                     print_json_line(event.model_dump(mode="json"))
                 else:
                     print(show_event(event), flush=True)
-                params["after"] = event.cursor
-            params["after"] = page.next_cursor
+                after = event.cursor
+            after = page.next_cursor
             if caught_up and not args.follow:
                 break
     except KeyboardInterrupt:
         if not args.follow:
             raise
-    note(f"resume with: --after {params['after']}")
+    note(f"resume with: --after {after}")
     return ExitCode.OK
 
 
@@ -194,8 +204,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--wait", action="store_true", help="wait until committed and show the receipt")
     p.add_argument(
         "--token",
-        default=os.environ.get("OMSNODE_TOKEN"),
-        help="API token to read the receipt with (--wait); default: $OMSNODE_TOKEN",
+        help="API token to read the receipt with (--wait); default: $OMSNODE_TOKEN, else a profile's token",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tx_send)

@@ -10,7 +10,10 @@
 and the client commands, which talk to a node's API with a token
 (`cli.remote` says where the node and the token come from):
 
-    omsnode order list|get|create|cancel|hold|release ...    omsnode invoice list|get ...
+    omsnode order list|get|create|cancel|hold|release|approve|reject ...    omsnode invoice list|get ...
+    omsnode pick|ship|deliver|decline FULFILMENT ...    omsnode receive LOCATION SKU=QTY ...
+    omsnode transfer send|accept|refuse ...    omsnode count report|approve ...
+    omsnode return request|receive|cancel ...
     omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
     omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
@@ -36,9 +39,10 @@ from cli import (
     stock_commands,
     token_commands,
     webhook_commands,
+    work_commands,
 )
 from cli.output import ExitCode, UsageError, exit_code_of_status, fail, print_fields, print_json
-from cli.remote import DEFAULT_PORT, resolve_target
+from cli.remote import DEFAULT_PORT, RETRIES, resolve_target
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -69,11 +73,12 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from devnet.client import NodeClient
     from node.config import NodeConfig
+    from omsclient import Client
 
     url = NodeConfig.load(Path(args.home)).url if args.home else resolve_target(args.node, None, args.profile).node
-    status = NodeClient(url).status()
+    with Client(url, retries=RETRIES) as client:
+        status = client.status()
     if args.json:
         print_json(status)
         return 0
@@ -172,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     devnet_commands.add_parser(sub)
     order_commands.add_parser(sub)
     stock_commands.add_parser(sub)
+    work_commands.add_parser(sub)
     reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
     webhook_commands.add_parser(sub)
@@ -182,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
     from pydantic import ValidationError
 
-    from devnet.client import NodeError
     from ledger.errors import LedgerError
+    from omsclient import NodeError
 
     args = build_parser().parse_args(chain_commands.expand_tx_shorthand(sys.argv[1:] if argv is None else argv))
     try:

@@ -4,7 +4,8 @@ order list [--status S] [--channel C] [--location L] [--external-ref R] [--creat
            [--updated-min T] [--updated-max T] [--limit N] [--cursor C | --all]
 order get ORDER_ID
 order create --payload JSON|@FILE [--idempotency-key K] [--no-wait]
-order cancel|hold|release ORDER_ID [--reason TEXT] [--payload JSON|@FILE] [--idempotency-key K] [--no-wait]
+order cancel|hold|release|approve|reject ORDER_ID [--reason TEXT] [--payload JSON|@FILE]
+                                              [--idempotency-key K] [--no-wait]
 invoice list [--order ORDER_ID] [--issuer ORG] [--limit N] [--cursor C | --all]
 invoice get NUMBER
 
@@ -19,9 +20,21 @@ from __future__ import annotations
 import argparse
 from typing import Any, NamedTuple
 
-from cli.output import Column, ExitCode, note, print_fields, print_json, print_sections, print_tx, show_time
-from cli.remote import client_options, connect, list_options, parse_time, print_page, read_list, read_payload
-from node.api.models import Invoice, Order, OrderSummary, Page, WriteResult
+from cli.output import Column, ExitCode, print_fields, print_json, print_sections, show_time
+from cli.remote import (
+    client_options,
+    connect,
+    list_options,
+    parse_time,
+    print_page,
+    read,
+    read_list,
+    read_payload,
+    report_write,
+    write,
+    write_options,
+)
+from node.api.models import Invoice, Order, OrderSummary, Page
 
 
 class OrderAction(NamedTuple):
@@ -39,7 +52,9 @@ class OrderAction(NamedTuple):
 ORDER_ACTIONS = (
     OrderAction("cancel", "cancel", "reason", "cancel what has not left (all of it, or the lines given in --payload)"),
     OrderAction("hold", "intercept", "reason", "hold an order before it ships (not picked nor shipped until released)"),
-    OrderAction("release", "release", "note", "release a held order to its fulfilments"),
+    OrderAction("release", "release", "note", "release a held order to its fulfilments (operators)"),
+    OrderAction("approve", "approve", "note", "let an order held in review through: it is allocated (operators)"),
+    OrderAction("reject", "reject", "reason", "refuse an order held in review: it is cancelled (operators)"),
 )
 
 ORDER_COLUMNS = (
@@ -119,7 +134,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    order = connect(args).read(f"/v1/orders/{args.order_id}", Order).model_dump(mode="json")
+    order = read(connect(args), f"/v1/orders/{args.order_id}", Order).model_dump(mode="json")
     if args.json:
         print_json(order)
         return ExitCode.OK
@@ -144,23 +159,9 @@ def cmd_get(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def report_write(result: WriteResult, args: argparse.Namespace) -> int:
-    """Print what became of a write; exit 0 if committed (or, with `--no-wait`, accepted), 1 otherwise."""
-    if args.json:
-        print_json(result.model_dump(mode="json"))
-    else:
-        print_tx(result.model_dump(mode="json"))
-        if result.resource and "order_id" in result.resource:
-            print(f"order {result.resource['order_id']}: {result.resource['status']}")
-    if result.status == "pending" and not args.no_wait:
-        note(f"not committed yet; follow it with: omsnode tx get {result.tx_id}")
-    ok = result.status == "committed" or (result.status == "pending" and args.no_wait)
-    return ExitCode.OK if ok else ExitCode.FAILED
-
-
 def cmd_create(args: argparse.Namespace) -> int:
     body = read_payload(args.payload)
-    result = connect(args).write("/v1/orders", body, args.idempotency_key, wait=not args.no_wait)
+    result = write(connect(args), "/v1/orders", body, args)
     return report_write(result, args)
 
 
@@ -170,7 +171,7 @@ def cmd_act(args: argparse.Namespace) -> int:
     if args.reason is not None:
         body[action.note_field] = args.reason
     path = f"/v1/orders/{args.order_id}/{action.route}"
-    result = connect(args).write(path, body, args.idempotency_key, wait=not args.no_wait)
+    result = write(connect(args), path, body, args)
     return report_write(result, args)
 
 
@@ -181,7 +182,7 @@ def cmd_invoice_list(args: argparse.Namespace) -> int:
 
 
 def cmd_invoice_get(args: argparse.Namespace) -> int:
-    invoice = connect(args).read(f"/v1/invoices/{args.number}", Invoice).model_dump(mode="json")
+    invoice = read(connect(args), f"/v1/invoices/{args.number}", Invoice).model_dump(mode="json")
     if args.json:
         print_json(invoice)
         return ExitCode.OK
@@ -190,17 +191,9 @@ def cmd_invoice_get(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def write_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
-    group = options.add_argument_group("write")
-    group.add_argument("--idempotency-key", metavar="K", help="the same key and body make the same tx, at most once")
-    group.add_argument("--no-wait", action="store_true", help="answer once the node took the tx, before its commit")
-    return options
-
-
 def add_parser(sub: Any) -> None:
     client, lists, writes = client_options(), list_options(), write_options()
-    order = sub.add_parser("order", help="orders on a node: list, get, create, cancel, hold, release")
+    order = sub.add_parser("order", help="orders on a node: list, get, create, cancel, hold, release, approve, reject")
     commands = order.add_subparsers(dest="order_command", required=True)
     p = commands.add_parser("list", parents=[client, lists], help="orders by status, channel, location or time")
     p.add_argument("--status", help="e.g. on_hold, released, shipped, cancelled")

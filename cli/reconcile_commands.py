@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.output import Column, ExitCode, UsageError, note, print_fields, print_json, print_sections, progress, show_time
-from cli.remote import client_options, connect, parse_time
+from cli.remote import client_options, connect, parse_time, read
 from cli.stock_commands import JOURNAL_COLUMNS
 from node.api.models import FinanceReconciliation, StockReconciliation
 
@@ -95,7 +95,10 @@ def make_stock_request(text: str, args: argparse.Namespace) -> tuple[bytes, str,
 
 def cmd_stock(args: argparse.Namespace) -> int:
     body, content_type, query = make_stock_request(read_snapshot_file(args.file), args)
-    report = connect(args).ask("/v1/reconciliations/stock", StockReconciliation, body, content_type, query)
+    reply = connect(args).request(
+        "POST", "/v1/reconciliations/stock", content=body, content_type=content_type, params=query
+    )
+    report = StockReconciliation.model_validate(reply)
     answer = report.model_dump(mode="json")
     if args.json:
         print_json(answer)
@@ -128,12 +131,16 @@ def cmd_stock(args: argparse.Namespace) -> int:
 
 def cmd_finance(args: argparse.Namespace) -> int:
     client = connect(args)
-    params = {"day": args.day, **({} if args.limit is None else {"limit": args.limit})}
+    params = {"day": args.day, "limit": args.limit}
     flagged = []
     with progress("page", args.json) as bar:
-        for page in client.pages("/v1/reconciliations/finance", FinanceReconciliation, params):
+        while True:
+            page = read(client, "/v1/reconciliations/finance", FinanceReconciliation, **params)
             flagged.extend(page.flagged)
             bar.update(1)
+            if page.next_cursor is None:
+                break
+            params["cursor"] = page.next_cursor
     report = page.model_copy(update={"flagged": flagged})
     answer = report.model_dump(mode="json")
     if args.json:

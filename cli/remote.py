@@ -18,8 +18,10 @@ beats the default profile. Profiles live in
     node = "http://127.0.0.1:26600"
     token = "oms_..."
 
-Also here: the arguments every client command shares (`--json`, list pages),
-a JSON payload argument, and times given as dates.
+Also here: the arguments every client command shares (`--json`, list pages,
+`--idempotency-key` and `--no-wait` of writes), a JSON payload argument,
+lines given as `SKU=QTY`, times given as dates, and how a write's outcome is
+reported.
 """
 
 from __future__ import annotations
@@ -33,13 +35,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
+from pydantic import BaseModel
 
-from cli.output import Column, UsageError, note, print_json, print_table, progress
-from devnet.client import AnyPage, NodeClient
-from node.api.models import Page
+from cli.output import Column, ExitCode, UsageError, note, print_json, print_table, print_tx, progress
+from node.api.models import Page, WriteResult
+from omsclient import Client
+
+Model = TypeVar("Model", bound=BaseModel)
+AnyPage = TypeVar("AnyPage", bound=Page[Any])
 
 DEFAULT_PORT = 26600
 """The port `omsnode init` gives a node, and so where the client commands look when told nothing else."""
@@ -47,8 +52,11 @@ DEFAULT_PORT = 26600
 PROFILE_KEYS = frozenset({"node", "token"})
 """What a profile may set."""
 
-TIMEOUT = httpx.Timeout(45.0, connect=5.0)
-"""Longer than the node's longest wait (a write's `wait=commit`, a long-poll), with a short connect."""
+TIMEOUT = 15.0
+"""Seconds for one request (a write's `wait=commit` and a long-poll get their wait on top)."""
+
+RETRIES = 2
+"""Times a request that may be sent again is (a node that does not answer fails the command in seconds)."""
 
 
 @dataclass(frozen=True)
@@ -103,10 +111,22 @@ def resolve_target(node: str | None, token: str | None, profile: str | None) -> 
     return Target(first("node") or f"http://127.0.0.1:{DEFAULT_PORT}", first("token"))
 
 
-def connect(args: argparse.Namespace) -> NodeClient:
+def connect(args: argparse.Namespace) -> Client:
     """A client for the node and token the command's arguments, a profile or the environment name."""
     target = resolve_target(args.node, args.token, args.profile)
-    return NodeClient(target.node, timeout=TIMEOUT, token=target.token)
+    return Client(target.node, target.token, timeout=TIMEOUT, retries=RETRIES)
+
+
+def read(client: Client, path: str, model: type[Model], **params: Any) -> Model:
+    """GET `path`, checked against the route's response model (None parameters are left out)."""
+    return model.model_validate(client.get(path, **params))
+
+
+def write(client: Client, path: str, body: dict[str, Any], args: argparse.Namespace) -> WriteResult[Any]:
+    """POST a write (a tx the node signs as the token's identity) with the command's `--idempotency-key`,
+    waiting for its commit unless `--no-wait`."""
+    answer = client.post(path, body, idempotency_key=args.idempotency_key, wait=None if args.no_wait else "commit")
+    return WriteResult[Any].model_validate(answer)
 
 
 def client_options() -> argparse.ArgumentParser:
@@ -135,19 +155,19 @@ def list_options() -> argparse.ArgumentParser:
     return options
 
 
-def read_list(client: NodeClient, path: str, model: type[AnyPage], args: argparse.Namespace, **filters: Any) -> AnyPage:
-    """One page of a list, or with `--all` every page as one (a progress bar counts them at a terminal).
+def read_list(client: Client, path: str, model: type[AnyPage], args: argparse.Namespace, **filters: Any) -> AnyPage:
+    """One page of a list, or with `--all` every page as one (a progress bar counts the items at a terminal).
 
     Filters given as None are left out."""
-    params = {k: v for k, v in {**filters, "limit": args.limit, "cursor": args.cursor}.items() if v is not None}
+    params = {**filters, "limit": args.limit, "cursor": args.cursor}
     if not args.all:
-        return client.read(path, model, params)
+        return read(client, path, model, **params)
     items: list[Any] = []
     with progress("item", args.json) as bar:
-        for page in client.pages(path, model, params):
-            items.extend(page.items)
-            bar.update(len(page.items))
-    return model(items=items, next_cursor=None)
+        for item in client.pages(path, **{k: v for k, v in params.items() if v is not None}):
+            items.append(item)
+            bar.update(1)
+    return model.model_validate({"items": items, "next_cursor": None})
 
 
 def read_payload(text: str) -> dict[str, Any]:
@@ -191,3 +211,48 @@ def print_page(page: Page[Any], columns: tuple[Column, ...], as_json: bool) -> N
     print_table(rows, columns)
     if page.next_cursor is not None:
         note(f"more: --cursor {page.next_cursor} (or --all)")
+
+
+def write_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("write")
+    group.add_argument("--idempotency-key", metavar="K", help="the same key and body make the same tx, at most once")
+    group.add_argument("--no-wait", action="store_true", help="answer once the node took the tx, before its commit")
+    return options
+
+
+def report_write(result: WriteResult[Any], args: argparse.Namespace) -> int:
+    """Print what became of a write; exit 0 if committed (or, with `--no-wait`, accepted), 1 otherwise."""
+    if args.json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        print_tx(result.model_dump(mode="json"))
+        if result.resource:
+            print(describe_resource(result.resource))
+    if result.status == "pending" and not args.no_wait:
+        note(f"not committed yet; follow it with: omsnode tx get {result.tx_id}")
+    ok = result.status == "committed" or (result.status == "pending" and args.no_wait)
+    return ExitCode.OK if ok else ExitCode.FAILED
+
+
+RESOURCE_IDS = (("return_id", "return"), ("transfer_id", "transfer"), ("order_id", "order"), ("tx_id", "count"))
+"""How the resource a write answers is named in one line: the first of these fields it has (a count report is
+known by its tx id)."""
+
+
+def describe_resource(resource: Mapping[str, Any]) -> str:
+    """`order SO...: released`, `transfer TR...: in_transit`, ...; a stock row as its location, SKU and stock."""
+    for key, what in RESOURCE_IDS:
+        if key in resource:
+            return f"{what} {resource[key]}: {resource.get('status')}"
+    stock = ", ".join(f"{key} {resource[key]}" for key in ("on_hand", "reserved", "available") if key in resource)
+    return f"{resource.get('location')} {resource.get('sku')}: {stock}"
+
+
+def parse_line(text: str) -> dict[str, Any]:
+    """A stock line given as `SKU=QTY` or `SKU=QTY@LOT` (e.g. `TEE-M=12@L2026-11`), as a tx's line map."""
+    sku, sep, rest = text.partition("=")
+    qty, at, lot = rest.partition("@")
+    if not sep or not sku or not qty.isdigit() or (at and not lot):
+        raise argparse.ArgumentTypeError(f"{text!r} is not SKU=QTY or SKU=QTY@LOT (e.g. TEE-M=12)")
+    return {"sku": sku, "qty": int(qty), **({"lot": lot} if at else {})}

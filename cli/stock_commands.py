@@ -13,7 +13,7 @@ import argparse
 from typing import Any
 
 from cli.output import Column, ExitCode, print_fields, print_json, show_short, show_time
-from cli.remote import client_options, connect, list_options, print_page, read_list
+from cli.remote import client_options, connect, list_options, print_page, read, read_list
 from node.api.models import JournalEntry, Page, StockAt, StockRow
 
 STOCK_COLUMNS = (
@@ -41,8 +41,8 @@ JOURNAL_COLUMNS = (
 
 
 def cmd_stock(args: argparse.Namespace) -> int:
-    params = {} if args.height is None else {"height": args.height}
-    row = connect(args).read(f"/v1/inventory/{args.location}/{args.sku}", StockAt, params).model_dump(mode="json")
+    at = read(connect(args), f"/v1/inventory/{args.location}/{args.sku}", StockAt, height=args.height)
+    row = at.model_dump(mode="json")
     if args.json:
         print_json(row)
     else:

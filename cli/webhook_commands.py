@@ -15,7 +15,7 @@ import argparse
 from typing import Any
 
 from cli.output import Column, ExitCode, print_fields, print_json, print_table, show_time
-from cli.remote import client_options, connect
+from cli.remote import client_options, connect, read
 from node.api.models import WebhookDelivery, WebhookDeliveryList, WebhookList, WebhookSubscription
 
 SUBSCRIPTION_COLUMNS = (
@@ -39,7 +39,8 @@ DELIVERY_COLUMNS = (
 def cmd_add(args: argparse.Namespace) -> int:
     events = [event.strip() for event in args.events.split(",") if event.strip()]
     body = {"url": args.url, "events": events, "secret": args.secret}
-    made = connect(args).call("POST", "/v1/webhooks", WebhookSubscription, body).model_dump(mode="json")
+    answer = connect(args).request("POST", "/v1/webhooks", json=body)
+    made = WebhookSubscription.model_validate(answer).model_dump(mode="json")
     if args.json:
         print_json(made)
     else:
@@ -48,7 +49,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    found = connect(args).read("/v1/webhooks", WebhookList).model_dump(mode="json")
+    found = read(connect(args), "/v1/webhooks", WebhookList).model_dump(mode="json")
     if args.json:
         print_json(found)
     else:
@@ -57,7 +58,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    removed = connect(args).call("DELETE", f"/v1/webhooks/{args.id}", WebhookSubscription).model_dump(mode="json")
+    answer = connect(args).request("DELETE", f"/v1/webhooks/{args.id}")
+    removed = WebhookSubscription.model_validate(answer).model_dump(mode="json")
     if args.json:
         print_json(removed)
     else:
@@ -68,18 +70,21 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_deliveries(args: argparse.Namespace) -> int:
     client = connect(args)
     if args.replay is not None:
-        again = client.call("POST", f"/v1/webhooks/deliveries/{args.replay}/replay", WebhookDelivery)
-        shown = again.model_dump(mode="json")
+        answer = client.request("POST", f"/v1/webhooks/deliveries/{args.replay}/replay")
+        shown = WebhookDelivery.model_validate(answer).model_dump(mode="json")
         if args.json:
             print_json(shown)
         else:
             print_fields([("replaying", shown["id"]), ("type", shown["type"]), ("status", shown["status"])])
         return ExitCode.OK
-    params: dict[str, Any] = {"failed": str(args.failed).lower()}
-    for name in ("subscription", "limit"):
-        if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
-    found = client.read("/v1/webhooks/deliveries", WebhookDeliveryList, params).model_dump(mode="json")
+    found = read(
+        client,
+        "/v1/webhooks/deliveries",
+        WebhookDeliveryList,
+        subscription=args.subscription,
+        failed=str(args.failed).lower(),
+        limit=args.limit,
+    ).model_dump(mode="json")
     if args.json:
         print_json(found)
     else:

@@ -9,7 +9,8 @@ reached. Ties go to the better location priority (lower first), then the
 shorter distance to the delivery point, then the larger available stock, then
 the location id. Distance is an equirectangular approximation in integer
 micro-degrees with a cosine table, so every node gets the same number.
-Locations at their daily capacity, or that declined this order, are skipped.
+Locations at their daily capacity, or that declined this order, are skipped;
+a fulfilment declined or cancelled gives its capacity back.
 The candidates are the locations that hold allocatable stock of a SKU the
 order needs (the inventory's allocatable index), so locations without it,
 however many, cost an allocation nothing. Candidates are looked at by
@@ -28,7 +29,11 @@ that makes more of a SKU available marks it (`inventory.mark_restocked`), and
 `begin_block` runs a re-sourcing pass over the orders waiting for a marked
 SKU, oldest order first, at most `allocation.resource_batch` orders per block,
 each in a savepoint of its own; a pass that does not finish in one block goes
-on in the next, and SKUs marked meanwhile wait for the next pass.
+on in the next, and SKUs marked meanwhile wait for the next pass. A pass
+visits at most `allocation.resource_scan` entries of the index per block and
+keeps its cursor (the last order visited) in state, resuming after it, so a
+block's pass costs a bounded number of steps however long the index is and
+every entry is visited in the end.
 """
 
 from __future__ import annotations
@@ -49,8 +54,11 @@ from contracts.inventory import (
     reserve_stock,
 )
 from contracts.lifecycle import (
+    DAY_MS,
     ENDED_FULFILMENT,
     OPEN_FULFILMENT,
+    count_capacity,
+    end_fulfilment,
     get_order,
     put_fulfilment,
     put_order,
@@ -88,6 +96,16 @@ SETTINGS = (
         integer("allocation.resource_batch", 1, 50, default=20, doc="most backordered orders sourced again per block"),
         governed=True,
     ),
+    Setting(
+        integer(
+            "allocation.resource_scan",
+            10,
+            100_000,
+            default=1_000,
+            doc="most entries of the backorder index a re-sourcing pass visits per block",
+        ),
+        governed=True,
+    ),
 )
 """The configuration keys of this module (`contracts.settings`)."""
 
@@ -96,9 +114,6 @@ PAYLOADS = {
     "order.allocate": payload(ident("order_id")),
 }
 """The payload of each tx kind of this module."""
-
-DAY_MS = 86_400_000
-"""Length of a capacity day in block time."""
 
 COSINE_BY_DEGREE = (
     10000, 9998, 9994, 9986, 9976, 9962, 9945, 9925, 9903, 9877, 9848, 9816, 9781, 9744, 9703, 9659,
@@ -247,8 +262,7 @@ def create_fulfilment(
     if not is_virtual:
         for item in items:
             reserve_stock(state, ctx, location, item["sku"], item["qty"], fulfilment_id)
-        day_key = keys.capacity_key(location, ctx.time_ms // DAY_MS)
-        state.put(day_key, int(state.get(day_key) or 0) + 1)
+        count_capacity(state, location, ctx.time_ms, 1)
     status: FulfilmentStatus = "released" if order["released"] else "allocated"
     record: Fulfilment = {
         "fulfilment_id": fulfilment_id,
@@ -338,14 +352,15 @@ def begin_block(state: StateView, ctx: BlockContext) -> None:
         state.delete(keys.RESTOCKED_KEY)
         current = {"skus": restocked, "after": ""}
     batch = int(ctx.config["allocation.resource_batch"])
-    tried = 0
-    for _, order_id in state.scan(keys.BACKORDER_PREFIX):
-        if order_id <= current["after"]:
-            continue
-        if tried == batch:
+    limit = int(ctx.config["allocation.resource_scan"])
+    tried = visited = 0
+    after = keys.backorder_key(current["after"]) if current["after"] else None
+    for key, order_id in state.scan(keys.BACKORDER_PREFIX, after):
+        if tried == batch or visited == limit:
             state.put(keys.RESTOCK_PASS_KEY, current)
             return
-        current["after"] = order_id
+        visited += 1
+        current["after"] = key.removeprefix(keys.BACKORDER_PREFIX)
         order = get_order(state, order_id)
         if order is None or not any(item["sku"] in current["skus"] for item in order["backorder"]):
             continue
@@ -390,7 +405,7 @@ def process_fulfilment_decline(state: StateView, tx: Tx, ctx: TxContext) -> dict
     reason = fields["reason"]
     for item in record["lines"]:
         release_stock(state, ctx, record["location"], item["sku"], item["qty"], record["fulfilment_id"])
-    set_fulfilment_status(record, "declined", ctx)
+    end_fulfilment(state, ctx, record, "declined")
     record["decline_reason"] = reason
     put_fulfilment(state, record)
     order = require_order(state, record["order_id"])

@@ -2,7 +2,8 @@
 
 What can be cancelled of a line is what has not left: its backordered units
 first, then units reserved in open fulfilments, newest fulfilment first (their
-reservation is released, and a fulfilment left with nothing is cancelled), and
+reservation is released, and a fulfilment left with nothing is cancelled and
+gives its location's daily capacity back), and
 units of a virtual line not yet delivered. Goods that left are returned, not
 cancelled.
 
@@ -30,9 +31,9 @@ from contracts.lifecycle import (
     OPEN_FULFILMENT,
     SENT_FULFILMENT,
     SYSTEM_ACTOR,
+    end_fulfilment,
     get_order_fulfilments,
     put_fulfilment,
-    set_fulfilment_status,
     transition_order,
 )
 from contracts.records import Cancellation, Item, Order
@@ -83,7 +84,7 @@ def withdraw_units(state: StateView, ctx: Context, order: Order, index: int, qty
                 release_stock(state, ctx, record["location"], part["sku"], taken, record["fulfilment_id"])
             left -= taken
         if not record["lines"]:
-            set_fulfilment_status(record, "cancelled", ctx)
+            end_fulfilment(state, ctx, record, "cancelled")
         put_fulfilment(state, record)
     if left and order["status"] not in ("created", "on_hold"):
         raise RuntimeError(

@@ -109,9 +109,18 @@ def require_sku(state: StateView, sku: str) -> Sku:
     return record
 
 
-def require_location(state: StateView, location: str) -> Location:
+def require_known_location(state: StateView, location: str) -> Location:
+    """A location registered once, active or deactivated since (what was sent to it, or from it, still is)."""
     record = get_location(state, location)
-    if record is None or not record["active"]:
+    if record is None:
+        raise Rejected("unknown_location", f"location {location} does not exist")
+    return record
+
+
+def require_location(state: StateView, location: str) -> Location:
+    """An active location."""
+    record = require_known_location(state, location)
+    if not record["active"]:
         raise Rejected("unknown_location", f"location {location} does not exist")
     return record
 

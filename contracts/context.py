@@ -6,6 +6,7 @@ proposer and checked by every replica.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,9 @@ class TxContext:
     genesis: Genesis
     settings: dict[str, Setting]
     """The declared configuration keys (`contracts.settings`), by key: what a config change is checked against."""
+    run_part: Callable[..., Any] = field(default=lambda part, *args: part(*args))
+    """`run_part(part, *args)`: run one part of the tx (one order of an import) under a step budget of its own,
+    so that a part too large for it fails alone (`StepMeter.run_part`)."""
 
 
 Context = TxContext | BlockContext

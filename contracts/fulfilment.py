@@ -6,11 +6,12 @@ locations, and virtual goods are delivered at once (a `virtual_outbound`
 journal entry, no stock); lines still backordered follow when stock arrives.
 `settle_order` is the one place that decides this after anything that changes
 an order's allocation or payment. An intercepted order's fulfilments are
-neither picked nor shipped until it is released again. The location marks its
-fulfilment picked, shipped (with carrier and tracking; the reserved stock
-leaves through `shipment` journal entries, lot by lot) and delivered. Each
-shipment is invoiced as `invoicing` is configured, and the order's status
-follows its fulfilments.
+neither picked nor shipped until an operator releases it
+(`lift_interception`): a capture or a re-sourcing pass settles it but leaves
+it held. The location marks its fulfilment picked, shipped (with carrier and
+tracking; the reserved stock leaves through `shipment` journal entries, lot
+by lot) and delivered. Each shipment is invoiced as `invoicing` is
+configured, and the order's status follows its fulfilments.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contracts.errors import Rejected
 from contracts.inventory import record_virtual_outbound, remove_stock
 from contracts.invoicing import invoice_shipped
 from contracts.lifecycle import (
+    compute_shipping_status,
     get_order_fulfilments,
     is_paid,
     put_fulfilment,
@@ -77,7 +79,8 @@ def release_order(state: StateView, ctx: Context, order: Order) -> None:
 
 def settle_order(state: StateView, ctx: Context, order: Order) -> None:
     """Put an allocated (or released) order in the status its fulfilments, backorder and payment call for:
-    once paid its payment deadline goes and it is released; a released order follows its fulfilments."""
+    once paid its payment deadline goes and it is released; a released order follows its fulfilments. An
+    intercepted order stays held: only an operator's release (`lift_interception`) hands it over."""
     if is_paid(order) and order["deadline_ms"] is not None:
         state.delete(keys.unpaid_key(order["deadline_ms"], order["order_id"]))
         order["deadline_ms"] = None
@@ -86,6 +89,8 @@ def settle_order(state: StateView, ctx: Context, order: Order) -> None:
     if order["released"]:
         invoice_shipped(state, ctx, order)
         sync_order_status(state, ctx, order)
+    elif order["status"] == "intercepted":
+        return
     elif is_paid(order):
         if order["status"] == "allocated":
             transition_order(order, "paid", ctx)
@@ -97,15 +102,26 @@ def settle_order(state: StateView, ctx: Context, order: Order) -> None:
         transition_order(order, "allocated", ctx)
 
 
+def lift_interception(state: StateView, ctx: TxContext, order: Order, note: str) -> None:
+    """End an interception: a released order follows its fulfilments again, a paid one not yet released is
+    released now, and an unpaid one waits for its payment again (its deadline kept running meanwhile)."""
+    if order["released"]:
+        transition_order(order, compute_shipping_status(order, get_order_fulfilments(state, order)), ctx, note)
+    elif is_paid(order):
+        release_order(state, ctx, order)
+    else:
+        transition_order(order, "backordered" if order["backorder"] else "allocated", ctx, note)
+
+
 def _open_step(state: StateView, fields: dict[str, Any], ctx: TxContext, allowed: tuple[str, ...]) -> Fulfilment:
     record = require_fulfilment(state, fields["fulfilment_id"])
     if record["virtual"]:
         raise Rejected("invalid_transition", "virtual fulfilments are delivered on release")
     require_location_access(ctx, require_location(state, record["location"]))
-    if record["status"] not in allowed:
-        raise Rejected("invalid_transition", f"fulfilment {record['fulfilment_id']} is {record['status']}")
     if require_order(state, record["order_id"])["status"] == "intercepted":
         raise Rejected("order_intercepted", f"order {record['order_id']} is held; it ships once released")
+    if record["status"] not in allowed:
+        raise Rejected("invalid_transition", f"fulfilment {record['fulfilment_id']} is {record['status']}")
     return record
 
 

@@ -11,14 +11,19 @@ the SKU there), so allocation reads the locations that hold a SKU rather than
 walking every location.
 
 A receipt names its document (a delivery note, a purchase order): per
-receiving location a document is taken once; sent again with the same lines it
-answers the first result, with other lines it is refused with
-`duplicate_document`. A transfer takes the goods out of the source at once and
-holds them in transit until the receiving location accepts them (they come in
-there) or refuses them (they go back): stock never enters a location, let
-alone another organisation's, without its say. A count reports differences;
-once an operator approves it they are posted as adjustments with its reason
-code.
+receiving location a document is taken once; sent again with the same lines
+it answers the first result, with other lines it is refused with
+`duplicate_reference` (`references`). A transfer's document is taken once per
+sending location the same way. A transfer takes the goods out of the source
+at once and holds them in transit until the receiving location accepts them
+(they come in there) or refuses them (they go back): stock never enters a
+location, let alone another organisation's, without its say. Goods on their
+way to a location deactivated meanwhile can still be refused by an operator,
+or recalled by the sender (`recalled`; they go back too). A count reports
+differences; once an operator approves it, the counted quantities are
+compared with the stock at that time and what differs is posted as
+adjustments with its reason code, so two counts of one shelf never post a
+shortage twice.
 
 Every change writes a journal entry (receipt, shipment, adjustment, transfer
 out/in, return in, reservation, release, virtual outbound) with the tx id,
@@ -35,7 +40,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from contracts import keys
-from contracts.catalogue import VIRTUAL_LOCATION, require_location, require_location_access, require_sku
+from contracts.catalogue import (
+    VIRTUAL_LOCATION,
+    require_known_location,
+    require_location,
+    require_location_access,
+    require_sku,
+)
 from contracts.context import Context, TxContext
 from contracts.errors import Rejected
 from contracts.numbering import compute_document_number
@@ -55,6 +66,7 @@ from contracts.payload import (
 )
 from contracts.records import (
     Bucket,
+    Counted,
     CountReport,
     Difference,
     JournalEntry,
@@ -64,7 +76,7 @@ from contracts.records import (
     TransferLine,
     TransferStatus,
 )
-from ledger.encoding import encode, sha256
+from contracts.references import hash_reference, recall, remember
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -76,6 +88,7 @@ ROLES: dict[str, frozenset[str]] = {
     "stock.count.approve": frozenset({"operator"}),
     "stock.transfer.accept": frozenset({"store", "operator"}),
     "stock.transfer.refuse": frozenset({"store", "operator"}),
+    "stock.transfer.recall": frozenset({"store", "operator"}),
     "stock.safety": frozenset({"store", "operator"}),
 }
 
@@ -130,6 +143,7 @@ PAYLOADS = {
     ),
     "stock.transfer.accept": payload(ident("transfer_id"), text("reason", default="")),
     "stock.transfer.refuse": payload(ident("transfer_id"), text("reason", default="")),
+    "stock.transfer.recall": payload(ident("transfer_id"), text("reason", default="")),
     "stock.count": payload(
         ident("location"),
         items("counts", ident("sku"), integer("qty", 0, MAX_QTY, doc="units counted"), max_items=1000),
@@ -339,18 +353,13 @@ def process_stock_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str,
     already taken at this location answers its first result."""
     fields = read_payload(PAYLOADS["stock.receive"], tx.payload)
     location = fields["location"]
-    require_location_access(ctx, require_location(state, location))
+    require_location_access(ctx, require_known_location(state, location))
     document = fields["document"]
-    sent_lines = tx.payload["lines"]
-    key = keys.document_key(location, sha256(document.encode()).hex()) if document else None
-    if key is not None:
-        known = state.get(key)
-        if known is not None:
-            if known["lines"] != sha256(encode(sent_lines)).hex():
-                raise Rejected(
-                    "duplicate_document", f"document {document!r} was received at {location} with other lines"
-                )
-            return {**known["result"], "duplicate": True}
+    key = keys.document_key(location, hash_reference(document))
+    known = recall(state, key, fields["lines"], document) if document else None
+    if known is not None:
+        return known
+    require_location(state, location)
     received = []
     for line in fields["lines"]:
         sku = line["sku"]
@@ -360,8 +369,8 @@ def process_stock_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str,
         add_stock(state, ctx, location, sku, qty, "receipt", document, lot=lot)
         received.append({"sku": sku, "qty": qty, "lot": lot, "on_hand": get_stock(state, location, sku)["on_hand"]})
     result = {"location": location, "received": received, "duplicate": False}
-    if key is not None:
-        state.put(key, {"lines": sha256(encode(sent_lines)).hex(), "result": result})
+    if document:
+        remember(state, key, fields["lines"], result)
     return result
 
 
@@ -390,13 +399,19 @@ def process_stock_adjust(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
 
 
 def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """Send goods to another location: out of the source now, in transit until the receiver accepts them."""
+    """Send goods to another location: out of the source now, in transit until the receiver accepts them; a
+    `document` already sent from the source answers its first result."""
     fields = read_payload(PAYLOADS["stock.transfer"], tx.payload)
     source = fields["from"]
     target = fields["to"]
     if source == target:
         raise bad("a transfer needs two different locations")
-    require_location_access(ctx, require_location(state, source))
+    require_location_access(ctx, require_known_location(state, source))
+    key = keys.transfer_document_key(source, hash_reference(fields["document"]))
+    known = recall(state, key, fields, fields["document"]) if fields["document"] else None
+    if known is not None:
+        return known
+    require_location(state, source)
     require_location(state, target)
     transfer_id = compute_document_number("TR", ctx.height, ctx.tx_index)
     document = fields["document"] or transfer_id
@@ -416,52 +431,99 @@ def process_stock_transfer(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
         "events": [{"status": "in_transit", "by": ctx.signer.id, "tx_id": ctx.tx_id, "height": ctx.height}],
     }
     state.put(keys.transfer_key(transfer_id), record)
-    return {"transfer_id": transfer_id, "from": source, "to": target, "status": "in_transit", "moved": moved}
+    result = {
+        "transfer_id": transfer_id,
+        "from": source,
+        "to": target,
+        "status": "in_transit",
+        "moved": moved,
+        "duplicate": False,
+    }
+    if fields["document"]:
+        remember(state, key, fields, result)
+    return result
 
 
-def _settle_transfer(state: StateView, fields: dict[str, Any], ctx: TxContext, accept: bool) -> dict[str, Any]:
-    transfer_id = fields["transfer_id"]
+def require_transfer(state: StateView, transfer_id: str) -> Transfer:
+    """A transfer still in transit; else `unknown_transfer` or `invalid_transition`."""
     record: Transfer | None = state.get(keys.transfer_key(transfer_id))
     if record is None:
         raise Rejected("unknown_transfer", f"transfer {transfer_id} does not exist")
-    require_location_access(ctx, require_location(state, record["to"]))
     if record["status"] != "in_transit":
         raise Rejected("invalid_transition", f"transfer {transfer_id} is {record['status']}")
+    return record
+
+
+def _settle_transfer(
+    state: StateView, ctx: TxContext, record: Transfer, status: TransferStatus, reason: str
+) -> dict[str, Any]:
+    """End a transfer: the goods come in at the receiver (`received`) or go back to the sender."""
     kind: JournalKind
-    status: TransferStatus
-    location, kind, status = (
-        (record["to"], "transfer_in", "received") if accept else (record["from"], "transfer_back", "refused")
-    )
+    location, kind = (record["to"], "transfer_in") if status == "received" else (record["from"], "transfer_back")
+    transfer_id = record["transfer_id"]
     for line in record["lines"]:
         add_stock(state, ctx, location, line["sku"], line["qty"], kind, record["document"], lot=line["lot"])
     record["status"] = status
     record["events"].append({"status": status, "by": ctx.signer.id, "tx_id": ctx.tx_id, "height": ctx.height})
-    record["reason"] = fields["reason"]
+    record["reason"] = reason
     state.put(keys.transfer_key(transfer_id), record)
     return {"transfer_id": transfer_id, "status": status, "location": location}
 
 
 def process_stock_transfer_accept(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """The receiving location takes the goods in."""
-    return _settle_transfer(state, read_payload(PAYLOADS["stock.transfer.accept"], tx.payload), ctx, accept=True)
+    """The receiving location takes the goods in (an inactive location takes nothing in)."""
+    fields = read_payload(PAYLOADS["stock.transfer.accept"], tx.payload)
+    record = require_transfer(state, fields["transfer_id"])
+    require_location_access(ctx, require_location(state, record["to"]))
+    return _settle_transfer(state, ctx, record, "received", fields["reason"])
 
 
 def process_stock_transfer_refuse(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """The receiving location refuses the goods: they go back to the source."""
-    return _settle_transfer(state, read_payload(PAYLOADS["stock.transfer.refuse"], tx.payload), ctx, accept=False)
+    """The receiving location (or an operator, even once it is deactivated) refuses the goods: they go back to
+    the source."""
+    fields = read_payload(PAYLOADS["stock.transfer.refuse"], tx.payload)
+    record = require_transfer(state, fields["transfer_id"])
+    require_location_access(ctx, require_known_location(state, record["to"]))
+    return _settle_transfer(state, ctx, record, "refused", fields["reason"])
+
+
+def process_stock_transfer_recall(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
+    """The sending location takes back goods on their way to a location deactivated meanwhile (an active one
+    decides on them itself)."""
+    fields = read_payload(PAYLOADS["stock.transfer.recall"], tx.payload)
+    record = require_transfer(state, fields["transfer_id"])
+    require_location_access(ctx, require_known_location(state, record["from"]))
+    if require_known_location(state, record["to"])["active"]:
+        raise Rejected("invalid_transition", f"location {record['to']} is active: it accepts or refuses the goods")
+    return _settle_transfer(state, ctx, record, "recalled", fields["reason"])
 
 
 def process_stock_safety(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """Set the safety stock of a SKU at a location: units allocation leaves for the shop floor."""
+    """Set the safety stock of a SKU at a location: units allocation leaves for the shop floor. Lowering it
+    makes more available to allocation, so the backorders waiting for the SKU are sourced again."""
     fields = read_payload(PAYLOADS["stock.safety"], tx.payload)
     location = fields["location"]
     require_location_access(ctx, require_location(state, location))
     sku = fields["sku"]
     _require_physical(state, sku)
     record = get_stock(state, location, sku)
+    allocatable = compute_allocatable(record)
     record["safety"] = fields["qty"]
     put_stock(state, record)
+    if compute_allocatable(record) > allocatable:
+        mark_restocked(state, sku)
     return {"location": location, "sku": sku, "safety": record["safety"]}
+
+
+def compute_differences(state: StateView, location: str, counts: list[Counted]) -> list[Difference]:
+    """How each count differs from the stock on hand at `location` now."""
+    differences: list[Difference] = []
+    for count in counts:
+        sku, qty = count["sku"], count["qty"]
+        on_hand = get_stock(state, location, sku)["on_hand"]
+        if qty != on_hand:
+            differences.append({"sku": sku, "ledger": on_hand, "counted": qty, "difference": qty - on_hand})
+    return differences
 
 
 def process_stock_count(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
@@ -482,17 +544,13 @@ def process_stock_count(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, A
         for _, record in state.scan(keys.stock_prefix(location)):
             if record["on_hand"] and record["sku"] not in counted:
                 counted[record["sku"]] = 0
-    differences: list[Difference] = []
-    for sku in sorted(counted):
-        on_hand = get_stock(state, location, sku)["on_hand"]
-        if counted[sku] != on_hand:
-            differences.append(
-                {"sku": sku, "ledger": on_hand, "counted": counted[sku], "difference": counted[sku] - on_hand}
-            )
+    counts: list[Counted] = [{"sku": sku, "qty": counted[sku]} for sku in sorted(counted)]
+    differences = compute_differences(state, location, counts)
     report: CountReport = {
         "location": location,
         "reference": fields["reference"],
         "counted": len(counted),
+        "counts": counts,
         "differences": differences,
         "tx_id": ctx.tx_id,
         "height": ctx.height,
@@ -504,7 +562,8 @@ def process_stock_count(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, A
 
 
 def process_stock_count_approve(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """An operator approves a count: its differences are posted as adjustments with a reason code."""
+    """An operator approves a count: how it differs from the stock now is posted as adjustments with a reason
+    code (so a second count of the same shelf, approved after the first, posts only what is still off)."""
     fields = read_payload(PAYLOADS["stock.count.approve"], tx.payload)
     location = fields["location"]
     count = fields["count"]
@@ -514,7 +573,8 @@ def process_stock_count_approve(state: StateView, tx: Tx, ctx: TxContext) -> dic
     if report["status"] != "reported":
         raise Rejected("invalid_transition", f"count {count} is {report['status']}")
     reason = fields["reason"]
-    for difference in report["differences"]:
+    posted = compute_differences(state, location, report["counts"])
+    for difference in posted:
         sku, delta = difference["sku"], difference["difference"]
         if delta > 0:
             post_entry(state, ctx, location, sku, "adjustment", count, delta, reason=reason)
@@ -522,5 +582,6 @@ def process_stock_count_approve(state: StateView, tx: Tx, ctx: TxContext) -> dic
             remove_stock(state, ctx, location, sku, -delta, "adjustment", count, reason=reason)
     report["status"] = "approved"
     report["approved_by"] = ctx.signer.id
+    report["posted"] = posted
     state.put(keys.count_key(location, count), report)
-    return {"location": location, "count": count, "adjusted": len(report["differences"])}
+    return {"location": location, "count": count, "adjusted": len(posted), "posted": posted}

@@ -129,7 +129,7 @@ RESTOCKED_KEY = "restock/new"
 """SKUs whose available stock grew since the last re-sourcing pass began (a sorted list)."""
 
 RESTOCK_PASS_KEY = "restock/pass"
-"""The re-sourcing pass under way: the SKUs it serves and the last order it tried."""
+"""The re-sourcing pass under way: the SKUs it serves and the last order it visited (its cursor)."""
 
 
 def document_key(location: str, document_hash: str) -> str:
@@ -142,6 +142,20 @@ def payment_reference_key(order_id: str, reference_hash: str) -> str:
 
 def return_reference_key(order_id: str, reference_hash: str) -> str:
     return f"retref/{order_id}/{reference_hash}"
+
+
+def cancel_reference_key(order_id: str, reference_hash: str) -> str:
+    return f"cancelref/{order_id}/{reference_hash}"
+
+
+def receipt_reference_key(return_id: str, reference_hash: str) -> str:
+    """A return receipt's reference, taken once per return."""
+    return f"rcvref/{return_id}/{reference_hash}"
+
+
+def transfer_document_key(location: str, document_hash: str) -> str:
+    """A transfer's document, taken once per sending location."""
+    return f"transferdoc/{location}/{document_hash}"
 
 
 def return_due_key(deadline_ms: int, return_id: str) -> str:

@@ -10,8 +10,9 @@ numbered from the order. A fulfilment is `allocated` (stock reserved), then
 `released` to its location once the order is paid, `picked`, `shipped` and
 `delivered`; or `declined` by its location or `cancelled` with the order.
 Once an order is released its status follows its fulfilments
-(`sync_order_status`), except that an intercepted one stays held until it is
-released again or has nothing left to ship. `completed` and `cancelled` are
+(`sync_order_status`), except that an intercepted one stays held until an
+operator releases it or it has nothing left to ship: neither a payment nor
+stock sourced for it lifts an interception. `completed` and `cancelled` are
 final; from every other state some role has a tx that moves the order on.
 `put_order` keeps the index of orders waiting for stock in step with the
 order's backorder.
@@ -32,7 +33,7 @@ TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
     "backordered": ("allocated", "released", "partially_shipped", "shipped", "delivered", "intercepted", "cancelled"),
     "paid": ("released", "backordered", "cancelled"),
     "released": ("partially_shipped", "shipped", "delivered", "backordered", "intercepted", "cancelled"),
-    "intercepted": ("released", "backordered", "partially_shipped", "shipped", "delivered", "cancelled"),
+    "intercepted": ("allocated", "released", "backordered", "partially_shipped", "shipped", "delivered", "cancelled"),
     "partially_shipped": ("shipped", "delivered", "backordered", "intercepted"),
     "shipped": ("delivered",),
     "delivered": ("completed", "return_requested"),
@@ -50,9 +51,9 @@ FINAL_STATES: tuple[OrderStatus, ...] = ("completed", "cancelled")
 INITIAL_STATE: OrderStatus = "created"
 """The state of a new order."""
 
-AWAITING_PAYMENT: tuple[OrderStatus, ...] = ("created", "allocated", "backordered")
+AWAITING_PAYMENT: tuple[OrderStatus, ...] = ("created", "allocated", "backordered", "intercepted")
 """States in which a prepaid order may still be cancelled for non-payment (an order in review waits for its
-reviewer, and its payment deadline starts when it is approved)."""
+reviewer, and its payment deadline starts when it is approved; an interception does not stop the clock)."""
 
 SYSTEM_ACTOR = "ledger"
 """The `by` of transitions the ledger makes by itself (timeouts)."""
@@ -123,6 +124,30 @@ ENDED_FULFILMENT: tuple[FulfilmentStatus, ...] = ("declined", "cancelled")
 """Fulfilment states that no longer serve the order."""
 
 
+DAY_MS = 86_400_000
+"""Length of a capacity day in block time."""
+
+
+def count_capacity(state: StateView, location: str, time_ms: int, delta: int) -> None:
+    """Count a fulfilment in (1) or out (-1) of the daily capacity of `location` on the day of `time_ms`."""
+    day_key = keys.capacity_key(location, time_ms // DAY_MS)
+    used = int(state.get(day_key) or 0) + delta
+    if used > 0:
+        state.put(day_key, used)
+    else:
+        state.delete(day_key)
+
+
+def end_fulfilment(
+    state: StateView, ctx: TxContext | BlockContext, record: Fulfilment, target: FulfilmentStatus
+) -> None:
+    """A fulfilment declined or cancelled: it no longer serves its order, and its location gets back the daily
+    capacity it took on the day it was allocated (the caller puts the record)."""
+    if not record["virtual"]:
+        count_capacity(state, record["location"], record["events"][0]["time_ms"], -1)
+    set_fulfilment_status(record, target, ctx)
+
+
 def get_fulfilment(state: StateView, fulfilment_id: str) -> Fulfilment | None:
     return state.get(keys.fulfilment_key(fulfilment_id))
 
@@ -181,8 +206,16 @@ def compute_shipping_status(order: Order, fulfilments: list[Fulfilment]) -> Orde
     return "released"
 
 
+SHIPPING_STATES: tuple[OrderStatus, ...] = ("released", "backordered", "intercepted", "partially_shipped", "shipped")
+"""States of a released order whose status follows its fulfilments; once delivered it follows its returns and
+payments (a capture on an order whose return is awaited leaves it awaiting the return)."""
+
+
 def sync_order_status(state: StateView, ctx: TxContext | BlockContext, order: Order) -> None:
-    """Make a released order's status follow its fulfilments (an intercepted order stays held until released)."""
+    """Make a released order's status follow its fulfilments until they are delivered (an intercepted order
+    stays held until released)."""
+    if order["status"] not in SHIPPING_STATES:
+        return
     target = compute_shipping_status(order, get_order_fulfilments(state, order))
     if order["status"] == "intercepted" and target in ("released", "backordered", "partially_shipped"):
         return

@@ -1,14 +1,17 @@
 """Orders: created by a sales channel, numbered by the ledger, cancelled or completed.
 
 A channel sends its own external reference (unique per channel: sending the
-same reference again returns the existing order and creates nothing), a
-customer reference already hashed by the channel (sha256 hex; no personal data
-in clear ever reaches the ledger), a delivery region and coordinates or a
-pickup store, the lines, payment terms (`prepaid`: cancelled if not paid within
-`orders.unpaid_timeout_ms` of block time; `on_account`: released at once) and
-a shipping charge. The ledger assigns the order number from the block height
-and tx position (`numbering.compute_order_number`), and fixes the price, tax
-and gross of every line there and then (`invoicing.price_order`): invoices are
+same order again under it returns the existing order and creates nothing,
+another order under it is refused with `duplicate_reference`; see
+`references`), a customer reference already hashed by the channel (sha256
+hex; no personal data in clear ever reaches the ledger), a delivery region
+and coordinates or a pickup store, the lines, payment terms (`prepaid`:
+cancelled if not paid within `orders.unpaid_timeout_ms` of block time;
+`on_account`: released at once) and a shipping charge, and may add its own
+`metadata` (string keys and values) and `tags`, bounded, which the order
+keeps as sent. The ledger assigns the order number from the block height and
+tx position (`numbering.compute_order_number`), and fixes the price, tax and
+gross of every line there and then (`invoicing.price_order`): invoices are
 cut from that snapshot.
 
 A new order goes through review (`review.compute_hold_reasons`); if nothing
@@ -46,6 +49,7 @@ from contracts.numbering import compute_order_number
 from contracts.payload import (
     MAX_AMOUNT,
     MAX_QTY,
+    array,
     bad,
     choice,
     digest,
@@ -56,12 +60,13 @@ from contracts.payload import (
     payload,
     quantity,
     read_payload,
+    table,
     text,
 )
 from contracts.payments import compute_refund_due, start_payment_clock
 from contracts.records import Delivery, Order, OrderLine
+from contracts.references import hash_reference, recall, remember
 from contracts.review import compute_hold_reasons
-from ledger.encoding import sha256
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -72,6 +77,9 @@ ROLES: dict[str, frozenset[str]] = {
     "order.complete": frozenset({"channel", "operator"}),
     "order.edit": frozenset({"channel", "operator"}),
 }
+
+STEP_PARTS = {"order.import": "orders"}
+"""Each order of an import runs under the step budget of its own (the tx's budget grows with them)."""
 
 PAYMENT_TERMS = ("prepaid", "on_account")
 """`prepaid`: released once paid; `on_account`: released at once, invoiced and paid later."""
@@ -84,6 +92,18 @@ MAX_LINES = 100
 
 MAX_IMPORT_ORDERS = 100
 """Most orders in one `order.import` tx."""
+
+MAX_METADATA_KEYS = 32
+"""Most keys of an order's `metadata` (each key 1-64 characters)."""
+
+MAX_METADATA_VALUE = 256
+"""Longest value of an order's `metadata`."""
+
+MAX_TAGS = 16
+"""Most `tags` of an order."""
+
+MAX_TAG_LENGTH = 32
+"""Longest tag of an order."""
 
 ORDER_LINES = items(
     "lines",
@@ -117,6 +137,20 @@ NEW_ORDER = payload(
     PICKUP,
     choice("payment_terms", PAYMENT_TERMS, default="prepaid"),
     integer("shipping_charge", 0, MAX_AMOUNT, default=0, doc="minor units, tax included as prices are"),
+    table(
+        "metadata",
+        text("value", max_length=MAX_METADATA_VALUE),
+        max_items=MAX_METADATA_KEYS,
+        default={},
+        doc="the channel's own data, kept on the order as sent",
+    ),
+    array(
+        "tags",
+        text("tag", min_length=1, max_length=MAX_TAG_LENGTH),
+        max_items=MAX_TAGS,
+        default=[],
+        doc="the channel's labels, kept on the order as sent",
+    ),
 )
 """One order as a channel places it."""
 
@@ -141,6 +175,7 @@ PAYLOADS = {
             doc="what to cancel; everything that has not left if absent",
         ),
         text("reason", default="cancelled"),
+        text("reference", default="", doc="the sender's reference, taken once per order"),
     ),
     "order.complete": payload(ident("order_id")),
     "order.edit": payload(
@@ -154,7 +189,8 @@ PAYLOADS = {
 
 
 def get_order_by_external_ref(state: StateView, channel: str, external_ref: str) -> str | None:
-    return state.get(keys.external_ref_key(channel, sha256(external_ref.encode()).hex()))
+    known = state.get(keys.external_ref_key(channel, hash_reference(external_ref)))
+    return None if known is None else str(known["result"]["order_id"])
 
 
 def read_lines(state: StateView, sent: list[dict[str, Any]], currency: str) -> tuple[list[OrderLine], bool]:
@@ -272,6 +308,8 @@ def open_order(
         "edits": [],
         "created_ms": ctx.time_ms,
         "deadline_ms": None,
+        "metadata": dict(fields["metadata"]),
+        "tags": list(fields["tags"]),
     }
     order["total"] = price_order(state, ctx.config, order)
     if review:
@@ -301,15 +339,16 @@ def process_order_create(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
 
 def process_order_import(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """A channel places up to `MAX_IMPORT_ORDERS` orders in one tx (the bulk path: one signature, one
-    admission). Each is placed as `order.create` places it, on its own: one refused is rolled back and its
-    result says why (`error`, `message`), and does not hold back the others. `placed` counts the new orders
+    admission). Each is placed as `order.create` places it, on its own and under the step budget of its own:
+    one refused (too large for that budget too) is rolled back and its result says why (`error`, `message`),
+    and does not hold back the others. `placed` counts the new orders
     (not the duplicates)."""
     fields = read_payload(PAYLOADS["order.import"], tx.payload)
     results: list[dict[str, Any]] = []
     for item, order_fields in enumerate(fields["orders"]):
         state.begin()
         try:
-            result = place_order(state, ctx, order_fields, item)
+            result = ctx.run_part(place_order, state, ctx, order_fields, item)
         except Rejected as refusal:
             state.rollback()
             results.append(
@@ -323,14 +362,15 @@ def process_order_import(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
 
 def place_order(state: StateView, ctx: TxContext, fields: dict[str, Any], item: int | None = None) -> dict[str, Any]:
     """Open the order of an `order.create` payload (`item`: its place in an import), or answer the one that a
-    re-sent external reference placed before."""
+    re-sent external reference placed before; the reference sent with another order is `duplicate_reference`."""
     external_ref = fields["external_ref"]
-    existing = get_order_by_external_ref(state, ctx.signer.id, external_ref)
-    if existing is not None:
-        order = require_order(state, existing)
-        return {"order_id": existing, "status": order["status"], "duplicate": True}
+    key = keys.external_ref_key(ctx.signer.id, hash_reference(external_ref))
+    known = recall(state, key, fields, external_ref)
+    if known is not None:
+        order_id = known["order_id"]
+        return {"order_id": order_id, "status": require_order(state, order_id)["status"], "duplicate": True}
     order = open_order(state, ctx, fields, review=True, item=item)
-    state.put(keys.external_ref_key(ctx.signer.id, sha256(external_ref.encode()).hex()), order["order_id"])
+    remember(state, key, fields, {"order_id": order["order_id"]})
     return {
         "order_id": order["order_id"],
         "status": order["status"],
@@ -356,10 +396,16 @@ def read_cancel_lines(sent: list[dict[str, Any]], order: Order) -> list[tuple[in
 
 
 def process_order_cancel(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
-    """The channel (or an operator) cancels what has not left of an order: all of it, or `lines`."""
+    """The channel (or an operator) cancels what has not left of an order: all of it, or `lines`; under a
+    `reference` taken before, the same cancellation answers its first result and changes nothing."""
     fields = read_payload(PAYLOADS["order.cancel"], tx.payload)
     order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
+    reference = fields["reference"]
+    key = keys.cancel_reference_key(order["order_id"], hash_reference(reference))
+    known = recall(state, key, fields, reference) if reference else None
+    if known is not None:
+        return known
     if order["status"] == "cancelled":
         raise Rejected("invalid_transition", f"order {order['order_id']} is cancelled")
     reason = fields["reason"]
@@ -368,12 +414,16 @@ def process_order_cancel(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, 
     else:
         cancellation = cancel_quantities(state, ctx, order, read_cancel_lines(fields["lines"], order), reason)
     put_order(state, order)
-    return {
+    result = {
         "order_id": order["order_id"],
         "status": order["status"],
         "cancelled": cancellation["amount"],
         "refund_due": compute_refund_due(order),
+        "duplicate": False,
     }
+    if reference:
+        remember(state, key, fields, result)
+    return result
 
 
 def process_order_edit(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:

@@ -8,8 +8,8 @@ set (an operator's choice, off by default) a capture counts only from the
 payment provider's own identity: one signed by anyone else is refused with
 `forbidden_role`, so the money an order is released on is the provider's
 word, not the shop's. A reference is unique per order: sent again with the
-same kind and amount it answers the first result and changes nothing; with
-anything else it is refused with `duplicate_reference`. Capturing what is due
+same kind and content it answers the first result and changes nothing; with
+anything else it is refused with `duplicate_reference` (`references`). Capturing what is due
 releases the order (`fulfilment.settle_order`).
 
 A refund pays back a cancellation or a credit note, never more than they
@@ -49,8 +49,8 @@ from contracts.lifecycle import (
 )
 from contracts.payload import MAX_AMOUNT, boolean, ident, integer, payload, read_payload, text
 from contracts.records import Order, PaymentKind
+from contracts.references import hash_reference, recall, remember
 from contracts.settings import MAX_DURATION_MS, Setting
-from ledger.encoding import sha256
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -163,16 +163,10 @@ def _record(
     require_order_access(ctx, order)
     amount: int = fields["amount"]
     reference = fields["reference"]
-    key = keys.payment_reference_key(order["order_id"], sha256(reference.encode()).hex())
-    known = state.get(key)
+    key = keys.payment_reference_key(order["order_id"], hash_reference(reference))
+    known = recall(state, key, fields | {"kind": kind}, reference)
     if known is not None:
-        if known["kind"] != kind or known["amount"] != amount:
-            raise Rejected(
-                "duplicate_reference",
-                f"reference {reference!r} was recorded for order {order['order_id']} as {known['kind']} "
-                f"of {known['amount']}",
-            )
-        return order, amount, {**known["result"], "duplicate": True}
+        return order, amount, known
     order["payment"]["events"].append(
         {
             "kind": kind,
@@ -186,25 +180,25 @@ def _record(
     return order, amount, None
 
 
-def _remember(state: StateView, order: Order, kind: PaymentKind, amount: int) -> dict[str, Any]:
+def _remember(state: StateView, order: Order, fields: dict[str, Any], kind: PaymentKind) -> dict[str, Any]:
     """Store the order and what its reference answered (the first result, for a re-sent reference)."""
     put_order(state, order)
-    event = order["payment"]["events"][-1]
     result = {**_payment_result(order), "duplicate": False}
-    key = keys.payment_reference_key(order["order_id"], sha256(event["reference"].encode()).hex())
-    state.put(key, {"kind": kind, "amount": amount, "result": result})
+    key = keys.payment_reference_key(order["order_id"], hash_reference(fields["reference"]))
+    remember(state, key, fields | {"kind": kind}, result)
     return result
 
 
 def process_payment_authorize(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """The payment provider authorised an amount for the order."""
-    order, amount, known = _record(state, read_payload(PAYLOADS["payment.authorize"], tx.payload), ctx, "authorized")
+    fields = read_payload(PAYLOADS["payment.authorize"], tx.payload)
+    order, amount, known = _record(state, fields, ctx, "authorized")
     if known is not None:
         return known
     if order["status"] == "cancelled":
         raise Rejected("invalid_transition", f"order {order['order_id']} is cancelled")
     order["payment"]["authorized"] += amount
-    return _remember(state, order, "authorized", amount)
+    return _remember(state, order, fields, "authorized")
 
 
 def require_capture_role(ctx: TxContext) -> None:
@@ -220,7 +214,8 @@ def require_capture_role(ctx: TxContext) -> None:
 def process_payment_capture(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Money was captured; once what is due is captured the order stops timing out and is released."""
     require_capture_role(ctx)
-    order, amount, known = _record(state, read_payload(PAYLOADS["payment.capture"], tx.payload), ctx, "captured")
+    fields = read_payload(PAYLOADS["payment.capture"], tx.payload)
+    order, amount, known = _record(state, fields, ctx, "captured")
     if known is not None:
         return known
     if order["status"] == "cancelled":
@@ -230,7 +225,7 @@ def process_payment_capture(state: StateView, tx: Tx, ctx: TxContext) -> dict[st
         raise Rejected("over_payment", f"order {order['order_id']} has {compute_amount_due(order)} due")
     payment["captured"] += amount
     settle_order(state, ctx, order)
-    return _remember(state, order, "captured", amount)
+    return _remember(state, order, fields, "captured")
 
 
 def process_payment_refund(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
@@ -263,7 +258,7 @@ def process_payment_refund(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     payment["refunded"] += amount
     payment["events"][-1]["covers"] = covers
     mark_refunded(order, ctx)
-    return _remember(state, order, "refunded", amount)
+    return _remember(state, order, fields, "refunded")
 
 
 def begin_block(state: StateView, ctx: BlockContext) -> None:

@@ -41,7 +41,7 @@ FulfilmentStatus = Literal["allocated", "released", "picked", "shipped", "delive
 ReturnStatus = Literal["requested", "partially_received", "received", "cancelled", "expired"]
 """The states of a return."""
 
-TransferStatus = Literal["in_transit", "received", "refused"]
+TransferStatus = Literal["in_transit", "received", "refused", "recalled"]
 """The states of a stock transfer."""
 
 CountStatus = Literal["reported", "approved"]
@@ -279,6 +279,10 @@ class Order(TypedDict):
     created_ms: int
     deadline_ms: int | None
     """Block time by which a prepaid order must be paid (None once paid, or while it needs no payment)."""
+    metadata: dict[str, str]
+    """The channel's own data, as sent (bounded: `orders.MAX_METADATA_KEYS` keys)."""
+    tags: list[str]
+    """The channel's labels, as sent (bounded: `orders.MAX_TAGS`)."""
     review: NotRequired[Review]
 
 
@@ -478,15 +482,25 @@ class Difference(TypedDict):
     difference: int
 
 
+class Counted(TypedDict):
+    sku: str
+    qty: int
+
+
 class CountReport(TypedDict):
     """A physical count and its differences: `count/<location>/<tx id>`."""
 
     location: str
     reference: str
     counted: int
+    counts: list[Counted]
+    """What was counted of each SKU (a SKU stocked but not counted by a `full` count is counted as 0)."""
     differences: list[Difference]
+    """The differences against the stock when it was counted (for the report; approval compares again)."""
     tx_id: bytes
     height: int
     time_ms: int
     status: CountStatus
     approved_by: NotRequired[str]
+    posted: NotRequired[list[Difference]]
+    """The differences against the stock when it was approved: what was posted."""

@@ -4,9 +4,10 @@ A return names goods of a delivered order by SKU and quantity; the ledger
 assigns them to the fulfilments that delivered them (never more than was
 delivered and not yet returned, only within `returns.window_ms` of each
 delivery, never virtual goods, which hold no stock) and moves the order to
-`return_requested`. A return `reference` is unique per order: sent again with
-the same content it answers the first result, with other content it is
-refused with `duplicate_reference`.
+`return_requested`. A return `reference` is unique per order, and a receipt's
+`reference` unique per return: sent again with the same content it answers
+the first result, with other content it is refused with
+`duplicate_reference` (`references`), so a part received twice counts once.
 
 The goods are received at a location of the organisation that shipped them,
 all at once or in parts, each part with its condition: they come back into
@@ -36,7 +37,7 @@ from typing import Any
 
 from contracts import keys
 from contracts.cancellation import cancel_order
-from contracts.catalogue import require_location, require_location_access
+from contracts.catalogue import require_known_location, require_location, require_location_access
 from contracts.context import BlockContext, Context, TxContext
 from contracts.errors import Rejected
 from contracts.fulfilment import settle_order
@@ -56,8 +57,8 @@ from contracts.orders import PAYLOADS as ORDER_PAYLOADS
 from contracts.payload import choice, ident, integer, items, payload, quantity, read_payload, text
 from contracts.payments import compute_overpaid, mark_refunded, start_payment_clock
 from contracts.records import Bucket, Fulfilment, Order, Return, ReturnLine, ReturnStatus
+from contracts.references import hash_reference, recall, remember
 from contracts.settings import MAX_DURATION_MS, Setting
-from ledger.encoding import encode, sha256
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -116,6 +117,7 @@ PAYLOADS = {
             doc="what arrived; everything awaited if absent",
         ),
         ident("lot", required=False, doc="the lot the goods come back into"),
+        text("reference", default="", doc="the receiving location's reference, taken once per return"),
     ),
     "return.cancel": payload(ident("return_id")),
 }
@@ -208,13 +210,10 @@ def process_return_request(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     order = require_order(state, fields["order_id"])
     require_order_access(ctx, order)
     reference = fields["reference"]
-    reference_key = keys.return_reference_key(order["order_id"], sha256(reference.encode()).hex())
-    content = sha256(encode({k: v for k, v in tx.payload.items() if k != "reference"})).hex()
-    known = state.get(reference_key) if reference else None
+    reference_key = keys.return_reference_key(order["order_id"], hash_reference(reference))
+    known = recall(state, reference_key, fields, reference) if reference else None
     if known is not None:
-        if known["content"] != content:
-            raise Rejected("duplicate_reference", f"return reference {reference!r} was sent with other content")
-        return {**known["result"], "duplicate": True}
+        return known
     if order["status"] not in RETURNABLE:
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}")
     requested = fields["lines"]
@@ -252,7 +251,7 @@ def process_return_request(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
         "duplicate": False,
     }
     if reference:
-        state.put(reference_key, {"content": content, "result": result})
+        remember(state, reference_key, fields, result)
     return result
 
 
@@ -286,10 +285,16 @@ def process_return_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
     fields = read_payload(PAYLOADS["return.receive"], tx.payload)
     record = require_return(state, fields["return_id"])
     return_id = record["return_id"]
+    location = require_known_location(state, fields["location"])
+    require_location_access(ctx, location)
+    reference = fields["reference"]
+    reference_key = keys.receipt_reference_key(return_id, hash_reference(reference))
+    known = recall(state, reference_key, fields, reference) if reference else None
+    if known is not None:
+        return known
+    require_location(state, location["location"])
     if record["status"] not in AWAITED:
         raise Rejected("invalid_transition", f"return {return_id} is {record['status']}")
-    location = require_location(state, fields["location"])
-    require_location_access(ctx, location)
     lot = fields["lot"] or ""
     order = require_order(state, record["order_id"])
     by_id = {f["fulfilment_id"]: f for f in get_order_fulfilments(state, order)}
@@ -323,12 +328,16 @@ def process_return_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
         pay_exchange(state, ctx, order, record, [note["number"] for note in notes])
         mark_refunded(order, ctx)
     put_order(state, order)
-    return {
+    result = {
         "return_id": return_id,
         "status": record["status"],
         "order_status": order["status"],
         "credit_notes": [note["number"] for note in notes],
+        "duplicate": False,
     }
+    if reference:
+        remember(state, reference_key, fields, result)
+    return result
 
 
 def pay_exchange(state: StateView, ctx: TxContext, order: Order, record: Return, notes: list[str]) -> None:

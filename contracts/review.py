@@ -3,7 +3,11 @@
 A new order is held, before any stock is reserved, when its amount or a line
 quantity is over the configured limit, its customer hash is blocked, the same
 customer ordered within the repeat window, a line price differs from the
-catalogue, or it has neither a delivery address nor a pickup store. An operator
+catalogue, or it has neither a delivery address nor a pickup store. Where
+captures belong to the payment provider (`payments.capture_requires_provider`)
+an order that would be released with nothing captured is held too: one sold
+on account (`on_account`), or one whose discounts make it free
+(`nothing_due`); the operator's approval is what grants them. An operator
 then approves it (`order.approve`: it is allocated as a new order would be, and
 a prepaid order's payment clock starts; one paid while held is released at
 once) or rejects it (`order.reject`: it is cancelled). A limit of 0 switches
@@ -13,7 +17,9 @@ reviewed again.
 A released order can be intercepted before it ships (`order.intercept`, for
 example on a fraud alert or a customer's call): its locations can neither pick
 nor ship it until an operator releases it again (`order.release`) or it is
-cancelled.
+cancelled; a payment or stock sourced meanwhile leaves it held. An unpaid
+order keeps its payment deadline while intercepted (it is cancelled when the
+deadline passes, held or not); released, it waits for its payment again.
 """
 
 from __future__ import annotations
@@ -25,9 +31,9 @@ from contracts.allocation import allocate_new_order
 from contracts.cancellation import cancel_order
 from contracts.context import TxContext
 from contracts.errors import Rejected
+from contracts.fulfilment import lift_interception
 from contracts.lifecycle import (
     OPEN_FULFILMENT,
-    compute_shipping_status,
     get_order_fulfilments,
     put_order,
     require_order,
@@ -128,6 +134,11 @@ def compute_hold_reasons(
         reasons.append("repeat_order")
     if price_mismatch:
         reasons.append("price_mismatch")
+    if ctx.config["payments.capture_requires_provider"]:
+        if order["payment_terms"] == "on_account":
+            reasons.append("on_account")
+        elif order["total"] == 0 and any(line["discount"] for line in order["lines"]):
+            reasons.append("nothing_due")
     if order["pickup"] is None and (order["delivery"] is None or not order["delivery"].get("region")):
         reasons.append("missing_delivery")
     return reasons
@@ -182,7 +193,6 @@ def process_order_release(state: StateView, tx: Tx, ctx: TxContext) -> dict[str,
     order = require_order(state, fields["order_id"])
     if order["status"] != "intercepted":
         raise Rejected("invalid_transition", f"order {order['order_id']} is {order['status']}, not intercepted")
-    target = compute_shipping_status(order, get_order_fulfilments(state, order))
-    transition_order(order, target, ctx, fields["note"])
+    lift_interception(state, ctx, order, fields["note"])
     put_order(state, order)
     return {"order_id": order["order_id"], "status": order["status"]}

@@ -13,7 +13,9 @@ allow-list. The node calls `ContractSet.execute_block` for every block:
 2. each module's `begin_block(state, ctx)` hook runs, in registry order;
 3. each tx is checked (known signer, known kind, a role allowed to send it)
    and dispatched to `process_<kind>` inside a savepoint, under the step
-   budget. On success the writes are kept; a `Rejected` rolls them back into
+   budget (times one plus the parts it carries, for a kind that a module's
+   `STEP_PARTS` names: each part then runs under the step budget of its own
+   through `ctx.run_part`). On success the writes are kept; a `Rejected` rolls them back into
    a receipt with its code and message.
 
 Any other exception from a rule is a bug in the rule. It is still
@@ -41,6 +43,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -200,6 +203,8 @@ class ContractModule:
     """Tx kind -> roles allowed to sign it (empty for helper modules)."""
     payloads: dict[str, Any]
     """Tx kind -> the spec of its payload (`contracts.payload.Field`), for the kinds that declare one."""
+    step_parts: dict[str, str]
+    """Tx kind -> the list field of its payload whose items each get a step budget of their own."""
 
 
 @dataclass(frozen=True)
@@ -210,11 +215,19 @@ class Rule:
     module: str
     roles: frozenset[str]
     process: Callable[[StateView, Tx, TxContext], Any]
+    parts: str | None = None
+    """The payload list whose items are the tx's parts (`STEP_PARTS`), each with a step budget of its own."""
 
 
 def get_rule_name(kind: str) -> str:
     """`order.create` -> `process_order_create`."""
     return "process_" + kind.replace(".", "_")
+
+
+def count_parts(rule: Rule, tx: Tx) -> int:
+    """How many parts the tx carries, each given a step budget of its own (0 for a kind of one part)."""
+    parts = tx.payload.get(rule.parts) if rule.parts is not None else None
+    return len(parts) if isinstance(parts, list) else 0
 
 
 def _reject(tx: Tx, code: str, message: str) -> Receipt:
@@ -265,6 +278,7 @@ class _Loader:
             module=module,
             roles=roles,
             payloads=_get_payloads(name, module, roles),
+            step_parts=_get_step_parts(name, module, roles),
         )
         self.loading.pop()
         self.loaded[name] = loaded
@@ -326,6 +340,17 @@ def _get_payloads(name: str, module: ModuleType, roles: dict[str, frozenset[str]
     return dict(payloads)
 
 
+def _get_step_parts(name: str, module: ModuleType, roles: dict[str, frozenset[str]]) -> dict[str, str]:
+    """A module's `STEP_PARTS` table, checked: kinds of its own `ROLES`, each naming a field of its payload."""
+    parts = module.__dict__.get("STEP_PARTS", {})
+    if not isinstance(parts, dict):
+        raise ContractRefused(name, 0, "STEP_PARTS must be a dict of tx kind -> payload list field")
+    for kind, field_name in parts.items():
+        if kind not in roles or not isinstance(field_name, str):
+            raise ContractRefused(name, 0, f"STEP_PARTS[{kind!r}] must name a list field of a kind of this module")
+    return dict(parts)
+
+
 class ContractSet:
     """The loaded contracts of one node: what the executor runs blocks through."""
 
@@ -352,7 +377,8 @@ class ContractSet:
                 raise ContractRefused(
                     module.name, 0, f"tx kind {kind!r} is already handled by {self.rules[kind].module}"
                 )
-            self.rules[kind] = Rule(kind, module.name, roles, namespace[get_rule_name(kind)])
+            process = namespace[get_rule_name(kind)]
+            self.rules[kind] = Rule(kind, module.name, roles, process, module.step_parts.get(kind))
         self._declare(module.name, namespace.get("SETTINGS", ()))
         hook = namespace.get("begin_block")
         if callable(hook):
@@ -475,9 +501,13 @@ class ContractSet:
                 f"{tx.signer} may not send {tx.kind}: it needs one of {', '.join(sorted(rule.roles))}",
             )
         config = self.get_config(state)
-        ctx = TxContext(block.height, block.time_ms, index, tx.id, signer, config, block.genesis, self.settings)
+        budget = int(config["step_budget"])
+        run_part = partial(self.meter.run_part, budget)
+        ctx = TxContext(
+            block.height, block.time_ms, index, tx.id, signer, config, block.genesis, self.settings, run_part
+        )
         state.begin()
-        self.meter.reset(int(config["step_budget"]), int(config["max_call_depth"]))
+        self.meter.reset(budget * (1 + count_parts(rule, tx)), int(config["max_call_depth"]))
         try:
             result = rule.process(state, tx, ctx)
             if self.meter.failure is not None:

@@ -12,6 +12,11 @@ deeper than `max_depth`) fails with `StepBudgetExceeded` (or
 
 Work done inside a builtin (`sorted`, `sum(range(n))`) is one step however
 large; the budget bounds control flow, the tx size bounds the data.
+
+A tx that carries many independent parts (the orders of an `order.import`)
+gets a budget that grows with them, and runs each part under a budget of its
+own (`StepMeter.run_part`, reached by a rule as `ctx.run_part`): a part that
+runs out is refused alone, never the whole tx.
 """
 
 from __future__ import annotations
@@ -96,6 +101,23 @@ class StepMeter:
     def leave_value(self, value: T) -> T:
         self.depth -= 1
         return value
+
+    def run_part(self, budget: int, part: Callable[..., T], *args: Any) -> T:
+        """Run one part of a tx, `part(*args)` (one order of an import), under `budget` steps of its own: a part
+        that runs out fails alone, with `StepBudgetExceeded` raised to the rule, which refuses that part and
+        goes on. The steps the part took count against the tx all the same."""
+        outer_budget, outer_failure, start = self.budget, self.failure, self.remaining
+        self.budget = self.remaining = budget
+        self.failure = None
+        try:
+            result = part(*args)
+            if self.failure is not None:
+                raise self.failure
+            return result
+        finally:
+            used = self.budget - self.remaining
+            self.budget, self.failure = outer_budget, outer_failure
+            self.remaining = start - used
 
     def get_globals(self) -> dict[str, Callable[..., Any]]:
         """The charge functions an instrumented module calls, by the names the instrumentation uses."""

@@ -2,9 +2,9 @@
 
 It stocks the SKUs of its baskets (`devnet.load.prepare_stock`), signs every
 order up front (so the figures are the network's, not the signer's), and then
-`concurrency` client threads send them over the live nodes' public API
-(`POST /v1/txs`, msgpack, `per_request` txs a request), each thread to its own
-node in turn. `batch` orders go in one signed tx: 1 is an `order.create`
+`concurrency` client threads send them over the live nodes' public API with
+`omsclient` (`POST /v1/txs`, msgpack, `per_request` txs a request), each
+thread to its own node in turn. `batch` orders go in one signed tx: 1 is an `order.create`
 each, more is an `order.import` (the bulk path). With `rate` the requests are
 paced to that many orders per second; without it they go as fast as the
 nodes take them.
@@ -34,10 +34,12 @@ from typing import Any
 from tqdm import tqdm
 
 from devnet.baskets import Basket, synthetic_baskets
-from devnet.client import NodeClient, NodeError, Signer
 from devnet.load import CHANNEL, make_order_payloads, prepare_stock
 from devnet.network import Devnet, NodeInfo
-from ledger.tx import Tx
+from omsclient import Client, Keyring, NodeError, tx_id
+
+Tx = dict[str, Any]
+"""A signed tx in JSON form, as `omsclient` sends it."""
 
 RETRYABLE = frozenset({"mempool_full", "signer_over_quota"})
 """Verdicts that refuse a tx for want of room: it is sent again after the node's `Retry-After`, never dropped."""
@@ -53,9 +55,9 @@ CLOCK_TICKS = 100
 class _Run:
     """What the client threads and the block watcher share."""
 
-    sent_at: dict[bytes, float] = field(default_factory=dict)
+    sent_at: dict[str, float] = field(default_factory=dict)
     """Tx id -> first submit (perf_counter) of the txs not yet seen in a block."""
-    orders_in: dict[bytes, int] = field(default_factory=dict)
+    orders_in: dict[str, int] = field(default_factory=dict)
     """Tx id -> orders it carries."""
     refused: int = 0
     rejected: int = 0
@@ -83,18 +85,19 @@ def run_bench(
     if not live:
         raise RuntimeError("no node of the devnet is up")
     setup = devnet.client(live[0].index, timeout=60)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, setup.tx_valid_until)
+    keyring = devnet.keyring(setup)
     tag = f"{time.time_ns() % 10**9:09d}"
     chosen = list(baskets[:orders]) if baskets else list(synthetic_baskets(orders))
     while len(chosen) < orders:
         chosen.extend(chosen[: orders - len(chosen)])
-    prepare_stock(setup, signer, devnet, chosen)
-    txs, sizes = _sign_orders(signer, make_order_payloads(chosen, tag), batch)
-    run = _Run(orders_in={tx.id: size for tx, size in zip(txs, sizes, strict=True)})
-    requests: queue.Queue[tuple[int, list[Tx]] | None] = queue.Queue()
+    prepare_stock(setup, keyring, devnet, chosen)
+    txs, sizes = _sign_orders(keyring, make_order_payloads(chosen, tag), batch)
+    signed = [(tx_id(tx), tx) for tx in txs]
+    run = _Run(orders_in={txid: size for (txid, _), size in zip(signed, sizes, strict=True)})
+    requests: queue.Queue[tuple[int, list[tuple[str, Tx]]] | None] = queue.Queue()
     offset = 0
     for start in range(0, len(txs), per_request):
-        requests.put((offset, txs[start : start + per_request]))
+        requests.put((offset, signed[start : start + per_request]))
         offset += sum(sizes[start : start + per_request])
     for _ in range(concurrency):
         requests.put(None)
@@ -146,16 +149,19 @@ def run_bench(
     return result
 
 
-def _sign_orders(signer: Signer, payloads: list[dict[str, Any]], batch: int) -> tuple[list[Tx], list[int]]:
+def _sign_orders(keyring: Keyring, payloads: list[dict[str, Any]], batch: int) -> tuple[list[Tx], list[int]]:
     """The signed txs carrying `payloads`, `batch` to a tx, and how many orders each carries."""
     if batch <= 1:
-        return [signer.tx(CHANNEL, "order.create", payload) for payload in payloads], [1] * len(payloads)
+        return [keyring.sign(CHANNEL, "order.create", payload) for payload in payloads], [1] * len(payloads)
     groups = [payloads[i : i + batch] for i in range(0, len(payloads), batch)]
-    return [signer.tx(CHANNEL, "order.import", {"orders": g}) for g in groups], [len(g) for g in groups]
+    return [keyring.sign(CHANNEL, "order.import", {"orders": g}) for g in groups], [len(g) for g in groups]
 
 
 def _send(
-    client: NodeClient, requests: queue.Queue[tuple[int, list[Tx]] | None], run: _Run, pace: Callable[[int], float]
+    client: Client,
+    requests: queue.Queue[tuple[int, list[tuple[str, Tx]]] | None],
+    run: _Run,
+    pace: Callable[[int], float],
 ) -> None:
     """One client thread: send requests until the queue's end marker, again after `Retry-After` for room."""
     try:
@@ -164,26 +170,26 @@ def _send(
             time.sleep(max(0.0, pace(offset) - time.perf_counter()))
             now = time.perf_counter()
             with run.lock:
-                for tx in chunk:
-                    run.sent_at.setdefault(tx.id, now)
+                for txid, _ in chunk:
+                    run.sent_at.setdefault(txid, now)
             while chunk:
                 try:
-                    verdicts, retry_after = client.submit_batch(chunk)
+                    verdicts, retry_after = client.post_txs([tx for _, tx in chunk])
                 except (NodeError, OSError) as exc:
                     run.errors.append(str(exc))
                     time.sleep(1.0)
                     continue
                 again = []
-                for tx, verdict in zip(chunk, verdicts, strict=True):
+                for (txid, tx), verdict in zip(chunk, verdicts, strict=True):
                     error = verdict.get("error")
                     if error in RETRYABLE:
-                        again.append(tx)
+                        again.append((txid, tx))
                     elif error is not None:
                         with run.lock:
-                            run.sent_at.pop(tx.id, None)
-                            run.rejected += run.orders_in[tx.id]
+                            run.sent_at.pop(txid, None)
+                            run.rejected += run.orders_in[txid]
                 with run.lock:
-                    run.refused += sum(run.orders_in[tx.id] for tx in again)
+                    run.refused += sum(run.orders_in[txid] for txid, _ in again)
                 chunk = again
                 if chunk:
                     time.sleep(retry_after or 1.0)
@@ -194,7 +200,7 @@ def _send(
 class _BlockWatcher:
     """Reads the new blocks from the nodes in turn (each node the blocks it has) and settles the run's txs in them."""
 
-    def __init__(self, clients: list[NodeClient], height: int, run: _Run, orders: int, stall_timeout: float) -> None:
+    def __init__(self, clients: list[Client], height: int, run: _Run, orders: int, stall_timeout: float) -> None:
         self.clients = clients
         self.height = height
         self.run = run
@@ -234,12 +240,11 @@ class _BlockWatcher:
         found = 0
         self.txs += len(block["txs"])
         for tx, receipt in zip(block["txs"], block["receipts"], strict=True):
-            tx_id = bytes.fromhex(tx["id"])
             with self.run.lock:
-                sent = self.run.sent_at.pop(tx_id, None)
+                sent = self.run.sent_at.pop(tx["id"], None)
             if sent is None:
                 continue
-            count = self.run.orders_in[tx_id]
+            count = self.run.orders_in[tx["id"]]
             if receipt is None or not receipt["ok"]:
                 self.rejected += count
                 continue

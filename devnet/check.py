@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from devnet.client import NodeClient
 from devnet.network import Devnet
+from omsclient import Client
 
 
 @dataclass
@@ -80,7 +80,7 @@ def _check_one_view(statuses: list[dict[str, Any]], report: CheckReport) -> None
             report.problems.append(f"node {index} is not voting (view changing: {status.get('view_changing')})")
 
 
-def _check_one_chain(clients: list[NodeClient], height: int, report: CheckReport) -> None:
+def _check_one_chain(clients: list[Client], height: int, report: CheckReport) -> None:
     if height == 0:
         return
     hashes = {client.get(f"/v1/blocks/{height}")["hash"] for client in clients}
@@ -88,7 +88,7 @@ def _check_one_chain(clients: list[NodeClient], height: int, report: CheckReport
         report.problems.append(f"fork: {len(hashes)} different blocks at height {height}")
 
 
-def _check_votes(index: int, client: NodeClient, status: dict[str, Any], blocks: int, report: CheckReport) -> None:
+def _check_votes(index: int, client: Client, status: dict[str, Any], blocks: int, report: CheckReport) -> None:
     node_id = status["node_id"]
     top = status["height"]
     unvoted = []

@@ -9,20 +9,14 @@ always finds stock and every order commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from devnet.baskets import Basket
-from devnet.client import NodeClient, Signer
 from devnet.network import Devnet
-from ledger.tx import Tx
+from omsclient import Client, Keyring, NodeError
 
-
-class TxSigner(Protocol):
-    """What signs a tx: a `Signer` over key files, or a test network's keys."""
-
-    def tx(self, signer: str, kind: str, payload: dict[str, Any]) -> Tx: ...
-
+SignedTx = TypeVar("SignedTx")
 
 CHANNEL = "channel-1"
 OPERATOR = "operator-1"
@@ -36,18 +30,18 @@ def _skus(baskets: Iterable[Basket]) -> dict[str, int]:
     return prices
 
 
-def prepare_stock(client: NodeClient, signer: Signer, devnet: Devnet, baskets: list[Basket]) -> None:
+def prepare_stock(client: Client, keyring: Keyring, devnet: Devnet, baskets: list[Basket]) -> None:
     """Register the baskets' SKUs and a warehouse per node (the same ones on every run, as a retailer's network
     is: a run does not add locations for the next run's orders to weigh), and stock each with plenty of each."""
     prices = _skus(baskets)
-    setup: list[Tx] = [
-        signer.tx(OPERATOR, "sku.upsert", {"sku": sku, "price": price, "currency": "EUR", "tax_class": "standard"})
+    setup: list[dict[str, Any]] = [
+        keyring.sign(OPERATOR, "sku.upsert", {"sku": sku, "price": price, "currency": "EUR", "tax_class": "standard"})
         for sku, price in prices.items()
     ]
     locations = [f"LOAD-{i}" for i in range(len(devnet.nodes))]
     for i, location in enumerate(locations):
         setup.append(
-            signer.tx(
+            keyring.sign(
                 OPERATOR,
                 "location.upsert",
                 {
@@ -66,15 +60,20 @@ def prepare_stock(client: NodeClient, signer: Signer, devnet: Devnet, baskets: l
     for location in locations:
         for start in range(0, len(sku_list), 100):
             lines = [{"sku": sku, "qty": need} for sku in sku_list[start : start + 100]]
-            setup.append(signer.tx(OPERATOR, "stock.receive", {"location": location, "lines": lines}))
-    for start in range(0, len(setup), 500):
-        client.submit_many(setup[start : start + 500])
-    client.wait(setup[-1].id.hex(), timeout=120)
+            setup.append(keyring.sign(OPERATOR, "stock.receive", {"location": location, "lines": lines}))
+    verdicts = client.submit_many(setup)
+    refused = [verdict for verdict in verdicts if not verdict["accepted"]]
+    if refused:
+        raise NodeError(400, {"error": refused[0]["error"], "message": refused[0]["message"]})
+    client.wait_tx(verdicts[-1]["tx_id"], timeout=120)
 
 
-def make_orders(signer: TxSigner, baskets: list[Basket], tag: str) -> list[Tx]:
-    """One signed `order.create` tx per basket (`make_order_payloads`), from the load channel."""
-    return [signer.tx(CHANNEL, "order.create", payload) for payload in make_order_payloads(baskets, tag)]
+def make_orders(
+    sign: Callable[[str, str, dict[str, Any]], SignedTx], baskets: list[Basket], tag: str
+) -> list[SignedTx]:
+    """One `order.create` tx per basket (`make_order_payloads`) from the load channel, signed by `sign`
+    (`Keyring.sign` for a devnet, a test network's own `tx`)."""
+    return [sign(CHANNEL, "order.create", payload) for payload in make_order_payloads(baskets, tag)]
 
 
 def make_order_payloads(baskets: list[Basket], tag: str) -> list[dict[str, Any]]:

@@ -28,11 +28,11 @@ from typing import Any
 
 import httpx
 
-from devnet.client import NodeClient
 from ledger.genesis import ConsensusParams, Genesis
 from node.config import CLIENTS_DIR, GENESIS_FILE
 from node.home import create_network
 from node.tokens import SCOPES, TokenStore, make_token
+from omsclient import Client, Keyring
 
 STATE_FILE = "devnet.json"
 CLIENTS = "clients"
@@ -115,9 +115,13 @@ class Devnet:
         """The API token every node of this devnet accepts (operator identity, every scope)."""
         return (self.root / TOKEN_FILE).read_text().strip()
 
-    def client(self, index: int, timeout: float = 10.0) -> NodeClient:
+    def client(self, index: int, timeout: float = 10.0) -> Client:
         """A client of node `index` that reads with the devnet's token."""
-        return NodeClient(self.node(index).url, timeout=timeout, token=self.token)
+        return Client(self.node(index).url, self.token, timeout=timeout)
+
+    def keyring(self, client: Client) -> Keyring:
+        """Signs as any client identity of the devnet, in the window `client`'s node suggests."""
+        return Keyring(self.clients_dir, self.genesis.chain_id, client.valid_until)
 
     def node(self, index: int) -> NodeInfo:
         if not 0 <= index < len(self.nodes):

@@ -6,9 +6,10 @@ order can be placed at once (see the README).
 
 from __future__ import annotations
 
-from devnet.client import Signer
+from typing import Any
+
 from devnet.network import Devnet
-from ledger.tx import Tx
+from omsclient import Keyring
 
 OPERATOR = "operator-1"
 
@@ -30,9 +31,9 @@ SAMPLE_CITIES = (
 )
 
 
-def sample_txs(signer: Signer, nodes: int) -> list[Tx]:
+def sample_txs(keyring: Keyring, nodes: int) -> list[dict[str, Any]]:
     txs = [
-        signer.tx(
+        keyring.sign(
             OPERATOR, "sku.upsert", {"sku": sku, "name": name, "price": price, "currency": "EUR", "tax_class": tax}
         )
         for sku, name, price, tax in SAMPLE_SKUS
@@ -41,7 +42,7 @@ def sample_txs(signer: Signer, nodes: int) -> list[Tx]:
         code, city, lat, lon = SAMPLE_CITIES[i % len(SAMPLE_CITIES)]
         location = f"STORE-{code}-{i}"
         txs.append(
-            signer.tx(
+            keyring.sign(
                 OPERATOR,
                 "location.upsert",
                 {
@@ -59,20 +60,19 @@ def sample_txs(signer: Signer, nodes: int) -> list[Tx]:
         )
         lines = [{"sku": sku, "qty": 20 + 10 * i} for sku, *_ in SAMPLE_SKUS]
         txs.append(
-            signer.tx(OPERATOR, "stock.receive", {"location": location, "lines": lines, "document": "PO-SAMPLE"})
+            keyring.sign(OPERATOR, "stock.receive", {"location": location, "lines": lines, "document": "PO-SAMPLE"})
         )
     return txs
 
 
 def load_sample_data(devnet: Devnet) -> str:
     """Send the sample txs to node 0 and wait until they are committed; returns a one-line summary."""
-    client = devnet.client(0)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
-    txs = sample_txs(signer, len(devnet.nodes))
-    client.submit_many(txs)
-    for tx in txs:
-        status = client.wait(tx.id.hex())
-        if status["status"] != "committed":
-            raise RuntimeError(f"sample tx {tx.kind} was rejected: {status['reason']}")
-    client.close()
+    with devnet.client(0) as client:
+        txs = sample_txs(devnet.keyring(client), len(devnet.nodes))
+        for tx, verdict in zip(txs, client.submit_many(txs), strict=True):
+            if not verdict["accepted"]:
+                raise RuntimeError(f"sample tx {tx['kind']} was refused: {verdict['message']}")
+            status = client.wait_tx(verdict["tx_id"])
+            if status["status"] != "committed":
+                raise RuntimeError(f"sample tx {tx['kind']} was not committed: {status['reason']}")
     return f"{len(SAMPLE_SKUS)} SKUs, {len(devnet.nodes)} stores with stock"

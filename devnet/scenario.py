@@ -169,29 +169,17 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
         say(f"  {row['location']:>10} {row['sku']:<10} on hand {row['on_hand']:>3} available {row['available']:>3}")
 
     say("3. An order split across locations (with a virtual gift card)")
-    split = send(
-        CHANNEL,
-        "order.create",
-        {
-            "external_ref": "WEB-5001",
-            "customer_hash": customer("anna"),
-            "currency": "EUR",
-            "delivery": {"region": "NL", "lat": 51_922_000, "lon": 4_479_000},
-            "shipping_charge": 495,
-            "lines": [{"sku": "TEE-BLK-M", "qty": 5}, {"sku": "MUG-WHT", "qty": 5}, {"sku": "GIFT-25", "qty": 1}],
-        },
-    )
+    split_order = {
+        "external_ref": "WEB-5001",
+        "customer_hash": customer("anna"),
+        "currency": "EUR",
+        "delivery": {"region": "NL", "lat": 51_922_000, "lon": 4_479_000},
+        "shipping_charge": 495,
+        "lines": [{"sku": "TEE-BLK-M", "qty": 5}, {"sku": "MUG-WHT", "qty": 5}, {"sku": "GIFT-25", "qty": 1}],
+    }
+    split = send(CHANNEL, "order.create", split_order)
     split_id = split["order_id"]
-    again = send(
-        CHANNEL,
-        "order.create",
-        {
-            "external_ref": "WEB-5001",
-            "customer_hash": customer("anna"),
-            "currency": "EUR",
-            "lines": [{"sku": "MUG-WHT", "qty": 1}],
-        },
-    )
+    again = send(CHANNEL, "order.create", split_order)
     if again["order_id"] != split_id or not again["duplicate"]:
         raise DemoFailed("a re-sent external reference created a second order")
     say(f"  order {split_id} total {split['total']} cents, re-sent WEB-5001 answered with the same order")

@@ -19,7 +19,7 @@ record, so callers may still mutate what they read.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -118,8 +118,9 @@ class StateView:
     def delete(self, key: str) -> None:
         self._write(key.encode(), None)
 
-    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
-        """Entries whose key starts with `prefix`, in key order."""
+    def scan(self, prefix: str, after: str | None = None) -> Iterator[tuple[str, Any]]:
+        """Entries whose key starts with `prefix`, in key order; with `after`, only those whose key sorts after it
+        (so that a caller resumes where it stopped without walking what it had passed)."""
         raw_prefix = prefix.encode()
         scanned = self._scanned.get(raw_prefix)
         if scanned is None:
@@ -136,7 +137,9 @@ class StateView:
             for key, value in layer.items():
                 if key.startswith(raw_prefix):
                     merged[key] = value
-        for key in sorted(merged):
+        ordered_keys = sorted(merged)
+        start = 0 if after is None else bisect_right(ordered_keys, after.encode())
+        for key in ordered_keys[start:]:
             value = merged[key]
             if value is not None:
                 yield key.decode(), self._decode(key, value)

@@ -214,6 +214,14 @@ STOCK_ACTIONS = (
         owner=("transfer_id", get_transfer_orgs),
     ),
     stock_action(
+        "transfers/{transfer_id}/recall",
+        "stock.transfer.recall",
+        "The sending location takes back a transfer to a location deactivated meanwhile",
+        resource=Transfer,
+        show=show_transfer,
+        owner=("transfer_id", get_transfer_orgs),
+    ),
+    stock_action(
         "counts",
         "stock.count",
         "Report a physical count: the differences against the ledger (changes no stock)",

@@ -162,6 +162,8 @@ class Order(Record):
     fulfilments: list[dict[str, Any]]
     invoices: list[str] = Field(description="numbers of the order's invoices and credit notes")
     created_ms: int
+    metadata: dict[str, str] = Field(default_factory=dict, description="the channel's own data, as sent")
+    tags: list[str] = Field(default_factory=list, description="the channel's labels, as sent")
 
 
 class OrderSummary(BaseModel):
@@ -332,7 +334,7 @@ class Transfer(Record):
     transfer_id: str
     source: str = Field(alias="from", description="the location the goods left")
     to: str
-    status: str = Field(description="in_transit, received or refused")
+    status: str = Field(description="in_transit, received, refused or recalled")
     lines: list[dict[str, Any]] = Field(description="sku, qty and lot of the goods sent")
     document: str
     events: list[dict[str, Any]]

@@ -19,10 +19,10 @@ import msgpack
 import pytest
 
 from cli.main import main as omsnode
-from devnet.client import Signer
 from devnet.network import Devnet
-from ledger.tx import Tx, make_tx
+from ledger.tx import Tx
 from node.api.limits import MAX_BODY_BYTES
+from omsclient.signing import tx_to_json
 from p2p.envelope import Envelope, encode_envelope
 from p2p.inbox import encode_frame
 from tests.adversarial.hostile import deep_array, deep_map
@@ -42,24 +42,24 @@ class Hostile:
     def __init__(self, devnet: Devnet) -> None:
         self.devnet = devnet
         self.client = devnet.client(0)
-        self.signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, self.client.tx_valid_until)
+        self.keyring = devnet.keyring(self.client)
         self.sent = 0
         self.committed = self.commit()
 
     def tx(self) -> Tx:
         self.sent += 1
         payload = {"sku": f"HOSTILE-{self.sent}", "price": 1, "currency": "EUR", "tax_class": "standard"}
-        return self.signer.tx("operator-1", "sku.upsert", payload)
+        return self.keyring.sign_tx("operator-1", "sku.upsert", payload)
 
     def commit(self) -> Tx:
         """A tx sent to node 0 and committed."""
         tx = self.tx()
-        assert self.client.wait(self.client.submit(tx), timeout=60)["status"] == "committed"
+        assert self.client.wait_tx(self.client.submit(tx_to_json(tx)), timeout=60)["status"] == "committed"
         return tx
 
 
 def as_json(tx: Tx, **changes: Any) -> dict[str, Any]:
-    return {**tx.to_wire(), "signature": tx.signature.hex(), **changes}
+    return {**tx_to_json(tx), **changes}
 
 
 def poison_nested_values(http: httpx.Client, hostile: Hostile) -> list[httpx.Response]:
@@ -86,9 +86,10 @@ def bad_signatures(http: httpx.Client, hostile: Hostile) -> list[httpx.Response]
 
 
 def replayed_and_expired_txs(http: httpx.Client, hostile: Hostile) -> list[httpx.Response]:
-    key = hostile.signer.key("operator-1")
     old = hostile.committed
-    expired = make_tx(old.chain_id, old.kind, old.signer, old.nonce + 1, old.payload, key, valid_until=1)
+    expired = hostile.keyring.signer(old.signer).sign_tx(
+        old.kind, old.payload, chain_id=old.chain_id, valid_until=1, nonce=old.nonce + 1
+    )
     replay = http.post("/v1/tx", json=as_json(old))
     assert replay.json()["error"] == "duplicate_transaction", replay.text
     late = http.post("/v1/tx", json=as_json(expired))
@@ -191,12 +192,12 @@ def test_no_hostile_input_stops_a_node_or_the_network(devnet: Devnet) -> None:
     attack_every_node(devnet, hostile)
     for node in devnet.nodes:
         client = devnet.client(node.index)
-        assert client.wait(client.submit(hostile.tx()), timeout=60)["status"] == "committed"
+        assert client.wait_tx(client.submit(tx_to_json(hostile.tx())), timeout=60)["status"] == "committed"
         client.close()
     height = hostile.client.status()["height"]
     wait_converged(devnet, height)
     restart_from_data_and_verify(devnet)
     hostile.client = devnet.client(1)
     after = hostile.commit()
-    assert hostile.client.wait(after.id.hex())["height"] > height
+    assert hostile.client.wait_tx(after.id.hex())["height"] > height
     wait_converged(devnet, hostile.client.status()["height"])

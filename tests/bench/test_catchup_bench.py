@@ -31,7 +31,6 @@ import httpx
 import pytest
 
 from devnet.baskets import Basket, read_olist_baskets, synthetic_baskets
-from devnet.client import Signer
 from devnet.load import make_orders, prepare_stock
 from devnet.network import Devnet
 from ledger.block import genesis_hash
@@ -93,15 +92,14 @@ def commit_orders(devnet: Devnet, live: list[int], baskets: list[Basket]) -> tup
     returns their height and head hash."""
     clients = [devnet.client(i, timeout=60) for i in live]
     try:
-        signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, clients[0].tx_valid_until)
+        keyring = devnet.keyring(clients[0])
         tag = f"{time.time_ns() % 10**9:09d}"
-        prepare_stock(clients[0], signer, devnet, baskets)
-        txs = make_orders(signer, baskets, tag)
+        prepare_stock(clients[0], keyring, devnet, baskets)
+        txs = make_orders(keyring.sign, baskets, tag)
         chunks = [txs[start : start + 250] for start in range(0, len(txs), 250)]
-        for n, chunk in enumerate(chunks):
-            clients[n % len(clients)].submit_many(chunk)
-        for chunk in chunks:
-            clients[0].wait(chunk[-1].id.hex(), timeout=600)
+        last_ids = [clients[n % len(clients)].submit_many(chunk)[-1]["tx_id"] for n, chunk in enumerate(chunks)]
+        for tx_id in last_ids:
+            clients[0].wait_tx(tx_id, timeout=600)
 
         def idle() -> bool:
             rows = [client.status() for client in clients]

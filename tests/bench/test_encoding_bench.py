@@ -61,8 +61,8 @@ def best_us(work: Callable[[Any], object], items: Sequence[Any], per: int = 0) -
 def test_encode_and_decode_per_record() -> None:
     network = make_network(4)
     contracts = load_contracts()
-    # `Network.tx` takes what `Signer.tx` takes: the load generator's own orders, signed by test keys
-    txs = make_orders(network, list(synthetic_baskets(ORDERS)), "bench")
+    # the load generator's own orders, signed by test keys
+    txs = make_orders(network.tx, list(synthetic_baskets(ORDERS)), "bench")
     wires = [tx.to_wire() for tx in txs]
     encoded_txs = [encode_tx(tx) for tx in txs]
 

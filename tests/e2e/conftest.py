@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from devnet.client import NodeClient, Signer
 from devnet.network import Devnet, free_ports
 from ledger.genesis import Genesis
+from omsclient import Client, Keyring
 
 
 def omsnode(*args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -45,8 +45,9 @@ class SingleNode:
         self.process: subprocess.Popen[bytes] | None = None
         self.token = self.make_token("operator-1", "all")
         """An operator token with every scope."""
-        self.client = NodeClient(self.url, token=self.token)
-        self.signer = Signer(self.genesis.chain_id, home / "clients", self.client.tx_valid_until)
+        self.client = Client(self.url, self.token)
+        self.keyring = Keyring(home / "clients", self.genesis.chain_id, self.client.valid_until)
+        """Signs as any client identity of the network."""
 
     def make_token(self, identity: str, scopes: str, *flags: str) -> str:
         """A new API token, made with `omsnode token create` as an operator would."""
@@ -83,7 +84,7 @@ class SingleNode:
 
     def send(self, signer: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Sign, submit, wait; returns the tx status with its receipt."""
-        return self.client.wait(self.client.submit(self.signer.tx(signer, kind, payload)))
+        return self.client.wait_tx(self.client.submit(self.keyring.sign(signer, kind, payload)))
 
 
 @pytest.fixture

@@ -210,7 +210,7 @@ def test_writes_through_resource_routes_signed_by_the_node(api: Api) -> None:
         api, "/v1/inventory/receipts", api.operator, {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 2}]}
     )
     assert queued.status_code == 202 and queued.headers["location"] == f"/v1/tx/{queued.json()['tx_id']}"
-    assert api.node.client.wait(queued.json()["tx_id"])["status"] == "committed"
+    assert api.node.client.wait_tx(queued.json()["tx_id"])["status"] == "committed"
 
 
 def test_an_idempotency_key_answers_the_first_result_and_refuses_another_body(api: Api) -> None:

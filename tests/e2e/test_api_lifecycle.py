@@ -141,6 +141,13 @@ def test_an_order_held_in_review_is_edited_approved_or_rejected(api: Api) -> Non
     assert again["reason"].startswith("invalid_transition") and again["resource"] is None
 
 
+def test_an_order_shows_the_channels_metadata_and_tags(api: Api) -> None:
+    order = place(api, "meta-1", metadata={"campaign": "spring", "basket": "b-17"}, tags=["vip", "b2c"])
+    shown = api.ok(f"/v1/orders/{order['order_id']}", api.channel)
+    assert (shown["metadata"], shown["tags"]) == ({"campaign": "spring", "basket": "b-17"}, ["vip", "b2c"])
+    assert "metadata" in api.ok("/openapi.json", api.channel)["components"]["schemas"]["Order"]["properties"]
+
+
 def test_an_intercepted_order_is_not_picked_until_released(api: Api, writers: Writers) -> None:
     order = place(api, "intercept-1")
     fulfilment = order["fulfilments"][0]["fulfilment_id"]
@@ -388,7 +395,7 @@ def test_writes_refuse_bad_bodies_tokens_scopes_other_organisations_and_reused_k
     body = {"amount": order["total"], "reference": "psp-refusals"}
     first = post(api, path, api.channel, body, key="pay-1")
     assert first.status_code == 202 and first.headers["location"] == f"/v1/tx/{first.json()['tx_id']}"
-    assert api.node.client.wait(first.json()["tx_id"])["status"] == "committed"
+    assert api.node.client.wait_tx(first.json()["tx_id"])["status"] == "committed"
     same = post(api, path, api.channel, body, key="pay-1", wait="commit")
     assert same.status_code == 200 and same.json()["tx_id"] == first.json()["tx_id"]
     assert same.json()["resource"]["status"] == "released"

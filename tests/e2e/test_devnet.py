@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devnet.client import Signer
 from devnet.network import Devnet
+from omsclient import Keyring
 from tests.e2e.conftest import omsnode, omsnode_json
 
 pytestmark = [pytest.mark.e2e]
@@ -33,8 +33,8 @@ def heads(devnet_dir: str) -> list[dict[str, Any]]:
     return rows
 
 
-def sku_tx(signer: Signer, name: str) -> Any:
-    return signer.tx(
+def sku_tx(keyring: Keyring, name: str) -> Any:
+    return keyring.sign(
         "operator-1", "sku.upsert", {"sku": name, "price": 100, "currency": "EUR", "tax_class": "standard"}
     )
 
@@ -48,16 +48,16 @@ def test_status_json_has_the_agreed_keys(devnet_dir: Any) -> None:
 
 
 def test_txs_sent_to_any_node_commit_on_all(devnet: Devnet) -> None:
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, devnet.client(0).tx_valid_until)
+    keyring = devnet.keyring(devnet.client(0))
     ids = []
     for node in devnet.nodes:
         client = devnet.client(node.index)
-        ids.append(client.submit(sku_tx(signer, f"ANY-{node.index}")))
+        ids.append(client.submit(sku_tx(keyring, f"ANY-{node.index}")))
         client.close()
     for node in devnet.nodes:
         client = devnet.client(node.index)
         for tx_id in ids:
-            assert client.wait(tx_id, timeout=60)["status"] == "committed"
+            assert client.wait_tx(tx_id, timeout=60)["status"] == "committed"
         client.close()
     top = min(r["height"] for r in heads(str(devnet.root)))
     blocks = [devnet.client(n.index).get(f"/v1/blocks/{top}")["hash"] for n in devnet.nodes]
@@ -71,17 +71,17 @@ def test_killed_primary_is_replaced_and_restarted_node_catches_up(devnet: Devnet
     omsnode("devnet", "kill", "--dir", root, "--node", str(victim))
     survivors = [n for n in devnet.nodes if n.index != victim]
     client = devnet.client(survivors[0].index)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
+    keyring = devnet.keyring(client)
     before = client.status()
-    committed = [client.submit(sku_tx(signer, f"AFTER-KILL-{i}")) for i in range(5)]
+    committed = [client.submit(sku_tx(keyring, f"AFTER-KILL-{i}")) for i in range(5)]
     for tx_id in committed:
-        assert client.wait(tx_id, timeout=90)["status"] == "committed"
+        assert client.wait_tx(tx_id, timeout=90)["status"] == "committed"
     after = client.status()
     assert after["view"] > before["view"] and after["primary"] != primary
     assert after["height"] > before["height"]
     omsnode("devnet", "restart", "--dir", root, "--node", str(victim))
-    more = client.submit(sku_tx(signer, "AFTER-RESTART"))
-    assert client.wait(more, timeout=60)["status"] == "committed"
+    more = client.submit(sku_tx(keyring, "AFTER-RESTART"))
+    assert client.wait_tx(more, timeout=60)["status"] == "committed"
     client.close()
 
     def all_same_head() -> bool:
@@ -100,8 +100,8 @@ def test_junk_flood_on_p2p_leaves_the_api_serving(devnet: Devnet) -> None:
             assert http.post("/p2p", content=body).status_code < 500
         assert http.get("/v1/status").json()["height"] >= height
     client = devnet.client(1)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
-    assert client.wait(client.submit(sku_tx(signer, "AFTER-JUNK")), timeout=60)["status"] == "committed"
+    keyring = devnet.keyring(client)
+    assert client.wait_tx(client.submit(sku_tx(keyring, "AFTER-JUNK")), timeout=60)["status"] == "committed"
     client.close()
 
 
@@ -138,3 +138,12 @@ def test_load_and_bench_report_commits_cpu_and_heads(devnet_dir: Any) -> None:
     check = omsnode_json("devnet", "check", "--dir", str(devnet_dir), "--blocks", "0")
     assert check["healthy"], check["problems"]
     assert len(set(check["views"])) == 1 and check["pending"] == [0, 0, 0, 0]
+
+
+def test_demo_walks_its_scenario_through_the_api(devnet_dir: Any) -> None:
+    """Every step of `devnet demo` is a tx through one node and every check a read of the node that committed
+    it: the scenario's own checks (`devnet.scenario`) pass on real processes."""
+    demo = omsnode("devnet", "demo", "--dir", str(devnet_dir), timeout=600)
+    steps = [line for line in demo.stdout.splitlines() if line.split(". ")[0].isdigit()]
+    assert len(steps) == 14 and steps[-1].startswith("14. Stock journal"), demo.stdout
+    assert "return_in" in demo.stdout

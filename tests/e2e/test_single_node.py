@@ -9,6 +9,7 @@ import httpx
 import plyvel
 import pytest
 
+from omsclient import tx_id
 from tests.e2e.conftest import SingleNode, omsnode, omsnode_json
 
 pytestmark = [pytest.mark.e2e]
@@ -59,11 +60,11 @@ def test_signed_tx_to_block_to_state_to_query(single_node: SingleNode) -> None:
     order_id = done["receipt"]["result"]["order_id"]
     got = single_node.client.get(f"/v1/orders/{order_id}")
     assert got["order_id"] == order_id and got["history"]
-    (row,) = single_node.client.get("/v1/inventory", {"location": "LIS-1", "sku": "TEE-M"})["items"]
+    (row,) = single_node.client.get("/v1/inventory", location="LIS-1", sku="TEE-M")["items"]
     assert (row["on_hand"], row["reserved"], row["available"]) == (5, 2, 3)
     refused = single_node.send("channel-1", "order.create", order("web-2", 4))
     assert refused["status"] == "rejected" and refused["reason"].startswith("insufficient_stock")
-    (row,) = single_node.client.get("/v1/inventory", {"location": "LIS-1", "sku": "TEE-M"})["items"]
+    (row,) = single_node.client.get("/v1/inventory", location="LIS-1", sku="TEE-M")["items"]
     assert row["available"] == 3
     block = single_node.client.get(f"/v1/blocks/{done['height']}")
     assert done["receipt"]["tx_id"] in [tx["id"] for tx in block["txs"]]
@@ -75,8 +76,7 @@ def test_signed_tx_to_block_to_state_to_query(single_node: SingleNode) -> None:
 
 
 def test_bad_input_gets_a_clear_4xx_and_loses_nothing(single_node: SingleNode) -> None:
-    tx = single_node.signer.tx("channel-1", "order.create", order("web-9", 1))
-    wire = {**tx.to_wire(), "signature": tx.signature.hex()}
+    wire = single_node.keyring.sign("channel-1", "order.create", order("web-9", 1))
     http = httpx.Client(base_url=single_node.url, headers={"authorization": f"Bearer {single_node.token}"})
     bad_sig = http.post("/v1/tx", json={**wire, "signature": "00" * 64})
     assert bad_sig.status_code == 400 and bad_sig.json()["error"] == "invalid_signature"
@@ -84,18 +84,18 @@ def test_bad_input_gets_a_clear_4xx_and_loses_nothing(single_node: SingleNode) -
     assert with_float.status_code == 400 and "float" in with_float.json()["message"]
     stranger = http.post("/v1/tx", json={**wire, "signer": "mallory"})
     assert stranger.status_code == 400 and stranger.json()["error"] == "unknown_signer"
-    wrong_role = single_node.signer.tx(
+    wrong_role = single_node.keyring.sign(
         "channel-1", "sku.upsert", {"sku": "X", "price": 1, "currency": "EUR", "tax_class": "standard"}
     )
-    answer = http.post("/v1/tx", json={**wrong_role.to_wire(), "signature": wrong_role.signature.hex()})
+    answer = http.post("/v1/tx", json=wrong_role)
     assert answer.status_code == 400 and "may not send" in answer.json()["message"]
     missing = http.post("/v1/tx", json={"kind": "order.create"})
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
     assert http.get("/v1/tx/" + "ab" * 32).status_code == 404
     assert http.get("/v1/blocks/999").json()["error"] == "not_found"
     good = http.post("/v1/tx", json=wire)
-    assert good.status_code == 202 and good.json()["tx_id"] == tx.id.hex()
-    assert single_node.client.wait(tx.id.hex())["status"] in ("committed", "rejected")
+    assert good.status_code == 202 and good.json()["tx_id"] == tx_id(wire)
+    assert single_node.client.wait_tx(tx_id(wire))["status"] in ("committed", "rejected")
     assert http.get("/openapi.json").json()["paths"]["/v1/tx"]["post"]["summary"]
     http.close()
 
@@ -141,7 +141,9 @@ def test_verify_chain_passes_then_reports_each_tampering(single_node: SingleNode
 def test_sigkill_while_committing_restarts_consistent(single_node: SingleNode) -> None:
     setup_catalogue(single_node)
     txs = [
-        single_node.signer.tx("store-1", "stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 1}]})
+        single_node.keyring.sign(
+            "store-1", "stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE-M", "qty": 1}]}
+        )
         for _ in range(300)
     ]
     single_node.client.submit_many(txs)

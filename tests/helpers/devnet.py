@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 
-from devnet.client import Signer
 from devnet.network import Devnet
 from node.config import DATA_DIR, WAL_FILE
 
@@ -42,22 +41,22 @@ def load(devnet: Devnet, via: int, tag: str, *, seconds: float = 60.0, until_hei
     """Send batches of 20 one-tx-each catalogue updates to node `via`, each batch waited for,
     for `seconds` or until the chain reaches `until_height`; returns the height reached."""
     client = devnet.client(via)
-    signer = Signer(devnet.genesis.chain_id, devnet.clients_dir, client.tx_valid_until)
+    keyring = devnet.keyring(client)
     deadline = time.monotonic() + seconds
     sent = 0
     height: int = client.status()["height"]
     while time.monotonic() < deadline and (not until_height or height < until_height):
         txs = [
-            signer.tx(
+            keyring.sign(
                 "operator-1",
                 "sku.upsert",
                 {"sku": f"{tag}-{sent + i}", "price": 1, "currency": "EUR", "tax_class": "standard"},
             )
             for i in range(20)
         ]
-        client.submit_many(txs)
+        last = client.submit_many(txs)[-1]["tx_id"]
         sent += len(txs)
-        height = client.wait(txs[-1].id.hex(), timeout=60)["height"]
+        height = client.wait_tx(last, timeout=60)["height"]
     height = client.status()["height"]
     client.close()
     return height
@@ -76,7 +75,10 @@ def converged(devnet: Devnet, height: int) -> bool:
 def wait_converged(devnet: Devnet, height: int, timeout: float = 90.0) -> list[dict[str, Any]]:
     """Wait until every node is at `height` or beyond and those at `height` agree; returns the block there."""
     wait_for(lambda: converged(devnet, height), timeout, f"all nodes to reach height {height} with one head")
-    blocks = [devnet.client(node.index).get(f"/v1/blocks/{height}") for node in devnet.nodes]
+    blocks = []
+    for node in devnet.nodes:
+        with devnet.client(node.index) as client:
+            blocks.append(client.get(f"/v1/blocks/{height}"))
     assert len({block["hash"] for block in blocks}) == 1
     return blocks
 

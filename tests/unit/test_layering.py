@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PROJECT = {"ledger", "contracts", "consensus", "p2p", "node", "cli", "devnet"}
+PROJECT = {"ledger", "contracts", "consensus", "p2p", "node", "omsclient", "cli", "devnet"}
 
 FORBIDDEN: dict[str, set[str]] = {
     "ledger": PROJECT - {"ledger"} | {"fastapi", "uvicorn", "httpx", "pydantic"},
@@ -22,7 +22,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "consensus": PROJECT - {"ledger", "consensus"}
     | {"fastapi", "uvicorn", "httpx", "plyvel", "asyncio", "socket", "threading", "time", "random", "os"},
     "p2p": {"node", "cli", "devnet", "contracts", "consensus", "fastapi", "uvicorn"},
-    "node": {"cli", "devnet"},
+    "node": {"omsclient", "cli", "devnet"},
+    "omsclient": PROJECT - {"ledger", "omsclient"} | {"fastapi", "uvicorn", "pydantic", "plyvel"},
     "devnet": {"cli"},
 }
 """Top-level modules each package may not import."""

@@ -232,7 +232,8 @@ def test_a_receipt_document_sent_again_answers_the_first_result(ledger: Ledger) 
     again = ok(ledger.submit("store-1", "stock.receive", payload))
     assert again == first | {"duplicate": True} and stock(ledger, "WH1", "TEE")["on_hand"] == 4
     refused(
-        ledger.submit("store-1", "stock.receive", payload | {"lines": [{"sku": "TEE", "qty": 5}]}), "duplicate_document"
+        ledger.submit("store-1", "stock.receive", payload | {"lines": [{"sku": "TEE", "qty": 5}]}),
+        "duplicate_reference",
     )
     ok(ledger.submit("store-1", "stock.receive", payload | {"location": "WH2"}))
     assert stock(ledger, "WH2", "TEE")["on_hand"] == 4

@@ -39,6 +39,14 @@ def test_scan_merges_base_and_layers_in_key_order() -> None:
     assert list(view.scan("o/")) == [("o/2", 2), ("o/3", 3), ("o/4", 4)]
 
 
+def test_scan_resumes_after_a_key() -> None:
+    view = StateView(MemoryState({b"o/1": encode(1), b"o/3": encode(3), b"o/5": encode(5)}))
+    view.put("o/4", 4)
+    assert list(view.scan("o/", after="o/3")) == [("o/4", 4), ("o/5", 5)]
+    assert list(view.scan("o/", after="o/2")) == [("o/3", 3), ("o/4", 4), ("o/5", 5)]
+    assert list(view.scan("o/", after="o/5")) == []
+
+
 def test_mutating_a_read_value_does_not_change_state() -> None:
     view = StateView(MemoryState())
     view.put("order", {"lines": [1]})

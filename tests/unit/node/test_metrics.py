@@ -12,13 +12,13 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from devnet.client import Signer
 from ledger.genesis import Genesis
 from node.api.app import create_app
 from node.config import CLIENTS_DIR, GENESIS_FILE
 from node.home import create_network
 from node.metrics import compute_txs_buckets
 from node.node import Node
+from omsclient import Keyring
 from tests.helpers.api import bearer, commit, make_token
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -51,9 +51,9 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 def test_metrics_follow_commits(client: TestClient, tmp_path: Path) -> None:
     home = tmp_path / "node-0"
-    signer = Signer(
-        Genesis.load(home / GENESIS_FILE).chain_id,
+    keyring = Keyring(
         home / CLIENTS_DIR,
+        Genesis.load(home / GENESIS_FILE).chain_id,
         lambda: int(client.get("/v1/status").json()["tx_valid_until"]),
     )
     before = parse(client.get("/metrics").text)
@@ -61,9 +61,11 @@ def test_metrics_follow_commits(client: TestClient, tmp_path: Path) -> None:
     assert value(before, "oms_txs_committed_total", result="accepted") == 0
 
     # One tx at a time, each waited for: every block carries exactly one tx.
-    outcomes = [commit(client, signer.tx("operator-1", "sku.upsert", {**SKU, "sku": f"SKU-{i}"})) for i in range(3)]
+    outcomes = [
+        commit(client, keyring.sign_tx("operator-1", "sku.upsert", {**SKU, "sku": f"SKU-{i}"})) for i in range(3)
+    ]
     unknown_location = {"location": "NOWHERE", "lines": [{"sku": "SKU-0", "qty": 1}]}
-    outcomes.append(commit(client, signer.tx("store-1", "stock.receive", unknown_location)))
+    outcomes.append(commit(client, keyring.sign_tx("store-1", "stock.receive", unknown_location)))
     assert [o["status"] for o in outcomes] == ["committed"] * 3 + ["rejected"]
 
     response = client.get("/metrics")
@@ -81,7 +83,7 @@ def test_metrics_follow_commits(client: TestClient, tmp_path: Path) -> None:
     assert value(samples, "oms_consensus_view") == status["view"] == 0
     assert value(samples, "oms_consensus_is_primary") == 1
     assert value(samples, "oms_mempool_txs") == value(samples, "oms_mempool_bytes") == 0
-    assert value(samples, "oms_node_info", node_id="node-0", chain_id=signer.chain_id) == 1
+    assert value(samples, "oms_node_info", node_id="node-0", chain_id=keyring.chain_id) == 1
 
     openmetrics = client.get("/metrics", headers={"accept": "application/openmetrics-text; version=1.0.0"})
     assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
@@ -138,9 +140,9 @@ def test_business_metrics_count_orders_by_channel_and_reason_the_backlog_and_api
     client: TestClient, tmp_path: Path
 ) -> None:
     home = tmp_path / "node-0"
-    signer = Signer(
-        Genesis.load(home / GENESIS_FILE).chain_id,
+    signer = Keyring(
         home / CLIENTS_DIR,
+        Genesis.load(home / GENESIS_FILE).chain_id,
         lambda: int(client.get("/v1/status").json()["tx_valid_until"]),
     )
     place = {"location": "LIS-1", "type": "store", "org": "org-0", "region": "PT", "lat": 38_722_000, "lon": -8_600_000}
@@ -150,7 +152,7 @@ def test_business_metrics_count_orders_by_channel_and_reason_the_backlog_and_api
         ("stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE", "qty": 5}]}),
     ]
     for kind, payload in setup:
-        assert commit(client, signer.tx("operator-1", kind, payload))["status"] == "committed"
+        assert commit(client, signer.sign_tx("operator-1", kind, payload))["status"] == "committed"
     order = {
         "currency": "EUR",
         "customer_hash": "ab" * 32,
@@ -159,11 +161,13 @@ def test_business_metrics_count_orders_by_channel_and_reason_the_backlog_and_api
     }
     made = commit(
         client,
-        signer.tx("channel-1", "order.create", {**order, "external_ref": "A", "lines": [{"sku": "TEE", "qty": 1}]}),
+        signer.sign_tx(
+            "channel-1", "order.create", {**order, "external_ref": "A", "lines": [{"sku": "TEE", "qty": 1}]}
+        ),
     )
     assert made["status"] == "committed", made
     unknown = {**order, "external_ref": "B", "lines": [{"sku": "NOPE", "qty": 1}]}
-    assert commit(client, signer.tx("channel-1", "order.create", unknown))["status"] == "rejected"
+    assert commit(client, signer.sign_tx("channel-1", "order.create", unknown))["status"] == "rejected"
     assert client.get("/v1/no-such-route").status_code == 404
 
     samples = parse(client.get("/metrics").text)

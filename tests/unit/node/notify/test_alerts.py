@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from devnet.client import Signer
 from ledger.genesis import Genesis
 from node.api.app import create_app
 from node.config import CLIENTS_DIR, GENESIS_FILE, NodeConfig
 from node.home import create_network
+from omsclient import Keyring
 from tests.helpers.api import bearer, commit, make_token
 from tests.helpers.receiver import Plan, Receiver
 
@@ -41,9 +41,9 @@ def start(homes: list[Path]) -> TestClient:
     return TestClient(create_app(homes[0]), headers=bearer(make_token(homes[0])))
 
 
-def signer_of(client: TestClient, home: Path) -> Signer:
+def signer_of(client: TestClient, home: Path) -> Keyring:
     valid_until = lambda: int(client.get("/v1/status").json()["tx_valid_until"])  # noqa: E731
-    return Signer(Genesis.load(home / GENESIS_FILE).chain_id, home / CLIENTS_DIR, valid_until)
+    return Keyring(home / CLIENTS_DIR, Genesis.load(home / GENESIS_FILE).chain_id, valid_until)
 
 
 def alerts(client: TestClient) -> list[dict[str, Any]]:
@@ -70,7 +70,7 @@ def test_a_lone_validator_of_two_alerts_an_unreachable_peer_and_stalled_consensu
     with start(homes) as client:
         peer = wait_for(lambda: [a for a in alerts(client) if a["rule"] == "peer_unreachable"])
         assert [(a["subject"], a["state"], a["node"]) for a in peer] == [("node-1", "firing", "node-0")]
-        tx = signer_of(client, homes[0]).tx(
+        tx = signer_of(client, homes[0]).sign_tx(
             "operator-1", "sku.upsert", {"sku": "A", "price": 1, "currency": "EUR", "tax_class": "standard"}
         )
         assert client.post("/v1/tx", json={**tx.to_wire(), "signature": tx.signature.hex()}).status_code == 202
@@ -94,13 +94,14 @@ def test_failing_webhooks_and_short_stock_fire_then_resolve(tmp_path: Path, rece
             ("stock.receive", {"location": "LOC", "lines": [{"sku": "A", "qty": 2}]}),
             ("stock.safety", {"location": "LOC", "sku": "A", "qty": 5}),
         ):
-            assert commit(client, signer.tx("operator-1", kind, payload))["status"] == "committed"
+            assert commit(client, signer.sign_tx("operator-1", kind, payload))["status"] == "committed"
         by_rule = lambda rule: [(a["subject"], a["state"]) for a in alerts(client) if a["rule"] == rule]  # noqa: E731
         assert wait_for(lambda: by_rule("webhook_failing")) == [(made["id"], "firing")]
         assert wait_for(lambda: by_rule("stock_below_safety")) == [("LOC/A", "firing")]
         receiver.plan.fail_rate = 0.0
         assert commit(
-            client, signer.tx("operator-1", "stock.receive", {"location": "LOC", "lines": [{"sku": "A", "qty": 9}]})
+            client,
+            signer.sign_tx("operator-1", "stock.receive", {"location": "LOC", "lines": [{"sku": "A", "qty": 9}]}),
         )
         wait_for(lambda: len(by_rule("stock_below_safety")) == 2)
         assert by_rule("stock_below_safety")[1] == ("LOC/A", "resolved")

@@ -10,13 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contracts import queries
-from devnet.client import Signer
 from devnet.scenario import run_demo
 from ledger.genesis import Genesis
 from node.api.app import create_app
 from node.config import CLIENTS_DIR, GENESIS_FILE
 from node.home import create_network
 from node.notify.messages import CHANNELS, MessageError, MessageTemplates, format_money
+from omsclient import Keyring
 from tests.helpers.api import bearer, commit, make_token
 from tests.helpers.executed import ExecutedLedger
 
@@ -110,7 +110,7 @@ def test_the_api_renders_a_message_of_an_order_the_token_reads(tmp_path: Path) -
     create_network([home], [0], home / CLIENTS_DIR)
     with TestClient(create_app(home), headers=bearer(make_token(home))) as client:
         valid_until = lambda: int(client.get("/v1/status").json()["tx_valid_until"])  # noqa: E731
-        signer = Signer(Genesis.load(home / GENESIS_FILE).chain_id, home / CLIENTS_DIR, valid_until)
+        signer = Keyring(home / CLIENTS_DIR, Genesis.load(home / GENESIS_FILE).chain_id, valid_until)
         place = {
             "location": "LIS-1",
             "type": "store",
@@ -124,7 +124,7 @@ def test_the_api_renders_a_message_of_an_order_the_token_reads(tmp_path: Path) -
             ("location.upsert", place),
             ("stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE", "qty": 5}]}),
         ):
-            commit(client, signer.tx("operator-1", kind, payload))
+            commit(client, signer.sign_tx("operator-1", kind, payload))
         order = {
             "external_ref": "WEB-1",
             "currency": "EUR",
@@ -133,7 +133,7 @@ def test_the_api_renders_a_message_of_an_order_the_token_reads(tmp_path: Path) -
             "lines": [{"sku": "TEE", "qty": 2}],
             "delivery": {"region": "PT", "lat": 38_700_000, "lon": -8_600_000},
         }
-        made = commit(client, signer.tx("channel-1", "order.create", order))
+        made = commit(client, signer.sign_tx("channel-1", "order.create", order))
         order_id = made["receipt"]["result"]["order_id"]
         sms = client.get(f"/v1/orders/{order_id}/messages/order.created", params={"channel": "sms"})
         assert sms.status_code == 200, sms.text

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from devnet.client import Signer
 from ledger.genesis import Genesis
 from node.api.app import create_app
 from node.config import CLIENTS_DIR, GENESIS_FILE, NodeConfig
 from node.home import create_network
+from omsclient import Keyring
 from tests.helpers.api import bearer, commit, make_token
 from tests.helpers.receiver import Plan, Receiver, is_valid_signature
 
@@ -29,7 +29,7 @@ SKU = {"price": 100, "currency": "EUR", "tax_class": "standard"}
 @dataclasses.dataclass
 class Node:
     client: TestClient
-    signer: Signer
+    signer: Keyring
     operator: str
     store: str
     """A token of `store-1` (org-0) with the webhook scopes and `events:read`."""
@@ -47,7 +47,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
     store = make_token(home, "store-1", frozenset({"webhooks:read", "webhooks:write", "events:read", "orders:read"}))
     with TestClient(create_app(home), headers=bearer(make_token(home))) as client:
         status = lambda: int(client.get("/v1/status").json()["tx_valid_until"])  # noqa: E731
-        signer = Signer(Genesis.load(home / GENESIS_FILE).chain_id, home / CLIENTS_DIR, status)
+        signer = Keyring(home / CLIENTS_DIR, Genesis.load(home / GENESIS_FILE).chain_id, status)
         yield Node(client, signer, make_token(home), store)
 
 
@@ -75,13 +75,13 @@ def subscribe(node: Node, url: str, events: list[str], token: str | None = None)
 
 
 def test_a_subscription_receives_signed_events_of_its_types_after_it_was_made(node: Node, receiver: Receiver) -> None:
-    commit(node.client, node.signer.tx("operator-1", "sku.upsert", {**SKU, "sku": "EARLY"}))
+    commit(node.client, node.signer.sign_tx("operator-1", "sku.upsert", {**SKU, "sku": "EARLY"}))
     made = subscribe(node, receiver.url, ["stock.movement", "alert"])
     assert made["secret"].startswith("whsec_") and made["org"] == "org-0" and made["sees_all"]
     place = {"location": "LOC", "type": "store", "org": "org-0", "region": "NL", "lat": 0, "lon": 0}
-    commit(node.client, node.signer.tx("operator-1", "location.upsert", place))
+    commit(node.client, node.signer.sign_tx("operator-1", "location.upsert", place))
     receipt = {"location": "LOC", "lines": [{"sku": "EARLY", "qty": 5}]}
-    commit(node.client, node.signer.tx("operator-1", "stock.receive", receipt))
+    commit(node.client, node.signer.sign_tx("operator-1", "stock.receive", receipt))
     [got] = wait_for(lambda: list(receiver.unique().values()))
     assert got.event == "stock.movement"
     assert is_valid_signature(made["secret"], got.signature, got.body)
@@ -100,12 +100,12 @@ def test_a_subscription_receives_signed_events_of_its_types_after_it_was_made(no
 def test_a_failing_receiver_is_retried_then_dead_then_replayed_with_the_same_id(node: Node, receiver: Receiver) -> None:
     receiver.plan.fail_rate = 1.0
     made = subscribe(node, receiver.url, ["stock.movement"])
-    commit(node.client, node.signer.tx("operator-1", "sku.upsert", {**SKU, "sku": "A"}))
+    commit(node.client, node.signer.sign_tx("operator-1", "sku.upsert", {**SKU, "sku": "A"}))
     place = {"location": "LOC", "type": "store", "org": "org-0", "region": "NL", "lat": 0, "lon": 0}
-    commit(node.client, node.signer.tx("operator-1", "location.upsert", place))
+    commit(node.client, node.signer.sign_tx("operator-1", "location.upsert", place))
     commit(
         node.client,
-        node.signer.tx("operator-1", "stock.receive", {"location": "LOC", "lines": [{"sku": "A", "qty": 1}]}),
+        node.signer.sign_tx("operator-1", "stock.receive", {"location": "LOC", "lines": [{"sku": "A", "qty": 1}]}),
     )
 
     def dead() -> list[dict[str, Any]]:
