@@ -61,7 +61,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                if len(body) != length:  # the sender went away mid-request (a node killed): nothing was sent
+                    return
                 with receiver.lock:
                     receiver.requests += 1
                     roll = receiver.plan.rng.random()
