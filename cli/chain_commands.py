@@ -5,7 +5,8 @@ tx get TX_ID                                    where a tx stands: pending, comm
 tx send KIND --home DIR --as SIGNER --payload JSON|@FILE [--wait]    sign a tx with a client key and send it
 tx KIND ...                                     short for `tx send KIND ...`
 events [--after C] [--types T1,T2] [--follow]   the change feed in commit order; --follow long-polls for more
-peers                                           the node's peers: reachable, height seen, round-trip, traffic
+peers                                           the node's peers: announced address and when seen, reachable, height,
+                                                round-trip, traffic
 
 Each but `tx send` takes `--node URL --token T --profile NAME --json` (`cli.remote`).
 """
@@ -33,6 +34,12 @@ from cli.output import (
 from cli.remote import RETRIES, TIMEOUT, client_options, connect, read, read_payload, resolve_target
 from node.api.models import Block, Event, EventPage, Peer, TxStatus
 
+
+def show_seen(value: Any) -> str:
+    """When a peer's address record was last seen, or `genesis` if it never announced one."""
+    return f"{show_time(value)} UTC" if value else "genesis"
+
+
 TX_COMMANDS = ("get", "send")
 """What may follow `omsnode tx`; anything else (a tx kind) is short for `tx send KIND`."""
 
@@ -50,6 +57,7 @@ BLOCK_TX_COLUMNS = (
 PEER_COLUMNS = (
     Column("peer", "id"),
     Column("address", "address"),
+    Column("announced", "announced_seen_ms", show_seen),
     Column("reachable", "reachable"),
     Column("height", "last_height_seen"),
     Column("rtt ms", "rtt_ms"),

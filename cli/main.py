@@ -1,7 +1,12 @@
 """`omsnode`: the operator's command line.
 
-    omsnode init --home DIR [--port P] [--genesis FILE --key FILE]
-    omsnode start --home DIR [--state-sync | --no-state-sync]
+    omsnode init --home DIR --org ORG --name NODE --advertise HOST:PORT [--listen ADDR:PORT] [--genesis FILE]
+    omsnode init --home DIR [--port P]              a single-validator network of its own
+    omsnode genesis create|inspect ...    omsnode client-key create --out FILE
+    omsnode start --home DIR [--state-sync | --no-state-sync] [--advertise HOST:PORT] [--listen ADDR:PORT]
+                  [--log-format json|text]
+    omsnode backup --home DIR --out FILE [--with-keys]    omsnode restore --home DIR FILE
+    omsnode --version
     omsnode status [--home DIR | --node URL] [--json]
     omsnode verify-chain --home DIR [--json]
     omsnode token create|list|revoke --home DIR ...
@@ -18,6 +23,7 @@ and the client commands, which talk to a node's API with a token
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
     omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
     omsnode webhook add|list|remove|deliveries ...
+    omsnode channel run|status|deadletters ...   (the channel pullers: `cli.channel_commands`)
 
 Every command prints readable text, or JSON with `--json`; failures print a
 one-line reason on stderr and exit with a code that says what failed
@@ -32,8 +38,11 @@ import sys
 from pathlib import Path
 
 from cli import (
+    backup_commands,
     chain_commands,
+    channel_commands,
     devnet_commands,
+    network_commands,
     order_commands,
     reconcile_commands,
     stock_commands,
@@ -42,33 +51,23 @@ from cli import (
     work_commands,
 )
 from cli.output import ExitCode, UsageError, exit_code_of_status, fail, print_fields, print_json
-from cli.remote import DEFAULT_PORT, RETRIES, resolve_target
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    from node.home import create_network, join_network
-
-    home = Path(args.home)
-    if bool(args.genesis) != bool(args.key):
-        return fail("--genesis and --key go together (to join an existing network)", ExitCode.USAGE)
-    if args.genesis:
-        config = join_network(home, Path(args.genesis), Path(args.key), args.port)
-        print(f"joined network as {config.node_id}; home {home}; API will listen on {config.url}")
-        return 0
-    from node.config import CLIENTS_DIR
-
-    genesis = create_network([home], [args.port], home / CLIENTS_DIR)
-    print(f"created single-validator network {genesis.chain_id!r} in {home}")
-    print(f"  validator node-0, API on http://127.0.0.1:{args.port}")
-    print(f"  client keys in {home / CLIENTS_DIR}: " + ", ".join(c.id for c in genesis.clients))
-    print(f"start it with: omsnode start --home {home}")
-    return 0
+from cli.remote import RETRIES, resolve_target
+from node.logs import FORMATS, get_release
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    from node.forming import parse_host_port
     from node.server import serve
 
-    serve(Path(args.home), args.state_sync)
+    overrides: dict[str, object] = {}
+    if args.advertise:
+        parse_host_port(args.advertise, "--advertise")
+        overrides["advertise"] = args.advertise
+    if args.listen:
+        overrides["host"], overrides["port"] = parse_host_port(args.listen, "--listen")
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    serve(Path(args.home), args.state_sync, overrides)
     return 0
 
 
@@ -76,14 +75,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     from node.config import NodeConfig
     from omsclient import Client
 
-    url = NodeConfig.load(Path(args.home)).url if args.home else resolve_target(args.node, None, args.profile).node
-    with Client(url, retries=RETRIES) as client:
+    if args.home:
+        config = NodeConfig.load(Path(args.home))
+        client = Client(config.url, retries=RETRIES, verify=config.make_peer_ssl_context())
+    else:
+        client = Client(resolve_target(args.node, None, args.profile).node, retries=RETRIES)
+    with client:
         status = client.status()
     if args.json:
         print_json(status)
         return 0
-    keys = ("node_id", "chain_id", "height", "head_hash", "view", "primary", "voting", "mempool", "validators")
-    print_fields([(key, status[key]) for key in keys])
+    keys = ("node_id", "role", "chain_id", "height", "head_hash", "view", "primary", "voting", "mempool", "validators")
+    print_fields([(key, status.get(key, "")) for key in keys])
     return 0
 
 
@@ -140,14 +143,8 @@ def cmd_verify_chain(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omsnode", description="Run and operate an oms-ledger node.")
+    parser.add_argument("--version", action="version", version=f"omsnode {get_release()}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("init", help="create a node home (a new single-validator network, or join one)")
-    p.add_argument("--home", required=True)
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port of the node (API and p2p)")
-    p.add_argument("--genesis", help="genesis file of the network to join")
-    p.add_argument("--key", help="this node's validator key file (with --genesis)")
-    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("start", help="run the node of a home directory")
     p.add_argument("--home", required=True)
@@ -158,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with an empty store, load a peer's certified snapshot before block sync "
         "(default: only when one is at least a checkpoint interval ahead)",
     )
+    p.add_argument("--advertise", metavar="HOST:PORT", help="announce this address to the peers (overrides config)")
+    p.add_argument("--listen", metavar="ADDR:PORT", help="listen here (overrides config)")
+    p.add_argument("--log-format", choices=FORMATS, help="json lines (default) or text for people")
     p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("status", help="show a node's height, head, view and primary")
@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify_chain)
 
+    network_commands.add_parser(sub)
+    backup_commands.add_parser(sub)
     token_commands.add_parser(sub)
     devnet_commands.add_parser(sub)
     order_commands.add_parser(sub)
@@ -181,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
     webhook_commands.add_parser(sub)
+    channel_commands.add_parser(sub)
     return parser
 
 

@@ -47,6 +47,9 @@ TransferStatus = Literal["in_transit", "received", "refused", "recalled"]
 CountStatus = Literal["reported", "approved"]
 """The states of a stock count report."""
 
+LocationType = Literal["store", "warehouse"]
+"""What a distribution point is."""
+
 PaymentTerms = Literal["prepaid", "on_account"]
 """How an order is paid: before it is released, or on account."""
 
@@ -97,7 +100,7 @@ class Location(TypedDict):
 
     location: str
     name: str
-    type: Literal["store", "warehouse"]
+    type: LocationType
     org: str
     region: str
     lat: int

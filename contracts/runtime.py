@@ -59,6 +59,7 @@ from ledger.block import Receipt
 from ledger.encoding import decode, encode
 from ledger.errors import EncodingError, LedgerError
 from ledger.genesis import ROLES as KNOWN_ROLES
+from ledger.idempotency import answer_repeat, prune_keys, record_key
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -460,12 +461,18 @@ class ContractSet:
                 raise ContractVersionMismatch(name, record["hash"], None, height)
 
     def execute_block(self, state: StateView, txs: Sequence[Tx], ctx: BlockContext) -> list[Receipt]:
-        """Run the block's hooks and txs on `state`; one receipt per tx, in order."""
+        """Run the block's hooks and txs on `state`; one receipt per tx, in order. A tx that repeats an
+        idempotency key is answered by its record instead of run (`ledger.idempotency`)."""
         self.check_versions(state, ctx.height)
+        prune_keys(state, ctx.time_ms)
         self._run_hooks(state, ctx)
         receipts = []
         for index, tx in enumerate(txs):
-            receipts.append(self.execute_tx(state, tx, ctx, index))
+            receipt = answer_repeat(state, tx, ctx.time_ms)
+            if receipt is None:
+                receipt = self.execute_tx(state, tx, ctx, index)
+                record_key(state, tx, ctx.time_ms)
+            receipts.append(receipt)
         return receipts
 
     def _run_hooks(self, state: StateView, ctx: BlockContext) -> None:

@@ -1,14 +1,17 @@
 """A devnet: N validator nodes as separate processes on this machine.
 
-`up` makes keys and a genesis for N validators (one distribution point
-each), gives each node its own home (LevelDB, config, key) and port under
-the devnet folder, starts `omsnode start` for each, and waits until they
-answer. The folder keeps `devnet.json` (ports and process ids), so later
-commands (`status`, `kill`, `restart`, `down`, `load`) find the nodes.
-Client keys are in `clients/` (and in every node's home, so that a node can
-sign for a token's identity). One API token, for the operator identity with
-every scope, is accepted by every node and kept in `api_token`: the devnet's
-own tools (`load`, `demo`, `bench`) read through it.
+`up` forms a network of N organisations (one distribution point each, with
+one validator node) as organisations on separate machines would, through the
+steps of `omsnode init`, `client-key create`, `genesis create` and `init
+--genesis` (`node.home.create_network`): each node its own home (LevelDB,
+config, key, identity) and port under the devnet folder. It then starts
+`omsnode start` for each and waits until they answer. The folder keeps
+`devnet.json` (ports and process ids), so later commands (`status`, `kill`,
+`restart`, `down`, `load`) find the nodes. Client keys are in `clients/`
+(and in every node's home, so that a node can sign for a token's identity).
+One API token, for the operator identity with every scope, is accepted by
+every node and kept in `api_token`: the devnet's own tools (`load`, `demo`,
+`bench`) read through it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ it). API tokens live beside it, in `api_tokens.json` (`node.tokens`).
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,6 +23,8 @@ WINDOWS_FILE = "envelope.windows"
 """The highest envelope sequence number accepted from each peer (`p2p.windows`)."""
 TEMPLATES_DIR = "templates"
 """The node's own customer message templates, which take precedence over the shipped ones (`node.notify.messages`)."""
+ADDRESSES_FILE = "addresses.json"
+"""The peers' signed address records, newest of each (`p2p.addresses`)."""
 CLIENTS_DIR = "clients"
 """Client key files (`<client id>.key`) made by `omsnode init` for a single-node network."""
 
@@ -31,10 +34,16 @@ class NodeConfig:
     """Settings of one node."""
 
     node_id: str
-    """Validator id in genesis."""
+    """The node's name: its validator id in genesis if it votes."""
+    org: str = ""
+    """The organisation running the node (empty: the organisation genesis gives its validator id)."""
     host: str = "127.0.0.1"
     """Address the HTTP server (API and /p2p) listens on."""
     port: int = 26600
+    advertise: str = ""
+    """`HOST:PORT` the other nodes reach this one at, announced to them (empty: `host:port`)."""
+    log_format: str = "json"
+    """`json` (one event a JSON line) or `text` (for people)."""
     mempool_max_txs: int = 100_000
     mempool_max_bytes: int = 128 * 1024 * 1024
     mempool_signer_max_txs: int = 25_000
@@ -57,6 +66,12 @@ class NodeConfig:
     """Comma-separated origins whose web pages may call the API with a token (empty: none)."""
     max_connections: int = 512
     """Most HTTP connections (API and /p2p, from anyone) open at once; past it a new one is closed at once."""
+    tls_cert_file: str = ""
+    """PEM certificate (chain) the node serves its API and /p2p with over HTTPS (empty: plain HTTP)."""
+    tls_key_file: str = ""
+    """PEM private key of `tls_cert_file`."""
+    tls_ca_file: str = ""
+    """PEM certificates that peers' certificates must chain to (empty: the system's trusted authorities)."""
 
     webhook_retry_base_ms: int = 2_000
     """Delay before a failed webhook delivery is tried again; it triples with each failure (with jitter)."""
@@ -78,8 +93,23 @@ class NodeConfig:
     """A subscription's deliveries are failing after this many failed attempts in a row."""
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert_file else "http"
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where a client on this machine reaches the node."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else "[::1]" if self.host == "::" else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def advertised_url(self) -> str:
+        """Where the other nodes reach this one."""
+        return f"{self.scheme}://{self.advertise}" if self.advertise else self.url
+
+    def make_peer_ssl_context(self) -> ssl.SSLContext:
+        """How this node checks its peers' certificates: against `tls_ca_file`, or the system's authorities."""
+        return ssl.create_default_context(cafile=self.tls_ca_file or None)
 
     def save(self, home: Path) -> None:
         lines = ["# oms-ledger node settings (local to this node; shared rules live in genesis)"]

@@ -365,6 +365,13 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def get_feed_start(base_height: int) -> int:
+    """The cursor after which a node whose lowest block is `base_height` holds every event: 0 with the full
+    history, the last cursor of its snapshot's block after state sync (that block's events were never
+    derived here)."""
+    return 0 if base_height <= 1 else (base_height + 1) * PER_BLOCK - 1
+
+
 def read_events(
     store: Store, org: str | None, after: int, limit: int, types: frozenset[str] | None = None, scan: int = 5000
 ) -> tuple[list[dict[str, Any]], int]:

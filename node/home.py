@@ -1,21 +1,21 @@
-"""Node home directories: create keys, genesis and config for a new network or a joining node.
+"""A whole network on one machine: the homes of its validators, formed as a network of organisations is.
 
-A home holds `config.toml`, `genesis.json`, `node_key` and `data/`. A new
-network gets one organisation per validator (one distribution point each)
-and a client identity for each role, whose keys are written under
-`clients/` so that the operator can sign txs with `omsnode tx`.
+`create_network` makes one organisation per home (a distribution point each),
+each with one validator node, through the steps of `omsnode init`,
+`client-key create`, `genesis create` and `init --genesis` (`node.forming`):
+an identity per node, a key pair per client identity (one for each role, all
+of the first organisation, under `clients/`, so that the operator can sign
+txs with `omsnode tx`), one genesis built from them, installed in every home. A single-node network
+(`omsnode init --port`) and a devnet are made this way.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
-from ledger.errors import InvalidGenesis
-from ledger.genesis import ConsensusParams, Genesis, Identity
-from ledger.keys import PrivateKey
-from node.config import GENESIS_FILE, KEY_FILE, NodeConfig
+from ledger.genesis import ConsensusParams, Genesis
+from node.forming import build_genesis, install_genesis, make_identity, parse_client, save_client_key
 
 DEFAULT_CLIENTS = {
     "channel-1": ("channel",),
@@ -36,44 +36,20 @@ def create_network(
     consensus: ConsensusParams | None = None,
     host: str = "127.0.0.1",
 ) -> Genesis:
-    """Make keys, a genesis with one validator per home, and the homes themselves."""
-    chain_id = chain_id or f"oms-{os.urandom(3).hex()}"
-    keys = [PrivateKey.generate() for _ in homes]
-    orgs = tuple({"id": f"org-{i}", "name": f"Distribution point {i}"} for i in range(len(homes)))
-    validators = tuple(
-        Identity(f"node-{i}", f"org-{i}", key.public, frozenset({"validator"}), f"http://{host}:{port}")
-        for i, (key, port) in enumerate(zip(keys, ports, strict=True))
-    )
-    clients_dir.mkdir(parents=True, exist_ok=True)
-    clients = []
-    for client_id, roles in DEFAULT_CLIENTS.items():
-        key = PrivateKey.generate()
-        key.save(clients_dir / f"{client_id}.key")
-        clients.append(Identity(client_id, "org-0", key.public, frozenset(roles)))
-    genesis = Genesis(
-        chain_id, int(time.time() * 1000), orgs, validators, tuple(clients), consensus or ConsensusParams()
-    )
-    for i, (home, key, port) in enumerate(zip(homes, keys, ports, strict=True)):
-        _write_home(home, genesis, key, NodeConfig(node_id=f"node-{i}", host=host, port=port))
+    """Make a home per validator (`org-i`, `node-i`, on `host` and its port), the client keys and the genesis."""
+    for home in homes:
+        if home.exists() and any(home.iterdir()):
+            raise FileExistsError(f"{home} already holds a node; choose another --home or remove it")
+    identities = [
+        make_identity(home, f"org-{i}", f"node-{i}", f"{host}:{port}")
+        for i, (home, port) in enumerate(zip(homes, ports, strict=True))
+    ]
+    clients = [
+        parse_client(f"org-0:{client_id}:{'+'.join(roles)}:{save_client_key(clients_dir / f'{client_id}.key')}")
+        for client_id, roles in DEFAULT_CLIENTS.items()
+    ]
+    names = {f"org-{i}": f"Distribution point {i}" for i in range(len(homes))}
+    genesis = build_genesis(chain_id or f"oms-{os.urandom(3).hex()}", identities, clients, consensus, names)
+    for home in homes:
+        install_genesis(home, genesis)
     return genesis
-
-
-def join_network(home: Path, genesis_file: Path, key_file: Path, port: int, host: str = "127.0.0.1") -> NodeConfig:
-    """Make a home for an existing network from its genesis and this node's validator key."""
-    genesis = Genesis.load(genesis_file)
-    key = PrivateKey.load(key_file)
-    matches = [v for v in genesis.validators if v.public_key == key.public]
-    if not matches:
-        raise InvalidGenesis(f"the key in {key_file} is not a validator key of {genesis.chain_id!r}")
-    config = NodeConfig(node_id=matches[0].id, host=host, port=port)
-    _write_home(home, genesis, key, config)
-    return config
-
-
-def _write_home(home: Path, genesis: Genesis, key: PrivateKey, config: NodeConfig) -> None:
-    if (home / GENESIS_FILE).exists():
-        raise FileExistsError(f"{home} already holds a node; choose another --home or remove it")
-    home.mkdir(parents=True, exist_ok=True)
-    genesis.save(home / GENESIS_FILE)
-    key.save(home / KEY_FILE)
-    config.save(home)

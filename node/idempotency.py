@@ -1,8 +1,12 @@
-"""Idempotency keys of writes: what the node answered for a key, kept for a day, then forgotten.
+"""Idempotency keys of writes: what this node signed for a key, kept for a day, then forgotten.
 
-A write sent with an `Idempotency-Key` is remembered per identity and key
-(`node.api.writes` says what the same key then answers): a hash of the
-request, the txs it made and their window. The record lives `KEEP_MS` from
+The ledger itself records each key's first tx (`ledger.idempotency`), so a
+key is one action on every node; that record exists once the tx is
+committed. Until then this node's own record lets a retry here sign the very
+same tx and refuses another body at once. A write sent with an
+`Idempotency-Key` is remembered per identity and key (`node.api.writes`
+says what the same key then answers): a hash of the request, the txs it
+made and their window. The record lives `KEEP_MS` from
 the key's first use: a retry within that time answers as the first request
 did; after it the key is free, and a request with it is a new one. A key a
 client reuses for another write after a day is not a conflict; a retry that
@@ -26,11 +30,9 @@ from itertools import islice
 from typing import TypedDict
 
 from ledger.encoding import decode, encode
+from ledger.idempotency import KEEP_MS
 from ledger.store import Store
 from node.executor import Clock
-
-KEEP_MS = 24 * 60 * 60 * 1000
-"""How long a key answers as its first use did (24 hours from that use)."""
 
 SWEEP_MAX = 100
 """Most expired records one write sweeps."""

@@ -61,6 +61,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from ledger.errors import LedgerError
+from ledger.idempotency import is_keyed
 from ledger.tx import Tx
 
 RETRY_AFTER_S = 2
@@ -162,6 +163,8 @@ class Mempool:
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._shares: dict[str, _Share] = {}
         """Signer -> what it has waiting; a signer with nothing waiting has no entry."""
+        self._keyed: dict[tuple[str, int], bytes] = {}
+        """(signer, keyed nonce) -> id of the first waiting tx that carries that idempotency key."""
         self._expiries: list[tuple[int, bytes]] = []
         """Heap of (valid_until, tx id) of the txs added; ids already removed are skipped when popped."""
         self.bytes = 0
@@ -179,6 +182,11 @@ class Mempool:
     def get(self, tx_id: bytes) -> Tx | None:
         entry = self._entries.get(tx_id)
         return None if entry is None else entry.tx
+
+    def find_keyed(self, signer: str, nonce: int) -> Tx | None:
+        """The waiting tx of `signer` that carries the keyed `nonce` (`ledger.idempotency`), if any."""
+        tx_id = self._keyed.get((signer, nonce))
+        return None if tx_id is None else self._entries[tx_id].tx
 
     def get_share(self, signer: str) -> tuple[int, int]:
         """(txs, bytes) that `signer` has waiting."""
@@ -212,6 +220,8 @@ class Mempool:
                 )
         self._dropped.pop(tx.id, None)
         self._entries[tx.id] = _Entry(tx, size, now_ms, room, now_ms)
+        if is_keyed(tx.nonce):
+            self._keyed.setdefault((tx.signer, tx.nonce), tx.id)
         heapq.heappush(self._expiries, (tx.valid_until, tx.id))
         self.bytes += size
         share = self._shares.setdefault(tx.signer, _Share())
@@ -306,6 +316,8 @@ class Mempool:
             share.bytes -= entry.size
             if not share.txs:
                 del self._shares[entry.tx.signer]
+            if self._keyed.get((entry.tx.signer, entry.tx.nonce)) == tx_id:
+                del self._keyed[(entry.tx.signer, entry.tx.nonce)]
 
     def drop_expired(self, height: int) -> None:
         """Drop the txs that a block at `height` (or later) may no longer take."""

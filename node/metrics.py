@@ -95,10 +95,17 @@ class NodeCollector(Collector):
 
     def _collect_chain(self) -> Iterator[Metric]:
         node = self.node
-        info = InfoMetricFamily("oms_node", "The validator this node runs and its chain.")
+        info = InfoMetricFamily("oms_node", "The node this process runs and its chain.")
         info.add_metric([], {"node_id": node.node_id, "chain_id": node.genesis.chain_id})
         yield info
         yield GaugeMetricFamily("oms_chain_height", "Height of the last committed block.", node.store.height)
+        yield CounterMetricFamily(
+            "oms_gossip_resent_txs_total",
+            "Mempool txs gossiped again after waiting two view timeouts without a block.",
+            node.gossip.resent,
+        )
+        if node.replica is None or node.driver is None:
+            return
         yield GaugeMetricFamily("oms_consensus_view", "Current consensus view of the replica.", node.replica.view)
         yield GaugeMetricFamily(
             "oms_consensus_is_primary", "1 while this node is the primary of the current view.", node.replica.is_primary
@@ -112,11 +119,6 @@ class NodeCollector(Collector):
             "oms_consensus_last_voted_height",
             "Height of the last PREPARE or COMMIT this replica signed since it started.",
             node.replica.last_voted_height,
-        )
-        yield CounterMetricFamily(
-            "oms_gossip_resent_txs_total",
-            "Mempool txs gossiped again after waiting two view timeouts without a block.",
-            node.gossip.resent,
         )
         yield CounterMetricFamily(
             "oms_consensus_dropped_messages_total",
@@ -294,7 +296,8 @@ class NodeMetrics:
             ["route", "method", "status"],
             registry=self.registry,
         )
-        node.driver.listeners.append(self.on_commit)
+        if node.driver is not None:
+            node.driver.listeners.append(self.on_commit)
 
     def on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         """Count a block committed through consensus (a `ConsensusDriver` listener)."""

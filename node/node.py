@@ -27,7 +27,16 @@ from ledger.tx import DEFAULT_TX_WINDOW, Tx
 from node.admission import Admission
 from node.application import NodeApplication
 from node.catchup import CatchUp
-from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, TEMPLATES_DIR, WAL_FILE, WINDOWS_FILE, NodeConfig
+from node.config import (
+    ADDRESSES_FILE,
+    DATA_DIR,
+    GENESIS_FILE,
+    KEY_FILE,
+    TEMPLATES_DIR,
+    WAL_FILE,
+    WINDOWS_FILE,
+    NodeConfig,
+)
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.feed import CommitSignal
@@ -41,7 +50,9 @@ from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
 from node.tokens import TokenStore
 from node.wal import ConsensusLog, recover_records
+from p2p.addresses import AddressBook, AddressGossip
 from p2p.envelope import Envelope
+from p2p.forward import TxForwarder
 from p2p.gossip import TXS_KIND, TxGossip
 from p2p.peers import PeerTable
 from p2p.snapshot import StateSync
@@ -82,20 +93,20 @@ def _log_chunks(done: int, total: int) -> None:
 
 
 class Node:
-    """A validator node over its home directory."""
+    """A node over its home directory: a validator, or a follower of a member organisation."""
 
-    def __init__(self, home: Path, clock: Clock = wall_clock, state_sync: bool | None = None) -> None:
+    def __init__(
+        self, home: Path, clock: Clock = wall_clock, state_sync: bool | None = None, config: NodeConfig | None = None
+    ) -> None:
         """`state_sync`: True to load a peer's snapshot whenever the store is empty, False never,
-        None (automatic) when it is empty and a snapshot is at least a checkpoint interval ahead."""
+        None (automatic) when it is empty and a snapshot is at least a checkpoint interval ahead.
+        `config`: the home's settings with what the command line overrides (default: the home's)."""
         self.home = home
-        self.config = NodeConfig.load(home)
+        self.config = config or NodeConfig.load(home)
         self.genesis = Genesis.load(home / GENESIS_FILE)
         self.key = PrivateKey.load(home / KEY_FILE)
-        identity = self.genesis.identity(self.config.node_id)
-        if identity is None or "validator" not in identity.roles:
-            raise LedgerError(f"{self.config.node_id!r} is not a validator of {self.genesis.chain_id!r}")
-        if identity.public_key != self.key.public:
-            raise LedgerError(f"{home / KEY_FILE} is not the key genesis lists for {self.config.node_id!r}")
+        self.is_validator = self._check_membership()
+        """Does this node vote? A node of a member organisation whose key is no validator's follows without."""
         self.clock = clock
         self.store = Store(home / DATA_DIR)
         self.contracts = load_contracts()
@@ -111,7 +122,7 @@ class Node:
         app = NodeApplication(self.executor, self.admission, self.config.node_id, clock)
         records = recover_records(home / WAL_FILE)
         mute_through = 0
-        if not records and self.store.height > 0:
+        if self.is_validator and not records and self.store.height > 0:
             # A validator with blocks but no consensus log lost it: what it signed before is unknown, so it
             # signs nothing at heights it may have signed at, and lets the network decide them without it.
             mute_through = self.store.height + 1
@@ -120,28 +131,35 @@ class Node:
                 self.store.height,
                 mute_through,
             )
-        self.replica = Replica(self.genesis, self.config.node_id, self.key, app, records, mute_through=mute_through)
         self.peers = PeerTable.from_genesis(self.genesis, self.config.node_id)
-        self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers)
+        verify = self.config.make_peer_ssl_context()
+        self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers, verify=verify)
         self.windows = WindowStore(home / WINDOWS_FILE, self.transport.inbox.gate)
         """The envelope replay windows, kept across restarts."""
         self.windows.load()
-        self.driver = ConsensusDriver(
-            self.replica,
-            ConsensusLog(home / WAL_FILE, records),
-            self.executor,
-            self.mempool,
-            self.transport,
-            self.genesis.consensus.max_block_txs,
-            self.config.batch_wait_ms,
-            self.request_sync,
-            self.genesis.consensus.checkpoint_interval,
-            lambda: self.catchup.syncing,
-            recheck=self._is_admissible,
-        )
-        self.driver.listeners.append(self._on_commit)
-        self.gossip = TxGossip(self.transport)
-        self.sync_source = HttpSyncSource(self.peers)
+        self.replica: Replica | None = None
+        """The consensus replica of a validator; None on a follower."""
+        self.driver: ConsensusDriver | None = None
+        if self.is_validator:
+            self.replica = Replica(self.genesis, self.node_id, self.key, app, records, mute_through=mute_through)
+            self.driver = ConsensusDriver(
+                self.replica,
+                ConsensusLog(home / WAL_FILE, records),
+                self.executor,
+                self.mempool,
+                self.transport,
+                self.genesis.consensus.max_block_txs,
+                self.config.batch_wait_ms,
+                self.request_sync,
+                self.genesis.consensus.checkpoint_interval,
+                lambda: self.catchup.syncing,
+                recheck=self._is_admissible,
+            )
+            self.driver.listeners.append(self._on_commit)
+        self.forwarder = None if self.is_validator else TxForwarder(self.peers, verify)
+        """A follower's way to the validators for its clients' txs (validators gossip instead)."""
+        self.gossip = TxGossip(self.transport, forward=self.forwarder.forward if self.forwarder else None)
+        self.sync_source = HttpSyncSource(self.peers, verify=verify)
         interval = self.genesis.consensus.checkpoint_interval
         self.snapshots = SnapshotServer(self.store, interval)
         self.base_height = find_base_height(self.store)
@@ -150,11 +168,16 @@ class Node:
             self.executor,
             lambda apply: BlockSync(self.genesis, self.sync_source, self.peers, apply),
             self._on_commit,
-            self.driver.on_synced,
+            self._on_synced,
             StateSync(self.genesis, self.sync_source, self.peers, self._load_snapshot, progress=_log_chunks),
             state_sync,
             interval,
         )
+        book = AddressBook(self.genesis.chain_id, self.genesis.validator_keys(), home / ADDRESSES_FILE)
+        book.load()
+        announce = (self.key, self.config.advertised_url) if self.is_validator else None
+        self.addresses = AddressGossip(book, self.transport, self.sync_source, clock, announce)
+        """The peers' announced addresses, and this node's own (a validator's)."""
         self.transport.register(CONSENSUS_KIND, self._on_consensus)
         self.transport.register(TXS_KIND, self._on_gossip)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -182,21 +205,43 @@ class Node:
     def node_id(self) -> str:
         return self.config.node_id
 
+    def _check_membership(self) -> bool:
+        """Is this node a validator (its key the one genesis lists for its id)? Else it must belong to a member
+        organisation, under a name no identity of genesis holds; it then follows without voting."""
+        identity = self.genesis.identity(self.node_id)
+        if identity is not None and "validator" in identity.roles:
+            if identity.public_key != self.key.public:
+                raise LedgerError(f"{self.home / KEY_FILE} is not the key genesis lists for {self.node_id!r}")
+            return True
+        if identity is not None:
+            raise LedgerError(f"{self.node_id!r} is a client identity of {self.genesis.chain_id!r}, not a node")
+        if self.config.org not in {org["id"] for org in self.genesis.organisations}:
+            raise LedgerError(
+                f"{self.node_id!r} is neither a validator nor a node of a member organisation of "
+                f"{self.genesis.chain_id!r} (org {self.config.org!r})"
+            )
+        return False
+
     async def start(self) -> None:
         if needs_rebuild(self.store):
             log.warning("state sync: the rebuild of the lists from the snapshot was cut short; rebuilding them")
             await asyncio.to_thread(rebuild_derived, self.store)
         self.snapshots.capture()
         await self.transport.start()
-        self.driver.start()
+        self.addresses.start()
+        if self.driver is not None:
+            self.driver.start()
         self._tasks = [
             asyncio.create_task(self.gossip.run()),
             asyncio.create_task(self.catchup.run()),
             asyncio.create_task(self._reoffer_waiting_txs()),
             asyncio.create_task(self.windows.run()),
+            asyncio.create_task(self.addresses.run()),
             asyncio.create_task(self.webhooks.run()),
             asyncio.create_task(self.alerts.run()),
         ]
+        if self.forwarder is not None:
+            self._tasks.append(asyncio.create_task(self.forwarder.run()))
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -205,7 +250,8 @@ class Node:
         await self.transport.close()
         self.windows.save()
         await self.sync_source.close()
-        self.driver.close()
+        if self.driver is not None:
+            self.driver.close()
         self.snapshots.close()
         self.store.close()
 
@@ -229,7 +275,8 @@ class Node:
                 continue
             out.append(Admitted(tx.id))
         self.gossip.on_admitted(admitted)
-        self.driver.offer_batch_soon()
+        if self.driver is not None:
+            self.driver.offer_batch_soon()
         return out
 
     async def _reoffer_waiting_txs(self) -> None:
@@ -276,7 +323,12 @@ class Node:
     # -- network ----------------------------------------------------------------------
 
     async def _on_consensus(self, envelope: Envelope) -> None:
-        self.driver.on_message(envelope.sender, envelope.body)
+        if self.driver is not None:
+            self.driver.on_message(envelope.sender, envelope.body)
+
+    def _on_synced(self) -> None:
+        if self.driver is not None:
+            self.driver.on_synced()
 
     async def _on_gossip(self, envelope: Envelope) -> None:
         self.submit(self.gossip.decode_batch(envelope.body), from_peer=True)
@@ -322,11 +374,14 @@ class Node:
             "height": head.height if head else 0,
             "head_hash": head.block_hash.hex() if head else "",
             "state_root": head.state_root.hex() if head else "",
-            "view": self.replica.view,
-            "primary": self.replica.primary,
-            "view_changing": self.replica.is_view_changing,
-            "voting": self.replica.is_voting,
-            "last_voted_height": self.replica.last_voted_height,
+            "role": "validator" if self.is_validator else "follower",
+            "org": self.config.org or getattr(self.genesis.identity(self.node_id), "org", ""),
+            "advertise": self.config.advertised_url,
+            "view": self.replica.view if self.replica else 0,
+            "primary": self.replica.primary if self.replica else "",
+            "view_changing": self.replica.is_view_changing if self.replica else False,
+            "voting": self.replica.is_voting if self.replica else False,
+            "last_voted_height": self.replica.last_voted_height if self.replica else 0,
             "validators": self.genesis.validator_ids(),
             "mempool": len(self.mempool),
             "tx_valid_until": self.suggest_valid_until(),

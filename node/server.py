@@ -34,13 +34,16 @@ import ctypes.util
 import gc
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from node.api.app import create_app
 from node.config import NodeConfig
+from node.logs import configure_logging
 
 REQUEST_DEADLINE_S = 30.0
 """Longest a client may take to send one whole request (a 16 MiB body at 1 MB/s fits)."""
@@ -157,26 +160,25 @@ SHUTDOWN_GRACE_S = 3
 """How long a stopping node waits for requests in flight (a change-feed long-poll may wait a minute)."""
 
 
-def serve(home: Path, state_sync: bool | None = None) -> None:
-    """Run the node of `home` until interrupted (`state_sync` as in `Node`)."""
-    config = NodeConfig.load(home)
+def serve(home: Path, state_sync: bool | None = None, overrides: dict[str, Any] | None = None) -> None:
+    """Run the node of `home` until interrupted (`state_sync` as in `Node`; `overrides`: settings of its config
+    that the command line replaces for this run, such as `host`, `port`, `advertise`, `log_format`)."""
+    config = replace(NodeConfig.load(home), **(overrides or {}))
+    configure_logging(config.log_format, config.log_level)
     return_large_buffers()
-    import gc
-    import os
-
-    if os.environ.get("OMS_GC_EXPERIMENT"):
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
     origins = [origin.strip() for origin in config.cors_origins.split(",") if origin.strip()]
-    app = create_app(home, state_sync, origins)
+    app = create_app(home, state_sync, origins, config)
     tune_garbage_collection()
     uvicorn.run(
         app,
         host=config.host,
         port=config.port,
         log_level=config.log_level,
+        log_config=None,
         access_log=False,
         loop="uvloop",
         http=make_protocol(config.max_connections),
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        ssl_certfile=config.tls_cert_file or None,
+        ssl_keyfile=config.tls_key_file or None,
     )

@@ -18,6 +18,7 @@ the OpenAPI at `/docs` documents, as plain dicts.
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
@@ -110,14 +111,18 @@ class Client:
         timeout: float = 30.0,
         retries: int = 5,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         """`token`: an API token (`omsnode token create`); `timeout`: seconds for one request (a `wait=commit`
-        or a long-poll gets its wait on top); `retries`: how many times a request may be sent again."""
+        or a long-poll gets its wait on top); `retries`: how many times a request may be sent again; `verify`:
+        how an HTTPS node's certificate is checked (an `ssl.SSLContext` that trusts the network's authority)."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport)
+        self.http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, headers=headers, transport=transport, verify=verify
+        )
         self._window: tuple[float, int] | None = None
         """(when it was asked, the node's suggested `valid_until`)."""
         self._chain_id: str | None = None

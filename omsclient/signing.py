@@ -10,7 +10,11 @@ validity window a node suggests, as the devnet's tools and tests do.
 
 A signed tx is its own idempotency key: sent twice, it has the same id and
 is committed at most once, so a client may send it again whenever it does
-not know whether the first send arrived.
+not know whether the first send arrived. An action signed again (after a
+restart, with a new `valid_until`) is a new tx unless it names a business
+key: `sign(..., idempotency_key=K)` makes the nonce the keyed nonce of K
+(`ledger.idempotency`), and the ledger runs one tx per signer and key; a
+repeat is committed as `duplicate_request` naming the first tx.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.encoding import sha256
+from ledger.idempotency import derive_keyed_nonce
 from ledger.keys import PrivateKey
 from ledger.tx import Tx, make_tx
 
@@ -74,21 +79,44 @@ class Signer:
         return self._key.public
 
     def sign(
-        self, kind: str, payload: dict[str, Any], *, chain_id: str, valid_until: int, nonce: int | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        chain_id: str,
+        valid_until: int,
+        nonce: int | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """The JSON tx for `POST /v1/tx`: `kind` with `payload`, signed for `chain_id`, committable up to height
         `valid_until` (`tx_valid_until` of `GET /v1/status` is a sensible value).
 
-        `nonce`: derive it from a business key to make a re-signed action the very same tx (committed at most
-        once); None takes a fresh one. Raises `ledger.errors.EncodingError` for a payload that is not ledger
-        data (a float, a non-string key, ...)."""
-        return tx_to_json(self.sign_tx(kind, payload, chain_id=chain_id, valid_until=valid_until, nonce=nonce))
+        `idempotency_key`: a business key (an order's reference, a return's document) that makes this action
+        one however often it is signed (the module says how); or `nonce`, chosen by the caller; with neither,
+        a fresh nonce. Raises `ledger.errors.EncodingError` for a payload that is not ledger data (a float, a
+        non-string key, ...)."""
+        tx = self.sign_tx(
+            kind, payload, chain_id=chain_id, valid_until=valid_until, nonce=nonce, idempotency_key=idempotency_key
+        )
+        return tx_to_json(tx)
 
     def sign_tx(
-        self, kind: str, payload: dict[str, Any], *, chain_id: str, valid_until: int, nonce: int | None = None
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        chain_id: str,
+        valid_until: int,
+        nonce: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Tx:
         """`sign`, as the ledger's own `Tx` (with its `id`), for code that works with ledger types."""
-        nonce = fresh_nonce() if nonce is None else nonce
+        if nonce is not None and idempotency_key is not None:
+            raise ValueError("give a nonce or an idempotency key, not both: the key makes the nonce")
+        if idempotency_key is not None:
+            nonce = derive_keyed_nonce(self.identity, idempotency_key)
+        elif nonce is None:
+            nonce = fresh_nonce()
         return make_tx(chain_id, kind, self.identity, nonce, payload, self._key, valid_until=valid_until)
 
 

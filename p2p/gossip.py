@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ledger.encoding import decode, encode
@@ -79,8 +79,11 @@ class TxGossip:
         seen_capacity: int = DEFAULT_SEEN_CAPACITY,
         max_batch_txs: int = DEFAULT_MAX_BATCH_TXS,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        forward: Callable[[list[bytes]], None] | None = None,
     ) -> None:
+        """`forward`: where a batch of encoded txs goes instead of a broadcast (a follower's `TxForwarder`)."""
         self.transport = transport
+        self.forward = forward
         self.max_batch_txs = max_batch_txs
         self.max_batch_bytes = max_batch_bytes
         self.seen = SeenIds(seen_capacity)
@@ -147,17 +150,23 @@ class TxGossip:
         size = 0
         for data in self._pending:
             if batch and (len(batch) >= self.max_batch_txs or size + len(data) > self.max_batch_bytes):
-                self.transport.broadcast(TXS_KIND, encode(batch))
+                self._send(batch)
                 sent += 1
                 batch, size = [], 0
             batch.append(data)
             size += len(data)
         if batch:
-            self.transport.broadcast(TXS_KIND, encode(batch))
+            self._send(batch)
             sent += 1
         self._pending = []
         self.messages_sent += sent
         return sent
+
+    def _send(self, batch: list[bytes]) -> None:
+        if self.forward is not None:
+            self.forward(batch)
+        else:
+            self.transport.broadcast(TXS_KIND, encode(batch))
 
     async def run(self, interval_s: float = DEFAULT_FLUSH_INTERVAL_S) -> None:
         """Flush every `interval_s` until cancelled."""

@@ -1,7 +1,7 @@
 """The peer table: what this node knows about every other validator.
 
-Peers come from genesis (each validator's address) and may be overridden by
-the node's config. For each peer the table keeps reachability, the last chain
+Peers come from genesis (each validator's address), and each peer's address
+follows what the peer last announced (`p2p.addresses`). For each peer the table keeps reachability, the last chain
 height the peer reported, a smoothed round-trip time, messages and bytes in
 and out, errors with the last one, messages dropped from its send queue, and
 whether sync has marked it bad (with the reason: it served a forged block or a
@@ -54,6 +54,10 @@ class PeerInfo:
     """Why sync stopped trusting this peer; empty while it is trusted."""
     marked_at: float = field(default=0.0, repr=False)
     """Monotonic time of the mark (not shown in snapshots)."""
+    announced_seq: int = 0
+    """Sequence number of the peer's signed address record in force (0: its address in genesis)."""
+    announced_seen_ms: int = 0
+    """Wall time (ms) that record was last seen (0: never)."""
 
 
 class PeerTable:
@@ -83,6 +87,13 @@ class PeerTable:
 
     def ids(self) -> list[str]:
         return list(self._peers)
+
+    def set_address(self, peer_id: str, address: str, seq: int, seen_ms: int) -> None:
+        """The peer announced (in a record it signed, numbered `seq`) that it is reached at `address`."""
+        peer = self._peers[peer_id]
+        peer.address = address
+        peer.announced_seq = seq
+        peer.announced_seen_ms = seen_ms
 
     def record_sent(self, peer_id: str, msgs: int, nbytes: int, rtt_ms: float) -> None:
         """A batch of `msgs` envelopes reached the peer."""

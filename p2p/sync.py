@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -293,10 +294,15 @@ class HttpSyncSource:
     """Fetches status, blocks and snapshots from peers' `/p2p/...` routes with one pooled httpx client."""
 
     def __init__(
-        self, peers: PeerTable, client: httpx.AsyncClient | None = None, timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
+        self,
+        peers: PeerTable,
+        client: httpx.AsyncClient | None = None,
+        timeout_s: float = DEFAULT_FETCH_TIMEOUT_S,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """`verify`: how peers' HTTPS certificates are checked (when no `client` is given)."""
         self.peers = peers
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=2.0))
+        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=2.0), verify=verify)
         self._owns_client = client is None
 
     async def close(self) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 import time
 from collections import deque
 from typing import Protocol
@@ -157,7 +158,9 @@ class HttpTransport:
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         retries: int = DEFAULT_RETRIES,
         seq: SeqCounter | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """`verify`: how peers' HTTPS certificates are checked (an `ssl.SSLContext` with the network's CA)."""
         self.node_id = node_id
         self.chain_id = genesis.chain_id
         self.peers = peers
@@ -168,6 +171,7 @@ class HttpTransport:
         self._sealer = Sealer(key, node_id, self.chain_id, seq)
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s).as_dict()
         self._pool: httpx.AsyncHTTPTransport | None = None
+        self._verify = verify
         self._queues = {peer_id: SendQueue(queue_size) for peer_id in peers.ids()}
         self._tasks: list[asyncio.Task[None]] = []
         self._rng = random.Random()
@@ -176,7 +180,7 @@ class HttpTransport:
         limits = httpx.Limits(
             max_connections=2 * len(self._queues) + 4, max_keepalive_connections=len(self._queues) + 2
         )
-        self._pool = httpx.AsyncHTTPTransport(limits=limits)
+        self._pool = httpx.AsyncHTTPTransport(limits=limits, verify=self._verify)
         self._tasks = [asyncio.create_task(self._run_sender(peer_id)) for peer_id in self._queues]
 
     async def close(self) -> None:

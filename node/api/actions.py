@@ -44,11 +44,11 @@ Show = Callable[[StateView, dict[str, Any], dict[str, Any]], dict[str, Any] | No
 
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     202: {"description": "not committed yet (or not asked to wait): poll `Location`"},
-    400: {"model": ErrorBody, "description": "the body or a parameter does not have the declared shape"},
+    400: {"model": ErrorBody, "description": "the node does not admit the tx (e.g. `expired_transaction`)"},
     401: {"model": ErrorBody},
     403: {"model": ErrorBody, "description": "the token lacks the scope, or its identity the role"},
     404: {"model": ErrorBody, "description": "the target belongs to an organisation the token does not read"},
-    409: {"model": ErrorBody, "description": "the Idempotency-Key was used with another body"},
+    409: {"model": ErrorBody, "description": "`idempotency_conflict`: the key was used with another request"},
 }
 
 

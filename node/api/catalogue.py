@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 
 from contracts import keys
 from contracts.catalogue import get_location, get_sku
+from contracts.records import LocationType
 from ledger.encoding import decode
 from ledger.state import StateView
 from node.api.deps import authorize, get_node, get_state
@@ -68,7 +69,7 @@ async def list_locations(
     node: NodeDep,
     reader: Reader,
     org: str | None = None,
-    kind: Annotated[str | None, Query(alias="type", description="store or warehouse")] = None,
+    kind: Annotated[LocationType | None, Query(alias="type")] = None,
     region: str | None = None,
     active: bool | None = None,
     limit: Limit = DEFAULT_PAGE,

@@ -3,7 +3,9 @@
 `authorize(scope)` is the gate of every route that reads or writes business
 data: it answers 401 without a known token (`Authorization: Bearer T`), 429
 when the token is over its rate, and 403 when the token lacks `scope`; the
-route then narrows what it shows to the `Principal`'s organisation.
+route then narrows what it shows to the `Principal`'s organisation. Where
+the token stands against its rate is kept as `request.state.quota`, for the
+answer's `RateLimit` headers (`node.api.headers`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def authorize(scope: str | None) -> Callable[[Request, HTTPAuthorizationCredenti
         identity = None if token is None else node.genesis.identity(token.identity)
         if token is None or identity is None:
             raise Unauthorized("unknown or revoked API token")
-        request.app.state.rate_limiter.take(token.id, token.rate_per_s)
+        request.state.quota = request.app.state.rate_limiter.take(token.id, token.rate_per_s)
         if scope is not None and scope not in token.scopes:
             raise Forbidden(f"this route needs scope {scope!r}; the token has {', '.join(sorted(token.scopes))}")
         return Principal(token.id, identity, token.scopes)

@@ -4,7 +4,10 @@ A client keeps the `next_cursor` of each answer and asks again with
 `after=<it>`; `after=0` starts from the first block. With `wait=N` an answer
 that would be empty waits up to N seconds for a block to commit. A store's or
 a channel's token follows its organisation's events; operators and auditors
-follow all. See `node.feed` for the events and their order.
+follow all. See `node.feed` for the events and their order. A node that
+joined by state sync holds the events after its snapshot only: a cursor
+before them (`after=0` included) is answered 410 `cursor_before_feed` with
+the `first_cursor` it can answer after, never a page that silently skips.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from fastapi import APIRouter, Depends, Query
 
 from ledger.encoding import MAX_INT
 from node.api.deps import authorize, get_node
-from node.api.errors import InvalidRequest
+from node.api.errors import CursorBeforeFeed, InvalidRequest
 from node.api.limits import DEFAULT_PAGE
-from node.api.models import ErrorBody, Event, EventPage
+from node.api.models import CursorBeforeFeedBody, Event, EventPage
 from node.api.pages import MAX_SCAN, Limit
-from node.feed import EVENT_TYPES, read_events
+from node.feed import EVENT_TYPES, get_feed_start, read_events
 from node.node import Node
 from node.tokens import Principal
 
@@ -35,7 +38,7 @@ MAX_WAIT_S = 60
 @router.get(
     "/events",
     response_model=EventPage,
-    responses={400: {"model": ErrorBody}},
+    responses={410: {"model": CursorBeforeFeedBody}},
     summary="Every change the token may see since a cursor, in commit order (long-poll with `wait`)",
 )
 async def list_events(
@@ -47,12 +50,21 @@ async def list_events(
     wait: Annotated[int, Query(ge=0, le=MAX_WAIT_S, description="seconds to wait for a change")] = 0,
 ) -> Any:
     if not after.isdigit() or int(after) > MAX_INT:
-        raise InvalidRequest("after must be a cursor from an earlier answer, or 0")
+        message = "after must be a cursor from an earlier answer, or 0"
+        raise InvalidRequest(message, at="query.after")
     wanted = None if types is None else frozenset(t.strip() for t in types.split(",") if t.strip())
     if wanted is not None and not wanted <= set(EVENT_TYPES):
-        raise InvalidRequest(f"unknown event types {sorted(wanted - set(EVENT_TYPES))}; known: {list(EVENT_TYPES)}")
+        message = f"unknown event types {sorted(wanted - set(EVENT_TYPES))}; known: {list(EVENT_TYPES)}"
+        raise InvalidRequest(message, at="query.types")
     org = None if reader.sees_all else reader.org
     start = int(after)
+    first = get_feed_start(node.base_height)
+    if start < first:
+        raise CursorBeforeFeed(
+            f"this node joined by state sync at height {node.base_height}: its feed holds the events after cursor"
+            f" {first}; read on from there, or ask a node with the full history for the events before",
+            first,
+        )
     deadline = node.clock() + wait * 1000
     while True:
         events, cursor = read_events(node.store, org, start, limit, wanted, MAX_SCAN)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query
 
 from contracts import keys, queries
 from contracts.inventory import compute_available, get_stock
-from contracts.records import Stock
+from contracts.records import JournalKind, Stock
 from ledger.encoding import MAX_INT, decode
 from ledger.state import StateView
 from node.api.actions import Action, add_actions
@@ -116,7 +116,7 @@ async def list_journal(
     reader: Reader,
     location: str | None = None,
     sku: str | None = None,
-    kind: str | None = None,
+    kind: JournalKind | None = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Any:

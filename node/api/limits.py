@@ -15,8 +15,11 @@ held at once, by all requests together, come from one `BodyBudget`
 back when its request has been answered, and a request whose next bytes do
 not fit is refused with 503 `server_busy` and `Retry-After`.
 
-`RateLimiter` keeps a token bucket per API token; a request over the rate is
-answered 429 with `Retry-After`. Page sizes and batch sizes are bounded where
+`RateLimiter` keeps a token bucket per API token; every answer to a request
+with a token announces where the token stands in the IETF draft's headers
+`RateLimit-Limit` (the bucket's size), `RateLimit-Remaining` (requests it
+may send now) and `RateLimit-Reset` (seconds until the bucket is full), and
+a request over the rate is answered 429 with `Retry-After` as well. Page sizes and batch sizes are bounded where
 they are read (`MAX_PAGE`, `MAX_IMPORT`, `node.api.txs.MAX_BATCH`).
 """
 
@@ -26,6 +29,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -146,6 +150,25 @@ async def _refuse(send: Send, refusal: LedgerError) -> None:
     await send({"type": "http.response.body", "body": content})
 
 
+@dataclass(frozen=True)
+class Quota:
+    """Where a token stands against its rate after a request, as the `RateLimit` headers announce it."""
+
+    limit: int
+    """Requests the token may send at once (its bucket's size)."""
+    remaining: int
+    """Requests it may send now."""
+    reset_s: int
+    """Seconds until its bucket is full again."""
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "ratelimit-limit": str(self.limit),
+            "ratelimit-remaining": str(self.remaining),
+            "ratelimit-reset": str(self.reset_s),
+        }
+
+
 class RateLimiter:
     """A token bucket per API token: `burst` requests at once, refilled at `rate` per second."""
 
@@ -156,9 +179,10 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         """Token id -> (requests left, when that was counted)."""
 
-    def take(self, token_id: str, rate: float | None = None) -> None:
-        """Count one request of `token_id`, or raise `RateLimited` saying when one will be allowed. A token
-        with a `rate` of its own bursts to twice that."""
+    def take(self, token_id: str, rate: float | None = None) -> Quota:
+        """Count one request of `token_id` and answer where the token then stands, or raise `RateLimited`
+        saying when one will be allowed (with the `RateLimit` headers). A token with a `rate` of its own bursts
+        to twice that."""
         now = self.clock()
         burst = float(self.burst) if rate is None else 2.0 * rate
         rate = self.rate if rate is None else rate
@@ -166,5 +190,12 @@ class RateLimiter:
         left = min(burst, left + (now - since) * rate)
         if left < 1:
             wait = math.ceil((1 - left) / rate)
-            raise RateLimited(f"more than {rate:g} requests per second with this token", wait)
+            refusal = RateLimited(f"more than {rate:g} requests per second with this token", wait)
+            refusal.headers = _quota(burst, left, rate).headers()
+            raise refusal
         self._buckets[token_id] = (left - 1, now)
+        return _quota(burst, left - 1, rate)
+
+
+def _quota(burst: float, left: float, rate: float) -> Quota:
+    return Quota(math.floor(burst), math.floor(left), math.ceil((burst - left) / rate))

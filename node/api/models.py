@@ -1,15 +1,54 @@
-"""Pydantic models of the API boundary (the ledger has its own types; these only travel over HTTP)."""
+"""Pydantic models of the API boundary (the ledger has its own types; these only travel over HTTP).
+
+The models of stored records (orders, fulfilments, returns, transfers, counts, invoices, the journal, the
+catalogue) are derived from their declared types (`node.api.records`); statuses anywhere are `Literal`s, so
+the OpenAPI lists their values."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import records
+from contracts.records import OrderStatus
+from node.api.records import Record, derive_model
 from node.feed import EVENT_TYPES
 
 Item = TypeVar("Item")
 Resource = TypeVar("Resource")
+
+
+TxState = Literal["pending", "committed", "rejected", "dropped"]
+"""Where a tx stands (`GET /v1/tx/{tx_id}`)."""
+
+WriteState = Literal["pending", "committed", "rejected"]
+"""What became of a write (`WriteResult`)."""
+
+ImportState = Literal["pending", "committed", "rejected", "refused"]
+"""What became of one order of an import (`refused`: not admitted)."""
+
+if TYPE_CHECKING:
+    Fulfilment = Record
+    Order = Record
+    Invoice = Record
+    JournalEntry = Record
+    Return = Record
+    Transfer = Record
+    CountReport = Record
+    Sku = Record
+    Location = Record
+else:
+    Fulfilment = derive_model(records.Fulfilment)
+    Order = derive_model(records.Order, fulfilments=list[Fulfilment], invoices=list[str])
+    """An order with its fulfilments in full and the numbers of its invoices and credit notes."""
+    Invoice = derive_model(records.Document, "Invoice")
+    JournalEntry = derive_model(records.JournalEntry)
+    Return = derive_model(records.Return)
+    Transfer = derive_model(records.Transfer)
+    CountReport = derive_model(records.CountReport)
+    Sku = derive_model(records.Sku)
+    Location = derive_model(records.Location)
 
 
 class TxIn(BaseModel):
@@ -35,7 +74,7 @@ class TxIn(BaseModel):
 
 class TxAccepted(BaseModel):
     tx_id: str
-    status: str = "pending"
+    status: TxState = "pending"
 
 
 class TxBatchResult(BaseModel):
@@ -57,7 +96,7 @@ class Receipt(BaseModel):
 
 class TxStatus(BaseModel):
     tx_id: str
-    status: str = Field(description="pending, committed, rejected or dropped")
+    status: TxState
     height: int | None = None
     index: int | None = None
     receipt: Receipt | None = None
@@ -69,9 +108,34 @@ class ErrorBody(BaseModel):
     message: str
 
 
+class Problem(BaseModel):
+    """One part of a request that does not fit its route."""
+
+    path: str = Field(examples=["query.status", "body.lines.0.qty"])
+    problem: str
+
+
+class CursorBeforeFeedBody(ErrorBody):
+    """A feed cursor older than this node's feed (`cursor_before_feed`): read on from `first_cursor`."""
+
+    first_cursor: str
+
+
+class InvalidRequestBody(ErrorBody):
+    """A request that does not fit its route (`invalid_request`), each part that does not fit in `fields`."""
+
+    fields: list[Problem]
+
+
 class Status(BaseModel):
     node_id: str
     chain_id: str
+    role: str = "validator"
+    """`validator` (votes) or `follower` (a member organisation's node that follows without voting)."""
+    org: str = ""
+    """The organisation running the node."""
+    advertise: str = ""
+    """Where the other nodes reach this one (what it announces)."""
     height: int
     head_hash: str
     state_root: str
@@ -91,12 +155,6 @@ class Status(BaseModel):
     """Lowest block this node holds: 1 normally, the snapshot height if it joined by state sync, 0 when empty."""
     p2p_oversized_requests: int = 0
     """`/p2p` requests refused because their body was too large."""
-
-
-class Record(BaseModel):
-    """A ledger record as JSON: the fields below are always there; fields added by newer rules pass through."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 class StockRow(Record):
@@ -120,52 +178,6 @@ class StockAt(Record):
     damaged: int
 
 
-class JournalEntry(Record):
-    seq: int = Field(description="sequence of this entry among its location's and SKU's")
-    location: str
-    sku: str
-    kind: str = Field(examples=["receipt", "reservation", "shipment"])
-    delta: int
-    reserved_delta: int
-    bucket: str
-    lot: str
-    document: str
-    tx_id: str | None = Field(description="the tx that moved the stock; null when the ledger did it by itself")
-    height: int
-    time_ms: int
-
-
-class Invoice(Record):
-    number: str
-    issuer: str
-    order_id: str
-    currency: str
-    credit_note: bool
-    lines: list[dict[str, Any]]
-    net_total: int
-    tax_total: int
-    total: int
-    height: int
-    time_ms: int
-
-
-class Order(Record):
-    order_id: str
-    channel: str
-    org: str
-    external_ref: str
-    status: str
-    currency: str
-    total: int
-    lines: list[dict[str, Any]]
-    history: list[dict[str, Any]] = Field(description="every status change: from, to, by, tx_id, height, time_ms")
-    fulfilments: list[dict[str, Any]]
-    invoices: list[str] = Field(description="numbers of the order's invoices and credit notes")
-    created_ms: int
-    metadata: dict[str, str] = Field(default_factory=dict, description="the channel's own data, as sent")
-    tags: list[str] = Field(default_factory=list, description="the channel's labels, as sent")
-
-
 class OrderSummary(BaseModel):
     """An order as lists show it; `GET /v1/orders/{order_id}` has the rest."""
 
@@ -173,7 +185,7 @@ class OrderSummary(BaseModel):
     channel: str
     org: str
     external_ref: str
-    status: str
+    status: OrderStatus
     currency: str
     total: int
     created_ms: int
@@ -198,7 +210,7 @@ class WriteResult(BaseModel, Generic[Resource]):
     """What became of a write: the tx, its receipt once committed, and the resource as it then is."""
 
     tx_id: str
-    status: str = Field(description="pending, committed, rejected or dropped")
+    status: WriteState
     height: int | None = None
     receipt: Receipt | None = None
     reason: str | None = Field(default=None, description="`code: message` of a rejected tx")
@@ -283,6 +295,8 @@ class Peer(BaseModel):
     last_error: str
     queue_dropped: int = Field(description="envelopes dropped: send queue full or retries spent")
     marked_bad: str = Field(description="why the node stopped syncing from the peer; empty while it trusts it")
+    announced_seq: int = Field(0, description="sequence number of the peer's address record (0: genesis address)")
+    announced_seen_ms: int = Field(0, description="when that record was last seen, ms since the epoch (0: never)")
 
 
 class OrderHistory(BaseModel):
@@ -290,8 +304,8 @@ class OrderHistory(BaseModel):
     and `time_ms`."""
 
     order_id: str
-    status: str
-    history: list[dict[str, Any]] = Field(description="every status change: from, to, by, reason")
+    status: OrderStatus
+    history: list[derive_model(records.HistoryEntry)]  # type: ignore[valid-type]
     fulfilments: list[dict[str, Any]] = Field(description="each fulfilment's `events` (status changes)")
     payments: list[dict[str, Any]] = Field(description="authorised, captured and refunded amounts with references")
     cancellations: list[dict[str, Any]] = Field(description="lines, amount and reason of each cancellation")
@@ -305,74 +319,15 @@ class ImportItem(BaseModel):
     index: int = Field(description="its place in the list sent")
     external_ref: str
     tx_id: str
-    status: str = Field(description="pending, committed, rejected (by the contract) or refused (not admitted)")
+    status: ImportState
     reason: str | None = Field(default=None, description="`code: message` of a rejected or refused order")
     order_id: str | None = None
-    order_status: str | None = None
+    order_status: OrderStatus | None = None
     duplicate: bool | None = Field(default=None, description="the external_ref had placed this order before")
 
 
 class ImportResult(BaseModel):
     items: list[ImportItem]
-
-
-class Return(Record):
-    return_id: str
-    order_id: str
-    status: str = Field(description="requested, partially_received, received, cancelled or expired")
-    reason: str
-    lines: list[dict[str, Any]] = Field(description="fulfilment, line, sku, qty and units received")
-    exchange_order: str | None
-    receipts: list[dict[str, Any]]
-    credit_notes: list[str]
-    deadline_ms: int
-    height: int
-    time_ms: int
-
-
-class Transfer(Record):
-    transfer_id: str
-    source: str = Field(alias="from", description="the location the goods left")
-    to: str
-    status: str = Field(description="in_transit, received, refused or recalled")
-    lines: list[dict[str, Any]] = Field(description="sku, qty and lot of the goods sent")
-    document: str
-    events: list[dict[str, Any]]
-
-
-class CountReport(Record):
-    location: str
-    status: str = Field(description="reported or approved")
-    counted: int
-    differences: list[dict[str, Any]] = Field(description="sku, ledger, counted, difference")
-    tx_id: str = Field(description="the count's id (to approve it)")
-    height: int
-    time_ms: int
-
-
-class Sku(Record):
-    sku: str
-    name: str
-    price: int
-    currency: str
-    tax_class: str
-    virtual: bool
-    active: bool
-
-
-class Location(Record):
-    location: str
-    name: str
-    type: str
-    org: str
-    region: str
-    lat: int
-    lon: int
-    ships_online: bool
-    pickup_allowed: bool
-    daily_capacity: int
-    priority: int
-    active: bool
 
 
 class Configuration(BaseModel):
@@ -392,7 +347,7 @@ class InvoiceDocument(BaseModel):
 
     number: str
     sequence: int = Field(description="place in the issuer's unbroken sequence (shared by credit notes)")
-    type: str = Field(description="invoice or credit_note")
+    type: Literal["invoice", "credit_note"]
     issue_date: str = Field(description="YYYY-MM-DD (UTC) of the block that issued it")
     issued_ms: int
     seller: dict[str, Any] = Field(description="the issuing organisation: org, name")
@@ -452,7 +407,7 @@ class FlaggedOrder(BaseModel):
     channel: str
     currency: str
     payment_terms: str
-    status: str = Field(description="the order's status at the end of the day")
+    status: OrderStatus = Field(description="the order's status at the end of the day")
     captured: int
     refunded: int
     invoiced: int

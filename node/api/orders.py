@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 
 from contracts import keys, queries
 from contracts.orders import get_order_by_external_ref
+from contracts.records import OrderStatus
 from ledger.encoding import MAX_INT
 from ledger.state import StateView
 from ledger.store import Store
@@ -27,11 +28,14 @@ from node.api.errors import InvalidRequest, NotFound
 from node.api.limits import DEFAULT_PAGE, MAX_IMPORT
 from node.api.models import ErrorBody, ImportItem, ImportResult, Order, OrderHistory, OrderSummary, Page, WriteResult
 from node.api.pages import Cursor, Limit, collect, decode_cursor
+from node.api.params import TimeMs
 from node.api.writes import (
     IdempotencyKey,
     Wait,
+    admit,
     derive_nonce,
     describe_tx,
+    find_first_tx,
     recall_window,
     remember_request,
     sign_as,
@@ -56,20 +60,17 @@ StateDep = Annotated[StateView, Depends(get_state)]
 Reader = Annotated[Principal, Depends(authorize("orders:read"))]
 Writer = Annotated[Principal, Depends(authorize("orders:write"))]
 
-TimeMs = Annotated[int | None, Query(ge=0, le=MAX_INT, description="milliseconds since the epoch (block time)")]
-
 
 @router.get(
     "/orders",
     response_model=Page[OrderSummary],
-    responses={400: {"model": ErrorBody}},
     summary="Orders by status, channel, location, created or updated time, oldest first; or by external_ref",
 )
 async def list_orders(
     node: NodeDep,
     state: StateDep,
     reader: Reader,
-    status: str | None = None,
+    status: OrderStatus | None = None,
     channel: str | None = None,
     location: str | None = None,
     external_ref: Annotated[str | None, Query(description="the channel's reference (with `channel`)")] = None,
@@ -111,7 +112,7 @@ async def list_orders(
 
     after = decode_cursor(cursor)
     if after is not None and not after.startswith(query.prefix):
-        raise InvalidRequest("cursor belongs to a list with other filters")
+        raise InvalidRequest("cursor belongs to a list with other filters", at="query.cursor")
     items, next_cursor = collect(scan_orders(node.store, query, after), limit, render)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -141,7 +142,9 @@ def find_by_external_ref(
 ) -> list[dict[str, Any]]:
     """The order a channel placed with `external_ref` (the token's own channel if `channel` is absent)."""
     if channel is None and "channel" not in reader.identity.roles:
-        raise InvalidRequest("external_ref needs channel (the channel identity that placed the order)")
+        raise InvalidRequest(
+            "external_ref needs channel (the channel identity that placed the order)", at="query.channel"
+        )
     order_id = get_order_by_external_ref(state, channel or reader.identity.id, external_ref)
     meta = None if order_id is None else get_order_meta(node.store, order_id)
     if order_id is None or meta is None or not reader.can_see(meta.orgs):
@@ -236,34 +239,39 @@ async def import_orders(
     re-sent `external_ref` answers the order it placed before (`duplicate`). With `Idempotency-Key` the
     same key and list make the same txs; with `wait=commit` the answer comes once all are committed."""
     payloads = [order.to_payload() for order in body]
-    request = {"kind": "order.create", "import": payloads}
-    valid_until = recall_window(node, writer, idempotency_key, request)
     identity = writer.identity.id
     item_keys = [None if idempotency_key is None else f"{idempotency_key}\x00{i}" for i in range(len(payloads))]
-    txs = [
-        sign_as(node, writer, "order.create", payload, derive_nonce(identity, key), valid_until)
+    firsts = [
+        None if key is None else find_first_tx(node, identity, key, "order.create", payload)
         for payload, key in zip(payloads, item_keys, strict=True)
     ]
+    request = {"kind": "order.create", "import": payloads}
+    valid_until = recall_window(node, writer, idempotency_key, request)
+    txs = {
+        index: sign_as(node, writer, "order.create", payloads[index], derive_nonce(identity, key), valid_until)
+        for index, (key, first) in enumerate(zip(item_keys, firsts, strict=True))
+        if first is None
+    }
     if idempotency_key is not None:
-        remember_request(node, writer, idempotency_key, request, [tx.id for tx in txs], valid_until)
-    fresh = [tx for tx in txs if node.store.get_tx_location(tx.id) is None]
-    refused = {admitted.tx_id: admitted.error for admitted in node.submit(fresh) if admitted.error is not None}
-    await wait_for_commit(node, [tx.id for tx in txs if tx.id not in refused], wait)
+        remember_request(node, writer, idempotency_key, request, [tx.id for tx in txs.values()], valid_until)
+    refused = admit(node, list(txs.values()))
+    tx_ids = [first or txs[index].id for index, first in enumerate(firsts)]
+    await wait_for_commit(node, [tx_id for tx_id in tx_ids if tx_id not in refused], wait)
     items = []
-    for index, (tx, payload) in enumerate(zip(txs, payloads, strict=True)):
-        error = refused.get(tx.id)
+    for index, (tx_id, payload) in enumerate(zip(tx_ids, payloads, strict=True)):
+        error = refused.get(tx_id)
         if error is not None:
             items.append(
                 ImportItem(
                     index=index,
                     external_ref=payload["external_ref"],
-                    tx_id=tx.id.hex(),
+                    tx_id=tx_id.hex(),
                     status="refused",
                     reason=f"{error.code}: {error}",
                 )
             )
             continue
-        done = describe_tx(node, tx.id, lambda result: None)
+        done = describe_tx(node, tx_id, lambda result: None)
         result = done.receipt.result if done.receipt is not None else {}
         items.append(
             ImportItem(

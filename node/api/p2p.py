@@ -51,3 +51,9 @@ async def sync_blocks(
 ) -> Response:
     """Committed blocks `from`..`to` with their commit certificates (fewer if the limits are reached)."""
     return Response(read_blocks(node.store, from_, to), media_type="application/msgpack")
+
+
+@router.get("/addresses")
+async def announced_addresses(node: NodeDep) -> Response:
+    """The newest signed address record this node holds of each validator (`p2p.addresses`)."""
+    return Response(node.addresses.book.encode_records(), media_type="application/msgpack")

@@ -40,7 +40,7 @@ def decode_cursor(cursor: str | None) -> bytes | None:
     try:
         return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest("cursor is not one this API gave") from exc
+        raise InvalidRequest("cursor is not one this API gave", at="query.cursor") from exc
 
 
 def collect(

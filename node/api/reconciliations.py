@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ledger.state import StateView
 from node.api.deps import authorize, get_node, get_state
-from node.api.errors import InvalidRequest, NotFound, describe_validation
+from node.api.errors import InvalidRequest, NotFound, describe_validation, list_problems
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import ErrorBody, FinanceReconciliation, StockReconciliation
 from node.api.pages import Cursor, Limit, collect, decode_cursor
+from node.api.params import to_ms
 from node.finance import DAY_MS, read_day_totals, scan_day_orders
 from node.node import Node
 from node.reconciliation import MAX_SNAPSHOT_SKUS, Snapshot, check_order_money, reconcile_stock
@@ -62,17 +63,6 @@ class StockSnapshot(BaseModel):
     full: bool = Field(default=True, description="SKUs left out were held at 0 (false: compare only these)")
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_ms(as_of: AsOf) -> int:
-    """Milliseconds since the epoch (a time without a zone is UTC), exactly."""
-    if isinstance(as_of, int):
-        return as_of
-    moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)
-    return (moment - EPOCH) // timedelta(milliseconds=1)
-
-
 def parse_csv(text: str) -> list[SnapshotLine]:
     """Lines of a CSV snapshot: a header naming `sku` and `qty` (or `quantity`), then one row per SKU."""
     rows = csv.DictReader(io.StringIO(text))
@@ -100,13 +90,13 @@ async def read_snapshot(request: Request, location: str | None, as_of: str | Non
     try:
         if request.headers.get("content-type", "").startswith("text/csv"):
             if location is None or as_of is None:
-                raise InvalidRequest("a CSV snapshot needs the location and as_of query parameters")
+                raise InvalidRequest("a CSV snapshot needs the location and as_of query parameters", at="query")
             lines = parse_csv(raw.decode("utf-8-sig"))
             when: AsOf = int(as_of) if as_of.isdigit() else datetime.fromisoformat(as_of)
             return StockSnapshot(location=location, as_of=when, lines=lines, full=full)
         return StockSnapshot.model_validate_json(raw)
     except ValidationError as exc:
-        raise InvalidRequest(describe_validation(exc.errors())) from exc
+        raise InvalidRequest(describe_validation(exc.errors()), fields=list_problems(exc.errors(), ["body"])) from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest(f"the snapshot does not read as JSON or CSV: {exc}") from exc
 
@@ -114,7 +104,7 @@ async def read_snapshot(request: Request, location: str | None, as_of: str | Non
 @router.post(
     "/stock",
     response_model=StockReconciliation,
-    responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+    responses={404: {"model": ErrorBody}},
     summary="Compare a WMS or ERP stock snapshot of a location with the ledger's stock at the snapshot's time",
     openapi_extra={
         "requestBody": {
@@ -149,7 +139,6 @@ async def reconcile_stock_snapshot(
 @router.get(
     "/finance",
     response_model=FinanceReconciliation,
-    responses={400: {"model": ErrorBody}},
     summary="A day's captured, invoiced, credited and refunded amounts per organisation, and orders that disagree",
 )
 async def reconcile_finance(

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from contracts import keys, queries
+from contracts.records import ReturnStatus
 from ledger.encoding import decode
 from ledger.state import StateView
 from node.api.actions import Action, add_actions
@@ -39,7 +40,7 @@ async def list_returns(
     state: StateDep,
     reader: Reader,
     order_id: str | None = None,
-    status: str | None = None,
+    status: ReturnStatus | None = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Any:

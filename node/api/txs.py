@@ -13,7 +13,7 @@ from ledger.encoding import decode
 from ledger.errors import InvalidTransaction
 from ledger.tx import Tx, tx_from_wire
 from node.api.deps import authorize, get_node
-from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation
+from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation, list_problems
 from node.api.models import ErrorBody, Receipt, TxAccepted, TxBatchResult, TxIn, TxStatus
 from node.api.render import render_receipt
 from node.node import Node
@@ -131,7 +131,8 @@ def _validate_json_tx(index: int, item: Any) -> TxIn:
     try:
         return TxIn.model_validate(item)
     except ValidationError as exc:
-        raise InvalidRequest(f"tx {index}: {describe_validation(exc.errors())}") from exc
+        problems = list_problems(exc.errors(), ["body", index])
+        raise InvalidRequest(f"tx {index}: {describe_validation(exc.errors())}", fields=problems) from exc
 
 
 @router.get("/tx/{tx_id}", response_model=TxStatus, responses={404: {"model": ErrorBody}}, summary="Where a tx stands")

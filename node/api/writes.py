@@ -5,15 +5,22 @@ identity may send that kind (403 otherwise) and signs with the key the node
 holds for it (`clients/<identity>.key` in the home); `submit_as` admits the
 tx and answers.
 
-- `Idempotency-Key`: the tx's nonce is derived from the identity and the key,
-  so the same key and body make the very same tx (the same id, committed at
-  most once); the node remembers the key with a hash of the request and the
-  tx's `valid_until`, and the same key with another body is 409. The tx is
-  signed with the node's suggested window (`Node.suggest_valid_until`); a
-  retry after that window answers the first result if the tx was committed,
-  and `expired_transaction` if it never was. A key is kept 24 hours from its
-  first use (`node.idempotency`); after that it is free, and a request with
-  it is a new request.
+- `Idempotency-Key`: the tx's nonce is the keyed nonce of the identity and
+  the key (`ledger.idempotency`), so the ledger holds one action per key on
+  every node: before it signs, the node reads the key's record in the
+  committed state (or, before the first tx is committed, looks for it in its
+  mempool), and answers the first tx's result for the same request (kind
+  and payload), or 409 `idempotency_conflict` for another. Until the first
+  tx is committed the node also remembers the key locally
+  (`node.idempotency`) with a hash of the request and the tx's `valid_until`,
+  so a retry here signs the very same tx, and another body is 409 at once.
+  A retry sent to another node while the first tx is still pending is
+  signed there with its own window; the ledger answers the later of the two
+  `duplicate_request` (or `idempotency_conflict`), pointing at the first,
+  and the node answers the first tx's result (or 409). A retry after the
+  window answers the first result if the tx was committed, and
+  `expired_transaction` if it never was. A key is kept 24 hours from its
+  first use; after that it is free, and a request with it is a new request.
 - `?wait=commit`: the answer waits (up to `COMMIT_WAIT_S`) until the tx is
   committed and is 200 with its receipt and the resource as it now is;
   otherwise, or if it is not committed in time, 202 with the tx id and a
@@ -34,13 +41,22 @@ from typing import Annotated, Any, Literal
 from fastapi import Header, Query, Response
 
 from ledger.encoding import encode
+from ledger.errors import LedgerError
+from ledger.idempotency import (
+    DUPLICATE_REQUEST,
+    IDEMPOTENCY_CONFLICT,
+    KEEP_MS,
+    compute_request_hash,
+    derive_keyed_nonce,
+    get_key_record,
+)
 from ledger.keys import PrivateKey
+from ledger.state import StateView
 from ledger.tx import Tx, make_tx
-from node.api.errors import Conflict, Forbidden
+from node.api.errors import Forbidden, IdempotencyConflict
 from node.api.models import Receipt, WriteResult
 from node.api.render import render_receipt
 from node.config import CLIENTS_DIR
-from node.idempotency import KEEP_MS
 from node.node import Node
 from node.tokens import Principal
 
@@ -64,10 +80,29 @@ _nonces = itertools.count(time.time_ns())
 
 
 def derive_nonce(identity: str, key: str | None) -> int:
-    """The nonce of a tx: fresh without an idempotency key, the same for the same identity and key."""
+    """The nonce of a tx: fresh (non-negative) without an idempotency key, the keyed nonce of the identity and
+    key with one."""
     if key is None:
         return next(_nonces)
-    return int.from_bytes(hashlib.sha256(f"{identity}\x00{key}".encode()).digest()[:8], "big") >> 1
+    return derive_keyed_nonce(identity, key)
+
+
+def find_first_tx(node: Node, identity: str, key: str, kind: str, payload: dict[str, Any]) -> bytes | None:
+    """The id of the tx that carries the identity's `key` if it carries this very request: the one the ledger
+    recorded first, else one waiting in the mempool (signed here or by another node); None if the key is
+    free; 409 if that tx carries another request."""
+    nonce = derive_keyed_nonce(identity, key)
+    record = get_key_record(StateView(node.store), identity, nonce, node.clock())
+    waiting = None if record is not None else node.mempool.find_keyed(identity, nonce)
+    if record is not None:
+        first, request = record["tx_id"], record["request"]
+    elif waiting is not None:
+        first, request = waiting.id, compute_request_hash(waiting.kind, waiting.payload)
+    else:
+        return None
+    if request != compute_request_hash(kind, payload):
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used with another request (tx {first.hex()})")
+    return first
 
 
 def sign_as(node: Node, principal: Principal, kind: str, payload: dict[str, Any], nonce: int, valid_until: int) -> Tx:
@@ -93,7 +128,7 @@ def recall_window(node: Node, principal: Principal, key: str | None, request: An
     if kept is None:
         return node.suggest_valid_until()
     if kept["request"] != hashlib.sha256(encode(request)).digest():
-        raise Conflict(f"Idempotency-Key {key!r} was used with another request")
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used with another request")
     return kept["valid_until"]
 
 
@@ -115,11 +150,14 @@ async def wait_for_commit(node: Node, tx_ids: Sequence[bytes], wait: str | None)
 
 
 def describe_tx(node: Node, tx_id: bytes, render: Render) -> WriteResult[Any]:
-    """Where a tx stands: pending, or committed or rejected with its receipt and the resource rendered."""
+    """Where a tx stands: pending, or committed or rejected with its receipt and the resource rendered. A tx
+    the ledger answered `duplicate_request` stands where the first tx of its key does."""
     found = node.find_receipt(tx_id)
     if found is None:
         return WriteResult(tx_id=tx_id.hex(), status="pending")
     height, _, receipt = found
+    if receipt.code == DUPLICATE_REQUEST:
+        return describe_tx(node, bytes.fromhex(receipt.result["tx_id"]), render)
     return WriteResult(
         tx_id=tx_id.hex(),
         status="committed" if receipt.ok else "rejected",
@@ -128,6 +166,12 @@ def describe_tx(node: Node, tx_id: bytes, render: Render) -> WriteResult[Any]:
         reason=None if receipt.ok else f"{receipt.code}: {receipt.message}",
         resource=render(receipt.result) if receipt.ok else None,
     )
+
+
+def admit(node: Node, txs: Sequence[Tx]) -> dict[bytes, LedgerError]:
+    """Submit the txs not yet committed; the refusal of each tx the node did not admit, by id."""
+    fresh = [tx for tx in txs if node.store.get_tx_location(tx.id) is None]
+    return {admitted.tx_id: admitted.error for admitted in node.submit(fresh) if admitted.error is not None}
 
 
 async def submit_as(
@@ -141,19 +185,22 @@ async def submit_as(
     render: Render = lambda result: None,
 ) -> WriteResult[Any]:
     """Sign `kind` with `payload` as the principal's identity, admit it, and answer as the module says."""
-    request = {"kind": kind, "payload": payload}
-    valid_until = recall_window(node, principal, idempotency_key, request)
-    nonce = derive_nonce(principal.identity.id, idempotency_key)
-    tx = sign_as(node, principal, kind, payload, nonce, valid_until)
-    if idempotency_key is not None:
-        remember_request(node, principal, idempotency_key, request, [tx.id], valid_until)
-    if node.store.get_tx_location(tx.id) is None:
-        (admitted,) = node.submit([tx])
-        if admitted.error is not None:
-            raise admitted.error
-    await wait_for_commit(node, [tx.id], wait)
-    result = describe_tx(node, tx.id, render)
+    identity = principal.identity.id
+    tx_id = None if idempotency_key is None else find_first_tx(node, identity, idempotency_key, kind, payload)
+    if tx_id is None:
+        request = {"kind": kind, "payload": payload}
+        valid_until = recall_window(node, principal, idempotency_key, request)
+        tx = sign_as(node, principal, kind, payload, derive_nonce(identity, idempotency_key), valid_until)
+        if idempotency_key is not None:
+            remember_request(node, principal, idempotency_key, request, [tx.id], valid_until)
+        for error in admit(node, [tx]).values():
+            raise error
+        tx_id = tx.id
+    await wait_for_commit(node, [tx_id], wait)
+    result = describe_tx(node, tx_id, render)
+    if result.receipt is not None and result.receipt.code == IDEMPOTENCY_CONFLICT:
+        raise IdempotencyConflict(f"Idempotency-Key {idempotency_key!r} was used with another request")
     if result.status == "pending":
         response.status_code = 202
-        response.headers["location"] = f"/v1/tx/{tx.id.hex()}"
+        response.headers["location"] = f"/v1/tx/{tx_id.hex()}"
     return result

@@ -84,7 +84,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 def assert_refused(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error", "message"}, body
+    assert set(body) == ({"error", "message", "fields"} if status == 422 else {"error", "message"}), body
     if code is not None:
         assert body["error"] == code, body
     return body
@@ -100,8 +100,8 @@ MSGPACK = {"content-type": "application/msgpack"}
 @pytest.mark.parametrize("nonce", ["5", 5.0, True, None, [5]])
 def test_a_json_nonce_is_an_integer_never_coerced(client: Client, nonce: Any) -> None:
     wire = {**as_json(client.tx()), "nonce": nonce}
-    assert_refused(client.http.post("/v1/tx", json=wire), 400, "invalid_request")
-    assert_refused(client.http.post("/v1/txs", json=[wire]), 400, "invalid_request")
+    assert_refused(client.http.post("/v1/tx", json=wire), 422, "invalid_request")
+    assert_refused(client.http.post("/v1/txs", json=[wire]), 422, "invalid_request")
 
 
 @pytest.mark.parametrize("nonce", ["5", 5.0, True, None])
@@ -112,8 +112,8 @@ def test_a_msgpack_nonce_is_an_integer_never_coerced(client: Client, nonce: Any)
 
 def test_extra_top_level_fields_are_refused_on_every_route_and_encoding(client: Client) -> None:
     tx = client.tx()
-    assert_refused(client.http.post("/v1/tx", json={**as_json(tx), "extra": 1}), 400, "invalid_request")
-    assert_refused(client.http.post("/v1/txs", json=[{**as_json(tx), "extra": 1}]), 400, "invalid_request")
+    assert_refused(client.http.post("/v1/tx", json={**as_json(tx), "extra": 1}), 422, "invalid_request")
+    assert_refused(client.http.post("/v1/txs", json=[{**as_json(tx), "extra": 1}]), 422, "invalid_request")
     body = as_msgpack([{**tx.to_wire(), "extra": 1}])
     assert_refused(client.http.post("/v1/txs", content=body, headers=MSGPACK), 400, "invalid_transaction")
 
@@ -128,12 +128,14 @@ def test_a_lone_surrogate_in_any_string_is_a_400(client: Client, field: str) -> 
 
 
 @pytest.mark.parametrize("levels", [40, 900, 100_000])
-def test_json_nested_past_any_bound_is_a_400(client: Client, levels: int) -> None:
+def test_json_nested_past_any_bound_is_refused(client: Client, levels: int) -> None:
     deep = "[" * levels + "]" * levels
     wire = json.dumps({**as_json(client.tx()), "payload": {"deep": "X"}}).replace('"X"', deep)
-    assert_refused(post_json(client, "/v1/tx", wire), 400)
-    assert_refused(post_json(client, "/v1/txs", f"[{wire}]"), 400)
-    assert_refused(post_json(client, "/v1/txs", deep), 400)
+    for path, body in (("/v1/tx", wire), ("/v1/txs", f"[{wire}]"), ("/v1/txs", deep)):
+        answer = post_json(client, path, body)
+        code = {400: "invalid_transaction", 422: "invalid_request"}.get(answer.status_code)
+        assert code is not None, answer.text
+        assert_refused(answer, answer.status_code, code)
 
 
 def test_msgpack_nested_past_any_bound_is_a_400(client: Client) -> None:
@@ -142,13 +144,13 @@ def test_msgpack_nested_past_any_bound_is_a_400(client: Client) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/blocks/0", "/v1/blocks/-1", f"/v1/blocks/{2**63}", f"/v1/blocks/{2**70}"])
-def test_a_height_out_of_range_is_a_400(client: Client, path: str) -> None:
-    assert_refused(client.http.get(path), 400, "invalid_request")
+def test_a_height_out_of_range_is_a_422(client: Client, path: str) -> None:
+    assert_refused(client.http.get(path), 422, "invalid_request")
 
 
 @pytest.mark.parametrize("query", [f"from={2**64}&to={2**64}", "from=-1&to=3", "from=1&to=x"])
-def test_a_sync_range_out_of_range_is_a_400(client: Client, query: str) -> None:
-    assert_refused(client.http.get(f"/p2p/blocks?{query}"), 400, "invalid_request")
+def test_a_sync_range_out_of_range_is_a_422(client: Client, query: str) -> None:
+    assert_refused(client.http.get(f"/p2p/blocks?{query}"), 422, "invalid_request")
 
 
 def test_unknown_routes_and_methods_answer_the_error_body(client: Client) -> None:
@@ -158,9 +160,9 @@ def test_unknown_routes_and_methods_answer_the_error_body(client: Client) -> Non
 
 def test_a_batch_over_the_limit_is_refused_from_its_array_header(client: Client) -> None:
     header = msgpack.Packer().pack_array_header(MAX_BATCH + 1)
-    assert_refused(client.http.post("/v1/txs", content=header + b"\xc0", headers=MSGPACK), 400, "too_many_txs")
+    assert_refused(client.http.post("/v1/txs", content=header + b"\xc0", headers=MSGPACK), 422, "too_many_txs")
     text = "[" + ",".join(["{}"] * (MAX_BATCH + 1)) + "]"
-    assert_refused(post_json(client, "/v1/txs", text), 400, "too_many_txs")
+    assert_refused(post_json(client, "/v1/txs", text), 422, "too_many_txs")
 
 
 def test_a_declared_body_over_the_limit_is_refused_unread(client: Client) -> None:

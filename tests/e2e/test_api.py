@@ -122,11 +122,11 @@ def test_orders_list_by_status_channel_location_and_time_a_page_at_a_time(api: A
 def test_list_parameters_are_checked(api: Api) -> None:
     for params in ({"limit": 0}, {"limit": 10_000}, {"limit": "x"}, {"created_min": -1}, {"cursor": "%%%"}):
         refused = api.get("/v1/orders", api.operator, **params)
-        assert refused.status_code == 400 and refused.json()["error"] == "invalid_request", params
+        assert refused.status_code == 422 and refused.json()["error"] == "invalid_request", params
     assert api.get("/v1/orders/SO-nothing", api.operator).status_code == 404
-    assert api.get("/v1/events", api.operator, after="x").status_code == 400
-    assert api.get("/v1/events", api.operator, types="order.status,nope").status_code == 400
-    assert api.get("/v1/events", api.operator, wait=600).status_code == 400
+    assert api.get("/v1/events", api.operator, after="x").status_code == 422
+    assert api.get("/v1/events", api.operator, types="order.status,nope").status_code == 422
+    assert api.get("/v1/events", api.operator, wait=600).status_code == 422
 
 
 def test_the_feed_long_polls_until_a_block_commits(api: Api) -> None:
@@ -219,7 +219,7 @@ def test_an_idempotency_key_answers_the_first_result_and_refuses_another_body(ap
     assert again.status_code == 200 and again.json()["tx_id"] == first["tx_id"]
     assert again.json()["receipt"] == first["receipt"]
     other = post(api, "/v1/orders", api.channel, order_payload("idem-2"), key="k-1")
-    assert other.status_code == 409 and other.json()["error"] == "conflict"
+    assert other.status_code == 409 and other.json()["error"] == "idempotency_conflict"
     assert api.ok("/v1/orders", api.channel, external_ref="idem-2")["items"] == []
 
 
@@ -229,10 +229,10 @@ def test_writes_refuse_bad_bodies_missing_tokens_scopes_and_roles(api: Api) -> N
         content=b"{not json",
         headers={"authorization": f"Bearer {api.channel}", "content-type": "application/json"},
     )
-    assert bad_json.status_code == 400 and bad_json.json()["error"] == "invalid_request"
-    assert post(api, "/v1/orders", api.channel, [1, 2]).status_code == 400
-    assert post(api, "/v1/orders", api.channel, order_payload("x"), wait="soon").status_code == 400
-    assert post(api, "/v1/orders/SO1/explode", api.channel, {}).status_code in (400, 404)
+    assert bad_json.status_code == 422 and bad_json.json()["error"] == "invalid_request"
+    assert post(api, "/v1/orders", api.channel, [1, 2]).status_code == 422
+    assert post(api, "/v1/orders", api.channel, order_payload("x"), wait="soon").status_code == 422
+    assert post(api, "/v1/orders/SO1/explode", api.channel, {}).status_code in (404, 422)
     assert api.http.post("/v1/orders", json=order_payload("x")).status_code == 401
     assert post(api, "/v1/orders", api.store, order_payload("x")).status_code == 403
     store_writer = api.node.make_token("store-1", "orders:write")

@@ -3,7 +3,7 @@
 One node serves the whole module (`tests.e2e.integrator`): two organisations,
 a store of each. Every write goes through a resource route the node signs for
 the token's identity; refusals are checked at each layer that answers them:
-the body's shape (400), the token (401), its scope or role (403), another
+the body's shape (422), the token (401), its scope or role (403), another
 organisation's target (404), a reused idempotency key (409), the contract
 (a committed tx with `status` rejected).
 """
@@ -167,7 +167,7 @@ def test_a_partial_cancellation_then_payment_of_what_is_left(api: Api) -> None:
     assert order["status"] == "allocated"
     for wrong in ({"lines": [{"line": "0", "qty": 1}]}, {"lines": [{"line": 0}]}, {"lines": []}, {"why": "x"}):
         refused = post(api, f"{path}/cancel", api.channel, wrong)
-        assert refused.status_code == 400 and refused.json()["error"] == "invalid_request", wrong
+        assert refused.status_code == 422 and refused.json()["error"] == "invalid_request", wrong
     cancelled = act(api, api.channel, f"{path}/cancel", {"lines": [{"line": 0, "qty": 1}], "reason": "too many"})
     assert cancelled["receipt"]["result"]["cancelled"] == PRICE and cancelled["resource"]["lines"][0]["cancelled"] == 1
     too_much = act(api, api.channel, f"{path}/pay", {"amount": 3 * PRICE, "reference": "psp-1"}, status="rejected")
@@ -302,7 +302,7 @@ def test_a_count_approved_by_an_operator_and_safety_stock(api: Api, writers: Wri
     assert post(api, f"/v1/inventory/counts/{count}/approve", writers.lisbon, approval).status_code == 403
     assert (
         post(api, f"/v1/inventory/counts/{count}/approve", api.operator, {**approval, "reason": "lost"}).status_code
-        == 400
+        == 422
     )
     approved = act(api, api.operator, f"/v1/inventory/counts/{count}/approve", approval)["resource"]
     assert approved["status"] == "approved"
@@ -340,11 +340,11 @@ def test_an_import_answers_each_order(api: Api) -> None:
     queued = post(api, "/v1/orders/import", api.channel, [order_payload("import-3")])
     assert queued.status_code == 202 and queued.json()["items"][0]["status"] == "pending"
     too_many = post(api, "/v1/orders/import", api.channel, [order_payload(f"many-{i}") for i in range(501)])
-    assert too_many.status_code == 400
+    assert too_many.status_code == 422
     bad = post(
         api, "/v1/orders/import", api.channel, [order_payload("import-4"), {**order_payload("x"), "lines": "no"}]
     )
-    assert bad.status_code == 400 and "1" in bad.json()["message"]
+    assert bad.status_code == 422 and "1" in bad.json()["message"]
     assert api.ok("/v1/orders", api.channel, external_ref="import-4")["items"] == []
     assert post(api, "/v1/orders/import", api.store, orders).status_code == 403
 
@@ -373,7 +373,7 @@ def test_writes_refuse_bad_bodies_tokens_scopes_other_organisations_and_reused_k
     path = f"/v1/orders/{order['order_id']}/pay"
     headers = {"authorization": f"Bearer {api.channel}", "content-type": "application/json"}
     bad_json = api.http.post(path, content=b"{oops", headers=headers)
-    assert bad_json.status_code == 400 and bad_json.json()["error"] == "invalid_request"
+    assert bad_json.status_code == 422 and bad_json.json()["error"] == "invalid_request"
     for wrong in (
         {"amount": "5", "reference": "x"},
         {"amount": 5.0, "reference": "x"},
@@ -382,7 +382,7 @@ def test_writes_refuse_bad_bodies_tokens_scopes_other_organisations_and_reused_k
         [5],
         None,
     ):
-        assert post(api, path, api.channel, wrong).status_code == 400, wrong
+        assert post(api, path, api.channel, wrong).status_code == 422, wrong
     assert api.http.post(path, json={"amount": 1, "reference": "x"}).status_code == 401
     assert post(api, path, writers.lisbon, {"amount": 1, "reference": "x"}).status_code == 403
     inventory_only = api.node.make_token("channel-1", "inventory:read")
@@ -400,8 +400,8 @@ def test_writes_refuse_bad_bodies_tokens_scopes_other_organisations_and_reused_k
     assert same.status_code == 200 and same.json()["tx_id"] == first.json()["tx_id"]
     assert same.json()["resource"]["status"] == "released"
     other = post(api, path, api.channel, {**body, "reference": "psp-other"}, key="pay-1")
-    assert other.status_code == 409 and other.json()["error"] == "conflict"
-    assert post(api, path, api.channel, body, wait="later").status_code == 400
+    assert other.status_code == 409 and other.json()["error"] == "idempotency_conflict"
+    assert post(api, path, api.channel, body, wait="later").status_code == 422
 
 
 def journal_times(api: Api, location: str) -> list[int]:
@@ -465,7 +465,7 @@ def test_a_stock_snapshot_reconciled_against_the_ledger_as_of_its_time(api: Api)
             headers={"authorization": f"Bearer {api.store}", "content-type": "text/csv"},
         ),
     ]
-    assert [r.status_code for r in refused] == [400] * len(refused), [r.text for r in refused]
+    assert [r.status_code for r in refused] == [422] * len(refused), [r.text for r in refused]
     assert post(api, "/v1/reconciliations/stock", api.porto, snapshot).status_code == 404
     assert post(api, "/v1/reconciliations/stock", api.channel, snapshot).status_code == 403
 
@@ -514,7 +514,7 @@ def test_a_days_money_reconciled_per_organisation_with_the_orders_that_disagree(
         "next_cursor": None,
     }
     for wrong in ("2026-13-01", "yesterday", ""):
-        assert api.get("/v1/reconciliations/finance", api.operator, day=wrong).status_code == 400, wrong
+        assert api.get("/v1/reconciliations/finance", api.operator, day=wrong).status_code == 422, wrong
     assert (
         api.get("/v1/reconciliations/finance", api.node.make_token("store-1", "orders:read"), day=day).status_code
         == 403

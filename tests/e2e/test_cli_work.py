@@ -1,8 +1,9 @@
 """A store's and an operator's day with `omsnode`, against one real node process.
 
-Goods in, an order picked, shipped, delivered and partly returned, a transfer
-between two stores, a count reported and approved, an order held in review
-approved: each a command run as a user runs it (`cli.work_commands`,
+Goods in, an order picked, shipped, delivered and partly returned (and a
+return cancelled), a transfer between two stores accepted and one refused, a
+count reported and approved, a fulfilment declined and allocated elsewhere,
+an order held in review approved: each a command run as a user runs it (`cli.work_commands`,
 `omsnode order approve`), judged by its output and exit code and checked
 against the node's API. And `omsnode tx --wait`: the tx id before the wait,
 and no token, nothing sent.
@@ -74,25 +75,40 @@ def test_goods_in_then_an_order_picked_shipped_delivered_and_returned(day: Day) 
     back = day.ok("return", "receive", return_id, "--location", "LIS-1", token=day.store)
     assert f"return {return_id}: received" in back
     assert day.on_hand("LIS-1") == 200 - 2 + 1
+    again = day.json("return", "request", order_id, "TEE-M=1", token=day.channel)["resource"]["return_id"]
+    assert day.json("return", "cancel", again, token=day.channel)["resource"]["status"] == "cancelled"
+
+
+def test_a_store_declines_a_fulfilment_and_it_is_allocated_elsewhere(day: Day) -> None:
+    day.json("receive", "LIS-2", "TEE-M=5", "--document", "PO-CLI-4", token=day.store)
+    placed = day.json("order", "create", "--payload", json.dumps(order_payload("work-decline")), token=day.channel)
+    first = placed["resource"]["fulfilments"][0]
+    declined = day.json("decline", first["fulfilment_id"], "--reason", "shelf empty", token=day.store)
+    statuses = {f["location"]: f["status"] for f in declined["resource"]["fulfilments"]}
+    assert statuses[first["location"]] == "declined" and "released" in statuses.values(), statuses
 
 
 def test_a_transfer_between_stores_and_a_count_approved(day: Day) -> None:
     day.json("receive", "LIS-1", "TEE-M=10", "--document", "PO-CLI-2", token=day.store)
-    before = day.on_hand("LIS-1")
+    before, there = day.on_hand("LIS-1"), day.on_hand("LIS-2")
     sent = day.json("transfer", "send", "LIS-1", "LIS-2", "TEE-M=3", token=day.store)
     transfer_id = sent["resource"]["transfer_id"]
     assert sent["resource"]["status"] == "in_transit" and day.on_hand("LIS-1") == before - 3
     assert f"transfer {transfer_id}: received" in day.ok("transfer", "accept", transfer_id, token=day.store)
-    assert day.on_hand("LIS-2") == 3
+    assert day.on_hand("LIS-2") == there + 3
+    back = day.json("transfer", "send", "LIS-1", "LIS-2", "TEE-M=1", token=day.store)["resource"]["transfer_id"]
+    refused = day.json("transfer", "refuse", back, "--reason", "no room", token=day.store)
+    assert refused["resource"]["status"] == "refused" and day.on_hand("LIS-1") == before - 3
 
-    reported = day.json("count", "report", "LIS-2", "TEE-M=2", "--reference", "SHEET-7", token=day.store)
+    counted = f"TEE-M={there + 3 - 1}"
+    reported = day.json("count", "report", "LIS-2", counted, "--reference", "SHEET-7", token=day.store)
     count_id = reported["resource"]["tx_id"]
-    assert reported["resource"]["status"] == "reported" and day.on_hand("LIS-2") == 3
+    assert reported["resource"]["status"] == "reported" and day.on_hand("LIS-2") == there + 3
     by_store = ("count", "approve", "LIS-2", count_id, "--reason", "theft", "--node", day.node.url)
     refused = day.run(*by_store, "--token", day.store)
     assert refused.returncode == ExitCode.AUTH and "may not stock.count.approve" in refused.stderr
     approved = day.json("count", "approve", "LIS-2", count_id, "--reason", "shrinkage")
-    assert approved["resource"]["status"] == "approved" and day.on_hand("LIS-2") == 2
+    assert approved["resource"]["status"] == "approved" and day.on_hand("LIS-2") == there + 2
 
 
 def test_an_order_held_in_review_approved_by_an_operator(day: Day) -> None:

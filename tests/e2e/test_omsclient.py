@@ -58,6 +58,21 @@ def test_an_order_signed_with_the_channels_own_key_commits(node: SingleNode, cha
     assert channel.submit(tx) == sent, "a committed tx sent again is the same tx, not an error"
 
 
+def test_an_action_signed_again_under_its_idempotency_key_runs_once(node: SingleNode, channel: Client) -> None:
+    signer = Signer.from_key_file(Path(node.home) / "clients" / "channel-1.key", "channel-1")
+    order = order_payload("keyed-1")
+    signed = [
+        signer.sign("order.create", order, chain_id=channel.chain_id(), valid_until=window, idempotency_key="keyed-1")
+        for window in (channel.valid_until(), channel.valid_until() + 1)
+    ]
+    assert tx_id(signed[0]) != tx_id(signed[1]) and signed[0]["nonce"] == signed[1]["nonce"] < 0
+    first = channel.wait_tx(channel.submit(signed[0]), timeout=120)
+    again = channel.wait_tx(channel.submit(signed[1]), timeout=120)
+    assert first["status"] == "committed", first
+    assert again["status"] == "rejected" and again["receipt"]["code"] == "duplicate_request", again
+    assert again["receipt"]["result"]["tx_id"] == first["tx_id"]
+
+
 def test_an_idempotent_write_is_one_action_and_another_body_under_its_key_a_conflict(channel: Client) -> None:
     body = order_payload("idem-1")
     first = channel.post("/v1/orders", body, idempotency_key="idem-1", wait="commit")
@@ -66,7 +81,7 @@ def test_an_idempotent_write_is_one_action_and_another_body_under_its_key_a_conf
     assert again["resource"]["order_id"] == first["resource"]["order_id"]
     with pytest.raises(NodeError) as refused:
         channel.post("/v1/orders", order_payload("idem-2"), idempotency_key="idem-1")
-    assert refused.value.status == 409 and refused.value.code == "conflict"
+    assert refused.value.status == 409 and refused.value.code == "idempotency_conflict"
 
 
 def test_pages_read_a_whole_list_and_errors_carry_the_nodes_code(node: SingleNode) -> None:

@@ -90,7 +90,7 @@ def test_bad_input_gets_a_clear_4xx_and_loses_nothing(single_node: SingleNode) -
     answer = http.post("/v1/tx", json=wrong_role)
     assert answer.status_code == 400 and "may not send" in answer.json()["message"]
     missing = http.post("/v1/tx", json={"kind": "order.create"})
-    assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
+    assert missing.status_code == 422 and missing.json()["error"] == "invalid_request"
     assert http.get("/v1/tx/" + "ab" * 32).status_code == 404
     assert http.get("/v1/blocks/999").json()["error"] == "not_found"
     good = http.post("/v1/tx", json=wire)

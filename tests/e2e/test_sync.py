@@ -4,8 +4,10 @@ A 4-node devnet with one tx per block and a short checkpoint interval keeps
 committing while one node is down; the node must come back to the same head
 hash and the same state commitment as the others, through the HTTP API only.
 The killed node misses 2,000 blocks. A node that joined by state sync refuses
-a tx committed before its snapshot, which it never saw, as a replay, and
-lists the orders committed before it as a node that replayed every block.
+a tx committed before its snapshot, which it never saw, as a replay, lists
+the orders committed before it as a node that replayed every block, and
+answers a feed cursor from before its snapshot with 410 and where its feed
+starts.
 """
 
 from __future__ import annotations
@@ -112,6 +114,16 @@ def test_a_state_synced_node_lists_orders_as_a_node_that_replayed_every_block(ne
         assert len(list(full.pages("/v1/orders", channel="channel-1"))) == 8
         day = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%d")
         assert money(joined, day) == money(full, day) and money(full, day)[0]["flagged"]
+        refused = joined.http.get("/v1/events", params={"after": "0"})
+        assert refused.status_code == 410 and refused.json()["error"] == "cursor_before_feed", refused.text
+        first = refused.json()["first_cursor"]
+        assert joined.http.get("/v1/events", params={"after": str(int(first) - 1)}).status_code == 410
+        receipt = {"location": "WH-0", "lines": [{"sku": "TEE-M", "qty": 1}]}
+        send(full, net.keyring(full), "operator-1", "stock.receive", receipt)
+        wait_converged(net, full.status()["height"])
+        held = joined.get("/v1/events", after=first)["items"]
+        assert held and all(event["height"] > synced["base_height"] for event in held)
+        assert full.get("/v1/events", after="0")["items"][0]["height"] < synced["base_height"]
         full.close()
         joined.close()
     net.start(2)  # the devnet's own process again, so the tests after this one have all four nodes

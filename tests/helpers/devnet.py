@@ -9,15 +9,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from devnet.network import Devnet
 from node.config import DATA_DIR, WAL_FILE
+from omsclient import Client, Keyring, NodeError, tx_id
+
+T = TypeVar("T")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -111,3 +115,50 @@ def node_process(devnet: Devnet, index: int, *flags: str, log: str = "node.log")
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=20)
+
+
+class Load:
+    """Catalogue updates in batches of 10, each waited for, until stopped; keeps every committed tx id. A batch
+    whose node does not answer goes to the next node (the nodes may be restarted under it)."""
+
+    def __init__(self, devnet: Devnet) -> None:
+        self.devnet = devnet
+        self.tx_ids: list[str] = []
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self._via = 0
+
+    def run(self) -> None:
+        keyring = Keyring(self.devnet.clients_dir, self.devnet.genesis.chain_id, self._valid_until)
+        sku = {"price": 1, "currency": "EUR", "tax_class": "standard"}
+        try:
+            while not self.stop.is_set():
+                n = len(self.tx_ids)
+                txs = [keyring.sign("operator-1", "sku.upsert", {"sku": f"L-{n + i}", **sku}) for i in range(10)]
+                self._commit(txs)
+                self.tx_ids += [tx_id(tx) for tx in txs]
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def _valid_until(self) -> int:
+        return self._call(lambda client: client.valid_until())
+
+    def _commit(self, txs: list[dict[str, Any]]) -> None:
+        def send(client: Client) -> None:
+            client.submit_many(txs)
+            client.wait_tx(tx_id(txs[-1]), timeout=120)
+
+        self._call(send)
+
+    def _call(self, action: Callable[[Client], T], attempts: int = 40) -> T:
+        for _ in range(attempts):
+            client = self.devnet.client(self._via % len(self.devnet.nodes), timeout=30)
+            try:
+                return action(client)
+            except (httpx.HTTPError, NodeError, TimeoutError):
+                self._via += 1
+                time.sleep(0.5)
+            finally:
+                client.close()
+        raise TimeoutError(f"no node took the load in {attempts} attempts")

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PROJECT = {"ledger", "contracts", "consensus", "p2p", "node", "omsclient", "cli", "devnet"}
+PROJECT = {"ledger", "contracts", "consensus", "p2p", "node", "omsclient", "cli", "devnet", "channels"}
 
 FORBIDDEN: dict[str, set[str]] = {
     "ledger": PROJECT - {"ledger"} | {"fastapi", "uvicorn", "httpx", "pydantic"},
@@ -25,6 +25,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "node": {"omsclient", "cli", "devnet"},
     "omsclient": PROJECT - {"ledger", "omsclient"} | {"fastapi", "uvicorn", "pydantic", "plyvel"},
     "devnet": {"cli"},
+    "channels": PROJECT - {"omsclient", "channels"} | {"fastapi", "uvicorn", "pydantic", "plyvel", "msgspec"},
 }
 """Top-level modules each package may not import."""
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.tx import MAX_TX_WINDOW, Tx
+from ledger.idempotency import derive_keyed_nonce
+from ledger.tx import MAX_TX_WINDOW, Tx, make_tx
 from node.mempool import (
     MAX_RETRY_AFTER_S,
     RETRY_AFTER_S,
@@ -175,3 +176,30 @@ def test_a_tx_gossiped_by_a_peer_is_held_whatever_the_work_bound():
     with pytest.raises(MempoolFull):
         pool.add(over, 10, now_ms=0, from_peer=True)
     assert len(pool) == 3, "max_txs still bounds what peers send"
+
+
+def keyed_tx(key: str, valid_until: int) -> Tx:
+    nonce = derive_keyed_nonce("channel-1", key)
+    return make_tx(
+        NET.genesis.chain_id,
+        "order.create",
+        "channel-1",
+        nonce,
+        {"ref": key},
+        NET.keys["channel-1"],
+        valid_until=valid_until,
+    )
+
+
+def test_the_waiting_tx_of_an_idempotency_key_is_found_until_it_leaves():
+    pool = Mempool()
+    first, second, plain = keyed_tx("k", 50), keyed_tx("k", 60), txs(1)[0]
+    for tx in (first, second, plain):
+        pool.add(tx, 100, now_ms=0)
+    nonce = derive_keyed_nonce("channel-1", "k")
+    assert pool.find_keyed("channel-1", nonce) == first
+    assert pool.find_keyed("channel-1", plain.nonce) is None and pool.find_keyed("store-1", nonce) is None
+    pool.remove([second.id])
+    assert pool.find_keyed("channel-1", nonce) == first
+    pool.drop(first.id, Dropped.STALE)
+    assert pool.find_keyed("channel-1", nonce) is None

@@ -143,12 +143,12 @@ def test_a_post_with_idempotency_key_is_sent_again_with_the_same_key_and_body(
 def test_an_error_answer_raises_node_error_with_the_body_and_is_not_retried(
     server: ScriptedServer, client: Client
 ) -> None:
-    body = {"error": "conflict", "message": "Idempotency-Key 'k' was used with another request"}
+    body = {"error": "idempotency_conflict", "message": "Idempotency-Key 'k' was used with another request"}
     server.answer(Answer(409, body))
     with pytest.raises(NodeError) as refused:
         client.post("/v1/orders", {}, idempotency_key="k")
     error = refused.value
-    assert (error.status, error.code, error.message, error.body) == (409, "conflict", body["message"], body)
+    assert (error.status, error.code, error.message, error.body) == (409, "idempotency_conflict", body["message"], body)
     assert len(server.seen) == 1
 
 

@@ -142,5 +142,5 @@ def test_the_api_renders_a_message_of_an_order_the_token_reads(tmp_path: Path) -
         assert email["channel"] == "email" and "WEB-1" in email["subject"]
         missing = client.get(f"/v1/orders/{order_id}/messages/order.teleported")
         assert missing.status_code == 404 and missing.json()["error"] == "no_message"
-        assert client.get(f"/v1/orders/{order_id}/messages/order.created", params={"channel": "fax"}).status_code == 400
+        assert client.get(f"/v1/orders/{order_id}/messages/order.created", params={"channel": "fax"}).status_code == 422
         assert client.get("/v1/orders/SO-NONE/messages/order.created").status_code == 404
