@@ -14,6 +14,7 @@ from contracts import records
 from contracts.records import OrderStatus
 from node.api.records import Record, derive_model
 from node.feed import EVENT_TYPES
+from node.notify.outbox import DeliveryStatus
 
 Item = TypeVar("Item")
 Resource = TypeVar("Resource")
@@ -461,7 +462,7 @@ class WebhookDelivery(BaseModel):
     subscription: str
     cursor: str = Field(description="the event's cursor in the feed")
     type: str
-    status: str = Field(description="pending, delivered or dead")
+    status: DeliveryStatus
     attempts: int
     next_attempt_ms: int | None = Field(description="when a pending delivery is tried next")
     created_ms: int

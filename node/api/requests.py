@@ -34,7 +34,7 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            node = scope["app"].state.node
-            node.metrics.api_requests.labels(template, scope["method"], str(status)).inc()
+            node = getattr(scope["app"].state, "node", None)
+            if node is not None:  # None only for an app served without its lifespan (the OpenAPI in tests)
+                template = getattr(scope.get("route"), "path", None) or "unmatched"
+                node.metrics.api_requests.labels(template, scope["method"], str(status)).inc()
