@@ -23,6 +23,7 @@ and the client commands, which talk to a node's API with a token
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
     omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
     omsnode webhook add|list|remove|deliveries ...
+    omsnode governance propose KIND --payload JSON|approve ID|list|show ID|members
     omsnode channel run|status|deadletters ...   (the channel pullers: `cli.channel_commands`)
 
 Every command prints readable text, or JSON with `--json`; failures print a
@@ -42,6 +43,7 @@ from cli import (
     chain_commands,
     channel_commands,
     devnet_commands,
+    governance_commands,
     network_commands,
     order_commands,
     reconcile_commands,
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
     webhook_commands.add_parser(sub)
+    governance_commands.add_parser(sub)
     channel_commands.add_parser(sub)
     return parser
 

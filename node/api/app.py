@@ -21,6 +21,7 @@ from node.api import (
     configuration,
     events,
     fulfilments,
+    governance,
     inventory,
     invoices,
     messages,
@@ -129,7 +130,19 @@ def create_app(
     app.add_middleware(InboxMiddleware)
     app.add_middleware(AnswerHeadersMiddleware)
     install_error_handlers(app)
-    routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
+    routers = (
+        status,
+        txs,
+        blocks,
+        orders,
+        fulfilments,
+        returns,
+        inventory,
+        invoices,
+        catalogue,
+        configuration,
+        governance,
+    )
     for module in (*routers, messages, reconciliations, events, webhooks, p2p, metrics, backup):
         app.include_router(module.router)
     return app

@@ -9,6 +9,7 @@ from typing import Any, get_args
 from fastapi.testclient import TestClient
 
 from contracts import records
+from contracts.governance import ProposalStatus
 from contracts.records import CountStatus, FulfilmentStatus, OrderStatus, ReturnStatus, TransferStatus
 from node.api.app import create_app
 from node.api.models import ImportState, TxState, WriteState
@@ -31,6 +32,7 @@ STATUS_TYPES: dict[str, Any] = {
     "ImportItem": ImportState,
     "WriteResult": WriteState,
     "WebhookDelivery": DeliveryStatus,
+    "Proposal": ProposalStatus,
 }
 """The declared type of the `status` of each schema (a generic one by its name before `_`)."""
 
