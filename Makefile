@@ -33,11 +33,13 @@ sim: $(STAMP)
 	$(BIN)/python -m tests.sim.search --count 10000
 
 # the OpenAPI fuzz of `make test` (a few requests per route) at 1,000 requests per route and mode, and the
-# contract state machine of `make test` (30 runs of 40 steps) at 2,000 runs of 80 steps
+# contract state machine of `make test` (30 runs of 40 steps) at 2,000 runs of 80 steps, and the hostile-client
+# load test for 5 minutes instead of 12 s
 fuzz: $(STAMP)
 	OMS_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -q --timeout 7200 tests/adversarial/test_openapi.py
 	OMS_STATEFUL_EXAMPLES=2000 OMS_STATEFUL_STEPS=80 $(BIN)/python -m pytest -q --timeout 7200 \
 		tests/property/test_contract_invariants.py
+	OMS_HOSTILE_SECONDS=300 $(BIN)/python -m pytest -q -s --timeout 1200 tests/e2e/test_hostile_load.py
 
 clean:
 	-$(BIN)/omsnode devnet down --dir devnet-data

@@ -9,6 +9,7 @@
     omsnode --version
     omsnode status [--home DIR | --node URL] [--json]
     omsnode verify-chain --home DIR [--json]
+    omsnode verify-proof FILE --genesis genesis.json [--json]
     omsnode token create|list|revoke --home DIR ...
     omsnode devnet up|status|down|kill|restart|load|demo ...
 
@@ -19,7 +20,7 @@ and the client commands, which talk to a node's API with a token
     omsnode pick|ship|deliver|decline FULFILMENT ...    omsnode receive LOCATION SKU=QTY ...
     omsnode transfer send|accept|refuse ...    omsnode count report|approve ...
     omsnode return request|receive|cancel ...
-    omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...
+    omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...    omsnode trace LOT ...
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
     omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
     omsnode webhook add|list|remove|deliveries ...
@@ -46,6 +47,7 @@ from cli import (
     governance_commands,
     network_commands,
     order_commands,
+    proof_commands,
     reconcile_commands,
     stock_commands,
     token_commands,
@@ -187,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     webhook_commands.add_parser(sub)
     governance_commands.add_parser(sub)
     channel_commands.add_parser(sub)
+    proof_commands.add_parser(sub)
     return parser
 
 

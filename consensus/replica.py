@@ -37,7 +37,7 @@ first height of its set and follows the commits until then. Messages held for
 heights ahead were checked against the set scheduled when they came; when a
 committed block changes that schedule they are dropped (and sent again by
 their senders' timers).
-See docs/spec/consensus.md and docs/adr/0007-validator-set-changes.md.
+See docs/spec/consensus.md and docs/adr/0010-validator-set-changes.md.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ PAYLOADS = {
             required=False,
             doc="what arrived; everything awaited if absent",
         ),
-        ident("lot", required=False, doc="the lot the goods come back into"),
+        ident("lot", required=False, doc="the lot the goods come back into; if absent, the lot each line shipped from"),
         text("reference", default="", doc="the receiving location's reference, taken once per return"),
     ),
     "return.cancel": payload(ident("return_id")),
@@ -279,6 +279,15 @@ def read_receipt(fields: dict[str, Any], record: Return) -> list[tuple[ReturnLin
     return received
 
 
+def compute_shipped_lot(fulfilment: Fulfilment, order_line: int) -> str:
+    """The lot returned units of `order_line` come back into when the receipt names none: the lot they shipped
+    from (the first, if the line shipped from several: then the receiver names the lot it holds)."""
+    for item in fulfilment["lines"]:
+        if item["line"] == order_line and item.get("lots"):
+            return str(item["lots"][0][0])
+    return ""
+
+
 def process_return_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str, Any]:
     """Returned goods arrived at a location of the organisation that shipped them: stock back in (or damaged),
     credit notes issued, an exchange paid from them."""
@@ -303,8 +312,9 @@ def process_return_receive(state: StateView, tx: Tx, ctx: TxContext) -> dict[str
         shipped_by = by_id[line["fulfilment"]]["org"]
         if shipped_by != location["org"]:
             raise Rejected("forbidden", f"{line['sku']} was shipped by {shipped_by}: return it to one of its locations")
+        kept = lot or compute_shipped_lot(by_id[line["fulfilment"]], line["line"])
         post_entry(
-            state, ctx, location["location"], line["sku"], "return_in", return_id, qty, bucket=condition, lot=lot
+            state, ctx, location["location"], line["sku"], "return_in", return_id, qty, bucket=condition, lot=kept
         )
         line["received"] += qty
         note = credit_fulfilment_line(

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ledger.errors import InvalidGenesis
+from ledger.strict import convert_strict
 
 ROLES = frozenset({"validator", "store", "channel", "operator", "auditor", "payment_provider"})
 """Every role an identity may hold (`payment_provider`: a payment service that records an organisation's
@@ -144,18 +147,20 @@ class Genesis:
 
     @classmethod
     def from_wire(cls, wire: Any) -> Genesis:
+        """The genesis a parsed file holds, every field of its declared type (`GenesisFile`, `ConsensusParams`) and
+        no undeclared key; `InvalidGenesis` naming the field otherwise."""
+        file = convert_strict(wire, GenesisFile, InvalidGenesis, "malformed genesis")
+        consensus = convert_strict(file.consensus, ConsensusParams, InvalidGenesis, "malformed genesis consensus")
         try:
             return cls(
-                chain_id=str(wire["chain_id"]),
-                genesis_time_ms=int(wire["genesis_time_ms"]),
-                organisations=tuple(
-                    {"id": str(o["id"]), "name": str(o.get("name", o["id"]))} for o in wire["organisations"]
-                ),
-                validators=tuple(_identity(v, validator=True) for v in wire["validators"]),
-                clients=tuple(_identity(c, validator=False) for c in wire.get("clients", [])),
-                consensus=ConsensusParams(**wire.get("consensus", {})),
+                chain_id=file.chain_id,
+                genesis_time_ms=file.genesis_time_ms,
+                organisations=tuple({"id": o.id, "name": o.name or o.id} for o in file.organisations),
+                validators=tuple(_identity(v, validator=True) for v in file.validators),
+                clients=tuple(_identity(c, validator=False) for c in file.clients),
+                consensus=consensus,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except ValueError as exc:
             raise InvalidGenesis(f"malformed genesis: {exc!r}") from exc
 
     @classmethod
@@ -167,11 +172,43 @@ class Genesis:
         return cls.from_wire(wire)
 
 
-def _identity(wire: dict[str, Any], validator: bool) -> Identity:
-    key = bytes.fromhex(wire["public_key"])
+class IdentityFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An identity as the genesis file writes it."""
+
+    id: str
+    org: str
+    public_key: str
+    """32 bytes in hex."""
+    roles: list[str] | None = None
+    """None: a validator's `["validator"]`, a client's none."""
+    address: str = ""
+
+
+class OrganisationFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """An organisation as the genesis file writes it."""
+
+    id: str
+    name: str | None = None
+    """Defaults to the id."""
+
+
+class GenesisFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The genesis file's declared shape (`Genesis.from_wire` checks a parsed file against it)."""
+
+    chain_id: str
+    genesis_time_ms: int
+    organisations: list[OrganisationFile]
+    validators: list[IdentityFile]
+    clients: list[IdentityFile] = []
+    consensus: dict[str, Any] = {}
+    """`ConsensusParams` by field name (checked against its declared fields)."""
+
+
+def _identity(wire: IdentityFile, validator: bool) -> Identity:
+    key = bytes.fromhex(wire.public_key)
     if len(key) != 32:
-        raise InvalidGenesis(f"identity {wire['id']!r}: public key must be 32 bytes")
-    roles = frozenset(wire.get("roles", ["validator"] if validator else []))
+        raise InvalidGenesis(f"identity {wire.id!r}: public key must be 32 bytes")
+    roles = frozenset(wire.roles if wire.roles is not None else (["validator"] if validator else []))
     if validator and "validator" not in roles:
         roles = roles | {"validator"}
-    return Identity(str(wire["id"]), str(wire["org"]), key, roles, str(wire.get("address", "")))
+    return Identity(wire.id, wire.org, key, roles, wire.address)

@@ -60,6 +60,8 @@ class Admission:
         """Failed signature checks each client address may still cost."""
         self._verified: OrderedDict[bytes, bytes] = OrderedDict()
         """Tx id -> the signature verified for it."""
+        self.signature_checks = 0
+        """Signatures checked so far (a tx found among the verified costs none)."""
 
     def check(self, tx: Tx, source: str | None = None) -> None:
         """Raise a `LedgerError` saying what is wrong, or return if `tx` (from the client address `source`,
@@ -74,6 +76,7 @@ class Admission:
             identity = self.check_membership(tx)
             if source is not None and not self.budget.allows(source):
                 raise SignatureChecksExhausted(f"{source} sent too many txs whose signature failed; retry shortly")
+            self.signature_checks += 1
             try:
                 tx.verify_signature(identity.public_key)
             except InvalidSignature:

@@ -57,9 +57,13 @@ class NodeConfig:
     """How long the primary lets a batch fill before it proposes."""
     log_level: str = "warning"
     api_rate_per_s: int = 200
-    """Requests per second each API token may send, on average."""
+    """Units of work per second each API token may spend, on average (a request is one unit; `node.api.limits`
+    says what else counts)."""
     api_burst: int = 400
     """Requests a token may send at once before its rate applies."""
+    api_address_rate_per_s: int = 1000
+    """Units of work per second each client address may spend on the routes that need no token (`POST /v1/tx`,
+    `/v1/txs`: a request or a tx signature checked is one unit), bursting to twice that."""
     metrics_loopback_only: bool = False
     """Serve `/metrics` to clients on this machine only (others get 403)."""
     cors_origins: str = ""

@@ -18,6 +18,13 @@ if still good, reported to the replica as a sign of a censoring primary
 (`Replica.on_stuck_tx`). Every `compact_every` committed blocks
 (and after each sync) the consensus log is compacted to what the replica
 still needs, so it stays bounded.
+
+The driver fails stop: when the consensus log cannot be written or synced
+(`LogWriteFailed`), the actions after the failed record are dropped and the
+replica is fed nothing more (`halted` says why, and the node's status shows
+it), so no message that was not persisted leaves, and no later one either.
+The node keeps serving and syncing blocks; it votes again only after a
+restart, which reads the log back and cuts the torn write off.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from ledger.errors import LedgerError
 from ledger.tx import Tx
 from node.executor import Executor
 from node.mempool import Dropped, Mempool
-from node.wal import ConsensusLog
+from node.wal import ConsensusLog, LogWriteFailed
 from p2p.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -91,6 +98,8 @@ class ConsensusDriver:
         self._deferred_at_height = -1
         self._batch_scheduled = False
         self.dropped_messages = 0
+        self.halted: str | None = None
+        """Why the replica was stopped from signing (the consensus log could not be written), or None."""
 
     # -- inputs -------------------------------------------------------------------
 
@@ -99,6 +108,8 @@ class ConsensusDriver:
         self.offer_batch_soon()
 
     def on_message(self, sender: str, body: bytes) -> None:
+        if self.halted:
+            return
         try:
             message = decode_message(body)
         except LedgerError as exc:
@@ -109,9 +120,10 @@ class ConsensusDriver:
 
     def on_synced(self) -> None:
         """Blocks were applied by sync up to the store's head."""
+        if self.halted:
+            return
         self._run(self.replica.on_synced())
-        self.wal.compact(self.executor.head()[0])
-        self._commits_since_compaction = 0
+        self._compact()
         self.offer_batch_soon()
 
     def offer_batch_soon(self) -> None:
@@ -123,7 +135,7 @@ class ConsensusDriver:
 
     def _offer_batch(self) -> None:
         self._batch_scheduled = False
-        if len(self.mempool):
+        if len(self.mempool) and not self.halted:
             self._run(self.replica.on_batch(self.mempool.batch(self.max_block_txs)))
 
     def _on_timer(self, name: str) -> None:
@@ -140,20 +152,51 @@ class ConsensusDriver:
     # -- actions ------------------------------------------------------------------
 
     def _run(self, actions: Sequence[Action]) -> None:
+        """Carry out the replica's actions in order, each run of `Persist` written before the next action;
+        nothing at all once halted."""
+        if self.halted:
+            return
         pending_records: list[dict[str, Any]] = []
         for action in actions:
             if isinstance(action, Persist):
                 pending_records.append(action.record)
                 continue
-            if pending_records:
-                self.wal.append(pending_records)
-                pending_records = []
+            if pending_records and not self._write(pending_records):
+                return
+            pending_records = []
             self._perform(action)
-        if pending_records:
-            self.wal.append(pending_records)
+        if pending_records and not self._write(pending_records):
+            return
         if self._commits_since_compaction >= self.compact_every:
+            self._compact()
+
+    def _write(self, records: list[dict[str, Any]]) -> bool:
+        """Append records to the consensus log; on failure halt and answer False."""
+        try:
+            self.wal.append(records)
+        except LogWriteFailed as exc:
+            self._halt(exc)
+            return False
+        return True
+
+    def _compact(self) -> None:
+        try:
             self.wal.compact(self.executor.head()[0])
-            self._commits_since_compaction = 0
+        except LogWriteFailed as exc:
+            self._halt(exc)
+        self._commits_since_compaction = 0
+
+    def _halt(self, exc: LogWriteFailed) -> None:
+        """Stop the replica for good: no timer fires, no input reaches it, nothing it asks is done."""
+        self.halted = str(exc)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        log.critical(
+            "consensus halted: %s; this replica signs and sends nothing until the node is restarted "
+            "(free or fix the disk first)",
+            exc,
+        )
 
     def _perform(self, action: Action) -> None:
         if isinstance(action, Send):
@@ -197,6 +240,8 @@ class ConsensusDriver:
         if self._passed_over < STUCK_AFTER_BLOCKS:
             return
         self._passed_over = 0
+        if self.halted:
+            return
         if not self.recheck(oldest):
             self.mempool.drop(oldest.id, Dropped.INADMISSIBLE)
             return

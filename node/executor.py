@@ -39,6 +39,7 @@ from node.changes import BlockChanges
 from node.feed import compute_feed_writes
 from node.finance import compute_finance_writes
 from node.indexes import compute_index_writes
+from node.lots import compute_lot_writes
 from node.lowstock import compute_low_stock_writes
 
 
@@ -123,7 +124,7 @@ class Executor:
 
     def commit(self, block: Block, certificate: CommitCertificate) -> list[Receipt]:
         """Write a decided block with its certificate and results in one atomic batch, with the change feed's
-        events, the list indexes and the money per day derived from what it changed."""
+        events, the list indexes, the lot index and the money per day derived from what it changed."""
         execution = self._scratch.pop(block.hash(), None)
         if execution is None:
             self.check_block(block)
@@ -134,6 +135,7 @@ class Executor:
             **feed,
             **compute_index_writes(changes),
             **compute_finance_writes(changes),
+            **compute_lot_writes(changes),
             **compute_backlog_writes(changes),
             **compute_low_stock_writes(changes),
         }

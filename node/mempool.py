@@ -193,12 +193,9 @@ class Mempool:
         share = self._shares.get(signer)
         return (0, 0) if share is None else (share.txs, share.bytes)
 
-    def add(self, tx: Tx, size: int, now_ms: int, room: int = 0, from_peer: bool = False) -> bool:
-        """Add an admitted tx (`room`: committed blocks with room so far; `from_peer`: gossiped, already admitted by
-        another node, so held up to `max_txs` whatever the work bound); False if it was already here. Raises
-        `SignerOverQuota` or `MempoolFull`."""
-        if tx.id in self._entries:
-            return False
+    def require_room(self, tx: Tx, size: int, now_ms: int, from_peer: bool = False) -> None:
+        """Raise `SignerOverQuota` or `MempoolFull` unless `tx` of `size` bytes fits now (stale txs are evicted
+        first if needed). Cheap: the node asks it before it checks a tx's signature."""
         share = self._shares.get(tx.signer) or _Share()
         if share.txs >= self.signer_max_txs or share.bytes + size > self.signer_max_bytes:
             self.evict_stale(now_ms)
@@ -218,6 +215,14 @@ class Mempool:
                     f" about {self.max_wait_ms or 0} ms of the network's work); retry later",
                     self._retry_after_s(len(self._entries) + 1 - limit, now_ms),
                 )
+
+    def add(self, tx: Tx, size: int, now_ms: int, room: int = 0, from_peer: bool = False) -> bool:
+        """Add an admitted tx (`room`: committed blocks with room so far; `from_peer`: gossiped, already admitted by
+        another node, so held up to `max_txs` whatever the work bound); False if it was already here. Raises
+        `SignerOverQuota` or `MempoolFull`."""
+        if tx.id in self._entries:
+            return False
+        self.require_room(tx, size, now_ms, from_peer)
         self._dropped.pop(tx.id, None)
         self._entries[tx.id] = _Entry(tx, size, now_ms, room, now_ms)
         if is_keyed(tx.nonce):

@@ -112,8 +112,13 @@ class NodeCollector(Collector):
         )
         yield GaugeMetricFamily(
             "oms_consensus_voting",
-            "1 while the replica would vote on its next height (0 while changing view, muted or behind).",
-            node.replica.is_voting,
+            "1 while the replica would vote on its next height (0 while changing view, muted, behind or halted).",
+            node.replica.is_voting and not node.driver.halted,
+        )
+        yield GaugeMetricFamily(
+            "oms_consensus_halted",
+            "1 once the replica stopped signing because its consensus log could not be written (until restart).",
+            node.driver.halted is not None,
         )
         yield GaugeMetricFamily(
             "oms_consensus_last_voted_height",

@@ -198,7 +198,9 @@ class Node:
         self.commits = CommitSignal()
         """Wakes the API's long-polls when a block commits."""
         self.tokens = TokenStore(home)
-        """The API tokens of this node's home, re-read when they change."""
+        """The API tokens of this node's home, re-read when they change (read once here: a malformed file stops
+        the start with the field it got wrong)."""
+        self.tokens.tokens()
         self.idempotency = IdempotencyKeys(self.store, clock)
         """The `Idempotency-Key`s of API writes, kept for a day."""
         self.webhooks = Webhooks(self.store, clock, self.config)
@@ -302,8 +304,10 @@ class Node:
         admitted = []
         for tx in txs:
             try:
-                self.admission.check(tx, source)
                 size = len(tx.signing_bytes()) + len(tx.signature)
+                if tx.id not in self.mempool:
+                    self.mempool.require_room(tx, size, now, from_peer)  # refused for room before any signature check
+                self.admission.check(tx, source)
                 if self.mempool.add(tx, size, now, self.blocks_with_room, from_peer=from_peer):
                     admitted.append(tx)
             except LedgerError as exc:
@@ -406,6 +410,7 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         head = self.store.head()
+        halted = self.driver.halted if self.driver else None
         return {
             "node_id": self.node_id,
             "chain_id": self.genesis.chain_id,
@@ -418,7 +423,8 @@ class Node:
             "view": self.replica.view if self.replica else 0,
             "primary": self.replica.primary if self.replica else "",
             "view_changing": self.replica.is_view_changing if self.replica else False,
-            "voting": self.replica.is_voting if self.replica else False,
+            "voting": bool(self.replica and self.replica.is_voting and not halted),
+            "consensus_halted": halted,
             "last_voted_height": self.replica.last_voted_height if self.replica else 0,
             "validators": self.executor.get_validators(self.store.height + 1).ids(),
             "mempool": len(self.mempool),

@@ -1,15 +1,16 @@
 """Rebuilding the list indexes and the money per day from a state loaded by state sync.
 
 A node derives, in each block's write batch and from what the block changed,
-the order indexes that lists read (`node.indexes`), the amounts and orders
-per day that the finance reconciliation reads (`node.finance`), the
-fulfilment backlog per location (`node.backlog`) and the SKUs below their
-safety stock (`node.lowstock`). A node that
+the order indexes that lists read (`node.indexes`), the lot index that traces
+read (`node.lots`), the amounts and orders per day that the finance
+reconciliation reads (`node.finance`), the fulfilment backlog per location
+(`node.backlog`) and the SKUs below their safety stock (`node.lowstock`). A node that
 joins by state sync loads the world state of a snapshot and none of the blocks
 before it, so nothing derived them: its lists would come back empty. It
 rebuilds them from the state right after loading it, before it syncs or
 commits any block: one pass over the orders (their index entries, and the
-payments each recorded), one over the invoices and credit notes, written
+payments each recorded), one over the invoices and credit notes, one over
+the stock journal (each lotted entry's place in the lot index), written
 `BATCH` records at a time, so memory stays bounded however many orders there
 are (the day totals excepted: one small record per day, organisation and
 currency). A progress line goes to the log every `LOG_EVERY` records.
@@ -55,6 +56,7 @@ from ledger.store import Store
 from node.backlog import compute_counts_writes, is_open
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
 from node.indexes import compute_order_index
+from node.lots import compute_lot_entry
 from node.lowstock import compute_low_stock_entry
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,8 @@ class RebuildReport:
 
     orders: int
     documents: int
+    movements: int
+    """Journal entries read for the lot index."""
     skipped: int
     """Records left out of the lists and days because they do not have the shape this node's code reads."""
     seconds: float
@@ -143,8 +147,8 @@ def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild) -> Pas
 
 
 def rebuild_derived(store: Store) -> RebuildReport:
-    """Write the order indexes and the money per day that the blocks of the store's state would have written,
-    then forget the mark."""
+    """Write the order indexes, the lot index and the money per day that the blocks of the store's state would
+    have written, then forget the mark."""
     started = time.monotonic()
     amounts: DayAmounts = {}
 
@@ -158,8 +162,14 @@ def rebuild_derived(store: Store) -> RebuildReport:
     def rebuild_document(state: StateView, document: dict[str, Any]) -> dict[bytes, bytes | None]:
         return add_document_money(amounts, document)
 
+    def rebuild_movement(state: StateView, entry: dict[str, Any]) -> dict[bytes, bytes | None]:
+        where = store.get_tx_location(entry["tx_id"]) if entry["tx_id"] is not None else None
+        indexed = compute_lot_entry(entry, where[1] if where is not None and where[0] == entry["height"] else 0)
+        return {} if indexed is None else {indexed[0]: indexed[1]}
+
     orders = _rebuild_pass(store, keys.order_key(""), "orders", rebuild_order)
     documents = _rebuild_pass(store, keys.invoice_prefix(), "invoices and credit notes", rebuild_document)
+    movements = _rebuild_pass(store, keys.journal_prefix(), "journal entries", rebuild_movement)
     store.write_derived(compute_totals_writes(amounts, lambda key: None))
     backlog: Counter[str] = Counter()
 
@@ -172,7 +182,11 @@ def rebuild_derived(store: Store) -> RebuildReport:
     _rebuild_pass(store, keys.stock_prefix(), "stock records", lambda state, stock: compute_low_stock_entry(stock))
     store.write_local({REBUILD_MARK: None})
     report = RebuildReport(
-        orders.records, documents.records, orders.skipped + documents.skipped, time.monotonic() - started
+        orders.records,
+        documents.records,
+        movements.records,
+        orders.skipped + documents.skipped + movements.skipped,
+        time.monotonic() - started,
     )
     log.warning(
         "state sync: rebuilt the lists and the money per day of %d orders and %d documents in %.1f s%s",

@@ -16,6 +16,13 @@ complete, headers and body, within `REQUEST_DEADLINE_S` of its first byte
 `max_connections` are open (`max_connections` in `config.toml`), before it
 reads anything: the client sees the connection closed and tries again later.
 
+Answers have a write deadline too: a connection whose write buffer stays
+over its high-water mark (`ANSWER_BUFFER_BYTES`) for `WRITE_DEADLINE_S` (the
+client does not read what it asked for) is aborted, which drops what was
+buffered for it. Answer bodies reach the connection in pieces
+(`node.api.limits.AnswerPacing`), each written once the buffer drained, so
+what one connection buffers stays about a piece plus the high-water mark.
+
 Large request bodies are read, copied and parsed in buffers of many
 megabytes. glibc's allocator serves a buffer that large from the heap once
 it has seen such buffers freed (its threshold for `mmap` rises with them),
@@ -33,6 +40,8 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import socket
+import struct
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +56,17 @@ from node.logs import configure_logging
 
 REQUEST_DEADLINE_S = 30.0
 """Longest a client may take to send one whole request (a 16 MiB body at 1 MB/s fits)."""
+
+WRITE_DEADLINE_S = 10.0
+"""Longest a connection's answer may wait unread (its buffer over the high-water mark) before it is aborted."""
+
+ANSWER_BUFFER_BYTES = 256 * 1024
+"""A connection's write buffer above which the server waits for the client to read (its high-water mark)."""
+
+KERNEL_SEND_BUFFER_BYTES = 256 * 1024
+"""The kernel's send buffer of a connection (Linux doubles it), instead of growing to 4 MiB by itself: a client
+that does not read holds at most this much kernel memory (30 such clients held 120 MB, which put every
+connection of the machine under memory pressure), and a reader 50 ms away still gets 10 MB/s."""
 
 REFUSAL_LOG_INTERVAL_S = 10.0
 """Refused connections are logged at most once per this interval (a flood would fill the log)."""
@@ -95,17 +115,58 @@ class BoundedProtocol(HttpToolsProtocol):
 
     max_connections = NodeConfig.max_connections
     """Most connections open at once; `make_protocol` sets it from the node's config."""
+    write_deadline_s = WRITE_DEADLINE_S
     refused = 0
     """Connections closed at once because `max_connections` were open (over the server's life)."""
+    abandoned = 0
+    """Connections aborted because their client left an answer unread past the write deadline."""
     _logged_at = -REFUSAL_LOG_INTERVAL_S
     _deadline: asyncio.TimerHandle | None = None
+    _write_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             self._refuse()
             return
+        transport.set_write_buffer_limits(high=ANSWER_BUFFER_BYTES)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
         self._arm()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(self.write_deadline_s, self._abandon)
+
+    def resume_writing(self) -> None:
+        self._cancel_write_deadline()
+        super().resume_writing()
+
+    def _cancel_write_deadline(self) -> None:
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+
+    def _abandon(self) -> None:
+        self._write_deadline = None
+        type(self).abandoned += 1
+        log.warning(
+            "aborting connection from %s: its answer lay unread for %.1f s (%d bytes buffered)",
+            self.client,
+            self.write_deadline_s,
+            self.transport.get_write_buffer_size(),
+        )
+        # Reset, not close: the kernel drops what it buffered instead of trying to send it for minutes, and the
+        # requests the client pipelined behind it are never answered.
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.pipeline.clear()
+        if self.cycle is not None:
+            self.cycle.disconnected = True
+        self.transport.abort()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -117,6 +178,7 @@ class BoundedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._cancel_write_deadline()
         super().connection_lost(exc)
 
     def _refuse(self) -> None:
@@ -151,9 +213,11 @@ class BoundedProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def make_protocol(max_connections: int) -> type[BoundedProtocol]:
-    """The server protocol that keeps at most `max_connections` open."""
-    return type("BoundedProtocol", (BoundedProtocol,), {"max_connections": max_connections, "refused": 0})
+def make_protocol(max_connections: int, write_deadline_s: float = WRITE_DEADLINE_S) -> type[BoundedProtocol]:
+    """The server protocol that keeps at most `max_connections` open and aborts a connection whose answer lies
+    unread for `write_deadline_s`."""
+    settings = {"max_connections": max_connections, "write_deadline_s": write_deadline_s, "refused": 0, "abandoned": 0}
+    return type("BoundedProtocol", (BoundedProtocol,), settings)
 
 
 SHUTDOWN_GRACE_S = 3

@@ -26,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, Identity
+from ledger.strict import convert_strict
 
 TOKENS_FILE = "api_tokens.json"
 """Where a node's tokens (hashed) live in its home."""
@@ -89,16 +92,20 @@ class Token:
         }
 
     @classmethod
-    def from_wire(cls, wire: dict[str, Any]) -> Token:
-        return cls(
-            id=str(wire["id"]),
-            identity=str(wire["identity"]),
-            scopes=frozenset(str(scope) for scope in wire["scopes"]),
-            hash=str(wire["hash"]),
-            created_ms=int(wire["created_ms"]),
-            label=str(wire.get("label", "")),
-            rate_per_s=None if wire.get("rate_per_s") is None else int(wire["rate_per_s"]),
-        )
+    def from_wire(cls, wire: Any, what: str = "token") -> Token:
+        """A stored token, every field of its declared type and no other key (`"scopes": "all"` is refused, not
+        read as the scopes `a` and `l`), its scopes known; `TokenError` naming `what` otherwise."""
+        token = convert_strict(wire, cls, TokenError, what)
+        unknown = sorted(token.scopes - SCOPES)
+        if unknown:
+            raise TokenError(f"{what}: unknown scopes {unknown}")
+        return token
+
+
+class TokensFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """`api_tokens.json` as declared: the stored tokens (each checked by `Token.from_wire`)."""
+
+    tokens: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -157,10 +164,18 @@ class TokenStore:
         """Every token by id, as the file holds them now."""
         stamp = self._stat()
         if stamp != self._stamp:
-            wire = json.loads(self.path.read_text()) if stamp is not None else {"tokens": []}
-            self._tokens = {token.id: token for token in map(Token.from_wire, wire["tokens"])}
+            self._tokens = {token.id: token for token in self._load()} if stamp is not None else {}
             self._stamp = stamp
         return self._tokens
+
+    def _load(self) -> list[Token]:
+        """The tokens of the file; `TokenError` on a file that is not JSON of the declared shape."""
+        try:
+            wire = json.loads(self.path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TokenError(f"{self.path} is not valid JSON: {exc}") from exc
+        file = convert_strict(wire, TokensFile, TokenError, str(self.path))
+        return [Token.from_wire(entry, f"{self.path}: token {index}") for index, entry in enumerate(file.tokens)]
 
     def find(self, token: str) -> Token | None:
         """The stored token `token` is, or None if it is malformed, unknown or revoked."""

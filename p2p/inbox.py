@@ -11,11 +11,15 @@ does not stop the rest of the frame.
 Anyone who can reach the port can post frames, and the one costly check is
 the signature, so a frame buys at most one failed signature check: a sender
 signs every envelope it seals, so after the first bad signature the rest of
-the frame is dropped unopened. Every refusal that only a forger or a broken
-peer causes (junk framing, a malformed envelope, an unknown sender, another
-chain, another recipient, a bad signature; not replays, which honest
-networks produce) is charged to the frame's source (its address) in a
-`SourceBudget`; a source whose budget is spent has its frames dropped as
+the frame is dropped unopened. Every refusal is charged to the frame's
+source (its address) in a `SourceBudget`: each envelope that only a forger or
+a broken peer sends (junk framing, a malformed envelope, an unknown sender,
+another chain, another recipient, a bad signature) costs one refusal, and a
+frame that carried replayed envelopes or an unknown kind costs one more
+(once per frame: a peer that retries a frame whose answer it lost replays
+it whole, and a replay costs no signature check). Replays cost the source,
+never the validator named in them: anyone can capture and resend a sealed
+envelope. A source whose budget is spent has its frames dropped as
 `rate_limited` before they are even split, until the budget refills.
 """
 
@@ -39,10 +43,11 @@ Handler = Callable[[Envelope], Awaitable[None]]
 MAX_FRAME_ENVELOPES = 1024
 """Most envelopes one frame may carry."""
 
-CHARGED_REASONS = frozenset(
+FORGED_REASONS = frozenset(
     {"oversized", "malformed", "unknown_sender", "wrong_chain", "wrong_recipient", "bad_signature"}
 )
-"""Drop reasons charged to the frame's source: what no honest peer sends."""
+"""Drop reasons charged to the frame's source for each envelope: what no honest peer sends. The others (a
+replay, an unknown kind) are charged once per frame."""
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +142,16 @@ class Inbox:
             self._refused(source, exc)
             return 0
         delivered = 0
+        stale: Dropped | None = None
+        """The frame's last replayed envelope or unknown kind, charged once after the loop."""
         for data in items:
             try:
                 envelope = self.gate.open(data)
             except Dropped as exc:
-                if exc.reason in CHARGED_REASONS:
+                if exc.reason in FORGED_REASONS:
                     self._refused(source, exc)
+                else:
+                    stale = exc
                 if exc.reason == "bad_signature":
                     break
                 continue
@@ -150,6 +159,7 @@ class Inbox:
             handler = self._handlers.get(envelope.kind)
             if handler is None:
                 self.gate.count_drop("unknown_kind")
+                stale = Dropped("unknown_kind", f"no handler for {envelope.kind!r} envelopes")
                 continue
             try:
                 await handler(envelope)
@@ -162,6 +172,8 @@ class Inbox:
                 log.exception("handler for %r failed on an envelope from %s", envelope.kind, envelope.sender)
                 continue
             delivered += 1
+        if stale is not None:
+            self._refused(source, stale)
         return delivered
 
     def _refused(self, source: str | None, exc: Dropped) -> None:

@@ -38,9 +38,10 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgpack
+import msgspec
 
 from ledger.block import Block, BlockHeader, CommitCertificate, verify_certificate
 from ledger.commitment import StateAccumulator
@@ -55,6 +56,7 @@ from ledger.membership import (
     identity_from_wire,
 )
 from ledger.state import StateReader
+from ledger.strict import convert_strict
 from p2p.errors import InvalidSnapshot, PeerUnavailable
 from p2p.peers import PeerTable
 from p2p.verify import Progress, call_hook, verify_certified_block
@@ -155,26 +157,40 @@ def encode_manifest(manifest: Manifest) -> bytes:
     return encode(manifest.to_wire())
 
 
+Count = Annotated[int, msgspec.Meta(ge=0)]
+"""A non-negative integer."""
+
+
+class ManifestWire(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A manifest as a peer sends it: exactly these keys, the counts non-negative integers."""
+
+    height: Count
+    block: Any
+    """A block's wire map (`Block.from_wire`)."""
+    certificate: Any
+    """A commit certificate's wire map (`CommitCertificate.from_wire`)."""
+    chunks: Count
+    entries: Count
+    chunk_entries: Count
+    epochs: list[Any] = msgspec.field(default_factory=list)
+    """The certified validator-set changes since genesis (`EpochLink.from_wire` each); absent in older manifests."""
+
+
 def decode_manifest(data: bytes) -> Manifest:
     """Parse a manifest and check that its numbers agree; raises `InvalidSnapshot`."""
-    wire = _decode(data)
-    counts = ("chunk_entries", "chunks", "entries", "height")
-    if not isinstance(wire, dict) or any(type(wire.get(name)) is not int or wire[name] < 0 for name in counts):
-        raise InvalidSnapshot("a manifest is a map with block, certificate and non-negative counts")
+    wire = convert_strict(_decode(data), ManifestWire, InvalidSnapshot, "snapshot manifest")
     try:
-        block, certificate = Block.from_wire(wire.get("block")), CommitCertificate.from_wire(wire.get("certificate"))
+        block, certificate = Block.from_wire(wire.block), CommitCertificate.from_wire(wire.certificate)
     except InvalidBlock as exc:
         raise InvalidSnapshot(f"manifest block: {exc}") from exc
-    links = wire.get("epochs", [])
-    if not isinstance(links, list) or len(links) > MAX_EPOCH_LINKS:
+    links = wire.epochs
+    if len(links) > MAX_EPOCH_LINKS:
         raise InvalidSnapshot(f"a manifest carries at most {MAX_EPOCH_LINKS} epoch links")
     try:
         epochs = tuple(EpochLink.from_wire(link) for link in links)
     except InvalidBlock as exc:
         raise InvalidSnapshot(f"manifest epoch link: {exc}") from exc
-    manifest = Manifest(
-        wire["height"], block, certificate, wire["chunks"], wire["entries"], wire["chunk_entries"], epochs
-    )
+    manifest = Manifest(wire.height, block, certificate, wire.chunks, wire.entries, wire.chunk_entries, epochs)
     if manifest.height != block.height:
         raise InvalidSnapshot(f"manifest height {manifest.height} is not its block's {block.height}")
     if not 1 <= manifest.chunk_entries <= MAX_CHUNK_ENTRIES:

@@ -2,10 +2,11 @@
 
 `authorize(scope)` is the gate of every route that reads or writes business
 data: it answers 401 without a known token (`Authorization: Bearer T`), 429
-when the token is over its rate, and 403 when the token lacks `scope`; the
-route then narrows what it shows to the `Principal`'s organisation. Where
-the token stands against its rate is kept as `request.state.quota`, for the
-answer's `RateLimit` headers (`node.api.headers`).
+when the token is in debt of work (`charge_work_to`), and 403 when the token
+lacks `scope`; the route then narrows what it shows to the `Principal`'s
+organisation. Where the token stands against its rate is kept as
+`request.state.quota`, for the answer's `RateLimit` headers
+(`node.api.headers`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger.state import StateView
 from node.api.errors import Forbidden, Unauthorized
+from node.api.limits import CURRENT_WORK, MeteredReader
 from node.node import Node
 from node.tokens import Principal
 
@@ -31,9 +33,19 @@ async def get_node(request: Request) -> Node:
 
 
 async def get_state(request: Request) -> StateView:
-    """A read-only view of the committed world state."""
+    """A read-only view of the committed world state, whose reads count as the request's work."""
     node: Node = request.app.state.node
-    return StateView(node.store)
+    return StateView(MeteredReader(node.store))
+
+
+def charge_work_to(request: Request, key: str, rate: float | None = None) -> None:
+    """Count this request against `key` (`RateLimited` while the key is in debt), and have the work it does
+    charged to the same key once it is answered (`node.api.limits.WorkMiddleware`); where the key then stands is
+    kept for the answer's `RateLimit` headers."""
+    request.state.quota = request.app.state.rate_limiter.take(key, rate)
+    meter = CURRENT_WORK.get()
+    if meter is not None:
+        meter.key, meter.rate = key, rate
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -52,7 +64,7 @@ def authorize(scope: str | None) -> Callable[[Request, HTTPAuthorizationCredenti
         identity = None if token is None else membership.identity(token.identity, node.store.height + 1)
         if token is None or identity is None:
             raise Unauthorized("unknown or revoked API token")
-        request.state.quota = request.app.state.rate_limiter.take(token.id, token.rate_per_s)
+        charge_work_to(request, f"token:{token.id}", token.rate_per_s)
         if scope is not None and scope not in token.scopes:
             raise Forbidden(f"this route needs scope {scope!r}; the token has {', '.join(sorted(token.scopes))}")
         return Principal(token.id, identity, token.scopes)

@@ -102,7 +102,7 @@ class IdempotencyConflict(LedgerError):
 
 
 class RateLimited(LedgerError):
-    """A token that sent more requests than its rate allows; `Retry-After` says when to try again."""
+    """A token or address that spent more work than its rate allows; `Retry-After` says when to try again."""
 
     code = "rate_limited"
     http_status = 429

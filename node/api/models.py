@@ -146,7 +146,9 @@ class Status(BaseModel):
     view_changing: bool = False
     """True while the replica has left its view and waits for the next one to start."""
     voting: bool = True
-    """True while the replica would vote on its next height (false while changing view, muted or behind)."""
+    """True while the replica would vote on its next height (false while changing view, muted, behind or halted)."""
+    consensus_halted: str | None = None
+    """Why the replica stopped signing (its consensus log could not be written; until restart), or null."""
     last_voted_height: int = 0
     """Height of the last PREPARE or COMMIT this replica signed since it started."""
     validators: list[str]
@@ -206,6 +208,33 @@ class Page(Paged, Generic[Item]):
     """One page of a list (`node.api.pages` says how cursors work)."""
 
     items: list[Item]
+
+
+class TraceStep(BaseModel):
+    """One step of a lot's chain of custody: a stock journal entry that moved it."""
+
+    sku: str
+    lot: str
+    location: str
+    org: str | None = Field(description="the organisation of the location")
+    kind: str = Field(description="`receipt`, `transfer_out`, `transfer_in`, `shipment`, `return_in`, ...")
+    delta: int = Field(description="units in (positive) or out (negative)")
+    bucket: str
+    document: str = Field(description="the delivery note, transfer document, fulfilment or return")
+    order_id: str | None = Field(description="the order that sold the lot (shipment) or took it back (return)")
+    tx_id: str | None = Field(description="the tx that moved it (null: the ledger by itself)")
+    height: int
+    time_ms: int
+    seq: int = Field(description="the entry's number in the journal of its location and SKU")
+    proof: str | None = Field(
+        default=None, description="with `proof=true`: the tx's proof text, for `omsnode verify-proof`"
+    )
+
+
+class Trace(Page[TraceStep]):
+    """A lot's chain of custody, per SKU, each SKU's steps in the order the ledger made them."""
+
+    lot: str
 
 
 class WriteResult(BaseModel, Generic[Resource]):

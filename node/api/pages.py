@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Query
 
 from node.api.errors import InvalidRequest
-from node.api.limits import MAX_PAGE
+from node.api.limits import MAX_PAGE, note_rows
 
 MAX_SCAN = 5000
 """Most keys one page reads before it answers, full or not."""
@@ -48,12 +48,16 @@ def collect(
 ) -> tuple[list[Item], str | None]:
     """Up to `limit` rendered items from `entries` (key, value) in order; `render` answers None to skip one.
 
-    Answers the items and the cursor after the last key read, or None when `entries` ran out."""
+    Answers the items and the cursor after the last key read, or None when `entries` ran out; the keys read
+    count as the request's work."""
     items: list[Item] = []
-    for scanned, (key, value) in enumerate(entries, 1):
+    scanned = 0
+    for scanned, (key, value) in enumerate(entries, 1):  # the count is charged after the loop
         item = render(value)
         if item is not None:
             items.append(item)
         if len(items) == limit or scanned == MAX_SCAN:
+            note_rows(scanned)
             return items, encode_cursor(key)
+    note_rows(scanned)
     return items, None

@@ -13,6 +13,7 @@ checked per finance page.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import date, datetime
@@ -133,7 +134,9 @@ async def reconcile_stock_snapshot(
         if line.sku in counts:
             raise InvalidRequest(f"SKU {line.sku} is in the snapshot twice")
         counts[line.sku] = line.qty
-    return reconcile_stock(state, Snapshot(snapshot.location, to_ms(snapshot.as_of), counts, snapshot.full))
+    compared = Snapshot(snapshot.location, to_ms(snapshot.as_of), counts, snapshot.full)
+    # Up to 1,000 SKUs and their journals: read on a worker thread, so the event loop keeps answering meanwhile.
+    return await asyncio.to_thread(reconcile_stock, state, compared)
 
 
 @router.get(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
 import msgpack
+import msgspec
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
@@ -14,15 +16,17 @@ from ledger.errors import InvalidTransaction
 from ledger.tx import Tx, tx_from_wire
 from node.api.deps import authorize, get_node
 from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation, list_problems
+from node.api.limits import note_signatures
 from node.api.models import ErrorBody, Receipt, TxAccepted, TxBatchResult, TxIn, TxStatus
 from node.api.render import render_receipt
-from node.node import Node
+from node.node import Admitted, Node
 from node.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["transactions"])
 
-MAX_BATCH = 5000
-"""Most txs in one `POST /v1/txs`."""
+MAX_BATCH = 500
+"""Most txs in one `POST /v1/txs` (a full batch costs about 30 ms of the event loop to decode and check; a
+block holds 400 by default)."""
 
 NodeDep = Annotated[Node, Depends(get_node)]
 Caller = Annotated[Principal, Depends(authorize(None))]
@@ -31,6 +35,14 @@ Caller = Annotated[Principal, Depends(authorize(None))]
 def get_source(request: Request) -> str:
     """The client's address, to which failed signature checks are charged."""
     return request.client.host if request.client else "unknown"
+
+
+def submit_paid(request: Request, node: Node, txs: list[Tx]) -> list[Admitted]:
+    """Submit txs from the client's address, the signatures checked counted as its work."""
+    before = node.admission.signature_checks
+    results = node.submit(txs, get_source(request))
+    note_signatures(node.admission.signature_checks - before)
+    return results
 
 
 def tx_from_json(body: TxIn) -> Tx:
@@ -53,8 +65,8 @@ async def post_tx(body: TxIn, request: Request, node: NodeDep) -> Any:
     """Admit a signed tx into the mempool. Answers 202 with the tx id; follow it with `GET /v1/tx/{tx_id}`.
     A signer with its quota of txs waiting gets 429 `signer_over_quota`, a full mempool 503 `mempool_full`,
     an address that sent too many txs with failing signatures 429 `signature_checks_exhausted`; all carry
-    `Retry-After` (seconds)."""
-    (result,) = node.submit([tx_from_json(body)], get_source(request))
+    `Retry-After` (seconds); an address over its rate of work 429 `rate_limited`."""
+    (result,) = submit_paid(request, node, [tx_from_json(body)])
     if result.error is not None:
         raise result.error
     return TxAccepted(tx_id=result.tx_id.hex())
@@ -76,14 +88,15 @@ async def post_tx(body: TxIn, request: Request, node: NodeDep) -> Any:
 )
 async def post_txs(request: Request, response: Response, node: NodeDep) -> Any:
     """Admit a batch; each tx gets its own verdict, in order. More than `MAX_BATCH` txs are refused
-    before any of them is parsed. If a tx was refused for want of room (`mempool_full`,
-    `signer_over_quota`), the answer carries `Retry-After`: send those txs again after that many seconds."""
+    before any of them is parsed, and each tx is refused for want of room before its signature is checked.
+    If a tx was refused for want of room (`mempool_full`, `signer_over_quota`), the answer carries
+    `Retry-After`: send those txs again after that many seconds. Each KiB of the body and each signature
+    checked is a unit of the address's work (`api_address_rate_per_s`); an address in debt is refused 429
+    `rate_limited` before its body is read."""
     raw = await request.body()
-    if request.headers.get("content-type", "").startswith("application/msgpack"):
-        txs = [tx_from_wire(item) for item in _decode_msgpack_batch(raw)]
-    else:
-        txs = [tx_from_json(_validate_json_tx(index, item)) for index, item in enumerate(_decode_json_batch(raw))]
-    results = node.submit(txs, get_source(request))
+    msgpack_body = request.headers.get("content-type", "").startswith("application/msgpack")
+    txs = await asyncio.to_thread(decode_batch, raw, msgpack_body)
+    results = submit_paid(request, node, txs)
     waits = [r.error.retry_after_s for r in results if r.error is not None and r.error.retry_after_s is not None]
     if waits:
         response.headers["Retry-After"] = str(max(waits))
@@ -96,6 +109,14 @@ async def post_txs(request: Request, response: Response, node: NodeDep) -> Any:
         )
         for r in results
     ]
+
+
+def decode_batch(raw: bytes, msgpack_body: bool) -> list[Tx]:
+    """The txs of a batch body (a msgpack array of tx maps, or a JSON array of `TxIn`), counted first; run on a
+    worker thread, so that decoding a full batch (about 15 ms) does not hold the event loop whole."""
+    if msgpack_body:
+        return [tx_from_wire(item) for item in _decode_msgpack_batch(raw)]
+    return [tx_from_json(_validate_json_tx(index, item)) for index, item in enumerate(_decode_json_batch(raw))]
 
 
 def _decode_msgpack_batch(raw: bytes) -> list[Any]:
@@ -115,16 +136,32 @@ def _decode_msgpack_batch(raw: bytes) -> list[Any]:
 
 
 def _decode_json_batch(raw: bytes) -> list[Any]:
-    """The entries of a JSON array of txs, counted before any of them is validated."""
+    """The entries of a JSON array of txs, counted before any of them is parsed."""
+    entries = _split_json_array(raw)
+    if len(entries) > MAX_BATCH:
+        raise TooManyTxs(f"{len(entries)} txs; at most {MAX_BATCH} per batch")
+    return [_parse_json(bytes(entry)) if isinstance(entry, msgspec.Raw) else entry for entry in entries]
+
+
+def _split_json_array(raw: bytes) -> list[Any]:
+    """The array's entries as raw text, split in C without building them; text that splitter refuses (such as
+    an escaped lone surrogate, which a tx then refuses with its own error) is parsed whole instead."""
     try:
-        items = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
-        raise InvalidRequest(f"body is not JSON: {type(exc).__name__}") from exc
+        return msgspec.json.decode(raw, type=list[msgspec.Raw])
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest("body must be a JSON array of txs") from exc
+    except (msgspec.DecodeError, RecursionError):
+        items = _parse_json(raw)
     if not isinstance(items, list):
         raise InvalidRequest("body must be a JSON array of txs")
-    if len(items) > MAX_BATCH:
-        raise TooManyTxs(f"{len(items)} txs; at most {MAX_BATCH} per batch")
     return items
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
+        raise InvalidRequest(f"body is not JSON: {type(exc).__name__}") from exc
 
 
 def _validate_json_tx(index: int, item: Any) -> TxIn:

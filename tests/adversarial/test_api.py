@@ -22,8 +22,9 @@ from fastapi.testclient import TestClient
 from ledger import tx as tx_module
 from ledger.keys import PrivateKey
 from ledger.tx import MAX_TX_DEPTH, MAX_TX_WINDOW, Tx, make_tx
+from node.api import txs as txs_module
 from node.api.app import create_app
-from node.api.errors import error_response
+from node.api.errors import TooManyTxs, error_response
 from node.api.limits import MAX_BODY_BYTES
 from node.api.txs import MAX_BATCH
 from node.config import NodeConfig
@@ -77,7 +78,9 @@ def node_client(root: Path, **settings: Any) -> Iterator[Client]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    with node_client(Path(tmp_path_factory.mktemp("api"))) as one:
+    """A node shared by the module's tests, whose address rate does not bind (its tests send large junk bodies;
+    the rate has a test of its own)."""
+    with node_client(Path(tmp_path_factory.mktemp("api")), api_address_rate_per_s=10**9) as one:
         yield one
 
 
@@ -209,11 +212,29 @@ def fresh_client(tmp_path: Path) -> Iterator[Client]:
         yield one
 
 
-def test_a_signer_over_its_mempool_quota_is_told_to_retry_later(fresh_client: Client) -> None:
-    batch = [fresh_client.tx() for _ in range(3)]
+def test_a_signer_over_its_mempool_quota_is_told_to_retry_later_before_its_signature_is_checked(
+    fresh_client: Client, signature_checks: list[int]
+) -> None:
+    batch = [fresh_client.tx() for _ in range(5)]
     response = fresh_client.http.post("/v1/txs", content=as_msgpack([tx.to_wire() for tx in batch]), headers=MSGPACK)
     assert response.status_code == 202 and response.headers["retry-after"] == str(RETRY_AFTER_S)
-    assert [verdict["error"] for verdict in response.json()] == [None, None, "signer_over_quota"]
+    assert [verdict["error"] for verdict in response.json()] == [None, None] + ["signer_over_quota"] * 3
+    assert len(signature_checks) == 2, "a tx refused for room costs no signature check"
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+def test_a_batch_of_5000_signed_txs_is_refused_by_count_before_any_is_decoded_or_checked(
+    fresh_client: Client, signature_checks: list[int], encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tx = fresh_client.tx()
+    decoded: list[int] = []
+    monkeypatch.setattr(txs_module, "tx_from_wire", lambda wire: decoded.append(1))
+    if encoding == "json":
+        response = post_json(fresh_client, "/v1/txs", json.dumps([as_json(tx)] * 5000))
+    else:
+        response = fresh_client.http.post("/v1/txs", content=as_msgpack([tx.to_wire()] * 5000), headers=MSGPACK)
+    assert_refused(response, TooManyTxs.http_status, "too_many_txs")
+    assert decoded == [] and signature_checks == []
 
 
 def test_a_refusal_for_room_answers_its_status_with_retry_after() -> None:
@@ -251,3 +272,16 @@ def test_an_address_spends_its_failed_signature_checks_then_is_refused_unchecked
     refused = fresh_client.http.post("/v1/tx", json=as_json(fresh_client.tx()))
     assert_refused(refused, 429, "signature_checks_exhausted")
     assert refused.headers["retry-after"] == "1"
+
+
+def test_an_address_pays_for_the_signatures_it_made_the_node_check(tmp_path: Path) -> None:
+    with node_client(tmp_path, api_address_rate_per_s=10) as one:
+        batch = [one.tx() for _ in range(30)]  # 1 + 30 checked + 4 for 4.5 KB: a debt of 15 units
+        response = one.http.post("/v1/txs", content=as_msgpack([tx.to_wire() for tx in batch]), headers=MSGPACK)
+        assert response.status_code == 202 and all(verdict["accepted"] for verdict in response.json())
+        refused = one.http.post("/v1/tx", json=as_json(one.tx()))
+        body = assert_refused(refused, 429, "rate_limited")
+        assert "address" in body["message"] and int(refused.headers["retry-after"]) >= 1
+        again = one.http.post("/v1/txs", content=as_msgpack([batch[0].to_wire()]), headers=MSGPACK)
+        assert_refused(again, 429, "rate_limited")
+        assert one.http.get("/v1/status").status_code == 200, "reads that cost no work stay open"

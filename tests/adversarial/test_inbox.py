@@ -114,13 +114,16 @@ def test_envelopes_for_another_node_cost_no_signature_check_and_are_charged(sign
     assert inbox.gate.dropped["rate_limited"] == 1
 
 
-def test_replays_are_not_charged() -> None:
+def test_replayed_frames_are_charged_to_their_source_once_each(signature_checks: list[int]) -> None:
     inbox, received = make_inbox()
-    frame = encode_frame([honest(1)])
+    frame = encode_frame([honest(seq) for seq in range(1, 101)])
+    assert asyncio.run(inbox.receive(frame, "198.51.100.1")) == 100
     for _ in range(50):
-        asyncio.run(inbox.receive(frame, "198.51.100.1"))
-    assert len(received) == 1 and inbox.gate.dropped["replay"] == 49
-    assert inbox.gate.dropped["rate_limited"] == 0
+        asyncio.run(inbox.receive(frame, ATTACKER))
+    assert len(received) == 100 and inbox.gate.dropped["replay"] == 8 * 100
+    assert inbox.gate.dropped["rate_limited"] == 42, "a frame of replays costs one refusal, and the budget is 8"
+    assert len(signature_checks) == 100, "a replay costs no signature check"
+    assert asyncio.run(inbox.receive(encode_frame([honest(101)]), "198.51.100.1")) == 1, "the sender is not blamed"
 
 
 def test_the_budget_table_stays_bounded() -> None:

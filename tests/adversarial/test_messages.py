@@ -18,7 +18,7 @@ from consensus.records import load_records as restore_records
 from ledger.block import Block, BlockHeader, compute_tx_root, genesis_hash
 from ledger.encoding import encode
 from ledger.errors import LedgerError
-from node.wal import CorruptLog, load_records
+from node.wal import FILE_MAGIC, FRAME_MAGIC, CorruptLog, load_records
 from p2p.envelope import decode_envelope, seal
 from p2p.errors import Dropped
 from p2p.gossip import TxGossip
@@ -76,7 +76,8 @@ def test_a_gossip_batch_never_raises(data: bytes) -> None:
 
 
 def _frame(body: bytes) -> bytes:
-    return len(body).to_bytes(4, "big") + zlib.crc32(body).to_bytes(4, "big") + body
+    header = FRAME_MAGIC + len(body).to_bytes(4, "big") + zlib.crc32(body).to_bytes(4, "big")
+    return header + zlib.crc32(header).to_bytes(4, "big") + body
 
 
 @settings(max_examples=50)
@@ -84,7 +85,7 @@ def _frame(body: bytes) -> bytes:
 def test_a_consensus_log_record_that_does_not_read_back_is_corrupt_log(tmp_path_factory: Any, data: bytes) -> None:
     path = Path(tmp_path_factory.mktemp("wal")) / "consensus.log"
     good = {"type": "signed", "message": encode_message(Prepare(GENESIS.chain_id, 0, 1, b"\x01" * 32, "node-0"))}
-    path.write_bytes(_frame(encode(good)) + _frame(data))
+    path.write_bytes(FILE_MAGIC + _frame(encode(good)) + _frame(data))
     try:
         records = load_records(path)
     except CorruptLog:

@@ -66,7 +66,7 @@ from node.catchup import POLL_INTERVAL_S
 from node.driver import SYNC_RECHECK_S
 from node.mempool import Mempool
 from node.node import REOFFER_AFTER_BLOCKS, REOFFER_INTERVAL_S, REOFFER_MAX_TXS
-from node.wal import ConsensusLog, recover_records, select_needed_records
+from node.wal import FRAME_HEADER, ConsensusLog, recover_records, select_needed_records
 from tests.helpers.builders import Network, make_network
 from tests.sim.app import SET_KIND, VALIDATORS_KIND, MemoryApp
 from tests.sim.clock import ClockFault, make_clock
@@ -86,9 +86,6 @@ BATCH_WAIT_MS = 5
 
 CLIENT_RETRY_MS = 100
 """How long a client waits before it retries a tx with another node, when the node it chose is down."""
-
-FRAME_HEADER = 8
-"""Bytes of length and checksum before each record in the consensus log (`node.wal`)."""
 
 TWIN_SUFFIX = "~twin"
 """Endpoint name of a validator's twin: its id plus this."""

@@ -1,14 +1,18 @@
-"""The consensus driver's watch on the mempool's oldest tx: a censoring primary is suspected, a dead tx evicted."""
+"""The consensus driver: its watch on the mempool's oldest tx (a censoring primary is suspected, a dead tx evicted),
+and its halt when the consensus log cannot be written (nothing unpersisted leaves)."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 from pathlib import Path
 
-from consensus.messages import Timeout, decode_message
+import pytest
+
+from consensus.messages import Prepare, Timeout, decode_message, encode_message, sign_message
 from node.driver import CONSENSUS_KIND, STUCK_AFTER_BLOCKS, ConsensusDriver
 from node.mempool import Mempool
-from node.wal import ConsensusLog
+from node.wal import ConsensusLog, LogFile, LogWriteFailed, recover_records
 from tests.sim.cluster import Cluster
 
 
@@ -77,3 +81,62 @@ def test_a_tx_that_is_no_longer_admissible_is_evicted_not_blamed_on_the_primary(
         driver._watch_oldest_tx(had_room=True)
     assert timeouts(transport) == [] and dead.id not in mempool and alive.id in mempool
     driver.close()
+
+
+class FullDisk(LogFile):
+    """The real log file, on a disk that fills up: `fail` is "write" (half the bytes land, then ENOSPC) or "sync"
+    (the bytes are written, fsync reports EIO). The file starts healthy; `broken` turns the fault on."""
+
+    broken = False
+    fail = "write"
+
+    def write(self, data: bytes) -> None:
+        if FullDisk.broken and FullDisk.fail == "write":
+            super().write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().write(data)
+
+    def sync(self) -> None:
+        if FullDisk.broken and FullDisk.fail == "sync":
+            raise OSError(errno.EIO, "Input/output error")
+        super().sync()
+
+
+@pytest.mark.parametrize("fail", ["write", "sync"])
+def test_a_failed_consensus_log_write_halts_the_replica_and_nothing_leaves(
+    tmp_path: Path, fail: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = Cluster.make(4)
+    path = tmp_path / "consensus.wal"
+    transport = RecordingTransport()
+    driver = ConsensusDriver(
+        cluster.replicas["node-0"],
+        ConsensusLog(path, opener=FullDisk),
+        executor=None,  # type: ignore[arg-type]  # nothing is decided here
+        mempool=Mempool(),
+        transport=transport,  # type: ignore[arg-type]
+        max_block_txs=10,
+        batch_wait_ms=10,
+        request_sync=lambda height: None,
+    )
+    monkeypatch.setattr(FullDisk, "fail", fail)
+    monkeypatch.setattr(FullDisk, "broken", True)
+    first, second = cluster.txs(2)
+
+    async def propose_then_hear_votes() -> None:
+        driver._run(cluster.replicas["node-0"].on_batch([first]))
+        assert driver.halted is not None and "consensus.wal" in driver.halted
+        driver._run(cluster.replicas["node-0"].on_batch([second]))
+        vote = Prepare(cluster.network.genesis.chain_id, 0, 1, b"\x01" * 32, "node-1")
+        prepare = sign_message(vote, cluster.network.keys["node-1"])
+        driver.on_message("node-1", encode_message(prepare))
+        driver.close()
+
+    asyncio.run(propose_then_hear_votes())
+    assert transport.sent == [], "a pre-prepare that was never persisted must not leave"
+    assert driver.wal.failure is not None
+    with pytest.raises(LogWriteFailed):
+        driver.wal.append([])
+    monkeypatch.setattr(FullDisk, "broken", False)
+    # A torn write is cut at restart; a whole record whose fsync failed may stay (it was signed, never sent).
+    assert len(recover_records(path)) == (0 if fail == "write" else 1)

@@ -31,9 +31,9 @@ from tests.helpers.contracts import make_oms_network
 
 DAY_MS = 86_400_000
 
-DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"fb/", b"ls/")
-"""Prefixes of the order index entries and meta records, the day totals, the orders of each day, the fulfilment
-backlog per location and the SKUs below their safety stock."""
+DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/")
+"""Prefixes of the order index entries and meta records, the day totals, the orders of each day, the lot index, the
+fulfilment backlog per location and the SKUs below their safety stock."""
 
 
 @dataclass
@@ -101,7 +101,11 @@ def run_two_days(chain: Chain) -> dict[str, str]:
     setup = [
         ("operator-1", "sku.upsert", {"sku": "TEE", "price": 1999, "currency": "EUR", "tax_class": "standard"}),
         ("operator-1", "sku.upsert", {"sku": "MUG", "price": 899, "currency": "EUR", "tax_class": "reduced"}),
-        ("store-1", "stock.receive", {"location": "WH1", "lines": [{"sku": "TEE", "qty": 20}], "document": "PO-1"}),
+        (
+            "store-1",
+            "stock.receive",
+            {"location": "WH1", "lines": [{"sku": "TEE", "qty": 20, "lot": "L1"}], "document": "PO-1"},
+        ),
         ("store-2", "stock.receive", {"location": "FOREIGN", "lines": [{"sku": "MUG", "qty": 5}], "document": "PO-2"}),
     ]
     for name, org in (("WH1", "org-0"), ("FOREIGN", "org-1")):
@@ -170,9 +174,10 @@ def test_a_synced_store_rebuilds_the_lists_and_money_per_day_of_a_full_one(
     assert needs_rebuild(synced.store) and derived(synced.store) == {}
     report = rebuild_derived(synced.store)
     assert (report.orders, report.documents) == (len(orders), 5)  # 3 invoices, 2 credit notes
+    assert report.movements == sum(1 for _ in chain.full.store.scan_state(b"journal/"))
     assert not needs_rebuild(synced.store)
     expected = derived(chain.full.store)
-    assert {key[:3] for key in expected} >= {b"o/*", b"o/o", b"om/", b"fd/", b"fo/", b"fb/", b"ls/"}
+    assert {key[:3] for key in expected} >= {b"o/*", b"o/o", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/"}
     assert any(b"org-1" in key for key in expected), "an order served by another organisation is in its lists"
     assert derived(synced.store) == expected
 

@@ -1,18 +1,33 @@
-"""The consensus log: compaction keeps what a restarted replica needs, atomically, and the file stays bounded."""
+"""The consensus log: compaction keeps what a restarted replica needs, atomically, and the file stays bounded; a torn
+tail is cut back, damage mid-log refuses to start, a format-1 log is migrated."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from consensus.actions import Broadcast
 from consensus.messages import Prepare, PrePrepare, encode_message, sign_message
 from consensus.replica import Replica
 from ledger.encoding import encode
 from ledger.genesis import ConsensusParams
-from node.wal import ConsensusLog, CorruptLog, recover_records, select_needed_records
+from node.config import WAL_FILE
+from node.home import create_network
+from node.node import Node
+from node.wal import (
+    FILE_MAGIC,
+    FRAME_HEADER,
+    ConsensusLog,
+    CorruptLog,
+    load_records,
+    recover_records,
+    select_needed_records,
+)
 from tests.sim.app import MemoryApp
 from tests.sim.cluster import Cluster
 
@@ -127,3 +142,92 @@ def test_a_crash_before_the_rename_leaves_the_old_log(tmp_path: Path):
 def test_unknown_records_are_refused_by_compaction():
     with pytest.raises(CorruptLog):
         select_needed_records([{"type": "mystery"}], 0)
+
+
+def _written_log(tmp_path: Path, records: list[dict[str, Any]]) -> tuple[Path, list[int]]:
+    """A log holding `records`, and the byte offset where each frame ends."""
+    path = tmp_path / "consensus.wal"
+    path.unlink(missing_ok=True)
+    wal = ConsensusLog(path)
+    ends = []
+    for record in records:
+        wal.append([record])
+        ends.append(path.stat().st_size)
+    wal.close()
+    return path, ends
+
+
+def _some_records(count: int) -> list[dict[str, Any]]:
+    cluster = Cluster.make(1)
+    for _ in range(count):
+        cluster.offer(cluster.txs(1))
+    return cluster.records["node-0"][:count]
+
+
+RECORDS = _some_records(4)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_log_cut_anywhere_reads_back_its_whole_records_and_is_cut_there(tmp_path: Path, data: st.DataObject):
+    path, ends = _written_log(tmp_path, RECORDS)
+    cut = data.draw(st.integers(0, ends[-1]), label="cut")
+    with path.open("r+b") as file:
+        file.truncate(cut)
+    whole = sum(1 for end in ends if end <= cut)
+    assert recover_records(path) == RECORDS[:whole]
+    kept = max([len(FILE_MAGIC)] + [end for end in ends if end <= cut])
+    assert path.stat().st_size == (kept if cut else 0)
+    wal = ConsensusLog(path, RECORDS[:whole])
+    wal.append(RECORDS[whole:])
+    wal.close()
+    assert recover_records(path) == RECORDS, "a log cut back takes appends again"
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_flipped_byte_before_the_last_record_refuses_to_start_and_in_the_last_one_is_a_torn_tail(
+    tmp_path: Path, data: st.DataObject
+):
+    path, ends = _written_log(tmp_path, RECORDS)
+    where = data.draw(st.integers(len(FILE_MAGIC), ends[-1] - 1), label="where")
+    flip = data.draw(st.integers(1, 255), label="xor")
+    damaged = bytearray(path.read_bytes())
+    damaged[where] ^= flip
+    path.write_bytes(bytes(damaged))
+    if where < ends[-2]:
+        with pytest.raises(CorruptLog, match="followed by whole records"):
+            recover_records(path)
+        assert path.read_bytes() == bytes(damaged), "a damaged log is left as it is for the operator"
+    else:
+        assert recover_records(path) == RECORDS[:-1]
+
+
+@pytest.mark.parametrize("field_byte", [FRAME_HEADER - 16 + 4, FRAME_HEADER - 16 + 7])
+def test_a_flipped_length_mid_log_refuses_to_start_the_node(tmp_path: Path, field_byte: int):
+    home = tmp_path / "node-0"
+    create_network([home, tmp_path / "node-1", tmp_path / "node-2", tmp_path / "node-3"], [0] * 4, tmp_path / "c")
+    path, ends = _written_log(home, RECORDS)
+    assert path == home / WAL_FILE
+    damaged = bytearray(path.read_bytes())
+    damaged[ends[0] + field_byte] ^= 0x01  # the length field of the second record
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(CorruptLog, match=r"damaged record at byte \d+, followed by whole records"):
+        Node(home)
+
+
+def test_a_format_1_log_is_migrated_at_start_and_its_torn_tail_cut(tmp_path: Path):
+    path = tmp_path / "consensus.wal"
+    bodies = [encode(record) for record in RECORDS]
+    frames = [len(body).to_bytes(4, "big") + zlib.crc32(body).to_bytes(4, "big") + body for body in bodies]
+    path.write_bytes(b"".join(frames) + frames[0][:5])
+    assert recover_records(path) == RECORDS
+    assert path.read_bytes().startswith(FILE_MAGIC)
+    assert load_records(path) == (RECORDS, path.stat().st_size)
+
+
+def test_a_log_torn_inside_its_file_magic_starts_empty(tmp_path: Path):
+    path = tmp_path / "consensus.wal"
+    path.write_bytes(FILE_MAGIC[:3])
+    assert recover_records(path) == []
+    assert path.read_bytes() == FILE_MAGIC

@@ -236,3 +236,20 @@ def test_chunks_wait_for_the_verdict_on_disk_not_in_memory() -> None:
     snapshot_bytes = sum(len(k) + len(v) for k, v in big.items())
     assert manifest is not None and loader.count == len(big)
     assert peak < snapshot_bytes / 4, f"state sync held {peak} bytes for a {snapshot_bytes}-byte snapshot"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"signed_by": "someone"}, "unknown field `signed_by`"),
+        ({"chunks": "1"}, r"Expected `int`, got `str` - at `\$.chunks`"),
+        ({"entries": -1}, r"Expected `int` >= 0 - at `\$.entries`"),
+        ({"height": True}, r"Expected `int`, got `bool` - at `\$.height`"),
+    ],
+)
+def test_a_manifest_with_an_unknown_field_or_a_wrong_type_is_refused_by_its_declared_shape(
+    change: dict[str, object], message: str
+) -> None:
+    wire = offer().manifest.to_wire() | change
+    with pytest.raises(InvalidSnapshot, match=message):
+        decode_manifest(encode(wire))

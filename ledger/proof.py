@@ -1,0 +1,278 @@
+"""Offline proofs that a tx was committed, with its receipt, by a quorum of validators.
+
+A tx proof holds everything an auditor needs besides the genesis file: the
+certified block header, its commit certificate, the tx and its receipt, the
+Merkle path of each up to the header's tx and receipts roots, the hash of the
+genesis it belongs to, and the validator-set changes from genesis up to the
+block (empty while the set never changed). Checking it needs no node and no
+network: the certificate is checked against the validator set in force at the
+block's height, the paths against the certified roots.
+
+A proof travels as one canonical JSON text (`encode_proof`): sorted keys, no
+spaces, lowercase hex for bytes, the ledger's own objects (header,
+certificate, tx, receipt) as the hex of their canonical encoding. The
+verifier parses the text and requires it to be exactly the canonical text of
+what it parsed, so every byte of the file is bound: a changed byte either
+fails to parse, or is not canonical, or changes a value that a signature, a
+hash or a root check covers. docs/adr/0009-offline-tx-proofs.md records why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.block import BlockHeader, CommitCertificate, Receipt, genesis_hash, verify_certificate
+from ledger.encoding import decode, encode
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from ledger.merkle import compute_proof, is_valid_proof
+from ledger.tx import Tx, decode_tx, encode_tx
+
+FORMAT = "oms-ledger/tx-proof/1"
+"""What the `format` field of every tx proof of this shape says."""
+
+MAX_PROOF_BYTES = 4 * 1024 * 1024
+"""Largest proof text the verifier reads (a tx is at most `MAX_TX_BYTES`; paths are a few dozen hashes)."""
+
+MAX_PATH_HASHES = 64
+"""Most hashes in one Merkle path: a tree of 2**64 leaves."""
+
+
+class InvalidProof(LedgerError):
+    """A proof that does not prove what it claims."""
+
+
+@dataclass(frozen=True)
+class MerklePath:
+    """Where a leaf lies in a Merkle tree, and the sibling hashes that lead from it to the root."""
+
+    index: int
+    """Position of the leaf, from 0."""
+    size: int
+    """Leaves in the tree."""
+    hashes: tuple[bytes, ...]
+    """Sibling hashes from the leaf up (`ledger.merkle.compute_proof`)."""
+
+
+@dataclass(frozen=True)
+class TxProof:
+    """Everything that shows one tx committed with its receipt, checkable with only the genesis file."""
+
+    genesis_hash: bytes
+    """`genesis_hash` of the chain's genesis: a proof of another chain fails at once."""
+    header: BlockHeader
+    certificate: CommitCertificate
+    tx: Tx
+    receipt: Receipt
+    tx_path: MerklePath
+    """The leaf `tx.id + tx.signature` under `header.tx_root`."""
+    receipt_path: MerklePath
+    """The leaf `encode(receipt.to_wire())` under `header.receipts_root`."""
+    validator_set_changes: tuple[dict[str, Any], ...] = ()
+    """Certified changes of the validator set from genesis up to the block, oldest first."""
+
+
+@dataclass(frozen=True)
+class Proven:
+    """What a tx proof proves."""
+
+    tx: Tx
+    receipt: Receipt
+    height: int
+    block_hash: bytes
+    timestamp_ms: int
+    signers: tuple[str, ...]
+    """Validators whose commit signatures the certificate holds."""
+    organisations: tuple[str, ...]
+    """Their organisations, sorted."""
+
+
+def compute_tx_proof(
+    genesis: Genesis,
+    header: BlockHeader,
+    certificate: CommitCertificate,
+    txs: Sequence[Tx],
+    receipts: Sequence[Receipt],
+    index: int,
+) -> TxProof:
+    """The proof of tx `index` of a committed block, from the block's txs, receipts and certificate."""
+    tx_leaves = [tx.id + tx.signature for tx in txs]
+    receipt_leaves = [encode(receipt.to_wire()) for receipt in receipts]
+    return TxProof(
+        genesis_hash=genesis_hash(genesis),
+        header=header,
+        certificate=certificate,
+        tx=txs[index],
+        receipt=receipts[index],
+        tx_path=MerklePath(index, len(tx_leaves), tuple(compute_proof(tx_leaves, index))),
+        receipt_path=MerklePath(index, len(receipt_leaves), tuple(compute_proof(receipt_leaves, index))),
+    )
+
+
+def verify_tx_proof(proof: TxProof, genesis: Genesis) -> Proven:
+    """Raise `InvalidProof` (or `InvalidBlock`) unless `proof` shows its tx and receipt committed on the
+    chain of `genesis`; return what it proves."""
+    if proof.genesis_hash != genesis_hash(genesis):
+        raise InvalidProof("the proof is for another genesis")
+    header = proof.header
+    if header.chain_id != genesis.chain_id:
+        raise InvalidProof(f"the block is of chain {header.chain_id!r}, the genesis of {genesis.chain_id!r}")
+    validators = compute_validator_set(genesis, proof.validator_set_changes, header.height)
+    verify_certificate(proof.certificate, validators, header.hash(), header.height)
+    tx = proof.tx
+    signer = genesis.identity(tx.signer)
+    if signer is None:
+        raise InvalidProof(f"the tx is signed by {tx.signer!r}, not a member of this chain")
+    tx.verify_signature(signer.public_key)
+    if (proof.tx_path.index, proof.tx_path.size) != (proof.receipt_path.index, proof.receipt_path.size):
+        raise InvalidProof("the receipt's place in its block is not the tx's place")
+    if not _is_on_path(tx.id + tx.signature, proof.tx_path, header.tx_root):
+        raise InvalidProof("the tx is not under the block's tx root")
+    if proof.receipt.tx_id != tx.id:
+        raise InvalidProof("the receipt is for another tx")
+    if not _is_on_path(encode(proof.receipt.to_wire()), proof.receipt_path, header.receipts_root):
+        raise InvalidProof("the receipt is not under the block's receipts root")
+    signers = tuple(validator for validator, _ in proof.certificate.signatures)
+    orgs = sorted({identity.org for identity in validators.validators if identity.id in signers})
+    return Proven(tx, proof.receipt, header.height, header.hash(), header.timestamp_ms, signers, tuple(orgs))
+
+
+def compute_validator_set(genesis: Genesis, changes: Sequence[dict[str, Any]], height: int) -> Genesis:
+    """The membership whose validators certify block `height`: the genesis set, changed by `changes`.
+
+    The ledger has no governed change of its validator set yet, so a proof that names one cannot be checked
+    and is refused rather than trusted.
+    """
+    if changes:
+        raise InvalidProof(f"the proof names {len(changes)} validator-set changes; this chain's sets never change")
+    return genesis
+
+
+def _is_on_path(leaf: bytes, path: MerklePath, root: bytes) -> bool:
+    return is_valid_proof(leaf, path.index, path.size, list(path.hashes), root)
+
+
+def encode_proof(proof: TxProof) -> bytes:
+    """The canonical JSON text of a proof (what the API serves and the verifier requires)."""
+    wire = {
+        "format": FORMAT,
+        "genesis_hash": proof.genesis_hash.hex(),
+        "height": proof.header.height,
+        "tx_id": proof.tx.id.hex(),
+        "header": encode(proof.header.to_wire()).hex(),
+        "certificate": encode(proof.certificate.to_wire()).hex(),
+        "tx": encode_tx(proof.tx).hex(),
+        "receipt": encode(proof.receipt.to_wire()).hex(),
+        "tx_path": _path_to_json(proof.tx_path),
+        "receipt_path": _path_to_json(proof.receipt_path),
+        "validator_set_changes": list(proof.validator_set_changes),
+    }
+    return (json.dumps(wire, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
+
+
+def decode_proof(text: bytes) -> TxProof:
+    """The proof of a canonical proof text; raises `InvalidProof` for anything else, a byte out of place included."""
+    if len(text) > MAX_PROOF_BYTES:
+        raise InvalidProof(f"a proof is at most {MAX_PROOF_BYTES} bytes")
+    try:
+        wire = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidProof(f"the proof is not JSON: {type(exc).__name__}") from exc
+    proof = _proof_from_json(wire)
+    try:
+        canonical = encode_proof(proof)
+    except LedgerError as exc:
+        raise InvalidProof(f"the proof holds a value the ledger cannot encode: {exc}") from exc
+    if canonical != text:
+        raise InvalidProof("the proof text is not in canonical form")
+    return proof
+
+
+_FIELDS = {
+    "format": str,
+    "genesis_hash": str,
+    "height": int,
+    "tx_id": str,
+    "header": str,
+    "certificate": str,
+    "tx": str,
+    "receipt": str,
+    "tx_path": dict,
+    "receipt_path": dict,
+    "validator_set_changes": list,
+}
+
+
+def _proof_from_json(wire: Any) -> TxProof:
+    if not isinstance(wire, dict) or set(wire) != set(_FIELDS):
+        raise InvalidProof(f"a proof is a JSON object with exactly the fields {sorted(_FIELDS)}")
+    for name, kind in _FIELDS.items():
+        if type(wire[name]) is not kind:
+            raise InvalidProof(f"proof field {name!r} must be a {kind.__name__}")
+    if wire["format"] != FORMAT:
+        raise InvalidProof(f"unknown proof format {wire['format']!r}; this verifier reads {FORMAT!r}")
+    try:
+        header = BlockHeader.from_wire(decode(_hex(wire, "header")))
+        certificate = CommitCertificate.from_wire(decode(_hex(wire, "certificate")))
+        tx = decode_tx(_hex(wire, "tx"))
+        receipt = Receipt.from_wire(decode(_hex(wire, "receipt")))
+    except LedgerError as exc:
+        raise InvalidProof(f"the proof holds a malformed part: {exc}") from exc
+    if wire["height"] != header.height:
+        raise InvalidProof("the proof's height is not its header's")
+    if _hex(wire, "tx_id") != tx.id:
+        raise InvalidProof("the proof's tx id is not its tx's")
+    if not all(isinstance(change, dict) for change in wire["validator_set_changes"]):
+        raise InvalidProof("each validator-set change is a JSON object")
+    return TxProof(
+        genesis_hash=_hex(wire, "genesis_hash"),
+        header=header,
+        certificate=certificate,
+        tx=tx,
+        receipt=receipt,
+        tx_path=_path_from_json(wire["tx_path"]),
+        receipt_path=_path_from_json(wire["receipt_path"]),
+        validator_set_changes=tuple(wire["validator_set_changes"]),
+    )
+
+
+def _hex(wire: dict[str, Any], name: str) -> bytes:
+    try:
+        return bytes.fromhex(wire[name])
+    except ValueError as exc:
+        raise InvalidProof(f"proof field {name!r} must be hex") from exc
+
+
+def _path_to_json(path: MerklePath) -> dict[str, Any]:
+    return {"hashes": [h.hex() for h in path.hashes], "index": path.index, "size": path.size}
+
+
+def _path_from_json(wire: dict[str, Any]) -> MerklePath:
+    if set(wire) != {"hashes", "index", "size"}:
+        raise InvalidProof("a Merkle path is an object of `hashes`, `index` and `size`")
+    if type(wire["index"]) is not int or type(wire["size"]) is not int or type(wire["hashes"]) is not list:
+        raise InvalidProof("a Merkle path's index and size are integers, its hashes a list")
+    if len(wire["hashes"]) > MAX_PATH_HASHES or not all(type(h) is str for h in wire["hashes"]):
+        raise InvalidProof(f"a Merkle path is at most {MAX_PATH_HASHES} hex hashes")
+    try:
+        hashes = tuple(bytes.fromhex(h) for h in wire["hashes"])
+    except ValueError as exc:
+        raise InvalidProof("a Merkle path's hashes must be hex") from exc
+    return MerklePath(wire["index"], wire["size"], hashes)
+
+
+__all__ = [
+    "FORMAT",
+    "InvalidProof",
+    "MerklePath",
+    "Proven",
+    "TxProof",
+    "compute_tx_proof",
+    "compute_validator_set",
+    "decode_proof",
+    "encode_proof",
+    "verify_tx_proof",
+]

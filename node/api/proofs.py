@@ -1,0 +1,117 @@
+"""Offline-verifiable proofs of committed txs, and of the txs that made an order, an invoice or a stock movement.
+
+Each answer is the canonical text of a `ledger.proof.TxProof`: saved as it
+comes, it is checked with `omsnode verify-proof FILE --genesis genesis.json`
+and nothing else. A proof carries its tx, so it is served to those who may
+read that tx: its signer, an operator or auditor with `chain:read`, or a
+reader of the order, invoice or stock movement the tx made.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from contracts import keys
+from contracts.invoicing import get_invoice
+from ledger.encoding import MAX_INT
+from ledger.errors import InvalidTransaction, LedgerError
+from ledger.proof import compute_tx_proof, encode_proof
+from ledger.state import StateView
+from node.api.deps import authorize, get_node, get_state
+from node.api.errors import NotFound
+from node.api.models import ErrorBody
+from node.node import Node
+from node.tokens import Principal
+from node.visibility import compute_invoice_orgs, get_location_org, get_order_orgs
+
+router = APIRouter(prefix="/v1/proofs", tags=["proofs"])
+
+NodeDep = Annotated[Node, Depends(get_node)]
+StateDep = Annotated[StateView, Depends(get_state)]
+
+PROOF_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The proof's canonical JSON text (`ledger.proof`); save it byte for byte"},
+    404: {"model": ErrorBody},
+}
+
+
+def build_proof_text(node: Node, tx_id: bytes) -> bytes:
+    """The proof text of committed tx `tx_id`, or 404 if this node holds no block with it."""
+    where = node.store.get_tx_location(tx_id)
+    if where is None:
+        raise NotFound(f"tx {tx_id.hex()} is not committed on this node")
+    height, index = where
+    block = node.store.get_block(height)
+    certificate = node.store.get_certificate(height)
+    if block is None or certificate is None:
+        raise NotFound(f"this node no longer holds block {height} (it joined by state sync above it)")
+    receipts = []
+    for position in range(len(block.txs)):
+        receipt = node.store.get_receipt(height, position)
+        if receipt is None:
+            raise LedgerError(f"store has block {height} but not its receipt {position}")
+        receipts.append(receipt)
+    proof = compute_tx_proof(node.genesis, block.header, certificate, block.txs, receipts, index)
+    return encode_proof(proof)
+
+
+def _proof_response(node: Node, tx_id: bytes | None, what: str) -> Response:
+    if tx_id is None:
+        raise NotFound(f"{what} was made by the ledger itself, not by a tx: there is no tx to prove")
+    return Response(content=build_proof_text(node, tx_id), media_type="application/json")
+
+
+@router.get("/tx/{tx_id}", responses=PROOF_RESPONSES, summary="Proof that a tx was committed, with its receipt")
+async def get_tx_proof(tx_id: str, node: NodeDep, caller: Annotated[Principal, Depends(authorize(None))]) -> Response:
+    """The block header, commit certificate, tx, receipt, Merkle paths and validator-set changes that show
+    the tx committed. Served to the tx's signer, and to operator and auditor tokens with `chain:read`."""
+    try:
+        raw_id = bytes.fromhex(tx_id)
+    except ValueError as exc:
+        raise InvalidTransaction("tx id must be hex") from exc
+    where = node.store.get_tx_location(raw_id)
+    signer = node.get_committed_tx(*where).signer if where is not None else None
+    if signer is None or not (signer == caller.identity.id or (caller.sees_all and "chain:read" in caller.scopes)):
+        raise NotFound(f"tx {tx_id} is not committed on this node")
+    return _proof_response(node, raw_id, f"tx {tx_id}")
+
+
+@router.get("/order/{order_id}", responses=PROOF_RESPONSES, summary="Proof of the tx that created an order")
+async def get_order_proof(
+    order_id: str, node: NodeDep, state: StateDep, reader: Annotated[Principal, Depends(authorize("orders:read"))]
+) -> Response:
+    order = state.get(keys.order_key(order_id))
+    if order is None or not reader.can_see(get_order_orgs(state.get, order_id) or []):
+        raise NotFound(f"no order {order_id!r}")
+    return _proof_response(node, order["history"][0]["tx_id"], f"order {order_id}")
+
+
+@router.get("/invoice/{number}", responses=PROOF_RESPONSES, summary="Proof of the tx that issued an invoice")
+async def get_invoice_proof(
+    number: str, node: NodeDep, state: StateDep, reader: Annotated[Principal, Depends(authorize("invoices:read"))]
+) -> Response:
+    document = get_invoice(state, number)
+    if document is None or not reader.can_see(compute_invoice_orgs(state.get, document)):
+        raise NotFound(f"no invoice or credit note {number!r}")
+    return _proof_response(node, document["tx_id"], f"document {number}")
+
+
+@router.get(
+    "/movement/{location}/{sku}/{seq}",
+    responses=PROOF_RESPONSES,
+    summary="Proof of the tx that made a stock movement (an entry of the stock journal)",
+)
+async def get_movement_proof(
+    location: str,
+    sku: str,
+    seq: Annotated[int, Path(ge=0, le=MAX_INT)],
+    node: NodeDep,
+    state: StateDep,
+    reader: Annotated[Principal, Depends(authorize("inventory:read"))],
+) -> Response:
+    entry = state.get(keys.journal_key(location, sku, seq))
+    if entry is None or not reader.can_see([get_location_org(state.get, location) or ""]):
+        raise NotFound(f"no journal entry {seq} of {sku!r} at {location!r}")
+    return _proof_response(node, entry["tx_id"], f"journal entry {seq} of {sku!r} at {location!r}")
