@@ -23,6 +23,7 @@ and the client commands, which talk to a node's API with a token
     omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...    omsnode trace LOT ...
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
     omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
+    omsnode webhook add|list|remove|deliveries ...
     omsnode governance propose KIND --payload JSON|approve ID|list|show ID|members
     omsnode channel run|status|deadletters ...   (the channel pullers: `cli.channel_commands`)
 
@@ -50,6 +51,7 @@ from cli import (
     reconcile_commands,
     stock_commands,
     token_commands,
+    webhook_commands,
     work_commands,
 )
 from cli.output import ExitCode, UsageError, exit_code_of_status, fail, print_fields, print_json
@@ -184,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     work_commands.add_parser(sub)
     reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
+    webhook_commands.add_parser(sub)
     governance_commands.add_parser(sub)
     channel_commands.add_parser(sub)
     proof_commands.add_parser(sub)

@@ -176,6 +176,14 @@ class Store:
         for key, value in self._db.iterator(start=DERIVED_PREFIX + start, stop=DERIVED_PREFIX + stop):
             yield key[cut:], value
 
+    def last_derived(self, start: bytes, stop: bytes) -> bytes | None:
+        """The greatest derived key with `start` <= key < `stop` (without `DERIVED_PREFIX`), or None.
+
+        The iterator is bounded by `stop` only: plyvel's reverse iterator leaves out a key equal to `start`."""
+        for key in self._db.iterator(stop=DERIVED_PREFIX + stop, reverse=True, include_value=False):
+            return bytes(key[len(DERIVED_PREFIX) :]) if key >= DERIVED_PREFIX + start else None
+        return None
+
     def write_derived(self, entries: dict[bytes, bytes | None]) -> None:
         """Write derived entries outside a block (None deletes), in one batch: for rebuilding them from the
         state, where no block wrote them."""
@@ -190,10 +198,11 @@ class Store:
         for key, value in self._db.iterator(start=LOCAL_PREFIX + start, stop=LOCAL_PREFIX + stop):
             yield key[cut:], value
 
-    def write_local(self, entries: dict[bytes, bytes | None]) -> None:
+    def write_local(self, entries: dict[bytes, bytes | None], sync: bool = True) -> None:
         """Keep (None: forget) some of this node's own records, all or none, synced with every write before
-        them: an answer given from them survives a crash."""
-        self._write_batch(LOCAL_PREFIX, entries, sync=True)
+        them (an answer given from them survives a crash); with `sync` False, not waiting for the disk (a crash
+        may lose the latest such writes, whole batches only)."""
+        self._write_batch(LOCAL_PREFIX, entries, sync=sync)
 
     def _write_batch(self, prefix: bytes, entries: dict[bytes, bytes | None], sync: bool) -> None:
         with self._db.write_batch(transaction=True, sync=sync) as batch:

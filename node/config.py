@@ -21,6 +21,8 @@ DATA_DIR = "data"
 WAL_FILE = "consensus.wal"
 WINDOWS_FILE = "envelope.windows"
 """The highest envelope sequence number accepted from each peer (`p2p.windows`)."""
+TEMPLATES_DIR = "templates"
+"""The node's own customer message templates, which take precedence over the shipped ones (`node.notify.messages`)."""
 ADDRESSES_FILE = "addresses.json"
 """The peers' signed address records, newest of each (`p2p.addresses`)."""
 CLIENTS_DIR = "clients"
@@ -74,6 +76,25 @@ class NodeConfig:
     """PEM private key of `tls_cert_file`."""
     tls_ca_file: str = ""
     """PEM certificates that peers' certificates must chain to (empty: the system's trusted authorities)."""
+
+    webhook_retry_base_ms: int = 2_000
+    """Delay before a failed webhook delivery is tried again; it triples with each failure (with jitter)."""
+    webhook_retry_cap_ms: int = 3_600_000
+    """Longest delay between two attempts of a webhook delivery."""
+    webhook_max_attempts: int = 10
+    """Attempts of a webhook delivery before it is dead (10 with the defaults span about two and a half hours)."""
+    webhook_timeout_ms: int = 10_000
+    """Longest one attempt may take, connecting and answering included."""
+    webhook_max_in_flight: int = 16
+    """Most webhook attempts in flight at once, over all subscriptions."""
+    alert_interval_ms: int = 5_000
+    """How often the node evaluates its alert rules (`node.notify.alerts`)."""
+    alert_stall_ms: int = 60_000
+    """Consensus is stalled when txs wait and no block committed for this long."""
+    alert_peer_unreachable_ms: int = 60_000
+    """A peer is unreachable when every exchange with it failed for this long."""
+    alert_webhook_failures: int = 3
+    """A subscription's deliveries are failing after this many failed attempts in a row."""
 
     @property
     def scheme(self) -> str:

@@ -34,11 +34,13 @@ from ledger.replay import process_tx_windows
 from ledger.state import StateReader, StateView
 from ledger.store import Store, update_commitment
 from ledger.tx import Tx
+from node.backlog import compute_backlog_writes
 from node.changes import BlockChanges
 from node.feed import compute_feed_writes
 from node.finance import compute_finance_writes
 from node.indexes import compute_index_writes
 from node.lots import compute_lot_writes
+from node.lowstock import compute_low_stock_writes
 
 
 @dataclass(frozen=True)
@@ -128,11 +130,14 @@ class Executor:
             self.check_block(block)
             execution = self._scratch.pop(block.hash())
         changes = BlockChanges(self.store, block, execution.writes)
+        feed = compute_feed_writes(changes, execution.receipts, self.genesis)
         derived = {
-            **compute_feed_writes(changes),
+            **feed,
             **compute_index_writes(changes),
             **compute_finance_writes(changes),
             **compute_lot_writes(changes),
+            **compute_backlog_writes(changes),
+            **compute_low_stock_writes(changes),
         }
         self.store.commit_block(
             block, certificate, execution.receipts, execution.writes, execution.accumulator, derived

@@ -11,6 +11,14 @@ carried, how long it took from proposal to commit) is recorded by
 counters and histograms. Blocks applied by block sync do not pass through
 consensus: they move `oms_chain_height` but not the commit counters.
 
+The business figures: orders committed and refused per channel (and
+reason) are counted by the same commit listener from the blocks' receipts;
+the fulfilment backlog per location is read from the counts the commit keeps
+(`node.backlog`); webhook deliveries from the outbox (`node.notify`); API
+requests by route template, method and status by `node.api.requests`. Alert
+rules read these figures (`node.notify.alerts`; `deploy/prometheus/alerts.yml`
+holds the same rules for Prometheus).
+
 Each node has its own `CollectorRegistry`, not the library's global one, so
 several nodes in one process (as in tests) never mix their figures. Metric
 names follow Prometheus conventions: an `oms_` prefix, `_total` on counters,
@@ -28,6 +36,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ledger.block import Block, Receipt
+from ledger.tx import Tx
+from node.backlog import read_backlog
+from node.feed import ORDER_KINDS, compute_refused_orders
+from node.lowstock import read_low_stock
+from node.notify.alerts import RULES
 from p2p.peers import PeerInfo
 
 if TYPE_CHECKING:
@@ -77,6 +90,8 @@ class NodeCollector(Collector):
         yield from self._collect_mempool()
         yield from self._collect_peers()
         yield from self._collect_p2p()
+        yield from self._collect_business()
+        yield from self._collect_webhooks()
 
     def _collect_chain(self) -> Iterator[Metric]:
         node = self.node
@@ -176,6 +191,65 @@ class NodeCollector(Collector):
             self.node.oversized_requests,
         )
 
+    def _collect_business(self) -> Iterator[Metric]:
+        backlog = GaugeMetricFamily(
+            "oms_fulfilment_backlog",
+            "Fulfilments a location has yet to ship (allocated, released or picked); locations with none are absent.",
+            labels=["location"],
+        )
+        for location, count in sorted(read_backlog(self.node.store).items()):
+            backlog.add_metric([location], count)
+        yield backlog
+        short = GaugeMetricFamily(
+            "oms_stock_below_safety_units",
+            "Units a SKU at a location lacks to reach its safety stock, for each one below it (at most 1,000).",
+            labels=["location", "sku"],
+        )
+        for low in read_low_stock(self.node.store):
+            short.add_metric([low.location, low.sku], low.safety - low.available)
+        yield short
+        yield GaugeMetricFamily(
+            "oms_seconds_since_commit",
+            "Seconds since this node last committed a block (or since it started).",
+            max(self.node.clock() - self.node.last_commit_ms, 0) / 1000,
+        )
+
+    def _collect_webhooks(self) -> Iterator[Metric]:
+        webhooks = self.node.webhooks
+        outbox = webhooks.outbox
+        deliveries = CounterMetricFamily(
+            "oms_webhook_deliveries_total",
+            "Webhook deliveries done since start: delivered (a 2xx answer) or dead (after the last attempt).",
+            labels=["result"],
+        )
+        deliveries.add_metric(["delivered"], outbox.delivered)
+        deliveries.add_metric(["dead"], outbox.dead)
+        yield deliveries
+        yield CounterMetricFamily(
+            "oms_webhook_failed_attempts_total",
+            "Webhook attempts that failed (an error status, no answer in time, no connection) since start.",
+            outbox.failed,
+        )
+        yield GaugeMetricFamily(
+            "oms_webhook_pending_deliveries", "Webhook deliveries waiting or retrying.", webhooks.pending
+        )
+        failing = GaugeMetricFamily(
+            "oms_webhook_consecutive_failures",
+            "Failed attempts in a row of each subscription's deliveries (0 after a delivery).",
+            labels=["subscription"],
+        )
+        for subscription, count in sorted(webhooks.failing.items()):
+            failing.add_metric([subscription], count)
+        yield failing
+        firing = GaugeMetricFamily(
+            "oms_alerts_firing",
+            "Subjects (node, peers, subscriptions, SKUs) each alert rule finds firing.",
+            labels=["rule"],
+        )
+        for rule in RULES:
+            firing.add_metric([rule], sum(1 for fired, _ in self.node.alerts.firing if fired == rule))
+        yield firing
+
 
 class NodeMetrics:
     """The registry `GET /metrics` exposes for one node, and the commit listener that feeds it."""
@@ -209,6 +283,24 @@ class NodeMetrics:
             " (0 when this node's clock is behind the primary's).",
             registry=self.registry,
         )
+        self.orders_committed = Counter(
+            "oms_orders_committed_total",
+            "New orders committed through consensus since start, by channel (duplicates of a reference not counted).",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.orders_rejected = Counter(
+            "oms_orders_rejected_total",
+            "Orders refused by the contracts in blocks committed through consensus since start, by channel and reason.",
+            ["channel", "reason"],
+            registry=self.registry,
+        )
+        self.api_requests = Counter(
+            "oms_api_requests_total",
+            "API requests answered, by route template, method and status (`/p2p` not included).",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
         if node.driver is not None:
             node.driver.listeners.append(self.on_commit)
 
@@ -220,3 +312,17 @@ class NodeMetrics:
         self.txs_committed.labels("rejected").inc(len(receipts) - accepted)
         self.block_txs.observe(len(block.txs))
         self.commit_latency.observe(max(self.clock() - block.header.timestamp_ms, 0) / 1000)
+        for tx, receipt in zip(block.txs, receipts, strict=True):
+            if tx.kind in ORDER_KINDS:
+                self._count_orders(tx, receipt)
+
+    def _count_orders(self, tx: Tx, receipt: Receipt) -> None:
+        """Count the orders a committed `order.create` or `order.import` placed and those it had refused."""
+        if tx.kind == "order.import":
+            placed = int(receipt.result.get("placed", 0))
+        else:
+            placed = int(receipt.result.get("duplicate") is False)
+        if receipt.ok and placed:
+            self.orders_committed.labels(tx.signer).inc(placed)
+        for _, code, _ in compute_refused_orders(tx, receipt):
+            self.orders_rejected.labels(tx.signer, code).inc()

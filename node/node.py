@@ -28,13 +28,25 @@ from ledger.tx import DEFAULT_TX_WINDOW, Tx
 from node.admission import Admission
 from node.application import NodeApplication
 from node.catchup import CatchUp
-from node.config import ADDRESSES_FILE, DATA_DIR, GENESIS_FILE, KEY_FILE, WAL_FILE, WINDOWS_FILE, NodeConfig
+from node.config import (
+    ADDRESSES_FILE,
+    DATA_DIR,
+    GENESIS_FILE,
+    KEY_FILE,
+    TEMPLATES_DIR,
+    WAL_FILE,
+    WINDOWS_FILE,
+    NodeConfig,
+)
 from node.driver import CONSENSUS_KIND, ConsensusDriver
 from node.executor import Clock, Executor
 from node.feed import CommitSignal
 from node.idempotency import IdempotencyKeys
 from node.mempool import Mempool
 from node.metrics import NodeMetrics
+from node.notify.alerts import AlertRules
+from node.notify.messages import MessageTemplates
+from node.notify.webhooks import Webhooks
 from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
 from node.tokens import TokenStore
@@ -176,7 +188,8 @@ class Node:
         self.transport.register(CONSENSUS_KIND, self._on_consensus)
         self.transport.register(TXS_KIND, self._on_gossip)
         self._tasks: list[asyncio.Task[Any]] = []
-        self._last_commit_ms = clock()
+        self.last_commit_ms = clock()
+        """When this node last committed a block (or started), on its clock."""
         self.blocks_with_room = 0
         """Committed blocks that could have held one more tx (the clock of `Mempool.take_unproposed`)."""
         self.oversized_requests = 0
@@ -190,6 +203,12 @@ class Node:
         self.tokens.tokens()
         self.idempotency = IdempotencyKeys(self.store, clock)
         """The `Idempotency-Key`s of API writes, kept for a day."""
+        self.webhooks = Webhooks(self.store, clock, self.config)
+        """The webhook subscriptions made on this node, and their sender."""
+        self.alerts = AlertRules(self)
+        """The alert rules this node evaluates."""
+        self.messages = MessageTemplates(home / TEMPLATES_DIR)
+        """The customer message templates: the home's own, then the shipped ones."""
 
     @property
     def node_id(self) -> str:
@@ -256,6 +275,8 @@ class Node:
             asyncio.create_task(self._reoffer_waiting_txs()),
             asyncio.create_task(self.windows.run()),
             asyncio.create_task(self.addresses.run()),
+            asyncio.create_task(self.webhooks.run()),
+            asyncio.create_task(self.alerts.run()),
         ]
         if self.forwarder is not None:
             self._tasks.append(asyncio.create_task(self.forwarder.run()))
@@ -306,7 +327,7 @@ class Node:
             await asyncio.sleep(REOFFER_INTERVAL_S)
             now = self.clock()
             self.mempool.evict_stale(now)
-            idle = now - self._last_commit_ms >= age_ms
+            idle = now - self.last_commit_ms >= age_ms
             blocks = 0 if idle else REOFFER_AFTER_BLOCKS
             stuck = self.mempool.take_unproposed(now, self.blocks_with_room, age_ms, blocks, REOFFER_MAX_TXS)
             self.gossip.resend(stuck)
@@ -355,11 +376,12 @@ class Node:
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])
         self.mempool.drop_expired(block.height + 1)
-        self._last_commit_ms = self.clock()
-        self.mempool.on_committed(len(block.txs), self._last_commit_ms)
+        self.last_commit_ms = self.clock()
+        self.mempool.on_committed(len(block.txs), self.last_commit_ms)
         if has_room(block, self.genesis.consensus):
             self.blocks_with_room += 1
         self.commits.notify()
+        self.webhooks.wake()
         if not self.base_height:
             self.base_height = block.height
         self.snapshots.on_commit(block.height)

@@ -2,8 +2,9 @@
 
 A node derives, in each block's write batch and from what the block changed,
 the order indexes that lists read (`node.indexes`), the lot index that traces
-read (`node.lots`) and the amounts and orders per day that the finance
-reconciliation reads (`node.finance`). A node that
+read (`node.lots`), the amounts and orders per day that the finance
+reconciliation reads (`node.finance`), the fulfilment backlog per location
+(`node.backlog`) and the SKUs below their safety stock (`node.lowstock`). A node that
 joins by state sync loads the world state of a snapshot and none of the blocks
 before it, so nothing derived them: its lists would come back empty. It
 rebuilds them from the state right after loading it, before it syncs or
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -51,9 +53,11 @@ from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.state import StateView
 from ledger.store import Store
+from node.backlog import compute_counts_writes, is_open
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
 from node.indexes import compute_order_index
 from node.lots import compute_lot_entry
+from node.lowstock import compute_low_stock_entry
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +171,15 @@ def rebuild_derived(store: Store) -> RebuildReport:
     documents = _rebuild_pass(store, keys.invoice_prefix(), "invoices and credit notes", rebuild_document)
     movements = _rebuild_pass(store, keys.journal_prefix(), "journal entries", rebuild_movement)
     store.write_derived(compute_totals_writes(amounts, lambda key: None))
+    backlog: Counter[str] = Counter()
+
+    def count_fulfilment(state: StateView, fulfilment: dict[str, Any]) -> dict[bytes, bytes | None]:
+        backlog[fulfilment["location"]] += is_open(fulfilment)
+        return {}
+
+    _rebuild_pass(store, keys.fulfilment_key(""), "fulfilments", count_fulfilment)
+    store.write_derived(compute_counts_writes(backlog))
+    _rebuild_pass(store, keys.stock_prefix(), "stock records", lambda state, stock: compute_low_stock_entry(stock))
     store.write_local({REBUILD_MARK: None})
     report = RebuildReport(
         orders.records,

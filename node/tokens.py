@@ -49,6 +49,8 @@ SCOPES = frozenset(
         "config:read",
         "events:read",
         "chain:read",
+        "webhooks:read",
+        "webhooks:write",
         "governance:write",
     }
 )

@@ -27,6 +27,7 @@ from node.api import (
     governance,
     inventory,
     invoices,
+    messages,
     metrics,
     orders,
     p2p,
@@ -36,6 +37,7 @@ from node.api import (
     status,
     trace,
     txs,
+    webhooks,
 )
 from node.api.content import JsonBodyMiddleware
 from node.api.errors import install_error_handlers
@@ -44,6 +46,7 @@ from node.api.inbox import InboxMiddleware
 from node.api.limits import AnswerPacing, BodyLimitMiddleware, RateLimiter, WorkMiddleware
 from node.api.models import InvalidRequestBody
 from node.api.params import refuse_unknown_parameters
+from node.api.requests import RequestMetricsMiddleware
 from node.config import NodeConfig
 from node.logs import log_startup
 from node.node import Node
@@ -129,6 +132,7 @@ def create_app(
         )
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(InboxMiddleware)
     app.add_middleware(AnswerHeadersMiddleware)
     app.add_middleware(WorkMiddleware)
@@ -147,7 +151,7 @@ def create_app(
         configuration,
         governance,
     )
-    for module in (*routers, trace, proofs, reconciliations, events, p2p, metrics, backup):
+    for module in (*routers, trace, proofs, messages, reconciliations, events, webhooks, p2p, metrics, backup):
         app.include_router(module.router)
     serve_openapi(app)
     return app

@@ -15,6 +15,7 @@ from contracts.governance import ProposalStatus
 from contracts.records import OrderStatus
 from node.api.records import Record, derive_model
 from node.feed import EVENT_TYPES
+from node.notify.outbox import DeliveryStatus
 
 Item = TypeVar("Item")
 Resource = TypeVar("Resource")
@@ -454,6 +455,67 @@ class FinanceReconciliation(Paged):
     organisations: list[DayTotals] = Field(description="what each organisation took in and documented that day")
     flagged: list[FlaggedOrder]
     next_cursor: str | None = Field(description="more orders of the day to check; null when all are checked")
+
+
+class WebhookIn(BaseModel):
+    """A new webhook subscription."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, examples=["https://erp.example.com/oms-hook"], description="the receiver")
+    events: list[str] = Field(
+        min_length=1, max_length=len(EVENT_TYPES), examples=[["order.created", "order.status"]], description="types"
+    )
+    secret: str | None = Field(
+        default=None, description="16 to 128 printable characters that sign each delivery; by default a new one"
+    )
+
+
+class WebhookSubscription(BaseModel):
+    """A webhook subscription; `secret` only in the answer that made it."""
+
+    id: str
+    url: str
+    events: list[str]
+    org: str = Field(description="the organisation whose events it receives")
+    sees_all: bool = Field(description="made by an operator or auditor: it receives every organisation's events")
+    created_ms: int
+    created_by: str
+    secret: str | None = None
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookSubscription]
+
+
+class WebhookDelivery(BaseModel):
+    """One event sent (or to send) to one subscription."""
+
+    id: str = Field(description="the `X-OMS-Delivery` header: the same on every attempt")
+    subscription: str
+    cursor: str = Field(description="the event's cursor in the feed")
+    type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_ms: int | None = Field(description="when a pending delivery is tried next")
+    created_ms: int
+    last_status: int | None = Field(description="the receiver's HTTP status at the last attempt (null: none)")
+    last_error: str
+    done_ms: int | None
+
+
+class WebhookDeliveryList(BaseModel):
+    items: list[WebhookDelivery]
+
+
+class OrderMessage(BaseModel):
+    """A customer message rendered from an order by the node's template of an event and channel."""
+
+    order_id: str
+    event: str
+    channel: str
+    subject: str | None = Field(description="the e-mail's subject; null for an SMS")
+    text: str
 
 
 class Proposal(BaseModel):

@@ -151,7 +151,8 @@ def test_order_create_block(tmp_path: Path) -> None:
         block = make_block(network, height, store.head().block_hash, txs, receipts, acc, ctx.time_ms)
         started = time.process_time()
         changes = BlockChanges(store, block, writes)
-        derived = {**compute_feed_writes(changes), **compute_index_writes(changes), **compute_finance_writes(changes)}
+        feed = compute_feed_writes(changes, receipts, network.genesis)
+        derived = {**feed, **compute_index_writes(changes), **compute_finance_writes(changes)}
         deriving = time.process_time() - started
     finally:
         store.close()

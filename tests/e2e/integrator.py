@@ -8,6 +8,7 @@ organisation (`LIS-1` of `org-0`, `OPO-1` of `org-1`) holding 50 units each.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from ledger.keys import PrivateKey
+from node.config import NodeConfig
 from tests.e2e.conftest import SingleNode
 
 
@@ -67,10 +69,13 @@ def order_payload(ref: str, qty: int = 1, region: str = "PT", terms: str = "on_a
     }
 
 
-def start_api(home: Path) -> Api:
-    """Start a node at `home` with a second organisation, a catalogue and stock at a store of each."""
+def start_api(home: Path, **settings: Any) -> Api:
+    """Start a node at `home` (with `settings` in its config) with a second organisation, a catalogue and stock at
+    a store of each."""
     node = SingleNode(home)
     add_organisation(node.home)
+    if settings:
+        NodeConfig.save(dataclasses.replace(NodeConfig.load(home), **settings), home)
     node.start()
     api = Api(node)
     api.send("operator-1", "sku.upsert", {"sku": "TEE-M", "price": 1999, "currency": "EUR", "tax_class": "standard"})

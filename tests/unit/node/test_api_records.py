@@ -14,6 +14,7 @@ from contracts.records import CountStatus, FulfilmentStatus, OrderStatus, Return
 from node.api.app import create_app
 from node.api.models import ImportState, TxState, WriteState
 from node.api.records import derive_model
+from node.notify.outbox import DeliveryStatus
 
 STATUS_TYPES: dict[str, Any] = {
     "Order": OrderStatus,
@@ -30,6 +31,7 @@ STATUS_TYPES: dict[str, Any] = {
     "TxAccepted": TxState,
     "ImportItem": ImportState,
     "WriteResult": WriteState,
+    "WebhookDelivery": DeliveryStatus,
     "Proposal": ProposalStatus,
 }
 """The declared type of the `status` of each schema (a generic one by its name before `_`)."""

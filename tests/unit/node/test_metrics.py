@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,14 +13,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger.genesis import Genesis
-from ledger.tx import Tx
 from node.api.app import create_app
 from node.config import CLIENTS_DIR, GENESIS_FILE
 from node.home import create_network
 from node.metrics import compute_txs_buckets
 from node.node import Node
 from omsclient import Keyring
-from tests.helpers.api import bearer, make_token
+from tests.helpers.api import bearer, commit, make_token
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 """Every sample of a scrape, by (sample name, labels)."""
@@ -50,19 +47,6 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     create_network([home], [0], home / CLIENTS_DIR)
     with TestClient(create_app(home), headers=bearer(make_token(home))) as test_client:
         yield test_client
-
-
-def commit(client: TestClient, tx: Tx) -> dict[str, Any]:
-    """Submit one signed tx and wait until it is in a committed block."""
-    response = client.post("/v1/tx", json={**tx.to_wire(), "signature": tx.signature.hex()})
-    assert response.status_code == 202, response.text
-    deadline = time.monotonic() + 10
-    while True:
-        status: dict[str, Any] = client.get(f"/v1/tx/{tx.id.hex()}").json()
-        if status.get("status") in ("committed", "rejected"):
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.01)
 
 
 def test_metrics_follow_commits(client: TestClient, tmp_path: Path) -> None:
@@ -150,3 +134,47 @@ def test_peer_and_gate_counters_are_reported_by_peer_and_reason(tmp_path: Path) 
 def test_txs_buckets_end_with_a_full_block() -> None:
     assert compute_txs_buckets(400) == (1, 2, 4, 8, 16, 32, 64, 128, 256, 400)
     assert compute_txs_buckets(1) == (1,)
+
+
+def test_business_metrics_count_orders_by_channel_and_reason_the_backlog_and_api_requests(
+    client: TestClient, tmp_path: Path
+) -> None:
+    home = tmp_path / "node-0"
+    signer = Keyring(
+        home / CLIENTS_DIR,
+        Genesis.load(home / GENESIS_FILE).chain_id,
+        lambda: int(client.get("/v1/status").json()["tx_valid_until"]),
+    )
+    place = {"location": "LIS-1", "type": "store", "org": "org-0", "region": "PT", "lat": 38_722_000, "lon": -8_600_000}
+    setup = [
+        ("sku.upsert", {**SKU, "sku": "TEE"}),
+        ("location.upsert", place),
+        ("stock.receive", {"location": "LIS-1", "lines": [{"sku": "TEE", "qty": 5}]}),
+    ]
+    for kind, payload in setup:
+        assert commit(client, signer.sign_tx("operator-1", kind, payload))["status"] == "committed"
+    order = {
+        "currency": "EUR",
+        "customer_hash": "ab" * 32,
+        "payment_terms": "on_account",
+        "delivery": {"region": "PT", "lat": 38_700_000, "lon": -8_600_000},
+    }
+    made = commit(
+        client,
+        signer.sign_tx(
+            "channel-1", "order.create", {**order, "external_ref": "A", "lines": [{"sku": "TEE", "qty": 1}]}
+        ),
+    )
+    assert made["status"] == "committed", made
+    unknown = {**order, "external_ref": "B", "lines": [{"sku": "NOPE", "qty": 1}]}
+    assert commit(client, signer.sign_tx("channel-1", "order.create", unknown))["status"] == "rejected"
+    assert client.get("/v1/no-such-route").status_code == 404
+
+    samples = parse(client.get("/metrics").text)
+    assert value(samples, "oms_orders_committed_total", channel="channel-1") == 1
+    assert value(samples, "oms_orders_rejected_total", channel="channel-1", reason="unknown_sku") == 1
+    assert value(samples, "oms_fulfilment_backlog", location="LIS-1") == 1
+    assert value(samples, "oms_api_requests_total", route="/v1/tx/{tx_id}", method="GET", status="200") >= 5
+    assert value(samples, "oms_api_requests_total", route="unmatched", method="GET", status="404") == 1
+    assert value(samples, "oms_webhook_pending_deliveries") == 0
+    assert value(samples, "oms_seconds_since_commit") >= 0

@@ -31,9 +31,9 @@ from tests.helpers.contracts import make_oms_network
 
 DAY_MS = 86_400_000
 
-DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"lt/")
-"""Prefixes of the order index entries and meta records, the day totals, the orders of each day and the lot
-index."""
+DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/")
+"""Prefixes of the order index entries and meta records, the day totals, the orders of each day, the lot index, the
+fulfilment backlog per location and the SKUs below their safety stock."""
 
 
 @dataclass
@@ -137,6 +137,7 @@ def run_two_days(chain: Chain) -> dict[str, str]:
     (note,) = return_one(chain, orders["refunded"])
     refund = {"order_id": orders["refunded"], "amount": 1999, "reference": "PSP-B-R", "credit_note": note}
     chain.commit("channel-1", "payment.refund", refund)
+    chain.commit("store-2", "stock.safety", {"location": "FOREIGN", "sku": "MUG", "qty": 1_000})
     return orders
 
 
@@ -176,7 +177,7 @@ def test_a_synced_store_rebuilds_the_lists_and_money_per_day_of_a_full_one(
     assert report.movements == sum(1 for _ in chain.full.store.scan_state(b"journal/"))
     assert not needs_rebuild(synced.store)
     expected = derived(chain.full.store)
-    assert {key[:3] for key in expected} >= {b"o/*", b"o/o", b"om/", b"fd/", b"fo/", b"lt/"}
+    assert {key[:3] for key in expected} >= {b"o/*", b"o/o", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/"}
     assert any(b"org-1" in key for key in expected), "an order served by another organisation is in its lists"
     assert derived(synced.store) == expected
 
