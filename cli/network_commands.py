@@ -51,7 +51,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UsageError(f"{home} holds no node yet: give --org, --name and --advertise with --genesis")
     if args.genesis:
         genesis = Genesis.load(Path(args.genesis))
-        part = install_genesis(home, genesis)
+        part = install_genesis(home, genesis, added=args.added)
         print(f"installed genesis of {genesis.chain_id!r}: this node is a {part}")
         print(f"start it with: omsnode start --home {home}")
     return ExitCode.OK
@@ -116,6 +116,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
     p.add_argument("--tls-ca", metavar="FILE", help="PEM certificates the peers' certificates must chain to")
     p.add_argument("--genesis", help="the network's genesis file to install")
+    p.add_argument(
+        "--added", action="store_true", help="with --genesis: the node's organisation is one governance added since"
+    )
     p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="HTTP port of a new single-validator network (API and p2p)"
     )

@@ -234,9 +234,10 @@ def build_genesis(
     return Genesis(chain_id, now_ms, tuple(orgs.values()), validators, tuple(clients), consensus or ConsensusParams())
 
 
-def install_genesis(home: Path, genesis: Genesis) -> str:
+def install_genesis(home: Path, genesis: Genesis, added: bool = False) -> str:
     """Put the network's genesis into a home made by `make_identity`; answer the node's part: `validator` if
-    genesis lists its key, else `follower` (its organisation must be a member)."""
+    genesis lists its key, else `follower` (its organisation must be a member of genesis, or with `added` one
+    that governance added since, which the node checks once it has synced the chain)."""
     config = NodeConfig.load(home)
     key = PrivateKey.load(home / KEY_FILE)
     validator = next((v for v in genesis.validators if v.public_key == key.public), None)
@@ -245,7 +246,7 @@ def install_genesis(home: Path, genesis: Genesis) -> str:
             raise InvalidGenesis(f"genesis lists this node's key for {validator.org!r}, not {config.org!r}")
         config = replace(config, node_id=validator.id)
     else:
-        if config.org not in {o["id"] for o in genesis.organisations}:
+        if config.org not in {o["id"] for o in genesis.organisations} and not added:
             raise InvalidGenesis(f"{config.org!r} is not an organisation of {genesis.chain_id!r}")
         if genesis.identity(config.node_id) is not None:
             raise InvalidGenesis(f"{config.node_id!r} names another identity of {genesis.chain_id!r}; rename the node")

@@ -20,7 +20,7 @@ from consensus.replica import Replica
 from contracts import load_contracts
 from ledger.block import Block, CommitCertificate, Receipt, has_room
 from ledger.errors import LedgerError
-from ledger.genesis import Genesis
+from ledger.genesis import Genesis, Identity
 from ledger.keys import PrivateKey
 from ledger.membership import Membership
 from ledger.store import Head, Store
@@ -86,6 +86,15 @@ class Admitted:
     tx_id: bytes
     error: LedgerError | None = None
     """Why it was refused, or None if it is in the mempool (or already was)."""
+
+
+def list_followed_validators(membership: Membership, next_height: int) -> list[Identity]:
+    """The validators of the set that certifies block `next_height` and of the sets scheduled after it, in
+    this order (a validator's last key is the one its last listing gives): whose envelopes and address records
+    a node takes."""
+    scheduled = [epoch for epoch in membership.epochs if epoch.from_height > next_height]
+    epochs = [membership.epochs[-len(scheduled) - 1], *scheduled]
+    return [validator for epoch in epochs for validator in epoch.validators.validators]
 
 
 def _log_chunks(done: int, total: int) -> None:
@@ -177,7 +186,8 @@ class Node:
             state_sync,
             interval,
         )
-        book = AddressBook(self.genesis.chain_id, self.genesis.validator_keys(), home / ADDRESSES_FILE)
+        followed = list_followed_validators(self.executor.get_membership(), self.store.height + 1)
+        book = AddressBook(self.genesis.chain_id, {v.id: v.public_key for v in followed}, home / ADDRESSES_FILE)
         book.load()
         announce = (self.key, self.config.advertised_url) if self.is_validator else None
         self.addresses = AddressGossip(book, self.transport, self.sync_source, clock, announce)
@@ -244,21 +254,19 @@ class Node:
         address records (signed with the last key they were given), and send to the validators added since."""
         membership = self.executor.get_membership()
         next_height = self.store.height + 1
-        in_force = [e for e in membership.epochs if e.from_height > next_height]
-        followed = (membership, len(in_force))
+        followed = (membership, sum(e.from_height > next_height for e in membership.epochs))
         if followed == self._followed:
             return
         self._followed = followed
         keys: dict[str, frozenset[bytes]] = {}
         latest: dict[str, bytes] = {}
-        for epoch in [membership.epochs[-len(in_force) - 1], *in_force]:
-            for validator in epoch.validators.validators:
-                keys[validator.id] = keys.get(validator.id, frozenset()) | {validator.public_key}
-                latest[validator.id] = validator.public_key
-                if validator.address:
-                    self.transport.add_peer(validator.id, validator.address)
+        for validator in list_followed_validators(membership, next_height):
+            keys[validator.id] = keys.get(validator.id, frozenset()) | {validator.public_key}
+            latest[validator.id] = validator.public_key
+            if validator.address:
+                self.transport.add_peer(validator.id, validator.address)
         self.transport.inbox.gate.set_senders(keys)
-        self.addresses.book.keys.update(latest)
+        self.addresses.book.set_members(latest)
 
     async def start(self) -> None:
         if needs_rebuild(self.store):

@@ -125,6 +125,12 @@ class AddressBook:
         self.refused = 0
         """Records refused: not a validator, bad address, bad signature, or not a record at all."""
 
+    def set_members(self, keys: Mapping[str, bytes]) -> None:
+        """Take records from these validators, checked with these keys, from now on (the membership changed);
+        the records of validators no longer listed are dropped."""
+        self.keys = dict(keys)
+        self.entries = {node: entry for node, entry in self.entries.items() if node in self.keys}
+
     def announce(self, key: PrivateKey, node: str, address: str, now_ms: int) -> AddressRecord:
         """Sign and hold this node's own record, newer than any it held before."""
         held = self.entries.get(node)

@@ -60,6 +60,7 @@ def test_genesis_of_four_organisations_makes_each_node_a_validator_and_others_fo
     make_identity(tmp_path / "stranger", "evil", "x", "127.0.0.9:27001")
     with pytest.raises(InvalidGenesis, match="not an organisation"):
         install_genesis(tmp_path / "stranger", genesis)
+    assert install_genesis(tmp_path / "stranger", genesis, added=True) == "follower"
     make_identity(tmp_path / "clash", "org1", "node0", "127.0.0.9:27002")
     with pytest.raises(InvalidGenesis, match="another identity"):
         install_genesis(tmp_path / "clash", genesis)
