@@ -6,14 +6,19 @@ four identity files and the client keys, each installs it and starts its
 node. The network commits orders; a store's node that genesis does not list
 joins as a follower, follows every block and serves its organisation's API
 (and passes its clients' orders on); a validator restarted on another port
-is found again by its peers; and every node's chain verifies. Nothing here
-uses the devnet's code: only `omsnode` commands and HTTP.
+is found again by its peers. Then, by governance (each change proposed by one
+organisation's operator and approved by the others' on their own nodes), a
+fifth organisation joins with its validator and the network commits with
+five, one validator's key is rotated and another validator removed; and
+every node's chain verifies across the changes. Nothing here uses the
+devnet's code: only `omsnode` commands and HTTP.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +38,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 ORGS = ("retail", "warehouse", "stores", "partner")
 """The four organisations, whose nodes listen on 127.0.0.2 to 127.0.0.5 in this order."""
+
+INTERVAL = 5
+"""Checkpoint interval of the genesis: a validator set change takes effect within this many blocks and one."""
 
 WAIT_S = 240.0
 """Longest wait for anything the network does (the machine may be busy)."""
@@ -107,7 +115,7 @@ def network(tmp_path: Path) -> Iterator[Network]:
 
 
 def test_four_organisations_form_a_network_with_the_commands_alone(network: Network, tmp_path: Path) -> None:
-    ports = free_ports(6)
+    ports = free_ports(7)
     keys = tmp_path / "keys"
     # 1. Each organisation makes its node's identity on its own machine.
     for i, org in enumerate(ORGS):
@@ -117,7 +125,8 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
         identity = json.loads((tmp_path / org / "identity.json").read_text())
         assert identity["org"] == org and identity["address"] == f"http://{address}"
         assert (tmp_path / org / "node_key").stat().st_mode & 0o077 == 0
-    for client in ("web-shop", "ops", "till-clerk"):
+    operators = {org: "ops" if org == "retail" else f"{org}-ops" for org in ORGS}
+    for client in ("web-shop", "till-clerk", *operators.values()):
         omsnode("client-key", "create", "--out", str(keys / f"{client}.key"))
 
     # 2. One of them builds the genesis; everyone checks it and installs it.
@@ -130,19 +139,22 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
         *[arg for org in ORGS for arg in ("--identity", str(tmp_path / org / "identity.json"))],
         "--client",
         f"retail:web-shop:channel:{keys / 'web-shop.pub'}",
-        "--client",
-        f"retail:ops:operator:{keys / 'ops.pub'}",
+        *[
+            arg
+            for org, ident in operators.items()
+            for arg in ("--client", f"{org}:{ident}:operator:{keys / ident}.pub")
+        ],
         "--client",
         f"stores:till-clerk:store:{keys / 'till-clerk.pub'}",
         "--set",
-        "checkpoint_interval=10",
+        f"checkpoint_interval={INTERVAL}",
         "--out",
         genesis,
     )
     inspected = json.loads(omsnode("genesis", "inspect", genesis, "--json").stdout)
     assert [v["id"] for v in inspected["validators"]] == [f"{org}-node" for org in ORGS]
     assert (inspected["quorum"], inspected["faults_tolerated"]) == (3, 1)
-    assert inspected["settings"]["checkpoint_interval"] == 10
+    assert inspected["settings"]["checkpoint_interval"] == INTERVAL
     assert {c["id"]: c["roles"] for c in inspected["clients"]}["till-clerk"] == ["store"]
     for org in ORGS:
         assert "this node is a validator" in omsnode("init", "--home", network.home(org), "--genesis", genesis).stdout
@@ -221,12 +233,76 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
     network.wait_up("partner")
     wait_for("everyone to reach the same height", lambda: all(network.height(n) >= height for n in network.urls))
 
-    # 6. Every order is on every node, and every node's chain verifies.
+    # 6. Governance: a fifth organisation joins with its validator; the network commits with five.
+    tokens = {"retail": ops} | {
+        org: omsnode(
+            "token", "create", "--home", network.home(org), "--identity", operators[org], "--scopes", "all",
+            "--key", str(keys / f"{operators[org]}.key"),
+        ).stdout.strip()
+        for org in ORGS[1:]
+    }  # fmt: skip
+    depot_address = f"127.0.0.7:{ports[6]}"
+    omsnode(
+        "init", "--home", network.home("depot"), "--org", "depot", "--name", "depot-node", "--advertise", depot_address
+    )
+    network.urls["depot"] = f"http://{depot_address}"
+    depot_key = json.loads((tmp_path / "depot" / "identity.json").read_text())["public_keys"]["node"]
+    decide(network, tokens, "org.add", {"org": "depot", "name": "Depot"}, "warehouse", "stores")
+    params = {"id": "depot-node", "org": "depot", "public_key": depot_key, "address": network.urls["depot"]}
+    added = decide(network, tokens, "validator.add", params, "warehouse", "stores", "partner")  # 4 of 5 now
+    start = epoch_start(network, tokens["retail"])
+    installed = omsnode("init", "--home", network.home("depot"), "--genesis", genesis, "--added").stdout
+    assert "this node is a follower" in installed
+    network.start("depot")  # its store knows only genesis: it follows, then restarts as the validator it now is
+    network.wait_up("depot")
+    wait_for("depot to sync past its addition", lambda: network.height("depot") >= added["executed_height"])
+    assert network.status("depot")["role"] == "follower"
+    network.stop("depot")
+    network.start("depot")
+    network.wait_up("depot")
+    assert network.status("depot")["role"] == "validator"
+    wait_for("retail to know where depot-node is", lambda: peer_address(network, "retail", ops, "depot-node"))
+    assert peer_address(network, "retail", ops, "depot-node") == network.urls["depot"]
+    reached = commit_past(network, tmp_path, shop, start + INTERVAL, "five")
+    assert all(len(signers(network, ops, h)) >= 4 for h in range(start, reached + 1))
+    wait_for("depot-node to vote", lambda: network.status("depot")["voting"])
+    reached = commit_past(network, tmp_path, shop, reached + 1, "depot-votes")
+    assert network.status("depot")["last_voted_height"] >= start
+
+    # 7. partner-node's key rotated: partner restarts with its new key and votes again.
+    omsnode("client-key", "create", "--out", str(keys / "partner-node.key"))
+    rotated = (keys / "partner-node.pub").read_text().strip()
+    decide(network, tokens, "validator.rotate", {"id": "partner-node", "public_key": rotated}, *ORGS[1:])
+    start = epoch_start(network, tokens["retail"])
+    commit_past(network, tmp_path, shop, start - 1, "rotating")
+    network.stop("partner")
+    shutil.copyfile(keys / "partner-node.key", tmp_path / "partner" / "node_key")
+    network.start("partner")
+    network.wait_up("partner")
+    reached = commit_past(network, tmp_path, shop, start + INTERVAL, "rotated")
+    wait_for("partner-node to vote with its new key", lambda: network.status("partner")["voting"])
+    reached = commit_past(network, tmp_path, shop, reached + 1, "partner-votes")
+    assert network.status("partner")["last_voted_height"] > start
+
+    # 8. stores-node removed: it stops signing, the four others go on.
+    decide(network, tokens, "validator.remove", {"id": "stores-node"}, *ORGS[1:])
+    start = epoch_start(network, tokens["retail"])
+    reached = commit_past(network, tmp_path, shop, start + INTERVAL, "removed")
+    assert all("stores-node" not in signers(network, ops, h) for h in range(start, reached + 1))
+    assert set(network.status("retail")["validators"]) == {
+        "retail-node",
+        "warehouse-node",
+        "partner-node",
+        "depot-node",
+    }
+    height = reached
+
+    # 9. Every order is on every node, and every node's chain verifies across the changes.
     for order_id in order_ids:
         assert json.loads(network.cli("order", "get", order_id, "--json", node="till", token=till_shop))["order_id"]
     for name in list(network.processes):
         network.stop(name)
-    for name in (*ORGS, "till"):
+    for name in (*ORGS, "till", "depot"):
         report = json.loads(omsnode("verify-chain", "--home", network.home(name), "--json").stdout)
         assert report["ok"] and report["height"] >= height, (name, report)
 
@@ -245,3 +321,47 @@ def place_order(network: Network, tmp_path: Path, node: str, token: str, ref: st
 def peer_address(network: Network, node: str, token: str, peer: str) -> str:
     peers = json.loads(network.cli("peers", "--json", node=node, token=token))
     return next(row["address"] for row in peers if row["id"] == peer)
+
+
+def decide(network: Network, tokens: dict[str, str], kind: str, params: dict[str, Any], *approvers: str) -> Any:
+    """Propose as retail's operator, approve as each of `approvers`' operators through its own node; answers
+    the executed proposal."""
+    args = ("governance", "propose", kind, "--payload", json.dumps(params), "--json")
+    proposed = json.loads(network.cli(*args, node="retail", token=tokens["retail"]))
+    assert proposed["status"] == "committed", proposed
+    proposal = proposed["resource"]["id"]
+    for org in approvers:
+        approved = json.loads(network.cli("governance", "approve", proposal, "--json", node=org, token=tokens[org]))
+        assert approved["status"] == "committed", approved
+
+    def executed() -> Any:
+        shown = json.loads(network.cli("governance", "show", proposal, "--json", node="retail", token=tokens["retail"]))
+        return shown if shown["status"] == "executed" else None
+
+    return wait_for(f"{kind} to be executed", executed)
+
+
+def epoch_start(network: Network, token: str) -> int:
+    """The first height certified by the validator set last scheduled."""
+    members = json.loads(network.cli("governance", "members", "--json", node="retail", token=token))
+    start: int = members["epochs"][-1]["from_height"]
+    return start
+
+
+def commit_past(network: Network, tmp_path: Path, token: str, height: int, tag: str) -> int:
+    """Place orders through retail until its chain is past `height`; answers the height every running node
+    then holds."""
+    count = 0
+    while network.height("retail") <= height:
+        place_order(network, tmp_path, "retail", token, f"{tag}-{count}")
+        count += 1
+    reached = network.height("retail")
+    wait_for("every node to reach the height", lambda: all(network.height(n) >= reached for n in network.processes))
+    return reached
+
+
+def signers(network: Network, token: str, height: int) -> set[str]:
+    """The validators whose votes certify block `height`."""
+    headers = {"Authorization": f"Bearer {token}"}
+    block = httpx.get(f"{network.urls['retail']}/v1/blocks/{height}", headers=headers, timeout=10).json()
+    return {validator for validator, _ in block["certificate"]["signatures"]}
