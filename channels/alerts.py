@@ -2,7 +2,7 @@
 
 Each rule is a pure function of a channel's row of the state and the time,
 so `channel status`, the puller's log and its `/metrics` all say the same;
-`deploy/prometheus/channel-alerts.yml` holds the same rules over the
+`deploy/prometheus/alerts.yml` (group `oms-ledger-channels`) holds the same rules over the
 `oms_channel_*` figures for Prometheus users.
 """
 

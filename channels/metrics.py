@@ -4,7 +4,7 @@ Per channel: orders pulled, committed, updated and dead-lettered (counters),
 open dead letters, lag (seconds since last caught up), pulls failed in a row,
 the poll interval, the time of the last successful pull, and one
 `oms_channel_alert` series per alert rule that is 1 while it fires
-(`channels.alerts`; `deploy/prometheus/channel-alerts.yml` has the same rules
+(`channels.alerts`; `deploy/prometheus/alerts.yml`, group `oms-ledger-channels`, has the same rules
 for Prometheus).
 """
 

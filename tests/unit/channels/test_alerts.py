@@ -49,8 +49,8 @@ def test_each_rule_fires_past_its_bound_and_not_before() -> None:
 
 
 def test_the_prometheus_rules_are_the_puller_rules_over_its_figures() -> None:
-    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "channel-alerts.yml").read_text())
-    (group,) = rules["groups"]
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    (group,) = [group for group in rules["groups"] if group["name"] == "oms-ledger-channels"]
     assert sorted(rule["labels"]["rule"] for rule in group["rules"]) == sorted(ALERT_NAMES)
     by_rule = {rule["labels"]["rule"]: rule["expr"] for rule in group["rules"]}
     assert f">= {FAILING_AFTER}" in by_rule["channel_failing"]
