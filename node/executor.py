@@ -33,6 +33,7 @@ from ledger.replay import process_tx_windows
 from ledger.state import StateReader, StateView
 from ledger.store import Store, update_commitment
 from ledger.tx import Tx
+from node.analytics import compute_analytics_writes
 from node.changes import BlockChanges
 from node.feed import compute_feed_writes
 from node.finance import compute_finance_writes
@@ -107,13 +108,18 @@ class Executor:
 
     def commit(self, block: Block, certificate: CommitCertificate) -> list[Receipt]:
         """Write a decided block with its certificate and results in one atomic batch, with the change feed's
-        events, the list indexes and the money per day derived from what it changed."""
+        events, the list indexes, the money per day and the analytics totals derived from what it changed."""
         execution = self._scratch.pop(block.hash(), None)
         if execution is None:
             self.check_block(block)
             execution = self._scratch.pop(block.hash())
         changes = BlockChanges(self.store, block, execution.writes)
-        derived = {**compute_feed_writes(changes), **compute_index_writes(changes), **compute_finance_writes(changes)}
+        derived = {
+            **compute_feed_writes(changes),
+            **compute_index_writes(changes),
+            **compute_finance_writes(changes),
+            **compute_analytics_writes(changes),
+        }
         self.store.commit_block(
             block, certificate, execution.receipts, execution.writes, execution.accumulator, derived
         )

@@ -1,16 +1,18 @@
 """Rebuilding the list indexes and the money per day from a state loaded by state sync.
 
 A node derives, in each block's write batch and from what the block changed,
-the order indexes that lists read (`node.indexes`) and the amounts and orders
-per day that the finance reconciliation reads (`node.finance`). A node that
+the order indexes that lists read (`node.indexes`), the amounts and orders
+per day that the finance reconciliation reads (`node.finance`) and the
+analytics totals (`node.analytics`). A node that
 joins by state sync loads the world state of a snapshot and none of the blocks
 before it, so nothing derived them: its lists would come back empty. It
 rebuilds them from the state right after loading it, before it syncs or
-commits any block: one pass over the orders (their index entries, and the
-payments each recorded), one over the invoices and credit notes, written
-`BATCH` records at a time, so memory stays bounded however many orders there
-are (the day totals excepted: one small record per day, organisation and
-currency). A progress line goes to the log every `LOG_EVERY` records.
+commits any block: one pass over the orders (their index entries, the
+payments each recorded and what each adds to the analytics), one over the
+invoices and credit notes, written `BATCH` records at a time, so memory stays
+bounded however many orders there are (the day and analytics totals excepted:
+one small record per day, organisation and currency, or per row of totals).
+A progress line goes to the log every `LOG_EVERY` records.
 
 Why rebuild rather than receive them with the snapshot: a snapshot is trusted
 because its entries add up to the state commitment of a certified block, and
@@ -49,6 +51,7 @@ from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.state import StateView
 from ledger.store import Store
+from node.analytics import Deltas, compute_analytics_totals, rebuild_order_analytics
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
 from node.indexes import compute_order_index
 
@@ -142,12 +145,14 @@ def rebuild_derived(store: Store) -> RebuildReport:
     then forget the mark."""
     started = time.monotonic()
     amounts: DayAmounts = {}
+    deltas: Deltas = {}
 
     def rebuild_order(state: StateView, order: dict[str, Any]) -> dict[bytes, bytes | None]:
         writes: dict[bytes, bytes | None] = dict(
             compute_order_index(state.get, order, compute_last_change_ms(state, order))
         )
         writes.update(add_order_money(amounts, order))
+        writes.update(rebuild_order_analytics(deltas, state.get, order))
         return writes
 
     def rebuild_document(state: StateView, document: dict[str, Any]) -> dict[bytes, bytes | None]:
@@ -156,6 +161,7 @@ def rebuild_derived(store: Store) -> RebuildReport:
     orders = _rebuild_pass(store, keys.order_key(""), "orders", rebuild_order)
     documents = _rebuild_pass(store, keys.invoice_prefix(), "invoices and credit notes", rebuild_document)
     store.write_derived(compute_totals_writes(amounts, lambda key: None))
+    store.write_derived(compute_analytics_totals(deltas, lambda key: None))
     store.write_local({REBUILD_MARK: None})
     report = RebuildReport(
         orders.records, documents.records, orders.skipped + documents.skipped, time.monotonic() - started

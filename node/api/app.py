@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from node.api import (
+    analytics,
     backup,
     blocks,
     catalogue,
@@ -126,6 +127,6 @@ def create_app(
     app.add_middleware(AnswerHeadersMiddleware)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, reconciliations, events, p2p, metrics, backup):
+    for module in (*routers, reconciliations, analytics, events, p2p, metrics, backup):
         app.include_router(module.router)
     return app

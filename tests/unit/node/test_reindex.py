@@ -5,8 +5,8 @@ commits every block of a retailer's two days (orders placed, paid, partly
 cancelled, cancelled by the ledger for want of payment, shipped from two
 organisations' locations, delivered, returned, credited and refunded);
 `synced` loads `full`'s state at the end (as state sync does) and rebuilds.
-Their order index entries, per-day totals and per-day orders must be the
-same bytes, and stay the same as both commit the blocks that follow.
+Their order index entries, per-day totals and orders and analytics totals must
+be the same bytes, and stay the same as both commit the blocks that follow.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from tests.helpers.contracts import make_oms_network
 
 DAY_MS = 86_400_000
 
-DERIVED = (b"o/", b"om/", b"fd/", b"fo/")
-"""Prefixes of the order index entries and meta records, the day totals and the orders of each day."""
+DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"an/", b"am/")
+"""Prefixes of the order index entries and meta records, the day totals, the orders of each day, and the analytics
+totals and each order's part in them."""
 
 
 @dataclass
