@@ -16,13 +16,16 @@ order belongs to, `node.visibility`):
   and reason, the orders that came to it;
 - `allocation`: units ordered and units placed in fulfilments (fill rate),
   orders with a fulfilment and orders served from more than one location
-  (split rate).
+  (split rate);
+- `shipped`: per UTC day, location and SKU, the units that left in shipments
+  (from the stock journal, for stock turnover and days of cover), under `*`
+  and the organisation of the location.
 
 The totals are kept in each block's write batch, like the other derived
 views: for every order the block changed (or whose fulfilments or returns it
 changed) its contribution now replaces the one it made before, which
-`am/<order id>` keeps, so a route reads one small range of totals whatever
-the number of orders:
+`am/<order id>` keeps, and every shipment the journal records adds its units;
+so a route reads one small range of totals whatever the number of orders:
 
     an/<scope>\\0<table>\\0<key (canonical encoding)>  -> {counter: n}
 
@@ -42,9 +45,9 @@ from ledger.store import Store
 from node.changes import BlockChanges
 from node.finance import format_day
 from node.indexes import ALL_SCOPE
-from node.visibility import Read, compute_order_orgs
+from node.visibility import Read, compute_order_orgs, get_location_org
 
-TABLES = ("channel", "day", "sku", "location", "ship", "deliver", "outcome", "allocation")
+TABLES = ("channel", "day", "sku", "location", "ship", "deliver", "outcome", "allocation", "shipped")
 """The tables an order contributes to."""
 
 BOUNDS_MS: tuple[int, ...] = tuple(round(1_000 * 2 ** (step / 4)) for step in range(100))
@@ -189,9 +192,19 @@ def compute_analytics_totals(deltas: Deltas, read: Callable[[bytes], bytes | Non
     return writes
 
 
+def add_journal_entry(deltas: Deltas, read: Read, entry: dict[str, Any]) -> None:
+    """A new stock journal entry: a shipment adds the units that left to its day, location and SKU."""
+    if entry["kind"] != "shipment" or not entry["delta"]:
+        return
+    key = (format_day(int(entry["time_ms"])), str(entry["location"]), str(entry["sku"]))
+    org = get_location_org(read, entry["location"])
+    units = {"units": -int(entry["delta"])}
+    add_contribution(deltas, {(scope, "shipped", key): units for scope in {ALL_SCOPE, org or ALL_SCOPE}}, 1)
+
+
 def compute_analytics_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
     """The totals after the block: each order it changed (or whose fulfilments or returns it changed) takes
-    back what it added before and adds what it adds now."""
+    back what it added before and adds what it adds now, and each shipment it journaled adds its units."""
     order_ids = {new["order_id"] for _, new in changes.updated(keys.order_key(""))}
     order_ids.update(new["order_id"] for _, new in changes.updated(keys.fulfilment_key("")))
     order_ids.update(new["order_id"] for _, new in changes.updated(keys.return_key("")))
@@ -207,6 +220,9 @@ def compute_analytics_writes(changes: BlockChanges) -> dict[bytes, bytes | None]
             add_contribution(deltas, decode_contribution(old), -1)
         add_contribution(deltas, contribution, 1)
         writes[_meta_key(order_id)] = encode_contribution(contribution)
+    for old, new in changes.updated(keys.journal_prefix()):
+        if old is None:
+            add_journal_entry(deltas, changes.read, new)
     writes.update(compute_analytics_totals(deltas, changes.store.get_derived))
     return writes
 
@@ -219,14 +235,14 @@ def rebuild_order_analytics(deltas: Deltas, read: Read, order: dict[str, Any]) -
     return {_meta_key(order["order_id"]): encode_contribution(contribution)}
 
 
-def read_table(store: Store, scope: str, table: str) -> list[tuple[tuple[str, ...], Counters]]:
-    """Every row of `table` that readers of `scope` see, in key order."""
+def read_table(
+    store: Store, scope: str, table: str, since: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], Counters]]:
+    """Every row of `table` that readers of `scope` see, in key order; with `since`, only the rows whose key's
+    encoding sorts from `since`'s on (for keys that start with a day: `(day, "", "")`, the rows from that day)."""
     prefix = _TOTALS + f"{scope}\x00{table}\x00".encode()
-    rows = [
-        (tuple(decode(key[len(prefix) :])), decode(raw))
-        for key, raw in store.scan_derived(prefix, prefix[:-1] + b"\x01")
-    ]
-    return sorted(rows)
+    scanned = store.scan_derived(prefix + (encode(list(since)) if since else b""), prefix[:-1] + b"\x01")
+    return sorted((tuple(decode(key[len(prefix) :])), decode(raw)) for key, raw in scanned)
 
 
 def compute_percentile(buckets: Counters, share: int) -> int | None:

@@ -9,7 +9,8 @@ before it, so nothing derived them: its lists would come back empty. It
 rebuilds them from the state right after loading it, before it syncs or
 commits any block: one pass over the orders (their index entries, the
 payments each recorded and what each adds to the analytics), one over the
-invoices and credit notes, written `BATCH` records at a time, so memory stays
+invoices and credit notes, one over the stock journal (the shipments of the
+analytics), written `BATCH` records at a time, so memory stays
 bounded however many orders there are (the day and analytics totals excepted:
 one small record per day, organisation and currency, or per row of totals).
 A progress line goes to the log every `LOG_EVERY` records.
@@ -51,7 +52,7 @@ from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.state import StateView
 from ledger.store import Store
-from node.analytics import Deltas, compute_analytics_totals, rebuild_order_analytics
+from node.analytics import Deltas, add_journal_entry, compute_analytics_totals, rebuild_order_analytics
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
 from node.indexes import compute_order_index
 
@@ -158,8 +159,13 @@ def rebuild_derived(store: Store) -> RebuildReport:
     def rebuild_document(state: StateView, document: dict[str, Any]) -> dict[bytes, bytes | None]:
         return add_document_money(amounts, document)
 
+    def rebuild_journal_entry(state: StateView, entry: dict[str, Any]) -> dict[bytes, bytes | None]:
+        add_journal_entry(deltas, state.get, entry)
+        return {}
+
     orders = _rebuild_pass(store, keys.order_key(""), "orders", rebuild_order)
     documents = _rebuild_pass(store, keys.invoice_prefix(), "invoices and credit notes", rebuild_document)
+    _rebuild_pass(store, keys.journal_prefix(), "stock journal entries", rebuild_journal_entry)
     store.write_derived(compute_totals_writes(amounts, lambda key: None))
     store.write_derived(compute_analytics_totals(deltas, lambda key: None))
     store.write_local({REBUILD_MARK: None})

@@ -1,4 +1,4 @@
-"""Analytics routes: sales, times to ship and deliver, outcomes and allocation, read from kept totals.
+"""Analytics routes: sales, times to ship and deliver, outcomes, allocation and stock cover, from kept totals.
 
 Each route reads one range of the totals `node.analytics` keeps in each
 block's write batch, never the orders themselves, so it answers in the same
@@ -8,19 +8,24 @@ orders its organisation belongs to (the orders its lists show). Every route
 answers `{"rows": [...]}` of flat rows, or with `?format=csv` the same rows
 as CSV (a header row, then one line per row). Rates are shares between 0 and
 1; times are milliseconds, a percentile being the upper bound of the bucket
-that holds it (`node.analytics.BOUNDS_MS`, about 19% apart).
+that holds it (`node.analytics.BOUNDS_MS`, about 19% apart). The stock
+route (turnover and days of cover) needs `inventory:read`, the others
+`orders:read`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from contracts import keys
+from ledger.state import StateView
 from node.analytics import compute_percentile, read_table
-from node.api.deps import authorize, get_node
+from node.api.deps import authorize, get_node, get_state
 from node.indexes import ALL_SCOPE
 from node.node import Node
 from node.tokens import Principal
@@ -28,7 +33,9 @@ from node.tokens import Principal
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
+StateDep = Annotated[StateView, Depends(get_state)]
 Reader = Annotated[Principal, Depends(authorize("orders:read"))]
+StockReader = Annotated[Principal, Depends(authorize("inventory:read"))]
 Format = Annotated[Literal["json", "csv"], Query(description="json, or csv for a spreadsheet")]
 
 Rows = list[dict[str, Any]]
@@ -140,3 +147,38 @@ async def get_allocation(node: NodeDep, reader: Reader, format: Format = "json")
         "split_rate": share(split, fulfilled),
     }
     return answer([row], format)
+
+
+@router.get("/stock", summary="Stock turnover and days of cover per SKU and location", responses=CSV_RESPONSE)
+async def get_stock(
+    node: NodeDep,
+    state: StateDep,
+    reader: StockReader,
+    days: Annotated[int, Query(ge=1, le=366, description="length of the window, in days")] = 30,
+    until: Annotated[date | None, Query(description="last UTC day of the window (default: today)")] = None,
+    format: Format = "json",
+) -> Any:
+    """Per location and SKU that shipped in the window of `days` UTC days ending `until`: units shipped, units
+    on hand now, turnover (units shipped over units on hand) and days of cover (units on hand over the units
+    shipped per day)."""
+    last = until or datetime.now(UTC).date()
+    first = (last - timedelta(days=days - 1)).isoformat()
+    shipped: dict[tuple[str, str], int] = {}
+    for (day, location, sku), counters in read_table(node.store, get_scope(reader), "shipped", (first, "", "")):
+        if day <= last.isoformat():
+            shipped[location, sku] = shipped.get((location, sku), 0) + counters["units"]
+    rows: Rows = []
+    for (location, sku), units in sorted(shipped.items()):
+        stock = state.get(keys.stock_key(location, sku))
+        on_hand = int(stock["on_hand"]) if stock else 0
+        rows.append(
+            {
+                "location": location,
+                "sku": sku,
+                "shipped_units": units,
+                "on_hand": on_hand,
+                "turnover": share(units, on_hand),
+                "days_of_cover": round(on_hand * days / units, 1),
+            }
+        )
+    return answer(rows, format)

@@ -1,10 +1,10 @@
 """The analytics routes agree with a recount of the raw orders of the demo, for an operator and for a store.
 
 One node in its own process takes the demo scenario through its API; the
-test then reads every order (`/v1/orders`, each `/v1/orders/{id}`) and its
-returns, counts sales, times, outcomes and allocation itself, and compares
-with what `/v1/analytics/...` answers from its kept totals, as JSON and as
-CSV. A store's token must get the recount of the orders its lists show.
+test then reads every order (`/v1/orders`, each `/v1/orders/{id}`), its
+returns and the stock journal, counts sales, times, outcomes, allocation and
+shipments itself, and compares with what `/v1/analytics/...` answers from
+its kept totals, as JSON and as CSV. A store's token must get the recount of the orders its lists show.
 """
 
 from __future__ import annotations
@@ -119,7 +119,25 @@ def check_against_recount(client: Client) -> dict[str, Any]:
     (allocation,) = client.get("/v1/analytics/allocation")["rows"]
     assert {field: allocation[field] for field in counted["allocation"]} == dict(counted["allocation"])
     assert allocation["fill_rate"] == round(allocation["filled_units"] / allocation["units"], 4)
+    check_stock(client)
     return counted
+
+
+def check_stock(client: Client) -> None:
+    """Units shipped per location and SKU, from the stock journal, and their cover by what is on hand now."""
+    shipped: Counter[tuple[str, str]] = Counter()
+    for entry in client.pages("/v1/journal", limit=100):
+        if entry["kind"] == "shipment":
+            shipped[entry["location"], entry["sku"]] -= entry["delta"]
+    on_hand = {(row["location"], row["sku"]): row["on_hand"] for row in client.pages("/v1/inventory", limit=100)}
+    rows = client.get("/v1/analytics/stock", days=7)["rows"]
+    assert shipped, "the demo ships from every organisation"
+    assert {(row["location"], row["sku"]): row["shipped_units"] for row in rows} == +shipped
+    for row in rows:
+        assert row["on_hand"] == on_hand.get((row["location"], row["sku"]), 0)
+        assert row["days_of_cover"] == round(row["on_hand"] * 7 / row["shipped_units"], 1)
+    long_ago = client.get("/v1/analytics/stock", days=7, until="2000-01-01")["rows"]
+    assert long_ago == []
 
 
 @pytest.fixture
@@ -143,7 +161,7 @@ def test_the_analytics_routes_agree_with_a_recount_of_the_demo(demo_node: Single
     assert counted["allocation"]["split_orders"] >= 1, "the demo splits an order across locations"
     assert counted["times"]["ship"], "the demo ships"
 
-    store = Client(demo_node.url, demo_node.make_token("store-1", "orders:read"))
+    store = Client(demo_node.url, demo_node.make_token("store-1", "orders:read,inventory:read"))
     try:
         seen = check_against_recount(store)
         assert 0 < seen["orders"] <= counted["orders"]
