@@ -31,6 +31,7 @@ from node.api import (
     returns,
     status,
     txs,
+    web,
 )
 from node.api.content import JsonBodyMiddleware
 from node.api.errors import install_error_handlers
@@ -127,6 +128,6 @@ def create_app(
     app.add_middleware(AnswerHeadersMiddleware)
     install_error_handlers(app)
     routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
-    for module in (*routers, reconciliations, analytics, events, p2p, metrics, backup):
+    for module in (*routers, reconciliations, analytics, events, p2p, metrics, backup, web):
         app.include_router(module.router)
     return app
