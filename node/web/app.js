@@ -79,7 +79,11 @@ async function showOrder(view, orderId) {
   const invoices = await api("/v1/invoices?order_id=" + encodeURIComponent(orderId)).catch(() => ({ items: [] }));
   const actions = el("p", {});
   const act = (verb) => el("button", { type: "button", id: verb, onclick: async () => {
-    try { await api(`/v1/orders/${encodeURIComponent(orderId)}/${verb}?wait=commit`, { method: "POST", body: "{}" }); route(); }
+    try {
+      const done = await api(`/v1/orders/${encodeURIComponent(orderId)}/${verb}?wait=commit`, { method: "POST", body: "{}" });
+      if (done.status === "rejected") throw new Error(done.reason);
+      route();
+    }
     catch (error) { actions.append(el("span", { class: "error" }, " " + error.message)); }
   } }, verb);
   if (order.status === "on_hold") actions.append(act("approve"));

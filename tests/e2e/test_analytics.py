@@ -15,9 +15,6 @@ import time
 from collections import Counter
 from typing import Any
 
-import pytest
-
-from devnet.scenario import run_demo
 from node.analytics import BOUNDS_MS
 from omsclient import Client
 from tests.e2e.conftest import SingleNode
@@ -138,21 +135,6 @@ def check_stock(client: Client) -> None:
         assert row["days_of_cover"] == round(row["on_hand"] * 7 / row["shipped_units"], 1)
     long_ago = client.get("/v1/analytics/stock", days=7, until="2000-01-01")["rows"]
     assert long_ago == []
-
-
-@pytest.fixture
-def demo_node(single_node: SingleNode) -> SingleNode:
-    def submit(signer: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-        receipt: dict[str, Any] = single_node.send(signer, kind, payload)["receipt"]
-        return receipt
-
-    def query(path: str, params: dict[str, Any] | None) -> Any:
-        client = single_node.client
-        lists = ("/v1/inventory", "/v1/journal", "/v1/invoices")
-        return list(client.pages(path, **(params or {}))) if path in lists else client.get(path, **(params or {}))
-
-    run_demo(submit, query, lambda line: None)
-    return single_node
 
 
 def test_the_analytics_routes_agree_with_a_recount_of_the_demo(demo_node: SingleNode) -> None:
