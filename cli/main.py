@@ -22,6 +22,7 @@ and the client commands, which talk to a node's API with a token
     omsnode stock LOCATION SKU    omsnode inventory ...    omsnode journal ...
     omsnode block [HEIGHT]    omsnode tx get|send ...    omsnode events [--follow]    omsnode peers
     omsnode reconcile stock FILE ...    omsnode reconcile finance --day D
+    omsnode governance propose KIND --payload JSON|approve ID|list|show ID|members
     omsnode channel run|status|deadletters ...   (the channel pullers: `cli.channel_commands`)
 
 Every command prints readable text, or JSON with `--json`; failures print a
@@ -41,6 +42,7 @@ from cli import (
     chain_commands,
     channel_commands,
     devnet_commands,
+    governance_commands,
     network_commands,
     order_commands,
     reconcile_commands,
@@ -180,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     work_commands.add_parser(sub)
     reconcile_commands.add_parser(sub)
     chain_commands.add_parser(sub)
+    governance_commands.add_parser(sub)
     channel_commands.add_parser(sub)
     return parser
 

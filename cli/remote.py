@@ -235,9 +235,15 @@ def report_write(result: WriteResult[Any], args: argparse.Namespace) -> int:
     return ExitCode.OK if ok else ExitCode.FAILED
 
 
-RESOURCE_IDS = (("return_id", "return"), ("transfer_id", "transfer"), ("order_id", "order"), ("tx_id", "count"))
+RESOURCE_IDS = (
+    ("return_id", "return"),
+    ("transfer_id", "transfer"),
+    ("order_id", "order"),
+    ("tx_id", "count"),
+    ("id", "proposal"),
+)
 """How the resource a write answers is named in one line: the first of these fields it has (a count report is
-known by its tx id)."""
+known by its tx id, a governance proposal by its id)."""
 
 
 def describe_resource(resource: Mapping[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """`omsnode token ...`: API tokens of a node home (the node accepts a change at once, even while running).
 
-create --home DIR --identity ID --scopes S1,S2|all [--label L] [--key FILE] [--rate N]   prints it once
+create --home DIR --identity ID --scopes S1,S2|all [--label L] [--key FILE] [--rate N] [--added]   prints it once
 list --home DIR [--json]                                                     id, identity, scopes, label
 revoke --home DIR --id TOKEN_ID
 """
@@ -23,7 +23,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     home = Path(args.home)
     genesis = Genesis.load(home / GENESIS_FILE)
     scopes = parse_scopes(args.scopes)
-    token = TokenStore(home).create(genesis, args.identity, scopes, args.label, rate_per_s=args.rate)
+    token = TokenStore(home).create(genesis, args.identity, scopes, args.label, rate_per_s=args.rate, added=args.added)
     key_file = home / CLIENTS_DIR / f"{args.identity}.key"
     if args.key and not (key_file.exists() and key_file.samefile(args.key)):
         key_file.parent.mkdir(exist_ok=True)
@@ -64,6 +64,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--label", default="", help="a note saying who holds the token")
     p.add_argument("--key", help="the identity's key file, for the node to sign writes made with the token")
     p.add_argument("--rate", type=int, help="requests per second for this token (default: the node's api_rate_per_s)")
+    p.add_argument(
+        "--added",
+        action="store_true",
+        help="the identity is a client added by governance, not in genesis (the node checks it at every request)",
+    )
     p.set_defaults(func=cmd_create)
     p = commands.add_parser("list", help="the tokens of a node home (never the tokens themselves)")
     p.add_argument("--home", required=True)

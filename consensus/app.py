@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ledger.block import Block, CommitCertificate
+from ledger.membership import ValidatorSet
 from ledger.tx import Tx
 
 
@@ -43,4 +44,9 @@ class Application(Protocol):
 
     def head_certificate(self) -> CommitCertificate | None:
         """The stored commit certificate of the head block (None at genesis)."""
+        ...
+
+    def validators(self, height: int) -> ValidatorSet:
+        """The validator set that certifies block `height`: exact for heights up to the head's next one (it
+        follows from the committed state), and as scheduled by the head's state for heights beyond."""
         ...

@@ -65,6 +65,11 @@ class MessageLog:
         for old in [h for h in self.slots if h <= height]:
             del self.slots[old]
 
+    def drop_above(self, height: int) -> None:
+        """Forget every slot above `height` (their messages were checked against a validator set that changed)."""
+        for later in [h for h in self.slots if h > height]:
+            del self.slots[later]
+
     def size(self) -> int:
         """How many messages the log holds."""
         return sum(slot.size() for slot in self.slots.values())

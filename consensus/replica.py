@@ -25,7 +25,19 @@ block commits. Every `checkpoint_interval` blocks replicas exchange
 CHECKPOINTs; 2f+1 matching make it stable and the log below it is dropped.
 Signs of others being ahead (f+1 validators past our height, a stable
 checkpoint or a new view above it) make the replica ask for sync.
-See docs/spec/consensus.md.
+
+The validator set may change at a stated height (`ledger.membership`: a
+change approved in block h takes effect right after the next checkpoint
+boundary). Every vote, certificate and quorum about height H counts the set
+of H (`Application.validators`), f and the quorum follow its size, and the
+primary of view v at H is that set's validator v mod n. A replica votes,
+suspects and changes view only at heights whose set holds its id and key: a
+removed validator stops at its set's last height, an added one starts at the
+first height of its set and follows the commits until then. Messages held for
+heights ahead were checked against the set scheduled when they came; when a
+committed block changes that schedule they are dropped (and sent again by
+their senders' timers).
+See docs/spec/consensus.md and docs/adr/0007-validator-set-changes.md.
 """
 
 from __future__ import annotations
@@ -54,6 +66,7 @@ from consensus.validation import MessageChecker, NewViewPlan, compute_new_view_p
 from ledger.block import Block, CommitCertificate
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
+from ledger.membership import ValidatorSet
 from ledger.tx import Tx
 
 VIEW_TIMER = "view"
@@ -90,20 +103,22 @@ class Replica:
         *,
         mute_through: int = 0,
     ) -> None:
-        if genesis.validator_keys().get(validator_id) != key.public:
-            raise ValueError(f"{validator_id!r} is not a validator of this genesis with this key")
         self.genesis = genesis
         self.id = validator_id
-        self.checker = MessageChecker(genesis)
-        self.quorum = genesis.quorum
-        """Votes that make a certificate (2f+1)."""
+        self._app = app
+        self._sets: dict[int, ValidatorSet] = {}
+        """Validator sets by height, asked of the application once per height this replica is at."""
+        self._horizon = b""
+        """Hash of the set scheduled for the height just past the window, to notice a schedule change."""
+        self._schedule_head = -1
+        """The application's head when `_sets` and `_horizon` were last brought up to date."""
+        self.checker = MessageChecker(genesis, self._get_validators)
         self.mute_through = mute_through
         """Signs nothing (no vote, no view change) at heights up to this one: set when the node lost its
         consensus log, so it cannot contradict what it signed before it lost it."""
         self.last_voted_height = 0
         """Height of the last PREPARE or COMMIT this replica signed (0 if none since it started)."""
         self._key = key
-        self._app = app
         self._params = genesis.consensus
         self._window = 2 * max(self._params.checkpoint_interval, 1)
         self._view = 0
@@ -131,6 +146,7 @@ class Replica:
         self._peer_heights: dict[str, int] = {}
         self._sync_requested = 0
         self._restore(records)
+        self._refresh_schedule()
 
     # -- status -------------------------------------------------------------------
 
@@ -139,8 +155,26 @@ class Replica:
         return self._view
 
     @property
+    def validators(self) -> ValidatorSet:
+        """The set that certifies the height this replica works on."""
+        return self._get_validators(self._height + 1)
+
+    @property
+    def quorum(self) -> int:
+        """Votes that make a certificate at the height this replica works on (2f+1 of its set)."""
+        return self.validators.quorum
+
+    @property
+    def is_member(self) -> bool:
+        """Is this replica (its id with its key) a validator of the height it works on?"""
+        return self._is_member_at(self._height + 1)
+
+    def _is_member_at(self, height: int) -> bool:
+        return self._get_validators(height).keys.get(self.id) == self._key.public
+
+    @property
     def primary(self) -> str:
-        return compute_primary(self.genesis, self._view)
+        return compute_primary(self.validators, self._view)
 
     @property
     def height(self) -> int:
@@ -186,6 +220,7 @@ class Replica:
 
     def start(self) -> list[Action]:
         """Re-send what this replica signed for its current slot, and arm the view timer if a view change is on."""
+        self._refresh_schedule()
         if self._view_changing:
             return self._resend_view_change() + self._rearm_timer()
         return self._resend_slot()
@@ -194,6 +229,7 @@ class Replica:
         """Handle a message from peer `sender`; anything unsigned, foreign or out of place is ignored."""
         if sender != message.sender or sender == self.id:
             return []
+        self._refresh_schedule()
         try:
             self.checker.verify(message)
         except InvalidMessage:
@@ -211,6 +247,7 @@ class Replica:
         return self._on_new_view(message)
 
     def on_timeout(self, name: str) -> list[Action]:
+        self._refresh_schedule()
         if name in (RESUME_TIMER, RECHECK_TIMER):
             return self._process()
         if name != VIEW_TIMER:
@@ -235,6 +272,7 @@ class Replica:
 
     def on_batch(self, txs: Sequence[Tx]) -> list[Action]:
         """The node has pending txs: arm the request timer, and propose them if this is an idle primary."""
+        self._refresh_schedule()
         self._pending = tuple(txs)
         return self._arm_timer() + self._propose()
 
@@ -245,12 +283,14 @@ class Replica:
         tx is never suspected by it. The suspicion is a TIMEOUT like any other: the view changes only
         if f+1 replicas hold such a tx, so one node's view of its own pool changes nothing alone.
         """
+        self._refresh_schedule()
         if self._view_changing:
             return []
         return self._suspect(again=True)
 
     def on_synced(self) -> list[Action]:
         """The node applied blocks by sync up to its new head (whose stored certificate proves it in view changes)."""
+        self._refresh_schedule()
         new_height, new_hash = self._app.head()
         if new_height <= self._height:
             return []
@@ -310,7 +350,9 @@ class Replica:
         Not while changing view, not while muted, and not at a height the current view's NEW-VIEW
         showed certified: that block was decided in an earlier view and comes by sync.
         """
-        return not self._view_changing and not self.is_muted and self._height >= self._view_entry.height
+        if self._view_changing or self.is_muted or not self.is_member:
+            return False
+        return self._height >= self._view_entry.height
 
     def _process_pre_prepare(self, slot: Slot, pre_prepare: PrePrepare) -> list[Action] | None:
         """Prepare the current view's proposal, then commit once prepared; None if the proposal is bad."""
@@ -335,7 +377,7 @@ class Replica:
             actions += self._arm_timer()
             actions += self._vote(Prepare(self.genesis.chain_id, view, height, block_hash, self.id))
         prepares = [p for p in slot.prepares.get(view, {}).values() if p.block_hash == block_hash]
-        if ("commit", view, height) in self._signed or len(prepares) < self.quorum:
+        if ("commit", view, height) in self._signed or len(prepares) < self._get_validators(height).quorum:
             return actions
         prepared = PreparedCertificate(pre_prepare, tuple(sorted(prepares, key=lambda p: p.sender)))
         self._prepared = prepared
@@ -406,7 +448,7 @@ class Replica:
         self._certificate = certificate
         self._enter_height()
         actions += self._disarm_timer()
-        if height % self._params.checkpoint_interval == 0:
+        if height % self._params.checkpoint_interval == 0 and self._is_member_at(height):
             actions += self._send_checkpoint()
         if self._log.get(height + 1) is not None:
             actions.append(SetTimer(RESUME_TIMER, 0))
@@ -530,7 +572,7 @@ class Replica:
         for vote in self._checkpoints.get(height, {}).values():
             key = (vote.block_hash, vote.state_root)
             tally[key] = tally.get(key, 0) + 1
-        if max(tally.values(), default=0) < self.quorum:
+        if max(tally.values(), default=0) < self._get_validators(height).quorum:
             return []
         self._stable_height = height
         self._log.collect_garbage(height)
@@ -542,9 +584,10 @@ class Replica:
         if sender is not None and committed > self._peer_heights.get(sender, 0):
             self._peer_heights[sender] = committed
         heights = sorted(self._peer_heights.values(), reverse=True)
-        if len(heights) <= self.genesis.f:
+        f = self.validators.f
+        if len(heights) <= f:
             return []
-        return self._request_sync(heights[self.genesis.f])
+        return self._request_sync(heights[f])
 
     def _request_sync(self, height: int) -> list[Action]:
         if height <= self._height or height <= self._sync_requested:
@@ -561,7 +604,7 @@ class Replica:
         network or CPU alone is slow never leaves the view the others commit in. A bad proposal makes the
         replica suspect at once, and only once; the view timer (`again`) repeats it.
         """
-        if self.is_muted:
+        if self.is_muted or not self.is_member:
             return self._rearm_timer() if again else []
         height = self._height + 1
         own = self._timeouts.get(self.id)
@@ -593,13 +636,13 @@ class Replica:
             return []
         height = self._height + 1
         wishes = sum(1 for t in self._timeouts.values() if t.view == self._view and t.height == height)
-        if wishes <= self.genesis.f:
+        if wishes <= self.validators.f:
             return []
         return self._start_view_change(self._view + 1)
 
     def _start_view_change(self, view: int) -> list[Action]:
-        """Give up on the current view and ask for `view`."""
-        if self.is_muted:
+        """Give up on the current view and ask for `view` (only as a validator of the height it works on)."""
+        if self.is_muted or not self.is_member:
             return []
         self._view, self._view_changing, self._new_view = view, True, None
         self._failed_views += 1
@@ -653,16 +696,22 @@ class Replica:
             (vc.view for sender, vc in self._view_changes.items() if sender != self.id and vc.view > self._view),
             reverse=True,
         )
-        if len(wanted) > self.genesis.f:
-            return self._start_view_change(wanted[self.genesis.f])
-        if not self._view_changing or not self.is_primary or ("new_view", self._view, 0) in self._signed:
+        f = self.validators.f
+        if len(wanted) > f:
+            return self._start_view_change(wanted[f])
+        if not self._view_changing or ("new_view", self._view, 0) in self._signed:
             return []
         view_changes = sorted(
             (vc for vc in self._view_changes.values() if vc.view == self._view), key=lambda v: v.sender
         )
-        if len(view_changes) < self.quorum:
+        if not view_changes:
             return []
         plan = compute_new_view_plan(view_changes)
+        # The view changes are counted by the set of the height the new view starts at, as its receivers count them.
+        validators = self._get_validators(plan.height + 1)
+        senders = {vc.sender for vc in view_changes} & validators.keys.keys()
+        if compute_primary(validators, self._view) != self.id or len(senders) < validators.quorum:
+            return []
         actions: list[Action] = []
         pre_prepare = None
         if plan.block is not None:
@@ -712,6 +761,42 @@ class Replica:
         return actions + self._process() + self._propose()
 
     # -- helpers ------------------------------------------------------------------
+
+    def _refresh_schedule(self) -> None:
+        """Once the application has applied a block: forget the sets asked before, and if that block changed the
+        schedule (the set past the window is another), the messages checked against the old one.
+
+        Called as each event comes in, not on `Decide`: the application applies a decided block only after the
+        replica returns. A set change approved in block k begins at k+2 at the earliest, so the set of the
+        height this replica works on never changes under it; messages about later heights may have been checked
+        against a set that block k reschedules, and are dropped (their senders send them again).
+        """
+        head = self._app.head()[0]
+        if head == self._schedule_head:
+            return
+        self._schedule_head = head
+        self._sets.clear()
+        horizon = self._get_validators(head + self._window + 1).hash()
+        if horizon != self._horizon:
+            if self._horizon:
+                self._drop_unsure(self._height + 1)
+            self._horizon = horizon
+
+    def _get_validators(self, height: int) -> ValidatorSet:
+        """The set that certifies `height`, asked of the application once per height while at this head."""
+        found = self._sets.get(height)
+        if found is None:
+            found = self._sets[height] = self._app.validators(height)
+        return found
+
+    def _drop_unsure(self, height: int) -> None:
+        """Forget the messages about heights above `height`: they were checked against a set since rescheduled."""
+        self._log.drop_above(height)
+        self._checkpoints = {h: votes for h, votes in self._checkpoints.items() if h <= height}
+        self._timeouts = {sender: t for sender, t in self._timeouts.items() if t.height <= height}
+        self._view_changes = {
+            sender: vc for sender, vc in self._view_changes.items() if sender == self.id or vc.height < height
+        }
 
     def _is_current(self, view: int, height: int) -> bool:
         return view == self._view and not self._view_changing and height == self._height + 1

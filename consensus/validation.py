@@ -1,7 +1,12 @@
 """What a replica checks in every message before it lets it count.
 
 A message counts only if it names this chain, its sender is a validator of
-genesis, and the sender's signature verifies. VIEW-CHANGE and NEW-VIEW are
+the set that certifies the height the message is about (`ValidatorSet`, by
+height: a set change takes effect at a stated height), and the sender's
+signature verifies with that set's key. Every quorum is the quorum of the set
+of the height it is about: a commit certificate's of its block's height, a
+view change's of the height its sender works on, and a NEW-VIEW's of the
+height the new view starts at (`compute_new_view_plan`). VIEW-CHANGE and NEW-VIEW are
 checked all the way down: the commit certificate a view change claims, the
 PRE-PREPARE and 2f+1 PREPAREs of its prepared certificate, and the 2f+1 view
 changes a NEW-VIEW carries. `compute_new_view_plan` is the rule both the new
@@ -11,7 +16,7 @@ view starts and which prepared block it must re-propose.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from consensus.errors import InvalidMessage
@@ -27,6 +32,10 @@ from ledger.block import Block, CommitCertificate, compute_block_tx_bytes, verif
 from ledger.errors import InvalidBlock, InvalidCertificate
 from ledger.genesis import Genesis
 from ledger.keys import is_valid_signature
+from ledger.membership import ValidatorSet, get_genesis_membership
+
+ValidatorLookup = Callable[[int], ValidatorSet]
+"""The validator set that certifies a height."""
 
 
 @dataclass(frozen=True)
@@ -53,18 +62,28 @@ def compute_new_view_plan(view_changes: Sequence[ViewChange]) -> NewViewPlan:
     return NewViewPlan(top.height, top.certificate, best.pre_prepare.block, best.view)
 
 
-def compute_primary(genesis: Genesis, view: int) -> str:
-    """The primary of `view`: validators are taken in genesis order, round robin."""
-    return genesis.validators[view % genesis.n].id
+def compute_primary(validators: ValidatorSet, view: int) -> str:
+    """The primary of `view`: the set's validators in order, round robin."""
+    return validators.primary(view)
+
+
+def compute_message_height(message: Message) -> int:
+    """The height whose validator set a message is checked against: a view change's is the height its sender
+    works on (one above the height it shows certified)."""
+    if isinstance(message, ViewChange):
+        return message.height + 1
+    if isinstance(message, NewView):
+        return compute_new_view_plan(message.view_changes).height + 1 if message.view_changes else 0
+    return message.height
 
 
 class MessageChecker:
-    """Checks messages against one genesis (its chain id, validator keys and quorum)."""
+    """Checks messages against one chain: its id, and the validator set of each height (`validators`)."""
 
-    def __init__(self, genesis: Genesis) -> None:
+    def __init__(self, genesis: Genesis, validators: ValidatorLookup | None = None) -> None:
         self.genesis = genesis
-        self.keys = genesis.validator_keys()
-        self.quorum = genesis.quorum
+        self.validators: ValidatorLookup = validators or get_genesis_membership(genesis).validator_set
+        """The set that certifies a height."""
 
     def verify(self, message: Message) -> None:
         """Raise `InvalidMessage` unless `message` and everything it carries is well signed and consistent."""
@@ -79,14 +98,15 @@ class MessageChecker:
     def verify_signature(self, message: Message) -> None:
         if message.chain_id != self.genesis.chain_id:
             raise InvalidMessage(f"message for chain {message.chain_id!r}")
-        key = self.keys.get(message.sender)
+        height = compute_message_height(message)
+        key = self.validators(height).keys.get(message.sender)
         if key is None:
-            raise InvalidMessage(f"message from {message.sender!r}, who is not a validator")
+            raise InvalidMessage(f"message from {message.sender!r}, who is not a validator at height {height}")
         if not is_valid_signature(key, compute_signing_bytes(message), message.signature):
             raise InvalidMessage(f"bad signature on a {type(message).__name__} from {message.sender!r}")
 
     def verify_pre_prepare(self, message: PrePrepare) -> None:
-        if message.sender != compute_primary(self.genesis, message.view):
+        if message.sender != compute_primary(self.validators(message.height), message.view):
             raise InvalidMessage(f"pre-prepare for view {message.view} from {message.sender!r}, not its primary")
         header = message.block.header
         if header.height != message.height or header.chain_id != self.genesis.chain_id:
@@ -119,8 +139,9 @@ class MessageChecker:
             if (prepare.view, prepare.height, prepare.block_hash) != (pre_prepare.view, pre_prepare.height, block_hash):
                 raise InvalidMessage("prepared certificate mixes prepares for another slot or block")
             senders.add(prepare.sender)
-        if len(senders) < self.quorum:
-            raise InvalidMessage(f"prepared certificate has {len(senders)} prepares, quorum is {self.quorum}")
+        quorum = self.validators(pre_prepare.height).quorum
+        if len(senders) < quorum:
+            raise InvalidMessage(f"prepared certificate has {len(senders)} prepares, quorum is {quorum}")
 
     def verify_view_change(self, message: ViewChange) -> None:
         if message.view < 1:
@@ -132,7 +153,9 @@ class MessageChecker:
             raise InvalidMessage(f"view change claims height {message.height} without its certificate")
         else:
             try:
-                verify_certificate(message.certificate, self.genesis, message.certificate.block_hash, message.height)
+                certificate = message.certificate
+                validators = self.validators(message.height)
+                verify_certificate(certificate, self.genesis, certificate.block_hash, message.height, validators)
             except InvalidCertificate as exc:
                 raise InvalidMessage(f"view change from {message.sender!r}: {exc}") from exc
         if message.prepared is not None:
@@ -141,7 +164,12 @@ class MessageChecker:
             self.verify_prepared(message.prepared)
 
     def verify_new_view(self, message: NewView) -> None:
-        if message.sender != compute_primary(self.genesis, message.view):
+        """A NEW-VIEW counts the view changes of the set of the height its view starts at (each view change
+        itself is checked against the set of the height its sender works on)."""
+        if not message.view_changes:
+            raise InvalidMessage(f"new view {message.view} carries no view change")
+        validators = self.validators(compute_message_height(message))
+        if message.sender != compute_primary(validators, message.view):
             raise InvalidMessage(f"new view {message.view} from {message.sender!r}, not its primary")
         senders = set()
         for view_change in message.view_changes:
@@ -150,8 +178,11 @@ class MessageChecker:
             if view_change.view != message.view:
                 raise InvalidMessage(f"new view {message.view} carries a view change for view {view_change.view}")
             senders.add(view_change.sender)
-        if len(senders) < self.quorum or len(senders) != len(message.view_changes):
-            raise InvalidMessage(f"new view {message.view} needs {self.quorum} view changes from distinct validators")
+        counted = len(senders & validators.keys.keys())
+        if counted < validators.quorum or len(senders) != len(message.view_changes):
+            raise InvalidMessage(
+                f"new view {message.view} needs {validators.quorum} view changes from distinct validators"
+            )
         pre_prepare = message.pre_prepare
         if pre_prepare is not None:
             self.verify_signature(pre_prepare)

@@ -173,8 +173,8 @@ def process_location_upsert(state: StateView, tx: Tx, ctx: TxContext) -> dict[st
     org = fields["org"] or ctx.signer.org
     if "operator" not in ctx.signer.roles and org != ctx.signer.org:
         raise Rejected("forbidden", "a store may only register locations of its own organisation")
-    if not any(o["id"] == org for o in ctx.genesis.organisations):
-        raise Rejected("unknown_org", f"organisation {org} is not in genesis")
+    if not ctx.membership.has_org(org):
+        raise Rejected("unknown_org", f"organisation {org} is not a member")
     previous = get_location(state, location)
     if previous is not None:
         require_location_access(ctx, previous)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ledger.genesis import Genesis, Identity
+from ledger.membership import Membership
 
 if TYPE_CHECKING:
     from contracts.settings import Setting
@@ -38,12 +39,14 @@ class TxContext:
     """Position of the tx in its block (0-based)."""
     tx_id: bytes
     signer: Identity
-    """The genesis identity that signed the tx (roles already checked)."""
+    """The member identity that signed the tx (roles already checked)."""
     config: dict[str, Any]
     """Ledger-wide configuration as set by governance/operator txs (read from state)."""
     genesis: Genesis
     settings: dict[str, Setting]
     """The declared configuration keys (`contracts.settings`), by key: what a config change is checked against."""
+    membership: Membership
+    """The membership in force before this tx (organisations, clients, validator epochs)."""
     run_part: Callable[..., Any] = field(default=lambda part, *args: part(*args))
     """`run_part(part, *args)`: run one part of the tx (one order of an import) under a step budget of its own,
     so that a part too large for it fails alone (`StepMeter.run_part`)."""

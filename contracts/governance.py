@@ -12,33 +12,39 @@ the default). Governed keys (money, the review gate, the work of a tx or a
 block) and contract versions change only by governance.
 
 A governance change is a proposal (`governance.propose`, payload
-`{"action": "config.set" | "contract.activate", "params": {...}}`) that
-validators approve (`governance.approve`, payload `{"proposal": id}`).
-Approvals are counted per organisation, since one organisation may run several
-validators; the proposal takes effect once 2f+1 of the n validator
-organisations approved it (the proposer's organisation counts). A
-`contract.activate` (params `module`, `sha256`, `from_height`) schedules the
-module version with that source hash from `from_height` on, under
-`contract/<module>`; the runtime switches the pin when that height is reached
-and a node running other source stops there.
+`{"action": ..., "params": {...}}`) that member organisations approve
+(`governance.approve`, payload `{"proposal": id}`), each with its operator
+client key or its validator key. Approvals are counted per organisation, since
+one organisation may run several validators and clients; the proposal takes
+effect once at least two thirds of the member organisations, rounded up,
+approved it (3 of 4, 4 of 5; the proposer's organisation counts). Only the
+approvals of organisations that are still members count, so a removed
+organisation's approval no longer does. An organisation's second approval
+is refused (`already_approved`). A `contract.activate` (params `module`,
+`sha256`, `from_height`) schedules the module version with that source hash
+from `from_height` on, under `contract/<module>`; the runtime switches the pin
+when that height is reached and a node running other source stops there. The
+membership actions (`org.add`, `validator.rotate`, ... see `contracts.members`)
+change the membership in force (`ledger.membership`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from contracts.context import TxContext
 from contracts.errors import Rejected
+from contracts.members import CHANGES, PARAMS_DOC
 from contracts.payload import anything, choice, payload, read_payload, text
 from contracts.settings import Setting, read_setting
-from ledger.genesis import Genesis
+from ledger.membership import MEMBERSHIP_KEY, Membership
 from ledger.state import StateView
 from ledger.tx import Tx
 
 ROLES: dict[str, frozenset[str]] = {
     "config.set": frozenset({"operator"}),
-    "governance.propose": frozenset({"validator"}),
-    "governance.approve": frozenset({"validator"}),
+    "governance.propose": frozenset({"validator", "operator"}),
+    "governance.approve": frozenset({"validator", "operator"}),
 }
 
 CONFIG_KEY = "config"
@@ -50,7 +56,10 @@ CONTRACT_PREFIX = "contract/"
 PROPOSAL_PREFIX = "governance/proposal/"
 """State prefix of governance proposals, by id (the proposing tx id in hex)."""
 
-ACTIONS = ("config.set", "contract.activate")
+ProposalStatus = Literal["open", "executed"]
+"""Where a proposal stands: waiting for approvals, or carried out at the quorum."""
+
+ACTIONS = ("config.set", "contract.activate", *CHANGES)
 """What a governance proposal may do."""
 
 MAX_KEY_LENGTH = 100
@@ -68,7 +77,8 @@ PAYLOADS = {
         choice("action", ACTIONS),
         anything(
             "params",
-            doc="`config.set`: {`key`, `value`}; `contract.activate`: {`module`, `sha256`, `from_height`}",
+            doc="`config.set`: {`key`, `value`}; `contract.activate`: {`module`, `sha256`, `from_height`}; "
+            + PARAMS_DOC,
         ),
     ),
     "governance.approve": payload(text("proposal", doc="the proposal id: the proposing tx id in hex")),
@@ -91,14 +101,8 @@ def get_proposal_key(proposal_id: str) -> str:
 
 
 def compute_quorum(n: int) -> int:
-    """Approvals needed among n organisations: 2f+1 when n = 3f+1."""
-    f = (n - 1) // 3
-    return (n + f) // 2 + 1
-
-
-def get_validator_orgs(genesis: Genesis) -> list[str]:
-    """The organisations that run validators, in sorted order."""
-    return sorted({validator.org for validator in genesis.validators})
+    """Approvals needed among n member organisations: at least two thirds, rounded up (3 of 4, 4 of 5)."""
+    return -(-2 * n // 3)
 
 
 def _get_key(value: Any, what: str) -> str:
@@ -167,23 +171,37 @@ def _check_action(action: Any, params: Any, ctx: TxContext) -> None:
         _get_config_change(params, ctx)
     elif action == "contract.activate":
         _get_activation(params, ctx)
+    elif action in CHANGES:
+        CHANGES[action](ctx.membership, params, ctx)
     else:
         raise Rejected("bad_payload", f"action must be one of {', '.join(ACTIONS)}")
 
 
 def _apply_action(state: StateView, proposal: dict[str, Any], ctx: TxContext) -> None:
-    params = proposal["params"]
-    if proposal["action"] == "config.set":
+    action, params = proposal["action"], proposal["params"]
+    if action == "config.set":
         key, value = _get_config_change(params, ctx)
         _apply_config_change(state, key, value)
-    else:
+    elif action == "contract.activate":
         module, digest, from_height = _get_activation(params, ctx)
         _schedule_activation(state, module, digest, from_height)
+    else:
+        membership: Membership = CHANGES[action](ctx.membership, params, ctx)
+        state.put(MEMBERSHIP_KEY, membership.to_wire())
+
+
+def _require_member_org(ctx: TxContext) -> str:
+    """The signer's organisation, which must still be a member (a removed one's validator signs until its epoch
+    ends, but no longer governs)."""
+    org = ctx.signer.org
+    if not ctx.membership.has_org(org):
+        raise Rejected("not_a_member", f"organisation {org} is no longer a member")
+    return org
 
 
 def _settle(state: StateView, proposal_id: str, proposal: dict[str, Any], ctx: TxContext) -> dict[str, Any]:
     """Store the proposal, executing it first if its approvals reached the quorum of organisations."""
-    orgs = get_validator_orgs(ctx.genesis)
+    orgs = ctx.membership.org_ids()
     approvals = [org for org in proposal["approvals"] if org in orgs]
     quorum = compute_quorum(len(orgs))
     if len(approvals) >= quorum:
@@ -209,13 +227,14 @@ def process_governance_propose(state: StateView, tx: Tx, ctx: TxContext) -> dict
     fields = read_payload(PAYLOADS["governance.propose"], tx.payload)
     action = fields["action"]
     params = fields["params"]
+    org = _require_member_org(ctx)
     _check_action(action, params, ctx)
     proposal = {
         "action": action,
         "params": params,
         "proposer": tx.signer,
         "height": ctx.height,
-        "approvals": {ctx.signer.org: tx.signer},
+        "approvals": {org: tx.signer},
         "status": "open",
     }
     return _settle(state, tx.id.hex(), proposal, ctx)
@@ -229,10 +248,11 @@ def process_governance_approve(state: StateView, tx: Tx, ctx: TxContext) -> dict
         raise Rejected("unknown_proposal", f"no proposal {proposal_id}")
     if proposal["status"] != "open":
         raise Rejected("proposal_closed", f"proposal {proposal_id} is {proposal['status']}")
-    if ctx.signer.org in proposal["approvals"]:
-        raise Rejected("already_approved", f"organisation {ctx.signer.org} already approved proposal {proposal_id}")
+    org = _require_member_org(ctx)
+    if org in proposal["approvals"]:
+        raise Rejected("already_approved", f"organisation {org} already approved proposal {proposal_id}")
     if proposal["action"] == "contract.activate" and proposal["params"]["from_height"] <= ctx.height:
         raise Rejected("proposal_expired", f"proposal {proposal_id} would activate at a height already reached")
-    proposal["approvals"][ctx.signer.org] = tx.signer
+    proposal["approvals"][org] = tx.signer
     _check_action(proposal["action"], proposal["params"], ctx)
     return _settle(state, proposal_id, proposal, ctx)

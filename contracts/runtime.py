@@ -59,7 +59,9 @@ from ledger.block import Receipt
 from ledger.encoding import decode, encode
 from ledger.errors import EncodingError, LedgerError
 from ledger.genesis import ROLES as KNOWN_ROLES
+from ledger.genesis import Genesis
 from ledger.idempotency import answer_repeat, prune_keys, record_key
+from ledger.membership import MEMBERSHIP_KEY, Membership, decode_membership
 from ledger.state import StateView
 from ledger.tx import Tx
 
@@ -495,7 +497,8 @@ class ContractSet:
 
     def execute_tx(self, state: StateView, tx: Tx, block: BlockContext, index: int) -> Receipt:
         """Check one tx's signer and kind, run its rule in a savepoint, and say what happened."""
-        signer = block.genesis.identity(tx.signer)
+        membership = read_membership(state, block.genesis)
+        signer = membership.identity(tx.signer, block.height)
         if signer is None:
             return _reject(tx, "unknown_signer", f"signer {tx.signer!r} is not a member of this network")
         rule = self.rules.get(tx.kind)
@@ -511,7 +514,16 @@ class ContractSet:
         budget = int(config["step_budget"])
         run_part = partial(self.meter.run_part, budget)
         ctx = TxContext(
-            block.height, block.time_ms, index, tx.id, signer, config, block.genesis, self.settings, run_part
+            block.height,
+            block.time_ms,
+            index,
+            tx.id,
+            signer,
+            config,
+            block.genesis,
+            self.settings,
+            membership,
+            run_part,
         )
         state.begin()
         self.meter.reset(budget * (1 + count_parts(rule, tx)), int(config["max_call_depth"]))
@@ -533,6 +545,11 @@ class ContractSet:
             return _reject(tx, "contract_error", type(failure).__name__)
         state.commit()
         return Receipt(tx.id, True, OK, "", result)
+
+
+def read_membership(state: StateView, genesis: Genesis) -> Membership:
+    """The membership in force in `state` (genesis's until governance changed it)."""
+    return decode_membership(state.get_raw(MEMBERSHIP_KEY.encode()), genesis)
 
 
 def load_contracts(

@@ -20,6 +20,7 @@ from ledger.encoding import encode, encode_spliced, hash_value, sha256, verify_s
 from ledger.errors import InvalidBlock, InvalidCertificate, InvalidTransaction
 from ledger.genesis import ConsensusParams, Genesis
 from ledger.keys import is_valid_signature
+from ledger.membership import ValidatorSet, get_genesis_membership
 from ledger.merkle import compute_root
 from ledger.tx import MAX_TX_BYTES, Tx, encode_tx, tx_from_wire
 
@@ -42,9 +43,13 @@ class BlockHeader:
     state_root: bytes
     """State commitment after this block's txs."""
     receipts_root: bytes
+    validators_hash: bytes = b""
+    """Empty, except on the last block before a new validator set takes over: the hash of that set
+    (`ledger.membership.ValidatorSet.hash`), so that the chain of set changes is certified by the sets
+    themselves. Left out of the wire form when empty."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "chain_id": self.chain_id,
             "height": self.height,
             "prev_hash": self.prev_hash,
@@ -55,9 +60,17 @@ class BlockHeader:
             "tx_root": self.tx_root,
             "view": self.view,
         }
+        if self.validators_hash:
+            wire["validators_hash"] = self.validators_hash
+        return wire
 
     @classmethod
     def from_wire(cls, wire: Any) -> BlockHeader:
+        if type(wire) is dict and "validators_hash" in wire:
+            fields = verify_shape(wire, _HEADER_FIELDS | {"validators_hash": bytes}, InvalidBlock, "block header")
+            if len(fields["validators_hash"]) != 32:
+                raise InvalidBlock("a header's validators hash is 32 bytes when present")
+            return cls(**fields)
         return cls(**verify_shape(wire, _HEADER_FIELDS, InvalidBlock, "block header"))
 
     def hash(self) -> bytes:
@@ -228,12 +241,21 @@ class CommitCertificate:
 _CERTIFICATE_FIELDS = {"block_hash": bytes, "height": int, "signatures": list, "view": int}
 
 
-def verify_certificate(cert: CommitCertificate, genesis: Genesis, block_hash: bytes, height: int) -> None:
-    """Raise `InvalidCertificate` unless `cert` holds a quorum of good signatures for this block."""
+def verify_certificate(
+    cert: CommitCertificate,
+    genesis: Genesis,
+    block_hash: bytes,
+    height: int,
+    validators: ValidatorSet | None = None,
+) -> None:
+    """Raise `InvalidCertificate` unless `cert` holds a quorum of good signatures for this block from
+    `validators`, the set that certifies `height` (the genesis set when None)."""
     if cert.block_hash != block_hash or cert.height != height:
         raise InvalidCertificate(f"certificate at height {height} is for another block")
+    if validators is None:
+        validators = get_genesis_membership(genesis).validator_set(height)
     message = commit_sign_bytes(genesis.chain_id, height, cert.view, block_hash)
-    keys = genesis.validator_keys()
+    keys = validators.keys
     signers: set[str] = set()
     for validator, signature in cert.signatures:
         key = keys.get(validator)
@@ -244,9 +266,9 @@ def verify_certificate(cert: CommitCertificate, genesis: Genesis, block_hash: by
         if not is_valid_signature(key, message, signature):
             raise InvalidCertificate(f"certificate at height {height}: bad signature from {validator!r}")
         signers.add(validator)
-    if len(signers) < genesis.quorum:
+    if len(signers) < validators.quorum:
         raise InvalidCertificate(
-            f"certificate at height {height} has {len(signers)} signatures, quorum is {genesis.quorum}"
+            f"certificate at height {height} has {len(signers)} signatures, quorum is {validators.quorum}"
         )
 
 

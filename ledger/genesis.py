@@ -44,6 +44,16 @@ class Identity:
         return wire
 
 
+def compute_f(n: int) -> int:
+    """How many of n validators may fail: n = 3f + 1 (rounded down)."""
+    return (n - 1) // 3
+
+
+def compute_quorum(n: int) -> int:
+    """Votes needed among n validators to certify: 2f + 1 when n = 3f + 1."""
+    return (n + compute_f(n)) // 2 + 1
+
+
 @dataclass(frozen=True)
 class ConsensusParams:
     """Consensus settings that every validator must share."""
@@ -101,13 +111,13 @@ class Genesis:
 
     @property
     def f(self) -> int:
-        """How many validators may fail: n = 3f + 1 (rounded down)."""
-        return (self.n - 1) // 3
+        """How many of the genesis validators may fail (`compute_f`)."""
+        return compute_f(self.n)
 
     @property
     def quorum(self) -> int:
-        """Votes needed to commit: 2f + 1 when n = 3f + 1."""
-        return (self.n + self.f) // 2 + 1
+        """Votes the genesis validators need to commit (`compute_quorum`)."""
+        return compute_quorum(self.n)
 
     def identity(self, ident: str) -> Identity | None:
         by_id: dict[str, Identity] = object.__getattribute__(self, "_by_id")

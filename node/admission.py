@@ -3,7 +3,8 @@
 A tx is checked once per node, when it first arrives (from a client or by
 gossip): within its validity window for the next block, not already
 committed (these two first, as they cost no signature check), chain id,
-known kind, known signer holding a role allowed for the kind, and a valid
+known kind, a signer of the membership in force (`ledger.membership`, read
+from the committed state) holding a role allowed for the kind, and a valid
 signature (by the replay records of the world state, which every
 node holds alike, including one that joined by state sync). Its id and signature then
 go into a bounded map of verified txs, so the same signed tx in a proposal is
@@ -28,6 +29,7 @@ from collections import OrderedDict
 from contracts import ContractSet
 from ledger.errors import InvalidSignature, InvalidTransaction, LedgerError, UnknownSigner
 from ledger.genesis import Genesis, Identity
+from ledger.membership import MEMBERSHIP_KEY, decode_membership
 from ledger.replay import verify_fresh
 from ledger.store import Store
 from ledger.tx import Tx
@@ -46,7 +48,7 @@ class SignatureChecksExhausted(LedgerError):
 
 
 class Admission:
-    """Checks txs against genesis membership and the contracts' role table."""
+    """Checks txs against the membership in force and the contracts' role table."""
 
     def __init__(
         self, genesis: Genesis, contracts: ContractSet, store: Store, budget: SourceBudget | None = None
@@ -87,7 +89,8 @@ class Admission:
         roles = self.contracts.required_roles(tx.kind)
         if roles is None:
             raise InvalidTransaction(f"unknown tx kind {tx.kind!r}")
-        identity = self.genesis.identity(tx.signer)
+        membership = decode_membership(self.store.get_state(MEMBERSHIP_KEY.encode()), self.genesis)
+        identity = membership.identity(tx.signer, self.store.height + 1)
         if identity is None:
             raise UnknownSigner(f"signer {tx.signer!r} is not a member of this network")
         if not identity.roles & roles:

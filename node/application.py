@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from ledger.block import Block, CommitCertificate
 from ledger.errors import LedgerError
+from ledger.membership import ValidatorSet
 from ledger.tx import Tx
 from node.admission import Admission
 from node.executor import Clock, Executor
@@ -52,6 +53,9 @@ class NodeApplication:
             valid.append(tx)
         time_ms = max(self.clock(), self._parent_time() + 1)
         return self.executor.build_block(height, view, self.node_id, time_ms, valid)
+
+    def validators(self, height: int) -> ValidatorSet:
+        return self.executor.get_validators(height)
 
     def head_certificate(self) -> CommitCertificate | None:
         height = self.executor.head()[0]

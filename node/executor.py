@@ -29,6 +29,7 @@ from ledger.block import (
 from ledger.commitment import StateAccumulator
 from ledger.errors import InvalidBlock
 from ledger.genesis import Genesis
+from ledger.membership import MEMBERSHIP_KEY, Membership, ValidatorSet, decode_membership
 from ledger.replay import process_tx_windows
 from ledger.state import StateReader, StateView
 from ledger.store import Store, update_commitment
@@ -47,6 +48,8 @@ class Execution:
     receipts: list[Receipt]
     writes: dict[bytes, bytes | None]
     accumulator: StateAccumulator
+    validators_hash: bytes
+    """The header's `validators_hash`: the hash of the validator set that begins at the next height, if one does."""
 
     @property
     def state_root(self) -> bytes:
@@ -89,6 +92,7 @@ class Executor:
             tx_root=compute_tx_root(txs),
             state_root=execution.state_root,
             receipts_root=compute_receipts_root(execution.receipts),
+            validators_hash=execution.validators_hash,
         )
         block = Block(header, txs)
         self._scratch[block.hash()] = execution
@@ -104,7 +108,17 @@ class Executor:
             raise InvalidBlock(f"block {header.height}: state root does not match re-execution")
         if compute_receipts_root(execution.receipts) != header.receipts_root:
             raise InvalidBlock(f"block {header.height}: receipts root does not match re-execution")
+        if execution.validators_hash != header.validators_hash:
+            raise InvalidBlock(f"block {header.height}: validators hash does not match re-execution")
         self._scratch[block.hash()] = execution
+
+    def get_membership(self) -> Membership:
+        """The membership in force in the committed state."""
+        return decode_membership(self.store.get_state(MEMBERSHIP_KEY.encode()), self.genesis)
+
+    def get_validators(self, height: int) -> ValidatorSet:
+        """The set that certifies block `height`: exact up to the head's next height, as scheduled beyond it."""
+        return self.get_membership().validator_set(height)
 
     def commit(self, block: Block, certificate: CommitCertificate) -> list[Receipt]:
         """Write a decided block with its certificate and results in one atomic batch, with the change feed's
@@ -145,7 +159,8 @@ def execute_txs(
     writes = view.writes()
     acc = accumulator.copy()
     update_commitment(acc, view.read_base, writes)
-    return Execution(receipts, writes, acc)
+    membership = decode_membership(view.get_raw(MEMBERSHIP_KEY.encode()), genesis)
+    return Execution(receipts, writes, acc, membership.next_set_hash(height))
 
 
 Clock = Callable[[], int]

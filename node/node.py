@@ -22,6 +22,7 @@ from ledger.block import Block, CommitCertificate, Receipt, has_room
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
+from ledger.membership import Membership
 from ledger.store import Head, Store
 from ledger.tx import DEFAULT_TX_WINDOW, Tx
 from node.admission import Admission
@@ -93,12 +94,13 @@ class Node:
         self.config = config or NodeConfig.load(home)
         self.genesis = Genesis.load(home / GENESIS_FILE)
         self.key = PrivateKey.load(home / KEY_FILE)
-        self.is_validator = self._check_membership()
-        """Does this node vote? A node of a member organisation whose key is no validator's follows without."""
         self.clock = clock
         self.store = Store(home / DATA_DIR)
         self.contracts = load_contracts()
         self.executor = Executor(self.store, self.contracts, self.genesis)
+        self.is_validator = self._check_membership()
+        """Does this node vote? A validator of genesis or of a set governance made does (when its set is in
+        force); a node of a member organisation whose id no set holds follows without."""
         self.admission = Admission(self.genesis, self.contracts, self.store)
         self.mempool = Mempool(
             self.config.mempool_max_txs,
@@ -154,7 +156,9 @@ class Node:
         """Lowest block this node holds: 1 normally, the snapshot height after state sync, 0 when empty."""
         self.catchup = CatchUp(
             self.executor,
-            lambda apply: BlockSync(self.genesis, self.sync_source, self.peers, apply),
+            lambda apply: BlockSync(
+                self.genesis, self.sync_source, self.peers, apply, validators=self.executor.get_validators
+            ),
             self._on_commit,
             self._on_synced,
             StateSync(self.genesis, self.sync_source, self.peers, self._load_snapshot, progress=_log_chunks),
@@ -166,6 +170,9 @@ class Node:
         announce = (self.key, self.config.advertised_url) if self.is_validator else None
         self.addresses = AddressGossip(book, self.transport, self.sync_source, clock, announce)
         """The peers' announced addresses, and this node's own (a validator's)."""
+        self._followed: tuple[Membership, int] | None = None
+        """The membership and the count of sets still to begin that the gate and peers were last set for."""
+        self._follow_membership()
         self.transport.register(CONSENSUS_KIND, self._on_consensus)
         self.transport.register(TXS_KIND, self._on_gossip)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -187,21 +194,50 @@ class Node:
         return self.config.node_id
 
     def _check_membership(self) -> bool:
-        """Is this node a validator (its key the one genesis lists for its id)? Else it must belong to a member
-        organisation, under a name no identity of genesis holds; it then follows without voting."""
-        identity = self.genesis.identity(self.node_id)
-        if identity is not None and "validator" in identity.roles:
-            if identity.public_key != self.key.public:
-                raise LedgerError(f"{self.home / KEY_FILE} is not the key genesis lists for {self.node_id!r}")
+        """Is this node a validator: its id one that genesis or governance (`ledger.membership`) made a
+        validator? Its key must then be the one the set in force or the last one scheduled gives it. Else it
+        must belong to a member organisation, under a name no identity holds; it then follows without voting
+        (a validator that governance adds while its node already runs as a follower votes once restarted)."""
+        membership = self.executor.get_membership()
+        listed = [e.validators.keys[self.node_id] for e in membership.epochs if self.node_id in e.validators.keys]
+        if listed:
+            in_force = membership.validator_set(self.store.height + 1).keys.get(self.node_id)
+            if self.key.public not in (in_force, listed[-1]):
+                raise LedgerError(f"{self.home / KEY_FILE} is not the key the validator set gives {self.node_id!r}")
             return True
-        if identity is not None:
+        if membership.identity(self.node_id, self.store.height + 1) is not None:
             raise LedgerError(f"{self.node_id!r} is a client identity of {self.genesis.chain_id!r}, not a node")
-        if self.config.org not in {org["id"] for org in self.genesis.organisations}:
+        if not membership.has_org(self.config.org) and self.store.height == 0:
+            # An empty store knows only the genesis members: an organisation added since is checked once synced.
+            log.warning("organisation %r is not in genesis: following the chain to learn its members", self.config.org)
+        elif not membership.has_org(self.config.org):
             raise LedgerError(
                 f"{self.node_id!r} is neither a validator nor a node of a member organisation of "
                 f"{self.genesis.chain_id!r} (org {self.config.org!r})"
             )
         return False
+
+    def _follow_membership(self) -> None:
+        """After a commit that changed the membership or began a validator set: accept envelopes from the
+        validators of the set in force and of those scheduled (with every key they hold in them) and their
+        address records (signed with the last key they were given), and send to the validators added since."""
+        membership = self.executor.get_membership()
+        next_height = self.store.height + 1
+        in_force = [e for e in membership.epochs if e.from_height > next_height]
+        followed = (membership, len(in_force))
+        if followed == self._followed:
+            return
+        self._followed = followed
+        keys: dict[str, frozenset[bytes]] = {}
+        latest: dict[str, bytes] = {}
+        for epoch in [membership.epochs[-len(in_force) - 1], *in_force]:
+            for validator in epoch.validators.validators:
+                keys[validator.id] = keys.get(validator.id, frozenset()) | {validator.public_key}
+                latest[validator.id] = validator.public_key
+                if validator.address:
+                    self.transport.add_peer(validator.id, validator.address)
+        self.transport.inbox.gate.set_senders(keys)
+        self.addresses.book.keys.update(latest)
 
     async def start(self) -> None:
         if needs_rebuild(self.store):
@@ -323,6 +359,7 @@ class Node:
         if not self.base_height:
             self.base_height = block.height
         self.snapshots.on_commit(block.height)
+        self._follow_membership()
 
     async def _load_snapshot(
         self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]
@@ -339,6 +376,7 @@ class Node:
         await asyncio.to_thread(rebuild_derived, self.store)
         self.base_height = header.height
         self.snapshots.capture()
+        self._follow_membership()
 
     def request_sync(self, height: int) -> None:
         log.info("replica asks to sync up to height %d", height)
@@ -360,7 +398,7 @@ class Node:
             "view_changing": self.replica.is_view_changing if self.replica else False,
             "voting": self.replica.is_voting if self.replica else False,
             "last_voted_height": self.replica.last_voted_height if self.replica else 0,
-            "validators": self.genesis.validator_ids(),
+            "validators": self.executor.get_validators(self.store.height + 1).ids(),
             "mempool": len(self.mempool),
             "tx_valid_until": self.suggest_valid_until(),
             "base_height": self.base_height,

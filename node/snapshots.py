@@ -11,6 +11,12 @@ manifest request moves the offer to the newest point. A peer whose fetch
 outlives the offer sees chunks that do not match the manifest, refuses this
 node and tries another.
 
+When the validator set has changed, an offer carries the chain of set
+changes up to its block (`p2p.snapshot.EpochLink`), read from the blocks
+before each change; a node that lacks one of those blocks (it joined by
+state sync above it) offers no snapshot at that point rather than one that
+no peer could verify.
+
 A node that joined by state sync holds no blocks below the snapshot it
 loaded: `find_base_height` tells the lowest block it has.
 """
@@ -22,8 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.block import Block, CommitCertificate
+from ledger.encoding import decode
+from ledger.membership import MEMBERSHIP_KEY, Membership
 from ledger.store import Store, StoreSnapshot
-from p2p.snapshot import DEFAULT_CHUNK_ENTRIES, SnapshotOffer
+from p2p.snapshot import DEFAULT_CHUNK_ENTRIES, EpochLink, SnapshotOffer
 
 OFFER_HOLD_S = 30.0
 """Least time an offer is served before a newer point replaces it."""
@@ -36,6 +44,8 @@ class SnapshotPoint:
     reader: StoreSnapshot
     block: Block
     certificate: CommitCertificate
+    epochs: tuple[EpochLink, ...]
+    """The validator set changes up to `block`."""
 
 
 class SnapshotServer:
@@ -74,8 +84,13 @@ class SnapshotServer:
         certificate = self.store.get_certificate(head.height)
         if block is None or certificate is None:
             raise RuntimeError(f"store head {head.height} has no block or certificate")
+        reader = self.store.snapshot()
+        epochs = read_epoch_links(self.store, reader.get_state(MEMBERSHIP_KEY.encode()), head.height)
+        if epochs is None:
+            reader.close()
+            return
         old = self.point
-        self.point = SnapshotPoint(self.store.snapshot(), block, certificate)
+        self.point = SnapshotPoint(reader, block, certificate, epochs)
         if old is not None and old is not self._offer_point:
             old.reader.close()
 
@@ -87,7 +102,7 @@ class SnapshotServer:
         if self.offer is not None and self.clock() - self._offered_at < self.hold_s:
             return self.offer
         old = self._offer_point
-        self.offer = SnapshotOffer(point.reader, point.block, point.certificate, self.chunk_entries)
+        self.offer = SnapshotOffer(point.reader, point.block, point.certificate, self.chunk_entries, point.epochs)
         self._offer_point, self._offered_at = point, self.clock()
         if old is not None:
             old.reader.close()
@@ -97,6 +112,23 @@ class SnapshotServer:
         for point in {id(p): p for p in (self.point, self._offer_point) if p is not None}.values():
             point.reader.close()
         self.point = self._offer_point = self.offer = None
+
+
+def read_epoch_links(store: Store, membership: bytes | None, height: int) -> tuple[EpochLink, ...] | None:
+    """The set changes up to block `height` of the stored membership record `membership`, with the certified
+    header before each; None if the store lacks one of those blocks."""
+    if membership is None:
+        return ()
+    links = []
+    for epoch in Membership.from_wire(decode(membership)).epochs[1:]:
+        if epoch.from_height > height:
+            break
+        block = store.get_block(epoch.from_height - 1)
+        certificate = store.get_certificate(epoch.from_height - 1)
+        if block is None or certificate is None:
+            return None
+        links.append(EpochLink(epoch.validators, block.header, certificate))
+    return tuple(links)
 
 
 def find_base_height(store: Store) -> int:

@@ -46,6 +46,7 @@ SCOPES = frozenset(
         "config:read",
         "events:read",
         "chain:read",
+        "governance:write",
     }
 )
 """Every scope a token may hold: `<resource>:read` or `<resource>:write`; `chain` is blocks, txs and receipts."""
@@ -187,12 +188,16 @@ class TokenStore:
         *,
         token: str | None = None,
         rate_per_s: int | None = None,
+        added: bool = False,
     ) -> str:
         """Store a new token for client `identity` and return it (the only time it is seen).
 
-        `token` stores a token made elsewhere (the same token on every node of a devnet)."""
+        `identity` is a client of genesis, or with `added` one that governance added (`client.add`), which only
+        the ledger knows: the node checks a token's identity against the membership in force at every request,
+        so a token for an identity that is not (or no longer) a client is refused there. `token` stores a token
+        made elsewhere (the same token on every node of a devnet)."""
         member = genesis.identity(identity)
-        if member is None or member not in genesis.clients:
+        if (member is None and not added) or (member is not None and member not in genesis.clients):
             clients = ", ".join(c.id for c in genesis.clients)
             raise TokenError(f"{identity!r} is not a client identity of {genesis.chain_id!r} (clients: {clients})")
         if token is None:

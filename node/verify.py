@@ -3,17 +3,22 @@
 Every block the store holds, from the lowest to the head, must decode, link
 to its parent's hash, be indexed under its own hash, carry valid tx
 signatures from members, match its tx root, and have a commit certificate
-with a quorum of genesis validator signatures. What else is checked depends
-on where the store's history starts:
+with a quorum of signatures of the validator set in force at its height
+(genesis's until governance changed it, `ledger.membership`); the last block
+before each set change must carry that set's hash in its header. What else is
+checked depends on where the store's history starts:
 
 - **Full history** (blocks from height 1): the txs are executed again over a
   state rebuilt from genesis, and the recomputed state commitment, receipts
-  root and stored receipts must match each block. At the end the stored
+  root, validators hash and stored receipts must match each block; the set
+  of each height comes from the replayed state. At the end the stored
   world state must equal the replayed one entry by entry.
 - **State-synced** (lowest block B > 1): the node loaded its world state from
   a snapshot at block B and holds no blocks, and so no state, below B. Block
   B's own `prev_hash` is taken as given: its commit certificate, checked
-  against the genesis validator keys, is the trust anchor. No tx can be
+  against the keys of the set of its height, is the trust anchor. The sets
+  come from the stored membership, which keeps every epoch; a tx signed by an
+  identity revoked since is taken on the strength of its block's certificate. No tx can be
   re-executed without the state before it, so instead each block above B
   must have its stored receipts, matching its receipts root, and the
   commitment of the whole stored world state, recomputed from scratch, must
@@ -33,6 +38,7 @@ from ledger.commitment import StateAccumulator, compute_commitment
 from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
+from ledger.membership import MEMBERSHIP_KEY, Membership, decode_membership
 from ledger.state import MemoryState
 from ledger.store import Store
 from node.executor import execute_txs
@@ -41,6 +47,9 @@ from p2p.verify import verify_block
 
 BlockCheck = Callable[[int, Block], None]
 """What is checked of a block after `_check_block`, by mode; raises `LedgerError` on a mismatch."""
+
+MembershipAt = Callable[[int], Membership]
+"""The membership a block at a height is checked against, by mode."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ def _verify_from_genesis(
 ) -> Report:
     report = Report()
     replay = _Replay(store, genesis, contracts)
-    _check_blocks(store, genesis, report, genesis_hash(genesis), replay.process_block, progress)
+    _check_blocks(store, genesis, report, genesis_hash(genesis), replay.process_block, replay.membership, progress)
     if report.ok:
         report.failures.extend(_compare_state(store.iter_state(), replay.state.entries))
     return report
@@ -94,12 +103,15 @@ def _verify_from_genesis(
 
 def _verify_from_snapshot(store: Store, genesis: Genesis, base: int, progress: Callable[[int], None] | None) -> Report:
     report = Report(base_height=base, re_executed=False)
+    membership = decode_membership(store.get_state(MEMBERSHIP_KEY.encode()), genesis)
 
     def check_receipts(height: int, block: Block) -> None:
+        if block.header.validators_hash != membership.next_set_hash(height):
+            raise LedgerError("validators hash does not match the set changes of the stored membership")
         if height > base:  # state sync stores no receipts for the snapshot block itself
             _check_stored_receipts(store, height, block)
 
-    head = _check_blocks(store, genesis, report, None, check_receipts, progress)
+    head = _check_blocks(store, genesis, report, None, check_receipts, lambda height: membership, progress)
     if head is not None and compute_commitment(store.iter_state()) != head.header.state_root:
         report.failures.append(
             Failure(0, f"state commitment of the stored world state does not match block {head.height}'s state root")
@@ -113,6 +125,7 @@ def _check_blocks(
     report: Report,
     prev_hash: bytes | None,
     check: BlockCheck,
+    membership: MembershipAt,
     progress: Callable[[int], None] | None,
 ) -> Block | None:
     """Check blocks `report.base_height`..head in order, recording the first failure in `report`.
@@ -122,7 +135,7 @@ def _check_blocks(
     block = None
     for height in range(report.base_height, store.height + 1):
         try:
-            block = _check_block(store, genesis, height, prev_hash)
+            block = _check_block(store, genesis, membership(height), height, prev_hash, report.re_executed)
             check(height, block)
         except LedgerError as exc:
             report.failures.append(Failure(height, str(exc)))
@@ -135,8 +148,12 @@ def _check_blocks(
     return block
 
 
-def _check_block(store: Store, genesis: Genesis, height: int, prev_hash: bytes | None) -> Block:
-    """The stored block `height`, checked against its certificate, its index and its signers.
+def _check_block(
+    store: Store, genesis: Genesis, membership: Membership, height: int, prev_hash: bytes | None, exact: bool
+) -> Block:
+    """The stored block `height`, checked against its certificate (by the set `membership` has at that height),
+    its index and its signers. `exact`: `membership` is the one in force at `height`, so every signer must be in
+    it (else it is a later one, from which a revoked signer is gone).
 
     `prev_hash` None takes the block's own parent link as given (the trust anchor of a state-synced store).
     """
@@ -147,13 +164,16 @@ def _check_block(store: Store, genesis: Genesis, height: int, prev_hash: bytes |
     certificate = store.get_certificate(height)
     if certificate is None:
         raise LedgerError("commit certificate is missing")
-    verify_block(genesis, block, certificate, height, block.header.prev_hash if prev_hash is None else prev_hash)
+    parent = block.header.prev_hash if prev_hash is None else prev_hash
+    verify_block(genesis, block, certificate, height, parent, membership.validator_set(height))
     if store.get_height_by_hash(block.hash()) != height:
         raise LedgerError("block hash index does not point at this height")
     for tx in block.txs:
-        identity = genesis.identity(tx.signer)
+        identity = membership.identity(tx.signer, height)
         if identity is None:
-            raise LedgerError(f"tx {tx.id.hex()} is signed by non-member {tx.signer!r}")
+            if exact:
+                raise LedgerError(f"tx {tx.id.hex()} is signed by non-member {tx.signer!r}")
+            continue
         try:
             tx.verify_signature(identity.public_key)
         except LedgerError as exc:
@@ -171,6 +191,10 @@ class _Replay:
         self.state = MemoryState()
         self.acc = StateAccumulator()
 
+    def membership(self, height: int) -> Membership:
+        """The membership the replayed state holds (the state after the block before `height`)."""
+        return decode_membership(self.state.get_state(MEMBERSHIP_KEY.encode()), self.genesis)
+
     def process_block(self, height: int, block: Block) -> None:
         """Re-execute `block`, compare its results with the header and the stored receipts, then apply it."""
         execution = execute_txs(
@@ -180,6 +204,8 @@ class _Replay:
             raise LedgerError("state commitment does not match re-execution of the txs")
         if compute_receipts_root(execution.receipts) != block.header.receipts_root:
             raise LedgerError("receipts root does not match re-execution of the txs")
+        if execution.validators_hash != block.header.validators_hash:
+            raise LedgerError("validators hash does not match re-execution of the txs")
         for index, receipt in enumerate(execution.receipts):
             if self.store.get_receipt(height, index) != receipt:
                 raise LedgerError(f"stored receipt {index} differs from re-execution")

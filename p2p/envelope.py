@@ -6,7 +6,8 @@ chain, a per-sender sequence number and the message kind, and signed with the
 sender's validator key over the canonical encoding of those fields and the
 body (a broadcast is sealed once per recipient). The receiving side opens it
 through an `EnvelopeGate`, which refuses, and counts by reason, anything
-oversized, not msgpack, from a key outside genesis, for another chain,
+oversized, not msgpack, from a key outside the validator sets in force (the
+genesis set until governance changes it: `set_senders`), for another chain,
 addressed to another node, badly signed, or replayed. A refused envelope is
 never acted on, and an envelope one node accepted is worth nothing to any
 other.
@@ -24,7 +25,7 @@ receiver must remember (`p2p.windows` keeps it on disk): restored with
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -235,19 +236,24 @@ class EnvelopeGate:
         """The validator this gate opens envelopes for: the only recipient it accepts."""
         self.max_bytes = compute_max_envelope_bytes(genesis) if max_bytes is None else max_bytes
         self.replay_window = replay_window
-        self._keys = genesis.validator_keys()
+        self._keys: dict[str, frozenset[bytes]] = {v: frozenset({k}) for v, k in genesis.validator_keys().items()}
+        """The keys each sender may sign with (two while a validator's key rotation is under way)."""
         self._windows: dict[str, ReplayWindow] = {}
         self.accepted = 0
         """Envelopes that passed every check."""
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         """Envelopes refused, by reason."""
 
+    def set_senders(self, keys: Mapping[str, frozenset[bytes]]) -> None:
+        """Accept envelopes from these validators with these keys from now on (the validator set changed)."""
+        self._keys = dict(keys)
+
     def get_highest(self) -> dict[str, int]:
         """The highest sequence number accepted from each sender so far, by sender."""
         return {sender: window.highest for sender, window in sorted(self._windows.items())}
 
     def restore_highest(self, highest: dict[str, int]) -> None:
-        """Count every sequence number up to `highest[sender]` as seen, for the genesis validators named (what
+        """Count every sequence number up to `highest[sender]` as seen, for the known validators named (what
         a restarted node remembers of its windows)."""
         for sender, seq in highest.items():
             if sender in self._keys:
@@ -276,9 +282,9 @@ class EnvelopeGate:
         if len(data) > self.max_bytes:
             raise Dropped("oversized", f"{len(data)} bytes, limit {self.max_bytes}")
         envelope = decode_envelope(data)
-        key = self._keys.get(envelope.sender)
-        if key is None:
-            raise Dropped("unknown_sender", f"{envelope.sender!r} is not a genesis validator")
+        keys = self._keys.get(envelope.sender)
+        if keys is None:
+            raise Dropped("unknown_sender", f"{envelope.sender!r} is not a validator")
         if envelope.chain_id != self.chain_id:
             raise Dropped("wrong_chain", f"chain {envelope.chain_id!r}, expected {self.chain_id!r}")
         if envelope.recipient != self.node_id:
@@ -286,7 +292,8 @@ class EnvelopeGate:
         window = self._windows.get(envelope.sender)
         if window is not None and not window.is_fresh(envelope.seq):
             raise Dropped("replay", f"seq {envelope.seq} from {envelope.sender!r} already seen or too old")
-        if not is_valid_signature(key, compute_signing_bytes(envelope), envelope.signature):
+        signing_bytes = compute_signing_bytes(envelope)
+        if not any(is_valid_signature(key, signing_bytes, envelope.signature) for key in keys):
             raise Dropped("bad_signature", f"envelope from {envelope.sender!r} does not verify")
         self._get_window(envelope.sender).accept(envelope.seq)
         return envelope

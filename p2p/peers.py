@@ -1,7 +1,9 @@
 """The peer table: what this node knows about every other validator.
 
-Peers come from genesis (each validator's address), and each peer's address
-follows what the peer last announced (`p2p.addresses`). For each peer the table keeps reachability, the last chain
+Peers come from genesis (each validator's address), and a validator that
+governance adds comes with the address its proposal gives; each peer's address
+then follows what the peer last announced (`p2p.addresses`). For each peer the
+table keeps reachability, the last chain
 height the peer reported, a smoothed round-trip time, messages and bytes in
 and out, errors with the last one, messages dropped from its send queue, and
 whether sync has marked it bad (with the reason: it served a forged block or a
@@ -72,6 +74,11 @@ class PeerTable:
         """Every genesis validator except `self_id`, at its genesis address unless `overrides` names another."""
         overrides = overrides or {}
         return cls({v.id: overrides.get(v.id, v.address) for v in genesis.validators if v.id != self_id})
+
+    def add(self, peer_id: str, address: str) -> None:
+        """Know a new peer (a validator added by governance) at `address`."""
+        if peer_id not in self._peers:
+            self._peers[peer_id] = PeerInfo(peer_id, address)
 
     def __contains__(self, peer_id: object) -> bool:
         return peer_id in self._peers

@@ -4,11 +4,20 @@ A node serving state sync offers one frozen state (`SnapshotOffer`), at a
 block it has committed, cut into chunks of at most `chunk_entries` entries in
 key order:
 
-    GET <peer>/p2p/snapshot       -> manifest {height, block, certificate, chunks, entries, chunk_entries}
+    GET <peer>/p2p/snapshot       -> manifest {height, block, certificate, chunks, entries, chunk_entries[, epochs]}
     GET <peer>/p2p/snapshot/<i>   -> [[key, value], ...] (chunk i, 0-based)
 
 A 404 on `/p2p/snapshot` means the peer offers none. Both bodies are
 canonical msgpack.
+
+When the validator set has changed since genesis, the manifest carries the
+chain of set changes up to its block (`epochs`): for each change, the new set
+and the certified header of the last block before it, whose `validators_hash`
+names that set. A syncing node that knows only genesis checks each link's
+certificate against the set before it, so it knows which set certifies the
+snapshot's block (`verify_epoch_links`); after the entries check out, the
+membership they hold must name that same set at that height, so a manifest
+that leaves a change out is refused.
 
 `StateSync.sync` asks every trusted peer for its manifest, keeps those whose
 block carries a good certificate, and tries the highest first: it fetches
@@ -33,11 +42,18 @@ from typing import Any, Protocol
 
 import msgpack
 
-from ledger.block import Block, CommitCertificate
+from ledger.block import Block, BlockHeader, CommitCertificate, verify_certificate
 from ledger.commitment import StateAccumulator
 from ledger.encoding import decode, encode
 from ledger.errors import InvalidBlock, LedgerError
 from ledger.genesis import Genesis
+from ledger.membership import (
+    MEMBERSHIP_KEY,
+    ValidatorSet,
+    decode_membership,
+    get_genesis_membership,
+    identity_from_wire,
+)
 from ledger.state import StateReader
 from p2p.errors import InvalidSnapshot, PeerUnavailable
 from p2p.peers import PeerTable
@@ -49,8 +65,60 @@ DEFAULT_CHUNK_ENTRIES = 20_000
 MAX_CHUNK_ENTRIES = 200_000
 """Largest chunk size a syncing node accepts in a manifest."""
 
+MAX_EPOCH_LINKS = 10_000
+"""Most validator set changes a manifest may carry."""
+
+MAX_VALIDATORS = 1_000
+"""Most validators one set of a manifest may name."""
+
 LoadState = Callable[[Block, CommitCertificate, Iterator[tuple[bytes, bytes]]], Awaitable[None] | None]
 """The node's hook that replaces its state by verified entries at `block` (e.g. `Store.load_state`)."""
+
+
+@dataclass(frozen=True)
+class EpochLink:
+    """One validator set change: the new set, and the certified last block header before it."""
+
+    validators: ValidatorSet
+    header: BlockHeader
+    """Its `validators_hash` names `validators`; certified by the set before."""
+    certificate: CommitCertificate
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "certificate": self.certificate.to_wire(),
+            "header": self.header.to_wire(),
+            "validators": self.validators.to_wire(),
+        }
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> EpochLink:
+        if not isinstance(wire, dict) or set(wire) != {"certificate", "header", "validators"}:
+            raise InvalidSnapshot("an epoch link is a map of certificate, header and validators")
+        validators = wire["validators"]
+        if not isinstance(validators, list) or not validators or len(validators) > MAX_VALIDATORS:
+            raise InvalidSnapshot(f"an epoch link names 1 to {MAX_VALIDATORS} validators")
+        try:
+            members = ValidatorSet(tuple(identity_from_wire(v) for v in validators))
+        except (LedgerError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidSnapshot(f"an epoch link's validators are malformed: {exc!r}") from exc
+        return cls(members, BlockHeader.from_wire(wire["header"]), CommitCertificate.from_wire(wire["certificate"]))
+
+
+def verify_epoch_links(genesis: Genesis, height: int, links: tuple[EpochLink, ...]) -> ValidatorSet:
+    """The set that certifies block `height`, from the genesis set through each certified change; raises
+    `InvalidBlock` unless every link is certified by the set before it and names the next by its hash."""
+    validators = get_genesis_membership(genesis).validator_set(1)
+    last = 0
+    for link in links:
+        header = link.header
+        if not last < header.height < height or header.chain_id != genesis.chain_id:
+            raise InvalidSnapshot(f"epoch link at height {header.height} is out of order or not below {height}")
+        verify_certificate(link.certificate, genesis, header.hash(), header.height, validators)
+        if header.validators_hash != link.validators.hash():
+            raise InvalidSnapshot(f"block {header.height} does not name the validator set its link gives")
+        validators, last = link.validators, header.height
+    return validators
 
 
 @dataclass(frozen=True)
@@ -66,9 +134,11 @@ class Manifest:
     """Total number of state entries."""
     chunk_entries: int
     """Entries per chunk (the last may hold fewer)."""
+    epochs: tuple[EpochLink, ...] = ()
+    """The validator set changes up to `block`, oldest first (none while the genesis set certifies it)."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "block": self.block.to_wire(),
             "certificate": self.certificate.to_wire(),
             "chunk_entries": self.chunk_entries,
@@ -76,6 +146,9 @@ class Manifest:
             "entries": self.entries,
             "height": self.height,
         }
+        if self.epochs:
+            wire["epochs"] = [link.to_wire() for link in self.epochs]
+        return wire
 
 
 def encode_manifest(manifest: Manifest) -> bytes:
@@ -92,7 +165,16 @@ def decode_manifest(data: bytes) -> Manifest:
         block, certificate = Block.from_wire(wire.get("block")), CommitCertificate.from_wire(wire.get("certificate"))
     except InvalidBlock as exc:
         raise InvalidSnapshot(f"manifest block: {exc}") from exc
-    manifest = Manifest(wire["height"], block, certificate, wire["chunks"], wire["entries"], wire["chunk_entries"])
+    links = wire.get("epochs", [])
+    if not isinstance(links, list) or len(links) > MAX_EPOCH_LINKS:
+        raise InvalidSnapshot(f"a manifest carries at most {MAX_EPOCH_LINKS} epoch links")
+    try:
+        epochs = tuple(EpochLink.from_wire(link) for link in links)
+    except InvalidBlock as exc:
+        raise InvalidSnapshot(f"manifest epoch link: {exc}") from exc
+    manifest = Manifest(
+        wire["height"], block, certificate, wire["chunks"], wire["entries"], wire["chunk_entries"], epochs
+    )
     if manifest.height != block.height:
         raise InvalidSnapshot(f"manifest height {manifest.height} is not its block's {block.height}")
     if not 1 <= manifest.chunk_entries <= MAX_CHUNK_ENTRIES:
@@ -146,12 +228,12 @@ class SnapshotOffer:
         block: Block,
         certificate: CommitCertificate,
         chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
+        epochs: tuple[EpochLink, ...] = (),
     ) -> None:
         self._reader = reader
         entries = sum(1 for _ in reader.scan_state(b""))
-        self.manifest = Manifest(
-            block.height, block, certificate, compute_chunk_count(entries, chunk_entries), entries, chunk_entries
-        )
+        chunks = compute_chunk_count(entries, chunk_entries)
+        self.manifest = Manifest(block.height, block, certificate, chunks, entries, chunk_entries, epochs)
         self._cursor: Iterator[tuple[bytes, bytes]] = iter(())
         self._next_index = -1
 
@@ -235,7 +317,8 @@ class StateSync:
             elif result is not None:
                 try:
                     manifest = decode_manifest(result)
-                    verify_certified_block(self.genesis, manifest.block, manifest.certificate)
+                    validators = verify_epoch_links(self.genesis, manifest.height, manifest.epochs)
+                    verify_certified_block(self.genesis, manifest.block, manifest.certificate, validators)
                 except InvalidBlock as exc:
                     self._refuse(peer_id, f"snapshot manifest: {exc}")
                     continue
@@ -248,6 +331,7 @@ class StateSync:
         """Spool every chunk of the peer's snapshot, checked against the manifest's certified state root."""
         acc = StateAccumulator()
         last_key: bytes | None = None
+        membership: bytes | None = None
         count = 0
         for index in range(manifest.chunks):
             data = await self.source.fetch_chunk(peer_id, index)
@@ -260,6 +344,8 @@ class StateSync:
                     raise InvalidSnapshot(f"chunk {index}: keys out of order or repeated")
                 acc.add(key, value)
                 last_key = key
+                if key == MEMBERSHIP_KEY.encode():
+                    membership = value
             count += len(entries)
             spool.write(data)
             if self.progress is not None:
@@ -268,6 +354,9 @@ class StateSync:
             raise InvalidSnapshot(f"{count} entries, manifest says {manifest.entries}")
         if acc.digest() != manifest.block.header.state_root:
             raise InvalidSnapshot("entries do not match the certified state root")
+        in_state = decode_membership(membership, self.genesis).validator_set(manifest.height)
+        if in_state != verify_epoch_links(self.genesis, manifest.height, manifest.epochs):
+            raise InvalidSnapshot("the manifest's validator set changes are not those its state holds")
 
     def _refuse(self, peer_id: str, reason: str) -> None:
         self.peers.mark_bad(peer_id, reason)

@@ -5,9 +5,11 @@ then, while some peer is ahead, fetches the next batch of blocks with their
 commit certificates from the highest such peer (prefetching the following
 batch while the current one is applied). Each block must be the next height,
 for our chain, link to our head by `prev_hash`, carry the tx root of its txs,
-and hold a certificate with a quorum of good signatures from the genesis
-validators. Only then is it handed to `apply(block, certificate)` (the node
-re-executes it and checks the state root). A block that fails any check is
+and hold a certificate with a quorum of good signatures from the validator
+set of its height (`validators`: blocks are applied one by one, so the set of
+the next height follows from the state the last one left). Only then is it
+handed to `apply(block, certificate)` (the node re-executes it and checks the
+state root). A block that fails any check is
 never applied: the peer that served it is marked bad in the `PeerTable` and
 sync moves on to another peer. An unreachable peer is skipped for this run.
 
@@ -39,6 +41,7 @@ from ledger.block import Block, CommitCertificate, genesis_hash
 from ledger.encoding import MAX_BYTES, decode, encode
 from ledger.errors import InvalidBlock, LedgerError
 from ledger.genesis import Genesis
+from ledger.membership import ValidatorSet, get_genesis_membership
 from p2p.errors import PeerUnavailable
 from p2p.peers import PeerTable
 from p2p.snapshot import SnapshotOffer, StateSync
@@ -181,11 +184,14 @@ class BlockSync:
         *,
         batch_size: int = DEFAULT_BATCH_BLOCKS,
         progress: Progress | None = None,
+        validators: Callable[[int], ValidatorSet] | None = None,
     ) -> None:
         self.genesis = genesis
         self.source = source
         self.peers = peers
         self.apply = apply
+        self.validators = validators or get_genesis_membership(genesis).validator_set
+        """The set that certifies a height, given the blocks applied so far."""
         self.batch_size = batch_size
         self.progress = progress
 
@@ -269,7 +275,8 @@ class BlockSync:
         """Verify and apply blocks in order; stop at the first bad one and mark the peer. Returns the new head hash."""
         for block, certificate in blocks:
             try:
-                verify_block(self.genesis, block, certificate, report.height + 1, head_hash)
+                height = report.height + 1
+                verify_block(self.genesis, block, certificate, height, head_hash, self.validators(height))
                 await call_hook(self.apply(block, certificate))
             except LedgerError as exc:
                 self._refuse(report, peer_id, f"block {report.height + 1}: {exc}")

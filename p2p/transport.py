@@ -171,6 +171,7 @@ class HttpTransport:
         self._sealer = Sealer(key, node_id, self.chain_id, seq)
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s).as_dict()
         self._pool: httpx.AsyncHTTPTransport | None = None
+        self._queue_size = queue_size
         self._verify = verify
         self._queues = {peer_id: SendQueue(queue_size) for peer_id in peers.ids()}
         self._tasks: list[asyncio.Task[None]] = []
@@ -193,6 +194,15 @@ class HttpTransport:
         if self._pool is not None:
             await self._pool.aclose()
             self._pool = None
+
+    def add_peer(self, peer_id: str, address: str) -> None:
+        """Send to a new peer from now on (a validator added by governance), with a queue and sender of its own."""
+        if peer_id in self._queues or peer_id == self.node_id:
+            return
+        self.peers.add(peer_id, address)
+        self._queues[peer_id] = SendQueue(self._queue_size)
+        if self._pool is not None:
+            self._tasks.append(asyncio.create_task(self._run_sender(peer_id)))
 
     def register(self, kind: str, handler: Handler) -> None:
         self.inbox.register(kind, handler)

@@ -22,6 +22,7 @@ from node.api import (
     configuration,
     events,
     fulfilments,
+    governance,
     inventory,
     invoices,
     metrics,
@@ -127,7 +128,19 @@ def create_app(
     app.add_middleware(InboxMiddleware)
     app.add_middleware(AnswerHeadersMiddleware)
     install_error_handlers(app)
-    routers = (status, txs, blocks, orders, fulfilments, returns, inventory, invoices, catalogue, configuration)
+    routers = (
+        status,
+        txs,
+        blocks,
+        orders,
+        fulfilments,
+        returns,
+        inventory,
+        invoices,
+        catalogue,
+        configuration,
+        governance,
+    )
     for module in (*routers, reconciliations, analytics, events, p2p, metrics, backup, web):
         app.include_router(module.router)
     return app

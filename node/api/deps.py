@@ -48,7 +48,8 @@ def authorize(scope: str | None) -> Callable[[Request, HTTPAuthorizationCredenti
         if credentials is None:
             raise Unauthorized("this route needs an API token: send `Authorization: Bearer <token>`")
         token = node.tokens.find(credentials.credentials)
-        identity = None if token is None else node.genesis.identity(token.identity)
+        membership = node.executor.get_membership()
+        identity = None if token is None else membership.identity(token.identity, node.store.height + 1)
         if token is None or identity is None:
             raise Unauthorized("unknown or revoked API token")
         request.state.quota = request.app.state.rate_limiter.take(token.id, token.rate_per_s)

@@ -145,7 +145,7 @@ def render_document(node: Node, state: StateView, document: dict[str, Any]) -> d
     """The document with what a printed invoice shows beside its numbers: who issued it, for which order and
     customer, what each line is, where the goods were shipped from, and the tax per rate."""
     order = state.get(keys.order_key(document["order_id"])) or {}
-    names = {org["id"]: org["name"] for org in node.genesis.organisations}
+    names = {org["id"]: org["name"] for org in node.executor.get_membership().organisations}
     shipments = []
     for fulfilment_id in document["fulfilments"]:
         fulfilment = get_fulfilment(state, fulfilment_id)

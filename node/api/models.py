@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import records
+from contracts.governance import ProposalStatus
 from contracts.records import OrderStatus
 from node.api.records import Record, derive_model
 from node.feed import EVENT_TYPES
@@ -245,6 +246,9 @@ class BlockHeader(Record):
     tx_root: str
     state_root: str = Field(description="commitment of the state after this block")
     receipts_root: str
+    validators_hash: str | None = Field(
+        default=None, description="on the last block before a new validator set takes over: that set's hash"
+    )
 
 
 class BlockTx(Record):
@@ -421,3 +425,49 @@ class FinanceReconciliation(Paged):
     organisations: list[DayTotals] = Field(description="what each organisation took in and documented that day")
     flagged: list[FlaggedOrder]
     next_cursor: str | None = Field(description="more orders of the day to check; null when all are checked")
+
+
+class Proposal(BaseModel):
+    """A governance proposal: what it changes, who approved it (one approval per organisation), where it stands."""
+
+    id: str = Field(description="the proposing tx's id, hex")
+    action: str = Field(examples=["validator.add"])
+    params: dict[str, Any]
+    proposer: str = Field(description="the identity that proposed it")
+    height: int = Field(description="the block that opened it")
+    status: ProposalStatus
+    executed_height: int | None = Field(default=None, description="the block that carried it out")
+    approvals: dict[str, str] = Field(description="approving organisation -> the identity that signed for it")
+    counted: int = Field(description="approvals of organisations that are members now (what counts)")
+    quorum: int = Field(description="approvals needed: two thirds of the member organisations, rounded up")
+
+
+class ProposalList(BaseModel):
+    items: list[Proposal]
+
+
+class NewProposal(BaseModel):
+    """The body of `POST /v1/governance/proposals`: the payload of `governance.propose`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(examples=["org.add"])
+    params: dict[str, Any] = Field(examples=[{"org": "org-4", "name": "Depot Lisbon"}])
+
+
+class ValidatorEpoch(BaseModel):
+    """A validator set and the first block it certifies."""
+
+    from_height: int
+    validators: list[dict[str, Any]] = Field(description="in order: id, org, public_key, roles, address")
+    quorum: int
+
+
+class Members(BaseModel):
+    """The membership in force: organisations, client identities, and every validator set since genesis."""
+
+    height: int = Field(description="the committed height this was read at")
+    organisations: list[dict[str, str]]
+    clients: list[dict[str, Any]]
+    epochs: list[ValidatorEpoch] = Field(description="oldest first; the last may begin above `height`")
+    validators: list[str] = Field(description="ids of the set that certifies the next block")

@@ -1,5 +1,11 @@
 """An in-memory `Application` for consensus tests: blocks of `kv.set` txs over a dict.
 
+A `kv.validators` tx (payload {"ids": [...]}, ids among the app's `candidates`)
+changes the validator set as governance does on a node: the new set certifies
+the blocks from the height after the next checkpoint boundary
+(`compute_epoch_start`), the schedule is part of the state root, and the last
+block before the change carries the new set's hash in its header.
+
 Deterministic by construction: the state is a dict of str -> int, its root is
 the hash of its sorted items. Each app reads its own node's clock, as a node
 does (`node.application`): the proposer stamps a block with its clock (at
@@ -27,11 +33,18 @@ from ledger.block import (
     verify_certificate,
 )
 from ledger.encoding import hash_value
-from ledger.genesis import Genesis
+from ledger.genesis import Genesis, Identity
+from ledger.membership import ValidatorSet, compute_epoch_start
 from ledger.tx import Tx
 
 SET_KIND = "kv.set"
-"""The one tx kind: payload {"key": str, "value": int}."""
+"""Set a key: payload {"key": str, "value": int}."""
+
+VALIDATORS_KIND = "kv.validators"
+"""Change the validator set: payload {"ids": [str, ...]}, in order."""
+
+Schedule = tuple[tuple[int, tuple[str, ...]], ...]
+"""Validator set epochs: (first height, validator ids), the first from height 1."""
 
 
 @dataclass
@@ -39,20 +52,26 @@ class Execution:
     """The result of running txs on top of a state."""
 
     state: dict[str, int]
+    schedule: Schedule
     receipts: list[Receipt]
 
     @property
     def state_root(self) -> bytes:
-        return hash_value(sorted(self.state.items()))
+        return hash_value([sorted(self.state.items()), [[start, list(ids)] for start, ids in self.schedule]])
 
 
-def execute(state: dict[str, int], txs: Sequence[Tx]) -> Execution:
+def execute(state: dict[str, int], schedule: Schedule, txs: Sequence[Tx], height: int, interval: int) -> Execution:
     after = dict(state)
     receipts = []
     for tx in txs:
-        after[str(tx.payload["key"])] = int(tx.payload["value"])
+        if tx.kind == VALIDATORS_KIND:
+            start = compute_epoch_start(height, interval)
+            kept = schedule[:-1] if schedule[-1][0] == start else schedule
+            schedule = (*kept, (start, tuple(tx.payload["ids"])))
+        else:
+            after[str(tx.payload["key"])] = int(tx.payload["value"])
         receipts.append(Receipt(tx.id, True, "ok", "", {}))
-    return Execution(after, receipts)
+    return Execution(after, schedule, receipts)
 
 
 @dataclass
@@ -68,6 +87,30 @@ class MemoryApp:
     certificates: list[CommitCertificate] = field(default_factory=list)
     state: dict[str, int] = field(default_factory=dict)
     committed_ids: set[bytes] = field(default_factory=set)
+    candidates: dict[str, Identity] = field(default_factory=dict)
+    """Who a `kv.validators` tx may name (besides the genesis validators)."""
+    schedule: Schedule = ()
+
+    def __post_init__(self) -> None:
+        self.candidates = {**{v.id: v for v in self.genesis.validators}, **self.candidates}
+        if not self.schedule:
+            self.schedule = ((1, tuple(self.genesis.validator_ids())),)
+
+    def validators(self, height: int) -> ValidatorSet:
+        ids = self.schedule[0][1]
+        for start, later in self.schedule[1:]:
+            if start <= height:
+                ids = later
+        return ValidatorSet(tuple(self.candidates[i] for i in ids))
+
+    def _execute(self, txs: Sequence[Tx], height: int) -> Execution:
+        return execute(self.state, self.schedule, txs, height, self.genesis.consensus.checkpoint_interval)
+
+    def _next_set_hash(self, execution: Execution, height: int) -> bytes:
+        for start, ids in execution.schedule:
+            if start == height + 1:
+                return ValidatorSet(tuple(self.candidates[i] for i in ids)).hash()
+        return b""
 
     def head(self) -> tuple[int, bytes]:
         if not self.blocks:
@@ -83,11 +126,15 @@ class MemoryApp:
     def is_admissible(self, tx: Tx) -> bool:
         """Would this node accept `tx` into the next block?"""
         signer = self.genesis.identity(tx.signer)
-        if tx.chain_id != self.genesis.chain_id or tx.kind != SET_KIND or signer is None:
+        if tx.chain_id != self.genesis.chain_id or tx.kind not in (SET_KIND, VALIDATORS_KIND) or signer is None:
             return False
         if tx.id in self.committed_ids:
             return False
-        if not isinstance(tx.payload.get("key"), str) or not isinstance(tx.payload.get("value"), int):
+        if tx.kind == VALIDATORS_KIND:
+            ids = tx.payload.get("ids")
+            if not isinstance(ids, list) or not ids or not set(ids) <= self.candidates.keys():
+                return False
+        elif not isinstance(tx.payload.get("key"), str) or not isinstance(tx.payload.get("value"), int):
             return False
         if self.verify_tx_signatures:
             try:
@@ -107,7 +154,7 @@ class MemoryApp:
 
     def make_block(self, height: int, view: int, txs: Sequence[Tx], time_offset: int = 0) -> Block:
         """The block these txs make on the head (no admission checks: tests use it to forge blocks)."""
-        execution = execute(self.state, txs)
+        execution = self._execute(txs, height)
         header = BlockHeader(
             chain_id=self.genesis.chain_id,
             height=height,
@@ -118,6 +165,7 @@ class MemoryApp:
             tx_root=compute_tx_root(txs),
             state_root=execution.state_root,
             receipts_root=compute_receipts_root(execution.receipts),
+            validators_hash=self._next_set_hash(execution, height),
         )
         return Block(header, tuple(txs))
 
@@ -128,17 +176,19 @@ class MemoryApp:
             return "block does not extend the head"
         if header.timestamp_ms <= self._parent_time():
             return "timestamp not after the parent's"
-        if self.genesis.identity(header.proposer) not in self.genesis.validators:
+        if header.proposer not in self.validators(header.height).keys:
             return "proposer is not a validator"
         if header.tx_root != compute_tx_root(block.txs):
             return "tx root mismatch"
         if len({tx.id for tx in block.txs}) != len(block.txs) or not all(self.is_admissible(t) for t in block.txs):
             return "inadmissible tx"
-        execution = execute(self.state, block.txs)
+        execution = self._execute(block.txs, header.height)
         if header.state_root != execution.state_root:
             return "state root mismatch"
         if header.receipts_root != compute_receipts_root(execution.receipts):
             return "receipts root mismatch"
+        if header.validators_hash != self._next_set_hash(execution, header.height):
+            return "validators hash mismatch"
         return None
 
     def check_time(self, block: Block) -> int:
@@ -158,8 +208,9 @@ class MemoryApp:
         if block.height != height + 1 or block.header.prev_hash != head_hash:
             raise RuntimeError(f"{self.node_id}: block {block.height} does not extend head {height}")
         if verify:
-            verify_certificate(certificate, self.genesis, block.hash(), block.height)
-        self.state = execute(self.state, block.txs).state
+            verify_certificate(certificate, self.genesis, block.hash(), block.height, self.validators(block.height))
+        execution = self._execute(block.txs, block.height)
+        self.state, self.schedule = execution.state, execution.schedule
         self.committed_ids.update(tx.id for tx in block.txs)
         self.blocks.append(block)
         self.certificates.append(certificate)

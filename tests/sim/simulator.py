@@ -22,6 +22,11 @@ decided, or while a record is being written, which then may be lost or torn.
 A restarted replica reads its log back as a node does
 (`node.wal.recover_records`).
 
+A validator set change (`SetChange`) is a tx a client submits like the
+others; validators it adds run as endpoints from the start, following the
+commits until the set that holds them begins, and every decided block's
+certificate is checked against the set of its height.
+
 A validator may run twice under one key (`Faults.twins`, as in the Twins
 method): both endpoints are one faulty validator. Byzantine validators (see
 `tests.sim.byzantine`) run an honest replica underneath and rewrite what they
@@ -54,7 +59,7 @@ from consensus.replica import VIEW_TIMER, Replica
 from ledger.block import Block, CommitCertificate, has_room, verify_certificate
 from ledger.encoding import encode, hash_value
 from ledger.errors import InvalidCertificate, LedgerError
-from ledger.genesis import ConsensusParams
+from ledger.genesis import ConsensusParams, Identity
 from ledger.keys import PrivateKey
 from ledger.tx import Tx
 from node.catchup import POLL_INTERVAL_S
@@ -63,7 +68,7 @@ from node.mempool import Mempool
 from node.node import REOFFER_AFTER_BLOCKS, REOFFER_INTERVAL_S, REOFFER_MAX_TXS
 from node.wal import ConsensusLog, recover_records, select_needed_records
 from tests.helpers.builders import Network, make_network
-from tests.sim.app import SET_KIND, MemoryApp
+from tests.sim.app import SET_KIND, VALIDATORS_KIND, MemoryApp
 from tests.sim.clock import ClockFault, make_clock
 from tests.sim.network import Partition, draw_partition
 
@@ -171,6 +176,18 @@ class Faults:
     """Every acknowledged tx must be committed everywhere this long after the network turns fair."""
 
 
+@dataclass(frozen=True)
+class SetChange:
+    """A validator set change submitted during the run (a `kv.validators` tx)."""
+
+    ids: tuple[str, ...]
+    """The new set, in order: genesis validators and `joining` ones."""
+    joining: tuple[str, ...] = ()
+    """Validators not in genesis; each runs as an endpoint from the start."""
+    at_ms: int = 300
+    """When a client submits it."""
+
+
 SAFETY_KINDS = frozenset({"safety", "certificate", "sync", "duplicate"})
 """Violations that break safety; `restart` (a replica that cannot read its log back) is one of liveness."""
 
@@ -260,6 +277,7 @@ class Simulator:
         faults: Faults = Faults(),
         replica_factory: ReplicaFactory = Replica,
         params: ConsensusParams = SIM_PARAMS,
+        change: SetChange | None = None,
     ) -> None:
         from tests.sim.byzantine import make_behaviour
 
@@ -274,12 +292,19 @@ class Simulator:
         self._seq = 0
         self._token = 0
         self.nodes: dict[str, SimNode] = {}
+        self.change = change
+        candidates = {}
+        for vid in () if change is None else change.joining:
+            self.network.keys[vid] = PrivateKey.from_seed_text(f"{self.genesis.chain_id}/{vid}")
+            candidates[vid] = Identity(vid, "org-0", self.network.keys[vid].public, frozenset({"validator"}))
+        self.validator_ids = [*self.genesis.validator_ids(), *candidates]
+        """Every endpoint's validator id, genesis's and joining ones: where broadcasts go."""
         byzantine = dict(faults.byzantine)
-        for index, vid in enumerate(self.genesis.validator_ids()):
+        for index, vid in enumerate(self.validator_ids):
             clock = faults.clocks[index] if index < len(faults.clocks) else ClockFault()
             names = [vid, vid + TWIN_SUFFIX] if vid in faults.twins else [vid]
             for name in names:
-                app = MemoryApp(self.genesis, vid, self._make_clock(clock))
+                app = MemoryApp(self.genesis, vid, self._make_clock(clock), candidates=dict(candidates))
                 self.nodes[name] = SimNode(name, vid, self.network.keys[vid], app)
             if vid in byzantine:
                 self.nodes[vid].behaviour = make_behaviour(byzantine[vid], self, vid)
@@ -317,6 +342,10 @@ class Simulator:
         fair = self.faults.fair_after_ms
         for _ in range(self.faults.txs):
             self.schedule(self.rng.randrange(0, fair + 1000), "submit")
+        if self.change is not None:
+            tx = self.network.tx("channel-1", VALIDATORS_KIND, {"ids": list(self.change.ids)})
+            self.submitted[tx.id] = tx
+            self.schedule(self.change.at_ms, "send_tx", tx, None)
         for _ in range(self.faults.crashes):
             victim = self.rng.choice(self.honest)
             down_at = self.rng.randrange(0, max(fair - 200, 1))
@@ -373,7 +402,7 @@ class Simulator:
         return self.acknowledged - self.lost
 
     def is_all_committed(self) -> bool:
-        if len(self.submitted) < self.faults.txs:
+        if len(self.submitted) < self.faults.txs + (self.change is not None):
             return False
         required = self.required_txs()
         return all(required <= self.nodes[name].app.committed_ids for name in self.honest)
@@ -649,7 +678,7 @@ class Simulator:
         elif isinstance(action, Send):
             self._send(node, action.to, action.message)
         elif isinstance(action, Broadcast):
-            for vid in self.genesis.validator_ids():
+            for vid in self.validator_ids:
                 if vid != node.id:
                     self._send(node, vid, action.message)
         elif isinstance(action, Decide):
@@ -696,7 +725,8 @@ class Simulator:
         block, certificate = action.block, action.certificate
         if node.name in self.honest:
             try:
-                verify_certificate(certificate, self.genesis, block.hash(), block.height)
+                validators = node.app.validators(block.height)
+                verify_certificate(certificate, self.genesis, block.hash(), block.height, validators)
             except InvalidCertificate as exc:
                 self.violations.append(Violation("certificate", f"{node.name}: {exc}"))
         node.app.apply(block, certificate, verify=False)

@@ -8,17 +8,25 @@ from __future__ import annotations
 from consensus.messages import NewView, PrePrepare
 from consensus.replica import Replica
 from consensus.validation import NewViewPlan
+from ledger.membership import ValidatorSet
 from tests.sim.simulator import Faults, Lose, Simulator
 
 SEEDS = range(20)
 
 
+class FPlusOneQuorum(ValidatorSet):
+    """A validator set whose quorum is f+1."""
+
+    @property
+    def quorum(self) -> int:
+        return self.f + 1
+
+
 class CommitsOnFPlusOne(Replica):
     """Counts f+1 prepares and commits as a quorum."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.quorum = self.genesis.f + 1
+    def _get_validators(self, height: int) -> ValidatorSet:
+        return FPlusOneQuorum(super()._get_validators(height).validators)
 
 
 class SkipsNewViewCheck(Replica):

@@ -133,7 +133,8 @@ def test_activation_needs_a_quorum_of_organisations_and_takes_effect_at_from_hei
 def test_approvals_are_counted_per_organisation_not_per_validator() -> None:
     net = make_network(validators=4)
     validators = tuple(dataclasses.replace(v, org="org-0") if v.id == "node-1" else v for v in net.genesis.validators)
-    net.genesis = dataclasses.replace(net.genesis, validators=validators)
+    organisations = tuple(o for o in net.genesis.organisations if o["id"] != "org-1")
+    net.genesis = dataclasses.replace(net.genesis, validators=validators, organisations=organisations)
     contracts = load_counter()
     chain = Chain(net)
     change = {"action": "config.set", "params": {"key": "step_budget", "value": 1000}}
@@ -163,7 +164,7 @@ def test_an_activation_not_approved_before_its_height_expires() -> None:
 @pytest.mark.parametrize(
     ("signer", "kind", "payload", "code"),
     [
-        ("operator-1", "governance.propose", activation("counter", "ab" * 32, 9), "forbidden_role"),
+        ("store-1", "governance.propose", activation("counter", "ab" * 32, 9), "forbidden_role"),
         ("node-0", "governance.propose", {"action": "contract.delete", "params": {}}, "bad_payload"),
         ("node-0", "governance.propose", activation("counter", "AB" * 32, 9), "bad_payload"),
         ("node-0", "governance.propose", activation("counter", "ab" * 32, 1), "bad_payload"),

@@ -9,6 +9,7 @@ from typing import Any, get_args
 from fastapi.testclient import TestClient
 
 from contracts import records
+from contracts.governance import ProposalStatus
 from contracts.records import CountStatus, FulfilmentStatus, OrderStatus, ReturnStatus, TransferStatus
 from node.api.app import create_app
 from node.api.models import ImportState, TxState, WriteState
@@ -29,6 +30,7 @@ STATUS_TYPES: dict[str, Any] = {
     "TxAccepted": TxState,
     "ImportItem": ImportState,
     "WriteResult": WriteState,
+    "Proposal": ProposalStatus,
 }
 """The declared type of the `status` of each schema (a generic one by its name before `_`)."""
 
