@@ -159,5 +159,15 @@ def test_csv_export_carries_the_same_rows(demo_node: SingleNode) -> None:
         assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
         parsed = list(csv.DictReader(io.StringIO(answer.text)))
         assert parsed == [{field: "" if value is None else str(value) for field, value in row.items()} for row in rows]
-    refused = client.http.get("/v1/analytics/sales", params={"by": "colour"})
-    assert refused.status_code == 422 and refused.json()["error"] == "invalid_request"
+    for path, params in (
+        ("/v1/analytics/sales", {"by": "colour"}),
+        ("/v1/analytics/sales", {"by": "sku", "format": "xml"}),
+        ("/v1/analytics/stock", {"days": "0"}),
+        ("/v1/analytics/stock", {"days": "100000"}),
+        ("/v1/analytics/stock", {"until": "yesterday"}),
+        ("/v1/analytics/times", {"scope": "*"}),
+    ):
+        refused = client.http.get(path, params=params)
+        assert refused.status_code == 422 and refused.json()["error"] == "invalid_request", (path, params)
+    anonymous = client.http.get("/v1/analytics/outcomes", headers={"authorization": ""})
+    assert anonymous.status_code == 401
