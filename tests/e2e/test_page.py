@@ -18,7 +18,12 @@ import pytest
 
 from tests.e2e.conftest import SingleNode
 
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+
 CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None, reason=f"Debian's chromium is not installed at {CHROMIUM}"
+)
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -50,9 +55,6 @@ def hold_an_order(node: SingleNode) -> str:
 
 
 def test_sign_in_see_a_demo_order_and_approve_a_held_one(demo_node: SingleNode, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM}")
     client = demo_node.client
     (first,) = client.get("/v1/orders", limit=1)["items"]
     order = client.get(f"/v1/orders/{first['order_id']}")
