@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from node.api import (
+    analytics,
     backup,
     blocks,
     catalogue,
@@ -38,6 +39,7 @@ from node.api import (
     trace,
     txs,
     webhooks,
+    web,
 )
 from node.api.content import JsonBodyMiddleware
 from node.api.errors import install_error_handlers
@@ -151,7 +153,7 @@ def create_app(
         configuration,
         governance,
     )
-    for module in (*routers, trace, proofs, messages, reconciliations, events, webhooks, p2p, metrics, backup):
+    for module in (*routers, trace, proofs, messages, reconciliations, analytics, events, webhooks, p2p, metrics, backup, web):
         app.include_router(module.router)
     serve_openapi(app)
     return app
