@@ -34,8 +34,8 @@ from ledger.replay import process_tx_windows
 from ledger.state import StateReader, StateView
 from ledger.store import Store, update_commitment
 from ledger.tx import Tx
-from node.backlog import compute_backlog_writes
 from node.analytics import compute_analytics_writes
+from node.backlog import compute_backlog_writes
 from node.changes import BlockChanges
 from node.feed import compute_feed_writes
 from node.finance import compute_finance_writes

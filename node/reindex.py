@@ -56,8 +56,8 @@ from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.state import StateView
 from ledger.store import Store
-from node.backlog import compute_counts_writes, is_open
 from node.analytics import Deltas, add_journal_entry, compute_analytics_totals, rebuild_order_analytics
+from node.backlog import compute_counts_writes, is_open
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
 from node.indexes import compute_order_index
 from node.lots import compute_lot_entry

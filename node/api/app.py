@@ -38,8 +38,8 @@ from node.api import (
     status,
     trace,
     txs,
-    webhooks,
     web,
+    webhooks,
 )
 from node.api.content import JsonBodyMiddleware
 from node.api.errors import install_error_handlers
@@ -153,7 +153,20 @@ def create_app(
         configuration,
         governance,
     )
-    for module in (*routers, trace, proofs, messages, reconciliations, analytics, events, webhooks, p2p, metrics, backup, web):
+    for module in (
+        *routers,
+        trace,
+        proofs,
+        messages,
+        reconciliations,
+        analytics,
+        events,
+        webhooks,
+        p2p,
+        metrics,
+        backup,
+        web,
+    ):
         app.include_router(module.router)
     serve_openapi(app)
     return app
