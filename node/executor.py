@@ -34,6 +34,7 @@ from ledger.replay import process_tx_windows
 from ledger.state import StateReader, StateView
 from ledger.store import Store, update_commitment
 from ledger.tx import Tx
+from node.analytics import compute_analytics_writes
 from node.backlog import compute_backlog_writes
 from node.changes import BlockChanges
 from node.feed import compute_feed_writes
@@ -124,7 +125,8 @@ class Executor:
 
     def commit(self, block: Block, certificate: CommitCertificate) -> list[Receipt]:
         """Write a decided block with its certificate and results in one atomic batch, with the change feed's
-        events, the list indexes, the lot index and the money per day derived from what it changed."""
+        events, the list indexes, the lot index, the money per day and the analytics totals derived from what it
+        changed."""
         execution = self._scratch.pop(block.hash(), None)
         if execution is None:
             self.check_block(block)
@@ -138,6 +140,7 @@ class Executor:
             **compute_lot_writes(changes),
             **compute_backlog_writes(changes),
             **compute_low_stock_writes(changes),
+            **compute_analytics_writes(changes),
         }
         self.store.commit_block(
             block, certificate, execution.receipts, execution.writes, execution.accumulator, derived

@@ -4,16 +4,19 @@ A node derives, in each block's write batch and from what the block changed,
 the order indexes that lists read (`node.indexes`), the lot index that traces
 read (`node.lots`), the amounts and orders per day that the finance
 reconciliation reads (`node.finance`), the fulfilment backlog per location
-(`node.backlog`) and the SKUs below their safety stock (`node.lowstock`). A node that
+(`node.backlog`), the SKUs below their safety stock (`node.lowstock`) and the
+analytics totals (`node.analytics`). A node that
 joins by state sync loads the world state of a snapshot and none of the blocks
 before it, so nothing derived them: its lists would come back empty. It
 rebuilds them from the state right after loading it, before it syncs or
-commits any block: one pass over the orders (their index entries, and the
-payments each recorded), one over the invoices and credit notes, one over
-the stock journal (each lotted entry's place in the lot index), written
-`BATCH` records at a time, so memory stays bounded however many orders there
-are (the day totals excepted: one small record per day, organisation and
-currency). A progress line goes to the log every `LOG_EVERY` records.
+commits any block: one pass over the orders (their index entries, the
+payments each recorded and what each adds to the analytics), one over the
+invoices and credit notes, one over the stock journal (each lotted entry's
+place in the lot index, and the shipments of the analytics), written `BATCH`
+records at a time, so memory stays bounded however many orders there are (the
+day and analytics totals excepted: one small record per day, organisation and
+currency, or per row of totals). A progress line goes to the log every
+`LOG_EVERY` records.
 
 Why rebuild rather than receive them with the snapshot: a snapshot is trusted
 because its entries add up to the state commitment of a certified block, and
@@ -53,6 +56,7 @@ from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.state import StateView
 from ledger.store import Store
+from node.analytics import Deltas, add_journal_entry, compute_analytics_totals, rebuild_order_analytics
 from node.backlog import compute_counts_writes, is_open
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
 from node.indexes import compute_order_index
@@ -151,18 +155,21 @@ def rebuild_derived(store: Store) -> RebuildReport:
     have written, then forget the mark."""
     started = time.monotonic()
     amounts: DayAmounts = {}
+    deltas: Deltas = {}
 
     def rebuild_order(state: StateView, order: dict[str, Any]) -> dict[bytes, bytes | None]:
         writes: dict[bytes, bytes | None] = dict(
             compute_order_index(state.get, order, compute_last_change_ms(state, order))
         )
         writes.update(add_order_money(amounts, order))
+        writes.update(rebuild_order_analytics(deltas, state.get, order))
         return writes
 
     def rebuild_document(state: StateView, document: dict[str, Any]) -> dict[bytes, bytes | None]:
         return add_document_money(amounts, document)
 
     def rebuild_movement(state: StateView, entry: dict[str, Any]) -> dict[bytes, bytes | None]:
+        add_journal_entry(deltas, state.get, entry)
         where = store.get_tx_location(entry["tx_id"]) if entry["tx_id"] is not None else None
         indexed = compute_lot_entry(entry, where[1] if where is not None and where[0] == entry["height"] else 0)
         return {} if indexed is None else {indexed[0]: indexed[1]}
@@ -171,6 +178,7 @@ def rebuild_derived(store: Store) -> RebuildReport:
     documents = _rebuild_pass(store, keys.invoice_prefix(), "invoices and credit notes", rebuild_document)
     movements = _rebuild_pass(store, keys.journal_prefix(), "journal entries", rebuild_movement)
     store.write_derived(compute_totals_writes(amounts, lambda key: None))
+    store.write_derived(compute_analytics_totals(deltas, lambda key: None))
     backlog: Counter[str] = Counter()
 
     def count_fulfilment(state: StateView, fulfilment: dict[str, Any]) -> dict[bytes, bytes | None]:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from node.api import (
+    analytics,
     backup,
     blocks,
     catalogue,
@@ -37,6 +38,7 @@ from node.api import (
     status,
     trace,
     txs,
+    web,
     webhooks,
 )
 from node.api.content import JsonBodyMiddleware
@@ -151,7 +153,20 @@ def create_app(
         configuration,
         governance,
     )
-    for module in (*routers, trace, proofs, messages, reconciliations, events, webhooks, p2p, metrics, backup):
+    for module in (
+        *routers,
+        trace,
+        proofs,
+        messages,
+        reconciliations,
+        analytics,
+        events,
+        webhooks,
+        p2p,
+        metrics,
+        backup,
+        web,
+    ):
         app.include_router(module.router)
     serve_openapi(app)
     return app

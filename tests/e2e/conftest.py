@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from devnet.network import Devnet, free_ports
+from devnet.scenario import run_demo
 from ledger.genesis import Genesis
 from omsclient import Client, Keyring
 
@@ -94,6 +95,23 @@ def single_node(tmp_path: Path) -> Iterator[SingleNode]:
     yield node
     node.stop()
     node.client.close()
+
+
+@pytest.fixture
+def demo_node(single_node: SingleNode) -> SingleNode:
+    """A single node that took the demo scenario through its API."""
+
+    def submit(signer: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        receipt: dict[str, Any] = single_node.send(signer, kind, payload)["receipt"]
+        return receipt
+
+    def query(path: str, params: dict[str, Any] | None) -> Any:
+        client = single_node.client
+        lists = ("/v1/inventory", "/v1/journal", "/v1/invoices")
+        return list(client.pages(path, **(params or {}))) if path in lists else client.get(path, **(params or {}))
+
+    run_demo(submit, query, lambda line: None)
+    return single_node
 
 
 @pytest.fixture(scope="module")

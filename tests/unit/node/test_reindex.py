@@ -5,8 +5,8 @@ commits every block of a retailer's two days (orders placed, paid, partly
 cancelled, cancelled by the ledger for want of payment, shipped from two
 organisations' locations, delivered, returned, credited and refunded);
 `synced` loads `full`'s state at the end (as state sync does) and rebuilds.
-Their order index entries, per-day totals and per-day orders must be the
-same bytes, and stay the same as both commit the blocks that follow.
+Their order index entries, per-day totals and orders and analytics totals must
+be the same bytes, and stay the same as both commit the blocks that follow.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from tests.helpers.contracts import make_oms_network
 
 DAY_MS = 86_400_000
 
-DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/")
+DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/", b"an/", b"am/")
 """Prefixes of the order index entries and meta records, the day totals, the orders of each day, the lot index, the
-fulfilment backlog per location and the SKUs below their safety stock."""
+fulfilment backlog per location, the SKUs below their safety stock, and the analytics totals and each order's part
+in them."""
 
 
 @dataclass
