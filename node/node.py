@@ -73,6 +73,9 @@ REOFFER_MAX_TXS = 400
 REOFFER_AFTER_BLOCKS = 8
 """A tx still here after this many blocks is missing from the primaries' pools (they take the oldest first)."""
 
+CANCEL_AGAIN_S = 1.0
+"""How long shutdown waits for cancelled tasks before it cancels those still running again."""
+
 
 def wall_clock() -> int:
     """Milliseconds since the epoch."""
@@ -290,9 +293,7 @@ class Node:
             self._tasks.append(asyncio.create_task(self.forwarder.run()))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         await self.transport.close()
         self.windows.save()
         await self.sync_source.close()
@@ -440,3 +441,15 @@ class Node:
             "base_height": self.base_height,
             "p2p_oversized_requests": self.oversized_requests,
         }
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait until every one has ended, cancelling again any that swallowed a cancellation.
+
+    On Python 3.11 `asyncio.wait_for` can lose a cancellation that arrives as the awaited thing completes, and
+    a task loop built on it then runs on: a single cancel and an unbounded wait hung the node's shutdown.
+    """
+    while pending := [task for task in tasks if not task.done()]:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)

