@@ -26,6 +26,15 @@ CHECKPOINTs; 2f+1 matching make it stable and the log below it is dropped.
 Signs of others being ahead (f+1 validators past our height, a stable
 checkpoint or a new view above it) make the replica ask for sync.
 
+A replica that missed a view change learns the live view from ordinary
+traffic (as the pacemakers of the HotStuff family and BFT-SMaRt's
+synchronisation phase do): a block it decides or syncs with a certificate of
+a later view brings it into that view; f+1 validators seen proposing, voting
+or timing out in later views make it ask for the highest view one honest
+validator is in, and a peer in that view shows it the NEW-VIEW (again at each
+expiry of the peer's view timer, should it be lost). It votes in a view only
+on such a proof, which no f validators can forge.
+
 The validator set may change at a stated height (`ledger.membership`: a
 change approved in block h takes effect right after the next checkpoint
 boundary). Every vote, certificate and quorum about height H counts the set
@@ -144,6 +153,10 @@ class Replica:
         self._resent: tuple[int, int] | None = None
         """(view, height) at which the view timer last re-sent this replica's part, before suspecting."""
         self._peer_heights: dict[str, int] = {}
+        self._peer_views: dict[str, int] = {}
+        """Highest view each validator was seen working in (a proposal, vote, TIMEOUT or NEW-VIEW it signed there)."""
+        self._ahead: PrePrepare | None = None
+        """A proposal for the next height from a view above this replica's, held until it joins that view."""
         self._sync_requested = 0
         self._restore(records)
         self._refresh_schedule()
@@ -234,6 +247,11 @@ class Replica:
             self.checker.verify(message)
         except InvalidMessage:
             return []
+        if not isinstance(message, Checkpoint | ViewChange) and message.view > self._peer_views.get(sender, 0):
+            self._peer_views[sender] = message.view
+        return self._dispatch(message) + self._follow_live_view()
+
+    def _dispatch(self, message: Message) -> list[Action]:
         if isinstance(message, PrePrepare):
             return self._on_pre_prepare(message)
         if isinstance(message, Prepare | Commit):
@@ -254,13 +272,16 @@ class Replica:
             return []
         self._timer_armed = False
         self._sync_requested = self._height
+        # A peer shown the NEW-VIEW may have lost it: each may be shown it again once per expiry of this timer.
+        self._new_view_sent = set()
         sync = self._note_peer_height(None)
         if sync:
             # f+1 peers committed past this replica: it is lagging, which is no fault of the primary's.
             return sync + self._rearm_timer()
         if self._view_changing:
-            if not self._has_view_change_quorum():
-                # Moving on alone would leave the others behind in ever later views: ask again for this one.
+            if not self._has_view_change_quorum() or self._count_peers_in(self._view) > self.validators.f:
+                # Moving on alone would leave the others behind in ever later views, and f+1 seen working in
+                # this view show it started: ask again for this one (a peer in it answers with its NEW-VIEW).
                 return self._resend_view_change() + self._rearm_timer()
             return self._start_view_change(self._view + 1)
         slot = (self._view, self._height + 1)
@@ -310,10 +331,11 @@ class Replica:
         actions = self._note_peer_height(message.sender, message.height - 1)
         # While changing view, the view just left may still commit (see `_return_to_live_view`): keep its blocks.
         lowest = self._view - 1 if self._view_changing else self._view
-        if not self._is_in_window(message.height, message.view, lowest=lowest, highest=self._view):
-            return actions
         header = message.block.header
         if header.view != message.view or header.proposer != message.sender:
+            return actions
+        if not self._is_in_window(message.height, message.view, lowest=lowest, highest=self._view):
+            self._hold_ahead(message)
             return actions
         slot = self._log.slot(message.height)
         first = slot.pre_prepares.setdefault(message.view, message)
@@ -330,6 +352,26 @@ class Replica:
         if not self._log.add_vote(vote):
             return actions
         return actions + self._process()
+
+    def _hold_ahead(self, message: PrePrepare) -> None:
+        """Keep one proposal for the next height from a later view (the latest view's), for when this replica
+        joins that view: a replica that learns the live view from the votes about a proposal must not have
+        thrown the proposal away. One block at most, whatever the primaries of later views send."""
+        ahead = self._ahead
+        if message.height != self._height + 1 or not self._view < message.view <= self._view + VIEW_SPAN:
+            return
+        if ahead is None or ahead.height != message.height or message.view > ahead.view:
+            self._ahead = message
+
+    def _take_ahead(self) -> None:
+        """Having moved to a later view, file the proposal held for it, if any, with the others."""
+        ahead = self._ahead
+        if ahead is None or ahead.view > self._view:
+            return
+        self._ahead = None
+        lowest = self._view - 1 if self._view_changing else self._view
+        if self._is_in_window(ahead.height, ahead.view, lowest=lowest, highest=self._view):
+            self._log.slot(ahead.height).pre_prepares.setdefault(ahead.view, ahead)
 
     def _process(self) -> list[Action]:
         """Move the slot at height+1 forward as far as the messages held allow."""
@@ -446,6 +488,7 @@ class Replica:
         certificate = CommitCertificate(height, view, block_hash, signatures)
         actions: list[Action] = [Decide(block, certificate)]
         self._return_to_live_view(view, height)
+        actions += self._join_certified_view(view, height)
         self._height, self._head_hash, self._head_root = height, block_hash, block.header.state_root
         self._certificate = certificate
         self._enter_height()
@@ -486,6 +529,7 @@ class Replica:
         self._new_view_sent = set()
         self._view_entry = ViewEntry(view, height, None)
         self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > view}
+        self._take_ahead()
         return [Persist(make_view_record(self._view_entry))]
 
     def _enter_height(self) -> None:
@@ -496,6 +540,8 @@ class Replica:
         self._status = None
         self._signed = {key: m for key, m in self._signed.items() if key[2] == 0 or key[2] > self._height}
         self._timeouts = {sender: t for sender, t in self._timeouts.items() if t.height > self._height}
+        if self._ahead is not None and self._ahead.height <= self._height:
+            self._ahead = None
 
     def _propose(self) -> list[Action]:
         """As an idle primary with pending txs, build and propose the next block."""
@@ -675,11 +721,35 @@ class Replica:
             raise RuntimeError(f"signed two different view changes for view {view}")
         self._view_changes[self.id] = view_change
         self._signed = {key: m for key, m in self._signed.items() if key[2] > 0 or key[1] >= view}
+        self._take_ahead()
         return [*actions, Broadcast(view_change), *self._rearm_timer(), *self._process_view_changes()]
 
     def _has_view_change_quorum(self) -> bool:
         """Have q replicas (this one included) asked for the view this replica is changing to, or a later one?"""
         return sum(vc.view >= self._view for vc in self._view_changes.values()) >= self.quorum
+
+    def _count_peers_in(self, view: int) -> int:
+        """How many other validators of the current set were seen working in `view` or a later one."""
+        keys = self.validators.keys
+        return sum(1 for sender, seen in self._peer_views.items() if seen >= view and sender in keys)
+
+    def _follow_live_view(self) -> list[Action]:
+        """f+1 validators seen working in views above ours: ask for the highest view that one honest one is in.
+
+        An honest validator works in a view only once it started (by its NEW-VIEW, or by a block certified in
+        it), so the (f+1)-th highest view seen is live, and no f validators can fake it. As PBFT's replica
+        that sees f+1 view changes ahead, this one sends its VIEW-CHANGE for that view: a peer in the view
+        answers with its NEW-VIEW (`_help_lagging_peer`), or the view's next certified block brings it in
+        (`_join_certified_view`); it never votes there before.
+        """
+        if self.is_muted or not self.is_member:
+            return []
+        f = self.validators.f
+        if self._count_peers_in(self._view + 1) <= f:
+            return []
+        keys = self.validators.keys
+        ahead = sorted((seen for sender, seen in self._peer_views.items() if sender in keys), reverse=True)
+        return self._start_view_change(ahead[f])
 
     def _resend_view_change(self) -> list[Action]:
         own = self._signed.get(("view_change", self._view, 0))
@@ -774,6 +844,7 @@ class Replica:
         actions: list[Action] = [Persist(make_view_record(self._view_entry)), *self._request_sync(plan.height)]
         if pre_prepare is not None and self._is_in_window(pre_prepare.height, pre_prepare.view):
             self._log.slot(pre_prepare.height).pre_prepares[new_view.view] = pre_prepare
+        self._take_ahead()
         if self._pending or pre_prepare is not None:
             actions += self._rearm_timer()
         else:
