@@ -93,6 +93,9 @@ MAX_BACKOFF_EXPONENT = 6
 VIEW_SPAN = 64
 """Votes for views further than this from the current view are not kept."""
 
+RECENT_VOTE_HEIGHTS = 3
+"""A replica counts as voting only while its last signed vote is at most this many heights below its head."""
+
 _UNCHECKED = "unchecked"
 
 SlotKey = tuple[str, int, int]
@@ -126,7 +129,7 @@ class Replica:
         """Signs nothing (no vote, no view change) at heights up to this one: set when the node lost its
         consensus log, so it cannot contradict what it signed before it lost it."""
         self.last_voted_height = 0
-        """Height of the last PREPARE or COMMIT this replica signed (0 if none since it started)."""
+        """Height of the last PREPARE or COMMIT this replica signed (as its consensus log shows; 0 if none)."""
         self._key = key
         self._params = genesis.consensus
         self._window = 2 * max(self._params.checkpoint_interval, 1)
@@ -209,8 +212,13 @@ class Replica:
 
     @property
     def is_voting(self) -> bool:
-        """Would this replica vote on a proposal for its next height now (in a view, not muted, not behind)?"""
-        return self._may_vote()
+        """Does this replica take part: it signed a vote at one of the last few heights, and would vote on a
+        proposal for its next height now (in a view, not muted, not behind)?
+
+        A replica that only follows by sync (out of the view the others vote in) is not voting, whatever
+        it would do if a proposal came: the network's fault tolerance counts it out.
+        """
+        return self._may_vote() and self._height - self.last_voted_height <= RECENT_VOTE_HEIGHTS
 
     @property
     def view_base(self) -> int:
@@ -949,6 +957,8 @@ class Replica:
                 raise ConsensusLogCorrupted(f"consensus log holds a {type(message).__name__} not signed by this node")
             self._signed[_compute_slot_key(message)] = message
             top_view = max(top_view, message.view)
+            if isinstance(message, Prepare | Commit):
+                self.last_voted_height = max(self.last_voted_height, message.height)
             if not isinstance(message, ViewChange):
                 normal_views.add(message.view)
         for entry in restored.views:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from consensus.actions import Broadcast
 from consensus.messages import Message, NewView, Prepare, PrePrepare, ViewChange, encode_message, sign_message
-from consensus.replica import VIEW_TIMER
+from consensus.replica import RECENT_VOTE_HEIGHTS, VIEW_TIMER
 from tests.sim.cluster import Cluster
 
 DEAF = "node-3"
@@ -132,3 +132,26 @@ def test_a_replica_that_lost_the_new_view_of_a_live_view_asks_again_instead_of_m
     cluster.settle()
     cluster.fire(VIEW_TIMER, ["node-0", DEAF])
     assert deaf.view == 1 and not deaf.is_view_changing and deaf.is_voting
+
+
+def test_a_replica_that_only_follows_by_sync_is_not_voting_until_it_votes_again():
+    cluster = Cluster.make(4)
+    follower = cluster.replicas.pop(DEAF)
+    for _ in range(RECENT_VOTE_HEIGHTS + 1):
+        cluster.offer(cluster.txs(1))
+    leader = cluster.apps["node-0"]
+    for block, certificate in zip(leader.blocks, leader.certificates, strict=True):
+        cluster.apps[DEAF].apply(block, certificate)
+    follower.on_synced()
+    cluster.replicas[DEAF] = follower
+    assert follower.height == RECENT_VOTE_HEIGHTS + 1 and follower.last_voted_height == 0
+    assert not follower.is_voting
+    cluster.offer(cluster.txs(1))
+    assert follower.last_voted_height == RECENT_VOTE_HEIGHTS + 2 and follower.is_voting
+
+
+def test_a_restarted_replica_reports_the_last_vote_its_log_holds():
+    cluster = Cluster.make(4)
+    cluster.offer(cluster.txs(1))
+    cluster.boot(DEAF)
+    assert cluster.replicas[DEAF].last_voted_height == 1 and cluster.replicas[DEAF].is_voting
