@@ -251,6 +251,8 @@ class Replica:
         if sender != message.sender or sender == self.id:
             return []
         self._refresh_schedule()
+        if not self._may_act_on(message):
+            return []
         try:
             self.checker.verify(message)
         except InvalidMessage:
@@ -258,6 +260,18 @@ class Replica:
         if not isinstance(message, Checkpoint | ViewChange) and message.view > self._peer_views.get(sender, 0):
             self._peer_views[sender] = message.view
         return self._dispatch(message) + self._follow_live_view()
+
+    def _may_act_on(self, message: Message) -> bool:
+        """Could `message` change anything here? Asked before any signature in it is checked, so what this
+        replica would ignore anyway costs a Byzantine sender's victim nothing: a view too far ahead to keep
+        votes for, or a NEW-VIEW for a view this replica has already started."""
+        if isinstance(message, Checkpoint):
+            return True
+        if message.view > self._view + VIEW_SPAN:
+            return False
+        if isinstance(message, NewView):
+            return message.view > self._view or (message.view == self._view and self._view_changing)
+        return True
 
     def _dispatch(self, message: Message) -> list[Action]:
         if isinstance(message, PrePrepare):
