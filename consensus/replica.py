@@ -353,8 +353,7 @@ class Replica:
         actions = self._note_peer_height(message.sender, message.height - 1)
         # While changing view, the view just left may still commit (see `_return_to_live_view`): keep its blocks.
         lowest = self._view - 1 if self._view_changing else self._view
-        header = message.block.header
-        if header.view != message.view or header.proposer != message.sender:
+        if not self._is_fresh(message) and not self._is_reproposal(message):
             return actions
         if not self._is_in_window(message.height, message.view, lowest=lowest, highest=self._view):
             self._hold_ahead(message)
@@ -374,6 +373,25 @@ class Replica:
         if not self._log.add_vote(vote):
             return actions
         return actions + self._process()
+
+    @staticmethod
+    def _is_fresh(message: PrePrepare) -> bool:
+        """Is the proposal a block its sender built in the proposal's view?"""
+        header = message.block.header
+        return header.view == message.view and header.proposer == message.sender
+
+    def _is_reproposal(self, message: PrePrepare) -> bool:
+        """Is the proposal the block the current view's NEW-VIEW re-proposes (as its primary re-sends it)?
+
+        The view entry, persisted before any vote in the view, names that block: a backup restarted inside the
+        view, which no longer holds the NEW-VIEW, prepares it from the primary's re-sent PRE-PREPARE.
+        """
+        entry = self._view_entry
+        return (
+            entry.view == message.view
+            and entry.height + 1 == message.height
+            and entry.block_hash == message.block.hash()
+        )
 
     def _hold_ahead(self, message: PrePrepare) -> None:
         """Keep one proposal for the next height from a later view (the latest view's), for when this replica

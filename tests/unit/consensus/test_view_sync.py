@@ -8,7 +8,7 @@ there, with no view timer fired; and that f validators alone, however loud, move
 from __future__ import annotations
 
 from consensus.actions import Broadcast
-from consensus.messages import Message, NewView, Prepare, PrePrepare, ViewChange, encode_message, sign_message
+from consensus.messages import Commit, Message, NewView, Prepare, PrePrepare, ViewChange, encode_message, sign_message
 from consensus.replica import RECENT_VOTE_HEIGHTS, VIEW_TIMER
 from tests.sim.cluster import Cluster
 
@@ -155,3 +155,28 @@ def test_a_restarted_replica_reports_the_last_vote_its_log_holds():
     cluster.offer(cluster.txs(1))
     cluster.boot(DEAF)
     assert cluster.replicas[DEAF].last_voted_height == 1 and cluster.replicas[DEAF].is_voting
+
+
+def test_a_backup_restarted_inside_a_view_prepares_the_block_that_view_re_proposes():
+    """Block 1 is prepared in view 0 and not committed; view 1 re-proposes it. Node 3 enters view 1 and crashes
+    before its PREPARE is written; once restarted, the primary's re-sent proposal must be enough for it to prepare
+    the block: with node 2 down, block 1 commits only with node 3."""
+    cluster = Cluster.make(4)
+    cluster.drop = lambda sender, to, message: isinstance(message, Commit) or (
+        isinstance(message, Prepare) and message.view == 1
+    )
+    cluster.offer(cluster.txs(1))
+    cluster.time_out()
+    assert {r.view for r in cluster.replicas.values()} == {1} and cluster.apps["node-0"].head()[0] == 0
+    records = cluster.records[DEAF]
+    entered = max(i for i, record in enumerate(records) if record["type"] == "view")
+    cluster.records[DEAF] = records[: entered + 1]
+    cluster.boot(DEAF)
+    assert cluster.replicas[DEAF].view == 1
+    cluster.drop = lambda sender, to, message: False
+    cluster.muted.add("node-2")
+    cluster.queue.clear()
+    cluster.fire(VIEW_TIMER, ["node-0", "node-1"])
+    assert {cluster.apps[v].head()[0] for v in ("node-0", "node-1", DEAF)} == {1}
+    signers = {sender for sender, _ in cluster.apps["node-1"].head_certificate().signatures}
+    assert cluster.apps["node-1"].head_certificate().view == 1 and DEAF in signers
