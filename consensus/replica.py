@@ -93,6 +93,10 @@ MAX_BACKOFF_EXPONENT = 6
 VIEW_SPAN = 64
 """Votes for views further than this from the current view are not kept."""
 
+PROPOSALS_AHEAD = 2
+"""Proposals are held for at most this many heights past the next one (one block is in flight at a time, so an
+honest primary is never further ahead of a replica that follows it): a primary cannot fill memory with blocks."""
+
 RECENT_VOTE_HEIGHTS = 3
 """A replica counts as voting only while its last signed vote is at most this many heights below its head."""
 
@@ -354,6 +358,8 @@ class Replica:
         # While changing view, the view just left may still commit (see `_return_to_live_view`): keep its blocks.
         lowest = self._view - 1 if self._view_changing else self._view
         if not self._is_fresh(message) and not self._is_reproposal(message):
+            return actions
+        if message.height > self._height + 1 + PROPOSALS_AHEAD:
             return actions
         if not self._is_in_window(message.height, message.view, lowest=lowest, highest=self._view):
             self._hold_ahead(message)
@@ -761,6 +767,7 @@ class Replica:
             raise RuntimeError(f"signed two different view changes for view {view}")
         self._view_changes[self.id] = view_change
         self._signed = {key: m for key, m in self._signed.items() if key[2] > 0 or key[1] >= view}
+        self._log.drop_proposals(self._height + 1, view)
         self._take_ahead()
         return [*actions, Broadcast(view_change), *self._rearm_timer(), *self._process_view_changes()]
 
@@ -881,6 +888,7 @@ class Replica:
         reproposed = None if pre_prepare is None else pre_prepare.block.hash()
         self._view_entry = ViewEntry(new_view.view, plan.height, reproposed, plan.prepared_view)
         self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > new_view.view}
+        self._log.drop_proposals(self._height + 1, new_view.view)
         actions: list[Action] = [Persist(make_view_record(self._view_entry)), *self._request_sync(plan.height)]
         if pre_prepare is not None and self._is_in_window(pre_prepare.height, pre_prepare.view):
             self._log.slot(pre_prepare.height).pre_prepares[new_view.view] = pre_prepare

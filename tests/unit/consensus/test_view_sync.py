@@ -8,8 +8,18 @@ there, with no view timer fired; and that f validators alone, however loud, move
 from __future__ import annotations
 
 from consensus.actions import Broadcast
-from consensus.messages import Commit, Message, NewView, Prepare, PrePrepare, ViewChange, encode_message, sign_message
-from consensus.replica import RECENT_VOTE_HEIGHTS, VIEW_TIMER
+from consensus.messages import (
+    Commit,
+    Message,
+    NewView,
+    Prepare,
+    PrePrepare,
+    Timeout,
+    ViewChange,
+    encode_message,
+    sign_message,
+)
+from consensus.replica import PROPOSALS_AHEAD, RECENT_VOTE_HEIGHTS, VIEW_TIMER
 from tests.sim.cluster import Cluster
 
 DEAF = "node-3"
@@ -162,8 +172,8 @@ def test_a_backup_restarted_inside_a_view_prepares_the_block_that_view_re_propos
     before its PREPARE is written; once restarted, the primary's re-sent proposal must be enough for it to prepare
     the block: with node 2 down, block 1 commits only with node 3."""
     cluster = Cluster.make(4)
-    cluster.drop = lambda sender, to, message: isinstance(message, Commit) or (
-        isinstance(message, Prepare) and message.view == 1
+    cluster.drop = lambda sender, to, message: (
+        isinstance(message, Commit) or (isinstance(message, Prepare) and message.view == 1)
     )
     cluster.offer(cluster.txs(1))
     cluster.time_out()
@@ -180,3 +190,21 @@ def test_a_backup_restarted_inside_a_view_prepares_the_block_that_view_re_propos
     assert {cluster.apps[v].head()[0] for v in ("node-0", "node-1", DEAF)} == {1}
     signers = {sender for sender, _ in cluster.apps["node-1"].head_certificate().signatures}
     assert cluster.apps["node-1"].head_certificate().view == 1 and DEAF in signers
+
+
+def test_a_primary_cannot_make_a_replica_hold_blocks_far_ahead_and_a_view_change_drops_those_held():
+    cluster = Cluster.make(4)
+    genesis, key = cluster.network.genesis, cluster.network.keys["node-0"]
+    replica = cluster.replicas["node-3"]
+    app = cluster.apps["node-0"]
+    batch = cluster.txs(1)
+    for height in range(2, 40):
+        block = app.build_block(height, 0, batch)
+        replica.on_message("node-0", sign_message(PrePrepare(genesis.chain_id, 0, height, block, "node-0"), key))
+    assert replica.log_size == PROPOSALS_AHEAD
+    wishes = [sign_message(Timeout(genesis.chain_id, 0, 1, v), cluster.network.keys[v]) for v in ("node-1", "node-2")]
+    for wish in wishes:
+        replica.on_message(wish.sender, wish)
+    assert replica.view == 1 and replica.is_view_changing
+    # Left: the two TIMEOUTs, and its own VIEW-CHANGE (as signed, and as counted for view 1).
+    assert replica.log_size == 2 + 2
