@@ -97,6 +97,11 @@ PROPOSALS_AHEAD = 2
 """Proposals are held for at most this many heights past the next one (one block is in flight at a time, so an
 honest primary is never further ahead of a replica that follows it): a primary cannot fill memory with blocks."""
 
+FAILURES_ALLOWED = 16
+"""Messages that fail their checks a validator may send per height (and per expiry of the view timer); past them,
+its messages are refused unchecked until the next, so a validator's bad signatures cost a bounded number of checks.
+An honest validator's messages never fail: the transport authenticates the sender, who signs with its own key."""
+
 RECENT_VOTE_HEIGHTS = 3
 """A replica counts as voting only while its last signed vote is at most this many heights below its head."""
 
@@ -162,6 +167,8 @@ class Replica:
         self._peer_heights: dict[str, int] = {}
         self._peer_views: dict[str, int] = {}
         """Highest view each validator was seen working in (a proposal, vote, TIMEOUT or NEW-VIEW it signed there)."""
+        self._failures: dict[str, int] = {}
+        """Messages from each validator that failed their checks, since the last height or view timer expiry."""
         self._ahead: PrePrepare | None = None
         """A proposal for the next height from a view above this replica's, held until it joins that view."""
         self._sync_requested = 0
@@ -255,11 +262,12 @@ class Replica:
         if sender != message.sender or sender == self.id:
             return []
         self._refresh_schedule()
-        if not self._may_act_on(message):
+        if not self._may_act_on(message) or self._failures.get(sender, 0) >= FAILURES_ALLOWED:
             return []
         try:
             self.checker.verify(message)
         except InvalidMessage:
+            self._failures[sender] = self._failures.get(sender, 0) + 1
             return []
         if not isinstance(message, Checkpoint | ViewChange) and message.view > self._peer_views.get(sender, 0):
             self._peer_views[sender] = message.view
@@ -300,6 +308,7 @@ class Replica:
         self._sync_requested = self._height
         # A peer shown the NEW-VIEW may have lost it: each may be shown it again once per expiry of this timer.
         self._new_view_sent = set()
+        self._failures = {}
         sync = self._note_peer_height(None)
         if sync:
             # f+1 peers committed past this replica: it is lagging, which is no fault of the primary's.
@@ -588,6 +597,7 @@ class Replica:
         self._timeouts = {sender: t for sender, t in self._timeouts.items() if t.height > self._height}
         if self._ahead is not None and self._ahead.height <= self._height:
             self._ahead = None
+        self._failures = {}
 
     def _propose(self) -> list[Action]:
         """As an idle primary with pending txs, build and propose the next block."""

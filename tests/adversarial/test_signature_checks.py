@@ -14,6 +14,7 @@ import pytest
 from nacl.signing import VerifyKey
 
 from consensus.messages import NewView, Prepare, ViewChange, sign_message
+from consensus.replica import FAILURES_ALLOWED
 from ledger.encoding import encode
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
@@ -153,3 +154,17 @@ def test_a_junk_gossip_batch_costs_a_bounded_number_of_checks(tmp_path: Path, ch
         assert node.gossip.oversized == 1 and len(node.mempool) == 0
     finally:
         asyncio.run(node.close())
+
+
+def test_a_validator_sending_new_bad_signatures_is_charged_and_then_refused_unchecked(checks: Checks) -> None:
+    cluster = committed_cluster()
+    replica = cluster.replicas["node-3"]
+    genesis, keys = cluster.network.genesis, cluster.network.keys
+    checks.count = 0
+    for nonce in range(1000):
+        forged = Prepare(genesis.chain_id, 0, 2, b"\x01" * 32, "node-1", nonce.to_bytes(64, "big"))
+        assert replica.on_message("node-1", forged) == []
+    assert checks.count == FAILURES_ALLOWED
+    honest = sign_message(Prepare(genesis.chain_id, 0, 2, b"\x01" * 32, "node-2"), keys["node-2"])
+    replica.on_message("node-2", honest)
+    assert checks.count == FAILURES_ALLOWED + 1
