@@ -276,11 +276,14 @@ class Replica:
     def _may_act_on(self, message: Message) -> bool:
         """Could `message` change anything here? Asked before any signature in it is checked, so what this
         replica would ignore anyway costs a Byzantine sender's victim nothing: a view too far ahead to keep
-        votes for, or a NEW-VIEW for a view this replica has already started."""
+        votes for, a proposal for a height decided or too far ahead to hold, or a NEW-VIEW for a view this
+        replica has already started."""
         if isinstance(message, Checkpoint):
             return True
         if message.view > self._view + VIEW_SPAN:
             return False
+        if isinstance(message, PrePrepare):
+            return self._height < message.height <= self._height + 1 + PROPOSALS_AHEAD
         if isinstance(message, NewView):
             return message.view > self._view or (message.view == self._view and self._view_changing)
         return True
@@ -367,8 +370,6 @@ class Replica:
         # While changing view, the view just left may still commit (see `_return_to_live_view`): keep its blocks.
         lowest = self._view - 1 if self._view_changing else self._view
         if not self._is_fresh(message) and not self._is_reproposal(message):
-            return actions
-        if message.height > self._height + 1 + PROPOSALS_AHEAD:
             return actions
         if not self._is_in_window(message.height, message.view, lowest=lowest, highest=self._view):
             self._hold_ahead(message)

@@ -214,12 +214,15 @@ class MessageChecker:
 
     def verify_new_view_shape(self, message: NewView) -> None:
         """What a NEW-VIEW must be before any signature in it is checked: view changes for its view, at most
-        one from each sender (each must then be a validator of the height it works on)."""
+        one from each validator (of the height each works on)."""
         if not message.view_changes:
             raise InvalidMessage(f"new view {message.view} carries no view change")
         senders = {view_change.sender for view_change in message.view_changes}
         if len(senders) != len(message.view_changes):
             raise InvalidMessage(f"new view {message.view} needs view changes from distinct validators")
+        for view_change in message.view_changes:
+            if view_change.sender not in self.validators(compute_message_height(view_change)).keys:
+                raise InvalidMessage(f"new view {message.view} carries a view change from {view_change.sender!r}")
         if any(view_change.view != message.view for view_change in message.view_changes):
             raise InvalidMessage(f"new view {message.view} carries a view change for another view")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from nacl.signing import VerifyKey
 
-from consensus.messages import NewView, Prepare, ViewChange, sign_message
-from consensus.replica import FAILURES_ALLOWED
+from consensus.messages import NewView, Prepare, PrePrepare, ViewChange, sign_message
+from consensus.replica import FAILURES_ALLOWED, PROPOSALS_AHEAD
 from ledger.encoding import encode
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
@@ -72,6 +72,30 @@ def test_a_new_view_stuffed_with_copies_of_one_view_change_costs_no_check(checks
     for _ in range(5):
         assert replica.on_message("node-1", stuffed) == []
     assert checks.count == 0 and replica.view == 0
+
+
+def test_a_new_view_padded_with_view_changes_from_strangers_costs_no_check(checks: Checks) -> None:
+    cluster = committed_cluster()
+    replica = cluster.replicas["node-3"]
+    genesis, key = cluster.network.genesis, cluster.network.keys["node-1"]
+    real = tuple(view_change(cluster, sender) for sender in ("node-0", "node-1", "node-2"))
+    strangers = tuple(dataclasses.replace(real[0], sender=f"stranger-{i}") for i in range(500))
+    padded = sign_message(NewView(genesis.chain_id, 1, real + strangers, None, "node-1"), key)
+    checks.count = 0
+    assert replica.on_message("node-1", padded) == []
+    assert checks.count == 0 and replica.view == 0
+
+
+def test_proposals_far_ahead_cost_no_check(checks: Checks) -> None:
+    cluster = committed_cluster()
+    replica = cluster.replicas["node-3"]
+    genesis, key = cluster.network.genesis, cluster.network.keys["node-0"]
+    block = cluster.apps["node-0"].build_block(2, 0, cluster.txs(1))
+    checks.count = 0
+    for height in range(2 + PROPOSALS_AHEAD + 1, 200):
+        far = sign_message(PrePrepare(genesis.chain_id, 0, height, block, "node-0"), key)
+        assert replica.on_message("node-0", far) == []
+    assert checks.count == 0
 
 
 def test_a_certificate_carried_again_is_checked_once(checks: Checks) -> None:
