@@ -138,6 +138,9 @@ class SnapshotServer:
                 self._preparing = None
                 if point is not self.point:
                     point.reader.close()
+        if self._stop.is_set():
+            offer.close()
+            return
         old = self.offer
         self.offer, self._offer_point, self._offered_at = offer, point, self.clock()
         self.prepared += 1
