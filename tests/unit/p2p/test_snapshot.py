@@ -29,6 +29,8 @@ from p2p.snapshot import (
     decode_manifest,
     encode_chunk,
     encode_manifest,
+    verify_chunk,
+    verify_manifest,
 )
 from tests.helpers.builders import make_network
 
@@ -194,6 +196,35 @@ def test_chunks_in_any_order_cover_the_state_once(size: int, chunk: int, order: 
     assert sizes[:-1] == [chunk] * (len(sizes) - 1) and all(0 < n <= chunk for n in sizes)
     with pytest.raises(IndexError):
         snapshot.chunk_bytes(snapshot.manifest.chunks)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=120),
+    chunk=st.integers(min_value=1, max_value=50),
+    changed=st.integers(min_value=0),
+    value=st.binary(max_size=8),
+)
+def test_chunk_sums_add_up_to_the_state_root_and_catch_any_changed_entry(
+    size: int, chunk: int, changed: int, value: bytes
+) -> None:
+    entries = {b"k%04d" % i: b"v%d" % i for i in range(size)}
+    block, cert = certified_state(entries)
+    snapshot = SnapshotOffer(MemoryState(entries), block, cert, chunk_entries=chunk)
+    manifest = snapshot.manifest
+    verify_manifest(GENESIS, manifest)
+    after: bytes | None = None
+    for index in range(manifest.chunks):
+        after = verify_chunk(manifest, index, snapshot.chunk_bytes(index), after)[-1][0]
+    index = changed % manifest.chunks
+    body = snapshot.read_chunk(index)
+    key, old = body[changed % len(body)]
+    if value != old:
+        body[changed % len(body)] = (key, value)
+        with pytest.raises(InvalidSnapshot, match="share of the certified state root"):
+            verify_chunk(manifest, index, encode_chunk(body), None)
+    with pytest.raises(InvalidSnapshot, match="do not add up"):
+        verify_manifest(GENESIS, dataclasses.replace(manifest, chunk_sums=(bytes(256), *manifest.chunk_sums[1:])))
 
 
 def test_manifest_round_trip_and_inconsistent_manifests_refused() -> None:
