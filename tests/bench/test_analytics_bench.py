@@ -152,6 +152,7 @@ ROUTES = {"sales": analytics.get_sales, "times": analytics.get_times, "outcomes"
 ROUTES["allocation"] = analytics.get_allocation
 
 
+@pytest.mark.timeout(3600)
 def test_analytics_routes_on_twenty_thousand_orders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ledger = ExecutedLedger(tmp_path / "db")
     try:
