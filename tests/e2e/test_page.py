@@ -7,7 +7,9 @@ proof; the peers; the inventory heat map and its low-stock flags; a SKU's
 stock journal and a lot's chain of custody; the channels; the charts; the
 analytics. A node is then killed: the page shows it unreachable, approves
 a held order (it moves) while the node is down, and shows the node back
-once restarted. A store of a second organisation (added by governance)
+once restarted. The node serving the page is killed and restarted under it
+too, and a dead webhook delivery is replayed with the page's button. A
+store of a second organisation (added by governance)
 sees its own organisation's order and stock only, where the operator sees
 all.
 
@@ -20,6 +22,7 @@ it can, `Makefile`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
@@ -31,8 +34,10 @@ import pytest
 from devnet.demo import run_devnet_demo
 from devnet.network import Devnet
 from ledger.keys import PrivateKey
+from node.config import NodeConfig
 from node.tokens import TokenStore, parse_scopes
 from omsclient import Client, Keyring
+from tests.helpers.receiver import Plan, Receiver
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
@@ -327,6 +332,49 @@ def test_the_page_approves_a_held_order_while_a_node_is_killed_and_restarted(
     finally:
         page.close()
         demo_devnet.start(KILLED)
+
+
+def test_an_operator_replays_a_dead_letter_from_the_page_across_a_restart_of_its_node(
+    demo_devnet: Devnet, browser: Any, api: Client, shots: Path
+) -> None:
+    """The served node is killed under the page (which says so) and restarted with one attempt per webhook
+    delivery; a receiver that fails every request makes a delivery dead; once the receiver is mended the
+    page's Replay button delivers it."""
+    served = demo_devnet.node(SERVED)
+    page = sign_in(browser, demo_devnet, demo_devnet.token)
+    receiver = Receiver(Plan(fail_rate=1.0))
+    try:
+        open_view(page, "channels", "#dead-letters")
+        demo_devnet.kill(SERVED)
+        sync_api.expect(page.locator("#live")).to_contain_text("node unreachable", timeout=WAIT_MS)
+        config = dataclasses.replace(NodeConfig.load(served.home), webhook_max_attempts=1, webhook_timeout_ms=2_000)
+        config.save(served.home)
+        demo_devnet.start(SERVED)
+        demo_devnet.wait_until_up([SERVED])
+        sync_api.expect(page.locator("#live")).to_contain_text("height", timeout=WAIT_MS)
+
+        api.post("/v1/webhooks", {"url": receiver.url, "events": ["order.created"]})
+        order: dict[str, Any] = {"external_ref": "WEB-9003", "customer_hash": "7" * 64, "currency": "EUR"}
+        order["pickup"] = "AMS-STORE"
+        order["lines"] = [{"sku": "TEE-BLK-M", "qty": 1, "unit_price": 1999}]
+        keyring = demo_devnet.keyring(api)
+        assert api.wait_tx(api.submit(keyring.sign("channel-1", "order.create", order)))["receipt"]["ok"]
+        replay = page.locator("#dead-letters button.replay")
+        sync_api.expect(replay).to_have_count(1, timeout=WAIT_MS)
+        (dead,) = [d for d in api.get("/v1/webhooks/deliveries", failed="true")["items"] if d["status"] == "dead"]
+        assert texts(page, "#dead-letters td.col-id") == [dead["id"]]
+        shoot(page, shots, "dead-letter")
+
+        receiver.plan.fail_rate = 0.0
+        replay.click()
+        sync_api.expect(replay).to_have_count(0, timeout=WAIT_MS)
+        assert dead["id"] in receiver.unique()
+        delivered = [d for d in api.get("/v1/webhooks/deliveries")["items"] if d["id"] == dead["id"]]
+        assert [d["status"] for d in delivered] == ["delivered"]
+    finally:
+        page.close()
+        receiver.close()
+        demo_devnet.start(SERVED)
 
 
 def test_a_store_sees_its_own_orders_and_an_operator_all(
