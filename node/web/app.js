@@ -361,8 +361,9 @@ const VIEWS = {
   analytics: (view) => showAnalytics(view),
 };
 
-// Views drawn again at every poll (their figures move without a commit); the others at each new block.
-const LIVE = new Set(["network", "channels", "charts"]);
+// Views drawn again at every poll (peers' health and dead letters move without a commit); the others, the
+// charts among them (whose figures move only with commits, and read up to thousands of orders), at each new block.
+const LIVE = new Set(["network", "channels"]);
 
 function currentView() {
   return (location.hash.slice(1) || "orders").split(/[/?](.*)/s);
