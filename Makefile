@@ -25,6 +25,7 @@ test: $(STAMP) chromium
 # that fails the browser test skips, saying why, and `make test` goes on.
 CHROMIUM ?= /usr/bin/chromium
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+export OMS_CHROMIUM := $(CHROMIUM)
 chromium:
 	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian's chromium for the browser test"; \
