@@ -44,10 +44,13 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Pyt
 CHROMIUM = os.environ.get("OMS_CHROMIUM", "/usr/bin/chromium")
 """Debian's chromium; Playwright is pointed at it and never downloads a browser of its own."""
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None,
-    reason=f"no chromium at {CHROMIUM}: `make test` installs Debian's `chromium` when run as root with apt-get",
-)
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        shutil.which(CHROMIUM) is None,
+        reason=f"no chromium at {CHROMIUM}: `make test` installs Debian's `chromium` when run as root with apt-get",
+    ),
+]
 FLAGS = [
     "--headless",
     "--no-sandbox",
