@@ -168,19 +168,6 @@ async function showOrders(view, params) {
     page.next_cursor ? el("p", {}, "showing the first 100; narrow the filters to see others") : "");
 }
 
-async function downloadProof(orderId, button) {
-  const answer = await fetch("/v1/proofs/order/" + encodeURIComponent(orderId), { headers: authorization() });
-  if (!answer.ok) {
-    const body = await answer.json().catch(() => ({}));
-    button.after(el("span", { class: "error" }, " " + (body.message || answer.statusText)));
-    return;
-  }
-  const file = el("a", { href: URL.createObjectURL(await answer.blob()), download: `proof-${orderId}.json` });
-  document.body.append(file);
-  file.click();
-  file.remove();
-}
-
 async function showOrder(view, orderId) {
   const order = await api("/v1/orders/" + encodeURIComponent(orderId));
   const invoices = await optional(query("/v1/invoices", { order_id: orderId }), { items: [] });
@@ -198,8 +185,8 @@ async function showOrder(view, orderId) {
   } }, verb);
   if (order.status === "on_hold") actions.append(act("approve"));
   if (order.status === "intercepted") actions.append(act("release"));
-  actions.append(el("button", { type: "button", id: "proof", onclick: (event) => downloadProof(orderId, event.target) },
-    "Download proof"));
+  actions.append(el("button", { type: "button", id: "proof", onclick: (event) =>
+    download("/v1/proofs/order/" + encodeURIComponent(orderId), `proof-${orderId}.json`, event.target) }, "Download proof"));
   const byLocation = {};
   for (const f of order.fulfilments) (byLocation[f.location] = byLocation[f.location] || []).push(f);
   draw(view, 
@@ -326,7 +313,7 @@ async function showAnalytics(view) {
   const [byDay, byChannel, byLocation, times, outcomes, allocation] = await Promise.all([
     api("/v1/analytics/sales?by=day"), api("/v1/analytics/sales?by=channel"), api("/v1/analytics/sales?by=location"),
     api("/v1/analytics/times"), api("/v1/analytics/outcomes"), api("/v1/analytics/allocation")]);
-  const csv = (path, name) => el("a", { href: "#", class: "csv", onclick: (e) => { e.preventDefault(); download(path, name); } }, "CSV");
+  const csv = (path, name) => el("a", { href: "#", class: "csv", onclick: (e) => { e.preventDefault(); download(path, name, e.target); } }, "CSV");
   draw(view, el("h2", {}, "Analytics"),
     section("Orders per day", barChart("orders-per-day", byDay.rows, (r) => r.day.slice(5), (r) => r.orders)),
     section(["Sales by channel ", csv("/v1/analytics/sales?by=channel&format=csv", "sales-by-channel.csv")], table(byChannel.rows, null, { id: "sales-by-channel" })),
@@ -336,8 +323,14 @@ async function showAnalytics(view) {
     section("Allocation", table(allocation.rows, null, { id: "allocation" })));
 }
 
-async function download(path, name) {
+// Save what `path` answers as the file `name`; a refusal is shown after `near`.
+async function download(path, name, near) {
   const answer = await fetch(path, { headers: authorization() });
+  if (!answer.ok) {
+    const body = await answer.json().catch(() => ({}));
+    near.after(el("span", { class: "error" }, " " + (body.message || answer.statusText)));
+    return;
+  }
   const file = el("a", { href: URL.createObjectURL(await answer.blob()), download: name });
   document.body.append(file);
   file.click();
@@ -378,7 +371,6 @@ async function route() {
   drawing = true;
   try {
     await show(view, rest || "");
-    view.dataset.height = lastHeight === null ? "" : String(lastHeight);
   } catch (error) {
     draw(view, el("p", { class: "error", id: "view-error" }, error.message));
   } finally {
