@@ -1,8 +1,9 @@
 """View synchronisation: a replica that missed a view change learns the live view from ordinary traffic.
 
-Each test stages, with the synchronous cluster, a replica that heard nothing (or not the NEW-VIEW) while the
-others moved to view 1, then lets it hear the traffic of view 1 and checks that it joins the view and votes
-there, with no view timer fired; and that f validators alone, however loud, move it nowhere.
+The view tests stage, with the synchronous cluster, a replica that heard nothing (or not the NEW-VIEW) while the
+others moved to view 1, then let it hear the traffic of view 1 and check that it joins the view and votes there;
+f validators alone, however loud, move it nowhere. Then: `is_voting` means a recent vote, a backup restarted
+inside a view prepares the block the view re-proposes, and a primary cannot make a replica hold blocks far ahead.
 """
 
 from __future__ import annotations
