@@ -73,6 +73,7 @@ CONTRACT_MODULES: tuple[str, ...] = (
     "catalogue",
     "inventory",
     "orders",
+    "personal",
     "review",
     "allocation",
     "payments",
