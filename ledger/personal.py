@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -125,6 +126,12 @@ class UnreadablePersonalData(LedgerError):
     """A sealed record this key cannot open: not wrapped to it, tampered with, or of another plaintext."""
 
     code = "unreadable_personal_data"
+
+
+class NoEncryptionKey(LedgerError):
+    """The organisation has no encryption key: personal data cannot be sealed to it."""
+
+    code = "no_encryption_key"
 
 
 class ShipTo(TypedDict):
@@ -237,9 +244,28 @@ def _derive_kek(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
     return hkdf.derive(shared)
 
 
-def wrap_key(data_key: bytes, commitment: bytes, org: str, recipient: bytes) -> WrappedKey:
+Random = Callable[[int], bytes]
+"""A source of n secret random bytes (`os.urandom`, or a seeded stream: `seeded_random`)."""
+
+
+def seeded_random(seed: bytes) -> Random:
+    """A stream of bytes drawn from a secret `seed` (HKDF-SHA256 expansion of it, in order): sealing the same
+    data again with the same seed gives the same record, so a retried request signs the same tx."""
+    drawn = 0
+
+    def draw(n: int) -> bytes:
+        nonlocal drawn
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=drawn + n, salt=None, info=b"oms-ledger seal stream/1")
+        out = hkdf.derive(seed)[drawn:]
+        drawn += n
+        return out
+
+    return draw
+
+
+def wrap_key(data_key: bytes, commitment: bytes, org: str, recipient: bytes, random: Random = os.urandom) -> WrappedKey:
     """`data_key` wrapped to the X25519 public key `recipient` of `org`, bound to `commitment`."""
-    ephemeral = X25519PrivateKey.generate()
+    ephemeral = X25519PrivateKey.from_private_bytes(random(KEY_SIZE))
     ephemeral_public = ephemeral.public_key().public_bytes_raw()
     kek = _derive_kek(ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient)), ephemeral_public, recipient)
     wrapped = ChaCha20Poly1305(kek).encrypt(bytes(NONCE_SIZE), data_key, commitment)
@@ -256,14 +282,15 @@ def unwrap_key(entry: WrappedKey, commitment: bytes, key: EncryptionKey) -> byte
         raise UnreadablePersonalData(f"the key wrapped to {entry['org']} does not open with this key") from exc
 
 
-def seal_personal(data: PersonalData, readers: dict[str, bytes]) -> Sealed:
-    """`data` sealed under a fresh data key wrapped to each reader organisation (org -> X25519 public key)."""
+def seal_personal(data: PersonalData, readers: dict[str, bytes], random: Random = os.urandom) -> Sealed:
+    """`data` sealed under a fresh data key wrapped to each reader organisation (org -> X25519 public key); salt,
+    keys and nonce drawn from `random`."""
     if not 0 < len(readers) <= MAX_READERS:
         raise InvalidPersonalData(f"personal data is sealed to 1-{MAX_READERS} organisations")
-    plaintext = encode({"notes": data["notes"], "salt": os.urandom(SALT_SIZE), "ship_to": data["ship_to"]})
+    plaintext = encode({"notes": data["notes"], "salt": random(SALT_SIZE), "ship_to": data["ship_to"]})
     commitment = hashlib.sha256(plaintext).digest()
-    data_key = ChaCha20Poly1305.generate_key()
-    nonce = os.urandom(NONCE_SIZE)
+    data_key = random(KEY_SIZE)
+    nonce = random(NONCE_SIZE)
     ciphertext = nonce + ChaCha20Poly1305(data_key).encrypt(nonce, plaintext, AAD_DATA)
     if len(ciphertext) > MAX_CIPHERTEXT:
         raise InvalidPersonalData(f"personal data takes {len(ciphertext)} bytes sealed; at most {MAX_CIPHERTEXT}")
@@ -271,7 +298,7 @@ def seal_personal(data: PersonalData, readers: dict[str, bytes]) -> Sealed:
         scheme=SCHEME,
         commitment=commitment.hex(),
         ciphertext=ciphertext.hex(),
-        keys=[wrap_key(data_key, commitment, org, readers[org]) for org in sorted(readers)],
+        keys=[wrap_key(data_key, commitment, org, readers[org], random) for org in sorted(readers)],
     )
 
 
@@ -286,3 +313,18 @@ def open_personal(ciphertext: str, commitment: str, data_key: bytes) -> Personal
         raise UnreadablePersonalData("the plaintext does not match its commitment")
     value = decode(plaintext)
     return PersonalData(ship_to=value["ship_to"], notes=value["notes"])
+
+
+def seal_order_fields(
+    payload: dict[str, Any], org: str, public: bytes | None, random: Random = os.urandom
+) -> dict[str, Any]:
+    """An order payload with its clear `ship_to` and `notes` (if it has any) replaced by `personal`: them sealed
+    to `org`, whose X25519 public key is `public`."""
+    ship_to, notes = payload.get("ship_to"), payload.get("notes")
+    rest = {name: value for name, value in payload.items() if name not in ("ship_to", "notes")}
+    if ship_to is None and notes is None:
+        return rest
+    data = check_personal(ship_to, notes)
+    if public is None:
+        raise NoEncryptionKey(f"organisation {org} has no encryption key: its orders cannot carry ship_to or notes")
+    return {**rest, "personal": dict(seal_personal(data, {org: public}, random))}
