@@ -86,6 +86,9 @@ SHIP_TO_TEXT = {"name": 128, "city": 64, "postcode": 16, "region": 64, "phone": 
 SHIP_TO_KEYS = ("name", "address_lines", "city", "postcode", "region", "country", "phone", "email")
 """Exactly the keys a ship-to may hold."""
 
+SHIP_TO_REQUIRED = ("name", "address_lines", "city", "country")
+"""The keys a ship-to must hold (the others may be absent or null)."""
+
 MAX_ADDRESS_LINES = 4
 """Most address lines."""
 
@@ -111,6 +114,10 @@ COUNTRIES = frozenset(COUNTRY_CODES.split())
 
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}")
 """A plausible e-mail address: one `@`, no spaces."""
+
+COARSE_MICRO_DEGREES = 10_000
+"""Delivery coordinates leave the sender rounded to this many micro-degrees (0.01 degree: about 1.1 km of
+latitude, and less of longitude): enough for allocation to weigh distances, too coarse to point at a door."""
 
 ENCRYPTION_KEY_FILE = "encryption_key"
 """The file in a node's home holding its organisation's X25519 private key (owner-only)."""
@@ -140,12 +147,12 @@ class ShipTo(TypedDict):
     name: str
     address_lines: list[str]
     city: str
-    postcode: str
-    region: str
+    postcode: str | None
+    region: str | None
     country: str
     """ISO 3166-1 alpha-2, upper case."""
-    phone: str
-    email: str
+    phone: str | None
+    email: str | None
 
 
 class PersonalData(TypedDict):
@@ -173,9 +180,10 @@ class Sealed(TypedDict):
 
 
 def check_personal(ship_to: Any, notes: Any) -> PersonalData:
-    """The ship-to and notes, checked: exactly the ship-to keys, each a bounded string (address lines a list
-    of 1-4), an ISO country code, a plausible e-mail; notes a string of at most `MAX_NOTES` characters.
-    `InvalidPersonalData` naming the field otherwise."""
+    """The ship-to and notes, checked: no key but the ship-to keys, `name`, `address_lines`, `city` and
+    `country` present, each a bounded string (address lines a list of 1-4), an ISO country code, a plausible
+    e-mail; notes a string of at most `MAX_NOTES` characters. `InvalidPersonalData` naming the field otherwise.
+    An absent optional field reads as None."""
     if notes is not None and (type(notes) is not str or len(notes) > MAX_NOTES):
         raise InvalidPersonalData(f"notes must be a string of at most {MAX_NOTES} characters")
     if ship_to is None:
@@ -185,12 +193,12 @@ def check_personal(ship_to: Any, notes: Any) -> PersonalData:
     for key in ship_to:
         if key not in SHIP_TO_KEYS:
             raise InvalidPersonalData(f"ship_to.{key} is not a field of a ship-to; its fields are {SHIP_TO_KEYS}")
-    for key in SHIP_TO_KEYS:
-        if key not in ship_to:
+    for key in SHIP_TO_REQUIRED:
+        if ship_to.get(key) is None:
             raise InvalidPersonalData(f"ship_to.{key} is required")
     for key, longest in SHIP_TO_TEXT.items():
-        value = ship_to[key]
-        if type(value) is not str or not 0 < len(value) <= longest:
+        value = ship_to.get(key)
+        if value is not None and (type(value) is not str or not 0 < len(value) <= longest):
             raise InvalidPersonalData(f"ship_to.{key} must be a string of 1-{longest} characters")
     lines = ship_to["address_lines"]
     if (
@@ -203,9 +211,11 @@ def check_personal(ship_to: Any, notes: Any) -> PersonalData:
         )
     if ship_to["country"] not in COUNTRIES:
         raise InvalidPersonalData("ship_to.country must be an ISO 3166-1 alpha-2 code such as NL or PT")
-    if not EMAIL.fullmatch(ship_to["email"]):
+    email = ship_to.get("email")
+    if email is not None and not EMAIL.fullmatch(email):
         raise InvalidPersonalData("ship_to.email must be an e-mail address")
-    return PersonalData(ship_to=ShipTo(**{key: ship_to[key] for key in SHIP_TO_KEYS}), notes=notes)  # type: ignore[typeddict-item]
+    checked: Any = {key: ship_to.get(key) for key in SHIP_TO_KEYS}
+    return PersonalData(ship_to=checked, notes=notes)
 
 
 class EncryptionKey:
@@ -315,13 +325,25 @@ def open_personal(ciphertext: str, commitment: str, data_key: bytes) -> Personal
     return PersonalData(ship_to=value["ship_to"], notes=value["notes"])
 
 
+def coarsen(micro_degrees: int) -> int:
+    """A coordinate rounded to the nearest `COARSE_MICRO_DEGREES` (half away from zero)."""
+    sign = -1 if micro_degrees < 0 else 1
+    return sign * ((abs(micro_degrees) + COARSE_MICRO_DEGREES // 2) // COARSE_MICRO_DEGREES * COARSE_MICRO_DEGREES)
+
+
 def seal_order_fields(
     payload: dict[str, Any], org: str, public: bytes | None, random: Random = os.urandom
 ) -> dict[str, Any]:
-    """An order payload with its clear `ship_to` and `notes` (if it has any) replaced by `personal`: them sealed
-    to `org`, whose X25519 public key is `public`."""
+    """An order payload as it may leave its sender: its clear `ship_to` and `notes` (if it has any) replaced by
+    `personal`, them sealed to `org`, whose X25519 public key is `public`; its delivery coordinates coarsened."""
     ship_to, notes = payload.get("ship_to"), payload.get("notes")
     rest = {name: value for name, value in payload.items() if name not in ("ship_to", "notes")}
+    delivery = rest.get("delivery")
+    if isinstance(delivery, dict):
+        rest["delivery"] = {
+            name: coarsen(value) if name in ("lat", "lon") and type(value) is int else value
+            for name, value in delivery.items()
+        }
     if ship_to is None and notes is None:
         return rest
     data = check_personal(ship_to, notes)

@@ -68,11 +68,11 @@ class ShipTo(BaseModel):
         Field(min_length=1, max_length=MAX_ADDRESS_LINES),
     ]
     city: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["city"])]
-    postcode: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["postcode"])]
-    region: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["region"])]
+    postcode: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["postcode"])] | None = None
+    region: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["region"])] | None = None
     country: Annotated[str, Field(pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. NL")]
-    phone: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["phone"])]
-    email: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["email"])]
+    phone: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["phone"])] | None = None
+    email: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["email"])] | None = None
 
 
 class Personal(BaseModel):

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.personal import (
+    COARSE_MICRO_DEGREES,
     COUNTRIES,
     MAX_NOTES,
     EncryptionKey,
@@ -25,6 +26,7 @@ from ledger.personal import (
     UnreadablePersonalData,
     check_personal,
     open_personal,
+    seal_order_fields,
     seal_personal,
     seeded_random,
     unwrap_key,
@@ -94,7 +96,7 @@ def test_the_same_seed_seals_the_same_record_and_another_seed_another(personal: 
 @pytest.mark.parametrize(
     ("ship_to", "named"),
     [
-        ({"name": "A"}, r"ship_to\.address_lines is required"),
+        ({"name": "A", "city": "B", "country": "NL"}, r"ship_to\.address_lines is required"),
         ({"extra": 1}, r"ship_to\.extra is not a field"),
     ],
 )
@@ -118,3 +120,13 @@ def test_a_country_must_be_an_iso_code() -> None:
     for country in ("pt", "XX", "PRT"):
         with pytest.raises(InvalidPersonalData, match=r"ship_to\.country"):
             check_personal({**good, "country": country}, None)
+
+
+@given(st.integers(-90_000_000, 90_000_000), st.integers(-180_000_000, 180_000_000))
+def test_delivery_coordinates_leave_the_sender_within_a_kilometre_and_on_the_grid(lat: int, lon: int) -> None:
+    payload = {"external_ref": "r", "delivery": {"region": "NL", "lat": lat, "lon": lon}}
+    sent = seal_order_fields(payload, "org-0", None)["delivery"]
+    assert sent["region"] == "NL"
+    for exact, coarse in ((lat, sent["lat"]), (lon, sent["lon"])):
+        assert coarse % COARSE_MICRO_DEGREES == 0 and abs(coarse - exact) <= COARSE_MICRO_DEGREES // 2
+    assert abs(sent["lat"]) <= 90_000_000 and abs(sent["lon"]) <= 180_000_000
