@@ -232,6 +232,11 @@ class EncryptionKey:
     def generate(cls) -> EncryptionKey:
         return cls(X25519PrivateKey.generate())
 
+    @classmethod
+    def from_seed_text(cls, text: str) -> EncryptionKey:
+        """A deterministic key for tests and devnets (never for production)."""
+        return cls(X25519PrivateKey.from_private_bytes(hashlib.sha256(text.encode()).digest()))
+
     def save(self, path: Path) -> None:
         """Write the raw private key in hex to a new file readable only by its owner."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

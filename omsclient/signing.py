@@ -20,6 +20,7 @@ repeat is committed as `duplicate_request` naming the first tx.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,7 +30,7 @@ from ledger.encoding import sha256
 from ledger.genesis import Genesis
 from ledger.idempotency import derive_keyed_nonce
 from ledger.keys import PrivateKey
-from ledger.personal import seal_order_fields
+from ledger.personal import Random, seal_order_fields
 from ledger.tx import Tx, make_tx
 
 _nonces = itertools.count(time.time_ns())
@@ -122,6 +123,19 @@ class Signer:
         return make_tx(chain_id, kind, self.identity, nonce, payload, self._key, valid_until=valid_until)
 
 
+def seal_orders(
+    kind: str, payload: dict[str, Any], org: str, key: bytes | None, random: Random = os.urandom
+) -> dict[str, Any]:
+    """The payload of `kind` as it may be signed: each order's (`order.create`, each order of `order.import`)
+    clear ship-to and notes sealed to `org`, whose encryption key is `key` (`ledger.personal.seal_order_fields`)."""
+    if kind == "order.create":
+        return seal_order_fields(payload, org, key, random)
+    if kind == "order.import" and isinstance(payload.get("orders"), list):
+        orders = [seal_order_fields(o, org, key, random) if isinstance(o, dict) else o for o in payload["orders"]]
+        return {**payload, "orders": orders}
+    return payload
+
+
 def get_sealing_keys(genesis: Genesis) -> dict[str, tuple[str, bytes | None]]:
     """Client identity -> (its organisation, that organisation's encryption key or None), as genesis names them."""
     keys = {o["id"]: o.get("encryption_key") for o in genesis.organisations}
@@ -154,12 +168,7 @@ class Keyring:
     def seal(self, identity: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         """`payload` with the clear personal data of its order(s) sealed to `identity`'s organisation."""
         org, key = self.sealing.get(identity, (identity, None))
-        if kind == "order.create":
-            return seal_order_fields(payload, org, key)
-        if kind == "order.import" and isinstance(payload.get("orders"), list):
-            orders = [seal_order_fields(o, org, key) if isinstance(o, dict) else o for o in payload["orders"]]
-            return {**payload, "orders": orders}
-        return payload
+        return seal_orders(kind, payload, org, key)
 
     def signer(self, identity: str) -> Signer:
         """The signer of `identity`, its key read once; `FileNotFoundError` if the folder has none."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from contracts import keys
 from ledger.personal import EncryptionKey, check_personal, open_personal, seal_personal, unwrap_key, wrap_key
+from ledger.tx import MAX_TX_WINDOW, make_tx
 from tests.helpers.contracts import create, make_shop, ok, refused
 
 SHIP_TO = {
@@ -57,8 +58,15 @@ def test_the_ledger_keeps_only_the_sealed_record_and_the_channel_org_reads_it() 
 
 def test_ship_to_in_clear_is_no_field_of_an_order() -> None:
     ledger = make_shop()
-    refused(create(ledger, "web-2", [{"sku": "GIFT", "qty": 1}], ship_to=SHIP_TO), "bad_payload")
-    refused(create(ledger, "web-3", [{"sku": "GIFT", "qty": 1}], notes="call first"), "bad_payload")
+    base = {"customer_hash": "0" * 64, "currency": "EUR", "lines": [{"sku": "GIFT", "qty": 1}]}
+    key = ledger.network.keys["channel-1"]
+    chain = ledger.network.genesis.chain_id
+    for n, extra in enumerate(({"ship_to": SHIP_TO}, {"notes": "call first"})):
+        payload = {"external_ref": f"web-{n}", **base, **extra}
+        [receipt] = ledger.run_block(
+            [make_tx(chain, "order.create", "channel-1", 100 + n, payload, key, valid_until=MAX_TX_WINDOW)]
+        )
+        assert (receipt.ok, receipt.code) == (False, "bad_payload")
 
 
 def test_a_record_not_sealed_to_the_channel_org_is_refused() -> None:
