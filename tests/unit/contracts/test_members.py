@@ -189,4 +189,4 @@ def test_an_organisation_added_with_an_encryption_key_can_have_personal_data_sea
         refused(propose(ledger, "node-0", "org.add", params), "bad_payload")
     decide(ledger, "org.add", {"org": "org-4", "name": "Depot", "encryption_key": key}, ["node-0", "node-1", "node-2"])
     assert membership(ledger).encryption_key("org-4") == bytes.fromhex(key)
-    assert membership(ledger).encryption_key("org-0") is None
+    assert membership(ledger).encryption_key("org-9") is None
