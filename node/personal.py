@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contracts import keys
 from contracts.records import PersonalRecord
@@ -49,6 +49,9 @@ from ledger.personal import (
 from ledger.state import StateView
 from ledger.tx import Tx, make_tx
 from node.feed import read_events
+
+if TYPE_CHECKING:
+    from node.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,11 @@ def get_record(state: StateView, order_id: str) -> PersonalRecord | None:
     return record
 
 
+def as_wrapped(org: str, entry: dict[str, str]) -> WrappedKey:
+    """A wrap as the state keeps it under its organisation, as `ledger.personal` reads it."""
+    return WrappedKey(org=org, ephemeral=entry["ephemeral"], wrapped=entry["wrapped"])
+
+
 def read_personal(state: StateView, order_id: str, org: str, key: EncryptionKey | None) -> tuple[PersonalData, str]:
     """The order's ship-to and notes opened with `org`'s key, and their commitment (hex); `PersonalNotFound`
     unless the record holds a key wrapped to `org`, `PersonalErased` once erased."""
@@ -115,7 +123,7 @@ def read_personal(state: StateView, order_id: str, org: str, key: EncryptionKey 
     if wrapped is None:
         raise PersonalNotFound(f"no personal data of order {order_id!r} that {org} may read")
     commitment = bytes.fromhex(record["commitment"])
-    data_key = unwrap_key(WrappedKey(org=org, **wrapped), commitment, key)  # type: ignore[typeddict-item]
+    data_key = unwrap_key(as_wrapped(org, wrapped), commitment, key)
     return open_personal(record["ciphertext"], record["commitment"], data_key), record["commitment"]
 
 
@@ -132,7 +140,7 @@ def make_grant(
         log.warning("order %s: %s fulfils it but has no encryption key to grant to", order_id, target)
         return None
     commitment = bytes.fromhex(record["commitment"])
-    data_key = unwrap_key(WrappedKey(org=org, **record["keys"][org]), commitment, key)  # type: ignore[typeddict-item]
+    data_key = unwrap_key(as_wrapped(org, record["keys"][org]), commitment, key)
     wrap = wrap_key(data_key, commitment, target, public)
     return {"order_id": order_id, "org": target, "ephemeral": wrap["ephemeral"], "wrapped": wrap["wrapped"]}
 
@@ -140,9 +148,9 @@ def make_grant(
 class PersonalGrants:
     """Follows the change feed and grants each fulfilling organisation the data key of its orders (see above)."""
 
-    def __init__(self, node: Any, key: EncryptionKey) -> None:
+    def __init__(self, node: Node, key: EncryptionKey) -> None:
         self.node = node
-        """The `node.node.Node` this task works for (a validator: its node key signs the grants)."""
+        """The node this task works for (a validator: its node key signs the grants)."""
         self.key = key
         self.cursor = 0
         """The last feed event looked at (the feed is read from its start once per process)."""
