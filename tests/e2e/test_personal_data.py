@@ -168,6 +168,9 @@ def test_the_channel_org_reads_its_orders_and_an_org_that_fulfils_none_reads_not
         assert personal(stranger, order_id) == (404, "not_found")
         assert personal(unscoped, order_id)[0] == 403
     assert NOTES in {personal(org0, order_id)[1]["notes"] for order_id in demo_orders}
+    members = {o["id"]: o for o in scene.operator.get("/v1/governance/members")["organisations"]}
+    for organisation in scene.devnet.genesis.organisations:
+        assert members[organisation["id"]]["encryption_key"] == organisation["encryption_key"]
 
 
 def test_the_fulfilling_org_is_granted_the_key_and_reads_then_nobody_after_erasure(scene: Scene) -> None:
