@@ -55,9 +55,13 @@ DEPOT_SHIP_TO = {
 """The ship-to of the order org-1 fulfils (no region: it is optional)."""
 
 
+API_NOTES = "Leave it with the porter, Mr Okonkwo"
+"""The notes of the order placed through `POST /v1/orders`."""
+
+
 def secrets() -> list[str]:
     """Every value that must never be found in clear: names, address lines, phones, e-mails, notes."""
-    values = [NOTES]
+    values = [NOTES, API_NOTES]
     for ship_to in [*CUSTOMERS.values(), DEPOT_SHIP_TO]:
         values += [ship_to["name"], *ship_to["address_lines"], ship_to["phone"], ship_to["email"]]
     return values
@@ -188,6 +192,23 @@ def test_the_fulfilling_org_is_granted_the_key_and_reads_then_nobody_after_erasu
     for client in (org0, depot):
         wait_for(lambda c=client: personal(c, order_id)[0] != 200, WAIT_S, "the erasure to reach every node")
         assert personal(client, order_id) == (410, "personal_data_erased")
+
+
+def test_an_order_placed_through_the_api_is_sealed_by_the_node_and_its_retry_is_the_same_tx(scene: Scene) -> None:
+    writer = scene.reader(0, scene.token(0, "channel-1", "orders:read,orders:write,personal:read"))
+    body = {
+        "external_ref": "WEB-9002",
+        "customer_hash": customer("hana"),
+        "currency": "EUR",
+        "lines": [{"sku": "GIFT-25", "qty": 1}],
+        "ship_to": CUSTOMERS["hana"],
+        "notes": API_NOTES,
+    }
+    first = writer.post("/v1/orders", body, idempotency_key="api-1", wait="commit")
+    again = writer.post("/v1/orders", body, idempotency_key="api-1", wait="commit")
+    assert first["status"] == "committed" and again["tx_id"] == first["tx_id"]
+    status, opened = personal(writer, first["resource"]["order_id"])
+    assert status == 200 and (opened["ship_to"], opened["notes"]) == (CUSTOMERS["hana"], API_NOTES)
 
 
 def test_no_block_and_no_byte_of_any_node_holds_customer_data_in_clear(scene: Scene, devnet: Devnet) -> None:
