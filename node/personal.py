@@ -21,6 +21,7 @@ The ledger holds an order's ship-to and notes only sealed (`ledger.personal`,
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -56,6 +57,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GRANT_KIND = "order.grant_personal"
+
+GRANT_EVENTS = 500
+"""Most feed events one step reads (the feed is read from its start after a restart, a bounded step at a time,
+so the node's loop is never held long)."""
 
 GRANT_EVERY_S = 1.0
 """How often the grant task looks for new allocations (it also wakes at each commit)."""
@@ -156,30 +161,31 @@ class PersonalGrants:
         """The last feed event looked at (the feed is read from its start once per process)."""
         self.wanted: dict[tuple[str, str], bytes | None] = {}
         """(order, fulfilling organisation) still to grant -> the grant tx last sent (None: none yet)."""
+        self.caught_up = False
+        """Whether the last step read the feed to its end (the task then waits for a commit)."""
         self._nonces = itertools.count(time.time_ns())
 
     def step(self) -> list[Tx]:
-        """Grant txs for the allocations to other organisations of orders this organisation took: the new ones
-        in the feed, and those whose grant left the mempool without being committed."""
+        """Grant txs for the allocations to other organisations of orders this organisation took: those of the
+        next `GRANT_EVENTS` feed events, and those whose grant left the mempool without being committed."""
         node = self.node
         org = node.config.org
         state = StateView(node.store)
-        while True:
-            events, last = read_events(node.store, org, self.cursor, 500, frozenset({"fulfilment.status"}))
-            for event in events:
-                fulfilment = state.get(keys.fulfilment_key(event["data"]["fulfilment_id"]))
-                if fulfilment is not None and fulfilment["org"] != org:
-                    self.wanted.setdefault((fulfilment["order_id"], fulfilment["org"]), None)
-            if last == self.cursor:
-                break
-            self.cursor = last
+        events, last = read_events(node.store, org, self.cursor, GRANT_EVENTS, frozenset({"fulfilment.status"}))
+        self.caught_up = last == self.cursor
+        self.cursor = last
+        for event in events:
+            fulfilment = state.get(keys.fulfilment_key(event["data"]["fulfilment_id"]))
+            if fulfilment is not None and fulfilment["org"] != org:
+                self.wanted.setdefault((fulfilment["order_id"], fulfilment["org"]), None)
         membership = node.executor.get_membership()
         txs = []
         for (order_id, target), sent in list(self.wanted.items()):
             if sent is not None and sent in node.mempool:
                 continue
-            payload = make_grant(state, membership, order_id, target, org, self.key)
-            if payload is None:
+            committed = sent is not None and node.store.get_tx_location(sent) is not None
+            payload = None if committed else make_grant(state, membership, order_id, target, org, self.key)
+            if payload is None:  # granted, not to grant, or refused by the ledger (it would be again)
                 del self.wanted[(order_id, target)]
                 continue
             tx = make_tx(
@@ -205,4 +211,7 @@ class PersonalGrants:
             for admitted in self.node.submit(txs) if txs else []:
                 if admitted.error is not None:
                     log.warning("grant tx %s refused: %s", admitted.tx_id.hex(), admitted.error)
-            await self.node.commits.wait(GRANT_EVERY_S)
+            if self.caught_up:
+                await self.node.commits.wait(GRANT_EVERY_S)
+            else:
+                await asyncio.sleep(0)
