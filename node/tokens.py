@@ -52,9 +52,12 @@ SCOPES = frozenset(
         "webhooks:read",
         "webhooks:write",
         "governance:write",
+        "customers:read",
+        "customers:write",
     }
 )
-"""Every scope a token may hold: `<resource>:read` or `<resource>:write`; `chain` is blocks, txs and receipts."""
+"""Every scope a token may hold: `<resource>:read` or `<resource>:write`; `chain` is blocks, txs and receipts;
+`customers` the settings that name customers (the blocked customers of the review gate)."""
 
 GLOBAL_READERS = frozenset({"operator", "auditor"})
 """Roles that read every organisation's data; the others read their own organisation's."""
