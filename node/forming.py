@@ -277,7 +277,7 @@ def save_client_key(out: Path) -> Path:
     (`.pub`), the file `genesis create --client` reads; answers the public key's path."""
     if out.exists():
         raise FileExistsError(f"{out} exists; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
     key = PrivateKey.generate()
     key.save(out)
     public = out.with_suffix(".pub")

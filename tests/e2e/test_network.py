@@ -131,7 +131,7 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
         "init", "--home", network.home("till"), "--org", "stores", "--name", "stores-till", "--advertise", till_address
     )
     operators = {org: "ops" if org == "retail" else f"{org}-ops" for org in ORGS}
-    for client in ("web-shop", "till-clerk", *operators.values()):
+    for client in ("web-shop", "till-shop", "till-clerk", *operators.values()):
         omsnode("client-key", "create", "--out", str(keys / f"{client}.key"))
 
     # 2. One of them builds the genesis; everyone checks it and installs it.
@@ -153,6 +153,8 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
         ],
         "--client",
         f"stores:till-clerk:store:{keys / 'till-clerk.pub'}",
+        "--client",
+        f"stores:till-shop:channel:{keys / 'till-shop.pub'}",
         "--set",
         f"checkpoint_interval={INTERVAL}",
         "--out",
@@ -210,9 +212,14 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
     ).stdout.strip()  # fmt: skip
     stock = json.loads(network.cli("stock", "LIS-1", "TEE-M", "--json", node="till", token=clerk))
     assert stock["on_hand"] == 100
-    till_shop = omsnode(
+    refused = omsnode(
         "token", "create", "--home", network.home("till"), "--identity", "web-shop", "--scopes", "all",
-        "--key", str(keys / "web-shop.key"),
+        "--key", str(keys / "web-shop.key"), check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "client keys only" in refused.stderr, "a home holds its own organisation's keys"
+    till_shop = omsnode(
+        "token", "create", "--home", network.home("till"), "--identity", "till-shop", "--scopes", "all",
+        "--key", str(keys / "till-shop.key"),
     ).stdout.strip()  # fmt: skip
     order_ids.append(place_order(network, tmp_path, "till", till_shop, "till-1"))
     assert network.status("retail")["height"] >= network.status("till")["height"] > 0
