@@ -75,6 +75,7 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("POST", "/v1/tx"): SIGNED,
     ("POST", "/v1/txs"): SIGNED,
     ("GET", "/v1/tx/{tx_id}"): token(None),
+    ("GET", "/v1/activity"): token(None),
     ("GET", "/v1/blocks/{height}"): token("chain:read"),
     ("GET", "/v1/proofs/tx/{tx_id}"): token(None),
     # orders

@@ -47,7 +47,7 @@ def test_the_routes_name_known_scopes_and_kinds():
     for (method, path), access in ROUTES.items():
         assert access.scope is None or access.scope in SCOPES, (method, path)
         assert access.kind is None or access.kind in TX_ROLES, (method, path)
-        any_token = path in {"/v1/tx/{tx_id}", "/v1/proofs/tx/{tx_id}"}
+        any_token = path in {"/v1/tx/{tx_id}", "/v1/proofs/tx/{tx_id}", "/v1/activity"}
         assert (access.who == "token") == (access.scope is not None or any_token), (method, path)
 
 
