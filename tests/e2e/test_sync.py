@@ -100,6 +100,37 @@ def money(client: Client, day: str) -> list[dict[str, Any]]:
     return pages
 
 
+P2P_READS: list[tuple[str, dict[str, int]]] = [
+    ("/p2p/status", {}),
+    ("/p2p/blocks", {"from": 1, "to": 3}),
+    ("/p2p/snapshot", {}),
+    ("/p2p/snapshot/0", {}),
+    ("/p2p/addresses", {}),
+]
+"""Every read a node serves under `/p2p` (`node.api.p2p`)."""
+
+
+def test_an_outsider_reads_nothing_under_p2p_while_member_nodes_do(net: Devnet) -> None:
+    height = load(net, 0, "READS", seconds=2)
+    url = net.nodes[0].url
+    stranger, operator = PrivateKey.generate(), PrivateKey.load(net.clients_dir / "operator-1.key")
+    now = lambda: int(time.time() * 1000)  # noqa: E731
+    for path, params in P2P_READS:
+        refusals = [(None, 401)]
+        for who, key, code in (("node-1", stranger, 401), ("outsider", stranger, 403), ("operator-1", operator, 403)):
+            sealer = ReadSealer(Sealer(key, who, net.genesis.chain_id), now)
+            refusals.append((sealer.headers("node-0", path, params), code))
+        for headers, code in refusals:
+            answer = httpx.get(url + path, params=params, headers=headers, timeout=30)
+            assert answer.status_code == code, (path, headers, answer.text)
+            assert set(answer.json()) == {"error", "message"}, "a refusal carries nothing but the error"
+        served = sealed_read(net, 1, 0, path, params)
+        assert served.status_code in (200, 404), (path, served.text)
+    blocks = decode_blocks(sealed_read(net, 3, 0, "/p2p/blocks", {"from": 1, "to": 3}).content)
+    assert [block.height for block, _ in blocks] == [1, 2, 3]
+    assert decode_status(sealed_read(net, 2, 0, "/p2p/status").content) >= height
+
+
 def test_a_state_synced_node_lists_orders_as_a_node_that_replayed_every_block(net: Devnet) -> None:
     """Orders committed below the snapshot are in the lists and the day's money of the node that loaded it,
     which rebuilt them from the state it loaded (`node.reindex`)."""
@@ -204,34 +235,3 @@ def test_fresh_node_state_syncs_to_the_same_state_commitment_and_refuses_old_txs
         reader.close()
         after = load(net, 1, "AFTER-SNAPSHOT", seconds=2)
         wait_converged(net, after)
-
-
-P2P_READS: list[tuple[str, dict[str, int]]] = [
-    ("/p2p/status", {}),
-    ("/p2p/blocks", {"from": 1, "to": 3}),
-    ("/p2p/snapshot", {}),
-    ("/p2p/snapshot/0", {}),
-    ("/p2p/addresses", {}),
-]
-"""Every read a node serves under `/p2p` (`node.api.p2p`)."""
-
-
-def test_an_outsider_reads_nothing_under_p2p_while_member_nodes_do(net: Devnet) -> None:
-    height = load(net, 0, "READS", seconds=2)
-    url = net.nodes[0].url
-    stranger, operator = PrivateKey.generate(), PrivateKey.load(net.clients_dir / "operator-1.key")
-    now = lambda: int(time.time() * 1000)  # noqa: E731
-    for path, params in P2P_READS:
-        refusals = [(None, 401)]
-        for who, key, code in (("node-1", stranger, 401), ("outsider", stranger, 403), ("operator-1", operator, 403)):
-            sealer = ReadSealer(Sealer(key, who, net.genesis.chain_id), now)
-            refusals.append((sealer.headers("node-0", path, params), code))
-        for headers, code in refusals:
-            answer = httpx.get(url + path, params=params, headers=headers, timeout=30)
-            assert answer.status_code == code, (path, headers, answer.text)
-            assert set(answer.json()) == {"error", "message"}, "a refusal carries nothing but the error"
-        served = sealed_read(net, 1, 0, path, params)
-        assert served.status_code in (200, 404), (path, served.text)
-    blocks = decode_blocks(sealed_read(net, 3, 0, "/p2p/blocks", {"from": 1, "to": 3}).content)
-    assert [block.height for block, _ in blocks] == [1, 2, 3]
-    assert decode_status(sealed_read(net, 2, 0, "/p2p/status").content) >= height
