@@ -28,7 +28,7 @@ from ledger.state import StateView
 from ledger.store import Store
 from node.api.actions import WRITE_ERRORS, Action, add_actions
 from node.api.bodies import TxBody, payload_model
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.errors import InvalidRequest, NotFound
 from node.api.limits import DEFAULT_PAGE, MAX_IMPORT
 from node.api.models import ErrorBody, ImportItem, ImportResult, Order, OrderHistory, OrderSummary, Page, WriteResult
@@ -98,8 +98,8 @@ else:
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize("orders:read"))]
-Writer = Annotated[Principal, Depends(authorize("orders:write"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
+Writer = Annotated[Principal, Depends(authorize_route)]
 
 
 @router.get(
@@ -362,7 +362,6 @@ def order_action(verb: str, kind: str, summary: str) -> Action:
         path=f"/orders/{{order_id}}/{verb}",
         kind=kind,
         summary=summary,
-        scope="orders:write",
         resource=Order,
         show=show_order,
         owner=("order_id", get_order_orgs),
