@@ -67,6 +67,9 @@ TX_ROLES: dict[str, dict[str, Reach]] = {
     "order.release": {"operator": ANY},
     # allocation and fulfilment
     "order.allocate": {"channel": OWN, "operator": ANY},
+    # personal data: only the organisation that took the order (its ship-to was sealed to it) grants or erases it
+    "order.grant_personal": {"validator": OWN, "channel": OWN, "operator": OWN},
+    "order.erase_personal": {"operator": OWN},
     "fulfilment.decline": {"store": OWN, "operator": ANY},
     "fulfilment.pick": {"store": OWN, "operator": ANY},
     "fulfilment.ship": {"store": OWN, "operator": ANY},

@@ -82,6 +82,7 @@ ROUTES: dict[tuple[str, str], RouteAccess] = {
     ("GET", "/v1/orders"): token("orders:read"),
     ("GET", "/v1/orders/{order_id}"): token("orders:read"),
     ("GET", "/v1/orders/{order_id}/history"): token("orders:read"),
+    ("GET", "/v1/orders/{order_id}/personal"): token("personal:read"),
     ("GET", "/v1/orders/{order_id}/messages/{event}"): token("orders:read"),
     ("GET", "/v1/proofs/order/{order_id}"): token("orders:read"),
     ("POST", "/v1/orders"): token("orders:write", "order.create"),

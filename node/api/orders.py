@@ -222,16 +222,13 @@ async def get_order_history(order_id: str, state: StateDep, reader: Reader) -> A
     }
 
 
-PersonalReader = Annotated[Principal, Depends(authorize("personal:read"))]
-
-
 @router.get(
     "/orders/{order_id}/personal",
     response_model=Personal,
     responses={404: {"model": ErrorBody}, 410: {"model": ErrorBody}},
     summary="The ship-to and notes of an order, for a token of an organisation that may read them",
 )
-async def get_order_personal(order_id: str, node: NodeDep, state: StateDep, reader: PersonalReader) -> Any:
+async def get_order_personal(order_id: str, node: NodeDep, state: StateDep, reader: Reader) -> Any:
     """Opened with this node's organisation key, only for a token of this node's organisation, and only while
     the ledger holds the order's data key wrapped to it (the channel's organisation, or one that fulfils the
     order); 404 otherwise (whatever the reason, so nothing is learnt), 410 once erased."""
