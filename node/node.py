@@ -82,6 +82,11 @@ def wall_clock() -> int:
     return int(time.time() * 1000)
 
 
+def shift_clock(clock: Clock, offset_ms: int) -> Clock:
+    """`clock` set `offset_ms` ahead (behind if negative): a node's skewed clock in fault tests."""
+    return lambda: clock() + offset_ms
+
+
 @dataclass(frozen=True)
 class Admitted:
     """What happened to one submitted tx."""
@@ -118,6 +123,8 @@ class Node:
         self.config = config or NodeConfig.load(home)
         self.genesis = Genesis.load(home / GENESIS_FILE)
         self.key = PrivateKey.load(home / KEY_FILE)
+        if self.config.test_clock_offset_ms:
+            clock = shift_clock(clock, self.config.test_clock_offset_ms)
         self.clock = clock
         self.store = Store(home / DATA_DIR)
         self.contracts = load_contracts()
