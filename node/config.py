@@ -25,6 +25,8 @@ TEMPLATES_DIR = "templates"
 """The node's own customer message templates, which take precedence over the shipped ones (`node.notify.messages`)."""
 ADDRESSES_FILE = "addresses.json"
 """The peers' signed address records, newest of each (`p2p.addresses`)."""
+LINK_FAULTS_FILE = "link_faults.json"
+"""The fault layer's control file (`p2p.faults`), obeyed only by a node made for fault tests."""
 CLIENTS_DIR = "clients"
 """Client key files (`<client id>.key`) made by `omsnode init` for a single-node network."""
 

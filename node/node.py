@@ -33,6 +33,7 @@ from node.config import (
     DATA_DIR,
     GENESIS_FILE,
     KEY_FILE,
+    LINK_FAULTS_FILE,
     TEMPLATES_DIR,
     WAL_FILE,
     WINDOWS_FILE,
@@ -53,6 +54,7 @@ from node.tokens import TokenStore
 from node.wal import ConsensusLog, recover_records
 from p2p.addresses import AddressBook, AddressGossip
 from p2p.envelope import Envelope
+from p2p.faults import LinkFaults
 from p2p.forward import TxForwarder
 from p2p.gossip import TXS_KIND, TxGossip
 from p2p.peers import PeerTable
@@ -85,6 +87,19 @@ def wall_clock() -> int:
 def shift_clock(clock: Clock, offset_ms: int) -> Clock:
     """`clock` set `offset_ms` ahead (behind if negative): a node's skewed clock in fault tests."""
     return lambda: clock() + offset_ms
+
+
+def open_link_faults(home: Path, config: NodeConfig) -> LinkFaults | None:
+    """The fault layer (`p2p.faults`) of a node made for fault tests; None for any other, which refuses to start
+    with a control file in its home."""
+    if config.test_faults:
+        return LinkFaults(home / LINK_FAULTS_FILE)
+    if (home / LINK_FAULTS_FILE).exists():
+        raise ValueError(
+            f"{home / LINK_FAULTS_FILE} asks for link faults, but this node was not made for fault tests"
+            " (test_faults is off): remove the file"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -154,7 +169,10 @@ class Node:
             )
         self.peers = PeerTable.from_genesis(self.genesis, self.config.node_id)
         verify = self.config.make_peer_ssl_context()
-        self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers, verify=verify)
+        self.link_faults = open_link_faults(home, self.config)
+        self.transport = HttpTransport(
+            self.config.node_id, self.key, self.genesis, self.peers, verify=verify, faults=self.link_faults
+        )
         self.windows = WindowStore(home / WINDOWS_FILE, self.transport.inbox.gate)
         """The envelope replay windows, kept across restarts."""
         self.windows.load()
@@ -180,7 +198,7 @@ class Node:
         self.forwarder = None if self.is_validator else TxForwarder(self.peers, verify)
         """A follower's way to the validators for its clients' txs (validators gossip instead)."""
         self.gossip = TxGossip(self.transport, forward=self.forwarder.forward if self.forwarder else None)
-        self.sync_source = HttpSyncSource(self.peers, verify=verify)
+        self.sync_source = HttpSyncSource(self.peers, verify=verify, faults=self.link_faults)
         interval = self.genesis.consensus.checkpoint_interval
         self.snapshots = SnapshotServer(self.store, interval)
         self.base_height = find_base_height(self.store)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +78,7 @@ def make_baskets(tag: str, count: int) -> list[Basket]:
 class OrderLoad:
     """Orders sent in the background over every node of `devnet`, at most `rate` a second."""
 
-    def __init__(self, devnet: Devnet, tag: str, rate: float = 20.0) -> None:
+    def __init__(self, devnet: Devnet, tag: str, rate: float) -> None:
         self.devnet = devnet
         self.tag = tag
         """Names this run's SKUs and external references."""
@@ -88,6 +89,8 @@ class OrderLoad:
         """Orders sent (some perhaps more than once)."""
         self.unresolved: set[str] = set()
         """Sent txs no node has reported committed yet."""
+        self.refused: Counter[str] = Counter()
+        """How many submissions were refused, by error code (`duplicate_transaction` for a tx sent again)."""
         self.errors: list[str] = []
         """Why a thread ended early (a bug in the load, not a fault of the nodes)."""
         self.skus = [f"CHAOS-{tag}-{k}" for k in range(SKUS)]
@@ -175,10 +178,12 @@ class OrderLoad:
             with self.devnet.client((offset + attempt) % count, timeout=REQUEST_TIMEOUT_S) as client:
                 client.retries = 0
                 try:
-                    client.submit_many(txs)
-                    return
+                    verdicts = client.submit_many(txs)
                 except (httpx.HTTPError, NodeError):
                     continue
+                with self._lock:
+                    self.refused.update(v["error"] for v in verdicts if not v["accepted"])
+                return
 
     def _confirm(self) -> None:
         """Ask the nodes in turn about every unresolved tx, skipping a node for the pass once it fails to answer."""

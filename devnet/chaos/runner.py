@@ -43,6 +43,9 @@ VOTE_LAG = 3
 CONVERGE_LIMIT_S = 120.0
 """Longest wait, after the load stopped, for every node to reach one height."""
 
+ORDERS_PER_S = 20.0
+"""Orders offered a second during a scenario."""
+
 WARM_BLOCKS = 3
 """Blocks the load commits before the fault."""
 
@@ -62,6 +65,8 @@ class ScenarioResult:
     """How far the view moved during the run."""
     orders_sent: int = 0
     orders_acknowledged: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    """Submissions the nodes refused, by error code."""
     height: int = 0
     """The chain's height when checked."""
     notes: list[str] = field(default_factory=list)
@@ -81,16 +86,17 @@ def run_scenario(
     seed: int,
     seconds: float,
     verify: bool = True,
+    rate: float = ORDERS_PER_S,
     say: Callable[[str], None] = lambda text: None,
 ) -> ScenarioResult:
     """Play scenario `name` (a key of `SCENARIOS`) on `devnet`; `seconds`: how long its fault lasts; `verify`:
-    run `verify-chain` on every node's data after it."""
+    run `verify-chain` on every node's data after it; `rate`: orders offered a second."""
     if name not in SCENARIOS:
         raise ScenarioError(f"no scenario {name!r}; there are {', '.join(sorted(SCENARIOS))}")
     result = ScenarioResult(name, seed, seconds)
     devnet.start_all()
     devnet.wait_until_up(timeout=120)
-    load = OrderLoad(devnet, f"{name}-{seed}-{int(time.time())}")
+    load = OrderLoad(devnet, f"{name}-{seed}-{int(time.time())}", rate)
     stage = Stage(devnet, load, random.Random(seed), seconds)
     wait_until(lambda: all(row["voting"] for row in stage.statuses()), VOTE_LIMIT_S, "every node to vote")
     since = stage.height() + 1
@@ -128,6 +134,7 @@ def run_scenario(
         result.problems.append(f"the check itself failed: {traceback.format_exc(limit=3)}")
     result.view_changes = max((row["view"] or 0 for row in stage.statuses()), default=0) - view
     result.orders_sent, result.orders_acknowledged = load.sent, len(load.acks)
+    result.refused = dict(load.refused)
     result.height = stage.height()
     result.problems += [f"the load failed: {error}" for error in load.errors]
     return result

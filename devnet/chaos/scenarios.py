@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from devnet.chaos import junk, processes
+from devnet.chaos import junk, links, processes
 from devnet.chaos.stage import Stage
 
 Scenario = Callable[[Stage], None]
@@ -18,6 +18,8 @@ SCENARIOS: dict[str, Scenario] = {
     "lagging-joiner": processes.lagging_joiner,
     "clock-skew": processes.clock_skew,
     "junk": junk.junk,
+    "partition": links.partition,
+    "lossy": links.lossy,
 }
 
 DEFAULT_SECONDS: dict[str, float] = {"pause": 10.0, "lagging-joiner": 30.0}

@@ -27,6 +27,9 @@ pytestmark = [pytest.mark.e2e]
 SHORT_S = 2.0
 """How long each fault lasts here."""
 
+RATE = 8.0
+"""Orders offered a second: few, so the checker reads each of them from every node in seconds."""
+
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
@@ -38,7 +41,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 
 def play(net: Devnet, name: str, seconds: float = SHORT_S, seed: int = 1) -> ScenarioResult:
-    result = run_scenario(net, name, seed, seconds, verify=False, say=print)
+    result = run_scenario(net, name, seed, seconds, verify=False, rate=RATE, say=print)
     print(result.to_json())
     assert result.ok, result.problems
     assert result.orders_acknowledged > 0 and result.resume_s is not None
@@ -51,7 +54,7 @@ def test_a_killed_replica_leaves_three_that_keep_committing(net: Devnet) -> None
 
 
 def test_the_checker_finds_an_acknowledged_tx_that_is_not_where_its_node_said(net: Devnet) -> None:
-    load = OrderLoad(net, "checker")
+    load = OrderLoad(net, "checker", RATE)
     with net.client(0) as client:
         block = client.get(f"/v1/blocks/{client.status()['height']}")
     txid = block["txs"][0]["id"]
