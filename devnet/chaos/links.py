@@ -56,8 +56,8 @@ def partition(stage: Stage) -> None:
     quorum: no block may commit), then every link healed."""
     everyone = {node.index for node in stage.devnet.nodes}
     alone = stage.rng.choice(sorted(everyone))
-    split(stage, {alone}, everyone - {alone})
     stage.fault(f"cut node {alone} off from the others")
+    split(stage, {alone}, everyone - {alone})
     stage.pause(stage.seconds)
     pair = set(stage.rng.sample(sorted(everyone), 2))
     split(stage, pair, everyone - pair)
@@ -74,9 +74,9 @@ def partition(stage: Stage) -> None:
 
 def lossy(stage: Stage) -> None:
     """Every node drops, delays and duplicates what it sends (`LOSSY`) for `seconds`; then clean links."""
+    stage.fault(f"make every link lossy: {LOSSY}")
     for node in stage.devnet.nodes:
         set_link_faults(stage, node.index, {**LOSSY, "seed": stage.rng.randrange(2**31)})
-    stage.fault(f"every link lossy: {LOSSY}")
     stage.pause(stage.seconds)
     heal_links(stage)
     stage.heal("clean links again")

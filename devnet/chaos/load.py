@@ -54,6 +54,10 @@ CONFIRM_PAUSE_S = 0.3
 CHANNEL = "channel-1"
 
 
+class NoNodeAnswered(RuntimeError):
+    """Every node failed to answer (all of them down at once, say)."""
+
+
 @dataclass(frozen=True)
 class Ack:
     """One node's word that a tx is in the chain."""
@@ -151,7 +155,12 @@ class OrderLoad:
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
-                self._deliver(self._sign_batch(), offset)
+                try:
+                    txs = self._sign_batch()
+                except NoNodeAnswered:
+                    self._stop.wait(1.0)
+                    continue
+                self._deliver(txs, offset)
                 offset += 1
                 self._stop.wait(max(BATCH * SENDERS / self.rate - (time.monotonic() - started), 0.0))
         except Exception as exc:  # reported with the run's figures
@@ -237,4 +246,4 @@ class OrderLoad:
                 except (httpx.HTTPError, NodeError, TimeoutError) as exc:
                     last = exc
             time.sleep(0.2)
-        raise RuntimeError(f"no node answered: {last}")
+        raise NoNodeAnswered(f"no node answered: {last}")

@@ -22,8 +22,8 @@ CLOCK_SKEW_MS = 3 * 60_000
 def kill_replica(stage: Stage) -> None:
     """SIGKILL a replica, start it again after `seconds`."""
     victim = stage.replica()
+    stage.fault(f"kill replica {victim}")
     stage.devnet.kill(victim)
-    stage.fault(f"killed replica {victim}")
     stage.pause(stage.seconds)
     stage.start(victim)
     stage.heal(f"started node {victim} again")
@@ -32,8 +32,8 @@ def kill_replica(stage: Stage) -> None:
 def kill_primary(stage: Stage) -> None:
     """SIGKILL the primary, start it again after `seconds`: the others change view and go on without it."""
     victim = stage.primary()
+    stage.fault(f"kill primary {victim}")
     stage.devnet.kill(victim)
-    stage.fault(f"killed primary {victim}")
     stage.pause(stage.seconds)
     stage.start(victim)
     stage.heal(f"started node {victim} again")
@@ -41,9 +41,9 @@ def kill_primary(stage: Stage) -> None:
 
 def restart_all(stage: Stage) -> None:
     """SIGKILL every node at once, start them all after `seconds`."""
+    stage.fault("kill every node")
     for node in stage.devnet.nodes:
         stage.devnet.kill(node.index)
-    stage.fault("killed every node")
     stage.pause(stage.seconds)
     stage.start(*(node.index for node in stage.devnet.nodes))
     stage.heal("started every node again")
@@ -52,14 +52,14 @@ def restart_all(stage: Stage) -> None:
 def pause(stage: Stage) -> None:
     """SIGSTOP a replica for `seconds`, SIGCONT; then the same to the primary."""
     replica = stage.replica()
+    stage.fault(f"stop replica {replica} (SIGSTOP)")
     stage.signal(replica, signal.SIGSTOP)
-    stage.fault(f"stopped replica {replica} (SIGSTOP)")
     stage.pause(stage.seconds)
     stage.signal(replica, signal.SIGCONT)
-    stage.note(f"continued node {replica}")
+    stage.note(f"continue node {replica}")
     primary = stage.primary()
     stage.signal(primary, signal.SIGSTOP)
-    stage.note(f"stopped primary {primary} (SIGSTOP)")
+    stage.note(f"stop primary {primary} (SIGSTOP)")
     stage.pause(stage.seconds)
     stage.signal(primary, signal.SIGCONT)
     stage.heal(f"continued node {primary}")
@@ -70,12 +70,12 @@ def stop_and_kill(stage: Stage) -> None:
     again once it continues."""
     primary = stage.primary()
     replica = stage.replica()
+    stage.fault(f"stop replica {replica} (SIGSTOP) and kill primary {primary}")
     stage.signal(replica, signal.SIGSTOP)
     stage.devnet.kill(primary)
-    stage.fault(f"stopped replica {replica} (SIGSTOP) and killed primary {primary}")
     stage.pause(min(stage.seconds, 5.0))
     stage.signal(replica, signal.SIGCONT)
-    stage.note(f"continued node {replica}")
+    stage.note(f"continue node {replica}")
     stage.pause(stage.seconds)
     stage.start(primary)
     stage.heal(f"started node {primary} again")
@@ -85,11 +85,11 @@ def lagging_joiner(stage: Stage) -> None:
     """A replica loses its data and consensus log and stays down for `seconds` of load, then starts empty
     (catching up by block sync or state sync) and must vote again."""
     joiner = stage.replica()
+    stage.fault(f"stop node {joiner} and remove its data and consensus log")
     stage.devnet.stop(joiner)
     home = stage.devnet.node(joiner).home
     shutil.rmtree(home / DATA_DIR)
     (home / WAL_FILE).unlink(missing_ok=True)
-    stage.fault(f"stopped node {joiner} and removed its data and consensus log")
     stage.pause(stage.seconds)
     stage.start(joiner)
     stage.heal(f"started node {joiner} empty")
@@ -99,8 +99,8 @@ def clock_skew(stage: Stage) -> None:
     """A replica runs for `seconds` with its clock minutes off (ahead or behind, by the seed), then right."""
     victim = stage.replica()
     offset = stage.rng.choice((CLOCK_SKEW_MS, -CLOCK_SKEW_MS))
+    stage.fault(f"restart node {victim} with its clock {offset // 1000:+d} s off")
     set_clock_offset(stage, victim, offset)
-    stage.fault(f"restarted node {victim} with its clock {offset // 1000:+d} s off")
     stage.pause(stage.seconds)
     set_clock_offset(stage, victim, 0)
     stage.heal(f"restarted node {victim} with its clock right")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from devnet.chaos import junk, links, processes
+from devnet.chaos import byzantine, disk, junk, links, processes
 from devnet.chaos.stage import Stage
 
 Scenario = Callable[[Stage], None]
+
+MIXED = 3
+"""Faults `random` plays one after another."""
 
 SCENARIOS: dict[str, Scenario] = {
     "kill-primary": processes.kill_primary,
@@ -20,9 +23,24 @@ SCENARIOS: dict[str, Scenario] = {
     "junk": junk.junk,
     "partition": links.partition,
     "lossy": links.lossy,
+    "corrupt-wal": disk.corrupt_wal,
+    "twins": byzantine.twins,
+    "byzantine-primary": byzantine.byzantine_primary,
 }
 
-DEFAULT_SECONDS: dict[str, float] = {"pause": 10.0, "lagging-joiner": 30.0}
+
+def play_random(stage: Stage) -> None:
+    """`MIXED` scenarios drawn by the seed, one after another: the fault marked at the first's start, the heal
+    at the last's end."""
+    names = stage.rng.sample(sorted(SCENARIOS), MIXED)
+    stage.note(f"playing {', '.join(names)}")
+    for name in names:
+        SCENARIOS[name](stage)
+
+
+SCENARIOS["random"] = play_random
+
+DEFAULT_SECONDS: dict[str, float] = {"pause": 10.0, "lagging-joiner": 30.0, "lossy": 60.0}
 """Seconds a fault lasts when `--seconds` is not given, where it differs from `SECONDS`."""
 
 SECONDS = 15.0

@@ -1,7 +1,7 @@
 """The stage a fault scenario plays on: the devnet, its load, a seeded random source, and the marks it leaves.
 
-A scenario is a function of a `Stage`: it injects its fault, calls `fault()`
-as it does, undoes it, and calls `heal()` once every node is back as it was
+A scenario is a function of a `Stage`: it calls `fault()` as it injects its
+fault, undoes it, and calls `heal()` once every node is back as it was
 (running, reachable, its clock right). The runner measures around those two
 marks: the commits between them, how soon commits resume after the heal,
 the view changes. A scenario names the nodes it made dishonest in
@@ -15,13 +15,14 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from devnet.chaos.load import OrderLoad
 from devnet.network import Devnet
 
-STATUS_TIMEOUT_S = 2.0
+STATUS_TIMEOUT_S = 5.0
 """Time limit of one status request (a stopped node answers none)."""
 
 
@@ -36,6 +37,8 @@ class Marks:
     fault_at: float | None = None
     fault_height: int = 0
     heal_at: float | None = None
+    heal_wall_ms: int = 0
+    """The heal's time on the machine's clock, which the nodes' block times also read."""
     heal_height: int = 0
     notes: list[str] = field(default_factory=list)
     """What the scenario did, step by step."""
@@ -54,12 +57,13 @@ class Stage:
         self.dishonest: set[int] = set()
         """Nodes the scenario made dishonest: not asked to have voted again."""
         self.problems: list[str] = []
+        self._known = 0
         """Violations the scenario itself saw (a 5xx answer to junk, say)."""
 
     # -- marks ----------------------------------------------------------------------------
 
     def fault(self, what: str) -> None:
-        """Mark the fault's start (the first call counts) and note `what` was done."""
+        """Mark the fault's start (the first call counts), just before `what` is done, and note it."""
         self.note(what)
         if self.marks.fault_at is None:
             self.marks.fault_at = time.monotonic()
@@ -69,6 +73,7 @@ class Stage:
         """Mark the fault's end: every node runs again as it should."""
         self.note(what)
         self.marks.heal_at = time.monotonic()
+        self.marks.heal_wall_ms = int(time.time() * 1000)
         self.marks.heal_height = self.height()
 
     def note(self, what: str) -> None:
@@ -78,11 +83,22 @@ class Stage:
 
     def statuses(self) -> list[dict[str, Any]]:
         """Every node's status (`Devnet.status`; `up` False for one that does not answer)."""
-        return [self.devnet.status(node.index, timeout=STATUS_TIMEOUT_S) for node in self.devnet.nodes]
+        with ThreadPoolExecutor(len(self.devnet.nodes)) as pool:
+            return list(pool.map(lambda node: self.devnet.status(node.index, STATUS_TIMEOUT_S), self.devnet.nodes))
 
     def height(self) -> int:
-        """The highest height any node answers with."""
-        return max((row["height"] or 0 for row in self.statuses() if row["up"]), default=0)
+        """The highest height any node has answered with (the chain never shrinks: with every node down, the
+        height they last showed)."""
+        self._known = max([self._known, *(row["height"] or 0 for row in self.statuses() if row["up"])])
+        return self._known
+
+    def block_time_ms(self, height: int) -> int:
+        """The timestamp of block `height`, from the first node that answers with it."""
+        for row in self.statuses():
+            if row["up"] and row["height"] >= height:
+                with self.devnet.client(row["index"], timeout=STATUS_TIMEOUT_S) as client:
+                    return int(client.get(f"/v1/blocks/{height}")["header"]["timestamp_ms"])
+        raise ScenarioError(f"no node answers with block {height}")
 
     def primary(self) -> int:
         """The index of the node most nodes name as primary."""

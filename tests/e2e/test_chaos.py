@@ -53,6 +53,63 @@ def test_a_killed_replica_leaves_three_that_keep_committing(net: Devnet) -> None
     assert result.commits_during_fault is not None and result.commits_during_fault > 0
 
 
+def test_a_replica_and_then_the_primary_frozen_by_sigstop_vote_again_once_continued(net: Devnet) -> None:
+    play(net, "pause")
+
+
+def test_a_replica_frozen_through_the_view_change_after_the_primary_was_killed_votes_again(net: Devnet) -> None:
+    result = play(net, "stop-and-kill")
+    assert result.view_changes is not None and result.view_changes >= 1
+
+
+def test_every_node_killed_at_once_starts_again_and_loses_nothing_acknowledged(net: Devnet) -> None:
+    play(net, "restart-all")
+
+
+def test_a_node_with_its_clock_minutes_off_leaves_the_others_committing_and_votes_once_right(net: Devnet) -> None:
+    result = play(net, "clock-skew")
+    assert result.commits_during_fault is not None and result.commits_during_fault > 0
+
+
+def test_malformed_and_forged_traffic_is_refused_while_the_network_commits(net: Devnet) -> None:
+    result = play(net, "junk")
+    assert "refused" in result.notes[-1]
+
+
+def test_a_node_cut_off_then_a_2_2_split_with_no_commits_then_healed(net: Devnet) -> None:
+    result = play(net, "partition")
+    assert result.commits_during_fault is not None and result.commits_during_fault > 0, "three of four went on"
+
+
+def test_links_that_drop_delay_and_duplicate_leave_the_network_committing(net: Devnet) -> None:
+    result = play(net, "lossy")
+    assert result.commits_during_fault is not None and result.commits_during_fault > 0
+
+
+def test_a_node_started_empty_after_the_others_went_on_catches_up_and_votes(net: Devnet) -> None:
+    play(net, "lagging-joiner", seconds=5.0)
+
+
+def test_a_consensus_log_cut_or_flipped_mid_record_is_recovered_or_refused_then_repaired(net: Devnet) -> None:
+    for seed in (1, 2):
+        result = play(net, "corrupt-wal", seed=seed)
+        assert "refused to start" in " ".join(result.notes) or "recovered" in result.notes[-1]
+
+
+def test_twins_of_a_replica_commit_no_fork_and_the_others_stay_live(net: Devnet) -> None:
+    result = play(net, "twins")
+    assert result.commits_during_fault is not None and result.commits_during_fault > 0
+
+
+def test_twins_of_the_primary_proposing_two_blocks_commit_no_fork_and_stay_live(net: Devnet) -> None:
+    play(net, "byzantine-primary")
+
+
+def test_a_seeded_mix_of_faults(net: Devnet) -> None:
+    result = play(net, "random", seed=7)
+    assert result.notes[0].startswith("playing ")
+
+
 def test_the_checker_finds_an_acknowledged_tx_that_is_not_where_its_node_said(net: Devnet) -> None:
     load = OrderLoad(net, "checker", RATE)
     with net.client(0) as client:
