@@ -232,6 +232,7 @@ class Devnet:
             mempool=status["mempool"],
             head_hash=status["head_hash"],
             last_voted_height=status.get("last_voted_height"),
+            consensus_halted=status.get("consensus_halted"),
             base_height=status.get("base_height"),
             primary=status["primary"],
             node_id=status["node_id"],

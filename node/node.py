@@ -51,7 +51,7 @@ from node.notify.webhooks import Webhooks
 from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
 from node.tokens import TokenStore
-from node.wal import ConsensusLog, recover_records
+from node.wal import ConsensusLog, LogFile, Opener, make_full_disk_opener, recover_records
 from p2p.addresses import AddressBook, AddressGossip
 from p2p.envelope import Envelope
 from p2p.faults import LinkFaults
@@ -183,7 +183,7 @@ class Node:
             self.replica = Replica(self.genesis, self.node_id, self.key, app, records, mute_through=mute_through)
             self.driver = ConsensusDriver(
                 self.replica,
-                ConsensusLog(home / WAL_FILE, records),
+                ConsensusLog(home / WAL_FILE, records, self._log_opener()),
                 self.executor,
                 self.mempool,
                 self.transport,
@@ -441,6 +441,11 @@ class Node:
     def request_sync(self, height: int) -> None:
         log.info("replica asks to sync up to height %d", height)
         self.catchup.request()
+
+    def _log_opener(self) -> Opener:
+        """How the consensus log opens its file: on a node made for fault tests, failing writes while the fault
+        layer says the disk is full."""
+        return LogFile if self.link_faults is None else make_full_disk_opener(self.link_faults.is_disk_full)
 
     def status(self) -> dict[str, Any]:
         head = self.store.head()

@@ -5,7 +5,8 @@ made with a firewall: instead each node's transport obeys a control file in
 its home (`node.config.LINK_FAULTS_FILE`), read again whenever it changes.
 It holds
 
-    {"cut": ["node-1"], "drop": 0.1, "duplicate": 0.1, "delay": 0.1, "delay_ms": 300, "seed": 7}
+    {"cut": ["node-1"], "drop": 0.1, "duplicate": 0.1, "delay": 0.1, "delay_ms": 300, "seed": 7,
+     "disk_full": false}
 
 - `cut`: peers this node neither sends to nor fetches blocks or snapshots
   from (a partition is every node cutting the other side);
@@ -13,7 +14,9 @@ It holds
   its batch, or sent twice in it;
 - `delay`, `delay_ms`: the chance that one outgoing batch waits `delay_ms`
   before it leaves (the peer's queue waits behind it, as on a slow link);
-- `seed`: for the random draws (absent: seeded from the system).
+- `seed`: for the random draws (absent: seeded from the system);
+- `disk_full`: every write of the node's consensus log fails as on a full
+  disk (the node's log obeys this one, through `is_disk_full`).
 
 The layer exists only on a node made for fault tests (`NodeConfig.test_faults`);
 any other node refuses to start while the file is in its home. A file that
@@ -54,6 +57,7 @@ class FaultSpec:
     delay: float = 0.0
     delay_ms: int = 0
     seed: int | None = None
+    disk_full: bool = False
 
 
 NO_FAULTS = FaultSpec()
@@ -64,7 +68,7 @@ def parse_spec(text: str) -> FaultSpec:
     wire = json.loads(text)
     if not isinstance(wire, dict):
         raise ValueError("a link fault file holds one JSON object")
-    unknown = sorted(set(wire) - {"cut", "drop", "duplicate", "delay", "delay_ms", "seed"})
+    unknown = sorted(set(wire) - {"cut", "drop", "duplicate", "delay", "delay_ms", "seed", "disk_full"})
     if unknown:
         raise ValueError(f"unknown keys {unknown}")
     cut = wire.get("cut", [])
@@ -79,7 +83,11 @@ def parse_spec(text: str) -> FaultSpec:
         raise ValueError(f"delay_ms must be an integer from 0 to {MAX_DELAY_MS}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError("seed must be an integer")
-    return FaultSpec(frozenset(cut), **{k: float(v) for k, v in chances.items()}, delay_ms=delay_ms, seed=seed)
+    disk_full = wire.get("disk_full", False)
+    if not isinstance(disk_full, bool):
+        raise ValueError("disk_full must be true or false")
+    chance = {name: float(value) for name, value in chances.items()}
+    return FaultSpec(frozenset(cut), **chance, delay_ms=delay_ms, seed=seed, disk_full=disk_full)
 
 
 class LinkFaults:
@@ -124,6 +132,10 @@ class LinkFaults:
             log.warning("link faults now: %s", spec)
         self._spec = spec
         self._rng = random.Random(spec.seed)
+
+    def is_disk_full(self) -> bool:
+        """Whether the node's consensus log must fail every write now."""
+        return self.spec.disk_full
 
     def is_cut(self, peer_id: str) -> bool:
         """Whether the link to `peer_id` is cut."""

@@ -1,4 +1,10 @@
-"""Faults of a node's disk: its consensus log damaged at rest.
+"""Faults of a node's disk: full, or its consensus log damaged at rest.
+
+`disk-full` makes every write of a replica's consensus log fail as on a full
+disk (through the fault layer's control file, `disk_full`): the node must
+stop loudly (its status shows `consensus_halted`, it stops voting) rather
+than send a vote it could not persist; once the disk has room again and the
+node is restarted it votes again.
 
 `corrupt-wal` kills a replica, damages its consensus log (`consensus.wal`) as
 a crash or a bad sector would (cut in the middle of a record, or one byte
@@ -14,14 +20,36 @@ from __future__ import annotations
 
 import time
 
-from devnet.chaos.stage import ScenarioError, Stage
+from devnet.chaos.links import set_link_faults
+from devnet.chaos.stage import ScenarioError, Stage, wait_until
 from node.config import WAL_FILE
 
 START_LIMIT_S = 120.0
 """How long a restarted node has to come up or exit."""
 
+HALT_LIMIT_S = 60.0
+"""How long a node with a full disk has to halt (its next vote must fail to persist)."""
+
 HEADER_BYTES = 8 + 16
 """The log's file magic and its first frame's header: past them a flipped byte damages a record."""
+
+
+def disk_full(stage: Stage) -> None:
+    """Fill a replica's disk for its consensus log until it halts, for at least `seconds`; free it and
+    restart the node."""
+    victim = stage.replica()
+    stage.fault(f"fill node {victim}'s disk")
+    set_link_faults(stage, victim, {"disk_full": True})
+    try:
+        wait_until(lambda: bool(stage.devnet.status(victim)["consensus_halted"]), HALT_LIMIT_S, "the node to halt")
+        stage.note(f"node {victim} halted: {stage.devnet.status(victim)['consensus_halted']}")
+    except ScenarioError:
+        stage.problems.append(f"node {victim} did not halt within {HALT_LIMIT_S:g} s with its disk full")
+    stage.pause(stage.seconds)
+    set_link_faults(stage, victim, None)
+    stage.devnet.stop(victim)
+    stage.start(victim)
+    stage.heal(f"freed node {victim}'s disk and restarted it")
 
 
 def corrupt_wal(stage: Stage) -> None:

@@ -1,5 +1,7 @@
 """Faults of the links between nodes: partitions and lossy links, through each node's fault layer.
 
+(`set_link_faults` writes the control file, which also holds the full disk of `devnet.chaos.disk`.)
+
 The nodes share one network interface, so the links are cut or made lossy by
 the control file each node's transport obeys (`p2p.faults`): a partition is
 every node cutting the nodes on the other side; a lossy network is every node

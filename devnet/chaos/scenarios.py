@@ -23,6 +23,7 @@ SCENARIOS: dict[str, Scenario] = {
     "junk": junk.junk,
     "partition": links.partition,
     "lossy": links.lossy,
+    "disk-full": disk.disk_full,
     "corrupt-wal": disk.corrupt_wal,
     "twins": byzantine.twins,
     "byzantine-primary": byzantine.byzantine_primary,

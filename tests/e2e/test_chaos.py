@@ -90,6 +90,11 @@ def test_a_node_started_empty_after_the_others_went_on_catches_up_and_votes(net:
     play(net, "lagging-joiner", seconds=5.0)
 
 
+def test_a_node_whose_disk_fills_halts_loudly_and_votes_again_once_freed_and_restarted(net: Devnet) -> None:
+    result = play(net, "disk-full")
+    assert any("halted" in note and "No space left" in note for note in result.notes), result.notes
+
+
 def test_a_consensus_log_cut_or_flipped_mid_record_is_recovered_or_refused_then_repaired(net: Devnet) -> None:
     for seed in (1, 2):
         result = play(net, "corrupt-wal", seed=seed)

@@ -53,9 +53,9 @@ def test_the_file_is_read_again_once_changed_and_its_removal_ends_the_faults(tmp
     path = tmp_path / "f.json"
     faults, ticks = faults_at(path, {"cut": ["node-1"]})
     assert faults.is_cut("node-1")
-    path.write_text(json.dumps({"cut": ["node-2"], "drop": 0.5}))
+    path.write_text(json.dumps({"cut": ["node-2"], "drop": 0.5, "disk_full": True}))
     ticks.now += 1.0
-    assert faults.spec == FaultSpec(frozenset({"node-2"}), drop=0.5)
+    assert faults.spec == FaultSpec(frozenset({"node-2"}), drop=0.5, disk_full=True) and faults.is_disk_full()
     path.unlink()
     ticks.now += 1.0
     assert faults.spec == NO_FAULTS
@@ -71,6 +71,7 @@ def test_the_file_is_read_again_once_changed_and_its_removal_ends_the_faults(tmp
         '{"delay_ms": -1}',
         '{"delay_ms": 3600000}',
         '{"seed": "x"}',
+        '{"disk_full": 1}',
         '{"partition": []}',
         "{",
     ],
