@@ -60,8 +60,10 @@ def check_invariants(devnet: Devnet, load: OrderLoad, since: int, verify: bool =
         chains = each(clients, lambda client: read_blocks(client, max(since, bases[clients.index(client)]), height))
         problems += check_no_fork(chains)
         problems += check_acknowledged(clients, chains, bases, load)
+        holder = clients[bases.index(min(bases))]
+        created_min = holder.get(f"/v1/blocks/{since}")["header"]["timestamp_ms"] if since > 0 else None
         for index, client in enumerate(clients):
-            problems += [f"node {index}: {problem}" for problem in check_stock(client, load, since)]
+            problems += [f"node {index}: {problem}" for problem in check_stock(client, load, created_min)]
     finally:
         for client in clients:
             client.close()
@@ -147,7 +149,7 @@ def check_acknowledged(clients: list[Client], chains: list[Chain], bases: list[i
     return problems
 
 
-def check_stock(client: Client, load: OrderLoad, since: int) -> list[str]:
+def check_stock(client: Client, load: OrderLoad, created_min: int | None) -> list[str]:
     """Stock never negative, each row the sum of its journal, and the run's SKUs reserved for its open orders."""
     problems = []
     rows = {(row["location"], row["sku"]): row for row in client.pages("/v1/inventory", limit=PAGE)}
@@ -166,16 +168,16 @@ def check_stock(client: Client, load: OrderLoad, since: int) -> list[str]:
         if seen != total:
             problems.append(f"{place}: on hand, damaged, reserved {seen}, but the journal sums to {total}")
     problems += [f"journal entries for {place}, which has no stock row" for place, left in sums.items() if any(left)]
-    held = open_reservations(client, load, since)
+    held = open_reservations(client, load, created_min)
     for place, row in sorted(rows.items()):
         if place[1] in load.skus and row["reserved"] != held.get(place, 0):
             problems.append(f"{place}: reserved {row['reserved']}, open fulfilments hold {held.get(place, 0)}")
     return problems
 
 
-def open_reservations(client: Client, load: OrderLoad, since: int) -> Counter[tuple[str, str]]:
-    """Units the run's orders hold per (location, SKU): lines of their open fulfilments."""
-    created_min = client.get(f"/v1/blocks/{max(since, 1)}")["header"]["timestamp_ms"] if since else None
+def open_reservations(client: Client, load: OrderLoad, created_min: int | None) -> Counter[tuple[str, str]]:
+    """Units the run's orders (created at `created_min` or later) hold per (location, SKU): lines of their open
+    fulfilments."""
     held: Counter[tuple[str, str]] = Counter()
     for summary in client.pages("/v1/orders", limit=PAGE, channel="channel-1", created_min=created_min):
         if not summary["external_ref"].startswith(load.external_prefix):

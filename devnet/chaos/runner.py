@@ -118,6 +118,10 @@ def run_scenario(
         wait_voted_again(stage)
     except ScenarioError as exc:
         result.problems.append(str(exc))
+        stage.restore()
+    except Exception:  # a scenario that broke is reported, and its faults undone for the check
+        result.problems.append(f"the scenario failed: {traceback.format_exc(limit=3)}")
+        stage.restore()
     finally:
         load.stop()
         result.notes = stage.marks.notes

@@ -16,11 +16,12 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from devnet.chaos.load import OrderLoad
 from devnet.network import Devnet
+from node.config import LINK_FAULTS_FILE, NodeConfig
 
 STATUS_TIMEOUT_S = 5.0
 """Time limit of one status request (a stopped node answers none)."""
@@ -123,6 +124,19 @@ class Stage:
         if node.pid is None or not self.devnet.is_running(node):
             raise ScenarioError(f"node {index} is not running")
         os.kill(node.pid, sig)
+
+    def restore(self) -> None:
+        """Undo what a scenario that stopped half-way may have left: no link faults, no clock offset, no node
+        stopped by SIGSTOP."""
+        for node in self.devnet.nodes:
+            (node.home / LINK_FAULTS_FILE).unlink(missing_ok=True)
+            config = NodeConfig.load(node.home)
+            if config.test_clock_offset_ms:
+                self.devnet.stop(node.index)
+                replace(config, test_clock_offset_ms=0).save(node.home)
+            if node.pid is not None and self.devnet.is_running(node):
+                os.kill(node.pid, signal.SIGCONT)
+        self.note("undid every fault")
 
     def start(self, *indexes: int, timeout: float = 120.0) -> None:
         """Start the nodes and wait until they answer."""
