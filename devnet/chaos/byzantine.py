@@ -4,15 +4,19 @@
 folder with a port of its own and runs both for `seconds`: the network now
 has a validator that may sign two different things for one height and view
 (each twin knows only its own consensus log), and that announces two
-addresses. The other three must commit no fork and stay live. Then the twin
-is stopped and its folder removed. `byzantine-primary` does the same to the
-primary: both processes propose, each its own batch, so replicas receive
-different proposals for one height and view from the one primary (an
-equivocating primary), and must agree on one block or change view.
+addresses. The other three must commit no fork and stay live.
+`byzantine-primary` does the same to the primary: both processes propose,
+each its own batch, so replicas receive different proposals for one height
+and view from the one primary (an equivocating primary), and must agree on
+one block or change view.
 
-The validator is not counted as honest:
-the checker does not ask it to have voted again (its peers may keep sending
-to the address its twin announced until it announces its own again).
+Then the twin is stopped and its folder removed, and the validator's own
+process is restarted: the twin, booted later, announced a newer address
+record (its port) and sealed its envelopes with higher sequence numbers, so
+until the validator boots again its peers send to the dead twin and drop
+what it sends as replays; a fresh boot gives it newer ones of both. The
+validator is not counted as honest: the checker does not ask it to have
+voted again.
 """
 
 from __future__ import annotations
@@ -74,7 +78,9 @@ def run_twin(stage: Stage, victim: int) -> None:
         twin.send_signal(signal.SIGKILL)
         twin.wait(30)
         shutil.rmtree(twin_home, ignore_errors=True)
-    stage.heal(f"stopped the twin of node {victim}")
+    stage.devnet.stop(victim)
+    stage.start(victim)
+    stage.heal(f"stopped the twin of node {victim} and restarted node {victim}")
 
 
 def answers(url: str) -> bool:
