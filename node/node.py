@@ -425,7 +425,8 @@ class Node:
         self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]
     ) -> None:
         """Replace the (empty) state by a verified snapshot at `block` (state sync), and derive from it the lists
-        and money per day that no block of it wrote here (`node.reindex`), before any block is synced.
+        and money per day that no block of it wrote here (`node.reindex`), before any block is synced. The
+        block's own txs leave the mempool (gossip may have brought them before the snapshot): they are committed.
 
         Writing a large state takes seconds; it runs on a worker thread so the API keeps answering meanwhile.
         """
@@ -434,6 +435,7 @@ class Node:
         mark_rebuild(self.store)
         await asyncio.to_thread(self.store.load_state, entries, head, block, certificate)
         await asyncio.to_thread(rebuild_derived, self.store)
+        self.mempool.remove([tx.id for tx in block.txs])
         self.base_height = header.height
         self.snapshots.capture()
         self._follow_membership()
