@@ -37,6 +37,7 @@ renamed over the log, so a crash leaves either the old log or the new one.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import zlib
@@ -101,6 +102,18 @@ class LogFile:
 
 Opener = Callable[[Path, bool], LogFile]
 """Opens a log file for appending (False) or empty for a rewrite (True)."""
+
+
+def make_full_disk_opener(is_full: Callable[[], bool]) -> Opener:
+    """An opener whose files fail every write with `ENOSPC` while `is_full()` (a fault test's full disk)."""
+
+    class FullDiskLogFile(LogFile):
+        def write(self, data: bytes) -> None:
+            if is_full():
+                raise OSError(errno.ENOSPC, "No space left on device (a fault test's full disk)")
+            super().write(data)
+
+    return FullDiskLogFile
 
 
 def _sync_directory(directory: Path) -> None:

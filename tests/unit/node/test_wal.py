@@ -24,7 +24,9 @@ from node.wal import (
     FRAME_HEADER,
     ConsensusLog,
     CorruptLog,
+    LogWriteFailed,
     load_records,
+    make_full_disk_opener,
     recover_records,
     select_needed_records,
 )
@@ -231,3 +233,16 @@ def test_a_log_torn_inside_its_file_magic_starts_empty(tmp_path: Path):
     path.write_bytes(FILE_MAGIC[:3])
     assert recover_records(path) == []
     assert path.read_bytes() == FILE_MAGIC
+
+
+def test_a_full_disk_fails_the_log_stop_and_it_stays_failed_once_the_disk_has_room(tmp_path: Path) -> None:
+    full = [False]
+    log = ConsensusLog(tmp_path / WAL_FILE, [], make_full_disk_opener(lambda: full[0]))
+    log.append([{"kind": "view", "view": 1}])
+    full[0] = True
+    with pytest.raises(LogWriteFailed, match="No space left"):
+        log.append([{"kind": "view", "view": 2}])
+    full[0] = False
+    with pytest.raises(LogWriteFailed, match="refused after an earlier failure"):
+        log.append([{"kind": "view", "view": 3}])
+    assert recover_records(tmp_path / WAL_FILE) == [{"kind": "view", "view": 1}]
