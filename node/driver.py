@@ -60,6 +60,23 @@ re-offers it to the peers after half as many)."""
 CommitListener = Callable[[Block, list[Receipt]], None]
 
 
+def carry_out(
+    actions: Sequence[Action], write: Callable[[list[dict[str, Any]]], bool], perform: Callable[[Action], None]
+) -> bool:
+    """Carry out a replica's actions in order, each run of `Persist` records written by `write` before the next
+    action; the first write that fails (`write` answers False) ends it, and nothing after it is done (False)."""
+    pending_records: list[dict[str, Any]] = []
+    for action in actions:
+        if isinstance(action, Persist):
+            pending_records.append(action.record)
+            continue
+        if pending_records and not write(pending_records):
+            return False
+        pending_records = []
+        perform(action)
+    return not pending_records or write(pending_records)
+
+
 class ConsensusDriver:
     """Feeds one replica and performs its actions."""
 
@@ -152,22 +169,10 @@ class ConsensusDriver:
     # -- actions ------------------------------------------------------------------
 
     def _run(self, actions: Sequence[Action]) -> None:
-        """Carry out the replica's actions in order, each run of `Persist` written before the next action;
-        nothing at all once halted."""
+        """Carry out the replica's actions (`carry_out`); nothing at all once halted."""
         if self.halted:
             return
-        pending_records: list[dict[str, Any]] = []
-        for action in actions:
-            if isinstance(action, Persist):
-                pending_records.append(action.record)
-                continue
-            if pending_records and not self._write(pending_records):
-                return
-            pending_records = []
-            self._perform(action)
-        if pending_records and not self._write(pending_records):
-            return
-        if self._commits_since_compaction >= self.compact_every:
+        if carry_out(actions, self._write, self._perform) and self._commits_since_compaction >= self.compact_every:
             self._compact()
 
     def _write(self, records: list[dict[str, Any]]) -> bool:

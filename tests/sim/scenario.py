@@ -73,6 +73,7 @@ def lose(
 
     def step(sim: Simulator) -> None:
         sim.lose.extend(Lose(kind, view, height, sender, receiver) for receiver in receivers)
+        sim.note_fault()
 
     return step
 
@@ -82,6 +83,7 @@ def stop_losing() -> Step:
 
     def step(sim: Simulator) -> None:
         sim.lose.clear()
+        sim.note_fault()
 
     return step
 
@@ -91,6 +93,7 @@ def partition(make: Callable[[list[str]], Partition]) -> Step:
 
     def step(sim: Simulator) -> None:
         sim.partition = make(list(sim.nodes))
+        sim.note_fault()
 
     return step
 
@@ -98,6 +101,7 @@ def partition(make: Callable[[list[str]], Partition]) -> Step:
 def heal() -> Step:
     def step(sim: Simulator) -> None:
         sim.partition = None
+        sim.note_fault()
 
     return step
 

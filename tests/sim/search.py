@@ -2,13 +2,17 @@
 
 `draw_schedule(seed)` turns one seed into one schedule: 1, 4, 5 or 7
 validators; up to f faulty validators, each Byzantine (any behaviour of
-`tests.sim.byzantine`, the fuzzer included) or run as Twins; message drops,
-duplicates and delays; partitions of every shape; crashes at random instants
-and at chosen protocol steps, some tearing the record being written; skewed
+`tests.sim.byzantine`, the fuzzer included), run as Twins, or with a consensus
+log damaged in the middle (it must refuse to start until repaired); message
+drops, duplicates and delays; partitions of every shape; crashes at random
+instants and at chosen protocol steps, some tearing the record being written,
+some a failed log write instead (the replica halts until restarted); skewed
 and drifting clocks, some far behind until stepped; slow sync.
 `find_failure(seed)` runs it and checks that no honest endpoints ever fork,
-no tx is committed twice, every restarted replica can read its log, and every
-acknowledged tx is committed everywhere once the network is fair.
+no honest endpoint signs two different messages for one slot, no tx is
+committed twice, every restarted replica can read its log, every
+acknowledged tx is committed everywhere once the network is fair, and every
+honest replica votes again within `VOTE_BOUND_MS` of the last fault healing.
 
 A failing seed replays exactly: `find_failure(seed)`, or from the shell
 
@@ -64,8 +68,9 @@ class Schedule:
     faults: Faults
 
 
-FailureKind = Literal["safety", "restart", "stall", "error"]
-"""A fork or unverifiable chain; a replica that cannot restart; a stall once fair; an exception."""
+FailureKind = Literal["safety", "restart", "stall", "voting", "error"]
+"""A fork or unverifiable chain; a replica that cannot restart; a stall once fair; an honest replica that does not
+vote again after the last fault healed; an exception."""
 
 
 class Failure(NamedTuple):
@@ -86,8 +91,9 @@ def draw_schedule(seed: int) -> Schedule:
     ids = [f"node-{i}" for i in range(validators)]
     f = (validators - 1) // 3
     faulty = rng.sample(ids, rng.randrange(f + 1))
-    twins = tuple(vid for vid in faulty if rng.random() < 0.3)
-    byzantine = tuple((vid, rng.choice(BEHAVIOUR_NAMES)) for vid in faulty if vid not in twins)
+    damaged = tuple(vid for vid in faulty if rng.random() < 0.15)
+    twins = tuple(vid for vid in faulty if vid not in damaged and rng.random() < 0.3)
+    byzantine = tuple((vid, rng.choice(BEHAVIOUR_NAMES)) for vid in faulty if vid not in twins + damaged)
     honest = [vid for vid in ids if vid not in faulty]
     crash_points = tuple(_draw_crash_point(rng, honest) for _ in range(rng.randrange(3) if honest else 0))
     fair_after = rng.randrange(500, 3000)
@@ -103,6 +109,8 @@ def draw_schedule(seed: int) -> Schedule:
             partitions=rng.randrange(3),
             byzantine=byzantine,
             twins=twins,
+            damaged=damaged,
+            repair_ms=rng.randrange(200, 3000),
             clocks=tuple(_draw_clock(rng, fair_after) for _ in ids),
             sync_delays=rng.randrange(1, 6),
             gossip_loss=rng.random() < 0.8,
@@ -121,6 +129,7 @@ def _draw_crash_point(rng: random.Random, honest: list[str]) -> CrashPoint:
         view=rng.choice((None, None, 0, 1)),
         torn=rng.choice(TORN) if step.startswith("persist") else "none",
         down_ms=rng.randrange(1, 1500),
+        write_error=step.startswith("persist") and rng.random() < 0.4,
     )
 
 
@@ -151,6 +160,8 @@ def find_failure(seed: int) -> Failure | None:
         return Failure(seed, "safety", details)
     if outcome.violations:
         return Failure(seed, "restart", details)
+    if outcome.silent:
+        return Failure(seed, "voting", f"{', '.join(outcome.silent)} signed no vote by t={outcome.end_ms} ms")
     if not outcome.is_live:
         return Failure(seed, "stall", f"heights {outcome.heights} at t={outcome.end_ms} ms")
     return None

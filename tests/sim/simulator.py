@@ -43,6 +43,7 @@ network turning fair.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
 import tempfile
@@ -53,7 +54,17 @@ from typing import Any, Literal
 
 from consensus.actions import Action, Broadcast, CancelTimer, Decide, Persist, RequestSync, Send, SetTimer
 from consensus.errors import ConsensusLogCorrupted
-from consensus.messages import Message, NewView, PreparedCertificate, decode_message, encode_message
+from consensus.messages import (
+    Checkpoint,
+    Commit,
+    Message,
+    NewView,
+    Prepare,
+    PreparedCertificate,
+    Timeout,
+    decode_message,
+    encode_message,
+)
 from consensus.records import load_records as load_replica_records
 from consensus.replica import VIEW_TIMER, Replica
 from ledger.block import Block, CommitCertificate, has_room, verify_certificate
@@ -63,10 +74,19 @@ from ledger.genesis import ConsensusParams, Identity
 from ledger.keys import PrivateKey
 from ledger.tx import Tx
 from node.catchup import POLL_INTERVAL_S
-from node.driver import SYNC_RECHECK_S
+from node.driver import SYNC_RECHECK_S, carry_out
 from node.mempool import Mempool
 from node.node import REOFFER_AFTER_BLOCKS, REOFFER_INTERVAL_S, REOFFER_MAX_TXS
-from node.wal import FRAME_HEADER, ConsensusLog, recover_records, select_needed_records
+from node.wal import (
+    FILE_MAGIC,
+    FRAME_HEADER,
+    ConsensusLog,
+    CorruptLog,
+    abstain_through,
+    encode_frame,
+    recover_records,
+    select_needed_records,
+)
 from tests.helpers.builders import Network, make_network
 from tests.sim.app import SET_KIND, VALIDATORS_KIND, MemoryApp
 from tests.sim.clock import ClockFault, make_clock
@@ -90,7 +110,21 @@ CLIENT_RETRY_MS = 100
 TWIN_SUFFIX = "~twin"
 """Endpoint name of a validator's twin: its id plus this."""
 
+VOTE_BOUND_MS = 30_000
+"""Every honest replica signs a vote within this long after the last fault healed: enough for the view timer's
+back-off of the views that failed meanwhile (400 ms doubling up to 64 times) to run out once, and for a replica
+that missed a view change to learn the live view and vote there."""
+
+PROBE_INTERVAL_MS = 500
+"""While some honest replica has not voted since the last fault healed, a client submits a tx this often, so
+that there is always a block to vote on."""
+
 ReplicaFactory = Callable[..., Replica]
+
+
+class _Crashed(Exception):
+    """Raised inside a node's handling of an event when a crash point fells it: nothing after it is done."""
+
 
 Torn = Literal["none", "lost", "cut"]
 """What becomes of the record being written at a crash: fully written, lost, or cut short."""
@@ -114,6 +148,10 @@ class CrashPoint:
     torn: Torn = "none"
     """For a `persist` step: the record is fully written (then the crash), lost, or cut short."""
     down_ms: int = 200
+    write_error: bool = False
+    """For a `persist` step: instead of a crash, writing or syncing the log fails (the record is written, lost or
+    cut as `torn` says): the node halts its replica as `node.driver` does, keeps syncing blocks, and its operator
+    restarts it `down_ms` later."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +200,11 @@ class Faults:
     """Clock of validator i (and of its twin); a perfect clock for those not listed."""
     lose: tuple[Lose, ...] = ()
     """Messages that are always lost (to stage a precise scenario)."""
+    damaged: tuple[str, ...] = ()
+    """Endpoints whose consensus log is damaged in the middle (a byte of a record followed by whole ones) when they
+    next restart: they must refuse to start, and their operator repairs them `repair_ms` later by moving the log
+    aside (docs/spec/consensus.md), after which they abstain as `node.wal.abstain_through` says."""
+    repair_ms: int = 2000
     sync_delays: int = 3
     """Message delays one sync transfer takes (request, then blocks)."""
     gossip_loss: bool = True
@@ -171,6 +214,8 @@ class Faults:
     fair_after_ms: int = 4000
     liveness_bound_ms: int = 90_000
     """Every acknowledged tx must be committed everywhere this long after the network turns fair."""
+    vote_bound_ms: int = VOTE_BOUND_MS
+    """Every honest replica must sign a vote this long after the last fault heals (see `VOTE_BOUND_MS`)."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +230,7 @@ class SetChange:
     """When a client submits it."""
 
 
-SAFETY_KINDS = frozenset({"safety", "certificate", "sync", "duplicate"})
+SAFETY_KINDS = frozenset({"safety", "certificate", "sync", "duplicate", "equivocation", "damage"})
 """Violations that break safety; `restart` (a replica that cannot read its log back) is one of liveness."""
 
 
@@ -195,7 +240,9 @@ class Violation:
 
     kind: str
     """`safety` (two honest endpoints decided different blocks), `certificate`, `sync` (a synced block conflicts
-    with a committed one), `duplicate` (a tx committed twice) or `restart` (a log the replica cannot read)."""
+    with a committed one), `duplicate` (a tx committed twice), `equivocation` (an honest endpoint signed two
+    different messages for one slot, such as after a restart that lost a record), `damage` (a log damaged in the
+    middle read back without complaint) or `restart` (a log the replica cannot read)."""
     detail: str
 
 
@@ -240,10 +287,19 @@ class SimNode:
     """None for an honest node, else a Byzantine behaviour."""
     is_broken: bool = False
     """It could not restart from its log, and stays down."""
+    last_vote_ms: int = -1
+    """Simulated time of the last PREPARE or COMMIT it signed and sent (-1 if none)."""
+    halted: bool = False
+    """Its consensus log failed a write: the replica is fed nothing and nothing it asks is done until a restart."""
 
     @property
     def is_up(self) -> bool:
         return self.replica is not None
+
+    @property
+    def is_fed(self) -> bool:
+        """Does its replica take inputs (it is up and not halted)?"""
+        return self.replica is not None and not self.halted
 
 
 @dataclass
@@ -258,6 +314,10 @@ class Outcome:
     max_log_size: int
     lost_txs: int = 0
     """Acknowledged txs lost with the crash of every honest node that held them (not required to commit)."""
+    silent: tuple[str, ...] = ()
+    """Honest replicas that signed no vote within `Faults.vote_bound_ms` of the last fault healing."""
+    vote_delay_ms: int | None = None
+    """How long after the last fault healed the last honest replica voted again (None if one never did)."""
 
     @property
     def is_safe(self) -> bool:
@@ -307,6 +367,7 @@ class Simulator:
                 self.nodes[vid].behaviour = make_behaviour(byzantine[vid], self, vid)
         faulty = set(byzantine) | set(faults.twins)
         self.honest = [name for name, node in self.nodes.items() if node.id not in faulty]
+        self._honest_ids = {self.nodes[name].id for name in self.honest}
         self.lose = list(faults.lose)
         """Loss rules in force (a staged schedule adds and removes them as it goes)."""
         self.crash_points: dict[str, list[CrashPoint]] = {}
@@ -322,6 +383,16 @@ class Simulator:
         self.fair_at = faults.fair_after_ms
         self.max_log_size = 0
         self.booted = False
+        self.healed_at = faults.fair_after_ms
+        """When the last fault (partition, crash, restart, loss rule) began or healed, or the network turned fair."""
+        self.damage = set(faults.damaged)
+        """Endpoints whose log is yet to be found damaged at a restart."""
+        self.fail_stopped: set[str] = set()
+        """Endpoints that refused to start on a damaged log and wait for their operator's repair."""
+        self.repaired: set[str] = set()
+        """Endpoints whose damaged log was set aside (as `node.config.DAMAGED_WAL_FILE`)."""
+        self.signed: dict[tuple[str, str, int, int], bytes] = {}
+        """(endpoint, message kind, view, height) -> signature of what an honest endpoint signed and sent there."""
 
     def _make_clock(self, fault: ClockFault) -> Callable[[], int]:
         return make_clock(fault, self.genesis.genesis_time_ms, lambda: self.now)
@@ -348,6 +419,10 @@ class Simulator:
             down_at = self.rng.randrange(0, max(fair - 200, 1))
             self.schedule(down_at, "crash", victim)
             self.schedule(self.rng.randrange(down_at + 1, max(fair, down_at + 2)), "restart", victim)
+        for name in self.faults.damaged:
+            down_at = self.rng.randrange(0, max(fair - 200, 1))
+            self.schedule(down_at, "crash", name)
+            self.schedule(self.rng.randrange(down_at + 1, max(fair, down_at + 2)), "restart", name)
         for _ in range(self.faults.partitions):
             start = self.rng.randrange(0, max(fair - 200, 1))
             self.schedule(start, "partition", draw_partition(self.rng, list(self.nodes)))
@@ -371,8 +446,67 @@ class Simulator:
         is_live = self.advance(lambda: self.is_fair() and self.is_all_committed(), deadline)
         if not self._queue and self.is_all_committed():
             is_live = True  # every tx committed before the network turned fair, and nothing is left to happen
+        silent = self._await_votes() if is_live and self.is_safe() else ()
         heights = {name: node.app.head()[0] for name, node in self.nodes.items()}
-        return Outcome(self.seed, list(self.violations), is_live, self.now, heights, self.max_log_size, len(self.lost))
+        return Outcome(
+            self.seed,
+            list(self.violations),
+            is_live and not silent,
+            self.now,
+            heights,
+            self.max_log_size,
+            len(self.lost),
+            silent,
+            None if silent else max(self._last_votes(), default=self.healed_at) - self.healed_at,
+        )
+
+    def note_fault(self) -> None:
+        """A fault began or healed now: the per-replica liveness bound counts from the last such instant."""
+        self.healed_at = max(self.healed_at, self.now)
+
+    def silent_replicas(self) -> tuple[str, ...]:
+        """Honest endpoints that signed no vote since the last fault healed.
+
+        Not counted: a replica not in the validator set of the height it works on (it has nothing to sign), and
+        one that works in the live view (the highest view an honest replica works in) when that view's primary is
+        faulty: a Byzantine primary may show one honest replica only proposals it must refuse, and f+1 suspicions
+        are needed to replace it, as long as the others commit without that replica. A replica that missed a view
+        change is never excused: it is not in the live view."""
+        working = [
+            node.replica
+            for name in self.honest
+            if (node := self.nodes[name]).replica is not None and not node.replica.is_view_changing
+        ]
+        live = max(working, key=lambda replica: replica.view, default=None)
+        faulty_view = -1 if live is None or live.primary in self._honest_ids else live.view
+        return tuple(
+            name
+            for name in self.honest
+            if self.nodes[name].last_vote_ms < self.healed_at
+            and not self._is_excused(self.nodes[name].replica, faulty_view)
+        )
+
+    def _is_excused(self, replica: Replica | None, faulty_view: int) -> bool:
+        if replica is None:
+            return False
+        return not replica.is_member or (replica.view == faulty_view and not replica.is_view_changing)
+
+    def _last_votes(self) -> list[int]:
+        return [self.nodes[name].last_vote_ms for name in self.honest if name not in self.silent_replicas()]
+
+    def _await_votes(self) -> tuple[str, ...]:
+        """Run on until every honest replica has signed a vote since the last fault healed, a client submitting a
+        tx to an honest node every `PROBE_INTERVAL_MS` so that there is a block to vote on; the replicas still
+        silent `Faults.vote_bound_ms` after the heal."""
+        while (silent := self.silent_replicas()) and self.is_safe():
+            deadline = self.healed_at + self.faults.vote_bound_ms
+            up = [name for name in self.honest if self.nodes[name].is_up]
+            if self.now >= deadline or not self._queue:
+                return silent
+            if up:
+                self.submit(self.rng.choice(up))
+            self.advance(lambda: not self.silent_replicas(), min(self.now + PROBE_INTERVAL_MS, deadline))
+        return ()
 
     def advance(self, done: Callable[[], bool], until_ms: int) -> bool:
         """Handle events in time order until `done()` holds (True), time passes `until_ms` or safety breaks."""
@@ -402,14 +536,19 @@ class Simulator:
         if len(self.submitted) < self.faults.txs + (self.change is not None):
             return False
         required = self.required_txs()
-        return all(required <= self.nodes[name].app.committed_ids for name in self.honest)
+        return all(
+            required <= self.nodes[name].app.committed_ids for name in self.honest if name not in self.fail_stopped
+        )
 
     def _boot(self, node: SimNode) -> None:
         records = self._read_log(node)
         if records is None:
             return
+        mute_through = abstain_through(records, node.app.head()[0], node.name in self.repaired)
         try:
-            node.replica = self.replica_factory(self.genesis, node.id, node.key, node.app, list(records))
+            node.replica = self.replica_factory(
+                self.genesis, node.id, node.key, node.app, list(records), mute_through=mute_through
+            )
         except ConsensusLogCorrupted as exc:
             self.violations.append(Violation("restart", f"{node.name} cannot restart: {exc}"))
             node.is_broken = True
@@ -421,7 +560,11 @@ class Simulator:
         self._perform(node, node.replica.start())
 
     def _read_log(self, node: SimNode) -> list[dict[str, Any]] | None:
-        """What the restarting node reads back from its log, through `node.wal` when the last write was torn."""
+        """What the restarting node reads back from its log, through `node.wal` when the last write was torn or
+        the log is damaged (None if it does not start)."""
+        if node.name in self.damage and len(node.records) >= 2:
+            self.damage.discard(node.name)
+            return self._read_damaged_log(node)
         if not node.torn_bytes:
             return node.records
         with tempfile.TemporaryDirectory() as home:
@@ -439,6 +582,39 @@ class Simulator:
                 self.violations.append(Violation("restart", f"{node.name} cannot read its torn log: {reason}"))
                 node.is_broken = True
                 return None
+
+    def _read_damaged_log(self, node: SimNode) -> list[dict[str, Any]] | None:
+        """Damage one byte of a record that whole records follow, and read the log back as a node does: it must
+        refuse to start (`CorruptLog`), not cut the log there; its operator repairs it later."""
+        with tempfile.TemporaryDirectory() as home:
+            path = Path(home) / "consensus.log"
+            log = ConsensusLog(path)
+            log.append(node.records)
+            log.close()
+            frames = [len(encode_frame(record)) for record in node.records]
+            victim = self.rng.randrange(len(frames) - 1)
+            offset = len(FILE_MAGIC) + sum(frames[:victim]) + self.rng.randrange(frames[victim])
+            data = bytearray(path.read_bytes())
+            data[offset] ^= 1 << self.rng.randrange(8)
+            path.write_bytes(bytes(data))
+            try:
+                records = recover_records(path)
+            except CorruptLog:
+                self.fail_stopped.add(node.name)
+                self.schedule(self.faults.repair_ms, "repair", node.name)
+                return None
+        detail = f"{node.name} read a log damaged at byte {offset} as {len(records)} of {len(frames)} records"
+        self.violations.append(Violation("damage", detail))
+        node.is_broken = True
+        return None
+
+    def _on_repair(self, name: str) -> None:
+        """The operator moves the damaged log aside and starts the node without it."""
+        node = self.nodes[name]
+        node.records, node.torn_bytes = [], 0
+        self.fail_stopped.discard(name)
+        self.repaired.add(name)
+        self._on_restart(name)
 
     # -- clients and gossip -------------------------------------------------------
 
@@ -500,7 +676,7 @@ class Simulator:
     def _on_batch(self, name: str) -> None:
         node = self.nodes[name]
         node.batch_scheduled = False
-        if node.replica is not None and len(node.mempool):
+        if node.is_fed and len(node.mempool):
             txs = node.mempool.batch(self.genesis.consensus.max_block_txs)
             self._perform(node, node.replica.on_batch(txs))
 
@@ -508,7 +684,7 @@ class Simulator:
 
     def _on_deliver(self, name: str, sender: str, data: bytes) -> None:
         node = self.nodes[name]
-        if node.replica is None:
+        if not node.is_fed:
             return
         try:
             message = decode_message(data)
@@ -522,7 +698,7 @@ class Simulator:
 
     def _on_timer(self, name: str, timer: str, token: int) -> None:
         node = self.nodes[name]
-        if node.replica is None or node.timers.get(timer) != token:
+        if not node.is_fed or node.timers.get(timer) != token:
             return
         del node.timers[timer]
         height = node.app.head()[0]
@@ -588,9 +764,10 @@ class Simulator:
             self.schedule(self._delay() * self.faults.sync_delays, "sync_batch", node.name, source.name)
             return
         node.syncing = False
-        self._compact(node)
-        self._perform(node, node.replica.on_synced())
-        self._offer_batch_soon(node)
+        if node.is_fed:
+            self._compact(node)
+            self._perform(node, node.replica.on_synced())
+            self._offer_batch_soon(node)
 
     def _apply_synced(self, node: SimNode, block: Block, certificate: CommitCertificate) -> bool:
         height, head_hash = node.app.head()
@@ -612,7 +789,8 @@ class Simulator:
         node = self.nodes[name]
         if node.replica is None:
             return
-        node.replica = None
+        self.note_fault()
+        node.replica, node.halted = None, False
         node.timers.clear()
         node.batch_scheduled = node.syncing = node.sync_wanted = False
         node.seen.clear()
@@ -632,6 +810,7 @@ class Simulator:
         if node.replica is not None or node.is_broken:
             return
         self._boot(node)
+        self.note_fault()
         if node.replica is None:
             return
         for tx_id in self.submitted:  # peers' gossip queued for it while it was down
@@ -640,9 +819,11 @@ class Simulator:
 
     def _on_partition(self, partition: Partition) -> None:
         self.partition = partition
+        self.note_fault()
 
     def _on_heal(self) -> None:
         self.partition = None
+        self.note_fault()
 
     def _is_link_up(self, sender: str, receiver: str) -> bool:
         """Does the current partition let `sender` reach `receiver` (ignoring random loss)?"""
@@ -657,24 +838,57 @@ class Simulator:
     # -- actions ------------------------------------------------------------------
 
     def _perform(self, node: SimNode, actions: list[Action]) -> None:
+        """Carry out `actions` as the driver does (`node.driver.carry_out`), crashing or failing a write where a
+        crash point of `node` says."""
+        if node.halted:
+            return
+        with contextlib.suppress(_Crashed):
+            carry_out(actions, lambda records: self._write(node, records), lambda action: self._do(node, action))
+
+    def _write(self, node: SimNode, records: list[dict[str, Any]]) -> bool:
+        """Append `records` to the log of `node`; False (and the node halts) if a write error strikes."""
         points = self.crash_points.get(node.name)
-        for action in actions:
-            point = None if not points else self._reached(node, points, action)
-            if point is not None and isinstance(action, Persist) and point.torn != "none":
-                self._tear(node, action.record, point.torn)
-                self.crash(node.name, point.down_ms)
-                return
-            self._carry_out(node, action)
-            if point is not None:
-                self.crash(node.name, point.down_ms)
-                return
+        for record in records:
+            point = self._reached(node, points, Persist(record)) if points else None
+            if point is None:
+                node.records.append(record)
+                continue
+            self._tear(node, record, point.torn)
+            if point.write_error:
+                self._halt(node, point.down_ms)
+                return False
+            self.crash(node.name, point.down_ms)
+            raise _Crashed
+        return True
+
+    def _do(self, node: SimNode, action: Action) -> None:
+        points = self.crash_points.get(node.name)
+        point = self._reached(node, points, action) if points else None
+        self._carry_out(node, action)
+        if point is not None:
+            self.crash(node.name, point.down_ms)
+            raise _Crashed
+
+    def _halt(self, node: SimNode, down_ms: int) -> None:
+        """The log of `node` failed a write: its replica signs and sends nothing more until restarted."""
+        node.halted = True
+        node.timers = {name: token for name, token in node.timers.items() if name in ("poll", "reoffer")}
+        self.note_fault()
+        self.schedule(down_ms, "operator_restart", node.name)
+
+    def _on_operator_restart(self, name: str) -> None:
+        if self.nodes[name].halted:
+            self._on_crash(name)
+            self._on_restart(name)
 
     def _carry_out(self, node: SimNode, action: Action) -> None:
         if isinstance(action, Persist):
             node.records.append(action.record)
         elif isinstance(action, Send):
+            self._check_signed(node, action.message)
             self._send(node, action.to, action.message)
         elif isinstance(action, Broadcast):
+            self._check_signed(node, action.message)
             for vid in self.validator_ids:
                 if vid != node.id:
                     self._send(node, vid, action.message)
@@ -688,6 +902,18 @@ class Simulator:
             node.sync_wanted = True
             if not node.syncing:
                 self.schedule(self._delay(), "sync_start", node.name)
+
+    def _check_signed(self, node: SimNode, message: Message) -> None:
+        """An honest endpoint sends at most one message of a kind for one view and height, across restarts."""
+        if node.name not in self.honest or message.sender != node.id or isinstance(message, Checkpoint | Timeout):
+            return
+        if isinstance(message, Prepare | Commit):
+            node.last_vote_ms = self.now
+        key = (node.name, type(message).__name__, message.view, getattr(message, "height", 0))
+        first = self.signed.setdefault(key, message.signature)
+        if first != message.signature:
+            detail = f"{node.name} signed two different {key[1]} messages for view {key[2]} at height {key[3]}"
+            self.violations.append(Violation("equivocation", detail))
 
     def _on_sync_start(self, name: str) -> None:
         node = self.nodes[name]
@@ -707,9 +933,11 @@ class Simulator:
         return None
 
     def _tear(self, node: SimNode, record: dict[str, Any], torn: Torn) -> None:
-        """The crash hits while `record` is written: it is lost, or only a part of it reaches the disk."""
-        if torn == "cut":
+        """The crash hits while `record` is written: it is fully written, lost, or only a part of it reaches the
+        disk."""
+        if torn != "lost":
             node.records.append(record)
+        if torn == "cut":
             frame = len(encode(record)) + FRAME_HEADER
             node.torn_bytes = 1 + self.rng.randrange(frame - 1)
 
@@ -729,7 +957,7 @@ class Simulator:
         node.app.apply(block, certificate, verify=False)
         self._record_commit(node, block)
         node.decisions_since_compaction += 1
-        if node.decisions_since_compaction >= COMPACT_EVERY:
+        if node.decisions_since_compaction >= COMPACT_EVERY and not node.halted:
             self._compact(node)
 
     def _record_commit(self, node: SimNode, block: Block) -> None:

@@ -199,3 +199,16 @@ def is_certified_in_view_1_by_node_3(sim: Simulator) -> bool:
     if certificate is None or certificate.view != 1:
         raise AssertionError(f"seed {sim.seed}: height 3 certified in view {certificate and certificate.view}")
     return "node-3" in signers
+
+
+def test_a_validator_repaired_without_its_damaged_log_before_its_first_block_signs_nothing_it_may_have_signed():
+    """Node 0 (the primary) proposes and prepares height 1, crashes, and finds its log damaged: it refuses to
+    start, and its operator moves the log aside as the repair says. It has no block yet, so the rule "a validator
+    with blocks and no log abstains" let it sign a second, different proposal for view 0 at height 1; the log moved
+    aside (`consensus.wal.damaged`) now counts as a lost log at any height."""
+    assert_safe_and_live(
+        lose("Commit", view=0),
+        crash_at("node-0", "send commit", height=1, down_ms=100),
+        submit(1, to="node-0"),
+        faults=Faults(txs=0, fair_after_ms=0, damaged=("node-0",), repair_ms=500),
+    )
