@@ -123,6 +123,15 @@ def crash_at(
     return step
 
 
+def crash_now(endpoint: str, down_ms: int) -> Step:
+    """Crash `endpoint` now and restart it `down_ms` later."""
+
+    def step(sim: Simulator) -> None:
+        sim.crash(endpoint, down_ms)
+
+    return step
+
+
 def crash_sync_source(endpoint: str, down_ms: int = 200) -> Step:
     """Crash the peer `endpoint` is syncing from, now, and restart it `down_ms` later."""
 

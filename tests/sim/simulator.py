@@ -87,7 +87,10 @@ from node.wal import (
     recover_records,
     select_needed_records,
 )
+from p2p.peers import DEFAULT_BAD_PEER_COOLDOWN_S
+from p2p.verify import verify_block
 from tests.helpers.builders import Network, make_network
+from tests.sim import signatures
 from tests.sim.app import SET_KIND, VALIDATORS_KIND, MemoryApp
 from tests.sim.clock import ClockFault, make_clock
 from tests.sim.network import Partition, draw_partition
@@ -242,7 +245,9 @@ class Violation:
     """`safety` (two honest endpoints decided different blocks), `certificate`, `sync` (a synced block conflicts
     with a committed one), `duplicate` (a tx committed twice), `equivocation` (an honest endpoint signed two
     different messages for one slot, such as after a restart that lost a record), `damage` (a log damaged in the
-    middle read back without complaint) or `restart` (a log the replica cannot read)."""
+    middle read back without complaint), `load` (one message cost an honest replica more signature checks than
+    an honest message of its kind may: `tests.sim.signatures.most_checks`) or `restart` (a log the replica cannot
+    read)."""
     detail: str
 
 
@@ -277,6 +282,10 @@ class SimNode:
     sync_source: str | None = None
     """The peer it syncs from (or last synced from)."""
     sync_wanted: bool = False
+    sync_skipped: set[str] = field(default_factory=set)
+    """Peers that served nothing in this sync run (tried again in the next)."""
+    bad_peers: dict[str, int] = field(default_factory=dict)
+    """Peer -> when a block it served failed verification (ignored by sync for the cooldown of `p2p.peers`)."""
     last_commit_ms: int = 0
     """Its clock when it last committed a block (or started): a node idle for long re-offers every stuck tx."""
     blocks_with_room: int = 0
@@ -318,6 +327,8 @@ class Outcome:
     """Honest replicas that signed no vote within `Faults.vote_bound_ms` of the last fault healing."""
     vote_delay_ms: int | None = None
     """How long after the last fault healed the last honest replica voted again (None if one never did)."""
+    max_checks: int = 0
+    """Most signature checks one delivered message cost its receiver."""
 
     @property
     def is_safe(self) -> bool:
@@ -382,6 +393,8 @@ class Simulator:
         self.partition: Partition | None = None
         self.fair_at = faults.fair_after_ms
         self.max_log_size = 0
+        self.max_checks = 0
+        """Most signature checks one delivered message cost its receiver."""
         self.booted = False
         self.healed_at = faults.fair_after_ms
         """When the last fault (partition, crash, restart, loss rule) began or healed, or the network turned fair."""
@@ -458,6 +471,7 @@ class Simulator:
             len(self.lost),
             silent,
             None if silent else max(self._last_votes(), default=self.healed_at) - self.healed_at,
+            self.max_checks,
         )
 
     def note_fault(self) -> None:
@@ -692,7 +706,14 @@ class Simulator:
             return  # the driver drops what does not decode
         if node.behaviour is not None:
             node.behaviour.observe(message)
+        before = signatures.checks()
         actions = node.replica.on_message(sender, message)
+        cost = signatures.checks() - before
+        self.max_checks = max(self.max_checks, cost)
+        bound = signatures.most_checks(message, len(self.validator_ids))
+        if cost > bound and name in self.honest:
+            detail = f"{name} made {cost} signature checks for one {type(message).__name__} from {sender}"
+            self.violations.append(Violation("load", f"{detail} (bound {bound})"))
         self.max_log_size = max(self.max_log_size, node.replica.log_size)
         self._perform(node, actions)
 
@@ -733,20 +754,31 @@ class Simulator:
         node.polled_height = node.app.head()[0]
 
     def _start_sync(self, node: SimNode) -> None:
-        """Ask the reachable peer with the highest chain for the blocks this node lacks."""
+        """Ask the reachable peer that claims the highest chain for the blocks this node lacks, as `p2p.sync` picks
+        it: not one marked bad within `DEFAULT_BAD_PEER_COOLDOWN_S`, nor one that served nothing in this run."""
         node.sync_wanted = False
         height = node.app.head()[0]
-        peers = [
+        cooldown_ms = int(DEFAULT_BAD_PEER_COOLDOWN_S * 1000)
+        ahead = [
             peer
             for peer in self.nodes.values()
-            if peer.id != node.id and peer.is_up and self._is_link_up(node.name, peer.name)
+            if peer.id != node.id
+            and peer.is_up
+            and self._is_link_up(node.name, peer.name)
+            and self.now - node.bad_peers.get(peer.name, -cooldown_ms) >= cooldown_ms
+            and peer.name not in node.sync_skipped
+            and self._claimed_height(peer) > height
         ]
-        ahead = [peer for peer in peers if peer.app.head()[0] > height]
         if not ahead:
+            node.sync_skipped.clear()
             return
-        source = max(ahead, key=lambda peer: (peer.app.head()[0], peer.name))
+        source = max(ahead, key=lambda peer: (self._claimed_height(peer), peer.name))
         node.syncing, node.sync_source = True, source.name
         self.schedule(self._delay() * self.faults.sync_delays, "sync_batch", node.name, source.name)
+
+    def _claimed_height(self, peer: SimNode) -> int:
+        """The height a peer answers when asked (a lying one claims more than it has)."""
+        return peer.behaviour.claim_height(peer) if peer.behaviour is not None else peer.app.head()[0]
 
     def _on_sync_batch(self, name: str, source_name: str) -> None:
         node, source = self.nodes[name], self.nodes[source_name]
@@ -756,30 +788,42 @@ class Simulator:
             node.syncing, node.sync_wanted = False, True  # the transfer failed: retry at the next poll
             return
         height = node.app.head()[0]
-        for index in range(height, min(len(source.app.blocks), height + SYNC_BATCH)):
-            if not self._apply_synced(node, source.app.blocks[index], source.app.certificates[index]):
-                node.syncing = False
+        if source.behaviour is not None:
+            served = source.behaviour.serve_blocks(source, height + 1, SYNC_BATCH)
+        else:
+            served = list(zip(source.app.blocks, source.app.certificates, strict=True))[height : height + SYNC_BATCH]
+        if not served:
+            node.syncing = False  # it served nothing: try the next peer in this run
+            node.sync_skipped.add(source.name)
+            self._start_sync(node)
+            return
+        for block, certificate in served:
+            if not self._apply_synced(node, source, block, certificate):
+                node.syncing, node.sync_wanted = False, True
                 return
-        if len(source.app.blocks) > node.app.head()[0]:
+        if self._claimed_height(source) > node.app.head()[0]:
             self.schedule(self._delay() * self.faults.sync_delays, "sync_batch", node.name, source.name)
             return
         node.syncing = False
+        node.sync_skipped.clear()
         if node.is_fed:
             self._compact(node)
             self._perform(node, node.replica.on_synced())
             self._offer_batch_soon(node)
 
-    def _apply_synced(self, node: SimNode, block: Block, certificate: CommitCertificate) -> bool:
+    def _apply_synced(self, node: SimNode, source: SimNode, block: Block, certificate: CommitCertificate) -> bool:
+        """Verify a synced block as `p2p.sync` does and apply it; a block that fails marks its source bad (and, from
+        an honest source, is a broken invariant)."""
         height, head_hash = node.app.head()
-        if block.height != height + 1 or block.header.prev_hash != head_hash:
-            detail = f"{node.name} synced block {block.height} that does not extend its head {height}"
-            self.violations.append(Violation("sync", detail))
-            return False
         try:
-            node.app.apply(block, certificate)
-        except InvalidCertificate as exc:
-            self.violations.append(Violation("certificate", f"{node.name} synced a bad certificate: {exc}"))
+            verify_block(self.genesis, block, certificate, height + 1, head_hash, node.app.validators(height + 1))
+        except LedgerError as exc:
+            node.bad_peers[source.name] = self.now
+            if source.name in self.honest:
+                kind = "certificate" if isinstance(exc, InvalidCertificate) else "sync"
+                self.violations.append(Violation(kind, f"{node.name} synced block {height + 1}: {exc}"))
             return False
+        node.app.apply(block, certificate, verify=False)
         self._record_commit(node, block)
         return True
 

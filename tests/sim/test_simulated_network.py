@@ -16,16 +16,18 @@ from tests.sim.byzantine import BEHAVIOURS
 from tests.sim.network import SHAPES, bridge, isolate, one_way, ring, split
 from tests.sim.scenario import (
     STAGED,
+    crash_now,
     crash_sync_source,
     heal,
     partition,
     run_staged,
     submit,
+    until,
     until_decided,
     until_syncing,
     wait,
 )
-from tests.sim.simulator import Faults, Outcome, Simulator
+from tests.sim.simulator import CrashPoint, Faults, Outcome, Simulator
 
 
 def assert_safe_and_live(outcome: Outcome) -> None:
@@ -116,3 +118,31 @@ def test_same_seed_same_run():
 
 def test_a_staged_run_with_nothing_staged_commits_every_tx():
     assert_safe_and_live(run_staged(4, submit(5), faults=STAGED))
+
+
+def test_a_node_syncing_past_a_peer_that_lies_about_its_chain_catches_up_and_votes():
+    """Node 0 votes honestly but claims a head far ahead and serves nothing, forged certificates or blocks that do
+    not follow; node 3, down while the others commit, must sync from the honest peers (the liar marked bad as
+    `p2p.sync` marks it) and vote again."""
+    faults = Faults(txs=0, fair_after_ms=0, byzantine=(("node-0", "lying_sync"),))
+    for seed in range(3):
+        sim = Simulator(4, seed, faults)
+        sim.boot()
+        for step in (submit(2), until_decided("node-1", 1), crash_now("node-3", 3000), submit(6), wait(2000)):
+            step(sim)
+        outcome = sim.run()
+        assert_safe_and_live(outcome)
+        assert "node-0" in sim.nodes["node-3"].bad_peers, f"seed {seed}: node 3 never tried the liar"
+
+
+def test_a_failed_consensus_log_write_halts_the_replica_until_its_restart_and_it_votes_again():
+    """Node 2's log fails while it writes its PREPARE at height 1 (the record lost): as the driver does, nothing
+    after the failed write is sent and the replica is fed nothing; after its operator's restart it votes again."""
+    for seed in range(3):
+        sim = Simulator(4, seed, Faults(txs=0, fair_after_ms=0))
+        sim.boot()
+        sim.crash_points["node-2"] = [CrashPoint("node-2", "persist prepare", 1, torn="lost", write_error=True)]
+        for step in (submit(1), until("node 2 halts", lambda sim: sim.nodes["node-2"].halted)):
+            step(sim)
+        assert ("node-2", "Prepare", 0, 1) not in sim.signed, f"seed {seed}: node 2 sent what it did not persist"
+        assert_safe_and_live(sim.run())
