@@ -34,7 +34,9 @@ Lies in the view change, each in a VIEW-CHANGE or NEW-VIEW it signs itself
   another body, or nothing), or picks the view changes that hide a prepared
   block;
 - `swap_body`: as primary, shows one replica the right header with a
-  different body.
+  different body;
+- `censor`: as primary, leaves half the txs (`is_censored`) out of its
+  proposals while it proposes the others.
 
 And `lying_sync`: votes honestly but lies to the nodes that sync from it
 (claims a far higher head, then serves nothing, forged certificates, or
@@ -320,6 +322,48 @@ class Stuff(Honest):
         return [(to, message)]
 
 
+class Censor(Honest):
+    """As primary, leaves out of its proposals every tx that `is_censored` picks (half of them), proposing the rest,
+    and votes for what it proposed; its view timer is reset by every block it commits, so only the censorship
+    watch of the others can replace it."""
+
+    def __init__(self, sim: Simulator, vid: str) -> None:
+        super().__init__(sim, vid)
+        self.twins: dict[bytes, bytes] = {}
+        """Hash of each block its replica proposed -> hash of the censored block it sent instead."""
+        self.blocks: dict[bytes, Block] = {}
+        """Hash of each block its replica proposed -> the censored block it sent instead."""
+
+    def rewrite(self, node: SimNode, to: str, message: Message) -> list[Delivery]:
+        if isinstance(message, PrePrepare) and message.sender == self.id and message.block.header.view == message.view:
+            return [(to, self.censor(node, message))]
+        fresh = isinstance(message, NewView) and message.pre_prepare and message.pre_prepare.block.header.view
+        if isinstance(message, NewView) and message.pre_prepare is not None and fresh == message.view:
+            censored = dataclasses.replace(message, pre_prepare=self.censor(node, message.pre_prepare))
+            return [(to, sign_message(censored, self.key))]
+        if isinstance(message, Prepare | Commit) and message.block_hash in self.twins:
+            return [
+                (to, sign_message(dataclasses.replace(message, block_hash=self.twins[message.block_hash]), self.key))
+            ]
+        return [(to, message)]
+
+    def censor(self, node: SimNode, pre_prepare: PrePrepare) -> PrePrepare:
+        block = pre_prepare.block
+        kept = [tx for tx in block.txs if not is_censored(tx.id)]
+        if len(kept) == len(block.txs):
+            return pre_prepare
+        censored = self.blocks.get(block.hash())
+        if censored is None:
+            censored = self.blocks[block.hash()] = node.app.make_block(block.height, block.header.view, kept)
+            self.twins[block.hash()] = censored.hash()
+        return sign_message(dataclasses.replace(pre_prepare, block=censored), self.key)
+
+
+def is_censored(tx_id: bytes) -> bool:
+    """Does a censoring primary leave this tx out? (Half the txs, by their id.)"""
+    return tx_id[0] % 2 == 0
+
+
 class LyingSync(Honest):
     """Votes honestly, but lies to nodes that sync from it: claims a head `LIE_AHEAD` blocks beyond its own (so it
     is the peer they pick), then serves nothing, a block whose certificate's signatures are broken, or a block of
@@ -476,6 +520,7 @@ BEHAVIOURS: dict[str, type[Honest]] = {
     "wrong_reproposal": WrongReproposal,
     "swap_body": SwapBody,
     "stuff": Stuff,
+    "censor": Censor,
     "lying_sync": LyingSync,
     "fuzz": Fuzz,
 }

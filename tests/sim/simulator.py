@@ -67,13 +67,14 @@ from consensus.messages import (
 )
 from consensus.records import load_records as load_replica_records
 from consensus.replica import VIEW_TIMER, Replica
-from ledger.block import Block, CommitCertificate, has_room, verify_certificate
+from ledger.block import WORK_UNIT_BYTES, Block, CommitCertificate, verify_certificate
 from ledger.encoding import encode, hash_value
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.genesis import ConsensusParams, Identity
 from ledger.keys import PrivateKey
 from ledger.tx import Tx
 from node.catchup import POLL_INTERVAL_S
+from node.censorship import SUSPECT, CensorshipWatch
 from node.driver import SYNC_RECHECK_S, carry_out
 from node.mempool import Mempool
 from node.node import REOFFER_AFTER_BLOCKS, REOFFER_INTERVAL_S, REOFFER_MAX_TXS
@@ -97,6 +98,9 @@ from tests.sim.network import Partition, draw_partition
 
 SIM_PARAMS = ConsensusParams(checkpoint_interval=4, max_block_txs=6, view_timeout_ms=400, max_clock_skew_ms=5000)
 """Small blocks and frequent checkpoints, so a short run crosses many heights and checkpoints."""
+
+SIM_LARGEST_TX_BYTES = WORK_UNIT_BYTES
+"""The largest tx a simulated client makes fits in one work unit: what a block's room is measured against."""
 
 COMPACT_EVERY = 3
 """Decisions between two compactions of a node's consensus log (small, so runs exercise compaction)."""
@@ -292,6 +296,8 @@ class SimNode:
     """Committed blocks that could have held one more tx, counted as the node counts them for re-offering."""
     polled_height: int = 0
     """Head at the last catch-up poll: a node that made no progress since syncs from any peer ahead."""
+    watch: CensorshipWatch = field(default_factory=lambda: CensorshipWatch(SIM_PARAMS, SIM_LARGEST_TX_BYTES))
+    """The censorship watch of its driver (volatile: a restart starts a new one)."""
     behaviour: Any = None
     """None for an honest node, else a Byzantine behaviour."""
     is_broken: bool = False
@@ -373,7 +379,8 @@ class Simulator:
             names = [vid, vid + TWIN_SUFFIX] if vid in faults.twins else [vid]
             for name in names:
                 app = MemoryApp(self.genesis, vid, self._make_clock(clock), candidates=dict(candidates))
-                self.nodes[name] = SimNode(name, vid, self.network.keys[vid], app)
+                watch = CensorshipWatch(params, SIM_LARGEST_TX_BYTES)
+                self.nodes[name] = SimNode(name, vid, self.network.keys[vid], app, watch=watch)
             if vid in byzantine:
                 self.nodes[vid].behaviour = make_behaviour(byzantine[vid], self, vid)
         faulty = set(byzantine) | set(faults.twins)
@@ -835,6 +842,7 @@ class Simulator:
             return
         self.note_fault()
         node.replica, node.halted = None, False
+        node.watch = CensorshipWatch(self.genesis.consensus, SIM_LARGEST_TX_BYTES)
         node.timers.clear()
         node.batch_scheduled = node.syncing = node.sync_wanted = False
         node.seen.clear()
@@ -1003,6 +1011,27 @@ class Simulator:
         node.decisions_since_compaction += 1
         if node.decisions_since_compaction >= COMPACT_EVERY and not node.halted:
             self._compact(node)
+        if node.is_fed:
+            self._watch_oldest_tx(node, block)
+
+    def _watch_oldest_tx(self, node: SimNode, block: Block) -> None:
+        """As the driver does after a commit: at a timeout of the censorship watch on the mempool's oldest tx,
+        forward it to the primary (over tx gossip), or suspect the primary."""
+        found = node.watch.check(block, node.mempool, node.app.is_admissible)
+        if found is None or node.replica is None:
+            return
+        verdict, tx = found
+        if verdict == SUSPECT:
+            self.schedule(0, "stuck_tx", node.name)
+        elif not node.replica.is_primary:
+            for endpoint in self._endpoints(node.replica.primary):
+                if not self.faults.gossip_loss or self._is_carried(node.name, endpoint):
+                    self.schedule(self._delay(), "gossip", endpoint, tx.id)
+
+    def _on_stuck_tx(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.is_fed:
+            self._perform(node, node.replica.on_stuck_tx())
 
     def _record_commit(self, node: SimNode, block: Block) -> None:
         """Check a newly committed block against the other honest endpoints, and clear its txs from the mempool."""
@@ -1016,7 +1045,7 @@ class Simulator:
                 self.violations.append(Violation("duplicate", f"{node.name} committed a tx twice"))
         node.mempool.remove([tx.id for tx in block.txs])
         node.last_commit_ms = node.app.now()
-        node.blocks_with_room += has_room(block, self.genesis.consensus)
+        node.blocks_with_room += node.watch.had_room(block)
         self._offer_batch_soon(node)
 
     def _compact(self, node: SimNode) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sim.byzantine import BEHAVIOURS
+from node.censorship import STUCK_AFTER_BLOCKS
+from tests.sim.byzantine import BEHAVIOURS, is_censored
 from tests.sim.network import SHAPES, bridge, isolate, one_way, ring, split
 from tests.sim.scenario import (
     STAGED,
@@ -146,3 +147,38 @@ def test_a_failed_consensus_log_write_halts_the_replica_until_its_restart_and_it
             step(sim)
         assert ("node-2", "Prepare", 0, 1) not in sim.signed, f"seed {seed}: node 2 sent what it did not persist"
         assert_safe_and_live(sim.run())
+
+
+def run_stream(behaviour: str, seed: int) -> Simulator:
+    """Node 0 leads view 0 as `behaviour`; clients send a tx every 50 ms, so blocks keep committing (each resets
+    the view timer), until the first two txs a censor leaves out are committed by node 1 (or 20 s pass)."""
+    sim = Simulator(4, seed, Faults(txs=0, fair_after_ms=0, byzantine=(("node-0", behaviour),)))
+    sim.boot()
+    while sum(is_censored(tx_id) for tx_id in sim.submitted) < 2:
+        sim.submit("node-1")
+    first = set(sim.submitted)
+    for _ in range(400):
+        sim.submit("node-2")
+        sim.advance(lambda: False, sim.now + 50)
+        if first <= sim.nodes["node-1"].app.committed_ids:
+            break
+    return sim
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_primary_that_censors_txs_while_it_commits_others_is_replaced_by_the_censorship_watch(seed):
+    """Its view timer never fires; the others forward the oldest tx to it after 16 blocks with room, suspect it
+    after 16 more, and the next view commits the censored txs."""
+    sim = run_stream("censor", seed)
+    replica = sim.nodes["node-1"].replica
+    assert replica is not None and replica.view >= 1, f"seed {seed}: still in view 0 at t={sim.now} ms"
+    assert sim.nodes["node-1"].app.head()[0] <= 3 * STUCK_AFTER_BLOCKS, f"seed {seed}: not by the watch"
+    assert sim.violations == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_honest_primary_under_a_steady_stream_is_never_suspected(seed):
+    sim = run_stream("honest", seed)
+    views = {name: node.replica.view for name, node in sim.nodes.items() if node.replica is not None}
+    assert set(views.values()) == {0}, f"seed {seed}: {views}"
+    assert sim.violations == []
