@@ -59,6 +59,24 @@ SYNC_RECHECK_S = 1.0
 CommitListener = Callable[[Block, list[Receipt]], None]
 
 
+class SyncDeferral:
+    """A view timeout that falls while the node syncs and its head still moves waits `SYNC_RECHECK_S` and looks
+    again: no progress is then this node's lag, not the primary's fault. A sync that moves nothing (one chasing a
+    height a lying peer claims) holds no timeout back."""
+
+    def __init__(self) -> None:
+        self._deferred_at_height = -1
+        """Head when a view timeout last waited: it waits again only if sync moved the head since."""
+
+    def defers(self, timer: str, is_syncing: bool, height: int) -> bool:
+        """Does timer `timer`, falling now at head `height`, wait?"""
+        if timer == VIEW_TIMER and is_syncing and height > self._deferred_at_height:
+            self._deferred_at_height = height
+            return True
+        self._deferred_at_height = -1
+        return False
+
+
 def carry_out(
     actions: Sequence[Action], write: Callable[[list[dict[str, Any]]], bool], perform: Callable[[Action], None]
 ) -> bool:
@@ -111,7 +129,8 @@ class ConsensusDriver:
         self._commits_since_compaction = 0
         self.listeners: list[CommitListener] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._deferred_at_height = -1
+        self.timeouts = SyncDeferral()
+        """Holds back a view timeout while sync moves the head."""
         self._batch_scheduled = False
         self.dropped_messages = 0
         self.halted: str | None = None
@@ -156,13 +175,9 @@ class ConsensusDriver:
 
     def _on_timer(self, name: str) -> None:
         self._timers.pop(name, None)
-        height = self.executor.head()[0]
-        if name == VIEW_TIMER and self.is_syncing() and height > self._deferred_at_height:
-            # Blocks are arriving by sync: no progress is this node's lag, not the primary's fault. Look again later.
-            self._deferred_at_height = height
+        if self.timeouts.defers(name, self.is_syncing(), self.executor.head()[0]):
             self._timers[name] = asyncio.get_running_loop().call_later(SYNC_RECHECK_S, self._on_timer, name)
             return
-        self._deferred_at_height = -1
         self._run(self.replica.on_timeout(name))
 
     # -- actions ------------------------------------------------------------------

@@ -10,17 +10,27 @@ partitions, crashes); after it every message between live endpoints arrives
 within `Faults.max_delay_ms`.
 
 Each endpoint is driven as a node drives its replica (`node.driver`,
-`node.catchup`, `node.node`): records are persisted before later actions and
-compacted with `node.wal.select_needed_records`; a view timeout that falls
-while sync moves the head waits; sync fetches blocks from one peer over
-several message delays in batches, and fails (to be retried at the next poll)
-when that peer is down or cut off; txs are admitted into a `node.mempool`
-by one node, gossiped once by every node that admits them, and offered again
-while they wait. Crashes come at random instants or at chosen protocol steps
-(`CrashPoint`): right after a record is persisted, a message sent or a block
-decided, or while a record is being written, which then may be lost or torn.
-A restarted replica reads its log back as a node does
-(`node.wal.recover_records`).
+`node.catchup`, `node.node`), with the driver's own rules: actions are
+carried out by `node.driver.carry_out` (records persisted before later
+actions, nothing done after a failed write), a view timeout that falls while
+sync moves the head waits (`node.driver.SyncDeferral`), and after each
+decided block the censorship watch (`node.censorship`) may forward the
+mempool's oldest tx to the primary or suspect the primary. Records are
+compacted with `node.wal.select_needed_records`. Sync picks peers and
+verifies blocks as `p2p.sync` does: the peer claiming the highest chain, not
+one marked bad within the cooldown, the next one when a peer serves nothing;
+it fetches blocks over several message delays in batches, and fails (to be
+retried at the next poll) when that peer is down or cut off. Txs are admitted
+into a `node.mempool` by one node, gossiped once by every node that admits
+them, and offered again while they wait. Crashes come at random instants or
+at chosen protocol steps (`CrashPoint`): right after a record is persisted, a
+message sent or a block decided, or while a record is being written, which
+then may be lost or torn; at a `persist` step the log may instead fail the
+write (the replica halts as the driver halts it, keeps syncing, and is
+restarted by its operator later). A restarted replica reads its log back as
+a node does (`node.wal.recover_records`); a log damaged in the middle
+(`Faults.damaged`) must be refused, and is then repaired as the spec says
+(set aside: the node abstains as `node.wal.abstain_through` says).
 
 A validator set change (`SetChange`) is a tx a client submits like the
 others; validators it adds run as endpoints from the start, following the
@@ -34,11 +44,18 @@ send.
 
 Checked as it runs: safety (no two honest endpoints decide different blocks
 at one height, every decided or synced block carries a valid certificate, no
-tx is committed twice, a restarted replica can read its log). `run` then
-reports liveness: whether every acknowledged tx (one an honest node admitted
-and did not lose with its own crash before any other honest node got it) was
-committed by every honest endpoint within `Faults.liveness_bound_ms` of the
-network turning fair.
+tx is committed twice, no honest endpoint signs two different messages for
+one view and height, across its restarts, a damaged log is never read as a
+shorter one, a restarted replica can read its log) and load (no message
+costs an honest replica more signature checks than an honest message of its
+kind may, `tests.sim.signatures`). `run` then reports liveness: whether
+every acknowledged tx (one an honest node admitted and did not lose with its
+own crash before any other honest node got it) was committed by every honest
+endpoint within `Faults.liveness_bound_ms` of the network turning fair, and
+whether every honest replica signed a vote again within
+`Faults.vote_bound_ms` of the last fault healing (a client submitting a tx
+now and then so there is something to vote on), not only the network
+committing.
 """
 
 from __future__ import annotations
@@ -66,7 +83,7 @@ from consensus.messages import (
     encode_message,
 )
 from consensus.records import load_records as load_replica_records
-from consensus.replica import VIEW_TIMER, Replica
+from consensus.replica import Replica
 from ledger.block import WORK_UNIT_BYTES, Block, CommitCertificate, verify_certificate
 from ledger.encoding import encode, hash_value
 from ledger.errors import InvalidCertificate, LedgerError
@@ -75,7 +92,7 @@ from ledger.keys import PrivateKey
 from ledger.tx import Tx
 from node.catchup import POLL_INTERVAL_S
 from node.censorship import SUSPECT, CensorshipWatch
-from node.driver import SYNC_RECHECK_S, carry_out
+from node.driver import SYNC_RECHECK_S, SyncDeferral, carry_out
 from node.mempool import Mempool
 from node.node import REOFFER_AFTER_BLOCKS, REOFFER_INTERVAL_S, REOFFER_MAX_TXS
 from node.wal import (
@@ -281,8 +298,8 @@ class SimNode:
     batch_scheduled: bool = False
     decisions_since_compaction: int = 0
     syncing: bool = False
-    deferred_at_height: int = -1
-    """Head when a view timeout last waited for sync: it waits again only if sync moved the head since."""
+    timeouts: SyncDeferral = field(default_factory=SyncDeferral)
+    """The driver's rule that holds a view timeout back while sync moves the head."""
     sync_source: str | None = None
     """The peer it syncs from (or last synced from)."""
     sync_wanted: bool = False
@@ -729,13 +746,9 @@ class Simulator:
         if not node.is_fed or node.timers.get(timer) != token:
             return
         del node.timers[timer]
-        height = node.app.head()[0]
-        if timer == VIEW_TIMER and node.syncing and height > node.deferred_at_height:
-            # As the driver does: a view timeout waits while sync moves the head, not while it moves nothing.
-            node.deferred_at_height = height
+        if node.timeouts.defers(timer, node.syncing, node.app.head()[0]):
             self._set_timer(node, timer, int(SYNC_RECHECK_S * 1000))
             return
-        node.deferred_at_height = -1
         self._perform(node, node.replica.on_timeout(timer))
 
     def _set_timer(self, node: SimNode, timer: str, delay_ms: int, event: str = "timer") -> None:
