@@ -19,7 +19,9 @@ A failing seed replays exactly: `find_failure(seed)`, or from the shell
     python -m tests.sim.search --first 1234 --count 1
 
 The long run (`make sim`) searches at least 10,000 seeds and prints how many
-it ran and every failing seed with what went wrong.
+it ran, every failing seed with what went wrong, how long after the last
+fault healed the last honest replica voted again, and the most signature
+checks one message cost its receiver.
 """
 
 from __future__ import annotations
@@ -156,10 +158,20 @@ def run_schedule(seed: int) -> Outcome:
 
 def find_failure(seed: int) -> Failure | None:
     """Why the schedule of `seed` fails (a broken invariant, a stall or an exception), or None if it passes."""
+    return run_and_judge(seed)[1]
+
+
+def run_and_judge(seed: int) -> tuple[Outcome | None, Failure | None]:
+    """The outcome of the schedule of `seed` (None if it raised) and why it fails, if it does."""
     try:
         outcome = run_schedule(seed)
     except Exception as exc:  # a replica or the simulator raised: report it with the seed
-        return Failure(seed, "error", f"{type(exc).__name__}: {exc}")
+        return None, Failure(seed, "error", f"{type(exc).__name__}: {exc}")
+    return outcome, judge(outcome)
+
+
+def judge(outcome: Outcome) -> Failure | None:
+    seed = outcome.seed
     details = "; ".join(v.detail for v in outcome.violations)
     if not outcome.is_safe:
         return Failure(seed, "safety", details)
@@ -183,13 +195,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=10_000, help="how many seeds")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    failures = []
+    failures, delays, checks = [], [], 0
     for seed in range(args.first, args.first + args.count):
-        failure = find_failure(seed)
+        outcome, failure = run_and_judge(seed)
+        if outcome is not None:
+            checks = max(checks, outcome.max_checks)
+            if outcome.vote_delay_ms is not None:
+                delays.append(outcome.vote_delay_ms)
         if failure is not None:
             failures.append(failure)
             print(failure, flush=True)
     elapsed = time.monotonic() - started
+    if delays:
+        delays.sort()
+        p50, p99 = delays[len(delays) // 2], delays[len(delays) * 99 // 100]
+        print(f"the last honest replica voted again {p50} ms (median), {p99} ms (p99), {delays[-1]} ms (max) after the")
+        print("last fault healed")
+    print(f"most signature checks one message cost its receiver: {checks}")
     print(f"ran {args.count} schedules (seeds {args.first} to {args.first + args.count - 1}) in {elapsed:.0f} s")
     print(f"{len(failures)} failed" + "".join(f"\n  seed {f.seed}: {f.kind}" for f in failures))
     return 1 if failures else 0
