@@ -19,7 +19,7 @@ than `min_txs` (an idle network, whose rate says nothing, still takes a
 burst). A tx gossiped by a peer was admitted there and is held whatever the
 work bound (up to `max_txs`): every node then holds every admitted tx, so
 any primary can propose it, and a tx that blocks with room pass over really
-is being passed over (the censorship watch of `node.driver` relies on it).
+is being passed over (the censorship watch, `node.censorship`, relies on it).
 A client refused for room is told, in `retry_after_s`, how long the pool
 takes to drain what is over the bound at the current rate (1 to 10 s): it
 slows down to what the network commits, and the txs it has in the pool wait
