@@ -20,13 +20,14 @@ from ledger.encoding import sha256
 BITS = 2048
 """Width of the accumulator."""
 
-_SIZE = BITS // 8
+ACCUMULATOR_BYTES = BITS // 8
+"""Length of an accumulator's bytes (`StateAccumulator.to_bytes`)."""
 _MASK = (1 << BITS) - 1
 
 
 def hash_entry(key: bytes, value: bytes) -> int:
     """Map one state entry to a number below 2^2048 (length-prefixed key, then value)."""
-    digest = hashlib.shake_256(len(key).to_bytes(4, "big") + key + value).digest(_SIZE)
+    digest = hashlib.shake_256(len(key).to_bytes(4, "big") + key + value).digest(ACCUMULATOR_BYTES)
     return int.from_bytes(digest, "big")
 
 
@@ -44,11 +45,15 @@ class StateAccumulator:
     def remove(self, key: bytes, value: bytes) -> None:
         self.value = (self.value - hash_entry(key, value)) & _MASK
 
+    def absorb(self, other: StateAccumulator) -> None:
+        """Add the entries `other` accumulated (a disjoint part of the same state, such as a snapshot chunk)."""
+        self.value = (self.value + other.value) & _MASK
+
     def copy(self) -> StateAccumulator:
         return StateAccumulator(self.value)
 
     def to_bytes(self) -> bytes:
-        return self.value.to_bytes(_SIZE, "big")
+        return self.value.to_bytes(ACCUMULATOR_BYTES, "big")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StateAccumulator:
