@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from consensus.messages import Prepare, Timeout, decode_message, encode_message, sign_message
+from consensus.replica import RESUME_TIMER, VIEW_TIMER
 from ledger.block import Block
 from ledger.commitment import StateAccumulator
 from ledger.encoding import decode
 from ledger.tx import Tx, decode_tx
 from node.censorship import STUCK_AFTER_BLOCKS
-from node.driver import CONSENSUS_KIND, ConsensusDriver
+from node.driver import CONSENSUS_KIND, ConsensusDriver, SyncDeferral
 from node.mempool import Mempool
 from node.wal import ConsensusLog, LogFile, LogWriteFailed, recover_records
 from p2p.gossip import TXS_KIND
@@ -179,3 +180,12 @@ def test_a_failed_consensus_log_write_halts_the_replica_and_nothing_leaves(
     monkeypatch.setattr(FullDisk, "broken", False)
     # A torn write is cut at restart; a whole record whose fsync failed may stay (it was signed, never sent).
     assert len(recover_records(path)) == (0 if fail == "write" else 1)
+
+
+def test_a_view_timeout_waits_while_sync_moves_the_head_and_only_then():
+    timeouts = SyncDeferral()
+    assert timeouts.defers(VIEW_TIMER, is_syncing=True, height=5), "sync is moving the head: this node lags"
+    assert timeouts.defers(VIEW_TIMER, is_syncing=True, height=9)
+    assert not timeouts.defers(VIEW_TIMER, is_syncing=True, height=9), "a sync that moved nothing holds nothing back"
+    assert not timeouts.defers(VIEW_TIMER, is_syncing=False, height=12)
+    assert not timeouts.defers(RESUME_TIMER, is_syncing=True, height=20), "only the view timer waits"
