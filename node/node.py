@@ -383,7 +383,8 @@ class Node:
             self.driver.on_synced()
 
     async def _on_gossip(self, envelope: Envelope) -> None:
-        self.submit(self.gossip.decode_batch(envelope.body), from_peer=True)
+        # Txs whose signature fails are charged to the peer that sent them, as a client's to its address.
+        self.submit(self.gossip.decode_batch(envelope.body), source=f"peer {envelope.sender}", from_peer=True)
 
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])

@@ -146,11 +146,12 @@ class Status(BaseModel):
     view_changing: bool = False
     """True while the replica has left its view and waits for the next one to start."""
     voting: bool = True
-    """True while the replica would vote on its next height (false while changing view, muted, behind or halted)."""
+    """True while the replica takes part: it signed a vote at one of its last few heights and would vote on its next
+    (false while it only follows by sync, changes view, is muted, behind or halted)."""
     consensus_halted: str | None = None
     """Why the replica stopped signing (its consensus log could not be written; until restart), or null."""
     last_voted_height: int = 0
-    """Height of the last PREPARE or COMMIT this replica signed since it started."""
+    """Height of the last PREPARE or COMMIT this replica signed (as its consensus log shows)."""
     validators: list[str]
     mempool: int
     tx_valid_until: int

@@ -54,11 +54,7 @@ CRASH_STEPS = (
 )
 """Protocol steps a schedule may crash a replica at."""
 
-STAGED_BEHAVIOURS = {"stuff"}
-"""Behaviours left out of random schedules until the replica withstands them: a NEW-VIEW stuffed with copies of one
-view change is checked whole before its senders are counted (test_staged_findings, a strict expected failure)."""
-
-BEHAVIOUR_NAMES = tuple(sorted(set(BEHAVIOURS) - {"honest"} - STAGED_BEHAVIOURS))
+BEHAVIOUR_NAMES = tuple(sorted(set(BEHAVIOURS) - {"honest"}))
 """Byzantine behaviours a schedule may give a faulty validator that is not a twin."""
 
 TORN: tuple[Torn, ...] = ("none", "none", "lost", "cut")
