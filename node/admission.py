@@ -3,7 +3,9 @@
 A tx is checked once per node, when it first arrives (from a client or by
 gossip): within its validity window for the next block, not already
 committed (these two first, as they cost no signature check), chain id,
-known kind, a signer of the membership in force (`ledger.membership`, read
+known kind, a payload that fits the kind's declared spec (no field outside it:
+so a payload the contracts would refuse, and whatever unplanned data it
+carries, never lies in a block), a signer of the membership in force (`ledger.membership`, read
 from the committed state) holding a role allowed for the kind, and a valid
 signature (by the replay records of the world state, which every
 node holds alike, including one that joined by state sync). Its id and signature then
@@ -97,7 +99,7 @@ class Admission:
             self._remember(tx)
 
     def check_membership(self, tx: Tx) -> Identity:
-        """Chain, kind and role checks (no signature); returns the signer's identity."""
+        """Chain, kind, role and payload checks (no signature); returns the signer's identity."""
         if tx.chain_id != self.genesis.chain_id:
             raise InvalidTransaction(f"tx is for chain {tx.chain_id!r}, this is {self.genesis.chain_id!r}")
         roles = self.contracts.required_roles(tx.kind)
@@ -112,6 +114,7 @@ class Admission:
                 f"signer {tx.signer!r} (roles {sorted(identity.roles)}) may not send {tx.kind!r};"
                 f" it needs one of {sorted(roles)}"
             )
+        self.contracts.check_payload(tx.kind, tx.payload)
         return identity
 
     def _remember_failed(self, failed: bytes) -> None:

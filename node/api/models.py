@@ -559,7 +559,9 @@ class Members(BaseModel):
     """The membership in force: organisations, client identities, and every validator set since genesis."""
 
     height: int = Field(description="the committed height this was read at")
-    organisations: list[dict[str, str]]
+    organisations: list[dict[str, str]] = Field(
+        description="each `id`, `name` and `encryption_key` (the X25519 key its customers' data is sealed to)"
+    )
     clients: list[dict[str, Any]]
     epochs: list[ValidatorEpoch] = Field(description="oldest first; the last may begin above `height`")
     validators: list[str] = Field(description="ids of the set that certifies the next block")

@@ -8,6 +8,7 @@ One real node (a single validator, so it commits on its own) runs inside the tes
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -27,10 +28,12 @@ from node.api.app import create_app
 from node.api.errors import TooManyTxs, error_response
 from node.api.limits import MAX_BODY_BYTES
 from node.api.txs import MAX_BATCH
-from node.config import NodeConfig
+from node.config import KEY_FILE, NodeConfig
 from node.home import create_network
 from node.mempool import RETRY_AFTER_S, MempoolFull, SignerOverQuota
+from p2p.envelope import Sealer
 from p2p.inbox import SourceBudget
+from p2p.reads import ReadSealer
 from tests.adversarial.hostile import deep_array
 from tests.helpers.api import bearer, make_token
 
@@ -38,10 +41,12 @@ from tests.helpers.api import bearer, make_token
 class Client:
     """A test client of the node, with the channel's key to sign txs."""
 
-    def __init__(self, http: TestClient, chain_id: str, key: PrivateKey) -> None:
+    def __init__(self, http: TestClient, chain_id: str, key: PrivateKey, node_key: PrivateKey) -> None:
         self.http = http
         self.chain_id = chain_id
         self.key = key
+        self.node_key = node_key
+        """The node's own key: what seals its reads of `/p2p`."""
         self.nonce = 0
 
     def tx(self, payload: dict[str, Any] | None = None) -> Tx:
@@ -51,10 +56,15 @@ class Client:
             "order.create",
             "channel-1",
             self.nonce,
-            payload or {"ref": "r"},
+            payload or make_order(self.nonce),
             self.key,
             valid_until=MAX_TX_WINDOW,
         )
+
+
+def make_order(n: int) -> dict[str, Any]:
+    """An `order.create` payload that fits the kind's spec (admission refuses one that does not)."""
+    return {"external_ref": f"r{n}", "customer_hash": "0" * 64, "currency": "EUR", "lines": [{"sku": "S", "qty": 1}]}
 
 
 def as_json(tx: Tx) -> dict[str, Any]:
@@ -73,7 +83,7 @@ def node_client(root: Path, **settings: Any) -> Iterator[Client]:
     key = PrivateKey.load(root / "clients" / "channel-1.key")
     app = create_app(root / "node")
     with TestClient(app, raise_server_exceptions=False, headers=bearer(make_token(root / "node"))) as http:
-        yield Client(http, genesis.chain_id, key)
+        yield Client(http, genesis.chain_id, key, PrivateKey.load(root / "node" / KEY_FILE))
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +162,12 @@ def test_a_height_out_of_range_is_a_422(client: Client, path: str) -> None:
 
 
 @pytest.mark.parametrize("query", [f"from={2**64}&to={2**64}", "from=-1&to=3", "from=1&to=x"])
-def test_a_sync_range_out_of_range_is_a_422(client: Client, query: str) -> None:
-    assert_refused(client.http.get(f"/p2p/blocks?{query}"), 422, "invalid_request")
+def test_a_sync_range_out_of_range_is_a_422_to_a_member_and_a_401_to_anyone_else(client: Client, query: str) -> None:
+    assert_refused(client.http.get(f"/p2p/blocks?{query}"), 401, "unauthorized")
+    params = dict(part.split("=") for part in query.split("&"))
+    sealer = ReadSealer(Sealer(client.node_key, "node-0", client.chain_id), lambda: int(time.time() * 1000))
+    sealed = sealer.headers("node-0", "/p2p/blocks", params)
+    assert_refused(client.http.get(f"/p2p/blocks?{query}", headers=sealed), 422, "invalid_request")
 
 
 def test_unknown_routes_and_methods_answer_the_error_body(client: Client) -> None:
@@ -196,11 +210,12 @@ def test_a_copy_of_an_admitted_tx_with_broken_signature_is_refused(client: Clien
     assert verdicts[0]["error"] in ("invalid_signature", "duplicate_transaction")
 
 
-def test_a_payload_at_the_tx_depth_bound_is_admitted_and_one_deeper_is_refused(client: Client) -> None:
+def test_a_payload_at_the_tx_depth_bound_is_decoded_and_one_deeper_is_refused(client: Client) -> None:
     value: Any = 0
     for _ in range(MAX_TX_DEPTH - 2):
         value = [value]
-    assert client.http.post("/v1/tx", json=as_json(client.tx({"deep": value}))).status_code == 202
+    # decoded, then refused by the kind's spec (no field `deep`), not by the decoder's bound
+    assert_refused(client.http.post("/v1/tx", json=as_json(client.tx({"deep": value}))), 400, "bad_payload")
     deeper = {**as_json(client.tx()), "payload": {"deep": [value]}}
     assert_refused(client.http.post("/v1/tx", json=deeper), 400, "invalid_transaction")
 
