@@ -13,6 +13,7 @@ from node.censorship import FORWARD, STUCK_AFTER_BLOCKS, SUSPECT, CensorshipWatc
 from node.mempool import Mempool
 from tests.helpers.builders import make_network
 from tests.helpers.chain import make_block
+from tests.sim.app import SET_KIND
 
 NET = make_network(4)
 
@@ -24,7 +25,8 @@ LARGEST_TX_BYTES = 8 * 1024
 
 
 def order(ref: str, padding: int = 0) -> Tx:
-    return NET.tx("channel-1", "order.create", {"ref": ref, "notes": "x" * padding})
+    """A signed tx of about `padding` bytes more than a small one."""
+    return NET.tx("channel-1", SET_KIND, {"key": ref, "value": "x" * padding})
 
 
 def size(tx: Tx) -> int:
