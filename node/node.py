@@ -30,6 +30,7 @@ from node.application import NodeApplication
 from node.catchup import CatchUp
 from node.config import (
     ADDRESSES_FILE,
+    DAMAGED_WAL_FILE,
     DATA_DIR,
     GENESIS_FILE,
     KEY_FILE,
@@ -52,7 +53,7 @@ from node.personal import PersonalGrants, load_encryption_key
 from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
 from node.tokens import TokenStore
-from node.wal import ConsensusLog, LogFile, Opener, make_full_disk_opener, recover_records
+from node.wal import ConsensusLog, LogFile, Opener, abstain_through, make_full_disk_opener, recover_records
 from p2p.addresses import AddressBook, AddressGossip
 from p2p.envelope import Envelope, Sealer
 from p2p.faults import LinkFaults
@@ -165,14 +166,16 @@ class Node:
         )
         app = NodeApplication(self.executor, self.admission, self.config.node_id, clock)
         records = recover_records(home / WAL_FILE)
-        mute_through = 0
-        if self.is_validator and not records and self.store.height > 0:
-            # A validator with blocks but no consensus log lost it: what it signed before is unknown, so it
-            # signs nothing at heights it may have signed at, and lets the network decide them without it.
-            mute_through = self.store.height + 1
+        set_aside = (home / DAMAGED_WAL_FILE).exists()
+        mute_through = abstain_through(records, self.store.height, set_aside) if self.is_validator else 0
+        if mute_through:
+            # A validator with blocks (or a damaged log set aside) but no consensus log lost it: what it signed
+            # before is unknown, so it signs nothing at heights it may have signed at, and lets the network decide
+            # them without it.
             log.warning(
-                "no consensus log beside %d blocks: abstaining from votes through height %d",
+                "no consensus log beside %d blocks%s: abstaining from votes through height %d",
                 self.store.height,
+                f" and {DAMAGED_WAL_FILE}" if set_aside else "",
                 mute_through,
             )
         self.peers = PeerTable.from_genesis(self.genesis, self.config.node_id)

@@ -248,6 +248,14 @@ def recover_records(path: Path, opener: Opener = LogFile) -> list[dict[str, Any]
     return records
 
 
+def abstain_through(records: Sequence[dict[str, Any]], height: int, set_aside: bool = False) -> int:
+    """The height through which a validator at committed `height` that read `records` from its log signs nothing
+    (`Replica.mute_through`). With no record and blocks, or no record and a damaged log set aside (`set_aside`, even
+    before its first block), it lost what it signed, so it votes again only from the height after its head's next;
+    0 otherwise (a validator with neither blocks nor a log set aside is new)."""
+    return height + 1 if not records and (height > 0 or set_aside) else 0
+
+
 def write_log(path: Path, records: Sequence[dict[str, Any]], opener: Opener = LogFile) -> None:
     """Atomically replace the log at `path` by `records` (a temporary file, fsynced, renamed over it)."""
     tmp = path.with_name(path.name + ".tmp")
