@@ -142,6 +142,21 @@ class Devnet:
             raise IndexError(f"node {index} does not exist; this devnet has nodes 0..{len(self.nodes) - 1}")
         return self.nodes[index]
 
+    def add_node(self, home: Path, port: int) -> NodeInfo:
+        """Take in, as the last node, one whose home was made outside `create` (a validator added by governance)."""
+        node = NodeInfo(len(self.nodes), home, port)
+        self.nodes.append(node)
+        self._save()
+        return node
+
+    def take_place(self, index: int, newcomer: int) -> None:
+        """Let node `newcomer`, the last, take the place of node `index`, which must be stopped (a validator
+        removed by governance, for which `newcomer` was added)."""
+        if self.is_running(self.node(index)) or newcomer != len(self.nodes) - 1:
+            raise ValueError(f"node {newcomer} takes the place of node {index} only if it is last and {index} stopped")
+        self.nodes[index] = replace(self.nodes.pop(), index=index)
+        self._save()
+
     # -- processes --------------------------------------------------------------------
 
     def is_running(self, node: NodeInfo) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from devnet.chaos import byzantine, disk, junk, links, processes
+from devnet.chaos import byzantine, disk, junk, links, processes, reconfigure
 from devnet.chaos.stage import Stage
 
 Scenario = Callable[[Stage], None]
@@ -27,6 +27,7 @@ SCENARIOS: dict[str, Scenario] = {
     "corrupt-wal": disk.corrupt_wal,
     "twins": byzantine.twins,
     "byzantine-primary": byzantine.byzantine_primary,
+    "reconfigure": reconfigure.reconfigure,
 }
 
 

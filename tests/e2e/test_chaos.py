@@ -135,3 +135,17 @@ def test_the_command_plays_a_scenario_checks_every_chain_and_prints_the_figures_
     assert code == 0 and result["ok"], result["problems"]
     assert result["scenario"] == "kill-primary" and result["problems"] == []
     assert {"commits_during_fault", "resume_s", "view_changes"} <= result.keys()
+
+
+def test_reconfigure_adds_a_validator_and_removes_another_by_governance_during_load_leaving_four_voting(
+    net: Devnet,
+) -> None:
+    before = {net.status(node.index)["node_id"] for node in net.nodes}
+    play(net, "reconfigure")
+    rows = [net.status(node.index) for node in net.nodes]
+    after = {row["node_id"] for row in rows}
+    assert len(after - before) == 1 and len(before - after) == 1, (before, after)
+    assert all(row["voting"] for row in rows), rows
+    with net.client(0) as client:
+        assert set(client.status()["validators"]) == after
+    assert Devnet(net.root).nodes == net.nodes, "the devnet's folder names the newcomer in its place"
