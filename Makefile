@@ -57,7 +57,7 @@ fuzz: $(STAMP)
 # every fault scenario of `omsnode devnet chaos` at its full length (`make test` plays each for 2 s) on a fresh
 # 4-node devnet in chaos-data/, one after another; the table of each, and exit 1 if any invariant was violated
 CHAOS_SCENARIOS := kill-replica kill-primary restart-all pause stop-and-kill lagging-joiner clock-skew junk partition \
-	lossy disk-full corrupt-wal twins byzantine-primary random
+	lossy disk-full corrupt-wal twins byzantine-primary reconfigure random
 chaos: $(STAMP)
 	-$(BIN)/omsnode devnet down --dir chaos-data
 	rm -rf chaos-data

@@ -5,7 +5,9 @@ reads every node's API: no fork, nothing acknowledged lost, stock adding up,
 one state, every honest node voting again. The scenarios share the devnet (a
 scenario leaves it healed); the last one goes through `omsnode devnet chaos`,
 which also runs `verify-chain` on every node's data. The checker itself is
-shown to catch an acknowledged tx that is not where its node said.
+shown to catch an acknowledged tx that is not where its node said. The
+validator set changed by governance (`reconfigure`) comes last: it leaves the
+devnet four voting validators, one of them a node that was not in genesis.
 """
 
 from __future__ import annotations
