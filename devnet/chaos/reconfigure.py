@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from devnet.chaos.stage import ScenarioError, Stage, wait_until
-from devnet.network import NodeInfo, free_ports
+from devnet.network import Devnet, NodeInfo, free_ports
 from ledger.keys import PrivateKey
 from ledger.membership import compute_epoch_start
 from ledger.personal import ENCRYPTION_KEY_FILE
@@ -42,7 +42,7 @@ def reconfigure(stage: Stage) -> None:
     others = [node.index for node in stage.devnet.nodes if node.index != victim]
     leaving = NodeConfig.load(stage.devnet.node(victim).home)
     org = organisation_of(stage, leaving)
-    newcomer = make_newcomer_home(stage, victim, org)
+    newcomer = make_newcomer_home(stage.devnet, victim, org)
     key = PrivateKey.load(newcomer.home / KEY_FILE)
     ident = NodeConfig.load(newcomer.home).node_id
     stage.fault(f"propose and approve adding validator {ident} of {org} and removing {leaving.node_id}")
@@ -78,11 +78,10 @@ def organisation_of(stage: Stage, config: NodeConfig) -> str:
     raise ScenarioError(f"no organisation is known for node {config.node_id}")
 
 
-def make_newcomer_home(stage: Stage, model: int, org: str) -> NodeInfo:
+def make_newcomer_home(devnet: Devnet, model: int, org: str) -> NodeInfo:
     """A home for a validator that genesis does not list, next to node `model`'s (whose organisation it
     joins): genesis, a new key, the organisation's encryption key, the devnet's clients and API token, and
     `model`'s settings with a new id, port and address. It joins the devnet as its last node."""
-    devnet = stage.devnet
     source = devnet.node(model).home
     number = len(devnet.nodes)
     while (devnet.root / f"node-{number}").exists():
