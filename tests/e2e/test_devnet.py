@@ -3,7 +3,8 @@
 Txs sent to any node commit everywhere; after the primary is killed the other
 three change view and keep committing; the restarted node catches up to the
 same head hash; a node stopped while the primary is killed votes again; a
-flood of junk on `/p2p` leaves the API serving.
+flood of junk on `/p2p` leaves the API serving; orders sent as fast as taken
+leave every validator inside its budget of sealed traffic.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from devnet.network import Devnet
 from omsclient import Keyring
@@ -125,7 +127,18 @@ BENCH_KEYS = {
 """The keys `devnet bench --json` promises to scripts."""
 
 
-def test_load_and_bench_report_commits_cpu_and_heads(devnet_dir: Any) -> None:
+def sealed_traffic(url: str) -> tuple[float, float]:
+    """A node's envelopes accepted, and those refused over their validator's budget, from its `/metrics`."""
+    samples = {
+        (sample.name, sample.labels.get("reason", "")): sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text)
+        for sample in family.samples
+    }
+    accepted = samples[("oms_p2p_envelopes_accepted_total", "")]
+    return accepted, samples[("oms_p2p_envelopes_dropped_total", "over_budget")]
+
+
+def test_load_and_bench_report_commits_cpu_and_heads(devnet_dir: Any, devnet: Devnet) -> None:
     load = omsnode_json("devnet", "load", "--dir", str(devnet_dir), "--orders", "300")
     bulk = omsnode_json(
         "devnet", "bench", "--dir", str(devnet_dir), "--orders", "250", "--concurrency", "2", "--batch", "20"
@@ -142,6 +155,9 @@ def test_load_and_bench_report_commits_cpu_and_heads(devnet_dir: Any) -> None:
     check = omsnode_json("devnet", "check", "--dir", str(devnet_dir), "--blocks", "0")
     assert check["healthy"], check["problems"]
     assert len(set(check["views"])) == 1 and check["pending"] == [0, 0, 0, 0]
+    for node in devnet.nodes:
+        accepted, over_budget = sealed_traffic(node.url)
+        assert accepted > 0 and over_budget == 0, f"honest load on {node.url} hit a validator's budget"
 
 
 def test_demo_walks_its_scenario_through_the_api(devnet_dir: Any) -> None:
