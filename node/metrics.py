@@ -209,6 +209,14 @@ class NodeCollector(Collector):
         for reason, count in sorted(gate.dropped.items()):
             dropped.add_metric([reason], count)
         yield dropped
+        over_budget = CounterMetricFamily(
+            "oms_p2p_over_budget_total",
+            "Sealed envelopes refused unchecked because their validator had spent its budget, by sender.",
+            labels=["sender"],
+        )
+        for sender, count in sorted(gate.budget.refused.items() if gate.budget is not None else ()):
+            over_budget.add_metric([sender], count)
+        yield over_budget
         yield CounterMetricFamily(
             "oms_p2p_oversized_requests_total",
             "`/p2p` requests refused with 413 because their body was too large.",

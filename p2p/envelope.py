@@ -33,6 +33,7 @@ from ledger.encoding import decode, encode
 from ledger.errors import EncodingError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey, is_valid_signature
+from p2p.budget import SenderBudget
 from p2p.errors import Dropped
 
 DEFAULT_MAX_ENVELOPE_BYTES = 8 * 1024 * 1024
@@ -57,6 +58,7 @@ DROP_REASONS = (
     "replay",
     "unknown_kind",
     "rate_limited",
+    "over_budget",
 )
 """Every reason an incoming envelope is dropped for; each is a key of `EnvelopeGate.dropped`."""
 
@@ -230,7 +232,9 @@ class EnvelopeGate:
         *,
         max_bytes: int | None = None,
         replay_window: int = DEFAULT_REPLAY_WINDOW,
+        budget: SenderBudget | None = None,
     ) -> None:
+        """`budget`: what each validator may send in sealed envelopes (`p2p.budget`); None sets no limit."""
         self.chain_id = genesis.chain_id
         self.node_id = node_id
         """The validator this gate opens envelopes for: the only recipient it accepts."""
@@ -239,6 +243,7 @@ class EnvelopeGate:
         self._keys: dict[str, frozenset[bytes]] = {v: frozenset({k}) for v, k in genesis.validator_keys().items()}
         """The keys each sender may sign with (two while a validator's key rotation is under way)."""
         self._windows: dict[str, ReplayWindow] = {}
+        self.budget = budget
         self.accepted = 0
         """Envelopes that passed every check."""
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
@@ -292,8 +297,12 @@ class EnvelopeGate:
         window = self._windows.get(envelope.sender)
         if window is not None and not window.is_fresh(envelope.seq):
             raise Dropped("replay", f"seq {envelope.seq} from {envelope.sender!r} already seen or too old")
+        if self.budget is not None and not self.budget.allows(envelope.sender):
+            raise Dropped("over_budget", f"{envelope.sender!r} has spent its budget of sealed traffic")
         signing_bytes = compute_signing_bytes(envelope)
         if not any(is_valid_signature(key, signing_bytes, envelope.signature) for key in keys):
             raise Dropped("bad_signature", f"envelope from {envelope.sender!r} does not verify")
         self._get_window(envelope.sender).accept(envelope.seq)
+        if self.budget is not None:
+            self.budget.charge(envelope.sender, len(data))
         return envelope

@@ -15,7 +15,8 @@ the frame is dropped unopened. Every refusal is charged to the frame's
 source (its address) in a `SourceBudget`: each envelope that only a forger or
 a broken peer sends (junk framing, a malformed envelope, an unknown sender,
 another chain, another recipient, a bad signature) costs one refusal, and a
-frame that carried replayed envelopes or an unknown kind costs one more
+frame that carried replayed envelopes, an unknown kind or envelopes over
+their validator's budget of sealed traffic (`p2p.budget.SenderBudget`) costs one more
 (once per frame: a peer that retries a frame whose answer it lost replays
 it whole, and a replay costs no signature check). Replays cost the source,
 never the validator named in them: anyone can capture and resend a sealed
@@ -26,13 +27,12 @@ envelope. A source whose budget is spent has its frames dropped as
 from __future__ import annotations
 
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 import msgpack
 
 from ledger.errors import LedgerError
+from p2p.budget import MAX_FRAME_ENVELOPES, SourceBudget
 from p2p.envelope import Envelope, EnvelopeGate
 from p2p.errors import Dropped
 from p2p.peers import PeerTable
@@ -40,14 +40,11 @@ from p2p.peers import PeerTable
 Handler = Callable[[Envelope], Awaitable[None]]
 """What a transport calls with every envelope that passes the gate."""
 
-MAX_FRAME_ENVELOPES = 1024
-"""Most envelopes one frame may carry."""
-
 FORGED_REASONS = frozenset(
     {"oversized", "malformed", "unknown_sender", "wrong_chain", "wrong_recipient", "bad_signature"}
 )
 """Drop reasons charged to the frame's source for each envelope: what no honest peer sends. The others (a
-replay, an unknown kind) are charged once per frame."""
+replay, an unknown kind, over budget) are charged once per frame."""
 
 log = logging.getLogger(__name__)
 
@@ -68,42 +65,6 @@ def decode_frame(data: bytes, max_bytes: int) -> list[bytes]:
     if not isinstance(items, list) or not all(type(item) is bytes for item in items):
         raise Dropped("malformed", "a frame is an array of encoded envelopes")
     return items
-
-
-class SourceBudget:
-    """A token bucket of refusals per source: `capacity` refusals at once, refilled at `refill_per_s`.
-
-    Sources past `max_sources` evict the least recently seen, so the table itself stays bounded.
-    """
-
-    def __init__(
-        self,
-        capacity: float = 64,
-        refill_per_s: float = 8.0,
-        max_sources: int = 4096,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.capacity = capacity
-        self.refill_per_s = refill_per_s
-        self.max_sources = max_sources
-        self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        """Source -> (tokens, when they were counted)."""
-
-    def _tokens(self, source: str) -> float:
-        tokens, then = self._buckets.get(source, (self.capacity, self._clock()))
-        return min(self.capacity, tokens + (self._clock() - then) * self.refill_per_s)
-
-    def allows(self, source: str) -> bool:
-        """Whether `source` has a refusal left to spend."""
-        return source not in self._buckets or self._tokens(source) >= 1
-
-    def charge(self, source: str, refusals: int = 1) -> None:
-        """Spend `refusals` of the source's budget."""
-        self._buckets[source] = (self._tokens(source) - refusals, self._clock())
-        self._buckets.move_to_end(source)
-        while len(self._buckets) > self.max_sources:
-            self._buckets.popitem(last=False)
 
 
 class Inbox:
@@ -141,7 +102,7 @@ class Inbox:
             return 0
         delivered = 0
         stale: Dropped | None = None
-        """The frame's last replayed envelope or unknown kind, charged once after the loop."""
+        """The frame's last replayed, over-budget or unknown-kind envelope, charged once after the loop."""
         for data in items:
             try:
                 envelope = self.gate.open(data)

@@ -18,7 +18,8 @@ envelopes). Network errors, 5xx answers and 429 (the peer limits frames
 from this address for a moment, `p2p.inbox.SourceBudget`) are retried with
 exponential backoff and full jitter; after `retries` retries, or on any other
 4xx answer, the batch is dropped and counted. The node's `/p2p` route hands each request body
-to `receive`.
+to `receive`; its gate holds each validator to its budget of sealed traffic
+(`p2p.budget.SenderBudget`, sized from genesis).
 
 `MemoryNetwork` / `MemoryTransport` (in `p2p.memory`) and the conformance
 suite `check_transport` (in `p2p.conformance`) are re-exported here.
@@ -38,8 +39,9 @@ import httpx
 
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
+from p2p.budget import SenderBudget
 from p2p.conformance import check_transport
-from p2p.envelope import EnvelopeGate, Sealer, SeqCounter
+from p2p.envelope import EnvelopeGate, Sealer, SeqCounter, compute_max_envelope_bytes
 from p2p.faults import LinkFaults
 from p2p.inbox import Handler, Inbox, encode_frame
 from p2p.memory import MemoryNetwork, MemoryTransport
@@ -168,7 +170,8 @@ class HttpTransport:
         self.node_id = node_id
         self.chain_id = genesis.chain_id
         self.peers = peers
-        self.inbox = Inbox(gate or EnvelopeGate(genesis, node_id), peers)
+        budget = SenderBudget.for_genesis(genesis, compute_max_envelope_bytes(genesis))
+        self.inbox = Inbox(gate or EnvelopeGate(genesis, node_id, budget=budget), peers)
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
         self.retries = retries

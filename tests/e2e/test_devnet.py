@@ -3,7 +3,9 @@
 Txs sent to any node commit everywhere; after the primary is killed the other
 three change view and keep committing; the restarted node catches up to the
 same head hash; a node stopped while the primary is killed votes again; a
-flood of junk on `/p2p` leaves the API serving.
+flood of junk on `/p2p` leaves the API serving; orders sent as fast as taken
+leave every validator inside its budget of sealed traffic, and a validator
+flooding sealed envelopes is cut to it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from consensus.messages import Prepare, encode_message, sign_message
 from devnet.network import Devnet
+from ledger.keys import PrivateKey
+from node.config import KEY_FILE
 from omsclient import Keyring
+from p2p.budget import MAX_FRAME_ENVELOPES, SenderBudget
+from p2p.envelope import SEQ_PER_MS, compute_max_envelope_bytes, seal
+from p2p.inbox import encode_frame
 from tests.e2e.conftest import omsnode, omsnode_json
 from tests.helpers.devnet import Load, status
 
@@ -125,7 +134,25 @@ BENCH_KEYS = {
 """The keys `devnet bench --json` promises to scripts."""
 
 
-def test_load_and_bench_report_commits_cpu_and_heads(devnet_dir: Any) -> None:
+def p2p_samples(url: str) -> dict[tuple[str, str], float]:
+    """A node's `oms_p2p_*` samples from its `/metrics`, by name and the value of their one label (or "")."""
+    return {
+        (sample.name, next(iter(sample.labels.values()), "")): sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text)
+        for sample in family.samples
+        if sample.name.startswith("oms_p2p_")
+    }
+
+
+def sealed_traffic(url: str) -> tuple[float, float]:
+    """A node's envelopes accepted, and those refused over their validator's budget, from its `/metrics`."""
+    samples = p2p_samples(url)
+    return samples[("oms_p2p_envelopes_accepted_total", "")], samples[
+        ("oms_p2p_envelopes_dropped_total", "over_budget")
+    ]
+
+
+def test_load_and_bench_report_commits_cpu_and_heads(devnet_dir: Any, devnet: Devnet) -> None:
     load = omsnode_json("devnet", "load", "--dir", str(devnet_dir), "--orders", "300")
     bulk = omsnode_json(
         "devnet", "bench", "--dir", str(devnet_dir), "--orders", "250", "--concurrency", "2", "--batch", "20"
@@ -142,6 +169,59 @@ def test_load_and_bench_report_commits_cpu_and_heads(devnet_dir: Any) -> None:
     check = omsnode_json("devnet", "check", "--dir", str(devnet_dir), "--blocks", "0")
     assert check["healthy"], check["problems"]
     assert len(set(check["views"])) == 1 and check["pending"] == [0, 0, 0, 0]
+    for node in devnet.nodes:
+        accepted, over_budget = sealed_traffic(node.url)
+        assert accepted > 0 and over_budget == 0, f"honest load on {node.url} hit a validator's budget"
+
+
+def test_a_validator_flooding_sealed_envelopes_is_cut_to_its_budget(devnet: Devnet) -> None:
+    """A backup is stopped and its key floods another node with 3 frames of 1,024 validly sealed but useless
+    PREPAREs: what the node accepts of them is its budget (1,024 envelopes and the refill over the flood's time),
+    the rest is dropped unchecked as `over_budget`; restarted, the backup takes part again."""
+    net = Devnet(devnet.root)  # the processes as the devnet state holds them now (other tests restart nodes)
+    ids = net.genesis.validator_ids()
+    primary = ids.index(net.status(0)["primary"])
+    flooder, target = (primary + 1) % len(ids), (primary + 2) % len(ids)
+    sender, url = ids[flooder], net.node(target).url
+    net.stop(flooder)
+    key = PrivateKey.load(net.node(flooder).home / KEY_FILE)
+    first_seq = time.time_ns() // 1_000_000 * SEQ_PER_MS
+    """Below every number the restarted node will use, so its own envelopes are not taken for replays."""
+    vote = sign_message(Prepare(net.genesis.chain_id, 0, 1, bytes(32), sender), key)
+    body = encode_message(vote)
+    frames = [
+        encode_frame(
+            [
+                seal(
+                    key,
+                    sender=sender,
+                    recipient=ids[target],
+                    chain_id=net.genesis.chain_id,
+                    seq=seq,
+                    kind="consensus",
+                    body=body,
+                )
+                for seq in range(first_seq + i * MAX_FRAME_ENVELOPES, first_seq + (i + 1) * MAX_FRAME_ENVELOPES)
+            ]
+        )
+        for i in range(3)
+    ]
+    before = p2p_samples(url).get(("oms_p2p_over_budget_total", sender), 0)
+    started = time.monotonic()
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for frame in frames:
+            assert http.post("/p2p", content=frame).status_code == 202
+    elapsed = time.monotonic() - started
+    cut = p2p_samples(url)[("oms_p2p_over_budget_total", sender)] - before
+    budget = SenderBudget.for_genesis(net.genesis, compute_max_envelope_bytes(net.genesis))
+    reached = 3 * MAX_FRAME_ENVELOPES - cut
+    assert 0 < reached <= budget.envelopes.capacity + budget.envelopes.refill_per_s * elapsed + 1
+    net.start(flooder)
+    net.wait_until_up([flooder], timeout=120)
+    client = net.client(target)
+    keyring = net.keyring(client)
+    assert client.wait_tx(client.submit(sku_tx(keyring, "AFTER-FLOOD")), timeout=60)["status"] == "committed"
+    client.close()
 
 
 def test_demo_walks_its_scenario_through_the_api(devnet_dir: Any) -> None:
