@@ -1,7 +1,9 @@
 """`omsnode verify-proof FILE --genesis genesis.json`: check a tx proof with nothing but the genesis file.
 
 No node and no network: the proof (as `GET /v1/proofs/tx/{tx_id}` served it,
-byte for byte) is checked against the genesis validators, and the command
+byte for byte) is checked against the validator set in force at its block,
+reached from the genesis set through the certified changes the proof
+carries, and the command
 says what it proves: this tx, with this receipt, was committed at this height
 by a quorum of these organisations. Exit status 0 when the proof holds, 1 on
 any mismatch (the reason on stderr), 2 when a file cannot be read.
@@ -45,6 +47,7 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
             ("block hash", proven.block_hash.hex()),
             ("block time", f"{show_time(proven.timestamp_ms)} UTC"),
             ("certified by", list(proven.signers)),
+            ("validator-set changes", proven.validator_set_changes),
             ("receipt ok", proven.receipt.ok),
             ("receipt message", proven.receipt.message),
         ]
@@ -64,6 +67,7 @@ def describe(proven: Proven) -> dict[str, Any]:
         "receipt": {"ok": proven.receipt.ok, "code": proven.receipt.code, "message": proven.receipt.message},
         "signers": list(proven.signers),
         "organisations": list(proven.organisations),
+        "validator_set_changes": proven.validator_set_changes,
     }
 
 
@@ -83,7 +87,8 @@ def add_parser(sub: Any) -> None:
         "verify-proof",
         help="check a tx proof offline, with only the genesis file",
         description="Check a proof served by GET /v1/proofs/... (saved byte for byte) against the genesis "
-        "validators, with no node and no network, and say what it proves.",
+        "validators and the certified validator-set changes it carries, with no node and no network, and say "
+        "what it proves.",
         epilog="exit status: 0 when the proof holds; 1 when it does not (the reason on stderr); 2 for a file "
         "that cannot be read",
     )

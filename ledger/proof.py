@@ -4,17 +4,21 @@ A tx proof holds everything an auditor needs besides the genesis file: the
 certified block header, its commit certificate, the tx and its receipt, the
 Merkle path of each up to the header's tx and receipts roots, the hash of the
 genesis it belongs to, and the validator-set changes from genesis up to the
-block (empty while the set never changed). Checking it needs no node and no
-network: the certificate is checked against the validator set in force at the
-block's height, the paths against the certified roots.
+block (empty while the set never changed; each the new set and the certified
+header before it, `ledger.epochs.EpochLink`). Checking it needs no node and no
+network: the changes are walked from the genesis set, each certified by the
+set before it; the block's certificate is checked against the set they reach,
+the paths against the certified roots.
 
 A proof travels as one canonical JSON text (`encode_proof`): sorted keys, no
 spaces, lowercase hex for bytes, the ledger's own objects (header,
-certificate, tx, receipt) as the hex of their canonical encoding. The
+certificate, tx, receipt, and each change's header, certificate and set) as
+the hex of their canonical encoding. The
 verifier parses the text and requires it to be exactly the canonical text of
 what it parsed, so every byte of the file is bound: a changed byte either
 fails to parse, or is not canonical, or changes a value that a signature, a
-hash or a root check covers. docs/adr/0009-offline-tx-proofs.md records why.
+hash or a root check covers. docs/adr/0009-offline-tx-proofs.md records why, and
+docs/adr/0012-proofs-across-validator-set-changes.md how changes are carried.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 from ledger.block import BlockHeader, CommitCertificate, Receipt, genesis_hash, verify_certificate
 from ledger.encoding import decode, encode
+from ledger.epochs import MAX_EPOCH_LINKS, EpochLink, validators_from_wire, verify_epoch_links
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.merkle import compute_proof, is_valid_proof
@@ -71,7 +76,7 @@ class TxProof:
     """The leaf `tx.id + tx.signature` under `header.tx_root`."""
     receipt_path: MerklePath
     """The leaf `encode(receipt.to_wire())` under `header.receipts_root`."""
-    validator_set_changes: tuple[dict[str, Any], ...] = ()
+    validator_set_changes: tuple[EpochLink, ...] = ()
     """Certified changes of the validator set from genesis up to the block, oldest first."""
 
 
@@ -88,6 +93,8 @@ class Proven:
     """Validators whose commit signatures the certificate holds."""
     organisations: tuple[str, ...]
     """Their organisations, sorted."""
+    validator_set_changes: int
+    """How many certified validator-set changes led from the genesis set to the set that certified the block."""
 
 
 def compute_tx_proof(
@@ -97,8 +104,10 @@ def compute_tx_proof(
     txs: Sequence[Tx],
     receipts: Sequence[Receipt],
     index: int,
+    changes: Sequence[EpochLink] = (),
 ) -> TxProof:
-    """The proof of tx `index` of a committed block, from the block's txs, receipts and certificate."""
+    """The proof of tx `index` of a committed block, from the block's txs, receipts and certificate, and the
+    validator-set changes from genesis up to the block."""
     tx_leaves = [tx.id + tx.signature for tx in txs]
     receipt_leaves = [encode(receipt.to_wire()) for receipt in receipts]
     return TxProof(
@@ -109,6 +118,7 @@ def compute_tx_proof(
         receipt=receipts[index],
         tx_path=MerklePath(index, len(tx_leaves), tuple(compute_proof(tx_leaves, index))),
         receipt_path=MerklePath(index, len(receipt_leaves), tuple(compute_proof(receipt_leaves, index))),
+        validator_set_changes=tuple(changes),
     )
 
 
@@ -120,10 +130,10 @@ def verify_tx_proof(proof: TxProof, genesis: Genesis) -> Proven:
     header = proof.header
     if header.chain_id != genesis.chain_id:
         raise InvalidProof(f"the block is of chain {header.chain_id!r}, the genesis of {genesis.chain_id!r}")
-    validators = compute_validator_set(genesis, proof.validator_set_changes, header.height)
-    verify_certificate(proof.certificate, validators, header.hash(), header.height)
+    validators = verify_epoch_links(genesis, header.height, proof.validator_set_changes)
+    verify_certificate(proof.certificate, genesis, header.hash(), header.height, validators)
     tx = proof.tx
-    signer = genesis.identity(tx.signer)
+    signer = genesis.identity(tx.signer) or next((v for v in validators.validators if v.id == tx.signer), None)
     if signer is None:
         raise InvalidProof(f"the tx is signed by {tx.signer!r}, not a member of this chain")
     tx.verify_signature(signer.public_key)
@@ -137,18 +147,16 @@ def verify_tx_proof(proof: TxProof, genesis: Genesis) -> Proven:
         raise InvalidProof("the receipt is not under the block's receipts root")
     signers = tuple(validator for validator, _ in proof.certificate.signatures)
     orgs = sorted({identity.org for identity in validators.validators if identity.id in signers})
-    return Proven(tx, proof.receipt, header.height, header.hash(), header.timestamp_ms, signers, tuple(orgs))
-
-
-def compute_validator_set(genesis: Genesis, changes: Sequence[dict[str, Any]], height: int) -> Genesis:
-    """The membership whose validators certify block `height`: the genesis set, changed by `changes`.
-
-    The ledger has no governed change of its validator set yet, so a proof that names one cannot be checked
-    and is refused rather than trusted.
-    """
-    if changes:
-        raise InvalidProof(f"the proof names {len(changes)} validator-set changes; this chain's sets never change")
-    return genesis
+    return Proven(
+        tx=tx,
+        receipt=proof.receipt,
+        height=header.height,
+        block_hash=header.hash(),
+        timestamp_ms=header.timestamp_ms,
+        signers=signers,
+        organisations=tuple(orgs),
+        validator_set_changes=len(proof.validator_set_changes),
+    )
 
 
 def _is_on_path(leaf: bytes, path: MerklePath, root: bytes) -> bool:
@@ -168,7 +176,7 @@ def encode_proof(proof: TxProof) -> bytes:
         "receipt": encode(proof.receipt.to_wire()).hex(),
         "tx_path": _path_to_json(proof.tx_path),
         "receipt_path": _path_to_json(proof.receipt_path),
-        "validator_set_changes": list(proof.validator_set_changes),
+        "validator_set_changes": [_change_to_json(change) for change in proof.validator_set_changes],
     }
     return (json.dumps(wire, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
 
@@ -225,8 +233,8 @@ def _proof_from_json(wire: Any) -> TxProof:
         raise InvalidProof("the proof's height is not its header's")
     if _hex(wire, "tx_id") != tx.id:
         raise InvalidProof("the proof's tx id is not its tx's")
-    if not all(isinstance(change, dict) for change in wire["validator_set_changes"]):
-        raise InvalidProof("each validator-set change is a JSON object")
+    if len(wire["validator_set_changes"]) > MAX_EPOCH_LINKS:
+        raise InvalidProof(f"a proof names at most {MAX_EPOCH_LINKS} validator-set changes")
     return TxProof(
         genesis_hash=_hex(wire, "genesis_hash"),
         header=header,
@@ -235,7 +243,7 @@ def _proof_from_json(wire: Any) -> TxProof:
         receipt=receipt,
         tx_path=_path_from_json(wire["tx_path"]),
         receipt_path=_path_from_json(wire["receipt_path"]),
-        validator_set_changes=tuple(wire["validator_set_changes"]),
+        validator_set_changes=tuple(_change_from_json(change) for change in wire["validator_set_changes"]),
     )
 
 
@@ -244,6 +252,29 @@ def _hex(wire: dict[str, Any], name: str) -> bytes:
         return bytes.fromhex(wire[name])
     except ValueError as exc:
         raise InvalidProof(f"proof field {name!r} must be hex") from exc
+
+
+def _change_to_json(change: EpochLink) -> dict[str, str]:
+    return {
+        "certificate": encode(change.certificate.to_wire()).hex(),
+        "header": encode(change.header.to_wire()).hex(),
+        "validators": encode(change.validators.to_wire()).hex(),
+    }
+
+
+def _change_from_json(wire: Any) -> EpochLink:
+    if not isinstance(wire, dict) or set(wire) != {"certificate", "header", "validators"}:
+        raise InvalidProof("a validator-set change is an object of `certificate`, `header` and `validators`")
+    if not all(type(value) is str for value in wire.values()):
+        raise InvalidProof("a validator-set change holds hex strings")
+    try:
+        return EpochLink(
+            validators_from_wire(decode(_hex(wire, "validators"))),
+            BlockHeader.from_wire(decode(_hex(wire, "header"))),
+            CommitCertificate.from_wire(decode(_hex(wire, "certificate"))),
+        )
+    except LedgerError as exc:
+        raise InvalidProof(f"a validator-set change is malformed: {exc}") from exc
 
 
 def _path_to_json(path: MerklePath) -> dict[str, Any]:
@@ -271,7 +302,6 @@ __all__ = [
     "Proven",
     "TxProof",
     "compute_tx_proof",
-    "compute_validator_set",
     "decode_proof",
     "encode_proof",
     "verify_tx_proof",

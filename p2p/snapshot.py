@@ -43,17 +43,15 @@ from typing import Annotated, Any, Protocol
 import msgpack
 import msgspec
 
-from ledger.block import Block, BlockHeader, CommitCertificate, verify_certificate
+from ledger.block import Block, CommitCertificate
 from ledger.commitment import StateAccumulator
 from ledger.encoding import decode, encode
+from ledger.epochs import MAX_EPOCH_LINKS, EpochLink, verify_epoch_links
 from ledger.errors import InvalidBlock, LedgerError
 from ledger.genesis import Genesis
 from ledger.membership import (
     MEMBERSHIP_KEY,
-    ValidatorSet,
     decode_membership,
-    get_genesis_membership,
-    identity_from_wire,
 )
 from ledger.state import StateReader
 from ledger.strict import convert_strict
@@ -67,60 +65,8 @@ DEFAULT_CHUNK_ENTRIES = 20_000
 MAX_CHUNK_ENTRIES = 200_000
 """Largest chunk size a syncing node accepts in a manifest."""
 
-MAX_EPOCH_LINKS = 10_000
-"""Most validator set changes a manifest may carry."""
-
-MAX_VALIDATORS = 1_000
-"""Most validators one set of a manifest may name."""
-
 LoadState = Callable[[Block, CommitCertificate, Iterator[tuple[bytes, bytes]]], Awaitable[None] | None]
 """The node's hook that replaces its state by verified entries at `block` (e.g. `Store.load_state`)."""
-
-
-@dataclass(frozen=True)
-class EpochLink:
-    """One validator set change: the new set, and the certified last block header before it."""
-
-    validators: ValidatorSet
-    header: BlockHeader
-    """Its `validators_hash` names `validators`; certified by the set before."""
-    certificate: CommitCertificate
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "certificate": self.certificate.to_wire(),
-            "header": self.header.to_wire(),
-            "validators": self.validators.to_wire(),
-        }
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> EpochLink:
-        if not isinstance(wire, dict) or set(wire) != {"certificate", "header", "validators"}:
-            raise InvalidSnapshot("an epoch link is a map of certificate, header and validators")
-        validators = wire["validators"]
-        if not isinstance(validators, list) or not validators or len(validators) > MAX_VALIDATORS:
-            raise InvalidSnapshot(f"an epoch link names 1 to {MAX_VALIDATORS} validators")
-        try:
-            members = ValidatorSet(tuple(identity_from_wire(v) for v in validators))
-        except (LedgerError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InvalidSnapshot(f"an epoch link's validators are malformed: {exc!r}") from exc
-        return cls(members, BlockHeader.from_wire(wire["header"]), CommitCertificate.from_wire(wire["certificate"]))
-
-
-def verify_epoch_links(genesis: Genesis, height: int, links: tuple[EpochLink, ...]) -> ValidatorSet:
-    """The set that certifies block `height`, from the genesis set through each certified change; raises
-    `InvalidBlock` unless every link is certified by the set before it and names the next by its hash."""
-    validators = get_genesis_membership(genesis).validator_set(1)
-    last = 0
-    for link in links:
-        header = link.header
-        if not last < header.height < height or header.chain_id != genesis.chain_id:
-            raise InvalidSnapshot(f"epoch link at height {header.height} is out of order or not below {height}")
-        verify_certificate(link.certificate, genesis, header.hash(), header.height, validators)
-        if header.validators_hash != link.validators.hash():
-            raise InvalidSnapshot(f"block {header.height} does not name the validator set its link gives")
-        validators, last = link.validators, header.height
-    return validators
 
 
 @dataclass(frozen=True)

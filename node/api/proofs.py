@@ -2,7 +2,8 @@
 
 Each answer is the canonical text of a `ledger.proof.TxProof`: saved as it
 comes, it is checked with `omsnode verify-proof FILE --genesis genesis.json`
-and nothing else. A proof carries its tx, so it is served to those who may
+and nothing else, across any validator-set changes since genesis (the proof
+carries them, read from the blocks before each change). A proof carries its tx, so it is served to those who may
 read that tx: its signer, an operator or auditor with `chain:read`, or a
 reader of the order, invoice or stock movement the tx made.
 """
@@ -17,12 +18,14 @@ from contracts import keys
 from contracts.invoicing import get_invoice
 from ledger.encoding import MAX_INT
 from ledger.errors import InvalidTransaction, LedgerError
+from ledger.membership import MEMBERSHIP_KEY
 from ledger.proof import compute_tx_proof, encode_proof
 from ledger.state import StateView
 from node.api.deps import authorize, get_node, get_state
 from node.api.errors import NotFound
 from node.api.models import ErrorBody
 from node.node import Node
+from node.snapshots import read_epoch_links
 from node.tokens import Principal
 from node.visibility import compute_invoice_orgs, get_location_org, get_order_orgs
 
@@ -53,7 +56,10 @@ def build_proof_text(node: Node, tx_id: bytes) -> bytes:
         if receipt is None:
             raise LedgerError(f"store has block {height} but not its receipt {position}")
         receipts.append(receipt)
-    proof = compute_tx_proof(node.genesis, block.header, certificate, block.txs, receipts, index)
+    changes = read_epoch_links(node.store, node.store.get_state(MEMBERSHIP_KEY.encode()), height)
+    if changes is None:
+        raise NotFound(f"this node lacks a block of the validator-set changes before block {height}")
+    proof = compute_tx_proof(node.genesis, block.header, certificate, block.txs, receipts, index, changes)
     return encode_proof(proof)
 
 
