@@ -27,7 +27,8 @@ and that the entry count matches, and recomputes the state commitment
 `state_root` does it call `load(block, certificate, entries)`; otherwise the
 peer is marked bad and the next one is tried. Chunks wait for that verdict in
 a spool file (`ChunkSpool`), not in memory: a peer's manifest decides how
-much it sends, never how much memory this node spends. When no peer offers a usable
+much it sends, never how much memory this node spends (the state tree's root
+is built from spooled leaves too, `ledger.commitment.TreeBuilder`). When no peer offers a usable
 snapshot it returns None, and the node falls back to block sync.
 """
 
@@ -44,7 +45,7 @@ import msgpack
 import msgspec
 
 from ledger.block import Block, CommitCertificate
-from ledger.commitment import StateAccumulator
+from ledger.commitment import TreeBuilder
 from ledger.encoding import decode, encode
 from ledger.epochs import MAX_EPOCH_LINKS, EpochLink, verify_epoch_links
 from ledger.errors import InvalidBlock, LedgerError
@@ -291,30 +292,31 @@ class StateSync:
 
     async def _fetch_verified(self, peer_id: str, manifest: Manifest, spool: ChunkSpool) -> None:
         """Spool every chunk of the peer's snapshot, checked against the manifest's certified state root."""
-        acc = StateAccumulator()
-        last_key: bytes | None = None
-        membership: bytes | None = None
-        count = 0
-        for index in range(manifest.chunks):
-            data = await self.source.fetch_chunk(peer_id, index)
-            entries = decode_chunk(data)
-            if not entries or len(entries) > manifest.chunk_entries:
-                size = manifest.chunk_entries
-                raise InvalidSnapshot(f"chunk {index} holds {len(entries)} entries, chunk size {size}")
-            for key, value in entries:
-                if last_key is not None and key <= last_key:
-                    raise InvalidSnapshot(f"chunk {index}: keys out of order or repeated")
-                acc.add(key, value)
-                last_key = key
-                if key == MEMBERSHIP_KEY.encode():
-                    membership = value
-            count += len(entries)
-            spool.write(data)
-            if self.progress is not None:
-                self.progress(index + 1, manifest.chunks)
-        if count != manifest.entries:
-            raise InvalidSnapshot(f"{count} entries, manifest says {manifest.entries}")
-        if acc.digest() != manifest.block.header.state_root:
+        with TreeBuilder() as tree:
+            last_key: bytes | None = None
+            membership: bytes | None = None
+            count = 0
+            for index in range(manifest.chunks):
+                data = await self.source.fetch_chunk(peer_id, index)
+                entries = decode_chunk(data)
+                if not entries or len(entries) > manifest.chunk_entries:
+                    size = manifest.chunk_entries
+                    raise InvalidSnapshot(f"chunk {index} holds {len(entries)} entries, chunk size {size}")
+                for key, value in entries:
+                    if last_key is not None and key <= last_key:
+                        raise InvalidSnapshot(f"chunk {index}: keys out of order or repeated")
+                    tree.add(key, value)
+                    last_key = key
+                    if key == MEMBERSHIP_KEY.encode():
+                        membership = value
+                count += len(entries)
+                spool.write(data)
+                if self.progress is not None:
+                    self.progress(index + 1, manifest.chunks)
+            if count != manifest.entries:
+                raise InvalidSnapshot(f"{count} entries, manifest says {manifest.entries}")
+            root = tree.finish()
+        if root != manifest.block.header.state_root:
             raise InvalidSnapshot("entries do not match the certified state root")
         in_state = decode_membership(membership, self.genesis).validator_set(manifest.height)
         if in_state != verify_epoch_links(self.genesis, manifest.height, manifest.epochs):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.block import Block, encode_block, has_room
-from ledger.commitment import StateAccumulator
+from ledger.commitment import EMPTY
 from ledger.encoding import encode
 from ledger.genesis import ConsensusParams
 from tests.helpers.builders import make_network
@@ -14,7 +14,7 @@ NET = make_network(4)
 
 def block_of(count: int) -> Block:
     txs = [NET.tx("channel-1", "order.create", {"ref": f"R-{i}"}) for i in range(count)]
-    return make_block(NET, 1, b"\0" * 32, txs, [], StateAccumulator(), 1)
+    return make_block(NET, 1, b"\0" * 32, txs, [], EMPTY, 1)
 
 
 def test_a_block_has_room_until_its_count_or_its_bytes_reach_the_limits():

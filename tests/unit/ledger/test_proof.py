@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.block import Receipt, genesis_hash
-from ledger.commitment import StateAccumulator
+from ledger.commitment import EMPTY
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.proof import InvalidProof, TxProof, compute_tx_proof, decode_proof, encode_proof, verify_tx_proof
 from tests.helpers.builders import make_network
@@ -19,7 +19,7 @@ from tests.helpers.tamper import draw_byte_change
 NETWORK = make_network(validators=4)
 TXS = [NETWORK.tx("channel-1", "order.create", {"n": n}) for n in range(5)]
 RECEIPTS = [Receipt(tx.id, n != 3, "ok" if n != 3 else "refused", f"tx {n}", {"n": n}) for n, tx in enumerate(TXS)]
-BLOCK = make_block(NETWORK, 7, b"\x11" * 32, TXS, RECEIPTS, StateAccumulator(), 1_700_000_000_700)
+BLOCK = make_block(NETWORK, 7, b"\x11" * 32, TXS, RECEIPTS, EMPTY, 1_700_000_000_700)
 CERTIFICATE = certify(NETWORK, BLOCK)
 
 

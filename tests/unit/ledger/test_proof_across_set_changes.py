@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.block import Block, Receipt
-from ledger.commitment import StateAccumulator
+from ledger.commitment import EMPTY
 from ledger.epochs import EpochLink, InvalidEpochLink
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.genesis import Identity
@@ -49,7 +49,7 @@ def validator_set(ids: list[str]) -> ValidatorSet:
 def block_at(height: int, txs_from: int = 0, next_set: ValidatorSet | None = None) -> tuple[Block, list[Receipt]]:
     txs = [NETWORK.tx("channel-1", "order.create", {"n": txs_from + n}) for n in range(3)]
     receipts = [Receipt(tx.id, True, "ok", "", {}) for tx in txs]
-    block = make_block(NETWORK, height, bytes([height]) * 32, txs, receipts, StateAccumulator(), 1_700_000_000_000)
+    block = make_block(NETWORK, height, bytes([height]) * 32, txs, receipts, EMPTY, 1_700_000_000_000)
     if next_set is not None:
         block = Block(dataclasses.replace(block.header, validators_hash=next_set.hash()), block.txs)
     return block, receipts
