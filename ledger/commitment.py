@@ -47,7 +47,8 @@ class NodeSink(Protocol):
 
 
 class _Node(NamedTuple):
-    """A node while the tree is updated: its hash, and its stored record (empty bytes for an empty subtree)."""
+    """A node while the tree is updated: its hash, and its stored record (empty bytes for an empty subtree, or
+    for one left untouched and not read)."""
 
     hash: bytes
     record: bytes
