@@ -19,6 +19,11 @@ requests by route template, method and status by `node.api.requests`. Alert
 rules read these figures (`node.notify.alerts`; `deploy/prometheus/alerts.yml`
 holds the same rules for Prometheus).
 
+The same listener keeps the last `RECENT_COMMITS` commits (`CommitSample`:
+height, time, txs, latency) in memory, for the web page's charts of commit
+rate, block size and commit latency, and when each channel's orders last
+committed (`GET /v1/activity`).
+
 Each node has its own `CollectorRegistry`, not the library's global one, so
 several nodes in one process (as in tests) never mix their figures. Metric
 names follow Prometheus conventions: an `oms_` prefix, `_total` on counters,
@@ -27,7 +32,9 @@ base units (seconds, bytes).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -67,6 +74,22 @@ PEER_COUNTERS: tuple[tuple[str, str, Callable[[PeerInfo], int]], ...] = (
     ),
 )
 """Per-peer counters of the peer table, as (metric name, help, reader)."""
+
+
+RECENT_COMMITS = 240
+"""Commits `NodeMetrics.recent` keeps (a few minutes of a busy network)."""
+
+
+@dataclass(frozen=True)
+class CommitSample:
+    """One block committed through consensus on this node."""
+
+    height: int
+    time_ms: int
+    """When this node committed it (its clock)."""
+    txs: int
+    latency_ms: int
+    """From the block's timestamp (the primary's proposal) to its commit here; 0 when this clock is behind."""
 
 
 def compute_txs_buckets(max_block_txs: int) -> tuple[int, ...]:
@@ -301,6 +324,10 @@ class NodeMetrics:
             ["route", "method", "status"],
             registry=self.registry,
         )
+        self.recent: deque[CommitSample] = deque(maxlen=RECENT_COMMITS)
+        """The latest commits through consensus, oldest first."""
+        self.last_order_ms: dict[str, int] = {}
+        """When this node last committed an order of each channel, by channel identity."""
         if node.driver is not None:
             node.driver.listeners.append(self.on_commit)
 
@@ -311,10 +338,14 @@ class NodeMetrics:
         self.txs_committed.labels("accepted").inc(accepted)
         self.txs_committed.labels("rejected").inc(len(receipts) - accepted)
         self.block_txs.observe(len(block.txs))
-        self.commit_latency.observe(max(self.clock() - block.header.timestamp_ms, 0) / 1000)
+        now = self.clock()
+        latency_ms = max(now - block.header.timestamp_ms, 0)
+        self.commit_latency.observe(latency_ms / 1000)
+        self.recent.append(CommitSample(block.header.height, now, len(block.txs), latency_ms))
         for tx, receipt in zip(block.txs, receipts, strict=True):
             if tx.kind in ORDER_KINDS:
                 self._count_orders(tx, receipt)
+                self.last_order_ms[tx.signer] = now
 
     def _count_orders(self, tx: Tx, receipt: Receipt) -> None:
         """Count the orders a committed `order.create` or `order.import` placed and those it had refused."""

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from node.api import (
+    activity,
     analytics,
     backup,
     blocks,
@@ -160,6 +161,7 @@ def create_app(
         messages,
         reconciliations,
         analytics,
+        activity,
         events,
         webhooks,
         p2p,

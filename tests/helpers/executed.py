@@ -1,8 +1,8 @@
-"""The contracts on a real LevelDB store through the node's own executor, one tx per block.
+"""The contracts on a real LevelDB store through the node's own executor, one tx per block (or many).
 
-`ExecutedLedger.submit` signs a tx, builds a block of it with `Executor.build_block` (as a primary does),
-certifies it and commits it with `Executor.commit`, so everything a node derives at commit (the change feed,
-the list indexes, the money per day) is written as on a node. Block time advances `BLOCK_MS` per block.
+`ExecutedLedger.submit` signs a tx (`commit_block` many), builds a block of it with `Executor.build_block` (as a
+primary does), certifies it and commits it with `Executor.commit`, so everything a node derives at commit (the
+change feed, the list indexes, the money per day) is written as on a node. Block time advances `BLOCK_MS` per block.
 `query` answers the demo scenario's reads from the committed state, as the API does.
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import queries
+from ledger.block import Receipt
 from ledger.state import StateView
 from ledger.store import Store
 from node.executor import Executor
@@ -42,6 +43,13 @@ class ExecutedLedger:
         block = self.executor.build_block(self.store.height + 1, 0, "node-0", self.time_ms, [tx])
         [receipt] = self.executor.commit(block, certify(self.network, block))
         return {"ok": receipt.ok, "code": receipt.code, "message": receipt.message, "result": receipt.result}
+
+    def commit_block(self, txs: list[tuple[str, str, dict[str, Any]]], step_ms: int = BLOCK_MS) -> list[Receipt]:
+        """Commit `(signer, kind, payload)` txs in one block, `step_ms` after the last; their receipts."""
+        self.time_ms += step_ms
+        signed = [self.network.tx(signer, kind, payload) for signer, kind, payload in txs]
+        block = self.executor.build_block(self.store.height + 1, 0, "node-0", self.time_ms, signed)
+        return self.executor.commit(block, certify(self.network, block))
 
     def query(self, path: str, params: dict[str, Any] | None) -> Any:
         """A GET of the demo scenario, answered from the committed state."""
