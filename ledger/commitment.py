@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, NamedTuple, Protocol
 
@@ -310,6 +310,38 @@ def compute_commitment(entries: Iterable[tuple[bytes, bytes]]) -> bytes:
         return builder.finish()
 
 
+def compute_prefix(path: bytes, bits: int) -> int:
+    """The first `bits` (0 to 32) bits of `path` as a number: which subtree at depth `bits` holds the entry."""
+    return int.from_bytes(path[:4], "big") >> (32 - bits)
+
+
+def compute_subtree_root(depth: int, leaves: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The node at `depth` above exactly `leaves` (path and leaf hash, every path with the same first `depth`
+    bits): in the tree of any state whose entries under that node are these, it has this hash."""
+    ordered = sorted(leaves)
+    return _build(_Discard(), depth, ordered[0][0] if ordered else EMPTY, ordered).hash
+
+
+def combine_subtree_roots(subtrees: Sequence[tuple[bytes, int]]) -> bytes:
+    """The root above the `2**k` subtrees at depth k, given in path order as their hash and the number of
+    entries each holds (which says where a lone leaf moves up to)."""
+    if len(subtrees) & (len(subtrees) - 1) or not subtrees:
+        raise ValueError(f"{len(subtrees)} subtrees are not the nodes of one depth")
+    level = list(subtrees)
+    while len(level) > 1:
+        level = [_combine_counted(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0][0]
+
+
+def _combine_counted(left: tuple[bytes, int], right: tuple[bytes, int]) -> tuple[bytes, int]:
+    count = left[1] + right[1]
+    if count == 0:
+        return EMPTY, 0
+    if count == 1:  # the one entry's leaf stands in its parent's place
+        return left if left[1] else right
+    return _inner_hash(left[0], right[0]), count
+
+
 def compute_state_path(read: ReadNode, key: bytes) -> tuple[bytes, ...] | None:
     """The sibling hashes from the root down to the entry of `key`, or None if the state holds no such key."""
     path = compute_path(key)
@@ -346,12 +378,15 @@ __all__ = [
     "TreeBuilder",
     "TreeUpdate",
     "build_tree",
+    "combine_subtree_roots",
     "compute_commitment",
     "compute_leaf",
     "compute_leaf_hash",
     "compute_path",
+    "compute_prefix",
     "compute_root",
     "compute_state_path",
+    "compute_subtree_root",
     "is_valid_state_path",
     "node_key",
     "update_tree",

@@ -11,8 +11,9 @@ When it is done the replica is told, and joins consensus at the new head
 
 A node with an empty store can skip the replay: before its first block sync
 it runs state sync (`p2p.snapshot.StateSync`), loads the verified state of
-the highest certified snapshot a peer offers, and block-syncs only what was
-committed after it. `state_sync` decides when: True tries any snapshot, None
+the highest certified snapshot its peers offer (each chunk taken from any of
+them and checked as it arrives), and block-syncs only what was committed
+after it. `state_sync` decides when: True tries any snapshot, None
 (automatic) only one at least `min_snapshot_distance` blocks ahead, False
 never. When no peer offers a snapshot that checks out, block sync replays
 from genesis as usual.

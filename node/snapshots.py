@@ -3,16 +3,20 @@
 Every `every` committed blocks (and at start, and after loading a snapshot)
 the node takes a LevelDB snapshot of its store right after the commit, so
 the state stays frozen at that block while the node goes on committing. The
-first peer to ask for `GET /p2p/snapshot` after that gets a `SnapshotOffer`
-over the newest such point (building it scans the state once, to count the
-entries). The offer is kept at least `hold_s` seconds, so a peer that is
-fetching its chunks is not cut off by a newer offer; after that the next
-manifest request moves the offer to the newest point. A peer whose fetch
-outlives the offer sees chunks that do not match the manifest, refuses this
-node and tries another.
+first peer to ask for `GET /p2p/snapshot` after that has a `SnapshotOffer`
+prepared over the newest such point: one scan of the state, on the server's
+worker thread (never on the event loop), cuts it into chunk bodies kept in a
+file; the point's store snapshot is then let go. So an offer is prepared once
+per snapshot height, and a chunk request only reads its span of the file
+(the route reads it on a thread too). The offer is kept at least `hold_s`
+seconds, so a peer that is fetching its chunks is not cut off by a newer
+offer; after that the next manifest request prepares the newest point,
+answering with the current offer meanwhile (only a node with no offer yet
+makes the request wait). A peer whose fetch outlives the offer is answered
+404 for its chunks and asks another peer.
 
 When the validator set has changed, an offer carries the chain of set
-changes up to its block (`p2p.snapshot.EpochLink`), read from the blocks
+changes up to its block (`ledger.epochs.EpochLink`), read from the blocks
 before each change; a node that lacks one of those blocks (it joined by
 state sync above it) offers no snapshot at that point rather than one that
 no peer could verify.
@@ -23,18 +27,25 @@ loaded: `find_base_height` tells the lowest block it has.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ledger.block import Block, CommitCertificate
 from ledger.encoding import decode
+from ledger.epochs import EpochLink
 from ledger.membership import MEMBERSHIP_KEY, Membership
 from ledger.store import Store, StoreSnapshot
-from p2p.snapshot import DEFAULT_CHUNK_ENTRIES, EpochLink, SnapshotOffer
+from p2p.snapshot import DEFAULT_CHUNK_ENTRIES, SnapshotOffer
 
 OFFER_HOLD_S = 30.0
 """Least time an offer is served before a newer point replaces it."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ class SnapshotPoint:
 
 
 class SnapshotServer:
-    """Takes snapshot points as blocks commit and serves the current offer."""
+    """Takes snapshot points as blocks commit, prepares the offer of one off the event loop, and serves it."""
 
     def __init__(
         self,
@@ -67,9 +78,15 @@ class SnapshotServer:
         self.point: SnapshotPoint | None = None
         """The newest point taken."""
         self.offer: SnapshotOffer | None = None
-        """What `/p2p/snapshot` serves, or None before the first request."""
+        """What `/p2p/snapshot` serves, or None before the first offer is prepared."""
+        self.prepared = 0
+        """Offers prepared (each is one scan of the state)."""
         self._offer_point: SnapshotPoint | None = None
         self._offered_at = 0.0
+        self._preparing: tuple[SnapshotPoint, asyncio.Task[None]] | None = None
+        """The point whose offer the worker is preparing, and the task that installs it."""
+        self._stop = threading.Event()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
 
     def on_commit(self, height: int) -> None:
         if height % self.every == 0:
@@ -91,27 +108,61 @@ class SnapshotServer:
             return
         old = self.point
         self.point = SnapshotPoint(reader, block, certificate, epochs)
-        if old is not None and old is not self._offer_point:
+        if old is not None and not self._is_preparing(old):
             old.reader.close()
 
-    def current_offer(self) -> SnapshotOffer | None:
-        """The offer for a manifest request: moved to the newest point once the current one was held long enough."""
+    def _is_preparing(self, point: SnapshotPoint) -> bool:
+        return self._preparing is not None and self._preparing[0] is point
+
+    async def current_offer(self) -> SnapshotOffer | None:
+        """The offer for a manifest request. Once the current one was held long enough, the newest point's is
+        prepared; the request waits for it only when there is no offer yet."""
         point = self.point
-        if point is None or point is self._offer_point:
-            return self.offer
-        if self.offer is not None and self.clock() - self._offered_at < self.hold_s:
-            return self.offer
-        old = self._offer_point
-        self.offer = SnapshotOffer(point.reader, point.block, point.certificate, self.chunk_entries, point.epochs)
-        self._offer_point, self._offered_at = point, self.clock()
-        if old is not None:
-            old.reader.close()
+        held = self.offer is not None and self.clock() - self._offered_at < self.hold_s
+        if point is not None and point is not self._offer_point and not held and self._preparing is None:
+            self._preparing = (point, asyncio.create_task(self._prepare(point)))
+        if self.offer is None and self._preparing is not None:
+            await asyncio.shield(self._preparing[1])
         return self.offer
 
+    async def _prepare(self, point: SnapshotPoint) -> None:
+        """Prepare `point`'s offer on the worker thread and install it; the point's store snapshot is let go."""
+        try:
+            offer = await asyncio.get_running_loop().run_in_executor(self._worker, self._build_offer, point)
+        except InterruptedError:
+            return
+        except Exception:
+            log.exception("preparing the snapshot offer at height %d failed", point.block.height)
+            return
+        finally:
+            if not self._stop.is_set():
+                self._preparing = None
+                if point is not self.point:
+                    point.reader.close()
+        if self._stop.is_set():
+            offer.close()
+            return
+        old = self.offer
+        self.offer, self._offer_point, self._offered_at = offer, point, self.clock()
+        self.prepared += 1
+        if old is not None:
+            old.close()
+
+    def _build_offer(self, point: SnapshotPoint) -> SnapshotOffer:
+        return SnapshotOffer(
+            point.reader, point.block, point.certificate, self.chunk_entries, point.epochs, self._stop.is_set
+        )
+
     def close(self) -> None:
-        for point in {id(p): p for p in (self.point, self._offer_point) if p is not None}.values():
+        """Stop a preparation under way (waiting for its worker to let go of the store) and drop every offer."""
+        self._stop.set()
+        self._worker.shutdown(wait=True)
+        points = [self.point, self._preparing[0] if self._preparing else None]
+        for point in {id(p): p for p in points if p is not None}.values():
             point.reader.close()
-        self.point = self._offer_point = self.offer = None
+        if self.offer is not None:
+            self.offer.close()
+        self.point = self._offer_point = self.offer = self._preparing = None
 
 
 def read_epoch_links(store: Store, membership: bytes | None, height: int) -> tuple[EpochLink, ...] | None:

@@ -132,14 +132,12 @@ class Inbox:
     async def receive(self, frame: bytes, source: str | None = None) -> int:
         """Process one frame from `source` (an address; None for in-process frames, which are not budgeted);
         return how many envelopes reached a handler."""
-        if source is not None and not self.budget.allows(source):
-            self.gate.count_drop("rate_limited")
+        if not self.admits(source):
             return 0
         try:
             items = decode_frame(frame, self.max_frame_bytes)
         except Dropped as exc:
-            self.gate.count_drop(exc.reason)
-            self._refused(source, exc)
+            self.refuse_frame(source, exc)
             return 0
         delivered = 0
         stale: Dropped | None = None
@@ -175,6 +173,19 @@ class Inbox:
         if stale is not None:
             self._refused(source, stale)
         return delivered
+
+    def admits(self, source: str | None) -> bool:
+        """Whether a frame from `source` is looked at: False (counted as `rate_limited`) while its budget is
+        spent, so the caller need not even read it."""
+        if source is None or self.budget.allows(source):
+            return True
+        self.gate.count_drop("rate_limited")
+        return False
+
+    def refuse_frame(self, source: str | None, exc: Dropped) -> None:
+        """Count a whole frame refused before it was split (oversized, malformed) and charge its source."""
+        self.gate.count_drop(exc.reason)
+        self._refused(source, exc)
 
     def _refused(self, source: str | None, exc: Dropped) -> None:
         """Charge a refusal to `source`'s budget and log it in one line (it is already counted by reason)."""

@@ -14,9 +14,10 @@ for consensus traffic the newest messages matter most, and the protocol
 recovers lost ones. Each sender task takes every envelope waiting (up to
 `max_batch` / `max_batch_bytes`) and POSTs them as one frame to
 `<peer address>/p2p` (`application/octet-stream`, a msgpack array of
-envelopes). Network errors and 5xx answers are retried with exponential
-backoff and full jitter; after `retries` retries, or on a 4xx answer, the
-batch is dropped and counted. The node's `/p2p` route hands each request body
+envelopes). Network errors, 5xx answers and 429 (the peer limits frames
+from this address for a moment, `p2p.inbox.SourceBudget`) are retried with
+exponential backoff and full jitter; after `retries` retries, or on any other
+4xx answer, the batch is dropped and counted. The node's `/p2p` route hands each request body
 to `receive`.
 
 `MemoryNetwork` / `MemoryTransport` (in `p2p.memory`) and the conformance
@@ -248,7 +249,8 @@ class HttpTransport:
                 self.peers.record_queue_drop(peer_id, len(batch))
 
     async def _post(self, peer_id: str, batch: list[bytes]) -> str:
-        """POST one batch; return `sent`, `retry` (network error or 5xx) or `failed` (4xx)."""
+        """POST one batch; return `sent`, `retry` (network error, 5xx, or 429: the peer is limiting frames from
+        this address for a moment) or `failed` (any other 4xx)."""
         if self._pool is None:
             raise RuntimeError("HttpTransport used before start()")
         frame = encode_frame(batch)
@@ -266,7 +268,7 @@ class HttpTransport:
             return "retry"
         if response.status_code >= 300:
             self.peers.record_error(peer_id, f"HTTP {response.status_code} from {P2P_PATH}")
-            return "retry" if response.status_code >= 500 else "failed"
+            return "retry" if response.status_code >= 500 or response.status_code == 429 else "failed"
         self.peers.record_sent(peer_id, len(batch), len(frame), (time.perf_counter() - started) * 1000)
         return "sent"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -26,7 +27,7 @@ async def sync_status(node: NodeDep) -> Response:
 @router.get("/snapshot")
 async def snapshot_manifest(node: NodeDep) -> Response:
     """The manifest of the snapshot this node offers (404 when it offers none yet)."""
-    offer = node.snapshots.current_offer()
+    offer = await node.snapshots.current_offer()
     if offer is None:
         return Response(status_code=404)
     return Response(offer.manifest_bytes(), media_type="application/msgpack")
@@ -34,12 +35,13 @@ async def snapshot_manifest(node: NodeDep) -> Response:
 
 @router.get("/snapshot/{index}")
 async def snapshot_chunk(node: NodeDep, index: Annotated[int, Path(ge=0, le=MAX_INT)]) -> Response:
-    """Chunk `index` of the offered snapshot (404 when there is no such chunk)."""
+    """Chunk `index` of the offered snapshot (404 when there is no such chunk), read from the prepared offer on
+    a worker thread."""
     offer = node.snapshots.offer
     if offer is None:
         return Response(status_code=404)
     try:
-        body = offer.chunk_bytes(index)
+        body = await asyncio.to_thread(offer.chunk_bytes, index)
     except IndexError:
         return Response(status_code=404)
     return Response(body, media_type="application/msgpack")

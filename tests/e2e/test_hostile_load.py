@@ -4,13 +4,17 @@ One real node process (`tests.e2e.integrator`) while, each from its own
 threads: clients post batches of 5,000 txs (refused by count) and of 500 txs
 with junk signatures; clients open connections, pipeline requests for large
 answers and never read them; a token spams stock reconciliations of 1,000
-SKUs; clients post junk and forged `/p2p` frames. Meanwhile a well-behaved
-client (a process of its own) asks `/health` every 20 ms. The test checks
-the refusals each hostile kind meets, and reports `/health`'s p50 and p99
-beside its p99 with no hostile client: a figure, not a timed assertion
-(the target is a p99 under `HEALTH_P99_MS`; the README has what was
-measured). `OMS_HOSTILE_SECONDS` sets how long the hostile phase runs
-(short in `make test`, long in `make fuzz`).
+SKUs; clients post junk and forged `/p2p` frames, replay one validly sealed
+frame, or post oversized ones (these two each from an address of their own,
+so that what cuts them off is their own refusals); a client asks for the
+snapshot manifest and chunks over and over. Meanwhile a well-behaved client
+(a process of its own) asks `/health` every 20 ms. The test checks the
+refusals each hostile kind meets, and reports `/health`'s p50 and p99 beside
+its p99 with no hostile client: a figure, not a timed assertion (the target
+is a p99 under `HEALTH_P99_MS`; the README has what was measured), and the
+node's RSS before and at the end of the hostile phase. `OMS_HOSTILE_SECONDS`
+sets how long the hostile phase runs (short in `make test`, long in `make
+fuzz`).
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ import msgpack
 import pytest
 
 from ledger.encoding import encode
+from ledger.keys import PrivateKey
 from node.api.errors import TooManyTxs
-from p2p.envelope import Envelope, encode_envelope
+from node.api.inbox import MAX_INBOX_BYTES
+from p2p.envelope import Envelope, encode_envelope, seal
 from p2p.inbox import encode_frame
 from tests.e2e.integrator import Api, start_api, stop_api
 
@@ -91,6 +97,25 @@ def _junk_frames(api: Api) -> list[bytes]:
     return [os.urandom(4096), encode_frame(envelopes), msgpack.packb([b"\x00" * 64] * 100)]
 
 
+def _sealed_frame(api: Api) -> bytes:
+    """A frame of one envelope the node's own validator sealed for it: taken once, then only replayed."""
+    genesis = api.node.genesis
+    validator = genesis.validator_ids()[0]
+    key = PrivateKey.load(api.node.home / "node_key")
+    envelope = seal(
+        key, sender=validator, recipient=validator, chain_id=genesis.chain_id, seq=1, kind="hostile", body=b"again"
+    )
+    return encode_frame([envelope])
+
+
+def _declare_oversized_frame(port: int) -> int:
+    """The status a `/p2p` POST declaring a body over the inbox's limit is answered with, from 127.0.0.3."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30, source_address=("127.0.0.3", 0)) as sock:
+        sock.sendall(f"POST /p2p HTTP/1.1\r\nhost: x\r\ncontent-length: {MAX_INBOX_BYTES + 1}\r\n\r\n".encode())
+        status_line = sock.makefile("rb").readline()
+    return int(status_line.split()[1])
+
+
 def _reconciliation(api: Api) -> dict[str, Any]:
     lines = [{"sku": f"SKU-{i:04d}", "qty": i % 7} for i in range(1000)]
     return {"location": "LIS-1", "as_of": int(time.time() * 1000), "lines": lines, "full": False}
@@ -105,11 +130,15 @@ class Hostiles:
         self.answers: dict[str, list[int]] = {}
         self.errors: list[str] = []
 
-    def run(self, name: str, once: Callable[[httpx.Client], int], url: str, copies: int = 1) -> None:
+    def run(
+        self, name: str, once: Callable[[httpx.Client], int], url: str, copies: int = 1, address: str | None = None
+    ) -> None:
+        """Repeat `once` in `copies` threads, from the local `address` when given (another loopback address)."""
         answers = self.answers.setdefault(name, [])
 
         def loop() -> None:
-            with httpx.Client(base_url=url, timeout=30) as http:
+            transport = httpx.HTTPTransport(local_address=address) if address else None
+            with httpx.Client(base_url=url, timeout=30, transport=transport) as http:
                 while not self.stop.is_set():
                     try:
                         answers.append(once(http))
@@ -195,7 +224,7 @@ def _rss_mb(pid: int) -> float:
 
 def test_health_stays_quick_while_hostile_clients_of_every_kind_run(api: Api) -> None:
     url, port = api.node.url, int(api.node.url.rsplit(":", 1)[1])
-    batches, frames = _junk_batches(api), _junk_frames(api)
+    batches, frames, sealed = _junk_batches(api), _junk_frames(api), _sealed_frame(api)
     reconciliation = _reconciliation(api)
     auth = {"authorization": f"Bearer {api.store}"}
     msgpack_type = {"content-type": "application/msgpack"}
@@ -212,10 +241,18 @@ def test_health_stays_quick_while_hostile_clients_of_every_kind_run(api: Api) ->
         url,
     )
     hostiles.run("junk_p2p", lambda http: sum(http.post("/p2p", content=frame).status_code for frame in frames), url)
+    hostiles.run("replayed_p2p", lambda http: http.post("/p2p", content=sealed).status_code, url, address="127.0.0.2")
+    hostiles.run("oversized_p2p", lambda http: _declare_oversized_frame(port), url)
+    hostiles.run(
+        "snapshot_chunks",
+        lambda http: max(http.get("/p2p/snapshot").status_code, http.get("/p2p/snapshot/0").status_code),
+        url,
+    )
     hostiles.slow_readers(port)
     assert api.node.process is not None
     idle = _health_latencies(url, 3)
     idle_p99 = idle[int(len(idle) * 0.99)]
+    idle_rss = _rss_mb(api.node.process.pid)
     with hostiles:
         time.sleep(1)
         latencies = _health_latencies(url, SECONDS)
@@ -224,7 +261,7 @@ def test_health_stays_quick_while_hostile_clients_of_every_kind_run(api: Api) ->
     print(
         f"\n/health under hostile load: {len(latencies)} requests, p50 {p50:.1f} ms, p99 {p99:.1f} ms,"
         f" max {latencies[-1]:.1f} ms (target p99 {HEALTH_P99_MS:.0f} ms; idle p99 {idle_p99:.1f} ms);"
-        f" node RSS {peak_rss:.0f} MB;"
+        f" node RSS {idle_rss:.0f} MB before, {peak_rss:.0f} MB at the end;"
         f" answers { {name: len(codes) for name, codes in hostiles.answers.items()} }"
     )
     refused_by_count = TooManyTxs.http_status
@@ -235,4 +272,13 @@ def test_health_stays_quick_while_hostile_clients_of_every_kind_run(api: Api) ->
     assert 429 in hostiles.answers["forged_batch"], "the address runs out of work and waits"
     assert 429 in hostiles.answers["reconcile"], "the reconciling token runs out of work and waits"
     assert hostiles.answers["slow_reader_closed"], "a reader that never reads loses its connection"
+    replays = hostiles.answers["replayed_p2p"]
+    assert set(replays) <= {202, 429} and 429 in replays, "each replay is charged, and the replayer is cut off"
+    oversized = hostiles.answers["oversized_p2p"]
+    assert set(oversized) <= {413, 429} and oversized, "refused before the body is read"
+    sample = 'oms_p2p_envelopes_dropped_total{reason="oversized"} '
+    metrics = api.http.get("/metrics").text.splitlines()
+    counted = next(float(line.removeprefix(sample)) for line in metrics if line.startswith(sample))
+    assert counted >= oversized.count(413), "each oversized frame is counted against its source"
+    assert set(hostiles.answers["snapshot_chunks"]) <= {200, 404} and hostiles.answers["snapshot_chunks"]
     assert api.get("/v1/status", None).json()["height"] >= 1

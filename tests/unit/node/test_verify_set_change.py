@@ -146,7 +146,7 @@ def run_state_sync(chain: Chain, server: object) -> tuple[Manifest | None, State
 def test_state_sync_follows_the_certified_set_changes_to_the_snapshot(chain: Chain) -> None:
     server = SnapshotServer(chain.full, every=1)
     server.capture()
-    offer = server.current_offer()
+    offer = asyncio.run(server.current_offer())
     assert offer is not None and [link.header.height for link in offer.manifest.epochs] == [START - 1]
     manifest, sync, loader = run_state_sync(chain, offer)
     assert manifest is not None and manifest.height == HEAD and not sync.refused

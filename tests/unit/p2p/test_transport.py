@@ -166,6 +166,39 @@ def test_dead_and_slow_peers_do_not_delay_a_live_one() -> None:
     asyncio.run(scenario())
 
 
+def test_frames_a_peer_refuses_for_rate_are_sent_again_after_a_backoff() -> None:
+    async def scenario() -> None:
+        sock = bind_local()
+        receiver = MemoryNetwork(GENESIS).transport("node-1", NET.keys["node-1"])
+        got: list[Envelope] = []
+
+        async def handler(envelope: Envelope) -> None:
+            got.append(envelope)
+
+        receiver.register("consensus", handler)
+        answers = [429, 429]
+
+        async def limited(request: Request) -> Response:
+            body = await request.body()
+            if answers:
+                return Response(status_code=answers.pop())
+            await receiver.receive(body)
+            return Response(status_code=202)
+
+        async with (
+            serve([Route("/p2p", limited, methods=["POST"])], sock),
+            http_nodes(1, {"node-1": url_of(sock)}) as (a,),
+        ):
+            a.send("node-1", "consensus", b"vote")
+            async with asyncio.timeout(20):  # a frame dropped after a 429 would never arrive
+                while not got:
+                    await asyncio.sleep(0.01)
+            assert [e.body for e in got] == [b"vote"] and not answers
+            assert a.peers.get("node-1").queue_dropped == 0
+
+    asyncio.run(scenario())
+
+
 def test_full_queue_drops_oldest_and_counts() -> None:
     async def scenario() -> None:
         queue = SendQueue(3)
