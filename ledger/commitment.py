@@ -115,13 +115,17 @@ def _inner_node(left: bytes, right: bytes) -> _Node:
     return _Node(_inner_hash(left, right), _INNER + left + right)
 
 
-def _load(read: ReadNode, depth: int, path: bytes) -> _Node:
+def _load(read: ReadNode, depth: int, path: bytes, known: bytes | None = None) -> _Node:
+    """The node at `depth` on `path`; `known` is its hash as its parent's record gives it, so that a node is
+    hashed once per update (when it changes), and an empty child is not read at all."""
+    if known == EMPTY:
+        return _EMPTY_NODE
     record = read(node_key(depth, path))
     if record is None:
         return _EMPTY_NODE
     if record[:1] == _LEAF:
         return _Node(record[33:], record)
-    return _Node(_inner_hash(record[1:33], record[33:]), record)
+    return _Node(known or _inner_hash(record[1:33], record[33:]), record)
 
 
 def _build(out: NodeSink, depth: int, path: bytes, leaves: list[tuple[bytes, bytes]]) -> _Node:
@@ -152,7 +156,7 @@ def _join(read: ReadNode, out: NodeSink, depth: int, path: bytes, left: _Node, r
             return _EMPTY_NODE
         child = _with_bit(path, depth, side)
         if not alone.record:  # untouched: read it to see whether it is a leaf
-            alone = _load(read, depth + 1, child)
+            alone = _load(read, depth + 1, child, alone.hash)
         if alone.is_leaf:
             out[node_key(depth + 1, child)] = None
             out[place] = alone.record
@@ -178,7 +182,7 @@ def _update(
     for side, part, stored in ((0, items[:split], node.record[1:33]), (1, items[split:], node.record[33:])):
         child = _with_bit(path, depth, side)
         if part:
-            children.append(_update(read, out, depth + 1, child, _load(read, depth + 1, child), part))
+            children.append(_update(read, out, depth + 1, child, _load(read, depth + 1, child, stored), part))
         else:
             children.append(_Node(stored, b""))
     return _join(read, out, depth, path, children[0], children[1])
@@ -352,7 +356,7 @@ def compute_state_path(read: ReadNode, key: bytes) -> tuple[bytes, ...] | None:
         bit = _bit(path, depth)
         siblings.append(node.record[1:33] if bit else node.record[33:])
         depth += 1
-        node = _load(read, depth, path)
+        node = _load(read, depth, path, node.record[33:] if bit else node.record[1:33])
     if not node.is_leaf or node.record[1:33] != path:
         return None
     return tuple(siblings)
