@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from channels import files, rest, shopify
 from channels.config import ChannelConfig, ConfigError
 from channels.records import ChannelOrder, Page
+from omsclient.customers import MIN_KEY_BYTES
 
 
 class Adapter(Protocol):
@@ -35,6 +36,17 @@ class Adapter(Protocol):
 
 ADAPTER_KEYS: dict[str, frozenset[str]] = {"shopify": shopify.KEYS, "rest": rest.KEYS, "files": files.KEYS}
 """Each adapter's own config keys."""
+
+
+def read_customer_key(config: ChannelConfig) -> bytes:
+    """The organisation's customer key, from the environment variable the config names (`customer_key_env`)."""
+    key = os.environ.get(config.customer_key_env, "").encode()
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"channel {config.name!r}: environment variable {config.customer_key_env} must hold the organisation's "
+            f"customer key (at least {MIN_KEY_BYTES} bytes): customer references are hashed with it"
+        )
+    return key
 
 
 def make_adapter(config: ChannelConfig) -> Adapter:

@@ -7,19 +7,21 @@ currency cannot carry exactly, or a SKU the ledger could not name is
 decide, it decides by rule: a channel SKU is mapped through the channel's
 `sku_map` (others pass through unchanged; the ledger refuses one not in its
 catalogue, and that refusal is dead-lettered too), an order that names no
-region gets the channel's, and the customer leaves the puller only as a
-SHA-256 of `<channel>:<customer reference>`: personal data never reaches the
-ledger in clear. The external reference is `<channel name>:<channel's order
+region gets the channel's, and the customer leaves the puller only as an
+HMAC-SHA256 of `<channel>:<customer reference>` under the organisation's
+customer key (`omsclient.customers`), which no dictionary reverses; the
+ship-to and notes go to the node, which seals them: personal data never
+reaches the ledger in clear. The external reference is `<channel name>:<channel's order
 id>`, so a re-pulled order is answered with the order it placed before.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from channels.config import ID_TEXT, ChannelConfig
 from channels.records import ChannelOrder, Unfit
+from omsclient.customers import hash_customer
 
 MAX_LINES = 100
 """Most lines the ledger takes in one order."""
@@ -42,9 +44,9 @@ def make_external_ref(channel: str, order_id: str) -> str:
     return f"{channel}:{order_id}"
 
 
-def hash_customer(channel: str, customer_ref: str) -> str:
-    """The customer as the ledger knows them: SHA-256 hex of `<channel>:<customer reference>`."""
-    return hashlib.sha256(f"{channel}:{customer_ref}".encode()).hexdigest()
+def compute_customer_hash(key: bytes, channel: str, customer_ref: str) -> str:
+    """The customer as the ledger knows them: the keyed hash of `<channel>:<customer reference>`."""
+    return hash_customer(key, f"{channel}:{customer_ref}")
 
 
 def map_sku(config: ChannelConfig, sku: str) -> str:
@@ -55,8 +57,9 @@ def map_sku(config: ChannelConfig, sku: str) -> str:
     return ledger_sku
 
 
-def clean_order(config: ChannelConfig, order: ChannelOrder) -> dict[str, Any]:
-    """The `order.create` payload of a mapped channel order, or `Unfit` with the reason it cannot be sent."""
+def clean_order(config: ChannelConfig, order: ChannelOrder, customer_key: bytes) -> dict[str, Any]:
+    """The `order.create` payload of a mapped channel order (its customer hashed under `customer_key`), or
+    `Unfit` with the reason it cannot be sent."""
     external_ref = make_external_ref(config.name, order.order_id)
     if len(external_ref) > MAX_REF_LENGTH:
         raise Unfit("bad_order_id", f"order id {order.order_id[:80]!r}... makes a reference over {MAX_REF_LENGTH}")
@@ -84,7 +87,7 @@ def clean_order(config: ChannelConfig, order: ChannelOrder) -> dict[str, Any]:
         delivery.update(lat=order.lat, lon=order.lon)
     payload: dict[str, Any] = {
         "external_ref": external_ref,
-        "customer_hash": hash_customer(config.name, order.customer_ref),
+        "customer_hash": compute_customer_hash(customer_key, config.name, order.customer_ref),
         "currency": order.currency,
         "lines": lines,
         "payment_terms": config.payment_terms,
@@ -92,4 +95,8 @@ def clean_order(config: ChannelConfig, order: ChannelOrder) -> dict[str, Any]:
     }
     if delivery:
         payload["delivery"] = delivery
+    if order.ship_to is not None:
+        payload["ship_to"] = order.ship_to
+    if order.notes is not None:
+        payload["notes"] = order.notes
     return payload

@@ -10,6 +10,7 @@ since = "30d"                    # where a new channel starts: an ISO time or a 
 sku_map = { "TS-M" = "TSHIRT-M" }   # channel SKU -> ledger SKU; others pass through unchanged
 base_url = "https://example.myshopify.com"    # the adapter's own keys (`channels.adapters`)
 access_token_env = "SHOPIFY_TOKEN"            # secrets never in the file: the variable that holds it
+customer_key_env = "OMS_CUSTOMER_KEY"         # the organisation's customer key (the default variable)
 ```
 
 Every key is checked here or by the channel's adapter; an unknown key, a
@@ -27,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from omsclient.customers import CUSTOMER_KEY_ENV
+
 ID_TEXT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """A channel name, region or SKU: the ledger's id characters."""
 
@@ -36,7 +39,17 @@ DURATION = re.compile(r"([0-9]{1,6})([smhd])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 COMMON_KEYS = frozenset(
-    {"name", "adapter", "poll_seconds", "sku_map", "region", "since", "access_token_env", "payment_terms"}
+    {
+        "name",
+        "adapter",
+        "poll_seconds",
+        "sku_map",
+        "region",
+        "since",
+        "access_token_env",
+        "customer_key_env",
+        "payment_terms",
+    }
 )
 """Keys every channel may have; the others belong to its adapter."""
 
@@ -73,6 +86,8 @@ class ChannelConfig:
     `on_account`."""
     settings: Mapping[str, Any]
     """The adapter's own keys, checked by the adapter."""
+    customer_key_env: str = CUSTOMER_KEY_ENV
+    """The environment variable that holds the organisation's customer key (`omsclient.customers`)."""
 
 
 def where(name: str, key: str) -> str:
@@ -156,6 +171,7 @@ def read_channel(table: Any, known_keys: Mapping[str, frozenset[str]]) -> Channe
         region=region,
         since=since,
         access_token_env=read_text(table, "access_token_env", name),
+        customer_key_env=read_text(table, "customer_key_env", name, default=CUSTOMER_KEY_ENV) or CUSTOMER_KEY_ENV,
         payment_terms=terms,
         settings={key: value for key, value in table.items() if key not in COMMON_KEYS},
     )

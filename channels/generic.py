@@ -10,8 +10,11 @@
 `id`, `currency`, `updated_at` and `lines` (each `sku`, `qty` a whole
 number, `price` of one unit tax included as a decimal string) are required;
 `discount` (off the whole line), `shipping`, `delivery`, `customer_ref` (a
-guest order is its own customer, `order:<id>`), `paid` and `cancelled` are
-optional. Amounts are decimal strings in the order's currency, read exactly
+guest order is its own customer, `order:<id>`), `paid`, `cancelled`,
+`ship_to` (a map of the ledger's ship-to keys: `name`, `address_lines`,
+`city`, `postcode`, `region`, `country`, `phone`, `email`) and `notes` are
+optional; the ship-to and notes are sealed by the node, never in clear on
+the ledger. Amounts are decimal strings in the order's currency, read exactly
 (`channels.money`).
 """
 
@@ -65,6 +68,8 @@ def map_generic_order(raw: Any) -> ChannelOrder:
         paid=read_bool(order.get("paid", False), "paid"),
         cancelled=read_bool(order.get("cancelled", False), "cancelled"),
         updated_at=updated_at,
+        ship_to=None if order.get("ship_to") is None else read_map(order["ship_to"], "ship_to"),
+        notes=read_text_field(order.get("notes"), "notes"),
     )
 
 

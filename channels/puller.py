@@ -66,8 +66,12 @@ class Step:
 class Puller:
     """Pulls one channel into the ledger."""
 
-    def __init__(self, config: ChannelConfig, adapter: Adapter, state: State, sender: Sender, log: Log) -> None:
+    def __init__(
+        self, config: ChannelConfig, adapter: Adapter, state: State, sender: Sender, log: Log, customer_key: bytes
+    ) -> None:
         self.config = config
+        self.customer_key = customer_key
+        """The organisation's secret that customer references are hashed with."""
         self.adapter = adapter
         self.state = state
         self.sender = sender
@@ -155,7 +159,7 @@ class Puller:
                 batch.known[order.order_id] = KnownOrder(order.order_id, None, order.updated_at, False, True)
             else:
                 try:
-                    fresh.append((raw, order, clean_order(self.config, order)))
+                    fresh.append((raw, order, clean_order(self.config, order, self.customer_key)))
                 except Unfit as unfit:
                     batch.bury(order.order_id, raw, unfit.reason, unfit.message)
         changed.extend(self.place(fresh, batch, attempt))

@@ -60,6 +60,10 @@ class ChannelOrder:
     """The channel says the order is cancelled."""
     updated_at: str
     """The channel's time of the order's last change, as it wrote it."""
+    ship_to: dict[str, Any] | None = None
+    """Where the goods go and whom to reach (the ledger's ship-to keys), if the channel says; the node seals it."""
+    notes: str | None = None
+    """The customer's notes, if any (sealed with the ship-to)."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,10 @@ An order maps by its numeric `id` (the external reference is
 `taxes_included`, `financial_status` (`paid`: the ledger order is marked
 paid), `cancelled_at` (set: the ledger order is cancelled), `updated_at`,
 `customer.id` and `shipping_address` (`province_code` as the region,
-`latitude`/`longitude`). The ledger prices tax included: when
+`latitude`/`longitude`; with `name`, `address1`, `address2`, `city`, `zip`,
+`country_code`, `phone` and the order's `email` it is the order's ship-to,
+and the order's `note` its notes: both sealed by the node, never in clear on
+the ledger). The ledger prices tax included: when
 `taxes_included` is false, each line's `tax_lines` are added to its unit
 price, rounded up to a whole minor unit per unit, and the rounding taken off
 as discount, so the line's gross is Shopify's to the cent. A guest order
@@ -126,7 +129,44 @@ class ShopifyAdapter(HttpAdapter):
             paid=order.get("financial_status") == "paid",
             cancelled=order.get("cancelled_at") is not None,
             updated_at=read_text_field(require_field(order, "updated_at"), "updated_at") or "",
+            ship_to=map_ship_to(address, order.get("email")),
+            notes=read_text_field(order.get("note"), "note"),
         )
+
+
+SHIPPING_ADDRESS_TEXT = (
+    "name",
+    "first_name",
+    "last_name",
+    "address1",
+    "address2",
+    "city",
+    "zip",
+    "province_code",
+    "country_code",
+    "phone",
+)
+"""The text fields of a Shopify `shipping_address` that its ship-to takes."""
+
+
+def map_ship_to(address: dict[str, Any], email: Any) -> dict[str, Any] | None:
+    """The ledger's ship-to of a Shopify `shipping_address` (None when it names no street, city or country)."""
+    text = {key: read_text_field(address.get(key), f"shipping_address.{key}") for key in SHIPPING_ADDRESS_TEXT}
+    lines = [line for line in (text["address1"], text["address2"]) if line]
+    if not lines or text["city"] is None or text["country_code"] is None:
+        return None
+    name = text["name"] or " ".join(part for part in (text["first_name"], text["last_name"]) if part) or None
+    ship_to = {
+        "name": name,
+        "address_lines": lines,
+        "city": text["city"],
+        "postcode": text["zip"],
+        "region": text["province_code"],
+        "country": text["country_code"],
+        "phone": text["phone"],
+        "email": read_text_field(email, "email"),
+    }
+    return {key: value for key, value in ship_to.items() if value is not None}
 
 
 def sum_tax(item: dict[str, Any], currency: str, where: str) -> int:

@@ -124,6 +124,7 @@ def cmd_tx_send(args: argparse.Namespace) -> int:
     from ledger.genesis import Genesis
     from node.config import CLIENTS_DIR, GENESIS_FILE, NodeConfig
     from omsclient import Client, Keyring
+    from omsclient.signing import get_sealing_keys
 
     home = Path(args.home)
     payload = read_payload(args.payload)
@@ -135,7 +136,8 @@ def cmd_tx_send(args: argparse.Namespace) -> int:
         )
     genesis = Genesis.load(home / GENESIS_FILE)
     client = Client(args.url or NodeConfig.load(home).url, token, timeout=TIMEOUT, retries=RETRIES)
-    keyring = Keyring(Path(args.keys) if args.keys else home / CLIENTS_DIR, genesis.chain_id, client.valid_until)
+    keys = Path(args.keys) if args.keys else home / CLIENTS_DIR
+    keyring = Keyring(keys, genesis.chain_id, client.valid_until, get_sealing_keys(genesis))
     tx_id = client.submit(keyring.sign(args.signer, args.kind, payload))
     result: dict[str, Any] = {"tx_id": tx_id, "status": "pending"}
     if args.wait:

@@ -74,7 +74,7 @@ def open_state(path_text: str, *, create: bool = False) -> Any:
 
 def make_pullers(config_path: Path, node: str | None, token: str | None, profile: str | None, state: Any) -> Any:
     """The pullers of a config file, with a client of the node."""
-    from channels.adapters import ADAPTER_KEYS, make_adapter
+    from channels.adapters import ADAPTER_KEYS, make_adapter, read_customer_key
     from channels.config import ConfigError, load_config
     from channels.log import JsonLog
     from channels.puller import Puller
@@ -88,14 +88,15 @@ def make_pullers(config_path: Path, node: str | None, token: str | None, profile
     try:
         configs = load_config(config_path, ADAPTER_KEYS)
         adapters = [make_adapter(config) for config in configs]
+        customer_keys = [read_customer_key(config) for config in configs]
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
     sender = Sender(Client(target.node, target.token))
     state.save_setting("config", str(config_path.resolve()))
     state.save_setting("node", target.node)
     pullers = [
-        Puller(config, adapter, state, sender, partial(log, channel=config.name))
-        for config, adapter in zip(configs, adapters, strict=True)
+        Puller(config, adapter, state, sender, partial(log, channel=config.name), key)
+        for config, adapter, key in zip(configs, adapters, customer_keys, strict=True)
     ]
     return pullers, log
 

@@ -70,6 +70,13 @@ class MessageLog:
         for later in [h for h in self.slots if h > height]:
             del self.slots[later]
 
+    def drop_proposals(self, height: int, view: int) -> None:
+        """Forget the proposals for heights above `height` made in views before `view` (left behind by a view
+        change; the next height's are kept, as commits of an older view may still decide it)."""
+        for later, slot in self.slots.items():
+            if later > height:
+                slot.pre_prepares = {v: p for v, p in slot.pre_prepares.items() if v >= view}
+
     def size(self) -> int:
         """How many messages the log holds."""
         return sum(slot.size() for slot in self.slots.values())

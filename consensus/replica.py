@@ -26,6 +26,15 @@ CHECKPOINTs; 2f+1 matching make it stable and the log below it is dropped.
 Signs of others being ahead (f+1 validators past our height, a stable
 checkpoint or a new view above it) make the replica ask for sync.
 
+A replica that missed a view change learns the live view from ordinary
+traffic (as the pacemakers of the HotStuff family and BFT-SMaRt's
+synchronisation phase do): a block it decides or syncs with a certificate of
+a later view brings it into that view; f+1 validators seen proposing, voting
+or timing out in later views make it ask for the highest view one honest
+validator is in, and a peer in that view shows it the NEW-VIEW (again at each
+expiry of the peer's view timer, should it be lost). It votes in a view only
+on such a proof, which no f validators can forge.
+
 The validator set may change at a stated height (`ledger.membership`: a
 change approved in block h takes effect right after the next checkpoint
 boundary). Every vote, certificate and quorum about height H counts the set
@@ -84,6 +93,18 @@ MAX_BACKOFF_EXPONENT = 6
 VIEW_SPAN = 64
 """Votes for views further than this from the current view are not kept."""
 
+PROPOSALS_AHEAD = 2
+"""Proposals are held for at most this many heights past the next one (one block is in flight at a time, so an
+honest primary is never further ahead of a replica that follows it): a primary cannot fill memory with blocks."""
+
+FAILURES_ALLOWED = 16
+"""Messages that fail their checks a validator may send per height (and per expiry of the view timer); past them,
+its messages are refused unchecked until the next, so a validator's bad signatures cost a bounded number of checks.
+An honest validator's messages never fail: the transport authenticates the sender, who signs with its own key."""
+
+RECENT_VOTE_HEIGHTS = 3
+"""A replica counts as voting only while its last signed vote is at most this many heights below its head."""
+
 _UNCHECKED = "unchecked"
 
 SlotKey = tuple[str, int, int]
@@ -117,7 +138,7 @@ class Replica:
         """Signs nothing (no vote, no view change) at heights up to this one: set when the node lost its
         consensus log, so it cannot contradict what it signed before it lost it."""
         self.last_voted_height = 0
-        """Height of the last PREPARE or COMMIT this replica signed (0 if none since it started)."""
+        """Height of the last PREPARE or COMMIT this replica signed (as its consensus log shows; 0 if none)."""
         self._key = key
         self._params = genesis.consensus
         self._window = 2 * max(self._params.checkpoint_interval, 1)
@@ -144,6 +165,12 @@ class Replica:
         self._resent: tuple[int, int] | None = None
         """(view, height) at which the view timer last re-sent this replica's part, before suspecting."""
         self._peer_heights: dict[str, int] = {}
+        self._peer_views: dict[str, int] = {}
+        """Highest view each validator was seen working in (a proposal, vote, TIMEOUT or NEW-VIEW it signed there)."""
+        self._failures: dict[str, int] = {}
+        """Messages from each validator that failed their checks, since the last height or view timer expiry."""
+        self._ahead: PrePrepare | None = None
+        """A proposal for the next height from a view above this replica's, held until it joins that view."""
         self._sync_requested = 0
         self._restore(records)
         self._refresh_schedule()
@@ -196,8 +223,13 @@ class Replica:
 
     @property
     def is_voting(self) -> bool:
-        """Would this replica vote on a proposal for its next height now (in a view, not muted, not behind)?"""
-        return self._may_vote()
+        """Does this replica take part: it signed a vote at one of the last few heights, and would vote on a
+        proposal for its next height now (in a view, not muted, not behind)?
+
+        A replica that only follows by sync (out of the view the others vote in) is not voting, whatever
+        it would do if a proposal came: the network's fault tolerance counts it out.
+        """
+        return self._may_vote() and self._height - self.last_voted_height <= RECENT_VOTE_HEIGHTS
 
     @property
     def view_base(self) -> int:
@@ -230,10 +262,33 @@ class Replica:
         if sender != message.sender or sender == self.id:
             return []
         self._refresh_schedule()
+        if not self._may_act_on(message) or self._failures.get(sender, 0) >= FAILURES_ALLOWED:
+            return []
         try:
             self.checker.verify(message)
         except InvalidMessage:
+            self._failures[sender] = self._failures.get(sender, 0) + 1
             return []
+        if not isinstance(message, Checkpoint | ViewChange) and message.view > self._peer_views.get(sender, 0):
+            self._peer_views[sender] = message.view
+        return self._dispatch(message) + self._follow_live_view()
+
+    def _may_act_on(self, message: Message) -> bool:
+        """Could `message` change anything here? Asked before any signature in it is checked, so what this
+        replica would ignore anyway costs a Byzantine sender's victim nothing: a view too far ahead to keep
+        votes for, a proposal for a height decided or too far ahead to hold, or a NEW-VIEW for a view this
+        replica has already started."""
+        if isinstance(message, Checkpoint):
+            return True
+        if message.view > self._view + VIEW_SPAN:
+            return False
+        if isinstance(message, PrePrepare):
+            return self._height < message.height <= self._height + 1 + PROPOSALS_AHEAD
+        if isinstance(message, NewView):
+            return message.view > self._view or (message.view == self._view and self._view_changing)
+        return True
+
+    def _dispatch(self, message: Message) -> list[Action]:
         if isinstance(message, PrePrepare):
             return self._on_pre_prepare(message)
         if isinstance(message, Prepare | Commit):
@@ -254,13 +309,17 @@ class Replica:
             return []
         self._timer_armed = False
         self._sync_requested = self._height
+        # A peer shown the NEW-VIEW may have lost it: each may be shown it again once per expiry of this timer.
+        self._new_view_sent = set()
+        self._failures = {}
         sync = self._note_peer_height(None)
         if sync:
             # f+1 peers committed past this replica: it is lagging, which is no fault of the primary's.
             return sync + self._rearm_timer()
         if self._view_changing:
-            if not self._has_view_change_quorum():
-                # Moving on alone would leave the others behind in ever later views: ask again for this one.
+            if not self._has_view_change_quorum() or self._count_peers_in(self._view) > self.validators.f:
+                # Moving on alone would leave the others behind in ever later views, and f+1 seen working in
+                # this view show it started: ask again for this one (a peer in it answers with its NEW-VIEW).
                 return self._resend_view_change() + self._rearm_timer()
             return self._start_view_change(self._view + 1)
         slot = (self._view, self._height + 1)
@@ -310,10 +369,10 @@ class Replica:
         actions = self._note_peer_height(message.sender, message.height - 1)
         # While changing view, the view just left may still commit (see `_return_to_live_view`): keep its blocks.
         lowest = self._view - 1 if self._view_changing else self._view
-        if not self._is_in_window(message.height, message.view, lowest=lowest, highest=self._view):
+        if not self._is_fresh(message) and not self._is_reproposal(message):
             return actions
-        header = message.block.header
-        if header.view != message.view or header.proposer != message.sender:
+        if not self._is_in_window(message.height, message.view, lowest=lowest, highest=self._view):
+            self._hold_ahead(message)
             return actions
         slot = self._log.slot(message.height)
         first = slot.pre_prepares.setdefault(message.view, message)
@@ -330,6 +389,45 @@ class Replica:
         if not self._log.add_vote(vote):
             return actions
         return actions + self._process()
+
+    @staticmethod
+    def _is_fresh(message: PrePrepare) -> bool:
+        """Is the proposal a block its sender built in the proposal's view?"""
+        header = message.block.header
+        return header.view == message.view and header.proposer == message.sender
+
+    def _is_reproposal(self, message: PrePrepare) -> bool:
+        """Is the proposal the block the current view's NEW-VIEW re-proposes (as its primary re-sends it)?
+
+        The view entry, persisted before any vote in the view, names that block: a backup restarted inside the
+        view, which no longer holds the NEW-VIEW, prepares it from the primary's re-sent PRE-PREPARE.
+        """
+        entry = self._view_entry
+        return (
+            entry.view == message.view
+            and entry.height + 1 == message.height
+            and entry.block_hash == message.block.hash()
+        )
+
+    def _hold_ahead(self, message: PrePrepare) -> None:
+        """Keep one proposal for the next height from a later view (the latest view's), for when this replica
+        joins that view: a replica that learns the live view from the votes about a proposal must not have
+        thrown the proposal away. One block at most, whatever the primaries of later views send."""
+        ahead = self._ahead
+        if message.height != self._height + 1 or not self._view < message.view <= self._view + VIEW_SPAN:
+            return
+        if ahead is None or ahead.height != message.height or message.view > ahead.view:
+            self._ahead = message
+
+    def _take_ahead(self) -> None:
+        """Having moved to a later view, file the proposal held for it, if any, with the others."""
+        ahead = self._ahead
+        if ahead is None or ahead.view > self._view:
+            return
+        self._ahead = None
+        lowest = self._view - 1 if self._view_changing else self._view
+        if self._is_in_window(ahead.height, ahead.view, lowest=lowest, highest=self._view):
+            self._log.slot(ahead.height).pre_prepares.setdefault(ahead.view, ahead)
 
     def _process(self) -> list[Action]:
         """Move the slot at height+1 forward as far as the messages held allow."""
@@ -446,6 +544,7 @@ class Replica:
         certificate = CommitCertificate(height, view, block_hash, signatures)
         actions: list[Action] = [Decide(block, certificate)]
         self._return_to_live_view(view, height)
+        actions += self._join_certified_view(view, height)
         self._height, self._head_hash, self._head_root = height, block_hash, block.header.state_root
         self._certificate = certificate
         self._enter_height()
@@ -486,6 +585,7 @@ class Replica:
         self._new_view_sent = set()
         self._view_entry = ViewEntry(view, height, None)
         self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > view}
+        self._take_ahead()
         return [Persist(make_view_record(self._view_entry))]
 
     def _enter_height(self) -> None:
@@ -496,6 +596,9 @@ class Replica:
         self._status = None
         self._signed = {key: m for key, m in self._signed.items() if key[2] == 0 or key[2] > self._height}
         self._timeouts = {sender: t for sender, t in self._timeouts.items() if t.height > self._height}
+        if self._ahead is not None and self._ahead.height <= self._height:
+            self._ahead = None
+        self._failures = {}
 
     def _propose(self) -> list[Action]:
         """As an idle primary with pending txs, build and propose the next block."""
@@ -675,11 +778,36 @@ class Replica:
             raise RuntimeError(f"signed two different view changes for view {view}")
         self._view_changes[self.id] = view_change
         self._signed = {key: m for key, m in self._signed.items() if key[2] > 0 or key[1] >= view}
+        self._log.drop_proposals(self._height + 1, view)
+        self._take_ahead()
         return [*actions, Broadcast(view_change), *self._rearm_timer(), *self._process_view_changes()]
 
     def _has_view_change_quorum(self) -> bool:
         """Have q replicas (this one included) asked for the view this replica is changing to, or a later one?"""
         return sum(vc.view >= self._view for vc in self._view_changes.values()) >= self.quorum
+
+    def _count_peers_in(self, view: int) -> int:
+        """How many other validators of the current set were seen working in `view` or a later one."""
+        keys = self.validators.keys
+        return sum(1 for sender, seen in self._peer_views.items() if seen >= view and sender in keys)
+
+    def _follow_live_view(self) -> list[Action]:
+        """f+1 validators seen working in views above ours: ask for the highest view that one honest one is in.
+
+        An honest validator works in a view only once it started (by its NEW-VIEW, or by a block certified in
+        it), so the (f+1)-th highest view seen is live, and no f validators can fake it. As PBFT's replica
+        that sees f+1 view changes ahead, this one sends its VIEW-CHANGE for that view: a peer in the view
+        answers with its NEW-VIEW (`_help_lagging_peer`), or the view's next certified block brings it in
+        (`_join_certified_view`); it never votes there before.
+        """
+        if self.is_muted or not self.is_member:
+            return []
+        f = self.validators.f
+        if self._count_peers_in(self._view + 1) <= f:
+            return []
+        keys = self.validators.keys
+        ahead = sorted((seen for sender, seen in self._peer_views.items() if sender in keys), reverse=True)
+        return self._start_view_change(ahead[f])
 
     def _resend_view_change(self) -> list[Action]:
         own = self._signed.get(("view_change", self._view, 0))
@@ -771,9 +899,11 @@ class Replica:
         reproposed = None if pre_prepare is None else pre_prepare.block.hash()
         self._view_entry = ViewEntry(new_view.view, plan.height, reproposed, plan.prepared_view)
         self._view_changes = {s: vc for s, vc in self._view_changes.items() if vc.view > new_view.view}
+        self._log.drop_proposals(self._height + 1, new_view.view)
         actions: list[Action] = [Persist(make_view_record(self._view_entry)), *self._request_sync(plan.height)]
         if pre_prepare is not None and self._is_in_window(pre_prepare.height, pre_prepare.view):
             self._log.slot(pre_prepare.height).pre_prepares[new_view.view] = pre_prepare
+        self._take_ahead()
         if self._pending or pre_prepare is not None:
             actions += self._rearm_timer()
         else:
@@ -878,6 +1008,8 @@ class Replica:
                 raise ConsensusLogCorrupted(f"consensus log holds a {type(message).__name__} not signed by this node")
             self._signed[_compute_slot_key(message)] = message
             top_view = max(top_view, message.view)
+            if isinstance(message, Prepare | Commit):
+                self.last_voted_height = max(self.last_voted_height, message.height)
             if not isinstance(message, ViewChange):
                 normal_views.add(message.view)
         for entry in restored.views:

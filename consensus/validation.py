@@ -12,10 +12,18 @@ PRE-PREPARE and 2f+1 PREPAREs of its prepared certificate, and the 2f+1 view
 changes a NEW-VIEW carries. `compute_new_view_plan` is the rule both the new
 primary and every replica apply to those view changes to know where the new
 view starts and which prepared block it must re-propose.
+
+A Byzantine validator may send well-formed messages built to cost signature
+checks, so what can be refused cheaply is refused before any signature is
+checked (a NEW-VIEW with more view changes than validators, or two from one
+sender), and the verdict of every signature and commit certificate checked is
+remembered by digest (`VerdictCache`, bounded): the same signature or
+certificate sent again, good or bad, costs a lookup, not a check.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +37,7 @@ from consensus.messages import (
     compute_signing_bytes,
 )
 from ledger.block import Block, CommitCertificate, compute_block_tx_bytes, verify_block_body, verify_certificate
+from ledger.encoding import encode, sha256
 from ledger.errors import InvalidBlock, InvalidCertificate
 from ledger.genesis import Genesis
 from ledger.keys import is_valid_signature
@@ -36,6 +45,27 @@ from ledger.membership import ValidatorSet, get_genesis_membership
 
 ValidatorLookup = Callable[[int], ValidatorSet]
 """The validator set that certifies a height."""
+
+VERDICTS_REMEMBERED = 8192
+"""Signature and certificate verdicts a checker remembers (about 0.6 MiB)."""
+
+
+class VerdictCache:
+    """The verdicts of the last checks, by digest of what was checked: None if it passed, else why it failed."""
+
+    def __init__(self, capacity: int = VERDICTS_REMEMBERED) -> None:
+        self.capacity = capacity
+        self._verdicts: OrderedDict[bytes, str | None] = OrderedDict()
+
+    def check(self, digest: bytes, run: Callable[[], str | None]) -> str | None:
+        """The remembered verdict for `digest`, or `run`'s, remembered (the oldest forgotten past capacity)."""
+        if digest in self._verdicts:
+            self._verdicts.move_to_end(digest)
+            return self._verdicts[digest]
+        verdict = self._verdicts[digest] = run()
+        if len(self._verdicts) > self.capacity:
+            self._verdicts.popitem(last=False)
+        return verdict
 
 
 @dataclass(frozen=True)
@@ -84,9 +114,13 @@ class MessageChecker:
         self.genesis = genesis
         self.validators: ValidatorLookup = validators or get_genesis_membership(genesis).validator_set
         """The set that certifies a height."""
+        self.verdicts = VerdictCache()
+        """Verdicts of the signatures and certificates checked, so none is checked twice."""
 
     def verify(self, message: Message) -> None:
         """Raise `InvalidMessage` unless `message` and everything it carries is well signed and consistent."""
+        if isinstance(message, NewView):
+            self.verify_new_view_shape(message)
         self.verify_signature(message)
         if isinstance(message, PrePrepare):
             self.verify_pre_prepare(message)
@@ -102,7 +136,10 @@ class MessageChecker:
         key = self.validators(height).keys.get(message.sender)
         if key is None:
             raise InvalidMessage(f"message from {message.sender!r}, who is not a validator at height {height}")
-        if not is_valid_signature(key, compute_signing_bytes(message), message.signature):
+        data = compute_signing_bytes(message)
+        signature = message.signature
+        digest = sha256(b"signature:" + encode([key, data, signature]))
+        if self.verdicts.check(digest, lambda: None if is_valid_signature(key, data, signature) else "bad"):
             raise InvalidMessage(f"bad signature on a {type(message).__name__} from {message.sender!r}")
 
     def verify_pre_prepare(self, message: PrePrepare) -> None:
@@ -152,40 +189,61 @@ class MessageChecker:
         elif message.certificate is None:
             raise InvalidMessage(f"view change claims height {message.height} without its certificate")
         else:
-            try:
-                certificate = message.certificate
-                validators = self.validators(message.height)
-                verify_certificate(certificate, self.genesis, certificate.block_hash, message.height, validators)
-            except InvalidCertificate as exc:
-                raise InvalidMessage(f"view change from {message.sender!r}: {exc}") from exc
+            problem = self.check_certificate(message.certificate, message.height)
+            if problem is not None:
+                raise InvalidMessage(f"view change from {message.sender!r}: {problem}")
         if message.prepared is not None:
             if message.prepared.height != message.height + 1 or message.prepared.view >= message.view:
                 raise InvalidMessage("view change carries a prepared certificate for the wrong slot")
             self.verify_prepared(message.prepared)
 
+    def check_certificate(self, certificate: CommitCertificate, height: int) -> str | None:
+        """Why `certificate` does not certify its block at `height` by the set of that height, or None (the
+        verdict is remembered by the certificate's digest and the set's hash)."""
+        validators = self.validators(height)
+        digest = sha256(b"certificate:" + encode([height, validators.hash(), certificate.to_wire()]))
+
+        def run() -> str | None:
+            try:
+                verify_certificate(certificate, self.genesis, certificate.block_hash, height, validators)
+            except InvalidCertificate as exc:
+                return str(exc)
+            return None
+
+        return self.verdicts.check(digest, run)
+
+    def verify_new_view_shape(self, message: NewView) -> None:
+        """What a NEW-VIEW must be before any signature in it is checked: view changes for its view, at most
+        one from each validator (of the height each works on)."""
+        if not message.view_changes:
+            raise InvalidMessage(f"new view {message.view} carries no view change")
+        senders = {view_change.sender for view_change in message.view_changes}
+        if len(senders) != len(message.view_changes):
+            raise InvalidMessage(f"new view {message.view} needs view changes from distinct validators")
+        for view_change in message.view_changes:
+            if view_change.sender not in self.validators(compute_message_height(view_change)).keys:
+                raise InvalidMessage(f"new view {message.view} carries a view change from {view_change.sender!r}")
+        if any(view_change.view != message.view for view_change in message.view_changes):
+            raise InvalidMessage(f"new view {message.view} carries a view change for another view")
+
     def verify_new_view(self, message: NewView) -> None:
         """A NEW-VIEW counts the view changes of the set of the height its view starts at (each view change
         itself is checked against the set of the height its sender works on)."""
-        if not message.view_changes:
-            raise InvalidMessage(f"new view {message.view} carries no view change")
+        self.verify_new_view_shape(message)
         validators = self.validators(compute_message_height(message))
         if message.sender != compute_primary(validators, message.view):
             raise InvalidMessage(f"new view {message.view} from {message.sender!r}, not its primary")
-        senders = set()
-        for view_change in message.view_changes:
-            self.verify_signature(view_change)
-            self.verify_view_change(view_change)
-            if view_change.view != message.view:
-                raise InvalidMessage(f"new view {message.view} carries a view change for view {view_change.view}")
-            senders.add(view_change.sender)
-        counted = len(senders & validators.keys.keys())
-        if counted < validators.quorum or len(senders) != len(message.view_changes):
+        senders = {view_change.sender for view_change in message.view_changes}
+        if len(senders & validators.keys.keys()) < validators.quorum:
             raise InvalidMessage(
                 f"new view {message.view} needs {validators.quorum} view changes from distinct validators"
             )
+        for view_change in message.view_changes:
+            self.verify_signature(view_change)
+            self.verify_view_change(view_change)
         pre_prepare = message.pre_prepare
         if pre_prepare is not None:
-            self.verify_signature(pre_prepare)
-            self.verify_pre_prepare(pre_prepare)
             if pre_prepare.view != message.view:
                 raise InvalidMessage(f"new view {message.view} carries a pre-prepare for view {pre_prepare.view}")
+            self.verify_signature(pre_prepare)
+            self.verify_pre_prepare(pre_prepare)

@@ -62,6 +62,11 @@ def order_key(order_id: str) -> str:
     return f"order/{order_id}"
 
 
+def personal_key(order_id: str) -> str:
+    """An order's sealed personal data (`records.PersonalRecord`)."""
+    return f"personal/{order_id}"
+
+
 def external_ref_key(channel: str, ref_hash: str) -> str:
     return f"extref/{channel}/{ref_hash}"
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from contracts.context import TxContext
 from contracts.errors import Rejected
+from contracts.payload import HEX_DIGITS
 from ledger.genesis import ROLES as KNOWN_ROLES
 from ledger.genesis import Identity
 from ledger.membership import Epoch, Membership, Organisation, ValidatorSet, compute_epoch_start
@@ -97,15 +98,22 @@ def _schedule(membership: Membership, validators: tuple[Identity, ...], ctx: TxC
 
 
 def compute_org_add(membership: Membership, params: Any, ctx: TxContext) -> Membership:
-    """Add organisation `org` (named `name`)."""
-    params = _require_params(params, {"org", "name"})
+    """Add organisation `org` (named `name`; with `encryption_key`, the X25519 public key personal data is sealed
+    to)."""
+    params = _require_params(params, {"org", "name"}, frozenset({"encryption_key"}))
     org = _get_id(params, "org")
     name = params["name"]
     if not isinstance(name, str) or not 0 < len(name) <= MAX_ID_LENGTH:
         raise Rejected("bad_payload", f"name must be a non-empty string of at most {MAX_ID_LENGTH} characters")
     if membership.has_org(org):
         raise Rejected("member_exists", f"organisation {org} is already a member")
-    return replace(membership, organisations=(*membership.organisations, Organisation(id=org, name=name)))
+    organisation = Organisation(id=org, name=name)
+    if "encryption_key" in params:
+        key = params["encryption_key"]
+        if not isinstance(key, str) or len(key) != 64 or key.strip(HEX_DIGITS):
+            raise Rejected("bad_payload", "encryption_key must be 64 lowercase hex digits (an X25519 public key)")
+        organisation["encryption_key"] = key
+    return replace(membership, organisations=(*membership.organisations, organisation))
 
 
 def compute_org_remove(membership: Membership, params: Any, ctx: TxContext) -> Membership:

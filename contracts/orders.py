@@ -3,8 +3,10 @@
 A channel sends its own external reference (unique per channel: sending the
 same order again under it returns the existing order and creates nothing,
 another order under it is refused with `duplicate_reference`; see
-`references`), a customer reference already hashed by the channel (sha256
-hex; no personal data in clear ever reaches the ledger), a delivery region
+`references`), a customer reference already hashed by the channel (an HMAC
+keyed with a secret of the channel's organisation, in hex; no personal data
+in clear ever reaches the ledger: the ship-to and notes come sealed, see
+`personal`), a delivery region
 and coordinates or a pickup store, the lines, payment terms (`prepaid`:
 cancelled if not paid within `orders.unpaid_timeout_ms` of block time;
 `on_account`: released at once) and a shipping charge, and may add its own
@@ -64,6 +66,7 @@ from contracts.payload import (
     text,
 )
 from contracts.payments import compute_refund_due, start_payment_clock
+from contracts.personal import SEALED, record_personal
 from contracts.records import Delivery, Order, OrderLine
 from contracts.references import hash_reference, recall, remember
 from contracts.review import compute_hold_reasons
@@ -130,7 +133,7 @@ PICKUP = ident("pickup", required=False, doc="the store the customer collects fr
 
 NEW_ORDER = payload(
     text("external_ref", min_length=1, doc="the channel's reference: a re-sent one is a duplicate"),
-    digest("customer_hash", doc="sha256 of the channel's customer reference"),
+    digest("customer_hash", doc="HMAC-SHA256 of the channel's customer reference, keyed by its organisation"),
     text("currency", doc="the SKUs' currency"),
     ORDER_LINES,
     DELIVERY,
@@ -151,6 +154,7 @@ NEW_ORDER = payload(
         default=[],
         doc="the channel's labels, kept on the order as sent",
     ),
+    SEALED,
 )
 """One order as a channel places it."""
 
@@ -365,12 +369,16 @@ def place_order(state: StateView, ctx: TxContext, fields: dict[str, Any], item: 
     re-sent external reference placed before; the reference sent with another order is `duplicate_reference`."""
     external_ref = fields["external_ref"]
     key = keys.external_ref_key(ctx.signer.id, hash_reference(external_ref))
-    known = recall(state, key, fields, external_ref)
+    # sealing is randomised: the same order sent again is known by everything but its sealed personal data
+    content = {name: value for name, value in fields.items() if name != "personal"}
+    known = recall(state, key, content, external_ref)
     if known is not None:
         order_id = known["order_id"]
         return {"order_id": order_id, "status": require_order(state, order_id)["status"], "duplicate": True}
     order = open_order(state, ctx, fields, review=True, item=item)
-    remember(state, key, fields, {"order_id": order["order_id"]})
+    if fields["personal"] is not None:
+        record_personal(state, ctx, order["order_id"], fields["personal"])
+    remember(state, key, content, {"order_id": order["order_id"]})
     return {
         "order_id": order["order_id"],
         "status": order["status"],

@@ -14,7 +14,8 @@ What a payload may hold:
 - ids: short strings of letters, digits, `.`, `_` and `-`, so they are safe
   inside state keys; text: a string of bounded length; integers within
   bounds (a bool is not an integer); booleans; one of a fixed set of
-  strings; sha256 digests in lowercase hex;
+  strings; sha256 digests in lowercase hex; byte strings in lowercase hex
+  of bounded length (ciphertext, keys: `hexbytes`);
 - maps of declared fields, and lists of such maps of bounded length;
 - `any`: any ledger value, checked by the rule itself (governance params).
 
@@ -57,7 +58,7 @@ ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 HEX_DIGITS = "0123456789abcdef"
 """The characters of a digest in lowercase hex."""
 
-FieldType = Literal["id", "text", "int", "bool", "choice", "hash", "list", "map", "table", "array", "any"]
+FieldType = Literal["id", "text", "int", "bool", "choice", "hash", "hex", "list", "map", "table", "array", "any"]
 """What a field holds: see the module docstring."""
 
 
@@ -72,9 +73,9 @@ class Field:
     default: Any = None
     """What an absent optional field reads as (None: absent, the rule decides)."""
     low: int = 0
-    """Least value (int), length (text) or number of items (list, table, array)."""
+    """Least value (int), length (text), bytes (hex) or number of items (list, table, array)."""
     high: int = 0
-    """Greatest value (int), length (text) or number of items (list, table, array)."""
+    """Greatest value (int), length (text), bytes (hex) or number of items (list, table, array)."""
     choices: tuple[str, ...] = ()
     """The values a `choice` may take."""
     fields: tuple[Field, ...] = ()
@@ -155,6 +156,11 @@ def choice(
 def digest(name: str, *, doc: str = "") -> Field:
     """A sha256 digest given as 64 lowercase hex characters."""
     return Field(name=name, type="hash", doc=doc)
+
+
+def hexbytes(name: str, min_bytes: int, max_bytes: int, *, doc: str = "") -> Field:
+    """`min_bytes` to `max_bytes` bytes written as lowercase hex (two digits a byte)."""
+    return Field(name=name, type="hex", low=min_bytes, high=max_bytes, doc=doc)
 
 
 def items(name: str, *fields: Field, max_items: int = MAX_ITEMS, required: bool = True, doc: str = "") -> Field:
@@ -265,6 +271,13 @@ def _read_field(field: Field, item: Any, where: str) -> Any:
         ok = type(item) is bool
     elif kind == "hash":
         ok = type(item) is str and len(item) == 64 and not item.strip(HEX_DIGITS)
+    elif kind == "hex":
+        ok = (
+            type(item) is str
+            and len(item) % 2 == 0
+            and field.low <= len(item) // 2 <= field.high
+            and not item.strip(HEX_DIGITS)
+        )
     else:
         ok = kind == "any"
     if not ok:
@@ -301,6 +314,8 @@ def _describe_rule(field: Field, where: str) -> str:
         return f"{where} must be true or false"
     if kind == "hash":
         return f"{where} must be a sha256 digest in lowercase hex"
+    if kind == "hex":
+        return f"{where} must be {field.low}-{field.high} bytes in lowercase hex"
     return f"{where} is required"
 
 
@@ -325,6 +340,10 @@ def describe(field: Field) -> dict[str, Any]:
         out["characters"] = ID_CHARS
     elif field.type == "hash":
         out["length"] = 64
+        out["characters"] = HEX_DIGITS
+    elif field.type == "hex":
+        out["min_length"] = 2 * field.low
+        out["max_length"] = 2 * field.high
         out["characters"] = HEX_DIGITS
     elif field.type in ("list", "table", "array"):
         out["min_items"] = field.low

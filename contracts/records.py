@@ -318,6 +318,22 @@ class ReturnedPart(TypedDict):
     return_id: str
 
 
+class PersonalRecord(TypedDict):
+    """An order's sealed ship-to and notes: `personal/<order_id>` (see `contracts.personal`)."""
+
+    order_id: str
+    org: str
+    """The ordering organisation: it alone grants and erases."""
+    commitment: str
+    """Hex sha256 of the salted plaintext (kept after erasure)."""
+    ciphertext: str
+    """Hex nonce and ciphertext; empty once erased."""
+    keys: dict[str, dict[str, str]]
+    """Organisation -> its wrap of the data key (`ephemeral`, `wrapped`, hex); empty once erased."""
+    erased_ms: int | None
+    """Block time of the erasure (None while the data may be read)."""
+
+
 class Fulfilment(TypedDict):
     """A sub-order served by one location: `fulfilment/<order>-<n>`."""
 

@@ -52,7 +52,7 @@ from contracts.context import BlockContext, TxContext
 from contracts.determinism import CONTRACT_PACKAGE, ContractRefused, check_module, is_allowed_import
 from contracts.errors import Rejected
 from contracts.governance import CONFIG_KEY, CONTRACT_PREFIX, get_contract_key
-from contracts.payload import describe, integer, read_value
+from contracts.payload import describe, integer, read_payload, read_value
 from contracts.settings import Setting, describe_setting
 from contracts.steps import StepMeter, instrument
 from ledger.block import Receipt
@@ -73,6 +73,7 @@ CONTRACT_MODULES: tuple[str, ...] = (
     "catalogue",
     "inventory",
     "orders",
+    "personal",
     "review",
     "allocation",
     "payments",
@@ -363,6 +364,10 @@ class ContractSet:
         self.registry = tuple(registry)
         self.meter = meter
         self.rules: dict[str, Rule] = {}
+        self.payloads: dict[str, Any] = {
+            kind: spec for module in self.modules.values() for kind, spec in module.payloads.items()
+        }
+        """Tx kind -> the spec of its payload, as its module declares it."""
         self.settings: dict[str, Setting] = {}
         """Every declared configuration key: `RUNTIME_SETTINGS` and each module's `SETTINGS`, by key."""
         self.defaults: dict[str, Any] = {}
@@ -422,8 +427,15 @@ class ContractSet:
 
     def payload_specs(self) -> dict[str, dict[str, Any]]:
         """Tx kind -> the spec of its payload as plain data (`contracts.payload.describe`), in kind order."""
-        specs = {kind: spec for module in self.modules.values() for kind, spec in module.payloads.items()}
-        return {kind: describe(specs[kind]) for kind in sorted(specs) if kind in self.rules}
+        return {kind: describe(self.payloads[kind]) for kind in sorted(self.payloads) if kind in self.rules}
+
+    def check_payload(self, kind: str, payload: dict[str, Any]) -> None:
+        """Refuse with `Rejected` code `bad_payload`, naming the field, a payload of `kind` that does not fit the
+        kind's declared spec: a field outside it, missing, or of another type or bounds. Stateless, so admission
+        runs it before a tx may enter a block, and a payload refused here never reaches the ledger."""
+        spec = self.payloads.get(kind)
+        if spec is not None:
+            read_payload(spec, payload)
 
     def versions(self) -> dict[str, str]:
         """Module name -> hex sha256 of its source, for every loaded contract module."""

@@ -36,6 +36,7 @@ from node.config import CLIENTS_DIR, GENESIS_FILE
 from node.home import create_network
 from node.tokens import SCOPES, TokenStore, make_token
 from omsclient import Client, Keyring
+from omsclient.signing import get_sealing_keys
 
 STATE_FILE = "devnet.json"
 CLIENTS = "clients"
@@ -124,7 +125,7 @@ class Devnet:
 
     def keyring(self, client: Client) -> Keyring:
         """Signs as any client identity of the devnet, in the window `client`'s node suggests."""
-        return Keyring(self.clients_dir, self.genesis.chain_id, client.valid_until)
+        return Keyring(self.clients_dir, self.genesis.chain_id, client.valid_until, get_sealing_keys(self.genesis))
 
     def node(self, index: int) -> NodeInfo:
         if not 0 <= index < len(self.nodes):

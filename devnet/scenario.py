@@ -14,9 +14,10 @@ capture once operations require it).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
+
+from omsclient.customers import hash_customer
 
 Submit = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 """Send a signed tx and return its receipt (`ok`, `code`, `message`, `result`) once committed."""
@@ -54,9 +55,102 @@ class DemoFailed(RuntimeError):
     """A step of the demo did not have the expected outcome."""
 
 
+CUSTOMER_KEY = b"the demo retailer's customer key"
+"""The web shop's organisation's secret that customer references are hashed with (`omsclient.customers`)."""
+
+CUSTOMERS: dict[str, dict[str, Any]] = {
+    "anna": {
+        "name": "Anna Verbeek",
+        "address_lines": ["Coolsingel 40", "3e verdieping"],
+        "city": "Rotterdam",
+        "postcode": "3011 AD",
+        "region": "ZH",
+        "country": "NL",
+        "phone": "+31 10 555 0140",
+        "email": "anna.verbeek@example.nl",
+    },
+    "ben": {
+        "name": "Ben Okafor",
+        "address_lines": ["Oudegracht 158"],
+        "city": "Utrecht",
+        "postcode": "3511 AZ",
+        "region": "UT",
+        "country": "NL",
+        "phone": "+31 30 555 0158",
+        "email": "ben.okafor@example.nl",
+    },
+    "carl": {
+        "name": "Carl Lindqvist",
+        "address_lines": ["Industrieweg 12", "Magazijn B"],
+        "city": "Tilburg",
+        "postcode": "5048 AB",
+        "region": "NB",
+        "country": "NL",
+        "phone": "+31 13 555 0112",
+        "email": "inkoop@lindqvist-bv.example",
+    },
+    "dana": {
+        "name": "Dana Moreau",
+        "address_lines": ["Keizersgracht 609"],
+        "city": "Amsterdam",
+        "postcode": "1017 DS",
+        "region": "NH",
+        "country": "NL",
+        "phone": "+31 20 555 0609",
+        "email": "dana.moreau@example.fr",
+    },
+    "eve": {
+        "name": "Eve Janssens",
+        "address_lines": ["Grote Markt 7"],
+        "city": "Haarlem",
+        "postcode": "2011 RD",
+        "region": "NH",
+        "country": "NL",
+        "phone": "+31 23 555 0007",
+        "email": "eve.janssens@example.be",
+    },
+    "finn": {
+        "name": "Finn de Groot",
+        "address_lines": ["Vismarkt 23"],
+        "city": "Groningen",
+        "postcode": "9711 KT",
+        "region": "GR",
+        "country": "NL",
+        "phone": "+31 50 555 0023",
+        "email": "finn.degroot@example.nl",
+    },
+    "gus": {
+        "name": "Gus Petrakis",
+        "address_lines": ["Markt 52"],
+        "city": "Eindhoven",
+        "postcode": "5611 EC",
+        "region": "NB",
+        "country": "NL",
+        "phone": "+31 40 555 0052",
+        "email": "gus.petrakis@example.gr",
+    },
+    "hana": {
+        "name": "Hana Suzuki",
+        "address_lines": ["Lange Voorhout 34"],
+        "city": "Den Haag",
+        "postcode": "2514 EE",
+        "region": "ZH",
+        "country": "NL",
+        "phone": "+31 70 555 0034",
+        "email": "hana.suzuki@example.jp",
+    },
+}
+"""The demo's customers: where their orders go and whom to reach. Every order carries its customer's ship-to,
+which the signer seals: none of it is on the ledger in clear."""
+
+
+NOTES = "Please ring twice: the bell of Coolsingel 40 is broken"
+"""The notes Anna's order carries (sealed with its ship-to)."""
+
+
 def customer(name: str) -> str:
-    """The channel hashes customer references before they reach the ledger."""
-    return hashlib.sha256(f"customer:{name}".encode()).hexdigest()
+    """The channel hashes customer references, keyed, before they reach the ledger."""
+    return hash_customer(CUSTOMER_KEY, f"customer:{name}")
 
 
 def run_demo(submit: Submit, query: Query, say: Say) -> None:
@@ -172,6 +266,8 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
     split_order = {
         "external_ref": "WEB-5001",
         "customer_hash": customer("anna"),
+        "ship_to": CUSTOMERS["anna"],
+        "notes": NOTES,
         "currency": "EUR",
         "delivery": {"region": "NL", "lat": 51_922_000, "lon": 4_479_000},
         "shipping_charge": 495,
@@ -213,6 +309,7 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
         {
             "external_ref": "WEB-5002",
             "customer_hash": customer("ben"),
+            "ship_to": CUSTOMERS["ben"],
             "currency": "EUR",
             "pickup": STORE_LOCATION,
             "lines": [{"sku": "TEE-BLK-M", "qty": 2}],
@@ -233,6 +330,7 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
         {
             "external_ref": "WEB-5003",
             "customer_hash": customer("carl"),
+            "ship_to": CUSTOMERS["carl"],
             "currency": "EUR",
             "delivery": {"region": "NL", "lat": 52_100_000, "lon": 5_100_000},
             "lines": [{"sku": "MUG-WHT", "qty": 120, "unit_price": 899}],
@@ -259,6 +357,7 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
         {
             "external_ref": "WEB-5004",
             "customer_hash": customer("dana"),
+            "ship_to": CUSTOMERS["dana"],
             "currency": "EUR",
             "pickup": STORE_LOCATION,
             "lines": [{"sku": "MUG-WHT", "qty": 1}],
@@ -294,6 +393,7 @@ def run_demo(submit: Submit, query: Query, say: Say) -> None:
         {
             "external_ref": "WEB-5005",
             "customer_hash": customer("eve"),
+            "ship_to": CUSTOMERS["eve"],
             "currency": "EUR",
             "delivery": {"region": "NL"},
             "lines": [{"sku": "TEE-BLK-M", "qty": 1}],
@@ -338,6 +438,7 @@ def cancel_part_of_an_order(send: Send, order: Read, say: Say) -> None:
         {
             "external_ref": "WEB-5006",
             "customer_hash": customer("finn"),
+            "ship_to": CUSTOMERS["finn"],
             "currency": "EUR",
             "delivery": {"region": "NL", "lat": 52_090_000, "lon": 5_121_000},
             "lines": [{"sku": "MUG-WHT", "qty": 3}],
@@ -358,6 +459,7 @@ def intercept_an_order(submit: Submit, send: Send, order: Read, say: Say) -> Non
         {
             "external_ref": "WEB-5007",
             "customer_hash": customer("gus"),
+            "ship_to": CUSTOMERS["gus"],
             "currency": "EUR",
             "delivery": {"region": "NL", "lat": 52_090_000, "lon": 5_121_000},
             "lines": [{"sku": "MUG-WHT", "qty": 1}],
@@ -386,6 +488,7 @@ def fill_a_backorder(send: Send, order: Read, say: Say) -> None:
         {
             "external_ref": "WEB-5008",
             "customer_hash": customer("hana"),
+            "ship_to": CUSTOMERS["hana"],
             "currency": "EUR",
             "delivery": {"region": "NL", "lat": 51_924_000, "lon": 4_478_000},
             "lines": [{"sku": "CAP-RED", "qty": 2}],

@@ -1,6 +1,7 @@
 """The genesis file: who is in the network, and the rules every node starts from.
 
-It names the chain, the organisations, the validators (id, organisation,
+It names the chain, the organisations (each with the X25519 public key that
+personal data is sealed to, `ledger.personal`), the validators (id, organisation,
 public key, network address) and the client identities with their roles.
 Every node of a network holds the same file; its hash is what block 1 links
 to. Membership checks (is this signer known, may it send this kind of tx)
@@ -89,6 +90,7 @@ class Genesis:
     chain_id: str
     genesis_time_ms: int
     organisations: tuple[dict[str, str], ...]
+    """Each `id`, `name` and, for an organisation that reads personal data, `encryption_key` (hex X25519)."""
     validators: tuple[Identity, ...]
     """In their fixed order: index i is validator i (primary of view v is v mod n)."""
     clients: tuple[Identity, ...]
@@ -155,7 +157,7 @@ class Genesis:
             return cls(
                 chain_id=file.chain_id,
                 genesis_time_ms=file.genesis_time_ms,
-                organisations=tuple({"id": o.id, "name": o.name or o.id} for o in file.organisations),
+                organisations=tuple(_organisation(o) for o in file.organisations),
                 validators=tuple(_identity(v, validator=True) for v in file.validators),
                 clients=tuple(_identity(c, validator=False) for c in file.clients),
                 consensus=consensus,
@@ -190,6 +192,8 @@ class OrganisationFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     id: str
     name: str | None = None
     """Defaults to the id."""
+    encryption_key: str | None = None
+    """The X25519 public key (64 hex digits) that personal data is sealed to; None: the organisation reads none."""
 
 
 class GenesisFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -202,6 +206,20 @@ class GenesisFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     clients: list[IdentityFile] = []
     consensus: dict[str, Any] = {}
     """`ConsensusParams` by field name (checked against its declared fields)."""
+
+
+def _organisation(wire: OrganisationFile) -> dict[str, str]:
+    organisation = {"id": wire.id, "name": wire.name or wire.id}
+    if wire.encryption_key is not None:
+        organisation["encryption_key"] = parse_encryption_key(wire.encryption_key, f"organisation {wire.id!r}")
+    return organisation
+
+
+def parse_encryption_key(value: str, owner: str) -> str:
+    """An X25519 public key as 64 lowercase hex digits; `InvalidGenesis` naming its `owner` otherwise."""
+    if len(value) != 64 or value.strip("0123456789abcdef"):
+        raise InvalidGenesis(f"{owner}: encryption_key must be 64 lowercase hex digits (an X25519 public key)")
+    return value
 
 
 def _identity(wire: IdentityFile, validator: bool) -> Identity:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from ledger.encoding import decode, hash_value
 from ledger.errors import InvalidGenesis
@@ -36,6 +36,8 @@ class Organisation(TypedDict):
 
     id: str
     name: str
+    encryption_key: NotRequired[str]
+    """The X25519 public key (hex) that personal data is sealed to; absent: the organisation reads none."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,13 @@ class Membership:
     def has_org(self, org: str) -> bool:
         return any(o["id"] == org for o in self.organisations)
 
+    def encryption_key(self, org: str) -> bytes | None:
+        """The X25519 public key personal data is sealed to for `org` (None: not a member, or it has none)."""
+        for organisation in self.organisations:
+            if organisation["id"] == org and "encryption_key" in organisation:
+                return bytes.fromhex(organisation["encryption_key"])
+        return None
+
     def next_set_hash(self, height: int) -> bytes:
         """`BlockHeader.validators_hash` of block `height`: the hash of the set that begins at `height + 1`,
         or empty when the same set goes on."""
@@ -161,13 +170,20 @@ class Membership:
     def from_wire(cls, wire: Any) -> Membership:
         """The membership of a stored record (written by the governance contract, so trusted in shape)."""
         return cls(
-            organisations=tuple(Organisation(id=o["id"], name=o["name"]) for o in wire["organisations"]),
+            organisations=tuple(_organisation(o) for o in wire["organisations"]),
             clients=tuple(identity_from_wire(c) for c in wire["clients"]),
             epochs=tuple(
                 Epoch(e["from_height"], ValidatorSet(tuple(identity_from_wire(v) for v in e["validators"])))
                 for e in wire["epochs"]
             ),
         )
+
+
+def _organisation(wire: dict[str, str]) -> Organisation:
+    organisation = Organisation(id=wire["id"], name=wire.get("name", wire["id"]))
+    if "encryption_key" in wire:
+        organisation["encryption_key"] = wire["encryption_key"]
+    return organisation
 
 
 def identity_from_wire(wire: dict[str, Any]) -> Identity:
@@ -190,7 +206,7 @@ def get_genesis_membership(genesis: Genesis) -> Membership:
     if cached is not None and cached[0] is genesis:
         return cached[1]
     membership = Membership(
-        tuple(Organisation(id=o["id"], name=o.get("name", o["id"])) for o in genesis.organisations),
+        tuple(_organisation(o) for o in genesis.organisations),
         genesis.clients,
         (Epoch(1, ValidatorSet(genesis.validators)),),
     )

@@ -3,7 +3,9 @@
 A tx is checked once per node, when it first arrives (from a client or by
 gossip): within its validity window for the next block, not already
 committed (these two first, as they cost no signature check), chain id,
-known kind, a signer of the membership in force (`ledger.membership`, read
+known kind, a payload that fits the kind's declared spec (no field outside it:
+so a payload the contracts would refuse, and whatever unplanned data it
+carries, never lies in a block), a signer of the membership in force (`ledger.membership`, read
 from the committed state) holding a role allowed for the kind, and a valid
 signature (by the replay records of the world state, which every
 node holds alike, including one that joined by state sync). Its id and signature then
@@ -18,8 +20,10 @@ checked only while that address has failed checks left to spend
 (`SourceBudget`, the same token bucket as the `/p2p` inbox's): each failed
 check spends one, and a spent address is refused with
 `SignatureChecksExhausted` (429, `Retry-After`) before any check, until its
-budget refills. Txs from peers and proposals carry no address and are not
-budgeted here (the inbox budgets their frames).
+budget refills. Txs gossiped by a peer are charged to that peer the same way
+(the source `peer <id>`); proposals carry no source and are not budgeted here.
+A signature that failed is remembered (by tx id and signature bytes, bounded),
+so the same junk sent again is refused at no cost.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ from p2p.inbox import SourceBudget
 
 VERIFIED_CACHE = 200_000
 """How many verified tx ids a node remembers."""
+
+FAILED_CACHE = 65_536
+"""How many failed signatures (tx id and signature bytes) a node remembers."""
 
 
 class SignatureChecksExhausted(LedgerError):
@@ -60,8 +67,10 @@ class Admission:
         """Failed signature checks each client address may still cost."""
         self._verified: OrderedDict[bytes, bytes] = OrderedDict()
         """Tx id -> the signature verified for it."""
+        self._failed: OrderedDict[bytes, None] = OrderedDict()
+        """Tx id and signature bytes of the signatures that failed, oldest first."""
         self.signature_checks = 0
-        """Signatures checked so far (a tx found among the verified costs none)."""
+        """Signatures checked so far (a tx found among the verified or the failed costs none)."""
 
     def check(self, tx: Tx, source: str | None = None) -> None:
         """Raise a `LedgerError` saying what is wrong, or return if `tx` (from the client address `source`,
@@ -76,22 +85,27 @@ class Admission:
             identity = self.check_membership(tx)
             if source is not None and not self.budget.allows(source):
                 raise SignatureChecksExhausted(f"{source} sent too many txs whose signature failed; retry shortly")
-            self.signature_checks += 1
+            failed = tx.id + tx.signature
             try:
+                if failed in self._failed:
+                    raise InvalidSignature("signature does not verify (failed before)")
+                self.signature_checks += 1
                 tx.verify_signature(identity.public_key)
             except InvalidSignature:
                 if source is not None:
                     self.budget.charge(source)
+                self._remember_failed(failed)
                 raise
             self._remember(tx)
 
     def check_membership(self, tx: Tx) -> Identity:
-        """Chain, kind and role checks (no signature); returns the signer's identity."""
+        """Chain, kind, payload and role checks (no signature); returns the signer's identity."""
         if tx.chain_id != self.genesis.chain_id:
             raise InvalidTransaction(f"tx is for chain {tx.chain_id!r}, this is {self.genesis.chain_id!r}")
         roles = self.contracts.required_roles(tx.kind)
         if roles is None:
             raise InvalidTransaction(f"unknown tx kind {tx.kind!r}")
+        self.contracts.check_payload(tx.kind, tx.payload)
         membership = decode_membership(self.store.get_state(MEMBERSHIP_KEY.encode()), self.genesis)
         identity = membership.identity(tx.signer, self.store.height + 1)
         if identity is None:
@@ -102,6 +116,12 @@ class Admission:
                 f" it needs one of {sorted(roles)}"
             )
         return identity
+
+    def _remember_failed(self, failed: bytes) -> None:
+        self._failed[failed] = None
+        self._failed.move_to_end(failed)
+        if len(self._failed) > FAILED_CACHE:
+            self._failed.popitem(last=False)
 
     def _remember(self, tx: Tx) -> None:
         self._verified[tx.id] = tx.signature

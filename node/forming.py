@@ -1,10 +1,12 @@
 """Forming a network of organisations: node identities, a genesis built from them, and homes that join it.
 
 Each organisation makes its node's home on its own machine (`make_identity`):
-the node's key (a file only its owner reads, in a folder only its owner
-opens) and `identity.json`, which says what the others need to know of the
-node and nothing secret: its organisation, its name, its public key and the
-address it is reached at. One of them collects the identity files (and the
+the node's key and its organisation's X25519 encryption key (files only
+their owner reads, in a folder only its owner opens; a second node of the
+organisation is given a copy of the first's encryption key) and
+`identity.json`, which says what the others need to know of the node and
+nothing secret: its organisation, its name, its public keys and the address
+it is reached at. One of them collects the identity files (and the
 public keys of the client identities: channels, stores, operators, auditors,
 payment providers) and builds the genesis (`build_genesis`): every node
 identity given becomes a validator. Every organisation compares the genesis
@@ -27,6 +29,7 @@ from typing import Any
 from ledger.errors import InvalidGenesis
 from ledger.genesis import ROLES, ConsensusParams, Genesis, Identity
 from ledger.keys import PrivateKey
+from ledger.personal import ENCRYPTION_KEY_FILE, EncryptionKey
 from node.config import GENESIS_FILE, KEY_FILE, NodeConfig
 
 IDENTITY_FILE = "identity.json"
@@ -57,14 +60,14 @@ class NodeIdentity:
     """The node's Ed25519 key: it signs votes, envelopes and address announcements."""
     address: str
     """Base URL the node is reached at when the genesis is made (`http://HOST:PORT`)."""
+    encryption_key: bytes | None = None
+    """The organisation's X25519 public key, that personal data is sealed to (None: an identity without one)."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "org": self.org,
-            "name": self.name,
-            "public_keys": {"node": self.public_key.hex()},
-            "address": self.address,
-        }
+        keys = {"node": self.public_key.hex()}
+        if self.encryption_key is not None:
+            keys["encryption"] = self.encryption_key.hex()
+        return {"org": self.org, "name": self.name, "public_keys": keys, "address": self.address}
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_wire(), indent=2, sort_keys=True) + "\n")
@@ -74,11 +77,13 @@ class NodeIdentity:
         wire = read_json(path)
         try:
             keys = wire["public_keys"]
+            encryption = keys.get("encryption")
             return cls(
                 check_name(wire["org"], "organisation"),
                 check_name(wire["name"], "node name"),
                 parse_public_key(keys["node"]),
                 check_address(wire["address"]),
+                None if encryption is None else parse_public_key(encryption),
             )
         except (KeyError, TypeError) as exc:
             raise InvalidGenesis(f"{path} is not an identity file: missing or malformed {exc}") from exc
@@ -139,8 +144,8 @@ def check_address(value: object) -> str:
 def make_identity(
     home: Path, org: str, name: str, advertise: str, listen: str | None = None, tls: TlsFiles | None = None
 ) -> NodeIdentity:
-    """Make a node's home: its key, `config.toml` (it listens on `listen`, by default the advertised address;
-    over HTTPS with `tls`) and `identity.json`."""
+    """Make a node's home: its key, its organisation's encryption key, `config.toml` (it listens on `listen`, by
+    default the advertised address; over HTTPS with `tls`) and `identity.json`."""
     check_name(org, "organisation")
     check_name(name, "node name")
     parse_host_port(advertise, "--advertise")
@@ -151,6 +156,8 @@ def make_identity(
     home.chmod(HOME_MODE)
     key = PrivateKey.generate()
     key.save(home / KEY_FILE)
+    encryption = EncryptionKey.generate()
+    encryption.save(home / ENCRYPTION_KEY_FILE)
     files = tls or TlsFiles()
     for path in (files.cert, files.key, files.ca):
         if path and not Path(path).is_file():
@@ -166,7 +173,7 @@ def make_identity(
         tls_ca_file=files.ca,
     )
     config.save(home)
-    identity = NodeIdentity(org, name, key.public, config.advertised_url)
+    identity = NodeIdentity(org, name, key.public, config.advertised_url, encryption.public)
     identity.save(home / IDENTITY_FILE)
     return identity
 
@@ -220,12 +227,16 @@ def build_genesis(
     organisation_names: Mapping[str, str] | None = None,
 ) -> Genesis:
     """A genesis whose validators are the nodes of `identities` (in that order) and whose organisations are
-    every organisation they and the `clients` name."""
+    every organisation they and the `clients` name, each with the encryption key of its first node that has
+    one."""
     check_name(chain_id, "chain id")
     names = organisation_names or {}
     orgs: dict[str, dict[str, str]] = {}
     for org in [i.org for i in identities] + [c.org for c in clients]:
         orgs.setdefault(org, {"id": org, "name": names.get(org, org)})
+    for identity in identities:
+        if identity.encryption_key is not None:
+            orgs[identity.org].setdefault("encryption_key", identity.encryption_key.hex())
     keys = [i.public_key for i in identities] + [c.public_key for c in clients]
     if len(set(keys)) != len(keys):
         raise InvalidGenesis("two identities share a public key")

@@ -135,7 +135,8 @@ class NodeCollector(Collector):
         )
         yield GaugeMetricFamily(
             "oms_consensus_voting",
-            "1 while the replica would vote on its next height (0 while changing view, muted, behind or halted).",
+            "1 while the replica signed a vote at one of its last few heights and would vote on its next "
+            "(0 while it only follows by sync, changes view, is muted, behind or halted).",
             node.replica.is_voting and not node.driver.halted,
         )
         yield GaugeMetricFamily(
@@ -145,7 +146,7 @@ class NodeCollector(Collector):
         )
         yield GaugeMetricFamily(
             "oms_consensus_last_voted_height",
-            "Height of the last PREPARE or COMMIT this replica signed since it started.",
+            "Height of the last PREPARE or COMMIT this replica signed (as its consensus log shows).",
             node.replica.last_voted_height,
         )
         yield CounterMetricFamily(

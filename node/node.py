@@ -47,6 +47,7 @@ from node.metrics import NodeMetrics
 from node.notify.alerts import AlertRules
 from node.notify.messages import MessageTemplates
 from node.notify.webhooks import Webhooks
+from node.personal import PersonalGrants, load_encryption_key
 from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
 from node.tokens import TokenStore
@@ -222,6 +223,10 @@ class Node:
         """The alert rules this node evaluates."""
         self.messages = MessageTemplates(home / TEMPLATES_DIR)
         """The customer message templates: the home's own, then the shipped ones."""
+        self.encryption_key = load_encryption_key(home)
+        """The organisation's X25519 key: it opens the personal data wrapped to the organisation (None: none)."""
+        self.grants = PersonalGrants(self, self.encryption_key) if self.encryption_key and self.is_validator else None
+        """A validator's grants of personal data to the organisations that fulfil its organisation's orders."""
 
     @property
     def node_id(self) -> str:
@@ -291,6 +296,8 @@ class Node:
         ]
         if self.forwarder is not None:
             self._tasks.append(asyncio.create_task(self.forwarder.run()))
+        if self.grants is not None:
+            self._tasks.append(asyncio.create_task(self.grants.run()))
 
     async def close(self) -> None:
         await cancel_all(self._tasks)
@@ -380,7 +387,8 @@ class Node:
             self.driver.on_synced()
 
     async def _on_gossip(self, envelope: Envelope) -> None:
-        self.submit(self.gossip.decode_batch(envelope.body), from_peer=True)
+        # Txs whose signature fails are charged to the peer that sent them, as a client's to its address.
+        self.submit(self.gossip.decode_batch(envelope.body), source=f"peer {envelope.sender}", from_peer=True)
 
     def _on_commit(self, block: Block, receipts: list[Receipt]) -> None:
         self.mempool.remove([tx.id for tx in block.txs])

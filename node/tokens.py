@@ -52,9 +52,11 @@ SCOPES = frozenset(
         "webhooks:read",
         "webhooks:write",
         "governance:write",
+        "personal:read",
     }
 )
-"""Every scope a token may hold: `<resource>:read` or `<resource>:write`; `chain` is blocks, txs and receipts."""
+"""Every scope a token may hold: `<resource>:read` or `<resource>:write`; `chain` is blocks, txs and receipts;
+`personal` is the ship-to and notes of orders that the token's organisation may read."""
 
 GLOBAL_READERS = frozenset({"operator", "auditor"})
 """Roles that read every organisation's data; the others read their own organisation's."""

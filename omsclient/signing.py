@@ -20,14 +20,17 @@ repeat is committed as `duplicate_request` naming the first tx.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ledger.encoding import sha256
+from ledger.genesis import Genesis
 from ledger.idempotency import derive_keyed_nonce
 from ledger.keys import PrivateKey
+from ledger.personal import Random, seal_order_fields
 from ledger.tx import Tx, make_tx
 
 _nonces = itertools.count(time.time_ns())
@@ -120,15 +123,52 @@ class Signer:
         return make_tx(chain_id, kind, self.identity, nonce, payload, self._key, valid_until=valid_until)
 
 
+def seal_orders(
+    kind: str, payload: dict[str, Any], org: str, key: bytes | None, random: Random = os.urandom
+) -> dict[str, Any]:
+    """The payload of `kind` as it may be signed: each order's (`order.create`, each order of `order.import`)
+    clear ship-to and notes sealed to `org`, whose encryption key is `key` (`ledger.personal.seal_order_fields`)."""
+    if kind == "order.create":
+        return seal_order_fields(payload, org, key, random)
+    if kind == "order.import" and isinstance(payload.get("orders"), list):
+        orders = [seal_order_fields(o, org, key, random) if isinstance(o, dict) else o for o in payload["orders"]]
+        return {**payload, "orders": orders}
+    return payload
+
+
+def get_sealing_keys(genesis: Genesis) -> dict[str, tuple[str, bytes | None]]:
+    """Client identity -> (its organisation, that organisation's encryption key or None), as genesis names them."""
+    keys = {o["id"]: o.get("encryption_key") for o in genesis.organisations}
+    return {
+        client.id: (client.org, None if keys.get(client.org) is None else bytes.fromhex(keys[client.org] or ""))
+        for client in genesis.clients
+    }
+
+
 class Keyring:
     """Signs as any identity whose key file (`<identity>.key`) is in one folder, with a fresh nonce and the window
-    `valid_until()` answers (typically `Client.valid_until`)."""
+    `valid_until()` answers (typically `Client.valid_until`). An order (`order.create`, each order of an
+    `order.import`) that holds `ship_to` or `notes` in clear has them sealed to the signer's organisation
+    (`ledger.personal`) before it is signed, with the keys `sealing` names (`get_sealing_keys`)."""
 
-    def __init__(self, keys_dir: Path, chain_id: str, valid_until: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        keys_dir: Path,
+        chain_id: str,
+        valid_until: Callable[[], int],
+        sealing: Mapping[str, tuple[str, bytes | None]] | None = None,
+    ) -> None:
         self.keys_dir = keys_dir
         self.chain_id = chain_id
         self.valid_until = valid_until
+        self.sealing = dict(sealing or {})
+        """Client identity -> (its organisation, the organisation's encryption key)."""
         self._signers: dict[str, Signer] = {}
+
+    def seal(self, identity: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """`payload` with the clear personal data of its order(s) sealed to `identity`'s organisation."""
+        org, key = self.sealing.get(identity, (identity, None))
+        return seal_orders(kind, payload, org, key)
 
     def signer(self, identity: str) -> Signer:
         """The signer of `identity`, its key read once; `FileNotFoundError` if the folder has none."""
@@ -145,4 +185,5 @@ class Keyring:
 
     def sign_tx(self, identity: str, kind: str, payload: dict[str, Any]) -> Tx:
         """`sign`, as the ledger's own `Tx`."""
-        return self.signer(identity).sign_tx(kind, payload, chain_id=self.chain_id, valid_until=self.valid_until())
+        sealed = self.seal(identity, kind, payload)
+        return self.signer(identity).sign_tx(kind, sealed, chain_id=self.chain_id, valid_until=self.valid_until())

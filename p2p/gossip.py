@@ -4,8 +4,9 @@ When the node admits txs (from its API or from a peer), it calls
 `on_admitted`; each tx not seen before is marked seen and queued, and the next
 `flush` broadcasts everything queued as one `txs` message (a msgpack array of
 encoded txs), split only when it would exceed the batch limits. A received
-`txs` body goes through `decode_batch`, which returns only the txs this node
-has not yet seen; the node admits those and calls `on_admitted` again, which
+`txs` body goes through `decode_batch`, which refuses whole a batch over the
+limits a sender splits by (count and bytes: honest peers never exceed them),
+and returns only the txs this node has not yet seen; the node admits those and calls `on_admitted` again, which
 forwards them once. With n nodes a tx therefore crosses at most n * (n - 1)
 links and then stops: no storms. Seen ids live in a bounded LRU, so an old tx
 that reappears after falling out of it is at worst forwarded once more (the
@@ -100,6 +101,8 @@ class TxGossip:
         """Received txs already seen (including repeats within one batch)."""
         self.malformed = 0
         """Received entries that were not a valid encoded tx, or bodies that were not a list."""
+        self.oversized = 0
+        """Received batches refused whole for holding more txs or bytes than a batch may."""
 
     def on_admitted(self, txs: Iterable[Tx]) -> int:
         """The node admitted `txs`: queue the ones not seen before; return how many were queued."""
@@ -126,6 +129,10 @@ class TxGossip:
             items = None
         if not isinstance(items, list):
             self.malformed += 1
+            return []
+        if len(items) > self.max_batch_txs or (len(items) > 1 and len(body) > self.max_batch_bytes + len(items) * 8):
+            # `flush` never sends more: the batch is refused before any of it is decoded or checked.
+            self.oversized += 1
             return []
         fresh: dict[bytes, Tx] = {}
         for item in items:

@@ -66,6 +66,10 @@ def field_type(spec: Spec, owner: str) -> Any:
         return Literal[spec.choices]
     if spec.type == "hash":
         return Annotated[str, Field(pattern=HASH_PATTERN)]
+    if spec.type == "hex":
+        return Annotated[
+            str, Field(min_length=2 * spec.low, max_length=2 * spec.high, pattern=rf"^(?:[{HEX_DIGITS}]{{2}})*$")
+        ]
     if spec.type == "list":
         item = build_model(f"{owner}{camel(spec.name)}Item", spec.fields)
         return Annotated[list[item], Field(min_length=spec.low, max_length=spec.high)]  # type: ignore[valid-type]

@@ -139,7 +139,7 @@ async def get_members(node: NodeDep, reader: Reader) -> Any:
     height = node.store.height
     return Members(
         height=height,
-        organisations=[{"id": o["id"], "name": o["name"]} for o in membership.organisations],
+        organisations=[{key: str(value) for key, value in o.items()} for o in membership.organisations],
         clients=[c.to_wire() for c in membership.clients],
         epochs=[
             ValidatorEpoch(from_height=e.from_height, validators=e.validators.to_wire(), quorum=e.validators.quorum)

@@ -146,11 +146,12 @@ class Status(BaseModel):
     view_changing: bool = False
     """True while the replica has left its view and waits for the next one to start."""
     voting: bool = True
-    """True while the replica would vote on its next height (false while changing view, muted, behind or halted)."""
+    """True while the replica takes part: it signed a vote at one of its last few heights and would vote on its next
+    (false while it only follows by sync, changes view, is muted, behind or halted)."""
     consensus_halted: str | None = None
     """Why the replica stopped signing (its consensus log could not be written; until restart), or null."""
     last_voted_height: int = 0
-    """Height of the last PREPARE or COMMIT this replica signed since it started."""
+    """Height of the last PREPARE or COMMIT this replica signed (as its consensus log shows)."""
     validators: list[str]
     mempool: int
     tx_valid_until: int
@@ -558,7 +559,9 @@ class Members(BaseModel):
     """The membership in force: organisations, client identities, and every validator set since genesis."""
 
     height: int = Field(description="the committed height this was read at")
-    organisations: list[dict[str, str]]
+    organisations: list[dict[str, str]] = Field(
+        description="each `id`, `name` and `encryption_key` (the X25519 key its customers' data is sealed to)"
+    )
     clients: list[dict[str, Any]]
     epochs: list[ValidatorEpoch] = Field(description="oldest first; the last may begin above `height`")
     validators: list[str] = Field(description="ids of the set that certifies the next block")

@@ -6,7 +6,10 @@ an updated range is given); the other filters are checked on each order. A
 store's or channel's token lists its organisation's orders, operators and
 auditors every order. Writes (placing one order or a bounded list of them,
 acting on an order: `ORDER_ACTIONS`) are txs the node signs for the token's
-identity (`node.api.writes`, `node.api.actions`).
+identity (`node.api.writes`, `node.api.actions`); an order's `ship_to` and
+`notes` are sealed to the channel's organisation before it is signed
+(`node.personal`), and `GET /v1/orders/{order_id}/personal` opens them for a
+token of an organisation that may read them with scope `personal:read`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contracts import keys, queries
 from contracts.orders import get_order_by_external_ref
 from contracts.records import OrderStatus
 from ledger.encoding import MAX_INT
+from ledger.personal import MAX_ADDRESS_LINE, MAX_ADDRESS_LINES, MAX_NOTES, SHIP_TO_TEXT
 from ledger.state import StateView
 from ledger.store import Store
 from node.api.actions import WRITE_ERRORS, Action, add_actions
@@ -44,16 +49,52 @@ from node.api.writes import (
 )
 from node.indexes import ALL_SCOPE, OrderRange, get_order_meta, scan_orders
 from node.node import Node
+from node.personal import PersonalNotFound, read_personal, seal_for
 from node.tokens import Principal
 from node.visibility import get_order_orgs
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 
+
+class ShipTo(BaseModel):
+    """Where an order goes and whom to reach: sealed by the node before the order is signed, never in clear on
+    the ledger."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["name"])]
+    address_lines: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=MAX_ADDRESS_LINE)]],
+        Field(min_length=1, max_length=MAX_ADDRESS_LINES),
+    ]
+    city: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["city"])]
+    postcode: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["postcode"])] | None = None
+    region: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["region"])] | None = None
+    country: Annotated[str, Field(pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. NL")]
+    phone: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["phone"])] | None = None
+    email: Annotated[str, Field(min_length=1, max_length=SHIP_TO_TEXT["email"])] | None = None
+
+
+class Personal(BaseModel):
+    """An order's ship-to and notes, opened with the reading organisation's key."""
+
+    order_id: str
+    ship_to: ShipTo | None
+    notes: str | None
+    commitment: str = Field(description="sha256 of the salted plaintext, as the ledger holds it")
+
+
 if TYPE_CHECKING:
     NewOrder = TxBody
 else:
-    NewOrder = payload_model("order.create")
-    """The body of `POST /v1/orders`, and of each order of an import: the payload of `order.create`."""
+    NewOrder = create_model(
+        "OrderCreateBody",
+        __base__=payload_model("order.create", without="personal"),
+        ship_to=(ShipTo | None, Field(None, description="sealed to the channel's organisation by the node")),
+        notes=(Annotated[str, Field(max_length=MAX_NOTES)] | None, Field(None, description="sealed as ship_to is")),
+    )
+    """The body of `POST /v1/orders`, and of each order of an import: the payload of `order.create`, with the
+    `ship_to` and `notes` in clear that the node seals into its `personal`."""
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
@@ -181,6 +222,26 @@ async def get_order_history(order_id: str, state: StateDep, reader: Reader) -> A
     }
 
 
+PersonalReader = Annotated[Principal, Depends(authorize("personal:read"))]
+
+
+@router.get(
+    "/orders/{order_id}/personal",
+    response_model=Personal,
+    responses={404: {"model": ErrorBody}, 410: {"model": ErrorBody}},
+    summary="The ship-to and notes of an order, for a token of an organisation that may read them",
+)
+async def get_order_personal(order_id: str, node: NodeDep, state: StateDep, reader: PersonalReader) -> Any:
+    """Opened with this node's organisation key, only for a token of this node's organisation, and only while
+    the ledger holds the order's data key wrapped to it (the channel's organisation, or one that fulfils the
+    order); 404 otherwise (whatever the reason, so nothing is learnt), 410 once erased."""
+    org = node.config.org
+    if reader.org != org:
+        raise PersonalNotFound(f"no personal data of order {order_id!r} that {reader.org} may read on this node")
+    data, commitment = read_personal(state, order_id, org, node.encryption_key)
+    return {"order_id": order_id, "ship_to": data["ship_to"], "notes": data["notes"], "commitment": commitment}
+
+
 def require_visible_order(state: StateView, reader: Principal, order_id: str) -> dict[str, Any]:
     """The order as `GET /v1/orders/{order_id}` shows it, or 404 if absent or not the reader's to see."""
     order = queries.get_order(state, order_id)
@@ -208,7 +269,8 @@ async def create_order(
     idempotency_key: IdempotencyKey = None,
     wait: Wait = None,
 ) -> Any:
-    payload = body.to_payload()
+    request = None if idempotency_key is None else (writer.identity.id, idempotency_key)
+    payload = seal_for(node.executor.get_membership(), writer.org, body.to_payload(), node.key, request)
     return await submit_as(
         node,
         writer,
@@ -238,9 +300,13 @@ async def import_orders(
     """Each order is its own `order.create` tx: one refused or rejected does not hold back the others, and a
     re-sent `external_ref` answers the order it placed before (`duplicate`). With `Idempotency-Key` the
     same key and list make the same txs; with `wait=commit` the answer comes once all are committed."""
-    payloads = [order.to_payload() for order in body]
     identity = writer.identity.id
-    item_keys = [None if idempotency_key is None else f"{idempotency_key}\x00{i}" for i in range(len(payloads))]
+    item_keys = [None if idempotency_key is None else f"{idempotency_key}\x00{i}" for i in range(len(body))]
+    membership = node.executor.get_membership()
+    payloads = [
+        seal_for(membership, writer.org, order.to_payload(), node.key, None if key is None else (identity, key))
+        for order, key in zip(body, item_keys, strict=True)
+    ]
     firsts = [
         None if key is None else find_first_tx(node, identity, key, "order.create", payload)
         for payload, key in zip(payloads, item_keys, strict=True)

@@ -24,7 +24,11 @@ from tests.adversarial.hostile import hostile_bytes, hostile_values, in_map, wra
 from tests.helpers.builders import make_network
 
 NETWORK = make_network(4)
-TX = NETWORK.tx("channel-1", "order.create", {"external_ref": "r-1", "lines": [{"sku": "TEE", "qty": 1}]})
+TX = NETWORK.tx(
+    "channel-1",
+    "order.create",
+    {"external_ref": "r-1", "customer_hash": "0" * 64, "currency": "EUR", "lines": [{"sku": "TEE", "qty": 1}]},
+)
 
 
 def nested_payload(levels: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from devnet.network import Devnet, free_ports
 from devnet.scenario import run_demo
 from ledger.genesis import Genesis
 from omsclient import Client, Keyring
+from omsclient.signing import get_sealing_keys
 
 
 def omsnode(*args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -47,7 +48,9 @@ class SingleNode:
         self.token = self.make_token("operator-1", "all")
         """An operator token with every scope."""
         self.client = Client(self.url, self.token)
-        self.keyring = Keyring(home / "clients", self.genesis.chain_id, self.client.valid_until)
+        self.keyring = Keyring(
+            home / "clients", self.genesis.chain_id, self.client.valid_until, get_sealing_keys(self.genesis)
+        )
         """Signs as any client identity of the network."""
 
     def make_token(self, identity: str, scopes: str, *flags: str) -> str:

@@ -2,11 +2,14 @@
 
 Txs sent to any node commit everywhere; after the primary is killed the other
 three change view and keep committing; the restarted node catches up to the
-same head hash; a flood of junk on `/p2p` leaves the API serving.
+same head hash; a node stopped while the primary is killed votes again; a
+flood of junk on `/p2p` leaves the API serving.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -16,6 +19,7 @@ import pytest
 from devnet.network import Devnet
 from omsclient import Keyring
 from tests.e2e.conftest import omsnode, omsnode_json
+from tests.helpers.devnet import Load, status
 
 pytestmark = [pytest.mark.e2e]
 
@@ -147,3 +151,50 @@ def test_demo_walks_its_scenario_through_the_api(devnet_dir: Any) -> None:
     steps = [line for line in demo.stdout.splitlines() if line.split(". ")[0].isdigit()]
     assert len(steps) == 14 and steps[-1].startswith("14. Stock journal"), demo.stdout
     assert "return_in" in demo.stdout
+
+
+VOTE_AGAIN_S = 30.0
+"""Every node must vote again within this long after the fault is over (issue's bound, a wait deadline)."""
+
+
+def test_a_node_stopped_while_the_primary_is_killed_votes_again(devnet: Devnet) -> None:
+    """Under light load, one backup is stopped (SIGSTOP) for 5 s while the primary is killed; once the primary is
+    restarted, all four nodes vote again: each one's signature is in the certificate of a block committed since."""
+    net = Devnet(devnet.root)  # the processes as the devnet state holds them now (other tests restart nodes)
+    ids = net.genesis.validator_ids()
+    primary = ids.index(net.status(0)["primary"])
+    stopped = (primary + 2) % len(ids)
+    load = Load(net)
+    load.thread.start()
+    try:
+        wait_for(lambda: len(load.tx_ids) >= 20, 120, "the load to commit")
+        pid = net.node(stopped).pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            net.kill(primary)
+            time.sleep(5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        net.start(primary)
+        net.wait_until_up([primary], timeout=120)
+        since = max(net.status(i)["height"] for i in range(len(ids)))
+        signed: dict[int, set[str]] = {}
+        """Height -> the validators whose commits certify it (read from any node that has it)."""
+
+        def all_vote_again() -> bool:
+            rows = [status(node.url) or {} for node in net.nodes]
+            for index, row in enumerate(rows):
+                with net.client(index) as client:
+                    for height in range(since + 1, row.get("height", 0) + 1):
+                        if height not in signed:
+                            block = client.get(f"/v1/blocks/{height}")
+                            signed[height] = {validator for validator, _ in block["certificate"]["signatures"]}
+            voted = set().union(*signed.values())
+            return voted == set(ids) and all(row.get("last_voted_height", 0) > since for row in rows)
+
+        wait_for(all_vote_again, VOTE_AGAIN_S, f"every node's commits in a certificate past height {since}")
+    finally:
+        load.stop.set()
+        load.thread.join(timeout=180)
+    assert load.error is None, load.error

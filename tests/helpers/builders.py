@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.encoding import encode, sha256
 from ledger.genesis import ConsensusParams, Genesis, Identity
 from ledger.keys import PrivateKey
+from ledger.personal import EncryptionKey, seeded_random
 from ledger.tx import MAX_TX_WINDOW, Tx, make_tx
+from omsclient.signing import seal_orders
 
 CHAIN_ID = "oms-test"
 
@@ -23,10 +26,23 @@ class Network:
     """The `valid_until` of the txs `tx` signs: by default, any block from 1 to `MAX_TX_WINDOW` may take them."""
 
     def tx(self, signer: str, kind: str, payload: dict[str, Any]) -> Tx:
+        """`kind` with `payload` signed as `signer`; an order's clear ship-to and notes sealed first, as a client
+        does, to the signer's organisation (from a seed of the tx, so a test signs the same bytes every run)."""
         self.nonce += 1
+        identity = self.genesis.identity(signer)
+        if identity is not None:
+            org = identity.org
+            key = org_encryption_key(self.genesis.chain_id, org).public
+            seed = sha256(encode([signer, self.nonce, payload]))
+            payload = seal_orders(kind, payload, org, key, seeded_random(seed))
         return make_tx(
             self.genesis.chain_id, kind, signer, self.nonce, payload, self.keys[signer], valid_until=self.valid_until
         )
+
+
+def org_encryption_key(chain_id: str, org: str) -> EncryptionKey:
+    """The encryption key of a test network's organisation (`make_network` names its public key in genesis)."""
+    return EncryptionKey.from_seed_text(f"{chain_id}/{org}/encryption")
 
 
 def make_network(
@@ -49,7 +65,14 @@ def make_network(
             "psp-1": ["payment_provider"],
         }
     keys: dict[str, PrivateKey] = {}
-    orgs = [{"id": f"org-{i}", "name": f"Organisation {i}"} for i in range(validators)]
+    orgs = [
+        {
+            "id": f"org-{i}",
+            "name": f"Organisation {i}",
+            "encryption_key": org_encryption_key(chain_id, f"org-{i}").public.hex(),
+        }
+        for i in range(validators)
+    ]
     vals = []
     for i in range(validators):
         vid = f"node-{i}"

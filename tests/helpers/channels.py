@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from devnet.network import Devnet
+from omsclient.customers import CUSTOMER_KEY_ENV
 from tests.e2e.conftest import omsnode
 from tests.helpers.channel_server import SHOP_TOKEN
 
@@ -45,7 +46,7 @@ class PullerProcess:
         self.config.write_text(config)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, SHOP_TOKEN_ENV: SHOP_TOKEN}
+        return {**os.environ, SHOP_TOKEN_ENV: SHOP_TOKEN, CUSTOMER_KEY_ENV: "the test retailer's customer key"}
 
     def start(self, *, once: bool = True, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
         """`channel run` (`--once` unless told) in the background, its JSON log appended to `log`."""

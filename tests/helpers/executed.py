@@ -15,6 +15,7 @@ from contracts import queries
 from ledger.block import Receipt
 from ledger.state import StateView
 from ledger.store import Store
+from ledger.tx import Tx
 from node.executor import Executor
 from tests.helpers.chain import certify
 from tests.helpers.contracts import BLOCK_MS, get_contracts, make_oms_network
@@ -38,8 +39,11 @@ class ExecutedLedger:
 
     def submit(self, signer: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Commit one tx in a block of its own; its receipt as a dict (`ok`, `code`, `message`, `result`)."""
+        return self.commit(self.network.tx(signer, kind, payload))
+
+    def commit(self, tx: Tx) -> dict[str, Any]:
+        """Commit a signed tx in a block of its own; its receipt as `submit` answers it."""
         self.time_ms += BLOCK_MS
-        tx = self.network.tx(signer, kind, payload)
         block = self.executor.build_block(self.store.height + 1, 0, "node-0", self.time_ms, [tx])
         [receipt] = self.executor.commit(block, certify(self.network, block))
         return {"ok": receipt.ok, "code": receipt.code, "message": receipt.message, "result": receipt.result}

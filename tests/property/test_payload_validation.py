@@ -72,6 +72,8 @@ def valid_value(field: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(field.choices)
     if kind == "hash":
         return st.text(alphabet=HEX_DIGITS, min_size=64, max_size=64)
+    if kind == "hex":
+        return st.binary(min_size=field.low, max_size=min(field.high, 64)).map(bytes.hex)
     if kind == "list":
         return st.lists(valid_map(field.fields), min_size=field.low, max_size=min(field.high, 3))
     if kind == "map":
@@ -133,7 +135,7 @@ def conforms(field: Any, value: Any) -> bool:
     kind = field.type
     if kind == "int":
         return type(value) is int and field.low <= value <= field.high
-    if kind in ("id", "text", "choice", "hash"):
+    if kind in ("id", "text", "choice", "hash", "hex"):
         return type(value) is str
     if kind == "bool":
         return type(value) is bool

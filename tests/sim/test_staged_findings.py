@@ -199,3 +199,20 @@ def is_certified_in_view_1_by_node_3(sim: Simulator) -> bool:
     if certificate is None or certificate.view != 1:
         raise AssertionError(f"seed {sim.seed}: height 3 certified in view {certificate and certificate.view}")
     return "node-3" in signers
+
+
+def test_a_replica_that_lost_the_new_view_votes_in_the_view_it_decides_in():
+    """Node 3 asks for view 1 with the others but loses the NEW-VIEW; it decides block 1 from view 1's commits.
+    With node 2 then down, block 2 must commit in view 1 with node 3's commit, not after another view change."""
+    assert_safe_and_live(
+        lose("PrePrepare", view=0),
+        lose("NewView", receivers=("node-3",)),
+        submit(1, to="node-1"),
+        until_decided("node-3", 1),
+        stop_losing(),
+        wait(1_000),
+        crash_now("node-2", 20_000),
+        submit(1, to="node-1"),
+        until("node 1 commits height 2", lambda sim: sim.nodes["node-1"].app.head()[0] >= 2),
+        until("height 2 was certified in view 1 with node 3's commit", is_certified_in_view_1_by_node_3),
+    )

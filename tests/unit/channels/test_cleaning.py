@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from channels.cleaning import clean_order
+from channels.cleaning import clean_order as clean
+from channels.config import ChannelConfig
 from channels.records import ChannelOrder, Line, Unfit
 from tests.unit.channels.conftest import make_config
 
@@ -25,12 +28,17 @@ ORDER = ChannelOrder(
     updated_at="2026-12-01T10:00:00Z",
 )
 CONFIG = make_config(name="webshop", region="LIS", sku_map={"TS-M": "TSHIRT-M"})
+KEY = b"the organisation's customer key"
+
+
+def clean_order(config: ChannelConfig, order: ChannelOrder) -> dict[str, Any]:
+    return clean(config, order, KEY)
 
 
 def test_an_order_becomes_the_ledger_payload() -> None:
     assert clean_order(CONFIG, ORDER) == {
         "external_ref": "webshop:1001",
-        "customer_hash": hashlib.sha256(b"webshop:customer:77").hexdigest(),
+        "customer_hash": hmac.new(KEY, b"webshop:customer:77", hashlib.sha256).hexdigest(),
         "currency": "EUR",
         "lines": [
             {"sku": "TSHIRT-M", "qty": 2, "unit_price": 1999, "discount": 100},
@@ -66,3 +74,17 @@ def test_what_cannot_be_sent_is_unfit(order: ChannelOrder, reason: str) -> None:
     with pytest.raises(Unfit) as refused:
         clean_order(CONFIG, order)
     assert refused.value.reason == reason
+
+
+def test_the_customer_hash_is_keyed_so_a_dictionary_without_the_key_finds_nothing() -> None:
+    hashed = clean_order(CONFIG, ORDER)["customer_hash"]
+    assert hashed != hashlib.sha256(b"webshop:customer:77").hexdigest()
+    assert hashed != clean(CONFIG, ORDER, b"another organisation's key")["customer_hash"]
+    assert hashed == clean_order(CONFIG, replace(ORDER, order_id="1002"))["customer_hash"]
+
+
+def test_the_ship_to_and_notes_go_to_the_node_as_the_channel_mapped_them() -> None:
+    ship_to = {"name": "Rui Costa", "address_lines": ["Rua Augusta 1"], "city": "Lisboa", "country": "PT"}
+    payload = clean_order(CONFIG, replace(ORDER, ship_to=ship_to, notes="ring twice"))
+    assert (payload["ship_to"], payload["notes"]) == (ship_to, "ring twice")
+    assert "ship_to" not in clean_order(CONFIG, ORDER) and "notes" not in clean_order(CONFIG, ORDER)

@@ -24,6 +24,9 @@ def test_a_bad_config_or_no_token_is_a_usage_error(
     config.write_text('[[channels]]\nname = "m"\nadapter = "rest"\nurl = "https://x.example/o"\n')
     assert main(run) == 2
     assert "needs an API token" in capsys.readouterr().err
+    monkeypatch.setenv("OMS_CUSTOMER_KEY", "short")
+    assert main([*run, "--token", "t"]) == 2
+    assert "OMS_CUSTOMER_KEY must hold the organisation's customer key" in capsys.readouterr().err
 
 
 def test_status_and_dead_letters_of_a_missing_state_file_say_so(

@@ -138,3 +138,34 @@ def test_a_wrong_token_or_a_next_link_off_the_shop_is_an_error() -> None:
         '<https://example.myshopify.com/a?page_info=p>; rel="previous", '
         '<https://example.myshopify.com/a?page_info=n>; rel="next"'
     ).endswith("page_info=n")
+
+
+def test_the_shipping_address_email_and_note_become_the_ship_to_and_notes() -> None:
+    raw = shopify_order(3, [("X", 1, "1.00")])
+    raw["shipping_address"] = {
+        "first_name": "Rui",
+        "last_name": "Costa",
+        "address1": "Rua Augusta 100",
+        "address2": "3 Esq",
+        "city": "Lisboa",
+        "zip": "1100-053",
+        "province_code": "LIS",
+        "country_code": "PT",
+        "phone": "+351 21 000 0000",
+    }
+    raw["email"] = "rui@example.pt"
+    raw["note"] = "ring twice"
+    order = make_adapter().map_order(as_received(raw))
+    assert order.ship_to == {
+        "name": "Rui Costa",
+        "address_lines": ["Rua Augusta 100", "3 Esq"],
+        "city": "Lisboa",
+        "postcode": "1100-053",
+        "region": "LIS",
+        "country": "PT",
+        "phone": "+351 21 000 0000",
+        "email": "rui@example.pt",
+    }
+    assert order.notes == "ring twice"
+    raw["shipping_address"] = {"province_code": "LIS", "country_code": "PT"}
+    assert make_adapter().map_order(as_received(raw)).ship_to is None

@@ -179,3 +179,14 @@ def test_a_bad_membership_proposal_is_refused_and_changes_nothing(
 def test_the_last_validator_cannot_be_removed() -> None:
     ledger = Ledger(network=make_network(validators=1))
     refused(propose(ledger, "node-0", "validator.remove", {"id": "node-0"}), "bad_payload")
+
+
+def test_an_organisation_added_with_an_encryption_key_can_have_personal_data_sealed_to_it() -> None:
+    ledger = make_ledger()
+    key = "ab" * 32
+    for bad in ("AB" * 32, "ab" * 31, 7):
+        params = {"org": "org-4", "name": "Depot", "encryption_key": bad}
+        refused(propose(ledger, "node-0", "org.add", params), "bad_payload")
+    decide(ledger, "org.add", {"org": "org-4", "name": "Depot", "encryption_key": key}, ["node-0", "node-1", "node-2"])
+    assert membership(ledger).encryption_key("org-4") == bytes.fromhex(key)
+    assert membership(ledger).encryption_key("org-9") is None

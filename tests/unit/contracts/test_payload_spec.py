@@ -35,6 +35,8 @@ def render_type(field: dict[str, Any]) -> str:
         return " / ".join(f"`{choice}`" for choice in field["choices"])
     if kind == "hash":
         return "sha256, lowercase hex"
+    if kind == "hex":
+        return f"{field['min_length'] // 2}-{field['max_length'] // 2} bytes, lowercase hex"
     if kind == "table":
         return f"map of {field['min_items']}-{field['max_items']} keys to {render_type(field['item'])}"
     if kind == "array":

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ledger.errors import InvalidGenesis
 from ledger.genesis import Genesis
+from ledger.personal import ENCRYPTION_KEY_FILE, EncryptionKey
 from node.config import GENESIS_FILE, KEY_FILE, NodeConfig
 from node.forming import (
     HOST_PATTERN,
@@ -35,6 +36,8 @@ def test_identity_is_private_where_it_holds_secrets_and_shareable_where_not(tmp_
     home = tmp_path / "h"
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / KEY_FILE).stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / ENCRYPTION_KEY_FILE).stat().st_mode) == 0o600
+    assert EncryptionKey.load(home / ENCRYPTION_KEY_FILE).public == identity.encryption_key
     assert NodeIdentity.load(home / IDENTITY_FILE) == identity
     assert identity.address == "http://10.0.0.5:26600"
     config = NodeConfig.load(home)
@@ -52,6 +55,8 @@ def test_genesis_of_four_organisations_makes_each_node_a_validator_and_others_fo
     assert [v.id for v in genesis.validators] == ["node0", "node1", "node2", "node3"]
     assert (genesis.n, genesis.quorum, genesis.consensus.view_timeout_ms) == (4, 3, 2000)
     assert Genesis.from_wire(genesis.to_wire()) == genesis
+    keys = {o["id"]: o.get("encryption_key") for o in genesis.organisations}
+    assert keys == {i.org: i.encryption_key.hex() for i in identities if i.encryption_key is not None}
     assert install_genesis(tmp_path / "n2", genesis) == "validator"
     assert Genesis.load(tmp_path / "n2" / GENESIS_FILE).to_wire() == genesis.to_wire()
 
