@@ -257,6 +257,19 @@ def test_manifest_round_trip_and_inconsistent_manifests_refused() -> None:
         decode_chunk(encode([[b"k", 1]]))
 
 
+def test_a_manifest_giving_an_empty_chunk_a_root_or_a_filled_one_none_is_refused() -> None:
+    entries = {b"k%d" % i: b"v" for i in range(3)}
+    block, cert = certified_state(entries)
+    manifest = SnapshotOffer(MemoryState(entries), block, cert, chunk_entries=1).manifest
+    verify_manifest(GENESIS, manifest)
+    empty, filled = manifest.chunk_sizes.index(0), manifest.chunk_sizes.index(1)
+    for index, root in ((empty, bytes([1]) * 32), (filled, bytes(32))):
+        roots = list(manifest.chunk_roots)
+        roots[index] = root
+        with pytest.raises(InvalidSnapshot, match=f"chunk {index}: . entries cannot have the root"):
+            verify_manifest(GENESIS, dataclasses.replace(manifest, chunk_roots=tuple(roots)))
+
+
 class CountingLoader(Loader):
     """Counts the entries instead of keeping them, so that only state sync's own memory is measured."""
 
