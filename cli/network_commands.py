@@ -5,8 +5,10 @@ init --home H --org ORG --name NODE --advertise HOST:PORT [--listen ADDR:PORT] [
 init --home H --genesis FILE         install the network's genesis: the node votes if genesis lists its key,
                                      else it follows (both steps may go in one command)
 init --home H [--port P]             a new single-validator network on this machine
-genesis create --chain-id ID --identity A.json ... [--client ORG:NAME:ROLE:PUBKEY_FILE ...]
+genesis create --chain-id ID --identity A.json ... [--follower B.json ...] [--client ORG:NAME:ROLE:PUBKEY_FILE ...]
                [--set KEY=VALUE ...] --out genesis.json
+                                     validators from --identity; --follower: a node that follows without voting
+                                     (a client identity with role `node`: the validators serve its reads)
 genesis inspect FILE [--json]        organisations, validators, quorum, clients and roles, settings, hash
 client-key create --out FILE         a client identity's key pair (FILE, and the public key in FILE.pub)
 """
@@ -24,7 +26,7 @@ from cli.remote import DEFAULT_PORT
 def cmd_init(args: argparse.Namespace) -> int:
     from ledger.genesis import Genesis
     from node.config import CLIENTS_DIR, KEY_FILE
-    from node.forming import IDENTITY_FILE, TlsFiles, install_genesis, make_identity
+    from node.forming import IDENTITY_FILE, TlsFiles, install_genesis, is_listed_node, make_identity
     from node.home import create_network
 
     home = Path(args.home)
@@ -53,6 +55,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         genesis = Genesis.load(Path(args.genesis))
         part = install_genesis(home, genesis, added=args.added)
         print(f"installed genesis of {genesis.chain_id!r}: this node is a {part}")
+        if part == "follower" and not is_listed_node(home, genesis):
+            print("  the validators serve its reads once it is a member node: governance `client.add` with role node")
         print(f"start it with: omsnode start --home {home}")
     return ExitCode.OK
 
@@ -62,7 +66,8 @@ def cmd_genesis_create(args: argparse.Namespace) -> int:
     from node.forming import NodeIdentity, build_genesis, parse_client, parse_settings
 
     identities = [NodeIdentity.load(Path(path)) for path in args.identity]
-    clients = [parse_client(spec) for spec in args.client]
+    followers = [NodeIdentity.load(Path(path)).as_follower() for path in args.follower]
+    clients = followers + [parse_client(spec) for spec in args.client]
     genesis = build_genesis(args.chain_id, identities, clients, parse_settings(args.set))
     out = Path(args.out)
     if out.exists():
@@ -130,11 +135,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--chain-id", required=True)
     p.add_argument("--identity", action="append", required=True, metavar="FILE", help="a node's identity.json")
     p.add_argument(
+        "--follower",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the identity.json of a node that follows without voting (it may read the validators' chain)",
+    )
+    p.add_argument(
         "--client",
         action="append",
         default=[],
         metavar="ORG:NAME:ROLE:PUBKEY_FILE",
-        help="a client identity (roles: channel, store, operator, auditor, payment_provider; several joined by +)",
+        help="a client identity (roles: channel, store, operator, auditor, payment_provider, node; several joined "
+        "by +)",
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a consensus setting")
     p.add_argument("--out", required=True)

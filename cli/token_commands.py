@@ -8,7 +8,6 @@ revoke --home DIR --id TOKEN_ID
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,16 @@ from cli.output import print_json
 
 def cmd_create(args: argparse.Namespace) -> int:
     from ledger.genesis import Genesis
-    from node.config import CLIENTS_DIR, GENESIS_FILE
-    from node.tokens import TokenStore, parse_scopes
+    from node.config import CLIENTS_DIR, GENESIS_FILE, NodeConfig
+    from node.tokens import TokenStore, install_client_key, parse_scopes
 
     home = Path(args.home)
     genesis = Genesis.load(home / GENESIS_FILE)
     scopes = parse_scopes(args.scopes)
-    token = TokenStore(home).create(genesis, args.identity, scopes, args.label, rate_per_s=args.rate, added=args.added)
     key_file = home / CLIENTS_DIR / f"{args.identity}.key"
     if args.key and not (key_file.exists() and key_file.samefile(args.key)):
-        key_file.parent.mkdir(exist_ok=True)
-        shutil.copyfile(args.key, key_file)
+        install_client_key(home, genesis, NodeConfig.load(home).org, args.identity, Path(args.key))
+    token = TokenStore(home).create(genesis, args.identity, scopes, args.label, rate_per_s=args.rate, added=args.added)
     print(token)
     return 0
 

@@ -71,14 +71,12 @@ from contracts.lifecycle import (
 from contracts.numbering import compute_fulfilment_id
 from contracts.payload import choice, ident, integer, payload, read_payload, text
 from contracts.records import Fulfilment, FulfilmentStatus, Item, Location, Order
+from contracts.roles import roles_for
 from contracts.settings import Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "fulfilment.decline": frozenset({"store", "operator"}),
-    "order.allocate": frozenset({"channel", "operator"}),
-}
+ROLES = roles_for("fulfilment.decline", "order.allocate")
 
 SETTINGS = (
     Setting(

@@ -34,14 +34,12 @@ from contracts.payload import (
     text,
 )
 from contracts.records import Location, Sku
+from contracts.roles import reaches_every_org, roles_for
 from contracts.settings import Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "sku.upsert": frozenset({"operator"}),
-    "location.upsert": frozenset({"operator", "store"}),
-}
+ROLES = roles_for("sku.upsert", "location.upsert")
 
 LOCATION_TYPES = ("store", "warehouse")
 """Kinds of distribution point."""
@@ -126,8 +124,9 @@ def require_location(state: StateView, location: str) -> Location:
 
 
 def require_location_access(ctx: TxContext, location: Location) -> None:
-    """Operators act anywhere; a store identity only at locations of its own organisation."""
-    if "operator" in ctx.signer.roles:
+    """A role that reaches every organisation for this kind (`contracts.roles`) acts anywhere; anyone else only at
+    locations of its own organisation."""
+    if reaches_every_org(ctx.signer.roles, ctx.kind):
         return
     if ctx.signer.org != location["org"]:
         raise Rejected("forbidden", f"{ctx.signer.id} does not act for location {location['location']}")
@@ -171,7 +170,7 @@ def process_location_upsert(state: StateView, tx: Tx, ctx: TxContext) -> dict[st
     if location == VIRTUAL_LOCATION:
         raise bad(f"{VIRTUAL_LOCATION} is reserved for virtual goods")
     org = fields["org"] or ctx.signer.org
-    if "operator" not in ctx.signer.roles and org != ctx.signer.org:
+    if not reaches_every_org(ctx.signer.roles, ctx.kind) and org != ctx.signer.org:
         raise Rejected("forbidden", "a store may only register locations of its own organisation")
     if not ctx.membership.has_org(org):
         raise Rejected("unknown_org", f"organisation {org} is not a member")

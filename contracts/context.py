@@ -38,6 +38,8 @@ class TxContext:
     tx_index: int
     """Position of the tx in its block (0-based)."""
     tx_id: bytes
+    kind: str
+    """The tx's kind: what the roles table (`contracts.roles`) is read for."""
     signer: Identity
     """The member identity that signed the tx (roles already checked)."""
     config: dict[str, Any]

@@ -32,20 +32,18 @@ from contracts.lifecycle import (
     put_order,
     require_fulfilment,
     require_order,
+    require_order_access,
     set_fulfilment_status,
     sync_order_status,
     transition_order,
 )
 from contracts.payload import ident, payload, read_payload, text
 from contracts.records import Fulfilment, Order
+from contracts.roles import reaches_every_org, roles_for
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "fulfilment.pick": frozenset({"store", "operator"}),
-    "fulfilment.ship": frozenset({"store", "operator"}),
-    "fulfilment.deliver": frozenset({"store", "operator", "channel"}),
-}
+ROLES = roles_for("fulfilment.pick", "fulfilment.ship", "fulfilment.deliver")
 
 PAYLOADS = {
     "fulfilment.pick": payload(ident("fulfilment_id")),
@@ -162,11 +160,11 @@ def process_fulfilment_deliver(state: StateView, tx: Tx, ctx: TxContext) -> dict
     """The carrier delivered (or the customer collected) the goods."""
     fields = read_payload(PAYLOADS["fulfilment.deliver"], tx.payload)
     record = require_fulfilment(state, fields["fulfilment_id"])
-    if "store" in ctx.signer.roles and "operator" not in ctx.signer.roles:
-        require_location_access(ctx, require_location(state, record["location"]))
     order = require_order(state, record["order_id"])
-    if "channel" in ctx.signer.roles and ctx.signer.id != order["channel"]:
-        raise Rejected("forbidden", f"order {order['order_id']} belongs to channel {order['channel']}")
+    if "channel" in ctx.signer.roles and not reaches_every_org(ctx.signer.roles, ctx.kind):
+        require_order_access(ctx, order)
+    else:
+        require_location_access(ctx, require_location(state, record["location"]))
     if record["status"] != "shipped":
         raise Rejected("invalid_transition", f"fulfilment {record['fulfilment_id']} is {record['status']}")
     set_fulfilment_status(record, "delivered", ctx)

@@ -36,16 +36,13 @@ from contracts.context import TxContext
 from contracts.errors import Rejected
 from contracts.members import CHANGES, PARAMS_DOC
 from contracts.payload import anything, choice, payload, read_payload, text
+from contracts.roles import roles_for
 from contracts.settings import Setting, read_setting
 from ledger.membership import MEMBERSHIP_KEY, Membership
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "config.set": frozenset({"operator"}),
-    "governance.propose": frozenset({"validator", "operator"}),
-    "governance.approve": frozenset({"validator", "operator"}),
-}
+ROLES = roles_for("config.set", "governance.propose", "governance.approve")
 
 CONFIG_KEY = "config"
 """State key of the configuration values set on the ledger (defaults are not stored)."""

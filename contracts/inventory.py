@@ -77,20 +77,21 @@ from contracts.records import (
     TransferStatus,
 )
 from contracts.references import hash_reference, recall, remember
+from contracts.roles import roles_for
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "stock.receive": frozenset({"store", "operator"}),
-    "stock.adjust": frozenset({"store", "operator"}),
-    "stock.transfer": frozenset({"store", "operator"}),
-    "stock.count": frozenset({"store", "operator"}),
-    "stock.count.approve": frozenset({"operator"}),
-    "stock.transfer.accept": frozenset({"store", "operator"}),
-    "stock.transfer.refuse": frozenset({"store", "operator"}),
-    "stock.transfer.recall": frozenset({"store", "operator"}),
-    "stock.safety": frozenset({"store", "operator"}),
-}
+ROLES = roles_for(
+    "stock.receive",
+    "stock.adjust",
+    "stock.transfer",
+    "stock.count",
+    "stock.count.approve",
+    "stock.transfer.accept",
+    "stock.transfer.refuse",
+    "stock.transfer.recall",
+    "stock.safety",
+)
 
 JOURNAL_KINDS = (
     "receipt",

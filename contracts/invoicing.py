@@ -53,13 +53,12 @@ from contracts.lifecycle import (
 from contracts.numbering import take_invoice_number
 from contracts.payload import boolean, choice, ident, integer, payload, read_payload, table, text
 from contracts.records import Credited, Document, Fulfilment, Order, PricedLine, Rounding
+from contracts.roles import reaches_every_org, roles_for
 from contracts.settings import Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "invoice.reverse": frozenset({"operator", "store"}),
-}
+ROLES = roles_for("invoice.reverse")
 
 BASIS_POINTS = 10_000
 """A tax rate of 10000 basis points is 100 %."""
@@ -454,8 +453,8 @@ def process_invoice_reverse(state: StateView, tx: Tx, ctx: TxContext) -> dict[st
     number = fields["number"]
     reason = fields["reason"]
     invoice = require_invoice(state, number)
-    if "operator" not in ctx.signer.roles and ctx.signer.org != invoice["issuer"]:
-        raise Rejected("forbidden", f"{ctx.signer.id} does not act for issuer {invoice['issuer']}")
+    if not reaches_every_org(ctx.signer.roles, ctx.kind) and ctx.signer.org != invoice["issuer"]:
+        raise Rejected("forbidden", f"{ctx.signer.id} does not act for the issuer of {number}")
     if invoice["credit_note"]:
         raise Rejected("invalid_document", f"{number} is a credit note")
     if state.get(keys.reversal_key(number)) is not None:

@@ -24,6 +24,7 @@ from contracts import keys
 from contracts.context import BlockContext, TxContext
 from contracts.errors import Rejected
 from contracts.records import Fulfilment, FulfilmentStatus, Order, OrderStatus
+from contracts.roles import reaches_every_org
 from ledger.state import StateView
 
 TRANSITIONS: dict[OrderStatus, tuple[OrderStatus, ...]] = {
@@ -86,13 +87,16 @@ def put_order(state: StateView, order: Order) -> None:
 
 
 def require_order_access(ctx: TxContext, order: Order) -> None:
-    """A channel acts only on its own orders, a payment provider on its organisation's; operators on any."""
-    if "operator" in ctx.signer.roles:
+    """The signer acts on `order` as the roles table says (`contracts.roles`): a role that reaches every
+    organisation for this kind on any order; a channel on the orders it placed; anyone else on its own
+    organisation's."""
+    if reaches_every_org(ctx.signer.roles, ctx.kind):
         return
-    if "channel" in ctx.signer.roles and ctx.signer.id != order["channel"]:
-        raise Rejected("forbidden", f"order {order['order_id']} belongs to channel {order['channel']}")
-    if "payment_provider" in ctx.signer.roles and ctx.signer.org != order["org"]:
-        raise Rejected("forbidden", f"order {order['order_id']} belongs to organisation {order['org']}")
+    if "channel" in ctx.signer.roles:
+        if ctx.signer.id != order["channel"]:
+            raise Rejected("forbidden", f"order {order['order_id']} belongs to another channel")
+    elif ctx.signer.org != order["org"]:
+        raise Rejected("forbidden", f"order {order['order_id']} belongs to another organisation")
 
 
 def transition_order(order: Order, target: OrderStatus, ctx: TxContext | BlockContext, reason: str = "") -> None:

@@ -70,16 +70,11 @@ from contracts.personal import SEALED, record_personal
 from contracts.records import Delivery, Order, OrderLine
 from contracts.references import hash_reference, recall, remember
 from contracts.review import compute_hold_reasons
+from contracts.roles import roles_for
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "order.create": frozenset({"channel"}),
-    "order.import": frozenset({"channel"}),
-    "order.cancel": frozenset({"channel", "operator"}),
-    "order.complete": frozenset({"channel", "operator"}),
-    "order.edit": frozenset({"channel", "operator"}),
-}
+ROLES = roles_for("order.create", "order.import", "order.cancel", "order.complete", "order.edit")
 
 STEP_PARTS = {"order.import": "orders"}
 """Each order of an import runs under the step budget of its own (the tx's budget grows with them)."""

@@ -50,6 +50,7 @@ from contracts.lifecycle import (
 from contracts.payload import MAX_AMOUNT, boolean, ident, integer, payload, read_payload, text
 from contracts.records import Order, PaymentKind
 from contracts.references import hash_reference, recall, remember
+from contracts.roles import roles_for
 from contracts.settings import MAX_DURATION_MS, Setting
 from ledger.state import StateView
 from ledger.tx import Tx
@@ -57,11 +58,7 @@ from ledger.tx import Tx
 PROVIDER_ROLE = "payment_provider"
 """The role of a payment service's identity."""
 
-ROLES: dict[str, frozenset[str]] = {
-    "payment.authorize": frozenset({"channel", "operator", PROVIDER_ROLE}),
-    "payment.capture": frozenset({"channel", "operator", PROVIDER_ROLE}),
-    "payment.refund": frozenset({"channel", "operator", PROVIDER_ROLE}),
-}
+ROLES = roles_for("payment.authorize", "payment.capture", "payment.refund")
 
 SETTINGS = (
     Setting(

@@ -30,14 +30,12 @@ from contracts.errors import Rejected
 from contracts.lifecycle import require_fulfilment, require_order
 from contracts.payload import choice, digest, hexbytes, ident, items, mapping, payload, read_payload
 from contracts.records import PersonalRecord
+from contracts.roles import roles_for
 from ledger.personal import KEY_SIZE, MAX_CIPHERTEXT, MAX_READERS, SCHEME, WRAPPED_SIZE, Sealed
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "order.grant_personal": frozenset({"validator", "channel", "operator"}),
-    "order.erase_personal": frozenset({"operator"}),
-}
+ROLES = roles_for("order.grant_personal", "order.erase_personal")
 
 WRAP_FIELDS = (
     hexbytes("ephemeral", KEY_SIZE, KEY_SIZE, doc="the wrap's ephemeral X25519 public key"),

@@ -58,15 +58,12 @@ from contracts.payload import choice, ident, integer, items, payload, quantity, 
 from contracts.payments import compute_overpaid, mark_refunded, start_payment_clock
 from contracts.records import Bucket, Fulfilment, Order, Return, ReturnLine, ReturnStatus
 from contracts.references import hash_reference, recall, remember
+from contracts.roles import roles_for
 from contracts.settings import MAX_DURATION_MS, Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "return.request": frozenset({"channel", "operator"}),
-    "return.receive": frozenset({"store", "operator"}),
-    "return.cancel": frozenset({"channel", "operator"}),
-}
+ROLES = roles_for("return.request", "return.receive", "return.cancel")
 
 SETTINGS = (
     Setting(

@@ -53,16 +53,12 @@ from contracts.payload import (
 )
 from contracts.payments import start_payment_clock
 from contracts.records import Order
+from contracts.roles import roles_for
 from contracts.settings import MAX_DURATION_MS, Setting
 from ledger.state import StateView
 from ledger.tx import Tx
 
-ROLES: dict[str, frozenset[str]] = {
-    "order.approve": frozenset({"operator"}),
-    "order.reject": frozenset({"operator"}),
-    "order.intercept": frozenset({"channel", "operator"}),
-    "order.release": frozenset({"operator"}),
-}
+ROLES = roles_for("order.approve", "order.reject", "order.intercept", "order.release")
 
 INTERCEPTABLE = ("released", "backordered", "partially_shipped")
 """Order states from which a released order may be held before (the rest of) it ships."""
@@ -85,7 +81,8 @@ SETTINGS = (
             max_items=MAX_BLOCKED_CUSTOMERS,
             default=[],
             doc="customer hashes whose orders are held (held orders are released one by one by an operator)",
-        )
+        ),
+        names_customers=True,
     ),
     Setting(
         integer(

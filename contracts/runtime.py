@@ -416,6 +416,10 @@ class ContractSet:
         """Config key -> its declaration as plain data (`contracts.settings.describe_setting`), in key order."""
         return {key: describe_setting(self.settings[key]) for key in sorted(self.settings)}
 
+    def customer_keys(self) -> list[str]:
+        """The config keys whose values name customers (`Setting.names_customers`), in key order."""
+        return [key for key in sorted(self.settings) if self.settings[key].names_customers]
+
     def governed_keys(self) -> list[str]:
         """The config keys only governance changes, in key order."""
         return [key for key in sorted(self.settings) if self.settings[key].governed]
@@ -530,6 +534,7 @@ class ContractSet:
             block.time_ms,
             index,
             tx.id,
+            tx.kind,
             signer,
             config,
             block.genesis,

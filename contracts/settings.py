@@ -19,7 +19,8 @@ review gate (the review limits that hold orders for everyone) or bounds the
 work of one tx or block (step budgets, allocation limits, batch sizes,
 creation limits): only a governance proposal approved by a quorum of
 organisations changes it (`contracts.governance`), and `config.set` refuses
-it with `protected_config`. An operator sets the other settings alone.
+it with `protected_config`. An operator sets the other settings alone. A setting that `names_customers`
+is kept from API tokens without the customers scopes (`node.api.access`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Setting:
     """The value's type and bounds, named by the key, with the value that holds when none is set as default."""
     governed: bool = False
     """Changed only by a governance proposal approved by a quorum of organisations."""
+    names_customers: bool = False
+    """Its values name customers (customer hashes, as the blocked list of the review gate): a node shows them,
+    and proposes changes to them, only for API tokens with the customers scopes."""
 
 
 def read_setting(setting: Setting, value: Any) -> Any:

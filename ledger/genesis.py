@@ -20,9 +20,10 @@ import msgspec
 from ledger.errors import InvalidGenesis
 from ledger.strict import convert_strict
 
-ROLES = frozenset({"validator", "store", "channel", "operator", "auditor", "payment_provider"})
+ROLES = frozenset({"validator", "store", "channel", "operator", "auditor", "payment_provider", "node"})
 """Every role an identity may hold (`payment_provider`: a payment service that records an organisation's
-payments, and that captures may be required to come from)."""
+payments, and that captures may be required to come from; `node`: an organisation's node that follows the
+chain without voting, which may read blocks and snapshots from the validators and sign nothing else)."""
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,9 @@ sizes and no compression, 0.2 ms (0.13 ms with 32 MiB of each, for about 120 MB 
 
 TABLE_BYTES = 8 * 1024 * 1024
 
+DATA_DIR_MODE = 0o700
+"""The store's folder is opened by its owner alone: it holds every block and the whole state."""
+
 COMPRESSION = None
 """No compression of table blocks: compaction compressed every byte again at every level it moved down. The
 store takes more disk in exchange, which a node has more of than CPU."""
@@ -113,7 +116,8 @@ class Store:
     """Blocks, txs, receipts, world state and indexes of one node, in LevelDB."""
 
     def __init__(self, path: Path | str) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
+        Path(path).mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
+        Path(path).chmod(DATA_DIR_MODE)
         try:
             self._db = plyvel.DB(
                 str(path),

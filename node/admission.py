@@ -99,13 +99,12 @@ class Admission:
             self._remember(tx)
 
     def check_membership(self, tx: Tx) -> Identity:
-        """Chain, kind, payload and role checks (no signature); returns the signer's identity."""
+        """Chain, kind, role and payload checks (no signature); returns the signer's identity."""
         if tx.chain_id != self.genesis.chain_id:
             raise InvalidTransaction(f"tx is for chain {tx.chain_id!r}, this is {self.genesis.chain_id!r}")
         roles = self.contracts.required_roles(tx.kind)
         if roles is None:
             raise InvalidTransaction(f"unknown tx kind {tx.kind!r}")
-        self.contracts.check_payload(tx.kind, tx.payload)
         membership = decode_membership(self.store.get_state(MEMBERSHIP_KEY.encode()), self.genesis)
         identity = membership.identity(tx.signer, self.store.height + 1)
         if identity is None:
@@ -115,6 +114,7 @@ class Admission:
                 f"signer {tx.signer!r} (roles {sorted(identity.roles)}) may not send {tx.kind!r};"
                 f" it needs one of {sorted(roles)}"
             )
+        self.contracts.check_payload(tx.kind, tx.payload)
         return identity
 
     def _remember_failed(self, failed: bytes) -> None:

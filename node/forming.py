@@ -31,6 +31,7 @@ from ledger.genesis import ROLES, ConsensusParams, Genesis, Identity
 from ledger.keys import PrivateKey
 from ledger.personal import ENCRYPTION_KEY_FILE, EncryptionKey
 from node.config import GENESIS_FILE, KEY_FILE, NodeConfig
+from p2p.reads import READER_ROLE
 
 IDENTITY_FILE = "identity.json"
 """What a node's home says about the node to the other organisations (no secret in it)."""
@@ -71,6 +72,11 @@ class NodeIdentity:
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_wire(), indent=2, sort_keys=True) + "\n")
+
+    def as_follower(self) -> Identity:
+        """The node as a member node that follows without voting: a client identity with role `node`, which
+        the validators serve blocks and snapshots to (`p2p.reads`)."""
+        return Identity(self.name, self.org, self.public_key, frozenset({READER_ROLE}))
 
     @classmethod
     def load(cls, path: Path) -> NodeIdentity:
@@ -259,7 +265,8 @@ def install_genesis(home: Path, genesis: Genesis, added: bool = False) -> str:
     else:
         if config.org not in {o["id"] for o in genesis.organisations} and not added:
             raise InvalidGenesis(f"{config.org!r} is not an organisation of {genesis.chain_id!r}")
-        if genesis.identity(config.node_id) is not None:
+        listed = genesis.identity(config.node_id)
+        if listed is not None and listed != NodeIdentity(config.org, config.node_id, key.public, "").as_follower():
             raise InvalidGenesis(f"{config.node_id!r} names another identity of {genesis.chain_id!r}; rename the node")
     target = home / GENESIS_FILE
     if target.exists() and Genesis.load(target).to_wire() != genesis.to_wire():
@@ -269,12 +276,19 @@ def install_genesis(home: Path, genesis: Genesis, added: bool = False) -> str:
     return "validator" if validator is not None else "follower"
 
 
+def is_listed_node(home: Path, genesis: Genesis) -> bool:
+    """Does genesis list the node of `home` as a member node (a validator, or a follower with role `node`)?"""
+    key = PrivateKey.load(home / KEY_FILE).public
+    listed = (*genesis.validators, *genesis.clients)
+    return any(i.public_key == key and ({"validator", READER_ROLE} & i.roles) for i in listed)
+
+
 def save_client_key(out: Path) -> Path:
     """Make a client identity's key pair: the private key in `out` (owner only) and the hex public key beside it
     (`.pub`), the file `genesis create --client` reads; answers the public key's path."""
     if out.exists():
         raise FileExistsError(f"{out} exists; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
     key = PrivateKey.generate()
     key.save(out)
     public = out.with_suffix(".pub")

@@ -53,10 +53,11 @@ from node.snapshots import SnapshotServer, find_base_height
 from node.tokens import TokenStore
 from node.wal import ConsensusLog, recover_records
 from p2p.addresses import AddressBook, AddressGossip
-from p2p.envelope import Envelope
+from p2p.envelope import Envelope, Sealer
 from p2p.forward import TxForwarder
 from p2p.gossip import TXS_KIND, TxGossip
 from p2p.peers import PeerTable
+from p2p.reads import READER_ROLE, ReadGate, ReadSealer
 from p2p.snapshot import StateSync
 from p2p.sync import BlockSync, HttpSyncSource
 from p2p.transport import HttpTransport
@@ -104,6 +105,12 @@ def list_followed_validators(membership: Membership, next_height: int) -> list[I
 def _log_chunks(done: int, total: int) -> None:
     if done == total or done % max(total // 10, 1) == 0:
         log.warning("state sync: %d of %d chunks fetched and checked", done, total)
+
+
+def list_reader_nodes(membership: Membership) -> dict[str, frozenset[bytes]]:
+    """The keys of the client identities that are non-voting nodes of their organisations (role `node`), by id:
+    with the validators, who may read a node's blocks and snapshots."""
+    return {c.id: frozenset({c.public_key}) for c in membership.clients if READER_ROLE in c.roles}
 
 
 class Node:
@@ -174,7 +181,10 @@ class Node:
         self.forwarder = None if self.is_validator else TxForwarder(self.peers, verify)
         """A follower's way to the validators for its clients' txs (validators gossip instead)."""
         self.gossip = TxGossip(self.transport, forward=self.forwarder.forward if self.forwarder else None)
-        self.sync_source = HttpSyncSource(self.peers, verify=verify)
+        self.read_gate = ReadGate(self.genesis, self.node_id, clock)
+        """Opens the seals of peers' reads of this node's `/p2p` routes: member nodes only (`p2p.reads`)."""
+        read_sealer = ReadSealer(Sealer(self.key, self.node_id, self.genesis.chain_id), clock)
+        self.sync_source = HttpSyncSource(self.peers, verify=verify, seal=read_sealer)
         interval = self.genesis.consensus.checkpoint_interval
         self.snapshots = SnapshotServer(self.store, interval)
         self.base_height = find_base_height(self.store)
@@ -235,8 +245,9 @@ class Node:
     def _check_membership(self) -> bool:
         """Is this node a validator: its id one that genesis or governance (`ledger.membership`) made a
         validator? Its key must then be the one the set in force or the last one scheduled gives it. Else it
-        must belong to a member organisation, under a name no identity holds; it then follows without voting
-        (a validator that governance adds while its node already runs as a follower votes once restarted)."""
+        must belong to a member organisation and follows without voting (a validator that governance adds while
+        its node already runs as a follower votes once restarted); the validators serve its reads once genesis or
+        governance lists it as a client identity with role `node`, its id and its key (`p2p.reads`)."""
         membership = self.executor.get_membership()
         listed = [e.validators.keys[self.node_id] for e in membership.epochs if self.node_id in e.validators.keys]
         if listed:
@@ -244,8 +255,18 @@ class Node:
             if self.key.public not in (in_force, listed[-1]):
                 raise LedgerError(f"{self.home / KEY_FILE} is not the key the validator set gives {self.node_id!r}")
             return True
-        if membership.identity(self.node_id, self.store.height + 1) is not None:
+        client = membership.identity(self.node_id, self.store.height + 1)
+        if client is not None and READER_ROLE not in client.roles:
             raise LedgerError(f"{self.node_id!r} is a client identity of {self.genesis.chain_id!r}, not a node")
+        if client is not None and (client.public_key, client.org) != (self.key.public, self.config.org):
+            raise LedgerError(f"{self.home / KEY_FILE} is not the key of node {self.node_id!r} of {client.org!r}")
+        if client is None:
+            log.warning(
+                "%r is not a member node (a client identity with role %r) of the genesis: peers answer its reads "
+                "only if governance has listed it since",
+                self.node_id,
+                READER_ROLE,
+            )
         if not membership.has_org(self.config.org) and self.store.height == 0:
             # An empty store knows only the genesis members: an organisation added since is checked once synced.
             log.warning("organisation %r is not in genesis: following the chain to learn its members", self.config.org)
@@ -274,6 +295,7 @@ class Node:
             if validator.address:
                 self.transport.add_peer(validator.id, validator.address)
         self.transport.inbox.gate.set_senders(keys)
+        self.read_gate.set_readers(keys | list_reader_nodes(membership))
         self.addresses.book.set_members(latest)
 
     async def start(self) -> None:

@@ -30,12 +30,17 @@ import msgspec
 
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, Identity
+from ledger.keys import MAX_KEY_FILE_BYTES, PrivateKey, is_private_to_owner, write_private_file
 from ledger.strict import convert_strict
+from node.config import CLIENTS_DIR
 
 TOKENS_FILE = "api_tokens.json"
 """Where a node's tokens (hashed) live in its home."""
 
 TOKEN_PREFIX = "oms"
+
+CLIENTS_DIR_MODE = 0o700
+"""The client keys' folder is opened by its owner alone."""
 
 SCOPES = frozenset(
     {
@@ -53,10 +58,13 @@ SCOPES = frozenset(
         "webhooks:write",
         "governance:write",
         "personal:read",
+        "customers:read",
+        "customers:write",
     }
 )
 """Every scope a token may hold: `<resource>:read` or `<resource>:write`; `chain` is blocks, txs and receipts;
-`personal` is the ship-to and notes of orders that the token's organisation may read."""
+`personal` is the ship-to and notes of orders that the token's organisation may read; `customers` the settings
+that name customers (the blocked customers of the review gate)."""
 
 GLOBAL_READERS = frozenset({"operator", "auditor"})
 """Roles that read every organisation's data; the others read their own organisation's."""
@@ -235,6 +243,32 @@ class TokenStore:
         if tokens.pop(token_id, None) is None:
             raise TokenError(f"no token {token_id!r} in {self.path}")
         self._save(tokens)
+
+
+def install_client_key(home: Path, genesis: Genesis, org: str, identity: str, source: Path) -> Path:
+    """Put `identity`'s key file into the home's `clients/` (owner only), for the node to sign a token's writes;
+    answers where. Refused (`TokenError`) when the source is open to others (it is never copied so), when
+    genesis lists `identity` with another organisation than the node's `org` (a home holds its own
+    organisation's client keys only), or with another public key (the key is another identity's). An identity
+    that governance added since genesis is checked by the ledger instead: a tx signed with another key fails."""
+    if not is_private_to_owner(source):
+        raise TokenError(f"{source} is readable by others: `chmod 600 {source}` before handing it to a node")
+    member = genesis.identity(identity)
+    key = PrivateKey.load(source)
+    if member is not None and member.org != org:
+        raise TokenError(f"{identity!r} belongs to {member.org!r}: this node's home holds {org!r}'s client keys only")
+    if member is not None and member.public_key != key.public:
+        raise TokenError(f"{source} is not the key of {identity!r}: genesis gives it another public key")
+    folder = home / CLIENTS_DIR
+    folder.mkdir(mode=CLIENTS_DIR_MODE, exist_ok=True)
+    target = folder / f"{identity}.key"
+    write_private_file(target, read_small_file(source))
+    return target
+
+
+def read_small_file(path: Path) -> bytes:
+    with open(path, "rb") as file:
+        return file.read(MAX_KEY_FILE_BYTES)
 
 
 def make_token() -> str:

@@ -21,7 +21,9 @@ The serving side is plain functions over the node's store (`encode_status`,
 
 Both bodies are canonical msgpack. A peer may return fewer blocks than asked
 (never more, never others). State sync (`StateSync`, in `p2p.snapshot`) uses
-the same source for `GET <peer>/p2p/snapshot` and `/p2p/snapshot/<i>`.
+the same source for `GET <peer>/p2p/snapshot` and `/p2p/snapshot/<i>`. A peer
+answers these reads to member nodes only: the source seals each request with
+the node's key (`p2p.reads`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ledger.genesis import Genesis
 from ledger.membership import ValidatorSet, get_genesis_membership
 from p2p.errors import PeerUnavailable
 from p2p.peers import PeerTable
+from p2p.reads import ReadSealer
 from p2p.snapshot import SnapshotOffer, StateSync
 from p2p.verify import Progress, call_hook, verify_block
 
@@ -306,9 +309,12 @@ class HttpSyncSource:
         client: httpx.AsyncClient | None = None,
         timeout_s: float = DEFAULT_FETCH_TIMEOUT_S,
         verify: ssl.SSLContext | bool = True,
+        seal: ReadSealer | None = None,
     ) -> None:
-        """`verify`: how peers' HTTPS certificates are checked (when no `client` is given)."""
+        """`verify`: how peers' HTTPS certificates are checked (when no `client` is given); `seal`: how this
+        node seals its reads (without one, peers answer 401)."""
         self.peers = peers
+        self.seal = seal
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=2.0), verify=verify)
         self._owns_client = client is None
 
@@ -320,9 +326,10 @@ class HttpSyncSource:
         """GET a peer route; the body, None on 404, or `PeerUnavailable` on any other failure, including
         a body longer than `MAX_ANSWER_BYTES` (read no further than that)."""
         url = self.peers.get(peer).address.rstrip("/") + path
+        headers = {} if self.seal is None else self.seal.headers(peer, path, params)
         started = time.perf_counter()
         try:
-            async with self._client.stream("GET", url, params=params) as response:
+            async with self._client.stream("GET", url, params=params, headers=headers) as response:
                 if response.status_code == 404:
                     return None
                 if response.status_code >= 300:

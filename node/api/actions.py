@@ -10,7 +10,9 @@ for the token's identity, honours `Idempotency-Key` and `?wait=commit`.
 
 A target that exists but belongs to no organisation the token reads is
 answered 404, as a read of it would be: a token cannot learn of (nor act on)
-another organisation's order by writing to it. A target that does not exist
+another organisation's order by writing to it. One it reads (an operator's,
+an auditor's) but may not act on, since the roles table gives its roles only
+their own for that kind (`contracts.roles`), is answered 403. A target that does not exist
 is left to the contract, whose receipt says `unknown_*` (it may still be on
 its way to a block).
 """
@@ -27,9 +29,10 @@ from fastapi import APIRouter, Body, Depends, Path, Response
 from pydantic import BaseModel
 
 from ledger.state import StateView
+from node.api.access import ROUTES, may_act_on
 from node.api.bodies import TxBody, payload_model
-from node.api.deps import authorize, get_node
-from node.api.errors import NotFound
+from node.api.deps import authorize_route, get_node
+from node.api.errors import Forbidden, NotFound
 from node.api.models import ErrorBody, WriteResult
 from node.api.writes import IdempotencyKey, Wait, submit_as
 from node.node import Node
@@ -60,7 +63,6 @@ class Action:
     """Under `/v1`, e.g. `/orders/{order_id}/cancel`."""
     kind: str
     summary: str
-    scope: str
     resource: type[BaseModel] | None = None
     """Model of the resource shown after the tx (None: none is shown)."""
     show: Show | None = None
@@ -80,8 +82,9 @@ class Action:
 
 
 def add_actions(router: APIRouter, actions: Sequence[Action]) -> None:
-    """Add a `POST` route to `router` for every action."""
+    """Add a `POST` route to `router` for every action (its scope is the roles table's, `node.api.access`)."""
     for action in actions:
+        scope = ROUTES[("POST", router.prefix + action.path)].scope
         router.add_api_route(
             action.path,
             make_endpoint(action),
@@ -90,7 +93,7 @@ def add_actions(router: APIRouter, actions: Sequence[Action]) -> None:
             responses=WRITE_ERRORS,
             summary=action.summary,
             description=f"Sends `{action.kind}` (see docs/spec/transactions.md), signed by the node for the "
-            f"token's identity; needs scope `{action.scope}`.",
+            f"token's identity; needs scope `{scope}`.",
             name=action.kind,
         )
 
@@ -115,8 +118,11 @@ def make_endpoint(action: Action) -> Callable[..., Any]:
         if action.owner is not None:
             field, get_owners = action.owner
             owners = get_owners(StateView(node.store).get, payload[field])
-            if owners is not None and not params["principal"].can_see(owners):
+            principal: Principal = params["principal"]
+            if owners is not None and not principal.can_see(owners):
                 raise NotFound(f"no {field.removesuffix('_id')} {payload[field]!r}")
+            if owners is not None and not may_act_on(principal, action.kind, owners):
+                raise Forbidden(f"the roles table lets {principal.identity.id} send {action.kind} for its own only")
         show = action.show
 
         def render(result: dict[str, Any]) -> dict[str, Any] | None:
@@ -143,7 +149,7 @@ def make_endpoint(action: Action) -> Callable[..., Any]:
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [
         inspect.Parameter("node", keyword, annotation=Annotated[Node, Depends(get_node)]),
-        inspect.Parameter("principal", keyword, annotation=Annotated[Principal, Depends(authorize(action.scope))]),
+        inspect.Parameter("principal", keyword, annotation=Annotated[Principal, Depends(authorize_route)]),
         inspect.Parameter("response", keyword, annotation=Response),
         *([inspect.Parameter(target, keyword, annotation=Annotated[str, Path()])] if target else []),
         body,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ledger.state import StateView
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.backlog import read_backlog
 from node.node import Node
 from node.tokens import Principal
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["node"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize(None))]
+Reader = Annotated[Principal, Depends(authorize_route)]
 
 
 class Commit(BaseModel):

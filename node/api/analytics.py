@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from contracts import keys
 from ledger.state import StateView
 from node.analytics import compute_percentile, read_table
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.indexes import ALL_SCOPE
 from node.node import Node
 from node.tokens import Principal
@@ -34,8 +34,8 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize("orders:read"))]
-StockReader = Annotated[Principal, Depends(authorize("inventory:read"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
+StockReader = Annotated[Principal, Depends(authorize_route)]
 Format = Annotated[Literal["json", "csv"], Query(description="json, or csv for a spreadsheet")]
 
 Rows = list[dict[str, Any]]

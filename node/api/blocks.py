@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 
 from ledger.encoding import MAX_INT
-from node.api.deps import authorize, get_node
+from node.api.deps import authorize_route, get_node
 from node.api.errors import Forbidden, NotFound
 from node.api.models import Block, ErrorBody
 from node.api.render import render_block
@@ -17,7 +17,7 @@ from node.tokens import Principal
 router = APIRouter(prefix="/v1", tags=["blocks"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
-Reader = Annotated[Principal, Depends(authorize("chain:read"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
 
 Height = Annotated[int, Path(ge=1, le=MAX_INT, description="A block height, 1 for the first block")]
 

@@ -16,7 +16,7 @@ from contracts.catalogue import get_location, get_sku
 from contracts.records import LocationType
 from ledger.encoding import decode
 from ledger.state import StateView
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.errors import NotFound
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import ErrorBody, Location, Page, Sku
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1", tags=["catalogue"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize("catalogue:read"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
 
 
 def list_records(node: Node, prefix: str, limit: int, cursor: str | None, wanted: dict[str, Any]) -> Page[Any]:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from ledger.encoding import MAX_INT
-from node.api.deps import authorize, get_node
+from node.api.deps import authorize_route, get_node
 from node.api.errors import CursorBeforeFeed, InvalidRequest
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import CursorBeforeFeedBody, Event, EventPage
@@ -29,7 +29,7 @@ from node.tokens import Principal
 router = APIRouter(prefix="/v1", tags=["events"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
-Reader = Annotated[Principal, Depends(authorize("events:read"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
 
 MAX_WAIT_S = 60
 """Longest a long-poll waits."""

@@ -34,7 +34,6 @@ def fulfilment_action(verb: str, kind: str, summary: str) -> Action:
         path=f"/fulfilments/{{fulfilment_id}}/{verb}",
         kind=kind,
         summary=summary,
-        scope="orders:write",
         resource=Order,
         show=show_order_of_fulfilment,
         owner=("fulfilment_id", get_fulfilment_orgs),

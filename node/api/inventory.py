@@ -22,7 +22,7 @@ from contracts.records import JournalKind, Stock
 from ledger.encoding import MAX_INT, decode
 from ledger.state import StateView
 from node.api.actions import Action, add_actions
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.errors import NotFound
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import CountReport, ErrorBody, JournalEntry, Page, StockAt, StockRow, Transfer
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/v1", tags=["inventory"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize("inventory:read"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
 
 
 def get_location_prefixes(
@@ -184,7 +184,7 @@ def show_stock(state: StateView, payload: dict[str, Any], result: dict[str, Any]
 
 def stock_action(path: str, kind: str, summary: str, **shown: Any) -> Action:
     """`POST /v1/inventory/<path>` sending `kind` (scope `inventory:write`)."""
-    return Action(path=f"/inventory/{path}", kind=kind, summary=summary, scope="inventory:write", **shown)
+    return Action(path=f"/inventory/{path}", kind=kind, summary=summary, **shown)
 
 
 STOCK_ACTIONS = (

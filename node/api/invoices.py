@@ -21,7 +21,7 @@ from contracts.invoicing import get_invoice
 from contracts.lifecycle import get_fulfilment
 from ledger.encoding import decode
 from ledger.state import StateView
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.errors import NotFound
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import ErrorBody, Invoice, InvoiceDocument, Page
@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1", tags=["invoices"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize("invoices:read"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
 
 
 def list_documents(

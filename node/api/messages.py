@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 
 from ledger.state import StateView
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.models import ErrorBody, OrderMessage
 from node.api.orders import require_visible_order
 from node.node import Node
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["orders"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize("orders:read"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
 
 
 @router.get(

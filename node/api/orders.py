@@ -28,7 +28,7 @@ from ledger.state import StateView
 from ledger.store import Store
 from node.api.actions import WRITE_ERRORS, Action, add_actions
 from node.api.bodies import TxBody, payload_model
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.errors import InvalidRequest, NotFound
 from node.api.limits import DEFAULT_PAGE, MAX_IMPORT
 from node.api.models import ErrorBody, ImportItem, ImportResult, Order, OrderHistory, OrderSummary, Page, WriteResult
@@ -98,8 +98,8 @@ else:
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize("orders:read"))]
-Writer = Annotated[Principal, Depends(authorize("orders:write"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
+Writer = Annotated[Principal, Depends(authorize_route)]
 
 
 @router.get(
@@ -222,16 +222,13 @@ async def get_order_history(order_id: str, state: StateDep, reader: Reader) -> A
     }
 
 
-PersonalReader = Annotated[Principal, Depends(authorize("personal:read"))]
-
-
 @router.get(
     "/orders/{order_id}/personal",
     response_model=Personal,
     responses={404: {"model": ErrorBody}, 410: {"model": ErrorBody}},
     summary="The ship-to and notes of an order, for a token of an organisation that may read them",
 )
-async def get_order_personal(order_id: str, node: NodeDep, state: StateDep, reader: PersonalReader) -> Any:
+async def get_order_personal(order_id: str, node: NodeDep, state: StateDep, reader: Reader) -> Any:
     """Opened with this node's organisation key, only for a token of this node's organisation, and only while
     the ledger holds the order's data key wrapped to it (the channel's organisation, or one that fulfils the
     order); 404 otherwise (whatever the reason, so nothing is learnt), 410 once erased."""
@@ -362,7 +359,6 @@ def order_action(verb: str, kind: str, summary: str) -> Action:
         path=f"/orders/{{order_id}}/{verb}",
         kind=kind,
         summary=summary,
-        scope="orders:write",
         resource=Order,
         show=show_order,
         owner=("order_id", get_order_orgs),

@@ -1,18 +1,38 @@
-"""Node-to-node routes: what block sync and state sync fetch (the envelope inbox is `node.api.inbox`)."""
+"""Node-to-node routes: what block sync and state sync fetch (the envelope inbox is `node.api.inbox`).
+
+Every route here answers member nodes only: the request must carry a seal that the node's `ReadGate`
+opens (`p2p.reads`); otherwise it is refused, 401 or 403, before any parameter is even looked at.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ledger.encoding import MAX_INT
 from node.api.deps import get_node
+from node.api.errors import Forbidden, Unauthorized
 from node.node import Node
+from p2p.errors import Dropped
+from p2p.reads import SEAL_HEADER, is_forbidden
 from p2p.sync import encode_status, read_blocks
 
-router = APIRouter(prefix="/p2p", tags=["p2p"], include_in_schema=False)
+
+async def require_member_node(request: Request) -> str:
+    """The id of the member node that sealed this read; 401 or 403 for anyone else."""
+    node: Node = request.app.state.node
+    try:
+        return node.read_gate.open(
+            request.headers.get(SEAL_HEADER), request.url.path, request.query_params.multi_items()
+        )
+    except Dropped as exc:
+        message = f"only member nodes read /p2p, with a sealed request ({exc.reason})"
+        raise (Forbidden if is_forbidden(exc) else Unauthorized)(message) from exc
+
+
+router = APIRouter(prefix="/p2p", tags=["p2p"], include_in_schema=False, dependencies=[Depends(require_member_node)])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 

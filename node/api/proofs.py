@@ -27,7 +27,7 @@ from ledger.membership import MEMBERSHIP_KEY
 from ledger.proof import compute_tx_proof, encode_proof
 from ledger.state import StateView
 from ledger.state_proof import compute_state_proof, encode_state_proof
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.errors import NotFound
 from node.api.models import ErrorBody
 from node.node import Node
@@ -102,7 +102,7 @@ def _proof_response(node: Node, tx_id: bytes | None, what: str) -> Response:
 
 
 @router.get("/tx/{tx_id}", responses=PROOF_RESPONSES, summary="Proof that a tx was committed, with its receipt")
-async def get_tx_proof(tx_id: str, node: NodeDep, caller: Annotated[Principal, Depends(authorize(None))]) -> Response:
+async def get_tx_proof(tx_id: str, node: NodeDep, caller: Annotated[Principal, Depends(authorize_route)]) -> Response:
     """The block header, commit certificate, tx, receipt, Merkle paths and validator-set changes that show
     the tx committed. Served to the tx's signer, and to operator and auditor tokens with `chain:read`."""
     try:
@@ -118,7 +118,7 @@ async def get_tx_proof(tx_id: str, node: NodeDep, caller: Annotated[Principal, D
 
 @router.get("/order/{order_id}", responses=PROOF_RESPONSES, summary="Proof of the tx that created an order")
 async def get_order_proof(
-    order_id: str, node: NodeDep, state: StateDep, reader: Annotated[Principal, Depends(authorize("orders:read"))]
+    order_id: str, node: NodeDep, state: StateDep, reader: Annotated[Principal, Depends(authorize_route)]
 ) -> Response:
     order = state.get(keys.order_key(order_id))
     if order is None or not reader.can_see(get_order_orgs(state.get, order_id) or []):
@@ -128,7 +128,7 @@ async def get_order_proof(
 
 @router.get("/invoice/{number}", responses=PROOF_RESPONSES, summary="Proof of the tx that issued an invoice")
 async def get_invoice_proof(
-    number: str, node: NodeDep, state: StateDep, reader: Annotated[Principal, Depends(authorize("invoices:read"))]
+    number: str, node: NodeDep, state: StateDep, reader: Annotated[Principal, Depends(authorize_route)]
 ) -> Response:
     document = get_invoice(state, number)
     if document is None or not reader.can_see(compute_invoice_orgs(state.get, document)):
@@ -147,7 +147,7 @@ async def get_movement_proof(
     seq: Annotated[int, Path(ge=0, le=MAX_INT)],
     node: NodeDep,
     state: StateDep,
-    reader: Annotated[Principal, Depends(authorize("inventory:read"))],
+    reader: Annotated[Principal, Depends(authorize_route)],
 ) -> Response:
     entry = state.get(keys.journal_key(location, sku, seq))
     if entry is None or not reader.can_see([get_location_org(state.get, location) or ""]):
@@ -161,7 +161,7 @@ async def get_movement_proof(
     summary="Proof of an order's record (its status, lines, history) in the state after the latest block",
 )
 async def get_order_state_proof(
-    order_id: str, node: NodeDep, state: StateDep, reader: Annotated[Principal, Depends(authorize("orders:read"))]
+    order_id: str, node: NodeDep, state: StateDep, reader: Annotated[Principal, Depends(authorize_route)]
 ) -> Response:
     """The certified header of the latest block, the order's state entry and its path to the header's state
     root: `omsnode verify-proof` shows the order's status after that block."""
@@ -183,7 +183,7 @@ async def get_stock_state_proof(
     sku: str,
     node: NodeDep,
     state: StateDep,
-    reader: Annotated[Principal, Depends(authorize("inventory:read"))],
+    reader: Annotated[Principal, Depends(authorize_route)],
 ) -> Response:
     """The certified header of the latest block, the stock position's state entry and its path to the header's
     state root."""

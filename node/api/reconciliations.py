@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ledger.state import StateView
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.errors import InvalidRequest, NotFound, describe_validation, list_problems
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import ErrorBody, FinanceReconciliation, StockReconciliation
@@ -39,8 +39,8 @@ router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-StockReader = Annotated[Principal, Depends(authorize("inventory:read"))]
-FinanceReader = Annotated[Principal, Depends(authorize("invoices:read"))]
+StockReader = Annotated[Principal, Depends(authorize_route)]
+FinanceReader = Annotated[Principal, Depends(authorize_route)]
 
 AsOf = int | datetime
 """Milliseconds since the epoch, or an ISO 8601 time."""

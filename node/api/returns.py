@@ -18,7 +18,7 @@ from contracts.records import ReturnStatus
 from ledger.encoding import decode
 from ledger.state import StateView
 from node.api.actions import Action, add_actions
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.errors import NotFound
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import ErrorBody, Page, Return
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1", tags=["returns"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize("orders:read"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
 
 
 @router.get("/returns", response_model=Page[Return], summary="Returns by id (all, or of one order)")
@@ -77,7 +77,6 @@ RETURN_ACTIONS = (
         path="/returns",
         kind="return.request",
         summary="Request a return of delivered goods (optionally in exchange for other lines)",
-        scope="orders:write",
         resource=Return,
         show=show_return,
         owner=("order_id", get_order_orgs),
@@ -86,7 +85,6 @@ RETURN_ACTIONS = (
         path="/returns/{return_id}/receive",
         kind="return.receive",
         summary="The goods arrived at a location: back in stock (or damaged), credit notes issued",
-        scope="orders:write",
         resource=Return,
         show=show_return,
         owner=("return_id", get_return_orgs),
@@ -95,7 +93,6 @@ RETURN_ACTIONS = (
         path="/returns/{return_id}/cancel",
         kind="return.cancel",
         summary="The customer will not send (the rest of) the goods",
-        scope="orders:write",
         resource=Return,
         show=show_return,
         owner=("return_id", get_return_orgs),

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query
 from contracts import keys
 from ledger.encoding import decode
 from ledger.state import StateView
-from node.api.deps import authorize, get_node, get_state
+from node.api.deps import authorize_route, get_node, get_state
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import ErrorBody, Trace
 from node.api.pages import Cursor, Limit, collect, decode_cursor
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1", tags=["inventory"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
 StateDep = Annotated[StateView, Depends(get_state)]
-Reader = Annotated[Principal, Depends(authorize("inventory:read"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
 
 MAX_PROOF_STEPS = 50
 """Most steps of one page with `proof=true` (each proof reads a block and its receipts)."""

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from ledger.encoding import decode
 from ledger.errors import InvalidTransaction
 from ledger.tx import Tx, tx_from_wire
-from node.api.deps import authorize, get_node
+from node.api.deps import authorize_route, get_node
 from node.api.errors import InvalidRequest, NotFound, TooManyTxs, describe_validation, list_problems
 from node.api.limits import note_signatures
 from node.api.models import ErrorBody, Receipt, TxAccepted, TxBatchResult, TxIn, TxStatus
@@ -29,7 +29,7 @@ MAX_BATCH = 500
 block holds 400 by default)."""
 
 NodeDep = Annotated[Node, Depends(get_node)]
-Caller = Annotated[Principal, Depends(authorize(None))]
+Caller = Annotated[Principal, Depends(authorize_route)]
 
 
 def get_source(request: Request) -> str:

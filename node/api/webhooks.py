@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from node.api.deps import authorize, get_node
+from node.api.deps import authorize_route, get_node
 from node.api.errors import Forbidden
 from node.api.limits import DEFAULT_PAGE
 from node.api.models import (
@@ -34,8 +34,8 @@ from node.tokens import Principal
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 NodeDep = Annotated[Node, Depends(get_node)]
-Reader = Annotated[Principal, Depends(authorize("webhooks:read"))]
-Writer = Annotated[Principal, Depends(authorize("webhooks:write"))]
+Reader = Annotated[Principal, Depends(authorize_route)]
+Writer = Annotated[Principal, Depends(authorize_route)]
 Id = Annotated[str, Path(max_length=100)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -8,6 +8,7 @@ One real node (a single validator, so it commits on its own) runs inside the tes
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -27,10 +28,12 @@ from node.api.app import create_app
 from node.api.errors import TooManyTxs, error_response
 from node.api.limits import MAX_BODY_BYTES
 from node.api.txs import MAX_BATCH
-from node.config import NodeConfig
+from node.config import KEY_FILE, NodeConfig
 from node.home import create_network
 from node.mempool import RETRY_AFTER_S, MempoolFull, SignerOverQuota
+from p2p.envelope import Sealer
 from p2p.inbox import SourceBudget
+from p2p.reads import ReadSealer
 from tests.adversarial.hostile import deep_array
 from tests.helpers.api import bearer, make_token
 
@@ -38,10 +41,12 @@ from tests.helpers.api import bearer, make_token
 class Client:
     """A test client of the node, with the channel's key to sign txs."""
 
-    def __init__(self, http: TestClient, chain_id: str, key: PrivateKey) -> None:
+    def __init__(self, http: TestClient, chain_id: str, key: PrivateKey, node_key: PrivateKey) -> None:
         self.http = http
         self.chain_id = chain_id
         self.key = key
+        self.node_key = node_key
+        """The node's own key: what seals its reads of `/p2p`."""
         self.nonce = 0
 
     def tx(self, payload: dict[str, Any] | None = None) -> Tx:
@@ -78,7 +83,7 @@ def node_client(root: Path, **settings: Any) -> Iterator[Client]:
     key = PrivateKey.load(root / "clients" / "channel-1.key")
     app = create_app(root / "node")
     with TestClient(app, raise_server_exceptions=False, headers=bearer(make_token(root / "node"))) as http:
-        yield Client(http, genesis.chain_id, key)
+        yield Client(http, genesis.chain_id, key, PrivateKey.load(root / "node" / KEY_FILE))
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +162,12 @@ def test_a_height_out_of_range_is_a_422(client: Client, path: str) -> None:
 
 
 @pytest.mark.parametrize("query", [f"from={2**64}&to={2**64}", "from=-1&to=3", "from=1&to=x"])
-def test_a_sync_range_out_of_range_is_a_422(client: Client, query: str) -> None:
-    assert_refused(client.http.get(f"/p2p/blocks?{query}"), 422, "invalid_request")
+def test_a_sync_range_out_of_range_is_a_422_to_a_member_and_a_401_to_anyone_else(client: Client, query: str) -> None:
+    assert_refused(client.http.get(f"/p2p/blocks?{query}"), 401, "unauthorized")
+    params = dict(part.split("=") for part in query.split("&"))
+    sealer = ReadSealer(Sealer(client.node_key, "node-0", client.chain_id), lambda: int(time.time() * 1000))
+    sealed = sealer.headers("node-0", "/p2p/blocks", params)
+    assert_refused(client.http.get(f"/p2p/blocks?{query}", headers=sealed), 422, "invalid_request")
 
 
 def test_unknown_routes_and_methods_answer_the_error_body(client: Client) -> None:

@@ -27,7 +27,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from devnet.baskets import Basket, read_olist_baskets, synthetic_baskets
@@ -42,7 +41,7 @@ from ledger.store import Head, Store
 from node.config import DATA_DIR, KEY_FILE, NodeConfig
 from tests.helpers.builders import Network
 from tests.helpers.chain import certify, make_block
-from tests.helpers.devnet import node_process, status, wait_converged, wait_for, wipe
+from tests.helpers.devnet import node_process, sealed_read, status, wait_converged, wait_for, wipe
 
 pytestmark = pytest.mark.bench
 
@@ -209,7 +208,7 @@ def test_state_sync_of_a_million_orders(tmp_path: Path) -> None:
         devnet.wait_until_up(serving)
         offered = time.perf_counter()
         for i in serving:
-            response = httpx.get(f"{devnet.nodes[i].url}/p2p/snapshot", timeout=120)
+            response = sealed_read(devnet, LAGGARD, i, "/p2p/snapshot", timeout=120)
             assert response.status_code == 200, f"node {i} offers no snapshot: {response.status_code}"
             manifest = decode(response.content)
             assert (manifest["height"], manifest["entries"]) == (SNAPSHOT_HEIGHT, STATE_ORDERS)

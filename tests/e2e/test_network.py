@@ -3,9 +3,9 @@
 Each organisation runs `omsnode init` for its node (on its own loopback
 address, 127.0.0.2 to 127.0.0.5), one of them builds the genesis from the
 four identity files and the client keys, each installs it and starts its
-node. The network commits orders; a store's node that genesis does not list
-joins as a follower, follows every block and serves its organisation's API
-(and passes its clients' orders on); a validator restarted on another port
+node. The network commits orders; a store's node that genesis lists as a
+follower (not a validator) joins, follows every block through sealed reads and
+serves its organisation's API (and passes its clients' orders on); a validator restarted on another port
 is found again by its peers. Then, by governance (each change proposed by one
 organisation's operator and approved by the others' on their own nodes), a
 fifth organisation joins with its validator and the network commits with
@@ -126,8 +126,12 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
         identity = json.loads((tmp_path / org / "identity.json").read_text())
         assert identity["org"] == org and identity["address"] == f"http://{address}"
         assert (tmp_path / org / "node_key").stat().st_mode & 0o077 == 0
+    till_address = f"127.0.0.6:{ports[4]}"  # a store's node that follows without voting
+    omsnode(
+        "init", "--home", network.home("till"), "--org", "stores", "--name", "stores-till", "--advertise", till_address
+    )
     operators = {org: "ops" if org == "retail" else f"{org}-ops" for org in ORGS}
-    for client in ("web-shop", "till-clerk", *operators.values()):
+    for client in ("web-shop", "till-shop", "till-clerk", *operators.values()):
         omsnode("client-key", "create", "--out", str(keys / f"{client}.key"))
 
     # 2. One of them builds the genesis; everyone checks it and installs it.
@@ -138,6 +142,8 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
         "--chain-id",
         "retail-net",
         *[arg for org in ORGS for arg in ("--identity", str(tmp_path / org / "identity.json"))],
+        "--follower",
+        str(tmp_path / "till" / "identity.json"),
         "--client",
         f"retail:web-shop:channel:{keys / 'web-shop.pub'}",
         *[
@@ -147,6 +153,8 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
         ],
         "--client",
         f"stores:till-clerk:store:{keys / 'till-clerk.pub'}",
+        "--client",
+        f"stores:till-shop:channel:{keys / 'till-shop.pub'}",
         "--set",
         f"checkpoint_interval={INTERVAL}",
         "--out",
@@ -157,6 +165,7 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
     assert (inspected["quorum"], inspected["faults_tolerated"]) == (3, 1)
     assert inspected["settings"]["checkpoint_interval"] == INTERVAL
     assert {c["id"]: c["roles"] for c in inspected["clients"]}["till-clerk"] == ["store"]
+    assert {c["id"]: c["roles"] for c in inspected["clients"]}["stores-till"] == ["node"]
     for org in ORGS:
         assert "this node is a validator" in omsnode("init", "--home", network.home(org), "--genesis", genesis).stdout
 
@@ -191,11 +200,7 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
     order_ids = [place_order(network, tmp_path, "retail", shop, f"web-{i}") for i in range(3)]
 
     # 4. A store's node that genesis does not list follows, serves its organisation's API and passes orders on.
-    till_address = f"127.0.0.6:{ports[4]}"
-    joined = omsnode(
-        "init", "--home", network.home("till"), "--org", "stores", "--name", "stores-till",
-        "--advertise", till_address, "--genesis", genesis,
-    ).stdout  # fmt: skip
+    joined = omsnode("init", "--home", network.home("till"), "--genesis", genesis).stdout
     assert "this node is a follower" in joined
     network.urls["till"] = f"http://{till_address}"
     network.start("till")
@@ -207,9 +212,14 @@ def test_four_organisations_form_a_network_with_the_commands_alone(network: Netw
     ).stdout.strip()  # fmt: skip
     stock = json.loads(network.cli("stock", "LIS-1", "TEE-M", "--json", node="till", token=clerk))
     assert stock["on_hand"] == 100
-    till_shop = omsnode(
+    refused = omsnode(
         "token", "create", "--home", network.home("till"), "--identity", "web-shop", "--scopes", "all",
-        "--key", str(keys / "web-shop.key"),
+        "--key", str(keys / "web-shop.key"), check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "client keys only" in refused.stderr, "a home holds its own organisation's keys"
+    till_shop = omsnode(
+        "token", "create", "--home", network.home("till"), "--identity", "till-shop", "--scopes", "all",
+        "--key", str(keys / "till-shop.key"),
     ).stdout.strip()  # fmt: skip
     order_ids.append(place_order(network, tmp_path, "till", till_shop, "till-1"))
     assert network.status("retail")["height"] >= network.status("till")["height"] > 0

@@ -7,7 +7,8 @@ The killed node misses 2,000 blocks. A node that joined by state sync refuses
 a tx committed before its snapshot, which it never saw, as a replay, lists
 the orders committed before it as a node that replayed every block, and
 answers a feed cursor from before its snapshot with 410 and where its feed
-starts.
+starts. The nodes sync by sealed reads (`p2p.reads`): anyone else, without a
+seal or with a key that is not a member node's, reads nothing under `/p2p`.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from devnet.network import Devnet
 from ledger.genesis import ConsensusParams
+from ledger.keys import PrivateKey
 from omsclient import Client, Keyring, tx_id
+from p2p.envelope import Sealer
+from p2p.reads import ReadSealer
+from p2p.sync import decode_blocks, decode_status
 from tests.e2e.integrator import order_payload
-from tests.helpers.devnet import load, node_process, status, wait_converged, wipe
+from tests.helpers.devnet import load, node_process, sealed_read, status, wait_converged, wipe
 
 pytestmark = [pytest.mark.e2e]
 
@@ -92,6 +98,37 @@ def money(client: Client, day: str) -> list[dict[str, Any]]:
     while pages[-1]["next_cursor"] is not None:
         pages.append(client.get("/v1/reconciliations/finance", **params, cursor=pages[-1]["next_cursor"]))
     return pages
+
+
+P2P_READS: list[tuple[str, dict[str, int]]] = [
+    ("/p2p/status", {}),
+    ("/p2p/blocks", {"from": 1, "to": 3}),
+    ("/p2p/snapshot", {}),
+    ("/p2p/snapshot/0", {}),
+    ("/p2p/addresses", {}),
+]
+"""Every read a node serves under `/p2p` (`node.api.p2p`)."""
+
+
+def test_an_outsider_reads_nothing_under_p2p_while_member_nodes_do(net: Devnet) -> None:
+    height = load(net, 0, "READS", seconds=2)
+    url = net.nodes[0].url
+    stranger, operator = PrivateKey.generate(), PrivateKey.load(net.clients_dir / "operator-1.key")
+    now = lambda: int(time.time() * 1000)  # noqa: E731
+    for path, params in P2P_READS:
+        refusals = [(None, 401)]
+        for who, key, code in (("node-1", stranger, 401), ("outsider", stranger, 403), ("operator-1", operator, 403)):
+            sealer = ReadSealer(Sealer(key, who, net.genesis.chain_id), now)
+            refusals.append((sealer.headers("node-0", path, params), code))
+        for headers, code in refusals:
+            answer = httpx.get(url + path, params=params, headers=headers, timeout=30)
+            assert answer.status_code == code, (path, headers, answer.text)
+            assert set(answer.json()) == {"error", "message"}, "a refusal carries nothing but the error"
+        served = sealed_read(net, 1, 0, path, params)
+        assert served.status_code in (200, 404), (path, served.text)
+    blocks = decode_blocks(sealed_read(net, 3, 0, "/p2p/blocks", {"from": 1, "to": 3}).content)
+    assert [block.height for block, _ in blocks] == [1, 2, 3]
+    assert decode_status(sealed_read(net, 2, 0, "/p2p/status").content) >= height
 
 
 def test_a_state_synced_node_lists_orders_as_a_node_that_replayed_every_block(net: Devnet) -> None:

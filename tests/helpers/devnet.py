@@ -18,8 +18,11 @@ from typing import Any, TypeVar
 import httpx
 
 from devnet.network import Devnet
-from node.config import DATA_DIR, WAL_FILE
+from ledger.keys import PrivateKey
+from node.config import DATA_DIR, KEY_FILE, WAL_FILE, NodeConfig
 from omsclient import Client, Keyring, NodeError, tx_id
+from p2p.envelope import Sealer
+from p2p.reads import ReadSealer
 
 T = TypeVar("T")
 
@@ -39,6 +42,19 @@ def status(url: str) -> dict[str, Any] | None:
     except (httpx.HTTPError, ValueError):
         return None
     return result
+
+
+def sealed_read(
+    devnet: Devnet, reader: int, target: int, path: str, params: dict[str, int] | None = None, timeout: float = 30
+) -> httpx.Response:
+    """`GET path` of node `target`'s `/p2p` routes, sealed with node `reader`'s key as its sync would."""
+    home = devnet.node(reader).home
+    names = [NodeConfig.load(devnet.node(i).home).node_id for i in (reader, target)]
+    sealer = ReadSealer(
+        Sealer(PrivateKey.load(home / KEY_FILE), names[0], devnet.genesis.chain_id), lambda: int(time.time() * 1000)
+    )
+    headers = sealer.headers(names[1], path, params)
+    return httpx.get(devnet.node(target).url + path, params=params, headers=headers, timeout=timeout)
 
 
 def load(devnet: Devnet, via: int, tag: str, *, seconds: float = 60.0, until_height: int = 0) -> int:

@@ -123,3 +123,10 @@ def test_second_opener_gets_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode != 0 and "in use by another process" in result.stderr
     store.close()
+
+
+def test_the_store_folder_is_opened_by_its_owner_alone(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.mkdir(mode=0o755)
+    Store(path).close()
+    assert path.stat().st_mode & 0o777 == 0o700

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.errors import InvalidGenesis
-from ledger.genesis import Genesis
+from ledger.genesis import Genesis, Identity
 from ledger.personal import ENCRYPTION_KEY_FILE, EncryptionKey
 from node.config import GENESIS_FILE, KEY_FILE, NodeConfig
 from node.forming import (
@@ -19,6 +19,7 @@ from node.forming import (
     NodeIdentity,
     build_genesis,
     install_genesis,
+    is_listed_node,
     make_identity,
     parse_client,
     parse_host_port,
@@ -72,6 +73,20 @@ def test_genesis_of_four_organisations_makes_each_node_a_validator_and_others_fo
     other = build_genesis("net-2", identities)
     with pytest.raises(FileExistsError):
         install_genesis(tmp_path / "n2", other)
+
+
+def test_a_follower_listed_in_genesis_is_a_member_node_and_an_unlisted_one_is_not(tmp_path: Path) -> None:
+    identities = make_four(tmp_path)
+    till = make_identity(tmp_path / "till", "org1", "till", "127.0.0.9:27003")
+    make_identity(tmp_path / "unlisted", "org1", "unlisted", "127.0.0.9:27004")
+    genesis = build_genesis("net-1", identities, [till.as_follower()])
+    assert genesis.identity("till") == Identity("till", "org1", till.public_key, frozenset({"node"}))
+    assert install_genesis(tmp_path / "till", genesis) == install_genesis(tmp_path / "unlisted", genesis) == "follower"
+    assert is_listed_node(tmp_path / "till", genesis) and is_listed_node(tmp_path / "n1", genesis)
+    assert not is_listed_node(tmp_path / "unlisted", genesis)
+    make_identity(tmp_path / "impostor", "org1", "till", "127.0.0.9:27005")
+    with pytest.raises(InvalidGenesis, match="another identity"):
+        install_genesis(tmp_path / "impostor", genesis)
 
 
 def test_genesis_refuses_a_key_used_twice_and_bad_clients_and_settings(tmp_path: Path) -> None:

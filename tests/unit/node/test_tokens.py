@@ -11,7 +11,7 @@ import pytest
 from node.config import CLIENTS_DIR
 from node.home import create_network
 from node.node import Node
-from node.tokens import SCOPES, TOKENS_FILE, TokenError, TokenStore
+from node.tokens import SCOPES, TOKENS_FILE, TokenError, TokenStore, install_client_key
 from tests.helpers.builders import make_network
 
 
@@ -56,3 +56,19 @@ def test_a_node_does_not_start_on_a_malformed_token_file(tmp_path: Path) -> None
     write(homes[0], {"tokens": [stored(scopes="all")]})
     with pytest.raises(TokenError, match="scopes"):
         Node(homes[0])
+
+
+def test_a_client_key_goes_into_a_home_only_as_its_identitys_of_the_nodes_organisation(tmp_path: Path) -> None:
+    home, keys = tmp_path / "node", tmp_path / "keys"
+    genesis = create_network([home], [27500], keys)
+    source = keys / "channel-1.key"
+    installed = install_client_key(home, genesis, "org-0", "channel-1", source)
+    assert installed.read_bytes() == source.read_bytes() and installed.stat().st_mode & 0o777 == 0o600
+    assert (home / CLIENTS_DIR).stat().st_mode & 0o077 == 0
+    with pytest.raises(TokenError, match="not the key of 'store-1'"):
+        install_client_key(home, genesis, "org-0", "store-1", source)
+    with pytest.raises(TokenError, match="'org-1''s client keys only"):
+        install_client_key(home, genesis, "org-1", "channel-1", source)
+    source.chmod(0o644)
+    with pytest.raises(TokenError, match="readable by others"):
+        install_client_key(home, genesis, "org-0", "channel-1", source)
