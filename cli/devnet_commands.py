@@ -9,6 +9,9 @@ load --dir DIR --orders N [--json]         stock SKUs, send N signed orders, wai
 bench --dir DIR --orders N --concurrency C [--batch B] [--rate R] [--json]
                                            the same from C clients: orders/s, latency, CPU and memory per node
 demo --dir DIR                             walk a full order-management scenario
+chaos --dir DIR --scenario NAME [--seed S] [--seconds T] [--json]
+                                           load, inject a fault, heal, check every invariant (a devnet with
+                                           test faults is made in DIR if it holds none)
 """
 
 from __future__ import annotations
@@ -167,6 +170,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    """Play one fault scenario; print its figures and violations; exit 1 on any violation."""
+    from devnet.chaos.runner import run_scenario
+    from devnet.chaos.scenarios import DEFAULT_SECONDS, SCENARIOS, SECONDS
+    from devnet.chaos.stage import ScenarioError
+    from devnet.network import Devnet
+
+    if args.scenario not in SCENARIOS:
+        return fail(f"no scenario {args.scenario!r}; there are {', '.join(sorted(SCENARIOS))}", ExitCode.USAGE)
+    seconds = DEFAULT_SECONDS.get(args.scenario, SECONDS) if args.seconds is None else args.seconds
+    if not 0 < seconds <= 3600:
+        return fail("--seconds must be above 0 and at most 3600", ExitCode.USAGE)
+    root = Path(args.dir)
+    devnet = Devnet(root) if (root / "devnet.json").exists() else Devnet.create(root, 4, test_faults=True)
+    say = (lambda text: None) if args.json else (lambda text: print(text, file=sys.stderr))
+    try:
+        result = run_scenario(devnet, args.scenario, args.seed, seconds, say=say)
+    except ScenarioError as exc:
+        return fail(str(exc), ExitCode.USAGE)
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print_chaos_table([result])
+    return 0 if result.ok else 1
+
+
+def print_chaos_table(results: list[Any]) -> None:
+    """One row of figures per scenario result, then each violation."""
+    print(
+        f"{'scenario':<16} {'seed':>5} {'fault s':>7} {'commits in fault':>16} {'resume s':>8} {'views':>5}"
+        f" {'orders acked':>12}  verdict"
+    )
+    for r in results:
+        resume = "-" if r.resume_s is None else f"{r.resume_s:.1f}"
+        print(
+            f"{r.scenario:<16} {r.seed:>5} {r.seconds:>7g} {_figure(r.commits_during_fault):>16} {resume:>8}"
+            f" {_figure(r.view_changes):>5} {r.orders_acknowledged:>12}  {'ok' if r.ok else 'VIOLATED'}"
+        )
+    for r in results:
+        for problem in r.problems:
+            print(f"  {r.scenario}: {problem}")
+
+
+def _figure(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def _workload_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--orders", type=int, required=True)
     p.add_argument("--rate", type=float, help="offer this many orders per second (default: as fast as taken)")
@@ -208,3 +258,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--per-request", type=int, default=50, help="txs per HTTP request")
     _workload_arguments(p)
     command("demo", cmd_demo, "walk the devnet through a full order-management scenario")
+    p = command("chaos", cmd_chaos, "run order load through a fault scenario, heal it, and check every invariant")
+    p.add_argument("--scenario", required=True, help="kill-primary, kill-replica, restart-all, pause, ...")
+    p.add_argument("--seed", type=int, default=1, help="chooses the victims and the mix (default 1)")
+    p.add_argument("--seconds", type=float, help="how long the fault lasts (default: the scenario's own)")
+    p.add_argument("--json", action="store_true")

@@ -25,14 +25,14 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ledger.genesis import ConsensusParams, Genesis
-from node.config import CLIENTS_DIR, GENESIS_FILE
+from node.config import CLIENTS_DIR, GENESIS_FILE, NodeConfig
 from node.home import create_network
 from node.tokens import SCOPES, TokenStore, make_token
 from omsclient import Client, Keyring
@@ -84,8 +84,16 @@ class Devnet:
         self.nodes = [NodeInfo(n["index"], self.root / n["home"], n["port"], n.get("pid")) for n in state["nodes"]]
         self.genesis = Genesis.load(self.nodes[0].home / GENESIS_FILE)
 
+    def reload(self) -> None:
+        """Read the nodes' process ids again from the folder (another command may have restarted them)."""
+        self.nodes = Devnet(self.root).nodes
+
     @classmethod
-    def create(cls, root: Path, count: int, consensus: ConsensusParams | None = None) -> Devnet:
+    def create(
+        cls, root: Path, count: int, consensus: ConsensusParams | None = None, test_faults: bool = False
+    ) -> Devnet:
+        """Form a network of `count` nodes in `root`; `test_faults`: every node accepts the test-only fault
+        settings (`NodeConfig.test_faults`), as `omsnode devnet chaos` needs."""
         root = root.resolve()
         if (root / STATE_FILE).exists():
             raise FileExistsError(f"{root} already holds a devnet; `omsnode devnet down --dir {root}` and remove it")
@@ -98,6 +106,8 @@ class Devnet:
         token = make_token()
         for home in homes:
             shutil.copytree(root / CLIENTS, home / CLIENTS_DIR)
+            if test_faults:
+                replace(NodeConfig.load(home), test_faults=True).save(home)
             TokenStore(home).create(genesis, TOOLS_IDENTITY, SCOPES, "devnet tools", token=token)
         fd = os.open(root / TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
@@ -175,6 +185,16 @@ class Devnet:
         node.pid = None
         self._save()
 
+    def stop(self, index: int, timeout: float = 10.0) -> None:
+        """Stop one node as an operator would (SIGTERM), killing it if it has not ended within `timeout`."""
+        node = self.node(index)
+        if node.pid is not None and self.is_running(node):
+            os.kill(node.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while node.pid is not None and self.is_running(node) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.kill(index)
+
     def stop_all(self, timeout: float = 10.0) -> None:
         for node in self.nodes:
             if node.pid is not None and self.is_running(node):
@@ -212,6 +232,9 @@ class Devnet:
             voting=status["voting"],
             mempool=status["mempool"],
             head_hash=status["head_hash"],
+            last_voted_height=status.get("last_voted_height"),
+            consensus_halted=status.get("consensus_halted"),
+            base_height=status.get("base_height"),
             primary=status["primary"],
             node_id=status["node_id"],
             peers=peers,

@@ -166,12 +166,25 @@ def compute_block_tx_bytes(block: Block) -> int:
     return sum(len(tx.signing_bytes()) + len(tx.signature) for tx in block.txs)
 
 
-def has_room(block: Block, params: ConsensusParams) -> bool:
-    """Could the block have held one more tx of the largest size? (A full block says the primary was busy,
-    not that it left a tx out.)"""
-    if len(block.txs) >= params.max_block_txs:
-        return False
-    return compute_block_tx_bytes(block) + MAX_TX_BYTES <= params.max_block_bytes
+WORK_UNIT_BYTES = 1024
+"""A tx weighs its size in these (at least 1) against `ConsensusParams.max_block_txs`: a bulk tx of a hundred orders
+counts for about thirty single orders, so a block's execution time stays near that of `max_block_txs` single
+orders. Proposals are filled by this measure (`node.mempool.Mempool.batch`)."""
+
+
+def compute_tx_work(size: int) -> int:
+    """The work of a signed tx of `size` bytes, in units of `max_block_txs`."""
+    return max(1, -(-size // WORK_UNIT_BYTES))
+
+
+def has_room(block: Block, params: ConsensusParams, largest_tx_bytes: int = MAX_TX_BYTES) -> bool:
+    """Could the block have held one more tx of the largest size (`largest_tx_bytes`), by the work measure
+    proposals are filled by and by bytes? A proposal takes its primary's oldest txs while the next one fits, so a
+    block with that much room was cut by the primary's pool running dry; a block without it may have been cut by
+    the primary's backlog: it says the primary was busy, not that it left a tx out."""
+    sizes = [len(tx.signing_bytes()) + len(tx.signature) for tx in block.txs]
+    work = sum(compute_tx_work(size) for size in sizes) + compute_tx_work(largest_tx_bytes)
+    return work <= params.max_block_txs and sum(sizes) + largest_tx_bytes <= params.max_block_bytes
 
 
 @dataclass(frozen=True)
@@ -287,6 +300,7 @@ __all__ = [
     "compute_block_tx_bytes",
     "compute_receipts_root",
     "compute_tx_root",
+    "compute_tx_work",
     "encode_block",
     "encode_tx",
     "genesis_hash",

@@ -19,12 +19,17 @@ GENESIS_FILE = "genesis.json"
 KEY_FILE = "node_key"
 DATA_DIR = "data"
 WAL_FILE = "consensus.wal"
+DAMAGED_WAL_FILE = "consensus.wal.damaged"
+"""Where the repair of a damaged consensus log moves it (docs/spec/consensus.md): while it is there and the log is
+empty, the validator abstains through the height after its head, even before its first block."""
 WINDOWS_FILE = "envelope.windows"
 """The highest envelope sequence number accepted from each peer (`p2p.windows`)."""
 TEMPLATES_DIR = "templates"
 """The node's own customer message templates, which take precedence over the shipped ones (`node.notify.messages`)."""
 ADDRESSES_FILE = "addresses.json"
 """The peers' signed address records, newest of each (`p2p.addresses`)."""
+LINK_FAULTS_FILE = "link_faults.json"
+"""The fault layer's control file (`p2p.faults`), obeyed only by a node made for fault tests."""
 CLIENTS_DIR = "clients"
 """Client key files (`<client id>.key`) made by `omsnode init` for a single-node network."""
 
@@ -95,6 +100,16 @@ class NodeConfig:
     """A peer is unreachable when every exchange with it failed for this long."""
     alert_webhook_failures: int = 3
     """A subscription's deliveries are failing after this many failed attempts in a row."""
+    test_faults: bool = False
+    """Accept the test-only fault settings below (a devnet made for `omsnode devnet chaos`); never on a real
+    network. Set when such a devnet is made; a node without it refuses them at start."""
+    test_clock_offset_ms: int = 0
+    """Milliseconds added to this node's clock, the source of the block times it proposes and checks (a skewed
+    clock, for fault tests); refused unless `test_faults`."""
+
+    def __post_init__(self) -> None:
+        if self.test_clock_offset_ms and not self.test_faults:
+            raise ValueError("test_clock_offset_ms is a test-only fault: refused unless the node has test_faults")
 
     @property
     def scheme(self) -> str:

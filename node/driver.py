@@ -10,12 +10,12 @@ timers become loop callbacks (a view timeout that falls while the node is
 syncing and its head is still moving waits: the lag is this node's, not the
 primary's; a sync that moves nothing, such as one chasing a height that a
 lying peer claims, holds no timeout back),
-and `RequestSync` starts block sync. After each commit the driver looks at
-the oldest tx of the mempool: one that `STUCK_AFTER_BLOCKS` blocks with room
-for it passed over (a full block says the primary is busy, not that it
-censors) is checked again (`recheck`; evicted if no longer admissible) and,
-if still good, reported to the replica as a sign of a censoring primary
-(`Replica.on_stuck_tx`). Every `compact_every` committed blocks
+and `RequestSync` starts block sync. After each commit the driver shows
+the censorship watch (`node.censorship`) the block and the mempool's oldest
+tx: at a timeout on that tx it is checked again (`recheck`; evicted if no
+longer admissible) and, if still good, sent to the primary the first time
+(over tx gossip) and reported to the replica as a sign of a censoring
+primary the next (`Replica.on_stuck_tx`). Every `compact_every` committed blocks
 (and after each sync) the consensus log is compacted to what the replica
 still needs, so it stays bounded.
 
@@ -37,12 +37,15 @@ from typing import Any
 from consensus.actions import Action, Broadcast, CancelTimer, Decide, Persist, RequestSync, Send, SetTimer
 from consensus.messages import decode_message, encode_message
 from consensus.replica import VIEW_TIMER, Replica
-from ledger.block import Block, CommitCertificate, Receipt, has_room
+from ledger.block import Block, CommitCertificate, Receipt
+from ledger.encoding import encode
 from ledger.errors import LedgerError
-from ledger.tx import Tx
+from ledger.tx import Tx, encode_tx
+from node.censorship import FORWARD, CensorshipWatch
 from node.executor import Executor
-from node.mempool import Dropped, Mempool
+from node.mempool import Mempool
 from node.wal import ConsensusLog, LogWriteFailed
+from p2p.gossip import TXS_KIND
 from p2p.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -53,11 +56,42 @@ CONSENSUS_KIND = "consensus"
 SYNC_RECHECK_S = 1.0
 """While the node syncs, how long a view timeout waits before it looks again."""
 
-STUCK_AFTER_BLOCKS = 16
-"""Blocks that may pass over the mempool's oldest tx before the primary is suspected of censoring it (the node
-re-offers it to the peers after half as many)."""
-
 CommitListener = Callable[[Block, list[Receipt]], None]
+
+
+class SyncDeferral:
+    """A view timeout that falls while the node syncs and its head still moves waits `SYNC_RECHECK_S` and looks
+    again: no progress is then this node's lag, not the primary's fault. A sync that moves nothing (one chasing a
+    height a lying peer claims) holds no timeout back."""
+
+    def __init__(self) -> None:
+        self._deferred_at_height = -1
+        """Head when a view timeout last waited: it waits again only if sync moved the head since."""
+
+    def defers(self, timer: str, is_syncing: bool, height: int) -> bool:
+        """Does timer `timer`, falling now at head `height`, wait?"""
+        if timer == VIEW_TIMER and is_syncing and height > self._deferred_at_height:
+            self._deferred_at_height = height
+            return True
+        self._deferred_at_height = -1
+        return False
+
+
+def carry_out(
+    actions: Sequence[Action], write: Callable[[list[dict[str, Any]]], bool], perform: Callable[[Action], None]
+) -> bool:
+    """Carry out a replica's actions in order, each run of `Persist` records written by `write` before the next
+    action; the first write that fails (`write` answers False) ends it, and nothing after it is done (False)."""
+    pending_records: list[dict[str, Any]] = []
+    for action in actions:
+        if isinstance(action, Persist):
+            pending_records.append(action.record)
+            continue
+        if pending_records and not write(pending_records):
+            return False
+        pending_records = []
+        perform(action)
+    return not pending_records or write(pending_records)
 
 
 class ConsensusDriver:
@@ -90,12 +124,13 @@ class ConsensusDriver:
         self.recheck = recheck
         """Is a mempool tx still admissible? (Asked before a stuck tx is blamed on the primary.)"""
         self.compact_every = max(compact_every, 1)
-        self._oldest: bytes | None = None
-        self._passed_over = 0
+        self.watch = CensorshipWatch(replica.genesis.consensus)
+        """Says when the mempool's oldest tx is forwarded to the primary, and when the primary is suspected."""
         self._commits_since_compaction = 0
         self.listeners: list[CommitListener] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._deferred_at_height = -1
+        self.timeouts = SyncDeferral()
+        """Holds back a view timeout while sync moves the head."""
         self._batch_scheduled = False
         self.dropped_messages = 0
         self.halted: str | None = None
@@ -140,34 +175,18 @@ class ConsensusDriver:
 
     def _on_timer(self, name: str) -> None:
         self._timers.pop(name, None)
-        height = self.executor.head()[0]
-        if name == VIEW_TIMER and self.is_syncing() and height > self._deferred_at_height:
-            # Blocks are arriving by sync: no progress is this node's lag, not the primary's fault. Look again later.
-            self._deferred_at_height = height
+        if self.timeouts.defers(name, self.is_syncing(), self.executor.head()[0]):
             self._timers[name] = asyncio.get_running_loop().call_later(SYNC_RECHECK_S, self._on_timer, name)
             return
-        self._deferred_at_height = -1
         self._run(self.replica.on_timeout(name))
 
     # -- actions ------------------------------------------------------------------
 
     def _run(self, actions: Sequence[Action]) -> None:
-        """Carry out the replica's actions in order, each run of `Persist` written before the next action;
-        nothing at all once halted."""
+        """Carry out the replica's actions (`carry_out`); nothing at all once halted."""
         if self.halted:
             return
-        pending_records: list[dict[str, Any]] = []
-        for action in actions:
-            if isinstance(action, Persist):
-                pending_records.append(action.record)
-                continue
-            if pending_records and not self._write(pending_records):
-                return
-            pending_records = []
-            self._perform(action)
-        if pending_records and not self._write(pending_records):
-            return
-        if self._commits_since_compaction >= self.compact_every:
+        if carry_out(actions, self._write, self._perform) and self._commits_since_compaction >= self.compact_every:
             self._compact()
 
     def _write(self, records: list[dict[str, Any]]) -> bool:
@@ -225,27 +244,21 @@ class ConsensusDriver:
         self._commits_since_compaction += 1
         for listener in self.listeners:
             listener(block, receipts)
-        self._watch_oldest_tx(has_room(block, self.replica.genesis.consensus))
+        self._watch_oldest_tx(block)
         self.offer_batch_soon()
 
-    def _watch_oldest_tx(self, had_room: bool) -> None:
-        """Count the blocks with room that pass over the mempool's oldest tx; past the bound, recheck or suspect."""
-        oldest = self.mempool.oldest()
-        if oldest is None or oldest.id != self._oldest:
-            self._oldest, self._passed_over = (None if oldest is None else oldest.id), 0
+    def _watch_oldest_tx(self, block: Block) -> None:
+        """Show the censorship watch the committed block and the mempool's oldest tx; at a timeout on that tx,
+        recheck it (evicted if no longer admissible), then forward it to the primary or suspect the primary."""
+        found = None if self.halted else self.watch.check(block, self.mempool, self.recheck)
+        if found is None:
             return
-        if not had_room:
-            return
-        self._passed_over += 1
-        if self._passed_over < STUCK_AFTER_BLOCKS:
-            return
-        self._passed_over = 0
-        if self.halted:
-            return
-        if not self.recheck(oldest):
-            self.mempool.drop(oldest.id, Dropped.INADMISSIBLE)
-            return
-        self._run(self.replica.on_stuck_tx())
+        verdict, tx = found
+        if verdict == FORWARD:
+            if not self.replica.is_primary:
+                self.transport.send(self.replica.primary, TXS_KIND, encode([encode_tx(tx)]))
+        else:
+            self._run(self.replica.on_stuck_tx())
 
     def close(self) -> None:
         for handle in self._timers.values():

@@ -19,7 +19,7 @@ than `min_txs` (an idle network, whose rate says nothing, still takes a
 burst). A tx gossiped by a peer was admitted there and is held whatever the
 work bound (up to `max_txs`): every node then holds every admitted tx, so
 any primary can propose it, and a tx that blocks with room pass over really
-is being passed over (the censorship watch of `node.driver` relies on it).
+is being passed over (the censorship watch, `node.censorship`, relies on it).
 A client refused for room is told, in `retry_after_s`, how long the pool
 takes to drain what is over the bound at the current rate (1 to 10 s): it
 slows down to what the network commits, and the txs it has in the pool wait
@@ -36,7 +36,7 @@ reason) so that its sender can learn why it will not commit
 (`GET /v1/tx/{id}` answers `dropped`), instead of finding it gone.
 
 A proposal (`batch`) takes the oldest txs up to the block's tx count, a
-large tx weighing as several (`WORK_UNIT_BYTES`): the work of executing
+large tx weighing as several (`ledger.block.WORK_UNIT_BYTES`): the work of executing
 a block, which every replica does before it votes, stays well inside the
 view timeout even when the pool holds bulk txs.
 
@@ -60,6 +60,7 @@ import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
+from ledger.block import compute_tx_work
 from ledger.errors import LedgerError
 from ledger.idempotency import is_keyed
 from ledger.tx import Tx
@@ -76,10 +77,6 @@ RATE_WINDOW_MS = 10_000
 
 MIN_RATE_SPAN_MS = 1_000
 """Shortest span a commit rate is measured over (one block just committed is not a rate of thousands a second)."""
-
-WORK_UNIT_BYTES = 1024
-"""A proposal weighs each tx by its size in these (at least 1): a bulk tx of a hundred orders counts for about
-thirty single orders, so a block's execution time stays near that of `max_block_txs` single orders."""
 
 DROPPED_KEPT = 10_000
 """How many dropped tx ids (with their reason) the pool remembers for status queries."""
@@ -282,12 +279,12 @@ class Mempool:
             self._dropped.popitem(last=False)
 
     def batch(self, max_txs: int) -> list[Tx]:
-        """The oldest txs, as many as weigh `max_txs` at most (a tx weighs its size in `WORK_UNIT_BYTES`, at least
-        1), left in the pool until committed."""
+        """The oldest txs, as many as weigh `max_txs` at most (`ledger.block.compute_tx_work`), left in the pool
+        until committed."""
         out: list[Tx] = []
         weight = 0
         for entry in self._entries.values():
-            weight += max(1, -(-entry.size // WORK_UNIT_BYTES))
+            weight += compute_tx_work(entry.size)
             if weight > max_txs and out:
                 break
             out.append(entry.tx)

@@ -30,9 +30,11 @@ from node.application import NodeApplication
 from node.catchup import CatchUp
 from node.config import (
     ADDRESSES_FILE,
+    DAMAGED_WAL_FILE,
     DATA_DIR,
     GENESIS_FILE,
     KEY_FILE,
+    LINK_FAULTS_FILE,
     TEMPLATES_DIR,
     WAL_FILE,
     WINDOWS_FILE,
@@ -51,9 +53,10 @@ from node.personal import PersonalGrants, load_encryption_key
 from node.reindex import mark_rebuild, needs_rebuild, rebuild_derived
 from node.snapshots import SnapshotServer, find_base_height
 from node.tokens import TokenStore
-from node.wal import ConsensusLog, recover_records
+from node.wal import ConsensusLog, LogFile, Opener, abstain_through, make_full_disk_opener, recover_records
 from p2p.addresses import AddressBook, AddressGossip
 from p2p.envelope import Envelope, Sealer
+from p2p.faults import LinkFaults
 from p2p.forward import TxForwarder
 from p2p.gossip import TXS_KIND, TxGossip
 from p2p.peers import PeerTable
@@ -82,6 +85,24 @@ CANCEL_AGAIN_S = 1.0
 def wall_clock() -> int:
     """Milliseconds since the epoch."""
     return int(time.time() * 1000)
+
+
+def shift_clock(clock: Clock, offset_ms: int) -> Clock:
+    """`clock` set `offset_ms` ahead (behind if negative): a node's skewed clock in fault tests."""
+    return lambda: clock() + offset_ms
+
+
+def open_link_faults(home: Path, config: NodeConfig) -> LinkFaults | None:
+    """The fault layer (`p2p.faults`) of a node made for fault tests; None for any other, which refuses to start
+    with a control file in its home."""
+    if config.test_faults:
+        return LinkFaults(home / LINK_FAULTS_FILE)
+    if (home / LINK_FAULTS_FILE).exists():
+        raise ValueError(
+            f"{home / LINK_FAULTS_FILE} asks for link faults, but this node was not made for fault tests"
+            " (test_faults is off): remove the file"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,8 @@ class Node:
         self.config = config or NodeConfig.load(home)
         self.genesis = Genesis.load(home / GENESIS_FILE)
         self.key = PrivateKey.load(home / KEY_FILE)
+        if self.config.test_clock_offset_ms:
+            clock = shift_clock(clock, self.config.test_clock_offset_ms)
         self.clock = clock
         self.store = Store(home / DATA_DIR)
         self.contracts = load_contracts()
@@ -143,19 +166,24 @@ class Node:
         )
         app = NodeApplication(self.executor, self.admission, self.config.node_id, clock)
         records = recover_records(home / WAL_FILE)
-        mute_through = 0
-        if self.is_validator and not records and self.store.height > 0:
-            # A validator with blocks but no consensus log lost it: what it signed before is unknown, so it
-            # signs nothing at heights it may have signed at, and lets the network decide them without it.
-            mute_through = self.store.height + 1
+        set_aside = (home / DAMAGED_WAL_FILE).exists()
+        mute_through = abstain_through(records, self.store.height, set_aside) if self.is_validator else 0
+        if mute_through:
+            # A validator with blocks (or a damaged log set aside) but no consensus log lost it: what it signed
+            # before is unknown, so it signs nothing at heights it may have signed at, and lets the network decide
+            # them without it.
             log.warning(
-                "no consensus log beside %d blocks: abstaining from votes through height %d",
+                "no consensus log beside %d blocks%s: abstaining from votes through height %d",
                 self.store.height,
+                f" and {DAMAGED_WAL_FILE}" if set_aside else "",
                 mute_through,
             )
         self.peers = PeerTable.from_genesis(self.genesis, self.config.node_id)
         verify = self.config.make_peer_ssl_context()
-        self.transport = HttpTransport(self.config.node_id, self.key, self.genesis, self.peers, verify=verify)
+        self.link_faults = open_link_faults(home, self.config)
+        self.transport = HttpTransport(
+            self.config.node_id, self.key, self.genesis, self.peers, verify=verify, faults=self.link_faults
+        )
         self.windows = WindowStore(home / WINDOWS_FILE, self.transport.inbox.gate)
         """The envelope replay windows, kept across restarts."""
         self.windows.load()
@@ -166,7 +194,7 @@ class Node:
             self.replica = Replica(self.genesis, self.node_id, self.key, app, records, mute_through=mute_through)
             self.driver = ConsensusDriver(
                 self.replica,
-                ConsensusLog(home / WAL_FILE, records),
+                ConsensusLog(home / WAL_FILE, records, self._log_opener()),
                 self.executor,
                 self.mempool,
                 self.transport,
@@ -184,7 +212,7 @@ class Node:
         self.read_gate = ReadGate(self.genesis, self.node_id, clock)
         """Opens the seals of peers' reads of this node's `/p2p` routes: member nodes only (`p2p.reads`)."""
         read_sealer = ReadSealer(Sealer(self.key, self.node_id, self.genesis.chain_id), clock)
-        self.sync_source = HttpSyncSource(self.peers, verify=verify, seal=read_sealer)
+        self.sync_source = HttpSyncSource(self.peers, verify=verify, seal=read_sealer, faults=self.link_faults)
         interval = self.genesis.consensus.checkpoint_interval
         self.snapshots = SnapshotServer(self.store, interval)
         self.base_height = find_base_height(self.store)
@@ -430,7 +458,8 @@ class Node:
         self, block: Block, certificate: CommitCertificate, entries: Iterator[tuple[bytes, bytes]]
     ) -> None:
         """Replace the (empty) state by a verified snapshot at `block` (state sync), and derive from it the lists
-        and money per day that no block of it wrote here (`node.reindex`), before any block is synced.
+        and money per day that no block of it wrote here (`node.reindex`), before any block is synced. The
+        block's own txs leave the mempool (gossip may have brought them before the snapshot): they are committed.
 
         Writing a large state takes seconds; it runs on a worker thread so the API keeps answering meanwhile.
         """
@@ -439,6 +468,7 @@ class Node:
         mark_rebuild(self.store)
         await asyncio.to_thread(self.store.load_state, entries, head, block, certificate)
         await asyncio.to_thread(rebuild_derived, self.store)
+        self.mempool.remove([tx.id for tx in block.txs])
         self.base_height = header.height
         self.snapshots.capture()
         self._follow_membership()
@@ -446,6 +476,11 @@ class Node:
     def request_sync(self, height: int) -> None:
         log.info("replica asks to sync up to height %d", height)
         self.catchup.request()
+
+    def _log_opener(self) -> Opener:
+        """How the consensus log opens its file: on a node made for fault tests, failing writes while the fault
+        layer says the disk is full."""
+        return LogFile if self.link_faults is None else make_full_disk_opener(self.link_faults.is_disk_full)
 
     def status(self) -> dict[str, Any]:
         head = self.store.head()

@@ -37,6 +37,7 @@ renamed over the log, so a crash leaves either the old log or the new one.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import zlib
@@ -101,6 +102,18 @@ class LogFile:
 
 Opener = Callable[[Path, bool], LogFile]
 """Opens a log file for appending (False) or empty for a rewrite (True)."""
+
+
+def make_full_disk_opener(is_full: Callable[[], bool]) -> Opener:
+    """An opener whose files fail every write with `ENOSPC` while `is_full()` (a fault test's full disk)."""
+
+    class FullDiskLogFile(LogFile):
+        def write(self, data: bytes) -> None:
+            if is_full():
+                raise OSError(errno.ENOSPC, "No space left on device (a fault test's full disk)")
+            super().write(data)
+
+    return FullDiskLogFile
 
 
 def _sync_directory(directory: Path) -> None:
@@ -233,6 +246,14 @@ def recover_records(path: Path, opener: Opener = LogFile) -> list[dict[str, Any]
         else:
             _truncate(path, valid)
     return records
+
+
+def abstain_through(records: Sequence[dict[str, Any]], height: int, set_aside: bool = False) -> int:
+    """The height through which a validator at committed `height` that read `records` from its log signs nothing
+    (`Replica.mute_through`). With no record and blocks, or no record and a damaged log set aside (`set_aside`, even
+    before its first block), it lost what it signed, so it votes again only from the height after its head's next;
+    0 otherwise (a validator with neither blocks nor a log set aside is new)."""
+    return height + 1 if not records and (height > 0 or set_aside) else 0
 
 
 def write_log(path: Path, records: Sequence[dict[str, Any]], opener: Opener = LogFile) -> None:

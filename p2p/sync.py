@@ -45,6 +45,7 @@ from ledger.errors import InvalidBlock, LedgerError
 from ledger.genesis import Genesis
 from ledger.membership import ValidatorSet, get_genesis_membership
 from p2p.errors import PeerUnavailable
+from p2p.faults import LinkFaults
 from p2p.peers import PeerTable
 from p2p.reads import ReadSealer
 from p2p.snapshot import SnapshotOffer, StateSync
@@ -310,11 +311,14 @@ class HttpSyncSource:
         timeout_s: float = DEFAULT_FETCH_TIMEOUT_S,
         verify: ssl.SSLContext | bool = True,
         seal: ReadSealer | None = None,
+        faults: LinkFaults | None = None,
     ) -> None:
         """`verify`: how peers' HTTPS certificates are checked (when no `client` is given); `seal`: how this
-        node seals its reads (without one, peers answer 401)."""
+        node seals its reads (without one, peers answer 401); `faults`: the fault layer of a node made for fault
+        tests (no fetch from a peer whose link it cut)."""
         self.peers = peers
         self.seal = seal
+        self._faults = faults
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=2.0), verify=verify)
         self._owns_client = client is None
 
@@ -325,6 +329,8 @@ class HttpSyncSource:
     async def get(self, peer: str, path: str, params: dict[str, int] | None = None) -> bytes | None:
         """GET a peer route; the body, None on 404, or `PeerUnavailable` on any other failure, including
         a body longer than `MAX_ANSWER_BYTES` (read no further than that)."""
+        if self._faults is not None and self._faults.is_cut(peer):
+            raise PeerUnavailable(f"{peer}: the link is cut by the fault layer")
         url = self.peers.get(peer).address.rstrip("/") + path
         headers = {} if self.seal is None else self.seal.headers(peer, path, params)
         started = time.perf_counter()

@@ -40,6 +40,7 @@ from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from p2p.conformance import check_transport
 from p2p.envelope import EnvelopeGate, Sealer, SeqCounter
+from p2p.faults import LinkFaults
 from p2p.inbox import Handler, Inbox, encode_frame
 from p2p.memory import MemoryNetwork, MemoryTransport
 from p2p.peers import PeerTable
@@ -160,8 +161,10 @@ class HttpTransport:
         retries: int = DEFAULT_RETRIES,
         seq: SeqCounter | None = None,
         verify: ssl.SSLContext | bool = True,
+        faults: LinkFaults | None = None,
     ) -> None:
-        """`verify`: how peers' HTTPS certificates are checked (an `ssl.SSLContext` with the network's CA)."""
+        """`verify`: how peers' HTTPS certificates are checked (an `ssl.SSLContext` with the network's CA);
+        `faults`: the fault layer of a node made for fault tests, obeyed by every batch sent."""
         self.node_id = node_id
         self.chain_id = genesis.chain_id
         self.peers = peers
@@ -177,6 +180,7 @@ class HttpTransport:
         self._queues = {peer_id: SendQueue(queue_size) for peer_id in peers.ids()}
         self._tasks: list[asyncio.Task[None]] = []
         self._rng = random.Random()
+        self._faults = faults
 
     async def start(self) -> None:
         limits = httpx.Limits(
@@ -235,6 +239,14 @@ class HttpTransport:
         failures = 0
         while True:
             batch = await queue.take(self.max_batch, self.max_batch_bytes)
+            if self._faults is not None:
+                taken = len(batch)
+                batch, delay = self._faults.plan(peer_id, batch)
+                if len(batch) < taken:
+                    self.peers.record_queue_drop(peer_id, taken - len(batch))
+                if not batch:
+                    continue
+                await asyncio.sleep(delay)
             for _attempt in range(self.retries + 1):
                 outcome = await self._post(peer_id, batch)
                 if outcome != "retry":

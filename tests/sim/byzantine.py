@@ -34,7 +34,17 @@ Lies in the view change, each in a VIEW-CHANGE or NEW-VIEW it signs itself
   another body, or nothing), or picks the view changes that hide a prepared
   block;
 - `swap_body`: as primary, shows one replica the right header with a
-  different body.
+  different body;
+- `censor`: as primary, leaves half the txs (`is_censored`) out of its
+  proposals while it proposes the others.
+
+And `lying_sync`: votes honestly but lies to the nodes that sync from it
+(claims a far higher head, then serves nothing, forged certificates, or
+blocks that do not follow).
+
+And `stuff`: stuffs its NEW-VIEWs with copies of one view change and its
+view changes with copies of one prepare, all genuinely signed, and floods
+copies of both (the simulator counts what they cost in signature checks).
 
 And `fuzz`: sends, besides each honest message, mutants of it: views and
 heights shifted (by one, by the window, far), digests and roots replaced,
@@ -63,7 +73,7 @@ from consensus.messages import (
     sign_message,
 )
 from consensus.validation import compute_new_view_plan
-from ledger.block import Block
+from ledger.block import Block, CommitCertificate
 from ledger.encoding import sha256
 
 if TYPE_CHECKING:
@@ -71,9 +81,11 @@ if TYPE_CHECKING:
 
 Delivery = tuple[str, Message]
 
+SyncedBlock = tuple[Block, CommitCertificate]
+
 
 class Honest:
-    """Sends what the replica sends; subclasses lie."""
+    """Sends what the replica sends, and serves its chain to nodes that sync from it; subclasses lie."""
 
     def __init__(self, sim: Simulator, vid: str) -> None:
         self.sim = sim
@@ -86,6 +98,14 @@ class Honest:
 
     def observe(self, message: Message) -> None:
         """Called with every message delivered to this node."""
+
+    def claim_height(self, node: SimNode) -> int:
+        """The height it answers a node that asks before syncing."""
+        return node.app.head()[0]
+
+    def serve_blocks(self, node: SimNode, first: int, count: int) -> list[SyncedBlock]:
+        """Blocks `first` to `first + count - 1` of its chain with their certificates, for a node that syncs."""
+        return list(zip(node.app.blocks, node.app.certificates, strict=True))[first - 1 : first - 1 + count]
 
 
 class Silent(Honest):
@@ -283,6 +303,97 @@ class SwapBody(Honest):
         return [(to, message)]
 
 
+class Stuff(Honest):
+    """Stuffs what it signs with copies of genuine parts, and floods: each NEW-VIEW it sends carries copies of one
+    of its view changes (each with its real certificates), each view change's prepared certificate copies of one
+    prepare, and every view change and NEW-VIEW goes out `FLOOD_COPIES` times."""
+
+    def rewrite(self, node: SimNode, to: str, message: Message) -> list[Delivery]:
+        copies = STUFF_COPIES_PER_VALIDATOR * self.sim.genesis.n
+        if isinstance(message, NewView) and message.sender == self.id and message.view_changes:
+            stuffed = message.view_changes + (message.view_changes[0],) * copies
+            message = sign_message(dataclasses.replace(message, view_changes=stuffed), self.key)
+        elif isinstance(message, ViewChange) and message.sender == self.id and message.prepared is not None:
+            prepares = message.prepared.prepares + (message.prepared.prepares[0],) * copies
+            prepared = dataclasses.replace(message.prepared, prepares=prepares)
+            message = sign_message(dataclasses.replace(message, prepared=prepared), self.key)
+        if isinstance(message, NewView | ViewChange):
+            return [(to, message)] * FLOOD_COPIES
+        return [(to, message)]
+
+
+class Censor(Honest):
+    """As primary, leaves out of its proposals every tx that `is_censored` picks (half of them), proposing the rest,
+    and votes for what it proposed; its view timer is reset by every block it commits, so only the censorship
+    watch of the others can replace it."""
+
+    def __init__(self, sim: Simulator, vid: str) -> None:
+        super().__init__(sim, vid)
+        self.twins: dict[bytes, bytes] = {}
+        """Hash of each block its replica proposed -> hash of the censored block it sent instead."""
+        self.blocks: dict[bytes, Block] = {}
+        """Hash of each block its replica proposed -> the censored block it sent instead."""
+
+    def rewrite(self, node: SimNode, to: str, message: Message) -> list[Delivery]:
+        if isinstance(message, PrePrepare) and message.sender == self.id and message.block.header.view == message.view:
+            return [(to, self.censor(node, message))]
+        fresh = isinstance(message, NewView) and message.pre_prepare and message.pre_prepare.block.header.view
+        if isinstance(message, NewView) and message.pre_prepare is not None and fresh == message.view:
+            censored = dataclasses.replace(message, pre_prepare=self.censor(node, message.pre_prepare))
+            return [(to, sign_message(censored, self.key))]
+        if isinstance(message, Prepare | Commit) and message.block_hash in self.twins:
+            return [
+                (to, sign_message(dataclasses.replace(message, block_hash=self.twins[message.block_hash]), self.key))
+            ]
+        return [(to, message)]
+
+    def censor(self, node: SimNode, pre_prepare: PrePrepare) -> PrePrepare:
+        block = pre_prepare.block
+        kept = [tx for tx in block.txs if not is_censored(tx.id)]
+        if len(kept) == len(block.txs):
+            return pre_prepare
+        censored = self.blocks.get(block.hash())
+        if censored is None:
+            censored = self.blocks[block.hash()] = node.app.make_block(block.height, block.header.view, kept)
+            self.twins[block.hash()] = censored.hash()
+        return sign_message(dataclasses.replace(pre_prepare, block=censored), self.key)
+
+
+def is_censored(tx_id: bytes) -> bool:
+    """Does a censoring primary leave this tx out? (Half the txs, by their id.)"""
+    return tx_id[0] % 2 == 0
+
+
+class LyingSync(Honest):
+    """Votes honestly, but lies to nodes that sync from it: claims a head `LIE_AHEAD` blocks beyond its own (so it
+    is the peer they pick), then serves nothing, a block whose certificate's signatures are broken, or a block of
+    its own making that does not follow the node's head."""
+
+    def claim_height(self, node: SimNode) -> int:
+        return node.app.head()[0] + LIE_AHEAD
+
+    def serve_blocks(self, node: SimNode, first: int, count: int) -> list[SyncedBlock]:
+        served = super().serve_blocks(node, first, count)
+        lie = self.sim.rng.randrange(3)
+        if lie == 0 or not served:
+            return []
+        block, certificate = served[0]
+        if lie == 1:
+            signatures = tuple((signer, bytes(64)) for signer, _ in certificate.signatures)
+            return [(block, dataclasses.replace(certificate, signatures=signatures))]
+        forged = node.app.make_block(first, certificate.view, block.txs[:1], time_offset=11)
+        return [(forged, certificate)]
+
+
+LIE_AHEAD = 50
+"""How far ahead of its own head a lying sync peer claims to be."""
+
+STUFF_COPIES_PER_VALIDATOR = 12
+"""Copies a stuffed certificate carries per validator (a real NEW-VIEW of 8 MiB holds thousands)."""
+
+FLOOD_COPIES = 5
+"""Times a flooding validator sends each view change and NEW-VIEW."""
+
 Mutation = Callable[[Any, Message], Message]
 """Takes the fuzzer (for its random generator and key) and a message; returns a mutant."""
 
@@ -408,6 +519,9 @@ BEHAVIOURS: dict[str, type[Honest]] = {
     "equivocate_view_change": EquivocateViewChange,
     "wrong_reproposal": WrongReproposal,
     "swap_body": SwapBody,
+    "stuff": Stuff,
+    "censor": Censor,
+    "lying_sync": LyingSync,
     "fuzz": Fuzz,
 }
 """Every Byzantine behaviour by name."""

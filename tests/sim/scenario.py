@@ -73,6 +73,7 @@ def lose(
 
     def step(sim: Simulator) -> None:
         sim.lose.extend(Lose(kind, view, height, sender, receiver) for receiver in receivers)
+        sim.note_fault()
 
     return step
 
@@ -82,6 +83,7 @@ def stop_losing() -> Step:
 
     def step(sim: Simulator) -> None:
         sim.lose.clear()
+        sim.note_fault()
 
     return step
 
@@ -91,6 +93,7 @@ def partition(make: Callable[[list[str]], Partition]) -> Step:
 
     def step(sim: Simulator) -> None:
         sim.partition = make(list(sim.nodes))
+        sim.note_fault()
 
     return step
 
@@ -98,6 +101,7 @@ def partition(make: Callable[[list[str]], Partition]) -> Step:
 def heal() -> Step:
     def step(sim: Simulator) -> None:
         sim.partition = None
+        sim.note_fault()
 
     return step
 
@@ -115,6 +119,15 @@ def crash_at(
 
     def step(sim: Simulator) -> None:
         sim.crash_points.setdefault(endpoint, []).append(CrashPoint(endpoint, at, height, view, torn, down_ms))
+
+    return step
+
+
+def crash_now(endpoint: str, down_ms: int) -> Step:
+    """Crash `endpoint` now and restart it `down_ms` later."""
+
+    def step(sim: Simulator) -> None:
+        sim.crash(endpoint, down_ms)
 
     return step
 

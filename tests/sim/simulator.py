@@ -10,17 +10,27 @@ partitions, crashes); after it every message between live endpoints arrives
 within `Faults.max_delay_ms`.
 
 Each endpoint is driven as a node drives its replica (`node.driver`,
-`node.catchup`, `node.node`): records are persisted before later actions and
-compacted with `node.wal.select_needed_records`; a view timeout that falls
-while sync moves the head waits; sync fetches blocks from one peer over
-several message delays in batches, and fails (to be retried at the next poll)
-when that peer is down or cut off; txs are admitted into a `node.mempool`
-by one node, gossiped once by every node that admits them, and offered again
-while they wait. Crashes come at random instants or at chosen protocol steps
-(`CrashPoint`): right after a record is persisted, a message sent or a block
-decided, or while a record is being written, which then may be lost or torn.
-A restarted replica reads its log back as a node does
-(`node.wal.recover_records`).
+`node.catchup`, `node.node`), with the driver's own rules: actions are
+carried out by `node.driver.carry_out` (records persisted before later
+actions, nothing done after a failed write), a view timeout that falls while
+sync moves the head waits (`node.driver.SyncDeferral`), and after each
+decided block the censorship watch (`node.censorship`) may forward the
+mempool's oldest tx to the primary or suspect the primary. Records are
+compacted with `node.wal.select_needed_records`. Sync picks peers and
+verifies blocks as `p2p.sync` does: the peer claiming the highest chain, not
+one marked bad within the cooldown, the next one when a peer serves nothing;
+it fetches blocks over several message delays in batches, and fails (to be
+retried at the next poll) when that peer is down or cut off. Txs are admitted
+into a `node.mempool` by one node, gossiped once by every node that admits
+them, and offered again while they wait. Crashes come at random instants or
+at chosen protocol steps (`CrashPoint`): right after a record is persisted, a
+message sent or a block decided, or while a record is being written, which
+then may be lost or torn; at a `persist` step the log may instead fail the
+write (the replica halts as the driver halts it, keeps syncing, and is
+restarted by its operator later). A restarted replica reads its log back as
+a node does (`node.wal.recover_records`); a log damaged in the middle
+(`Faults.damaged`) must be refused, and is then repaired as the spec says
+(set aside: the node abstains as `node.wal.abstain_through` says).
 
 A validator set change (`SetChange`) is a tx a client submits like the
 others; validators it adds run as endpoints from the start, following the
@@ -34,15 +44,23 @@ send.
 
 Checked as it runs: safety (no two honest endpoints decide different blocks
 at one height, every decided or synced block carries a valid certificate, no
-tx is committed twice, a restarted replica can read its log). `run` then
-reports liveness: whether every acknowledged tx (one an honest node admitted
-and did not lose with its own crash before any other honest node got it) was
-committed by every honest endpoint within `Faults.liveness_bound_ms` of the
-network turning fair.
+tx is committed twice, no honest endpoint signs two different messages for
+one view and height, across its restarts, a damaged log is never read as a
+shorter one, a restarted replica can read its log) and load (no message
+costs an honest replica more signature checks than an honest message of its
+kind may, `tests.sim.signatures`). `run` then reports liveness: whether
+every acknowledged tx (one an honest node admitted and did not lose with its
+own crash before any other honest node got it) was committed by every honest
+endpoint within `Faults.liveness_bound_ms` of the network turning fair, and
+whether every honest replica signed a vote again within
+`Faults.vote_bound_ms` of the last fault healing (a client submitting a tx
+now and then so there is something to vote on), not only the network
+committing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
 import tempfile
@@ -53,27 +71,53 @@ from typing import Any, Literal
 
 from consensus.actions import Action, Broadcast, CancelTimer, Decide, Persist, RequestSync, Send, SetTimer
 from consensus.errors import ConsensusLogCorrupted
-from consensus.messages import Message, NewView, PreparedCertificate, decode_message, encode_message
+from consensus.messages import (
+    Checkpoint,
+    Commit,
+    Message,
+    NewView,
+    Prepare,
+    PreparedCertificate,
+    Timeout,
+    decode_message,
+    encode_message,
+)
 from consensus.records import load_records as load_replica_records
-from consensus.replica import VIEW_TIMER, Replica
-from ledger.block import Block, CommitCertificate, has_room, verify_certificate
+from consensus.replica import Replica
+from ledger.block import WORK_UNIT_BYTES, Block, CommitCertificate, verify_certificate
 from ledger.encoding import encode, hash_value
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.genesis import ConsensusParams, Identity
 from ledger.keys import PrivateKey
 from ledger.tx import Tx
 from node.catchup import POLL_INTERVAL_S
-from node.driver import SYNC_RECHECK_S
+from node.censorship import SUSPECT, CensorshipWatch
+from node.driver import SYNC_RECHECK_S, SyncDeferral, carry_out
 from node.mempool import Mempool
 from node.node import REOFFER_AFTER_BLOCKS, REOFFER_INTERVAL_S, REOFFER_MAX_TXS
-from node.wal import FRAME_HEADER, ConsensusLog, recover_records, select_needed_records
+from node.wal import (
+    FILE_MAGIC,
+    FRAME_HEADER,
+    ConsensusLog,
+    CorruptLog,
+    abstain_through,
+    encode_frame,
+    recover_records,
+    select_needed_records,
+)
+from p2p.peers import DEFAULT_BAD_PEER_COOLDOWN_S
+from p2p.verify import verify_block
 from tests.helpers.builders import Network, make_network
+from tests.sim import signatures
 from tests.sim.app import SET_KIND, VALIDATORS_KIND, MemoryApp
 from tests.sim.clock import ClockFault, make_clock
 from tests.sim.network import Partition, draw_partition
 
 SIM_PARAMS = ConsensusParams(checkpoint_interval=4, max_block_txs=6, view_timeout_ms=400, max_clock_skew_ms=5000)
 """Small blocks and frequent checkpoints, so a short run crosses many heights and checkpoints."""
+
+SIM_LARGEST_TX_BYTES = WORK_UNIT_BYTES
+"""The largest tx a simulated client makes fits in one work unit: what a block's room is measured against."""
 
 COMPACT_EVERY = 3
 """Decisions between two compactions of a node's consensus log (small, so runs exercise compaction)."""
@@ -90,7 +134,21 @@ CLIENT_RETRY_MS = 100
 TWIN_SUFFIX = "~twin"
 """Endpoint name of a validator's twin: its id plus this."""
 
+VOTE_BOUND_MS = 30_000
+"""Every honest replica signs a vote within this long after the last fault healed: enough for the view timer's
+back-off of the views that failed meanwhile (400 ms doubling up to 64 times) to run out once, and for a replica
+that missed a view change to learn the live view and vote there."""
+
+PROBE_INTERVAL_MS = 500
+"""While some honest replica has not voted since the last fault healed, a client submits a tx this often, so
+that there is always a block to vote on."""
+
 ReplicaFactory = Callable[..., Replica]
+
+
+class _Crashed(Exception):
+    """Raised inside a node's handling of an event when a crash point fells it: nothing after it is done."""
+
 
 Torn = Literal["none", "lost", "cut"]
 """What becomes of the record being written at a crash: fully written, lost, or cut short."""
@@ -114,6 +172,10 @@ class CrashPoint:
     torn: Torn = "none"
     """For a `persist` step: the record is fully written (then the crash), lost, or cut short."""
     down_ms: int = 200
+    write_error: bool = False
+    """For a `persist` step: instead of a crash, writing or syncing the log fails (the record is written, lost or
+    cut as `torn` says): the node halts its replica as `node.driver` does, keeps syncing blocks, and its operator
+    restarts it `down_ms` later."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +224,11 @@ class Faults:
     """Clock of validator i (and of its twin); a perfect clock for those not listed."""
     lose: tuple[Lose, ...] = ()
     """Messages that are always lost (to stage a precise scenario)."""
+    damaged: tuple[str, ...] = ()
+    """Endpoints whose consensus log is damaged in the middle (a byte of a record followed by whole ones) when they
+    next restart: they must refuse to start, and their operator repairs them `repair_ms` later by moving the log
+    aside (docs/spec/consensus.md), after which they abstain as `node.wal.abstain_through` says."""
+    repair_ms: int = 2000
     sync_delays: int = 3
     """Message delays one sync transfer takes (request, then blocks)."""
     gossip_loss: bool = True
@@ -171,6 +238,8 @@ class Faults:
     fair_after_ms: int = 4000
     liveness_bound_ms: int = 90_000
     """Every acknowledged tx must be committed everywhere this long after the network turns fair."""
+    vote_bound_ms: int = VOTE_BOUND_MS
+    """Every honest replica must sign a vote this long after the last fault heals (see `VOTE_BOUND_MS`)."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +254,7 @@ class SetChange:
     """When a client submits it."""
 
 
-SAFETY_KINDS = frozenset({"safety", "certificate", "sync", "duplicate"})
+SAFETY_KINDS = frozenset({"safety", "certificate", "sync", "duplicate", "equivocation", "damage"})
 """Violations that break safety; `restart` (a replica that cannot read its log back) is one of liveness."""
 
 
@@ -195,7 +264,11 @@ class Violation:
 
     kind: str
     """`safety` (two honest endpoints decided different blocks), `certificate`, `sync` (a synced block conflicts
-    with a committed one), `duplicate` (a tx committed twice) or `restart` (a log the replica cannot read)."""
+    with a committed one), `duplicate` (a tx committed twice), `equivocation` (an honest endpoint signed two
+    different messages for one slot, such as after a restart that lost a record), `damage` (a log damaged in the
+    middle read back without complaint), `load` (one message cost an honest replica more signature checks than
+    an honest message of its kind may: `tests.sim.signatures.most_checks`) or `restart` (a log the replica cannot
+    read)."""
     detail: str
 
 
@@ -225,25 +298,40 @@ class SimNode:
     batch_scheduled: bool = False
     decisions_since_compaction: int = 0
     syncing: bool = False
-    deferred_at_height: int = -1
-    """Head when a view timeout last waited for sync: it waits again only if sync moved the head since."""
+    timeouts: SyncDeferral = field(default_factory=SyncDeferral)
+    """The driver's rule that holds a view timeout back while sync moves the head."""
     sync_source: str | None = None
     """The peer it syncs from (or last synced from)."""
     sync_wanted: bool = False
+    sync_skipped: set[str] = field(default_factory=set)
+    """Peers that served nothing in this sync run (tried again in the next)."""
+    bad_peers: dict[str, int] = field(default_factory=dict)
+    """Peer -> when a block it served failed verification (ignored by sync for the cooldown of `p2p.peers`)."""
     last_commit_ms: int = 0
     """Its clock when it last committed a block (or started): a node idle for long re-offers every stuck tx."""
     blocks_with_room: int = 0
     """Committed blocks that could have held one more tx, counted as the node counts them for re-offering."""
     polled_height: int = 0
     """Head at the last catch-up poll: a node that made no progress since syncs from any peer ahead."""
+    watch: CensorshipWatch = field(default_factory=lambda: CensorshipWatch(SIM_PARAMS, SIM_LARGEST_TX_BYTES))
+    """The censorship watch of its driver (volatile: a restart starts a new one)."""
     behaviour: Any = None
     """None for an honest node, else a Byzantine behaviour."""
     is_broken: bool = False
     """It could not restart from its log, and stays down."""
+    last_vote_ms: int = -1
+    """Simulated time of the last PREPARE or COMMIT it signed and sent (-1 if none)."""
+    halted: bool = False
+    """Its consensus log failed a write: the replica is fed nothing and nothing it asks is done until a restart."""
 
     @property
     def is_up(self) -> bool:
         return self.replica is not None
+
+    @property
+    def is_fed(self) -> bool:
+        """Does its replica take inputs (it is up and not halted)?"""
+        return self.replica is not None and not self.halted
 
 
 @dataclass
@@ -258,6 +346,12 @@ class Outcome:
     max_log_size: int
     lost_txs: int = 0
     """Acknowledged txs lost with the crash of every honest node that held them (not required to commit)."""
+    silent: tuple[str, ...] = ()
+    """Honest replicas that signed no vote within `Faults.vote_bound_ms` of the last fault healing."""
+    vote_delay_ms: int | None = None
+    """How long after the last fault healed the last honest replica voted again (None if one never did)."""
+    max_checks: int = 0
+    """Most signature checks one delivered message cost its receiver."""
 
     @property
     def is_safe(self) -> bool:
@@ -302,11 +396,13 @@ class Simulator:
             names = [vid, vid + TWIN_SUFFIX] if vid in faults.twins else [vid]
             for name in names:
                 app = MemoryApp(self.genesis, vid, self._make_clock(clock), candidates=dict(candidates))
-                self.nodes[name] = SimNode(name, vid, self.network.keys[vid], app)
+                watch = CensorshipWatch(params, SIM_LARGEST_TX_BYTES)
+                self.nodes[name] = SimNode(name, vid, self.network.keys[vid], app, watch=watch)
             if vid in byzantine:
                 self.nodes[vid].behaviour = make_behaviour(byzantine[vid], self, vid)
         faulty = set(byzantine) | set(faults.twins)
         self.honest = [name for name, node in self.nodes.items() if node.id not in faulty]
+        self._honest_ids = {self.nodes[name].id for name in self.honest}
         self.lose = list(faults.lose)
         """Loss rules in force (a staged schedule adds and removes them as it goes)."""
         self.crash_points: dict[str, list[CrashPoint]] = {}
@@ -321,7 +417,19 @@ class Simulator:
         self.partition: Partition | None = None
         self.fair_at = faults.fair_after_ms
         self.max_log_size = 0
+        self.max_checks = 0
+        """Most signature checks one delivered message cost its receiver."""
         self.booted = False
+        self.healed_at = faults.fair_after_ms
+        """When the last fault (partition, crash, restart, loss rule) began or healed, or the network turned fair."""
+        self.damage = set(faults.damaged)
+        """Endpoints whose log is yet to be found damaged at a restart."""
+        self.fail_stopped: set[str] = set()
+        """Endpoints that refused to start on a damaged log and wait for their operator's repair."""
+        self.repaired: set[str] = set()
+        """Endpoints whose damaged log was set aside (as `node.config.DAMAGED_WAL_FILE`)."""
+        self.signed: dict[tuple[str, str, int, int], bytes] = {}
+        """(endpoint, message kind, view, height) -> signature of what an honest endpoint signed and sent there."""
 
     def _make_clock(self, fault: ClockFault) -> Callable[[], int]:
         return make_clock(fault, self.genesis.genesis_time_ms, lambda: self.now)
@@ -348,6 +456,10 @@ class Simulator:
             down_at = self.rng.randrange(0, max(fair - 200, 1))
             self.schedule(down_at, "crash", victim)
             self.schedule(self.rng.randrange(down_at + 1, max(fair, down_at + 2)), "restart", victim)
+        for name in self.faults.damaged:
+            down_at = self.rng.randrange(0, max(fair - 200, 1))
+            self.schedule(down_at, "crash", name)
+            self.schedule(self.rng.randrange(down_at + 1, max(fair, down_at + 2)), "restart", name)
         for _ in range(self.faults.partitions):
             start = self.rng.randrange(0, max(fair - 200, 1))
             self.schedule(start, "partition", draw_partition(self.rng, list(self.nodes)))
@@ -371,8 +483,68 @@ class Simulator:
         is_live = self.advance(lambda: self.is_fair() and self.is_all_committed(), deadline)
         if not self._queue and self.is_all_committed():
             is_live = True  # every tx committed before the network turned fair, and nothing is left to happen
+        silent = self._await_votes() if is_live and self.is_safe() else ()
         heights = {name: node.app.head()[0] for name, node in self.nodes.items()}
-        return Outcome(self.seed, list(self.violations), is_live, self.now, heights, self.max_log_size, len(self.lost))
+        return Outcome(
+            self.seed,
+            list(self.violations),
+            is_live and not silent,
+            self.now,
+            heights,
+            self.max_log_size,
+            len(self.lost),
+            silent,
+            None if silent else max(self._last_votes(), default=self.healed_at) - self.healed_at,
+            self.max_checks,
+        )
+
+    def note_fault(self) -> None:
+        """A fault began or healed now: the per-replica liveness bound counts from the last such instant."""
+        self.healed_at = max(self.healed_at, self.now)
+
+    def silent_replicas(self) -> tuple[str, ...]:
+        """Honest endpoints that signed no vote since the last fault healed.
+
+        Not counted: a replica not in the validator set of the height it works on (it has nothing to sign), and
+        one that works in the live view (the highest view an honest replica works in) when that view's primary is
+        faulty: a Byzantine primary may show one honest replica only proposals it must refuse, and f+1 suspicions
+        are needed to replace it, as long as the others commit without that replica. A replica that missed a view
+        change is never excused: it is not in the live view."""
+        working = [
+            node.replica
+            for name in self.honest
+            if (node := self.nodes[name]).replica is not None and not node.replica.is_view_changing
+        ]
+        live = max(working, key=lambda replica: replica.view, default=None)
+        faulty_view = -1 if live is None or live.primary in self._honest_ids else live.view
+        return tuple(
+            name
+            for name in self.honest
+            if self.nodes[name].last_vote_ms < self.healed_at
+            and not self._is_excused(self.nodes[name].replica, faulty_view)
+        )
+
+    def _is_excused(self, replica: Replica | None, faulty_view: int) -> bool:
+        if replica is None:
+            return False
+        return not replica.is_member or (replica.view == faulty_view and not replica.is_view_changing)
+
+    def _last_votes(self) -> list[int]:
+        return [self.nodes[name].last_vote_ms for name in self.honest if name not in self.silent_replicas()]
+
+    def _await_votes(self) -> tuple[str, ...]:
+        """Run on until every honest replica has signed a vote since the last fault healed, a client submitting a
+        tx to an honest node every `PROBE_INTERVAL_MS` so that there is a block to vote on; the replicas still
+        silent `Faults.vote_bound_ms` after the heal."""
+        while (silent := self.silent_replicas()) and self.is_safe():
+            deadline = self.healed_at + self.faults.vote_bound_ms
+            up = [name for name in self.honest if self.nodes[name].is_up]
+            if self.now >= deadline or not self._queue:
+                return silent
+            if up:
+                self.submit(self.rng.choice(up))
+            self.advance(lambda: not self.silent_replicas(), min(self.now + PROBE_INTERVAL_MS, deadline))
+        return ()
 
     def advance(self, done: Callable[[], bool], until_ms: int) -> bool:
         """Handle events in time order until `done()` holds (True), time passes `until_ms` or safety breaks."""
@@ -402,14 +574,19 @@ class Simulator:
         if len(self.submitted) < self.faults.txs + (self.change is not None):
             return False
         required = self.required_txs()
-        return all(required <= self.nodes[name].app.committed_ids for name in self.honest)
+        return all(
+            required <= self.nodes[name].app.committed_ids for name in self.honest if name not in self.fail_stopped
+        )
 
     def _boot(self, node: SimNode) -> None:
         records = self._read_log(node)
         if records is None:
             return
+        mute_through = abstain_through(records, node.app.head()[0], node.name in self.repaired)
         try:
-            node.replica = self.replica_factory(self.genesis, node.id, node.key, node.app, list(records))
+            node.replica = self.replica_factory(
+                self.genesis, node.id, node.key, node.app, list(records), mute_through=mute_through
+            )
         except ConsensusLogCorrupted as exc:
             self.violations.append(Violation("restart", f"{node.name} cannot restart: {exc}"))
             node.is_broken = True
@@ -421,7 +598,11 @@ class Simulator:
         self._perform(node, node.replica.start())
 
     def _read_log(self, node: SimNode) -> list[dict[str, Any]] | None:
-        """What the restarting node reads back from its log, through `node.wal` when the last write was torn."""
+        """What the restarting node reads back from its log, through `node.wal` when the last write was torn or
+        the log is damaged (None if it does not start)."""
+        if node.name in self.damage and len(node.records) >= 2:
+            self.damage.discard(node.name)
+            return self._read_damaged_log(node)
         if not node.torn_bytes:
             return node.records
         with tempfile.TemporaryDirectory() as home:
@@ -439,6 +620,39 @@ class Simulator:
                 self.violations.append(Violation("restart", f"{node.name} cannot read its torn log: {reason}"))
                 node.is_broken = True
                 return None
+
+    def _read_damaged_log(self, node: SimNode) -> list[dict[str, Any]] | None:
+        """Damage one byte of a record that whole records follow, and read the log back as a node does: it must
+        refuse to start (`CorruptLog`), not cut the log there; its operator repairs it later."""
+        with tempfile.TemporaryDirectory() as home:
+            path = Path(home) / "consensus.log"
+            log = ConsensusLog(path)
+            log.append(node.records)
+            log.close()
+            frames = [len(encode_frame(record)) for record in node.records]
+            victim = self.rng.randrange(len(frames) - 1)
+            offset = len(FILE_MAGIC) + sum(frames[:victim]) + self.rng.randrange(frames[victim])
+            data = bytearray(path.read_bytes())
+            data[offset] ^= 1 << self.rng.randrange(8)
+            path.write_bytes(bytes(data))
+            try:
+                records = recover_records(path)
+            except CorruptLog:
+                self.fail_stopped.add(node.name)
+                self.schedule(self.faults.repair_ms, "repair", node.name)
+                return None
+        detail = f"{node.name} read a log damaged at byte {offset} as {len(records)} of {len(frames)} records"
+        self.violations.append(Violation("damage", detail))
+        node.is_broken = True
+        return None
+
+    def _on_repair(self, name: str) -> None:
+        """The operator moves the damaged log aside and starts the node without it."""
+        node = self.nodes[name]
+        node.records, node.torn_bytes = [], 0
+        self.fail_stopped.discard(name)
+        self.repaired.add(name)
+        self._on_restart(name)
 
     # -- clients and gossip -------------------------------------------------------
 
@@ -500,7 +714,7 @@ class Simulator:
     def _on_batch(self, name: str) -> None:
         node = self.nodes[name]
         node.batch_scheduled = False
-        if node.replica is not None and len(node.mempool):
+        if node.is_fed and len(node.mempool):
             txs = node.mempool.batch(self.genesis.consensus.max_block_txs)
             self._perform(node, node.replica.on_batch(txs))
 
@@ -508,7 +722,7 @@ class Simulator:
 
     def _on_deliver(self, name: str, sender: str, data: bytes) -> None:
         node = self.nodes[name]
-        if node.replica is None:
+        if not node.is_fed:
             return
         try:
             message = decode_message(data)
@@ -516,22 +730,25 @@ class Simulator:
             return  # the driver drops what does not decode
         if node.behaviour is not None:
             node.behaviour.observe(message)
+        before = signatures.checks()
         actions = node.replica.on_message(sender, message)
+        cost = signatures.checks() - before
+        self.max_checks = max(self.max_checks, cost)
+        bound = signatures.most_checks(message, len(self.validator_ids))
+        if cost > bound and name in self.honest:
+            detail = f"{name} made {cost} signature checks for one {type(message).__name__} from {sender}"
+            self.violations.append(Violation("load", f"{detail} (bound {bound})"))
         self.max_log_size = max(self.max_log_size, node.replica.log_size)
         self._perform(node, actions)
 
     def _on_timer(self, name: str, timer: str, token: int) -> None:
         node = self.nodes[name]
-        if node.replica is None or node.timers.get(timer) != token:
+        if not node.is_fed or node.timers.get(timer) != token:
             return
         del node.timers[timer]
-        height = node.app.head()[0]
-        if timer == VIEW_TIMER and node.syncing and height > node.deferred_at_height:
-            # As the driver does: a view timeout waits while sync moves the head, not while it moves nothing.
-            node.deferred_at_height = height
+        if node.timeouts.defers(timer, node.syncing, node.app.head()[0]):
             self._set_timer(node, timer, int(SYNC_RECHECK_S * 1000))
             return
-        node.deferred_at_height = -1
         self._perform(node, node.replica.on_timeout(timer))
 
     def _set_timer(self, node: SimNode, timer: str, delay_ms: int, event: str = "timer") -> None:
@@ -557,20 +774,31 @@ class Simulator:
         node.polled_height = node.app.head()[0]
 
     def _start_sync(self, node: SimNode) -> None:
-        """Ask the reachable peer with the highest chain for the blocks this node lacks."""
+        """Ask the reachable peer that claims the highest chain for the blocks this node lacks, as `p2p.sync` picks
+        it: not one marked bad within `DEFAULT_BAD_PEER_COOLDOWN_S`, nor one that served nothing in this run."""
         node.sync_wanted = False
         height = node.app.head()[0]
-        peers = [
+        cooldown_ms = int(DEFAULT_BAD_PEER_COOLDOWN_S * 1000)
+        ahead = [
             peer
             for peer in self.nodes.values()
-            if peer.id != node.id and peer.is_up and self._is_link_up(node.name, peer.name)
+            if peer.id != node.id
+            and peer.is_up
+            and self._is_link_up(node.name, peer.name)
+            and self.now - node.bad_peers.get(peer.name, -cooldown_ms) >= cooldown_ms
+            and peer.name not in node.sync_skipped
+            and self._claimed_height(peer) > height
         ]
-        ahead = [peer for peer in peers if peer.app.head()[0] > height]
         if not ahead:
+            node.sync_skipped.clear()
             return
-        source = max(ahead, key=lambda peer: (peer.app.head()[0], peer.name))
+        source = max(ahead, key=lambda peer: (self._claimed_height(peer), peer.name))
         node.syncing, node.sync_source = True, source.name
         self.schedule(self._delay() * self.faults.sync_delays, "sync_batch", node.name, source.name)
+
+    def _claimed_height(self, peer: SimNode) -> int:
+        """The height a peer answers when asked (a lying one claims more than it has)."""
+        return peer.behaviour.claim_height(peer) if peer.behaviour is not None else peer.app.head()[0]
 
     def _on_sync_batch(self, name: str, source_name: str) -> None:
         node, source = self.nodes[name], self.nodes[source_name]
@@ -580,29 +808,42 @@ class Simulator:
             node.syncing, node.sync_wanted = False, True  # the transfer failed: retry at the next poll
             return
         height = node.app.head()[0]
-        for index in range(height, min(len(source.app.blocks), height + SYNC_BATCH)):
-            if not self._apply_synced(node, source.app.blocks[index], source.app.certificates[index]):
-                node.syncing = False
+        if source.behaviour is not None:
+            served = source.behaviour.serve_blocks(source, height + 1, SYNC_BATCH)
+        else:
+            served = list(zip(source.app.blocks, source.app.certificates, strict=True))[height : height + SYNC_BATCH]
+        if not served:
+            node.syncing = False  # it served nothing: try the next peer in this run
+            node.sync_skipped.add(source.name)
+            self._start_sync(node)
+            return
+        for block, certificate in served:
+            if not self._apply_synced(node, source, block, certificate):
+                node.syncing, node.sync_wanted = False, True
                 return
-        if len(source.app.blocks) > node.app.head()[0]:
+        if self._claimed_height(source) > node.app.head()[0]:
             self.schedule(self._delay() * self.faults.sync_delays, "sync_batch", node.name, source.name)
             return
         node.syncing = False
-        self._compact(node)
-        self._perform(node, node.replica.on_synced())
-        self._offer_batch_soon(node)
+        node.sync_skipped.clear()
+        if node.is_fed:
+            self._compact(node)
+            self._perform(node, node.replica.on_synced())
+            self._offer_batch_soon(node)
 
-    def _apply_synced(self, node: SimNode, block: Block, certificate: CommitCertificate) -> bool:
+    def _apply_synced(self, node: SimNode, source: SimNode, block: Block, certificate: CommitCertificate) -> bool:
+        """Verify a synced block as `p2p.sync` does and apply it; a block that fails marks its source bad (and, from
+        an honest source, is a broken invariant)."""
         height, head_hash = node.app.head()
-        if block.height != height + 1 or block.header.prev_hash != head_hash:
-            detail = f"{node.name} synced block {block.height} that does not extend its head {height}"
-            self.violations.append(Violation("sync", detail))
-            return False
         try:
-            node.app.apply(block, certificate)
-        except InvalidCertificate as exc:
-            self.violations.append(Violation("certificate", f"{node.name} synced a bad certificate: {exc}"))
+            verify_block(self.genesis, block, certificate, height + 1, head_hash, node.app.validators(height + 1))
+        except LedgerError as exc:
+            node.bad_peers[source.name] = self.now
+            if source.name in self.honest:
+                kind = "certificate" if isinstance(exc, InvalidCertificate) else "sync"
+                self.violations.append(Violation(kind, f"{node.name} synced block {height + 1}: {exc}"))
             return False
+        node.app.apply(block, certificate, verify=False)
         self._record_commit(node, block)
         return True
 
@@ -612,7 +853,9 @@ class Simulator:
         node = self.nodes[name]
         if node.replica is None:
             return
-        node.replica = None
+        self.note_fault()
+        node.replica, node.halted = None, False
+        node.watch = CensorshipWatch(self.genesis.consensus, SIM_LARGEST_TX_BYTES)
         node.timers.clear()
         node.batch_scheduled = node.syncing = node.sync_wanted = False
         node.seen.clear()
@@ -632,6 +875,7 @@ class Simulator:
         if node.replica is not None or node.is_broken:
             return
         self._boot(node)
+        self.note_fault()
         if node.replica is None:
             return
         for tx_id in self.submitted:  # peers' gossip queued for it while it was down
@@ -640,9 +884,11 @@ class Simulator:
 
     def _on_partition(self, partition: Partition) -> None:
         self.partition = partition
+        self.note_fault()
 
     def _on_heal(self) -> None:
         self.partition = None
+        self.note_fault()
 
     def _is_link_up(self, sender: str, receiver: str) -> bool:
         """Does the current partition let `sender` reach `receiver` (ignoring random loss)?"""
@@ -657,24 +903,57 @@ class Simulator:
     # -- actions ------------------------------------------------------------------
 
     def _perform(self, node: SimNode, actions: list[Action]) -> None:
+        """Carry out `actions` as the driver does (`node.driver.carry_out`), crashing or failing a write where a
+        crash point of `node` says."""
+        if node.halted:
+            return
+        with contextlib.suppress(_Crashed):
+            carry_out(actions, lambda records: self._write(node, records), lambda action: self._do(node, action))
+
+    def _write(self, node: SimNode, records: list[dict[str, Any]]) -> bool:
+        """Append `records` to the log of `node`; False (and the node halts) if a write error strikes."""
         points = self.crash_points.get(node.name)
-        for action in actions:
-            point = None if not points else self._reached(node, points, action)
-            if point is not None and isinstance(action, Persist) and point.torn != "none":
-                self._tear(node, action.record, point.torn)
-                self.crash(node.name, point.down_ms)
-                return
-            self._carry_out(node, action)
-            if point is not None:
-                self.crash(node.name, point.down_ms)
-                return
+        for record in records:
+            point = self._reached(node, points, Persist(record)) if points else None
+            if point is None:
+                node.records.append(record)
+                continue
+            self._tear(node, record, point.torn)
+            if point.write_error:
+                self._halt(node, point.down_ms)
+                return False
+            self.crash(node.name, point.down_ms)
+            raise _Crashed
+        return True
+
+    def _do(self, node: SimNode, action: Action) -> None:
+        points = self.crash_points.get(node.name)
+        point = self._reached(node, points, action) if points else None
+        self._carry_out(node, action)
+        if point is not None:
+            self.crash(node.name, point.down_ms)
+            raise _Crashed
+
+    def _halt(self, node: SimNode, down_ms: int) -> None:
+        """The log of `node` failed a write: its replica signs and sends nothing more until restarted."""
+        node.halted = True
+        node.timers = {name: token for name, token in node.timers.items() if name in ("poll", "reoffer")}
+        self.note_fault()
+        self.schedule(down_ms, "operator_restart", node.name)
+
+    def _on_operator_restart(self, name: str) -> None:
+        if self.nodes[name].halted:
+            self._on_crash(name)
+            self._on_restart(name)
 
     def _carry_out(self, node: SimNode, action: Action) -> None:
         if isinstance(action, Persist):
             node.records.append(action.record)
         elif isinstance(action, Send):
+            self._check_signed(node, action.message)
             self._send(node, action.to, action.message)
         elif isinstance(action, Broadcast):
+            self._check_signed(node, action.message)
             for vid in self.validator_ids:
                 if vid != node.id:
                     self._send(node, vid, action.message)
@@ -688,6 +967,18 @@ class Simulator:
             node.sync_wanted = True
             if not node.syncing:
                 self.schedule(self._delay(), "sync_start", node.name)
+
+    def _check_signed(self, node: SimNode, message: Message) -> None:
+        """An honest endpoint sends at most one message of a kind for one view and height, across restarts."""
+        if node.name not in self.honest or message.sender != node.id or isinstance(message, Checkpoint | Timeout):
+            return
+        if isinstance(message, Prepare | Commit):
+            node.last_vote_ms = self.now
+        key = (node.name, type(message).__name__, message.view, getattr(message, "height", 0))
+        first = self.signed.setdefault(key, message.signature)
+        if first != message.signature:
+            detail = f"{node.name} signed two different {key[1]} messages for view {key[2]} at height {key[3]}"
+            self.violations.append(Violation("equivocation", detail))
 
     def _on_sync_start(self, name: str) -> None:
         node = self.nodes[name]
@@ -707,9 +998,11 @@ class Simulator:
         return None
 
     def _tear(self, node: SimNode, record: dict[str, Any], torn: Torn) -> None:
-        """The crash hits while `record` is written: it is lost, or only a part of it reaches the disk."""
-        if torn == "cut":
+        """The crash hits while `record` is written: it is fully written, lost, or only a part of it reaches the
+        disk."""
+        if torn != "lost":
             node.records.append(record)
+        if torn == "cut":
             frame = len(encode(record)) + FRAME_HEADER
             node.torn_bytes = 1 + self.rng.randrange(frame - 1)
 
@@ -729,8 +1022,29 @@ class Simulator:
         node.app.apply(block, certificate, verify=False)
         self._record_commit(node, block)
         node.decisions_since_compaction += 1
-        if node.decisions_since_compaction >= COMPACT_EVERY:
+        if node.decisions_since_compaction >= COMPACT_EVERY and not node.halted:
             self._compact(node)
+        if node.is_fed:
+            self._watch_oldest_tx(node, block)
+
+    def _watch_oldest_tx(self, node: SimNode, block: Block) -> None:
+        """As the driver does after a commit: at a timeout of the censorship watch on the mempool's oldest tx,
+        forward it to the primary (over tx gossip), or suspect the primary."""
+        found = node.watch.check(block, node.mempool, node.app.is_admissible)
+        if found is None or node.replica is None:
+            return
+        verdict, tx = found
+        if verdict == SUSPECT:
+            self.schedule(0, "stuck_tx", node.name)
+        elif not node.replica.is_primary:
+            for endpoint in self._endpoints(node.replica.primary):
+                if not self.faults.gossip_loss or self._is_carried(node.name, endpoint):
+                    self.schedule(self._delay(), "gossip", endpoint, tx.id)
+
+    def _on_stuck_tx(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.is_fed:
+            self._perform(node, node.replica.on_stuck_tx())
 
     def _record_commit(self, node: SimNode, block: Block) -> None:
         """Check a newly committed block against the other honest endpoints, and clear its txs from the mempool."""
@@ -744,7 +1058,7 @@ class Simulator:
                 self.violations.append(Violation("duplicate", f"{node.name} committed a tx twice"))
         node.mempool.remove([tx.id for tx in block.txs])
         node.last_commit_ms = node.app.now()
-        node.blocks_with_room += has_room(block, self.genesis.consensus)
+        node.blocks_with_room += node.watch.had_room(block)
         self._offer_batch_soon(node)
 
     def _compact(self, node: SimNode) -> None:

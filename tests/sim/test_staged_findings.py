@@ -19,6 +19,7 @@ from tests.sim.scenario import (
     STAGED,
     Step,
     crash_at,
+    crash_now,
     heal,
     lose,
     partition,
@@ -162,15 +163,6 @@ def test_a_prepared_block_re_proposed_after_a_long_view_change_is_accepted():
     )
 
 
-def crash_now(endpoint: str, down_ms: int) -> Step:
-    """Crash `endpoint` now and restart it `down_ms` later."""
-
-    def step(sim: Simulator) -> None:
-        sim.crash(endpoint, down_ms)
-
-    return step
-
-
 def test_a_replica_deaf_through_a_view_change_votes_again():
     """Node 3 hears nothing while the others leave view 0 and commit in view 1; once it hears again, it must
     join view 1 and vote there: with node 2 then down, the next block commits in view 1 with node 3's vote,
@@ -199,6 +191,36 @@ def is_certified_in_view_1_by_node_3(sim: Simulator) -> bool:
     if certificate is None or certificate.view != 1:
         raise AssertionError(f"seed {sim.seed}: height 3 certified in view {certificate and certificate.view}")
     return "node-3" in signers
+
+
+def test_a_validator_repaired_without_its_damaged_log_before_its_first_block_signs_nothing_it_may_have_signed():
+    """Node 0 (the primary) proposes and prepares height 1, crashes, and finds its log damaged: it refuses to
+    start, and its operator moves the log aside as the repair says. It has no block yet, so the rule "a validator
+    with blocks and no log abstains" let it sign a second, different proposal for view 0 at height 1; the log moved
+    aside (`consensus.wal.damaged`) now counts as a lost log at any height."""
+    assert_safe_and_live(
+        lose("Commit", view=0),
+        crash_at("node-0", "send commit", height=1, down_ms=100),
+        submit(1, to="node-0"),
+        faults=Faults(txs=0, fair_after_ms=0, damaged=("node-0",), repair_ms=500),
+    )
+
+
+def test_a_new_view_stuffed_with_copies_of_one_view_change_costs_no_more_than_an_honest_one():
+    """Node 1 (Byzantine) leads view 1 once node 0 falls silent for a while, and stuffs its NEW-VIEW with 48 copies
+    of one view change, each with its genuine certificates: no honest replica may spend more signature checks on it
+    than on the largest honest NEW-VIEW (`tests.sim.signatures.most_checks`): the copies are refused before they are
+    verified (this failed before: one cost 52 checks, where an honest NEW-VIEW may cost 42)."""
+    assert_safe_and_live(
+        submit(2),
+        until_decided("node-3", 1),
+        lose(None, sender="node-0"),
+        submit(2),
+        until_view("node-2", 1),
+        stop_losing(),
+        submit(2),
+        faults=Faults(txs=0, fair_after_ms=0, byzantine=(("node-1", "stuff"),)),
+    )
 
 
 def test_a_replica_that_lost_the_new_view_votes_in_the_view_it_decides_in():

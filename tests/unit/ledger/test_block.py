@@ -1,8 +1,8 @@
-"""A block's room: full by count or by bytes says the primary was busy."""
+"""A block's room: full by work (the measure proposals are filled by) or by bytes says the primary was busy."""
 
 from __future__ import annotations
 
-from ledger.block import Block, encode_block, has_room
+from ledger.block import WORK_UNIT_BYTES, Block, compute_tx_work, encode_block, has_room
 from ledger.commitment import EMPTY
 from ledger.encoding import encode
 from ledger.genesis import ConsensusParams
@@ -17,12 +17,21 @@ def block_of(count: int) -> Block:
     return make_block(NET, 1, b"\0" * 32, txs, [], EMPTY, 1)
 
 
-def test_a_block_has_room_until_its_count_or_its_bytes_reach_the_limits():
-    three = block_of(3)
-    assert has_room(three, ConsensusParams(max_block_txs=4))
-    assert not has_room(three, ConsensusParams(max_block_txs=3))
+def test_a_block_has_room_until_its_work_or_its_bytes_reach_the_limits():
+    three, small = block_of(3), 500
+    assert has_room(three, ConsensusParams(max_block_txs=4), small), "three orders of one unit each, and one more"
+    assert not has_room(three, ConsensusParams(max_block_txs=3), small)
+    assert not has_room(three, ConsensusParams(max_block_txs=4), 2 * WORK_UNIT_BYTES), "no room for a tx of 2 units"
     assert not has_room(block_of(0), ConsensusParams(max_block_bytes=1024)), "less than one largest tx fits"
     assert has_room(block_of(0), ConsensusParams())
+
+
+def test_a_block_of_few_bulk_txs_full_by_work_has_no_room():
+    bulk = [NET.tx("channel-1", "kv.set", {"key": f"R-{i}", "value": "x" * 2600}) for i in range(10)]
+    block = make_block(NET, 1, b"\0" * 32, bulk, [], EMPTY, 1)
+    assert all(compute_tx_work(len(tx.signing_bytes()) + len(tx.signature)) == 3 for tx in bulk)
+    assert not has_room(block, ConsensusParams(max_block_txs=32), 2 * WORK_UNIT_BYTES + 1), "30 of 32 units, 3 more"
+    assert has_room(block, ConsensusParams(max_block_txs=32), 2 * WORK_UNIT_BYTES)
 
 
 def test_a_block_spliced_from_its_txs_signed_bytes_encodes_as_its_wire_map():

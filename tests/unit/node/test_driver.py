@@ -1,4 +1,5 @@
-"""The consensus driver: its watch on the mempool's oldest tx (a censoring primary is suspected, a dead tx evicted),
+"""The consensus driver: its watch on the mempool's oldest tx (forwarded to the primary, then a censoring primary is
+suspected; a dead tx evicted),
 and its halt when the consensus log cannot be written (nothing unpersisted leaves)."""
 
 from __future__ import annotations
@@ -10,23 +11,35 @@ from pathlib import Path
 import pytest
 
 from consensus.messages import Prepare, Timeout, decode_message, encode_message, sign_message
-from node.driver import CONSENSUS_KIND, STUCK_AFTER_BLOCKS, ConsensusDriver
+from consensus.replica import RESUME_TIMER, VIEW_TIMER
+from ledger.block import Block
+from ledger.commitment import EMPTY as EMPTY_ROOT
+from ledger.encoding import decode
+from ledger.tx import Tx, decode_tx
+from node.censorship import STUCK_AFTER_BLOCKS
+from node.driver import CONSENSUS_KIND, ConsensusDriver, SyncDeferral
 from node.mempool import Mempool
 from node.wal import ConsensusLog, LogFile, LogWriteFailed, recover_records
+from p2p.gossip import TXS_KIND
+from tests.helpers.builders import make_network
+from tests.helpers.chain import make_block
+from tests.sim.app import SET_KIND
 from tests.sim.cluster import Cluster
+
+NETWORK = make_network(4)
 
 
 class RecordingTransport:
-    """Keeps what the driver broadcasts (the driver only sends through `send` and `broadcast` here)."""
+    """Keeps what the driver sends, with its peer (`*` for a broadcast)."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
+        self.sent: list[tuple[str, str, bytes]] = []
 
     def send(self, peer_id: str, kind: str, body: bytes) -> None:
-        self.sent.append((kind, body))
+        self.sent.append((peer_id, kind, body))
 
     def broadcast(self, kind: str, body: bytes) -> None:
-        self.sent.append((kind, body))
+        self.sent.append(("*", kind, body))
 
 
 def make_driver(tmp_path: Path, admissible: set[bytes]) -> tuple[ConsensusDriver, Mempool, RecordingTransport, Cluster]:
@@ -48,22 +61,49 @@ def make_driver(tmp_path: Path, admissible: set[bytes]) -> tuple[ConsensusDriver
 
 
 def timeouts(transport: RecordingTransport) -> list[Timeout]:
-    messages = [decode_message(body) for kind, body in transport.sent if kind == CONSENSUS_KIND]
+    messages = [decode_message(body) for _, kind, body in transport.sent if kind == CONSENSUS_KIND]
     return [m for m in messages if isinstance(m, Timeout)]
 
 
-def test_a_valid_tx_passed_over_by_many_blocks_makes_the_replica_suspect(tmp_path: Path):
+def forwarded(transport: RecordingTransport) -> list[tuple[str, list[bytes]]]:
+    """(peer, tx ids) of the tx batches sent to one peer."""
+    return [
+        (peer, [decode_tx(item).id for item in decode(body)]) for peer, kind, body in transport.sent if kind == TXS_KIND
+    ]
+
+
+def block_of(txs: list[Tx]) -> Block:
+    return make_block(NETWORK, 1, b"\0" * 32, txs, [], EMPTY_ROOT, 1)
+
+
+EMPTY = block_of([])
+"""A block with room for any tx."""
+
+
+def full_block(cluster: Cluster) -> Block:
+    """A block whose few bulk txs fill its work (6 of 60 KiB: 360 of 400 units, no room for a 64 KiB tx)."""
+    txs = [cluster.network.tx("channel-1", SET_KIND, {"key": f"k{i}", "value": "x" * 60_000}) for i in range(6)]
+    return block_of(txs)
+
+
+def test_a_valid_tx_passed_over_by_blocks_with_room_is_forwarded_to_the_primary_then_suspected(tmp_path: Path):
     cluster = Cluster.make(4)
     tx = cluster.txs(1)[0]
     driver, mempool, transport, _ = make_driver(tmp_path, {tx.id})
     mempool.add(tx, 100, now_ms=0)
+    full = full_block(cluster)
 
     async def watch() -> None:
+        driver._watch_oldest_tx(full)  # the watch takes up the oldest tx
         for _ in range(STUCK_AFTER_BLOCKS):
-            driver._watch_oldest_tx(had_room=True)
-            driver._watch_oldest_tx(had_room=False)
+            driver._watch_oldest_tx(EMPTY)
+            driver._watch_oldest_tx(full)
+        assert forwarded(transport) == [("node-0", [tx.id])], "the first timeout sends the tx to the primary"
+        for _ in range(STUCK_AFTER_BLOCKS - 1):
+            driver._watch_oldest_tx(EMPTY)
+            driver._watch_oldest_tx(full)
         assert timeouts(transport) == [], "full blocks say the primary is busy: they do not count"
-        driver._watch_oldest_tx(had_room=True)
+        driver._watch_oldest_tx(EMPTY)
         driver.close()
 
     asyncio.run(watch())
@@ -78,8 +118,8 @@ def test_a_tx_that_is_no_longer_admissible_is_evicted_not_blamed_on_the_primary(
     mempool.add(dead, 100, now_ms=0)
     mempool.add(alive, 100, now_ms=1)
     for _ in range(STUCK_AFTER_BLOCKS + 1):
-        driver._watch_oldest_tx(had_room=True)
-    assert timeouts(transport) == [] and dead.id not in mempool and alive.id in mempool
+        driver._watch_oldest_tx(EMPTY)
+    assert transport.sent == [] and dead.id not in mempool and alive.id in mempool
     driver.close()
 
 
@@ -140,3 +180,12 @@ def test_a_failed_consensus_log_write_halts_the_replica_and_nothing_leaves(
     monkeypatch.setattr(FullDisk, "broken", False)
     # A torn write is cut at restart; a whole record whose fsync failed may stay (it was signed, never sent).
     assert len(recover_records(path)) == (0 if fail == "write" else 1)
+
+
+def test_a_view_timeout_waits_while_sync_moves_the_head_and_only_then():
+    timeouts = SyncDeferral()
+    assert timeouts.defers(VIEW_TIMER, is_syncing=True, height=5), "sync is moving the head: this node lags"
+    assert timeouts.defers(VIEW_TIMER, is_syncing=True, height=9)
+    assert not timeouts.defers(VIEW_TIMER, is_syncing=True, height=9), "a sync that moved nothing holds nothing back"
+    assert not timeouts.defers(VIEW_TIMER, is_syncing=False, height=12)
+    assert not timeouts.defers(RESUME_TIMER, is_syncing=True, height=20), "only the view timer waits"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from ledger.block import WORK_UNIT_BYTES
 from ledger.idempotency import derive_keyed_nonce
 from ledger.tx import MAX_TX_WINDOW, Tx, make_tx
 from node.mempool import (
     MAX_RETRY_AFTER_S,
     RETRY_AFTER_S,
-    WORK_UNIT_BYTES,
     Dropped,
     Mempool,
     MempoolFull,

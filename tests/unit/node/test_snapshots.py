@@ -118,9 +118,13 @@ def test_closing_stops_a_preparation_under_way(store: Store) -> None:
     server = SnapshotServer(store, every=1, chunk_entries=10)
 
     async def run() -> None:
+        # the worker is held busy until after closing began, so the preparation is surely under way (queued) then
+        busy = threading.Event()
+        server._worker.submit(busy.wait)
         server.capture()
         task = asyncio.ensure_future(server.current_offer())
         await asyncio.sleep(0.05)
+        threading.Timer(0.2, busy.set).start()
         server.close()
         assert await task is None
 

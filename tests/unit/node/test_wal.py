@@ -16,7 +16,7 @@ from consensus.messages import Prepare, PrePrepare, encode_message, sign_message
 from consensus.replica import Replica
 from ledger.encoding import encode
 from ledger.genesis import ConsensusParams
-from node.config import WAL_FILE
+from node.config import DAMAGED_WAL_FILE, WAL_FILE
 from node.home import create_network
 from node.node import Node
 from node.wal import (
@@ -24,7 +24,9 @@ from node.wal import (
     FRAME_HEADER,
     ConsensusLog,
     CorruptLog,
+    LogWriteFailed,
     load_records,
+    make_full_disk_opener,
     recover_records,
     select_needed_records,
 )
@@ -231,3 +233,32 @@ def test_a_log_torn_inside_its_file_magic_starts_empty(tmp_path: Path):
     path.write_bytes(FILE_MAGIC[:3])
     assert recover_records(path) == []
     assert path.read_bytes() == FILE_MAGIC
+
+
+def test_a_full_disk_fails_the_log_stop_and_it_stays_failed_once_the_disk_has_room(tmp_path: Path) -> None:
+    full = [False]
+    log = ConsensusLog(tmp_path / WAL_FILE, [], make_full_disk_opener(lambda: full[0]))
+    log.append([{"kind": "view", "view": 1}])
+    full[0] = True
+    with pytest.raises(LogWriteFailed, match="No space left"):
+        log.append([{"kind": "view", "view": 2}])
+    full[0] = False
+    with pytest.raises(LogWriteFailed, match="refused after an earlier failure"):
+        log.append([{"kind": "view", "view": 3}])
+    assert recover_records(tmp_path / WAL_FILE) == [{"kind": "view", "view": 1}]
+
+
+def test_a_validator_repaired_as_the_spec_says_abstains_even_before_its_first_block(tmp_path: Path):
+    """The repair moves the damaged log aside; the node then starts, and, though it has no block, signs nothing
+    through height 1, where the records it lost may hold its votes. A new validator (no log set aside) votes."""
+    homes = [tmp_path / f"node-{i}" for i in range(4)]
+    create_network(homes, [0] * 4, tmp_path / "c")
+    path, ends = _written_log(homes[0], RECORDS)
+    damaged = bytearray(path.read_bytes())
+    damaged[ends[0] + 4] ^= 0x01
+    path.write_bytes(bytes(damaged))
+    path.rename(homes[0] / DAMAGED_WAL_FILE)
+    repaired, new = Node(homes[0]), Node(homes[1])
+    assert repaired.replica is not None and new.replica is not None
+    assert (repaired.replica.mute_through, repaired.replica.is_muted) == (1, True)
+    assert (new.replica.mute_through, new.replica.is_muted) == (0, False)
