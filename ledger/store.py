@@ -5,7 +5,8 @@ Layout (one LevelDB, key prefixes):
     b/<height:8>        encoded block            h/<hash:32>   height
     c/<height:8>        commit certificate       t/<tx id:32>  (height, index)
     r/<height:8><i:4>   receipt                  s/<key>       world-state value
-    m/head              (height, hash, state root, StateAccumulator accumulator)
+    m/head              (height, hash, state root, time)
+    n/<place>           a node of the state's Merkle tree (`ledger.commitment.node_key`), kept with the state
     x/<...>             what the node derives from each block for its readers (change feed, list indexes);
                         not world state, not in the state commitment (after state sync, rebuilt from the state)
     l/<...>             this node's own records, written outside blocks (API idempotency keys, a pending
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 import plyvel
 
 from ledger.block import Block, CommitCertificate, Receipt, encode_block
-from ledger.commitment import StateAccumulator
+from ledger.commitment import EMPTY, TreeBuilder, TreeUpdate, update_tree
 from ledger.encoding import MAX_INT, decode, encode, verify_shape
 from ledger.errors import LedgerError, StoreCorrupted
 
@@ -43,6 +44,9 @@ DERIVED_PREFIX = b"x/"
 
 LOCAL_PREFIX = b"l/"
 """Prefix of the node's own records, which no block writes."""
+
+NODE_PREFIX = b"n/"
+"""Prefix of the state tree's nodes (`ledger.commitment`), written in the batch of the state they commit to."""
 
 
 class StoreLocked(LedgerError):
@@ -128,18 +132,23 @@ class Store:
             if b"lock" in str(exc).encode().lower():
                 raise StoreLocked(f"the store at {path} is in use by another process (a running node?)") from exc
             raise
-        self._head, self._acc = self._load_head()
+        self._head = self._load_head()
 
     def close(self) -> None:
         self._db.close()
 
-    def _load_head(self) -> tuple[Head | None, StateAccumulator]:
+    def _load_head(self) -> Head | None:
         raw = self._db.get(b"m/head")
         if raw is None:
-            return None, StateAccumulator()
-        wire = _parse(raw, lambda wire: verify_shape(wire, _HEAD_FIELDS, StoreCorrupted, "head"), "head")
-        head = Head(wire["height"], wire["block_hash"], wire["state_root"], wire["timestamp_ms"])
-        return head, StateAccumulator.from_bytes(wire["acc"])
+            return None
+        wire = _parse(raw, lambda wire: wire if isinstance(wire, dict) else {}, "head")
+        if "acc" in wire:
+            raise StoreCorrupted(
+                "this store was written by a release whose state commitment was an additive hash (ADR 0002); "
+                "its blocks' state roots are not Merkle roots, so this release cannot go on with it"
+            )
+        wire = verify_shape(wire, _HEAD_FIELDS, StoreCorrupted, "head")
+        return Head(wire["height"], wire["block_hash"], wire["state_root"], wire["timestamp_ms"])
 
     def head(self) -> Head | None:
         """The last committed block, or None before block 1."""
@@ -150,8 +159,8 @@ class Store:
         return self._head.height if self._head else 0
 
     def state_root(self) -> bytes:
-        """Commitment of the current world state."""
-        return self._acc.copy().digest()
+        """Commitment of the current world state (the root of the empty tree before block 1)."""
+        return self._head.state_root if self._head else EMPTY
 
     # -- state reader -----------------------------------------------------------
 
@@ -222,15 +231,13 @@ class Store:
 
     # -- commitment --------------------------------------------------------------
 
-    def accumulator(self) -> StateAccumulator:
-        """A copy of the accumulator of the committed state."""
-        return self._acc.copy()
+    def get_node(self, place: bytes) -> bytes | None:
+        """The record of the committed state tree's node at `place` (`ledger.commitment.node_key`)."""
+        return self._db.get(NODE_PREFIX + place)
 
-    def commitment_after(self, writes: dict[bytes, bytes | None]) -> StateAccumulator:
-        """The state accumulator after applying `writes` to the committed state."""
-        acc = self._acc.copy()
-        update_commitment(acc, self.get_state, writes)
-        return acc
+    def tree_after(self, writes: dict[bytes, bytes | None]) -> TreeUpdate:
+        """The state tree's change by `writes` to the committed state (nothing is written)."""
+        return update_tree(self.get_node, writes)
 
     # -- commit ------------------------------------------------------------------
 
@@ -240,16 +247,17 @@ class Store:
         certificate: CommitCertificate,
         receipts: list[Receipt],
         writes: dict[bytes, bytes | None],
-        acc: StateAccumulator | None = None,
+        tree: TreeUpdate | None = None,
         derived: dict[bytes, bytes | None] | None = None,
     ) -> None:
-        """Write one block and everything it changed in one atomic, synced batch; `derived` (keys under
-        `DERIVED_PREFIX`, None to delete) is what readers are served from, written in the same batch."""
+        """Write one block and everything it changed in one atomic, synced batch; `tree` is the state tree's
+        change by `writes` (`tree_after`, computed here when None); `derived` (keys under `DERIVED_PREFIX`, None
+        to delete) is what readers are served from, written in the same batch."""
         expected = self.height + 1
         if block.height != expected:
             raise ValueError(f"store is at height {self.height}; cannot commit block {block.height}")
-        if acc is None:
-            acc = self.commitment_after(writes)
+        if tree is None:
+            tree = self.tree_after(writes)
         block_hash = block.hash()
         h = _h(block.height)
         with self._db.write_batch(transaction=True, sync=True) as batch:
@@ -264,36 +272,35 @@ class Store:
                     batch.delete(STATE_PREFIX + key)
                 else:
                     batch.put(STATE_PREFIX + key, value)
-            for key, value in (derived or {}).items():
-                if value is None:
-                    batch.delete(DERIVED_PREFIX + key)
-                else:
-                    batch.put(DERIVED_PREFIX + key, value)
-            acc_bytes = acc.to_bytes()
+            for prefix, entries in ((DERIVED_PREFIX, derived or {}), (NODE_PREFIX, tree.nodes)):
+                for key, value in entries.items():
+                    if value is None:
+                        batch.delete(prefix + key)
+                    else:
+                        batch.put(prefix + key, value)
             head = Head(block.height, block_hash, block.header.state_root, block.header.timestamp_ms)
-            batch.put(b"m/head", _encode_head(head, acc_bytes))
+            batch.put(b"m/head", _encode_head(head))
         self._head = head
-        self._acc = StateAccumulator.from_bytes(acc_bytes)
 
     def load_state(
         self, entries: Iterator[tuple[bytes, bytes]], head: Head, block: Block, certificate: CommitCertificate
     ) -> None:
-        """Replace the world state by a verified snapshot at `head` (state sync)."""
-        acc = StateAccumulator()
-        with self._db.write_batch(transaction=True, sync=True) as batch:
-            for key in self._db.iterator(prefix=STATE_PREFIX, include_value=False):
-                batch.delete(key)
+        """Replace the world state by a verified snapshot at `head` (state sync), and build its tree (the caller
+        checked that the entries have `head`'s state root)."""
+        with self._db.write_batch(transaction=True, sync=True) as batch, TreeBuilder() as tree:
+            for prefix in (STATE_PREFIX, NODE_PREFIX):
+                for key in self._db.iterator(prefix=prefix, include_value=False):
+                    batch.delete(key)
             for key, value in entries:
                 batch.put(STATE_PREFIX + key, value)
-                acc.add(key, value)
+                tree.add(key, value)
+            tree.finish(_NodeBatch(batch))
             h = _h(head.height)
             batch.put(b"b/" + h, encode_block(block))
             batch.put(b"h/" + head.block_hash, h)
             batch.put(b"c/" + h, encode(certificate.to_wire()))
-            acc_bytes = acc.to_bytes()
-            batch.put(b"m/head", _encode_head(head, acc_bytes))
+            batch.put(b"m/head", _encode_head(head))
         self._head = head
-        self._acc = StateAccumulator.from_bytes(acc_bytes)
 
     # -- reads -------------------------------------------------------------------
 
@@ -333,33 +340,31 @@ class Store:
         return self._db
 
 
-_HEAD_FIELDS = {"acc": bytes, "block_hash": bytes, "height": int, "state_root": bytes, "timestamp_ms": int}
+_HEAD_FIELDS = {"block_hash": bytes, "height": int, "state_root": bytes, "timestamp_ms": int}
 
 
-def _encode_head(head: Head, acc_bytes: bytes) -> bytes:
+class _NodeBatch:
+    """Tree node records into a LevelDB write batch."""
+
+    def __init__(self, batch: Any) -> None:
+        self._batch = batch
+
+    def __setitem__(self, place: bytes, record: bytes | None) -> None:
+        if record is None:
+            self._batch.delete(NODE_PREFIX + place)
+        else:
+            self._batch.put(NODE_PREFIX + place, record)
+
+
+def _encode_head(head: Head) -> bytes:
     return encode(
         {
-            "acc": acc_bytes,
             "block_hash": head.block_hash,
             "height": head.height,
             "state_root": head.state_root,
             "timestamp_ms": head.timestamp_ms,
         }
     )
-
-
-def update_commitment(
-    acc: StateAccumulator, read_old: Callable[[bytes], bytes | None], writes: dict[bytes, bytes | None]
-) -> None:
-    """Apply `writes` to accumulator `acc`, reading each key's old value with `read_old`."""
-    for key, value in writes.items():
-        old = read_old(key)
-        if old == value:
-            continue
-        if old is not None:
-            acc.remove(key, old)
-        if value is not None:
-            acc.add(key, value)
 
 
 class StoreSnapshot:
@@ -371,6 +376,9 @@ class StoreSnapshot:
 
     def get_state(self, key: bytes) -> bytes | None:
         return self._snap.get(STATE_PREFIX + key)
+
+    def get_node(self, place: bytes) -> bytes | None:
+        return self._snap.get(NODE_PREFIX + place)
 
     def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         cut = len(STATE_PREFIX)

@@ -26,13 +26,13 @@ from ledger.block import (
     compute_tx_root,
     genesis_hash,
 )
-from ledger.commitment import StateAccumulator
+from ledger.commitment import ReadNode, TreeUpdate, update_tree
 from ledger.errors import InvalidBlock
 from ledger.genesis import Genesis
 from ledger.membership import MEMBERSHIP_KEY, Membership, ValidatorSet, decode_membership
 from ledger.replay import process_tx_windows
 from ledger.state import StateReader, StateView
-from ledger.store import Store, update_commitment
+from ledger.store import Store
 from ledger.tx import Tx
 from node.analytics import compute_analytics_writes
 from node.backlog import compute_backlog_writes
@@ -50,13 +50,14 @@ class Execution:
 
     receipts: list[Receipt]
     writes: dict[bytes, bytes | None]
-    accumulator: StateAccumulator
+    tree: TreeUpdate
+    """The state tree's change by `writes`: the new state root and the nodes to store."""
     validators_hash: bytes
     """The header's `validators_hash`: the hash of the validator set that begins at the next height, if one does."""
 
     @property
     def state_root(self) -> bytes:
-        return self.accumulator.digest()
+        return self.tree.root
 
 
 class Executor:
@@ -76,7 +77,7 @@ class Executor:
 
     def execute(self, height: int, time_ms: int, txs: Sequence[Tx]) -> Execution:
         """Run `txs` as block `height` on a scratch view of the committed state."""
-        return execute_txs(self.contracts, self.genesis, self.store, self.store.accumulator(), height, time_ms, txs)
+        return execute_txs(self.contracts, self.genesis, self.store, self.store.get_node, height, time_ms, txs)
 
     def build_block(self, height: int, view: int, proposer: str, time_ms: int, txs: Sequence[Tx]) -> Block:
         """Execute `txs` and wrap them in a header carrying the results' roots."""
@@ -142,9 +143,7 @@ class Executor:
             **compute_low_stock_writes(changes),
             **compute_analytics_writes(changes),
         }
-        self.store.commit_block(
-            block, certificate, execution.receipts, execution.writes, execution.accumulator, derived
-        )
+        self.store.commit_block(block, certificate, execution.receipts, execution.writes, execution.tree, derived)
         self._scratch.clear()
         return execution.receipts
 
@@ -153,22 +152,20 @@ def execute_txs(
     contracts: ContractSet,
     genesis: Genesis,
     base: StateReader,
-    accumulator: StateAccumulator,
+    read_node: ReadNode,
     height: int,
     time_ms: int,
     txs: Sequence[Tx],
 ) -> Execution:
-    """Run `txs` as block `height` over `base` (whose commitment is `accumulator`) without changing either.
+    """Run `txs` as block `height` over `base` (whose state tree `read_node` reads) without changing either.
 
     Raises `InvalidBlock` if a tx is outside its validity window or already committed (`ledger.replay`)."""
     view = StateView(base)
     process_tx_windows(view, height, txs)
     receipts = contracts.execute_block(view, txs, BlockContext(height, time_ms, genesis))
     writes = view.writes()
-    acc = accumulator.copy()
-    update_commitment(acc, view.read_base, writes)
     membership = decode_membership(view.get_raw(MEMBERSHIP_KEY.encode()), genesis)
-    return Execution(receipts, writes, acc, membership.next_set_hash(height))
+    return Execution(receipts, writes, update_tree(read_node, writes), membership.next_set_hash(height))
 
 
 Clock = Callable[[], int]

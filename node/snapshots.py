@@ -16,7 +16,7 @@ makes the request wait). A peer whose fetch outlives the offer is answered
 404 for its chunks and asks another peer.
 
 When the validator set has changed, an offer carries the chain of set
-changes up to its block (`p2p.snapshot.EpochLink`), read from the blocks
+changes up to its block (`ledger.epochs.EpochLink`), read from the blocks
 before each change; a node that lacks one of those blocks (it joined by
 state sync above it) offers no snapshot at that point rather than one that
 no peer could verify.
@@ -37,9 +37,10 @@ from dataclasses import dataclass
 
 from ledger.block import Block, CommitCertificate
 from ledger.encoding import decode
+from ledger.epochs import EpochLink
 from ledger.membership import MEMBERSHIP_KEY, Membership
 from ledger.store import Store, StoreSnapshot
-from p2p.snapshot import DEFAULT_CHUNK_ENTRIES, EpochLink, SnapshotOffer
+from p2p.snapshot import DEFAULT_CHUNK_ENTRIES, SnapshotOffer
 
 OFFER_HOLD_S = 30.0
 """Least time an offer is served before a newer point replaces it."""

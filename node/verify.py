@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from contracts import ContractSet
 from ledger.block import Block, Receipt, compute_receipts_root, genesis_hash
-from ledger.commitment import StateAccumulator, compute_commitment
+from ledger.commitment import compute_commitment
 from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
@@ -189,7 +189,8 @@ class _Replay:
         self.genesis = genesis
         self.contracts = contracts
         self.state = MemoryState()
-        self.acc = StateAccumulator()
+        self.nodes: dict[bytes, bytes] = {}
+        """The replayed state's tree (`ledger.commitment`), node record by place."""
 
     def membership(self, height: int) -> Membership:
         """The membership the replayed state holds (the state after the block before `height`)."""
@@ -198,7 +199,7 @@ class _Replay:
     def process_block(self, height: int, block: Block) -> None:
         """Re-execute `block`, compare its results with the header and the stored receipts, then apply it."""
         execution = execute_txs(
-            self.contracts, self.genesis, self.state, self.acc, height, block.header.timestamp_ms, block.txs
+            self.contracts, self.genesis, self.state, self.nodes.get, height, block.header.timestamp_ms, block.txs
         )
         if execution.state_root != block.header.state_root:
             raise LedgerError("state commitment does not match re-execution of the txs")
@@ -209,12 +210,12 @@ class _Replay:
         for index, receipt in enumerate(execution.receipts):
             if self.store.get_receipt(height, index) != receipt:
                 raise LedgerError(f"stored receipt {index} differs from re-execution")
-        for key, value in execution.writes.items():
-            if value is None:
-                self.state.entries.pop(key, None)
-            else:
-                self.state.entries[key] = value
-        self.acc = execution.accumulator
+        for entries, writes in ((self.state.entries, execution.writes), (self.nodes, execution.tree.nodes)):
+            for key, value in writes.items():
+                if value is None:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = value
 
 
 def _check_stored_receipts(store: Store, height: int, block: Block) -> None:

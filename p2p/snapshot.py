@@ -1,26 +1,30 @@
 """State sync: load a certified snapshot of the world state instead of replaying every block.
 
 A node serving state sync offers one frozen state (`SnapshotOffer`), at a
-block it has committed, cut into chunks of at most `chunk_entries` entries in
-key order:
+block it has committed, cut into the subtrees of the state's Merkle tree
+(`ledger.commitment`) at a fixed depth k (`prefix_bits`): chunk i holds the
+entries whose path, sha256 of the key, begins with the k bits of i, in key
+order. The server picks the least k (at most `MAX_PREFIX_BITS`) at which no
+chunk holds more than its chunk size, so k grows with the state:
 
-    GET <peer>/p2p/snapshot       -> manifest {height, block, certificate, chunks, entries, chunk_entries,
-                                               chunk_sums[, epochs]}
-    GET <peer>/p2p/snapshot/<i>   -> [[key, value], ...] (chunk i, 0-based)
+    GET <peer>/p2p/snapshot       -> manifest {height, block, certificate, prefix_bits, chunk_roots,
+                                               chunk_sizes[, epochs]}
+    GET <peer>/p2p/snapshot/<i>   -> [[key, value], ...] (chunk i, 0-based, 2**prefix_bits chunks)
 
 A 404 on `/p2p/snapshot` means the peer offers none. Both bodies are
 canonical msgpack.
 
-The state commitment (`ledger.commitment`) is a sum over entries, so the
-manifest gives each chunk's share of it (`chunk_sums`). A syncing node
-checks, before it asks for any chunk, that the manifest's block carries a
-good commit certificate and that the shares add up to the accumulator whose
-digest that certified block names as its `state_root` (`verify_manifest`);
-then each chunk as it arrives: its entry count, its keys strictly increasing
-across chunks (no entry twice), and the sum of its entries equal to its share
-(`verify_chunk`). Finding other entries with the same sum is as hard as
-breaking the commitment itself, so a chunk that passes is the certified
-state's, and a false one is caught at once, not after the whole snapshot.
+The manifest gives each chunk's subtree root (`chunk_roots`) and entry count
+(`chunk_sizes`; the count says whether a subtree is one lone leaf, which
+stands in its parent's place). A syncing node checks, before it asks for any
+chunk, that the manifest's block carries a good commit certificate and that
+the chunk roots combine to the `state_root` that certified block names
+(`verify_manifest`); then each chunk as it arrives: its entry count, its keys
+strictly increasing (no entry twice), every key's path under the chunk's
+prefix, and its entries' subtree hashing to the chunk's root
+(`verify_chunk`). Finding other entries with the same root is finding a
+sha256 collision, so a chunk that passes is the certified state's, and a
+false one is caught at once, not after the whole snapshot.
 
 When the validator set has changed since genesis, the manifest carries the
 chain of set changes up to its block (`epochs`): for each change, the new set
@@ -50,25 +54,27 @@ import asyncio
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from itertools import islice
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import IO, Annotated, Any, Protocol, TypeVar
 
 import msgpack
 import msgspec
 
-from ledger.block import Block, BlockHeader, CommitCertificate, verify_certificate
-from ledger.commitment import ACCUMULATOR_BYTES, StateAccumulator
+from ledger.block import Block, CommitCertificate
+from ledger.commitment import (
+    EMPTY,
+    combine_subtree_roots,
+    compute_leaf_hash,
+    compute_path,
+    compute_prefix,
+    compute_subtree_root,
+)
 from ledger.encoding import decode, encode, sha256
+from ledger.epochs import MAX_EPOCH_LINKS, EpochLink, verify_epoch_links
 from ledger.errors import InvalidBlock, LedgerError
 from ledger.genesis import Genesis
-from ledger.membership import (
-    MEMBERSHIP_KEY,
-    ValidatorSet,
-    decode_membership,
-    get_genesis_membership,
-    identity_from_wire,
-)
+from ledger.membership import MEMBERSHIP_KEY, decode_membership
 from ledger.state import StateReader
 from ledger.strict import convert_strict
 from p2p.errors import InvalidSnapshot, PeerUnavailable
@@ -76,125 +82,74 @@ from p2p.peers import PeerTable
 from p2p.verify import Progress, call_hook, verify_certified_block
 
 DEFAULT_CHUNK_ENTRIES = 20_000
-"""State entries per chunk served."""
+"""Most state entries a served chunk holds (the chunks' depth is chosen for it)."""
 
 MAX_CHUNK_ENTRIES = 200_000
 """Largest chunk size a syncing node accepts in a manifest."""
 
-MAX_CHUNKS = 100_000
-"""Most chunks a manifest may announce."""
+MAX_PREFIX_BITS = 12
+"""Deepest chunking: at most 4096 chunks."""
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
 """Longest one manifest or chunk request to a peer may take before the peer is left out."""
-
-MAX_EPOCH_LINKS = 10_000
-"""Most validator set changes a manifest may carry."""
-
-MAX_VALIDATORS = 1_000
-"""Most validators one set of a manifest may name."""
 
 LoadState = Callable[[Block, CommitCertificate, Iterator[tuple[bytes, bytes]]], Awaitable[None] | None]
 """The node's hook that replaces its state by verified entries at `block` (e.g. `Store.load_state`)."""
 
 
 @dataclass(frozen=True)
-class EpochLink:
-    """One validator set change: the new set, and the certified last block header before it."""
-
-    validators: ValidatorSet
-    header: BlockHeader
-    """Its `validators_hash` names `validators`; certified by the set before."""
-    certificate: CommitCertificate
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "certificate": self.certificate.to_wire(),
-            "header": self.header.to_wire(),
-            "validators": self.validators.to_wire(),
-        }
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> EpochLink:
-        if not isinstance(wire, dict) or set(wire) != {"certificate", "header", "validators"}:
-            raise InvalidSnapshot("an epoch link is a map of certificate, header and validators")
-        validators = wire["validators"]
-        if not isinstance(validators, list) or not validators or len(validators) > MAX_VALIDATORS:
-            raise InvalidSnapshot(f"an epoch link names 1 to {MAX_VALIDATORS} validators")
-        try:
-            members = ValidatorSet(tuple(identity_from_wire(v) for v in validators))
-        except (LedgerError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InvalidSnapshot(f"an epoch link's validators are malformed: {exc!r}") from exc
-        return cls(members, BlockHeader.from_wire(wire["header"]), CommitCertificate.from_wire(wire["certificate"]))
-
-
-def verify_epoch_links(genesis: Genesis, height: int, links: tuple[EpochLink, ...]) -> ValidatorSet:
-    """The set that certifies block `height`, from the genesis set through each certified change; raises
-    `InvalidBlock` unless every link is certified by the set before it and names the next by its hash."""
-    validators = get_genesis_membership(genesis).validator_set(1)
-    last = 0
-    for link in links:
-        header = link.header
-        if not last < header.height < height or header.chain_id != genesis.chain_id:
-            raise InvalidSnapshot(f"epoch link at height {header.height} is out of order or not below {height}")
-        verify_certificate(link.certificate, genesis, header.hash(), header.height, validators)
-        if header.validators_hash != link.validators.hash():
-            raise InvalidSnapshot(f"block {header.height} does not name the validator set its link gives")
-        validators, last = link.validators, header.height
-    return validators
-
-
-@dataclass(frozen=True)
 class Manifest:
-    """What a snapshot holds: the certified block whose state it is, and how it is chunked."""
+    """What a snapshot holds: the certified block whose state it is, and its chunks' subtrees."""
 
     height: int
     block: Block
     """The block whose `state_root` the entries must match."""
     certificate: CommitCertificate
-    chunks: int
-    entries: int
-    """Total number of state entries."""
-    chunk_entries: int
-    """Entries per chunk (the last may hold fewer)."""
-    chunk_sums: tuple[bytes, ...]
-    """Each chunk's share of the state commitment: the accumulator (`ledger.commitment`) of its entries alone.
-    They add up to the accumulator the certified `state_root` is the digest of, so each chunk is checked
-    against the certified state as it arrives."""
+    prefix_bits: int
+    """The depth k of the chunks' subtrees: chunk i holds the entries whose path begins with the k bits of i."""
+    chunk_roots: tuple[bytes, ...]
+    """Each chunk's subtree root (`ledger.commitment.compute_subtree_root`); they combine to the certified
+    `state_root`, so each chunk is checked against the certified state as it arrives."""
+    chunk_sizes: tuple[int, ...]
+    """The number of entries each chunk holds."""
     epochs: tuple[EpochLink, ...] = ()
     """The validator set changes up to `block`, oldest first (none while the genesis set certifies it)."""
+
+    @property
+    def chunks(self) -> int:
+        return len(self.chunk_roots)
+
+    @property
+    def entries(self) -> int:
+        """Total number of state entries."""
+        return sum(self.chunk_sizes)
 
     def to_wire(self) -> dict[str, Any]:
         wire = {
             "block": self.block.to_wire(),
             "certificate": self.certificate.to_wire(),
-            "chunk_entries": self.chunk_entries,
-            "chunk_sums": list(self.chunk_sums),
-            "chunks": self.chunks,
-            "entries": self.entries,
+            "chunk_roots": list(self.chunk_roots),
+            "chunk_sizes": list(self.chunk_sizes),
             "height": self.height,
+            "prefix_bits": self.prefix_bits,
         }
         if self.epochs:
             wire["epochs"] = [link.to_wire() for link in self.epochs]
         return wire
 
     def snapshot_id(self) -> bytes:
-        """What names this snapshot whichever peer serves it: the block, the chunking, each chunk's sum and the
-        set changes (not the certificate, whose signers differ from node to node)."""
+        """What names this snapshot whichever peer serves it: the block, the chunks' roots and sizes and the set
+        changes (not the certificate, whose signers differ from node to node)."""
         return sha256(
             encode(
                 {
                     "block": self.block.hash(),
-                    "chunk_entries": self.chunk_entries,
-                    "chunk_sums": list(self.chunk_sums),
-                    "entries": self.entries,
+                    "chunk_roots": list(self.chunk_roots),
+                    "chunk_sizes": list(self.chunk_sizes),
                     "epochs": [link.header.hash() for link in self.epochs],
                 }
             )
         )
-
-    def compute_chunk_size(self, index: int) -> int:
-        """Entries chunk `index` holds: `chunk_entries`, but fewer in the last chunk."""
-        return min(self.chunk_entries, self.entries - index * self.chunk_entries)
 
 
 def encode_manifest(manifest: Manifest) -> bytes:
@@ -204,8 +159,11 @@ def encode_manifest(manifest: Manifest) -> bytes:
 Count = Annotated[int, msgspec.Meta(ge=0)]
 """A non-negative integer."""
 
-ChunkSum = Annotated[bytes, msgspec.Meta(min_length=ACCUMULATOR_BYTES, max_length=ACCUMULATOR_BYTES)]
-"""One chunk's accumulator, as bytes."""
+ChunkRoot = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+"""One chunk's subtree root."""
+
+ChunkSize = Annotated[int, msgspec.Meta(ge=0, le=MAX_CHUNK_ENTRIES)]
+"""The number of entries of one chunk."""
 
 
 class ManifestWire(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -216,10 +174,9 @@ class ManifestWire(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A block's wire map (`Block.from_wire`)."""
     certificate: Any
     """A commit certificate's wire map (`CommitCertificate.from_wire`)."""
-    chunks: Count
-    entries: Count
-    chunk_entries: Count
-    chunk_sums: Annotated[list[ChunkSum], msgspec.Meta(max_length=MAX_CHUNKS)]
+    prefix_bits: Annotated[int, msgspec.Meta(ge=0, le=MAX_PREFIX_BITS)]
+    chunk_roots: Annotated[list[ChunkRoot], msgspec.Meta(max_length=1 << MAX_PREFIX_BITS)]
+    chunk_sizes: Annotated[list[ChunkSize], msgspec.Meta(max_length=1 << MAX_PREFIX_BITS)]
     epochs: list[Any] = msgspec.field(default_factory=list)
     """The certified validator-set changes since genesis (`EpochLink.from_wire` each); absent in older manifests."""
 
@@ -239,53 +196,58 @@ def decode_manifest(data: bytes) -> Manifest:
     except InvalidBlock as exc:
         raise InvalidSnapshot(f"manifest epoch link: {exc}") from exc
     manifest = Manifest(
-        wire.height, block, certificate, wire.chunks, wire.entries, wire.chunk_entries, tuple(wire.chunk_sums), epochs
+        wire.height,
+        block,
+        certificate,
+        wire.prefix_bits,
+        tuple(wire.chunk_roots),
+        tuple(wire.chunk_sizes),
+        epochs,
     )
     if manifest.height != block.height:
         raise InvalidSnapshot(f"manifest height {manifest.height} is not its block's {block.height}")
-    if not 1 <= manifest.chunk_entries <= MAX_CHUNK_ENTRIES:
-        raise InvalidSnapshot(f"chunk size {manifest.chunk_entries} outside 1..{MAX_CHUNK_ENTRIES}")
-    if manifest.chunks != compute_chunk_count(manifest.entries, manifest.chunk_entries):
-        raise InvalidSnapshot(f"{manifest.chunks} chunks cannot hold {manifest.entries} entries")
-    if len(manifest.chunk_sums) != manifest.chunks:
-        raise InvalidSnapshot(f"{len(manifest.chunk_sums)} chunk sums for {manifest.chunks} chunks")
+    chunks = 1 << manifest.prefix_bits
+    if len(manifest.chunk_roots) != chunks or len(manifest.chunk_sizes) != chunks:
+        raise InvalidSnapshot(
+            f"{len(manifest.chunk_roots)} chunk roots and {len(manifest.chunk_sizes)} sizes for {chunks} chunks"
+        )
     return manifest
 
 
 def verify_manifest(genesis: Genesis, manifest: Manifest) -> None:
     """Raise `InvalidBlock` unless the manifest's block is certified (by the set its epoch links lead to) and
-    its chunk sums add up to that block's state root."""
+    its chunk roots combine to that block's state root."""
     validators = verify_epoch_links(genesis, manifest.height, manifest.epochs)
     verify_certified_block(genesis, manifest.block, manifest.certificate, validators)
-    total = StateAccumulator()
-    for part in manifest.chunk_sums:
-        total.absorb(StateAccumulator.from_bytes(part))
-    if total.digest() != manifest.block.header.state_root:
-        raise InvalidSnapshot("the chunk sums do not add up to the certified state root")
+    subtrees = list(zip(manifest.chunk_roots, manifest.chunk_sizes, strict=True))
+    for index, (root, size) in enumerate(subtrees):
+        if (root == EMPTY) != (size == 0):
+            raise InvalidSnapshot(f"chunk {index}: {size} entries cannot have the root {root.hex()}")
+    if combine_subtree_roots(subtrees) != manifest.block.header.state_root:
+        raise InvalidSnapshot("the chunk roots do not combine to the certified state root")
 
 
-def verify_chunk(manifest: Manifest, index: int, data: bytes, after: bytes | None) -> list[tuple[bytes, bytes]]:
+def verify_chunk(manifest: Manifest, index: int, data: bytes) -> list[tuple[bytes, bytes]]:
     """The entries of chunk `index`'s body `data`; raises `InvalidSnapshot` unless it holds as many entries as
-    the manifest says, keys strictly increasing from above `after` (the last key of the chunk before), and
-    their accumulator is the chunk's sum."""
+    the manifest says, keys strictly increasing, each under the chunk's prefix, and their subtree's root is the
+    chunk's."""
     entries = decode_chunk(data)
-    expected = manifest.compute_chunk_size(index)
+    expected = manifest.chunk_sizes[index]
     if len(entries) != expected:
         raise InvalidSnapshot(f"chunk {index} holds {len(entries)} entries, not {expected}")
-    acc = StateAccumulator()
-    last = after
+    leaves = []
+    last: bytes | None = None
     for key, value in entries:
         if last is not None and key <= last:
             raise InvalidSnapshot(f"chunk {index}: keys out of order or repeated")
-        acc.add(key, value)
+        path = compute_path(key)
+        if compute_prefix(path, manifest.prefix_bits) != index:
+            raise InvalidSnapshot(f"chunk {index}: key {key!r} belongs to another chunk")
+        leaves.append((path, compute_leaf_hash(path, value)))
         last = key
-    if acc.to_bytes() != manifest.chunk_sums[index]:
-        raise InvalidSnapshot(f"chunk {index} does not match its share of the certified state root")
+    if compute_subtree_root(manifest.prefix_bits, leaves) != manifest.chunk_roots[index]:
+        raise InvalidSnapshot(f"chunk {index} does not match its subtree root")
     return entries
-
-
-def compute_chunk_count(entries: int, chunk_entries: int) -> int:
-    return -(-entries // chunk_entries)
 
 
 def encode_chunk(entries: list[tuple[bytes, bytes]]) -> bytes:
@@ -318,19 +280,41 @@ def _never() -> bool:
     return False
 
 
+_STOP_EVERY = 4096
+"""Entries scanned between two questions whether to stop preparing an offer."""
+
+
+def choose_prefix_bits(counts: list[int], chunk_entries: int) -> int:
+    """The least depth at which no chunk holds more than `chunk_entries` entries (`MAX_PREFIX_BITS` if none),
+    given the number of entries under each prefix of `MAX_PREFIX_BITS` bits."""
+    bits, sizes = MAX_PREFIX_BITS, counts
+    while bits > 0:
+        coarser = [sizes[i] + sizes[i + 1] for i in range(0, len(sizes), 2)]
+        if max(coarser) > chunk_entries:
+            break
+        bits, sizes = bits - 1, coarser
+    return bits
+
+
 class SnapshotOffer:
     """The serving side: one frozen state at a committed block, prepared once, then served in chunks.
 
-    Preparing scans the state once: it cuts the entries into chunks in key
-    order, writes each chunk's body to an anonymous temporary file, and adds
-    up each chunk's share of the state commitment for the manifest. A chunk
-    request then reads one span of that file: no scan of the state, nothing
-    the size of the state in memory, and the reader (a store snapshot) is no
-    longer needed. Preparing takes seconds on a large state, so the node runs
-    it on a worker thread; `should_stop` is asked between chunks, and a true
-    answer abandons it with `InterruptedError`. Chunks may be read from any
-    thread; a closed offer serves none.
+    Preparing scans the state once, counting the entries under each prefix of
+    `MAX_PREFIX_BITS` bits (to pick the chunks' depth) and spooling each entry
+    to one of `2**SPOOL_BITS` files by the first bits of its path; then it
+    reads the spools in path order, sorts each chunk's entries by key, hashes
+    its subtree for the manifest and writes its body to an anonymous temporary
+    file. A chunk request then reads one span of that file: no scan of the
+    state, nothing the size of the state in memory (a spool or a chunk at a
+    time), and the reader (a store snapshot) is no longer needed. Preparing
+    takes seconds on a large state, so the node runs it on a worker thread;
+    `should_stop` is asked as it goes, and a true answer abandons it with
+    `InterruptedError`. Chunks may be read from any thread; a closed offer
+    serves none.
     """
+
+    SPOOL_BITS = 6
+    """Bits of the path that choose a spool file while preparing: 64 files, each a 64th of the state."""
 
     def __init__(
         self,
@@ -345,37 +329,55 @@ class SnapshotOffer:
         self._lock = threading.Lock()
         self._spans: list[tuple[int, int]] = []
         """Offset and length of each chunk's body in the file."""
+        self._should_stop = should_stop
         try:
-            sums, entries = self._write_chunks(reader.scan_state(b""), chunk_entries, should_stop)
+            bits, roots, sizes = self._write_chunks(reader.scan_state(b""), chunk_entries)
         except BaseException:
             self._file.close()
             raise
-        self.manifest = Manifest(
-            block.height, block, certificate, len(sums), entries, chunk_entries, tuple(sums), epochs
-        )
+        self.manifest = Manifest(block.height, block, certificate, bits, tuple(roots), tuple(sizes), epochs)
         self._manifest_bytes = encode_manifest(self.manifest)
 
+    def _check_stop(self) -> None:
+        if self._should_stop():
+            raise InterruptedError("snapshot preparation stopped")
+
     def _write_chunks(
-        self, scan: Iterator[tuple[bytes, bytes]], chunk_entries: int, should_stop: Callable[[], bool]
-    ) -> tuple[list[bytes], int]:
-        """Write every chunk's body; the chunks' sums and the count of entries."""
-        sums: list[bytes] = []
-        entries = 0
-        offset = 0
-        while chunk := list(islice(scan, chunk_entries)):
-            if should_stop():
-                raise InterruptedError("snapshot preparation stopped")
-            acc = StateAccumulator()
-            for key, value in chunk:
-                acc.add(key, value)
-            body = encode_chunk(chunk)
-            self._file.write(body)
-            self._spans.append((offset, len(body)))
-            sums.append(acc.to_bytes())
-            offset += len(body)
-            entries += len(chunk)
+        self, scan: Iterator[tuple[bytes, bytes]], chunk_entries: int
+    ) -> tuple[int, list[bytes], list[int]]:
+        """Write every chunk's body; the chunks' depth, and each chunk's root and size."""
+        counts = [0] * (1 << MAX_PREFIX_BITS)
+        with ExitStack() as stack:
+            spools: list[IO[bytes]] = [
+                stack.enter_context(tempfile.TemporaryFile()) for _ in range(1 << self.SPOOL_BITS)
+            ]
+            for n, (key, value) in enumerate(scan):
+                if n % _STOP_EVERY == 0:
+                    self._check_stop()
+                path = compute_path(key)
+                counts[compute_prefix(path, MAX_PREFIX_BITS)] += 1
+                spools[compute_prefix(path, self.SPOOL_BITS)].write(msgpack.packb((path, key, value)))
+            bits = choose_prefix_bits(counts, chunk_entries)
+            roots: list[bytes] = []
+            sizes: list[int] = []
+            pending: dict[int, list[tuple[bytes, bytes, bytes]]] = {}
+            for spool_index, spool in enumerate(spools):
+                self._check_stop()
+                spool.seek(0)
+                for path, key, value in msgpack.Unpacker(spool, raw=False, use_list=False):
+                    pending.setdefault(compute_prefix(path, bits), []).append((path, key, value))
+                while len(roots) < ((spool_index + 1) << bits) >> self.SPOOL_BITS:
+                    chunk = sorted(pending.pop(len(roots), []), key=lambda entry: entry[1])
+                    roots.append(compute_subtree_root(bits, ((p, compute_leaf_hash(p, v)) for p, _, v in chunk)))
+                    sizes.append(len(chunk))
+                    self._append_body(encode_chunk([(key, value) for _, key, value in chunk]))
         self._file.flush()
-        return sums, entries
+        return bits, roots, sizes
+
+    def _append_body(self, body: bytes) -> None:
+        offset = self._spans[-1][0] + self._spans[-1][1] if self._spans else 0
+        self._file.write(body)
+        self._spans.append((offset, len(body)))
 
     def manifest_bytes(self) -> bytes:
         return self._manifest_bytes
@@ -487,14 +489,12 @@ class StateSync:
         """Spool every chunk of the snapshot, each checked as it arrives, taking the peers `serving` it in
         turn; False once none of them is left to ask."""
         serving = list(serving)
-        last_key: bytes | None = None
         membership: bytes | None = None
         for index in range(manifest.chunks):
-            fetched = await self._fetch_chunk(manifest, index, serving, last_key)
+            fetched = await self._fetch_chunk(manifest, index, serving)
             if fetched is None:
                 return False
             entries, data = fetched
-            last_key = entries[-1][0]
             membership = next((v for k, v in entries if k == MEMBERSHIP_KEY.encode()), membership)
             spool.write(data)
             if self.progress is not None:
@@ -507,7 +507,7 @@ class StateSync:
         return True
 
     async def _fetch_chunk(
-        self, manifest: Manifest, index: int, serving: list[str], after: bytes | None
+        self, manifest: Manifest, index: int, serving: list[str]
     ) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
         """Chunk `index` (its entries and body), verified, from the next of the peers `serving` the snapshot. A
         peer that does not answer in time is left out of `serving`, one that sends a false chunk is marked bad
@@ -516,7 +516,7 @@ class StateSync:
             peer_id = serving[index % len(serving)]
             try:
                 data = await self._request(peer_id, self.source.fetch_chunk(peer_id, index))
-                return verify_chunk(manifest, index, data, after), data
+                return verify_chunk(manifest, index, data), data
             except PeerUnavailable as exc:
                 self.peers.record_error(peer_id, str(exc))
             except InvalidBlock as exc:

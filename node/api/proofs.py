@@ -1,10 +1,14 @@
-"""Offline-verifiable proofs of committed txs, and of the txs that made an order, an invoice or a stock movement.
+"""Offline-verifiable proofs of committed txs (and of the txs that made an order, an invoice or a stock movement),
+and of state entries (an order's record with its status, a stock position) after the latest block.
 
 Each answer is the canonical text of a `ledger.proof.TxProof`: saved as it
 comes, it is checked with `omsnode verify-proof FILE --genesis genesis.json`
-and nothing else. A proof carries its tx, so it is served to those who may
+and nothing else, across any validator-set changes since genesis (the proof
+carries them, read from the blocks before each change). A proof carries its tx, so it is served to those who may
 read that tx: its signer, an operator or auditor with `chain:read`, or a
-reader of the order, invoice or stock movement the tx made.
+reader of the order, invoice or stock movement the tx made. A state proof
+(`ledger.state_proof`) carries its entry, so it is served to readers of that
+order or of that location's stock.
 """
 
 from __future__ import annotations
@@ -15,14 +19,19 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from contracts import keys
 from contracts.invoicing import get_invoice
+from ledger.commitment import compute_state_path
 from ledger.encoding import MAX_INT
+from ledger.epochs import EpochLink
 from ledger.errors import InvalidTransaction, LedgerError
+from ledger.membership import MEMBERSHIP_KEY
 from ledger.proof import compute_tx_proof, encode_proof
 from ledger.state import StateView
+from ledger.state_proof import compute_state_proof, encode_state_proof
 from node.api.deps import authorize_route, get_node, get_state
 from node.api.errors import NotFound
 from node.api.models import ErrorBody
 from node.node import Node
+from node.snapshots import read_epoch_links
 from node.tokens import Principal
 from node.visibility import compute_invoice_orgs, get_location_org, get_order_orgs
 
@@ -35,6 +44,34 @@ PROOF_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The proof's canonical JSON text (`ledger.proof`); save it byte for byte"},
     404: {"model": ErrorBody},
 }
+
+
+def read_changes(node: Node, membership: bytes | None, height: int) -> tuple[EpochLink, ...]:
+    """The validator-set changes up to block `height`, or 404 if this node lacks a block they need."""
+    changes = read_epoch_links(node.store, membership, height)
+    if changes is None:
+        raise NotFound(f"this node lacks a block of the validator-set changes before block {height}")
+    return changes
+
+
+def build_state_proof_text(node: Node, key: str, what: str) -> bytes:
+    """The proof of state entry `key` after the latest block, read from one frozen view of the store."""
+    snapshot = node.store.snapshot()
+    try:
+        head, raw = snapshot.head, snapshot.get_state(key.encode())
+        siblings = compute_state_path(snapshot.get_node, key.encode())
+        if head is None or raw is None or siblings is None:
+            raise NotFound(f"no {what}")
+        membership = snapshot.get_state(MEMBERSHIP_KEY.encode())
+    finally:
+        snapshot.close()
+    block = node.store.get_block(head.height)
+    certificate = node.store.get_certificate(head.height)
+    if block is None or certificate is None:
+        raise LedgerError(f"store head {head.height} has no block or certificate")
+    changes = read_changes(node, membership, head.height)
+    proof = compute_state_proof(node.genesis, block.header, certificate, key, raw, siblings, changes)
+    return encode_state_proof(proof)
 
 
 def build_proof_text(node: Node, tx_id: bytes) -> bytes:
@@ -53,7 +90,8 @@ def build_proof_text(node: Node, tx_id: bytes) -> bytes:
         if receipt is None:
             raise LedgerError(f"store has block {height} but not its receipt {position}")
         receipts.append(receipt)
-    proof = compute_tx_proof(node.genesis, block.header, certificate, block.txs, receipts, index)
+    changes = read_changes(node, node.store.get_state(MEMBERSHIP_KEY.encode()), height)
+    proof = compute_tx_proof(node.genesis, block.header, certificate, block.txs, receipts, index, changes)
     return encode_proof(proof)
 
 
@@ -115,3 +153,43 @@ async def get_movement_proof(
     if entry is None or not reader.can_see([get_location_org(state.get, location) or ""]):
         raise NotFound(f"no journal entry {seq} of {sku!r} at {location!r}")
     return _proof_response(node, entry["tx_id"], f"journal entry {seq} of {sku!r} at {location!r}")
+
+
+@router.get(
+    "/state/order/{order_id}",
+    responses=PROOF_RESPONSES,
+    summary="Proof of an order's record (its status, lines, history) in the state after the latest block",
+)
+async def get_order_state_proof(
+    order_id: str, node: NodeDep, state: StateDep, reader: Annotated[Principal, Depends(authorize_route)]
+) -> Response:
+    """The certified header of the latest block, the order's state entry and its path to the header's state
+    root: `omsnode verify-proof` shows the order's status after that block."""
+    if "/" in order_id or state.get(keys.order_key(order_id)) is None:
+        raise NotFound(f"no order {order_id!r}")
+    if not reader.can_see(get_order_orgs(state.get, order_id) or []):
+        raise NotFound(f"no order {order_id!r}")
+    text = build_state_proof_text(node, keys.order_key(order_id), f"order {order_id!r}")
+    return Response(content=text, media_type="application/json")
+
+
+@router.get(
+    "/state/stock/{location}/{sku}",
+    responses=PROOF_RESPONSES,
+    summary="Proof of a stock position (on hand, reserved) in the state after the latest block",
+)
+async def get_stock_state_proof(
+    location: str,
+    sku: str,
+    node: NodeDep,
+    state: StateDep,
+    reader: Annotated[Principal, Depends(authorize_route)],
+) -> Response:
+    """The certified header of the latest block, the stock position's state entry and its path to the header's
+    state root."""
+    if state.get(keys.stock_key(location, sku)) is None or not reader.can_see(
+        [get_location_org(state.get, location) or ""]
+    ):
+        raise NotFound(f"no stock of {sku!r} at {location!r}")
+    text = build_state_proof_text(node, keys.stock_key(location, sku), f"stock of {sku!r} at {location!r}")
+    return Response(content=text, media_type="application/json")

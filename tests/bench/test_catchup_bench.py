@@ -33,7 +33,7 @@ from devnet.baskets import Basket, read_olist_baskets, synthetic_baskets
 from devnet.load import make_orders, prepare_stock
 from devnet.network import Devnet
 from ledger.block import genesis_hash
-from ledger.commitment import StateAccumulator
+from ledger.commitment import compute_commitment
 from ledger.encoding import decode, encode
 from ledger.genesis import ConsensusParams
 from ledger.keys import PrivateKey
@@ -163,16 +163,14 @@ def test_block_sync_catch_up_with_re_execution(tmp_path: Path) -> None:
     )
 
 
-def order_state(count: int) -> tuple[list[tuple[bytes, bytes]], StateAccumulator]:
-    """`count` order-like state entries in key order, and their commitment accumulator."""
-    acc = StateAccumulator()
+def order_state(count: int) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """`count` order-like state entries in key order, and their state root."""
     entries = []
     for i in range(count):
         key = f"order/A-{i:08d}".encode()
         value = encode({"channel": "channel-1", "lines": [[f"SKU-{i % 500}", 1 + i % 3]], "status": "placed"})
-        acc.add(key, value)
         entries.append((key, value))
-    return entries, acc
+    return entries, compute_commitment(entries)
 
 
 def validators_of(devnet: Devnet) -> Network:
@@ -186,9 +184,9 @@ def test_state_sync_of_a_million_orders(tmp_path: Path) -> None:
     network = validators_of(devnet)
     genesis = devnet.genesis
     built = time.perf_counter()
-    entries, acc = order_state(STATE_ORDERS)
+    entries, root = order_state(STATE_ORDERS)
     timestamp = genesis.genesis_time_ms + SNAPSHOT_HEIGHT
-    block = make_block(network, SNAPSHOT_HEIGHT, genesis_hash(genesis), [], [], acc, timestamp)
+    block = make_block(network, SNAPSHOT_HEIGHT, genesis_hash(genesis), [], [], root, timestamp)
     head = Head(SNAPSHOT_HEIGHT, block.hash(), block.header.state_root, timestamp)
     certificate = certify(network, block)
     build_seconds = time.perf_counter() - built

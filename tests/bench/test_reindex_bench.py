@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ledger.block import genesis_hash
-from ledger.commitment import StateAccumulator
+from ledger.commitment import compute_commitment
 from ledger.encoding import encode
 from ledger.store import Head, Store
 from node.reindex import mark_rebuild, rebuild_derived
@@ -94,11 +94,9 @@ def test_rebuild_after_state_sync(tmp_path: Path) -> None:
     shop, records = shipped_order()
     kept = {key: value for key, value in shop.items() if not key.startswith((b"order", b"fulfilment/", b"invoice/"))}
     entries = sorted([*kept.items(), *copies(records, ORDERS)])
-    acc = StateAccumulator()
-    for key, value in entries:
-        acc.add(key, value)
     network = make_network()
-    block = make_block(network, 10, genesis_hash(network.genesis), [], [], acc, records["order"]["created_ms"])
+    root = compute_commitment(entries)
+    block = make_block(network, 10, genesis_hash(network.genesis), [], [], root, records["order"]["created_ms"])
     store = Store(tmp_path / "synced")
     try:
         mark_rebuild(store)

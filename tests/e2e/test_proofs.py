@@ -1,4 +1,5 @@
-"""Proofs taken from a node of a 4-node devnet hold with only the genesis file, after every node is stopped."""
+"""Proofs taken from a node of a 4-node devnet hold with only the genesis file, after every node is stopped;
+so does a state proof of a stock position; a bit flipped anywhere in one makes it fail."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ import httpx
 import pytest
 
 from devnet.network import Devnet
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from ledger.proof import decode_proof, verify_tx_proof
+from ledger.state_proof import decode_state_proof, verify_state_proof
 from omsclient import Keyring, tx_id
 from tests.e2e.conftest import omsnode
+from tests.helpers.tamper import flip_bit
 
 pytestmark = [pytest.mark.e2e]
 
@@ -43,6 +49,7 @@ def test_a_proof_from_one_node_verifies_offline_and_fails_once_tampered(devnet: 
     assert [status["status"] for status in statuses] == ["committed"] * 3
     tx_proof = fetch(devnet, 2, f"/v1/proofs/tx/{tx_id(sku)}")
     movement_proof = fetch(devnet, 3, "/v1/proofs/movement/LIS-1/TEE-M/1")
+    stock_proof = fetch(devnet, 1, "/v1/proofs/state/stock/LIS-1/TEE-M")
     node = ("--node", devnet.node(0).url, "--token", devnet.token)
     traced = json.loads(omsnode("trace", "L1", *node, "--proof-dir", str(tmp_path / "lot"), "--json").stdout)
     assert [(step["kind"], step["tx_id"]) for step in traced["items"]] == [("receipt", tx_id(receive))]
@@ -60,11 +67,22 @@ def test_a_proof_from_one_node_verifies_offline_and_fails_once_tampered(devnet: 
         text = omsnode("verify-proof", str(proof), "--genesis", str(genesis)).stdout
         assert text.startswith(f"PROVEN: tx {tx_id(receive)} (stock.receive, signed by store-1)")
 
-    tampered = bytearray(tx_proof)
-    tampered[len(tampered) // 2] ^= 0x01
-    (tmp_path / "tampered.proof").write_bytes(bytes(tampered))
+    (tmp_path / "stock.proof").write_bytes(stock_proof)
+    said = json.loads(
+        omsnode("verify-proof", str(tmp_path / "stock.proof"), "--genesis", str(genesis), "--json").stdout
+    )
+    assert said["ok"] and said["key"] == "stock/LIS-1/TEE-M" and said["value"]["on_hand"] == 5
+
+    (tmp_path / "tampered.proof").write_bytes(flip_bit(tx_proof, len(tx_proof) // 2))
     refused = omsnode("verify-proof", str(tmp_path / "tampered.proof"), "--genesis", str(genesis), check=False)
     assert refused.returncode == 1 and "does NOT hold" in refused.stderr
+    offline = Genesis.load(genesis)
+    for position in range(0, len(tx_proof), 3):
+        with pytest.raises(LedgerError):
+            verify_tx_proof(decode_proof(flip_bit(tx_proof, position)), offline)
+    for position in range(0, len(stock_proof), 3):
+        with pytest.raises(LedgerError):
+            verify_state_proof(decode_state_proof(flip_bit(stock_proof, position)), offline)
 
     other = json.loads(genesis.read_text())
     other["genesis_time_ms"] += 1

@@ -13,7 +13,6 @@ from ledger.block import (
     compute_receipts_root,
     compute_tx_root,
 )
-from ledger.commitment import StateAccumulator
 from ledger.store import Store
 from ledger.tx import Tx
 from tests.helpers.builders import Network
@@ -35,7 +34,7 @@ def make_block(
     prev_hash: bytes,
     txs: Sequence[Tx],
     receipts: Sequence[Receipt],
-    acc: StateAccumulator,
+    state_root: bytes,
     timestamp_ms: int,
 ) -> Block:
     header = BlockHeader(
@@ -46,7 +45,7 @@ def make_block(
         view=0,
         proposer=network.genesis.validator_ids()[0],
         tx_root=compute_tx_root(txs),
-        state_root=acc.digest(),
+        state_root=state_root,
         receipts_root=compute_receipts_root(receipts),
     )
     return Block(header, tuple(txs))
@@ -59,7 +58,7 @@ def commit_raw_block(store: Store, network: Network, writes: dict[bytes, bytes |
     head = store.head()
     prev = head.block_hash if head else genesis_hash(network.genesis)
     receipts = [Receipt(tx.id, True, "ok", "", {}) for tx in txs]
-    acc = store.commitment_after(writes)
-    block = make_block(network, store.height + 1, prev, txs, receipts, acc, 1_700_000_000_000 + store.height + 1)
-    store.commit_block(block, certify(network, block), receipts, writes, acc)
+    tree = store.tree_after(writes)
+    block = make_block(network, store.height + 1, prev, txs, receipts, tree.root, 1_700_000_000_000 + store.height + 1)
+    store.commit_block(block, certify(network, block), receipts, writes, tree)
     return block

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.block import WORK_UNIT_BYTES, Block, compute_tx_work, encode_block, has_room
-from ledger.commitment import StateAccumulator
+from ledger.commitment import EMPTY
 from ledger.encoding import encode
 from ledger.genesis import ConsensusParams
 from tests.helpers.builders import make_network
@@ -14,7 +14,7 @@ NET = make_network(4)
 
 def block_of(count: int) -> Block:
     txs = [NET.tx("channel-1", "order.create", {"ref": f"R-{i}"}) for i in range(count)]
-    return make_block(NET, 1, b"\0" * 32, txs, [], StateAccumulator(), 1)
+    return make_block(NET, 1, b"\0" * 32, txs, [], EMPTY, 1)
 
 
 def test_a_block_has_room_until_its_work_or_its_bytes_reach_the_limits():
@@ -28,7 +28,7 @@ def test_a_block_has_room_until_its_work_or_its_bytes_reach_the_limits():
 
 def test_a_block_of_few_bulk_txs_full_by_work_has_no_room():
     bulk = [NET.tx("channel-1", "kv.set", {"key": f"R-{i}", "value": "x" * 2600}) for i in range(10)]
-    block = make_block(NET, 1, b"\0" * 32, bulk, [], StateAccumulator(), 1)
+    block = make_block(NET, 1, b"\0" * 32, bulk, [], EMPTY, 1)
     assert all(compute_tx_work(len(tx.signing_bytes()) + len(tx.signature)) == 3 for tx in bulk)
     assert not has_room(block, ConsensusParams(max_block_txs=32), 2 * WORK_UNIT_BYTES + 1), "30 of 32 units, 3 more"
     assert has_room(block, ConsensusParams(max_block_txs=32), 2 * WORK_UNIT_BYTES)

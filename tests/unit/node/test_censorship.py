@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from ledger.block import Block
-from ledger.commitment import StateAccumulator
+from ledger.commitment import EMPTY
 from ledger.genesis import ConsensusParams
 from ledger.tx import Tx
 from node.censorship import FORWARD, STUCK_AFTER_BLOCKS, SUSPECT, CensorshipWatch, Verdict
@@ -34,7 +34,7 @@ def size(tx: Tx) -> int:
 
 
 def block_of(txs: list[Tx]) -> Block:
-    return make_block(NET, 1, b"\0" * 32, txs, [], StateAccumulator(), 1)
+    return make_block(NET, 1, b"\0" * 32, txs, [], EMPTY, 1)
 
 
 def commit(block: Block, *pools: Mempool) -> None:

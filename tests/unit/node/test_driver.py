@@ -13,7 +13,7 @@ import pytest
 from consensus.messages import Prepare, Timeout, decode_message, encode_message, sign_message
 from consensus.replica import RESUME_TIMER, VIEW_TIMER
 from ledger.block import Block
-from ledger.commitment import StateAccumulator
+from ledger.commitment import EMPTY as EMPTY_ROOT
 from ledger.encoding import decode
 from ledger.tx import Tx, decode_tx
 from node.censorship import STUCK_AFTER_BLOCKS
@@ -73,7 +73,7 @@ def forwarded(transport: RecordingTransport) -> list[tuple[str, list[bytes]]]:
 
 
 def block_of(txs: list[Tx]) -> Block:
-    return make_block(NETWORK, 1, b"\0" * 32, txs, [], StateAccumulator(), 1)
+    return make_block(NETWORK, 1, b"\0" * 32, txs, [], EMPTY_ROOT, 1)
 
 
 EMPTY = block_of([])

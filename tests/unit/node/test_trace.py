@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from ledger.genesis import Genesis, Identity
 from ledger.keys import PrivateKey
 from ledger.proof import decode_proof, verify_tx_proof
+from ledger.state_proof import decode_state_proof, verify_state_proof
 from node.api.app import create_app
 from node.config import CLIENTS_DIR, GENESIS_FILE
 from node.home import create_network
@@ -129,3 +130,35 @@ def test_a_lot_is_traced_from_receipt_through_a_transfer_and_a_sale_to_its_retur
     assert shop.client.get(f"/v1/proofs/tx/{receipt_tx}", headers=franchisee).status_code == 404
     assert shop.client.get("/v1/proofs/movement/WH1/TEE/1", headers=franchisee).status_code == 404
     assert shop.client.get("/v1/proofs/tx/not-hex").json()["error"] == "invalid_transaction"
+
+
+def test_state_proofs_of_an_order_and_a_stock_position_hold_with_only_the_genesis(shop: Shop) -> None:
+    shop.send("operator-1", "sku.upsert", {"sku": "TEE", "price": 1999, "currency": "EUR", "tax_class": "standard"})
+    shop.send("operator-1", "location.upsert", {**place("WH1", "org-0"), "type": "warehouse"})
+    shop.send("store-1", "stock.receive", {"location": "WH1", "lines": [{"sku": "TEE", "qty": 5, "lot": "L1"}]})
+    order = {
+        "external_ref": "S-1",
+        "customer_hash": hashlib.sha256(b"S-1").hexdigest(),
+        "currency": "EUR",
+        "payment_terms": "on_account",
+        "lines": [{"sku": "TEE", "qty": 2}],
+        "delivery": {"region": "NL", "lat": 52_000_000, "lon": 4_900_000},
+    }
+    order_id = shop.send("channel-1", "order.create", order)["order_id"]
+
+    answer = shop.client.get(f"/v1/proofs/state/order/{order_id}")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json", answer.text
+    proven = verify_state_proof(decode_state_proof(answer.content), shop.genesis)
+    served = shop.client.get(f"/v1/orders/{order_id}").json()
+    assert proven.key == f"order/{order_id}" and proven.value["status"] == served["status"]
+    assert proven.height == shop.client.get("/v1/status").json()["height"]
+
+    stock = verify_state_proof(
+        decode_state_proof(shop.client.get("/v1/proofs/state/stock/WH1/TEE").content), shop.genesis
+    )
+    assert stock.key == "stock/WH1/TEE" and stock.value["on_hand"] == 5 and stock.value["reserved"] == 2
+
+    franchisee = bearer(make_token(shop.home, "store-2", SCOPES))
+    assert shop.client.get("/v1/proofs/state/stock/WH1/TEE", headers=franchisee).status_code == 404
+    assert shop.client.get("/v1/proofs/state/order/no-such-order").json()["error"] == "not_found"
+    assert shop.client.get("/v1/proofs/state/stock/WH1/MUG").status_code == 404

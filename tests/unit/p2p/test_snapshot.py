@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from p2p_chains import certify, make_block
 
 from ledger.block import Block, CommitCertificate, genesis_hash
-from ledger.commitment import compute_commitment
+from ledger.commitment import compute_commitment, compute_path, compute_prefix
 from ledger.encoding import encode
 from ledger.errors import InvalidBlock
 from ledger.state import MemoryState
@@ -22,6 +22,7 @@ from p2p.errors import InvalidSnapshot
 from p2p.memory import MemoryNetwork, MemorySyncSource
 from p2p.peers import PeerTable
 from p2p.snapshot import (
+    MAX_PREFIX_BITS,
     Manifest,
     SnapshotOffer,
     StateSync,
@@ -97,7 +98,8 @@ def run_state_sync(servers: dict[str, object], min_height: int = 0) -> tuple[Man
 
 def test_loads_a_verified_snapshot() -> None:
     manifest, sync, loader = run_state_sync({"node-1": offer()})
-    assert manifest is not None and manifest.height == 40 and manifest.chunks == 16 and manifest.entries == 1000
+    assert manifest is not None and manifest.height == 40 and manifest.entries == 1000
+    assert manifest.chunks == 1 << manifest.prefix_bits == 32 and max(manifest.chunk_sizes) <= 64
     assert loader.loaded == ENTRIES and loader.block is not None and loader.block.hash() == BLOCK.hash()
     assert not sync.refused
 
@@ -167,7 +169,7 @@ def test_tampered_snapshot_is_refused_and_an_honest_peer_used(how: str) -> None:
 
 def test_only_tampered_snapshots_load_nothing() -> None:
     manifest, sync, loader = run_state_sync({"node-0": TAMPERINGS["a value changed"](offer())})
-    assert manifest is None and loader.loaded is None and "state root" in sync.refused["node-0"]
+    assert manifest is None and loader.loaded is None and "subtree root" in sync.refused["node-0"]
 
 
 def test_unreachable_peer_is_skipped() -> None:
@@ -184,18 +186,25 @@ def test_unreachable_peer_is_skipped() -> None:
     chunk=st.integers(min_value=1, max_value=50),
     order=st.randoms(use_true_random=False),
 )
-def test_chunks_in_any_order_cover_the_state_once(size: int, chunk: int, order: random.Random) -> None:
+def test_chunks_in_any_order_are_the_subtrees_at_the_least_depth_that_fits(
+    size: int, chunk: int, order: random.Random
+) -> None:
     entries = {b"k%04d" % i: b"v%d" % i for i in range(size)}
     snapshot = SnapshotOffer(MemoryState(entries), BLOCK, CERT, chunk_entries=chunk)
-    indexes = list(range(snapshot.manifest.chunks))
+    manifest = snapshot.manifest
+    indexes = list(range(manifest.chunks))
     order.shuffle(indexes)
     got = {index: decode_chunk(snapshot.chunk_bytes(index)) for index in indexes}
-    flat = [entry for index in sorted(got) for entry in got[index]]
-    assert flat == sorted(entries.items())
-    sizes = [len(got[index]) for index in sorted(got)]
-    assert sizes[:-1] == [chunk] * (len(sizes) - 1) and all(0 < n <= chunk for n in sizes)
+    assert sorted(entry for entries in got.values() for entry in entries) == sorted(entries.items())
+    for index, chunk_entries in got.items():
+        assert chunk_entries == sorted(chunk_entries) and len(chunk_entries) == manifest.chunk_sizes[index]
+        assert all(compute_prefix(compute_path(key), manifest.prefix_bits) == index for key, _ in chunk_entries)
+    bits, sizes = manifest.prefix_bits, manifest.chunk_sizes
+    assert max(sizes) <= chunk or bits == MAX_PREFIX_BITS
+    if bits:
+        assert max(sizes[i] + sizes[i + 1] for i in range(0, len(sizes), 2)) > chunk, "no shallower depth fits"
     with pytest.raises(IndexError):
-        snapshot.chunk_bytes(snapshot.manifest.chunks)
+        snapshot.chunk_bytes(manifest.chunks)
 
 
 @settings(max_examples=40, deadline=None)
@@ -205,7 +214,7 @@ def test_chunks_in_any_order_cover_the_state_once(size: int, chunk: int, order: 
     changed=st.integers(min_value=0),
     value=st.binary(max_size=8),
 )
-def test_chunk_sums_add_up_to_the_state_root_and_catch_any_changed_entry(
+def test_chunk_roots_combine_to_the_state_root_and_catch_any_changed_entry(
     size: int, chunk: int, changed: int, value: bytes
 ) -> None:
     entries = {b"k%04d" % i: b"v%d" % i for i in range(size)}
@@ -213,28 +222,30 @@ def test_chunk_sums_add_up_to_the_state_root_and_catch_any_changed_entry(
     snapshot = SnapshotOffer(MemoryState(entries), block, cert, chunk_entries=chunk)
     manifest = snapshot.manifest
     verify_manifest(GENESIS, manifest)
-    after: bytes | None = None
     for index in range(manifest.chunks):
-        after = verify_chunk(manifest, index, snapshot.chunk_bytes(index), after)[-1][0]
-    index = changed % manifest.chunks
+        verify_chunk(manifest, index, snapshot.chunk_bytes(index))
+    filled = [index for index, n in enumerate(manifest.chunk_sizes) if n]
+    index = filled[changed % len(filled)]
     body = snapshot.read_chunk(index)
     key, old = body[changed % len(body)]
     if value != old:
         body[changed % len(body)] = (key, value)
-        with pytest.raises(InvalidSnapshot, match="share of the certified state root"):
-            verify_chunk(manifest, index, encode_chunk(body), None)
-    with pytest.raises(InvalidSnapshot, match="do not add up"):
-        verify_manifest(GENESIS, dataclasses.replace(manifest, chunk_sums=(bytes(256), *manifest.chunk_sums[1:])))
+        with pytest.raises(InvalidSnapshot, match="does not match its subtree root"):
+            verify_chunk(manifest, index, encode_chunk(body))
+    roots = list(manifest.chunk_roots)
+    roots[index] = bytes([roots[index][0] ^ 1]) + roots[index][1:]
+    with pytest.raises(InvalidSnapshot, match="do not combine"):
+        verify_manifest(GENESIS, dataclasses.replace(manifest, chunk_roots=tuple(roots)))
 
 
 def test_manifest_round_trip_and_inconsistent_manifests_refused() -> None:
     honest = offer().manifest
     assert decode_manifest(encode_manifest(honest)) == honest
     bad = [
-        dataclasses.replace(honest, chunks=honest.chunks + 1),
+        dataclasses.replace(honest, prefix_bits=honest.prefix_bits + 1),
         dataclasses.replace(honest, height=honest.height + 1),
-        dataclasses.replace(honest, chunk_entries=0),
-        dataclasses.replace(honest, chunk_sums=honest.chunk_sums[:-1]),
+        dataclasses.replace(honest, chunk_roots=honest.chunk_roots[:-1]),
+        dataclasses.replace(honest, chunk_sizes=honest.chunk_sizes[:-1]),
     ]
     for manifest in bad:
         with pytest.raises(InvalidSnapshot):
@@ -244,6 +255,19 @@ def test_manifest_round_trip_and_inconsistent_manifests_refused() -> None:
             decode_manifest(junk)
     with pytest.raises(InvalidSnapshot):
         decode_chunk(encode([[b"k", 1]]))
+
+
+def test_a_manifest_giving_an_empty_chunk_a_root_or_a_filled_one_none_is_refused() -> None:
+    entries = {b"k%d" % i: b"v" for i in range(3)}
+    block, cert = certified_state(entries)
+    manifest = SnapshotOffer(MemoryState(entries), block, cert, chunk_entries=1).manifest
+    verify_manifest(GENESIS, manifest)
+    empty, filled = manifest.chunk_sizes.index(0), manifest.chunk_sizes.index(1)
+    for index, root in ((empty, bytes([1]) * 32), (filled, bytes(32))):
+        roots = list(manifest.chunk_roots)
+        roots[index] = root
+        with pytest.raises(InvalidSnapshot, match=f"chunk {index}: . entries cannot have the root"):
+            verify_manifest(GENESIS, dataclasses.replace(manifest, chunk_roots=tuple(roots)))
 
 
 class CountingLoader(Loader):
@@ -276,8 +300,10 @@ def test_chunks_wait_for_the_verdict_on_disk_not_in_memory() -> None:
     ("change", "message"),
     [
         ({"signed_by": "someone"}, "unknown field `signed_by`"),
-        ({"chunks": "1"}, r"Expected `int`, got `str` - at `\$.chunks`"),
-        ({"entries": -1}, r"Expected `int` >= 0 - at `\$.entries`"),
+        ({"prefix_bits": "1"}, r"Expected `int`, got `str` - at `\$.prefix_bits`"),
+        ({"prefix_bits": 13}, r"Expected `int` <= 12 - at `\$.prefix_bits`"),
+        ({"chunk_sizes": [-1]}, r"Expected `int` >= 0 - at `\$.chunk_sizes\[0\]`"),
+        ({"chunk_roots": [b"short"]}, r"Expected `bytes` of length >= 32 - at `\$.chunk_roots\[0\]`"),
         ({"height": True}, r"Expected `int`, got `bool` - at `\$.height`"),
     ],
 )

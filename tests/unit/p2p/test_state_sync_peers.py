@@ -5,7 +5,6 @@ a peer that trickles its answer after the request deadline, and never loads what
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import time
 from collections import Counter
@@ -16,11 +15,11 @@ import pytest
 from p2p_chains import certify, make_block
 
 from ledger.block import Block, CommitCertificate, genesis_hash
-from ledger.commitment import StateAccumulator, compute_commitment
+from ledger.commitment import compute_commitment
 from ledger.encoding import encode
 from ledger.state import MemoryState
 from p2p.peers import PeerTable
-from p2p.snapshot import Manifest, SnapshotOffer, StateSync, decode_chunk, encode_chunk, encode_manifest
+from p2p.snapshot import Manifest, SnapshotOffer, StateSync, decode_chunk, encode_chunk
 from p2p.sync import HttpSyncSource
 from tests.helpers.builders import make_network
 
@@ -90,17 +89,13 @@ def false_chunks(offer: SnapshotOffer) -> Peer:
 
 
 def false_manifest(offer: SnapshotOffer) -> Peer:
-    """A manifest whose chunk sums were made up for made-up chunks, and those chunks."""
-    forged = {key: b"forged" for key in ENTRIES}
-    chunks = [list(forged.items())[i : i + CHUNK_ENTRIES] for i in range(0, len(forged), CHUNK_ENTRIES)]
-    sums = []
-    for chunk in chunks:
-        acc = StateAccumulator()
-        for key, value in chunk:
-            acc.add(key, value)
-        sums.append(acc.to_bytes())
-    manifest: Manifest = dataclasses.replace(offer.manifest, chunk_sums=tuple(sums))
-    return Peer(lambda: encode_manifest(manifest), lambda index: encode_chunk(chunks[index]))
+    """The certified block with the chunk roots of a made-up state, and that state's chunks (each true to its
+    made-up root)."""
+    forged = SnapshotOffer(
+        MemoryState(dict.fromkeys(ENTRIES, b"forged")), BLOCK, offer.manifest.certificate, CHUNK_ENTRIES
+    )
+    assert forged.manifest.chunk_sizes == offer.manifest.chunk_sizes, "the same keys, so the same chunks"
+    return Peer(forged.manifest_bytes, forged.chunk_bytes)
 
 
 def trickling(offer: SnapshotOffer) -> Peer:
@@ -158,9 +153,9 @@ def test_a_joining_node_syncs_from_the_honest_peers_and_never_loads_what_a_byzan
     assert first.requests["chunk"] and second.requests["chunk"], "the honest peers share the chunks"
     assert first.requests["chunk"] + second.requests["chunk"] == manifest.chunks
     if how == "a false manifest":
-        assert "chunk sums" in sync.refused["node-0"] and byzantine.requests["chunk"] == 0
+        assert "chunk roots" in sync.refused["node-0"] and byzantine.requests["chunk"] == 0
     elif how == "false chunks":
-        assert "state root" in sync.refused["node-0"] and byzantine.requests["chunk"] == 1
+        assert "subtree root" in sync.refused["node-0"] and byzantine.requests["chunk"] == 1
     else:
         assert "node-0" not in sync.refused and byzantine.requests["chunk"] == 1, "slow is left out, not blamed"
 
