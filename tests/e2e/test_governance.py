@@ -193,7 +193,7 @@ def test_the_network_changes_its_members_and_validators_by_governance(network: N
     devnet.wait_until_up([1], timeout=WAIT_S)
     reached = network.commit_past(start + INTERVAL, "rotated")
     wait_for(lambda: network.status(1)["voting"], WAIT_S, "node-1 to vote with its new key")
-    network.commit_past(reached + 1, "voting again")
+    network.commit_past(reached + 1, "voting-again")
     assert network.status(1)["last_voted_height"] > reached
 
     # 4. node-3 removed: it stops voting, the four others go on.

@@ -74,7 +74,10 @@ def load(devnet: Devnet, via: int, tag: str, *, seconds: float = 60.0, until_hei
             )
             for i in range(20)
         ]
-        last = client.submit_many(txs)[-1]["tx_id"]
+        verdicts = client.submit_many(txs)
+        refused = [verdict for verdict in verdicts if verdict.get("error")]
+        assert not refused, f"the node refused load txs tagged {tag!r}: {refused[0]}"
+        last = verdicts[-1]["tx_id"]
         sent += len(txs)
         height = client.wait_tx(last, timeout=60)["height"]
     height = client.status()["height"]
