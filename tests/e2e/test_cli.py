@@ -211,7 +211,7 @@ def test_events_up_to_now_then_followed_until_ctrl_c(cli: Cli) -> None:
         event = json.loads(follower.stdout.readline())
         assert event["type"] == "stock.movement" and event["data"]["delta"] == 3 and int(event["cursor"]) > int(cursor)
         follower.send_signal(signal.SIGINT)
-        _, err = follower.communicate(timeout=20)
+        _, err = follower.communicate(timeout=60)
     finally:
         follower.kill()
     resume = err.decode().split("resume with: --after ")[1].split()[0]
