@@ -19,24 +19,23 @@ CLOCK_SKEW_MS = 3 * 60_000
 """How far `clock-skew` sets a node's clock off: minutes, far past any bound on block times."""
 
 
-def kill_replica(stage: Stage) -> None:
-    """SIGKILL a replica, start it again after `seconds`."""
-    victim = stage.replica()
-    stage.fault(f"kill replica {victim}")
+def kill_and_restart(stage: Stage, victim: int, role: str) -> None:
+    """SIGKILL node `victim` (the `role` it plays, for the notes), start it again after `seconds`."""
+    stage.fault(f"kill {role} {victim}")
     stage.devnet.kill(victim)
     stage.pause(stage.seconds)
     stage.start(victim)
     stage.heal(f"started node {victim} again")
+
+
+def kill_replica(stage: Stage) -> None:
+    """SIGKILL a replica, start it again after `seconds`."""
+    kill_and_restart(stage, stage.replica(), "replica")
 
 
 def kill_primary(stage: Stage) -> None:
     """SIGKILL the primary, start it again after `seconds`: the others change view and go on without it."""
-    victim = stage.primary()
-    stage.fault(f"kill primary {victim}")
-    stage.devnet.kill(victim)
-    stage.pause(stage.seconds)
-    stage.start(victim)
-    stage.heal(f"started node {victim} again")
+    kill_and_restart(stage, stage.primary(), "primary")
 
 
 def restart_all(stage: Stage) -> None:
