@@ -155,9 +155,9 @@ def is_at_capacity(state: StateView, ctx: Context, location: Location) -> bool:
 
 
 def get_available(state: StateView, known: dict[str, dict[str, int]], location: str, skus: list[str]) -> dict[str, int]:
-    """Allocatable stock of each of `skus` at `location`, read once per plan: `known` holds what the allocatable
-    index says of the locations listed there, and keeps what was read of others (a pickup store); stock does not
-    change while an allocation is planned, only once its fulfilments are created."""
+    """Allocatable stock of each of `skus` at `location`, read once per plan and only for the locations the plan
+    looks at: `known` keeps what was read; stock does not change while an allocation is planned, only once its
+    fulfilments are created."""
     available = known.get(location)
     if available is None:
         available = {sku: compute_allocatable(get_stock(state, location, sku)) for sku in skus}
@@ -194,8 +194,8 @@ def plan_allocation(
     """Choose up to `slots` locations for `needs`; return the plan and what stays unserved."""
     excluded = order["declined_at"]
     skus = [need["sku"] for need in needs]
-    known = get_allocatable(state, skus)
-    listed = list(known)
+    listed = get_allocatable(state, skus)
+    known: dict[str, dict[str, int]] = {}
     plan: list[tuple[Location, list[Item]]] = []
     if order["pickup"] is not None and order["pickup"] not in excluded and slots > 0:
         store = get_location(state, order["pickup"])

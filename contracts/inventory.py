@@ -7,8 +7,9 @@ allocation never takes. Available is on hand minus reserved and never goes
 below zero: a movement that would oversell is refused with `insufficient_stock`.
 Every write of a stock record keeps the allocatable index in step
 (`allocatable/<sku>/<location>` exists exactly while allocation may take some of
-the SKU there), so allocation reads the locations that hold a SKU rather than
-walking every location.
+the SKU there; it names the location and holds no quantity, so a reservation
+that leaves some stock allocatable does not write it), so allocation reads the
+locations that hold a SKU rather than walking every location.
 
 A receipt names its document (a delivery note, a purchase order): per
 receiving location a document is taken once; sent again with the same lines
@@ -192,31 +193,27 @@ def compute_allocatable(record: Stock) -> int:
 
 def put_stock(state: StateView, record: Stock) -> None:
     """Write a stock record, and keep the allocatable index of its SKU in step with it: the entry of the
-    location holds what allocation may take there, and exists exactly while that is more than nothing."""
+    location exists exactly while allocation may take more than nothing there. It holds no quantity, so it is
+    written only when the stock crosses that line, not at every reservation."""
     location, sku = record["location"], record["sku"]
     state.put(keys.stock_key(location, sku), record)
     index = keys.allocatable_key(sku, location)
-    listed = state.get(index)
-    allocatable = compute_allocatable(record)
-    if allocatable > 0:
-        if listed is None or listed[1] != allocatable:
-            state.put(index, [location, allocatable])
-    elif listed is not None:
+    listed = state.get(index) is not None
+    if compute_allocatable(record) > 0:
+        if not listed:
+            state.put(index, location)
+    elif listed:
         state.delete(index)
 
 
-def get_allocatable(state: StateView, skus: list[str]) -> dict[str, dict[str, int]]:
-    """Location -> what allocation may take there of each of `skus`, for the locations holding some of any of
-    them, in id order: read from the index alone, so neither the locations holding none of them nor the stock
-    records themselves cost anything."""
-    found: dict[str, dict[str, int]] = {}
+def get_allocatable(state: StateView, skus: list[str]) -> list[str]:
+    """The locations holding allocatable stock of any of `skus`, in id order: read from the index alone, so the
+    locations holding none of them cost nothing."""
+    found: set[str] = set()
     for sku in dict.fromkeys(skus):
-        for _, entry in state.scan(keys.allocatable_prefix(sku)):
-            location, allocatable = entry
-            if location not in found:
-                found[location] = dict.fromkeys(skus, 0)
-            found[location][sku] = allocatable
-    return {location: found[location] for location in sorted(found)}
+        for _, location in state.scan(keys.allocatable_prefix(sku)):
+            found.add(location)
+    return sorted(found)
 
 
 def mark_restocked(state: StateView, sku: str) -> None:
