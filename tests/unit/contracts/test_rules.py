@@ -214,6 +214,15 @@ def test_price_mismatch_and_repeat_order_hold_and_operator_decides(ledger: Ledge
     refused(ledger.submit("operator-1", "order.approve", {"order_id": held["order_id"]}), "invalid_transition")
 
 
+def test_repeat_window_counts_the_orders_placed_while_it_is_on(ledger: Ledger) -> None:
+    receive(ledger, "WH1", "TEE", 5)
+    assert ok(create(ledger, "A", [{"sku": "TEE", "qty": 1}]))["hold_reasons"] == []
+    assert list(ledger.state.scan("customer/")) == [], "with the window off no order time is kept"
+    ledger.set_config("review.repeat_window_ms", 60_000)
+    assert ok(create(ledger, "B", [{"sku": "TEE", "qty": 1}]))["hold_reasons"] == []
+    assert ok(create(ledger, "C", [{"sku": "TEE", "qty": 1}]))["hold_reasons"] == ["repeat_order"]
+
+
 def test_unpaid_order_is_cancelled_by_block_time_and_its_stock_released(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 2)
     ledger.set_config("orders.unpaid_timeout_ms", 5_000)
