@@ -6,10 +6,10 @@ sold), the on-hand quantity per lot in receipt order, and a safety stock that
 allocation never takes. Available is on hand minus reserved and never goes
 below zero: a movement that would oversell is refused with `insufficient_stock`.
 Every write of a stock record keeps the allocatable index in step
-(`allocatable/<sku>/<location>` exists exactly while allocation may take some of
-the SKU there; it names the location and holds no quantity, so a reservation
-that leaves some stock allocatable does not write it), so allocation reads the
-locations that hold a SKU rather than walking every location.
+(`allocatable/<sku>` lists, in id order, the locations where allocation may take
+some of the SKU; it holds no quantity, so a reservation that leaves some stock
+allocatable does not write it), so allocation reads the locations that hold a
+SKU, in one read, rather than walking every location.
 
 A receipt names its document (a delivery note, a purchase order): per
 receiving location a document is taken once; sent again with the same lines
@@ -192,27 +192,30 @@ def compute_allocatable(record: Stock) -> int:
 
 
 def put_stock(state: StateView, record: Stock) -> None:
-    """Write a stock record, and keep the allocatable index of its SKU in step with it: the entry of the
-    location exists exactly while allocation may take more than nothing there. It holds no quantity, so it is
-    written only when the stock crosses that line, not at every reservation."""
+    """Write a stock record, and keep the allocatable index of its SKU in step with it: the location is listed
+    exactly while allocation may take more than nothing there. The index holds no quantity, so it is written
+    only when the stock crosses that line, not at every reservation."""
     location, sku = record["location"], record["sku"]
     state.put(keys.stock_key(location, sku), record)
-    index = keys.allocatable_key(sku, location)
-    listed = state.get(index) is not None
+    index = keys.allocatable_key(sku)
+    listed: list[str] = state.get(index) or []
     if compute_allocatable(record) > 0:
-        if not listed:
-            state.put(index, location)
-    elif listed:
-        state.delete(index)
+        if location not in listed:
+            state.put(index, sorted([*listed, location]))
+    elif location in listed:
+        listed.remove(location)
+        if listed:
+            state.put(index, listed)
+        else:
+            state.delete(index)
 
 
 def get_allocatable(state: StateView, skus: list[str]) -> list[str]:
-    """The locations holding allocatable stock of any of `skus`, in id order: read from the index alone, so the
-    locations holding none of them cost nothing."""
+    """The locations holding allocatable stock of any of `skus`, in id order: read from the index alone (one
+    record per SKU), so the locations holding none of them cost nothing."""
     found: set[str] = set()
     for sku in dict.fromkeys(skus):
-        for _, location in state.scan(keys.allocatable_prefix(sku)):
-            found.add(location)
+        found.update(state.get(keys.allocatable_key(sku)) or [])
     return sorted(found)
 
 

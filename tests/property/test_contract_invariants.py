@@ -564,12 +564,12 @@ class Shop(RuleBasedStateMachine):
             if not record["virtual"]:
                 for item in record["lines"]:
                     open_reservations[(record["location"], item["sku"])] += item["qty"]
-        allocatable = {
-            f"allocatable/{stock['sku']}/{stock['location']}": stock["location"]
-            for _, stock in state.scan("stock/")
-            if stock["on_hand"] - stock["reserved"] > stock["safety"]
-        }
-        assert dict(state.scan("allocatable/")) == allocatable, "the index allocation reads is exact"
+        allocatable: dict[str, list[str]] = defaultdict(list)
+        for _, stock in state.scan("stock/"):
+            if stock["on_hand"] - stock["reserved"] > stock["safety"]:
+                allocatable[f"allocatable/{stock['sku']}"].append(stock["location"])
+        listed = {key: sorted(locations) for key, locations in allocatable.items()}
+        assert dict(state.scan("allocatable/")) == listed, "the index allocation reads is exact"
         for _, stock in state.scan("stock/"):
             where = (stock["location"], stock["sku"])
             assert stock["on_hand"] - stock["reserved"] >= 0, where
