@@ -210,13 +210,10 @@ def put_stock(state: StateView, record: Stock) -> None:
             state.delete(index)
 
 
-def get_allocatable(state: StateView, skus: list[str]) -> list[str]:
-    """The locations holding allocatable stock of any of `skus`, in id order: read from the index alone (one
-    record per SKU), so the locations holding none of them cost nothing."""
-    found: set[str] = set()
-    for sku in dict.fromkeys(skus):
-        found.update(state.get(keys.allocatable_key(sku)) or [])
-    return sorted(found)
+def get_allocatable(state: StateView, skus: list[str]) -> dict[str, list[str]]:
+    """SKU -> the locations holding allocatable stock of it (in id order), for each of `skus`: read from the
+    index alone (one record per SKU), so the locations holding none of them cost nothing."""
+    return {sku: state.get(keys.allocatable_key(sku)) or [] for sku in dict.fromkeys(skus)}
 
 
 def mark_restocked(state: StateView, sku: str) -> None:
