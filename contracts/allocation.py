@@ -15,7 +15,8 @@ The candidates are the locations that hold allocatable stock of a SKU the
 order needs (the inventory's allocatable index), so locations without it,
 however many, cost an allocation nothing. Candidates are looked at by
 priority, then distance: once one can serve everything left, the locations
-after it cannot rank better and are not read.
+after it cannot rank better and their stock is not read, and the distances
+of a priority not reached are not computed.
 
 Each chosen location gets one fulfilment (sub-order, `<order>-<n>`) with its
 stock reserved. Lines nothing can serve are backordered, or the order is
