@@ -1,6 +1,6 @@
 """Benchmark: how fast a node catches up, through real node processes over HTTP.
 
-Run with `make bench`. Two figures are printed; only correctness is asserted
+Run with `make bench`. Three figures are printed; only correctness is asserted
 (the caught-up node reports the same head hash and state root as the others).
 
 1. Block sync with re-execution: a 4-node devnet commits about a thousand
@@ -14,6 +14,15 @@ Run with `make bench`. Two figures are printed; only correctness is asserted
    validator keys are loaded into the stores of nodes 0..2, exactly as a node
    loads a state it synced (`Store.load_state`). Those nodes start and offer
    it as their snapshot; node 3 starts empty with `--state-sync`.
+3. A node that missed 100,000 orders (`OMS_BENCH_MISSED_ORDERS`): node 3 is
+   killed and the other three commit them as `order.import` txs of 100
+   orders, blocks of at most 10 such txs. Node 3 is started again with its
+   store, and block-syncs every block it missed; then it is wiped and started
+   with `--state-sync`, and loads the snapshot of the last checkpoint, then
+   block-syncs the blocks after it. Each is timed from process start until
+   the node reports the others' height, head and state root, and its CPU
+   time is counted from start to stop. A "tx" in these figures is one import
+   of 100 orders: both txs/s and orders/s are printed.
 
 Set `OMS_BASKETS` to an Olist-style `order_items.csv` to replay real baskets
 in the first part.
@@ -23,14 +32,17 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from devnet.baskets import Basket, read_olist_baskets, synthetic_baskets
-from devnet.load import make_orders, prepare_stock
+from devnet.load import CHANNEL, make_order_payloads, make_orders, prepare_stock
 from devnet.network import Devnet
 from ledger.block import genesis_hash
 from ledger.commitment import compute_commitment
@@ -55,6 +67,15 @@ ORDERS = int(os.environ.get("OMS_BENCH_CATCHUP_ORDERS", "5000"))
 STATE_ORDERS = 1_000_000
 SNAPSHOT_HEIGHT = 100 * CHECKPOINT_INTERVAL
 """Height of the certified block whose state the million-order snapshot is."""
+
+MISSED_ORDERS = int(os.environ.get("OMS_BENCH_MISSED_ORDERS", "100000"))
+"""Orders committed while node 3 is down, in the third part."""
+
+IMPORT_ORDERS = 100
+"""Orders in one `order.import` tx (the most one may carry)."""
+
+IMPORT_BLOCK_TXS = 10
+"""Most `order.import` txs per block: 1,000 orders."""
 
 LAGGARD = 3
 LOG = "catchup.log"
@@ -235,3 +256,95 @@ def test_state_sync_of_a_million_orders(tmp_path: Path) -> None:
         f"commitment, loaded into LevelDB): {seconds:.1f} s from process start = {STATE_ORDERS / seconds:,.0f} "
         f"entries/s (first answer after {answered - started:.1f} s)"
     )
+
+
+@contextmanager
+def children_cpu() -> Iterator[list[float]]:
+    """CPU seconds (user + system) of the child processes that end inside the block, as `[seconds]` once done."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = [0.0]
+    yield spent
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent[0] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def import_orders(devnet: Devnet, live: list[int], baskets: list[Basket]) -> dict[str, object]:
+    """Commit one order per basket through the `live` nodes, `IMPORT_ORDERS` to an `order.import` tx, and wait
+    until they are idle on one head; returns that head's status."""
+    clients = [devnet.client(i, timeout=120) for i in live]
+    try:
+        keyring = devnet.keyring(clients[0])
+        payloads = make_order_payloads(baskets, f"{time.time_ns() % 10**9:09d}")
+        groups = [payloads[start : start + IMPORT_ORDERS] for start in range(0, len(payloads), IMPORT_ORDERS)]
+        txs = [keyring.sign(CHANNEL, "order.import", {"orders": group}) for group in groups]
+        verdicts = []
+        for n, start in enumerate(range(0, len(txs), IMPORT_BLOCK_TXS)):
+            verdicts = clients[n % len(clients)].submit_many(txs[start : start + IMPORT_BLOCK_TXS])
+            refused = [verdict for verdict in verdicts if not verdict["accepted"]]
+            assert not refused, refused[:1]
+        receipt = clients[0].wait_tx(verdicts[-1]["tx_id"], timeout=1800)
+        assert receipt["status"] == "committed", receipt
+
+        def idle() -> bool:
+            rows = [client.status() for client in clients]
+            return all(r["mempool"] == 0 for r in rows) and len({r["head_hash"] for r in rows}) == 1
+
+        wait_for(idle, 1800, "the live nodes to empty their mempools and agree on one head")
+        head: dict[str, object] = clients[0].status()
+        return head
+    finally:
+        for client in clients:
+            client.close()
+
+
+def catch_up(devnet: Devnet, head: dict[str, object], *flags: str) -> tuple[float, float]:
+    """Start the laggard with `flags` until it reports `head`'s height, hash and state root; returns the wall
+    seconds from process start and the CPU seconds of its process, start to stop."""
+    url = devnet.nodes[LAGGARD].url
+    with children_cpu() as cpu, node_process(devnet, LAGGARD, *flags, log=LOG) as process:
+        started = time.perf_counter()
+        wait_for_head(url, process, int(str(head["height"])), str(head["head_hash"]), timeout=3600)
+        seconds = time.perf_counter() - started
+        caught_up = status(url)
+        assert caught_up is not None and caught_up["state_root"] == head["state_root"]
+    return seconds, cpu[0]
+
+
+def test_catch_up_of_a_node_that_missed_orders(tmp_path: Path) -> None:
+    params = ConsensusParams(checkpoint_interval=CHECKPOINT_INTERVAL, max_block_txs=IMPORT_BLOCK_TXS)
+    devnet = Devnet.create(tmp_path / "net", 4, params)
+    live = [i for i in range(4) if i != LAGGARD]
+    baskets = list(synthetic_baskets(MISSED_ORDERS))
+    txs = -(-MISSED_ORDERS // IMPORT_ORDERS)
+    try:
+        devnet.start_all()
+        devnet.wait_until_up()
+        with devnet.client(0, timeout=120) as client:
+            prepare_stock(client, devnet.keyring(client), devnet, baskets)
+            before = client.status()["height"]
+        wait_converged(devnet, before, timeout=600)
+        devnet.kill(LAGGARD)
+        loaded = time.perf_counter()
+        head = import_orders(devnet, live, baskets)
+        load_seconds = time.perf_counter() - loaded
+        block_seconds, block_cpu = catch_up(devnet, head, "--no-state-sync")
+        wipe(devnet, LAGGARD)
+        state_seconds, state_cpu = catch_up(devnet, head, "--state-sync")
+    finally:
+        devnet.stop_all()
+    log = (devnet.nodes[LAGGARD].home / LOG).read_text(errors="replace")
+    assert "state sync: loaded" in log, log[-2000:]
+    missed = int(str(head["height"])) - before
+    print(
+        f"\n{MISSED_ORDERS:,} orders in {txs:,} order.import txs committed by 3 of 4 nodes in {missed} blocks "
+        f"(heights {before + 1}-{head['height']}) in {load_seconds:.1f} s; load average {os.getloadavg()[0]:.1f}"
+    )
+    for how, seconds, cpu in (
+        ("block sync of the blocks it missed", block_seconds, block_cpu),
+        ("state sync of the last checkpoint's snapshot, then block sync (store wiped)", state_seconds, state_cpu),
+    ):
+        print(
+            f"catch-up by {how}: {seconds:.1f} s from process start = {txs / seconds:,.1f} txs/s, "
+            f"{MISSED_ORDERS / seconds:,.0f} orders/s; the node's CPU {cpu:.1f} s start to stop = "
+            f"{MISSED_ORDERS / cpu:,.0f} orders per CPU second"
+        )
