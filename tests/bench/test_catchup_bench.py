@@ -25,16 +25,25 @@ Run with `make bench`. Three figures are printed; only correctness is asserted
    opening its store) to then. A "tx" in these figures is one import
    of 100 orders: both txs/s and orders/s are printed.
 
+4. The application path alone, in one process: blocks of orders built
+   through the node's executor on one store are caught up into a fresh one
+   by `CatchUp` over the memory network (decode, verify, re-execute, derive,
+   commit to LevelDB), once as catch-up commits them (each block's batch
+   unsynced, the run synced at its end) and once with every block synced as
+   consensus commits it; CPU and wall time of each.
+
 Set `OMS_BASKETS` to an Olist-style `order_items.csv` to replay real baskets
 in the first part.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,16 +52,24 @@ from devnet.baskets import Basket, read_olist_baskets, synthetic_baskets
 from devnet.bench import read_cpu_seconds
 from devnet.load import CHANNEL, make_order_payloads, make_orders, prepare_stock
 from devnet.network import Devnet
-from ledger.block import genesis_hash
+from ledger.block import Block, CommitCertificate, genesis_hash
 from ledger.commitment import compute_commitment
 from ledger.encoding import decode, encode
 from ledger.genesis import ConsensusParams
 from ledger.keys import PrivateKey
 from ledger.store import Head, Store
+from node.catchup import CatchUp
 from node.config import DATA_DIR, KEY_FILE, NodeConfig
+from node.executor import Executor
+from p2p.memory import MemoryNetwork, MemorySyncSource
+from p2p.peers import PeerTable
+from p2p.sync import BlockSync
 from tests.helpers.builders import Network
 from tests.helpers.chain import certify, make_block
+from tests.helpers.contracts import get_contracts, make_oms_network
 from tests.helpers.devnet import node_process, sealed_read, status, wait_converged, wait_for, wipe
+from tests.helpers.executed import ExecutedLedger
+from tests.helpers.order_ledger import HOUR_MS, order_tx, setup_txs
 
 pytestmark = pytest.mark.bench
 
@@ -342,4 +359,71 @@ def test_catch_up_of_a_node_that_missed_orders(tmp_path: Path) -> None:
             f"{MISSED_ORDERS / seconds:,.0f} orders/s; the node's CPU {cpu:.1f} s from start, "
             f"{catching_cpu:.1f} s from its first answer = {txs / catching_cpu:,.1f} txs and "
             f"{MISSED_ORDERS / catching_cpu:,.0f} orders per CPU second"
+        )
+
+
+APPLIED_ORDERS = 2_000
+"""Orders in each chain of the fourth part."""
+
+
+def build_chain(path: Path, per_tx: int, txs_per_block: int) -> ExecutedLedger:
+    """The catalogue and stock, then `APPLIED_ORDERS` orders, `per_tx` to a tx (1: `order.create`, more:
+    `order.import`), `txs_per_block` txs a block, committed through the node's executor."""
+    ledger = ExecutedLedger(path)
+    ledger.commit_block(setup_txs(), HOUR_MS)
+    payloads = [order_tx(i)[2] for i in range(APPLIED_ORDERS)]
+    if per_tx == 1:
+        txs = [("channel-1", "order.create", payload) for payload in payloads]
+    else:
+        txs = [
+            ("channel-1", "order.import", {"orders": payloads[i : i + per_tx]}) for i in range(0, len(payloads), per_tx)
+        ]
+    for start in range(0, len(txs), txs_per_block):
+        assert all(receipt.ok for receipt in ledger.commit_block(txs[start : start + txs_per_block]))
+    return ledger
+
+
+def apply_chain(served: Store, path: Path, every_block_synced: bool) -> tuple[float, float]:
+    """Catch a fresh store at `path` up to `served`; returns CPU and wall seconds."""
+    store = Store(path)
+    genesis = make_oms_network().genesis
+    executor = Executor(store, get_contracts(), genesis)
+    source = MemorySyncSource(MemoryNetwork(genesis), "node-1")
+    source.chains["node-0"] = served
+    peers = PeerTable.from_genesis(genesis, "node-1")
+
+    def commit_synced(block: Block, certificate: CommitCertificate) -> None:
+        executor.commit(block, certificate)
+
+    def make_sync(apply: Callable[[Block, CommitCertificate], None]) -> BlockSync:
+        hook = commit_synced if every_block_synced else apply
+        return BlockSync(genesis, source, peers, hook, validators=executor.get_validators)
+
+    catch_up = CatchUp(executor, make_sync, lambda block, receipts: None, lambda: None, state_sync_mode=False)
+    cpu, wall = time.process_time(), time.perf_counter()
+    asyncio.run(catch_up.catch_up_once(stalled=True))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    assert store.head() == served.head()
+    store.close()
+    return cpu, wall
+
+
+@pytest.mark.parametrize(("per_tx", "txs_per_block"), [(1, 5), (100, 10)])
+def test_block_application_path(tmp_path: Path, per_tx: int, txs_per_block: int) -> None:
+    ledger = build_chain(tmp_path / "peer", per_tx, txs_per_block)
+    blocks = ledger.store.height
+    txs = -(-APPLIED_ORDERS // per_tx)
+    try:
+        runs = [(synced, apply_chain(ledger.store, tmp_path / f"node-{synced}", synced)) for synced in (True, False)]
+    finally:
+        ledger.close()
+    kind = "order.create" if per_tx == 1 else f"order.import of {per_tx}"
+    print(
+        f"\n{APPLIED_ORDERS:,} orders in {txs:,} txs ({kind}) in {blocks} blocks; load average {os.getloadavg()[0]:.1f}"
+    )
+    for synced, (cpu, wall) in runs:
+        how = "every block synced (as consensus commits)" if synced else "blocks unsynced, the run synced at its end"
+        print(
+            f"catch-up, {how}: CPU {cpu:.2f} s = {txs / cpu:,.0f} txs/s, {APPLIED_ORDERS / cpu:,.0f} orders/s; "
+            f"wall {wall:.2f} s = {txs / wall:,.0f} txs/s, {APPLIED_ORDERS / wall:,.0f} orders/s"
         )
