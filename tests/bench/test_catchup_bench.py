@@ -321,6 +321,7 @@ def catch_up(devnet: Devnet, head: dict[str, object], *flags: str) -> tuple[floa
     return seconds, cpu, cpu - cpu_up
 
 
+@pytest.mark.timeout(7200)
 def test_catch_up_of_a_node_that_missed_orders(tmp_path: Path) -> None:
     params = ConsensusParams(checkpoint_interval=CHECKPOINT_INTERVAL, max_block_txs=IMPORT_BLOCK_TXS)
     devnet = Devnet.create(tmp_path / "net", 4, params)
