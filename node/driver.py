@@ -10,7 +10,11 @@ timers become loop callbacks (a view timeout that falls while the node is
 syncing and its head is still moving waits: the lag is this node's, not the
 primary's; a sync that moves nothing, such as one chasing a height that a
 lying peer claims, holds no timeout back),
-and `RequestSync` starts block sync. After each commit the driver shows
+and `RequestSync` starts block sync. The wall time the loop spends in each
+stage of a round (`stage_seconds`: the replica's proposing and voting, which
+build and re-execute blocks, the consensus log's fsyncs and the commits) is
+summed for `GET /metrics`, so a round's time can be split into work on this
+node and waiting for its peers. After each commit the driver shows
 the censorship watch (`node.censorship`) the block and the mempool's oldest
 tx: at a timeout on that tx it is checked again (`recheck`; evicted if no
 longer admissible) and, if still good, sent to the primary the first time
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,6 +62,11 @@ SYNC_RECHECK_S = 1.0
 """While the node syncs, how long a view timeout waits before it looks again."""
 
 CommitListener = Callable[[Block, list[Receipt]], None]
+
+STAGES = ("propose", "vote", "log_sync", "commit")
+"""Stages of a round timed on the loop: the replica taking a batch (the primary builds its block there), the
+replica taking a peer's message (a proposal is re-executed there), the consensus log's write and fsync, and the
+commit of a decided block with its listeners."""
 
 
 class SyncDeferral:
@@ -133,6 +143,8 @@ class ConsensusDriver:
         """Holds back a view timeout while sync moves the head."""
         self._batch_scheduled = False
         self.dropped_messages = 0
+        self.stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        """Wall seconds the loop spent in each of `STAGES` since start."""
         self.halted: str | None = None
         """Why the replica was stopped from signing (the consensus log could not be written), or None."""
 
@@ -151,7 +163,7 @@ class ConsensusDriver:
             self.dropped_messages += 1
             log.info("dropped consensus message from %s: %s", sender, exc)
             return
-        self._run(self.replica.on_message(sender, message))
+        self._run(self._timed("vote", self.replica.on_message, sender, message))
 
     def on_synced(self) -> None:
         """Blocks were applied by sync up to the store's head."""
@@ -171,7 +183,7 @@ class ConsensusDriver:
     def _offer_batch(self) -> None:
         self._batch_scheduled = False
         if len(self.mempool) and not self.halted:
-            self._run(self.replica.on_batch(self.mempool.batch(self.max_block_txs)))
+            self._run(self._timed("propose", self.replica.on_batch, self.mempool.batch(self.max_block_txs)))
 
     def _on_timer(self, name: str) -> None:
         self._timers.pop(name, None)
@@ -179,6 +191,14 @@ class ConsensusDriver:
             self._timers[name] = asyncio.get_running_loop().call_later(SYNC_RECHECK_S, self._on_timer, name)
             return
         self._run(self.replica.on_timeout(name))
+
+    def _timed(self, stage: str, call: Callable[..., Sequence[Action]], *args: Any) -> Sequence[Action]:
+        """`call(*args)`, its wall time added to `stage`."""
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            self.stage_seconds[stage] += time.perf_counter() - started
 
     # -- actions ------------------------------------------------------------------
 
@@ -191,11 +211,14 @@ class ConsensusDriver:
 
     def _write(self, records: list[dict[str, Any]]) -> bool:
         """Append records to the consensus log; on failure halt and answer False."""
+        started = time.perf_counter()
         try:
             self.wal.append(records)
         except LogWriteFailed as exc:
             self._halt(exc)
             return False
+        finally:
+            self.stage_seconds["log_sync"] += time.perf_counter() - started
         return True
 
     def _compact(self) -> None:
@@ -240,10 +263,12 @@ class ConsensusDriver:
             raise TypeError(f"unknown consensus action {action!r}")
 
     def _commit(self, block: Block, certificate: CommitCertificate) -> None:
+        started = time.perf_counter()
         receipts = self.executor.commit(block, certificate)
         self._commits_since_compaction += 1
         for listener in self.listeners:
             listener(block, receipts)
+        self.stage_seconds["commit"] += time.perf_counter() - started
         self._watch_oldest_tx(block)
         self.offer_batch_soon()
 

@@ -1,6 +1,7 @@
 """The consensus driver: its watch on the mempool's oldest tx (forwarded to the primary, then a censoring primary is
 suspected; a dead tx evicted),
-and its halt when the consensus log cannot be written (nothing unpersisted leaves)."""
+and its halt when the consensus log cannot be written (nothing unpersisted leaves), and the loop time of each stage
+of a round."""
 
 from __future__ import annotations
 
@@ -189,3 +190,28 @@ def test_a_view_timeout_waits_while_sync_moves_the_head_and_only_then():
     assert not timeouts.defers(VIEW_TIMER, is_syncing=True, height=9), "a sync that moved nothing holds nothing back"
     assert not timeouts.defers(VIEW_TIMER, is_syncing=False, height=12)
     assert not timeouts.defers(RESUME_TIMER, is_syncing=True, height=20), "only the view timer waits"
+
+
+def test_the_loop_time_of_each_round_stage_is_summed(tmp_path: Path) -> None:
+    cluster = Cluster.make(4)
+    mempool = Mempool()
+    mempool.add(cluster.txs(1)[0], 100, now_ms=0)
+    driver = ConsensusDriver(
+        cluster.replicas["node-0"],
+        ConsensusLog(tmp_path / "consensus.wal"),
+        executor=None,  # type: ignore[arg-type]  # nothing is decided here
+        mempool=mempool,
+        transport=RecordingTransport(),  # type: ignore[arg-type]
+        max_block_txs=10,
+        batch_wait_ms=10,
+        request_sync=lambda height: None,
+    )
+
+    async def propose() -> None:
+        driver._offer_batch()
+        driver.close()
+
+    asyncio.run(propose())
+    assert driver.stage_seconds["propose"] > 0, "the primary built and proposed its block"
+    assert driver.stage_seconds["log_sync"] > 0, "and persisted what it signed"
+    assert driver.stage_seconds["vote"] == 0 == driver.stage_seconds["commit"], "no message came, nothing was decided"
