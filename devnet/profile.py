@@ -31,8 +31,9 @@ read before and after, gives the blocks committed, the mean time from a
 block's proposal to its commit (the round) and the wall time the node's
 loop spent in each stage of the rounds (`oms_consensus_stage_seconds`).
 When the nodes' CPU over the run fills the machine's cores, CPU is the
-bound; when it does not, the round is: its time goes to waiting (fsyncs,
-timers, messages in flight) rather than to work.
+bound; when the machine is shared and its load average (read at the end)
+exceeds its cores, the others' CPU is; otherwise the round is: its time goes
+to waiting (fsyncs, timers, messages in flight) rather than to work.
 """
 
 from __future__ import annotations
@@ -183,7 +184,12 @@ def read_round_metrics(text: str) -> dict[str, float]:
 
 
 def compute_rounds(
-    before: list[dict[str, float]], after: list[dict[str, float]], cpu_seconds: float, seconds: float, cores: int
+    before: list[dict[str, float]],
+    after: list[dict[str, float]],
+    cpu_seconds: float,
+    seconds: float,
+    cores: int,
+    load: float = 0.0,
 ) -> dict[str, Any]:
     """Which bound holds over a run: the nodes' CPU share of the machine, the mean round, and per block the loop's
     wall ms in each stage (the mean over the nodes)."""
@@ -202,7 +208,8 @@ def compute_rounds(
             key.removeprefix("stage:"): round(sum(d[key] for d in deltas) * 1000 / blocks / count, 2) for key in stages
         },
         "cpu_share_of_machine": round(busy, 3),
-        "bound": "cpu" if busy >= CPU_BOUND else "consensus round",
+        "load_average": round(load, 2),
+        "bound": "cpu" if busy >= CPU_BOUND else "cpu of other processes" if load > cores else "consensus round",
     }
 
 
@@ -218,7 +225,8 @@ def format_table(table: dict[str, Any]) -> str:
         stages = ", ".join(f"{stage} {ms}" for stage, ms in rounds["loop_ms_per_block"].items())
         lines.append(
             f"{rounds['blocks']} blocks, round (proposal to commit) {rounds['round_ms']} ms; loop ms per block:"
-            f" {stages}; nodes' CPU {rounds['cpu_share_of_machine']:.0%} of the machine: bound {rounds['bound']}"
+            f" {stages}; nodes' CPU {rounds['cpu_share_of_machine']:.0%} of the machine, load average"
+            f" {rounds['load_average']}: bound {rounds['bound']}"
         )
     return "\n".join(lines)
 
@@ -285,7 +293,8 @@ class NodeProfiler:
             per_node.append(split_node_cpu(before, now, samples))
         table = budget_table(per_node, committed)
         cpu = sum(sum(n.values()) for n in per_node)
-        table["rounds"] = compute_rounds(self._metrics, metrics, cpu, seconds, os.cpu_count() or 1)
+        load = os.getloadavg()[0]
+        table["rounds"] = compute_rounds(self._metrics, metrics, cpu, seconds, os.cpu_count() or 1, load)
         return table
 
     def _read_metrics(self, node: NodeInfo) -> dict[str, float]:

@@ -101,6 +101,8 @@ def test_the_round_figures_say_which_bound_holds() -> None:
     assert waiting["bound"] == "consensus round"
     busy = compute_rounds([before] * 4, [after] * 4, cpu_seconds=19.0, seconds=10.0, cores=2)
     assert busy["bound"] == "cpu" and busy["cpu_share_of_machine"] == 0.95
+    shared = compute_rounds([before] * 4, [after] * 4, cpu_seconds=4.0, seconds=10.0, cores=2, load=9.5)
+    assert shared["bound"] == "cpu of other processes"
 
 
 def test_every_thread_of_a_process_is_read_with_its_cpu() -> None:
