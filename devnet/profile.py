@@ -19,7 +19,9 @@ together:
 A sampled stack is charged to one stage: the frame nearest the leaf that a
 rule of `STAGE_RULES` matches decides, so a hash computed inside the state
 commitment is hashing and an encode called by the feed is encoding, while
-the feed's own Python is the feed's. A thread py-spy never saw run Python is
+the feed's own Python is the feed's; a stack that ends in the event loop's
+runner is the loop's own C (uvloop's socket reads and writes, HTTP parsing,
+for the API and the peers alike). A thread py-spy never saw run Python is
 native: LevelDB's compaction, or uvloop's workers by their name.
 
 The table gives CPU ms per committed order per node (the mean over the
@@ -38,6 +40,8 @@ to waiting (fsyncs, timers, messages in flight) rather than to work.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import signal
@@ -82,6 +86,7 @@ STAGE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("consensus (replica, driver)", ("consensus/", "node/driver.py", "node/application.py", "node/censorship.py")),
     ("p2p (peer messages over HTTP)", ("p2p/", "httpx/", "httpcore/", "h11/", "anyio/")),
     ("HTTP API (uvicorn, FastAPI)", ("uvicorn/", "starlette/", "fastapi/", "httptools", "pydantic", "node/api/")),
+    ("event loop: sockets and callbacks in C (uvloop)", ("asyncio/runners.py", "uvloop/", "(loop.c:")),
 )
 """Stages in the order the table lists them, each with the frame substrings that charge a sample to it."""
 
@@ -286,13 +291,11 @@ class NodeProfiler:
             except subprocess.TimeoutExpired:
                 profiler.kill()
                 profiler.wait()
-        per_node = []
         for pid, before, now in zip(self._pids, self._before, after, strict=True):
-            path = self._raw_path(pid)
-            samples = parse_raw_profile(path.read_text()) if path.exists() else {}
-            per_node.append(split_node_cpu(before, now, samples))
-        table = budget_table(per_node, committed)
-        cpu = sum(sum(n.values()) for n in per_node)
+            threads = {"before": before, "after": now}
+            (self.out / f"node-{pid}.threads.json").write_text(json.dumps(threads, indent=1) + "\n")
+        table = read_budget(self.out, committed)
+        cpu = table["total_ms_per_order_per_node"] * len(self._pids) * max(committed, 1) / 1000
         load = os.getloadavg()[0]
         table["rounds"] = compute_rounds(self._metrics, metrics, cpu, seconds, os.cpu_count() or 1, load)
         return table
@@ -304,3 +307,32 @@ class NodeProfiler:
 
     def _raw_path(self, pid: int) -> Path:
         return self.out / f"node-{pid}.raw"
+
+
+def read_budget(out: Path, committed: int) -> dict[str, Any]:
+    """The budget table of a profile directory: each node's samples (`node-PID.raw`) and threads' CPU before and
+    after (`node-PID.threads.json`), as `NodeProfiler.stop` left them."""
+    per_node = []
+    for threads_path in sorted(out.glob("node-*.threads.json")):
+        threads = json.loads(threads_path.read_text())
+        before, after = (
+            {int(tid): (name, cpu) for tid, (name, cpu) in threads[k].items()} for k in ("before", "after")
+        )
+        raw = threads_path.with_name(threads_path.name.replace(".threads.json", ".raw"))
+        samples = parse_raw_profile(raw.read_text()) if raw.exists() else {}
+        per_node.append(split_node_cpu(before, after, samples))
+    return budget_table(per_node, committed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m devnet.profile DIR --committed N`: the budget table of a profile directory, again."""
+    parser = argparse.ArgumentParser(description="Print the per-order CPU budget of a `devnet bench --profile` run.")
+    parser.add_argument("dir", type=Path, help="the profile directory")
+    parser.add_argument("--committed", type=int, required=True, help="orders the run committed")
+    args = parser.parse_args(argv)
+    print(format_table(read_budget(args.dir, args.committed)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
+from pathlib import Path
 
 from devnet.profile import (
     COMPACTION,
@@ -14,7 +16,9 @@ from devnet.profile import (
     classify_stack,
     compute_rounds,
     format_table,
+    main,
     parse_raw_profile,
+    read_budget,
     read_round_metrics,
     read_thread_cpu,
     split_node_cpu,
@@ -33,7 +37,9 @@ def test_the_frame_nearest_the_leaf_that_a_rule_knows_decides_the_stage() -> Non
     assert classify_stack(FEED_ENCODE) == "encoding (msgpack/msgspec)"
     assert classify_stack(FEED_ENCODE[:3]) == "derived: feed"
     assert classify_stack(FEED_ENCODE[:2]) == "execution (contracts, state)"
-    assert classify_stack(["run_forever (loop.c:33192)", "select (selectors.py:468)"]) == OTHER
+    assert classify_stack(["main (cli/main.py:205)", "select (selectors.py:468)"]) == OTHER
+    loop = ["serve (node/server.py:236)", "Server.run (uvicorn/server.py:86)", "Runner.run (asyncio/runners.py:118)"]
+    assert classify_stack(loop) == "event loop: sockets and callbacks in C (uvloop)", "not the API's Python"
     admission = ["handle (node/api/txs.py:50)", "verify (ledger/keys.py:80)", "verify (nacl/signing.py:110)"]
     assert classify_stack(admission) == "signature (Ed25519)"
 
@@ -112,3 +118,14 @@ def test_every_thread_of_a_process_is_read_with_its_cpu() -> None:
     threads = read_thread_cpu(os.getpid())
     assert threads[os.getpid()][1] > 0, "the main thread of this process has spent CPU"
     assert read_thread_cpu(2**22 + 1) == {}, "a process that does not exist has no threads"
+
+
+def test_a_profile_directory_gives_its_table_again(tmp_path: Path, capsys) -> None:
+    raw = "thread (101): MainThread;" + ";".join(FEED_ENCODE[:3]) + " 4\n"
+    (tmp_path / "node-100.raw").write_text(raw)
+    threads = {"before": {"101": ["python3", 1.0]}, "after": {"101": ["python3", 3.0], "102": ["python3", 0.5]}}
+    (tmp_path / "node-100.threads.json").write_text(json.dumps(threads))
+    table = read_budget(tmp_path, committed=500)
+    assert table["ms_per_order_per_node"] == {"derived: feed": 4.0, COMPACTION: 1.0}
+    assert main([str(tmp_path), "--committed", "500"]) == 0
+    assert "derived: feed" in capsys.readouterr().out
