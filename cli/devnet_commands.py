@@ -125,18 +125,22 @@ def _run_bench(args: argparse.Namespace, concurrency: int, batch: int, per_reque
             profiler.start()
         except RuntimeError as exc:
             return fail(str(exc), ExitCode.USAGE)
-    result = run_bench(
-        devnet,
-        args.orders,
-        concurrency=concurrency,
-        batch=batch,
-        rate=args.rate,
-        baskets=baskets,
-        per_request=per_request,
-        progress=not args.json,
-    )
-    if profiler is not None:
-        result["profile"] = profiler.stop(result["committed"])
+    try:
+        result = run_bench(
+            devnet,
+            args.orders,
+            concurrency=concurrency,
+            batch=batch,
+            rate=args.rate,
+            baskets=baskets,
+            per_request=per_request,
+            progress=not args.json,
+        )
+        if profiler is not None:
+            result["profile"] = profiler.stop(result["committed"])
+    finally:
+        if profiler is not None:
+            profiler.close()
     ok = result["committed"] == args.orders
     if args.json:
         print_json(result)

@@ -300,6 +300,13 @@ class NodeProfiler:
         table["rounds"] = compute_rounds(self._metrics, metrics, cpu, seconds, os.cpu_count() or 1, load)
         return table
 
+    def close(self) -> None:
+        """End the profilers still running (a run that failed before `stop`), keeping no sample."""
+        for profiler in self._profilers:
+            if profiler.poll() is None:
+                profiler.kill()
+                profiler.wait()
+
     def _read_metrics(self, node: NodeInfo) -> dict[str, float]:
         answer = httpx.get(f"{node.url}/metrics", timeout=30)
         answer.raise_for_status()
