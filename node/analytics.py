@@ -23,9 +23,11 @@ order belongs to, `node.visibility`):
 
 The totals are kept in each block's write batch, like the other derived
 views: for every order the block changed (or whose fulfilments or returns it
-changed) its contribution now replaces the one it made before, which
-`am/<order id>` keeps, and every shipment the journal records adds its units;
-so a route reads one small range of totals whatever the number of orders:
+changed) its contribution now replaces the one it made before, computed from
+the order as the committed state holds it before the block (the same records
+gave it then), and every shipment the journal records adds its units; so a
+route reads one small range of totals whatever the number of orders, and a
+block writes only the rows it moves:
 
     an/<scope>\\0<table>\\0<key (canonical encoding)>  -> {counter: n}
 
@@ -55,7 +57,6 @@ BOUNDS_MS: tuple[int, ...] = tuple(round(1_000 * 2 ** (step / 4)) for step in ra
 (the last, some 31 years, holds anything longer)."""
 
 _TOTALS = b"an/"
-_META = b"am/"
 _GONE = ("declined", "cancelled")
 """Fulfilment statuses that serve nothing."""
 
@@ -154,18 +155,6 @@ def _totals_key(row: Row) -> bytes:
     return _TOTALS + f"{scope}\x00{table}\x00".encode() + encode(list(key))
 
 
-def _meta_key(order_id: str) -> bytes:
-    return _META + order_id.encode()
-
-
-def encode_contribution(contribution: Contribution) -> bytes:
-    return encode([[scope, table, list(key), counters] for (scope, table, key), counters in contribution.items()])
-
-
-def decode_contribution(raw: bytes) -> Contribution:
-    return {(scope, table, tuple(key)): dict(counters) for scope, table, key, counters in decode(raw)}
-
-
 Deltas = dict[Row, Counters]
 """What to add to rows of totals (negative to take away)."""
 
@@ -204,35 +193,24 @@ def add_journal_entry(deltas: Deltas, read: Read, entry: dict[str, Any]) -> None
 
 def compute_analytics_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
     """The totals after the block: each order it changed (or whose fulfilments or returns it changed) takes
-    back what it added before and adds what it adds now, and each shipment it journaled adds its units."""
+    back what it added before the block and adds what it adds now, and each shipment it journaled adds its
+    units."""
     order_ids = {new["order_id"] for _, new in changes.updated(keys.order_key(""))}
     order_ids.update(new["order_id"] for _, new in changes.updated(keys.fulfilment_key("")))
     order_ids.update(new["order_id"] for _, new in changes.updated(keys.return_key("")))
     deltas: Deltas = {}
-    writes: dict[bytes, bytes | None] = {}
     for order_id in sorted(order_ids):
         order = changes.read(keys.order_key(order_id))
         if order is None:
             continue
-        contribution = compute_order_contribution(changes.read, order)
-        old = changes.store.get_derived(_meta_key(order_id))
+        old = changes.old(keys.order_key(order_id))
         if old is not None:
-            add_contribution(deltas, decode_contribution(old), -1)
-        add_contribution(deltas, contribution, 1)
-        writes[_meta_key(order_id)] = encode_contribution(contribution)
+            add_contribution(deltas, compute_order_contribution(changes.old, old), -1)
+        add_contribution(deltas, compute_order_contribution(changes.read, order), 1)
     for old, new in changes.updated(keys.journal_prefix()):
         if old is None:
             add_journal_entry(deltas, changes.read, new)
-    writes.update(compute_analytics_totals(deltas, changes.store.get_derived))
-    return writes
-
-
-def rebuild_order_analytics(deltas: Deltas, read: Read, order: dict[str, Any]) -> dict[bytes, bytes | None]:
-    """From an order as the state holds it (state sync): add its contribution to `deltas` and answer its
-    record of it; the totals are written from `deltas` once every order is read."""
-    contribution = compute_order_contribution(read, order)
-    add_contribution(deltas, contribution, 1)
-    return {_meta_key(order["order_id"]): encode_contribution(contribution)}
+    return compute_analytics_totals(deltas, changes.store.get_derived)
 
 
 def read_table(

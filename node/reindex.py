@@ -56,10 +56,24 @@ from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.state import StateView
 from ledger.store import Store
-from node.analytics import Deltas, add_journal_entry, compute_analytics_totals, rebuild_order_analytics
+from node.analytics import (
+    Deltas,
+    add_contribution,
+    add_journal_entry,
+    compute_analytics_totals,
+    compute_order_contribution,
+)
 from node.backlog import compute_counts_writes, is_open
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
-from node.indexes import compute_order_index
+from node.indexes import (
+    Moves,
+    OrderMeta,
+    add_moves,
+    compute_meta_entry,
+    compute_moves_writes,
+    compute_order_lists,
+    compute_order_place,
+)
 from node.lots import compute_lot_entry
 from node.lowstock import compute_low_stock_entry
 
@@ -126,8 +140,9 @@ class Pass:
     """Records without the shape this node's code reads (left out of the lists, not fatal)."""
 
 
-def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild) -> Pass:
-    """Write what `rebuild` answers for every record under `prefix`, a batch at a time.
+def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild, lists: Moves | None = None) -> Pass:
+    """Write what `rebuild` answers for every record under `prefix`, a batch at a time, with the order lists
+    its records joined in `lists` (merged with what earlier batches wrote there).
 
     The records are certified state, written by the contracts; one that this node's code cannot read (another
     version's shape) is left out of the lists and counted, rather than keep the node from syncing or starting."""
@@ -136,6 +151,8 @@ def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild) -> Pas
     while batch := list(islice(entries, BATCH)):
         state = StateView(store)
         writes: dict[bytes, bytes | None] = {}
+        if lists is not None:
+            lists.clear()
         for key, raw in batch:
             try:
                 writes.update(rebuild(state, decode(raw, check=False)))
@@ -143,6 +160,8 @@ def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild) -> Pas
                 if not done.skipped:
                     log.warning("state sync: %s cannot be listed: %s: %s", key.decode(), type(exc).__name__, exc)
                 done.skipped += 1
+        if lists:
+            writes.update(compute_moves_writes(lists, store.get_derived))
         store.write_derived(writes)
         done.records += len(batch)
         if done.records // LOG_EVERY > (done.records - len(batch)) // LOG_EVERY:
@@ -156,13 +175,15 @@ def rebuild_derived(store: Store) -> RebuildReport:
     started = time.monotonic()
     amounts: DayAmounts = {}
     deltas: Deltas = {}
+    lists: Moves = {}
 
     def rebuild_order(state: StateView, order: dict[str, Any]) -> dict[bytes, bytes | None]:
-        writes: dict[bytes, bytes | None] = dict(
-            compute_order_index(state.get, order, compute_last_change_ms(state, order))
-        )
+        updated_ms = compute_last_change_ms(state, order)
+        joined = compute_order_lists(order, OrderMeta(*compute_order_place(state.get, order), updated_ms))
+        add_contribution(deltas, compute_order_contribution(state.get, order), 1)
+        add_moves(lists, order["order_id"], set(), joined)
+        writes = compute_meta_entry(order, updated_ms)
         writes.update(add_order_money(amounts, order))
-        writes.update(rebuild_order_analytics(deltas, state.get, order))
         return writes
 
     def rebuild_document(state: StateView, document: dict[str, Any]) -> dict[bytes, bytes | None]:
@@ -174,7 +195,7 @@ def rebuild_derived(store: Store) -> RebuildReport:
         indexed = compute_lot_entry(entry, where[1] if where is not None and where[0] == entry["height"] else 0)
         return {} if indexed is None else {indexed[0]: indexed[1]}
 
-    orders = _rebuild_pass(store, keys.order_key(""), "orders", rebuild_order)
+    orders = _rebuild_pass(store, keys.order_key(""), "orders", rebuild_order, lists)
     documents = _rebuild_pass(store, keys.invoice_prefix(), "invoices and credit notes", rebuild_document)
     movements = _rebuild_pass(store, keys.journal_prefix(), "journal entries", rebuild_movement)
     store.write_derived(compute_totals_writes(amounts, lambda key: None))

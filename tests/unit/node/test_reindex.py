@@ -31,10 +31,9 @@ from tests.helpers.contracts import make_oms_network
 
 DAY_MS = 86_400_000
 
-DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/", b"an/", b"am/")
-"""Prefixes of the order index entries and meta records, the day totals, the orders of each day, the lot index, the
-fulfilment backlog per location, the SKUs below their safety stock, and the analytics totals and each order's part
-in them."""
+DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/", b"an/")
+"""Prefixes of the order lists and the last changes of orders, the day totals, the orders of each day, the lot index,
+the fulfilment backlog per location, the SKUs below their safety stock, and the analytics totals."""
 
 
 @dataclass
