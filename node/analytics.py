@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contracts import keys
-from ledger.encoding import decode, encode
+from ledger.encoding import decode, encode, encode_unchecked
 from ledger.store import Store
 from node.changes import BlockChanges
 from node.finance import format_day
@@ -65,6 +65,9 @@ Row = tuple[str, str, tuple[str, ...]]
 
 Counters = dict[str, int]
 Contribution = dict[Row, Counters]
+
+Deltas = dict[Row, Counters]
+"""What to add to rows of totals (negative to take away)."""
 
 
 def compute_bucket(elapsed_ms: int) -> int:
@@ -140,23 +143,20 @@ def compute_order_rows(read: Read, order: dict[str, Any]) -> dict[tuple[str, tup
     return rows
 
 
-def compute_order_contribution(read: Read, order: dict[str, Any]) -> Contribution:
-    """The order's rows under every scope that reads it."""
+def add_order(deltas: Deltas, read: Read, order: dict[str, Any], sign: int) -> None:
+    """Add to `deltas` (`sign` -1: take away) what an order, as the state `read` reads holds it, adds to the rows
+    of every scope that reads it."""
     rows = compute_order_rows(read, order)
-    return {
-        (scope, table, key): counters
-        for scope in (ALL_SCOPE, *compute_order_orgs(read, order))
-        for (table, key), counters in rows.items()
-    }
+    for scope in (ALL_SCOPE, *compute_order_orgs(read, order)):
+        for (table, key), counters in rows.items():
+            target = deltas.setdefault((scope, table, key), {})
+            for name, count in counters.items():
+                target[name] = target.get(name, 0) + sign * count
 
 
 def _totals_key(row: Row) -> bytes:
     scope, table, key = row
-    return _TOTALS + f"{scope}\x00{table}\x00".encode() + encode(list(key))
-
-
-Deltas = dict[Row, Counters]
-"""What to add to rows of totals (negative to take away)."""
+    return _TOTALS + f"{scope}\x00{table}\x00".encode() + encode_unchecked(list(key))
 
 
 def add_contribution(deltas: Deltas, contribution: Contribution, sign: int) -> None:
@@ -177,7 +177,7 @@ def compute_analytics_totals(deltas: Deltas, read: Callable[[bytes], bytes | Non
         for name, count in added.items():
             totals[name] = totals.get(name, 0) + count
         kept = {name: count for name, count in sorted(totals.items()) if count}
-        writes[key] = encode(kept) if kept else None
+        writes[key] = encode_unchecked(kept) if kept else None
     return writes
 
 
@@ -205,8 +205,8 @@ def compute_analytics_writes(changes: BlockChanges) -> dict[bytes, bytes | None]
             continue
         old = changes.old(keys.order_key(order_id))
         if old is not None:
-            add_contribution(deltas, compute_order_contribution(changes.old, old), -1)
-        add_contribution(deltas, compute_order_contribution(changes.read, order), 1)
+            add_order(deltas, changes.old, old, -1)
+        add_order(deltas, changes.read, order, 1)
     for old, new in changes.updated(keys.journal_prefix()):
         if old is None:
             add_journal_entry(deltas, changes.read, new)

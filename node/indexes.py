@@ -34,6 +34,7 @@ over every order, `node.reindex`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,7 @@ _META = b"om/"
 _TIME_MAX = 2**64 - 1
 
 
+@functools.lru_cache(maxsize=4096)
 def _entry_prefix(scope: str, dimension: str, value: str) -> bytes:
     return _ENTRY + b"\x00".join(part.encode() for part in (scope, dimension, value)) + b"\x00"
 

@@ -58,10 +58,9 @@ from ledger.state import StateView
 from ledger.store import Store
 from node.analytics import (
     Deltas,
-    add_contribution,
     add_journal_entry,
+    add_order,
     compute_analytics_totals,
-    compute_order_contribution,
 )
 from node.backlog import compute_counts_writes, is_open
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
@@ -180,7 +179,7 @@ def rebuild_derived(store: Store) -> RebuildReport:
     def rebuild_order(state: StateView, order: dict[str, Any]) -> dict[bytes, bytes | None]:
         updated_ms = compute_last_change_ms(state, order)
         joined = compute_order_lists(order, OrderMeta(*compute_order_place(state.get, order), updated_ms))
-        add_contribution(deltas, compute_order_contribution(state.get, order), 1)
+        add_order(deltas, state.get, order, 1)
         add_moves(lists, order["order_id"], set(), joined)
         writes = compute_meta_entry(order, updated_ms)
         writes.update(add_order_money(amounts, order))
