@@ -24,8 +24,8 @@ derived entries are in no commitment, so a peer could send any (hide orders
 from the lists, invent a day's takings) and nothing would tell. From the
 verified state every node computes the same entries.
 
-What comes out as on a node that executed every block: each order's entries
-of every reader scope and dimension, and every day's amounts and orders. One
+What comes out as on a node that executed every block: each order's place
+in every list of every reader scope, and every day's amounts and orders. One
 thing the blocks knew and the state does not is the block time of an order's
 last change: the rebuild takes the latest time the order and its
 fulfilments, returns and documents record, which is that time unless the
@@ -38,6 +38,10 @@ blocks do.
 `mark_rebuild` is kept before the snapshot is loaded and forgotten once the
 rebuild is done, so a node stopped halfway rebuilds again when it next
 starts (writing the same entries again is harmless).
+
+A node whose lists are of the earlier layout (an entry per order and list,
+and each order's part of the analytics) deletes them and rebuilds them the
+same way when it starts; its change feed reads on as it is (`node.feed`).
 """
 
 from __future__ import annotations
@@ -87,6 +91,12 @@ LOG_EVERY = 100_000
 REBUILD_MARK = b"rebuild-derived"
 """Local record present while derived entries must be rebuilt from the state."""
 
+EARLIER_ANALYTICS = b"am/"
+"""Where the earlier layout kept each order's part of the analytics totals."""
+
+EARLIER_LISTS = (b"o/", b"om/", EARLIER_ANALYTICS)
+"""The entries of the earlier layout of the order lists, in the order they are deleted."""
+
 
 @dataclass(frozen=True)
 class RebuildReport:
@@ -101,13 +111,34 @@ class RebuildReport:
     seconds: float
 
 
+def _past(prefix: bytes) -> bytes:
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
 def mark_rebuild(store: Store) -> None:
     """Note that the derived entries must be rebuilt (before loading a snapshot)."""
     store.write_local({REBUILD_MARK: b""})
 
 
 def needs_rebuild(store: Store) -> bool:
-    return store.get_local(REBUILD_MARK) is not None
+    """Whether the derived entries must be rebuilt: a rebuild was cut short, or the lists are of the earlier
+    layout."""
+    return store.get_local(REBUILD_MARK) is not None or has_earlier_lists(store)
+
+
+def has_earlier_lists(store: Store) -> bool:
+    """Whether the store holds order lists of the earlier layout (an entry per order and list, and each order's
+    part of the analytics), which every node wrote for its orders."""
+    return next(store.scan_derived(EARLIER_ANALYTICS, _past(EARLIER_ANALYTICS)), None) is not None
+
+
+def _forget_earlier_lists(store: Store) -> None:
+    """Delete the order lists of the earlier layout, `BATCH` entries at a time, the analytics parts last: a node
+    stopped halfway still finds them when it next starts."""
+    for prefix in EARLIER_LISTS:
+        entries = store.scan_derived(prefix, _past(prefix))
+        while batch := list(islice(entries, BATCH)):
+            store.write_derived(dict.fromkeys((key for key, _ in batch), None))
 
 
 def compute_last_change_ms(state: StateView, order: dict[str, Any]) -> int:
@@ -172,6 +203,10 @@ def rebuild_derived(store: Store) -> RebuildReport:
     """Write the order indexes, the lot index and the money per day that the blocks of the store's state would
     have written, then forget the mark."""
     started = time.monotonic()
+    if has_earlier_lists(store):
+        log.warning("the order lists are of the earlier layout: rebuilding them from the state")
+        mark_rebuild(store)
+        _forget_earlier_lists(store)
     amounts: DayAmounts = {}
     deltas: Deltas = {}
     lists: Moves = {}
