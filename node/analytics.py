@@ -69,13 +69,16 @@ Contribution = dict[Row, Counters]
 Deltas = dict[Row, Counters]
 """What to add to rows of totals (negative to take away)."""
 
+OrderRows = dict[tuple[str, tuple[str, ...]], Counters]
+"""What one order adds to each (table, key), whoever reads it."""
+
 
 def compute_bucket(elapsed_ms: int) -> int:
     """The bucket of a time: the first whose upper bound is at least that time."""
     return min(bisect.bisect_left(BOUNDS_MS, max(elapsed_ms, 0)), len(BOUNDS_MS) - 1)
 
 
-def _add(rows: dict[tuple[str, tuple[str, ...]], Counters], table: str, key: tuple[str, ...], **counts: int) -> None:
+def _add(rows: OrderRows, table: str, key: tuple[str, ...], **counts: int) -> None:
     counters = rows.setdefault((table, key), {})
     for name, count in counts.items():
         counters[name] = counters.get(name, 0) + count
@@ -85,9 +88,9 @@ def _first_time(events: list[dict[str, Any]], status: str) -> int | None:
     return next((int(event["time_ms"]) for event in events if event["status"] == status), None)
 
 
-def compute_order_rows(read: Read, order: dict[str, Any]) -> dict[tuple[str, tuple[str, ...]], Counters]:
+def compute_order_rows(read: Read, order: dict[str, Any]) -> OrderRows:
     """What one order, as the state `read` reads holds it, adds to each (table, key), whoever reads it."""
-    rows: dict[tuple[str, tuple[str, ...]], Counters] = {}
+    rows: OrderRows = {}
     currency = str(order["currency"])
     created = int(order["created_ms"])
     ordered = sum(int(line["qty"]) for line in order["lines"])
@@ -143,15 +146,47 @@ def compute_order_rows(read: Read, order: dict[str, Any]) -> dict[tuple[str, tup
     return rows
 
 
-def add_order(deltas: Deltas, read: Read, order: dict[str, Any], sign: int) -> None:
-    """Add to `deltas` (`sign` -1: take away) what an order, as the state `read` reads holds it, adds to the rows
-    of every scope that reads it."""
-    rows = compute_order_rows(read, order)
-    for scope in (ALL_SCOPE, *compute_order_orgs(read, order)):
+def _add_rows(deltas: Deltas, scopes: list[str], rows: OrderRows, sign: int) -> None:
+    for scope in scopes:
         for (table, key), counters in rows.items():
             target = deltas.setdefault((scope, table, key), {})
             for name, count in counters.items():
                 target[name] = target.get(name, 0) + sign * count
+
+
+def _subtract_rows(rows: OrderRows, taken: OrderRows) -> OrderRows:
+    """`rows` less `taken`, without the counters (and rows) that come to nothing."""
+    left: OrderRows = {}
+    for row in rows.keys() | taken.keys():
+        now, before = rows.get(row, {}), taken.get(row, {})
+        counters = {name: now.get(name, 0) - before.get(name, 0) for name in now.keys() | before.keys()}
+        moved = {name: count for name, count in counters.items() if count}
+        if moved:
+            left[row] = moved
+    return left
+
+
+def add_order(deltas: Deltas, read: Read, order: dict[str, Any]) -> None:
+    """Add to `deltas` what an order, as the state `read` reads holds it, adds to the rows of every scope that
+    reads it."""
+    _add_rows(deltas, [ALL_SCOPE, *compute_order_orgs(read, order)], compute_order_rows(read, order), 1)
+
+
+def add_order_change(
+    deltas: Deltas, old_read: Read, old: dict[str, Any] | None, read: Read, order: dict[str, Any]
+) -> None:
+    """Add to `deltas` what an order adds now (as `read` reads it) less what it added before (`old`, as
+    `old_read` reads it; None: a new order): with the same readers, only the counters that moved."""
+    rows = compute_order_rows(read, order)
+    scopes = [ALL_SCOPE, *compute_order_orgs(read, order)]
+    if old is not None:
+        old_rows = compute_order_rows(old_read, old)
+        old_scopes = [ALL_SCOPE, *compute_order_orgs(old_read, old)]
+        if old_scopes == scopes:
+            rows = _subtract_rows(rows, old_rows)
+        else:
+            _add_rows(deltas, old_scopes, old_rows, -1)
+    _add_rows(deltas, scopes, rows, 1)
 
 
 def _totals_key(row: Row) -> bytes:
@@ -203,10 +238,7 @@ def compute_analytics_writes(changes: BlockChanges) -> dict[bytes, bytes | None]
         order = changes.read(keys.order_key(order_id))
         if order is None:
             continue
-        old = changes.old(keys.order_key(order_id))
-        if old is not None:
-            add_order(deltas, changes.old, old, -1)
-        add_order(deltas, changes.read, order, 1)
+        add_order_change(deltas, changes.old, changes.old(keys.order_key(order_id)), changes.read, order)
     for old, new in changes.updated(keys.journal_prefix()):
         if old is None:
             add_journal_entry(deltas, changes.read, new)

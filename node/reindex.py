@@ -214,7 +214,7 @@ def rebuild_derived(store: Store) -> RebuildReport:
     def rebuild_order(state: StateView, order: dict[str, Any]) -> dict[bytes, bytes | None]:
         updated_ms = compute_last_change_ms(state, order)
         joined = compute_order_lists(order, OrderMeta(*compute_order_place(state.get, order), updated_ms))
-        add_order(deltas, state.get, order, 1)
+        add_order(deltas, state.get, order)
         add_moves(lists, order["order_id"], set(), joined)
         writes = compute_meta_entry(order, updated_ms)
         writes.update(add_order_money(amounts, order))
