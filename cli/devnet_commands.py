@@ -148,7 +148,10 @@ def _run_bench(args: argparse.Namespace, concurrency: int, batch: int, per_reque
             f" cpu {cpu} s, peak rss {rss} MB"
         )
     for sample in result["rss_mb_samples"]:
-        print(f"  after {sample['orders']} orders: rss {', '.join(str(mb) for mb in sample['rss_mb'])} MB per node")
+        print(
+            f"  after {sample['orders']} orders: rss {', '.join(str(mb) for mb in sample['rss_mb'])} MB per node,"
+            f" of which mapped files {', '.join(str(mb) for mb in sample['rss_file_mb'])}"
+        )
     for error in result["errors"]:
         print(f"  error: {error}", file=sys.stderr)
     return 0 if ok else 1

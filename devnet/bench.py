@@ -25,6 +25,7 @@ memory follows the size of its ledger.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -276,8 +277,8 @@ def _cpu_seconds(node: NodeInfo) -> float | None:
 
 
 def read_memory_mb(node: NodeInfo, field: str = "VmRSS") -> float | None:
-    """A memory figure of a node's process from `/proc/<pid>/status` (VmRSS: resident now; VmHWM: its peak), in
-    MB (None if it is not running)."""
+    """A memory figure of a node's process from `/proc/<pid>/status` (VmRSS: resident now; VmHWM: its peak;
+    RssFile: the resident pages of files it maps), in MB (None if it is not running)."""
     try:
         for line in Path(f"/proc/{node.pid}/status").read_text().splitlines():
             if line.startswith(f"{field}:"):
@@ -297,7 +298,10 @@ class RssSampler:
         self.nodes = nodes
         self.every = every
         self.samples: list[dict[str, Any]] = []
-        """`{"orders": committed, "rss_mb": [MB per node, None for one not running]}`, in the order taken."""
+        """`{"orders": committed, "rss_mb": [MB per node, None for one not running], "rss_file_mb": [...],
+        "load_average": the machine's then}`, in the order taken; `rss_file_mb` is the part of `rss_mb` that is
+        pages of files mapped into the node (LevelDB's tables as it reads them: `ledger.store.MAX_OPEN_FILES`
+        bounds them), the rest its own memory."""
         self._next = every or 0
         """The orders committed at which the next sample is due."""
 
@@ -305,7 +309,14 @@ class RssSampler:
         """Take a sample if `committed` reached the next multiple of `every`."""
         if self.every is None or committed < self._next:
             return
-        self.samples.append({"orders": committed, "rss_mb": [read_memory_mb(node) for node in self.nodes]})
+        self.samples.append(
+            {
+                "orders": committed,
+                "rss_mb": [read_memory_mb(node) for node in self.nodes],
+                "rss_file_mb": [read_memory_mb(node, "RssFile") for node in self.nodes],
+                "load_average": round(os.getloadavg()[0], 2),
+            }
+        )
         self._next = (committed // self.every + 1) * self.every
 
 

@@ -29,8 +29,9 @@ def test_a_sample_is_taken_at_each_multiple_passed_with_the_orders_committed_the
     assert [s["orders"] for s in sampler.samples] == [100, 350, 400], "one sample per crossing, 350 passed two"
     for sample in sampler.samples:
         mine, other = sample["rss_mb"]
-        assert mine is not None and 1 < mine < 100_000
-        assert other is None
+        mapped, other_mapped = sample["rss_file_mb"]
+        assert mine is not None and 1 < mine < 100_000 and mapped is not None and 0 < mapped <= mine
+        assert other is None and other_mapped is None
 
 
 def test_without_a_period_nothing_is_sampled_and_a_period_below_one_is_refused(tmp_path: Path) -> None:
