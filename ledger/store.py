@@ -115,7 +115,9 @@ table is closed. Open tables are kept in an LRU cache of `MAX_OPEN_FILES` - 10, 
 x `TABLE_BYTES` whatever the size of the ledger. With LevelDB's default of 1,000 they followed the ledger:
 random reads over a 1.2 GB store of 137 tables took a process to 1,078 MB resident (1,063 MB of it mapped
 tables), against 87 to 148 MB with this bound; a read that finds its table closed opens and maps it again
-(in that test, where almost every read did, 155 instead of 66 us a read)."""
+(in that test, where almost every read did, 155 instead of 66 us a read). A node's own reads stay near its
+recent tables: committing 85,000 orders in `order.import` blocks of 1,000 took 208 s of CPU with this bound
+and 209 s with the default, past 120 tables."""
 
 DATA_DIR_MODE = 0o700
 """The store's folder is opened by its owner alone: it holds every block and the whole state."""
