@@ -166,15 +166,20 @@ def compute_block_tx_bytes(block: Block) -> int:
     return sum(len(tx.signing_bytes()) + len(tx.signature) for tx in block.txs)
 
 
-WORK_UNIT_BYTES = 1024
-"""A tx weighs its size in these (at least 1) against `ConsensusParams.max_block_txs`: a bulk tx of a hundred orders
-counts for about thirty single orders, so a block's execution time stays near that of `max_block_txs` single
-orders. Proposals are filled by this measure (`node.mempool.Mempool.batch`)."""
+WORK_BASE_BYTES = 256
+"""What a tx's envelope (signer, kind, nonce, signature) and a small payload weigh: a tx up to this size plus one
+`WORK_UNIT_BYTES` is one unit of work."""
+
+WORK_UNIT_BYTES = 256
+"""A tx weighs its size past `WORK_BASE_BYTES` in these (at least 1) against `ConsensusParams.max_block_txs`: a
+single order is one unit, an `order.import` of a hundred orders about ninety (each order in it is about 240 bytes),
+so a block of bulk txs executes in about the time of `max_block_txs` single orders and stays well inside the view
+timer. Proposals are filled by this measure (`node.mempool.Mempool.batch`)."""
 
 
 def compute_tx_work(size: int) -> int:
     """The work of a signed tx of `size` bytes, in units of `max_block_txs`."""
-    return max(1, -(-size // WORK_UNIT_BYTES))
+    return max(1, -(-(size - WORK_BASE_BYTES) // WORK_UNIT_BYTES))
 
 
 def has_room(block: Block, params: ConsensusParams, largest_tx_bytes: int = MAX_TX_BYTES) -> bool:

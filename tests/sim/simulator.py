@@ -84,7 +84,7 @@ from consensus.messages import (
 )
 from consensus.records import load_records as load_replica_records
 from consensus.replica import Replica
-from ledger.block import WORK_UNIT_BYTES, Block, CommitCertificate, verify_certificate
+from ledger.block import WORK_BASE_BYTES, WORK_UNIT_BYTES, Block, CommitCertificate, verify_certificate
 from ledger.encoding import encode, hash_value
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.genesis import ConsensusParams, Identity
@@ -116,7 +116,7 @@ from tests.sim.network import Partition, draw_partition
 SIM_PARAMS = ConsensusParams(checkpoint_interval=4, max_block_txs=6, view_timeout_ms=400, max_clock_skew_ms=5000)
 """Small blocks and frequent checkpoints, so a short run crosses many heights and checkpoints."""
 
-SIM_LARGEST_TX_BYTES = WORK_UNIT_BYTES
+SIM_LARGEST_TX_BYTES = WORK_BASE_BYTES + WORK_UNIT_BYTES
 """The largest tx a simulated client makes fits in one work unit: what a block's room is measured against."""
 
 COMPACT_EVERY = 3

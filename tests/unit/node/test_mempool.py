@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.block import WORK_UNIT_BYTES
+from ledger.block import WORK_BASE_BYTES, WORK_UNIT_BYTES
 from ledger.idempotency import derive_keyed_nonce
 from ledger.tx import MAX_TX_WINDOW, Tx, make_tx
 from node.mempool import (
@@ -157,7 +157,7 @@ def test_a_proposal_weighs_large_txs_as_several():
     pool = Mempool()
     small, large, after = txs(3)
     pool.add(small, 300, now_ms=0)
-    pool.add(large, 3 * WORK_UNIT_BYTES + 1, now_ms=0)
+    pool.add(large, WORK_BASE_BYTES + 3 * WORK_UNIT_BYTES + 1, now_ms=0)
     pool.add(after, 300, now_ms=0)
     assert pool.batch(5) == [small, large], "1 + 4 units fill a block of 5"
     assert pool.batch(6) == [small, large, after]
