@@ -6,7 +6,7 @@ down --dir DIR                             stop every node
 kill --dir DIR --node I                    SIGKILL one node
 restart --dir DIR --node I                 start it again
 load --dir DIR --orders N [--json]         stock SKUs, send N signed orders, wait for commits
-bench --dir DIR --orders N --concurrency C [--batch B] [--rate R] [--json]
+bench --dir DIR --orders N --concurrency C [--batch B] [--rate R] [--profile DIR [--profile-native]] [--json]
                                            the same from C clients: orders/s, latency, CPU and memory per node
 demo --dir DIR                             walk a full order-management scenario
 chaos --dir DIR --scenario NAME [--seed S] [--seconds T] [--json]
@@ -115,16 +115,32 @@ def _run_bench(args: argparse.Namespace, concurrency: int, batch: int, per_reque
         baskets = read_olist_baskets(Path(args.baskets))
     if min(args.orders, concurrency, batch, per_request) < 1:
         return fail("--orders, --concurrency, --batch and --per-request must be at least 1", ExitCode.USAGE)
-    result = run_bench(
-        _devnet(args),
-        args.orders,
-        concurrency=concurrency,
-        batch=batch,
-        rate=args.rate,
-        baskets=baskets,
-        per_request=per_request,
-        progress=not args.json,
-    )
+    devnet = _devnet(args)
+    profiler = None
+    if getattr(args, "profile", None):
+        from devnet.profile import NodeProfiler
+
+        profiler = NodeProfiler(devnet, Path(args.profile), native=args.profile_native)
+        try:
+            profiler.start()
+        except RuntimeError as exc:
+            return fail(str(exc), ExitCode.USAGE)
+    try:
+        result = run_bench(
+            devnet,
+            args.orders,
+            concurrency=concurrency,
+            batch=batch,
+            rate=args.rate,
+            baskets=baskets,
+            per_request=per_request,
+            progress=not args.json,
+        )
+        if profiler is not None:
+            result["profile"] = profiler.stop(result["committed"])
+    finally:
+        if profiler is not None:
+            profiler.close()
     ok = result["committed"] == args.orders
     if args.json:
         print_json(result)
@@ -144,6 +160,10 @@ def _run_bench(args: argparse.Namespace, concurrency: int, batch: int, per_reque
             f"  node {node['index']}: height {node['height']}, head {str(node['head_hash'])[:16]},"
             f" cpu {cpu} s, peak rss {rss} MB"
         )
+    if profiler is not None:
+        from devnet.profile import format_table
+
+        print(format_table(result["profile"]))
     for error in result["errors"]:
         print(f"  error: {error}", file=sys.stderr)
     return 0 if ok else 1
@@ -256,6 +276,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--concurrency", type=int, default=4, help="client threads sending at once, over the nodes")
     p.add_argument("--batch", type=int, default=1, help="orders per signed tx (more than 1: order.import)")
     p.add_argument("--per-request", type=int, default=50, help="txs per HTTP request")
+    p.add_argument("--profile", metavar="DIR", help="profile every node (py-spy, native threads too) into DIR")
+    p.add_argument(
+        "--profile-native", action="store_true", help="with --profile, sample C frames too (stops each node per sample)"
+    )
     _workload_arguments(p)
     command("demo", cmd_demo, "walk the devnet through a full order-management scenario")
     p = command("chaos", cmd_chaos, "run order load through a fault scenario, heal it, and check every invariant")

@@ -15,7 +15,8 @@ The candidates are the locations that hold allocatable stock of a SKU the
 order needs (the inventory's allocatable index), so locations without it,
 however many, cost an allocation nothing. Candidates are looked at by
 priority, then distance: once one can serve everything left, the locations
-after it cannot rank better and are not read.
+after it cannot rank better and their stock is not read, and the distances
+of a priority not reached are not computed.
 
 Each chosen location gets one fulfilment (sub-order, `<order>-<n>`) with its
 stock reserved. Lines nothing can serve are backordered, or the order is
@@ -154,15 +155,41 @@ def is_at_capacity(state: StateView, ctx: Context, location: Location) -> bool:
     return int(state.get(keys.capacity_key(location["location"], ctx.time_ms // DAY_MS)) or 0) >= limit
 
 
-def get_available(state: StateView, known: dict[str, dict[str, int]], location: str, skus: list[str]) -> dict[str, int]:
-    """Allocatable stock of each of `skus` at `location`, read once per plan: `known` holds what the allocatable
-    index says of the locations listed there, and keeps what was read of others (a pickup store); stock does not
-    change while an allocation is planned, only once its fulfilments are created."""
+def get_available(
+    state: StateView, known: dict[str, dict[str, int]], holders: dict[str, set[str]], location: str
+) -> dict[str, int]:
+    """Allocatable stock at `location` of each SKU of `holders` (SKU -> the locations the allocatable index lists
+    for it), read once per plan and only for the locations the plan looks at: a SKU the index does not list
+    there has none, and its stock record is not read. `known` keeps what was read; stock does not change while
+    an allocation is planned, only once its fulfilments are created."""
     available = known.get(location)
     if available is None:
-        available = {sku: compute_allocatable(get_stock(state, location, sku)) for sku in skus}
+        available = {
+            sku: compute_allocatable(get_stock(state, location, sku)) if location in held else 0
+            for sku, held in holders.items()
+        }
         known[location] = available
     return available
+
+
+def rank_next_priority(
+    ranked: list[tuple[int, int, str, Location]],
+    pending: list[Location],
+    destination: tuple[int, int] | None,
+    distances: dict[str, int],
+) -> None:
+    """Move the candidates of the best priority left in `pending` (which is in priority order) to the end of
+    `ranked`, by distance then id: `ranked` stays in (priority, distance, id) order, and the distances of a
+    priority no plan reaches are never computed."""
+    priority = pending[0]["priority"]
+    group: list[tuple[int, int, str, Location]] = []
+    while pending and pending[0]["priority"] == priority:
+        loc = pending.pop(0)
+        distance = 0 if destination is None else compute_distance_sq(*destination, loc["lat"], loc["lon"])
+        distances[loc["location"]] = distance
+        group.append((priority, distance, loc["location"], loc))
+    group.sort()
+    ranked.extend(group)
 
 
 def compute_cover(available: dict[str, int], needs: list[Item]) -> list[Item]:
@@ -194,38 +221,44 @@ def plan_allocation(
     """Choose up to `slots` locations for `needs`; return the plan and what stays unserved."""
     excluded = order["declined_at"]
     skus = [need["sku"] for need in needs]
-    known = get_allocatable(state, skus)
-    listed = list(known)
+    holders = {sku: set(locations) for sku, locations in get_allocatable(state, skus).items()}
+    known: dict[str, dict[str, int]] = {}
     plan: list[tuple[Location, list[Item]]] = []
     if order["pickup"] is not None and order["pickup"] not in excluded and slots > 0:
         store = get_location(state, order["pickup"])
         if store is not None and store["active"] and not is_at_capacity(state, ctx, store):
-            cover = compute_cover(get_available(state, known, store["location"], skus), needs)
+            cover = compute_cover(get_available(state, known, holders, store["location"]), needs)
             if cover:
                 plan.append((store, cover))
                 needs = subtract_items(needs, cover)
     destination = get_destination(state, order)
     chosen = [loc["location"] for loc, _ in plan]
-    distances: dict[str, int] = {}
-    candidates = []
-    for location in listed:
+    pending: list[Location] = []
+    for location in sorted(set().union(*holders.values())):
         loc = get_location(state, location)
         if loc is None or not (loc["active"] and loc["ships_online"]) or location in excluded or location in chosen:
             continue
-        distance = 0 if destination is None else compute_distance_sq(*destination, loc["lat"], loc["lon"])
-        distances[location] = distance
-        candidates.append((loc["priority"], distance, location, loc))
-    candidates.sort()
+        pending.append(loc)
+    pending.sort(key=lambda loc: loc["priority"])
+    distances: dict[str, int] = {}
+    candidates: list[tuple[int, int, str, Location]] = []
     while needs and len(plan) < slots:
         wanted = sum(n["qty"] for n in needs)
         best: tuple[Any, ...] | None = None
-        for candidate in candidates:
+        index = 0
+        while index < len(candidates) or pending:
+            if index == len(candidates):
+                if best is not None and best[0][0] == 0:
+                    break
+                rank_next_priority(candidates, pending, destination, distances)
+            candidate = candidates[index]
+            index += 1
             if best is not None and best[0][0] == 0 and candidate[:2] > best[0][2:4]:
                 break
             loc = candidate[3]
             if is_at_capacity(state, ctx, loc):
                 continue
-            available = get_available(state, known, loc["location"], skus)
+            available = get_available(state, known, holders, loc["location"])
             cover = compute_cover(available, needs)
             covered = sum(c["qty"] for c in cover)
             if covered == 0:

@@ -60,7 +60,8 @@ def release_order(state: StateView, ctx: Context, order: Order) -> None:
     if order["status"] != "released":
         transition_order(order, "released", ctx)
     order["released"] = True
-    for record in get_order_fulfilments(state, order):
+    fulfilments = get_order_fulfilments(state, order)
+    for record in fulfilments:
         if record["status"] != "allocated":
             continue
         if record["virtual"]:
@@ -71,8 +72,8 @@ def release_order(state: StateView, ctx: Context, order: Order) -> None:
         else:
             set_fulfilment_status(record, "released", ctx)
         put_fulfilment(state, record)
-    invoice_shipped(state, ctx, order)
-    sync_order_status(state, ctx, order)
+    invoice_shipped(state, ctx, order, fulfilments)
+    sync_order_status(ctx, order, fulfilments)
 
 
 def settle_order(state: StateView, ctx: Context, order: Order) -> None:
@@ -85,8 +86,9 @@ def settle_order(state: StateView, ctx: Context, order: Order) -> None:
     if order["status"] in ("created", "on_hold", "cancelled"):
         return
     if order["released"]:
-        invoice_shipped(state, ctx, order)
-        sync_order_status(state, ctx, order)
+        fulfilments = get_order_fulfilments(state, order)
+        invoice_shipped(state, ctx, order, fulfilments)
+        sync_order_status(ctx, order, fulfilments)
     elif order["status"] == "intercepted":
         return
     elif is_paid(order):
@@ -145,8 +147,9 @@ def process_fulfilment_ship(state: StateView, tx: Tx, ctx: TxContext) -> dict[st
     set_fulfilment_status(record, "shipped", ctx)
     put_fulfilment(state, record)
     order = require_order(state, record["order_id"])
-    invoices = invoice_shipped(state, ctx, order)
-    sync_order_status(state, ctx, order)
+    fulfilments = get_order_fulfilments(state, order)
+    invoices = invoice_shipped(state, ctx, order, fulfilments)
+    sync_order_status(ctx, order, fulfilments)
     put_order(state, order)
     return {
         "fulfilment_id": record["fulfilment_id"],
@@ -169,6 +172,6 @@ def process_fulfilment_deliver(state: StateView, tx: Tx, ctx: TxContext) -> dict
         raise Rejected("invalid_transition", f"fulfilment {record['fulfilment_id']} is {record['status']}")
     set_fulfilment_status(record, "delivered", ctx)
     put_fulfilment(state, record)
-    sync_order_status(state, ctx, order)
+    sync_order_status(ctx, order, get_order_fulfilments(state, order))
     put_order(state, order)
     return {"fulfilment_id": record["fulfilment_id"], "status": "delivered", "order_status": order["status"]}

@@ -6,9 +6,10 @@ sold), the on-hand quantity per lot in receipt order, and a safety stock that
 allocation never takes. Available is on hand minus reserved and never goes
 below zero: a movement that would oversell is refused with `insufficient_stock`.
 Every write of a stock record keeps the allocatable index in step
-(`allocatable/<sku>/<location>` exists exactly while allocation may take some of
-the SKU there), so allocation reads the locations that hold a SKU rather than
-walking every location.
+(`allocatable/<sku>` lists, in id order, the locations where allocation may take
+some of the SKU; it holds no quantity, so a reservation that leaves some stock
+allocatable does not write it), so allocation reads the locations that hold a
+SKU, in one read, rather than walking every location.
 
 A receipt names its document (a delivery note, a purchase order): per
 receiving location a document is taken once; sent again with the same lines
@@ -191,32 +192,28 @@ def compute_allocatable(record: Stock) -> int:
 
 
 def put_stock(state: StateView, record: Stock) -> None:
-    """Write a stock record, and keep the allocatable index of its SKU in step with it: the entry of the
-    location holds what allocation may take there, and exists exactly while that is more than nothing."""
+    """Write a stock record, and keep the allocatable index of its SKU in step with it: the location is listed
+    exactly while allocation may take more than nothing there. The index holds no quantity, so it is written
+    only when the stock crosses that line, not at every reservation."""
     location, sku = record["location"], record["sku"]
     state.put(keys.stock_key(location, sku), record)
-    index = keys.allocatable_key(sku, location)
-    listed = state.get(index)
-    allocatable = compute_allocatable(record)
-    if allocatable > 0:
-        if listed is None or listed[1] != allocatable:
-            state.put(index, [location, allocatable])
-    elif listed is not None:
-        state.delete(index)
+    index = keys.allocatable_key(sku)
+    listed: list[str] = state.get(index) or []
+    if compute_allocatable(record) > 0:
+        if location not in listed:
+            state.put(index, sorted([*listed, location]))
+    elif location in listed:
+        listed.remove(location)
+        if listed:
+            state.put(index, listed)
+        else:
+            state.delete(index)
 
 
-def get_allocatable(state: StateView, skus: list[str]) -> dict[str, dict[str, int]]:
-    """Location -> what allocation may take there of each of `skus`, for the locations holding some of any of
-    them, in id order: read from the index alone, so neither the locations holding none of them nor the stock
-    records themselves cost anything."""
-    found: dict[str, dict[str, int]] = {}
-    for sku in dict.fromkeys(skus):
-        for _, entry in state.scan(keys.allocatable_prefix(sku)):
-            location, allocatable = entry
-            if location not in found:
-                found[location] = dict.fromkeys(skus, 0)
-            found[location][sku] = allocatable
-    return {location: found[location] for location in sorted(found)}
+def get_allocatable(state: StateView, skus: list[str]) -> dict[str, list[str]]:
+    """SKU -> the locations holding allocatable stock of it (in id order), for each of `skus`: read from the
+    index alone (one record per SKU), so the locations holding none of them cost nothing."""
+    return {sku: state.get(keys.allocatable_key(sku)) or [] for sku in dict.fromkeys(skus)}
 
 
 def mark_restocked(state: StateView, sku: str) -> None:

@@ -321,13 +321,13 @@ def take_invoice_lines(order: Order, fulfilments: list[Fulfilment], shipping: bo
     return lines
 
 
-def invoice_shipped(state: StateView, ctx: Context, order: Order) -> list[str]:
-    """Invoice what has shipped and is not invoiced yet, per config; returns the new numbers.
+def invoice_shipped(state: StateView, ctx: Context, order: Order, fulfilments: list[Fulfilment]) -> list[str]:
+    """Invoice what has shipped of the order's `fulfilments` (as stored, `get_order_fulfilments`) and is not
+    invoiced yet, per config; returns the new numbers.
 
-    The caller has put the fulfilments; this updates them with their invoice numbers and
-    updates `order` in memory (the caller puts it).
+    The caller has put the fulfilments; this updates them (in `fulfilments` and in the state) with their
+    invoice numbers and updates `order` in memory (the caller puts it).
     """
-    fulfilments = get_order_fulfilments(state, order)
     pending = [f for f in fulfilments if f["status"] in SENT_FULFILMENT and f["invoice"] is None]
     if not pending:
         return []

@@ -29,13 +29,9 @@ def stock_prefix(location: str | None = None) -> str:
     return "stock/" if location is None else f"stock/{location}/"
 
 
-def allocatable_key(sku: str, location: str) -> str:
-    """Present (value: the location) while the location has stock of the SKU that allocation may take."""
-    return f"allocatable/{sku}/{location}"
-
-
-def allocatable_prefix(sku: str) -> str:
-    return f"allocatable/{sku}/"
+def allocatable_key(sku: str) -> str:
+    """The locations (in id order) that hold stock of the SKU that allocation may take; absent while none does."""
+    return f"allocatable/{sku}"
 
 
 def journal_key(location: str, sku: str, seq: int) -> str:

@@ -215,12 +215,12 @@ SHIPPING_STATES: tuple[OrderStatus, ...] = ("released", "backordered", "intercep
 payments (a capture on an order whose return is awaited leaves it awaiting the return)."""
 
 
-def sync_order_status(state: StateView, ctx: TxContext | BlockContext, order: Order) -> None:
-    """Make a released order's status follow its fulfilments until they are delivered (an intercepted order
-    stays held until released)."""
+def sync_order_status(ctx: TxContext | BlockContext, order: Order, fulfilments: list[Fulfilment]) -> None:
+    """Make a released order's status follow its `fulfilments` (as stored, `get_order_fulfilments`) until they
+    are delivered (an intercepted order stays held until released)."""
     if order["status"] not in SHIPPING_STATES:
         return
-    target = compute_shipping_status(order, get_order_fulfilments(state, order))
+    target = compute_shipping_status(order, fulfilments)
     if order["status"] == "intercepted" and target in ("released", "backordered", "partially_shipped"):
         return
     if target != order["status"]:

@@ -110,8 +110,9 @@ PAYLOADS = {
 def compute_hold_reasons(
     state: StateView, ctx: TxContext, order: Order, price_mismatch: bool, is_new: bool = True
 ) -> list[str]:
-    """Why an order must wait for review (empty: it may proceed). A new order records the customer's order time
-    and is checked against the repeat window; an edited one keeps the repeat hold it had."""
+    """Why an order must wait for review (empty: it may proceed). While the repeat window is on, a new order is
+    checked against it and records the customer's order time (orders placed while it is off are not recorded,
+    so a window switched on counts from then); an edited one keeps the repeat hold it had."""
     reasons = []
     max_amount = int(ctx.config["review.max_order_amount"])
     if max_amount and order["total"] > max_amount:
@@ -121,10 +122,11 @@ def compute_hold_reasons(
         reasons.append("qty_over_limit")
     if order["customer_hash"] in ctx.config["review.blocked_customers"]:
         reasons.append("blocked_customer")
-    if is_new:
-        window = int(ctx.config["review.repeat_window_ms"])
+    window = int(ctx.config["review.repeat_window_ms"])
+    if is_new and window:
+        # with the window off nothing reads a customer's last order time, so none is kept
         customer = state.get(keys.customer_key(order["customer_hash"]))
-        if window and customer is not None and ctx.time_ms - customer["last_ms"] < window:
+        if customer is not None and ctx.time_ms - customer["last_ms"] < window:
             reasons.append("repeat_order")
         state.put(keys.customer_key(order["customer_hash"]), {"last_ms": ctx.time_ms})
     elif "repeat_order" in order["hold_reasons"]:

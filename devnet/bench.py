@@ -260,9 +260,14 @@ class _BlockWatcher:
 
 def _cpu_seconds(node: NodeInfo) -> float | None:
     """User + system CPU time of a node's process so far (None if it is not running)."""
+    return None if node.pid is None else read_cpu_seconds(node.pid)
+
+
+def read_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process `pid` so far, from `/proc` (None if it is not running)."""
     try:
-        fields = Path(f"/proc/{node.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError, TypeError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 

@@ -14,7 +14,10 @@ records why it replaced the additive hash of ADR 0002.
 A node keeps the tree's nodes beside the state (`Store`, keyed by their
 place: depth and path prefix, `node_key`) and updates it per block from the
 block's writes alone (`update_tree`): a write costs the nodes on its path,
-read and hashed again. The proof of an entry is the sibling hashes on its
+read and hashed again. The writes are sorted by path once, so the writes
+under a node are a range of that list, parted between its children by one
+bisection; a node is written only if its record changes, and a place is
+deleted only when a node leaves it. The proof of an entry is the sibling hashes on its
 path from the root (`compute_state_path`); whoever holds the key, the value
 and a certified state root checks it (`is_valid_state_path`).
 """
@@ -23,9 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, NamedTuple, Protocol
+from operator import itemgetter
+from typing import IO, Protocol
 
 EMPTY = bytes(32)
 """The hash of an empty subtree, and the root of an empty state."""
@@ -46,25 +51,6 @@ class NodeSink(Protocol):
     def __setitem__(self, key: bytes, record: bytes | None) -> None: ...
 
 
-class _Node(NamedTuple):
-    """A node while the tree is updated: its hash, and its stored record (empty bytes for an empty subtree, or
-    for one left untouched and not read)."""
-
-    hash: bytes
-    record: bytes
-
-    @property
-    def is_leaf(self) -> bool:
-        return self.record[:1] == _LEAF
-
-    @property
-    def is_inner(self) -> bool:
-        return self.record[:1] == _INNER
-
-
-_EMPTY_NODE = _Node(EMPTY, b"")
-
-
 @dataclass(frozen=True)
 class TreeUpdate:
     """A block's change of the tree: the new root, and the node records to write (None: delete)."""
@@ -83,123 +69,169 @@ def compute_leaf_hash(path: bytes, value: bytes) -> bytes:
     return hashlib.sha256(_LEAF + path + hashlib.sha256(value).digest()).digest()
 
 
+def _hash(record: bytes) -> bytes:
+    """The hash of the node whose record is `record`: a leaf's is in its record, an inner node's is its record's."""
+    if not record:
+        return EMPTY
+    return record[33:] if record[:1] == _LEAF else hashlib.sha256(record).digest()
+
+
 def _inner_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_INNER + left + right).digest()
 
 
-def _bit(path: bytes, depth: int) -> int:
-    return (path[depth >> 3] >> (7 - (depth & 7))) & 1
+def _place(depth: int, point: int) -> bytes:
+    """`node_key` of the node at `depth` on the path whose number is `point`, built in one integer."""
+    size = (depth + 7) >> 3
+    prefix = point >> (DEPTH - depth) << (-depth & 7)
+    return ((depth << (size << 3)) | prefix).to_bytes(size + 2, "big")
 
 
 def node_key(depth: int, path: bytes) -> bytes:
-    """The place of the node at `depth` on `path`: the depth, then the path's first `depth` bits."""
-    size, spare = (depth + 7) >> 3, depth & 7
-    prefix = bytearray(path[:size])
-    if spare:
-        prefix[-1] &= (0xFF << (8 - spare)) & 0xFF
-    return depth.to_bytes(2, "big") + bytes(prefix)
+    """The place of the node at `depth` on `path`: the depth (2 bytes), then the path's first `depth` bits (the
+    last byte padded with zero bits)."""
+    return _place(depth, int.from_bytes(path, "big"))
 
 
-def _with_bit(path: bytes, depth: int, bit: int) -> bytes:
-    """`path` with its bit at `depth` set to `bit` (a path into that child of the node above)."""
-    index, mask = depth >> 3, 1 << (7 - (depth & 7))
-    byte = path[index] | mask if bit else path[index] & ~mask
-    return path[:index] + bytes([byte]) + path[index + 1 :]
+def _child(depth: int, point: int, side: int) -> int:
+    """A path number under the child on `side` (0 left, 1 right) of the node at `depth` above `point`."""
+    shift = DEPTH - 1 - depth
+    return ((point >> shift) & ~1 | side) << shift
 
 
-def _leaf_node(path: bytes, leaf: bytes) -> _Node:
-    return _Node(leaf, _LEAF + path + leaf)
+_Entry = tuple[int, bytes, "bytes | None"]
+"""An entry while the tree is built or updated: its path as a number (to sort and bisect on), the path, and its
+leaf hash (None: the entry is deleted). A subtree's entries are a range of a sorted list, split by bisection."""
+
+_POINT = itemgetter(0)
 
 
-def _inner_node(left: bytes, right: bytes) -> _Node:
-    return _Node(_inner_hash(left, right), _INNER + left + right)
+def _sort_entries(leaves: Iterable[tuple[bytes, bytes | None]]) -> list[_Entry]:
+    """The entries of (path, leaf) pairs (each path once), sorted by path."""
+    return sorted((int.from_bytes(path, "big"), path, leaf) for path, leaf in leaves)
 
 
-def _load(read: ReadNode, depth: int, path: bytes, known: bytes | None = None) -> _Node:
-    """The node at `depth` on `path`; `known` is its hash as its parent's record gives it, so that a node is
-    hashed once per update (when it changes), and an empty child is not read at all."""
-    if known == EMPTY:
-        return _EMPTY_NODE
-    record = read(node_key(depth, path))
-    if record is None:
-        return _EMPTY_NODE
-    if record[:1] == _LEAF:
-        return _Node(record[33:], record)
-    return _Node(known or _inner_hash(record[1:33], record[33:]), record)
+def _split(entries: list[_Entry], depth: int, lo: int, hi: int) -> int:
+    """The first index in `lo..hi` (paths sharing their first `depth` bits) of a path whose bit `depth` is 1."""
+    shift = DEPTH - 1 - depth
+    if hi - lo == 1:  # most nodes a block reaches lie on the path of one write only
+        return hi - ((entries[lo][0] >> shift) & 1)
+    return bisect_left(entries, ((entries[lo][0] >> shift) | 1) << shift, lo, hi, key=_POINT)
 
 
-def _build(out: NodeSink, depth: int, path: bytes, leaves: list[tuple[bytes, bytes]]) -> _Node:
-    """The subtree at `depth` on `path` holding exactly `leaves` (sorted by path), its records sent to `out`."""
-    place = node_key(depth, path)
-    if not leaves:
-        out[place] = None
-        return _EMPTY_NODE
-    if len(leaves) == 1:
-        node = _leaf_node(*leaves[0])
-    else:
-        split = next((i for i, (p, _) in enumerate(leaves) if _bit(p, depth)), len(leaves))
-        left = _build(out, depth + 1, _with_bit(path, depth, 0), leaves[:split])
-        right = _build(out, depth + 1, _with_bit(path, depth, 1), leaves[split:])
-        node = _inner_node(left.hash, right.hash)
-    out[place] = node.record
-    return node
+def _build(out: NodeSink, depth: int, entries: list[_Entry], lo: int, hi: int) -> tuple[bytes, bytes]:
+    """The subtree at `depth` holding exactly the entries `lo..hi` (at least one, none deleted): its hash and
+    record, its records sent to `out` (an empty child has none)."""
+    point, path, leaf = entries[lo]
+    if hi - lo == 1:
+        assert leaf is not None
+        record = _LEAF + path + leaf
+        out[_place(depth, point)] = record
+        return leaf, record
+    split = _split(entries, depth, lo, hi)
+    left = _build(out, depth + 1, entries, lo, split)[0] if split > lo else EMPTY
+    right = _build(out, depth + 1, entries, split, hi)[0] if split < hi else EMPTY
+    record = _INNER + left + right
+    out[_place(depth, point)] = record
+    return hashlib.sha256(record).digest(), record
 
 
-def _join(read: ReadNode, out: NodeSink, depth: int, path: bytes, left: _Node, right: _Node) -> _Node:
-    """The node above `left` and `right`: a lone leaf under an empty sibling moves up into its parent's place."""
-    place = node_key(depth, path)
-    for side, alone, other in ((0, left, right), (1, right, left)):
-        if other.hash != EMPTY:
-            continue
-        if alone.hash == EMPTY:
-            out[place] = None
-            return _EMPTY_NODE
-        child = _with_bit(path, depth, side)
-        if not alone.record:  # untouched: read it to see whether it is a leaf
-            alone = _load(read, depth + 1, child, alone.hash)
-        if alone.is_leaf:
-            out[node_key(depth + 1, child)] = None
-            out[place] = alone.record
-            return alone
-    node = _inner_node(left.hash, right.hash)
-    out[place] = node.record
-    return node
+def _build_all(out: NodeSink, depth: int, entries: list[_Entry]) -> tuple[bytes, bytes]:
+    """The subtree at `depth` holding exactly `entries` (b"" for the record of an empty one)."""
+    return _build(out, depth, entries, 0, len(entries)) if entries else (EMPTY, b"")
+
+
+_Child = tuple[bytes, "bytes | None"]
+"""A child during an update: its hash, and its record (None: untouched and not read)."""
 
 
 def _update(
-    read: ReadNode, out: NodeSink, depth: int, path: bytes, node: _Node, items: list[tuple[bytes, bytes | None]]
-) -> _Node:
-    """The subtree at `depth` on `path`, now `node`, after `items` (path, leaf or None to delete; sorted, not
-    empty, all under this subtree)."""
-    if not node.is_inner:
-        merged = dict(items)
-        if node.is_leaf and node.record[1:33] not in merged:
-            merged[node.record[1:33]] = node.hash
-        leaves = sorted((p, leaf) for p, leaf in merged.items() if leaf is not None)
-        return _build(out, depth, path, leaves)
-    split = next((i for i, (p, _) in enumerate(items) if _bit(p, depth)), len(items))
-    children = []
-    for side, part, stored in ((0, items[:split], node.record[1:33]), (1, items[split:], node.record[33:])):
-        child = _with_bit(path, depth, side)
-        if part:
-            children.append(_update(read, out, depth + 1, child, _load(read, depth + 1, child, stored), part))
-        else:
-            children.append(_Node(stored, b""))
-    return _join(read, out, depth, path, children[0], children[1])
+    read: ReadNode, out: NodeSink, depth: int, entries: list[_Entry], lo: int, hi: int, known: bytes | None
+) -> tuple[bytes, bytes]:
+    """The subtree at `depth` whose hash was `known` (as its parent's record gives it; None for the root) after
+    the writes `lo..hi` (at least one, all under it): its hash and record. Only the written paths are read and
+    walked; a child no write reaches keeps its hash, and an empty child is not read."""
+    point = entries[lo][0]
+    place = _place(depth, point)
+    stored = b"" if known == EMPTY else read(place) or b""
+    if stored[:1] != _INNER:
+        return _rebuild(out, depth, place, entries, lo, hi, stored)
+    split = _split(entries, depth, lo, hi)
+    left: _Child = (stored[1:33], None)
+    right: _Child = (stored[33:], None)
+    if split > lo:
+        left = _update(read, out, depth + 1, entries, lo, split, left[0])
+    if split < hi:
+        right = _update(read, out, depth + 1, entries, split, hi, right[0])
+    return _join(read, out, depth, point, place, stored, left, right)
+
+
+def _rebuild(
+    out: NodeSink, depth: int, place: bytes, entries: list[_Entry], lo: int, hi: int, stored: bytes
+) -> tuple[bytes, bytes]:
+    """The subtree at `depth` (at `place`), a leaf or empty (`stored`, its record, b"" when empty), after the
+    writes `lo..hi`: built again from the written entries and the stored leaf unless a write replaces it."""
+    kept = [entry for entry in entries[lo:hi] if entry[2] is not None]
+    if stored:
+        point = int.from_bytes(stored[1:33], "big")
+        at = bisect_left(entries, point, lo, hi, key=_POINT)
+        if at == hi or entries[at][0] != point:
+            insort(kept, (point, stored[1:33], stored[33:]))
+    if len(kept) > 1:
+        return _build(out, depth, kept, 0, len(kept))
+    if not kept:
+        if stored:
+            out[place] = None
+        return EMPTY, b""
+    _, path, leaf = kept[0]
+    assert leaf is not None
+    record = _LEAF + path + leaf
+    if record != stored:
+        out[place] = record
+    return leaf, record
+
+
+def _join(
+    read: ReadNode,
+    out: NodeSink,
+    depth: int,
+    point: int,
+    place: bytes,
+    stored: bytes,
+    left: _Child,
+    right: _Child,
+) -> tuple[bytes, bytes]:
+    """The node at `depth` on `point` (at `place`) above `left` and `right`, where `stored` was (b"": nothing): an
+    inner node, or, when one side is empty, the other side's lone leaf moved up into this place."""
+    if left[0] == EMPTY or right[0] == EMPTY:
+        side, (alone, record) = (1, right) if left[0] == EMPTY else (0, left)
+        if alone == EMPTY:
+            if stored:
+                out[place] = None
+            return EMPTY, b""
+        child = _place(depth + 1, _child(depth, point, side))
+        if record is None:  # untouched: read it to see whether it is a leaf
+            record = read(child) or b""
+        if record[:1] == _LEAF:
+            out[child] = None
+            out[place] = record
+            return alone, record
+    record = _INNER + left[0] + right[0]
+    if record != stored:
+        out[place] = record
+    return hashlib.sha256(record).digest(), record
 
 
 def update_tree(read: ReadNode, writes: Mapping[bytes, bytes | None]) -> TreeUpdate:
     """The tree after `writes` (key -> new value, None: deleted) to the state whose tree `read` reads, without
-    changing it: the new root and the node records to store."""
+    changing it: the new root and the node records to store (none for a node that stays as it is)."""
+    if not writes:
+        return TreeUpdate(_hash(read(_place(0, 0)) or b""))
     out: dict[bytes, bytes | None] = {}
-    root = _load(read, 0, EMPTY)
-    if writes:
-        items = sorted(
-            (path, None if value is None else compute_leaf_hash(path, value))
-            for path, value in ((compute_path(key), value) for key, value in writes.items())
-        )
-        root = _update(read, out, 0, items[0][0], root, items)
-    return TreeUpdate(root.hash, out)
+    paths = [(compute_path(key), value) for key, value in writes.items()]
+    entries = _sort_entries((path, None if value is None else compute_leaf_hash(path, value)) for path, value in paths)
+    root, _ = _update(read, out, 0, entries, 0, len(entries), None)
+    return TreeUpdate(root, out)
 
 
 def compute_leaf(key: bytes, value: bytes) -> tuple[bytes, bytes]:
@@ -211,7 +243,7 @@ def compute_leaf(key: bytes, value: bytes) -> tuple[bytes, bytes]:
 def build_tree(leaves: Iterable[tuple[bytes, bytes]], out: NodeSink) -> bytes:
     """The root of the tree over a whole state given as its leaves (`compute_leaf` of each entry, each key once,
     in any order), its node records sent to `out`; see `TreeBuilder` for a state too large for memory."""
-    return _build(out, 0, EMPTY, sorted(leaves)).hash
+    return _build_all(out, 0, _sort_entries(leaves))[0]
 
 
 class _Discard:
@@ -274,17 +306,17 @@ class TreeBuilder:
         while depth > 0:
             depth -= 1
             level = [
-                _combine(sink, depth, bytes([pair << (8 - depth)]) + bytes(31), level[2 * pair], level[2 * pair + 1])
-                for pair in range(len(level) // 2)
+                _combine(sink, depth, pair, level[2 * pair], level[2 * pair + 1]) for pair in range(len(level) // 2)
             ]
-        return level[0].hash
+        return level[0][0]
 
-    def _build_bucket(self, out: NodeSink, bucket: int, depth: int) -> _Node:
+    def _build_bucket(self, out: NodeSink, bucket: int, depth: int) -> tuple[bytes, bytes]:
         spool = self._spools[bucket]
         spool.seek(0)
         data = spool.read()
-        leaves = sorted((data[i : i + 32], data[i + 32 : i + 64]) for i in range(0, len(data), 64))
-        return _build(out, depth, bytes([bucket << (8 - depth)]) + bytes(31), leaves)
+        return _build_all(
+            out, depth, _sort_entries((data[i : i + 32], data[i + 32 : i + 64]) for i in range(0, len(data), 64))
+        )
 
     def close(self) -> None:
         for spool in self._spools:
@@ -297,9 +329,10 @@ _SPOOL_BUFFER = 1024
 """Write buffer of each spool file of a `TreeBuilder`."""
 
 
-def _combine(out: NodeSink, depth: int, path: bytes, left: _Node, right: _Node) -> _Node:
-    """The node above two complete subtrees, in canonical form (`_join` when neither needs reading)."""
-    return _join(_no_reads, out, depth, path, left, right)
+def _combine(out: NodeSink, depth: int, index: int, left: _Child, right: _Child) -> tuple[bytes, bytes]:
+    """The node at `depth`, the `index`th of its level, above two complete subtrees (`_join` with no reads)."""
+    point = index << (DEPTH - depth)
+    return _join(_no_reads, out, depth, point, _place(depth, point), b"", left, right)
 
 
 def _no_reads(place: bytes) -> bytes | None:
@@ -322,8 +355,7 @@ def compute_prefix(path: bytes, bits: int) -> int:
 def compute_subtree_root(depth: int, leaves: Iterable[tuple[bytes, bytes]]) -> bytes:
     """The node at `depth` above exactly `leaves` (path and leaf hash, every path with the same first `depth`
     bits): in the tree of any state whose entries under that node are these, it has this hash."""
-    ordered = sorted(leaves)
-    return _build(_Discard(), depth, ordered[0][0] if ordered else EMPTY, ordered).hash
+    return _build_all(_Discard(), depth, _sort_entries(leaves))[0]
 
 
 def combine_subtree_roots(subtrees: Sequence[tuple[bytes, int]]) -> bytes:
@@ -346,18 +378,25 @@ def _combine_counted(left: tuple[bytes, int], right: tuple[bytes, int]) -> tuple
     return _inner_hash(left[0], right[0]), count
 
 
+def _bit(point: int, depth: int) -> int:
+    """The bit at `depth` of the path whose number is `point` (0: left, 1: right)."""
+    return (point >> (DEPTH - 1 - depth)) & 1
+
+
 def compute_state_path(read: ReadNode, key: bytes) -> tuple[bytes, ...] | None:
     """The sibling hashes from the root down to the entry of `key`, or None if the state holds no such key."""
     path = compute_path(key)
+    point = int.from_bytes(path, "big")
     siblings = []
-    node = _load(read, 0, path)
+    record = read(_place(0, point)) or b""
     depth = 0
-    while node.is_inner:
-        bit = _bit(path, depth)
-        siblings.append(node.record[1:33] if bit else node.record[33:])
+    while record[:1] == _INNER:
+        bit = _bit(point, depth)
+        siblings.append(record[1:33] if bit else record[33:])
+        child = record[33:] if bit else record[1:33]
         depth += 1
-        node = _load(read, depth, path, node.record[33:] if bit else node.record[1:33])
-    if not node.is_leaf or node.record[1:33] != path:
+        record = b"" if child == EMPTY else read(_place(depth, point)) or b""
+    if record[:1] != _LEAF or record[1:33] != path:
         return None
     return tuple(siblings)
 
@@ -367,10 +406,11 @@ def is_valid_state_path(key: bytes, value: bytes, siblings: tuple[bytes, ...], r
     if len(siblings) >= DEPTH or any(len(sibling) != 32 for sibling in siblings):
         return False
     path = compute_path(key)
+    point = int.from_bytes(path, "big")
     node = compute_leaf_hash(path, value)
     for depth in range(len(siblings) - 1, -1, -1):
         sibling = siblings[depth]
-        node = _inner_hash(sibling, node) if _bit(path, depth) else _inner_hash(node, sibling)
+        node = _inner_hash(sibling, node) if _bit(point, depth) else _inner_hash(node, sibling)
     return node == root
 
 

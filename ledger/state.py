@@ -11,22 +11,29 @@ the store commits and what the state commitment is updated with.
 A view lives for one block (or one query) over a base that does not change
 meanwhile, so it keeps what it read from the base: a key read by every order
 of a block (a SKU, a location, a stock record) costs one base read per block.
-It also keeps the decoded form of flat records (a map of strings, numbers,
-booleans and nulls, such as a SKU or a location) while their stored bytes stay
-the same, and hands out a copy of it: a shallow copy of a flat map is a new
-record, so callers may still mutate what they read.
+It also keeps what it read of each key until the key is written (or a
+savepoint that wrote it is rolled back), so a key read again, such as the
+locations every order of a block weighs, costs a lookup rather than a walk
+down the layers: flat records (a map or list of strings, numbers, booleans
+and nulls, such as a SKU, a location or an index entry) decoded, handed out
+as a copy (a shallow copy of a flat map is a new record, so callers may still
+mutate what they read), the others as their bytes, decoded at each read.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from ledger.encoding import decode, encode
 
 _LEAVES = frozenset({str, int, bool, bytes, type(None)})
 """Types of the values a flat record holds."""
+
+
+def _entry_key(entry: tuple[bytes, bytes | None]) -> bytes:
+    return entry[0]
 
 
 class StateReader(Protocol):
@@ -54,26 +61,35 @@ class MemoryState:
 class StateView:
     """Layered read/write view over a `StateReader`.
 
-    The bottom layer (the block's writes so far) keeps its keys sorted as well, so a prefix scan
-    costs a binary search there rather than a pass over every key the block wrote.
+    Every layer keeps its keys sorted as well, so a prefix scan costs a binary search in each layer rather
+    than a pass over every key the block (or the open tx, such as an import of a hundred orders) wrote.
     """
 
     def __init__(self, base: StateReader) -> None:
         self._base = base
         self._layers: list[dict[bytes, bytes | None]] = [{}]
-        self._sorted: list[bytes] = []
-        """Keys of the bottom layer, in order."""
+        self._sorted: list[list[bytes]] = [[]]
+        """The keys of each layer, in order."""
         self._read: dict[bytes, bytes | None] = {}
         """What this view has read from the base, by key."""
         self._scanned: dict[bytes, list[tuple[bytes, bytes]]] = {}
         """What this view has scanned from the base, by prefix."""
-        self._decoded: dict[bytes, tuple[bytes, dict[str, Any] | list[Any] | None]] = {}
-        """Key -> (stored bytes, their decoded form if it is a flat map or list, else None), see `_decode`."""
+        self._decoded: dict[bytes, tuple[bytes | None, dict[str, Any] | list[Any] | None]] = {}
+        """Key -> (the bytes it holds in this view, or None; their decoded form if a flat map or list, else None):
+        what was read of keys not written since (`_decode`)."""
+        self._changes = 0
+        """Writes and rollbacks so far: a scan keeps what it decodes only if none came since it began."""
 
     def _write(self, key: bytes, value: bytes | None) -> None:
+        self._decoded.pop(key, None)
+        self._changes += 1
+        self._place(key, value)
+
+    def _place(self, key: bytes, value: bytes | None) -> None:
+        """Set `key` in the top layer (what it holds there decoded is the caller's to forget)."""
         layer = self._layers[-1]
-        if len(self._layers) == 1 and key not in layer:
-            insort(self._sorted, key)
+        if key not in layer:
+            insort(self._sorted[-1], key)
         layer[key] = value
 
     def get_raw(self, key: bytes) -> bytes | None:
@@ -90,27 +106,34 @@ class StateView:
         value = read[key] = self._base.get_state(key)
         return value
 
-    def _decode(self, key: bytes, raw: bytes) -> Any:
-        """Decode the value `raw` stored under `key`; a flat map or list is decoded once while `raw` is stored (each
-        reader gets a copy of its own)."""
-        known = self._decoded.get(key)
-        if known is not None and known[0] is raw:
-            flat = known[1]
-            return decode(raw, check=False) if flat is None else flat.copy()
+    def _decode(self, key: bytes, raw: bytes | None, keep: bool = True) -> Any:
+        """Decode the value `raw` stored under `key` (None: no value); with `keep`, remember it (a flat map or
+        list decoded, anything else as bytes) until `key` is written (each reader gets a copy of its own)."""
+        if raw is None:
+            if keep:
+                self._decoded[key] = (None, None)
+            return None
         value = decode(raw, check=False)
         kind = type(value)
         if (kind is dict and all(type(item) in _LEAVES for item in value.values())) or (
             kind is list and all(type(item) in _LEAVES for item in value)
         ):
-            self._decoded[key] = (raw, value)
+            if keep:
+                self._decoded[key] = (raw, value)
             return value.copy()
-        self._decoded[key] = (raw, None)
+        if keep:
+            self._decoded[key] = (raw, None)
         return value
 
     def get(self, key: str) -> Any | None:
         raw_key = key.encode()
-        raw = self.get_raw(raw_key)
-        return None if raw is None else self._decode(raw_key, raw)
+        known = self._decoded.get(raw_key)
+        if known is None:
+            return self._decode(raw_key, self.get_raw(raw_key))
+        raw, flat = known
+        if flat is not None:
+            return flat.copy()
+        return None if raw is None else decode(raw, check=False)
 
     def put(self, key: str, value: Any) -> None:
         self._write(key.encode(), encode(value))
@@ -125,42 +148,52 @@ class StateView:
         scanned = self._scanned.get(raw_prefix)
         if scanned is None:
             scanned = self._scanned[raw_prefix] = list(self._base.scan_state(raw_prefix))
-        merged: dict[bytes, bytes | None] = dict(scanned)
-        bottom = self._layers[0]
-        ordered = self._sorted
-        for index in range(bisect_left(ordered, raw_prefix), len(ordered)):
-            key = ordered[index]
-            if not key.startswith(raw_prefix):
-                break
-            merged[key] = bottom[key]
-        for layer in self._layers[1:]:
-            for key, value in layer.items():
-                if key.startswith(raw_prefix):
-                    merged[key] = value
-        ordered_keys = sorted(merged)
-        start = 0 if after is None else bisect_right(ordered_keys, after.encode())
-        for key in ordered_keys[start:]:
-            value = merged[key]
-            if value is not None:
-                yield key.decode(), self._decode(key, value)
+        written: dict[bytes, bytes | None] = {}
+        for layer, ordered in zip(self._layers, self._sorted, strict=True):
+            for index in range(bisect_left(ordered, raw_prefix), len(ordered)):
+                key = ordered[index]
+                if not key.startswith(raw_prefix):
+                    break
+                written[key] = layer[key]
+        entries: Sequence[tuple[bytes, bytes | None]]
+        if written:
+            merged: dict[bytes, bytes | None] = dict(scanned)
+            merged.update(written)
+            entries = sorted(merged.items())
+        else:
+            entries = scanned
+        start = 0 if after is None else bisect_right(entries, after.encode(), key=_entry_key)
+        changes = self._changes
+        for key, value in entries[start:]:
+            if value is None:
+                continue
+            known = self._decoded.get(key)
+            if known is not None and known[0] is value:
+                flat = known[1]
+                yield key.decode(), decode(value, check=False) if flat is None else flat.copy()
+            else:
+                # what is read here is what the view held when the scan began: kept only if nothing changed since
+                yield key.decode(), self._decode(key, value, keep=changes == self._changes)
 
     def begin(self) -> None:
         self._layers.append({})
+        self._sorted.append([])
 
     def commit(self) -> None:
         if len(self._layers) < 2:
             raise RuntimeError("commit without begin")
         top = self._layers.pop()
-        if len(self._layers) == 1:
-            for key, value in top.items():
-                self._write(key, value)
-        else:
-            self._layers[-1].update(top)
+        self._sorted.pop()
+        for key, value in top.items():
+            self._place(key, value)
 
     def rollback(self) -> None:
         if len(self._layers) < 2:
             raise RuntimeError("rollback without begin")
-        self._layers.pop()
+        for key in self._layers.pop():
+            self._decoded.pop(key, None)
+        self._sorted.pop()
+        self._changes += 1
 
     def writes(self) -> dict[bytes, bytes | None]:
         """The net writes of all committed layers (None means deleted)."""

@@ -5,7 +5,10 @@ peer is ahead and this node made no progress through consensus since the
 last look (or since it started, or the replica asked for it with
 `RequestSync`), it runs block sync: blocks arrive in batches with their
 commit certificates, are verified by `p2p.sync`, then re-executed here and
-committed like any decided block.
+committed like any decided block, except that a synced block is not waited
+to reach the disk: the whole run is synced once, at its end (a killed node
+loses none of it; a power cut may lose its last blocks, whole, and the node
+fetches them again).
 When it is done the replica is told, and joins consensus at the new head
 (whose stored certificate proves that head in later view changes).
 
@@ -75,7 +78,7 @@ class CatchUp:
             if stored is None or stored.hash() != block.hash():
                 raise InvalidBlock(f"block {block.height} from sync conflicts with the committed block")
             return
-        receipts = self.executor.commit(block, certificate)
+        receipts = self.executor.commit(block, certificate, sync=False)
         self.on_applied(block, receipts)
 
     async def run(self) -> None:
@@ -88,12 +91,12 @@ class CatchUp:
             wanted = self._wanted.is_set()
             self._wanted.clear()
             try:
-                await self._catch_up(wanted or self.executor.head()[0] == last_height)
+                await self.catch_up_once(wanted or self.executor.head()[0] == last_height)
             except LedgerError as exc:
                 log.warning("catch-up round failed, retrying in the next one: %s: %s", exc.code, exc)
             last_height = self.executor.head()[0]
 
-    async def _catch_up(self, stalled: bool) -> None:
+    async def catch_up_once(self, stalled: bool) -> None:
         """One round: sync if some peer is ahead and this node is `stalled` (or was asked to)."""
         height = self.executor.head()[0]
         heights = await self.sync.poll_status()
@@ -125,7 +128,10 @@ class CatchUp:
 
     async def _sync(self) -> None:
         height, head_hash = self.executor.head()
-        report = await self.sync.sync(height, head_hash)
+        try:
+            report = await self.sync.sync(height, head_hash)
+        finally:
+            self.executor.store.flush()
         self.last_report = report
         if report.blocks:
             log.warning(

@@ -3,14 +3,21 @@
 Every input of the replica (a peer's message, a timer, a batch offered by the
 mempool, blocks applied by sync) is handled here, one at a time, on the
 node's event loop. The replica answers with actions, which are carried out
-in order: `Persist` is fsynced to the consensus log before any later action
-(so nothing signed is sent before it is remembered), `Send`/`Broadcast` are
+in order, except that the records a stretch of actions asks to `Persist` are
+fsynced to the consensus log together, before any other action of the
+stretch (so nothing signed is sent before it is remembered, and a primary's
+proposal and its own PREPARE cost one fsync, not two; a stretch ends at a
+`Decide` or a `RequestSync`, which no record crosses), `Send`/`Broadcast` are
 queued on the transport, `Decide` commits the block through the executor,
 timers become loop callbacks (a view timeout that falls while the node is
 syncing and its head is still moving waits: the lag is this node's, not the
 primary's; a sync that moves nothing, such as one chasing a height that a
 lying peer claims, holds no timeout back),
-and `RequestSync` starts block sync. After each commit the driver shows
+and `RequestSync` starts block sync. The wall time the loop spends in each
+stage of a round (`stage_seconds`: the replica's proposing and voting, which
+build and re-execute blocks, the consensus log's fsyncs and the commits) is
+summed for `GET /metrics`, so a round's time can be split into work on this
+node and waiting for its peers. After each commit the driver shows
 the censorship watch (`node.censorship`) the block and the mempool's oldest
 tx: at a timeout on that tx it is checked again (`recheck`; evicted if no
 longer admissible) and, if still good, sent to the primary the first time
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,6 +66,11 @@ SYNC_RECHECK_S = 1.0
 
 CommitListener = Callable[[Block, list[Receipt]], None]
 
+STAGES = ("propose", "vote", "log_sync", "commit")
+"""Stages of a round timed on the loop: the replica taking a batch (the primary builds its block there), the
+replica taking a peer's message (a proposal is re-executed there), the consensus log's write and fsync, and the
+commit of a decided block with its listeners."""
+
 
 class SyncDeferral:
     """A view timeout that falls while the node syncs and its head still moves waits `SYNC_RECHECK_S` and looks
@@ -77,21 +90,33 @@ class SyncDeferral:
         return False
 
 
+BARRIERS = (Decide, RequestSync)
+"""Actions no persisted record moves across: a record after a decided block (or a sync) may speak of it."""
+
+
 def carry_out(
     actions: Sequence[Action], write: Callable[[list[dict[str, Any]]], bool], perform: Callable[[Action], None]
 ) -> bool:
-    """Carry out a replica's actions in order, each run of `Persist` records written by `write` before the next
-    action; the first write that fails (`write` answers False) ends it, and nothing after it is done (False)."""
-    pending_records: list[dict[str, Any]] = []
-    for action in actions:
-        if isinstance(action, Persist):
-            pending_records.append(action.record)
+    """Carry out a replica's actions: each stretch up to a `BARRIERS` action has its `Persist` records written by
+    one `write` (one fsync) before any of its other actions, which are then done in order, and the barrier after
+    them. A record is thus always written before every action that follows it, and a message may wait for a
+    record that follows it (a message whose record is kept but that never left is one lost on the way). The
+    first write that fails (`write` answers False) ends it, and nothing of its stretch or after is done (False)."""
+    stretch: list[Action] = []
+    for action in [*actions, None]:
+        if action is not None and not isinstance(action, BARRIERS):
+            stretch.append(action)
             continue
-        if pending_records and not write(pending_records):
+        records = [done.record for done in stretch if isinstance(done, Persist)]
+        if records and not write(records):
             return False
-        pending_records = []
-        perform(action)
-    return not pending_records or write(pending_records)
+        for done in stretch:
+            if not isinstance(done, Persist):
+                perform(done)
+        stretch = []
+        if action is not None:
+            perform(action)
+    return True
 
 
 class ConsensusDriver:
@@ -131,8 +156,11 @@ class ConsensusDriver:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.timeouts = SyncDeferral()
         """Holds back a view timeout while sync moves the head."""
-        self._batch_scheduled = False
+        self._batch_offer: asyncio.TimerHandle | None = None
+        """The scheduled offer of the mempool to the replica, if one is."""
         self.dropped_messages = 0
+        self.stage_seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        """Wall seconds the loop spent in each of `STAGES` since start."""
         self.halted: str | None = None
         """Why the replica was stopped from signing (the consensus log could not be written), or None."""
 
@@ -151,7 +179,7 @@ class ConsensusDriver:
             self.dropped_messages += 1
             log.info("dropped consensus message from %s: %s", sender, exc)
             return
-        self._run(self.replica.on_message(sender, message))
+        self._run(self._timed("vote", self.replica.on_message, sender, message))
 
     def on_synced(self) -> None:
         """Blocks were applied by sync up to the store's head."""
@@ -161,17 +189,22 @@ class ConsensusDriver:
         self._compact()
         self.offer_batch_soon()
 
-    def offer_batch_soon(self) -> None:
-        """Offer the mempool to the replica after a short wait that lets the batch fill."""
-        if self._batch_scheduled or not len(self.mempool):
+    def offer_batch_soon(self, at_once: bool = False) -> None:
+        """Offer the mempool to the replica after a short wait that lets the batch fill; `at_once` (after a
+        commit, when the txs waiting have waited a whole round) on the loop's next turn, sooner than a wait
+        already set."""
+        if not len(self.mempool) or (self._batch_offer is not None and not at_once):
             return
-        self._batch_scheduled = True
-        asyncio.get_running_loop().call_later(self.batch_wait_s, self._offer_batch)
+        if self._batch_offer is not None:
+            self._batch_offer.cancel()
+        self._batch_offer = asyncio.get_running_loop().call_later(
+            0 if at_once else self.batch_wait_s, self._offer_batch
+        )
 
     def _offer_batch(self) -> None:
-        self._batch_scheduled = False
+        self._batch_offer = None
         if len(self.mempool) and not self.halted:
-            self._run(self.replica.on_batch(self.mempool.batch(self.max_block_txs)))
+            self._run(self._timed("propose", self.replica.on_batch, self.mempool.batch(self.max_block_txs)))
 
     def _on_timer(self, name: str) -> None:
         self._timers.pop(name, None)
@@ -179,6 +212,14 @@ class ConsensusDriver:
             self._timers[name] = asyncio.get_running_loop().call_later(SYNC_RECHECK_S, self._on_timer, name)
             return
         self._run(self.replica.on_timeout(name))
+
+    def _timed(self, stage: str, call: Callable[..., Sequence[Action]], *args: Any) -> Sequence[Action]:
+        """`call(*args)`, its wall time added to `stage`."""
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            self.stage_seconds[stage] += time.perf_counter() - started
 
     # -- actions ------------------------------------------------------------------
 
@@ -191,11 +232,14 @@ class ConsensusDriver:
 
     def _write(self, records: list[dict[str, Any]]) -> bool:
         """Append records to the consensus log; on failure halt and answer False."""
+        started = time.perf_counter()
         try:
             self.wal.append(records)
         except LogWriteFailed as exc:
             self._halt(exc)
             return False
+        finally:
+            self.stage_seconds["log_sync"] += time.perf_counter() - started
         return True
 
     def _compact(self) -> None:
@@ -240,12 +284,14 @@ class ConsensusDriver:
             raise TypeError(f"unknown consensus action {action!r}")
 
     def _commit(self, block: Block, certificate: CommitCertificate) -> None:
+        started = time.perf_counter()
         receipts = self.executor.commit(block, certificate)
         self._commits_since_compaction += 1
         for listener in self.listeners:
             listener(block, receipts)
+        self.stage_seconds["commit"] += time.perf_counter() - started
         self._watch_oldest_tx(block)
-        self.offer_batch_soon()
+        self.offer_batch_soon(at_once=True)
 
     def _watch_oldest_tx(self, block: Block) -> None:
         """Show the censorship watch the committed block and the mempool's oldest tx; at a timeout on that tx,
@@ -261,6 +307,8 @@ class ConsensusDriver:
             self._run(self.replica.on_stuck_tx())
 
     def close(self) -> None:
+        if self._batch_offer is not None:
+            self._batch_offer.cancel()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

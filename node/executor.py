@@ -124,10 +124,10 @@ class Executor:
         """The set that certifies block `height`: exact up to the head's next height, as scheduled beyond it."""
         return self.get_membership().validator_set(height)
 
-    def commit(self, block: Block, certificate: CommitCertificate) -> list[Receipt]:
+    def commit(self, block: Block, certificate: CommitCertificate, sync: bool = True) -> list[Receipt]:
         """Write a decided block with its certificate and results in one atomic batch, with the change feed's
         events, the list indexes, the lot index, the money per day and the analytics totals derived from what it
-        changed."""
+        changed; with `sync` False, not waiting for the disk (`Store.commit_block`)."""
         execution = self._scratch.pop(block.hash(), None)
         if execution is None:
             self.check_block(block)
@@ -143,7 +143,9 @@ class Executor:
             **compute_low_stock_writes(changes),
             **compute_analytics_writes(changes),
         }
-        self.store.commit_block(block, certificate, execution.receipts, execution.writes, execution.tree, derived)
+        self.store.commit_block(
+            block, certificate, execution.receipts, execution.writes, execution.tree, derived, sync=sync
+        )
         self._scratch.clear()
         return execution.receipts
 

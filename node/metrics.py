@@ -154,6 +154,15 @@ class NodeCollector(Collector):
             "Consensus messages from peers that could not be decoded.",
             node.driver.dropped_messages,
         )
+        stages = CounterMetricFamily(
+            "oms_consensus_stage_seconds",
+            "Wall seconds the event loop spent in each stage of the consensus rounds: propose (the primary builds "
+            "its block), vote (a proposal is re-executed), log_sync (consensus log fsync), commit.",
+            labels=["stage"],
+        )
+        for stage, seconds in node.driver.stage_seconds.items():
+            stages.add_metric([stage], seconds)
+        yield stages
 
     def _collect_mempool(self) -> Iterator[Metric]:
         mempool = self.node.mempool

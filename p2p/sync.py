@@ -3,7 +3,8 @@
 `BlockSync.sync(height, head_hash)` asks every trusted peer for its height,
 then, while some peer is ahead, fetches the next batch of blocks with their
 commit certificates from the highest such peer (prefetching the following
-batch while the current one is applied). Each block must be the next height,
+batch while the current one is applied: the loop runs between blocks, so the
+next batch is asked for, served and read meanwhile). Each block must be the next height,
 for our chain, link to our head by `prev_hash`, carry the tx root of its txs,
 and hold a certificate with a quorum of good signatures from the validator
 set of its height (`validators`: blocks are applied one by one, so the set of
@@ -291,6 +292,7 @@ class BlockSync:
             report.txs += len(block.txs)
             if self.progress is not None:
                 self.progress(report.height, report.target)
+            await asyncio.sleep(0)
         return head_hash
 
     def _refuse(self, report: SyncReport, peer_id: str, reason: str) -> None:

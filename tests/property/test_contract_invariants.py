@@ -136,6 +136,11 @@ class Shop(RuleBasedStateMachine):
         found = [record for _, record in self.ledger.state.scan(prefix)]
         return [r for r in found if not statuses or r["status"] in statuses]
 
+    def allocatable(self, location: str, sku: str) -> int:
+        """What allocation may take of `sku` at `location`: available less the safety stock."""
+        stock = self.ledger.state.get(f"stock/{location}/{sku}")
+        return 0 if stock is None else max(stock["on_hand"] - stock["reserved"] - stock["safety"], 0)
+
     @initialize(stocked=st.integers(0, 3), backorders=st.sampled_from([True, True, False]), provider_only=st.booleans())
     def stock_up(self, stocked: int, backorders: bool, provider_only: bool) -> None:
         """Some stock at the three locations of `org-0` (little, in some runs); most runs keep orders the stock
@@ -481,10 +486,9 @@ class Shop(RuleBasedStateMachine):
 
     @rule(location=st.sampled_from(LOCATIONS[:3]), qty=st.integers(0, 2))
     def safety(self, location: str, qty: int) -> None:
-        before = self.ledger.state.get(f"allocatable/TEE/{location}")
+        before = self.allocatable(location, "TEE")
         receipt = self.send("store-1", "stock.safety", {"location": location, "sku": "TEE", "qty": qty})
-        after = self.ledger.state.get(f"allocatable/TEE/{location}")
-        if receipt["ok"] and (after[1] if after else 0) > (before[1] if before else 0):
+        if receipt["ok"] and self.allocatable(location, "TEE") > before:
             assert "TEE" in (self.ledger.state.get("restock/new") or []), "lowering safety stock re-sources"
 
     # Time and configuration
@@ -560,15 +564,12 @@ class Shop(RuleBasedStateMachine):
             if not record["virtual"]:
                 for item in record["lines"]:
                     open_reservations[(record["location"], item["sku"])] += item["qty"]
-        allocatable = {
-            f"allocatable/{stock['sku']}/{stock['location']}": [
-                stock["location"],
-                stock["on_hand"] - stock["reserved"] - stock["safety"],
-            ]
-            for _, stock in state.scan("stock/")
-            if stock["on_hand"] - stock["reserved"] > stock["safety"]
-        }
-        assert dict(state.scan("allocatable/")) == allocatable, "the index allocation reads is exact, quantities too"
+        allocatable: dict[str, list[str]] = defaultdict(list)
+        for _, stock in state.scan("stock/"):
+            if stock["on_hand"] - stock["reserved"] > stock["safety"]:
+                allocatable[f"allocatable/{stock['sku']}"].append(stock["location"])
+        listed = {key: sorted(locations) for key, locations in allocatable.items()}
+        assert dict(state.scan("allocatable/")) == listed, "the index allocation reads is exact"
         for _, stock in state.scan("stock/"):
             where = (stock["location"], stock["sku"])
             assert stock["on_hand"] - stock["reserved"] >= 0, where

@@ -140,13 +140,14 @@ def location_payload(name: str, **fields: Any) -> dict[str, Any]:
 def test_allocation_reads_only_the_locations_that_hold_the_skus(ledger: Ledger) -> None:
     receive(ledger, "WH1", "TEE", 2)
     receive(ledger, "WH2", "MUG", 1)
-    assert [key for key, _ in ledger.state.scan("allocatable/")] == ["allocatable/MUG/WH2", "allocatable/TEE/WH1"]
+    receive(ledger, "WH1", "MUG", 1)
+    assert dict(ledger.state.scan("allocatable/")) == {"allocatable/MUG": ["WH1", "WH2"], "allocatable/TEE": ["WH1"]}
     ok(ledger.submit("store-1", "stock.safety", {"location": "WH2", "sku": "MUG", "qty": 1}))
-    assert [key for key, _ in ledger.state.scan("allocatable/MUG/")] == [], "safety stock is not allocatable"
+    assert ledger.state.get("allocatable/MUG") == ["WH1"], "safety stock is not allocatable"
     order = ok(create(ledger, "A", [{"sku": "TEE", "qty": 2}]))
-    assert [key for key, _ in ledger.state.scan("allocatable/")] == [], "all of it is reserved"
+    assert dict(ledger.state.scan("allocatable/")) == {"allocatable/MUG": ["WH1"]}, "all of it is reserved"
     ok(ledger.submit("channel-1", "order.cancel", {"order_id": order["order_id"]}))
-    assert [key for key, _ in ledger.state.scan("allocatable/")] == ["allocatable/TEE/WH1"], "released"
+    assert dict(ledger.state.scan("allocatable/")) == {"allocatable/MUG": ["WH1"], "allocatable/TEE": ["WH1"]}
 
 
 def test_empty_locations_cost_an_order_nothing_and_an_organisation_registers_a_bounded_number() -> None:
@@ -212,6 +213,15 @@ def test_price_mismatch_and_repeat_order_hold_and_operator_decides(ledger: Ledge
     assert ok(ledger.submit("operator-1", "order.approve", {"order_id": held["order_id"]}))["status"] == "allocated"
     assert ok(ledger.submit("operator-1", "order.reject", {"order_id": again["order_id"]}))["status"] == "cancelled"
     refused(ledger.submit("operator-1", "order.approve", {"order_id": held["order_id"]}), "invalid_transition")
+
+
+def test_repeat_window_counts_the_orders_placed_while_it_is_on(ledger: Ledger) -> None:
+    receive(ledger, "WH1", "TEE", 5)
+    assert ok(create(ledger, "A", [{"sku": "TEE", "qty": 1}]))["hold_reasons"] == []
+    assert list(ledger.state.scan("customer/")) == [], "with the window off no order time is kept"
+    ledger.set_config("review.repeat_window_ms", 60_000)
+    assert ok(create(ledger, "B", [{"sku": "TEE", "qty": 1}]))["hold_reasons"] == []
+    assert ok(create(ledger, "C", [{"sku": "TEE", "qty": 1}]))["hold_reasons"] == ["repeat_order"]
 
 
 def test_unpaid_order_is_cancelled_by_block_time_and_its_stock_released(ledger: Ledger) -> None:

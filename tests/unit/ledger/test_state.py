@@ -53,3 +53,49 @@ def test_mutating_a_read_value_does_not_change_state() -> None:
     order = view.get("order")
     order["lines"].append(2)
     assert view.get("order") == {"lines": [1]}
+
+
+def test_a_read_kept_is_forgotten_when_its_key_is_written() -> None:
+    view = StateView(MemoryState({b"location/a": encode({"active": True})}))
+    assert view.get("location/a") == {"active": True}
+    view.begin()
+    view.put("location/a", {"active": False})
+    assert view.get("location/a") == {"active": False}
+    view.begin()
+    view.delete("location/a")
+    assert view.get("location/a") is None
+    view.rollback()
+    assert view.get("location/a") == {"active": False}
+    view.rollback()
+    assert view.get("location/a") == {"active": True}
+
+
+def test_a_savepoint_rolled_back_takes_what_was_read_of_its_writes_with_it() -> None:
+    view = StateView(MemoryState())
+    assert view.get("sku/a") is None
+    view.begin()
+    view.put("sku/a", {"price": 5})
+    assert view.get("sku/a") == {"price": 5}
+    assert list(view.scan("sku/")) == [("sku/a", {"price": 5})]
+    view.rollback()
+    assert view.get("sku/a") is None
+    assert list(view.scan("sku/")) == []
+
+
+def test_a_scan_answers_the_values_it_began_with_and_keeps_none_written_since() -> None:
+    view = StateView(MemoryState({b"o/1": encode({"n": 1}), b"o/2": encode({"n": 2})}))
+    entries = view.scan("o/")
+    assert next(entries) == ("o/1", {"n": 1})
+    view.put("o/2", {"n": 3})
+    assert next(entries) == ("o/2", {"n": 2})
+    assert view.get("o/2") == {"n": 3}
+
+
+def test_each_read_of_a_kept_record_is_a_copy_of_its_own() -> None:
+    view = StateView(MemoryState({b"location/a": encode({"lat": 1}), b"order/1": encode({"lines": [1]})}))
+    first = view.get("location/a")
+    first["lat"] = 2
+    assert view.get("location/a") == {"lat": 1}
+    order = view.get("order/1")
+    order["lines"].append(2)
+    assert view.get("order/1") == {"lines": [1]}

@@ -1,6 +1,8 @@
 """The consensus driver: its watch on the mempool's oldest tx (forwarded to the primary, then a censoring primary is
 suspected; a dead tx evicted),
-and its halt when the consensus log cannot be written (nothing unpersisted leaves)."""
+and its halt when the consensus log cannot be written (nothing unpersisted leaves), and the loop time of each stage
+of a round; how it carries out a replica's actions (the records of a stretch fsynced together) and offers the next
+batch at once after a commit."""
 
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from consensus.messages import Prepare, Timeout, decode_message, encode_message, sign_message
+from consensus.actions import Action, CancelTimer, Decide, Persist, RequestSync, SetTimer
+from consensus.messages import Prepare, PrePrepare, Timeout, decode_message, encode_message, sign_message
 from consensus.replica import RESUME_TIMER, VIEW_TIMER
-from ledger.block import Block
+from ledger.block import Block, CommitCertificate, Receipt
 from ledger.commitment import EMPTY as EMPTY_ROOT
 from ledger.encoding import decode
 from ledger.tx import Tx, decode_tx
 from node.censorship import STUCK_AFTER_BLOCKS
-from node.driver import CONSENSUS_KIND, ConsensusDriver, SyncDeferral
+from node.driver import CONSENSUS_KIND, ConsensusDriver, SyncDeferral, carry_out
 from node.mempool import Mempool
 from node.wal import ConsensusLog, LogFile, LogWriteFailed, recover_records
 from p2p.gossip import TXS_KIND
@@ -178,8 +181,9 @@ def test_a_failed_consensus_log_write_halts_the_replica_and_nothing_leaves(
     with pytest.raises(LogWriteFailed):
         driver.wal.append([])
     monkeypatch.setattr(FullDisk, "broken", False)
-    # A torn write is cut at restart; a whole record whose fsync failed may stay (it was signed, never sent).
-    assert len(recover_records(path)) == (0 if fail == "write" else 1)
+    # A torn write is cut at restart; whole records whose fsync failed may stay (signed, never sent): the
+    # proposal and the primary's own PREPARE, written together.
+    assert len(recover_records(path)) == (0 if fail == "write" else 2)
 
 
 def test_a_view_timeout_waits_while_sync_moves_the_head_and_only_then():
@@ -189,3 +193,126 @@ def test_a_view_timeout_waits_while_sync_moves_the_head_and_only_then():
     assert not timeouts.defers(VIEW_TIMER, is_syncing=True, height=9), "a sync that moved nothing holds nothing back"
     assert not timeouts.defers(VIEW_TIMER, is_syncing=False, height=12)
     assert not timeouts.defers(RESUME_TIMER, is_syncing=True, height=20), "only the view timer waits"
+
+
+def test_the_loop_time_of_each_round_stage_is_summed(tmp_path: Path) -> None:
+    cluster = Cluster.make(4)
+    mempool = Mempool()
+    mempool.add(cluster.txs(1)[0], 100, now_ms=0)
+    driver = ConsensusDriver(
+        cluster.replicas["node-0"],
+        ConsensusLog(tmp_path / "consensus.wal"),
+        executor=None,  # type: ignore[arg-type]  # nothing is decided here
+        mempool=mempool,
+        transport=RecordingTransport(),  # type: ignore[arg-type]
+        max_block_txs=10,
+        batch_wait_ms=10,
+        request_sync=lambda height: None,
+    )
+
+    async def propose() -> None:
+        driver._offer_batch()
+        driver.close()
+
+    asyncio.run(propose())
+    assert driver.stage_seconds["propose"] > 0, "the primary built and proposed its block"
+    assert driver.stage_seconds["log_sync"] > 0, "and persisted what it signed"
+    assert driver.stage_seconds["vote"] == 0 == driver.stage_seconds["commit"], "no message came, nothing was decided"
+
+
+def test_a_stretch_of_actions_writes_its_records_together_first_and_none_across_a_decided_block() -> None:
+    certificate = CommitCertificate(1, 0, EMPTY.hash(), ())
+    actions: list[Action] = [
+        Persist({"n": 1}),
+        SetTimer(VIEW_TIMER, 100),
+        Persist({"n": 2}),
+        CancelTimer(RESUME_TIMER),
+        Decide(EMPTY, certificate),
+        Persist({"n": 3}),
+        RequestSync(4),
+        SetTimer(RESUME_TIMER, 0),
+    ]
+    writes: list[list[dict[str, int]]] = []
+    done: list[Action] = []
+    assert carry_out(actions, lambda records: writes.append(records) is None, done.append)
+    assert writes == [[{"n": 1}, {"n": 2}], [{"n": 3}]], "one write a stretch; the decided block ends a stretch"
+    assert done == [actions[1], actions[3], actions[4], actions[6], actions[7]], "the rest in order"
+    writes.clear()
+    done.clear()
+    failing = iter([True, False])
+    assert not carry_out(actions, lambda records: next(failing), done.append)
+    assert done == [actions[1], actions[3], actions[4]], "nothing of the stretch whose write failed, nor after"
+
+
+class CountingLogFile(LogFile):
+    """The real log file, counting its fsyncs."""
+
+    syncs = 0
+
+    def sync(self) -> None:
+        CountingLogFile.syncs += 1
+        super().sync()
+
+
+def primary_driver(tmp_path: Path, cluster: Cluster, mempool: Mempool, batch_wait_ms: int) -> ConsensusDriver:
+    return ConsensusDriver(
+        cluster.replicas["node-0"],
+        ConsensusLog(tmp_path / "consensus.wal", opener=CountingLogFile),
+        executor=CommittingExecutor(),  # type: ignore[arg-type]
+        mempool=mempool,
+        transport=RecordingTransport(),  # type: ignore[arg-type]
+        max_block_txs=10,
+        batch_wait_ms=batch_wait_ms,
+        request_sync=lambda height: None,
+    )
+
+
+class CommittingExecutor:
+    """Commits whatever it is given (the driver's own steps around a commit are what is tested)."""
+
+    def commit(self, block: Block, certificate: CommitCertificate) -> list[Receipt]:
+        return []
+
+
+def test_a_primary_fsyncs_its_proposal_and_its_own_prepare_once_before_either_leaves(tmp_path: Path) -> None:
+    cluster = Cluster.make(4)
+    mempool = Mempool()
+    mempool.add(cluster.txs(1)[0], 100, now_ms=0)
+    driver = primary_driver(tmp_path, cluster, mempool, batch_wait_ms=10)
+    CountingLogFile.syncs = 0
+
+    async def propose() -> None:
+        driver._offer_batch()
+        driver.close()
+
+    asyncio.run(propose())
+    sent = [decode_message(body) for _, _, body in driver.transport.sent]  # type: ignore[attr-defined]
+    assert [type(m) for m in sent] == [PrePrepare, Prepare]
+    assert CountingLogFile.syncs == 1, "both records in one fsync"
+    assert [r["type"] for r in recover_records(tmp_path / "consensus.wal")] == ["signed", "signed"]
+
+
+def test_after_a_commit_the_waiting_txs_are_offered_at_once_and_a_new_tx_waits_for_its_batch(
+    tmp_path: Path,
+) -> None:
+    cluster = Cluster.make(4)
+    mempool = Mempool()
+    driver = primary_driver(tmp_path, cluster, mempool, batch_wait_ms=60_000)
+    certificate = CommitCertificate(1, 0, EMPTY.hash(), ())
+
+    async def commit_with_txs_waiting() -> tuple[int, int]:
+        mempool.add(cluster.txs(1)[0], 100, now_ms=0)
+        driver.offer_batch_soon()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        waited = len(driver.transport.sent)  # type: ignore[attr-defined]
+        driver._commit(EMPTY, certificate)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        offered = len(driver.transport.sent)  # type: ignore[attr-defined]
+        driver.close()
+        return waited, offered
+
+    waited, offered = asyncio.run(commit_with_txs_waiting())
+    assert waited == 0, "a tx that just came waits for its batch to fill"
+    assert offered == 2, "after a commit the primary proposes what waited (and prepares it) on the next turn"

@@ -80,6 +80,8 @@ def test_metrics_follow_commits(client: TestClient, tmp_path: Path) -> None:
     assert value(samples, "oms_block_txs_bucket", le="1.0") == value(samples, "oms_block_txs_count") == 4
     assert value(samples, "oms_block_txs_sum") == 4
     assert value(samples, "oms_block_proposal_to_commit_seconds_count") == 4
+    for stage in ("propose", "log_sync", "commit"):
+        assert value(samples, "oms_consensus_stage_seconds_total", stage=stage) > 0, stage
     assert value(samples, "oms_consensus_view") == status["view"] == 0
     assert value(samples, "oms_consensus_is_primary") == 1
     assert value(samples, "oms_mempool_txs") == value(samples, "oms_mempool_bytes") == 0

@@ -145,6 +145,22 @@ def test_apply_refusal_marks_the_peer() -> None:
     assert heights(applier) == list(range(1, 121)) and list(report.refused) == ["node-0"]
 
 
+def test_the_next_batch_is_asked_for_while_a_batch_is_applied_by_a_hook_that_never_awaits() -> None:
+    sync, applier = make_sync({"node-0": CHAIN}, batch_size=25)
+    source = sync.source
+    assert isinstance(source, MemorySyncSource)
+    requests_at: dict[int, int] = {}
+
+    def apply_at_once(block: Block, certificate: CommitCertificate) -> None:
+        requests_at[block.height] = source.requests
+        applier.applied.append(block)
+
+    sync.apply = apply_at_once
+    asyncio.run(sync.sync(0))
+    assert heights(applier) == list(range(1, 121))
+    assert requests_at[2] == requests_at[1] + 1, "the second batch was not asked for before the first one was applied"
+
+
 def test_unreachable_peers_are_skipped_not_marked() -> None:
     seed = random.Random().randrange(1000)
     sync, applier = make_sync({"node-0": CHAIN, "node-1": CHAIN}, seed=seed)
