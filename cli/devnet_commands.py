@@ -113,8 +113,10 @@ def _run_bench(args: argparse.Namespace, concurrency: int, batch: int, per_reque
         from devnet.baskets import read_olist_baskets
 
         baskets = read_olist_baskets(Path(args.baskets))
-    if min(args.orders, concurrency, batch, per_request) < 1:
-        return fail("--orders, --concurrency, --batch and --per-request must be at least 1", ExitCode.USAGE)
+    if min(args.orders, concurrency, batch, per_request, 1 if args.sample_every is None else args.sample_every) < 1:
+        return fail(
+            "--orders, --concurrency, --batch, --per-request and --sample-every must be at least 1", ExitCode.USAGE
+        )
     devnet = _devnet(args)
     profiler = None
     if getattr(args, "profile", None):
@@ -135,6 +137,7 @@ def _run_bench(args: argparse.Namespace, concurrency: int, batch: int, per_reque
             baskets=baskets,
             per_request=per_request,
             progress=not args.json,
+            sample_every=args.sample_every,
         )
         if profiler is not None:
             result["profile"] = profiler.stop(result["committed"])
@@ -159,6 +162,11 @@ def _run_bench(args: argparse.Namespace, concurrency: int, batch: int, per_reque
         print(
             f"  node {node['index']}: height {node['height']}, head {str(node['head_hash'])[:16]},"
             f" cpu {cpu} s, peak rss {rss} MB"
+        )
+    for sample in result["rss_mb_samples"]:
+        print(
+            f"  after {sample['orders']} orders: rss {', '.join(str(mb) for mb in sample['rss_mb'])} MB per node,"
+            f" of which mapped files {', '.join(str(mb) for mb in sample['rss_file_mb'])}"
         )
     if profiler is not None:
         from devnet.profile import format_table
@@ -241,6 +249,9 @@ def _workload_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--orders", type=int, required=True)
     p.add_argument("--rate", type=float, help="offer this many orders per second (default: as fast as taken)")
     p.add_argument("--baskets", help="replay the baskets of an Olist-style order_items.csv instead of synthetic ones")
+    p.add_argument(
+        "--sample-every", type=int, help="read each node's resident memory every N orders committed (rss_mb_samples)"
+    )
     p.add_argument("--json", action="store_true")
 
 

@@ -17,11 +17,15 @@ receipt, is counted in `rejected`.
 Meanwhile the caller's thread reads every new block (from the nodes in turn)
 and gives each of its orders its commit latency: block seen minus first
 submit of its tx. At the end it reads each node process's CPU time (the
-difference over the run) and peak resident memory from `/proc`.
+difference over the run) and peak resident memory from `/proc`. With
+`sample_every` it also reads each node's resident memory (VmRSS) whenever the
+orders committed pass another multiple of it (`rss_mb_samples`): how a node's
+memory follows the size of its ledger.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -76,11 +80,13 @@ def run_bench(
     per_request: int = PER_REQUEST,
     progress: bool = True,
     stall_timeout: float = 120.0,
+    sample_every: int | None = None,
 ) -> dict[str, Any]:
     """Send `orders` orders over the live nodes; returns the figures (see `cli.devnet_commands` for the keys).
 
     The run ends when every order is settled, or when no block has settled any for `stall_timeout` seconds
-    (then `committed` says how many made it)."""
+    (then `committed` says how many made it). With `sample_every`, every node's resident memory is read each
+    time the orders committed pass another multiple of it (`RssSampler`)."""
     live = [n for n in devnet.nodes if devnet.status(n.index)["up"]]
     if not live:
         raise RuntimeError("no node of the devnet is up")
@@ -116,9 +122,11 @@ def run_bench(
     for thread in threads:
         thread.start()
     watch = _BlockWatcher([devnet.client(n.index, timeout=60) for n in live], start_height, run, orders, stall_timeout)
+    sampler = RssSampler(devnet.nodes, sample_every)
     bar = tqdm(total=orders, unit="order", desc="committed", disable=not progress, leave=False)
     for committed_now in watch.progress():
         bar.update(committed_now)
+        sampler.observe(watch.committed)
     bar.close()
     for thread in threads:
         thread.join(timeout=5)
@@ -138,7 +146,8 @@ def run_bench(
         "cpu_s_per_node": [
             None if a is None or b is None else round(b - a, 2) for a, b in zip(cpu_before, cpu_after, strict=True)
         ],
-        "rss_mb_per_node": [_peak_rss_mb(node) for node in devnet.nodes],
+        "rss_mb_per_node": [read_memory_mb(node, "VmHWM") for node in devnet.nodes],
+        "rss_mb_samples": sampler.samples,
         "concurrency": concurrency,
         "batch": batch,
         "rate": rate,
@@ -272,15 +281,48 @@ def read_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _peak_rss_mb(node: NodeInfo) -> float | None:
-    """Peak resident memory of a node's process (VmHWM), in MB (None if it is not running)."""
+def read_memory_mb(node: NodeInfo, field: str = "VmRSS") -> float | None:
+    """A memory figure of a node's process from `/proc/<pid>/status` (VmRSS: resident now; VmHWM: its peak;
+    RssFile: the resident pages of files it maps), in MB (None if it is not running)."""
     try:
         for line in Path(f"/proc/{node.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         return None
     return None
+
+
+class RssSampler:
+    """Every node's resident memory, read each time the run's committed orders pass another multiple of `every`
+    (once per crossing: a block that passes two multiples gives one sample, at the orders committed then)."""
+
+    def __init__(self, nodes: list[NodeInfo], every: int | None) -> None:
+        if every is not None and every < 1:
+            raise ValueError("sample_every must be at least 1")
+        self.nodes = nodes
+        self.every = every
+        self.samples: list[dict[str, Any]] = []
+        """`{"orders": committed, "rss_mb": [MB per node, None for one not running], "rss_file_mb": [...],
+        "load_average": the machine's then}`, in the order taken; `rss_file_mb` is the part of `rss_mb` that is
+        pages of files mapped into the node (LevelDB's tables as it reads them: `ledger.store.MAX_OPEN_FILES`
+        bounds them), the rest its own memory."""
+        self._next = every or 0
+        """The orders committed at which the next sample is due."""
+
+    def observe(self, committed: int) -> None:
+        """Take a sample if `committed` reached the next multiple of `every`."""
+        if self.every is None or committed < self._next:
+            return
+        self.samples.append(
+            {
+                "orders": committed,
+                "rss_mb": [read_memory_mb(node) for node in self.nodes],
+                "rss_file_mb": [read_memory_mb(node, "RssFile") for node in self.nodes],
+                "load_average": round(os.getloadavg()[0], 2),
+            }
+        )
+        self._next = (committed // self.every + 1) * self.every
 
 
 def _settled_heads(devnet: Devnet, timeout: float = 10.0) -> list[dict[str, Any]]:

@@ -23,9 +23,11 @@ order belongs to, `node.visibility`):
 
 The totals are kept in each block's write batch, like the other derived
 views: for every order the block changed (or whose fulfilments or returns it
-changed) its contribution now replaces the one it made before, which
-`am/<order id>` keeps, and every shipment the journal records adds its units;
-so a route reads one small range of totals whatever the number of orders:
+changed) its contribution now replaces the one it made before, computed from
+the order as the committed state holds it before the block (the same records
+gave it then), and every shipment the journal records adds its units; so a
+route reads one small range of totals whatever the number of orders, and a
+block writes only the rows it moves:
 
     an/<scope>\\0<table>\\0<key (canonical encoding)>  -> {counter: n}
 
@@ -40,7 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contracts import keys
-from ledger.encoding import decode, encode
+from ledger.encoding import decode, encode, encode_unchecked
 from ledger.store import Store
 from node.changes import BlockChanges
 from node.finance import format_day
@@ -55,7 +57,6 @@ BOUNDS_MS: tuple[int, ...] = tuple(round(1_000 * 2 ** (step / 4)) for step in ra
 (the last, some 31 years, holds anything longer)."""
 
 _TOTALS = b"an/"
-_META = b"am/"
 _GONE = ("declined", "cancelled")
 """Fulfilment statuses that serve nothing."""
 
@@ -65,13 +66,19 @@ Row = tuple[str, str, tuple[str, ...]]
 Counters = dict[str, int]
 Contribution = dict[Row, Counters]
 
+Deltas = dict[Row, Counters]
+"""What to add to rows of totals (negative to take away)."""
+
+OrderRows = dict[tuple[str, tuple[str, ...]], Counters]
+"""What one order adds to each (table, key), whoever reads it."""
+
 
 def compute_bucket(elapsed_ms: int) -> int:
     """The bucket of a time: the first whose upper bound is at least that time."""
     return min(bisect.bisect_left(BOUNDS_MS, max(elapsed_ms, 0)), len(BOUNDS_MS) - 1)
 
 
-def _add(rows: dict[tuple[str, tuple[str, ...]], Counters], table: str, key: tuple[str, ...], **counts: int) -> None:
+def _add(rows: OrderRows, table: str, key: tuple[str, ...], **counts: int) -> None:
     counters = rows.setdefault((table, key), {})
     for name, count in counts.items():
         counters[name] = counters.get(name, 0) + count
@@ -81,9 +88,9 @@ def _first_time(events: list[dict[str, Any]], status: str) -> int | None:
     return next((int(event["time_ms"]) for event in events if event["status"] == status), None)
 
 
-def compute_order_rows(read: Read, order: dict[str, Any]) -> dict[tuple[str, tuple[str, ...]], Counters]:
+def compute_order_rows(read: Read, order: dict[str, Any]) -> OrderRows:
     """What one order, as the state `read` reads holds it, adds to each (table, key), whoever reads it."""
-    rows: dict[tuple[str, tuple[str, ...]], Counters] = {}
+    rows: OrderRows = {}
     currency = str(order["currency"])
     created = int(order["created_ms"])
     ordered = sum(int(line["qty"]) for line in order["lines"])
@@ -139,35 +146,52 @@ def compute_order_rows(read: Read, order: dict[str, Any]) -> dict[tuple[str, tup
     return rows
 
 
-def compute_order_contribution(read: Read, order: dict[str, Any]) -> Contribution:
-    """The order's rows under every scope that reads it."""
+def _add_rows(deltas: Deltas, scopes: list[str], rows: OrderRows, sign: int) -> None:
+    for scope in scopes:
+        for (table, key), counters in rows.items():
+            target = deltas.setdefault((scope, table, key), {})
+            for name, count in counters.items():
+                target[name] = target.get(name, 0) + sign * count
+
+
+def _subtract_rows(rows: OrderRows, taken: OrderRows) -> OrderRows:
+    """`rows` less `taken`, without the counters (and rows) that come to nothing."""
+    left: OrderRows = {}
+    for row in rows.keys() | taken.keys():
+        now, before = rows.get(row, {}), taken.get(row, {})
+        counters = {name: now.get(name, 0) - before.get(name, 0) for name in now.keys() | before.keys()}
+        moved = {name: count for name, count in counters.items() if count}
+        if moved:
+            left[row] = moved
+    return left
+
+
+def add_order(deltas: Deltas, read: Read, order: dict[str, Any]) -> None:
+    """Add to `deltas` what an order, as the state `read` reads holds it, adds to the rows of every scope that
+    reads it."""
+    _add_rows(deltas, [ALL_SCOPE, *compute_order_orgs(read, order)], compute_order_rows(read, order), 1)
+
+
+def add_order_change(
+    deltas: Deltas, old_read: Read, old: dict[str, Any] | None, read: Read, order: dict[str, Any]
+) -> None:
+    """Add to `deltas` what an order adds now (as `read` reads it) less what it added before (`old`, as
+    `old_read` reads it; None: a new order): with the same readers, only the counters that moved."""
     rows = compute_order_rows(read, order)
-    return {
-        (scope, table, key): counters
-        for scope in (ALL_SCOPE, *compute_order_orgs(read, order))
-        for (table, key), counters in rows.items()
-    }
+    scopes = [ALL_SCOPE, *compute_order_orgs(read, order)]
+    if old is not None:
+        old_rows = compute_order_rows(old_read, old)
+        old_scopes = [ALL_SCOPE, *compute_order_orgs(old_read, old)]
+        if old_scopes == scopes:
+            rows = _subtract_rows(rows, old_rows)
+        else:
+            _add_rows(deltas, old_scopes, old_rows, -1)
+    _add_rows(deltas, scopes, rows, 1)
 
 
 def _totals_key(row: Row) -> bytes:
     scope, table, key = row
-    return _TOTALS + f"{scope}\x00{table}\x00".encode() + encode(list(key))
-
-
-def _meta_key(order_id: str) -> bytes:
-    return _META + order_id.encode()
-
-
-def encode_contribution(contribution: Contribution) -> bytes:
-    return encode([[scope, table, list(key), counters] for (scope, table, key), counters in contribution.items()])
-
-
-def decode_contribution(raw: bytes) -> Contribution:
-    return {(scope, table, tuple(key)): dict(counters) for scope, table, key, counters in decode(raw)}
-
-
-Deltas = dict[Row, Counters]
-"""What to add to rows of totals (negative to take away)."""
+    return _TOTALS + f"{scope}\x00{table}\x00".encode() + encode_unchecked(list(key))
 
 
 def add_contribution(deltas: Deltas, contribution: Contribution, sign: int) -> None:
@@ -188,7 +212,7 @@ def compute_analytics_totals(deltas: Deltas, read: Callable[[bytes], bytes | Non
         for name, count in added.items():
             totals[name] = totals.get(name, 0) + count
         kept = {name: count for name, count in sorted(totals.items()) if count}
-        writes[key] = encode(kept) if kept else None
+        writes[key] = encode_unchecked(kept) if kept else None
     return writes
 
 
@@ -204,35 +228,21 @@ def add_journal_entry(deltas: Deltas, read: Read, entry: dict[str, Any]) -> None
 
 def compute_analytics_writes(changes: BlockChanges) -> dict[bytes, bytes | None]:
     """The totals after the block: each order it changed (or whose fulfilments or returns it changed) takes
-    back what it added before and adds what it adds now, and each shipment it journaled adds its units."""
+    back what it added before the block and adds what it adds now, and each shipment it journaled adds its
+    units."""
     order_ids = {new["order_id"] for _, new in changes.updated(keys.order_key(""))}
     order_ids.update(new["order_id"] for _, new in changes.updated(keys.fulfilment_key("")))
     order_ids.update(new["order_id"] for _, new in changes.updated(keys.return_key("")))
     deltas: Deltas = {}
-    writes: dict[bytes, bytes | None] = {}
     for order_id in sorted(order_ids):
         order = changes.read(keys.order_key(order_id))
         if order is None:
             continue
-        contribution = compute_order_contribution(changes.read, order)
-        old = changes.store.get_derived(_meta_key(order_id))
-        if old is not None:
-            add_contribution(deltas, decode_contribution(old), -1)
-        add_contribution(deltas, contribution, 1)
-        writes[_meta_key(order_id)] = encode_contribution(contribution)
+        add_order_change(deltas, changes.old, changes.old(keys.order_key(order_id)), changes.read, order)
     for old, new in changes.updated(keys.journal_prefix()):
         if old is None:
             add_journal_entry(deltas, changes.read, new)
-    writes.update(compute_analytics_totals(deltas, changes.store.get_derived))
-    return writes
-
-
-def rebuild_order_analytics(deltas: Deltas, read: Read, order: dict[str, Any]) -> dict[bytes, bytes | None]:
-    """From an order as the state holds it (state sync): add its contribution to `deltas` and answer its
-    record of it; the totals are written from `deltas` once every order is read."""
-    contribution = compute_order_contribution(read, order)
-    add_contribution(deltas, contribution, 1)
-    return {_meta_key(order["order_id"]): encode_contribution(contribution)}
+    return compute_analytics_totals(deltas, changes.store.get_derived)
 
 
 def read_table(

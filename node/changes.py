@@ -12,7 +12,6 @@ knowing about them.
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,7 +37,9 @@ class BlockChanges:
 
     def read(self, key: str) -> Any:
         """The decoded value of `key` after the block (None if absent)."""
-        raw_key = key.encode()
+        return self._new(key.encode())
+
+    def _new(self, raw_key: bytes) -> Any:
         if raw_key not in self.writes:
             return self._old(raw_key)
         if raw_key not in self._after:
@@ -57,13 +58,13 @@ class BlockChanges:
         return self._before[raw_key]
 
     def updated(self, prefix: str) -> Iterator[tuple[Any, Any]]:
-        """(value before or None, value after) of every key under `prefix` the block wrote and kept,
-        in key order."""
+        """(value before or None, value after) of every key under `prefix` (text, never ending in 0xff) the block
+        wrote and kept, in key order."""
         if self._kept is None:
             self._kept = sorted(k for k, v in self.writes.items() if v is not None)
         raw_prefix = prefix.encode()
-        start = bisect.bisect_left(self._kept, raw_prefix)
-        for raw_key in itertools.takewhile(
-            lambda k: k.startswith(raw_prefix), itertools.islice(self._kept, start, None)
-        ):
-            yield self._old(raw_key), self.read(raw_key.decode())
+        kept = self._kept
+        start = bisect.bisect_left(kept, raw_prefix)
+        stop = bisect.bisect_left(kept, raw_prefix[:-1] + bytes([raw_prefix[-1] + 1]), start)
+        for raw_key in kept[start:stop]:
+            yield self._old(raw_key), self._new(raw_key)

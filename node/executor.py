@@ -133,21 +133,29 @@ class Executor:
             self.check_block(block)
             execution = self._scratch.pop(block.hash())
         changes = BlockChanges(self.store, block, execution.writes)
-        feed = compute_feed_writes(changes, execution.receipts, self.genesis)
-        derived = {
-            **feed,
-            **compute_index_writes(changes),
-            **compute_finance_writes(changes),
-            **compute_lot_writes(changes),
-            **compute_backlog_writes(changes),
-            **compute_low_stock_writes(changes),
-            **compute_analytics_writes(changes),
-        }
+        derived = compute_derived_writes(changes, execution.receipts, self.genesis)
         self.store.commit_block(
             block, certificate, execution.receipts, execution.writes, execution.tree, derived, sync=sync
         )
         self._scratch.clear()
         return execution.receipts
+
+
+def compute_derived_writes(
+    changes: BlockChanges, receipts: Sequence[Receipt], genesis: Genesis
+) -> dict[bytes, bytes | None]:
+    """Everything a node derives for its readers from a block (`changes`, its txs' `receipts`): the change
+    feed, the order lists, the money per day, the lot index, the backlog, the stock below safety and the
+    analytics totals."""
+    return {
+        **compute_feed_writes(changes, receipts, genesis),
+        **compute_index_writes(changes),
+        **compute_finance_writes(changes),
+        **compute_lot_writes(changes),
+        **compute_backlog_writes(changes),
+        **compute_low_stock_writes(changes),
+        **compute_analytics_writes(changes),
+    }
 
 
 def execute_txs(

@@ -28,12 +28,19 @@ change, or `tx_id` null when the ledger made it by itself at the start of the
 block (a payment timeout cancelling an order). Events of one block are in tx
 order, the ledger's own first. A cursor is `height * 2**24 + n` (n: the
 event's place in its block) as a decimal string: `after=0` is the start, and
-a cursor stays valid across restarts. Each event is stored once, in the
-global feed (`e/<cursor>`), read by operators and auditors; each
-organisation it belongs to has an entry `eo/<org>\\0<cursor>` holding only
-the event's type, so a store's or channel's page reads its own entries
-however busy the other organisations are, and the feed, the largest thing a
-node writes, is not written again per organisation.
+a cursor stays valid across restarts.
+
+The events of a block are stored `CHUNK` at a time, in one entry per chunk
+keyed by the cursor of its last event (`e/<cursor>` -> the chunk's events,
+each encoded on its own), so a block writes a few dozen entries rather than
+one per event, and a reader after cursor `c` finds the chunk holding `c + 1`
+by seeking to the first key at or past it. Each organisation a chunk's events
+belong to has one entry under the same cursor, `eo/<org>\\0<cursor>` -> the
+cursor and type of each of its events there, so a store's or channel's page
+reads its own entries however busy the other organisations are, and decodes
+only the events it answers. A node's own events are chunks of one. Entries of
+the earlier layout (one event per `e/` entry, its type alone per `eo/` entry)
+read as chunks of one, so a node's feed reads on across an upgrade.
 A webhook outbox follows the feed by keeping the last cursor it delivered.
 """
 
@@ -97,6 +104,9 @@ PER_BLOCK = 2**24
 NODE_EVENTS_FROM = PER_BLOCK // 2
 """Where in the cursor space of the head block the node's own events go (after any event a block makes)."""
 
+CHUNK = 128
+"""Most events in one entry of the feed."""
+
 _ALL = b"e/"
 _ORG = b"eo/"
 
@@ -127,33 +137,37 @@ def compute_feed_writes(
     position = {tx.id: index for index, tx in enumerate(block.txs)}
     found = itertools.chain(_compute_events(changes), _compute_rejections(block.txs, receipts, genesis))
     events = sorted(found, key=lambda e: -1 if e.tx_id is None else position.get(e.tx_id, -1))
-    writes: dict[bytes, bytes | None] = {}
     block_hash = block.hash()
-    for n, event in enumerate(events):
-        cursor = block.height * PER_BLOCK + n
-        writes.update(
-            compute_event_writes(
-                {
-                    "cursor": str(cursor),
-                    "type": event.type,
-                    "height": block.height,
-                    "block": block_hash,
-                    "time_ms": block.header.timestamp_ms,
-                    "tx_id": event.tx_id,
-                    "orgs": event.orgs,
-                    "data": event.data,
-                }
-            )
-        )
+    records = [
+        {
+            "cursor": str(block.height * PER_BLOCK + n),
+            "type": event.type,
+            "height": block.height,
+            "block": block_hash,
+            "time_ms": block.header.timestamp_ms,
+            "tx_id": event.tx_id,
+            "orgs": event.orgs,
+            "data": event.data,
+        }
+        for n, event in enumerate(events)
+    ]
+    writes: dict[bytes, bytes | None] = {}
+    for start in range(0, len(records), CHUNK):
+        writes.update(compute_chunk_writes(records[start : start + CHUNK]))
     return writes
 
 
-def compute_event_writes(record: dict[str, Any]) -> dict[bytes, bytes | None]:
-    """The derived entries of one event record (its `cursor`, `type` and `orgs` say where it goes)."""
-    key = _cursor_key(int(record["cursor"]))
-    writes: dict[bytes, bytes | None] = {_ALL + key: encode_unchecked(record)}
-    for org in record["orgs"]:
-        writes[_org_prefix(org) + key] = record["type"].encode()
+def compute_chunk_writes(records: Sequence[dict[str, Any]]) -> dict[bytes, bytes | None]:
+    """The derived entries of a chunk of event records of consecutive cursors: the chunk, and the cursor and type
+    of each event under each organisation it belongs to (its `orgs`)."""
+    key = _cursor_key(int(records[-1]["cursor"]))
+    writes: dict[bytes, bytes | None] = {_ALL + key: encode_unchecked([encode_unchecked(r) for r in records])}
+    own: dict[str, list[list[Any]]] = {}
+    for record in records:
+        for org in record["orgs"]:
+            own.setdefault(org, []).append([int(record["cursor"]), record["type"]])
+    for org, entries in own.items():
+        writes[_org_prefix(org) + key] = encode_unchecked(entries)
     return writes
 
 
@@ -178,7 +192,7 @@ def write_node_event(store: Store, event_type: str, *, orgs: list[str], data: di
         "orgs": orgs,
         "data": data,
     }
-    store.write_derived(compute_event_writes(record))
+    store.write_derived(compute_chunk_writes([record]))
     return cursor
 
 
@@ -377,18 +391,12 @@ def read_events(
 ) -> tuple[list[dict[str, Any]], int]:
     """Up to `limit` events after cursor `after` (those of organisation `org`, or all; of `types`, or all), as
     JSON, and the cursor of the last event read (`after` if none). At most `scan` events are read."""
-    prefix = _ALL if org is None else _org_prefix(org)
     events = []
     last = after
-    for read, (key, value) in enumerate(store.scan_derived(prefix + _cursor_key(after + 1), prefix + b"\xff" * 9), 1):
-        cursor = key[-8:]
-        last = int.from_bytes(cursor, "big")
-        if org is None:
-            event = decode(value, check=False)
-        elif types is None or value.decode() in types:
-            event = decode(_read_global(store, cursor), check=False)
-        else:
-            event = None
+    walk = _walk_all(store, after) if org is None else _walk_org(store, org, after, types)
+    for read, (cursor, raw) in enumerate(walk, 1):
+        last = cursor
+        event = None if raw is None else decode(raw, check=False)
         if event is not None and (types is None or event["type"] in types):
             del event["orgs"]
             events.append(to_json(event))
@@ -397,19 +405,62 @@ def read_events(
     return events, last
 
 
+def _walk_all(store: Store, after: int) -> Iterator[tuple[int, bytes]]:
+    """(cursor, encoded event) of every event after `after`, in cursor order."""
+    for key, value in store.scan_derived(_ALL + _cursor_key(after + 1), _ALL + b"\xff" * 9):
+        for cursor, raw in _read_chunk(key, value).items():
+            if cursor > after:
+                yield cursor, raw
+
+
+def _walk_org(store: Store, org: str, after: int, types: frozenset[str] | None) -> Iterator[tuple[int, bytes | None]]:
+    """(cursor, encoded event, or None when its type is not among `types`) of every event of `org` after
+    `after`, in cursor order; a chunk is read only for the events it answers."""
+    prefix = _org_prefix(org)
+    for key, value in store.scan_derived(prefix + _cursor_key(after + 1), prefix + b"\xff" * 9):
+        chunk: dict[int, bytes] | None = None
+        for cursor, event_type in _read_org_entry(key, value):
+            if cursor <= after:
+                continue
+            if types is not None and event_type not in types:
+                yield cursor, None
+                continue
+            if chunk is None:
+                chunk = _read_chunk(key[-8:], _read_global(store, key[-8:]))
+            yield cursor, chunk[cursor]
+
+
 def read_event(store: Store, cursor: int) -> dict[str, Any] | None:
     """The event at `cursor` as `/v1/events` shows it (None if there is none)."""
-    raw = store.get_derived(_ALL + _cursor_key(cursor))
-    if raw is None:
-        return None
-    event = decode(raw, check=False)
-    del event["orgs"]
-    result: dict[str, Any] = to_json(event)
-    return result
+    for cursor_read, raw in _walk_all(store, cursor - 1):
+        if cursor_read != cursor:
+            return None
+        event = decode(raw, check=False)
+        del event["orgs"]
+        result: dict[str, Any] = to_json(event)
+        return result
+    return None
+
+
+def _read_chunk(key: bytes, value: bytes) -> dict[int, bytes]:
+    """The encoded events of a chunk entry by cursor: consecutive, up to the cursor its key ends with (an entry
+    of the earlier layout holds one event, not a list)."""
+    items = decode(value, check=False)
+    events = items if isinstance(items, list) else [value]
+    first = int.from_bytes(key[-8:], "big") - len(events) + 1
+    return {first + n: raw for n, raw in enumerate(events)}
+
+
+def _read_org_entry(key: bytes, value: bytes) -> list[tuple[int, str]]:
+    """(cursor, type) of an organisation's events in a chunk (an entry of the earlier layout holds the type of the
+    one event its key names, as text)."""
+    if value[:1].isalpha():
+        return [(int.from_bytes(key[-8:], "big"), value.decode())]
+    return [(int(cursor), str(event_type)) for cursor, event_type in decode(value, check=False)]
 
 
 def _read_global(store: Store, cursor: bytes) -> bytes:
-    """The event an organisation's entry points at (written in the same batch, so always there)."""
+    """The chunk an organisation's entry points at (written in the same batch, so always there)."""
     raw = store.get_derived(_ALL + cursor)
     if raw is None:
         raise StoreCorrupted(f"the feed has an organisation's entry at {int.from_bytes(cursor, 'big')} but no event")

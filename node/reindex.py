@@ -24,8 +24,8 @@ derived entries are in no commitment, so a peer could send any (hide orders
 from the lists, invent a day's takings) and nothing would tell. From the
 verified state every node computes the same entries.
 
-What comes out as on a node that executed every block: each order's entries
-of every reader scope and dimension, and every day's amounts and orders. One
+What comes out as on a node that executed every block: each order's place
+in every list of every reader scope, and every day's amounts and orders. One
 thing the blocks knew and the state does not is the block time of an order's
 last change: the rebuild takes the latest time the order and its
 fulfilments, returns and documents record, which is that time unless the
@@ -38,6 +38,10 @@ blocks do.
 `mark_rebuild` is kept before the snapshot is loaded and forgotten once the
 rebuild is done, so a node stopped halfway rebuilds again when it next
 starts (writing the same entries again is harmless).
+
+A node whose lists are of the earlier layout (an entry per order and list,
+and each order's part of the analytics) deletes them and rebuilds them the
+same way when it starts; its change feed reads on as it is (`node.feed`).
 """
 
 from __future__ import annotations
@@ -56,10 +60,23 @@ from ledger.encoding import decode
 from ledger.errors import LedgerError
 from ledger.state import StateView
 from ledger.store import Store
-from node.analytics import Deltas, add_journal_entry, compute_analytics_totals, rebuild_order_analytics
+from node.analytics import (
+    Deltas,
+    add_journal_entry,
+    add_order,
+    compute_analytics_totals,
+)
 from node.backlog import compute_counts_writes, is_open
 from node.finance import DayAmounts, add_document_money, add_order_money, compute_totals_writes
-from node.indexes import compute_order_index
+from node.indexes import (
+    Moves,
+    OrderMeta,
+    add_moves,
+    compute_meta_entry,
+    compute_moves_writes,
+    compute_order_lists,
+    compute_order_place,
+)
 from node.lots import compute_lot_entry
 from node.lowstock import compute_low_stock_entry
 
@@ -73,6 +90,12 @@ LOG_EVERY = 100_000
 
 REBUILD_MARK = b"rebuild-derived"
 """Local record present while derived entries must be rebuilt from the state."""
+
+EARLIER_ANALYTICS = b"am/"
+"""Where the earlier layout kept each order's part of the analytics totals."""
+
+EARLIER_LISTS = (b"o/", b"om/", EARLIER_ANALYTICS)
+"""The entries of the earlier layout of the order lists, in the order they are deleted."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +111,34 @@ class RebuildReport:
     seconds: float
 
 
+def _past(prefix: bytes) -> bytes:
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
 def mark_rebuild(store: Store) -> None:
     """Note that the derived entries must be rebuilt (before loading a snapshot)."""
     store.write_local({REBUILD_MARK: b""})
 
 
 def needs_rebuild(store: Store) -> bool:
-    return store.get_local(REBUILD_MARK) is not None
+    """Whether the derived entries must be rebuilt: a rebuild was cut short, or the lists are of the earlier
+    layout."""
+    return store.get_local(REBUILD_MARK) is not None or has_earlier_lists(store)
+
+
+def has_earlier_lists(store: Store) -> bool:
+    """Whether the store holds order lists of the earlier layout (an entry per order and list, and each order's
+    part of the analytics), which every node wrote for its orders."""
+    return next(store.scan_derived(EARLIER_ANALYTICS, _past(EARLIER_ANALYTICS)), None) is not None
+
+
+def _forget_earlier_lists(store: Store) -> None:
+    """Delete the order lists of the earlier layout, `BATCH` entries at a time, the analytics parts last: a node
+    stopped halfway still finds them when it next starts."""
+    for prefix in EARLIER_LISTS:
+        entries = store.scan_derived(prefix, _past(prefix))
+        while batch := list(islice(entries, BATCH)):
+            store.write_derived(dict.fromkeys((key for key, _ in batch), None))
 
 
 def compute_last_change_ms(state: StateView, order: dict[str, Any]) -> int:
@@ -126,8 +170,9 @@ class Pass:
     """Records without the shape this node's code reads (left out of the lists, not fatal)."""
 
 
-def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild) -> Pass:
-    """Write what `rebuild` answers for every record under `prefix`, a batch at a time.
+def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild, lists: Moves | None = None) -> Pass:
+    """Write what `rebuild` answers for every record under `prefix`, a batch at a time, with the order lists
+    its records joined in `lists` (merged with what earlier batches wrote there).
 
     The records are certified state, written by the contracts; one that this node's code cannot read (another
     version's shape) is left out of the lists and counted, rather than keep the node from syncing or starting."""
@@ -136,6 +181,8 @@ def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild) -> Pas
     while batch := list(islice(entries, BATCH)):
         state = StateView(store)
         writes: dict[bytes, bytes | None] = {}
+        if lists is not None:
+            lists.clear()
         for key, raw in batch:
             try:
                 writes.update(rebuild(state, decode(raw, check=False)))
@@ -143,6 +190,8 @@ def _rebuild_pass(store: Store, prefix: str, what: str, rebuild: Rebuild) -> Pas
                 if not done.skipped:
                     log.warning("state sync: %s cannot be listed: %s: %s", key.decode(), type(exc).__name__, exc)
                 done.skipped += 1
+        if lists:
+            writes.update(compute_moves_writes(lists, store.get_derived))
         store.write_derived(writes)
         done.records += len(batch)
         if done.records // LOG_EVERY > (done.records - len(batch)) // LOG_EVERY:
@@ -154,15 +203,21 @@ def rebuild_derived(store: Store) -> RebuildReport:
     """Write the order indexes, the lot index and the money per day that the blocks of the store's state would
     have written, then forget the mark."""
     started = time.monotonic()
+    if has_earlier_lists(store):
+        log.warning("the order lists are of the earlier layout: rebuilding them from the state")
+        mark_rebuild(store)
+        _forget_earlier_lists(store)
     amounts: DayAmounts = {}
     deltas: Deltas = {}
+    lists: Moves = {}
 
     def rebuild_order(state: StateView, order: dict[str, Any]) -> dict[bytes, bytes | None]:
-        writes: dict[bytes, bytes | None] = dict(
-            compute_order_index(state.get, order, compute_last_change_ms(state, order))
-        )
+        updated_ms = compute_last_change_ms(state, order)
+        joined = compute_order_lists(order, OrderMeta(*compute_order_place(state.get, order), updated_ms))
+        add_order(deltas, state.get, order)
+        add_moves(lists, order["order_id"], set(), joined)
+        writes = compute_meta_entry(order, updated_ms)
         writes.update(add_order_money(amounts, order))
-        writes.update(rebuild_order_analytics(deltas, state.get, order))
         return writes
 
     def rebuild_document(state: StateView, document: dict[str, Any]) -> dict[bytes, bytes | None]:
@@ -174,7 +229,7 @@ def rebuild_derived(store: Store) -> RebuildReport:
         indexed = compute_lot_entry(entry, where[1] if where is not None and where[0] == entry["height"] else 0)
         return {} if indexed is None else {indexed[0]: indexed[1]}
 
-    orders = _rebuild_pass(store, keys.order_key(""), "orders", rebuild_order)
+    orders = _rebuild_pass(store, keys.order_key(""), "orders", rebuild_order, lists)
     documents = _rebuild_pass(store, keys.invoice_prefix(), "invoices and credit notes", rebuild_document)
     movements = _rebuild_pass(store, keys.journal_prefix(), "journal entries", rebuild_movement)
     store.write_derived(compute_totals_writes(amounts, lambda key: None))

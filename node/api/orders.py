@@ -161,9 +161,9 @@ async def list_orders(
 def summarize(store: Store, state: StateView, order_id: str) -> dict[str, Any] | None:
     """An order as lists show it, from its record and what the indexes know of it."""
     order = state.get(keys.order_key(order_id))
-    meta = get_order_meta(store, order_id)
-    if order is None or meta is None:
+    if order is None:
         return None
+    meta = get_order_meta(store, state.get, order)
     return {
         "order_id": order["order_id"],
         "channel": order["channel"],
@@ -187,8 +187,8 @@ def find_by_external_ref(
             "external_ref needs channel (the channel identity that placed the order)", at="query.channel"
         )
     order_id = get_order_by_external_ref(state, channel or reader.identity.id, external_ref)
-    meta = None if order_id is None else get_order_meta(node.store, order_id)
-    if order_id is None or meta is None or not reader.can_see(meta.orgs):
+    orgs = None if order_id is None else get_order_orgs(state.get, order_id)
+    if order_id is None or orgs is None or not reader.can_see(orgs):
         return []
     summary = summarize(node.store, state, order_id)
     return [] if summary is None else [summary]

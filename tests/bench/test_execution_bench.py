@@ -23,9 +23,7 @@ from ledger.state import StateView
 from ledger.store import Store
 from ledger.tx import Tx
 from node.changes import BlockChanges
-from node.feed import compute_feed_writes
-from node.finance import compute_finance_writes
-from node.indexes import compute_index_writes
+from node.executor import compute_derived_writes
 from tests.helpers.builders import Network, make_network
 from tests.helpers.chain import certify, make_block
 
@@ -149,14 +147,15 @@ def test_order_create_block(tmp_path: Path) -> None:
         tree = store.tree_after(writes)
         committed, committed_cpu = time.perf_counter() - started, time.process_time() - started_cpu
         block = make_block(network, height, store.head().block_hash, txs, receipts, tree.root, ctx.time_ms)
-        started = time.process_time()
-        changes = BlockChanges(store, block, writes)
-        feed = compute_feed_writes(changes, receipts, network.genesis)
-        derived = {**feed, **compute_index_writes(changes), **compute_finance_writes(changes)}
-        deriving = time.process_time() - started
+        deriving = float("inf")
+        for _ in range(RUNS):
+            started = time.process_time()
+            derived = compute_derived_writes(BlockChanges(store, block, writes), receipts, network.genesis)
+            deriving = min(deriving, time.process_time() - started)
     finally:
         store.close()
     assert all(r.ok for r in receipts), [r.message for r in receipts if not r.ok][:3]
+    derived_kib = sum(len(key) + len(value or b"") for key, value in derived.items()) / 1024
     fingerprint = hash_value(
         [[r.to_wire() for r in receipts], sorted([k, v] for k, v in writes.items() if not k.startswith(b"contract/"))]
     )
@@ -166,7 +165,7 @@ def test_order_create_block(tmp_path: Path) -> None:
         f"= {ORDERS / executed_cpu:,.0f} orders/s per core ({executed_cpu / ORDERS * 1e6:.0f} us each); "
         f"{len(writes)} keys, {sum(len(v or b'') for v in writes.values()) / 1024:.0f} KiB written; "
         f"commitment {committed * 1000:.0f} ms wall, {committed_cpu * 1000:.0f} ms CPU, "
-        f"{len(tree.nodes)} tree nodes written; feed, indexes and money per day {deriving * 1000:.0f} ms CPU "
-        f"({len(derived)} entries); state root {tree.root.hex()[:16]}, "
+        f"{len(tree.nodes)} tree nodes written; derived views {deriving * 1000:.0f} ms CPU (best of {RUNS}) "
+        f"({len(derived)} entries, {derived_kib:.0f} KiB); state root {tree.root.hex()[:16]}, "
         f"results {fingerprint.hex()[:16]} (without contract pins)"
     )

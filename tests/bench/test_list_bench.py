@@ -1,7 +1,7 @@
 """Benchmark: a page of orders by status and by date, and a page of the stock journal, at 10,000 and 1,000,000
 orders.
 
-The store is filled directly (order records, their index entries as the
+The store is filled directly (order records, their list entries as the
 executor derives them, one journal entry per order), which takes far less
 time than committing a million orders through blocks; the pages are then read
 through the same functions the API routes use. It reports figures and asserts
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from ledger.encoding import encode
+from ledger.encoding import encode, encode_unchecked
 from ledger.state import StateView
 from ledger.store import DERIVED_PREFIX, STATE_PREFIX, Store
 from node.api.orders import summarize
 from node.api.pages import collect, decode_cursor
-from node.indexes import ALL_SCOPE, OrderRange, compute_order_entries, scan_orders
+from node.indexes import ALL_SCOPE, OrderMeta, OrderRange, compute_order_lists, scan_orders
 
 pytestmark = pytest.mark.bench
 
@@ -34,7 +34,7 @@ LOCATIONS = 20
 
 
 def fill(store: Store, orders: int) -> None:
-    """`orders` orders over `LOCATIONS` locations, one a second, each with its index entries and a journal entry."""
+    """`orders` orders over `LOCATIONS` locations, one a second, each in its lists and with a journal entry."""
     db = store.raw_db()
     start_ms = 1_700_000_000_000
     batch = db.write_batch()
@@ -53,11 +53,8 @@ def fill(store: Store, orders: int) -> None:
             "fulfilments": [],
         }
         batch.put(STATE_PREFIX + f"order/{order_id}".encode(), encode(order))
-        updated = start_ms + i * 1000
-        for key in compute_order_entries(order, ["org-0"], [location], updated):
-            batch.put(DERIVED_PREFIX + key, b"")
-        meta = {"keys": [], "orgs": ["org-0"], "locations": [location], "updated_ms": updated}
-        batch.put(DERIVED_PREFIX + b"om/" + order_id.encode(), encode(meta))
+        for key in compute_order_lists(order, OrderMeta(["org-0"], [location], start_ms + i * 1000)):
+            batch.put(DERIVED_PREFIX + key, encode_unchecked([order_id]))
         entry = {"seq": i, "location": location, "sku": "TEE-M", "kind": "reservation", "delta": 0, "tx_id": None}
         batch.put(STATE_PREFIX + f"journal/{location}/TEE-M/{i:010d}".encode(), encode(entry))
         if i % 20_000 == 19_999:

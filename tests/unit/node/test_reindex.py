@@ -31,10 +31,9 @@ from tests.helpers.contracts import make_oms_network
 
 DAY_MS = 86_400_000
 
-DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/", b"an/", b"am/")
-"""Prefixes of the order index entries and meta records, the day totals, the orders of each day, the lot index, the
-fulfilment backlog per location, the SKUs below their safety stock, and the analytics totals and each order's part
-in them."""
+DERIVED = (b"o/", b"om/", b"fd/", b"fo/", b"lt/", b"fb/", b"ls/", b"an/")
+"""Prefixes of the order lists and the last changes of orders, the day totals, the orders of each day, the lot index,
+the fulfilment backlog per location, the SKUs below their safety stock, and the analytics totals."""
 
 
 @dataclass
@@ -218,3 +217,23 @@ def test_a_record_this_node_cannot_read_is_left_out_of_the_lists_not_fatal(
     assert report.skipped == 2 and not needs_rebuild(synced.store)
     assert derived(synced.store) == derived(chain.full.store)
     synced.store.close()
+
+
+def test_lists_of_the_earlier_layout_are_deleted_and_rebuilt_when_the_node_starts(chain: Chain) -> None:
+    """An entry per order and list, each order's last change as a map and its part of the analytics, as a node
+    wrote them before lists kept an entry per block: found, deleted and rebuilt to what the blocks give."""
+    orders = run_two_days(chain)
+    store = chain.full.store
+    expected = derived(store)
+    assert not needs_rebuild(store)
+    earlier: dict[bytes, bytes | None] = {}
+    for order_id in orders.values():
+        for key in (b"o/*\x00created\x00\x00" + bytes(8) + b"\x00" + order_id.encode(), b"om/" + order_id.encode()):
+            earlier[key] = b"" if key.startswith(b"o/") else encode({"keys": [], "orgs": [], "updated_ms": 0})
+        earlier[b"am/" + order_id.encode()] = encode([])
+    store.write_derived(earlier)
+    assert needs_rebuild(store)
+    rebuild_derived(store)
+    assert not needs_rebuild(store)
+    assert derived(store) == expected
+    assert not list(store.scan_derived(b"am/", b"am0"))
