@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/omsnode devnet up --nodes 4 --dir devnet-data --sample-data
 
+# Three workers on two cores: most end-to-end tests wait on node processes (consensus rounds, restarts), so a
+# third worker runs other files meanwhile. Each file stays on one worker (its devnet serves its tests in order),
+# and the workers take the longest files first (`LONG_FIRST` in tests/conftest.py) instead of the most numerous.
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 # Debian's chromium for the browser test (tests/e2e/test_page.py), which Playwright drives as it is (it never
 # downloads a browser of its own). Installed only where it is missing and apt-get can run (as root); wherever

@@ -63,8 +63,9 @@ def check_invariants(devnet: Devnet, load: OrderLoad, since: int, verify: bool =
         problems += check_acknowledged(clients, chains, bases, load)
         holder = clients[bases.index(min(bases))]
         created_min = holder.get(f"/v1/blocks/{since}")["header"]["timestamp_ms"] if since > 0 else None
-        for index, client in enumerate(clients):
-            problems += [f"node {index}: {problem}" for problem in check_stock(client, load, created_min)]
+        stocks = each(clients, lambda client: check_stock(client, load, created_min))
+        for index, found in enumerate(stocks):
+            problems += [f"node {index}: {problem}" for problem in found]
     finally:
         for client in clients:
             client.close()

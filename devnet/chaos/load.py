@@ -138,15 +138,20 @@ class OrderLoad:
             thread.join(timeout)
 
     def resolve(self, timeout: float = 60.0) -> None:
-        """Ask every node about each tx still unresolved until one reports it committed (or `timeout`)."""
+        """Ask every node about each tx still unresolved until one reports it committed, or until a pass in which
+        every node answered finds none of them pending anywhere (a tx no node holds can no longer commit: it was
+        lost with a node's mempool, or dropped), or `timeout`."""
         deadline = time.monotonic() + timeout
         while self.unresolved and time.monotonic() < deadline:
+            held = False
             for index in range(len(self.devnet.nodes)):
                 with self.devnet.client(index, timeout=REQUEST_TIMEOUT_S) as client:
                     for txid in sorted(self.unresolved):
-                        self._ask(client, index, txid)
-            if self.unresolved:
+                        held |= self._ask(client, index, txid) in ("pending", None)
+            if self.unresolved and held:
                 time.sleep(1.0)
+            else:
+                return
 
     # -- the threads --------------------------------------------------------------------
 
@@ -203,29 +208,30 @@ class OrderLoad:
                 with self.devnet.client(index, timeout=REQUEST_TIMEOUT_S) as client:
                     client.retries = 0
                     for txid in sorted(self.unresolved):
-                        if self._ask(client, index, txid) is None:
+                        if self._stop.is_set() or self._ask(client, index, txid) is None:
                             break
                 self._stop.wait(CONFIRM_PAUSE_S)
         except Exception as exc:  # reported with the run's figures
             self.errors.append(f"{type(exc).__name__}: {exc}")
 
-    def _ask(self, client: Client, index: int, txid: str) -> bool | None:
-        """Whether node `index` reports `txid` committed (recorded as its acknowledgement); None if it did not
-        answer."""
+    def _ask(self, client: Client, index: int, txid: str) -> str | None:
+        """What node `index` reports of `txid` (`committed` and `rejected` are recorded as its acknowledgement;
+        `pending`, `dropped`, or `unknown` when it does not hold it); None if it did not answer or answered with an
+        error."""
         try:
             status = client.get(f"/v1/tx/{txid}")
-        except NodeError:
-            return False
+        except NodeError as exc:
+            return "unknown" if exc.status == 404 else None
         except httpx.HTTPError:
             return None
         if status["status"] not in ("committed", "rejected"):
-            return False
+            return str(status["status"])
         result = (status.get("receipt") or {}).get("result") or {}
         ack = Ack(index, status["status"], status["height"], status["index"], result.get("order_id"))
         with self._lock:
             self.acks.setdefault(txid, ack)
             self.unresolved.discard(txid)
-        return True
+        return str(status["status"])
 
     # -- helpers --------------------------------------------------------------------
 

@@ -24,12 +24,12 @@ SHOP_TOKEN_ENV = "TEST_SHOP_TOKEN"
 @contextmanager
 def channel_network(root: Path) -> Iterator[tuple[Devnet, str]]:
     """A 4-node devnet with the sample catalogue and stock, and an API token of `channel-1` on node 0."""
-    omsnode("devnet", "up", "--nodes", "4", "--dir", str(root), "--sample-data", timeout=600)
-    devnet = Devnet(root)
-    home = str(devnet.nodes[0].home)
-    scopes = "orders:read,orders:write"
-    token = omsnode("token", "create", "--home", home, "--identity", "channel-1", "--scopes", scopes)
-    try:
+    try:  # the nodes are taken down also when bringing them up failed half-way
+        omsnode("devnet", "up", "--nodes", "4", "--dir", str(root), "--sample-data", timeout=600)
+        devnet = Devnet(root)
+        home = str(devnet.nodes[0].home)
+        scopes = "orders:read,orders:write"
+        token = omsnode("token", "create", "--home", home, "--identity", "channel-1", "--scopes", scopes)
         yield devnet, token.stdout.strip()
     finally:
         omsnode("devnet", "down", "--dir", str(root), check=False)
