@@ -182,6 +182,11 @@ def compute_tx_work(size: int) -> int:
     return max(1, -(-(size - WORK_BASE_BYTES) // WORK_UNIT_BYTES))
 
 
+def compute_block_work(block: Block) -> int:
+    """The work of a block's txs, by the measure proposals are filled by (`compute_tx_work`)."""
+    return sum(compute_tx_work(len(tx.signing_bytes()) + len(tx.signature)) for tx in block.txs)
+
+
 def has_room(block: Block, params: ConsensusParams, largest_tx_bytes: int = MAX_TX_BYTES) -> bool:
     """Could the block have held one more tx of the largest size (`largest_tx_bytes`), by the work measure
     proposals are filled by and by bytes? A proposal takes its primary's oldest txs while the next one fits, so a
@@ -303,6 +308,7 @@ __all__ = [
     "check_block_place",
     "commit_sign_bytes",
     "compute_block_tx_bytes",
+    "compute_block_work",
     "compute_receipts_root",
     "compute_tx_root",
     "compute_tx_work",

@@ -16,9 +16,13 @@ block, and a client has no signal to slow down. So the pool also takes from
 clients at most what the network committed in the last `RATE_WINDOW_MS`
 scaled to `max_wait_ms` (`on_committed` feeds the rate), and never less
 than `min_txs` (an idle network, whose rate says nothing, still takes a
-burst). A tx gossiped by a peer was admitted there and is held whatever the
-work bound (up to `max_txs`): every node then holds every admitted tx, so
-any primary can propose it, and a tx that blocks with room pass over really
+burst). Both sides count work in the units proposals are filled by
+(`ledger.block.compute_tx_work`), not txs: an `order.import` of a hundred
+orders fills the pool as about ninety single orders do, so bulk txs cannot
+queue more than the network commits before their `ttl_ms`. A tx gossiped
+by a peer was admitted there and is held whatever the work bound (up to
+`max_txs`): every node then holds every admitted tx, so any primary can
+propose it, and a tx that blocks with room pass over really
 is being passed over (the censorship watch, `node.censorship`, relies on it).
 A client refused for room is told, in `retry_after_s`, how long the pool
 takes to drain what is over the bound at the current rate (1 to 10 s): it
@@ -114,6 +118,8 @@ class SignerOverQuota(LedgerError):
 class _Entry:
     tx: Tx
     size: int
+    work: int
+    """Its weight by the measure proposals are filled by (`ledger.block.compute_tx_work`)."""
     added_ms: int
     added_room: int
     """How many committed blocks had room when the tx arrived (the caller's count)."""
@@ -165,6 +171,8 @@ class Mempool:
         self._expiries: list[tuple[int, bytes]] = []
         """Heap of (valid_until, tx id) of the txs added; ids already removed are skipped when popped."""
         self.bytes = 0
+        self.work = 0
+        """The work of the txs waiting, in the units proposals are filled by: what the wait bound limits."""
         self.evicted = 0
         """Txs dropped for waiting longer than `ttl_ms`."""
         self.refused_over_quota = 0
@@ -203,14 +211,18 @@ class Mempool:
                     f"{tx.signer} has {share.txs} txs ({share.bytes} bytes) waiting, its quota is"
                     f" {self.signer_max_txs} txs and {self.signer_max_bytes} bytes; retry once blocks take some"
                 )
-        limit = self.max_txs if from_peer else self.limit(now_ms)
-        if len(self._entries) >= limit or self.bytes + size > self.max_bytes:
+        if from_peer:
+            held, limit = len(self._entries) + 1, self.max_txs
+        else:
+            held, limit = self.work + compute_tx_work(size), self.limit(now_ms)
+        if held > limit or self.bytes + size > self.max_bytes:
             self.evict_stale(now_ms)
-            if len(self._entries) >= limit or self.bytes + size > self.max_bytes:
+            held = len(self._entries) + 1 if from_peer else self.work + compute_tx_work(size)
+            if held > limit or self.bytes + size > self.max_bytes:
                 raise MempoolFull(
-                    f"mempool is full ({len(self._entries)} txs, {self.bytes} bytes; it takes {limit} txs,"
-                    f" about {self.max_wait_ms or 0} ms of the network's work); retry later",
-                    self._retry_after_s(len(self._entries) + 1 - limit, now_ms),
+                    f"mempool is full ({len(self._entries)} txs of {self.work} units of work, {self.bytes} bytes;"
+                    f" it takes {limit} units, about {self.max_wait_ms or 0} ms of the network's work); retry later",
+                    self._retry_after_s(held - limit, now_ms),
                 )
 
     def add(self, tx: Tx, size: int, now_ms: int, room: int = 0, from_peer: bool = False) -> bool:
@@ -221,7 +233,8 @@ class Mempool:
             return False
         self.require_room(tx, size, now_ms, from_peer)
         self._dropped.pop(tx.id, None)
-        self._entries[tx.id] = _Entry(tx, size, now_ms, room, now_ms)
+        self._entries[tx.id] = _Entry(tx, size, compute_tx_work(size), now_ms, room, now_ms)
+        self.work += self._entries[tx.id].work
         if is_keyed(tx.nonce):
             self._keyed.setdefault((tx.signer, tx.nonce), tx.id)
         heapq.heappush(self._expiries, (tx.valid_until, tx.id))
@@ -231,10 +244,11 @@ class Mempool:
         share.bytes += size
         return True
 
-    def on_committed(self, txs: int, now_ms: int) -> None:
-        """A block of `txs` txs was committed at `now_ms` (feeds the commit rate that bounds the pool)."""
-        self._commits.append((now_ms, txs))
-        self._committed_in_window += txs
+    def on_committed(self, work: int, now_ms: int) -> None:
+        """A block of `work` units (`ledger.block.compute_block_work`) was committed at `now_ms` (feeds the commit
+        rate that bounds the pool)."""
+        self._commits.append((now_ms, work))
+        self._committed_in_window += work
         self._forget_commits_before(now_ms - RATE_WINDOW_MS)
 
     def _forget_commits_before(self, cutoff_ms: int) -> None:
@@ -242,8 +256,8 @@ class Mempool:
             self._committed_in_window -= self._commits.popleft()[1]
 
     def rate(self, now_ms: int) -> float:
-        """Txs the network committed per millisecond over the last `RATE_WINDOW_MS`, or since the first commit of
-        that window if it came later (at least `MIN_RATE_SPAN_MS`): after idle time the rate is that of the
+        """Work (units) the network committed per millisecond over the last `RATE_WINDOW_MS`, or since the first
+        commit of that window if it came later (at least `MIN_RATE_SPAN_MS`): after idle time the rate is that of the
         blocks since, not diluted by the pause."""
         self._forget_commits_before(now_ms - RATE_WINDOW_MS)
         if not self._committed_in_window:
@@ -252,13 +266,14 @@ class Mempool:
         return self._committed_in_window / min(span, RATE_WINDOW_MS)
 
     def limit(self, now_ms: int) -> int:
-        """How many txs the pool takes now: `max_txs`, or the work of `max_wait_ms` at the commit rate."""
+        """How much work (units) the pool takes from clients now: `max_txs`, or the work of `max_wait_ms` at the
+        commit rate, never less than `min_txs`."""
         if self.max_wait_ms is None:
             return self.max_txs
         return max(self.min_txs, min(self.max_txs, int(self.rate(now_ms) * self.max_wait_ms)))
 
     def _retry_after_s(self, excess: int, now_ms: int) -> int:
-        """Seconds the network takes, at its current rate, to commit `excess` txs (1 to `MAX_RETRY_AFTER_S`)."""
+        """Seconds the network takes, at its current rate, to commit `excess` units (1 to `MAX_RETRY_AFTER_S`)."""
         rate = self.rate(now_ms)
         if rate <= 0:
             return RETRY_AFTER_S
@@ -284,7 +299,7 @@ class Mempool:
         out: list[Tx] = []
         weight = 0
         for entry in self._entries.values():
-            weight += compute_tx_work(entry.size)
+            weight += entry.work
             if weight > max_txs and out:
                 break
             out.append(entry.tx)
@@ -313,6 +328,7 @@ class Mempool:
             if entry is None:
                 continue
             self.bytes -= entry.size
+            self.work -= entry.work
             share = self._shares[entry.tx.signer]
             share.txs -= 1
             share.bytes -= entry.size

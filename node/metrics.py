@@ -170,7 +170,8 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily("oms_mempool_bytes", "Encoded size of the txs in the mempool.", mempool.bytes)
         yield GaugeMetricFamily(
             "oms_mempool_limit_txs",
-            "Txs the mempool takes now (its count bound, or the work of its wait bound at the commit rate).",
+            "Work the mempool takes from clients now, in the units proposals are filled by (a single order is one;"
+            " its count bound, or the work of its wait bound at the commit rate).",
             mempool.limit(self.node.clock()),
         )
         yield CounterMetricFamily(

@@ -18,7 +18,7 @@ from typing import Any
 
 from consensus.replica import Replica
 from contracts import load_contracts
-from ledger.block import Block, CommitCertificate, Receipt, has_room
+from ledger.block import Block, CommitCertificate, Receipt, compute_block_work, has_room
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis, Identity
 from ledger.keys import PrivateKey
@@ -444,7 +444,7 @@ class Node:
         self.mempool.remove([tx.id for tx in block.txs])
         self.mempool.drop_expired(block.height + 1)
         self.last_commit_ms = self.clock()
-        self.mempool.on_committed(len(block.txs), self.last_commit_ms)
+        self.mempool.on_committed(compute_block_work(block), self.last_commit_ms)
         if has_room(block, self.genesis.consensus):
             self.blocks_with_room += 1
         self.commits.notify()

@@ -203,3 +203,18 @@ def test_the_waiting_tx_of_an_idempotency_key_is_found_until_it_leaves():
     assert pool.find_keyed("channel-1", nonce) == first
     pool.drop(first.id, Dropped.STALE)
     assert pool.find_keyed("channel-1", nonce) is None
+
+
+def test_the_work_bound_weighs_a_bulk_tx_as_the_units_it_fills_a_block_with():
+    pool = Mempool(max_txs=1_000, max_wait_ms=1_000, min_txs=10)
+    bulk_size = WORK_BASE_BYTES + 4 * WORK_UNIT_BYTES  # four units of work each
+    first, second, third, single = txs(4)
+    assert pool.add(first, bulk_size, now_ms=0) and pool.add(second, bulk_size, now_ms=0)
+    assert pool.work == 8 and len(pool) == 2
+    with pytest.raises(MempoolFull):
+        pool.add(third, bulk_size, now_ms=0)  # 12 units over a bound of 10, though only 3 txs
+    assert pool.add(single, 100, now_ms=0), "two more single units still fit"
+    pool.remove([first.id])
+    assert pool.work == 5 and pool.add(third, bulk_size, now_ms=0)
+    pool.on_committed(4_000, now_ms=1)
+    assert pool.limit(now_ms=1_000) == 1_000, "the rate is learnt in units too: 4,000 in a second, capped"
